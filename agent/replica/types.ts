@@ -1,0 +1,103 @@
+// The replica protocol's vocabulary: the lecture's names. The protocol itself
+// (core.ts) is a deterministic state machine: Events in, Actions out. Sockets, clocks
+// and processes live at the edge (runtime.ts on hosts, test/sim on the simulator).
+import type { EntryBody, GuestInput, IoRequest, Output, ReplicationMode, Snapshot } from '../vmm/types.js'
+
+export type ReplicaId = string
+export type Role = 'primary' | 'backup' | 'live' | 'halted' | 'joining'
+// primary: has a backup (logging channel up or expected); outputs wait for acks.
+// live:    went live alone (no backup); outputs are released at once.
+// backup:  replays entries; outputs suppressed.
+// joining: a fresh replica waiting for the snapshot of a live primary.
+// halted:  lost the test-and-set, or was told to stop; does nothing more.
+
+/** One entry on the logging channel. `n` counts from 1 within a generation. */
+export interface LogEntry {
+  gen: number
+  n: number
+  body: EntryBody
+  /** primary's state hash after this entry, every `hashEvery` entries (divergence check) */
+  hash?: string
+}
+
+/** Logging channel, primary ⇄ backup. */
+export type PeerMsg =
+  | { t: 'entries'; gen: number; entries: LogEntry[]; releasedThrough: number }
+  | { t: 'ack'; gen: number; n: number }
+  | { t: 'heartbeat'; gen: number; from: ReplicaId; last: number; releasedThrough: number }
+  | { t: 'snapshot'; gen: number; from: ReplicaId; last: number; snapshot: Snapshot }
+  | { t: 'snapshot-ack'; gen: number; from: ReplicaId }
+  | { t: 'diverged'; gen: number; n: number; primaryHash: string; backupHash: string }
+
+/** Disk-server protocol: block store, test-and-set per generation, fencing. */
+export type DiskReq =
+  | { id: number; op: 'read'; block: number }
+  | { id: number; op: 'write'; gen: number; from: ReplicaId; block: number; data: Uint8Array }
+  | { id: number; op: 'flush' }
+  | { id: number; op: 'tas'; gen: number; from: ReplicaId }
+  /** begin generation `gen` with this live primary (lab start, restore redundancy). Only the current live replica (or anyone, for gen 1 on an empty store) may ask. */
+  | { id: number; op: 'generation'; gen: number; from: ReplicaId; primary: ReplicaId; backup: ReplicaId | null }
+  | { id: number; op: 'status' }
+
+export type DiskRes =
+  | { id: number; ok: true; data?: Uint8Array; winner?: ReplicaId; status?: DiskStatus }
+  | { id: number; ok: false; error: 'fenced' | 'tas-lost' | 'stale-generation' | 'bad-request' | 'io'; message: string; winner?: ReplicaId }
+
+export interface DiskStatus {
+  gen: number
+  live: ReplicaId | null
+  backup: ReplicaId | null
+  tasWinner: ReplicaId | null
+  blocks: number
+  writes: number
+  fenced: number
+}
+
+export interface ReplicaConfig {
+  id: ReplicaId
+  peer: ReplicaId | null
+  mode: ReplicationMode
+  /** heartbeat interval, ms */
+  heartbeatMs: number
+  /** silence on the logging channel longer than this makes the peer suspect, ms */
+  suspectMs: number
+  /** test-and-set request retried after this long without an answer, ms */
+  diskRetryMs: number
+  /** primary's logging-channel buffer: unacked entries before the primary stalls */
+  maxUnackedEntries: number
+  maxUnackedBytes: number
+  /** at most this many entries in one 'entries' message (batching under load) */
+  batchEntries: number
+  /** a state hash goes into every `hashEvery`-th entry */
+  hashEvery: number
+}
+
+/** What the edge tells the protocol. `now` is a monotonic clock in ms. */
+export type Event =
+  | { t: 'tick'; now: number }
+  | { t: 'peer'; now: number; msg: PeerMsg }
+  | { t: 'input'; now: number; input: GuestInput }
+  | { t: 'disk'; now: number; res: DiskRes }
+  | { t: 'io-done'; now: number; id: number } // reserved: completion of a released output the edge tracks
+
+/** What the protocol asks the edge to do. */
+export type Action =
+  | { t: 'send-peer'; msg: PeerMsg }
+  | { t: 'send-disk'; req: DiskReq }
+  /** release an output to the world (reply to a client; disk writes go out as send-disk) */
+  | { t: 'release'; out: Output; entry: number; heldMs: number }
+  | { t: 'io'; req: IoRequest }
+  | { t: 'role'; role: Role; gen: number; reason: string }
+  | { t: 'stall'; on: boolean }
+  | { t: 'telemetry'; ev: Telemetry }
+
+/** Things worth showing and recording; never needed for correctness. */
+export type Telemetry =
+  | { k: 'entry'; n: number; bytes: number; input: string }
+  | { k: 'ack'; n: number }
+  | { k: 'suspect'; peer: ReplicaId | null; silentMs: number }
+  | { k: 'tas'; gen: number; result: 'won' | 'lost' | 'unreachable' }
+  | { k: 'go-live'; gen: number; replayed: number; reemitted: number }
+  | { k: 'diverged'; n: number; primaryHash: string; backupHash: string }
+  | { k: 'dropped'; what: string; why: string }
+  | { k: 'snapshot'; gen: number; bytes: number; direction: 'sent' | 'received' }

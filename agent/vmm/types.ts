@@ -1,0 +1,94 @@
+// The VMM's contract with the replica protocol and with guests.
+//
+// A guest is a deterministic program; everything non-deterministic reaches it as an
+// input (logged by the primary, replayed by the backup) or as a value read from a
+// device during the handling of an input (clock, random: also logged, as `nondet`).
+// Connection ids are strings: `s:<clientId>` for FT Lab sessions (a client that
+// reconnects to the new primary keeps its id, so re-emitted replies find it),
+// `t:<n>` for plain TCP connections such as redis-cli's.
+
+export type ConnId = string
+
+/** Something the world hands the guest. Logged by the primary as one log entry. */
+export type GuestInput =
+  | { t: 'boot' }
+  | { t: 'open'; conn: ConnId }
+  | { t: 'data'; conn: ConnId; data: Uint8Array }
+  | { t: 'close'; conn: ConnId }
+  | { t: 'disk-read'; tag: number; block: number; data: Uint8Array }
+  | { t: 'timer'; id: number }
+
+/**
+ * An externally visible output. Subject to the Output Rule: held until the backup
+ * acknowledges the entry that produced it; suppressed on a backup.
+ */
+export type Output =
+  | { t: 'reply'; conn: ConnId; data: Uint8Array }
+  | { t: 'close'; conn: ConnId }
+  | { t: 'disk-write'; block: number; data: Uint8Array }
+
+/**
+ * A request from the guest to its devices that is not visible outside: performed at
+ * once by a primary, ignored by a backup, re-issued by a backup that goes live
+ * (see Vmm.pendingIo).
+ */
+export type IoRequest =
+  | { t: 'disk-read'; tag: number; block: number }
+  | { t: 'timer-set'; id: number; ms: number }
+  | { t: 'timer-cancel'; id: number }
+
+/** One non-deterministic value consumed by the guest while it handled an input. */
+export type Nondet = { d: 'clock'; v: number } | { d: 'random'; v: number }
+
+/** A memory page change, for state-transfer mode. `null` deletes the page. */
+export type PageWrite = [key: string, value: string | null]
+
+/** What a log entry carries, by replication mode. */
+export type EntryBody =
+  | { kind: 'input'; input: GuestInput; nondet: Nondet[] }
+  | { kind: 'state'; pages: PageWrite[]; outputs: Output[]; io: IoRequest[] }
+
+export type ReplicationMode = 'rsm' | 'state-transfer'
+
+export interface ExecResult {
+  body: EntryBody
+  outputs: Output[]
+  io: IoRequest[]
+}
+
+export interface Snapshot {
+  guest: string
+  pages: PageWrite[]
+  hash: string
+}
+
+/** The devices' source of non-determinism on the primary: real on hosts, seeded in the simulator. */
+export interface Entropy {
+  /** wall clock, ms since the epoch */
+  now(): number
+  /** uniform 32-bit unsigned integer */
+  u32(): number
+}
+
+/**
+ * The VMM as the replica protocol sees it. Implementations must be deterministic given
+ * the same sequence of execute/replay calls and the same Entropy answers.
+ */
+export interface Vmm {
+  readonly guestName: string
+  readonly mode: ReplicationMode
+  /** Primary: run the guest on one input, recording every non-deterministic value read. */
+  execute(input: GuestInput): ExecResult
+  /** Backup: apply one entry (replay the input, or write the pages). Outputs come back so the caller can suppress or keep them. */
+  replay(body: EntryBody): { outputs: Output[]; io: IoRequest[] }
+  /** Hash of the whole guest state; equal on primary and backup after the same entry. */
+  stateHash(): string
+  snapshot(): Snapshot
+  restore(snapshot: Snapshot): void
+  /** I/O the guest is still waiting on (disk reads without a result, armed timers). */
+  pendingIo(): IoRequest[]
+  /** Is this connection known to the guest (open and not closed)? */
+  isOpen(conn: ConnId): boolean
+  /** Size of the guest's memory in bytes (keys + values), for the UI and for bounds. */
+  memoryBytes(): number
+}

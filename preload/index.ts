@@ -1,0 +1,2 @@
+// Placeholder until the console API contract lands: exposes nothing.
+export {}
