@@ -54,6 +54,8 @@ export interface ExecResult {
   body: EntryBody
   outputs: Output[]
   io: IoRequest[]
+  /** set when the guest threw while handling the input (its changes were undone); for telemetry */
+  fault?: string
 }
 
 export interface Snapshot {
@@ -80,7 +82,7 @@ export interface Vmm {
   /** Primary: run the guest on one input, recording every non-deterministic value read. */
   execute(input: GuestInput): ExecResult
   /** Backup: apply one entry (replay the input, or write the pages). Outputs come back so the caller can suppress or keep them. */
-  replay(body: EntryBody): { outputs: Output[]; io: IoRequest[] }
+  replay(body: EntryBody): { outputs: Output[]; io: IoRequest[]; fault?: string }
   /** Hash of the whole guest state; equal on primary and backup after the same entry. */
   stateHash(): string
   snapshot(): Snapshot

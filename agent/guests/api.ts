@@ -1,0 +1,79 @@
+// The guest's side of the VMM: what a guest sees (devices, the shared library) and what it
+// provides (handlers). A guest is a self-contained factory function: the VMM evaluates its
+// source text (`factory.toString()`) inside a node:vm context that has no clock, no
+// randomness, no timers and no I/O, so it may reference nothing outside its own body —
+// only its parameters (`dev`, `lib`) and ECMAScript built-ins. Types are fine (erased).
+//
+// Bytes inside the guest are "byte strings": strings whose char codes are 0–255, one per
+// byte (latin1). They are binary-safe, cheap to slice and concatenate, and memory pages
+// are strings anyway.
+import type { RespLib } from './resp.js'
+import type { ServiceLib } from './service.js'
+
+/** Disk block size of the lab's disk server, bytes. */
+export const BLOCK_SIZE = 4096
+
+export interface GuestMemory {
+  get(key: string): string | undefined
+  has(key: string): boolean
+  set(key: string, value: string): void
+  delete(key: string): void
+  /** keys that start with `prefix`, sorted by code unit; O(pages) */
+  keys(prefix: string): string[]
+}
+
+export interface GuestDevices {
+  /** The guest's whole state lives here; anything kept in JS variables between inputs is lost on snapshot and state transfer. */
+  mem: GuestMemory
+  nic: {
+    /** queue `bytes` for the client; ignored if the connection is closed */
+    send(conn: string, bytes: string): void
+    /** close the connection after the replies queued so far */
+    close(conn: string): void
+    isOpen(conn: string): boolean
+  }
+  disk: {
+    readonly blockSize: number
+    /** ask for a block; the result arrives later as `diskRead(tag, block, bytes)`. Returns the tag. */
+    read(block: number): number
+    /** write a block (an output: held by the Output Rule, suppressed on a backup); at most blockSize bytes */
+    write(block: number, bytes: string): void
+  }
+  /** wall clock, ms since the epoch; each read is a logged non-deterministic input */
+  clock: { now(): number }
+  /** uniform unsigned 32-bit integer; each read is a logged non-deterministic input */
+  random: { u32(): number }
+  /** one-shot timers; a firing arrives as `timer(id)`; setting an armed id re-arms it */
+  timer: { set(id: number, ms: number): void; cancel(id: number): void }
+  /**
+   * Run `fn`; if it throws, undo its memory writes, outputs and I/O requests, then rethrow.
+   * Lets a guest fail one command of a pipeline without losing the others.
+   */
+  atomic<T>(fn: () => T): T
+}
+
+/** What a guest implements; every handler is optional. */
+export interface Guest {
+  /** once, as the very first input of a fresh replica (not after a snapshot restore) */
+  boot?(): void
+  /** a client connected; may come again for the same id (a session that reconnected): start it afresh */
+  open?(conn: string): void
+  data?(conn: string, bytes: string): void
+  /** the client went away (not called for nic.close) */
+  close?(conn: string): void
+  diskRead?(tag: number, block: number, bytes: string): void
+  timer?(id: number): void
+}
+
+export interface GuestLib {
+  resp: RespLib
+  service: ServiceLib
+}
+
+export type GuestFactory = (dev: GuestDevices, lib: GuestLib) => Guest
+
+export interface GuestDefinition {
+  name: string
+  description: string
+  factory: GuestFactory
+}

@@ -1,0 +1,176 @@
+// Guest memory: string pages owned by the VMM, so that hashing, snapshots and state
+// transfer never depend on the guest's cooperation.
+//
+// The state hash is a sum (mod 2^32, two independent lanes) of a per-page hash: adding
+// and removing a page is O(page size), reading the hash is O(1), and the result does not
+// depend on the order pages were written in (a backup that received a snapshot has the
+// same pages in a different Map order).
+import type { PageWrite } from './types.js'
+
+const HEX = (n: number): string => (n >>> 0).toString(16).padStart(8, '0')
+
+/** Two 32-bit lanes over key and value; the key length is mixed in so that ("ab","c") and ("a","bc") differ. */
+function pageHash(key: string, value: string): [number, number] {
+  let a = 0x811c9dc5
+  let b = 0x9747b28c ^ key.length
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i)
+    a = Math.imul(a ^ c, 0x01000193)
+    b = Math.imul(b ^ c, 0x5bd1e995)
+    b ^= b >>> 15
+  }
+  a = Math.imul(a ^ (key.length + 0x9e37), 0x01000193)
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i)
+    a = Math.imul(a ^ c, 0x01000193)
+    b = Math.imul(b ^ c, 0x5bd1e995)
+    b ^= b >>> 15
+  }
+  b = Math.imul(b ^ value.length, 0x5bd1e995)
+  b ^= b >>> 13
+  return [a >>> 0, b >>> 0]
+}
+
+/** Pages at least this long keep their hash, so overwriting them hashes only the new value. */
+const CACHE_HASH_FROM = 64
+
+/** A change made during the current input, for rollback (a guest fault) and for state transfer (dirty pages). */
+type Undo = [key: string, old: string | undefined]
+
+export class Memory {
+  private readonly pages = new Map<string, string>()
+  private readonly bigHashes = new Map<string, [number, number]>()
+  private lane1 = 0
+  private lane2 = 0
+  private bytes = 0
+  /** every write since beginInput, oldest first */
+  private undo: Undo[] = []
+  /** value of each touched page before the current input (undefined = absent) */
+  private before = new Map<string, string | undefined>()
+
+  constructor(private readonly maxBytes: number) {}
+
+  get(key: string): string | undefined {
+    return this.pages.get(key)
+  }
+
+  has(key: string): boolean {
+    return this.pages.has(key)
+  }
+
+  set(key: string, value: string): void {
+    if (typeof key !== 'string' || typeof value !== 'string') {
+      throw new TypeError(`memory page ${JSON.stringify(String(key))}: key and value must be strings, got ${typeof key} and ${typeof value}`)
+    }
+    const old = this.pages.get(key)
+    if (old === value) return
+    const grow = value.length - (old === undefined ? -key.length : old.length)
+    if (grow > 0 && this.bytes + grow > this.maxBytes) {
+      throw new RangeError(`out of guest memory: ${this.bytes + grow} bytes would exceed the limit of ${this.maxBytes}`)
+    }
+    this.track(key, old)
+    if (old !== undefined) this.unhash(key, old)
+    this.pages.set(key, value)
+    this.rehash(key, value)
+    this.bytes += grow
+  }
+
+  delete(key: string): void {
+    const old = this.pages.get(key)
+    if (old === undefined) return
+    this.track(key, old)
+    this.unhash(key, old)
+    this.pages.delete(key)
+    this.bytes -= key.length + old.length
+  }
+
+  /** Keys under `prefix`, sorted: Map order depends on history (a restored snapshot differs), sorted order does not. */
+  keys(prefix: string): string[] {
+    const out: string[] = []
+    for (const k of this.pages.keys()) if (k.startsWith(prefix)) out.push(k)
+    return out.sort()
+  }
+
+  hash(): string {
+    return HEX(this.lane1) + HEX(this.lane2)
+  }
+
+  sizeBytes(): number {
+    return this.bytes
+  }
+
+  all(): PageWrite[] {
+    return [...this.pages.entries()].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0))
+  }
+
+  clear(): void {
+    this.pages.clear()
+    this.bigHashes.clear()
+    this.lane1 = this.lane2 = this.bytes = 0
+    this.undo = []
+    this.before = new Map()
+  }
+
+  // --- per-input bookkeeping -------------------------------------------------------
+
+  beginInput(): void {
+    this.undo = []
+    this.before = new Map()
+  }
+
+  /** A mark to roll back to (see rollback). */
+  mark(): number {
+    return this.undo.length
+  }
+
+  /** Undo every write after `mark`, newest first. */
+  rollback(mark: number): void {
+    while (this.undo.length > mark) {
+      const [key, old] = this.undo.pop() as Undo
+      const cur = this.pages.get(key)
+      if (cur !== undefined) {
+        this.unhash(key, cur)
+        this.bytes -= key.length + cur.length
+      }
+      if (old === undefined) this.pages.delete(key)
+      else {
+        this.pages.set(key, old)
+        this.rehash(key, old)
+        this.bytes += key.length + old.length
+      }
+    }
+  }
+
+  /** Pages whose value differs from before the current input: what a state-transfer entry carries. */
+  dirty(): PageWrite[] {
+    const out: PageWrite[] = []
+    for (const [key, old] of this.before) {
+      const cur = this.pages.get(key)
+      if (cur !== old) out.push([key, cur === undefined ? null : cur])
+    }
+    return out
+  }
+
+  private track(key: string, old: string | undefined): void {
+    this.undo.push([key, old])
+    if (!this.before.has(key)) this.before.set(key, old)
+  }
+
+  private rehash(key: string, value: string): void {
+    const h = pageHash(key, value)
+    if (value.length >= CACHE_HASH_FROM) this.bigHashes.set(key, h)
+    this.lane1 = (this.lane1 + h[0]) >>> 0
+    this.lane2 = (this.lane2 + h[1]) >>> 0
+  }
+
+  private unhash(key: string, value: string): void {
+    let h: [number, number] | undefined
+    if (value.length >= CACHE_HASH_FROM) {
+      h = this.bigHashes.get(key)
+      this.bigHashes.delete(key)
+    }
+    const [a, b] = h ?? pageHash(key, value)
+    this.lane1 = (this.lane1 - a) >>> 0
+    this.lane2 = (this.lane2 - b) >>> 0
+  }
+}

@@ -1,0 +1,370 @@
+// The VMM: runs one guest on one input at a time, and is the only thing that sees the
+// world on the guest's behalf. On the primary it records every non-deterministic value
+// the guest reads (rsm) or the pages the input changed (state transfer); on the backup it
+// replays exactly that. Outputs and I/O requests go back to the replica protocol, which
+// holds, releases or suppresses them.
+import { BLOCK_SIZE, type GuestDefinition, type GuestDevices } from '../guests/api.js'
+import { getGuest } from '../guests/index.js'
+import { byteStringToBytes, bytesToByteString } from '../guests/resp.js'
+import { Memory } from './memory.js'
+import { createSandbox, type Sandbox } from './sandbox.js'
+import type {
+  EntryBody, Entropy, ExecResult, GuestInput, IoRequest, Nondet, Output, PageWrite, ReplicationMode, Snapshot, Vmm
+} from './types.js'
+
+export { BLOCK_SIZE }
+
+/** Default bound on guest memory (keys + values, bytes). */
+export const DEFAULT_MAX_MEMORY = 256 * 1024 * 1024
+
+/** The backup's replay read a different number or kind of non-deterministic values than the primary logged. */
+export class DivergenceError extends Error {
+  override readonly name = 'DivergenceError'
+}
+
+// Page namespaces. The guest sees only its own (`g:`); the VMM's bookkeeping lives in
+// pages too, so a snapshot carries it and the state hash covers it.
+const G = 'g:'
+const CONN = 'vmm:conn:'
+const DISK = 'vmm:disk:'
+const TIMER = 'vmm:timer:'
+const NEXT_TAG = 'vmm:next-tag'
+
+/** What one input is doing right now. */
+interface Step {
+  outputs: Output[]
+  io: IoRequest[]
+  nondet: Nondet[]
+  /** backup: the logged values to hand out, in order; null on the primary */
+  logged: Nondet[] | null
+  divergence: string | null
+}
+
+const BYTE_STRING = /[^\x00-\xff]/
+
+function byteString(s: unknown, where: string): string {
+  if (typeof s !== 'string') throw new TypeError(`${where}: bytes must be a byte string, got ${typeof s}`)
+  const bad = BYTE_STRING.exec(s)
+  if (bad) throw new TypeError(`${where}: bytes must be a byte string (char codes 0-255); found U+${bad[0].charCodeAt(0).toString(16).padStart(4, '0')} at index ${bad.index}`)
+  return s
+}
+
+function nonNegInt(n: unknown, where: string): number {
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new TypeError(`${where}: expected a non-negative integer, got ${String(n)}`)
+  return n
+}
+
+function connId(c: unknown, where: string): string {
+  if (typeof c !== 'string' || c === '') throw new TypeError(`${where}: connection id must be a non-empty string, got ${String(c)}`)
+  return c
+}
+
+export function describeInput(input: GuestInput): string {
+  switch (input.t) {
+    case 'boot': return 'boot'
+    case 'open': return `open ${input.conn}`
+    case 'close': return `close ${input.conn}`
+    case 'data': return `data ${input.conn} (${input.data.length} bytes)`
+    case 'disk-read': return `disk-read tag ${input.tag} block ${input.block} (${input.data.length} bytes)`
+    case 'timer': return `timer ${input.id}`
+  }
+}
+
+function checkInput(input: GuestInput): void {
+  const where = 'vmm: guest input'
+  if (input === null || typeof input !== 'object') throw new TypeError(`${where} must be an object, got ${String(input)}`)
+  switch (input.t) {
+    case 'boot': return
+    case 'open':
+    case 'close': connId(input.conn, `${where} '${input.t}'`); return
+    case 'data':
+      connId(input.conn, `${where} 'data'`)
+      if (!(input.data instanceof Uint8Array)) throw new TypeError(`${where} 'data' on ${input.conn}: data must be a Uint8Array`)
+      return
+    case 'disk-read':
+      nonNegInt(input.tag, `${where} 'disk-read' tag`)
+      nonNegInt(input.block, `${where} 'disk-read' block`)
+      if (!(input.data instanceof Uint8Array)) throw new TypeError(`${where} 'disk-read' of block ${input.block}: data must be a Uint8Array`)
+      return
+    case 'timer': nonNegInt(input.id, `${where} 'timer' id`); return
+    default: throw new TypeError(`${where}: unknown kind ${JSON.stringify((input as { t?: unknown }).t)}`)
+  }
+}
+
+function checkPages(pages: unknown, where: string): PageWrite[] {
+  if (!Array.isArray(pages)) throw new TypeError(`${where}: pages must be an array`)
+  for (const p of pages) {
+    if (!Array.isArray(p) || typeof p[0] !== 'string' || (typeof p[1] !== 'string' && p[1] !== null)) {
+      throw new TypeError(`${where}: each page must be [key: string, value: string | null], got ${JSON.stringify(p)?.slice(0, 80)}`)
+    }
+  }
+  return pages as PageWrite[]
+}
+
+export interface VmmOptions {
+  guest: string
+  mode: ReplicationMode
+  entropy: Entropy
+  /** bound on guest memory, bytes; a write beyond it fails the command (guest fault) */
+  maxMemoryBytes?: number
+  /** run this definition instead of looking `guest` up in the registry (tests, guests under development) */
+  definition?: GuestDefinition
+}
+
+export function createVmm(opts: VmmOptions): Vmm {
+  const def: GuestDefinition = opts.definition ?? getGuest(opts.guest)
+  if (opts.mode !== 'rsm' && opts.mode !== 'state-transfer') throw new TypeError(`createVmm: unknown replication mode ${JSON.stringify(opts.mode)}`)
+  const entropy = opts.entropy
+  const mem = new Memory(opts.maxMemoryBytes ?? DEFAULT_MAX_MEMORY)
+  let step: Step | null = null
+
+  function current(what: string): Step {
+    if (step === null) throw new Error(`${what} called outside the handling of an input`)
+    return step
+  }
+
+  function nondet(kind: 'clock' | 'random'): number {
+    const s = current(kind === 'clock' ? 'clock.now()' : 'random.u32()')
+    if (s.logged === null) {
+      const raw = kind === 'clock' ? entropy.now() : entropy.u32()
+      if (typeof raw !== 'number' || !Number.isFinite(raw)) throw new Error(`entropy ${kind} returned ${String(raw)}, not a finite number`)
+      const v = kind === 'clock' ? raw : raw >>> 0
+      s.nondet.push({ d: kind, v })
+      return v
+    }
+    const i = s.nondet.length
+    const next = s.logged[i]
+    if (next === undefined || next.d !== kind) {
+      s.divergence ??= `read #${i + 1} is ${kind}, but the log has ${next === undefined ? `only ${s.logged.length} value(s)` : next.d}`
+      throw new DivergenceError(s.divergence)
+    }
+    s.nondet.push(next)
+    return next.v
+  }
+
+  const dev: GuestDevices = {
+    mem: {
+      get: (k) => mem.get(G + k),
+      has: (k) => mem.has(G + k),
+      set: (k, v) => {
+        if (typeof k !== 'string' || typeof v !== 'string') throw new TypeError(`mem.set: key and value must be strings, got ${typeof k} and ${typeof v}`)
+        mem.set(G + k, v)
+      },
+      delete: (k) => mem.delete(G + k),
+      keys: (prefix) => mem.keys(G + String(prefix)).map((k) => k.slice(G.length))
+    },
+    nic: {
+      send(conn, bytes) {
+        const s = current('nic.send')
+        byteString(bytes, `nic.send to ${conn}`)
+        if (bytes.length > 0 && mem.has(CONN + conn)) s.outputs.push({ t: 'reply', conn, data: byteStringToBytes(bytes) })
+      },
+      close(conn) {
+        const s = current('nic.close')
+        if (!mem.has(CONN + conn)) return
+        mem.delete(CONN + conn)
+        s.outputs.push({ t: 'close', conn })
+      },
+      isOpen: (conn) => mem.has(CONN + conn)
+    },
+    disk: {
+      blockSize: BLOCK_SIZE,
+      read(block) {
+        const s = current('disk.read')
+        nonNegInt(block, 'disk.read block')
+        const tag = Number(mem.get(NEXT_TAG) ?? '1')
+        mem.set(NEXT_TAG, String(tag + 1))
+        mem.set(DISK + tag, String(block))
+        s.io.push({ t: 'disk-read', tag, block })
+        return tag
+      },
+      write(block, bytes) {
+        const s = current('disk.write')
+        nonNegInt(block, 'disk.write block')
+        byteString(bytes, `disk.write block ${block}`)
+        if (bytes.length > BLOCK_SIZE) throw new RangeError(`disk.write block ${block}: ${bytes.length} bytes exceed the block size ${BLOCK_SIZE}`)
+        s.outputs.push({ t: 'disk-write', block, data: byteStringToBytes(bytes) })
+      }
+    },
+    clock: { now: () => nondet('clock') },
+    random: { u32: () => nondet('random') },
+    timer: {
+      set(id, ms) {
+        const s = current('timer.set')
+        nonNegInt(id, 'timer.set id')
+        if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw new TypeError(`timer.set ${id}: ms must be a non-negative number, got ${String(ms)}`)
+        mem.set(TIMER + id, String(ms))
+        s.io.push({ t: 'timer-set', id, ms })
+      },
+      cancel(id) {
+        const s = current('timer.cancel')
+        if (!mem.has(TIMER + id)) return
+        mem.delete(TIMER + id)
+        s.io.push({ t: 'timer-cancel', id })
+      }
+    },
+    atomic(fn) {
+      const s = current('atomic')
+      const mark = mem.mark()
+      const outs = s.outputs.length
+      const ios = s.io.length
+      try {
+        return fn()
+      } catch (e) {
+        mem.rollback(mark)
+        s.outputs.length = outs
+        s.io.length = ios
+        throw e
+      }
+    }
+  }
+
+  let sandbox: Sandbox = createSandbox(def, dev)
+
+  /**
+   * Run one guest handler. A throw must not take the agent down, and must leave the same
+   * state on every replica: the handler's writes, outputs and I/O are undone, and the
+   * client (where there is one) is told.
+   */
+  function call(s: Step, fault: { msg?: string }, conn: string | null, handler: string, a?: unknown, b?: unknown, c?: unknown): void {
+    const mark = mem.mark()
+    const outs = s.outputs.length
+    const ios = s.io.length
+    try {
+      sandbox.call(handler, a, b, c)
+    } catch (e) {
+      if (s.divergence !== null) return
+      mem.rollback(mark)
+      s.outputs.length = outs
+      s.io.length = ios
+      const msg = (e !== null && typeof e === 'object' && 'message' in e ? String((e as Error).message) : String(e)).replace(/[\r\n]+/g, ' ')
+      fault.msg ??= `${handler}: ${msg}`
+      if (conn !== null && mem.has(CONN + conn)) {
+        s.outputs.push({ t: 'reply', conn, data: byteStringToBytes(`-ERR guest fault: ${msg}\r\n`) })
+      }
+    }
+  }
+
+  function run(input: GuestInput, logged: Nondet[] | null): Step & { fault?: string } {
+    checkInput(input)
+    mem.beginInput()
+    const s: Step = { outputs: [], io: [], nondet: [], logged, divergence: null }
+    const fault: { msg?: string } = {}
+    step = s
+    try {
+      switch (input.t) {
+        case 'boot':
+          call(s, fault, null, 'boot')
+          break
+        case 'open':
+          mem.set(CONN + input.conn, '')
+          call(s, fault, input.conn, 'open', input.conn)
+          break
+        case 'data':
+          // a session's bytes can arrive on a new primary before its 'open' does
+          if (!mem.has(CONN + input.conn)) {
+            mem.set(CONN + input.conn, '')
+            call(s, fault, input.conn, 'open', input.conn)
+          }
+          call(s, fault, input.conn, 'data', input.conn, bytesToByteString(input.data))
+          break
+        case 'close':
+          if (mem.has(CONN + input.conn)) {
+            mem.delete(CONN + input.conn)
+            call(s, fault, null, 'close', input.conn)
+          }
+          break
+        case 'disk-read': {
+          // a read re-issued at go-live may be answered twice: only the first answer counts
+          if (mem.get(DISK + input.tag) !== String(input.block)) break
+          mem.delete(DISK + input.tag)
+          call(s, fault, null, 'diskRead', input.tag, input.block, bytesToByteString(input.data))
+          break
+        }
+        case 'timer':
+          if (!mem.has(TIMER + input.id)) break // cancelled after it fired
+          mem.delete(TIMER + input.id)
+          call(s, fault, null, 'timer', input.id)
+          break
+      }
+    } finally {
+      step = null
+    }
+    if (logged !== null && s.divergence === null && s.nondet.length !== logged.length) {
+      s.divergence = `the guest read ${s.nondet.length} non-deterministic value(s), the log has ${logged.length}`
+    }
+    if (s.divergence !== null) throw new DivergenceError(`replay diverged on entry input '${describeInput(input)}': ${s.divergence}`)
+    return fault.msg === undefined ? s : { ...s, fault: fault.msg }
+  }
+
+  function withFault<T extends object>(r: T, fault: string | undefined): T & { fault?: string } {
+    return fault === undefined ? r : { ...r, fault }
+  }
+
+  return {
+    guestName: def.name,
+    mode: opts.mode,
+
+    execute(input) {
+      const s = run(input, null)
+      const body: EntryBody =
+        opts.mode === 'rsm'
+          ? { kind: 'input', input, nondet: s.nondet }
+          : { kind: 'state', pages: mem.dirty(), outputs: s.outputs, io: s.io }
+      const r: ExecResult = { body, outputs: s.outputs, io: s.io }
+      return withFault(r, s.fault)
+    },
+
+    replay(body) {
+      if (body === null || typeof body !== 'object') throw new TypeError(`vmm.replay: entry body must be an object, got ${String(body)}`)
+      if (body.kind === 'input') {
+        if (!Array.isArray(body.nondet)) throw new TypeError('vmm.replay: input entry without a nondet array')
+        const s = run(body.input, body.nondet)
+        return withFault({ outputs: s.outputs, io: s.io }, s.fault)
+      }
+      if (body.kind === 'state') {
+        const pages = checkPages(body.pages, 'vmm.replay state entry')
+        mem.beginInput()
+        for (const [k, v] of pages) {
+          if (v === null) mem.delete(k)
+          else mem.set(k, v)
+        }
+        return { outputs: body.outputs ?? [], io: body.io ?? [] }
+      }
+      throw new TypeError(`vmm.replay: unknown entry kind ${JSON.stringify((body as { kind?: unknown }).kind)}`)
+    },
+
+    stateHash: () => mem.hash(),
+
+    snapshot(): Snapshot {
+      return { guest: def.name, pages: mem.all(), hash: mem.hash() }
+    },
+
+    restore(snap) {
+      if (snap === null || typeof snap !== 'object') throw new TypeError('vmm.restore: snapshot must be an object')
+      if (snap.guest !== def.name) throw new Error(`vmm.restore: snapshot is of guest '${snap.guest}', this VMM runs '${def.name}'`)
+      const pages = checkPages(snap.pages, 'vmm.restore')
+      mem.clear()
+      for (const [k, v] of pages) if (v !== null) mem.set(k, v)
+      mem.beginInput()
+      // a fresh realm: nothing a guest may have left in JS variables survives, on either side
+      sandbox = createSandbox(def, dev)
+      if (mem.hash() !== snap.hash) {
+        throw new Error(`vmm.restore: snapshot pages hash to ${mem.hash()}, but the snapshot says ${snap.hash}: it is corrupt or from another version`)
+      }
+    },
+
+    pendingIo(): IoRequest[] {
+      const reads: IoRequest[] = mem.keys(DISK)
+        .map((k) => ({ t: 'disk-read' as const, tag: Number(k.slice(DISK.length)), block: Number(mem.get(k)) }))
+        .sort((a, b) => a.tag - b.tag)
+      const timers: IoRequest[] = mem.keys(TIMER)
+        .map((k) => ({ t: 'timer-set' as const, id: Number(k.slice(TIMER.length)), ms: Number(mem.get(k)) }))
+        .sort((a, b) => a.id - b.id)
+      return [...reads, ...timers]
+    },
+
+    isOpen: (conn) => mem.has(CONN + conn),
+    memoryBytes: () => mem.sizeBytes()
+  }
+}
