@@ -1,0 +1,68 @@
+// Helpers for tests and benchmarks that run on the network-namespace testbed
+// (scripts/testbed.sh): can it run here, bring it up and down, read its lab file.
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const TESTBED_SCRIPT = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'testbed.sh')
+export const TESTBED_ROOT = '/var/lib/ftlab-testbed'
+export const LAB_FILE = join(TESTBED_ROOT, 'lab.json')
+
+export interface LabHost {
+  id: string
+  address: string
+  port: number
+  user: string
+  identity: string
+  role: 'a' | 'b' | 'disk' | 'spare' | 'etcd'
+  namespace: string
+  hostKey: string
+  node: boolean
+}
+
+export interface Lab {
+  version: 1
+  network: string
+  console: string
+  unusedAddress: string
+  passwordFile: string
+  hosts: LabHost[]
+}
+
+/** Why the testbed cannot run here, or null when it can (root, `ip netns`, sshd). */
+export function testbedUnavailable(): string | null {
+  if (process.platform !== 'linux') return `the testbed needs Linux (this is ${process.platform})`
+  if (process.getuid?.() !== 0) return 'the testbed needs root (network namespaces, users, sshd)'
+  try {
+    execFileSync('ip', ['netns', 'list'], { stdio: 'pipe' })
+  } catch {
+    return "'ip netns' does not work here (iproute2 missing or no namespace support)"
+  }
+  try {
+    execFileSync('/usr/sbin/sshd', ['-V'], { stdio: 'pipe' })
+  } catch (e) {
+    const out = String((e as { stderr?: Buffer }).stderr ?? '')
+    if (!/OpenSSH/.test(out)) return '/usr/sbin/sshd is missing (apt-get install -y openssh-server)'
+  }
+  return null
+}
+
+export function testbed(...args: string[]): string {
+  try {
+    return execFileSync('bash', [TESTBED_SCRIPT, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+  } catch (e) {
+    const err = e as { stderr?: string; stdout?: string; message: string }
+    throw new Error(`testbed.sh ${args.join(' ')} failed: ${(err.stderr || err.stdout || err.message).trim()}`)
+  }
+}
+
+export function readLab(): Lab {
+  return JSON.parse(readFileSync(LAB_FILE, 'utf8')) as Lab
+}
+
+export function labHost(lab: Lab, id: string): LabHost {
+  const h = lab.hosts.find((x) => x.id === id)
+  if (!h) throw new Error(`testbed host ${id} is not up (hosts: ${lab.hosts.map((x) => x.id).join(', ')})`)
+  return h
+}
