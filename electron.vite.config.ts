@@ -8,7 +8,8 @@ export default defineConfig({
     build: { rollupOptions: { input: { index: resolve('main/electron/index.ts') } } }
   },
   preload: {
-    build: { rollupOptions: { input: { index: resolve('preload/index.ts') } } }
+    // a sandboxed preload cannot be an ES module; package.json's "type": "module" would make it one
+    build: { rollupOptions: { input: { index: resolve('preload/index.ts') }, output: { format: 'cjs' } } }
   },
   renderer: {
     root: 'renderer',

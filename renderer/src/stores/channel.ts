@@ -1,0 +1,52 @@
+import { defineStore } from 'pinia'
+import { computed, ref } from 'vue'
+import type { ApiEvent } from '../../../main/api/contract'
+import { formatAgentEvent } from '../format'
+import { useLabStore } from './lab'
+
+const BACKLOG_LINES = 1000
+
+/**
+ * The logging channel: its figures (from the status snapshot), a short history for the
+ * sparklines, and the text stream for the channel terminal. Text is queued here and the
+ * terminal drains it in batches, once per animation frame.
+ */
+export const useChannelStore = defineStore('channel', () => {
+  const lab = useLabStore()
+  const channel = computed(() => lab.status?.channel ?? null)
+  const entriesHistory = ref<number[]>([])
+  const lagHistory = ref<number[]>([])
+
+  // not reactive on purpose: the terminal reads it imperatively, many lines a second
+  let backlog: string[] = []
+  const writers = new Set<(text: string) => void>()
+
+  function sample(): void {
+    const c = channel.value
+    entriesHistory.value = [...entriesHistory.value.slice(-119), c?.entriesPerSec ?? 0]
+    lagHistory.value = [...lagHistory.value.slice(-119), c?.lag ?? 0]
+  }
+
+  function write(text: string): void {
+    backlog.push(text)
+    if (backlog.length > BACKLOG_LINES) backlog = backlog.slice(-BACKLOG_LINES)
+    for (const w of writers) w(text)
+  }
+
+  function pushEvent(ev: ApiEvent): void {
+    if (ev.topic === 'terminal' && ev.stream === 'channel') write(ev.data)
+    else if (ev.topic === 'agent') {
+      const line = formatAgentEvent(ev)
+      if (line) write(line + '\r\n')
+    }
+  }
+
+  /** A terminal attaches: it gets the backlog once, then every new chunk. */
+  function attach(writer: (text: string) => void): () => void {
+    if (backlog.length) writer(backlog.join(''))
+    writers.add(writer)
+    return () => writers.delete(writer)
+  }
+
+  return { channel, entriesHistory, lagHistory, sample, pushEvent, attach }
+})

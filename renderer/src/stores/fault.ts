@@ -1,0 +1,33 @@
+import { defineStore } from 'pinia'
+import { computed, ref } from 'vue'
+import type { FaultKind, FaultParams, FaultTarget } from '../../../main/api/contract'
+import { useClient } from '../api/client'
+import { useLabStore } from './lab'
+
+/** Active faults, injecting and healing them, and the emergency stop. */
+export const useFaultStore = defineStore('fault', () => {
+  const lab = useLabStore()
+  /** every fault heals itself after this long unless healed earlier (dead-man deadline) */
+  const durationMs = ref(60_000)
+
+  const faults = computed(() => lab.status?.faults ?? [])
+  const count = computed(() => faults.value.length)
+
+  function forTarget(target: FaultTarget) {
+    return faults.value.filter((f) => f.target === target)
+  }
+
+  function inject(target: FaultTarget, kind: FaultKind, params: FaultParams = {}) {
+    return lab.act(`fault.inject:${target}:${kind}`, () => useClient().call('fault.inject', { target, kind, params, durationMs: durationMs.value }))
+  }
+
+  function heal(id: string) {
+    return lab.act(`fault.heal:${id}`, () => useClient().call('fault.heal', { id }))
+  }
+
+  function healAll() {
+    return lab.act('fault.heal:all', () => useClient().call('fault.heal', { id: 'all' }))
+  }
+
+  return { durationMs, faults, count, forTarget, inject, heal, healAll }
+})

@@ -1,0 +1,149 @@
+// The console in a real browser, through browser mode: token, three hosts from the
+// simulated lab, operator actions reaching the backend, and the empty/error states.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import type { Page } from 'playwright-core'
+import { ensureRendererBuilt, openBrowser, shoot, startLab, type Browsing, type Lab } from './harness.js'
+
+let browsing: Browsing
+let lab: Lab | null = null
+let pageErrors: string[] = []
+
+beforeAll(async () => {
+  ensureRendererBuilt()
+  browsing = await openBrowser()
+}, 120_000)
+
+afterAll(async () => {
+  await browsing?.close()
+})
+
+afterEach(async () => {
+  await lab?.close()
+  lab = null
+})
+
+async function freshPage(): Promise<Page> {
+  for (const p of browsing.context.pages()) await p.close()
+  const page = await browsing.context.newPage()
+  pageErrors = []
+  page.on('pageerror', (e) => pageErrors.push(String(e)))
+  page.on('console', (m) => {
+    if (m.type() === 'error') pageErrors.push(m.text())
+  })
+  return page
+}
+
+const roleOf = (page: Page, host: string) => page.locator(`[data-host=${host}] [data-test=host-role]`)
+
+async function startedLab(page: Page): Promise<void> {
+  await page.click('[data-test=lab-start]')
+  await expectText(page, '[data-host=a] [data-test=host-role]', 'primary')
+  await expectText(page, '[data-host=b] [data-test=host-role]', 'backup')
+  await expectText(page, '[data-host=disk] [data-test=host-role]', 'disk server')
+}
+
+async function expectText(page: Page, selector: string, text: string): Promise<void> {
+  await page.locator(selector).filter({ hasText: text }).first().waitFor({ timeout: 15_000 })
+}
+
+describe('console in browser mode', () => {
+  it('loads with the token, shows the empty state, then the three hosts of the simulated lab', async () => {
+    lab = await startLab()
+    const page = await freshPage()
+    await page.goto(lab.server.url)
+    await page.locator('[data-test=empty-state]').waitFor()
+    expect(await page.locator('[data-test=lab-state]').textContent()).toContain('stopped')
+    // the token left the address bar
+    expect(page.url()).not.toContain('token=')
+    await shoot(page, '01-no-lab')
+
+    await startedLab(page)
+    expect(await page.locator('[data-test=host-card]').count()).toBe(3)
+    const status = await lab.backend.labStatus()
+    expect(status.state).toBe('running')
+    const pidA = String(status.hosts[0].pid)
+    await expectText(page, '[data-host=a] [data-test=host-pid]', pidA)
+
+    // load: entries and acks count up on the channel
+    await page.fill('[data-test=load-panel] input >> nth=0', '16')
+    await page.click('[data-test=load-start]')
+    const rate = page.locator('[data-test=stat-entries-rate]')
+    await expect.poll(async () => Number(await rate.textContent()), { timeout: 15_000 }).toBeGreaterThan(100)
+    expect((await lab.backend.labStatus()).load.state).toBe('running')
+    await page.waitForTimeout(2500) // let the sparklines fill for the picture; nothing is asserted on time
+    await shoot(page, '02-running-under-load')
+    expect(pageErrors).toEqual([])
+  })
+
+  it('a power cut clicked on the primary reaches the backend, and the backup goes live', async () => {
+    lab = await startLab()
+    const page = await freshPage()
+    await page.goto(lab.server.url)
+    await startedLab(page)
+    await page.click('[data-test=load-start]')
+    await page.click('[data-host=a] [data-test=fault-power]')
+
+    await expectText(page, '[data-test=fault-item]', 'power')
+    const faults = (await lab.backend.labStatus()).faults
+    expect(faults).toHaveLength(1)
+    expect(faults[0]).toMatchObject({ target: 'a', kind: 'power' })
+    expect(faults[0].healsAt - faults[0].startedAt).toBe(60_000) // the fault list's default dead-man deadline
+    await expectText(page, '[data-host=a] [data-test=host-role]', 'down')
+    await expectText(page, '[data-host=b] [data-test=host-role]', 'live')
+    await expectText(page, '[data-test=timeline-mark]', 'b goes live')
+    await page.waitForTimeout(800)
+    await shoot(page, '03-power-cut-backup-live')
+
+    // heal all (emergency stop), then restore redundancy: b primary, a its new backup
+    await page.click('[data-test=heal-all]')
+    await page.locator('[data-test=fault-item]').waitFor({ state: 'detached' })
+    expect((await lab.backend.labStatus()).faults).toEqual([])
+    await expectText(page, '[data-host=a] [data-test=host-role]', 'idle')
+    await page.click('[data-test=lab-restore]')
+    await expectText(page, '[data-host=b] [data-test=host-role]', 'primary')
+    await expectText(page, '[data-host=a] [data-test=host-role]', 'backup')
+    await expectText(page, '[data-test=channel-direction]', 'b → a')
+    await page.waitForTimeout(1500)
+    await shoot(page, '04-redundancy-restored')
+    expect(pageErrors).toEqual([])
+  })
+
+  it('shows a refused action and link faults in the fault list', async () => {
+    lab = await startLab()
+    const page = await freshPage()
+    await page.goto(lab.server.url)
+    await startedLab(page)
+    await page.click('[data-host=b] [data-test=fault-pause]')
+    await page.selectOption('[data-test=fault-list] select[aria-label="link fault"]', 'delay')
+    await page.click('[data-test=link-fault]')
+    await expectText(page, '[data-test=fault-item]', 'delay')
+    expect((await lab.backend.labStatus()).faults.map((f) => `${f.kind} ${f.target}`).sort()).toEqual(['delay a-b', 'pause b'])
+    // the backend refuses a second delay on the same link: the message is shown, not swallowed
+    await page.click('[data-test=link-fault]')
+    await expectText(page, '[data-test=action-error]', 'a-b already has a delay fault')
+    await page.waitForTimeout(800)
+    await shoot(page, '05-faults-and-refusal')
+  })
+
+  it('shows the lab error when the lab fails to start', async () => {
+    lab = await startLab({ startError: 'host a: ssh: connection refused (127.0.0.1:22)' })
+    const page = await freshPage()
+    await page.goto(lab.server.url)
+    await page.click('[data-test=lab-start]')
+    await expectText(page, '[data-test=lab-error]', 'connection refused')
+    await shoot(page, '06-lab-start-failed')
+  })
+
+  it('a wrong token gets no data and says what to do', async () => {
+    lab = await startLab()
+    const page = await freshPage()
+    let frames = 0
+    page.on('websocket', (ws) => ws.on('framereceived', () => frames++))
+    const wrong = lab.server.url.replace(/token=.*/, 'token=' + '0'.repeat(64))
+    await page.goto(wrong)
+    await expectText(page, '[data-test=connection-error]', 'refused the connection')
+    expect(await page.locator('[data-test=host-card]').count()).toBe(0)
+    expect(frames).toBe(0)
+    await shoot(page, '07-wrong-token')
+  })
+})
