@@ -95,6 +95,10 @@ export interface AgentStatus {
   }
   disk?: { gen: number; live: string | null; tasWinner: string | null; blocks: number; writes: number; fenced: number }
   faults: { id: string; fault: AgentFault; healsAt: number }[]
+  /** Output Rule hold times of recently released outputs (replica roles) */
+  outputRule?: { released: number; p50Ms: number; p99Ms: number; maxMs: number }
+  /** replica role details */
+  replica?: { peer: string | null; releasedThrough: number; peerSuspected: boolean; queuedInputs: number; clients: number; channelPort: number; servicePort: number }
   memory: { rss: number; heapUsed: number; guestBytes: number }
 }
 
@@ -111,5 +115,12 @@ export type ControlMessage =
   | { t: 'res'; id: number; ok: false; error: string }
   | { t: 'event'; ev: AgentEvent }
 
-/** Requests carry an id; responses echo it. */
-export type ControlEnvelope = { id: number } & ControlRequest
+/**
+ * Requests carry an id; responses echo it. `fault` and `heal` name a fault by its own id,
+ * which cannot share the envelope's `id` field: on the wire the fault's id travels as
+ * `faultId`, and the agent hands its handlers the ControlRequest with `id` = faultId.
+ */
+export type ControlEnvelope =
+  | ({ id: number } & Exclude<ControlRequest, { t: 'fault' } | { t: 'heal' }>)
+  | ({ id: number; faultId: string } & Omit<Extract<ControlRequest, { t: 'fault' }>, 'id'>)
+  | ({ id: number; faultId: string | '*' } & Omit<Extract<ControlRequest, { t: 'heal' }>, 'id'>)

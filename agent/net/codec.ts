@@ -1,0 +1,369 @@
+// A compact binary encoding of plain JS values for the logging channel and the disk
+// protocol. JSON would turn every guest payload and disk block into base64; this keeps
+// bytes as bytes and small integers as one byte. Decoding trusts nothing: every length
+// is checked against what is left, so a hostile or torn payload yields a CodecError that
+// names the offset, never a huge allocation or a stack overflow.
+//
+// Layout: one tag byte, then the value.
+//   0x00 null  0x01 false  0x02 true
+//   0x03 uint (varint)  0x04 negative int (varint of -n)  0x05 float64 LE
+//   0x06 string (varint length, UTF-8)  0x07 bytes (varint length)
+//   0x08 array (varint count, items)  0x09 object (varint count, key string + value pairs)
+//   0x20..0x3f string of length 0..31 (keys and short names)
+//   0x80..0xff unsigned integer 0..127
+// Varints are unsigned LEB128 up to 2^53 - 1 (at most 8 bytes).
+
+export class CodecError extends Error {
+  constructor(
+    message: string,
+    readonly offset: number
+  ) {
+    super(`${message} at offset ${offset}`)
+    this.name = 'CodecError'
+  }
+}
+
+const T_NULL = 0x00
+const T_FALSE = 0x01
+const T_TRUE = 0x02
+const T_UINT = 0x03
+const T_NINT = 0x04
+const T_F64 = 0x05
+const T_STR = 0x06
+const T_BYTES = 0x07
+const T_ARRAY = 0x08
+const T_OBJECT = 0x09
+const T_FIXSTR = 0x20
+const FIXSTR_MAX = 31
+const T_FIXUINT = 0x80
+const FIXUINT_MAX = 127
+
+/** Nesting deeper than this is refused both ways (cycles on encode, stack exhaustion on decode). */
+export const MAX_DEPTH = 256
+
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true })
+const utf8Encoder = new TextEncoder()
+
+/**
+ * An encoder that reuses one growing scratch buffer, so encoding thousands of entries a
+ * second allocates only the result. Not re-entrant; one per module is enough.
+ */
+export class Encoder {
+  private buf: Uint8Array
+  private view: DataView
+  private pos = 0
+
+  constructor(initialBytes = 64 * 1024) {
+    this.buf = new Uint8Array(initialBytes)
+    this.view = new DataView(this.buf.buffer)
+  }
+
+  encode(value: unknown): Uint8Array {
+    this.pos = 0
+    this.value(value, 0, '')
+    const out = this.buf.slice(0, this.pos)
+    // a one-off huge message should not pin its scratch buffer forever
+    if (this.buf.length > 4 * 1024 * 1024) this.reset(64 * 1024)
+    return out
+  }
+
+  private reset(size: number): void {
+    this.buf = new Uint8Array(size)
+    this.view = new DataView(this.buf.buffer)
+  }
+
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return
+    let size = this.buf.length * 2
+    while (size < this.pos + n) size *= 2
+    const next = new Uint8Array(size)
+    next.set(this.buf.subarray(0, this.pos))
+    this.buf = next
+    this.view = new DataView(next.buffer)
+  }
+
+  private varint(v: number): void {
+    this.ensure(8)
+    const b = this.buf
+    while (v >= 0x80) {
+      b[this.pos++] = (v % 0x80) | 0x80
+      v = Math.floor(v / 0x80)
+    }
+    b[this.pos++] = v
+  }
+
+  private string(s: string): void {
+    // ASCII fast path: most keys and names; avoids TextEncoder's call overhead
+    const n = s.length
+    if (n <= FIXSTR_MAX) {
+      let ascii = true
+      for (let i = 0; i < n; i++) {
+        if (s.charCodeAt(i) > 0x7f) {
+          ascii = false
+          break
+        }
+      }
+      if (ascii) {
+        this.ensure(1 + n)
+        this.buf[this.pos++] = T_FIXSTR + n
+        for (let i = 0; i < n; i++) this.buf[this.pos++] = s.charCodeAt(i)
+        return
+      }
+    }
+    // worst case 3 bytes per UTF-16 unit; write after a maximal varint, then move if shorter
+    const max = n * 3
+    this.ensure(1 + 8 + max)
+    const tagAt = this.pos
+    const bodyAt = tagAt + 9
+    const { written } = utf8Encoder.encodeInto(s, this.buf.subarray(bodyAt, bodyAt + max))
+    if (written <= FIXSTR_MAX) {
+      this.buf[tagAt] = T_FIXSTR + written
+      this.buf.copyWithin(tagAt + 1, bodyAt, bodyAt + written)
+      this.pos = tagAt + 1 + written
+      return
+    }
+    this.buf[this.pos++] = T_STR
+    this.varint(written)
+    this.buf.copyWithin(this.pos, bodyAt, bodyAt + written)
+    this.pos += written
+  }
+
+  private value(v: unknown, depth: number, path: string): void {
+    if (depth > MAX_DEPTH) throw new CodecError(`value nested deeper than ${MAX_DEPTH} (a cycle?) at ${path || 'the root'}`, this.pos)
+    switch (typeof v) {
+      case 'boolean':
+        this.ensure(1)
+        this.buf[this.pos++] = v ? T_TRUE : T_FALSE
+        return
+      case 'number':
+        this.number(v)
+        return
+      case 'string':
+        this.string(v)
+        return
+      case 'object':
+        break
+      default:
+        throw new CodecError(`cannot encode a ${typeof v} at ${path || 'the root'}`, this.pos)
+    }
+    if (v === null) {
+      this.ensure(1)
+      this.buf[this.pos++] = T_NULL
+      return
+    }
+    if (v instanceof Uint8Array) {
+      this.ensure(1)
+      this.buf[this.pos++] = T_BYTES
+      this.varint(v.length)
+      this.ensure(v.length)
+      this.buf.set(v, this.pos)
+      this.pos += v.length
+      return
+    }
+    if (Array.isArray(v)) {
+      this.ensure(1)
+      this.buf[this.pos++] = T_ARRAY
+      this.varint(v.length)
+      for (let i = 0; i < v.length; i++) {
+        // like JSON: holes and undefined in arrays become null
+        const item = v[i]
+        this.value(item === undefined ? null : item, depth + 1, path)
+      }
+      return
+    }
+    const proto = Object.getPrototypeOf(v)
+    if (proto !== Object.prototype && proto !== null) {
+      const name = (v as object).constructor?.name ?? 'object'
+      throw new CodecError(`cannot encode a ${name} at ${path || 'the root'} (only plain objects, arrays, Uint8Array)`, this.pos)
+    }
+    const rec = v as Record<string, unknown>
+    const keys = Object.keys(rec)
+    let count = 0
+    for (let i = 0; i < keys.length; i++) if (rec[keys[i]] !== undefined) count++
+    this.ensure(1)
+    this.buf[this.pos++] = T_OBJECT
+    this.varint(count)
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]
+      const item = rec[k]
+      // like JSON: a key whose value is undefined is left out
+      if (item === undefined) continue
+      this.string(k)
+      this.value(item, depth + 1, path ? `${path}.${k}` : k)
+    }
+  }
+
+  private number(v: number): void {
+    if (Number.isSafeInteger(v) && !Object.is(v, -0)) {
+      if (v >= 0 && v <= FIXUINT_MAX) {
+        this.ensure(1)
+        this.buf[this.pos++] = T_FIXUINT + v
+      } else if (v >= 0) {
+        this.ensure(1)
+        this.buf[this.pos++] = T_UINT
+        this.varint(v)
+      } else {
+        this.ensure(1)
+        this.buf[this.pos++] = T_NINT
+        this.varint(-v)
+      }
+      return
+    }
+    this.ensure(9)
+    this.buf[this.pos++] = T_F64
+    this.view.setFloat64(this.pos, v, true)
+    this.pos += 8
+  }
+}
+
+const shared = new Encoder()
+
+/** Encode a plain value. Throws CodecError for functions, symbols, bigints, class instances, cycles. */
+export function encode(value: unknown): Uint8Array {
+  return shared.encode(value)
+}
+
+/**
+ * Decode exactly one value occupying all of `bytes`. Byte strings in the result are
+ * copies, so the input buffer may be reused at once.
+ */
+export function decode(bytes: Uint8Array): unknown {
+  const d = new Decoder(bytes)
+  const v = d.value(0)
+  if (d.pos !== bytes.length) throw new CodecError(`${bytes.length - d.pos} trailing bytes after the value`, d.pos)
+  return v
+}
+
+class Decoder {
+  pos = 0
+  private readonly view: DataView
+
+  constructor(private readonly buf: Uint8Array) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  }
+
+  private need(n: number, what: string): void {
+    if (this.pos + n > this.buf.length) throw new CodecError(`truncated ${what}: needs ${n} bytes, ${this.buf.length - this.pos} left`, this.pos)
+  }
+
+  private varint(what: string): number {
+    const start = this.pos
+    let v = 0
+    let scale = 1
+    for (let i = 0; i < 8; i++) {
+      if (this.pos >= this.buf.length) throw new CodecError(`truncated ${what}`, start)
+      const b = this.buf[this.pos++]
+      v += (b & 0x7f) * scale
+      if ((b & 0x80) === 0) {
+        if (v > Number.MAX_SAFE_INTEGER) throw new CodecError(`${what} ${v} exceeds 2^53 - 1`, start)
+        return v
+      }
+      scale *= 0x80
+    }
+    throw new CodecError(`${what} longer than 8 bytes`, start)
+  }
+
+  /** A length or count that must fit in what is left (each item takes at least `unit` bytes). */
+  private length(what: string, unit: number): number {
+    const at = this.pos
+    const n = this.varint(what)
+    const left = this.buf.length - this.pos
+    if (n * unit > left) throw new CodecError(`absurd ${what} ${n}: only ${left} bytes left`, at)
+    return n
+  }
+
+  private str(n: number): string {
+    const at = this.pos
+    this.need(n, 'string')
+    const end = at + n
+    this.pos = end
+    // short ASCII strings (keys, names) are built directly; the rest goes through the strict decoder
+    if (n <= 24) {
+      let out = ''
+      let i = at
+      for (; i < end; i++) {
+        const c = this.buf[i]
+        if (c > 0x7f) break
+        out += String.fromCharCode(c)
+      }
+      if (i === end) return out
+    }
+    try {
+      return utf8Decoder.decode(this.buf.subarray(at, end))
+    } catch {
+      throw new CodecError('string is not valid UTF-8', at)
+    }
+  }
+
+  private key(): string {
+    const at = this.pos
+    this.need(1, 'object key')
+    const tag = this.buf[this.pos++]
+    if (tag >= T_FIXSTR && tag <= T_FIXSTR + FIXSTR_MAX) return this.str(tag - T_FIXSTR)
+    if (tag === T_STR) return this.str(this.length('string length', 1))
+    throw new CodecError(`object key must be a string, found tag 0x${tag.toString(16)}`, at)
+  }
+
+  value(depth: number): unknown {
+    const at = this.pos
+    if (depth > MAX_DEPTH) throw new CodecError(`value nested deeper than ${MAX_DEPTH}`, at)
+    this.need(1, 'value tag')
+    const tag = this.buf[this.pos++]
+    if (tag >= T_FIXUINT) return tag - T_FIXUINT
+    if (tag >= T_FIXSTR && tag <= T_FIXSTR + FIXSTR_MAX) return this.str(tag - T_FIXSTR)
+    switch (tag) {
+      case T_NULL:
+        return null
+      case T_FALSE:
+        return false
+      case T_TRUE:
+        return true
+      case T_UINT:
+        return this.varint('integer')
+      case T_NINT: {
+        const n = this.varint('integer')
+        if (n === 0) throw new CodecError('negative integer encodes zero', at)
+        return -n
+      }
+      case T_F64: {
+        this.need(8, 'float64')
+        const v = this.view.getFloat64(this.pos, true)
+        this.pos += 8
+        return v
+      }
+      case T_STR:
+        return this.str(this.length('string length', 1))
+      case T_BYTES: {
+        const n = this.length('byte string length', 1)
+        // a fresh Uint8Array even when the input is a Buffer (whose slice() is a view)
+        const out = new Uint8Array(n)
+        out.set(this.buf.subarray(this.pos, this.pos + n))
+        this.pos += n
+        return out
+      }
+      case T_ARRAY: {
+        const n = this.length('array length', 1)
+        const out = new Array<unknown>(n)
+        for (let i = 0; i < n; i++) out[i] = this.value(depth + 1)
+        return out
+      }
+      case T_OBJECT: {
+        // each pair takes at least two bytes: a key tag and a value tag
+        const n = this.length('object size', 2)
+        const out: Record<string, unknown> = {}
+        for (let i = 0; i < n; i++) {
+          const keyAt = this.pos
+          const k = this.key()
+          if (Object.prototype.hasOwnProperty.call(out, k)) throw new CodecError(`duplicate object key ${JSON.stringify(k)}`, keyAt)
+          const item = this.value(depth + 1)
+          // a plain assignment of "__proto__" would change the prototype instead of adding a key
+          if (k === '__proto__') Object.defineProperty(out, k, { value: item, enumerable: true, writable: true, configurable: true })
+          else out[k] = item
+        }
+        return out
+      }
+      default:
+        throw new CodecError(`unknown tag 0x${tag.toString(16).padStart(2, '0')}`, at)
+    }
+  }
+}

@@ -1,0 +1,104 @@
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { DiskArbiter } from '../../../agent/disk/arbiter.js'
+import { FileBlockStore } from '../../../agent/disk/file-store.js'
+
+const dirs: string[] = []
+const stores: FileBlockStore[] = []
+afterEach(() => {
+  while (stores.length) stores.pop()!.close()
+  while (dirs.length) rmSync(dirs.pop()!, { recursive: true, force: true })
+})
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'ftlab-disk-'))
+  dirs.push(d)
+  return d
+}
+
+function open(dir: string, blockSize = 16): FileBlockStore {
+  const s = new FileBlockStore(dir, { blockSize })
+  stores.push(s)
+  return s
+}
+
+describe('FileBlockStore', () => {
+  it('reads back exactly what was written, and empty for a block never written', () => {
+    const s = open(tempDir())
+    s.write(2, new Uint8Array([1, 2, 3]))
+    s.write(0, new Uint8Array(16).fill(9))
+    s.write(2, new Uint8Array([4]))
+    expect(s.read(2)).toEqual(new Uint8Array([4]))
+    expect(s.read(0)).toEqual(new Uint8Array(16).fill(9))
+    expect(s.read(1)).toEqual(new Uint8Array(0))
+    expect(s.read(1000)).toEqual(new Uint8Array(0))
+    expect(s.blockCount()).toBe(2)
+    expect(() => s.write(3, new Uint8Array(17))).toThrow(/exceed block size 16/)
+  })
+
+  it('keeps blocks, the block count and metadata across a reopen', () => {
+    const dir = tempDir()
+    const a = open(dir)
+    a.write(5, new Uint8Array([7, 7]))
+    a.saveMeta('{"gen":3}')
+    a.flush()
+    a.close()
+    const b = open(dir)
+    expect(b.read(5)).toEqual(new Uint8Array([7, 7]))
+    expect(b.blockCount()).toBe(1)
+    expect(b.loadMeta()).toBe('{"gen":3}')
+  })
+
+  it('writes metadata atomically with mode 0600 and leaves no temp file', () => {
+    const dir = tempDir()
+    const s = open(dir)
+    expect(s.loadMeta()).toBeNull()
+    s.saveMeta('{"gen":1}')
+    s.saveMeta('{"gen":2}')
+    expect(readFileSync(join(dir, 'disk.meta.json'), 'utf8')).toBe('{"gen":2}')
+    expect(statSync(join(dir, 'disk.meta.json')).mode & 0o777).toBe(0o600)
+    expect(() => statSync(join(dir, `disk.meta.json.tmp-${process.pid}`))).toThrow()
+  })
+
+  it('refuses an image made with another block size, or a foreign index', () => {
+    const dir = tempDir()
+    open(dir, 16).close()
+    expect(() => new FileBlockStore(dir, { blockSize: 32 })).toThrow(/block size 16/)
+    writeFileSync(join(dir, 'disk.index'), 'garbage!')
+    expect(() => new FileBlockStore(dir, { blockSize: 16 })).toThrow(/not an FT Lab disk index/)
+  })
+
+  it('ignores a torn last index entry', () => {
+    const dir = tempDir()
+    const a = open(dir)
+    a.write(1, new Uint8Array([1]))
+    a.close()
+    writeFileSync(join(dir, 'disk.index'), Buffer.concat([readFileSync(join(dir, 'disk.index')), Buffer.from([0, 0])]))
+    expect(open(dir).blockCount()).toBe(1)
+  })
+
+  it('refuses use after close', () => {
+    const s = new FileBlockStore(tempDir())
+    s.close()
+    expect(() => s.read(0)).toThrow(/closed/)
+  })
+})
+
+describe('DiskArbiter over a FileBlockStore', () => {
+  it('a new arbiter over the same files keeps the generation, the live replica, the winner and the data', () => {
+    const dir = tempDir()
+    const s1 = open(dir)
+    const a1 = new DiskArbiter(s1, { blockSize: 16 })
+    a1.handle({ id: 1, op: 'generation', gen: 1, from: 'a', primary: 'a', backup: 'b' })
+    a1.handle({ id: 2, op: 'write', gen: 1, from: 'a', block: 4, data: new Uint8Array([42]) })
+    expect(a1.handle({ id: 3, op: 'tas', gen: 1, from: 'b' })).toMatchObject({ ok: true, winner: 'b' })
+    s1.close()
+    const a2 = new DiskArbiter(open(dir), { blockSize: 16 })
+    expect(a2.status()).toMatchObject({ gen: 1, live: 'b', backup: 'b', tasWinner: 'b', blocks: 1 })
+    expect(a2.handle({ id: 4, op: 'tas', gen: 1, from: 'a' })).toMatchObject({ ok: false, error: 'tas-lost', winner: 'b' })
+    expect(a2.handle({ id: 5, op: 'write', gen: 1, from: 'a', block: 4, data: new Uint8Array([0]) })).toMatchObject({ ok: false, error: 'fenced' })
+    expect(a2.handle({ id: 6, op: 'read', block: 4 })).toEqual({ id: 6, ok: true, data: new Uint8Array([42]) })
+  })
+})

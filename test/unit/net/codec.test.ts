@@ -1,0 +1,185 @@
+import { describe, expect, it } from 'vitest'
+import { CodecError, Encoder, MAX_DEPTH, decode, encode } from '../../../agent/net/codec.js'
+
+function codecError(fn: () => unknown): CodecError {
+  try {
+    fn()
+  } catch (err) {
+    if (err instanceof CodecError) return err
+    throw err
+  }
+  throw new Error('expected a CodecError')
+}
+
+describe('codec round-trips', () => {
+  const values: [string, unknown][] = [
+    ['null', null],
+    ['true', true],
+    ['false', false],
+    ['zero', 0],
+    ['fixint edge', 127],
+    ['varint edge', 128],
+    ['large int', 2 ** 40 + 3],
+    ['max safe int', Number.MAX_SAFE_INTEGER],
+    ['min safe int', Number.MIN_SAFE_INTEGER],
+    ['negative', -1],
+    ['float', 3.25],
+    ['beyond safe int', 2 ** 60],
+    ['NaN', NaN],
+    ['infinity', -Infinity],
+    ['empty string', ''],
+    ['ascii', 'hello'],
+    ['31 chars', 'a'.repeat(31)],
+    ['32 chars', 'a'.repeat(32)],
+    ['long ascii', 'x'.repeat(5000)],
+    ['utf8 short', 'héllo ✓'],
+    ['utf8 long', 'ünïcødé '.repeat(20)],
+    ['emoji', '🚀 go live'],
+    ['bytes', new Uint8Array([0, 1, 255])],
+    ['empty bytes', new Uint8Array(0)],
+    ['array', [1, 'two', null, [true, false]]],
+    ['object', { t: 'entries', gen: 3, entries: [{ gen: 3, n: 1, body: { kind: 'input', input: { t: 'data', conn: 's:1', data: new Uint8Array([42]) }, nondet: [{ d: 'clock', v: 1.7e12 }] } }] }],
+    ['proto key', JSON.parse('{"__proto__": 1, "a": 2}')]
+  ]
+  for (const [name, v] of values) {
+    it(`round-trips ${name}`, () => {
+      const back = decode(encode(v))
+      expect(back).toEqual(v)
+    })
+  }
+
+  it('keeps -0 as -0', () => {
+    expect(Object.is(decode(encode(-0)), -0)).toBe(true)
+  })
+
+  it('decodes a "__proto__" key as an own key, not a prototype', () => {
+    const back = decode(encode(JSON.parse('{"__proto__": {"polluted": true}}'))) as Record<string, unknown>
+    expect(Object.getPrototypeOf(back)).toBe(Object.prototype)
+    expect(Object.keys(back)).toEqual(['__proto__'])
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+  })
+
+  it('drops undefined object values and turns undefined array items into null, like JSON', () => {
+    expect(decode(encode({ a: 1, b: undefined }))).toEqual({ a: 1 })
+    expect(decode(encode([undefined, 1]))).toEqual([null, 1])
+  })
+
+  it('encodes Buffer as bytes and returns a copy independent of the input', () => {
+    const enc = encode({ data: Buffer.from('abc') })
+    const back = decode(enc) as { data: Uint8Array }
+    enc.fill(0)
+    expect(Array.from(back.data)).toEqual([97, 98, 99])
+  })
+
+  it('encodes small integers and short keys in one byte each', () => {
+    expect(encode(5).length).toBe(1)
+    expect(encode({ n: 1 }).length).toBe(1 + 1 + 1 + 1 + 1)
+  })
+
+  it('grows its scratch buffer for large values', () => {
+    const enc = new Encoder(16)
+    const big = new Uint8Array(100_000).fill(7)
+    const back = decode(enc.encode({ a: big, s: 'é'.repeat(1000) })) as { a: Uint8Array; s: string }
+    expect(back.a).toEqual(big)
+    expect(back.s.length).toBe(1000)
+  })
+})
+
+describe('codec refuses what it cannot encode', () => {
+  it.each([
+    ['a function', () => 1, /function/],
+    ['a bigint', 1n, /bigint/],
+    ['undefined at the root', undefined, /undefined/],
+    ['a Map', new Map(), /Map/],
+    ['a Date', new Date(0), /Date/],
+    ['a Uint16Array', new Uint16Array(2), /Uint16Array/]
+  ])('refuses %s', (_, v, why) => {
+    expect(codecError(() => encode(v)).message).toMatch(why)
+  })
+
+  it('refuses a cycle instead of overflowing the stack', () => {
+    const a: Record<string, unknown> = {}
+    a.self = a
+    expect(codecError(() => encode(a)).message).toMatch(/deeper than/)
+  })
+
+  it('names the path of the bad value', () => {
+    expect(codecError(() => encode({ outer: { inner: Symbol('x') } })).message).toMatch(/outer\.inner/)
+  })
+})
+
+describe('codec refuses malformed input, naming the offset', () => {
+  it('empty input', () => {
+    const e = codecError(() => decode(new Uint8Array(0)))
+    expect(e.offset).toBe(0)
+    expect(e.message).toMatch(/truncated value tag/)
+  })
+
+  it('every truncation of a valid encoding', () => {
+    const full = encode({ t: 'x', data: new Uint8Array([1, 2, 3]), list: [300, -5, 1.5, 'héllo'.repeat(10)] })
+    for (let cut = 0; cut < full.length; cut++) {
+      expect(() => decode(full.subarray(0, cut)), `cut at ${cut}`).toThrow(CodecError)
+    }
+  })
+
+  it('trailing bytes', () => {
+    const bytes = new Uint8Array([...encode(1), 0])
+    const e = codecError(() => decode(bytes))
+    expect(e.offset).toBe(1)
+    expect(e.message).toMatch(/trailing/)
+  })
+
+  it('unknown tag', () => {
+    const e = codecError(() => decode(new Uint8Array([0x08, 0x01, 0x1f])))
+    expect(e.message).toMatch(/unknown tag 0x1f/)
+    expect(e.offset).toBe(2)
+  })
+
+  it('absurd lengths and counts', () => {
+    // bytes claiming 2^40 bytes
+    expect(codecError(() => decode(new Uint8Array([0x07, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20]))).message).toMatch(/absurd byte string length/)
+    // array claiming a million items with three bytes left
+    expect(codecError(() => decode(new Uint8Array([0x08, 0xc0, 0x84, 0x3d, 0, 0, 0]))).message).toMatch(/absurd array length/)
+    expect(codecError(() => decode(new Uint8Array([0x09, 0x05, 0x21, 0x61, 0x00]))).message).toMatch(/absurd object size/)
+    expect(codecError(() => decode(new Uint8Array([0x06, 0x05, 0x61]))).message).toMatch(/absurd string length/)
+  })
+
+  it('over-long varints and integers beyond 2^53', () => {
+    expect(codecError(() => decode(new Uint8Array([0x03, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]))).message).toMatch(/longer than 8 bytes/)
+    expect(codecError(() => decode(new Uint8Array([0x03, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]))).message).toMatch(/exceeds/)
+    expect(codecError(() => decode(new Uint8Array([0x04, 0x00]))).message).toMatch(/zero/)
+  })
+
+  it('invalid UTF-8', () => {
+    const e = codecError(() => decode(new Uint8Array([0x22, 0xc3, 0x28])))
+    expect(e.message).toMatch(/UTF-8/)
+    expect(e.offset).toBe(1)
+  })
+
+  it('non-string object keys and duplicate keys', () => {
+    expect(codecError(() => decode(new Uint8Array([0x09, 0x01, 0x81, 0x81]))).message).toMatch(/key must be a string/)
+    expect(codecError(() => decode(new Uint8Array([0x09, 0x02, 0x21, 0x61, 0x81, 0x21, 0x61, 0x82]))).message).toMatch(/duplicate object key "a"/)
+  })
+
+  it('nesting deeper than the limit', () => {
+    const bytes: number[] = []
+    for (let i = 0; i < MAX_DEPTH + 2; i++) bytes.push(0x08, 0x01)
+    bytes.push(0x00)
+    expect(codecError(() => decode(new Uint8Array(bytes))).message).toMatch(/deeper than/)
+  })
+
+  it('random garbage never throws anything but CodecError', () => {
+    let seed = 12345
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff
+    for (let i = 0; i < 2000; i++) {
+      const len = rnd() % 40
+      const bytes = new Uint8Array(len)
+      for (let j = 0; j < len; j++) bytes[j] = rnd()
+      try {
+        decode(bytes)
+      } catch (err) {
+        expect(err).toBeInstanceOf(CodecError)
+      }
+    }
+  })
+})
