@@ -22,10 +22,11 @@ export interface LogEntry {
 
 /** Logging channel, primary ⇄ backup. */
 export type PeerMsg =
-  | { t: 'entries'; gen: number; entries: LogEntry[]; releasedThrough: number }
+  /** `nextConn`: the primary's next plain-connection number, so a backup that goes live never reuses a `t:<n>` id */
+  | { t: 'entries'; gen: number; entries: LogEntry[]; releasedThrough: number; nextConn?: number }
   | { t: 'ack'; gen: number; n: number }
   | { t: 'heartbeat'; gen: number; from: ReplicaId; last: number; releasedThrough: number }
-  | { t: 'snapshot'; gen: number; from: ReplicaId; last: number; snapshot: Snapshot }
+  | { t: 'snapshot'; gen: number; from: ReplicaId; last: number; snapshot: Snapshot; nextConn?: number }
   | { t: 'snapshot-ack'; gen: number; from: ReplicaId }
   | { t: 'diverged'; gen: number; n: number; primaryHash: string; backupHash: string }
 
@@ -82,7 +83,8 @@ export type Event =
 
 /** What the protocol asks the edge to do. */
 export type Action =
-  | { t: 'send-peer'; msg: PeerMsg }
+  /** `to`: the peer the protocol means (during restore redundancy the peer changes mid-batch) */
+  | { t: 'send-peer'; msg: PeerMsg; to?: ReplicaId }
   | { t: 'send-disk'; req: DiskReq }
   /** release an output to the world (reply to a client; disk writes go out as send-disk) */
   | { t: 'release'; out: Output; entry: number; heldMs: number }

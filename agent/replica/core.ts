@@ -1,0 +1,778 @@
+// The replica protocol: primary/backup replication in the style of VMware FT, written as a
+// deterministic state machine (the shape of etcd's raft package). Events go in through
+// step(); actions come out of takeActions(). Nothing in here touches a socket, a timer,
+// the wall clock or a random source: `now` arrives with every event. That is what lets the
+// same code run on hosts (agent/replica/runtime.ts), in unit tests that feed it one event
+// at a time, and in the seeded simulator (test/sim) under a hostile network.
+//
+// The lecture's ideas, and where they live below:
+//   logging channel ............ the primary's `unacked` entries, flush(), onAck(); the backup's onEntries()
+//   Output Rule ................ `held` outputs, releaseHeld(), outputRuleAllows()
+//   backup output suppressed ... applyEntry() keeps outputs instead of releasing them
+//   failure detection .......... onTick(): silence longer than suspectMs makes the peer suspect
+//   go live, test-and-set ...... suspect(), onTasAnswer(), goLive(); the loser halts
+//   generation, fencing ........ every message and disk request carries `gen`; other generations are dropped
+//   duplicate output ........... a backup going live re-emits outputs after the primary's `releasedThrough`
+//   restore redundancy ......... beginRestore(), onRegistered(), the snapshot handshake
+import type { ConnId, GuestInput, Output, Vmm } from '../vmm/types.js'
+import type { Action, DiskReq, DiskRes, Event, LogEntry, PeerMsg, ReplicaConfig, ReplicaId, Role, Telemetry } from './types.js'
+import { approxBytes, describeInput, entryBytes } from './size.js'
+
+export const defaultReplicaConfig = (id: string, peer: string | null): ReplicaConfig => ({
+  id,
+  peer,
+  mode: 'rsm',
+  heartbeatMs: 50,
+  suspectMs: 300,
+  diskRetryMs: 100,
+  maxUnackedEntries: 1024,
+  maxUnackedBytes: 4 * 1024 * 1024,
+  batchEntries: 64,
+  hashEvery: 32
+})
+
+export interface CoreStatus {
+  id: ReplicaId
+  role: Role
+  gen: number
+  peer: ReplicaId | null
+  /** primary: last entry executed; backup: last entry applied */
+  lastEntry: number
+  /** primary: the backup's cumulative ack; backup: the last ack it sent */
+  acked: number
+  unackedEntries: number
+  unackedBytes: number
+  heldOutputs: number
+  stalled: boolean
+  /** primary: all outputs of entries up to here have left; backup: the primary's last report */
+  releasedThrough: number
+  peerSuspected: boolean
+  /** inputs waiting for room in the logging channel */
+  queuedInputs: number
+  /** the disk server has confirmed this generation (a primary releases nothing before) */
+  genConfirmed: boolean
+  /** a restore-redundancy handshake is under way */
+  restoring: boolean
+}
+
+/** An entry the backup has not acknowledged yet, kept for resending. */
+interface Unacked {
+  entry: LogEntry
+  bytes: number
+}
+
+/** An output waiting for the Output Rule. */
+interface Held {
+  out: Output
+  entry: number
+  at: number
+}
+
+/** Outputs a backup suppressed, kept in case it goes live before the primary released them. */
+interface Kept {
+  n: number
+  outputs: Output[]
+  at: number
+}
+
+interface InFlightWrite {
+  gen: number
+  entry: number
+  sentAt: number
+}
+
+interface DiskCall {
+  req: DiskReq
+  sentAt: number
+}
+
+/** Registration of a generation at the disk server: at start, or to restore redundancy. */
+interface Registration extends DiskCall {
+  gen: number
+  purpose: 'start' | 'restore'
+  peer: ReplicaId | null
+}
+
+export class ReplicaCore {
+  private readonly cfg: ReplicaConfig
+  private readonly vmm: Vmm
+  private role: Role
+  private gen: number
+  private peer: ReplicaId | null
+  private now: number
+  private actions: Action[] = []
+
+  // ---- logging channel, both sides
+  private lastEntry = 0
+  private acked = 0
+  private releasedThrough = 0
+  private lastHeard: number
+  private lastSent: number
+
+  // ---- primary
+  private unacked: Unacked[] = []
+  private unackedBytes = 0
+  /** highest entry sent on the channel; reset to `acked` to resend (go-back-n) */
+  private sentThrough = 0
+  private resendAt = 0
+  /** the backup holds the state entry 1 starts from (false until a joining replica acks its snapshot) */
+  private channelReady: boolean
+  /** the disk server knows this generation; outputs wait for it as well as for the ack */
+  private genConfirmed: boolean
+  private held: Held[] = []
+  private queue: GuestInput[] = []
+  private stalled = false
+  /** disk writes released but not yet accepted by the disk server, by request id */
+  private writesInFlight = new Map<number, InFlightWrite>()
+  private snapshotOut: { msg: PeerMsg; sentAt: number } | null = null
+
+  // ---- backup
+  private kept: Kept[] = []
+  /** entries that arrived ahead of a gap: applied once the gap is filled, never acked before */
+  private early = new Map<number, LogEntry>()
+  private diverged = false
+
+  // ---- failure detection and the disk server
+  private suspected = false
+  private tas: DiskCall | null = null
+  private registration: Registration | null = null
+  private nextDiskId = 1
+  private nextConn = 1
+
+  constructor(cfg: ReplicaConfig, vmm: Vmm, init: { role: 'primary' | 'backup' | 'joining'; gen: number; now: number }) {
+    checkConfig(cfg)
+    if (!Number.isSafeInteger(init.gen) || init.gen < 1) throw new Error(`ReplicaCore ${cfg.id}: generation must be a positive integer, got ${init.gen}`)
+    // The replication mode is the VMM's (it decides what an entry carries); cfg.mode is informational.
+    this.cfg = cfg
+    this.vmm = vmm
+    this.role = init.role
+    this.gen = init.gen
+    this.peer = cfg.peer
+    this.now = init.now
+    this.lastHeard = init.now
+    this.lastSent = init.now
+    this.channelReady = init.role === 'primary'
+    this.genConfirmed = false
+    this.emitRole(`start as ${init.role} of generation ${init.gen}`)
+    if (init.role === 'primary') {
+      // Register first: the disk server must know who may write before any output leaves.
+      this.register(init.gen, 'start', this.peer)
+      this.execute({ t: 'boot' })
+    }
+  }
+
+  // ======================================================================== API
+
+  step(ev: Event): void {
+    if (this.role === 'halted') return
+    if (typeof ev?.now === 'number' && ev.now > this.now) this.now = ev.now
+    switch (ev?.t) {
+      case 'tick':
+        return this.onTick()
+      case 'peer':
+        return this.onPeer(ev.msg)
+      case 'input':
+        return this.onInput(ev.input)
+      case 'disk':
+        return this.onDisk(ev.res)
+      case 'io-done':
+        return
+      default:
+        this.telemetry({ k: 'dropped', what: `event ${JSON.stringify((ev as { t?: unknown })?.t)}`, why: 'unknown event type' })
+    }
+  }
+
+  /** Drains the pending actions, in order. Entries go out here, so inputs stepped together travel together. */
+  takeActions(): Action[] {
+    this.flush()
+    const out = this.actions
+    this.actions = []
+    return out
+  }
+
+  status(): CoreStatus {
+    return {
+      id: this.cfg.id,
+      role: this.role,
+      gen: this.gen,
+      peer: this.peer,
+      lastEntry: this.lastEntry,
+      acked: this.acked,
+      unackedEntries: this.unacked.length,
+      unackedBytes: this.unackedBytes,
+      heldOutputs: this.held.length,
+      stalled: this.stalled,
+      releasedThrough: this.releasedThrough,
+      peerSuspected: this.suspected,
+      queuedInputs: this.queue.length,
+      genConfirmed: this.genConfirmed,
+      restoring: this.registration?.purpose === 'restore' || this.snapshotOut !== null
+    }
+  }
+
+  /**
+   * Restore redundancy: this live replica begins generation `newGen` with `peer` as its
+   * backup. Register at the disk server, then ship a snapshot; the peer must be running as
+   * 'joining' for `newGen`. Throws if this replica is not live or a restore is under way.
+   */
+  beginRestore(peer: string, newGen: number, now: number): void {
+    const who = `restore redundancy on ${this.cfg.id}`
+    if (this.role !== 'live') throw new Error(`${who}: this replica is ${this.role} in generation ${this.gen}; only a live replica can take a new backup`)
+    if (this.registration) throw new Error(`${who}: a restore onto ${this.registration.peer} (generation ${this.registration.gen}) is already under way`)
+    if (typeof peer !== 'string' || peer.length === 0 || peer === this.cfg.id) throw new Error(`${who}: the new backup must be another replica, got ${JSON.stringify(peer)}`)
+    if (!Number.isSafeInteger(newGen) || newGen <= this.gen) throw new Error(`${who}: the new generation must be an integer above ${this.gen}, got ${newGen}`)
+    if (now > this.now) this.now = now
+    this.register(newGen, 'restore', peer)
+    this.setStalled(true)
+  }
+
+  /** A fresh id for a plain TCP connection. The counter travels with the entries, so a backup that goes live never reuses one. */
+  newConnId(): ConnId {
+    return `t:${this.nextConn++}`
+  }
+
+  /**
+   * The Output Rule: may an output produced by entry `n` leave now? Protected so that the
+   * simulator can wire in a deliberately broken rule and prove its checker catches it.
+   */
+  protected outputRuleAllows(n: number): boolean {
+    return this.genConfirmed && n <= this.acked
+  }
+
+  // ================================================================ time passes
+
+  private onTick(): void {
+    this.retryDisk()
+    this.forgetLostWrites()
+    if (this.role !== 'primary' && this.role !== 'backup') return
+    if (!this.suspected && this.now - this.lastHeard > this.cfg.suspectMs) this.suspect()
+    if (this.role === 'primary') {
+      this.maybeResend()
+      this.maybeResendSnapshot()
+    }
+    if (this.now - this.lastSent >= this.cfg.heartbeatMs) this.sendHeartbeat()
+  }
+
+  private sendHeartbeat(): void {
+    // entries about to be flushed say everything a heartbeat would
+    if (this.role === 'primary' && this.channelReady && this.sentThrough < this.lastEntry) return
+    this.sendPeer({ t: 'heartbeat', gen: this.gen, from: this.cfg.id, last: this.lastEntry, releasedThrough: this.reportedReleased() })
+  }
+
+  // ============================================================ primary: inputs
+
+  private onInput(input: GuestInput): void {
+    if (this.role !== 'primary' && this.role !== 'live') {
+      this.telemetry({ k: 'dropped', what: `input ${describeInputSafe(input)}`, why: `a ${this.role} replica does not execute inputs` })
+      return
+    }
+    if (this.queue.length > 0 || this.inputsWait()) {
+      // Stalled: the edge has stopped reading client sockets; what still arrives waits here.
+      // Only client data may be refused (the client retries); timers, disk results, opens
+      // and closes are bounded by the guest itself and must not be lost.
+      if (input.t === 'data' && this.queue.length >= this.cfg.maxUnackedEntries) {
+        this.telemetry({ k: 'dropped', what: `input ${describeInput(input)}`, why: 'logging channel full and input queue full' })
+        return
+      }
+      this.queue.push(input)
+      this.setStalled(true)
+      return
+    }
+    this.execute(input)
+  }
+
+  /** Run one input on the guest: it becomes log entry n; its outputs wait for the Output Rule. */
+  private execute(input: GuestInput): void {
+    const res = this.vmm.execute(input)
+    const n = ++this.lastEntry
+    const entry: LogEntry = { gen: this.gen, n, body: res.body }
+    if (this.role === 'primary' && n % this.cfg.hashEvery === 0) entry.hash = this.vmm.stateHash()
+    const bytes = entryBytes(entry)
+    this.telemetry({ k: 'entry', n, bytes, input: describeInput(input) })
+    // Device requests are invisible to the world: performed at once, re-issued by a backup that goes live.
+    for (const req of res.io) this.actions.push({ t: 'io', req })
+    if (this.role === 'live') {
+      for (const out of res.outputs) this.release({ out, entry: n, at: this.now })
+      this.releasedThrough = n
+      return
+    }
+    this.unacked.push({ entry, bytes })
+    this.unackedBytes += bytes
+    for (const out of res.outputs) this.held.push({ out, entry: n, at: this.now })
+    if (this.channelFull()) this.setStalled(true)
+    this.releaseHeld()
+  }
+
+  private channelFull(): boolean {
+    return this.role === 'primary' && (this.unacked.length >= this.cfg.maxUnackedEntries || this.unackedBytes >= this.cfg.maxUnackedBytes)
+  }
+
+  /**
+   * Inputs wait while the logging channel is full, and while a restore is being registered:
+   * the live replica pauses, so that nothing it outputs in between carries the generation the
+   * disk server is about to retire (such a write would be fenced and lost).
+   */
+  private inputsWait(): boolean {
+    return this.channelFull() || this.registration?.purpose === 'restore'
+  }
+
+  private setStalled(on: boolean): void {
+    if (this.stalled === on) return
+    this.stalled = on
+    this.actions.push({ t: 'stall', on })
+  }
+
+  /** Run queued inputs while the channel has room; resume reading once it is empty. */
+  private drainQueue(): void {
+    while (this.queue.length > 0 && !this.inputsWait()) this.execute(this.queue.shift()!)
+    if (this.queue.length === 0 && !this.inputsWait()) this.setStalled(false)
+  }
+
+  // ===================================================== primary: logging channel
+
+  private flush(): void {
+    if (this.role !== 'primary' || !this.channelReady) return
+    while (this.sentThrough < this.lastEntry) {
+      // unacked[i] is entry acked + 1 + i
+      const from = this.sentThrough - this.acked
+      const batch = this.unacked.slice(from, from + this.cfg.batchEntries).map((u) => u.entry)
+      if (this.sentThrough === this.acked) this.resendAt = this.now + this.resendMs()
+      this.sendPeer({ t: 'entries', gen: this.gen, entries: batch, releasedThrough: this.reportedReleased(), nextConn: this.nextConn })
+      this.sentThrough = batch[batch.length - 1].n
+    }
+  }
+
+  /** No ack progress for a while: go back and resend everything unacknowledged. */
+  private maybeResend(): void {
+    if (!this.channelReady || this.sentThrough <= this.acked || this.now < this.resendAt) return
+    this.sentThrough = this.acked
+    this.resendAt = this.now + this.resendMs()
+  }
+
+  private resendMs(): number {
+    return 2 * this.cfg.heartbeatMs
+  }
+
+  private onAck(n: number, what: string): void {
+    if (!Number.isSafeInteger(n) || n > this.lastEntry) {
+      this.telemetry({ k: 'dropped', what, why: `acknowledges entry ${n} but the last entry is ${this.lastEntry}` })
+      return
+    }
+    if (n <= this.acked) return
+    this.acked = n
+    this.telemetry({ k: 'ack', n })
+    while (this.unacked.length > 0 && this.unacked[0].entry.n <= n) this.unackedBytes -= this.unacked.shift()!.bytes
+    if (this.sentThrough < n) this.sentThrough = n
+    this.resendAt = this.now + this.resendMs()
+    this.releaseHeld()
+    this.drainQueue()
+  }
+
+  /** The Output Rule: outputs leave in entry order, each once the backup has its entry. */
+  private releaseHeld(): void {
+    while (this.held.length > 0 && this.outputRuleAllows(this.held[0].entry)) this.release(this.held.shift()!)
+    if (this.genConfirmed && this.acked > this.releasedThrough) this.releasedThrough = this.acked
+  }
+
+  private release(h: Held): void {
+    if (h.out.t === 'disk-write') {
+      // carries gen and our id so the disk server can fence a replica that is no longer live
+      const id = this.diskId()
+      this.actions.push({ t: 'send-disk', req: { id, op: 'write', gen: this.gen, from: this.cfg.id, block: h.out.block, data: h.out.data } })
+      this.writesInFlight.set(id, { gen: this.gen, entry: h.entry, sentAt: this.now })
+      return
+    }
+    this.actions.push({ t: 'release', out: h.out, entry: h.entry, heldMs: this.now - h.at })
+  }
+
+  /**
+   * What the backup is told has left. A disk write counts only once the disk server took
+   * it, so a backup going live re-emits any write still in flight (writes are idempotent).
+   */
+  private reportedReleased(): number {
+    if (this.role === 'backup') return this.releasedThrough
+    let r = this.releasedThrough
+    for (const w of this.writesInFlight.values()) if (w.gen === this.gen && w.entry - 1 < r) r = w.entry - 1
+    return r
+  }
+
+  // ============================================================= peer messages
+
+  private onPeer(msg: PeerMsg): void {
+    const bad = malformed(msg)
+    if (bad) {
+      this.telemetry({ k: 'dropped', what: 'peer message', why: bad })
+      return
+    }
+    if (this.role === 'joining') return this.onJoiningMessage(msg)
+    if (msg.gen !== this.gen) {
+      this.telemetry({ k: 'dropped', what: `${msg.t} of generation ${msg.gen}`, why: `this replica is in generation ${this.gen}` })
+      return
+    }
+    if (this.role === 'live') {
+      // Gone live: the logging channel of this generation is closed. Acking now would let the
+      // old primary release outputs of entries this replica never applied.
+      this.telemetry({ k: 'dropped', what: msg.t, why: 'live: the logging channel is closed' })
+      return
+    }
+    this.lastHeard = this.now
+    if (this.role === 'primary') this.onPrimaryMessage(msg)
+    else this.onBackupMessage(msg)
+  }
+
+  private onPrimaryMessage(msg: PeerMsg): void {
+    switch (msg.t) {
+      case 'ack':
+        return this.onAck(msg.n, `ack ${msg.n}`)
+      case 'heartbeat':
+        if (msg.from !== this.peer) {
+          this.telemetry({ k: 'dropped', what: `heartbeat from ${msg.from}`, why: `the backup of generation ${this.gen} is ${this.peer}` })
+          return
+        }
+        // a backup's heartbeat carries its last applied entry: a cumulative ack that survives lost acks
+        return this.onAck(msg.last, `heartbeat from ${msg.from}`)
+      case 'snapshot-ack':
+        if (this.snapshotOut && msg.from === this.peer) {
+          this.snapshotOut = null
+          this.channelReady = true
+          this.resendAt = this.now + this.resendMs()
+          this.telemetry({ k: 'snapshot', gen: this.gen, bytes: 0, direction: 'received' })
+        }
+        return
+      case 'diverged':
+        this.telemetry({ k: 'diverged', n: msg.n, primaryHash: msg.primaryHash, backupHash: msg.backupHash })
+        return
+      default:
+        this.telemetry({ k: 'dropped', what: msg.t, why: 'a primary does not expect this from its backup' })
+    }
+  }
+
+  private onBackupMessage(msg: PeerMsg): void {
+    switch (msg.t) {
+      case 'entries':
+        return this.onEntries(msg)
+      case 'heartbeat':
+        this.noteReleased(msg.releasedThrough)
+        // the primary is ahead: say what we have, so it resends the gap
+        if (msg.last > this.lastEntry) this.sendAck()
+        return
+      case 'snapshot':
+        // our snapshot-ack was lost; the state is restored already and entries may have been applied since
+        if (msg.from === this.peer) this.sendPeer({ t: 'snapshot-ack', gen: this.gen, from: this.cfg.id })
+        return
+      default:
+        this.telemetry({ k: 'dropped', what: msg.t, why: 'a backup does not expect this from its primary' })
+    }
+  }
+
+  // ========================================================= backup: replaying
+
+  private onEntries(msg: Extract<PeerMsg, { t: 'entries' }>): void {
+    this.noteReleased(msg.releasedThrough)
+    if (typeof msg.nextConn === 'number' && msg.nextConn > this.nextConn) this.nextConn = msg.nextConn
+    // Holding early entries (bounded by what the primary may have outstanding) means a lost
+    // or overtaken message costs one resend, not a resend of everything after it.
+    const ahead = this.cfg.maxUnackedEntries + this.cfg.batchEntries
+    for (const e of msg.entries) {
+      if (e.gen !== this.gen || e.n <= this.lastEntry) continue // duplicate
+      if (e.n === this.lastEntry + 1) this.applyEntry(e)
+      else if (e.n - this.lastEntry <= ahead) this.early.set(e.n, e)
+    }
+    for (let next = this.early.get(this.lastEntry + 1); next; next = this.early.get(this.lastEntry + 1)) {
+      this.early.delete(next.n)
+      this.applyEntry(next)
+    }
+    // cumulative: entries behind a gap are not acknowledged, so the primary resends from the gap
+    this.sendAck()
+  }
+
+  private sendAck(): void {
+    this.acked = this.lastEntry
+    this.sendPeer({ t: 'ack', gen: this.gen, n: this.lastEntry })
+  }
+
+  private applyEntry(e: LogEntry): void {
+    const r = this.vmm.replay(e.body)
+    this.lastEntry = e.n
+    this.telemetry({ k: 'entry', n: e.n, bytes: entryBytes(e), input: e.body.kind === 'input' ? describeInput(e.body.input) : `state ${e.body.pages.length} pages` })
+    // Suppressed, but kept: if the primary dies before releasing them, this replica will.
+    const outputs = e.body.kind === 'state' ? e.body.outputs : r.outputs
+    if (outputs.length > 0 && e.n > this.releasedThrough) this.keep({ n: e.n, outputs, at: this.now })
+    if (e.hash !== undefined) {
+      const mine = this.vmm.stateHash()
+      if (mine !== e.hash && !this.diverged) {
+        this.diverged = true
+        this.telemetry({ k: 'diverged', n: e.n, primaryHash: e.hash, backupHash: mine })
+        this.sendPeer({ t: 'diverged', gen: this.gen, n: e.n, primaryHash: e.hash, backupHash: mine })
+      }
+    }
+  }
+
+  private keep(k: Kept): void {
+    this.kept.push(k)
+    // The primary releases outputs as acks arrive and reports it, so this stays short; the bound
+    // guards against a primary that never reports. Outputs dropped here are not re-emitted,
+    // which costs a client a retry, answered from the guest's reply table.
+    const limit = Math.max(16, 2 * this.cfg.maxUnackedEntries)
+    while (this.kept.length > limit) {
+      const old = this.kept.shift()!
+      this.telemetry({ k: 'dropped', what: `outputs of entry ${old.n}`, why: `re-emission buffer full (${limit} entries)` })
+    }
+  }
+
+  private noteReleased(n: number): void {
+    if (!(n > this.releasedThrough)) return
+    this.releasedThrough = n
+    while (this.kept.length > 0 && this.kept[0].n <= n) this.kept.shift()
+  }
+
+  // ======================================================== restore redundancy
+
+  private onJoiningMessage(msg: PeerMsg): void {
+    if (msg.t !== 'snapshot' || msg.gen !== this.gen) {
+      this.telemetry({ k: 'dropped', what: `${msg.t} of generation ${msg.gen}`, why: `joining: waiting for the snapshot of generation ${this.gen}` })
+      return
+    }
+    this.vmm.restore(msg.snapshot)
+    if (typeof msg.nextConn === 'number' && msg.nextConn > this.nextConn) this.nextConn = msg.nextConn
+    this.peer = msg.from
+    this.lastEntry = msg.last
+    this.acked = msg.last
+    this.releasedThrough = msg.last
+    this.lastHeard = this.now
+    this.telemetry({ k: 'snapshot', gen: this.gen, bytes: approxBytes(msg.snapshot), direction: 'received' })
+    this.setRole('backup', `restored the snapshot of ${msg.from}`)
+    this.sendPeer({ t: 'snapshot-ack', gen: this.gen, from: this.cfg.id })
+  }
+
+  /** The disk server took the new generation: from here on this replica is a primary again. */
+  private startGeneration(gen: number, peer: ReplicaId): void {
+    this.gen = gen
+    this.peer = peer
+    this.lastEntry = 0
+    this.acked = 0
+    this.releasedThrough = 0
+    this.sentThrough = 0
+    this.unacked = []
+    this.unackedBytes = 0
+    this.held = []
+    this.kept = []
+    this.diverged = false
+    this.suspected = false
+    this.channelReady = false
+    this.genConfirmed = true
+    this.lastHeard = this.now
+    const snapshot = this.vmm.snapshot()
+    const msg: PeerMsg = { t: 'snapshot', gen, from: this.cfg.id, last: 0, snapshot, nextConn: this.nextConn }
+    this.snapshotOut = { msg, sentAt: this.now }
+    this.setRole('primary', `restoring redundancy onto ${peer}`)
+    this.sendPeer(msg)
+    this.telemetry({ k: 'snapshot', gen, bytes: approxBytes(snapshot), direction: 'sent' })
+  }
+
+  private maybeResendSnapshot(): void {
+    if (!this.snapshotOut || this.now - this.snapshotOut.sentAt < this.cfg.suspectMs / 2) return
+    this.snapshotOut.sentAt = this.now
+    this.sendPeer(this.snapshotOut.msg)
+  }
+
+  // ======================================================= go live, or halt
+
+  private suspect(): void {
+    this.suspected = true
+    this.telemetry({ k: 'suspect', peer: this.peer, silentMs: this.now - this.lastHeard })
+    const req: DiskReq = { id: this.diskId(), op: 'tas', gen: this.gen, from: this.cfg.id }
+    this.tas = { req, sentAt: this.now }
+    this.actions.push({ t: 'send-disk', req })
+  }
+
+  private onTasAnswer(res: DiskRes): void {
+    if (!res.ok && (res.error === 'io' || res.error === 'bad-request')) return // no verdict: retryDisk asks again
+    this.tas = null
+    if (res.ok && (res.winner === undefined || res.winner === this.cfg.id)) {
+      this.telemetry({ k: 'tas', gen: this.gen, result: 'won' })
+      this.goLive()
+    } else {
+      this.telemetry({ k: 'tas', gen: this.gen, result: 'lost' })
+      const why = res.ok ? `won by ${res.winner}` : res.message
+      this.halt(`lost the test-and-set for generation ${this.gen}: ${why}`)
+    }
+  }
+
+  private goLive(): void {
+    const was = this.role
+    this.suspected = false
+    this.genConfirmed = true
+    this.setRole('live', `won the test-and-set for generation ${this.gen}; ${this.peer ?? 'the peer'} is suspect`)
+    let reemitted = 0
+    if (was === 'primary') {
+      // The backup is gone: nobody left to wait for. Release everything, in order.
+      for (const h of this.held) this.release(h)
+    } else {
+      // The primary may have died before releasing outputs of entries we hold. Re-emit them:
+      // clients drop duplicates by (client id, sequence number).
+      for (const k of this.kept) for (const out of k.outputs) {
+        this.release({ out, entry: k.n, at: k.at })
+        reemitted++
+      }
+      // I/O the dead primary started but whose result never reached the log
+      for (const req of this.vmm.pendingIo()) this.actions.push({ t: 'io', req })
+    }
+    this.telemetry({ k: 'go-live', gen: this.gen, replayed: was === 'backup' ? this.lastEntry : 0, reemitted })
+    this.held = []
+    this.kept = []
+    this.early.clear() // behind a gap: never acked, so their outputs never left
+    this.unacked = []
+    this.unackedBytes = 0
+    this.snapshotOut = null
+    this.channelReady = false
+    this.releasedThrough = this.lastEntry
+    this.drainQueue()
+  }
+
+  private halt(reason: string): void {
+    this.held = []
+    this.queue = []
+    this.kept = []
+    this.early.clear()
+    this.unacked = []
+    this.unackedBytes = 0
+    this.tas = null
+    this.registration = null
+    this.snapshotOut = null
+    this.setRole('halted', reason)
+  }
+
+  // ============================================================ disk server
+
+  private register(gen: number, purpose: 'start' | 'restore', peer: ReplicaId | null): void {
+    const req: DiskReq = { id: this.diskId(), op: 'generation', gen, from: this.cfg.id, primary: this.cfg.id, backup: peer }
+    this.registration = { req, sentAt: this.now, gen, purpose, peer }
+    this.actions.push({ t: 'send-disk', req })
+  }
+
+  private onDisk(res: DiskRes): void {
+    if (typeof res !== 'object' || res === null || typeof res.id !== 'number') {
+      this.telemetry({ k: 'dropped', what: 'disk reply', why: 'not an object with a numeric id' })
+      return
+    }
+    if (this.tas && res.id === this.tas.req.id) return this.onTasAnswer(res)
+    if (this.registration && res.id === this.registration.req.id) return this.onRegistered(res)
+    const write = this.writesInFlight.get(res.id)
+    if (write !== undefined) return this.onWriteAnswer(res, write)
+    this.telemetry({ k: 'dropped', what: `disk reply ${res.id}`, why: 'no request of this replica is waiting for it' })
+  }
+
+  private onRegistered(res: DiskRes): void {
+    if (!res.ok && res.error === 'io') return // retried
+    const reg = this.registration!
+    this.registration = null
+    if (reg.purpose === 'start') {
+      if (res.ok) {
+        this.genConfirmed = true
+        this.releaseHeld()
+      } else {
+        this.halt(`the disk server refused generation ${reg.gen}: ${res.message}`)
+      }
+      return
+    }
+    if (res.ok) this.startGeneration(reg.gen, reg.peer!)
+    else this.telemetry({ k: 'dropped', what: `restore redundancy onto ${reg.peer}`, why: `the disk server refused generation ${reg.gen}: ${res.message}` })
+    // inputs that waited for the answer run now: as entries of the new generation, or live as before
+    this.drainQueue()
+  }
+
+  private onWriteAnswer(res: DiskRes, write: InFlightWrite): void {
+    this.writesInFlight.delete(res.id)
+    if (res.ok) return
+    if (res.error === 'fenced' && write.gen === this.gen) {
+      // Another replica is live in our generation: we must never output again.
+      this.halt(`the disk server fenced a write of entry ${write.entry}: ${res.message}`)
+      return
+    }
+    this.telemetry({ k: 'dropped', what: `disk write of entry ${write.entry} (generation ${write.gen})`, why: res.message })
+  }
+
+  /**
+   * Writes are not retried (a late duplicate could overwrite a newer write to the same
+   * block); one whose answer never comes (the connection broke) stops holding back
+   * `releasedThrough` after a while, or the backup would keep every output from then on.
+   */
+  private forgetLostWrites(): void {
+    const limit = 4 * this.cfg.suspectMs
+    for (const [id, w] of this.writesInFlight) {
+      if (this.now - w.sentAt < limit) continue
+      this.writesInFlight.delete(id)
+      this.telemetry({ k: 'dropped', what: `disk write of entry ${w.entry} (generation ${w.gen})`, why: `no answer from the disk server in ${limit}ms` })
+    }
+  }
+
+  private retryDisk(): void {
+    for (const call of [this.tas, this.registration]) {
+      if (!call || this.now - call.sentAt < this.cfg.diskRetryMs) continue
+      if (call === this.tas) this.telemetry({ k: 'tas', gen: this.gen, result: 'unreachable' })
+      call.sentAt = this.now
+      this.actions.push({ t: 'send-disk', req: call.req })
+    }
+  }
+
+  private diskId(): number {
+    return this.nextDiskId++
+  }
+
+  // ================================================================ plumbing
+
+  private sendPeer(msg: PeerMsg): void {
+    this.lastSent = this.now
+    this.actions.push(this.peer === null ? { t: 'send-peer', msg } : { t: 'send-peer', msg, to: this.peer })
+  }
+
+  private setRole(role: Role, reason: string): void {
+    this.role = role
+    this.emitRole(reason)
+  }
+
+  private emitRole(reason: string): void {
+    this.actions.push({ t: 'role', role: this.role, gen: this.gen, reason })
+  }
+
+  private telemetry(ev: Telemetry): void {
+    this.actions.push({ t: 'telemetry', ev })
+  }
+}
+
+function checkConfig(cfg: ReplicaConfig): void {
+  if (typeof cfg?.id !== 'string' || cfg.id.length === 0) throw new Error('ReplicaConfig.id must be a non-empty string')
+  for (const k of ['heartbeatMs', 'suspectMs', 'diskRetryMs', 'maxUnackedEntries', 'maxUnackedBytes', 'batchEntries', 'hashEvery'] as const) {
+    const v = cfg[k]
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new Error(`ReplicaConfig.${k} of ${cfg.id} must be a positive number, got ${v}`)
+  }
+  if (cfg.suspectMs <= cfg.heartbeatMs) throw new Error(`ReplicaConfig of ${cfg.id}: suspectMs (${cfg.suspectMs}) must exceed heartbeatMs (${cfg.heartbeatMs}), or every quiet moment looks like a failure`)
+}
+
+/** Why a peer message cannot be handled, or null. The edge decodes frames; this guards the core against a bad decoder. */
+function malformed(msg: PeerMsg): string | null {
+  if (typeof msg !== 'object' || msg === null) return 'not an object'
+  if (typeof msg.gen !== 'number') return `${String(msg.t)}: gen is not a number`
+  switch (msg.t) {
+    case 'entries':
+      if (!Array.isArray(msg.entries) || msg.entries.some((e) => typeof e?.n !== 'number' || typeof e.body !== 'object' || e.body === null)) return 'entries: malformed entry list'
+      return typeof msg.releasedThrough === 'number' ? null : 'entries: releasedThrough is not a number'
+    case 'ack':
+      return typeof msg.n === 'number' ? null : 'ack: n is not a number'
+    case 'heartbeat':
+      return typeof msg.last === 'number' && typeof msg.releasedThrough === 'number' ? null : 'heartbeat: last or releasedThrough is not a number'
+    case 'snapshot':
+      return typeof msg.snapshot === 'object' && msg.snapshot !== null && typeof msg.from === 'string' ? null : 'snapshot: missing snapshot or sender'
+    case 'snapshot-ack':
+      return typeof msg.from === 'string' ? null : 'snapshot-ack: missing sender'
+    case 'diverged':
+      return null
+    default:
+      return `unknown message type ${JSON.stringify((msg as { t?: unknown }).t)}`
+  }
+}
+
+function describeInputSafe(input: GuestInput): string {
+  return typeof input?.t === 'string' ? describeInput(input) : 'malformed input'
+}

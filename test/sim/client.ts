@@ -1,0 +1,147 @@
+// A simulated FT Lab client: one request at a time, each carrying (client id, sequence
+// number); retries on timeout with the same seq, following the service to the other
+// replica; drops duplicate replies; and checks what it reads against what it knows it wrote.
+import type { Checker } from './checker.js'
+import type { Prng } from './prng.js'
+import { encodeCommand, parseRespAll, type RespValue } from './resp.js'
+import type { EventQueue } from './world.js'
+
+export type RequestKind = 'set' | 'get' | 'incr' | 'time' | 'rand' | 'save'
+
+interface Pending {
+  seq: number
+  kind: RequestKind
+  key: string
+  value: string
+  data: Uint8Array
+  attempt: number
+  /** INCR: the highest counter value any client had seen complete when this one was invoked */
+  floor: number
+}
+
+export interface ClientOptions {
+  id: string
+  kinds: RequestKind[]
+  rng: Prng
+  q: EventQueue
+  checker: Checker
+  timeoutMs: number
+  targets: string[]
+  send: (client: string, to: string, data: Uint8Array) => void
+  onComplete: () => void
+  log: (line: string) => void
+}
+
+/** What all clients have seen of the shared counter. */
+const counters = new WeakMap<Checker, { seen: Set<number>; max: number }>()
+
+export class SimClient {
+  readonly id: string
+  private seq = 0
+  private target = 0
+  private pending: Pending | null = null
+  /** this client's own keys: only it writes them, so a read must return its last completed write */
+  private written = new Map<string, string>()
+  private lastProgress = 0
+
+  constructor(private readonly o: ClientOptions) {
+    this.id = o.id
+  }
+
+  next(): void {
+    if (this.pending) return
+    const seq = ++this.seq
+    const kind = this.o.rng.pick(this.o.kinds)
+    const slot = this.o.rng.int(0, 2)
+    const key = kind === 'incr' ? 'ctr' : `${this.id}:k${slot}`
+    const value = `v${seq}`
+    const cmd =
+      kind === 'set' ? ['SET', key, value]
+      : kind === 'get' ? ['GET', key]
+      : kind === 'incr' ? ['INCR', key]
+      : kind === 'time' ? ['TIME']
+      : kind === 'rand' ? ['RAND', `${this.id}:r`]
+      : ['SAVE', key, String(Number(this.id.slice(1)) * 4 + slot)]
+    const data = encodeCommand(['FTREQ', this.id, String(seq), ...cmd])
+    this.pending = { seq, kind, key, value, data, attempt: 0, floor: this.counter().max }
+    this.send()
+  }
+
+  private send(): void {
+    const p = this.pending!
+    const attempt = p.attempt
+    this.o.send(this.id, this.o.targets[this.target], p.data)
+    this.o.q.schedule(this.o.q.now + this.o.timeoutMs, () => {
+      if (this.pending !== p || p.attempt !== attempt) return
+      // no answer: the service may have moved; follow it, same seq
+      p.attempt++
+      this.target = (this.target + 1) % this.o.targets.length
+      this.send()
+    })
+  }
+
+  onReply(data: Uint8Array): void {
+    let values: RespValue[]
+    try {
+      values = parseRespAll(data)
+    } catch (err) {
+      this.o.checker.fail(`client ${this.id} got a malformed reply: ${(err as Error).message}`)
+    }
+    for (const v of values) {
+      if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'number') this.o.checker.fail(`client ${this.id} got a reply that is not *2 :<seq> <reply>: ${JSON.stringify(v)}`)
+      const p = this.pending
+      if (p && v[0] === p.seq) this.complete(p, v[1])
+      // otherwise a duplicate (re-emitted at go-live, duplicated by the network, or a retry answered twice)
+    }
+  }
+
+  private complete(p: Pending, reply: RespValue): void {
+    const fail = (what: string) => this.o.checker.fail(`client ${this.id} seq ${p.seq}: ${what}`)
+    if (typeof reply === 'object' && reply !== null && !Array.isArray(reply)) fail(`the guest answered an error: ${reply.err}`)
+    switch (p.kind) {
+      case 'set':
+        if (reply !== 'OK') fail(`SET answered ${JSON.stringify(reply)}`)
+        this.written.set(p.key, p.value)
+        break
+      case 'get': {
+        const expected = this.written.get(p.key) ?? null
+        if (reply !== expected) fail(`GET ${p.key} returned ${JSON.stringify(reply)} but this client's last acknowledged write set ${JSON.stringify(expected)}: an acknowledged write was lost`)
+        break
+      }
+      case 'incr': {
+        const c = this.counter()
+        if (typeof reply !== 'number') fail(`INCR answered ${JSON.stringify(reply)}`)
+        const n = reply as number
+        if (c.seen.has(n)) fail(`INCR returned ${n}, which another acknowledged INCR returned too: an acknowledged increment was lost`)
+        if (n <= p.floor) fail(`INCR returned ${n} although an INCR that completed before it was invoked returned ${p.floor}: an acknowledged increment was lost`)
+        c.seen.add(n)
+        if (n > c.max) c.max = n
+        break
+      }
+      default:
+        break
+    }
+    this.pending = null
+    this.lastProgress = this.o.q.now
+    this.o.onComplete()
+    this.o.q.schedule(this.o.q.now + this.o.rng.int(0, 15), () => this.next())
+  }
+
+  describe(): string {
+    const p = this.pending
+    return `${this.id} -> ${this.o.targets[this.target]} ${p ? `waiting on seq ${p.seq} (${p.kind}, attempt ${p.attempt})` : 'idle'}, last progress at ${this.lastProgress}ms`
+  }
+
+  /** Liveness: with every fault healed and one replica live, every client must get answers. */
+  checkProgress(now: number, windowMs: number): void {
+    if (now - this.lastProgress > windowMs) {
+      this.o.checker.fail(`client ${this.id} made no progress for ${now - this.lastProgress}ms after every fault healed (waiting on seq ${this.pending?.seq ?? 'none'})`)
+    }
+  }
+
+  private counter(): { seen: Set<number>; max: number } {
+    let c = counters.get(this.o.checker)
+    if (!c) counters.set(this.o.checker, (c = { seen: new Set(), max: 0 }))
+    return c
+  }
+}

@@ -1,0 +1,128 @@
+// The simulator's world: a virtual clock, an event queue, and a network of links that
+// drop, delay, reorder, duplicate and partition messages. Everything random comes from one
+// seeded Prng, so a run is a pure function of its seed.
+import { Prng } from './prng.js'
+
+interface Scheduled {
+  at: number
+  seq: number
+  run: () => void
+}
+
+/** A binary heap ordered by (time, insertion order): equal times run in the order scheduled. */
+export class EventQueue {
+  private heap: Scheduled[] = []
+  private seq = 0
+  now = 0
+
+  schedule(at: number, run: () => void): void {
+    const item = { at: Math.max(at, this.now), seq: this.seq++, run }
+    const h = this.heap
+    h.push(item)
+    let i = h.length - 1
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      if (!before(h[i], h[parent])) break
+      ;[h[i], h[parent]] = [h[parent], h[i]]
+      i = parent
+    }
+  }
+
+  /** Runs the next event; false when nothing is left before `until`. */
+  runNext(until: number): boolean {
+    const h = this.heap
+    if (h.length === 0 || h[0].at > until) return false
+    const top = h[0]
+    const last = h.pop()!
+    if (h.length > 0) {
+      h[0] = last
+      let i = 0
+      for (;;) {
+        const l = 2 * i + 1
+        const r = l + 1
+        let m = i
+        if (l < h.length && before(h[l], h[m])) m = l
+        if (r < h.length && before(h[r], h[m])) m = r
+        if (m === i) break
+        ;[h[i], h[m]] = [h[m], h[i]]
+        i = m
+      }
+    }
+    this.now = top.at
+    top.run()
+    return true
+  }
+}
+
+function before(a: Scheduled, b: Scheduled): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq)
+}
+
+export interface LinkQuality {
+  /** chance a message is lost */
+  drop: number
+  /** chance a message arrives twice */
+  duplicate: number
+  minDelay: number
+  maxDelay: number
+  /** in-order delivery (a TCP stream): delays never reorder, and nothing is duplicated */
+  fifo: boolean
+}
+
+/**
+ * Links between named endpoints. A cut link loses everything sent on it; a cut is
+ * one-directional, so asymmetric partitions come for free.
+ */
+export class Network {
+  private cuts = new Map<string, number>() // "from>to" -> how many faults cut it
+  private lastArrival = new Map<string, number>()
+  sent = 0
+  dropped = 0
+
+  constructor(
+    private readonly q: EventQueue,
+    private readonly rng: Prng
+  ) {}
+
+  send(from: string, to: string, quality: LinkQuality, deliver: () => void): void {
+    this.sent++
+    const key = `${from}>${to}`
+    if (this.cuts.has(key) || this.rng.chance(quality.drop)) {
+      this.dropped++
+      return
+    }
+    const copies = !quality.fifo && this.rng.chance(quality.duplicate) ? 2 : 1
+    for (let i = 0; i < copies; i++) {
+      let at = this.q.now + this.rng.int(quality.minDelay, quality.maxDelay)
+      if (quality.fifo) {
+        at = Math.max(at, this.lastArrival.get(key) ?? 0)
+        this.lastArrival.set(key, at)
+      }
+      // a cut made while the message is in flight loses it too
+      this.q.schedule(at, () => {
+        if (this.cuts.has(key)) this.dropped++
+        else deliver()
+      })
+    }
+  }
+
+  cut(from: string, to: string): void {
+    const key = `${from}>${to}`
+    this.cuts.set(key, (this.cuts.get(key) ?? 0) + 1)
+  }
+
+  heal(from: string, to: string): void {
+    const key = `${from}>${to}`
+    const n = (this.cuts.get(key) ?? 0) - 1
+    if (n <= 0) this.cuts.delete(key)
+    else this.cuts.set(key, n)
+  }
+
+  healAll(): void {
+    this.cuts.clear()
+  }
+
+  isCut(from: string, to: string): boolean {
+    return this.cuts.has(`${from}>${to}`)
+  }
+}
