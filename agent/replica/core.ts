@@ -134,6 +134,8 @@ export class ReplicaCore {
 
   // ---- failure detection and the disk server
   private suspected = false
+  /** set by the first message of the current peer in this generation */
+  private heardFromPeer = false
   private tas: DiskCall | null = null
   private registration: Registration | null = null
   private nextDiskId = 1
@@ -245,7 +247,10 @@ export class ReplicaCore {
     this.retryDisk()
     this.forgetLostWrites()
     if (this.role !== 'primary' && this.role !== 'backup') return
-    if (!this.suspected && this.now - this.lastHeard > this.cfg.suspectMs) this.suspect()
+    // A backup that never heard from its primary holds no state worth going live with (the
+    // guest has not even booted): it waits rather than take over with an empty guest.
+    const mayJudge = this.role === 'primary' || this.heardFromPeer
+    if (mayJudge && !this.suspected && this.now - this.lastHeard > this.cfg.suspectMs) this.suspect()
     if (this.role === 'primary') {
       this.maybeResend()
       this.maybeResendSnapshot()
@@ -416,6 +421,7 @@ export class ReplicaCore {
       return
     }
     this.lastHeard = this.now
+    this.heardFromPeer = true
     if (this.role === 'primary') this.onPrimaryMessage(msg)
     else this.onBackupMessage(msg)
   }
@@ -436,7 +442,6 @@ export class ReplicaCore {
           this.snapshotOut = null
           this.channelReady = true
           this.resendAt = this.now + this.resendMs()
-          this.telemetry({ k: 'snapshot', gen: this.gen, bytes: 0, direction: 'received' })
         }
         return
       case 'diverged':
@@ -540,6 +545,7 @@ export class ReplicaCore {
     this.acked = msg.last
     this.releasedThrough = msg.last
     this.lastHeard = this.now
+    this.heardFromPeer = true
     this.telemetry({ k: 'snapshot', gen: this.gen, bytes: approxBytes(msg.snapshot), direction: 'received' })
     this.setRole('backup', `restored the snapshot of ${msg.from}`)
     this.sendPeer({ t: 'snapshot-ack', gen: this.gen, from: this.cfg.id })
@@ -603,6 +609,10 @@ export class ReplicaCore {
     const was = this.role
     this.suspected = false
     this.genConfirmed = true
+    // Winning the test-and-set proves the disk server knows this generation and that this
+    // replica is live in it: a start registration still waiting for its (lost) answer is moot,
+    // and a retry of it would now be refused and halt the only live replica.
+    if (this.registration?.purpose === 'start') this.registration = null
     this.setRole('live', `won the test-and-set for generation ${this.gen}; ${this.peer ?? 'the peer'} is suspect`)
     let reemitted = 0
     if (was === 'primary') {

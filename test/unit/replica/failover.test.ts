@@ -65,7 +65,9 @@ describe('heartbeats, suspicion and the test-and-set', () => {
   it('a replica that loses halts and never outputs anything again', () => {
     const { core } = makeCore('backup')
     core.takeActions()
-    core.step({ t: 'tick', now: 51 })
+    core.step({ t: 'peer', now: 1, msg: { t: 'heartbeat', gen: 1, from: 'a', last: 0, releasedThrough: 0 } })
+    core.takeActions()
+    core.step({ t: 'tick', now: 52 })
     const tas = diskReqs(core.takeActions())[0]
     core.step({ t: 'disk', now: 52, res: { id: tas.id, ok: false, error: 'tas-lost', message: 'won by a', winner: 'a' } })
     const a = core.takeActions()
@@ -125,7 +127,9 @@ describe('heartbeats, suspicion and the test-and-set', () => {
   it('a live replica drops the old logging channel instead of acking it', () => {
     const { core } = makeCore('backup')
     core.takeActions()
-    core.step({ t: 'tick', now: 51 })
+    core.step({ t: 'peer', now: 1, msg: { t: 'heartbeat', gen: 1, from: 'a', last: 0, releasedThrough: 0 } })
+    core.takeActions()
+    core.step({ t: 'tick', now: 52 })
     core.step({ t: 'disk', now: 52, res: ok(diskReqs(core.takeActions())[0]) })
     core.takeActions()
     const p = confirmedPrimary()
@@ -133,5 +137,31 @@ describe('heartbeats, suspicion and the test-and-set', () => {
     expect(ackMsgs(a)).toEqual([])
     expect(telemetry(a)).toContainEqual({ k: 'dropped', what: 'entries', why: 'live: the logging channel is closed' })
     expect(core.status().lastEntry).toBe(0)
+  })
+
+  it('a backup that never heard from its primary does not go live with an unbooted guest', () => {
+    const { core, vmm } = makeCore('backup')
+    core.takeActions()
+    core.step({ t: 'tick', now: 10_000 })
+    const a = core.takeActions()
+    expect(diskReqs(a)).toEqual([])
+    expect(core.status().role).toBe('backup')
+    expect(vmm.stateHash()).toBe(makeCore('backup').vmm.stateHash())
+  })
+
+  it('a primary that went live is not halted by the late refusal of its start registration', () => {
+    const p = makeCore('primary')
+    const start = p.core.takeActions()
+    const reg = diskReqs(start).find((r) => r.op === 'generation')!
+    // the disk server took the registration but its answer was lost; the backup is silent
+    p.core.step({ t: 'tick', now: 60 })
+    const tas = diskReqs(p.core.takeActions()).find((r) => r.op === 'tas')!
+    p.core.step({ t: 'disk', now: 61, res: ok(tas) })
+    expect(roles(p.core.takeActions())).toMatchObject([{ role: 'live', gen: 1 }])
+    // a retry of the registration, answered after the test-and-set, would now be refused
+    p.core.step({ t: 'disk', now: 62, res: { id: reg.id, ok: false, error: 'stale-generation', message: 'generation 1 has a test-and-set winner' } })
+    p.core.step({ t: 'tick', now: 500 })
+    p.core.takeActions()
+    expect(p.core.status().role).toBe('live')
   })
 })

@@ -1,0 +1,396 @@
+// The replica role on a real host: the edge around the deterministic protocol core.
+// Everything that touches the world lives here and only here: the logging-channel links,
+// the disk client, the client service port, real timers and the monotonic clock. The core
+// (core.ts) gets events and hands back actions; this file performs them.
+import { createServer, type Server, type Socket } from 'node:net'
+import { randomBytes } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
+import type { AgentContext, ReplicaSpec, RoleHandle, StartReplica } from '../context.js'
+import type { AgentStatus, Endpoint } from '../control/protocol.js'
+import { DiskClient, DiskUnreachableError } from '../disk/client.js'
+import { dialLink, listenLinks, type DialedLink, type Link, type LinkListener } from '../net/link.js'
+import { guestNames } from '../guests/index.js'
+import { createVmm } from '../vmm/vmm.js'
+import type { ConnId, Entropy, GuestInput, IoRequest, Output } from '../vmm/types.js'
+import { ReplicaCore, defaultReplicaConfig } from './core.js'
+import type { Action, PeerMsg, Telemetry } from './types.js'
+import { ChannelTelemetry } from './telemetry.js'
+import { checkReplicaSpec } from './spec.js'
+
+/** The session preamble an FT Lab client sends first, so it keeps its connection id across failover. */
+export const SESSION_PREAMBLE = 'FTLAB-SESSION '
+const MAX_PREAMBLE_BYTES = 256
+/** how long a re-emitted reply waits for its session to reconnect to this replica */
+const SESSION_GRACE_MS = 10_000
+/** the service traffic's name in the transport filter: `isolate` cuts clients off too */
+export const CLIENTS_PEER = 'clients'
+
+/** Real entropy for the devices, drawn in blocks: crypto per call would cost more than the guest. */
+function hostEntropy(): Entropy {
+  let pool = randomBytes(4096)
+  let at = 0
+  return {
+    now: () => Date.now(),
+    u32: () => {
+      if (at + 4 > pool.length) {
+        pool = randomBytes(4096)
+        at = 0
+      }
+      const v = pool.readUInt32LE(at)
+      at += 4
+      return v
+    }
+  }
+}
+
+interface ServiceConn {
+  socket: Socket
+  id: ConnId | null
+  /** bytes before the connection's id is known (the preamble may be split) */
+  head: Buffer
+}
+
+export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentContext) => {
+  checkReplicaSpec(spec, guestNames)
+  const self = ctx.boot.id
+  const vmm = createVmm({ guest: spec.guest, mode: spec.mode, entropy: hostEntropy() })
+  const cfg = {
+    ...defaultReplicaConfig(self, spec.peer?.id ?? null),
+    mode: spec.mode,
+    heartbeatMs: spec.timing.heartbeatMs,
+    suspectMs: spec.timing.suspectMs,
+    diskRetryMs: Math.max(50, Math.min(spec.timing.heartbeatMs * 2, 500))
+  }
+  const now = () => performance.now()
+  const telemetry = new ChannelTelemetry((type, data) => ctx.emit(type, data))
+
+  // ---- the logging channel: every replica listens (it may be made a backup later);
+  // a primary dials its backup.
+  const listener: LinkListener = await listenLinks({ selfId: self, key: ctx.labKey, filter: ctx.filter, host: spec.channel.host, port: spec.channel.port }).catch(
+    (err: Error) => {
+      throw new Error(`replica ${self}: cannot listen for the logging channel on ${spec.channel.host}:${spec.channel.port}: ${err.message}`)
+    }
+  )
+  const dialed = new Map<string, DialedLink>()
+  const wired = new WeakSet<Link>()
+  const wire = (link: Link) => {
+    if (wired.has(link)) return
+    wired.add(link)
+    link.on('message', (msg) => {
+      const m = msg as PeerMsg
+      if (m?.t === 'entries' && Array.isArray(m.entries)) telemetry.received(m.entries.length)
+      step({ t: 'peer', now: now(), msg: m })
+    })
+    link.on('up', (peer) => ctx.emit('channel-link', { peer, state: 'up' }))
+    link.on('down', (reason) => ctx.emit('channel-link', { peer: link.peerId, state: 'down', reason }))
+    link.on('dropped', (r) => ctx.emit('dropped', { ...r }))
+  }
+  listener.on('link', wire)
+  listener.on('dropped', (r) => ctx.emit('dropped', { ...r }))
+  const dialPeer = (peer: { id: string; channel: Endpoint }) => {
+    if (dialed.has(peer.id)) return
+    const link = dialLink({ selfId: self, key: ctx.labKey, filter: ctx.filter, host: peer.channel.host, port: peer.channel.port, expectPeer: peer.id, minBackoffMs: 50, maxBackoffMs: 1000 })
+    dialed.set(peer.id, link)
+    wire(link)
+  }
+  const linkTo = (peer: string): Link => dialed.get(peer) ?? listener.link(peer)
+  if (spec.as === 'primary' && spec.peer) dialPeer(spec.peer)
+  if (spec.peer) wire(listener.link(spec.peer.id))
+
+  // ---- the disk server (block store and test-and-set)
+  const disk = new DiskClient({ selfId: self, key: ctx.labKey, host: spec.disk.host, port: spec.disk.port, filter: ctx.filter, timeoutMs: Math.max(200, cfg.suspectMs), minBackoffMs: 50, maxBackoffMs: 1000 })
+  disk.on('dropped', (r) => ctx.emit('dropped', { ...r }))
+  disk.on('up', () => ctx.emit('disk-link', { state: 'up' }))
+  disk.on('down', (reason) => ctx.emit('disk-link', { state: 'down', reason }))
+
+  // ---- the client service
+  const conns = new Map<ConnId, ServiceConn>()
+  const sockets = new Set<ServiceConn>()
+  /** replies re-emitted for a session that has not reconnected to this replica yet */
+  const waiting = new Map<ConnId, { data: Uint8Array[]; until: number }>()
+  const timers = new Map<number, NodeJS.Timeout>()
+  let stalled = false
+  let stopped = false
+
+  const core = new ReplicaCore(cfg, vmm, { role: spec.as, gen: spec.gen, now: now() })
+
+  function step(ev: Parameters<ReplicaCore['step']>[0]): void {
+    if (stopped) return
+    try {
+      core.step(ev)
+    } catch (err) {
+      // a fault in the protocol or the guest must be seen, not crash the host's agent
+      ctx.log.error('replica step failed', { event: ev.t, message: (err as Error).message })
+      ctx.emit('error', { where: `replica ${self} step(${ev.t})`, message: (err as Error).message })
+    }
+    perform(core.takeActions())
+  }
+
+  function perform(actions: Action[]): void {
+    for (const a of actions) {
+      switch (a.t) {
+        case 'send-peer':
+          linkTo(a.to ?? core.status().peer ?? '').send(a.msg)
+          if (a.msg.t === 'entries') telemetry.sent(a.msg)
+          break
+        case 'send-disk':
+          disk.request(a.req).then(
+            (res) => step({ t: 'disk', now: now(), res }),
+            (err: Error) => {
+              // no answer: the core retries by itself (diskRetryMs); a replica that cannot
+              // reach the disk server never goes live
+              if (!(err instanceof DiskUnreachableError)) ctx.log.warn('disk request failed', { op: a.req.op, message: err.message })
+            }
+          )
+          break
+        case 'release':
+          telemetry.released(a.heldMs)
+          deliver(a.out)
+          break
+        case 'io':
+          doIo(a.req)
+          break
+        case 'role':
+          onRole(a.role, a.gen, a.reason)
+          break
+        case 'stall':
+          stalled = a.on
+          for (const c of sockets) if (a.on) c.socket.pause()
+          else c.socket.resume()
+          ctx.emit('stall', { on: a.on })
+          break
+        case 'telemetry':
+          onTelemetry(a.ev)
+          break
+      }
+    }
+  }
+
+  function onTelemetry(ev: Telemetry): void {
+    if (ev.k === 'entry') telemetry.entry(ev.n, ev.bytes, ev.input)
+    else if (ev.k === 'ack') telemetry.ack(ev.n)
+    else ctx.emit(ev.k, { ...ev })
+  }
+
+  function deliver(out: Output): void {
+    if (out.t === 'disk-write') return // disk writes leave through send-disk
+    if (ctx.filter.outbound(CLIENTS_PEER) === null) return // isolated: the reply is lost on the wire
+    const c = conns.get(out.conn)
+    if (out.t === 'close') {
+      c?.socket.end()
+      return
+    }
+    if (c) {
+      c.socket.write(out.data)
+    } else if (out.conn.startsWith('s:')) {
+      // the client's session has not reached this replica yet (e.g. just after go-live)
+      const w = waiting.get(out.conn) ?? { data: [], until: 0 }
+      w.data.push(out.data)
+      w.until = Date.now() + SESSION_GRACE_MS
+      waiting.set(out.conn, w)
+    }
+  }
+
+  function doIo(req: IoRequest): void {
+    switch (req.t) {
+      case 'disk-read': {
+        const ask = () =>
+          disk.request({ op: 'read', block: req.block }).then(
+            (res) => {
+              if (res.ok) step({ t: 'input', now: now(), input: { t: 'disk-read', tag: req.tag, block: req.block, data: res.data ?? new Uint8Array(0) } })
+              else ctx.emit('error', { where: `disk read of block ${req.block}`, message: res.message })
+            },
+            () => {
+              // the guest waits for this read; keep asking while this replica serves
+              const r = core.status().role
+              if (!stopped && (r === 'primary' || r === 'live')) setTimeout(ask, cfg.diskRetryMs)
+            }
+          )
+        ask()
+        break
+      }
+      case 'timer-set': {
+        clearTimeout(timers.get(req.id))
+        timers.set(
+          req.id,
+          setTimeout(() => {
+            timers.delete(req.id)
+            step({ t: 'input', now: now(), input: { t: 'timer', id: req.id } })
+          }, req.ms)
+        )
+        break
+      }
+      case 'timer-cancel':
+        clearTimeout(timers.get(req.id))
+        timers.delete(req.id)
+        break
+    }
+  }
+
+  function onRole(role: string, gen: number, reason: string): void {
+    ctx.log.info('role', { role, gen, reason })
+    ctx.emit('replica-role', { role, gen, reason })
+    if (role === 'live') {
+      // going live alone stops the logging channel
+      for (const l of dialed.values()) l.close()
+      dialed.clear()
+    }
+    if (role === 'halted') {
+      for (const t of timers.values()) clearTimeout(t)
+      timers.clear()
+      for (const c of sockets) c.socket.destroy()
+    }
+  }
+
+  const serving = () => {
+    const r = core.status().role
+    return r === 'primary' || r === 'live'
+  }
+
+  function input(i: GuestInput): void {
+    step({ t: 'input', now: now(), input: i })
+  }
+
+  function onServiceData(c: ServiceConn, chunk: Buffer): void {
+    if (!ctx.filter.inbound(CLIENTS_PEER)) return // isolated: the request is lost on the wire
+    if (c.id === null) {
+      c.head = c.head.length ? Buffer.concat([c.head, chunk]) : chunk
+      const text = c.head.subarray(0, Math.min(c.head.length, SESSION_PREAMBLE.length)).toString('latin1')
+      if (SESSION_PREAMBLE.startsWith(text) && c.head.length < SESSION_PREAMBLE.length) return // wait for more
+      let rest: Buffer
+      if (text === SESSION_PREAMBLE) {
+        const nl = c.head.indexOf('\n')
+        if (nl < 0) {
+          if (c.head.length > MAX_PREAMBLE_BYTES) refuse(c, 'session preamble too long')
+          return
+        }
+        const clientId = c.head.subarray(SESSION_PREAMBLE.length, nl).toString('utf8').replace(/\r$/, '').trim()
+        if (!/^[A-Za-z0-9._:-]{1,64}$/.test(clientId)) return refuse(c, `bad session client id ${JSON.stringify(clientId)}`)
+        c.id = `s:${clientId}`
+        rest = c.head.subarray(nl + 1)
+      } else {
+        c.id = core.newConnId()
+        rest = c.head
+      }
+      c.head = Buffer.alloc(0)
+      const prev = conns.get(c.id)
+      if (prev && prev !== c) prev.socket.destroy()
+      conns.set(c.id, c)
+      if (!vmm.isOpen(c.id)) input({ t: 'open', conn: c.id })
+      const w = waiting.get(c.id)
+      if (w) {
+        waiting.delete(c.id)
+        if (w.until >= Date.now()) for (const d of w.data) c.socket.write(d)
+      }
+      if (rest.length) input({ t: 'data', conn: c.id, data: new Uint8Array(rest) })
+      return
+    }
+    input({ t: 'data', conn: c.id, data: new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength) })
+  }
+
+  function refuse(c: ServiceConn, why: string): void {
+    c.socket.end(`-ERR ftlab: ${why}\r\n`)
+    ctx.emit('dropped', { what: 'client connection', from: `${c.socket.remoteAddress}:${c.socket.remotePort}`, why })
+  }
+
+  const service: Server = createServer((socket) => {
+    socket.setNoDelay(true)
+    const r = core.status().role
+    if (!serving()) {
+      // a backup's service is suppressed; tell the client plainly so it moves on
+      socket.end(`-NOTLIVE ftlab replica ${self} is ${r}, not serving\r\n`)
+      return
+    }
+    const c: ServiceConn = { socket, id: null, head: Buffer.alloc(0) }
+    sockets.add(c)
+    if (stalled) socket.pause()
+    socket.on('data', (chunk: Buffer) => onServiceData(c, chunk))
+    socket.on('error', () => {})
+    socket.on('close', () => {
+      sockets.delete(c)
+      if (c.id === null || conns.get(c.id) !== c) return
+      conns.delete(c.id)
+      // a plain connection is gone for good; an FT Lab session may come back (to us or the peer)
+      if (c.id.startsWith('t:') && serving() && vmm.isOpen(c.id)) input({ t: 'close', conn: c.id })
+    })
+  })
+  await new Promise<void>((resolve, reject) => {
+    service.once('error', (err) => reject(new Error(`replica ${self}: cannot listen for clients on ${spec.service.host}:${spec.service.port}: ${err.message}`)))
+    service.listen(spec.service.port, spec.service.host, () => resolve())
+  }).catch(async (err) => {
+    await listener.close()
+    disk.close()
+    throw err
+  })
+
+  const tickMs = Math.max(5, Math.min(50, Math.floor(cfg.heartbeatMs / 4)))
+  const ticker = setInterval(() => {
+    step({ t: 'tick', now: now() })
+    const t = Date.now()
+    for (const [id, w] of waiting) if (w.until < t) waiting.delete(id)
+  }, tickMs)
+  const flusher = setInterval(() => telemetry.flush(core.status()), 200)
+  perform(core.takeActions())
+
+  const servicePort = (service.address() as { port: number }).port
+  const handle: RoleHandle & { result: unknown } = {
+    result: { channel: { host: spec.channel.host, port: listener.port }, service: { host: spec.service.host, port: servicePort } },
+    status(): Partial<AgentStatus> {
+      const s = core.status()
+      const links = [...dialed.values(), ...listener.allLinks()]
+      const sum = (k: 'bytesSent' | 'bytesReceived' | 'messagesSent' | 'messagesReceived') => links.reduce((acc, l) => acc + l.stats()[k], 0)
+      const t = telemetry.totals()
+      return {
+        role: s.role,
+        gen: s.gen,
+        guest: spec.guest,
+        mode: spec.mode,
+        channel: {
+          connected: s.peer !== null && linkTo(s.peer).up,
+          lastEntry: s.lastEntry,
+          acked: s.acked,
+          unackedEntries: s.unackedEntries,
+          unackedBytes: s.unackedBytes,
+          bytesSent: sum('bytesSent'),
+          bytesReceived: sum('bytesReceived'),
+          entriesSent: t.entriesSent,
+          entriesReceived: t.entriesReceived,
+          heldOutputs: s.heldOutputs,
+          stalled: s.stalled
+        },
+        outputRule: t.outputRule,
+        replica: { peer: s.peer, releasedThrough: s.releasedThrough, peerSuspected: s.peerSuspected, queuedInputs: s.queuedInputs, clients: conns.size, channelPort: listener.port, servicePort },
+        // the agent fills in the process figures; only the guest's size is the role's to say
+        memory: { guestBytes: vmm.memoryBytes() } as AgentStatus['memory']
+      }
+    },
+    async restore(req) {
+      dialPeer(req.peer)
+      wire(listener.link(req.peer.id))
+      core.beginRestore(req.peer.id, req.gen, now())
+      perform(core.takeActions())
+      // answer once the new backup holds the snapshot and the new generation runs
+      const deadline = Date.now() + 15_000
+      for (;;) {
+        const s = core.status()
+        if (s.gen === req.gen && s.role === 'primary' && !s.restoring) return { gen: s.gen, backup: req.peer.id }
+        if (s.role === 'halted') throw new Error(`replica ${self} halted during restore redundancy`)
+        if (Date.now() > deadline) throw new Error(`restore redundancy onto ${req.peer.id} (${req.peer.channel.host}:${req.peer.channel.port}) did not complete within 15 s; is it running as 'joining' for generation ${req.gen}?`)
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    },
+    async stop() {
+      stopped = true
+      clearInterval(ticker)
+      clearInterval(flusher)
+      for (const t of timers.values()) clearTimeout(t)
+      for (const c of sockets) c.socket.destroy()
+      await new Promise<void>((r) => service.close(() => r()))
+      for (const l of dialed.values()) l.close()
+      await listener.close()
+      disk.close()
+    }
+  }
+  ctx.log.info('replica started', { as: spec.as, gen: spec.gen, guest: spec.guest, mode: spec.mode, channel: listener.port, service: servicePort })
+  return handle
+}
