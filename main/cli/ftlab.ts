@@ -1,0 +1,242 @@
+// `ftlab`: the console core on the command line, for headless labs, drills and benchmarks.
+// Every command opens the lab from its state file, does one thing, and lets go; the agents
+// keep running between commands.
+import { writeFileSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
+import { checkRun } from '../check/check-run.js'
+import type { Verdict } from '../check/verdict.js'
+import { formatDuration } from '../core/duration.js'
+import type { Lab } from '../lab/lab.js'
+import type { LabEvent } from '../lab/lab-events.js'
+import { openLocalLab, startLocalLab } from '../lab/local-lab.js'
+import { finalRead, runLoad, type LoadProgress } from '../load/load-runner.js'
+import { COMMANDS, commandUsage, parseArgs, usage, UsageError, type ParsedCommand } from './args.js'
+import { faultFromArgs } from './fault-args.js'
+import { statusTable } from './table.js'
+
+export const EXIT_OK = 0
+export const EXIT_FAILED = 1
+export const EXIT_USAGE = 2
+export const EXIT_VIOLATION = 3
+
+export interface CliIo {
+  out: (text: string) => void
+  err: (text: string) => void
+  /** progress lines rewrite themselves on a terminal */
+  isTty: boolean
+  home?: string
+}
+
+const defaultIo = (): CliIo => ({
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  isTty: process.stdout.isTTY === true
+})
+
+export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): Promise<number> {
+  let cmd: ParsedCommand
+  try {
+    cmd = parseArgs(argv)
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`ftlab: ${err.message}\n\n${err.usage}\n`)
+      return EXIT_USAGE
+    }
+    throw err
+  }
+  if (cmd.id === 'help') {
+    const spec = COMMANDS.find((c) => c.words.join(' ') === cmd.positionals.join(' ') && c.id !== 'help')
+    io.out((spec ? `usage:\n${commandUsage(spec)}` : usage()) + '\n')
+    return EXIT_OK
+  }
+  const name = typeof cmd.options.name === 'string' ? cmd.options.name : 'local'
+  try {
+    return await dispatch(cmd, name, io)
+  } catch (err) {
+    io.err(`ftlab: ${(err as Error).message}\n`)
+    return EXIT_FAILED
+  }
+}
+
+async function dispatch(cmd: ParsedCommand, name: string, io: CliIo): Promise<number> {
+  const opts = { home: io.home }
+  const o = cmd.options
+  switch (cmd.id) {
+    case 'lab-start': {
+      const lab = await startLocalLab({ name, guest: o.guest as string | undefined, mode: o.mode as 'rsm' | 'state-transfer' | undefined }, opts)
+      const s = lab.snapshot()
+      lab.close()
+      io.out(`lab '${name}' started: ${s.guest} guest, ${s.mode} mode, generation ${s.gen}\n`)
+      for (const id of ['a', 'b', 'disk']) {
+        const h = s.hosts[id]
+        const where = h.service ? `service ${h.service.host}:${h.service.port}` : `disk ${h.listen!.host}:${h.listen!.port}`
+        io.out(`  ${id.padEnd(5)} pid ${h.pid}  ${h.startedAs.padEnd(11)} ${where}\n`)
+      }
+      return EXIT_OK
+    }
+    case 'lab-stop':
+      return withLab(name, opts, async (lab) => {
+        await lab.stop()
+        io.out(`lab '${name}' stopped\n`)
+        return EXIT_OK
+      })
+    case 'status':
+      return withLab(name, opts, async (lab) => {
+        const rows = await lab.status()
+        if (o.json) io.out(JSON.stringify({ name, gen: lab.generation, hosts: rows, faults: lab.openFaults() }, null, 2) + '\n')
+        else io.out(`lab '${name}', generation ${lab.generation}\n${statusTable(rows, lab.openFaults())}\n`)
+        return EXIT_OK
+      })
+    case 'load':
+      return withLab(name, opts, (lab) => load(lab, cmd, io))
+    case 'fault':
+      return withLab(name, opts, async (lab) => {
+        const f = faultFromArgs(cmd.positionals[0], cmd.positionals[1], o)
+        if (f.kind === 'power') {
+          await lab.powerCut(f.host)
+          io.out(`power cut: agent ${f.host} killed\n`)
+          return EXIT_OK
+        }
+        const rec = await lab.injectFault(f.spec, f.forMs)
+        io.out(`${rec.id}: ${cmd.positionals[0]} ${cmd.positionals[1]} until ${new Date(rec.healsAt).toISOString()} (heal now with \`ftlab heal ${rec.id}\`)\n`)
+        return EXIT_OK
+      })
+    case 'heal':
+      return withLab(name, opts, async (lab) => {
+        const healed = await lab.heal(cmd.positionals[0])
+        io.out(healed.length ? `healed ${healed.join(', ')}\n` : 'no open faults; asked every agent to heal anyway\n')
+        return EXIT_OK
+      })
+    case 'restore':
+      return withLab(name, opts, async (lab) => {
+        const r = await lab.restore()
+        io.out(`redundancy restored: ${r.from} is primary, ${r.to} is its new backup, generation ${r.gen}\n`)
+        return EXIT_OK
+      })
+    case 'events':
+      return withLab(name, opts, (lab) => events(lab, !!o.follow, !!o.json, io))
+    default:
+      return EXIT_USAGE
+  }
+}
+
+async function withLab(name: string, opts: { home?: string }, f: (lab: Lab) => Promise<number>): Promise<number> {
+  const lab = openLocalLab(name, opts)
+  try {
+    return await f(lab)
+  } finally {
+    lab.close()
+  }
+}
+
+async function load(lab: Lab, cmd: ParsedCommand, io: CliIo): Promise<number> {
+  const o = cmd.options
+  const guest = lab.snapshot().guest
+  if (guest !== 'kv') throw new Error(`ftlab load drives the kv guest; lab '${lab.name}' runs '${guest}'`)
+  const keys = (o.keys as number | undefined) ?? 16
+  const ac = new AbortController()
+  const onSigint = () => ac.abort()
+  process.once('SIGINT', onSigint)
+  const targets = lab.serviceEndpoints()
+  let result
+  try {
+    result = await runLoad({
+      targets,
+      durationMs: (o.seconds as number) * 1000,
+      clients: o.clients as number | undefined,
+      keys,
+      signal: ac.signal,
+      onProgress: o.json ? undefined : (p) => io.out(progressLine(p, io.isTty))
+    })
+  } finally {
+    process.off('SIGINT', onSigint)
+  }
+  if (io.isTty && !o.json) io.out('\n')
+  const final = await finalRead(targets, result.keys)
+  const verdict = checkRun(result.history, final)
+  if (typeof o.history === 'string') writeFileSync(o.history, JSON.stringify({ history: result.history, final: Object.fromEntries(final) }) + '\n')
+  const s = result.summary
+  if (o.json) {
+    io.out(JSON.stringify({ summary: s, verdict }, null, 2) + '\n')
+  } else {
+    io.out(
+      [
+        `load: ${formatDuration(s.elapsedMs)}, ${s.clients} clients, ${s.completed} ops (${s.opsPerSec.toFixed(0)} ops/s): ${s.ok} ok, ${s.failed} failed, ${s.unknown} unknown`,
+        `latency ms: p50 ${s.latencyMs.p50.toFixed(1)}  p90 ${s.latencyMs.p90.toFixed(1)}  p99 ${s.latencyMs.p99.toFixed(1)}  max ${s.latencyMs.max.toFixed(1)}`,
+        `retries ${s.retries}, duplicates dropped ${s.duplicatesDropped}, failovers followed ${s.failoversFollowed}${s.strays ? `, stray replies ${s.strays}` : ''}`,
+        'checks:',
+        ...verdict.checks.map(verdictLine),
+        `verdict: ${word(verdict.valid)}`
+      ].join('\n') + '\n'
+    )
+  }
+  return verdict.valid === false ? EXIT_VIOLATION : EXIT_OK
+}
+
+function word(v: boolean | 'unknown'): string {
+  return v === true ? 'valid' : v === false ? 'INVALID' : 'unknown'
+}
+
+function verdictLine(v: Verdict): string {
+  const head = `  ${word(v.valid).padEnd(8)} ${v.checker}`
+  const ev = v.evidence.slice(0, 3).map((e) => `\n             ${e.message}`)
+  const more = v.evidence.length > 3 ? `\n             … and ${v.evidence.length - 3} more` : ''
+  return head + ev.join('') + more
+}
+
+function progressLine(p: LoadProgress, tty: boolean): string {
+  const targets = Object.entries(p.targets)
+    .map(([t, n]) => `${t}×${n}`)
+    .join(' ')
+  const line = `${formatDuration(p.elapsedMs).padStart(6)}  ${p.opsPerSec.toFixed(0).padStart(6)} ops/s  done ${p.completed}  errors ${p.errors}  retries ${p.retries}  dups ${p.duplicatesDropped}  → ${targets}`
+  return tty ? `\r\x1b[K${line}` : `${line}\n`
+}
+
+async function events(lab: Lab, follow: boolean, json: boolean, io: CliIo): Promise<number> {
+  const up = (await lab.status()).filter((r) => r.state === 'up').map((r) => r.host)
+  const print = (e: LabEvent) => {
+    if (e.type === 'caught-up') return
+    if (json) io.out(JSON.stringify(e) + '\n')
+    else io.out(`${new Date(e.ts).toISOString().slice(11, 23)}  ${(e.host ?? '-').padEnd(5)} ${e.source.padEnd(8)} ${e.type} ${JSON.stringify(e.data)}\n`)
+  }
+  await new Promise<void>((resolve) => {
+    const waiting = new Set(up)
+    let timer: NodeJS.Timeout | null = null
+    const done = () => {
+      if (timer) clearTimeout(timer)
+      process.off('SIGINT', done)
+      off()
+      resolve()
+    }
+    const off = lab.onEvent((e) => {
+      print(e)
+      if (!follow && e.type === 'caught-up' && e.host) {
+        waiting.delete(e.host)
+        if (waiting.size === 0) done()
+      }
+    })
+    process.once('SIGINT', done)
+    // an agent that stops answering must not hang a one-shot read of the history
+    if (!follow) timer = setTimeout(done, 5000)
+    if (!follow && waiting.size === 0) done()
+  })
+  return EXIT_OK
+}
+
+const invokedDirectly = (() => {
+  try {
+    return process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
+  } catch {
+    return false
+  }
+})()
+
+if (invokedDirectly) {
+  runCli(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`ftlab: unexpected failure: ${(err as Error)?.stack ?? String(err)}\n`)
+      process.exit(EXIT_FAILED)
+    }
+  )
+}

@@ -1,0 +1,36 @@
+// Plain-text tables and lines for the terminal.
+import type { AgentStatus } from '../../agent/control/protocol.js'
+import type { HostStatusRow } from '../lab/lab.js'
+import type { FaultRecord } from '../lab/lab-state.js'
+import { describeFault } from '../lab/lab-faults.js'
+import { formatDuration } from '../core/duration.js'
+
+export function renderTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const line = (cells: string[]) => cells.map((c, i) => (c ?? '').padEnd(widths[i])).join('  ').trimEnd()
+  return [line(header), ...rows.map(line)].join('\n')
+}
+
+export function statusTable(rows: HostStatusRow[], faults: FaultRecord[], now = Date.now()): string {
+  const body = rows.map((r) => {
+    const s: AgentStatus | undefined = r.status
+    const ch = s?.channel
+    const role = r.state === 'up' ? String(s?.role ?? '?') : r.state
+    const gen = s ? String(s.disk?.gen ?? s.gen) : ''
+    return [
+      r.host,
+      role,
+      gen,
+      r.pid > 0 ? String(r.pid) : '',
+      ch ? String(ch.lastEntry) : '',
+      ch ? String(ch.acked) : '',
+      ch ? String(Math.max(0, ch.lastEntry - ch.acked)) : '',
+      ch ? String(ch.heldOutputs) : '',
+      r.error ? r.error : s?.disk ? `live=${s.disk.live ?? '-'} tas=${s.disk.tasWinner ?? '-'} fenced=${s.disk.fenced}` : ''
+    ]
+  })
+  const table = renderTable(['HOST', 'ROLE', 'GEN', 'PID', 'ENTRIES', 'ACKED', 'LAG', 'HELD', 'NOTE'], body)
+  if (faults.length === 0) return table
+  const fl = faults.map((f) => `  ${f.id}  ${describeFault(f.spec)}  heals in ${formatDuration(Math.max(0, f.healsAt - now))}`)
+  return `${table}\n\nopen faults:\n${fl.join('\n')}`
+}

@@ -1,0 +1,71 @@
+// Split brain prevented by the disk server: cut the a↔b link both ways while both replicas
+// still reach the disk server. Each suspects the other and asks the test-and-set; exactly
+// one goes live, the other halts, and the clients keep a consistent service.
+// Needs the replica role in the agent bundle; skipped, with the agent's reason, until then.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { checkRun } from '../../main/check/check-run.js'
+import { probeLocalAgent } from '../../main/lab/agent-probe.js'
+import type { HostStatusRow, Lab } from '../../main/lab/lab.js'
+import { startLocalLab } from '../../main/lab/local-lab.js'
+import { finalRead, runLoad } from '../../main/load/load-runner.js'
+
+const probe = await probeLocalAgent()
+const skipNote = probe.replicaRole ? '' : ` [skipped: needs the replica role in the agent bundle: ${probe.reason}]`
+const KEYS = 8
+
+const cleanups: (() => unknown)[] = []
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!()
+})
+
+async function until(lab: Lab, what: string, ok: (rows: Map<string, HostStatusRow>) => boolean, timeoutMs = 20_000): Promise<Map<string, HostStatusRow>> {
+  const deadline = Date.now() + timeoutMs
+  let last = new Map<string, HostStatusRow>()
+  while (Date.now() < deadline) {
+    last = new Map((await lab.status(1000)).map((r) => [r.host, r]))
+    if (ok(last)) return last
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  const seen = [...last.values()].map((r) => `${r.host}=${r.state === 'up' ? r.status?.role : r.state}`).join(' ')
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last status: ${seen}`)
+}
+
+const role = (rows: Map<string, HostStatusRow>, id: string) => rows.get(id)?.status?.role
+
+describe('local lab: split brain', () => {
+  it.skipIf(!probe.replicaRole)(`with the a↔b link cut both ways, exactly one replica stays live and the other halts${skipNote}`, async () => {
+    const home = mkdtempSync(join(tmpdir(), 'ftlab-it-'))
+    cleanups.push(() => rmSync(home, { recursive: true, force: true }))
+    const lab = await startLocalLab({ name: 'split' }, { home })
+    cleanups.push(() => lab.stop())
+    await until(lab, 'a primary with b as its backup', (rows) => role(rows, 'a') === 'primary' && role(rows, 'b') === 'backup' && rows.get('a')?.status?.channel?.connected === true)
+
+    const before = await runLoad({ targets: lab.serviceEndpoints(), durationMs: 1000, clients: 2, keys: KEYS, clientPrefix: 's1-' })
+    const fault = await lab.injectFault({ kind: 'cut', from: 'a', to: 'b', oneWay: false }, 60_000)
+    cleanups.push(() => lab.heal(fault.id).catch(() => {}))
+
+    const rows = await until(lab, 'one replica live and the other halted', (r) => {
+      const roles = [role(r, 'a'), role(r, 'b')].sort()
+      return roles[0] === 'halted' && roles[1] === 'live'
+    })
+    const live = role(rows, 'a') === 'live' ? 'a' : 'b'
+    // the disk server's test-and-set picked that one
+    expect(rows.get('disk')?.status?.disk?.tasWinner).toBe(live)
+
+    // the service goes on through the live replica alone
+    const during = await runLoad({ targets: lab.serviceEndpoints(), durationMs: 2000, clients: 2, keys: KEYS, clientPrefix: 's2-' })
+    expect(during.summary.ok).toBeGreaterThan(0)
+    const liveService = lab.serviceEndpoints()[live === 'a' ? 0 : 1]
+    expect(during.history.filter((h) => h.status === 'ok').every((h) => h.target === `${liveService.host}:${liveService.port}`)).toBe(true)
+    const final = await finalRead(lab.serviceEndpoints(), [...before.keys, ...during.keys])
+    const verdict = checkRun([...before.history, ...during.history], final)
+    expect(verdict.checks.filter((c) => c.valid !== true), JSON.stringify(verdict.checks, null, 1)).toEqual([])
+
+    // still exactly one live, however long the cut lasts
+    const after = await lab.status()
+    expect(after.filter((r) => r.status?.role === 'live').map((r) => r.host)).toEqual([live])
+  }, 120_000)
+})

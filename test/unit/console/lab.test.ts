@@ -1,0 +1,212 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { StartRole } from '../../../agent/control/protocol.js'
+import { Lab } from '../../../main/lab/lab.js'
+import type { LabEvent } from '../../../main/lab/lab-events.js'
+import { planAgentFaults } from '../../../main/lab/lab-faults.js'
+import { LabStore } from '../../../main/lab/lab-state.js'
+import { FakeLabHost } from './fake-lab-host.js'
+
+const cleanups: (() => unknown)[] = []
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!()
+})
+
+async function startLab(configure?: (host: FakeLabHost) => void) {
+  const home = mkdtempSync(join(tmpdir(), 'ftlab-lab-'))
+  cleanups.push(() => rmSync(home, { recursive: true, force: true }))
+  const host = new FakeLabHost()
+  cleanups.push(() => host.closeAll())
+  configure?.(host)
+  const store = new LabStore(home)
+  const lab = await Lab.start({ name: 't', guest: 'kv', mode: 'rsm' }, () => host, store)
+  cleanups.push(() => lab.close())
+  return { home, host, store, lab }
+}
+
+describe('Lab orchestration', () => {
+  it('starts the disk server, then b as backup, then a as primary of generation 1, and saves the lab 0600', async () => {
+    const { host, store, lab } = await startLab()
+    const [a, b, disk] = ['a', 'b', 'disk'].map((id) => host.agent(id))
+    expect(disk.spec).toMatchObject({ role: 'disk-server', blockSize: 4096 })
+    const diskAddr = (disk.spec as Extract<StartRole, { role: 'disk-server' }>).listen
+    expect(b.spec).toMatchObject({ role: 'replica', as: 'backup', gen: 1, guest: 'kv', mode: 'rsm', peer: { id: 'a' }, disk: diskAddr })
+    expect(a.spec).toMatchObject({ role: 'replica', as: 'primary', gen: 1, peer: { id: 'b', channel: (b.spec as { channel: unknown }).channel }, disk: diskAddr })
+    // every agent got the same lab key and its own control token
+    expect(new Set([a, b, disk].map((x) => x.boot.labKey)).size).toBe(1)
+    expect(new Set([a, b, disk].map((x) => x.boot.controlToken)).size).toBe(3)
+    expect(statSync(store.path('t')).mode & 0o777).toBe(0o600)
+    const saved = store.load('t')!
+    expect(saved.hosts.a.pid).toBe(a.pid)
+    expect(lab.serviceEndpoints()).toEqual([saved.hosts.a.service, saved.hosts.b.service])
+  })
+
+  it('cleans up every agent when a role does not start, and says which agent refused', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'ftlab-lab-'))
+    cleanups.push(() => rmSync(home, { recursive: true, force: true }))
+    const host = new FakeLabHost()
+    cleanups.push(() => host.closeAll())
+    host.onStart = (a) => {
+      if (a.boot.id === 'b') a.failStart = 'the replica role is not wired yet'
+    }
+    const store = new LabStore(home)
+    await expect(Lab.start({ name: 't' }, () => host, store)).rejects.toThrow("lab 't' did not start: agent b: the replica role is not wired yet")
+    expect(host.agents.every((a) => !a.alive)).toBe(true)
+    expect(store.load('t')).toBeNull()
+  })
+
+  it('refuses to start a lab whose agents still run', async () => {
+    const { host, store } = await startLab()
+    await expect(Lab.start({ name: 't' }, () => host, store)).rejects.toThrow(/lab 't' is already running \(a pid \d+, b pid \d+, disk pid \d+\)/)
+  })
+
+  it('shows a killed host as down in status instead of failing', async () => {
+    const { lab } = await startLab()
+    await lab.powerCut('a')
+    const rows = await lab.status()
+    expect(rows.map((r) => [r.host, r.state])).toEqual([
+      ['a', 'down'],
+      ['b', 'up'],
+      ['disk', 'up']
+    ])
+    expect(rows[1].status?.role).toBe('backup')
+    await expect(lab.powerCut('a')).rejects.toThrow(/host a is already down/)
+  })
+
+  it('turns a link cut into a drop on both ends, each with the dead-man deadline, and heals it', async () => {
+    const { host, lab } = await startLab()
+    const f = await lab.injectFault({ kind: 'cut', from: 'a', to: 'b', oneWay: false }, 5000)
+    expect(host.agent('a').faults.get(f.id)).toEqual({ kind: 'drop', peers: ['b'], direction: 'both' })
+    expect(host.agent('b').faults.get(f.id)).toEqual({ kind: 'drop', peers: ['a'], direction: 'both' })
+    const req = host.agent('a').requests.find((r) => r.t === 'fault')
+    expect(req).toMatchObject({ deadlineMs: 5000 })
+    expect(lab.openFaults().map((x) => x.id)).toEqual([f.id])
+    expect(await lab.heal(f.id)).toEqual([f.id])
+    expect(host.agent('a').faults.size).toBe(0)
+    expect(host.agent('b').faults.size).toBe(0)
+    expect(lab.openFaults()).toEqual([])
+    await expect(lab.heal(f.id)).rejects.toThrow(`no open fault '${f.id}' (none are open)`)
+  })
+
+  it('pauses with a host-side dead-man, shows the host as paused, and heal all resumes it', async () => {
+    const { host, lab } = await startLab()
+    await lab.injectFault({ kind: 'pause', host: 'b' }, 10_000)
+    expect(host.agent('b').paused).toBe(true)
+    expect([...host.scheduled.values()]).toEqual([{ pid: host.agent('b').pid, ms: 10_000 }])
+    expect((await lab.status()).find((r) => r.host === 'b')?.state).toBe('paused')
+    await lab.injectFault({ kind: 'isolate', host: 'disk' })
+    expect(await lab.heal('all')).toHaveLength(2)
+    expect(host.agent('b').paused).toBe(false)
+    expect(host.scheduled.size).toBe(0)
+    expect(host.agent('disk').faults.size).toBe(0)
+    expect(host.agent('a').requests.some((r) => r.t === 'heal' && (r as unknown as { faultId: string }).faultId === '*')).toBe(true)
+  })
+
+  it('refuses a network fault on a paused host at once instead of timing out', async () => {
+    const { lab } = await startLab()
+    await lab.injectFault({ kind: 'pause', host: 'a' })
+    await expect(lab.injectFault({ kind: 'cut', from: 'a', to: 'b', oneWay: false })).rejects.toThrow('host a is paused, so its agent cannot apply cut a↔b; heal the pause first')
+  })
+
+  it('refuses a fault on a host that is down', async () => {
+    const { lab } = await startLab()
+    await lab.powerCut('b')
+    await expect(lab.injectFault({ kind: 'isolate', host: 'b' })).rejects.toThrow('host b is down; cannot apply isolate b')
+  })
+
+  it('restores redundancy into the dead slot in generation g+1, and can go back the other way', async () => {
+    const { host, lab, store } = await startLab()
+    await lab.powerCut('a')
+    host.agent('b').role = 'live' // b went live alone
+    const r1 = await lab.restore()
+    expect(r1).toEqual({ from: 'b', to: 'a', gen: 2 })
+    const fresh = host.agent('a')
+    expect(fresh.spec).toMatchObject({ role: 'replica', as: 'joining', gen: 2, peer: { id: 'b' } })
+    const saved = store.load('t')!
+    expect(saved.hosts.a.incarnation).toBe(2)
+    expect(saved.hosts.a.pid).toBe(fresh.pid)
+    expect((fresh.spec as { service: unknown }).service).toEqual(saved.hosts.a.service) // same slot, same service port
+    expect(host.agent('b').requests.find((x) => x.t === 'restore')).toMatchObject({ peer: { id: 'a', channel: saved.hosts.a.channel }, gen: 2 })
+
+    // and back: b dies, a goes live, b is restored in generation 3
+    await lab.powerCut('b')
+    fresh.role = 'live'
+    expect(await lab.restore()).toEqual({ from: 'a', to: 'b', gen: 3 })
+    expect(lab.generation).toBe(3)
+  })
+
+  it('stops a halted replica before starting a fresh one in its slot', async () => {
+    const { host, lab } = await startLab()
+    const oldA = host.agent('a')
+    oldA.role = 'halted'
+    host.agent('b').role = 'live'
+    await lab.restore()
+    expect(oldA.alive).toBe(false)
+    expect(oldA.requests.some((r) => r.t === 'stop')).toBe(true)
+  })
+
+  it('says why there is nothing to restore from', async () => {
+    const { lab } = await startLab()
+    await expect(lab.restore()).rejects.toThrow('no replica is live alone, so there is nothing to restore from: a is primary, b is backup')
+  })
+
+  it('merges agent events and operator actions, and a reopened lab reads the same rings', async () => {
+    const { host, lab, store } = await startLab()
+    const seen: LabEvent[] = []
+    const caught = new Set<string>()
+    await new Promise<void>((resolve) => {
+      lab.onEvent((e) => {
+        seen.push(e)
+        if (e.type === 'caught-up' && e.host) caught.add(e.host)
+        if (caught.size === 3) resolve()
+      })
+    })
+    const roles = seen.filter((e) => e.source === 'agent' && e.type === 'role').map((e) => [e.host, e.data.role])
+    expect(roles).toEqual(expect.arrayContaining([['a', 'primary'], ['b', 'backup'], ['disk', 'disk-server']]))
+    const live = new Promise<LabEvent>((resolve) => lab.onEvent((e) => e.type === 'go-live' && resolve(e)))
+    host.agent('b').emitEvent('go-live', { gen: 1 })
+    const ev = await live
+    expect(ev).toMatchObject({ source: 'agent', host: 'b', agent: { seq: 2, incarnation: 1 } })
+    const op = new Promise<LabEvent>((resolve) => lab.onEvent((e) => e.source === 'operator' && resolve(e)))
+    await lab.injectFault({ kind: 'isolate', host: 'a' })
+    expect((await op).type).toBe('fault')
+
+    const again = Lab.open('t', () => host, store)
+    cleanups.push(() => again.close())
+    const replayed = await new Promise<LabEvent>((resolve) => again.onEvent((e) => e.type === 'go-live' && resolve(e)))
+    expect(replayed.agent?.seq).toBe(2)
+    expect(again.openFaults()).toHaveLength(1)
+  })
+
+  it('stop stops every agent and forgets the lab', async () => {
+    const { host, lab, store } = await startLab()
+    await lab.injectFault({ kind: 'pause', host: 'a' })
+    await lab.stop()
+    expect(host.agents.every((a) => !a.alive)).toBe(true)
+    expect(host.scheduled.size).toBe(0)
+    expect(store.load('t')).toBeNull()
+    expect(() => Lab.open('t', () => host, store)).toThrow("no lab named 't'")
+  })
+})
+
+describe('planAgentFaults', () => {
+  it('cuts one way on both ends: out at the sender, in at the receiver', () => {
+    expect(planAgentFaults({ kind: 'cut', from: 'a', to: 'disk', oneWay: true })).toEqual([
+      { host: 'a', fault: { kind: 'drop', peers: ['disk'], direction: 'out' } },
+      { host: 'disk', fault: { kind: 'drop', peers: ['a'], direction: 'in' } }
+    ])
+  })
+
+  it('puts loss and delay on the way out of each end, so each direction is hit once', () => {
+    expect(planAgentFaults({ kind: 'loss', from: 'a', to: 'b', probability: 0.1 }).map((p) => p.fault)).toEqual([
+      { kind: 'drop', peers: ['b'], direction: 'out', probability: 0.1 },
+      { kind: 'drop', peers: ['a'], direction: 'out', probability: 0.1 }
+    ])
+    expect(planAgentFaults({ kind: 'delay', from: 'a', to: 'b', ms: 30 }).map((p) => [p.host, p.fault])).toEqual([
+      ['a', { kind: 'delay', peers: ['b'], ms: 30 }],
+      ['b', { kind: 'delay', peers: ['a'], ms: 30 }]
+    ])
+  })
+})
