@@ -1,0 +1,66 @@
+// The dead-man deadline, enforced on the target host itself: a detached shell (its own
+// session through setsid, stdio on /dev/null, so it outlives the exec session that armed
+// it, an SSH disconnect and the console) that runs the fault's heal script at the
+// deadline. It also leaves early, doing nothing, once it has seen the fault and the fault
+// is gone (healed by the console, or by an emergency stop), so no stale dead-man lingers.
+//
+// The process is found again by its $0, "ftlab-deadman-<id>", the last word of its
+// command line; no pid file, so nothing on a shared /run (namespace testbeds) gets mixed up.
+
+/** Longest deadline accepted: a day. A fault meant to last longer is a configuration. */
+export const MAX_DEADLINE_MS = 24 * 3_600_000
+
+export function deadmanName(id: string): string {
+  return `ftlab-deadman-${id}`
+}
+
+export function deadlineSeconds(deadlineMs: number): number {
+  if (typeof deadlineMs !== 'number' || !Number.isFinite(deadlineMs) || deadlineMs < 1000 || deadlineMs > MAX_DEADLINE_MS) {
+    throw new Error(`deadlineMs must be from 1000 (1 s) to ${MAX_DEADLINE_MS} (24 h), got ${String(deadlineMs)}`)
+  }
+  return Math.ceil(deadlineMs / 1000)
+}
+
+/**
+ * Shell lines that arm the dead-man. `exists` is a command that succeeds while the fault is
+ * in place; `heal` undoes it and must be idempotent. Both run inside the dead-man, in the
+ * same network namespace as the script that arms it.
+ */
+export function armDeadmanScript(id: string, seconds: number, exists: string, heal: string): string {
+  const body = [
+    `end=$(( $(date +%s) + ${seconds} )); seen=0`,
+    `while [ "$(date +%s)" -lt "$end" ]; do`,
+    `  if ${exists}; then seen=1; elif [ "$seen" = 1 ]; then exit 0; fi`,
+    `  sleep 1`,
+    `done`,
+    heal,
+    `exit 0`
+  ].join('\n')
+  return `setsid sh -c ${shq1(body)} ${deadmanName(id)} </dev/null >/dev/null 2>&1 &`
+}
+
+/** Shell lines that stop the dead-man of fault `id` (and its sleep), if it is still there. */
+export function cancelDeadmanScript(id: string): string {
+  const name = deadmanName(id)
+  return [
+    `for p in /proc/[0-9]*; do`,
+    `  [ "\${p#/proc/}" = "$$" ] && continue`,
+    `  last=$({ tr '\\000' '\\n' < "$p/cmdline"; } 2>/dev/null | tail -n 1)`,
+    `  if [ "$last" = ${shq1(name)} ]; then kill -TERM -- "-\${p#/proc/}" 2>/dev/null || kill -TERM "\${p#/proc/}" 2>/dev/null; fi`,
+    `done`
+  ].join('\n')
+}
+
+/** Shell lines that print "armed" if the dead-man of fault `id` is running. */
+export function deadmanAliveScript(id: string): string {
+  return [
+    `for p in /proc/[0-9]*; do`,
+    `  last=$({ tr '\\000' '\\n' < "$p/cmdline"; } 2>/dev/null | tail -n 1)`,
+    `  if [ "$last" = ${shq1(deadmanName(id))} ]; then echo armed; break; fi`,
+    `done`
+  ].join('\n')
+}
+
+function shq1(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`
+}
