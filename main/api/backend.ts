@@ -2,9 +2,9 @@
 // the WebSocket in main/api/server.ts) validates every request against contract.ts and
 // then calls exactly one of these methods; the backend never sees unchecked input.
 //
-// This is the single adapter between the UI and the console core: the simulated lab in
-// fake-backend.ts implements it today; the real lab (main/lab, main/load) is wired in
-// createBackend() below.
+// Two implementations: the real embedded local lab (lab-backend.ts: agent processes on this
+// machine, the load clients and the checkers), the default; and the simulated lab
+// (fake-backend.ts), for UI development and the UI tests, chosen with FTLAB_FAKE_BACKEND=1.
 import type {
   ApiEvent,
   ConsoleInfo,
@@ -18,6 +18,7 @@ import type {
   LoadStatus
 } from './contract.js'
 import { FakeBackend } from './fake-backend.js'
+import { LabBackend } from './lab-backend.js'
 
 export interface ConsoleBackend {
   info(): ConsoleInfo
@@ -37,7 +38,8 @@ export interface ConsoleBackend {
   close(): Promise<void>
 }
 
-/** The one line to change when the real lab is wired in. */
-export function createBackend(): ConsoleBackend {
-  return new FakeBackend()
+/** The real local lab, or the simulated one when FTLAB_FAKE_BACKEND=1 (or `fake: true`). */
+export function createBackend(opts: { fake?: boolean; env?: NodeJS.ProcessEnv } = {}): ConsoleBackend {
+  const env = opts.env ?? process.env
+  return opts.fake || env.FTLAB_FAKE_BACKEND === '1' ? new FakeBackend() : new LabBackend()
 }

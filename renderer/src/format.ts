@@ -22,6 +22,11 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(m / 60)} h ${m % 60} min`
 }
 
+/** Milliseconds at a precision that fits a figure: 0.4, 6.7, 32, 857. */
+export function formatMs(ms: number): string {
+  return ms < 10 ? ms.toFixed(1) : String(Math.round(ms))
+}
+
 export function formatClock(ts: number): string {
   const d = new Date(ts)
   const p = (n: number, w = 2) => String(n).padStart(w, '0')
@@ -62,6 +67,22 @@ export function formatAgentEvent(ev: Extract<ApiEvent, { topic: 'agent' }>): str
       return `${t}${color('35', host)}snapshot ${d.direction} (${formatBytes(Number(d.bytes))}, gen ${d.gen})`
     case 'diverged':
       return `${t}${color('1;31', host)}DIVERGED at entry ${d.n}`
+    // the real agents' link and housekeeping events (the simulated lab has none of these)
+    case 'channel-link':
+      return `${t}${color(d.state === 'up' ? '32' : '33', host)}logging channel to ${d.peer ?? '?'} ${d.state}${d.reason ? `: ${d.reason}` : ''}`
+    case 'disk-link':
+      return `${t}${color(d.state === 'up' ? '32' : '33', host)}disk server link ${d.state}${d.reason ? `: ${d.reason}` : ''}`
+    case 'disk-peer':
+      return `${t}${color(d.up ? '32' : '33', host)}replica ${d.peer} ${d.up ? 'connected' : 'disconnected'}${d.reason ? `: ${d.reason}` : ''}`
+    case 'disk-tas':
+      return `${t}${color('35', host)}test-and-set gen ${d.gen} from ${d.from}: ${d.won ? color('1', 'granted') : `refused (winner ${d.winner})`}`
+    case 'dropped':
+      return `${t}${color('33', host)}dropped ${d.what}${d.from ? ` from ${d.from}` : ''}: ${d.why}`
+    case 'agent':
+      return `${t}${DIM}${host}agent ${d.state}${d.pid ? ` (pid ${d.pid})` : ''}${RESET}`
+    case 'error':
+    case 'agent-error':
+      return `${t}${color('1;31', host)}error${d.where ? ` in ${d.where}` : ''}: ${d.message}`
     default:
       return `${t}${host}${ev.type} ${JSON.stringify(d)}`
   }
