@@ -134,8 +134,11 @@ export class ReplicaCore {
 
   // ---- failure detection and the disk server
   private suspected = false
-  /** set by the first message of the current peer in this generation */
-  private heardFromPeer = false
+  /**
+   * A backup holds a guest worth going live with only once it applied an entry (the boot
+   * entry first of all) or restored a snapshot. Until then it never suspects its primary.
+   */
+  private holdsState = false
   private tas: DiskCall | null = null
   private registration: Registration | null = null
   private nextDiskId = 1
@@ -247,9 +250,9 @@ export class ReplicaCore {
     this.retryDisk()
     this.forgetLostWrites()
     if (this.role !== 'primary' && this.role !== 'backup') return
-    // A backup that never heard from its primary holds no state worth going live with (the
-    // guest has not even booted): it waits rather than take over with an empty guest.
-    const mayJudge = this.role === 'primary' || this.heardFromPeer
+    // A backup that never got an entry from its primary has a guest that has not even
+    // booted: it waits rather than take over with an empty guest.
+    const mayJudge = this.role === 'primary' || this.holdsState
     if (mayJudge && !this.suspected && this.now - this.lastHeard > this.cfg.suspectMs) this.suspect()
     if (this.role === 'primary') {
       this.maybeResend()
@@ -421,7 +424,6 @@ export class ReplicaCore {
       return
     }
     this.lastHeard = this.now
-    this.heardFromPeer = true
     if (this.role === 'primary') this.onPrimaryMessage(msg)
     else this.onBackupMessage(msg)
   }
@@ -499,6 +501,7 @@ export class ReplicaCore {
   private applyEntry(e: LogEntry): void {
     const r = this.vmm.replay(e.body)
     this.lastEntry = e.n
+    this.holdsState = true
     this.telemetry({ k: 'entry', n: e.n, bytes: entryBytes(e), input: e.body.kind === 'input' ? describeInput(e.body.input) : `state ${e.body.pages.length} pages` })
     // Suppressed, but kept: if the primary dies before releasing them, this replica will.
     const outputs = e.body.kind === 'state' ? e.body.outputs : r.outputs
@@ -545,7 +548,7 @@ export class ReplicaCore {
     this.acked = msg.last
     this.releasedThrough = msg.last
     this.lastHeard = this.now
-    this.heardFromPeer = true
+    this.holdsState = true
     this.telemetry({ k: 'snapshot', gen: this.gen, bytes: approxBytes(msg.snapshot), direction: 'received' })
     this.setRole('backup', `restored the snapshot of ${msg.from}`)
     this.sendPeer({ t: 'snapshot-ack', gen: this.gen, from: this.cfg.id })

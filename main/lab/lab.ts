@@ -3,7 +3,7 @@
 // through the control channel, so the embedded local lab and SSH-deployed hosts share it.
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import type { AgentEvent, AgentStatus, Endpoint, StartRole, TimingConfig } from '../../agent/control/protocol.js'
+import type { AgentEvent, AgentStatus, Endpoint, StartRole, TimingConfig, ArbiterSpec } from '../../agent/control/protocol.js'
 import type { ReplicationMode } from '../../agent/vmm/types.js'
 import { AgentClient } from './agent-client.js'
 import { ClockMap, type LabEvent } from './lab-events.js'
@@ -28,6 +28,8 @@ export interface LabConfig {
   timing?: TimingConfig
   readFastPath?: boolean
   readyTimeoutMs?: number
+  /** break ties with an etcd cluster instead of the disk server */
+  arbiter?: ArbiterSpec
 }
 
 /** Which machine plays each host of the lab. */
@@ -106,6 +108,7 @@ export class Lab extends EventEmitter {
       labKey: token(),
       gen: 1,
       timing: cfg.timing ?? DEFAULT_TIMING,
+      ...(cfg.arbiter ? { arbiter: cfg.arbiter } : {}),
       hosts: {
         a: { ...rec('a', 'replica', 'primary'), channel: ep('a', aChannel), service: ep('a', aService) },
         b: { ...rec('b', 'replica', 'backup'), channel: ep('b', bChannel), service: ep('b', bService) },
@@ -122,6 +125,9 @@ export class Lab extends EventEmitter {
       // the backup listens on the logging channel, the primary connects: backup first
       await lab.client('b').start(lab.replicaSpec('b', 'backup', 1, 'a', cfg.readFastPath))
       await lab.client('a').start(lab.replicaSpec('a', 'primary', 1, 'b', cfg.readFastPath))
+      // Started means replicated: until the backup has applied the boot entry it holds no
+      // guest worth going live with (and so never suspects its primary).
+      await lab.untilBackupHoldsState('b', cfg.readyTimeoutMs ?? 10_000)
     } catch (err) {
       await lab.teardown()
       throw new Error(`lab '${name}' did not start: ${(err as Error).message}`)
@@ -324,6 +330,22 @@ export class Lab extends EventEmitter {
 
   // ——— internals ———
 
+  private async untilBackupHoldsState(id: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    let last = 'no status yet'
+    for (;;) {
+      try {
+        const s = await this.client(id).status()
+        if ((s.channel?.lastEntry ?? 0) >= 1) return
+        last = `role ${s.role}, logging channel ${s.channel?.connected ? 'up' : 'down'}, last entry ${s.channel?.lastEntry ?? 0}`
+      } catch (err) {
+        last = (err as Error).message
+      }
+      if (Date.now() > deadline) throw new Error(`backup ${id} did not receive the boot entry within ${timeoutMs} ms (${last})`)
+      await new Promise((r) => setTimeout(r, 25))
+    }
+  }
+
   private host(id: string): HostRecord {
     const r = this.state.hosts[id]
     if (!r) throw new Error(`no host '${id}' in lab '${this.state.name}' (hosts: ${HOST_IDS.join(', ')})`)
@@ -344,6 +366,7 @@ export class Lab extends EventEmitter {
       peer: { id: peer, channel: p.channel! },
       disk: this.state.hosts[DISK_ID].listen!,
       timing: this.state.timing,
+      ...(this.state.arbiter ? { arbiter: this.state.arbiter } : {}),
       ...(readFastPath ? { readFastPath } : {})
     }
   }

@@ -16,6 +16,8 @@ export class FakeAgentProcess {
   paused = false
   /** answer `start` with this error (e.g. the replica role not wired yet) */
   failStart: string | null = null
+  /** a replica whose logging channel never delivers: its last entry stays 0 */
+  withholdEntries = false
   readonly ring: AgentEvent[] = []
   private readonly subs = new Set<Socket>()
   private readonly sockets = new Set<Socket>()
@@ -75,7 +77,11 @@ export class FakeAgentProcess {
             this.subs.add(s)
             break
           case 'status':
-            ok({ id: this.boot.id, pid: this.pid, version: 1, uptimeMs: 1, role: this.role, gen: this.gen, faults: [], memory: { rss: 0, heapUsed: 0, guestBytes: 0 } })
+            ok({
+              id: this.boot.id, pid: this.pid, version: 1, uptimeMs: 1, role: this.role, gen: this.gen, faults: [], memory: { rss: 0, heapUsed: 0, guestBytes: 0 },
+              // a started replica has the boot entry, unless the test withholds it
+              ...(this.spec?.role === 'replica' ? { channel: { connected: !this.withholdEntries, lastEntry: this.withholdEntries ? 0 : 1, acked: 0, unackedEntries: 0, unackedBytes: 0, bytesSent: 0, bytesReceived: 0, entriesSent: 0, entriesReceived: 0, heldOutputs: 0, stalled: false } } : {})
+            })
             break
           case 'start':
             if (this.failStart) return void fail(this.failStart)

@@ -57,6 +57,22 @@ describe('Lab orchestration', () => {
     expect(store.load('t')).toBeNull()
   })
 
+  it('does not call a lab started until the backup holds the boot entry, and cleans up when it never does', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'ftlab-lab-'))
+    cleanups.push(() => rmSync(home, { recursive: true, force: true }))
+    const host = new FakeLabHost()
+    cleanups.push(() => host.closeAll())
+    host.onStart = (a) => {
+      if (a.boot.id === 'b') a.withholdEntries = true
+    }
+    const store = new LabStore(home)
+    await expect(Lab.start({ name: 't', readyTimeoutMs: 300 }, () => host, store)).rejects.toThrow(
+      "lab 't' did not start: backup b did not receive the boot entry within 300 ms (role backup, logging channel down, last entry 0)"
+    )
+    expect(host.agents.every((a) => !a.alive)).toBe(true)
+    expect(store.load('t')).toBeNull()
+  })
+
   it('refuses to start a lab whose agents still run', async () => {
     const { host, store } = await startLab()
     await expect(Lab.start({ name: 't' }, () => host, store)).rejects.toThrow(/lab 't' is already running \(a pid \d+, b pid \d+, disk pid \d+\)/)

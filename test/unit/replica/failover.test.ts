@@ -65,7 +65,7 @@ describe('heartbeats, suspicion and the test-and-set', () => {
   it('a replica that loses halts and never outputs anything again', () => {
     const { core } = makeCore('backup')
     core.takeActions()
-    core.step({ t: 'peer', now: 1, msg: { t: 'heartbeat', gen: 1, from: 'a', last: 0, releasedThrough: 0 } })
+    deliver(confirmedPrimary().start, core, 1) // the boot entry
     core.takeActions()
     core.step({ t: 'tick', now: 52 })
     const tas = diskReqs(core.takeActions())[0]
@@ -127,20 +127,24 @@ describe('heartbeats, suspicion and the test-and-set', () => {
   it('a live replica drops the old logging channel instead of acking it', () => {
     const { core } = makeCore('backup')
     core.takeActions()
-    core.step({ t: 'peer', now: 1, msg: { t: 'heartbeat', gen: 1, from: 'a', last: 0, releasedThrough: 0 } })
+    const p = confirmedPrimary()
+    deliver(p.start, core, 1) // the boot entry
     core.takeActions()
     core.step({ t: 'tick', now: 52 })
     core.step({ t: 'disk', now: 52, res: ok(diskReqs(core.takeActions())[0]) })
     core.takeActions()
-    const p = confirmedPrimary()
-    const a = deliver(p.start, core, 53)
+    p.core.step({ t: 'input', now: 53, input: { t: 'open', conn: 's:c1' } })
+    const a = deliver(p.core.takeActions(), core, 54)
     expect(ackMsgs(a)).toEqual([])
     expect(telemetry(a)).toContainEqual({ k: 'dropped', what: 'entries', why: 'live: the logging channel is closed' })
-    expect(core.status().lastEntry).toBe(0)
+    expect(core.status().lastEntry).toBe(1)
   })
 
-  it('a backup that never heard from its primary does not go live with an unbooted guest', () => {
+  it('a backup that never got an entry from its primary does not go live with an unbooted guest, even if it heard heartbeats', () => {
     const { core, vmm } = makeCore('backup')
+    core.takeActions()
+    // heartbeats say the primary is ahead, but its entries were lost
+    core.step({ t: 'peer', now: 1, msg: { t: 'heartbeat', gen: 1, from: 'a', last: 2, releasedThrough: 0 } })
     core.takeActions()
     core.step({ t: 'tick', now: 10_000 })
     const a = core.takeActions()
