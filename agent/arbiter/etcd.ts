@@ -10,6 +10,7 @@
 // Spoken over the grpc-gateway's JSON API (POST /v3/kv/txn, keys and values in base64),
 // with node:http only, so the agent stays dependency-free. The answer is shaped like the
 // disk server's (DiskRes) so the replica runtime uses either without knowing which.
+import { createHash } from 'node:crypto'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { DiskReq, DiskRes, ReplicaId } from '../replica/types.js'
@@ -23,6 +24,14 @@ export interface EtcdArbiterOptions {
   timeoutMs?: number
   /** the gateway's path prefix: /v3 for etcd 3.4 and later (default), /v3beta for 3.3 */
   apiPrefix?: string
+}
+
+/**
+ * etcd keys outlive a lab: each lab session gets keys of its own, named after its lab key
+ * (hashed: the key itself is a secret), so generation 1 of a new lab is not already won.
+ */
+export function etcdPrefixForLab(labKey: Uint8Array): string {
+  return `ftlab/${createHash('sha256').update(labKey).digest('hex').slice(0, 16)}`
 }
 
 export type TasVerdict = 'won' | 'lost' | 'unreachable' | 'bad-request'

@@ -50,7 +50,15 @@ export type StartRole =
       timing: TimingConfig
       /** opt-in read-only fast path (unsafe; see DESIGN.md) */
       readFastPath?: boolean
+      /**
+       * who breaks the tie when a replica suspects its peer: the disk server (default) or an
+       * etcd cluster (an existing replicated store; the disk server then only stores blocks
+       * and fences, learning the winner from it)
+       */
+      arbiter?: ArbiterSpec
     }
+
+export type ArbiterSpec = { kind: 'disk' } | { kind: 'etcd'; endpoints: string[]; prefix?: string }
 
 /** Faults the agent applies to itself (transport filter, process faults, dead-man). */
 export type AgentFault =

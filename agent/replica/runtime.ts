@@ -13,7 +13,8 @@ import { guestNames } from '../guests/index.js'
 import { createVmm } from '../vmm/vmm.js'
 import type { ConnId, Entropy, GuestInput, IoRequest, Output } from '../vmm/types.js'
 import { ReplicaCore, defaultReplicaConfig } from './core.js'
-import type { Action, PeerMsg, Telemetry } from './types.js'
+import type { Action, DiskReq, PeerMsg, Telemetry } from './types.js'
+import { EtcdArbiter, etcdPrefixForLab } from '../arbiter/etcd.js'
 import { ChannelTelemetry } from './telemetry.js'
 import { checkReplicaSpec } from './spec.js'
 
@@ -103,6 +104,23 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
   disk.on('up', () => ctx.emit('disk-link', { state: 'up' }))
   disk.on('down', (reason) => ctx.emit('disk-link', { state: 'down', reason }))
 
+  // ---- the tie-breaker, where it is not the disk server
+  const etcd = spec.arbiter?.kind === 'etcd' ? new EtcdArbiter({ endpoints: spec.arbiter.endpoints, prefix: spec.arbiter.prefix ?? etcdPrefixForLab(ctx.labKey), timeoutMs: Math.max(200, cfg.suspectMs) }) : null
+  function tasByEtcd(req: Extract<DiskReq, { op: 'tas' }>): void {
+    etcd!.handle(req).then((res) => {
+      if (res.verdict === 'won') {
+        // The disk server fences by generation; tell it who etcd made live, so the winner's
+        // writes are accepted and the loser's refused. Only the etcd winner ever asks.
+        disk.request({ op: 'tas', gen: req.gen, from: req.from }).then(
+          (d) => ctx.emit('arbiter', { kind: 'etcd', gen: req.gen, fencing: d.ok ? 'disk server follows' : `disk server refused: ${d.ok ? '' : d.message}` }),
+          (err: Error) => ctx.emit('arbiter', { kind: 'etcd', gen: req.gen, fencing: `disk server not told: ${err.message}` })
+        )
+      }
+      // an unreachable cluster answers error 'io': the core asks again and never goes live on it
+      step({ t: 'disk', now: now(), res })
+    })
+  }
+
   // ---- the client service
   const conns = new Map<ConnId, ServiceConn>()
   const sockets = new Set<ServiceConn>()
@@ -134,6 +152,10 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
           if (a.msg.t === 'entries') telemetry.sent(a.msg)
           break
         case 'send-disk':
+          if (a.req.op === 'tas' && etcd) {
+            tasByEtcd(a.req)
+            break
+          }
           disk.request(a.req).then(
             (res) => step({ t: 'disk', now: now(), res }),
             (err: Error) => {

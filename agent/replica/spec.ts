@@ -26,6 +26,17 @@ export function checkReplicaSpec(spec: ReplicaSpec, guests: readonly string[]): 
     // a primary without a backup would wait for acks forever; a lone replica starts as primary with a peer that is down
     throw new Error('start.spec.peer is required for a primary: name its backup')
   }
+  const arb = s.arbiter as { kind?: unknown; endpoints?: unknown; prefix?: unknown } | undefined
+  if (arb !== undefined) {
+    if (typeof arb !== 'object' || arb === null || (arb.kind !== 'disk' && arb.kind !== 'etcd')) throw new Error(`start.spec.arbiter must be {kind:'disk'} or {kind:'etcd', endpoints}, got ${JSON.stringify(arb)}`)
+    if (arb.kind === 'etcd') {
+      const eps = arb.endpoints
+      if (!Array.isArray(eps) || eps.length === 0 || !eps.every((e) => typeof e === 'string' && /^https?:\/\/[^\s]+$/.test(e))) {
+        throw new Error(`start.spec.arbiter.endpoints must be a non-empty list of etcd client URLs like http://10.0.0.5:2379, got ${JSON.stringify(eps)}`)
+      }
+      if (arb.prefix !== undefined && (typeof arb.prefix !== 'string' || arb.prefix.length === 0)) throw new Error('start.spec.arbiter.prefix must be a non-empty string')
+    }
+  }
   const t = s.timing as { heartbeatMs?: unknown; suspectMs?: unknown } | undefined
   if (typeof t !== 'object' || t === null) throw new Error('start.spec.timing must be {heartbeatMs, suspectMs}')
   if (typeof t.heartbeatMs !== 'number' || !(t.heartbeatMs >= 5 && t.heartbeatMs <= 10_000)) throw new Error(`start.spec.timing.heartbeatMs must be from 5 to 10000 ms, got ${JSON.stringify(t.heartbeatMs)}`)

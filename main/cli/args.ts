@@ -63,6 +63,9 @@ export const COMMANDS: CommandSpec[] = [
     options: [
       { name: 'guest', type: 'string', choices: ['kv', 'bank'], help: 'the guest program (default: kv)' },
       { name: 'mode', type: 'string', choices: ['rsm', 'state-transfer'], help: 'replication mode (default: rsm)' },
+      { name: 'heartbeat', type: 'duration', help: 'heartbeat interval on the logging channel (default: 100ms)', placeholder: 'ms' },
+      { name: 'suspect', type: 'duration', help: 'silence after which a replica suspects its peer (default: 800ms)', placeholder: 'ms' },
+      { name: 'etcd', type: 'string', help: 'break ties with this etcd cluster instead of the disk server (comma-separated client URLs)', placeholder: 'urls' },
       nameOpt
     ]
   },

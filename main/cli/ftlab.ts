@@ -9,9 +9,11 @@ import { formatDuration } from '../core/duration.js'
 import type { Lab } from '../lab/lab.js'
 import type { LabEvent } from '../lab/lab-events.js'
 import { openLocalLab, startLocalLab } from '../lab/local-lab.js'
+import { DEFAULT_TIMING } from '../lab/lab.js'
 import { finalRead, runLoad, type LoadProgress } from '../load/load-runner.js'
 import { COMMANDS, commandUsage, parseArgs, usage, UsageError, type ParsedCommand } from './args.js'
 import { faultFromArgs } from './fault-args.js'
+import { dispatchRemote, isRemoteCommand, remoteUsage, runRemoteCli } from './remote.js'
 import { statusTable } from './table.js'
 
 export const EXIT_OK = 0
@@ -34,6 +36,7 @@ const defaultIo = (): CliIo => ({
 })
 
 export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): Promise<number> {
+  if (isRemoteCommand(argv)) return runRemoteCli(argv, io)
   let cmd: ParsedCommand
   try {
     cmd = parseArgs(argv)
@@ -46,7 +49,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
   }
   if (cmd.id === 'help') {
     const spec = COMMANDS.find((c) => c.words.join(' ') === cmd.positionals.join(' ') && c.id !== 'help')
-    io.out((spec ? `usage:\n${commandUsage(spec)}` : usage()) + '\n')
+    io.out((spec ? `usage:\n${commandUsage(spec)}` : `${usage()}\n\nreal hosts:\n${remoteUsage()}`) + '\n')
     return EXIT_OK
   }
   const name = typeof cmd.options.name === 'string' ? cmd.options.name : 'local'
@@ -61,9 +64,14 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
 async function dispatch(cmd: ParsedCommand, name: string, io: CliIo): Promise<number> {
   const opts = { home: io.home }
   const o = cmd.options
+  const remote = await dispatchRemote(cmd, name, io, { load, events })
+  if (remote !== null) return remote
   switch (cmd.id) {
     case 'lab-start': {
-      const lab = await startLocalLab({ name, guest: o.guest as string | undefined, mode: o.mode as 'rsm' | 'state-transfer' | undefined }, opts)
+      const timing = o.heartbeat !== undefined || o.suspect !== undefined ? { heartbeatMs: (o.heartbeat as number | undefined) ?? DEFAULT_TIMING.heartbeatMs, suspectMs: (o.suspect as number | undefined) ?? DEFAULT_TIMING.suspectMs } : undefined
+      if (timing && timing.suspectMs <= timing.heartbeatMs) throw new UsageError(`--suspect (${timing.suspectMs} ms) must be longer than --heartbeat (${timing.heartbeatMs} ms)`, commandUsage(COMMANDS.find((c) => c.id === 'lab-start')!))
+      const arbiter = typeof o.etcd === 'string' ? { kind: 'etcd' as const, endpoints: o.etcd.split(',').map((u) => u.trim()).filter(Boolean) } : undefined
+      const lab = await startLocalLab({ name, guest: o.guest as string | undefined, mode: o.mode as 'rsm' | 'state-transfer' | undefined, timing, arbiter }, opts)
       const s = lab.snapshot()
       lab.close()
       io.out(`lab '${name}' started: ${s.guest} guest, ${s.mode} mode, generation ${s.gen}\n`)

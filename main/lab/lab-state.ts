@@ -5,6 +5,7 @@ import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync }
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { AgentFault, Endpoint, TimingConfig } from '../../agent/control/protocol.js'
+import type { ArbiterSpec } from '../../agent/control/protocol.js'
 import type { ReplicationMode } from '../../agent/vmm/types.js'
 
 export const LAB_STATE_VERSION = 1
@@ -56,6 +57,8 @@ export interface LabState {
   /** the newest generation the console began */
   gen: number
   timing: TimingConfig
+  /** the tie-breaker; absent = the disk server */
+  arbiter?: ArbiterSpec
   hosts: Record<string, HostRecord>
   faults: FaultRecord[]
   nextFault: number

@@ -2,89 +2,25 @@
 // 127.0.0.1 with a temporary data dir and free ports, plus stand-in HTTP servers for the
 // failure modes a real cluster will not produce on demand (a member that never answers, one
 // that answers 503).
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer, get, type Server } from 'node:http'
+import { createServer, type Server } from 'node:http'
 import { createServer as createTcpServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdArbiter } from '../../agent/arbiter/etcd.js'
+import { freePort, hasEtcd, startEtcd, until, type EtcdProcess } from '../support/etcd.js'
 
-const hasEtcd = spawnSync('sh', ['-c', 'command -v etcd']).status === 0
 if (!hasEtcd) console.log('etcd-arbiter: real-etcd tests skipped, no etcd binary (Debian package etcd-server)')
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createTcpServer()
-    s.on('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port
-      s.close(() => resolve(p))
-    })
-  })
-}
-
-async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what} after ${ms} ms`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
-function healthy(url: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = get(`${url}/health`, (res) => {
-      let body = ''
-      res.on('data', (c) => (body += c))
-      res.on('end', () => resolve(res.statusCode === 200 && body.includes('true')))
-    })
-    req.on('error', () => resolve(false))
-    req.setTimeout(1000, () => req.destroy())
-  })
-}
-
 describe.skipIf(!hasEtcd)('etcd tie-breaker against a real etcd', () => {
-  let etcd: ChildProcess | undefined
-  let dir: string
+  let etcd: EtcdProcess
   let url: string
-  let log = ''
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'ftlab-etcd-'))
-    const client = await freePort()
-    const peer = await freePort()
-    url = `http://127.0.0.1:${client}`
-    const peerUrl = `http://127.0.0.1:${peer}`
-    etcd = spawn(
-      'etcd',
-      [
-        '--name', 'ftlab-test',
-        '--data-dir', join(dir, 'data'),
-        '--listen-client-urls', url,
-        '--advertise-client-urls', url,
-        '--listen-peer-urls', peerUrl,
-        '--initial-advertise-peer-urls', peerUrl,
-        '--initial-cluster', `ftlab-test=${peerUrl}`,
-        '--initial-cluster-state', 'new'
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] }
-    )
-    etcd.stdout!.on('data', (d) => (log += d))
-    etcd.stderr!.on('data', (d) => (log += d))
-    try {
-      await until(() => healthy(url), 20_000, 'etcd to be healthy')
-    } catch (e) {
-      throw new Error(`${(e as Error).message}; etcd said:\n${log.slice(-2000)}`)
-    }
+    etcd = await startEtcd()
+    url = etcd.url
     console.log(`etcd-arbiter: etcd up at ${url}`)
   })
 
-  afterAll(() => {
-    if (etcd && etcd.exitCode === null && etcd.signalCode === null) etcd.kill('SIGKILL')
-    if (dir) rmSync(dir, { recursive: true, force: true })
-  })
+  afterAll(() => etcd?.close())
 
   it('two contenders for one generation: exactly one wins, and both hear the same winner', async () => {
     const a = new EtcdArbiter({ endpoints: [url], prefix: 'ftlab-t1' })
@@ -135,8 +71,8 @@ describe.skipIf(!hasEtcd)('etcd tie-breaker against a real etcd', () => {
   it('with etcd stopped the answer is "unreachable" and nobody wins', async () => {
     const a = new EtcdArbiter({ endpoints: [url], prefix: 'ftlab-t5', timeoutMs: 500 })
     const b = new EtcdArbiter({ endpoints: [url], prefix: 'ftlab-t5', timeoutMs: 500 })
-    etcd!.kill('SIGKILL')
-    await until(() => etcd!.exitCode !== null || etcd!.signalCode !== null, 10_000, 'etcd to stop')
+    etcd.kill()
+    await until(() => etcd.process.exitCode !== null || etcd.process.signalCode !== null, 10_000, 'etcd to stop')
     const [ra, rb] = await Promise.all([a.tas(1, 'a'), b.tas(1, 'b')])
     for (const r of [ra, rb]) {
       expect(r).toMatchObject({ ok: false, error: 'io', verdict: 'unreachable' })
