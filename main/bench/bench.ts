@@ -1,0 +1,429 @@
+// `npm run bench`: figures for the embedded local lab. Prints a table (or JSON with --json);
+// progress goes to stderr so that stdout holds only the result.
+//
+// Every lab lives in a temporary FTLAB_HOME of its own and is stopped on the way out, on
+// success, failure or a signal alike: agents are detached processes that would otherwise
+// outlive the benchmark.
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
+import { cpus, loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import type { ReplicationMode } from '../../agent/vmm/types.js'
+import { DEFAULT_TIMING, type Lab, type LabConfig } from '../lab/lab.js'
+import { LabStore } from '../lab/lab-state.js'
+import { LocalHost } from '../lab/local-host.js'
+import { openLocalLab, startLocalLab } from '../lab/local-lab.js'
+import { DEFAULT_MIX } from '../load/workload.js'
+import type { LoadResult } from '../load/load-runner.js'
+import {
+  Aborted,
+  channelDelta,
+  channelSum,
+  checkAbort,
+  load,
+  memoryOf,
+  paired,
+  pooled,
+  redisBenchmark,
+  redisBenchmarkVersion,
+  roleOf,
+  sampling,
+  spread,
+  timedFailover,
+  until,
+  type ChannelFigures,
+  type LoadShape,
+  type Progress
+} from './measure.js'
+import { BenchUsageError, parseBenchArgs, USAGE, type BenchOptions } from './options.js'
+import { BASELINE_HOW, renderReport, type BenchResult, type FailoverRep, type FailoverResult, type MemoryResult, type ModeResult, type RedisResult } from './report.js'
+
+const HOSTS = ['a', 'b', 'disk'] as const
+const SAMPLE_EVERY_MS = 1000
+const REDIS_PIPELINE = 16
+/** after a signal, how long the benchmark may take to unwind before it kills the agents itself */
+const UNWIND_GRACE_MS = 12_000
+
+/** The labs this run started, so that every exit path can stop them. */
+class LabRegistry {
+  private readonly names = new Set<string>()
+  private readonly open = new Map<string, Lab>()
+
+  constructor(readonly home: string) {}
+
+  async start(cfg: LabConfig): Promise<Lab> {
+    this.names.add(cfg.name)
+    const lab = await startLocalLab(cfg, { home: this.home })
+    this.open.set(cfg.name, lab)
+    return lab
+  }
+
+  async stop(name: string): Promise<void> {
+    const lab = this.open.get(name)
+    this.open.delete(name)
+    if (lab) await lab.stop().catch(() => this.kill(name))
+  }
+
+  /** Stop everything, including a lab whose start was cut short (its state file names its agents). */
+  async stopAll(): Promise<void> {
+    for (const name of this.names) {
+      const lab = this.open.get(name)
+      this.open.delete(name)
+      try {
+        if (lab) await lab.stop()
+        else if (new LabStore(this.home).load(name)) await openLocalLab(name, { home: this.home }).stop()
+      } catch {
+        await this.kill(name)
+      }
+    }
+  }
+
+  /**
+   * The last resort: SIGKILL every agent the state files name, and on Linux also every agent
+   * whose working directory is inside this run's home: a lab interrupted while starting has
+   * agents its state file does not name yet. Each pid is checked to run the agent bundle.
+   */
+  async kill(name?: string): Promise<void> {
+    const store = new LabStore(this.home)
+    const host = new LocalHost()
+    const pids = new Set<number>()
+    for (const n of name ? [name] : this.names) {
+      const state = store.load(n)
+      if (!state) continue
+      for (const h of Object.values(state.hosts)) pids.add(h.pid)
+      store.remove(n)
+    }
+    if (!name) for (const pid of agentsUnder(this.home)) pids.add(pid)
+    await Promise.all([...pids].map((pid) => host.kill(pid).catch(() => false)))
+  }
+}
+
+/** Agent processes (Linux /proc) whose working directory is inside `dir`: the local host starts each agent in its data directory. */
+function agentsUnder(dir: string): number[] {
+  let entries: string[]
+  try {
+    entries = readdirSync('/proc')
+  } catch {
+    return []
+  }
+  const out: number[] = []
+  for (const e of entries) {
+    if (!/^[0-9]+$/.test(e)) continue
+    try {
+      const cwd = readlinkSync(`/proc/${e}/cwd`)
+      if (cwd === dir || cwd.startsWith(dir + '/')) out.push(Number(e))
+    } catch {
+      /* gone, or not ours to read */
+    }
+  }
+  return out
+}
+
+export async function runBench(opts: BenchOptions, labs: LabRegistry, progress: Progress, signal: AbortSignal): Promise<BenchResult> {
+  const started = Date.now()
+  const shape: LoadShape = { clients: opts.clients, keys: opts.keys }
+  const has = (s: BenchOptions['sections'][number]) => opts.sections.includes(s)
+  const result: BenchResult = {
+    startedAt: new Date(started).toISOString(),
+    elapsedMs: 0,
+    machine: { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus().length, cpuModel: cpus()[0]?.model?.trim() ?? 'unknown CPU', loadAvg: [loadavg()[0], 0] },
+    load: { clients: opts.clients, keys: opts.keys, seconds: opts.seconds, warmupSeconds: opts.warmupSeconds, rounds: opts.rounds, mix: mixText() },
+    timing: DEFAULT_TIMING,
+    baseline: BASELINE_HOW,
+    modes: [],
+    memory: [],
+    interrupted: false
+  }
+
+  let redisVersion: string | null = null
+  if (has('redis')) {
+    redisVersion = await redisBenchmarkVersion()
+    result.redis = {
+      available: redisVersion !== null,
+      requests: opts.redisRequests,
+      byMode: [],
+      ...(redisVersion ? { version: redisVersion } : { note: 'redis-benchmark is not on the PATH (Debian/Ubuntu: apt-get install redis-tools)' })
+    }
+  }
+
+  try {
+    const perMode = has('throughput') || has('memory') || (has('redis') && redisVersion !== null)
+    if (perMode) {
+      for (const mode of opts.modes) {
+        const r = await modeRun(mode, opts, shape, labs, progress, signal, result, redisVersion !== null)
+        if (has('throughput')) result.modes.push(r)
+      }
+    }
+    if (has('failover')) result.failover = await failoverRun(opts.modes[0], opts, shape, labs, progress, signal)
+  } catch (err) {
+    if (!(err instanceof Aborted)) throw err
+    result.interrupted = true
+  }
+  result.elapsedMs = Date.now() - started
+  result.machine.loadAvg[1] = loadavg()[0]
+  return result
+}
+
+/**
+ * One lab in one replication mode, used for everything that mode measures. Throughput comes
+ * first, in rounds of a replicated run, a power cut of the backup, an unreplicated run, and
+ * restore redundancy; interleaving the two kinds keeps a change in the machine's background
+ * load from landing on one side of the ratio only. Memory and redis-benchmark follow on
+ * the replicated lab.
+ */
+async function modeRun(
+  mode: ReplicationMode,
+  opts: BenchOptions,
+  shape: LoadShape,
+  labs: LabRegistry,
+  progress: Progress,
+  signal: AbortSignal,
+  result: BenchResult,
+  redisAvailable: boolean
+): Promise<ModeResult> {
+  const has = (s: BenchOptions['sections'][number]) => opts.sections.includes(s)
+  const out: ModeResult = { mode, rounds: [] }
+  const name = `bench-${mode}`
+  progress(`${mode}: starting a lab (replicas a and b, disk server)`)
+  const lab = await labs.start({ name, mode })
+  const pairedAB = () => until(lab, 'a primary with b as its backup', paired('a', 'b'), { signal })
+  const targets = lab.serviceEndpoints()
+  const warm = async (seconds: number, what: string) => {
+    if (seconds <= 0) return
+    progress(`${mode}: ${what} ${seconds} s`)
+    await load(targets, shape, seconds, signal)
+    checkAbort(signal)
+  }
+  // a short unmeasured run after each change of configuration, so that reconnecting clients
+  // and a new backup's first entries are not counted
+  const settleSeconds = Math.min(0.5, opts.warmupSeconds)
+  try {
+    checkAbort(signal)
+    await pairedAB()
+    await warm(opts.warmupSeconds, 'warm-up')
+
+    if (has('throughput')) {
+      const replicated: LoadResult[] = []
+      const unreplicated: LoadResult[] = []
+      const channel: ChannelFigures[] = []
+      try {
+        for (let i = 1; i <= opts.rounds; i++) {
+          const tag = `${mode} round ${i}/${opts.rounds}`
+          progress(`${tag}: replicated run ${opts.seconds} s`)
+          const before = new Map((await lab.status(1000)).map((r) => [r.host, r]))
+          const rep = await load(targets, shape, opts.seconds, signal)
+          checkAbort(signal)
+          const after = new Map((await lab.status(1000)).map((r) => [r.host, r]))
+          replicated.push(rep)
+          channel.push(channelDelta(before, after, 'a', 'b', rep.summary.completed, rep.summary.elapsedMs))
+          // only the first round: once a has been live, its ring of hold times also holds
+          // the zero-hold releases of its unreplicated runs
+          if (i === 1) out.outputRule = after.get('a')?.status?.outputRule
+
+          progress(`${tag}: power cut of the backup b; waiting for a to go live alone`)
+          await lab.powerCut('b')
+          await until(lab, 'a live alone', (rows) => rows.get('b')?.state === 'down' && roleOf(rows, 'a') === 'live', { signal })
+          await warm(settleSeconds, 'settle')
+          progress(`${tag}: unreplicated run ${opts.seconds} s`)
+          const unr = await load(targets, shape, opts.seconds, signal)
+          checkAbort(signal)
+          unreplicated.push(unr)
+          const ratio = rep.summary.opsPerSec / Math.max(1e-9, unr.summary.opsPerSec)
+          out.rounds.push({ replicatedOpsPerSec: rep.summary.opsPerSec, unreplicatedOpsPerSec: unr.summary.opsPerSec, ratio })
+          progress(`${tag}: ${rep.summary.opsPerSec.toFixed(0)} vs ${unr.summary.opsPerSec.toFixed(0)} ops/s (ratio ${ratio.toFixed(2)})`)
+
+          // back to a replicated pair for the next round, and for memory and redis-benchmark
+          const more = i < opts.rounds || has('memory') || (has('redis') && redisAvailable)
+          if (more) {
+            progress(`${tag}: restoring redundancy onto a fresh b`)
+            await lab.restore({ timeoutMs: 20_000 })
+            await pairedAB()
+            await warm(settleSeconds, 'settle')
+          }
+        }
+      } catch (err) {
+        if (err instanceof Aborted) throw err
+        out.error = (err as Error).message
+      } finally {
+        if (replicated.length) out.replicated = pooled(replicated)
+        if (unreplicated.length) out.unreplicated = pooled(unreplicated)
+        if (out.replicated && out.unreplicated && out.unreplicated.opsPerSec > 0) out.ratio = out.replicated.opsPerSec / out.unreplicated.opsPerSec
+        if (channel.length) out.channel = channelSum(channel, out.replicated?.elapsedMs ?? 0)
+      }
+    }
+
+    if (has('memory')) {
+      const m: MemoryResult = { mode, seconds: opts.memorySeconds, everyMs: SAMPLE_EVERY_MS, hosts: [] }
+      result.memory.push(m)
+      try {
+        await pairedAB()
+        progress(`${mode}: sustained load ${opts.memorySeconds} s, sampling every agent's memory`)
+        const { samples } = await sampling(lab, SAMPLE_EVERY_MS, () => load(targets, shape, opts.memorySeconds, signal))
+        checkAbort(signal)
+        m.hosts = memoryOf(samples, HOSTS)
+      } catch (err) {
+        if (err instanceof Aborted) throw err
+        m.error = (err as Error).message
+      }
+    }
+
+    if (has('redis') && redisAvailable && result.redis) {
+      const entry: RedisResult['byMode'][number] = { mode, runs: [] }
+      result.redis.byMode.push(entry)
+      try {
+        await pairedAB()
+        for (const pipeline of [1, REDIS_PIPELINE]) {
+          progress(`${mode}: redis-benchmark -t set,get,incr -n ${opts.redisRequests * (pipeline > 1 ? 4 : 1)}${pipeline > 1 ? ` -P ${pipeline}` : ''}`)
+          // pipelined runs finish in a fraction of a second at -n; give them more to chew on
+          entry.runs.push(await redisBenchmark(targets[0], opts.redisRequests * (pipeline > 1 ? 4 : 1), pipeline, signal))
+          checkAbort(signal)
+        }
+      } catch (err) {
+        if (err instanceof Aborted) throw err
+        entry.error = (err as Error).message
+      }
+    }
+  } finally {
+    progress(`${mode}: stopping the lab`)
+    await labs.stop(name)
+  }
+  return out
+}
+
+/**
+ * Power cuts of the primary, back and forth: after each one, restore redundancy onto a
+ * fresh agent in the dead replica's slot, so the next cut hits the other side.
+ */
+async function failoverRun(mode: ReplicationMode, opts: BenchOptions, shape: LoadShape, labs: LabRegistry, progress: Progress, signal: AbortSignal): Promise<FailoverResult> {
+  const name = 'bench-failover'
+  const reps: FailoverRep[] = []
+  const res = (): FailoverResult => {
+    const done = reps.filter((r) => !r.error)
+    return {
+      mode,
+      reps,
+      firstOpMs: spread(done.map((r) => r.firstOpMs).filter((x): x is number => x !== null)),
+      liveMs: spread(done.map((r) => r.liveMs).filter((x): x is number => x !== null))
+    }
+  }
+  progress(`failover (${mode}): starting a lab`)
+  const lab = await labs.start({ name, mode })
+  let primary = 'a'
+  let backup = 'b'
+  try {
+    checkAbort(signal)
+    for (let i = 1; i <= opts.failovers; i++) {
+      await until(lab, `${primary} primary with ${backup} as its backup`, paired(primary, backup), { signal })
+      progress(`failover ${i}/${opts.failovers}: power cut of ${primary} under load`)
+      const rep: FailoverRep = { rep: i, cut: primary, survivor: backup, liveMs: null, firstOpMs: null }
+      reps.push(rep)
+      try {
+        // enough after the cut for suspicion, the test-and-set and the clients' retries
+        const afterMs = Math.max(3000, DEFAULT_TIMING.suspectMs * 4)
+        const t = await timedFailover(lab, primary, backup, shape, { leadMs: 1000, afterMs, settleMs: 1500, signal })
+        rep.liveMs = t.liveMs
+        rep.firstOpMs = t.firstOpMs
+        if (t.firstOpMs === null) rep.error = `no operation answered by ${backup} within ${afterMs} ms of the cut`
+        progress(`failover ${i}: first op on ${backup} ${t.firstOpMs === null ? 'never' : `${t.firstOpMs.toFixed(0)} ms`} after the cut`)
+      } catch (err) {
+        if (err instanceof Aborted) throw err
+        rep.error = (err as Error).message
+        break
+      }
+      if (i < opts.failovers) {
+        progress(`failover ${i}: restoring redundancy onto a fresh ${primary}`)
+        await lab.restore({ timeoutMs: 20_000 })
+        ;[primary, backup] = [backup, primary]
+      }
+    }
+    return res()
+  } catch (err) {
+    if (err instanceof Aborted) throw err
+    return { ...res(), error: (err as Error).message }
+  } finally {
+    progress('failover: stopping the lab')
+    await labs.stop(name)
+  }
+}
+
+function mixText(): string {
+  const m = DEFAULT_MIX
+  const t = m.set + m.get + m.incr
+  const pct = (x: number) => `${Math.round((x / t) * 100)}%`
+  return `${pct(m.set)} SET, ${pct(m.get)} GET, ${pct(m.incr)} INCR`
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let opts: BenchOptions
+  try {
+    opts = parseBenchArgs(argv)
+  } catch (err) {
+    if (!(err instanceof BenchUsageError)) throw err
+    process.stderr.write(`bench: ${err.message}\n\n${USAGE}\n`)
+    return 2
+  }
+  if (opts.help) {
+    process.stdout.write(USAGE + '\n')
+    return 0
+  }
+  const home = mkdtempSync(join(tmpdir(), 'ftlab-bench-'))
+  const labs = new LabRegistry(home)
+  const ac = new AbortController()
+  const t0 = Date.now()
+  const progress: Progress = (line) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${line}\n`)
+  let signals = 0
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++
+    if (signals === 1) {
+      progress(`${sig}: stopping the labs (again to kill them at once)`)
+      ac.abort()
+      // the run unwinds through its finally blocks; should a step not listen, do it here
+      setTimeout(() => void hardExit(), UNWIND_GRACE_MS).unref()
+      return
+    }
+    void hardExit()
+  }
+  const hardExit = async () => {
+    await labs.kill().catch(() => {})
+    rmSync(home, { recursive: true, force: true })
+    process.exit(130)
+  }
+  const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
+  for (const s of sigs) process.on(s, onSignal)
+  try {
+    const result = await runBench(opts, labs, progress, ac.signal)
+    if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n')
+    else process.stdout.write(renderReport(result))
+    return result.interrupted ? 130 : 0
+  } catch (err) {
+    // after a signal, a step failing because its agents were killed under it is expected
+    if (ac.signal.aborted) {
+      process.stderr.write(`bench: interrupted (${(err as Error)?.message ?? String(err)})\n`)
+      return 130
+    }
+    process.stderr.write(`bench: ${(err as Error)?.stack ?? String(err)}\n`)
+    return 1
+  } finally {
+    await labs.stopAll().catch(() => labs.kill())
+    rmSync(home, { recursive: true, force: true })
+    for (const s of sigs) process.off(s, onSignal)
+  }
+}
+
+const invokedDirectly = (() => {
+  try {
+    return process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
+  } catch {
+    return false
+  }
+})()
+
+if (invokedDirectly) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`bench: unexpected failure: ${(err as Error)?.stack ?? String(err)}\n`)
+      process.exit(1)
+    }
+  )
+}

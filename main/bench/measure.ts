@@ -1,0 +1,342 @@
+// The benchmark's measurements on a running lab. Every figure comes either from the load
+// clients (what a user of the service sees) or from the agents' own status (what the
+// replicas did), never from guesses: bytes on the logging channel are the links' byte
+// counters, Output Rule holds are the primary's own percentiles.
+import { spawn } from 'node:child_process'
+import type { AgentStatus, Endpoint } from '../../agent/control/protocol.js'
+import type { HostStatusRow, Lab } from '../lab/lab.js'
+import { summarizeLatency, type LatencySummary } from '../load/latency.js'
+import { now, runLoad, type LoadResult } from '../load/load-runner.js'
+
+export class Aborted extends Error {
+  constructor() {
+    super('interrupted')
+    this.name = 'Aborted'
+  }
+}
+
+export interface LoadShape {
+  clients: number
+  keys: number
+}
+
+export interface RunFigures {
+  elapsedMs: number
+  completed: number
+  ok: number
+  failed: number
+  unknown: number
+  opsPerSec: number
+  latencyMs: LatencySummary
+}
+
+export interface ChannelFigures {
+  /** primary → backup bytes on the logging channel per completed client operation */
+  bytesPerOp: number
+  /** backup → primary (acks, heartbeats) per operation */
+  ackBytesPerOp: number
+  entriesPerOp: number
+  /** primary → backup, MB/s (10^6 bytes) over the run */
+  mbPerSec: number
+  bytesSent: number
+  entriesSent: number
+  ops: number
+}
+
+export type OutputRuleFigures = NonNullable<AgentStatus['outputRule']>
+
+export interface MemSample {
+  /** ms since the sampled run began */
+  atMs: number
+  hosts: Record<string, AgentStatus['memory'] | undefined>
+}
+
+export interface HostMemory {
+  host: string
+  samples: number
+  rssFirst: number
+  rssLast: number
+  rssMax: number
+  heapFirst: number
+  heapLast: number
+  heapMax: number
+  guestLast: number
+  /**
+   * The largest RSS of the second half of the run over that of the first half: near 1 for
+   * a process whose memory levels off, well above 1 for one that keeps growing with the load.
+   */
+  secondHalfOverFirst: number
+}
+
+export interface RedisRun {
+  pipeline: number
+  requests: number
+  ok: boolean
+  error?: string
+  tests: { test: string; rps: number; p50Ms: number; p99Ms: number }[]
+}
+
+export interface Progress {
+  (line: string): void
+}
+
+export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new Aborted())
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    const onAbort = () => {
+      clearTimeout(t)
+      reject(new Aborted())
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+
+export function checkAbort(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new Aborted()
+}
+
+export type Rows = Map<string, HostStatusRow>
+export const roleOf = (rows: Rows, id: string): string | undefined => rows.get(id)?.status?.role
+
+/** Poll the lab's status until `ok` holds (bounded by `timeoutMs`). */
+export async function until(lab: Lab, what: string, ok: (rows: Rows) => boolean, opts: { timeoutMs?: number; everyMs?: number; signal?: AbortSignal } = {}): Promise<Rows> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 20_000)
+  let last: Rows = new Map()
+  while (Date.now() < deadline) {
+    checkAbort(opts.signal)
+    last = new Map((await lab.status(1000)).map((r) => [r.host, r]))
+    if (ok(last)) return last
+    await sleep(opts.everyMs ?? 50, opts.signal)
+  }
+  const seen = [...last.values()].map((r) => `${r.host}=${r.state === 'up' ? r.status?.role : r.state}`).join(' ')
+  throw new Error(`timed out after ${opts.timeoutMs ?? 20_000} ms waiting for ${what}; last status: ${seen}`)
+}
+
+export const paired = (primary: string, backup: string) => (rows: Rows) =>
+  roleOf(rows, primary) === 'primary' && roleOf(rows, backup) === 'backup' && rows.get(primary)?.status?.channel?.connected === true
+
+export function figures(r: LoadResult): RunFigures {
+  const s = r.summary
+  return { elapsedMs: s.elapsedMs, completed: s.completed, ok: s.ok, failed: s.failed, unknown: s.unknown, opsPerSec: s.opsPerSec, latencyMs: s.latencyMs }
+}
+
+/** Several runs of one kind as if they were one: ops over total time, latency over every op. */
+export function pooled(runs: readonly LoadResult[]): RunFigures {
+  const sum = (f: (r: LoadResult) => number) => runs.reduce((a, r) => a + f(r), 0)
+  const elapsedMs = sum((r) => r.summary.elapsedMs)
+  const completed = sum((r) => r.summary.completed)
+  const lat = runs.flatMap((r) => r.history.filter((h) => h.status === 'ok').map((h) => h.completeMs! - h.invokeMs))
+  return {
+    elapsedMs,
+    completed,
+    ok: sum((r) => r.summary.ok),
+    failed: sum((r) => r.summary.failed),
+    unknown: sum((r) => r.summary.unknown),
+    opsPerSec: (completed * 1000) / Math.max(1, elapsedMs),
+    latencyMs: summarizeLatency(lat)
+  }
+}
+
+export function load(targets: Endpoint[], shape: LoadShape, seconds: number, signal?: AbortSignal): Promise<LoadResult> {
+  return runLoad({ targets, durationMs: seconds * 1000, clients: shape.clients, keys: shape.keys, signal })
+}
+
+/** Run `work` while sampling every agent's status; the samples end with the work. */
+export async function sampling<T>(lab: Lab, everyMs: number, work: () => Promise<T>): Promise<{ result: T; samples: MemSample[]; last: Rows }> {
+  const samples: MemSample[] = []
+  const started = now()
+  let done = false
+  let last: Rows = new Map()
+  const sampler = (async () => {
+    while (!done) {
+      const rows = await lab.status(1000).catch(() => [] as HostStatusRow[])
+      if (rows.length) last = new Map(rows.map((r) => [r.host, r]))
+      samples.push({ atMs: now() - started, hosts: Object.fromEntries(rows.map((r) => [r.host, r.status?.memory])) })
+      const next = started + samples.length * everyMs
+      while (!done && now() < next) await sleep(Math.min(50, Math.max(1, next - now())))
+    }
+  })()
+  try {
+    const result = await work()
+    return { result, samples, last }
+  } finally {
+    done = true
+    await sampler
+  }
+}
+
+/** Figures of several measured windows together (each from channelDelta). */
+export function channelSum(parts: readonly ChannelFigures[], elapsedMs: number): ChannelFigures {
+  const ops = parts.reduce((a, p) => a + p.ops, 0)
+  const bytes = parts.reduce((a, p) => a + p.bytesSent, 0)
+  const acks = parts.reduce((a, p) => a + p.ackBytesPerOp * p.ops, 0)
+  const entries = parts.reduce((a, p) => a + p.entriesSent, 0)
+  const per = (x: number) => (ops > 0 ? x / ops : 0)
+  return { bytesPerOp: per(bytes), ackBytesPerOp: per(acks), entriesPerOp: per(entries), mbPerSec: bytes / 1e6 / Math.max(0.001, elapsedMs / 1000), bytesSent: bytes, entriesSent: entries, ops }
+}
+
+export function channelDelta(before: Rows, after: Rows, primary: string, backup: string, ops: number, elapsedMs: number): ChannelFigures {
+  const ch = (rows: Rows, id: string) => rows.get(id)?.status?.channel
+  const p0 = ch(before, primary)
+  const p1 = ch(after, primary)
+  const b0 = ch(before, backup)
+  const b1 = ch(after, backup)
+  if (!p0 || !p1 || !b0 || !b1) throw new Error('the agents reported no logging-channel figures; is this agent built with the replica role?')
+  const bytes = p1.bytesSent - p0.bytesSent
+  const acks = b1.bytesSent - b0.bytesSent
+  const entries = p1.entriesSent - p0.entriesSent
+  if (bytes < 0 || acks < 0 || entries < 0) throw new Error('the logging-channel counters went backwards during the run (a replica or its link was replaced)')
+  const per = (x: number) => (ops > 0 ? x / ops : 0)
+  return { bytesPerOp: per(bytes), ackBytesPerOp: per(acks), entriesPerOp: per(entries), mbPerSec: bytes / 1e6 / Math.max(0.001, elapsedMs / 1000), bytesSent: bytes, entriesSent: entries, ops }
+}
+
+export function memoryOf(samples: MemSample[], hosts: readonly string[]): HostMemory[] {
+  return hosts.map((host) => {
+    const seen = samples.map((s) => s.hosts[host]).filter((m): m is AgentStatus['memory'] => !!m && m.rss > 0)
+    const rss = seen.map((m) => m.rss)
+    const heap = seen.map((m) => m.heapUsed)
+    const half = Math.floor(rss.length / 2)
+    const firstHalf = rss.slice(0, Math.max(1, half))
+    const secondHalf = rss.slice(half)
+    const max = (xs: number[]) => (xs.length ? Math.max(...xs) : 0)
+    return {
+      host,
+      samples: seen.length,
+      rssFirst: rss[0] ?? 0,
+      rssLast: rss[rss.length - 1] ?? 0,
+      rssMax: max(rss),
+      heapFirst: heap[0] ?? 0,
+      heapLast: heap[heap.length - 1] ?? 0,
+      heapMax: max(heap),
+      guestLast: seen[seen.length - 1]?.guestBytes ?? 0,
+      secondHalfOverFirst: max(firstHalf) > 0 ? max(secondHalf) / max(firstHalf) : 0
+    }
+  })
+}
+
+export function spread(xs: number[]): { min: number; median: number; max: number; n: number } {
+  if (xs.length === 0) return { min: NaN, median: NaN, max: NaN, n: 0 }
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = Math.floor(s.length / 2)
+  return { min: s[0], median: s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2, max: s[s.length - 1], n: s.length }
+}
+
+/**
+ * One power cut of `victim` under load, timed from just before the SIGKILL to the first
+ * operation the survivor answers. The load runs on both sides of the cut, so the clients
+ * meet the failover as users would: a refused or reset connection, then the other replica.
+ */
+export async function timedFailover(
+  lab: Lab,
+  victim: string,
+  survivor: string,
+  shape: LoadShape,
+  opts: { leadMs: number; afterMs: number; settleMs: number; signal?: AbortSignal }
+): Promise<{ liveMs: number | null; firstOpMs: number | null; ok: number; unknown: number }> {
+  const eps = new Map(lab.serviceEndpoints().map((e, i) => [['a', 'b'][i], `${e.host}:${e.port}`]))
+  const survivorAddr = eps.get(survivor)!
+  // the clients stop early on ^C, and also when the cut itself fails
+  const stopLoad = new AbortController()
+  const forward = () => stopLoad.abort()
+  opts.signal?.addEventListener('abort', forward, { once: true })
+  const running = runLoad({ targets: lab.serviceEndpoints(), durationMs: opts.leadMs + opts.afterMs, clients: shape.clients, keys: shape.keys, signal: stopLoad.signal })
+  running.catch(() => {}) // observed below; this only keeps an early rejection from counting as unhandled
+  let cutAt = 0
+  let liveAt: number | null = null
+  try {
+    await sleep(opts.leadMs, opts.signal)
+    cutAt = now()
+    await lab.powerCut(victim)
+    // the status poll is only for the report ("live after"); the figure that matters is
+    // the first answered operation, which the load clients record themselves
+    const deadline = cutAt + opts.afterMs
+    while (now() < deadline && !opts.signal?.aborted) {
+      const rows = await lab.status(500).catch(() => [] as HostStatusRow[])
+      if (rows.find((r) => r.host === survivor)?.status?.role === 'live') {
+        liveAt = now()
+        break
+      }
+      await sleep(10)
+    }
+    // the clients' first answer follows the go-live within their retry back-off (≤ 200 ms);
+    // a generous margin, then no need to sit out the rest of the bound
+    if (liveAt !== null) {
+      await sleep(Math.max(0, Math.min(opts.settleMs, deadline - now())), opts.signal)
+      stopLoad.abort()
+    }
+  } catch (err) {
+    stopLoad.abort()
+    await running.catch(() => null)
+    opts.signal?.removeEventListener('abort', forward)
+    throw err
+  }
+  const result = await running.finally(() => opts.signal?.removeEventListener('abort', forward))
+  checkAbort(opts.signal)
+  const firstOk = result.history
+    .filter((h) => h.status === 'ok' && h.target === survivorAddr && h.completeMs !== null && h.completeMs > cutAt)
+    .reduce((m, h) => Math.min(m, h.completeMs!), Infinity)
+  return {
+    liveMs: liveAt === null ? null : liveAt - cutAt,
+    firstOpMs: Number.isFinite(firstOk) ? firstOk - cutAt : null,
+    ok: result.summary.ok,
+    unknown: result.summary.unknown
+  }
+}
+
+/** Is there a redis-benchmark on the PATH? Answers with its version line, or null. */
+export function redisBenchmarkVersion(): Promise<string | null> {
+  return new Promise((resolve) => {
+    const p = spawn('redis-benchmark', ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] })
+    let out = ''
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    p.on('error', () => resolve(null))
+    p.on('close', (code) => resolve(code === 0 ? out.trim() : null))
+  })
+}
+
+/** redis-benchmark -t set,get,incr against one service address; figures from its CSV output. */
+export function redisBenchmark(ep: Endpoint, requests: number, pipeline: number, signal?: AbortSignal, timeoutMs = 180_000): Promise<RedisRun> {
+  const args = ['-h', ep.host, '-p', String(ep.port), '-t', 'set,get,incr', '-n', String(requests), '--csv']
+  if (pipeline > 1) args.push('-P', String(pipeline))
+  return new Promise((resolve) => {
+    const p = spawn('redis-benchmark', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()))
+    const kill = () => p.kill('SIGKILL')
+    const timer = setTimeout(kill, timeoutMs)
+    signal?.addEventListener('abort', kill, { once: true })
+    p.on('error', (e) => {
+      clearTimeout(timer)
+      resolve({ pipeline, requests, ok: false, error: e.message, tests: [] })
+    })
+    p.on('close', (code, sig) => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', kill)
+      const tests = parseRedisCsv(out)
+      // redis-benchmark 7 stops at the first error reply and says so
+      const serverError = /Error from server: ([^\r\n]*)/.exec(out)?.[1]
+      const ok = code === 0 && !serverError && tests.length === 3
+      const error = ok ? undefined : serverError ? `error from the service: ${serverError}` : sig ? `killed (${sig})` : `exit code ${code}: ${out.trim().split('\n').slice(-2).join(' ')}`
+      resolve({ pipeline, requests, ok, error, tests })
+    })
+  })
+}
+
+export function parseRedisCsv(text: string): RedisRun['tests'] {
+  const rows = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith('"'))
+    .map((l) => l.split(',').map((c) => c.replace(/^"|"$/g, '')))
+  const header = rows.find((r) => r[0] === 'test')
+  if (!header) return []
+  const col = (name: string) => header.indexOf(name)
+  return rows
+    .filter((r) => r !== header && r[0] !== 'test')
+    .map((r) => ({ test: r[0], rps: Number(r[col('rps')]), p50Ms: Number(r[col('p50_latency_ms')]), p99Ms: Number(r[col('p99_latency_ms')]) }))
+    .filter((t) => Number.isFinite(t.rps))
+}

@@ -1,0 +1,131 @@
+// The benchmark's command line. Kept apart from the `ftlab` grammar on purpose: the
+// benchmark is a measuring tool with its own knobs, not a lab command, and its defaults are
+// chosen to finish in a minute or two on a small machine.
+import type { ReplicationMode } from '../../agent/vmm/types.js'
+
+export const SECTIONS = ['throughput', 'memory', 'failover', 'redis'] as const
+export type Section = (typeof SECTIONS)[number]
+const ALL_MODES: readonly ReplicationMode[] = ['rsm', 'state-transfer']
+
+export interface BenchOptions {
+  /** seconds of each measured throughput run (replicated, then unreplicated) */
+  seconds: number
+  /** seconds of load before each measurement, not counted */
+  warmupSeconds: number
+  /** replicated/unreplicated pairs, interleaved so that a change in the machine's load hits both */
+  rounds: number
+  clients: number
+  keys: number
+  modes: ReplicationMode[]
+  sections: Section[]
+  /** seconds of the sustained run whose memory is sampled */
+  memorySeconds: number
+  /** how many power cuts the failover section makes */
+  failovers: number
+  /** -n for each redis-benchmark run */
+  redisRequests: number
+  json: boolean
+  help: boolean
+}
+
+export const DEFAULTS: BenchOptions = {
+  seconds: 5,
+  warmupSeconds: 2,
+  rounds: 2,
+  clients: 8,
+  keys: 64,
+  modes: [...ALL_MODES],
+  sections: [...SECTIONS],
+  memorySeconds: 12,
+  failovers: 3,
+  redisRequests: 5000,
+  json: false,
+  help: false
+}
+
+export class BenchUsageError extends Error {}
+
+export const USAGE = `usage: npm run bench -- [options]
+
+Measures the embedded local lab (three agent processes on 127.0.0.1) and prints a table.
+
+  --seconds N          length of each measured throughput run (default ${DEFAULTS.seconds})
+  --warmup N           seconds of unmeasured load before measuring (default ${DEFAULTS.warmupSeconds})
+  --rounds N           replicated/unreplicated pairs per mode, interleaved (default ${DEFAULTS.rounds})
+  --clients C          concurrent load clients (default ${DEFAULTS.clients})
+  --keys K             key space of the load (default ${DEFAULTS.keys})
+  --modes LIST         replication modes, comma separated: rsm,state-transfer (default both)
+  --sections LIST      any of ${SECTIONS.join(',')} (default all)
+  --only LIST          same as --sections
+  --memory-seconds N   length of the sustained run sampled for memory (default ${DEFAULTS.memorySeconds})
+  --failovers N        power cuts in the failover section (default ${DEFAULTS.failovers})
+  --redis-requests N   -n of redis-benchmark; 4 × N with -P 16 (default ${DEFAULTS.redisRequests})
+  --json               print the figures as JSON on stdout (progress stays on stderr)
+  -h, --help           this text
+
+The redis section runs only where redis-benchmark is installed (Debian: redis-tools).`
+
+type Kind = 'number' | 'int' | 'list' | 'flag'
+const OPTS: Record<string, { key: keyof BenchOptions; kind: Kind; min?: number; max?: number; choices?: readonly string[] }> = {
+  seconds: { key: 'seconds', kind: 'number', min: 0.5, max: 3600 },
+  warmup: { key: 'warmupSeconds', kind: 'number', min: 0, max: 600 },
+  rounds: { key: 'rounds', kind: 'int', min: 1, max: 50 },
+  clients: { key: 'clients', kind: 'int', min: 1, max: 1000 },
+  keys: { key: 'keys', kind: 'int', min: 1, max: 100_000 },
+  modes: { key: 'modes', kind: 'list', choices: ALL_MODES },
+  sections: { key: 'sections', kind: 'list', choices: SECTIONS },
+  only: { key: 'sections', kind: 'list', choices: SECTIONS },
+  'memory-seconds': { key: 'memorySeconds', kind: 'number', min: 1, max: 86_400 },
+  failovers: { key: 'failovers', kind: 'int', min: 1, max: 100 },
+  'redis-requests': { key: 'redisRequests', kind: 'int', min: 100, max: 10_000_000 },
+  json: { key: 'json', kind: 'flag' },
+  help: { key: 'help', kind: 'flag' }
+}
+
+export function parseBenchArgs(argv: readonly string[]): BenchOptions {
+  const out: BenchOptions = { ...DEFAULTS, modes: [...DEFAULTS.modes], sections: [...DEFAULTS.sections] }
+  const seen = new Set<string>()
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    if (arg === '-h') {
+      out.help = true
+      continue
+    }
+    if (!arg.startsWith('--')) throw new BenchUsageError(`unexpected argument '${arg}'`)
+    const eq = arg.indexOf('=')
+    const name = arg.slice(2, eq < 0 ? undefined : eq)
+    const spec = OPTS[name]
+    if (!spec) throw new BenchUsageError(`unknown option --${name}`)
+    if (seen.has(spec.key)) throw new BenchUsageError(`--${name} given twice`)
+    seen.add(spec.key)
+    if (spec.kind === 'flag') {
+      if (eq >= 0) throw new BenchUsageError(`--${name} takes no value`)
+      ;(out[spec.key] as boolean) = true
+      continue
+    }
+    let text: string | undefined
+    if (eq >= 0) text = arg.slice(eq + 1)
+    else {
+      text = argv[++i]
+      if (text === undefined || text.startsWith('--')) throw new BenchUsageError(`--${name} needs a value`)
+    }
+    if (spec.kind === 'list') {
+      const items = text
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+      if (items.length === 0) throw new BenchUsageError(`--${name} needs at least one of ${spec.choices!.join(', ')}`)
+      for (const it of items) if (!spec.choices!.includes(it)) throw new BenchUsageError(`--${name}: '${it}' is not one of ${spec.choices!.join(', ')}`)
+      // keep the canonical order, so the report reads the same whatever order was typed
+      ;(out[spec.key] as string[]) = spec.choices!.filter((c) => items.includes(c))
+      continue
+    }
+    const n = Number(text)
+    if (text.trim() === '' || !Number.isFinite(n) || (spec.kind === 'int' && !Number.isInteger(n))) {
+      throw new BenchUsageError(`--${name} must be ${spec.kind === 'int' ? 'a whole number' : 'a number'}, got '${text}'`)
+    }
+    if (n < spec.min! || n > spec.max!) throw new BenchUsageError(`--${name} must be from ${spec.min} to ${spec.max}, got ${n}`)
+    ;(out[spec.key] as number) = n
+  }
+  return out
+}

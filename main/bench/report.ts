@@ -1,0 +1,206 @@
+// The benchmark's figures as one JSON-able object, and as text tables for the terminal.
+import type { TimingConfig } from '../../agent/control/protocol.js'
+import type { ReplicationMode } from '../../agent/vmm/types.js'
+import { renderTable } from '../cli/table.js'
+import type { ChannelFigures, HostMemory, OutputRuleFigures, RedisRun, RunFigures } from './measure.js'
+
+export const BASELINE_HOW =
+  'unreplicated = the same lab after a power cut (SIGKILL) of the backup: the primary won the ' +
+  "disk server's test-and-set and went live alone, so the same guest on the same code path serves " +
+  'the same load without the logging channel and without Output Rule waits (disk writes still go ' +
+  'to the disk server, as they do when replicated)'
+
+export interface RoundFigures {
+  replicatedOpsPerSec: number
+  unreplicatedOpsPerSec: number
+  ratio: number
+}
+
+export interface ModeResult {
+  mode: ReplicationMode
+  /** each replicated/unreplicated pair as measured */
+  rounds: RoundFigures[]
+  /** every replicated run pooled: ops over total time, latency over every op */
+  replicated?: RunFigures
+  unreplicated?: RunFigures
+  /** pooled replicated ops/s over pooled unreplicated ops/s */
+  ratio?: number
+  channel?: ChannelFigures
+  outputRule?: OutputRuleFigures
+  error?: string
+}
+
+export interface MemoryResult {
+  mode: ReplicationMode
+  seconds: number
+  everyMs: number
+  hosts: HostMemory[]
+  error?: string
+}
+
+export interface FailoverRep {
+  rep: number
+  cut: string
+  survivor: string
+  /** power cut → the survivor's status says live (polled) */
+  liveMs: number | null
+  /** power cut → the first operation the survivor answered */
+  firstOpMs: number | null
+  error?: string
+}
+
+export interface Spread {
+  min: number
+  median: number
+  max: number
+  n: number
+}
+
+export interface FailoverResult {
+  mode: ReplicationMode
+  reps: FailoverRep[]
+  firstOpMs: Spread
+  liveMs: Spread
+  error?: string
+}
+
+export interface RedisResult {
+  available: boolean
+  version?: string
+  note?: string
+  requests: number
+  byMode: { mode: ReplicationMode; runs: RedisRun[]; error?: string }[]
+}
+
+export interface BenchResult {
+  startedAt: string
+  elapsedMs: number
+  /** loadAvg: the 1-minute load average when the run began and when it ended (other processes compete for the cores) */
+  machine: { node: string; platform: string; cpus: number; cpuModel: string; loadAvg: [number, number] }
+  load: { clients: number; keys: number; seconds: number; warmupSeconds: number; rounds: number; mix: string }
+  timing: TimingConfig
+  baseline: string
+  modes: ModeResult[]
+  memory: MemoryResult[]
+  failover?: FailoverResult
+  redis?: RedisResult
+  interrupted: boolean
+}
+
+const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-')
+const ms = (n: number | null | undefined, d = 1) => (n === null || n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(d))
+const mib = (b: number) => (b > 0 ? (b / 1048576).toFixed(1) : '-')
+
+export function renderReport(r: BenchResult): string {
+  const out: string[] = []
+  out.push(
+    `FT Lab benchmark: embedded local lab on 127.0.0.1, ${r.machine.cpus} × ${r.machine.cpuModel}, Node ${r.machine.node}`,
+    `load: ${r.load.clients} closed-loop clients, ${r.load.keys} keys (${r.load.mix}), ${r.load.seconds} s per measured run after ${r.load.warmupSeconds} s warm-up`,
+    `timing: heartbeat ${r.timing.heartbeatMs} ms, suspect after ${r.timing.suspectMs} ms; 1-min load average ${r.machine.loadAvg[0].toFixed(2)} at the start, ${r.machine.loadAvg[1].toFixed(2)} at the end`
+  )
+  if (r.interrupted) out.push('INTERRUPTED: the figures below are partial')
+
+  const tp = r.modes.filter((m) => m.replicated || m.unreplicated || m.error)
+  if (tp.length) {
+    out.push('', `Throughput (ops/s over ${r.load.rounds} interleaved round(s) per mode; client latency p50/p99 in ms)`)
+    out.push(
+      renderTable(
+        ['MODE', 'REPLICATED', 'p50/p99', 'UNREPLICATED', 'p50/p99', 'RATIO', 'PER ROUND', 'NOTE'],
+        tp.map((m) => [
+          m.mode,
+          m.replicated ? int(m.replicated.opsPerSec) : '-',
+          m.replicated ? `${ms(m.replicated.latencyMs.p50)}/${ms(m.replicated.latencyMs.p99)}` : '-',
+          m.unreplicated ? int(m.unreplicated.opsPerSec) : '-',
+          m.unreplicated ? `${ms(m.unreplicated.latencyMs.p50)}/${ms(m.unreplicated.latencyMs.p99)}` : '-',
+          m.ratio !== undefined ? m.ratio.toFixed(2) : '-',
+          m.rounds.map((x) => x.ratio.toFixed(2)).join(' '),
+          m.error ? `FAILED: ${m.error}` : runNote(m)
+        ])
+      )
+    )
+    out.push(wrap(`baseline: ${r.baseline}.`))
+
+    const ch = tp.filter((m) => m.channel)
+    if (ch.length) {
+      out.push('', 'Logging channel, replicated runs (from the agents: link byte counters / completed client ops)')
+      out.push(
+        renderTable(
+          ['MODE', 'BYTES/OP', 'ENTRIES/OP', 'ACK BYTES/OP', 'MB/s', 'ENTRIES'],
+          ch.map((m) => [m.mode, int(m.channel!.bytesPerOp), m.channel!.entriesPerOp.toFixed(2), int(m.channel!.ackBytesPerOp), m.channel!.mbPerSec.toFixed(2), int(m.channel!.entriesSent)])
+        )
+      )
+    }
+    const or = tp.filter((m) => m.outputRule)
+    if (or.length) {
+      out.push('', "Output Rule hold time, first replicated run (the primary's figures: output produced → released on the backup's ack, ms)")
+      out.push(renderTable(['MODE', 'RELEASED', 'p50', 'p99', 'max'], or.map((m) => [m.mode, int(m.outputRule!.released), ms(m.outputRule!.p50Ms, 2), ms(m.outputRule!.p99Ms, 2), ms(m.outputRule!.maxMs, 2)])))
+      out.push('(p50/p99 over the last 4096 released outputs, max since the agent started)')
+    }
+  }
+
+  if (r.failover) {
+    const f = r.failover
+    out.push('', `Failover (${f.mode}): power cut of the primary (SIGKILL) → first client operation answered by the survivor`)
+    if (f.reps.length) {
+      out.push(
+        renderTable(
+          ['REP', 'CUT', 'SURVIVOR', 'LIVE AFTER ms', 'FIRST OP AFTER ms', 'NOTE'],
+          f.reps.map((x) => [String(x.rep), x.cut, x.survivor, ms(x.liveMs, 0), ms(x.firstOpMs, 0), x.error ?? ''])
+        )
+      )
+      out.push(`first op after the cut: min ${ms(f.firstOpMs.min, 0)} / median ${ms(f.firstOpMs.median, 0)} / max ${ms(f.firstOpMs.max, 0)} ms over ${f.firstOpMs.n} cuts`)
+      out.push(`(live after: when a status poll first saw the survivor live; the go-live itself waits for ${r.timing.suspectMs} ms of silence, then the test-and-set)`)
+    }
+    if (f.error) out.push(`FAILED: ${f.error}`)
+  }
+
+  for (const m of r.memory) {
+    out.push('', `Memory under sustained load (${m.mode}, ${m.seconds} s, a sample every ${m.everyMs} ms; MiB)`)
+    if (m.hosts.length) {
+      out.push(
+        renderTable(
+          ['HOST', 'SAMPLES', 'RSS FIRST', 'RSS LAST', 'RSS MAX', 'MAX 2nd/1st HALF', 'HEAP FIRST', 'HEAP LAST', 'GUEST'],
+          m.hosts.map((h) => [h.host, String(h.samples), mib(h.rssFirst), mib(h.rssLast), mib(h.rssMax), h.secondHalfOverFirst ? h.secondHalfOverFirst.toFixed(2) : '-', mib(h.heapFirst), mib(h.heapLast), h.guestLast ? `${(h.guestLast / 1024).toFixed(0)} KiB` : '-'])
+        )
+      )
+      out.push('(MAX 2nd/1st HALF near 1.00: RSS levelled off; well above 1: still growing at the end of the run)')
+    }
+    if (m.error) out.push(`FAILED: ${m.error}`)
+  }
+
+  if (r.redis) {
+    const x = r.redis
+    out.push('', `redis-benchmark -t set,get,incr (50 connections) against the replicated primary${x.version ? ` (${x.version})` : ''}`)
+    if (!x.available) out.push(`skipped: ${x.note ?? 'redis-benchmark is not installed'}`)
+    for (const b of x.byMode) {
+      const rows: string[][] = []
+      for (const run of b.runs) {
+        const p = run.pipeline > 1 ? `-P ${run.pipeline}` : '-'
+        for (const t of run.tests) rows.push([b.mode, p, String(run.requests), t.test, int(t.rps), ms(t.p50Ms, 2), ms(t.p99Ms, 2)])
+        if (!run.ok) rows.push([b.mode, p, String(run.requests), 'FAILED', run.error ?? '', '', ''])
+      }
+      if (rows.length) out.push(renderTable(['MODE', 'PIPELINE', '-n', 'TEST', 'REQ/S', 'p50 ms', 'p99 ms'], rows))
+      if (b.error) out.push(`FAILED (${b.mode}): ${b.error}`)
+    }
+  }
+  out.push('', `total ${(r.elapsedMs / 1000).toFixed(1)} s`)
+  return out.join('\n') + '\n'
+}
+
+function runNote(m: ModeResult): string {
+  const bad = [m.replicated, m.unreplicated].filter((x): x is RunFigures => !!x).reduce((a, x) => a + x.failed + x.unknown, 0)
+  return bad ? `${bad} ops failed or unanswered` : ''
+}
+
+function wrap(text: string, width = 100): string {
+  const lines: string[] = []
+  let line = ''
+  for (const w of text.split(' ')) {
+    if (line && line.length + 1 + w.length > width) {
+      lines.push(line)
+      line = '  ' + w
+    } else line = line ? `${line} ${w}` : w
+  }
+  if (line) lines.push(line)
+  return lines.join('\n')
+}
