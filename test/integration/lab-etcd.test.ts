@@ -7,9 +7,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { EtcdArbiter, etcdPrefixForLab } from '../../agent/arbiter/etcd.js'
-import type { HostStatusRow, Lab } from '../../main/lab/lab.js'
+import type { Lab } from '../../main/lab/lab.js'
 import type { LabEvent } from '../../main/lab/lab-events.js'
 import { startLocalLab } from '../../main/lab/local-lab.js'
+import { paired, role, untilStatus } from '../support/lab.js'
 import { runLoad } from '../../main/load/load-runner.js'
 import { hasEtcd, startEtcd } from '../support/etcd.js'
 
@@ -18,19 +19,6 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!()
 })
 
-async function until(lab: Lab, what: string, ok: (rows: Map<string, HostStatusRow>) => boolean, timeoutMs = 20_000): Promise<Map<string, HostStatusRow>> {
-  const deadline = Date.now() + timeoutMs
-  let last = new Map<string, HostStatusRow>()
-  while (Date.now() < deadline) {
-    last = new Map((await lab.status(1000)).map((r) => [r.host, r]))
-    if (ok(last)) return last
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  const seen = [...last.values()].map((r) => `${r.host}=${r.state === 'up' ? r.status?.role : r.state}`).join(' ')
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last status: ${seen}`)
-}
-
-const role = (rows: Map<string, HostStatusRow>, id: string) => rows.get(id)?.status?.role
 const timing = { heartbeatMs: 50, suspectMs: 400 }
 
 async function etcdLab(name: string, url: string): Promise<{ lab: Lab; events: LabEvent[] }> {
@@ -40,7 +28,7 @@ async function etcdLab(name: string, url: string): Promise<{ lab: Lab; events: L
   cleanups.push(() => lab.stop())
   const events: LabEvent[] = []
   lab.onEvent((e) => events.push(e))
-  await until(lab, 'a primary with b as its backup', (rows) => role(rows, 'a') === 'primary' && role(rows, 'b') === 'backup' && rows.get('a')?.status?.channel?.connected === true)
+  await untilStatus(lab, 'a primary with b as its backup', paired('a', 'b'))
   return { lab, events }
 }
 
@@ -52,7 +40,7 @@ describe.skipIf(!hasEtcd)('local lab with an etcd tie-breaker', () => {
 
     const fault = await lab.injectFault({ kind: 'cut', from: 'a', to: 'b', oneWay: false }, 60_000)
     cleanups.push(() => lab.heal(fault.id).catch(() => {}))
-    const rows = await until(lab, 'one replica live and the other halted', (r) => [role(r, 'a'), role(r, 'b')].sort().join() === 'halted,live')
+    const rows = await untilStatus(lab, 'one replica live and the other halted', (r) => [role(r, 'a'), role(r, 'b')].sort().join() === 'halted,live')
     const live = role(rows, 'a') === 'live' ? 'a' : 'b'
 
     // etcd holds the verdict: a third contender for generation 1 loses to the live replica
@@ -62,7 +50,7 @@ describe.skipIf(!hasEtcd)('local lab with an etcd tie-breaker', () => {
     expect(rows.get('disk')?.status?.disk?.tasWinner).toBe(live)
     const after = await runLoad({ targets: lab.serviceEndpoints(), durationMs: 1000, clients: 2, keys: 4, clientPrefix: 'e1-' })
     expect(after.summary.ok).toBeGreaterThan(0)
-    expect((await until(lab, 'no fenced writes', () => true)).get('disk')?.status?.disk?.fenced).toBe(0)
+    expect(new Map((await lab.status(1000)).map((r) => [r.host, r])).get('disk')?.status?.disk?.fenced).toBe(0)
   })
 
   it('with etcd unreachable, neither replica goes live, however long the peers are silent', async () => {

@@ -8,8 +8,9 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { checkRun } from '../../main/check/check-run.js'
 import { probeLocalAgent } from '../../main/lab/agent-probe.js'
-import type { HostStatusRow, Lab } from '../../main/lab/lab.js'
+import type { Lab } from '../../main/lab/lab.js'
 import { startLocalLab } from '../../main/lab/local-lab.js'
+import { paired, role, untilStatus } from '../support/lab.js'
 import type { HistoryOp } from '../../main/load/history.js'
 import { finalRead, runLoad, type LoadResult } from '../../main/load/load-runner.js'
 
@@ -22,22 +23,6 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!()
 })
 
-/** Poll the lab's status until `ok` holds; the agents' event names are theirs to choose, the status shape is the contract. */
-async function until(lab: Lab, what: string, ok: (rows: Map<string, HostStatusRow>) => boolean, timeoutMs = 20_000): Promise<Map<string, HostStatusRow>> {
-  const deadline = Date.now() + timeoutMs
-  let last = new Map<string, HostStatusRow>()
-  while (Date.now() < deadline) {
-    last = new Map((await lab.status(1000)).map((r) => [r.host, r]))
-    if (ok(last)) return last
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  const seen = [...last.values()].map((r) => `${r.host}=${r.state === 'up' ? r.status?.role : r.state}`).join(' ')
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last status: ${seen}`)
-}
-
-const role = (rows: Map<string, HostStatusRow>, id: string) => rows.get(id)?.status?.role
-const paired = (primary: string, backup: string) => (rows: Map<string, HostStatusRow>) =>
-  role(rows, primary) === 'primary' && role(rows, backup) === 'backup' && rows.get(primary)?.status?.channel?.connected === true
 
 /** Load for a while and power-cut `victim` once enough operations have completed. */
 async function loadThroughPowerCut(lab: Lab, victim: string, prefix: string): Promise<{ result: LoadResult; cutAt: number }> {
@@ -66,18 +51,18 @@ function answeredAfter(history: HistoryOp[], at: number, target: string): number
   return history.filter((h) => h.status === 'ok' && h.invokeMs > at && h.target === target).length
 }
 
-describe('local lab: failover', () => {
+describe.each(['rsm', 'state-transfer'] as const)('local lab: failover in %s mode', (mode) => {
   it.skipIf(!probe.replicaRole)(`primary power cut under load: the backup goes live, clients follow, nothing acknowledged is lost; then back the other way${skipNote}`, async () => {
     const home = mkdtempSync(join(tmpdir(), 'ftlab-it-'))
     cleanups.push(() => rmSync(home, { recursive: true, force: true }))
-    const lab = await startLocalLab({ name: 'failover' }, { home })
+    const lab = await startLocalLab({ name: 'failover', mode }, { home })
     cleanups.push(() => lab.stop())
     const [aService, bService] = lab.serviceEndpoints().map((e) => `${e.host}:${e.port}`)
-    await until(lab, 'a primary with b as its backup', paired('a', 'b'))
+    await untilStatus(lab, 'a primary with b as its backup', paired('a', 'b'))
 
     // a dies under load; b goes live
     const one = await loadThroughPowerCut(lab, 'a', 'r1-')
-    await until(lab, 'b live alone', (rows) => rows.get('a')?.state === 'down' && role(rows, 'b') === 'live')
+    await untilStatus(lab, 'b live alone', (rows) => rows.get('a')?.state === 'down' && role(rows, 'b') === 'live')
     const s1 = one.result.summary
     expect(s1.failoversFollowed).toBeGreaterThanOrEqual(1)
     expect(answeredAfter(one.result.history, one.cutAt, bService)).toBeGreaterThan(0)
@@ -88,11 +73,11 @@ describe('local lab: failover', () => {
 
     // restore redundancy onto a fresh a, in generation 2
     expect(await lab.restore()).toEqual({ from: 'b', to: 'a', gen: 2 })
-    await until(lab, 'b primary with the new a as its backup', paired('b', 'a'))
+    await untilStatus(lab, 'b primary with the new a as its backup', paired('b', 'a'))
 
     // and the other way: b dies, a goes live
     const two = await loadThroughPowerCut(lab, 'b', 'r2-')
-    await until(lab, 'a live alone', (rows) => rows.get('b')?.state === 'down' && role(rows, 'a') === 'live')
+    await untilStatus(lab, 'a live alone', (rows) => rows.get('b')?.state === 'down' && role(rows, 'a') === 'live')
     expect(answeredAfter(two.result.history, two.cutAt, aService)).toBeGreaterThan(0)
     // round one's keys too: what was acknowledged then must survive two failovers and a restore
     const final2 = await finalRead(lab.serviceEndpoints(), [...one.result.keys, ...two.result.keys])
@@ -100,6 +85,6 @@ describe('local lab: failover', () => {
     expect(v2.checks.filter((c) => c.valid !== true), JSON.stringify(v2.checks, null, 1)).toEqual([])
 
     expect(await lab.restore()).toEqual({ from: 'a', to: 'b', gen: 3 })
-    await until(lab, 'a primary with the new b as its backup', paired('a', 'b'))
+    await untilStatus(lab, 'a primary with the new b as its backup', paired('a', 'b'))
   }, 120_000)
 })

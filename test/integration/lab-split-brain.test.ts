@@ -8,8 +8,9 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { checkRun } from '../../main/check/check-run.js'
 import { probeLocalAgent } from '../../main/lab/agent-probe.js'
-import type { HostStatusRow, Lab } from '../../main/lab/lab.js'
+import type { Lab } from '../../main/lab/lab.js'
 import { startLocalLab } from '../../main/lab/local-lab.js'
+import { paired, role, untilStatus } from '../support/lab.js'
 import { finalRead, runLoad } from '../../main/load/load-runner.js'
 
 const probe = await probeLocalAgent()
@@ -21,19 +22,6 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!()
 })
 
-async function until(lab: Lab, what: string, ok: (rows: Map<string, HostStatusRow>) => boolean, timeoutMs = 20_000): Promise<Map<string, HostStatusRow>> {
-  const deadline = Date.now() + timeoutMs
-  let last = new Map<string, HostStatusRow>()
-  while (Date.now() < deadline) {
-    last = new Map((await lab.status(1000)).map((r) => [r.host, r]))
-    if (ok(last)) return last
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  const seen = [...last.values()].map((r) => `${r.host}=${r.state === 'up' ? r.status?.role : r.state}`).join(' ')
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last status: ${seen}`)
-}
-
-const role = (rows: Map<string, HostStatusRow>, id: string) => rows.get(id)?.status?.role
 
 describe('local lab: split brain', () => {
   it.skipIf(!probe.replicaRole)(`with the a↔b link cut both ways, exactly one replica stays live and the other halts${skipNote}`, async () => {
@@ -41,13 +29,13 @@ describe('local lab: split brain', () => {
     cleanups.push(() => rmSync(home, { recursive: true, force: true }))
     const lab = await startLocalLab({ name: 'split' }, { home })
     cleanups.push(() => lab.stop())
-    await until(lab, 'a primary with b as its backup', (rows) => role(rows, 'a') === 'primary' && role(rows, 'b') === 'backup' && rows.get('a')?.status?.channel?.connected === true)
+    await untilStatus(lab, 'a primary with b as its backup', paired('a', 'b'))
 
     const before = await runLoad({ targets: lab.serviceEndpoints(), durationMs: 1000, clients: 2, keys: KEYS, clientPrefix: 's1-' })
     const fault = await lab.injectFault({ kind: 'cut', from: 'a', to: 'b', oneWay: false }, 60_000)
     cleanups.push(() => lab.heal(fault.id).catch(() => {}))
 
-    const rows = await until(lab, 'one replica live and the other halted', (r) => {
+    const rows = await untilStatus(lab, 'one replica live and the other halted', (r) => {
       const roles = [role(r, 'a'), role(r, 'b')].sort()
       return roles[0] === 'halted' && roles[1] === 'live'
     })
