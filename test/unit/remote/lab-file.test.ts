@@ -1,0 +1,131 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { homedir, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { DEFAULT_PORT_BASE, LabFileError, loadLabFile, parseLabFile } from '../../../main/remote/lab-file.js'
+
+const F = '/labs/x.json'
+const host = (address: string, extra: Record<string, unknown> = {}) => ({ address, user: 'ops', identityFile: '~/.ssh/id_ed25519', auth: 'key', ...extra })
+const base = () => ({ version: 1, hosts: { a: host('10.0.0.1'), b: host('10.0.0.2'), disk: host('10.0.0.3') } })
+const parse = (o: unknown) => parseLabFile(JSON.stringify(o), F)
+const fails = (o: unknown) => {
+  try {
+    parse(o)
+  } catch (e) {
+    expect(e).toBeInstanceOf(LabFileError)
+    return (e as Error).message
+  }
+  throw new Error('expected the lab file to be refused')
+}
+
+describe('lab file', () => {
+  it('reads a minimal file with defaults: kill power, faults over ssh, lab address = address', () => {
+    const f = parse(base())
+    expect(f.hosts.a).toEqual({
+      slot: 'a',
+      address: '10.0.0.1',
+      user: 'ops',
+      identityFile: join(homedir(), '.ssh/id_ed25519'),
+      auth: 'key',
+      labAddress: '10.0.0.1',
+      portBase: DEFAULT_PORT_BASE,
+      power: { driver: 'kill' },
+      faults: { run: 'ssh' }
+    })
+    expect(f.hosts.spare).toBeUndefined()
+  })
+
+  it('resolves a relative identity file against the lab file', () => {
+    const o = base()
+    o.hosts.a = host('10.0.0.1', { identityFile: 'keys/a' })
+    expect(parse(o).hosts.a.identityFile).toBe('/labs/keys/a')
+  })
+
+  it('takes power drivers, fault runners, a spare, a network and an alias with a lab address', () => {
+    const f = parse({
+      version: 1,
+      name: 'rack-3',
+      network: '192.168.50.0/24',
+      hosts: {
+        a: host('node-a', { auth: 'agent', identityFile: undefined, labAddress: '192.168.50.11', power: { driver: 'ipmi', host: 'bmc-a', user: 'admin' }, faults: { run: 'sudo' } }),
+        b: host('10.0.0.2', { power: { driver: 'libvirt', uri: 'qemu:///system', domain: 'ft-b' } }),
+        disk: host('10.0.0.3', { power: { driver: 'command', off: 'pdu off 3', on: 'pdu on 3' }, faults: { run: 'netns', namespace: 'ftlab-h3' } }),
+        spare: host('10.0.0.4', { auth: 'password', identityFile: undefined, port: 2222 })
+      }
+    })
+    expect(f.name).toBe('rack-3')
+    expect(f.network).toBe('192.168.50.0/24')
+    expect(f.hosts.a.power).toEqual({ driver: 'ipmi', host: 'bmc-a', user: 'admin' })
+    expect(f.hosts.a.faults).toEqual({ run: 'sudo' })
+    expect(f.hosts.b.power).toEqual({ driver: 'libvirt', uri: 'qemu:///system', domain: 'ft-b' })
+    expect(f.hosts.disk.faults).toEqual({ run: 'netns', namespace: 'ftlab-h3' })
+    expect(f.hosts.spare).toMatchObject({ auth: 'password', port: 2222 })
+  })
+
+  it('names the file and the field in every refusal', () => {
+    expect(fails({ ...base(), version: 2 })).toBe(`${F}: version: must be 1, got 2`)
+    const noDisk = base() as { hosts: Record<string, unknown> }
+    delete noDisk.hosts.disk
+    expect(fails(noDisk)).toBe(`${F}: hosts.disk: is missing; a lab needs hosts a, b and disk`)
+    const o = base() as { hosts: Record<string, Record<string, unknown>> }
+    o.hosts.b.port = 70000
+    expect(fails(o)).toBe(`${F}: hosts.b.port: must be an integer from 1 to 65535, got 70000`)
+    const typo = base() as { hosts: Record<string, Record<string, unknown>> }
+    typo.hosts.a.adress = 'x'
+    expect(fails(typo)).toMatch(new RegExp(`^${F}: hosts\\.a\\.adress: unknown field; expected one of address, `))
+    expect(fails({ ...base(), hosts: { ...base().hosts, c: host('10.0.0.9') } })).toBe(`${F}: hosts.c: unknown host role; the roles are a, b, disk, spare`)
+  })
+
+  it('refuses a password in the file and says what to do instead', () => {
+    const o = base() as { hosts: Record<string, Record<string, unknown>> }
+    o.hosts.a.password = 'hunter2'
+    const m = fails(o)
+    expect(m).toContain('hosts.a.password: secrets are never kept in the lab file')
+    expect(m).not.toContain('hunter2')
+  })
+
+  it('checks auth, key, lab address, drivers and duplicates', () => {
+    const set = (slot: 'a' | 'b' | 'disk', extra: Record<string, unknown>) => {
+      const o = base() as { hosts: Record<string, Record<string, unknown>> }
+      o.hosts[slot] = { ...o.hosts[slot], ...extra }
+      return fails(o)
+    }
+    expect(set('a', { auth: 'kerberos' })).toContain('hosts.a.auth: must be "agent", "key" or "password", got "kerberos"')
+    expect(set('a', { auth: undefined })).toContain('hosts.a.auth: is required')
+    expect(set('a', { identityFile: undefined })).toContain('hosts.a.identityFile: is required with "auth": "key"')
+    expect(set('b', { address: 'node-b' })).toContain('hosts.b.labAddress: is required when address ("node-b") is a name or alias')
+    expect(set('b', { labAddress: 'node-b' })).toContain('hosts.b.labAddress: must be an IP address')
+    expect(set('disk', { power: { driver: 'command' } })).toContain('hosts.disk.power.off: is required for the command driver')
+    expect(set('disk', { power: { driver: 'ups' } })).toContain('hosts.disk.power.driver: must be "kill", "command", "ipmi", "libvirt" or "sysrq", got "ups"')
+    expect(set('disk', { power: { driver: 'libvirt', uri: 'system', domain: 'd' } })).toContain('hosts.disk.power.uri: must be a libvirt URI')
+    expect(set('disk', { faults: { run: 'netns' } })).toContain('hosts.disk.faults.namespace: must name a network namespace')
+    expect(set('b', { address: '10.0.0.1' })).toContain('hosts.b: is the same login as hosts.a')
+    expect(set('b', { labAddress: '10.0.0.1', address: '10.9.9.9' })).toContain('hosts.b.labAddress: 10.0.0.1 is also hosts.a')
+    expect(fails({ ...base(), network: '10.0.0.0' })).toContain('network: must be a network like "10.87.0.0/24"')
+  })
+
+  it('says where broken JSON breaks, and names an unreadable file', () => {
+    const m = (() => {
+      try {
+        parseLabFile('{\n  "version": 1,\n  "hosts": {,}\n}', F)
+      } catch (e) {
+        return (e as Error).message
+      }
+      return ''
+    })()
+    expect(m).toMatch(new RegExp(`^${F}: not valid JSON: .*line 3, column \\d+`))
+    expect(() => loadLabFile('/nonexistent/ftlab/lab.json')).toThrow(/\/nonexistent\/ftlab\/lab\.json: cannot read the lab file/)
+  })
+
+  it('accepts the example lab file shipped in examples/', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ftlab-labfile-'))
+    try {
+      const p = join(dir, 'lab.json')
+      writeFileSync(p, readFileSync(new URL('../../../examples/lab.example.json', import.meta.url)))
+      const f = loadLabFile(p)
+      expect(Object.keys(f.hosts).sort()).toEqual(['a', 'b', 'disk', 'spare'])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
