@@ -66,9 +66,16 @@ function claimPidFile(boot: AgentBootConfig): string {
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+  // A killed agent whose parent never reaped it (an init that does not reap orphans, as in
+  // some containers) still answers signal 0 as a zombie; it holds no port and no file.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+  } catch {
+    return true // no /proc (macOS): trust the signal
   }
 }
 

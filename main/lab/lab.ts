@@ -119,7 +119,10 @@ export class Lab extends EventEmitter {
     }
     const lab = new Lab(store, state, hostOf)
     try {
-      await Promise.all(HOST_IDS.map((id) => lab.launch(id, cfg.readyTimeoutMs)))
+      // every launch settles before a failure tears down, or a slow one could leave an agent behind
+      const launched = await Promise.allSettled(HOST_IDS.map((id) => lab.launch(id, cfg.readyTimeoutMs)))
+      const failed = launched.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+      if (failed) throw failed.reason
       const disk = state.hosts[DISK_ID]
       await lab.client(DISK_ID).start({ role: 'disk-server', listen: disk.listen!, blockSize: BLOCK_SIZE })
       // the backup listens on the logging channel, the primary connects: backup first

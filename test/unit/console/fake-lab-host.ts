@@ -125,7 +125,11 @@ export class FakeLabHost extends EventEmitter implements LabHost {
   private nextPid = 90_000
   private nextPort = 50_000
 
+  /** runs before an agent is started: a test can slow one launch down or make it fail */
+  beforeLaunch: ((boot: AgentBootConfig) => Promise<void>) | null = null
+
   async startAgent(boot: AgentBootConfig): Promise<StartedAgent> {
+    await this.beforeLaunch?.(boot)
     const server = createServer()
     server.listen(0, '127.0.0.1')
     await once(server, 'listening')

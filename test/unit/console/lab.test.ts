@@ -57,6 +57,22 @@ describe('Lab orchestration', () => {
     expect(store.load('t')).toBeNull()
   })
 
+  it('waits for a slow launch before tearing down after another launch failed, so no agent is left behind', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'ftlab-lab-'))
+    cleanups.push(() => rmSync(home, { recursive: true, force: true }))
+    const host = new FakeLabHost()
+    cleanups.push(() => host.closeAll())
+    host.beforeLaunch = async (boot) => {
+      if (boot.id === 'disk') throw new Error('disk host unreachable')
+      if (boot.id === 'b') await new Promise((r) => setTimeout(r, 200))
+    }
+    const store = new LabStore(home)
+    await expect(Lab.start({ name: 't' }, () => host, store)).rejects.toThrow(/disk host unreachable/)
+    expect(host.agents.map((a) => a.boot.id).sort()).toEqual(['a', 'b'])
+    expect(host.agents.every((a) => !a.alive)).toBe(true)
+    expect(store.load('t')).toBeNull()
+  })
+
   it('does not call a lab started until the backup holds the boot entry, and cleans up when it never does', async () => {
     const home = mkdtempSync(join(tmpdir(), 'ftlab-lab-'))
     cleanups.push(() => rmSync(home, { recursive: true, force: true }))
