@@ -7,7 +7,11 @@ import { readFile, stat } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
-import { Client, utils, type AnyAuthMethod, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2'
+import type { AnyAuthMethod, Client as SshClient, ClientChannel, ConnectConfig, SFTPWrapper } from 'ssh2'
+// ssh2 is CommonJS: Node's ESM loader gives its named exports only through the default export
+import ssh2 from 'ssh2'
+
+const { Client, utils } = ssh2
 import { SshError, mapConnectError } from './errors.js'
 import { KnownHosts, knownHostName, where, type HostKeyVerdict } from './known-hosts.js'
 import { SshConfig, parseJumpSpec, type JumpHop } from './ssh-config.js'
@@ -95,7 +99,7 @@ export class SshConnection extends EventEmitter {
   private ended = false
 
   constructor(
-    readonly client: Client,
+    readonly client: SshClient,
     readonly target: ConnectionTarget,
     /** connections this one is tunnelled through, closed with it */
     private readonly jumps: SshConnection[] = []
