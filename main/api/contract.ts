@@ -140,6 +140,11 @@ export interface LoadStatus {
   target: ReplicaHostId | null
 }
 
+/** No load running, none run yet. */
+export function idleLoadStatus(): LoadStatus {
+  return { state: 'idle', clients: 0, keys: 0, seconds: 0, startedAt: null, opsPerSec: 0, latencyMs: { p50: 0, p99: 0 }, completed: 0, retries: 0, duplicatesDropped: 0, errors: 0, target: null }
+}
+
 export type LabState = 'stopped' | 'starting' | 'running' | 'stopping' | 'error'
 
 export interface LabStatus {

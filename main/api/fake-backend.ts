@@ -25,8 +25,7 @@ import {
   type LoadStartParams,
   type LoadStatus,
   type Mark,
-  type ReplicaHostId
-} from './contract.js'
+  type ReplicaHostId, idleLoadStatus } from './contract.js'
 
 export interface FakeBackendOptions {
   /** run the tick on a timer (default true); false: call advance() */
@@ -65,22 +64,6 @@ function mulberry32(seed: number): () => number {
   }
 }
 
-function idleLoad(): LoadStatus {
-  return {
-    state: 'idle',
-    clients: 0,
-    keys: 0,
-    seconds: 0,
-    startedAt: null,
-    opsPerSec: 0,
-    latencyMs: { p50: 0, p99: 0 },
-    completed: 0,
-    retries: 0,
-    duplicatesDropped: 0,
-    errors: 0,
-    target: null
-  }
-}
 
 export class FakeBackend implements ConsoleBackend {
   private now: number
@@ -103,7 +86,7 @@ export class FakeBackend implements ConsoleBackend {
   private channel: (Mutable<ChannelStatus> & { recentHolds: number[]; entryAcc: number }) | null = null
   private faults: FaultInfo[] = []
   private faultCount = 0
-  private load: LoadStatus = idleLoad()
+  private load: LoadStatus = idleLoadStatus()
   private failoverUntil = 0
   private pending: { at: number; run: () => void }[] = []
   private lastStatusAt = 0
@@ -142,7 +125,7 @@ export class FakeBackend implements ConsoleBackend {
     this.gen = 1
     this.startedAt = this.now
     this.faults = []
-    this.load = idleLoad()
+    this.load = idleLoadStatus()
     for (const id of HOST_IDS) this.hosts[id] = this.freshHost(id)
     this.mark({ kind: 'start', label: `lab start: guest ${p.guest}, ${p.mode}` })
     this.after(200, () => this.bootHost('disk', 'disk-server'))
@@ -178,7 +161,7 @@ export class FakeBackend implements ConsoleBackend {
       this.state = 'stopped'
       this.channel = null
       this.faults = []
-      this.load = idleLoad()
+      this.load = idleLoadStatus()
       for (const id of HOST_IDS) this.hosts[id] = this.freshHost(id)
       this.mark({ kind: 'stop', label: 'lab stopped' })
       this.emitLoad()
@@ -280,7 +263,7 @@ export class FakeBackend implements ConsoleBackend {
   async loadStart(p: LoadStartParams): Promise<LoadStatus> {
     this.requireRunning('load.start')
     if (this.load.state === 'running') throw new ApiError('conflict', 'load.start: a load is already running; stop it first')
-    this.load = { ...idleLoad(), state: 'running', clients: p.clients, keys: p.keys, seconds: p.seconds, startedAt: this.now, target: this.servingReplica() }
+    this.load = { ...idleLoadStatus(), state: 'running', clients: p.clients, keys: p.keys, seconds: p.seconds, startedAt: this.now, target: this.servingReplica() }
     this.mark({ kind: 'start', label: `load: ${p.clients} clients, ${p.keys} keys, ${p.seconds} s` })
     this.emitLoad()
     return { ...this.load }

@@ -42,8 +42,7 @@ import {
   type LoadStatus,
   type Mark,
   type ReplicaHostId,
-  type ReplicationMode
-} from './contract.js'
+  type ReplicationMode, idleLoadStatus } from './contract.js'
 
 export interface LabBackendOptions extends LocalLabOptions {
   /** the lab's name in the lab store (default 'console'): one console, one lab */
@@ -68,22 +67,6 @@ interface LoadRun {
   done: Promise<void>
 }
 
-function idleLoad(): LoadStatus {
-  return {
-    state: 'idle',
-    clients: 0,
-    keys: 0,
-    seconds: 0,
-    startedAt: null,
-    opsPerSec: 0,
-    latencyMs: { p50: 0, p99: 0 },
-    completed: 0,
-    retries: 0,
-    duplicatesDropped: 0,
-    errors: 0,
-    target: null
-  }
-}
 
 const isHost = (t: FaultTarget): t is HostId => (HOST_IDS as readonly string[]).includes(t)
 const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err))
@@ -130,7 +113,7 @@ export class LabBackend implements ConsoleBackend {
   /** the primary's previous channel event, to report acks as they advance */
   private lastAcked = new Map<string, number>()
   private load: LoadRun | null = null
-  private lastLoad: LoadStatus = idleLoad()
+  private lastLoad: LoadStatus = idleLoadStatus()
 
   private pollTimer: ReturnType<typeof setTimeout> | null = null
   private polling: Promise<void> | null = null
@@ -178,7 +161,7 @@ export class LabBackend implements ConsoleBackend {
       this.rows.clear()
       this.lastSeen.clear()
       this.downBecause.clear()
-      this.lastLoad = idleLoad()
+      this.lastLoad = idleLoadStatus()
       this.mark({ kind: 'start', label: `lab start: guest ${p.guest}, ${p.mode}` })
       this.emitStatus()
       let lab: Lab
@@ -307,7 +290,7 @@ export class LabBackend implements ConsoleBackend {
     if (this.guest !== 'kv') throw new ApiError('conflict', `load.start: the load clients speak to the kv guest; this lab runs '${this.guest}'`)
     const targets = lab.serviceEndpoints()
     const byAddr = new Map(targets.map((t, i) => [`${t.host}:${t.port}`, REPLICA_IDS[i]]))
-    const status: LoadStatus = { ...idleLoad(), state: 'running', clients: p.clients, keys: p.keys, seconds: p.seconds, startedAt: Date.now(), target: this.serving() }
+    const status: LoadStatus = { ...idleLoadStatus(), state: 'running', clients: p.clients, keys: p.keys, seconds: p.seconds, startedAt: Date.now(), target: this.serving() }
     const abort = new AbortController()
     const run: LoadRun = { status, abort, abandoned: false, done: Promise.resolve() }
     this.load = run

@@ -7,7 +7,6 @@
 import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import type { ReplicationMode } from '../../agent/vmm/types.js'
 import { DEFAULT_TIMING, type Lab, type LabConfig } from '../lab/lab.js'
 import { LabStore } from '../lab/lab-state.js'
@@ -37,6 +36,7 @@ import {
 } from './measure.js'
 import { BenchUsageError, parseBenchArgs, USAGE, type BenchOptions } from './options.js'
 import { BASELINE_HOW, renderReport, type BenchResult, type FailoverRep, type FailoverResult, type MemoryResult, type ModeResult, type RedisResult } from './report.js'
+import { runIfMain } from '../core/entry.js'
 
 const HOSTS = ['a', 'b', 'disk'] as const
 const SAMPLE_EVERY_MS = 1000
@@ -410,20 +410,4 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-const invokedDirectly = (() => {
-  try {
-    return process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
-  } catch {
-    return false
-  }
-})()
-
-if (invokedDirectly) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err) => {
-      process.stderr.write(`bench: unexpected failure: ${(err as Error)?.stack ?? String(err)}\n`)
-      process.exit(1)
-    }
-  )
-}
+runIfMain(import.meta.url, 'bench', () => main(process.argv.slice(2)))

@@ -2,7 +2,6 @@
 // Every command opens the lab from its state file, does one thing, and lets go; the agents
 // keep running between commands.
 import { writeFileSync } from 'node:fs'
-import { pathToFileURL } from 'node:url'
 import { checkRun } from '../check/check-run.js'
 import type { Verdict } from '../check/verdict.js'
 import { formatDuration } from '../core/duration.js'
@@ -15,6 +14,7 @@ import { COMMANDS, commandUsage, parseArgs, usage, UsageError, type ParsedComman
 import { faultFromArgs } from './fault-args.js'
 import { dispatchRemote, isRemoteCommand, remoteUsage, runRemoteCli } from './remote.js'
 import { statusTable } from './table.js'
+import { runIfMain } from '../core/entry.js'
 
 export const EXIT_OK = 0
 export const EXIT_FAILED = 1
@@ -116,6 +116,10 @@ async function dispatch(cmd: ParsedCommand, name: string, io: CliIo): Promise<nu
         return EXIT_OK
       })
     case 'restore':
+      if (o.onto !== undefined) {
+        io.err(`ftlab: --onto moves a replica to another machine of a remote lab; the local lab '${name}' runs every host on this machine\n`)
+        return EXIT_USAGE
+      }
       return withLab(name, opts, async (lab) => {
         const r = await lab.restore()
         io.out(`redundancy restored: ${r.from} is primary, ${r.to} is its new backup, generation ${r.gen}\n`)
@@ -231,20 +235,4 @@ async function events(lab: Lab, follow: boolean, json: boolean, io: CliIo): Prom
   return EXIT_OK
 }
 
-const invokedDirectly = (() => {
-  try {
-    return process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
-  } catch {
-    return false
-  }
-})()
-
-if (invokedDirectly) {
-  runCli(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err) => {
-      process.stderr.write(`ftlab: unexpected failure: ${(err as Error)?.stack ?? String(err)}\n`)
-      process.exit(EXIT_FAILED)
-    }
-  )
-}
+runIfMain(import.meta.url, 'ftlab', () => runCli(process.argv.slice(2)), EXIT_FAILED)
