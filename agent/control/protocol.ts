@@ -103,7 +103,7 @@ export interface AgentStatus {
   }
   disk?: { gen: number; live: string | null; tasWinner: string | null; blocks: number; writes: number; fenced: number }
   faults: { id: string; fault: AgentFault; healsAt: number }[]
-  /** Output Rule hold times of recently released outputs (replica roles) */
+  /** Output Rule hold times of outputs released recently in the current role (replica roles) */
   outputRule?: { released: number; p50Ms: number; p99Ms: number; maxMs: number }
   /** replica role details */
   replica?: { peer: string | null; releasedThrough: number; peerSuspected: boolean; queuedInputs: number; clients: number; channelPort: number; servicePort: number }

@@ -88,8 +88,19 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
   }
   listener.on('link', wire)
   listener.on('dropped', (r) => ctx.emit('dropped', { ...r }))
+  const dialedAt = new Map<string, string>()
   const dialPeer = (peer: { id: string; channel: Endpoint }) => {
-    if (dialed.has(peer.id)) return
+    const at = `${peer.channel.host}:${peer.channel.port}`
+    const have = dialed.get(peer.id)
+    if (have && dialedAt.get(peer.id) === at) return
+    // restore onto another machine keeps the replica id but moves its logging channel; going
+    // live drops dialled links, but a restore asked again elsewhere (the first one failed)
+    // would otherwise keep dialling the old address
+    if (have) {
+      have.close()
+      dialed.delete(peer.id)
+    }
+    dialedAt.set(peer.id, at)
     const link = dialLink({ selfId: self, key: ctx.labKey, filter: ctx.filter, host: peer.channel.host, port: peer.channel.port, expectPeer: peer.id, minBackoffMs: 50, maxBackoffMs: 1000 })
     dialed.set(peer.id, link)
     wire(link)
@@ -252,6 +263,7 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
   function onRole(role: string, gen: number, reason: string): void {
     ctx.log.info('role', { role, gen, reason })
     ctx.emit('replica-role', { role, gen, reason })
+    telemetry.newRolePeriod()
     if (role === 'live') {
       // going live alone stops the logging channel
       for (const l of dialed.values()) l.close()

@@ -9,6 +9,7 @@ const HOLD_SAMPLES = 4096
 const SAMPLE_ENTRIES = 12
 
 export interface OutputRuleFigures {
+  /** outputs released in the current role (see newRolePeriod) */
   released: number
   p50Ms: number
   p99Ms: number
@@ -54,6 +55,17 @@ export class ChannelTelemetry {
     this.holds[this.holdCount++ % HOLD_SAMPLES] = heldMs
     if (heldMs > this.holdMax) this.holdMax = heldMs
     this.window.holds.push(heldMs)
+  }
+
+  /**
+   * Hold times mean something only within one role: a primary's are Output Rule waits, a
+   * replica live alone releases at once. A role change starts the figures afresh, so the
+   * figures of a primary in a new generation are not diluted by the zeros of its time alone.
+   */
+  newRolePeriod(): void {
+    this.releasedCount = 0
+    this.holdCount = 0
+    this.holdMax = 0
   }
 
   totals(): { entriesSent: number; entriesReceived: number; outputRule: OutputRuleFigures } {

@@ -17,14 +17,16 @@ export function statusTable(rows: HostStatusRow[], faults: FaultRecord[], now = 
     const ch = s?.channel
     const role = r.state === 'up' ? String(s?.role ?? '?') : r.state
     const gen = s ? String(s.disk?.gen ?? s.gen) : ''
+    // only a primary has acks to wait for: a live replica logs to nobody, and a backup's acks are its own
+    const onChannel = ch && s?.role === 'primary'
     return [
       r.host,
       role,
       gen,
       r.pid > 0 ? String(r.pid) : '',
       ch ? String(ch.lastEntry) : '',
-      ch ? String(ch.acked) : '',
-      ch ? String(Math.max(0, ch.lastEntry - ch.acked)) : '',
+      ch ? (onChannel || s?.role === 'backup' ? String(ch.acked) : '-') : '',
+      ch ? (onChannel ? String(Math.max(0, ch.lastEntry - ch.acked)) : '-') : '',
       ch ? String(ch.heldOutputs) : '',
       r.error ? r.error : s?.disk ? `live=${s.disk.live ?? '-'} tas=${s.disk.tasWinner ?? '-'} fenced=${s.disk.fenced}` : ''
     ]

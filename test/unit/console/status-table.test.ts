@@ -26,6 +26,11 @@ describe('status table', () => {
     expect(lines[3]).toMatch(/^disk\s+disk-server\s+2\s+4244\s+live=a tas=- fenced=1$/)
     expect(text).toMatch(/open faults:\n {2}f1 {2}isolate b {2}heals in 30s/)
   })
+  it('shows no lag for a replica that went live alone: it has nobody to wait for', () => {
+    const b: AgentStatus = { ...base, id: 'b', role: 'live', gen: 1, channel: { ...channel, lastEntry: 36_218, acked: 15_708 } }
+    const line = statusTable([{ host: 'b', kind: 'replica', pid: 7, incarnation: 1, state: 'up', status: b }], [], 0).split('\n')[1]
+    expect(line.split(/\s+/)).toEqual(['b', 'live', '1', '7', '36218', '-', '-', '2'])
+  })
 })
 
 describe('ClockMap', () => {
