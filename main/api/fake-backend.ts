@@ -26,6 +26,7 @@ import {
   type LoadStatus,
   type Mark,
   type ReplicaHostId, idleLoadStatus } from './contract.js'
+import { ApiEventLog } from './event-log.js'
 
 export interface FakeBackendOptions {
   /** run the tick on a timer (default true); false: call advance() */
@@ -69,10 +70,7 @@ export class FakeBackend implements ConsoleBackend {
   private now: number
   private readonly rand: () => number
   private readonly opts: FakeBackendOptions
-  private readonly ringSize: number
-  private ring: ApiEvent[] = []
-  private seq = 0
-  private listeners = new Set<(ev: ApiEvent) => void>()
+  private readonly events: ApiEventLog
   private timer: ReturnType<typeof setInterval> | null = null
   private closed = false
 
@@ -96,7 +94,7 @@ export class FakeBackend implements ConsoleBackend {
     this.opts = opts
     this.now = opts.startTime ?? Date.now()
     this.rand = mulberry32(opts.seed ?? 6824)
-    this.ringSize = opts.ringSize ?? 10_000
+    this.events = new ApiEventLog(opts.ringSize ?? 10_000)
     this.hosts = {
       a: this.freshHost('a'),
       b: this.freshHost('b'),
@@ -111,7 +109,7 @@ export class FakeBackend implements ConsoleBackend {
   // ----- ConsoleBackend --------------------------------------------------------------
 
   info(): ConsoleInfo {
-    return { apiVersion: API_VERSION, backend: 'simulated', seq: this.seq }
+    return { apiVersion: API_VERSION, backend: 'simulated', seq: this.events.seq }
   }
 
   async labStart(p: LabStartParams): Promise<LabStatus> {
@@ -279,21 +277,18 @@ export class FakeBackend implements ConsoleBackend {
   }
 
   eventsSince(since: number): EventsSince {
-    const first = this.ring.length ? this.ring[0].seq : this.seq + 1
-    const events = this.ring.filter((e) => e.seq > since)
-    return { events, seq: this.seq, truncated: since + 1 < first && since < this.seq }
+    return this.events.since(since)
   }
 
   subscribe(listener: (ev: ApiEvent) => void): () => void {
-    this.listeners.add(listener)
-    return () => this.listeners.delete(listener)
+    return this.events.subscribe(listener)
   }
 
   async close(): Promise<void> {
     this.closed = true
     if (this.timer) clearInterval(this.timer)
     this.timer = null
-    this.listeners.clear()
+    this.events.unsubscribeAll()
   }
 
   /** Move the simulated clock on (tests; with timers the interval does this). */
@@ -634,37 +629,26 @@ export class FakeBackend implements ConsoleBackend {
 
   // ----- events ------------------------------------------------------------------------
 
-  private push(ev: ApiEvent): void {
-    this.ring.push(ev)
-    if (this.ring.length > this.ringSize) this.ring.splice(0, this.ring.length - this.ringSize)
-    for (const l of this.listeners) {
-      try {
-        l(ev)
-      } catch {
-        // a failing listener (a closed connection) must not stop the others
-      }
-    }
-  }
 
   private emitStatus(): void {
     this.lastStatusAt = this.now
-    this.push({ seq: ++this.seq, ts: this.now, topic: 'status', status: this.snapshot() })
+    this.events.publish({ ts: this.now, topic: 'status', status: this.snapshot() })
   }
 
   private emitLoad(): void {
-    this.push({ seq: ++this.seq, ts: this.now, topic: 'load', load: { ...this.load, latencyMs: { ...this.load.latencyMs } } })
+    this.events.publish({ ts: this.now, topic: 'load', load: { ...this.load, latencyMs: { ...this.load.latencyMs } } })
   }
 
   private agent(host: HostId, type: string, data: Record<string, unknown>): void {
-    this.push({ seq: ++this.seq, ts: this.now, topic: 'agent', host, type, data })
+    this.events.publish({ ts: this.now, topic: 'agent', host, type, data })
   }
 
   private terminal(line: string): void {
-    this.push({ seq: ++this.seq, ts: this.now, topic: 'terminal', stream: 'channel', data: line + '\r\n' })
+    this.events.publish({ ts: this.now, topic: 'terminal', stream: 'channel', data: line + '\r\n' })
   }
 
   private mark(mark: Mark): void {
-    this.push({ seq: ++this.seq, ts: this.now, topic: 'mark', mark })
+    this.events.publish({ ts: this.now, topic: 'mark', mark })
   }
 }
 

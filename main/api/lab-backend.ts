@@ -43,6 +43,7 @@ import {
   type Mark,
   type ReplicaHostId,
   type ReplicationMode, idleLoadStatus } from './contract.js'
+import { ApiEventLog } from './event-log.js'
 
 export interface LabBackendOptions extends LocalLabOptions {
   /** the lab's name in the lab store (default 'console'): one console, one lab */
@@ -88,11 +89,8 @@ export class LabBackend implements ConsoleBackend {
   private readonly name: string
   private readonly labOpts: LocalLabOptions
   private readonly statusEveryMs: number
-  private readonly ringSize: number
+  private readonly events: ApiEventLog
 
-  private ring: ApiEvent[] = []
-  private seq = 0
-  private readonly listeners = new Set<(ev: ApiEvent) => void>()
   private closed = false
 
   private lab: Lab | null = null
@@ -125,7 +123,7 @@ export class LabBackend implements ConsoleBackend {
     this.name = opts.name ?? 'console'
     this.labOpts = { home: opts.home, agentBundle: opts.agentBundle }
     this.statusEveryMs = opts.statusEveryMs ?? 300
-    this.ringSize = opts.ringSize ?? 10_000
+    this.events = new ApiEventLog(opts.ringSize ?? 10_000)
     this.ready = this.reattach().then(() => {})
     this.lifecycle = this.ready
   }
@@ -138,7 +136,7 @@ export class LabBackend implements ConsoleBackend {
   // ----- ConsoleBackend --------------------------------------------------------------
 
   info(): ConsoleInfo {
-    return { apiVersion: API_VERSION, backend: 'local', seq: this.seq }
+    return { apiVersion: API_VERSION, backend: 'local', seq: this.events.seq }
   }
 
   labStart(p: LabStartParams): Promise<LabStatus> {
@@ -333,14 +331,11 @@ export class LabBackend implements ConsoleBackend {
   }
 
   eventsSince(since: number): EventsSince {
-    const first = this.ring.length ? this.ring[0].seq : this.seq + 1
-    const events = this.ring.filter((e) => e.seq > since)
-    return { events, seq: this.seq, truncated: since + 1 < first && since < this.seq }
+    return this.events.since(since)
   }
 
   subscribe(listener: (ev: ApiEvent) => void): () => void {
-    this.listeners.add(listener)
-    return () => this.listeners.delete(listener)
+    return this.events.subscribe(listener)
   }
 
   /** Lets go of the agents (they keep running: a restarted console reattaches); ends a load. */
@@ -356,7 +351,7 @@ export class LabBackend implements ConsoleBackend {
     }
     await this.polling
     this.detach()
-    this.listeners.clear()
+    this.events.unsubscribeAll()
   }
 
   // ----- the lab ---------------------------------------------------------------------
@@ -566,8 +561,8 @@ export class LabBackend implements ConsoleBackend {
     const host = (HOST_IDS as readonly string[]).includes(ev.host ?? '') ? (ev.host as HostId) : null
     if (!host) return
     const d = ev.data
-    const agent = (type: string, data: Record<string, unknown>) => this.push({ seq: ++this.seq, ts: ev.ts, topic: 'agent', host, type, data })
-    const mark = (m: Mark) => this.push({ seq: ++this.seq, ts: ev.ts, topic: 'mark', mark: m })
+    const agent = (type: string, data: Record<string, unknown>) => this.events.publish({ ts: ev.ts, topic: 'agent', host, type, data })
+    const mark = (m: Mark) => this.events.publish({ ts: ev.ts, topic: 'mark', mark: m })
     if (ev.source === 'lab') {
       if (ev.type === 'events-missed') this.terminal(`\x1b[33m── ${host}: ${String(d.missed)} events were lost from the agent's ring ──\x1b[0m`, ev.ts)
       else if (ev.type === 'protocol-error') mark({ kind: 'error', label: `${host}: control channel: ${String(d.message)}`, host })
@@ -629,14 +624,14 @@ export class LabBackend implements ConsoleBackend {
     const count = Number(d.entries) || 0
     if (count > 0) {
       const inputs = inputMix(Array.isArray(d.samples) ? (d.samples as { input?: unknown }[]) : [], count)
-      this.push({ seq: ++this.seq, ts, topic: 'agent', host, type: 'entries', data: { to: peer, first: d.first, last: d.last, count, bytes: d.bytes, inputs } })
+      this.events.publish({ ts, topic: 'agent', host, type: 'entries', data: { to: peer, first: d.first, last: d.last, count, bytes: d.bytes, inputs } })
     }
     const acked = Number(d.acked) || 0
     const key = `${host}:${String(d.gen)}`
     if (acked > (this.lastAcked.get(key) ?? 0)) {
       this.lastAcked.set(key, acked)
       if ((REPLICA_IDS as readonly string[]).includes(peer)) {
-        this.push({ seq: ++this.seq, ts, topic: 'agent', host: peer as HostId, type: 'ack', data: { n: acked, heldOutputs: d.heldOutputs, holdP50Ms: d.holdP50Ms, holdMaxMs: d.holdMaxMs } })
+        this.events.publish({ ts, topic: 'agent', host: peer as HostId, type: 'ack', data: { n: acked, heldOutputs: d.heldOutputs, holdP50Ms: d.holdP50Ms, holdMaxMs: d.holdMaxMs } })
       }
     }
   }
@@ -734,34 +729,23 @@ export class LabBackend implements ConsoleBackend {
 
   // ----- the event ring ------------------------------------------------------------------
 
-  private push(ev: ApiEvent): void {
-    this.ring.push(ev)
-    if (this.ring.length > this.ringSize) this.ring.splice(0, this.ring.length - this.ringSize)
-    for (const l of this.listeners) {
-      try {
-        l(ev)
-      } catch {
-        // a failing listener (a closed connection) must not stop the others
-      }
-    }
-  }
 
   private emitStatus(): void {
     if (this.closed) return
-    this.push({ seq: ++this.seq, ts: Date.now(), topic: 'status', status: this.snapshot() })
+    this.events.publish({ ts: Date.now(), topic: 'status', status: this.snapshot() })
   }
 
   private emitLoad(): void {
     if (this.closed) return
-    this.push({ seq: ++this.seq, ts: Date.now(), topic: 'load', load: this.loadStatus() })
+    this.events.publish({ ts: Date.now(), topic: 'load', load: this.loadStatus() })
   }
 
   private mark(mark: Mark): void {
-    this.push({ seq: ++this.seq, ts: Date.now(), topic: 'mark', mark })
+    this.events.publish({ ts: Date.now(), topic: 'mark', mark })
   }
 
   private terminal(line: string, ts = Date.now()): void {
-    this.push({ seq: ++this.seq, ts, topic: 'terminal', stream: 'channel', data: line + '\r\n' })
+    this.events.publish({ ts, topic: 'terminal', stream: 'channel', data: line + '\r\n' })
   }
 }
 
