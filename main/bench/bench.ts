@@ -34,6 +34,7 @@ import {
   type LoadShape,
   type Progress
 } from './measure.js'
+import { deployRun } from './deploy.js'
 import { BenchUsageError, parseBenchArgs, USAGE, type BenchOptions } from './options.js'
 import { BASELINE_HOW, renderReport, type BenchResult, type FailoverRep, type FailoverResult, type MemoryResult, type ModeResult, type RedisResult } from './report.js'
 import { runIfMain } from '../core/entry.js'
@@ -119,6 +120,9 @@ function agentsUnder(dir: string): number[] {
   return out
 }
 
+/** Set while the deploy section has the testbed up, so that a signal can take it down. */
+let testbedCleanup: (() => void) | null = null
+
 export async function runBench(opts: BenchOptions, labs: LabRegistry, progress: Progress, signal: AbortSignal): Promise<BenchResult> {
   const started = Date.now()
   const shape: LoadShape = { clients: opts.clients, keys: opts.keys }
@@ -155,6 +159,10 @@ export async function runBench(opts: BenchOptions, labs: LabRegistry, progress: 
       }
     }
     if (has('failover')) result.failover = await failoverRun(opts.modes[0], opts, shape, labs, progress, signal)
+    if (has('deploy')) {
+      result.deploy = await deployRun(opts.deployReps, progress, signal, (fn) => (testbedCleanup = fn))
+      if (result.deploy.skipped) progress(`deploy: skipped: ${result.deploy.skipped}`)
+    }
   } catch (err) {
     if (!(err instanceof Aborted)) throw err
     result.interrupted = true
@@ -384,6 +392,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     void hardExit()
   }
   const hardExit = async () => {
+    testbedCleanup?.()
     await labs.kill().catch(() => {})
     rmSync(home, { recursive: true, force: true })
     process.exit(130)
@@ -405,6 +414,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 1
   } finally {
     await labs.stopAll().catch(() => labs.kill())
+    testbedCleanup?.()
     rmSync(home, { recursive: true, force: true })
     for (const s of sigs) process.off(s, onSignal)
   }

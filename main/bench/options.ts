@@ -3,7 +3,7 @@
 // chosen to finish in a minute or two on a small machine.
 import type { ReplicationMode } from '../../agent/vmm/types.js'
 
-export const SECTIONS = ['throughput', 'memory', 'failover', 'redis'] as const
+export const SECTIONS = ['throughput', 'memory', 'failover', 'redis', 'deploy'] as const
 export type Section = (typeof SECTIONS)[number]
 const ALL_MODES: readonly ReplicationMode[] = ['rsm', 'state-transfer']
 
@@ -24,6 +24,8 @@ export interface BenchOptions {
   failovers: number
   /** -n for each redis-benchmark run */
   redisRequests: number
+  /** cold and warm deploys each in the deploy section */
+  deployReps: number
   json: boolean
   help: boolean
 }
@@ -39,6 +41,7 @@ export const DEFAULTS: BenchOptions = {
   memorySeconds: 12,
   failovers: 3,
   redisRequests: 5000,
+  deployReps: 3,
   json: false,
   help: false
 }
@@ -47,7 +50,8 @@ export class BenchUsageError extends Error {}
 
 export const USAGE = `usage: npm run bench -- [options]
 
-Measures the embedded local lab (three agent processes on 127.0.0.1) and prints a table.
+Measures the embedded local lab (three agent processes on 127.0.0.1) and prints a table;
+the deploy section times deploying the agent over SSH to the network-namespace testbed.
 
   --seconds N          length of each measured throughput run (default ${DEFAULTS.seconds})
   --warmup N           seconds of unmeasured load before measuring (default ${DEFAULTS.warmupSeconds})
@@ -60,10 +64,13 @@ Measures the embedded local lab (three agent processes on 127.0.0.1) and prints 
   --memory-seconds N   length of the sustained run sampled for memory (default ${DEFAULTS.memorySeconds})
   --failovers N        power cuts in the failover section (default ${DEFAULTS.failovers})
   --redis-requests N   -n of redis-benchmark; 4 × N with -P 16 (default ${DEFAULTS.redisRequests})
+  --deploy-reps N      cold and warm deploys each in the deploy section (default ${DEFAULTS.deployReps})
   --json               print the figures as JSON on stdout (progress stays on stderr)
   -h, --help           this text
 
-The redis section runs only where redis-benchmark is installed (Debian: redis-tools).`
+The redis section runs only where redis-benchmark is installed (Debian: redis-tools).
+The deploy section runs only as root where network namespaces work and the testbed is not
+already up (it brings the testbed up and down itself); elsewhere the report says why not.`
 
 type Kind = 'number' | 'int' | 'list' | 'flag'
 const OPTS: Record<string, { key: keyof BenchOptions; kind: Kind; min?: number; max?: number; choices?: readonly string[] }> = {
@@ -78,6 +85,7 @@ const OPTS: Record<string, { key: keyof BenchOptions; kind: Kind; min?: number; 
   'memory-seconds': { key: 'memorySeconds', kind: 'number', min: 1, max: 86_400 },
   failovers: { key: 'failovers', kind: 'int', min: 1, max: 100 },
   'redis-requests': { key: 'redisRequests', kind: 'int', min: 100, max: 10_000_000 },
+  'deploy-reps': { key: 'deployReps', kind: 'int', min: 1, max: 50 },
   json: { key: 'json', kind: 'flag' },
   help: { key: 'help', kind: 'flag' }
 }

@@ -2,6 +2,7 @@
 import type { TimingConfig } from '../../agent/control/protocol.js'
 import type { ReplicationMode } from '../../agent/vmm/types.js'
 import { renderTable } from '../cli/table.js'
+import type { DeployResult } from './deploy.js'
 import type { ChannelFigures, HostMemory, OutputRuleFigures, RedisRun, RunFigures } from './measure.js'
 
 export const BASELINE_HOW =
@@ -84,6 +85,7 @@ export interface BenchResult {
   memory: MemoryResult[]
   failover?: FailoverResult
   redis?: RedisResult
+  deploy?: DeployResult
   interrupted: boolean
 }
 
@@ -93,11 +95,14 @@ const mib = (b: number) => (b > 0 ? (b / 1048576).toFixed(1) : '-')
 
 export function renderReport(r: BenchResult): string {
   const out: string[] = []
-  out.push(
-    `FT Lab benchmark: embedded local lab on 127.0.0.1, ${r.machine.cpus} × ${r.machine.cpuModel}, Node ${r.machine.node}`,
-    `load: ${r.load.clients} closed-loop clients, ${r.load.keys} keys (${r.load.mix}), ${r.load.seconds} s per measured run after ${r.load.warmupSeconds} s warm-up`,
-    `timing: heartbeat ${r.timing.heartbeatMs} ms, suspect after ${r.timing.suspectMs} ms; 1-min load average ${r.machine.loadAvg[0].toFixed(2)} at the start, ${r.machine.loadAvg[1].toFixed(2)} at the end`
-  )
+  const localLab = r.modes.length > 0 || r.memory.length > 0 || r.failover !== undefined || r.redis !== undefined
+  out.push(`FT Lab benchmark: ${localLab ? 'embedded local lab on 127.0.0.1, ' : ''}${r.machine.cpus} × ${r.machine.cpuModel}, Node ${r.machine.node}`)
+  if (localLab) {
+    out.push(
+      `load: ${r.load.clients} closed-loop clients, ${r.load.keys} keys (${r.load.mix}), ${r.load.seconds} s per measured run after ${r.load.warmupSeconds} s warm-up`,
+      `timing: heartbeat ${r.timing.heartbeatMs} ms, suspect after ${r.timing.suspectMs} ms; 1-min load average ${r.machine.loadAvg[0].toFixed(2)} at the start, ${r.machine.loadAvg[1].toFixed(2)} at the end`
+    )
+  } else out.push(`1-min load average ${r.machine.loadAvg[0].toFixed(2)} at the start, ${r.machine.loadAvg[1].toFixed(2)} at the end`)
   if (r.interrupted) out.push('INTERRUPTED: the figures below are partial')
 
   const tp = r.modes.filter((m) => m.replicated || m.unreplicated || m.error)
@@ -183,8 +188,46 @@ export function renderReport(r: BenchResult): string {
       if (b.error) out.push(`FAILED (${b.mode}): ${b.error}`)
     }
   }
+  if (r.deploy) out.push('', ...renderDeploy(r.deploy))
   out.push('', `total ${(r.elapsedMs / 1000).toFixed(1)} s`)
   return out.join('\n') + '\n'
+}
+
+const spreadText = (s: Spread | undefined) => (s && s.n > 0 ? `${ms(s.min, 0)} / ${ms(s.median, 0)} / ${ms(s.max, 0)}` : '-')
+
+export function renderDeploy(d: DeployResult): string[] {
+  const out = ['Deploy over SSH to the testbed: three hosts in parallel, each with a fresh SSH connection, up to the agent\'s ready line']
+  if (d.skipped) return [...out, `skipped: ${d.skipped}`]
+  const kib = d.bundleBytes ? `${(d.bundleBytes / 1024).toFixed(0)} KiB` : '?'
+  out.push(`cold: nothing of FT Lab on the hosts, the agent bundle (${kib}) is uploaded to each; warm: the same bundle already there (sha256 equal), upload skipped`)
+  if (d.runtime && 'version' in d.runtime) {
+    out.push(`${d.runtime.host} has no Node: cold deploys there include uploading Node v${d.runtime.version} (${(d.runtime.bytes / 1048576).toFixed(0)} MiB, gzip on the wire); the other hosts run their own Node`)
+  } else if (d.runtime) out.push(`note: ${d.runtime.note}`)
+  if (d.phases.length) {
+    const hosts = d.hosts.map((h) => h.id)
+    out.push(
+      renderTable(
+        ['PHASE', 'REPS', 'ALL 3 HOSTS ms min/median/max', ...hosts.map((h) => `${h} median ms`), 'UPLOADS (bundle, runtime)'],
+        d.phases.map((p) => [
+          p.phase,
+          String(p.wallMs.n),
+          spreadText(p.wallMs),
+          ...hosts.map((h) => ms(p.perHost.find((x) => x.host === h)?.totalMs.median, 0)),
+          p.perHost.map((x) => `${x.host} ${x.uploaded.agent},${x.uploaded.runtime}`).join('  ')
+        ])
+      )
+    )
+    const steps: string[][] = []
+    for (const p of d.phases) {
+      for (const h of p.perHost) {
+        steps.push([p.phase, h.host, ...(['connect', 'detect', 'runtime', 'upload', 'start'] as const).map((s) => ms(h.stepsMs[s]?.median, 0))])
+      }
+    }
+    out.push('', 'Deploy steps, median ms (connect: SSH handshake; runtime: Node check or upload; upload: bundle hash compare and upload; start: agent up to its ready line)')
+    out.push(renderTable(['PHASE', 'HOST', 'CONNECT', 'DETECT', 'RUNTIME', 'UPLOAD', 'START'], steps))
+  }
+  if (d.error) out.push(`FAILED: ${d.error}`)
+  return out
 }
 
 function runNote(m: ModeResult): string {

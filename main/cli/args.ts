@@ -102,7 +102,13 @@ export const COMMANDS: CommandSpec[] = [
     ]
   },
   { id: 'heal', words: ['heal'], summary: 'heal one fault by id, or all of them (emergency stop)', positionals: [{ name: 'id|all', help: 'fault id or all' }], options: [nameOpt] },
-  { id: 'restore', words: ['restore'], summary: 'restore redundancy: a fresh replica joins the live one', positionals: [], options: [nameOpt] },
+  {
+    id: 'restore',
+    words: ['restore'],
+    summary: 'restore redundancy: a fresh replica joins the live one',
+    positionals: [],
+    options: [{ name: 'onto', type: 'string', help: "remote lab: start the fresh replica on this host of the lab file (e.g. spare); its slot moves there", placeholder: 'host' }, nameOpt]
+  },
   {
     id: 'events',
     words: ['events'],

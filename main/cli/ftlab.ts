@@ -13,7 +13,7 @@ import { finalRead, runLoad, type LoadProgress } from '../load/load-runner.js'
 import { COMMANDS, commandUsage, parseArgs, usage, UsageError, type ParsedCommand } from './args.js'
 import { faultFromArgs } from './fault-args.js'
 import { dispatchRemote, isRemoteCommand, remoteUsage, runRemoteCli } from './remote.js'
-import { statusTable } from './table.js'
+import { labStartedText, statusTable } from './table.js'
 import { runIfMain } from '../core/entry.js'
 
 export const EXIT_OK = 0
@@ -74,12 +74,7 @@ async function dispatch(cmd: ParsedCommand, name: string, io: CliIo): Promise<nu
       const lab = await startLocalLab({ name, guest: o.guest as string | undefined, mode: o.mode as 'rsm' | 'state-transfer' | undefined, timing, arbiter }, opts)
       const s = lab.snapshot()
       lab.close()
-      io.out(`lab '${name}' started: ${s.guest} guest, ${s.mode} mode, generation ${s.gen}\n`)
-      for (const id of ['a', 'b', 'disk']) {
-        const h = s.hosts[id]
-        const where = h.service ? `service ${h.service.host}:${h.service.port}` : `disk ${h.listen!.host}:${h.listen!.port}`
-        io.out(`  ${id.padEnd(5)} pid ${h.pid}  ${h.startedAs.padEnd(11)} ${where}\n`)
-      }
+      io.out(labStartedText(name, s))
       return EXIT_OK
     }
     case 'lab-stop':

@@ -12,7 +12,7 @@ import type { DeployProgress } from '../ssh/deploy.js'
 import { KnownHosts } from '../ssh/known-hosts.js'
 import type { ParsedCommand } from './args.js'
 import { faultFromArgs } from './fault-args.js'
-import { statusTable } from './table.js'
+import { statusTable, labStartedText } from './table.js'
 
 export interface RemoteCliIo {
   out: (text: string) => void
@@ -213,12 +213,7 @@ export async function runRemoteCli(argv: readonly string[], io: RemoteCliIo): Pr
         }
         const s = lab.lab!.snapshot()
         lab.close()
-        io.out(`lab '${name}' started: ${s.guest} guest, ${s.mode} mode, generation ${s.gen}\n`)
-        for (const id of ['a', 'b', 'disk']) {
-          const h = s.hosts[id]
-          const where = h.service ? `service ${h.service.host}:${h.service.port}` : `disk ${h.listen!.host}:${h.listen!.port}`
-          io.out(`  ${id.padEnd(5)} pid ${h.pid}  ${h.startedAs.padEnd(11)} ${where}\n`)
-        }
+        io.out(labStartedText(name, s))
         return OK
       }
       case 'teardown': {
@@ -304,8 +299,10 @@ export async function dispatchRemote(cmd: ParsedCommand, name: string, io: Remot
       }
       case 'restore': {
         const t0 = Date.now()
-        const r = await lab.restore()
-        io.out(`redundancy restored: ${r.from} is primary, ${r.to} is its new backup (agent redeployed on ${lab.host(r.to).label}), generation ${r.gen}, in ${formatDuration(Date.now() - t0)}\n`)
+        const r = await lab.restore(typeof o.onto === 'string' ? { onto: o.onto } : {})
+        const svc = lab.lab?.snapshot().hosts[r.to]?.service
+        const moved = r.machine ? `, moved onto ${r.machine}${svc ? `; its service is now ${svc.host}:${svc.port}` : ''}` : ''
+        io.out(`redundancy restored: ${r.from} is primary, ${r.to} is its new backup (agent deployed on ${lab.slotHost(r.to).label}${moved}), generation ${r.gen}, in ${formatDuration(Date.now() - t0)}\n`)
         return OK
       }
       case 'lab-stop': {

@@ -1,7 +1,7 @@
 // Plain-text tables and lines for the terminal.
 import type { AgentStatus } from '../../agent/control/protocol.js'
 import type { HostStatusRow } from '../lab/lab.js'
-import type { FaultRecord } from '../lab/lab-state.js'
+import type { FaultRecord, LabState } from '../lab/lab-state.js'
 import { describeFault } from '../lab/lab-faults.js'
 import { formatDuration } from '../core/duration.js'
 
@@ -35,4 +35,15 @@ export function statusTable(rows: HostStatusRow[], faults: FaultRecord[], now = 
   if (faults.length === 0) return table
   const fl = faults.map((f) => `  ${f.id}  ${describeFault(f.spec)}  heals in ${formatDuration(Math.max(0, f.healsAt - now))}`)
   return `${table}\n\nopen faults:\n${fl.join('\n')}`
+}
+
+/** What `lab start` and `deploy` print once a lab runs: one line per host. */
+export function labStartedText(name: string, s: LabState): string {
+  const lines = [`lab '${name}' started: ${s.guest} guest, ${s.mode} mode, generation ${s.gen}`]
+  for (const id of ['a', 'b', 'disk']) {
+    const h = s.hosts[id]
+    const where = h.service ? `service ${h.service.host}:${h.service.port}` : `disk ${h.listen!.host}:${h.listen!.port}`
+    lines.push(`  ${id.padEnd(5)} pid ${h.pid}  ${h.startedAs.padEnd(11)} ${where}`)
+  }
+  return lines.join('\n') + '\n'
 }

@@ -27,6 +27,8 @@ export interface HostRecord {
   startedAs: 'primary' | 'backup' | 'joining' | 'disk-server'
   /** SIGSTOPped by the console and not yet resumed */
   paused?: boolean
+  /** the machine playing this slot when it is not the one named like it (restore onto a spare) */
+  machine?: string
 }
 
 export type LabFaultSpec =

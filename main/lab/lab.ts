@@ -50,6 +50,19 @@ export interface RestoreResult {
   from: string
   to: string
   gen: number
+  /** set only when the slot moved: the machine that now plays `to` (e.g. 'spare') */
+  machine?: string
+}
+
+export interface RestoreOptions {
+  timeoutMs?: number
+  readyTimeoutMs?: number
+  /**
+   * Start the joining replica on this machine (a host the resolver knows, e.g. 'spare')
+   * instead of the one its slot used: the slot keeps its replica id and gets new
+   * logging-channel and service addresses there. Absent: the slot's current machine.
+   */
+  onto?: string
 }
 
 const token = () => randomBytes(32).toString('hex')
@@ -178,7 +191,7 @@ export class Lab extends EventEmitter {
       HOST_IDS.map(async (id): Promise<HostStatusRow> => {
         const r = this.state.hosts[id]
         const row: HostStatusRow = { host: id, kind: r.kind, pid: r.pid, incarnation: r.incarnation, state: 'down' }
-        if (!(await this.hostOf(id).isAgentAlive(r.pid))) return row
+        if (!(await this.machineHost(id).isAgentAlive(r.pid))) return row
         if (r.paused) return { ...row, state: 'paused' }
         try {
           return { ...row, state: 'up', status: await this.client(id).status(timeoutMs) }
@@ -199,7 +212,7 @@ export class Lab extends EventEmitter {
   async powerCut(id: string): Promise<void> {
     const r = this.host(id)
     for (const f of this.state.faults.filter((f) => f.spec.kind === 'pause' && f.spec.host === id)) await this.healRecord(f)
-    if (!(await this.hostOf(id).kill(r.pid))) throw new Error(`host ${id} is already down (no agent with pid ${r.pid})`)
+    if (!(await this.machineHost(id).kill(r.pid))) throw new Error(`host ${id} is already down (no agent with pid ${r.pid})`)
     r.paused = false
     this.dropClient(id)
     this.store.save(this.state)
@@ -211,7 +224,7 @@ export class Lab extends EventEmitter {
     if (!Number.isFinite(forMs) || forMs <= 0) throw new Error(`a fault needs a positive duration, got ${forMs} ms`)
     for (const id of hostsOf(spec)) {
       const r = this.host(id)
-      if (!(await this.hostOf(id).isAgentAlive(r.pid))) throw new Error(`host ${id} is down; cannot apply ${describeFault(spec)}`)
+      if (!(await this.machineHost(id).isAgentAlive(r.pid))) throw new Error(`host ${id} is down; cannot apply ${describeFault(spec)}`)
       if (r.paused && spec.kind === 'pause') throw new Error(`host ${id} is already paused`)
       // a stopped agent cannot take a request: say so now rather than after a timeout
       if (r.paused) throw new Error(`host ${id} is paused, so its agent cannot apply ${describeFault(spec)}; heal the pause first`)
@@ -223,7 +236,7 @@ export class Lab extends EventEmitter {
     try {
       if (spec.kind === 'pause') {
         const r = this.host(spec.host)
-        const host = this.hostOf(spec.host)
+        const host = this.machineHost(spec.host)
         // the dead-man first: a paused agent cannot heal itself
         record.watchdog = await host.scheduleResume(r.pid, forMs)
         await host.pause(r.pid)
@@ -254,7 +267,7 @@ export class Lab extends EventEmitter {
       // also whatever an earlier console left behind on the agents
       for (const id of HOST_IDS) {
         const r = this.state.hosts[id]
-        const host = this.hostOf(id)
+        const host = this.machineHost(id)
         if (!(await host.isAgentAlive(r.pid))) continue
         if (r.paused) await host.resume(r.pid)
         r.paused = false
@@ -283,7 +296,7 @@ export class Lab extends EventEmitter {
    * replica ships it a snapshot and begins generation g+1 with it as backup. Repeatable,
    * so failover can go back and forth.
    */
-  async restore(opts: { timeoutMs?: number; readyTimeoutMs?: number } = {}): Promise<RestoreResult> {
+  async restore(opts: RestoreOptions = {}): Promise<RestoreResult> {
     const rows = await this.status()
     const byId = new Map(rows.map((r) => [r.host, r]))
     const live = REPLICA_IDS.find((id) => byId.get(id)?.status?.role === 'live')
@@ -300,17 +313,25 @@ export class Lab extends EventEmitter {
     }
     const gen = Math.max(this.state.gen, byId.get(live)!.status!.gen) + 1
     const r = this.state.hosts[to]
+    const moved = opts.onto !== undefined && opts.onto !== this.machineOf(to)
+    if (moved) await this.rebind(to, opts.onto!)
     r.incarnation++
     r.dataDir = this.store.dataDir(this.state.name, to, r.incarnation)
     r.startedAs = 'joining'
-    this.operator('restore-begin', { from: live, to, gen })
+    this.operator('restore-begin', { from: live, to, gen, machine: this.machineOf(to), channel: r.channel, service: r.service })
     await this.launch(to, opts.readyTimeoutMs)
     await this.client(to).start(this.replicaSpec(to, 'joining', gen, live))
     await this.client(live).restore({ id: to, channel: r.channel! }, gen, opts.timeoutMs ?? 30_000)
     this.state.gen = gen
     this.store.save(this.state)
-    this.operator('restore', { from: live, to, gen })
-    return { from: live, to, gen }
+    const out: RestoreResult = { from: live, to, gen, ...(moved ? { machine: this.machineOf(to) } : {}) }
+    this.operator('restore', { ...out })
+    return out
+  }
+
+  /** The machine (a host name the resolver knows: 'a', 'spare', …) that plays slot `id` now. */
+  machineOf(id: string): string {
+    return this.host(id).machine ?? id
   }
 
   /** Lab events: agent events of every host (from the start of their rings), operator actions. */
@@ -349,6 +370,41 @@ export class Lab extends EventEmitter {
     }
   }
 
+  /** The machine playing slot `id`: a slot moved by restore onto another machine keeps its id. */
+  private machineHost(id: string): LabHost {
+    return this.hostOf(this.state.hosts[id]?.machine ?? id)
+  }
+
+  /**
+   * Move replica slot `id` onto `machine`: fresh ports there, and the slot's logging-channel
+   * and service addresses point at it from now on (the live replica learns the channel in
+   * the restore request, clients the service from serviceEndpoints()). Saved at once, so a
+   * restore that fails after this point leaves the slot on its new machine and the next
+   * restore tries there again.
+   */
+  private async rebind(id: string, machine: string): Promise<void> {
+    const r = this.host(id)
+    if (r.kind !== 'replica') throw new Error(`only a replica slot can move to another machine, not ${id}`)
+    const taken = HOST_IDS.find((other) => other !== id && this.machineOf(other) === machine)
+    if (taken) throw new Error(`machine '${machine}' already plays ${taken}; a machine runs one agent of a lab`)
+    let host: LabHost | undefined
+    try {
+      host = this.hostOf(machine)
+    } catch (err) {
+      throw new Error(`cannot restore ${id} onto '${machine}': ${(err as Error).message}`)
+    }
+    if (!host) throw new Error(`cannot restore ${id} onto '${machine}': the lab has no such machine`)
+    const [channel, service] = await host.freePorts(2)
+    const from = this.machineOf(id)
+    r.channel = { host: host.address, port: channel }
+    r.service = { host: host.address, port: service }
+    // the slot's own name stays implicit, so a lab state that never moved looks as before
+    if (machine === id) delete r.machine
+    else r.machine = machine
+    this.store.save(this.state)
+    this.operator('rebind', { host: id, from, to: machine, channel: r.channel, service: r.service })
+  }
+
   private host(id: string): HostRecord {
     const r = this.state.hosts[id]
     if (!r) throw new Error(`no host '${id}' in lab '${this.state.name}' (hosts: ${HOST_IDS.join(', ')})`)
@@ -378,7 +434,7 @@ export class Lab extends EventEmitter {
     const r = this.state.hosts[id]
     r.controlToken = token()
     r.paused = false
-    const started = await this.hostOf(id).startAgent(
+    const started = await this.machineHost(id).startAgent(
       { id, labKey: this.state.labKey, controlToken: r.controlToken, controlPort: 0, dataDir: r.dataDir },
       { readyTimeoutMs }
     )
@@ -395,7 +451,7 @@ export class Lab extends EventEmitter {
     const have = this.clients.get(id)
     if (have && have.pid === r.pid) return have.client
     if (have) have.client.close()
-    const host = this.hostOf(id)
+    const host = this.machineHost(id)
     const client = new AgentClient({ id, where: host.describeControl(r.controlPort), token: r.controlToken, connect: host.controlConnector(r.controlPort) })
     client.on('protocol-error', (e: Error) => this.emitEvent({ ts: Date.now(), source: 'lab', host: id, type: 'protocol-error', data: { message: e.message } }))
     this.clients.set(id, { pid: r.pid, client })
@@ -416,7 +472,7 @@ export class Lab extends EventEmitter {
       const key = `${id}:${r.pid}`
       if (r.pid <= 0 || this.subscribed.has(key)) continue
       this.subscribed.add(key)
-      const clock = new ClockMap(this.hostOf(id).sameClock)
+      const clock = new ClockMap(this.machineHost(id).sameClock)
       this.clocks.set(id, clock)
       const incarnation = r.incarnation
       const client = this.client(id)
@@ -459,7 +515,7 @@ export class Lab extends EventEmitter {
     const out: HostRecord[] = []
     for (const id of HOST_IDS) {
       const r = this.state.hosts[id]
-      if (r && (await this.hostOf(id).isAgentAlive(r.pid))) out.push(r)
+      if (r && (await this.machineHost(id).isAgentAlive(r.pid))) out.push(r)
     }
     return out
   }
@@ -478,14 +534,14 @@ export class Lab extends EventEmitter {
     const problems: string[] = []
     if (f.spec.kind === 'pause') {
       const r = this.state.hosts[f.spec.host]
-      const host = this.hostOf(f.spec.host)
+      const host = this.machineHost(f.spec.host)
       await host.resume(r.pid)
       r.paused = false
       if (f.watchdog) await host.cancelScheduled(f.watchdog)
     }
     for (const part of f.parts) {
       const r = this.state.hosts[part.host]
-      if (!(await this.hostOf(part.host).isAgentAlive(r.pid))) continue // the fault died with the agent
+      if (!(await this.machineHost(part.host).isAgentAlive(r.pid))) continue // the fault died with the agent
       await this.client(part.host)
         .heal(part.agentFaultId)
         .catch((e) => problems.push((e as Error).message))
@@ -497,7 +553,7 @@ export class Lab extends EventEmitter {
   /** Ask an agent to stop, then make sure: a paused one is resumed first, a stuck one killed. */
   private async stopAgent(id: string): Promise<void> {
     const r = this.state.hosts[id]
-    const host = this.hostOf(id)
+    const host = this.machineHost(id)
     if (!(await host.isAgentAlive(r.pid))) return
     if (r.paused) await host.resume(r.pid)
     r.paused = false
@@ -512,10 +568,10 @@ export class Lab extends EventEmitter {
 
   private async teardown(): Promise<void> {
     for (const f of [...this.state.faults]) {
-      if (f.watchdog) await this.hostOf((f.spec as { host: string }).host).cancelScheduled(f.watchdog).catch(() => {})
+      if (f.watchdog) await this.machineHost((f.spec as { host: string }).host).cancelScheduled(f.watchdog).catch(() => {})
     }
     this.state.faults = []
-    await Promise.all(HOST_IDS.filter((id) => this.state.hosts[id]).map((id) => this.stopAgent(id).catch(() => this.hostOf(id).kill(this.state.hosts[id].pid))))
+    await Promise.all(HOST_IDS.filter((id) => this.state.hosts[id]).map((id) => this.stopAgent(id).catch(() => this.machineHost(id).kill(this.state.hosts[id].pid))))
     this.close()
     this.store.remove(this.state.name)
   }

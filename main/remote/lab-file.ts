@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { isIP } from 'node:net'
+import type { ArbiterSpec } from '../../agent/control/protocol.js'
 import type { ReplicationMode } from '../../agent/vmm/types.js'
 
 export const LAB_FILE_VERSION = 1
@@ -57,6 +58,8 @@ export interface LabFile {
   mode?: ReplicationMode
   /** the lab network as a CIDR: `isolate` drops all of it (the console's SSH excepted) */
   network?: string
+  /** the tie-breaker: absent or {kind: 'disk'} = the disk server; {kind: 'etcd', endpoints} = an etcd cluster */
+  arbiter?: ArbiterSpec
   hosts: Partial<Record<Slot, HostSpec>> & Record<'a' | 'b' | 'disk', HostSpec>
 }
 
@@ -74,7 +77,7 @@ export class LabFileError extends Error {
 export const DEFAULT_PORT_BASE = 47300
 
 const HOST_FIELDS = ['address', 'user', 'port', 'identityFile', 'auth', 'proxyJump', 'labAddress', 'portBase', 'power', 'faults'] as const
-const TOP_FIELDS = ['version', 'name', 'guest', 'mode', 'network', 'hosts', '$comment'] as const
+const TOP_FIELDS = ['version', 'name', 'guest', 'mode', 'network', 'arbiter', 'hosts', '$comment'] as const
 const SECRET_FIELDS = ['password', 'passphrase', 'secret', 'token', 'ipmiPassword']
 
 export function loadLabFile(path: string): LabFile {
@@ -123,6 +126,7 @@ export function validateLabFile(raw: unknown, path: string): LabFile {
   if (o.guest !== undefined && o.guest !== 'kv' && o.guest !== 'bank') fail('guest', `must be "kv" or "bank", got ${JSON.stringify(o.guest)}`)
   if (o.mode !== undefined && o.mode !== 'rsm' && o.mode !== 'state-transfer') fail('mode', `must be "rsm" or "state-transfer", got ${JSON.stringify(o.mode)}`)
   if (o.network !== undefined && !isCidr(o.network)) fail('network', `must be a network like "10.87.0.0/24", got ${JSON.stringify(o.network)}`)
+  const arbiter = o.arbiter === undefined ? undefined : validateArbiter('arbiter', o.arbiter, fail)
   if (!isObj(o.hosts)) fail('hosts', `must be an object with the hosts a, b, disk (and optionally spare), got ${kind(o.hosts)}`)
   const hostsRaw = o.hosts as Record<string, unknown>
   for (const k of Object.keys(hostsRaw)) {
@@ -156,7 +160,44 @@ export function validateLabFile(raw: unknown, path: string): LabFile {
   if (o.guest !== undefined) out.guest = o.guest as string
   if (o.mode !== undefined) out.mode = o.mode as ReplicationMode
   if (o.network !== undefined) out.network = o.network as string
+  // the disk server is the default tie-breaker; saying so explicitly changes nothing
+  if (arbiter && arbiter.kind === 'etcd') out.arbiter = arbiter
   return out
+}
+
+function validateArbiter(f: string, raw: unknown, fail: Fail): ArbiterSpec {
+  if (!isObj(raw)) fail(f, `must be an object like {"kind": "etcd", "endpoints": ["http://10.0.0.5:2379"]}, got ${kind(raw)}`)
+  const a = raw as Record<string, unknown>
+  switch (a.kind) {
+    case 'disk':
+      unknownFields(a, ['kind'], f, fail)
+      return { kind: 'disk' }
+    case 'etcd': {
+      unknownFields(a, ['kind', 'endpoints'], f, fail)
+      if (!Array.isArray(a.endpoints) || a.endpoints.length === 0 || a.endpoints.length > 16) {
+        fail(`${f}.endpoints`, `must list 1 to 16 etcd client URLs like "http://10.0.0.5:2379", got ${JSON.stringify(a.endpoints)}`)
+      }
+      const endpoints = (a.endpoints as unknown[]).map((e, i) => {
+        let url: URL | null = null
+        try {
+          url = typeof e === 'string' ? new URL(e) : null
+        } catch {
+          url = null
+        }
+        // the agents speak etcd's JSON gateway with node:http(s) and no client certificates
+        if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password) {
+          fail(`${f}.endpoints[${i}]`, `must be an http:// or https:// client URL without credentials, got ${JSON.stringify(e)}`)
+        }
+        return e as string
+      })
+      // no key prefix here on purpose: the agents name their keys after the lab session's key,
+      // so a redeployed lab never finds its generation 1 already won by the last one
+      const out: ArbiterSpec = { kind: 'etcd', endpoints }
+      return out
+    }
+    default:
+      return fail(`${f}.kind`, `must be "disk" (the disk server, the default) or "etcd", got ${JSON.stringify(a.kind)}`)
+  }
 }
 
 type Fail = (field: string, msg: string) => never

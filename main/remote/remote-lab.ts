@@ -9,7 +9,7 @@ import { localExec } from '../faults/exec.js'
 import { choosePath, emergencyStop, healNetworkFault, injectNetworkFault, type FaultPath, type NetworkFaultSpec } from '../faults/network.js'
 import { createPowerDriver, type PowerDriver, type PowerDriverSpec } from '../faults/power.js'
 import type { HostCapabilities } from '../faults/probe.js'
-import { DEFAULT_FAULT_MS, HOST_IDS, Lab, type HostStatusRow, type RestoreResult } from '../lab/lab.js'
+import { DEFAULT_FAULT_MS, HOST_IDS, Lab, REPLICA_IDS, type HostStatusRow, type RestoreResult } from '../lab/lab.js'
 import type { LabFaultSpec } from '../lab/lab-state.js'
 import { ftlabHome, LabStore } from '../lab/lab-state.js'
 import { findAgentBundle } from '../lab/local-host.js'
@@ -124,7 +124,7 @@ export class RemoteLab extends EventEmitter {
     const hostOf = (id: string) => hosts.get(id)!
     let lab: Lab
     try {
-      lab = await Lab.start({ name, guest: file.guest, mode: file.mode, readyTimeoutMs: cfg.readyTimeoutMs }, hostOf, store)
+      lab = await Lab.start({ name, guest: file.guest, mode: file.mode, readyTimeoutMs: cfg.readyTimeoutMs, ...(file.arbiter ? { arbiter: file.arbiter } : {}) }, hostOf, store)
     } catch (e) {
       // a host still deploying when another failed would otherwise leave its agent behind
       await Promise.all([...hosts.values()].map((h) => h.settle()))
@@ -172,6 +172,14 @@ export class RemoteLab extends EventEmitter {
     return h
   }
 
+  /**
+   * The machine that plays lab slot `slot` now: its own host, or the one a restore moved it
+   * onto (the spare). Faults, power and status of a slot go to this machine.
+   */
+  slotHost(slot: string): SshHost {
+    return this.host(this.lab?.machineOf(slot) ?? slot)
+  }
+
   private need(): Lab {
     if (!this.lab) throw new Error(`lab '${this.name}' has no running agents on record (it was torn down part way); finish with \`ftlab teardown --name ${this.name}\``)
     return this.lab
@@ -180,7 +188,7 @@ export class RemoteLab extends EventEmitter {
   async status(timeoutMs = 1500): Promise<(HostStatusRow & { where: string; reason?: string })[]> {
     const rows = await this.need().status(timeoutMs)
     return rows.map((r) => {
-      const h = this.host(r.host)
+      const h = this.slotHost(r.host)
       const out: HostStatusRow & { where: string; reason?: string } = { ...r, where: h.label }
       if (r.state === 'down' && h.lastError) out.reason = h.lastError.message
       return out
@@ -201,7 +209,7 @@ export class RemoteLab extends EventEmitter {
     return Promise.all(
       HOST_IDS.map(async (slot): Promise<ReattachRow> => {
         const rec = snap.hosts[slot]
-        const h = this.host(slot)
+        const h = this.host(rec.machine ?? slot)
         try {
           const info = await h.agentInfo()
           if (!info) return { slot, ok: false, detail: `${h.label} has no agent.json: no agent runs there` }
@@ -237,12 +245,12 @@ export class RemoteLab extends EventEmitter {
 
     // the path first, for every piece, so nothing is applied when some host cannot do its part
     const mgmt = new Map<string, Awaited<ReturnType<SshHost['managementPeer']>>>()
-    for (const s of slots) mgmt.set(s, await this.host(s).managementPeer())
+    for (const s of slots) mgmt.set(s, await this.slotHost(s).managementPeer())
     const devs = new Map<string, string>()
     if (spec.kind === 'delay') {
       for (const [from, to] of [[spec.from, spec.to], [spec.to, spec.from]] as const) {
-        const peer = this.host(to).address
-        const r = await this.host(from).faultExec().run(`PATH="$PATH:/usr/sbin:/sbin"; ip route get ${peer}`, { timeoutMs: 15_000 })
+        const peer = this.slotHost(to).address
+        const r = await this.slotHost(from).faultExec().run(`PATH="$PATH:/usr/sbin:/sbin"; ip route get ${peer}`, { timeoutMs: 15_000 })
         const dev = parseRouteDev(r.stdout)
         if (dev) devs.set(`${from}>${peer}`, dev)
       }
@@ -250,7 +258,7 @@ export class RemoteLab extends EventEmitter {
     let parts
     try {
       parts = planNetworkFault(spec, {
-        labAddress: (s) => this.host(s).address,
+        labAddress: (s) => this.slotHost(s).address,
         slots: HOST_IDS,
         network: this.state.file.network,
         consoleAddress: (s) => mgmt.get(s)!.address,
@@ -267,7 +275,7 @@ export class RemoteLab extends EventEmitter {
     for (const p of parts) {
       let caps: HostCapabilities
       try {
-        caps = await this.host(p.slot).capabilities()
+        caps = await this.slotHost(p.slot).capabilities()
       } catch (e) {
         reasons.push(`${p.slot}: capability probe failed: ${(e as Error).message}`)
         continue
@@ -283,17 +291,18 @@ export class RemoteLab extends EventEmitter {
     const fault: RemoteFault = { id, spec, path: 'nft', createdAt: now, healsAt: now + forMs, parts: [] }
     try {
       for (const [i, p] of parts.entries()) {
-        const h = this.host(p.slot)
+        const machine = this.lab?.machineOf(p.slot) ?? p.slot
+        const h = this.host(machine)
         const r = await injectNetworkFault(
           h.faultExec(),
           { id: partId(this.state.tag, no, i), target: p.slot, spec: p.spec as NetworkFaultSpec, management: mgmt.get(p.slot) ?? (await h.managementPeer()), deadlineMs: forMs },
           { caps: await h.capabilities() }
         )
         if (r.status !== 'applied') throw new Error(r.reason)
-        fault.parts.push({ slot: p.slot, record: r.record })
+        fault.parts.push({ slot: p.slot, record: r.record, ...(machine !== p.slot ? { machine } : {}) })
       }
     } catch (e) {
-      for (const part of fault.parts) await healNetworkFault(this.host(part.slot).faultExec(), part.record).catch(() => {})
+      for (const part of fault.parts) await healNetworkFault(this.host(part.machine ?? part.slot).faultExec(), part.record).catch(() => {})
       this.remoteStore.save(this.state)
       throw e
     }
@@ -351,7 +360,7 @@ export class RemoteLab extends EventEmitter {
     const f = this.state.faults.find((x) => x.id === which)
     if (!f) return this.need().heal(which)
     const problems: string[] = []
-    for (const p of f.parts) await healNetworkFault(this.host(p.slot).faultExec(), p.record).catch((e: Error) => problems.push(e.message))
+    for (const p of f.parts) await healNetworkFault(this.host(p.machine ?? p.slot).faultExec(), p.record).catch((e: Error) => problems.push(e.message))
     this.state.faults = this.state.faults.filter((x) => x !== f)
     this.remoteStore.save(this.state)
     this.emit('heal', { id: which, problems })
@@ -372,7 +381,7 @@ export class RemoteLab extends EventEmitter {
   // ——— power ———
 
   powerDriver(slot: string): PowerDriver | null {
-    const h = this.host(slot)
+    const h = this.slotHost(slot)
     const p = h.spec.power
     if (p.driver === 'kill') return null
     const spec = p as PowerDriverSpec
@@ -399,7 +408,7 @@ export class RemoteLab extends EventEmitter {
     }
     const r = await driver.powerOff()
     // the connection went down with the host; the next use reconnects (or says the host is off)
-    this.host(slot).dropConnection()
+    this.slotHost(slot).dropConnection()
     this.emit('power', { slot, action: 'off', driver: driver.kind })
     return { driver: driver.kind, detail: r.detail }
   }
@@ -407,7 +416,7 @@ export class RemoteLab extends EventEmitter {
   /** Power a host back on where its driver can, and wait until SSH answers there again. */
   async powerOn(slot: string, timeoutMs = 60_000): Promise<{ driver: string; detail: string }> {
     const driver = this.powerDriver(slot)
-    const h = this.host(slot)
+    const h = this.slotHost(slot)
     if (!driver) return { driver: 'kill', detail: `${h.label}: nothing to power on (kill stops only the agent); restore redeploys it` }
     if (!driver.powerOn) throw new Error(`${h.label}: the ${driver.kind} driver cannot power a host on; switch it on by hand, then run restore`)
     const r = await driver.powerOn()
@@ -430,14 +439,28 @@ export class RemoteLab extends EventEmitter {
   /**
    * Restore redundancy: the failed replica's host gets a fresh agent (deployed again over
    * SSH) that joins as the live replica's new backup. A host whose power was cut is powered
-   * on first when its driver can.
+   * on first when its driver can. With `onto` (a host of the lab file that plays no slot,
+   * typically 'spare'), the fresh agent is deployed there instead and the slot moves to it:
+   * same replica id, new logging-channel and service addresses on that machine.
    */
-  async restore(opts: { timeoutMs?: number } = {}): Promise<RestoreResult> {
+  async restore(opts: { timeoutMs?: number; onto?: string } = {}): Promise<RestoreResult> {
     const lab = this.need()
+    if (opts.onto !== undefined) {
+      const onto = opts.onto
+      if (!this.hosts.has(onto)) throw new Error(`lab '${this.name}' has no host '${onto}' to restore onto (the lab file names: ${[...this.hosts.keys()].join(', ')})`)
+      const playing = HOST_IDS.find((slot) => lab.machineOf(slot) === onto)
+      if (playing && !(REPLICA_IDS as readonly string[]).includes(playing)) throw new Error(`${this.host(onto).label} plays ${playing}; restore moves only a replica onto a machine of its own`)
+      const h = this.host(onto)
+      // the spare was checked at deploy, but much may have happened since: say so before touching the live replica
+      await h.exec('true', { timeoutMs: 10_000 }).catch((e: Error) => {
+        throw new Error(`${h.label} cannot be reached, so nothing can be restored onto it: ${e.message}`)
+      })
+      return lab.restore({ ...opts, onto })
+    }
     const rows = await lab.status()
     const down = rows.find((r) => r.kind === 'replica' && r.state === 'down')
     if (down) {
-      const h = this.host(down.host)
+      const h = this.slotHost(down.host)
       const reachable = await h.exec('true', { timeoutMs: 10_000 }).then(
         () => true,
         () => false
@@ -445,10 +468,15 @@ export class RemoteLab extends EventEmitter {
       if (!reachable) {
         const d = this.powerDriver(down.host)
         if (d?.powerOn) await this.powerOn(down.host)
-        else throw new Error(`${h.label} cannot be reached (${h.lastError?.message ?? 'no answer'}); bring it back, then restore`)
+        else throw new Error(`${h.label} cannot be reached (${h.lastError?.message ?? 'no answer'}); bring it back, then restore${this.spareFree() ? ` (or restore onto the spare: \`ftlab restore --onto spare --name ${this.name}\`)` : ''}`)
       }
     }
     return lab.restore(opts)
+  }
+
+  /** A spare host in the lab file that plays no slot now. */
+  private spareFree(): boolean {
+    return this.hosts.has('spare') && !HOST_IDS.some((slot) => this.lab?.machineOf(slot) === 'spare')
   }
 
   // ——— teardown ———

@@ -20,7 +20,8 @@ export interface RemoteFault {
   createdAt: number
   healsAt: number
   /** host-side pieces (nft / iptables / netem), each with a dead-man on its host */
-  parts: { slot: string; record: NetFaultRecord }[]
+  /** machine: the lab-file host that applied it, when the slot had moved onto another one */
+  parts: { slot: string; record: NetFaultRecord; machine?: string }[]
 }
 
 export interface RemoteState {

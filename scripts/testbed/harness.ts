@@ -1,11 +1,25 @@
 // Helpers for tests and benchmarks that run on the network-namespace testbed
 // (scripts/testbed.sh): can it run here, bring it up and down, read its lab file.
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-export const TESTBED_SCRIPT = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'testbed.sh')
+export const TESTBED_SCRIPT = findTestbedScript()
+
+/** Next to this file, or (bundled into out/, as the benchmark is) in scripts/ of an enclosing directory. */
+function findTestbedScript(): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  const beside = resolve(dir, '..', 'testbed.sh')
+  if (existsSync(beside)) return beside
+  for (;;) {
+    const c = join(dir, 'scripts', 'testbed.sh')
+    if (existsSync(c)) return c
+    const up = dirname(dir)
+    if (up === dir) return beside
+    dir = up
+  }
+}
 export const TESTBED_ROOT = '/var/lib/ftlab-testbed'
 export const LAB_FILE = join(TESTBED_ROOT, 'lab.json')
 

@@ -5,6 +5,8 @@ import type { AgentStatus } from '../../../agent/control/protocol.js'
 import type { HostStatusRow } from '../../../main/lab/lab.js'
 import { channelDelta, channelSum, memoryOf, parseRedisCsv, spread, type MemSample } from '../../../main/bench/measure.js'
 import { BenchUsageError, DEFAULTS, parseBenchArgs } from '../../../main/bench/options.js'
+import { deployFigures, stepDurations, type DeployRep } from '../../../main/bench/deploy.js'
+import { renderDeploy } from '../../../main/bench/report.js'
 
 const channel = (bytesSent: number, entriesSent: number): AgentStatus['channel'] => ({
   connected: true,
@@ -33,7 +35,8 @@ describe('bench options', () => {
   it('has defaults that run every section in both modes', () => {
     const o = parseBenchArgs([])
     expect(o).toEqual(DEFAULTS)
-    expect(o.sections).toEqual(['throughput', 'memory', 'failover', 'redis'])
+    expect(o.sections).toEqual(['throughput', 'memory', 'failover', 'redis', 'deploy'])
+    expect(o.deployReps).toBe(3)
     expect(o.modes).toEqual(['rsm', 'state-transfer'])
   })
 
@@ -103,5 +106,45 @@ describe('bench figures', () => {
       { test: 'INCR', rps: 4535.15, p50Ms: 9.711, p99Ms: 31.263 }
     ])
     expect(parseRedisCsv('Error from server: NOTLIVE')).toEqual([])
+  })
+})
+
+describe('deploy figures', () => {
+  it('times each step from its first progress line to the next step, the last one to the end', () => {
+    const ev = [
+      { step: 'connect', at: 100 },
+      { step: 'connect', at: 180 },
+      { step: 'detect', at: 200 },
+      { step: 'runtime', at: 230 },
+      { step: 'upload', at: 1230 },
+      { step: 'upload', at: 1300 },
+      { step: 'start', at: 1400 }
+    ] as const
+    expect(stepDurations([...ev], 1700)).toEqual({ connect: 100, detect: 30, runtime: 1000, upload: 170, start: 300 })
+  })
+
+  it('spreads per phase and host, and counts uploads', () => {
+    const rep = (rep: number, phase: 'cold' | 'warm', wallMs: number, h2: number, uploaded: boolean): DeployRep => ({
+      rep,
+      phase,
+      wallMs,
+      hosts: [
+        { host: 'h1', totalMs: wallMs - 10, stepsMs: { connect: 5 }, uploaded: { agent: uploaded, runtime: false } },
+        { host: 'h2', totalMs: h2, stepsMs: { connect: 7, runtime: h2 - 7 }, uploaded: { agent: uploaded, runtime: uploaded } }
+      ]
+    })
+    const reps = [rep(1, 'cold', 4000, 3900, true), rep(1, 'warm', 500, 480, false), rep(2, 'cold', 3000, 2900, true), rep(3, 'cold', 5000, 4900, true)]
+    const cold = deployFigures(reps, 'cold')
+    expect(cold.wallMs).toEqual({ min: 3000, median: 4000, max: 5000, n: 3 })
+    const h2 = cold.perHost.find((h) => h.host === 'h2')!
+    expect(h2.totalMs.median).toBe(3900)
+    expect(h2.stepsMs.runtime?.median).toBe(3893)
+    expect(h2.uploaded).toEqual({ agent: 3, runtime: 3 })
+    expect(deployFigures(reps, 'warm').perHost.map((h) => h.uploaded)).toEqual([{ agent: 0, runtime: 0 }, { agent: 0, runtime: 0 }])
+  })
+
+  it('says why the section was skipped', () => {
+    const lines = renderDeploy({ skipped: 'the testbed needs root (network namespaces, users, sshd)', hosts: [], reps: [], phases: [] })
+    expect(lines.at(-1)).toBe('skipped: the testbed needs root (network namespaces, users, sshd)')
   })
 })

@@ -116,7 +116,11 @@ export class FakeAgentProcess {
 }
 
 export class FakeLabHost extends EventEmitter implements LabHost {
-  readonly address = '127.0.0.1'
+  /** another address stands for another machine (a spare); the fake agents still listen on loopback */
+  constructor(readonly address = '127.0.0.1') {
+    super()
+  }
+
   readonly sameClock = true
   readonly agents: FakeAgentProcess[] = []
   readonly scheduled = new Map<string, { pid: number; ms: number }>()

@@ -169,6 +169,51 @@ describe('Lab orchestration', () => {
     expect(lab.generation).toBe(3)
   })
 
+  it('restores onto another machine: the slot keeps its id, gets that machine\'s addresses, and stays there', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'ftlab-lab-'))
+    cleanups.push(() => rmSync(home, { recursive: true, force: true }))
+    const host = new FakeLabHost()
+    const spare = new FakeLabHost('10.0.0.14')
+    cleanups.push(() => host.closeAll(), () => spare.closeAll())
+    const hostOf = (id: string) => {
+      if (id === 'spare') return spare
+      if (['a', 'b', 'disk'].includes(id)) return host
+      throw new Error(`no machine '${id}'`)
+    }
+    const store = new LabStore(home)
+    const lab = await Lab.start({ name: 't' }, hostOf, store)
+    cleanups.push(() => lab.close())
+    const before = lab.serviceEndpoints()
+    await lab.powerCut('a')
+    host.agent('b').role = 'live'
+    await expect(lab.restore({ onto: 'nowhere' })).rejects.toThrow("cannot restore a onto 'nowhere': no machine 'nowhere'")
+    await expect(lab.restore({ onto: 'b' })).rejects.toThrow("machine 'b' already plays b")
+
+    const r = await lab.restore({ onto: 'spare' })
+    expect(r).toEqual({ from: 'b', to: 'a', gen: 2, machine: 'spare' })
+    const fresh = spare.agent('a')
+    expect(fresh.spec).toMatchObject({ role: 'replica', as: 'joining', gen: 2, channel: { host: '10.0.0.14' }, service: { host: '10.0.0.14' }, peer: { id: 'b' } })
+    const saved = store.load('t')!
+    expect(saved.hosts.a.machine).toBe('spare')
+    expect(host.agent('b').requests.find((x) => x.t === 'restore')).toMatchObject({ peer: { id: 'a', channel: saved.hosts.a.channel }, gen: 2 })
+    // clients learn the moved service; b's is untouched
+    expect(lab.serviceEndpoints()).toEqual([saved.hosts.a.service, before[1]])
+    expect(lab.serviceEndpoints()[0]).not.toEqual(before[0])
+    expect(lab.machineOf('a')).toBe('spare')
+
+    // a console opening the lab later finds the slot on the spare, and faults go there
+    const again = Lab.open('t', hostOf, store)
+    cleanups.push(() => again.close())
+    expect((await again.status()).find((x) => x.host === 'a')).toMatchObject({ state: 'up', pid: fresh.pid })
+    await again.powerCut('a')
+    expect(fresh.alive).toBe(false)
+    // a plain restore now restarts the slot where it lives: on the spare
+    host.agent('b').role = 'live'
+    expect(await again.restore()).toEqual({ from: 'b', to: 'a', gen: 3 })
+    expect(spare.agent('a').pid).not.toBe(fresh.pid)
+    expect(spare.agent('a').spec).toMatchObject({ channel: saved.hosts.a.channel })
+  })
+
   it('stops a halted replica before starting a fresh one in its slot', async () => {
     const { host, lab } = await startLab()
     const oldA = host.agent('a')

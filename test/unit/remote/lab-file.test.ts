@@ -104,6 +104,19 @@ describe('lab file', () => {
     expect(fails({ ...base(), network: '10.0.0.0' })).toContain('network: must be a network like "10.87.0.0/24"')
   })
 
+  it('takes an etcd tie-breaker, and checks its endpoints', () => {
+    expect(parse(base()).arbiter).toBeUndefined()
+    expect(parse({ ...base(), arbiter: { kind: 'disk' } }).arbiter).toBeUndefined()
+    const urls = ['http://10.0.0.5:2379', 'https://etcd-2.lab:2379']
+    expect(parse({ ...base(), arbiter: { kind: 'etcd', endpoints: urls } }).arbiter).toEqual({ kind: 'etcd', endpoints: urls })
+    expect(fails({ ...base(), arbiter: { kind: 'zookeeper' } })).toBe(`${F}: arbiter.kind: must be "disk" (the disk server, the default) or "etcd", got "zookeeper"`)
+    expect(fails({ ...base(), arbiter: { kind: 'etcd', endpoints: [] } })).toContain('arbiter.endpoints: must list 1 to 16 etcd client URLs')
+    expect(fails({ ...base(), arbiter: { kind: 'etcd', endpoints: ['10.0.0.5:2379'] } })).toContain('arbiter.endpoints[0]: must be an http:// or https:// client URL')
+    expect(fails({ ...base(), arbiter: { kind: 'etcd', endpoints: ['http://root:pw@10.0.0.5:2379'] } })).toContain('arbiter.endpoints[0]: must be an http:// or https:// client URL without credentials')
+    // a fixed key prefix would make a redeployed lab find its generations already won
+    expect(fails({ ...base(), arbiter: { kind: 'etcd', endpoints: urls, prefix: 'x' } })).toContain('arbiter.prefix: unknown field')
+  })
+
   it('says where broken JSON breaks, and names an unreadable file', () => {
     const m = (() => {
       try {
@@ -124,6 +137,7 @@ describe('lab file', () => {
       writeFileSync(p, readFileSync(new URL('../../../examples/lab.example.json', import.meta.url)))
       const f = loadLabFile(p)
       expect(Object.keys(f.hosts).sort()).toEqual(['a', 'b', 'disk', 'spare'])
+      expect(f.arbiter?.kind).toBe('etcd')
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

@@ -1,0 +1,161 @@
+// Restore redundancy onto the spare host, on the network-namespace testbed over real
+// OpenSSH: a (h1) loses power under load, b (h2) goes live; redundancy comes back on h4 with
+// the replica id a kept and its logging channel and service moved to h4's address; then b
+// loses power and the replica on h4 goes live. Clients are handed the new service address
+// and no acknowledged write is lost across both cuts.
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { checkRun } from '../../main/check/check-run.js'
+import { runCli } from '../../main/cli/ftlab.js'
+import { probeLocalAgent } from '../../main/lab/agent-probe.js'
+import type { HostStatusRow } from '../../main/lab/lab.js'
+import type { HistoryOp } from '../../main/load/history.js'
+import { finalRead, runLoad, type LoadResult } from '../../main/load/load-runner.js'
+import { loadLabFile } from '../../main/remote/lab-file.js'
+import { RemoteLab, type RemoteLabOptions } from '../../main/remote/remote-lab.js'
+import { KnownHosts } from '../../main/ssh/known-hosts.js'
+import { SshConfig } from '../../main/ssh/ssh-config.js'
+import { labHost, readLab, testbed, testbedUnavailable, type Lab as Testbed } from '../../scripts/testbed/harness.js'
+
+const unavailable = testbedUnavailable()
+const probe = unavailable ? null : await probeLocalAgent()
+const skip = unavailable ?? (probe && !probe.replicaRole ? `the agent bundle has no replica role: ${probe.reason}` : null)
+const LAB = 'remote-spare'
+
+const role = (rows: Map<string, HostStatusRow>, id: string) => rows.get(id)?.status?.role
+
+async function until(lab: RemoteLab, what: string, ok: (rows: Map<string, HostStatusRow>) => boolean, timeoutMs = 30_000): Promise<Map<string, HostStatusRow>> {
+  const deadline = Date.now() + timeoutMs
+  let last = new Map<string, HostStatusRow>()
+  while (Date.now() < deadline) {
+    last = new Map((await lab.status(1500)).map((r) => [r.host, r]))
+    if (ok(last)) return last
+    await new Promise((r) => setTimeout(r, 150))
+  }
+  const seen = [...last.values()].map((r) => `${r.host}=${r.state === 'up' ? r.status?.role : r.state}`).join(' ')
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last status: ${seen}`)
+}
+
+/** Load the service and cut `victim`'s power once enough operations have completed. */
+async function cutUnderLoad(lab: RemoteLab, prefix: string, victim: string): Promise<{ result: LoadResult; at: number }> {
+  let fired: Promise<unknown> | null = null
+  let at = 0
+  const result = await runLoad({
+    targets: lab.lab!.serviceEndpoints(),
+    durationMs: 6000,
+    clients: 4,
+    keys: 8,
+    clientPrefix: prefix,
+    progressEveryMs: 100,
+    onProgress: (p) => {
+      if (fired === null && p.completed >= 150) {
+        at = performance.timeOrigin + performance.now()
+        fired = lab.powerCut(victim)
+      }
+    }
+  })
+  expect(fired, 'the power cut happened during the load').not.toBeNull()
+  await fired
+  return { result, at }
+}
+
+const say = (line: string) => console.log(`[remote-spare] ${line}`)
+
+describe.skipIf(skip !== null)(`restore redundancy onto the spare host on the testbed${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let tb: Testbed
+  let home: string
+  let opts: RemoteLabOptions
+  let lab: RemoteLab | null = null
+
+  beforeAll(async () => {
+    testbed('-q', 'up', '--spare')
+    tb = readLab()
+    home = mkdtempSync(join(tmpdir(), 'ftlab-spare-'))
+    const host = (id: string) => {
+      const h = labHost(tb, id)
+      return { address: h.address, port: h.port, user: h.user, identityFile: h.identity, auth: 'key', faults: { run: 'netns', namespace: h.namespace } }
+    }
+    writeFileSync(join(home, 'lab.json'), JSON.stringify({ version: 1, network: tb.network, hosts: { a: host('h1'), b: host('h2'), disk: host('h3'), spare: host('h4') } }, null, 2))
+    const knownHosts = await KnownHosts.load({ readOnly: [], store: join(home, 'known_hosts') })
+    opts = { home, knownHosts, confirmHostKey: async () => true, sshConfig: SshConfig.empty(), connectTimeoutMs: 8000 }
+  }, 180_000)
+
+  afterAll(async () => {
+    try {
+      const l = lab ?? (home && RemoteLab.exists(LAB, home) ? await RemoteLab.open(LAB, opts) : null)
+      if (l) {
+        const t = await l.teardown()
+        if (t.problems.length) say(`teardown problems: ${t.problems.join('; ')}`)
+        l.close()
+      }
+    } finally {
+      if (tb) testbed('-q', 'down')
+      if (home) rmSync(home, { recursive: true, force: true })
+    }
+  }, 120_000)
+
+  it('power cut of a, restore onto h4 as a, power cut of b: the replica on h4 goes live and nothing acknowledged is lost', async () => {
+    const h1 = labHost(tb, 'h1')
+    const h4 = labHost(tb, 'h4')
+    const { lab: l } = await RemoteLab.deploy(loadLabFile(join(home, 'lab.json')), { name: LAB }, opts)
+    lab = l
+    await until(l, 'a primary with b as its backup', (rows) => role(rows, 'a') === 'primary' && role(rows, 'b') === 'backup' && rows.get('a')?.status?.channel?.connected === true)
+    const histories: HistoryOp[] = []
+    const keys = new Set<string>()
+    const keep = (r: LoadResult) => {
+      histories.push(...r.history)
+      r.keys.forEach((k) => keys.add(k))
+    }
+
+    const one = await cutUnderLoad(l, 's1-', 'a')
+    keep(one.result)
+    await until(l, 'b live alone', (rows) => rows.get('a')?.state === 'down' && role(rows, 'b') === 'live')
+
+    // onto the spare: same replica id, the machine and its addresses change
+    const oldA = l.lab!.serviceEndpoints()[0]
+    expect(oldA.host).toBe(h1.address)
+    const r = await l.restore({ onto: 'spare' })
+    expect(r).toEqual({ from: 'b', to: 'a', gen: 2, machine: 'spare' })
+    const snap = l.lab!.snapshot()
+    say(`restored onto h4: a's channel ${snap.hosts.a.channel!.host}:${snap.hosts.a.channel!.port}, service ${snap.hosts.a.service!.host}:${snap.hosts.a.service!.port}`)
+    expect(snap.hosts.a.machine).toBe('spare')
+    expect(snap.hosts.a.channel!.host).toBe(h4.address)
+    expect(l.lab!.serviceEndpoints()[0].host).toBe(h4.address)
+    expect(l.slotHost('a').label).toContain(h4.address)
+    const paired = await until(l, 'b primary with a (on h4) as its backup', (rows) => role(rows, 'b') === 'primary' && role(rows, 'a') === 'backup' && rows.get('b')?.status?.channel?.connected === true)
+    expect(paired.get('a')?.status?.gen).toBe(2)
+    // the agent really runs on h4: its pid is one of h4's namespace's processes
+    expect(execFileSync('ip', ['netns', 'pids', h4.namespace], { encoding: 'utf8' }).split('\n')).toContain(String(snap.hosts.a.pid))
+    // status reports the slot where it lives now
+    const st = (await l.status()).find((x) => x.host === 'a')!
+    expect(st.where).toContain(h4.address)
+
+    // the clients are handed the moved service address; b's power goes, a on h4 takes over
+    const two = await cutUnderLoad(l, 's2-', 'b')
+    keep(two.result)
+    await until(l, 'a (on h4) live alone', (rows) => rows.get('b')?.state === 'down' && role(rows, 'a') === 'live')
+    const h4Service = `${snap.hosts.a.service!.host}:${snap.hosts.a.service!.port}`
+    const servedByH4 = two.result.history.filter((h) => h.status === 'ok' && h.invokeMs > two.at && h.target === h4Service).length
+    say(`after b's power cut: ${servedByH4} ops answered by ${h4Service}; failovers followed ${two.result.summary.failoversFollowed}`)
+    expect(servedByH4).toBeGreaterThan(0)
+    const v = checkRun(histories, await finalRead(l.lab!.serviceEndpoints(), [...keys]))
+    expect(v.checks.filter((c) => c.valid !== true), JSON.stringify(v.checks, null, 1)).toEqual([])
+
+    // and the command line: b comes back on its own host (h2), a stays on h4
+    const out: string[] = []
+    l.close()
+    lab = null
+    const code = await runCli(['restore', '--name', LAB], { out: (t) => out.push(t), err: (t) => out.push(t), isTty: false, home })
+    say(`ftlab restore: ${out.join('').trim()}`)
+    expect(code).toBe(0)
+    expect(out.join('')).toMatch(/a is primary, b is its new backup .*generation 3/)
+    lab = await RemoteLab.open(LAB, opts)
+    await until(lab, 'a (on h4) primary with b as its backup', (rows) => role(rows, 'a') === 'primary' && role(rows, 'b') === 'backup')
+    expect(lab.lab!.machineOf('a')).toBe('spare')
+    // h1 played nothing since the move: nothing of this lab runs there
+    expect(await lab.host('a').agentInfo().then((i) => i?.alive ?? false)).toBe(false)
+  }, 240_000)
+})
