@@ -482,12 +482,13 @@ export class ReplicaCore {
     const ahead = this.cfg.maxUnackedEntries + this.cfg.batchEntries
     for (const e of msg.entries) {
       if (e.gen !== this.gen || e.n <= this.lastEntry) continue // duplicate
-      if (e.n === this.lastEntry + 1) this.applyEntry(e)
-      else if (e.n - this.lastEntry <= ahead) this.early.set(e.n, e)
+      if (e.n === this.lastEntry + 1) {
+        if (!this.applyEntry(e)) return
+      } else if (e.n - this.lastEntry <= ahead) this.early.set(e.n, e)
     }
     for (let next = this.early.get(this.lastEntry + 1); next; next = this.early.get(this.lastEntry + 1)) {
       this.early.delete(next.n)
-      this.applyEntry(next)
+      if (!this.applyEntry(next)) return
     }
     // cumulative: entries behind a gap are not acknowledged, so the primary resends from the gap
     this.sendAck()
@@ -498,8 +499,27 @@ export class ReplicaCore {
     this.sendPeer({ t: 'ack', gen: this.gen, n: this.lastEntry })
   }
 
-  private applyEntry(e: LogEntry): void {
-    const r = this.vmm.replay(e.body)
+  /** False when the entry could not be replayed: the backup has halted. */
+  private applyEntry(e: LogEntry): boolean {
+    let r: ReturnType<Vmm['replay']>
+    try {
+      r = this.vmm.replay(e.body)
+    } catch (err) {
+      // The VMM could not replay the entry (it throws DivergenceError when the guest reads other
+      // non-deterministic values than the primary logged). The guest is now part-way through it,
+      // in a state neither replica had. Left to throw, the backup would stay wedged: no ack for
+      // this entry ever, yet its heartbeats keep the primary from suspecting it, so the primary
+      // stalls for good once its channel fills. Report the divergence at this entry, then halt:
+      // a silent backup is suspected, the primary wins the test-and-set and goes on alone, and
+      // this guest, whose state is wrong, can never go live.
+      const why = err instanceof Error ? err.message : String(err)
+      const backupHash = `replay failed: ${why}`
+      this.diverged = true
+      this.telemetry({ k: 'diverged', n: e.n, primaryHash: e.hash ?? '', backupHash })
+      this.sendPeer({ t: 'diverged', gen: this.gen, n: e.n, primaryHash: e.hash ?? '', backupHash })
+      this.halt(`could not replay entry ${e.n} of generation ${this.gen}: ${why}`)
+      return false
+    }
     this.lastEntry = e.n
     this.holdsState = true
     this.telemetry({ k: 'entry', n: e.n, bytes: entryBytes(e), input: e.body.kind === 'input' ? describeInput(e.body.input) : `state ${e.body.pages.length} pages` })
@@ -514,6 +534,7 @@ export class ReplicaCore {
         this.sendPeer({ t: 'diverged', gen: this.gen, n: e.n, primaryHash: e.hash, backupHash: mine })
       }
     }
+    return true
   }
 
   private keep(k: Kept): void {
