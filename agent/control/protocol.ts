@@ -106,7 +106,8 @@ export interface AgentStatus {
   /** Output Rule hold times of outputs released recently in the current role (replica roles) */
   outputRule?: { released: number; p50Ms: number; p99Ms: number; maxMs: number }
   /** replica role details */
-  replica?: { peer: string | null; releasedThrough: number; peerSuspected: boolean; queuedInputs: number; clients: number; channelPort: number; servicePort: number }
+  /** `clients`: client sockets at this replica; `guestConns`: connections the guest holds open (replicated state) */
+  replica?: { peer: string | null; releasedThrough: number; peerSuspected: boolean; queuedInputs: number; clients: number; guestConns: number; channelPort: number; servicePort: number }
   memory: { rss: number; heapUsed: number; guestBytes: number }
 }
 

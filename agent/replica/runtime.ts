@@ -118,17 +118,27 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
   // ---- the tie-breaker, where it is not the disk server
   const etcd = spec.arbiter?.kind === 'etcd' ? new EtcdArbiter({ endpoints: spec.arbiter.endpoints, prefix: spec.arbiter.prefix ?? etcdPrefixForLab(ctx.labKey), timeoutMs: Math.max(200, cfg.suspectMs) }) : null
   function tasByEtcd(req: Extract<DiskReq, { op: 'tas' }>): void {
-    etcd!.handle(req).then((res) => {
-      if (res.verdict === 'won') {
-        // The disk server fences by generation; tell it who etcd made live, so the winner's
-        // writes are accepted and the loser's refused. Only the etcd winner ever asks.
-        disk.request({ op: 'tas', gen: req.gen, from: req.from }).then(
-          (d) => ctx.emit('arbiter', { kind: 'etcd', gen: req.gen, fencing: d.ok ? 'disk server follows' : `disk server refused: ${d.ok ? '' : d.message}` }),
-          (err: Error) => ctx.emit('arbiter', { kind: 'etcd', gen: req.gen, fencing: `disk server not told: ${err.message}` })
-        )
+    etcd!.handle(req).then(async (res) => {
+      // An unreachable cluster answers error 'io': the core asks again and never goes live on
+      // it. A loss is final.
+      if (res.verdict !== 'won') return step({ t: 'disk', now: now(), res })
+      // The disk server fences by generation: it must know who etcd made live before the
+      // winner's first write, or that write is refused and the only live replica halts. So
+      // the winner goes live only once the disk server follows; until then the core keeps
+      // asking (etcd answers the winner "won" again). Only etcd winners ever ask the disk.
+      let fencing: string
+      try {
+        const d = await disk.request({ op: 'tas', gen: req.gen, from: req.from })
+        if (d.ok) {
+          ctx.emit('arbiter', { kind: 'etcd', gen: req.gen, fencing: 'disk server follows' })
+          return step({ t: 'disk', now: now(), res })
+        }
+        fencing = `the disk server refused: ${d.message}`
+      } catch (err) {
+        fencing = `the disk server has not been told: ${(err as Error).message}`
       }
-      // an unreachable cluster answers error 'io': the core asks again and never goes live on it
-      step({ t: 'disk', now: now(), res })
+      ctx.emit('arbiter', { kind: 'etcd', gen: req.gen, fencing })
+      step({ t: 'disk', now: now(), res: { id: req.id, ok: false, error: 'io', message: `etcd chose ${req.from} for generation ${req.gen}, but ${fencing}` } })
     })
   }
 
@@ -268,6 +278,10 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
       // going live alone stops the logging channel
       for (const l of dialed.values()) l.close()
       dialed.clear()
+      // Plain TCP connections do not move with the service (no virtual IP): those the old
+      // primary held died with it. Close them in the guest, as a NIC would see them reset;
+      // FT Lab sessions stay open, their clients reconnect here.
+      for (const conn of vmm.openConns()) if (conn.startsWith('t:') && !conns.has(conn)) input({ t: 'close', conn })
     }
     if (role === 'halted') {
       for (const t of timers.values()) clearTimeout(t)
@@ -344,8 +358,10 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
       sockets.delete(c)
       if (c.id === null || conns.get(c.id) !== c) return
       conns.delete(c.id)
-      // a plain connection is gone for good; an FT Lab session may come back (to us or the peer)
-      if (c.id.startsWith('t:') && serving() && vmm.isOpen(c.id)) input({ t: 'close', conn: c.id })
+      // A plain connection is gone for good; an FT Lab session may come back (to us or the
+      // peer). Log the close even if the guest has not seen the open yet (it may be queued
+      // behind a stall): inputs keep their order, and a close of an unknown connection is a no-op.
+      if (c.id.startsWith('t:') && serving()) input({ t: 'close', conn: c.id })
     })
   })
   await new Promise<void>((resolve, reject) => {
@@ -393,7 +409,7 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
           stalled: s.stalled
         },
         outputRule: t.outputRule,
-        replica: { peer: s.peer, releasedThrough: s.releasedThrough, peerSuspected: s.peerSuspected, queuedInputs: s.queuedInputs, clients: conns.size, channelPort: listener.port, servicePort },
+        replica: { peer: s.peer, releasedThrough: s.releasedThrough, peerSuspected: s.peerSuspected, queuedInputs: s.queuedInputs, clients: conns.size, guestConns: vmm.openConns().length, channelPort: listener.port, servicePort },
         // the agent fills in the process figures; only the guest's size is the role's to say
         memory: { guestBytes: vmm.memoryBytes() } as AgentStatus['memory']
       }

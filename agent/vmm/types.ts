@@ -91,6 +91,8 @@ export interface Vmm {
   pendingIo(): IoRequest[]
   /** Is this connection known to the guest (open and not closed)? */
   isOpen(conn: ConnId): boolean
+  /** Every connection the guest holds open, in a stable order. */
+  openConns(): ConnId[]
   /** Size of the guest's memory in bytes (keys + values), for the UI and for bounds. */
   memoryBytes(): number
 }

@@ -365,6 +365,7 @@ export function createVmm(opts: VmmOptions): Vmm {
     },
 
     isOpen: (conn) => mem.has(CONN + conn),
+    openConns: () => mem.keys(CONN).map((k) => k.slice(CONN.length)),
     memoryBytes: () => mem.sizeBytes()
   }
 }

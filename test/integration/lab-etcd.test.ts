@@ -73,5 +73,28 @@ describe.skipIf(!hasEtcd)('local lab with an etcd tie-breaker', () => {
     expect(role(rows, 'b')).toBe('backup')
     expect(events.some((e) => e.type === 'go-live')).toBe(false)
   })
-})
 
+  it('the replica etcd chose goes live only once the disk server follows, so its first write is not fenced', async () => {
+    const etcd = await startEtcd()
+    cleanups.push(() => etcd.close())
+    const { lab, events } = await etcdLab('etcd-disk', etcd.url)
+    // b cannot reach the disk server; a freezes, so b suspects it and wins at etcd
+    const cut = await lab.injectFault({ kind: 'cut', from: 'b', to: 'disk', oneWay: false }, 60_000)
+    cleanups.push(() => lab.heal(cut.id).catch(() => {}))
+    const pause = await lab.injectFault({ kind: 'pause', host: 'a' }, 60_000)
+    cleanups.push(() => lab.heal(pause.id).catch(() => {}))
+    const deadline = Date.now() + 15_000
+    const toldDisk = () => events.some((e) => e.host === 'b' && e.type === 'arbiter' && String(e.data.fencing).includes('has not been told'))
+    while (!toldDisk() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+    expect(toldDisk(), 'b won at etcd and could not tell the disk server').toBe(true)
+    expect(role(await untilStatus(lab, 'b still a backup', () => true), 'b')).toBe('backup')
+
+    // the disk server comes back: b goes live, and its writes are accepted
+    await lab.heal(cut.id)
+    const rows = await untilStatus(lab, 'b live', (r) => role(r, 'b') === 'live')
+    expect(rows.get('disk')?.status?.disk?.tasWinner).toBe('b')
+    const after = await runLoad({ targets: [lab.serviceEndpoints()[1]], durationMs: 1000, clients: 2, keys: 4, clientPrefix: 'e3-' })
+    expect(after.summary.ok).toBeGreaterThan(0)
+    expect(new Map((await lab.status(1000)).map((r) => [r.host, r])).get('disk')?.status?.disk?.fenced).toBe(0)
+  })
+})

@@ -91,6 +91,10 @@ export class RegisterVmm implements Vmm {
     return this.pages.has(`conn:${conn}`)
   }
 
+  openConns(): string[] {
+    return [...this.pages.keys()].filter((k) => k.startsWith('conn:')).map((k) => k.slice('conn:'.length)).sort()
+  }
+
   memoryBytes(): number {
     let n = 0
     for (const [k, v] of this.pages) n += k.length + v.length
