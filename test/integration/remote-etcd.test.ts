@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdArbiter, etcdPrefixForLab } from '../../agent/arbiter/etcd.js'
 import { probeLocalAgent } from '../../main/lab/agent-probe.js'
-import { DEFAULT_TIMING, type HostStatusRow } from '../../main/lab/lab.js'
+import { DEFAULT_TIMING } from '../../main/lab/lab.js'
 import type { LabEvent } from '../../main/lab/lab-events.js'
 import { loadLabFile } from '../../main/remote/lab-file.js'
 import { RemoteLab, type RemoteLabOptions } from '../../main/remote/remote-lab.js'
@@ -18,25 +18,17 @@ import { KnownHosts } from '../../main/ssh/known-hosts.js'
 import { SshConfig } from '../../main/ssh/ssh-config.js'
 import { labHost, readLab, testbed, testbedUnavailable, type Lab as Testbed } from '../../scripts/testbed/harness.js'
 import { etcdHealthy, hasEtcd, until as poll } from '../support/etcd.js'
+import { type StatusRows, paired, role, untilStatus } from '../support/lab.js'
 
 const unavailable = testbedUnavailable() ?? (hasEtcd ? null : 'etcd is not installed (Debian: apt-get install etcd-server)')
 const probe = unavailable ? null : await probeLocalAgent()
 const skip = unavailable ?? (probe && !probe.replicaRole ? `the agent bundle has no replica role: ${probe.reason}` : null)
 const LAB = 'remote-etcd'
 
-const role = (rows: Map<string, HostStatusRow>, id: string) => rows.get(id)?.status?.role
 
-async function until(lab: RemoteLab, what: string, ok: (rows: Map<string, HostStatusRow>) => boolean, timeoutMs = 30_000): Promise<Map<string, HostStatusRow>> {
-  const deadline = Date.now() + timeoutMs
-  let last = new Map<string, HostStatusRow>()
-  while (Date.now() < deadline) {
-    last = new Map((await lab.status(1500)).map((r) => [r.host, r]))
-    if (ok(last)) return last
-    await new Promise((r) => setTimeout(r, 150))
-  }
-  const seen = [...last.values()].map((r) => `${r.host}=${r.state === 'up' ? r.status?.role : r.state}`).join(' ')
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last status: ${seen}`)
-}
+/** Remote hosts answer through SSH: poll more patiently than on loopback. */
+const until = (lab: RemoteLab, what: string, ok: (rows: StatusRows) => boolean, timeoutMs = 30_000) =>
+  untilStatus(lab, what, ok, { timeoutMs, statusTimeoutMs: 1500, everyMs: 150 })
 
 const say = (line: string) => console.log(`[remote-etcd] ${line}`)
 
@@ -100,7 +92,7 @@ describe.skipIf(skip !== null)(`etcd tie-breaker for a remote lab on the testbed
     expect(l.lab!.snapshot().arbiter).toEqual({ kind: 'etcd', endpoints: [url] })
     const events: LabEvent[] = []
     l.lab!.onEvent((e) => events.push(e))
-    await until(l, 'a primary with b as its backup', (rows) => role(rows, 'a') === 'primary' && role(rows, 'b') === 'backup' && rows.get('a')?.status?.channel?.connected === true)
+    await until(l, 'a primary with b as its backup', paired('a', 'b'))
 
     const cut = await l.injectFault({ kind: 'cut', from: 'a', to: 'b', oneWay: false }, 60_000)
     say(`cut a-b: path ${cut.path}; ${cut.parts.join(', ')}`)

@@ -15,7 +15,6 @@ import { runCli } from '../../main/cli/ftlab.js'
 import { localNetnsExec } from '../../main/faults/exec.js'
 import { listFaultTables } from '../../main/faults/network.js'
 import { probeLocalAgent } from '../../main/lab/agent-probe.js'
-import type { HostStatusRow } from '../../main/lab/lab.js'
 import type { LabEvent } from '../../main/lab/lab-events.js'
 import type { HistoryOp } from '../../main/load/history.js'
 import { finalRead, runLoad, type LoadResult } from '../../main/load/load-runner.js'
@@ -25,6 +24,7 @@ import { SshError } from '../../main/ssh/errors.js'
 import { KnownHosts } from '../../main/ssh/known-hosts.js'
 import { SshConfig } from '../../main/ssh/ssh-config.js'
 import { labHost, readLab, TESTBED_ROOT, TESTBED_SCRIPT, testbed, testbedUnavailable, type Lab as Testbed } from '../../scripts/testbed/harness.js'
+import { type StatusRows, paired, role, untilStatus } from '../support/lab.js'
 
 const unavailable = testbedUnavailable()
 const probe = unavailable ? null : await probeLocalAgent()
@@ -32,21 +32,10 @@ const skip = unavailable ?? (probe && !probe.replicaRole ? `the agent bundle has
 const KEYS = 8
 const LAB = 'remote-it'
 
-const role = (rows: Map<string, HostStatusRow>, id: string) => rows.get(id)?.status?.role
-const paired = (primary: string, backup: string) => (rows: Map<string, HostStatusRow>) =>
-  role(rows, primary) === 'primary' && role(rows, backup) === 'backup' && rows.get(primary)?.status?.channel?.connected === true
 
-async function until(lab: RemoteLab, what: string, ok: (rows: Map<string, HostStatusRow>) => boolean, timeoutMs = 30_000): Promise<Map<string, HostStatusRow>> {
-  const deadline = Date.now() + timeoutMs
-  let last = new Map<string, HostStatusRow>()
-  while (Date.now() < deadline) {
-    last = new Map((await lab.status(1500)).map((r) => [r.host, r]))
-    if (ok(last)) return last
-    await new Promise((r) => setTimeout(r, 150))
-  }
-  const seen = [...last.values()].map((r) => `${r.host}=${r.state === 'up' ? r.status?.role : r.state}`).join(' ')
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last status: ${seen}`)
-}
+/** Remote hosts answer through SSH: poll more patiently than on loopback. */
+const until = (lab: RemoteLab, what: string, ok: (rows: StatusRows) => boolean, timeoutMs = 30_000) =>
+  untilStatus(lab, what, ok, { timeoutMs, statusTimeoutMs: 1500, everyMs: 150 })
 
 async function pollUntil(what: string, ok: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs

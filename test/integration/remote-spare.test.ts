@@ -11,7 +11,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { checkRun } from '../../main/check/check-run.js'
 import { runCli } from '../../main/cli/ftlab.js'
 import { probeLocalAgent } from '../../main/lab/agent-probe.js'
-import type { HostStatusRow } from '../../main/lab/lab.js'
 import type { HistoryOp } from '../../main/load/history.js'
 import { finalRead, runLoad, type LoadResult } from '../../main/load/load-runner.js'
 import { loadLabFile } from '../../main/remote/lab-file.js'
@@ -19,25 +18,17 @@ import { RemoteLab, type RemoteLabOptions } from '../../main/remote/remote-lab.j
 import { KnownHosts } from '../../main/ssh/known-hosts.js'
 import { SshConfig } from '../../main/ssh/ssh-config.js'
 import { labHost, readLab, testbed, testbedUnavailable, type Lab as Testbed } from '../../scripts/testbed/harness.js'
+import { type StatusRows, paired, role, untilStatus } from '../support/lab.js'
 
 const unavailable = testbedUnavailable()
 const probe = unavailable ? null : await probeLocalAgent()
 const skip = unavailable ?? (probe && !probe.replicaRole ? `the agent bundle has no replica role: ${probe.reason}` : null)
 const LAB = 'remote-spare'
 
-const role = (rows: Map<string, HostStatusRow>, id: string) => rows.get(id)?.status?.role
 
-async function until(lab: RemoteLab, what: string, ok: (rows: Map<string, HostStatusRow>) => boolean, timeoutMs = 30_000): Promise<Map<string, HostStatusRow>> {
-  const deadline = Date.now() + timeoutMs
-  let last = new Map<string, HostStatusRow>()
-  while (Date.now() < deadline) {
-    last = new Map((await lab.status(1500)).map((r) => [r.host, r]))
-    if (ok(last)) return last
-    await new Promise((r) => setTimeout(r, 150))
-  }
-  const seen = [...last.values()].map((r) => `${r.host}=${r.state === 'up' ? r.status?.role : r.state}`).join(' ')
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last status: ${seen}`)
-}
+/** Remote hosts answer through SSH: poll more patiently than on loopback. */
+const until = (lab: RemoteLab, what: string, ok: (rows: StatusRows) => boolean, timeoutMs = 30_000) =>
+  untilStatus(lab, what, ok, { timeoutMs, statusTimeoutMs: 1500, everyMs: 150 })
 
 /** Load the service and cut `victim`'s power once enough operations have completed. */
 async function cutUnderLoad(lab: RemoteLab, prefix: string, victim: string): Promise<{ result: LoadResult; at: number }> {
@@ -102,7 +93,7 @@ describe.skipIf(skip !== null)(`restore redundancy onto the spare host on the te
     const h4 = labHost(tb, 'h4')
     const { lab: l } = await RemoteLab.deploy(loadLabFile(join(home, 'lab.json')), { name: LAB }, opts)
     lab = l
-    await until(l, 'a primary with b as its backup', (rows) => role(rows, 'a') === 'primary' && role(rows, 'b') === 'backup' && rows.get('a')?.status?.channel?.connected === true)
+    await until(l, 'a primary with b as its backup', paired('a', 'b'))
     const histories: HistoryOp[] = []
     const keys = new Set<string>()
     const keep = (r: LoadResult) => {
@@ -125,8 +116,8 @@ describe.skipIf(skip !== null)(`restore redundancy onto the spare host on the te
     expect(snap.hosts.a.channel!.host).toBe(h4.address)
     expect(l.lab!.serviceEndpoints()[0].host).toBe(h4.address)
     expect(l.slotHost('a').label).toContain(h4.address)
-    const paired = await until(l, 'b primary with a (on h4) as its backup', (rows) => role(rows, 'b') === 'primary' && role(rows, 'a') === 'backup' && rows.get('b')?.status?.channel?.connected === true)
-    expect(paired.get('a')?.status?.gen).toBe(2)
+    const restored = await until(l, 'b primary with a (on h4) as its backup', paired('b', 'a'))
+    expect(restored.get('a')?.status?.gen).toBe(2)
     // the agent really runs on h4: its pid is one of h4's namespace's processes
     expect(execFileSync('ip', ['netns', 'pids', h4.namespace], { encoding: 'utf8' }).split('\n')).toContain(String(snap.hosts.a.pid))
     // status reports the slot where it lives now

@@ -1,16 +1,29 @@
 // Waiting on a lab in integration tests: poll the status until a condition on the hosts'
 // roles holds. The status shape is the contract; the agents' event names are theirs.
-import type { HostStatusRow, Lab } from '../../main/lab/lab.js'
+import type { HostStatusRow } from '../../main/lab/lab.js'
 
 export type StatusRows = Map<string, HostStatusRow>
 
-export async function untilStatus(lab: Lab, what: string, ok: (rows: StatusRows) => boolean, timeoutMs = 20_000): Promise<StatusRows> {
+/** A local Lab or a RemoteLab: anything that answers a status per host. */
+export interface HasStatus {
+  status(timeoutMs?: number): Promise<HostStatusRow[]>
+}
+
+export interface PollOptions {
+  timeoutMs?: number
+  /** per status request (remote hosts answer through SSH: give them longer) */
+  statusTimeoutMs?: number
+  everyMs?: number
+}
+
+export async function untilStatus(lab: HasStatus, what: string, ok: (rows: StatusRows) => boolean, opts: number | PollOptions = {}): Promise<StatusRows> {
+  const { timeoutMs = 20_000, statusTimeoutMs = 1000, everyMs = 100 } = typeof opts === 'number' ? { timeoutMs: opts } : opts
   const deadline = Date.now() + timeoutMs
   let last: StatusRows = new Map()
   while (Date.now() < deadline) {
-    last = new Map((await lab.status(1000)).map((r) => [r.host, r]))
+    last = new Map((await lab.status(statusTimeoutMs)).map((r) => [r.host, r]))
     if (ok(last)) return last
-    await new Promise((r) => setTimeout(r, 100))
+    await new Promise((r) => setTimeout(r, everyMs))
   }
   const seen = [...last.values()].map((r) => `${r.host}=${r.state === 'up' ? r.status?.role : r.state}`).join(' ')
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last status: ${seen}`)
