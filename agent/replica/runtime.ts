@@ -23,6 +23,16 @@ export const SESSION_PREAMBLE = 'FTLAB-SESSION '
 const MAX_PREAMBLE_BYTES = 256
 /** how long a re-emitted reply waits for its session to reconnect to this replica */
 const SESSION_GRACE_MS = 10_000
+/**
+ * Bounds on replies kept for sessions that are away. Dropping one is always safe: the client
+ * retries with the same seq and the guest answers from its reply table. A session client
+ * has one request in flight, so the newest replies are the ones kept, up to this many bytes
+ * (one input's replies are one output: an output above the bound is not kept at all).
+ */
+export const MAX_WAITING_BYTES_PER_SESSION = 1024 * 1024
+/** all sessions together; past either bound the session fed longest ago goes first */
+export const MAX_WAITING_BYTES = 64 * 1024 * 1024
+export const MAX_WAITING_SESSIONS = 4096
 /** the service traffic's name in the transport filter: `isolate` cuts clients off too */
 export const CLIENTS_PEER = 'clients'
 
@@ -146,7 +156,15 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
   const conns = new Map<ConnId, ServiceConn>()
   const sockets = new Set<ServiceConn>()
   /** replies re-emitted for a session that has not reconnected to this replica yet */
-  const waiting = new Map<ConnId, { data: Uint8Array[]; until: number }>()
+  const waiting = new Map<ConnId, { data: Uint8Array[]; bytes: number; until: number }>()
+  let waitingBytes = 0
+  const takeWaiting = (id: ConnId) => {
+    const w = waiting.get(id)
+    if (!w) return undefined
+    waiting.delete(id)
+    waitingBytes -= w.bytes
+    return w
+  }
   const timers = new Map<number, NodeJS.Timeout>()
   let stalled = false
   let stopped = false
@@ -226,11 +244,20 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
     if (c) {
       c.socket.write(out.data)
     } else if (out.conn.startsWith('s:')) {
-      // the client's session has not reached this replica yet (e.g. just after go-live)
-      const w = waiting.get(out.conn) ?? { data: [], until: 0 }
+      // the client's session has not reached this replica yet (e.g. just after go-live);
+      // re-inserted, so the map stays in the order sessions were last fed
+      const w = takeWaiting(out.conn) ?? { data: [], bytes: 0, until: 0 }
       w.data.push(out.data)
+      w.bytes += out.data.length
+      while (w.bytes > MAX_WAITING_BYTES_PER_SESSION) w.bytes -= w.data.shift()!.length
+      if (w.data.length === 0) return
       w.until = Date.now() + SESSION_GRACE_MS
       waiting.set(out.conn, w)
+      waitingBytes += w.bytes
+      for (const id of waiting.keys()) {
+        if (id === out.conn || (waiting.size <= MAX_WAITING_SESSIONS && waitingBytes <= MAX_WAITING_BYTES)) break
+        takeWaiting(id)
+      }
     }
   }
 
@@ -287,6 +314,9 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
       for (const t of timers.values()) clearTimeout(t)
       timers.clear()
       for (const c of sockets) c.socket.destroy()
+      // a halted replica serves no session again
+      waiting.clear()
+      waitingBytes = 0
     }
   }
 
@@ -324,12 +354,13 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
       const prev = conns.get(c.id)
       if (prev && prev !== c) prev.socket.destroy()
       conns.set(c.id, c)
-      if (!vmm.isOpen(c.id)) input({ t: 'open', conn: c.id })
-      const w = waiting.get(c.id)
-      if (w) {
-        waiting.delete(c.id)
-        if (w.until >= Date.now()) for (const d of w.data) c.socket.write(d)
-      }
+      // A new TCP connection is a new byte stream, also for a session the guest holds open
+      // (a reconnect, or a session that followed the service here): the guest's partial
+      // frame from the old stream must not be glued to this one's bytes. 'open' of an open
+      // connection resets its stream in the guest; it is an input, so the backup does the same.
+      input({ t: 'open', conn: c.id })
+      const w = takeWaiting(c.id)
+      if (w && w.until >= Date.now()) for (const d of w.data) c.socket.write(d)
       if (rest.length) input({ t: 'data', conn: c.id, data: new Uint8Array(rest) })
       return
     }
@@ -341,11 +372,16 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
     ctx.emit('dropped', { what: 'client connection', from: `${c.socket.remoteAddress}:${c.socket.remotePort}`, why })
   }
 
+  /** connections told they are not served here: end() waits for the client's side, which may never come */
+  const refused = new Set<Socket>()
   const service: Server = createServer((socket) => {
     socket.setNoDelay(true)
     const r = core.status().role
     if (!serving()) {
       // a backup's service is suppressed; tell the client plainly so it moves on
+      refused.add(socket)
+      socket.on('error', () => {})
+      socket.on('close', () => refused.delete(socket))
       socket.end(`-NOTLIVE ftlab replica ${self} is ${r}, not serving\r\n`)
       return
     }
@@ -377,7 +413,7 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
   const ticker = setInterval(() => {
     step({ t: 'tick', now: now() })
     const t = Date.now()
-    for (const [id, w] of waiting) if (w.until < t) waiting.delete(id)
+    for (const [id, w] of waiting) if (w.until < t) takeWaiting(id)
   }, tickMs)
   const flusher = setInterval(() => telemetry.flush(core.status()), 200)
   perform(core.takeActions())
@@ -435,6 +471,7 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
       clearInterval(flusher)
       for (const t of timers.values()) clearTimeout(t)
       for (const c of sockets) c.socket.destroy()
+      for (const s of refused) s.destroy()
       await new Promise<void>((r) => service.close(() => r()))
       for (const l of dialed.values()) l.close()
       await listener.close()
