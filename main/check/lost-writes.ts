@@ -11,17 +11,21 @@ export function checkLostWrites(history: readonly HistoryOp[], final: FinalRead)
   const evidence: Evidence[] = []
   let unknownKeys = 0
   const writes = byKey(history, (h) => h.op === 'set' && !isCounterKey(h.key))
-  for (const [key, ws] of writes) {
+  // every register the run wrote or read at the end: keys live in a namespace of the run's
+  // own, so a value that none of its writes could have put there is a violation too
+  const keys = new Set([...writes.keys(), ...[...final.keys()].filter((k) => !isCounterKey(k))])
+  for (const key of keys) {
+    const ws = writes.get(key) ?? []
     const acked = ws.filter((w) => w.status === 'ok')
-    if (acked.length === 0) continue
     if (!final.has(key)) {
+      if (acked.length === 0) continue
       unknownKeys++
       evidence.push({ key, message: `${key}: not in the final read, so its ${acked.length} acknowledged writes cannot be checked` })
       continue
     }
     const value = final.get(key)!
     if (value === null) {
-      evidence.push({ key, message: `${key}: ${acked.length} acknowledged writes, but the key is gone at the end`, ops: acked.slice(-3) })
+      if (acked.length > 0) evidence.push({ key, message: `${key}: ${acked.length} acknowledged writes, but the key is gone at the end`, ops: acked.slice(-3) })
       continue
     }
     const source = ws.find((w) => w.value === value && w.status !== 'fail')
