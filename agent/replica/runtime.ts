@@ -235,8 +235,14 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
 
   function deliver(out: Output): void {
     if (out.t === 'disk-write') return // disk writes leave through send-disk
-    if (ctx.filter.outbound(CLIENTS_PEER) === null) return // isolated: the reply is lost on the wire
     const c = conns.get(out.conn)
+    if (c && ctx.filter.outbound(CLIENTS_PEER) === null) {
+      // Isolated. The filter works on whole messages, but a client's TCP stream has no
+      // message boundaries the filter could respect: dropping a chunk of it would corrupt
+      // the stream. A cut network breaks the connection instead; the client reconnects.
+      c.socket.destroy()
+      return
+    }
     if (out.t === 'close') {
       c?.socket.end()
       return
@@ -330,7 +336,8 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
   }
 
   function onServiceData(c: ServiceConn, chunk: Buffer): void {
-    if (!ctx.filter.inbound(CLIENTS_PEER)) return // isolated: the request is lost on the wire
+    // isolated: break the connection rather than lose part of its byte stream (see deliver)
+    if (!ctx.filter.inbound(CLIENTS_PEER)) return void c.socket.destroy()
     if (c.id === null) {
       c.head = c.head.length ? Buffer.concat([c.head, chunk]) : chunk
       const text = c.head.subarray(0, Math.min(c.head.length, SESSION_PREAMBLE.length)).toString('latin1')
