@@ -305,6 +305,15 @@ export class Lab extends EventEmitter {
       throw new Error(`no replica is live alone, so there is nothing to restore from: ${what}`)
     }
     const to = REPLICA_IDS.find((id) => id !== live)!
+    // The snapshot and its ack must cross between the live replica and the new one: a cut
+    // or an isolation on that path would only show as a timeout much later.
+    const blocking = this.openFaults().filter(
+      (f) => (f.spec.kind === 'isolate' && f.spec.host === live) || (f.spec.kind === 'cut' && [f.spec.from, f.spec.to].sort().join() === [live, to].sort().join())
+    )
+    if (blocking.length) {
+      const which = blocking.map((f) => `${f.id} (${describeFault(f.spec)})`).join(', ')
+      throw new Error(`cannot restore redundancy from ${live} onto ${to} while ${which} is open: the snapshot could not get through; heal it first (\`ftlab heal ${blocking[0].id}\`)`)
+    }
     const other = byId.get(to)!
     if (other.state === 'paused') throw new Error(`host ${to} is paused; heal it (\`ftlab heal all\`) or cut its power before restoring`)
     if (other.state !== 'down') {

@@ -169,6 +169,17 @@ describe('Lab orchestration', () => {
     expect(lab.generation).toBe(3)
   })
 
+  it('refuses at once to restore across an open cut of the path the snapshot must take, naming the fault', async () => {
+    const { host, lab } = await startLab()
+    const cut = await lab.injectFault({ kind: 'cut', from: 'a', to: 'b', oneWay: false }, 60_000)
+    await lab.powerCut('a')
+    host.agent('b').role = 'live'
+    await expect(lab.restore()).rejects.toThrow(`cannot restore redundancy from b onto a while ${cut.id} (cut a↔b) is open: the snapshot could not get through; heal it first (\`ftlab heal ${cut.id}\`)`)
+    expect(host.agent('b').requests.some((x) => x.t === 'restore')).toBe(false)
+    await lab.heal(cut.id)
+    expect(await lab.restore()).toEqual({ from: 'b', to: 'a', gen: 2 })
+  })
+
   it('restores onto another machine: the slot keeps its id, gets that machine\'s addresses, and stays there', async () => {
     const home = mkdtempSync(join(tmpdir(), 'ftlab-lab-'))
     cleanups.push(() => rmSync(home, { recursive: true, force: true }))
