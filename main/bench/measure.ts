@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process'
 import type { AgentStatus, Endpoint } from '../../agent/control/protocol.js'
 import type { HostStatusRow, Lab } from '../lab/lab.js'
 import { summarizeLatency, type LatencySummary } from '../load/latency.js'
-import { now, runLoad, type LoadResult } from '../load/load-runner.js'
+import { now, runLoad, type LoadResult, type LoadSummary } from '../load/load-runner.js'
 
 export class Aborted extends Error {
   constructor() {
@@ -20,15 +20,8 @@ export interface LoadShape {
   keys: number
 }
 
-export interface RunFigures {
-  elapsedMs: number
-  completed: number
-  ok: number
-  failed: number
-  unknown: number
-  opsPerSec: number
-  latencyMs: LatencySummary
-}
+/** What one measured load run (or several pooled) comes to: the load summary's own figures. */
+export type RunFigures = Pick<LoadSummary, 'elapsedMs' | 'completed' | 'ok' | 'failed' | 'unknown' | 'opsPerSec' | 'latencyMs'>
 
 export interface ChannelFigures {
   /** primary → backup bytes on the logging channel per completed client operation */

@@ -2,7 +2,7 @@
 // browser mode. Start the lab from the UI, run the load, cut the primary's power, see the
 // backup go live with the clients following it, restore redundancy, and stop, leaving no
 // agent behind. Needs the replica role in the agent bundle (skipped with the reason otherwise).
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -13,6 +13,7 @@ import { probeLocalAgent } from '../../main/lab/agent-probe.js'
 import { LabStore } from '../../main/lab/lab-state.js'
 import { openLocalLab } from '../../main/lab/local-lab.js'
 import { ensureRendererBuilt, openBrowser, rendererDir, shoot, type Browsing } from './harness.js'
+import { pidAlive } from '../support/process.js'
 
 const probe = await probeLocalAgent()
 const skipNote = probe.replicaRole ? '' : ` [skipped: needs the replica role in the agent bundle: ${probe.reason}]`
@@ -44,14 +45,7 @@ async function expectText(page: Page, selector: string, text: string, timeout = 
   await page.locator(selector).filter({ hasText: text }).first().waitFor({ timeout })
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return existsSync(`/proc/${pid}`) ? !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ') : true
-  } catch {
-    return false
-  }
-}
+const alive = pidAlive
 
 describe('console in browser mode over the real local lab', () => {
   it.skipIf(!probe.replicaRole)(`start, load, power cut, failover, restore, stop${skipNote}`, async () => {

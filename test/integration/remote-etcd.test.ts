@@ -4,7 +4,7 @@
 // with exactly one replica live, the one etcd's key names; after a restore, with h5 powered
 // off, the same cut leaves both replicas as they were, however long they are silent.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -14,11 +14,10 @@ import { DEFAULT_TIMING } from '../../main/lab/lab.js'
 import type { LabEvent } from '../../main/lab/lab-events.js'
 import { loadLabFile } from '../../main/remote/lab-file.js'
 import { RemoteLab, type RemoteLabOptions } from '../../main/remote/remote-lab.js'
-import { KnownHosts } from '../../main/ssh/known-hosts.js'
-import { SshConfig } from '../../main/ssh/ssh-config.js'
 import { labHost, readLab, testbed, testbedUnavailable, type Lab as Testbed } from '../../scripts/testbed/harness.js'
 import { etcdHealthy, hasEtcd, until as poll } from '../support/etcd.js'
 import { type StatusRows, paired, role, untilStatus } from '../support/lab.js'
+import { tearDownTestbedLab, testbedHostSpec, testbedLabOptions } from '../support/remote-lab.js'
 
 const unavailable = testbedUnavailable() ?? (hasEtcd ? null : 'etcd is not installed (Debian: apt-get install etcd-server)')
 const probe = unavailable ? null : await probeLocalAgent()
@@ -59,31 +58,17 @@ describe.skipIf(skip !== null)(`etcd tie-breaker for a remote lab on the testbed
     await poll(() => etcdHealthy(url), 20_000, `etcd on ${url}`).catch((e: Error) => {
       throw new Error(`${e.message}; etcd said:\n${etcdLog}`)
     })
-    const host = (id: string) => {
-      const h = labHost(tb, id)
-      return { address: h.address, port: h.port, user: h.user, identityFile: h.identity, auth: 'key', faults: { run: 'netns', namespace: h.namespace } }
-    }
+    const host = (id: string, extra: Record<string, unknown> = {}) => testbedHostSpec(tb, id, extra)
     writeFileSync(
       join(home, 'lab.json'),
       JSON.stringify({ version: 1, network: tb.network, arbiter: { kind: 'etcd', endpoints: [url] }, hosts: { a: host('h1'), b: host('h2'), disk: host('h3') } }, null, 2)
     )
-    const knownHosts = await KnownHosts.load({ readOnly: [], store: join(home, 'known_hosts') })
-    opts = { home, knownHosts, confirmHostKey: async () => true, sshConfig: SshConfig.empty(), connectTimeoutMs: 8000 }
+    opts = await testbedLabOptions(home)
   }, 180_000)
 
   afterAll(async () => {
-    try {
-      const l = lab ?? (home && RemoteLab.exists(LAB, home) ? await RemoteLab.open(LAB, opts) : null)
-      if (l) {
-        const t = await l.teardown()
-        if (t.problems.length) say(`teardown problems: ${t.problems.join('; ')}`)
-        l.close()
-      }
-    } finally {
-      if (etcd && etcd.exitCode === null && etcd.signalCode === null) etcd.kill('SIGKILL')
-      if (tb) testbed('-q', 'down')
-      if (home) rmSync(home, { recursive: true, force: true })
-    }
+    if (etcd && etcd.exitCode === null && etcd.signalCode === null) etcd.kill('SIGKILL')
+    await tearDownTestbedLab({ name: LAB, lab, home, opts, testbedUp: Boolean(tb), say })
   }, 120_000)
 
   it('a cut logging channel makes live exactly the replica etcd names; with etcd powered off, nobody goes live', async () => {

@@ -6,7 +6,7 @@
 // that heal by their dead-man with no console, a power cut through the testbed's power switch
 // with restore onto the powered-on host, and a deploy whose bad hosts fail on their own lines
 // while the running lab is untouched. Prints the fault path each step took.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -21,10 +21,9 @@ import { finalRead, runLoad, type LoadResult } from '../../main/load/load-runner
 import { loadLabFile } from '../../main/remote/lab-file.js'
 import { RemoteDeployError, RemoteLab, type RemoteLabOptions } from '../../main/remote/remote-lab.js'
 import { SshError } from '../../main/ssh/errors.js'
-import { KnownHosts } from '../../main/ssh/known-hosts.js'
-import { SshConfig } from '../../main/ssh/ssh-config.js'
 import { labHost, readLab, TESTBED_ROOT, TESTBED_SCRIPT, testbed, testbedUnavailable, type Lab as Testbed } from '../../scripts/testbed/harness.js'
 import { type StatusRows, paired, role, untilStatus } from '../support/lab.js'
+import { tearDownTestbedLab, testbedHostSpec, testbedLabOptions } from '../support/remote-lab.js'
 
 const unavailable = testbedUnavailable()
 const probe = unavailable ? null : await probeLocalAgent()
@@ -99,10 +98,7 @@ describe.skipIf(skip !== null)(`remote lab on the testbed over OpenSSH${skip ? `
     testbed('-q', 'up', '--spare')
     tb = readLab()
     home = mkdtempSync(join(tmpdir(), 'ftlab-remote-'))
-    const host = (id: string, extra: Record<string, unknown> = {}) => {
-      const h = labHost(tb, id)
-      return { address: h.address, port: h.port, user: h.user, identityFile: h.identity, auth: 'key', faults: { run: 'netns', namespace: h.namespace }, ...extra }
-    }
+    const host = (id: string, extra: Record<string, unknown> = {}) => testbedHostSpec(tb, id, extra)
     labFile = join(home, 'lab.json')
     writeFileSync(
       labFile,
@@ -120,22 +116,11 @@ describe.skipIf(skip !== null)(`remote lab on the testbed over OpenSSH${skip ? `
         2
       )
     )
-    const knownHosts = await KnownHosts.load({ readOnly: [], store: join(home, 'known_hosts') })
-    opts = { home, knownHosts, confirmHostKey: async () => true, sshConfig: SshConfig.empty(), connectTimeoutMs: 8000 }
+    opts = await testbedLabOptions(home)
   }, 180_000)
 
   afterAll(async () => {
-    try {
-      const l = lab ?? (RemoteLab.exists(LAB, home) ? await RemoteLab.open(LAB, opts) : null)
-      if (l) {
-        const t = await l.teardown()
-        if (t.problems.length) say(`teardown problems: ${t.problems.join('; ')}`)
-        l.close()
-      }
-    } finally {
-      if (tb) testbed('-q', 'down')
-      if (home) rmSync(home, { recursive: true, force: true })
-    }
+    await tearDownTestbedLab({ name: LAB, lab, home, opts, testbedUp: Boolean(tb), say })
   }, 120_000)
 
   it('deploys, fails over on a power cut, restores redundancy onto the old primary, and fails back when the new primary is isolated with nftables', async () => {

@@ -4,7 +4,7 @@
 // loses power and the replica on h4 goes live. Clients are handed the new service address
 // and no acknowledged write is lost across both cuts.
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -15,10 +15,9 @@ import type { HistoryOp } from '../../main/load/history.js'
 import { finalRead, runLoad, type LoadResult } from '../../main/load/load-runner.js'
 import { loadLabFile } from '../../main/remote/lab-file.js'
 import { RemoteLab, type RemoteLabOptions } from '../../main/remote/remote-lab.js'
-import { KnownHosts } from '../../main/ssh/known-hosts.js'
-import { SshConfig } from '../../main/ssh/ssh-config.js'
 import { labHost, readLab, testbed, testbedUnavailable, type Lab as Testbed } from '../../scripts/testbed/harness.js'
 import { type StatusRows, paired, role, untilStatus } from '../support/lab.js'
+import { tearDownTestbedLab, testbedHostSpec, testbedLabOptions } from '../support/remote-lab.js'
 
 const unavailable = testbedUnavailable()
 const probe = unavailable ? null : await probeLocalAgent()
@@ -65,27 +64,13 @@ describe.skipIf(skip !== null)(`restore redundancy onto the spare host on the te
     testbed('-q', 'up', '--spare')
     tb = readLab()
     home = mkdtempSync(join(tmpdir(), 'ftlab-spare-'))
-    const host = (id: string) => {
-      const h = labHost(tb, id)
-      return { address: h.address, port: h.port, user: h.user, identityFile: h.identity, auth: 'key', faults: { run: 'netns', namespace: h.namespace } }
-    }
+    const host = (id: string, extra: Record<string, unknown> = {}) => testbedHostSpec(tb, id, extra)
     writeFileSync(join(home, 'lab.json'), JSON.stringify({ version: 1, network: tb.network, hosts: { a: host('h1'), b: host('h2'), disk: host('h3'), spare: host('h4') } }, null, 2))
-    const knownHosts = await KnownHosts.load({ readOnly: [], store: join(home, 'known_hosts') })
-    opts = { home, knownHosts, confirmHostKey: async () => true, sshConfig: SshConfig.empty(), connectTimeoutMs: 8000 }
+    opts = await testbedLabOptions(home)
   }, 180_000)
 
   afterAll(async () => {
-    try {
-      const l = lab ?? (home && RemoteLab.exists(LAB, home) ? await RemoteLab.open(LAB, opts) : null)
-      if (l) {
-        const t = await l.teardown()
-        if (t.problems.length) say(`teardown problems: ${t.problems.join('; ')}`)
-        l.close()
-      }
-    } finally {
-      if (tb) testbed('-q', 'down')
-      if (home) rmSync(home, { recursive: true, force: true })
-    }
+    await tearDownTestbedLab({ name: LAB, lab, home, opts, testbedUp: Boolean(tb), say })
   }, 120_000)
 
   it('power cut of a, restore onto h4 as a, power cut of b: the replica on h4 goes live and nothing acknowledged is lost', async () => {

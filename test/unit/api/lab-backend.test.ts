@@ -1,7 +1,7 @@
 // The console API over real agents: the local lab behind LabBackend, as the UI sees it.
 // Start, roles and the channel, faults in the contract's words, a power cut under load,
 // restore redundancy, a restarted console reattaching, and a stop that leaves no agent.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -10,6 +10,7 @@ import { inputMix, LabBackend, toFaultInfo, toSpec } from '../../../main/api/lab
 import { probeLocalAgent } from '../../../main/lab/agent-probe.js'
 import { LabStore } from '../../../main/lab/lab-state.js'
 import { openLocalLab } from '../../../main/lab/local-lab.js'
+import { pidAlive } from '../../support/process.js'
 
 const probe = await probeLocalAgent()
 const skipNote = probe.replicaRole ? '' : ` [skipped: needs the replica role in the agent bundle: ${probe.reason}]`
@@ -57,14 +58,7 @@ async function until(b: LabBackend, what: string, ok: (s: LabStatus) => boolean,
 
 const role = (s: LabStatus, id: string) => s.hosts.find((h) => h.id === id)!.role
 const host = (s: LabStatus, id: string) => s.hosts.find((h) => h.id === id)!
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return existsSync(`/proc/${pid}`) ? !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ') : true
-  } catch {
-    return false
-  }
-}
+const alive = pidAlive
 
 describe('contract faults in the lab’s words', () => {
   const f = (p: Partial<FaultInjectParams>): FaultInjectParams => ({ target: 'a-b', kind: 'cut', params: {}, durationMs: 1000, ...p })
