@@ -140,6 +140,11 @@ export interface LoadStatus {
   target: ReplicaHostId | null
 }
 
+/** A host with no agent answering: the state every host card starts from. */
+export function downHostStatus(id: HostId): HostStatus {
+  return { id, address: '127.0.0.1', reachable: false, role: 'down', gen: 0, pid: null, uptimeMs: 0, paused: false, isolated: false, memory: null, disk: null, error: null }
+}
+
 /** No load running, none run yet. */
 export function idleLoadStatus(): LoadStatus {
   return { state: 'idle', clients: 0, keys: 0, seconds: 0, startedAt: null, opsPerSec: 0, latencyMs: { p50: 0, p99: 0 }, completed: 0, retries: 0, duplicatesDropped: 0, errors: 0, target: null }

@@ -25,7 +25,7 @@ import {
   type LoadStartParams,
   type LoadStatus,
   type Mark,
-  type ReplicaHostId, idleLoadStatus } from './contract.js'
+  type ReplicaHostId, downHostStatus, idleLoadStatus } from './contract.js'
 import { ApiEventLog } from './event-log.js'
 
 export interface FakeBackendOptions {
@@ -552,18 +552,7 @@ export class FakeBackend implements ConsoleBackend {
 
   private freshHost(id: HostId): SimHost {
     return {
-      id,
-      address: '127.0.0.1',
-      reachable: false,
-      role: 'down',
-      gen: 0,
-      pid: null,
-      uptimeMs: 0,
-      paused: false,
-      isolated: false,
-      memory: null,
-      disk: null,
-      error: null,
+      ...downHostStatus(id),
       heardPeerAt: 0,
       suspecting: false,
       tasAt: null

@@ -42,7 +42,7 @@ import {
   type LoadStatus,
   type Mark,
   type ReplicaHostId,
-  type ReplicationMode, idleLoadStatus } from './contract.js'
+  type ReplicationMode, downHostStatus, idleLoadStatus } from './contract.js'
 import { ApiEventLog } from './event-log.js'
 
 export interface LabBackendOptions extends LocalLabOptions {
@@ -660,20 +660,7 @@ export class LabBackend implements ConsoleBackend {
   private hostStatus(id: HostId, faults: FaultInfo[]): HostStatus {
     const r = this.rows.get(id)
     const seen = this.lastSeen.get(id)
-    const base: HostStatus = {
-      id,
-      address: '127.0.0.1',
-      reachable: false,
-      role: 'down',
-      gen: 0,
-      pid: null,
-      uptimeMs: 0,
-      paused: false,
-      isolated: faults.some((f) => f.target === id && f.kind === 'isolate'),
-      memory: null,
-      disk: null,
-      error: null
-    }
+    const base: HostStatus = { ...downHostStatus(id), isolated: faults.some((f) => f.target === id && f.kind === 'isolate') }
     if (!r || !this.lab) {
       if (this.state === 'error' && id === 'a' && this.error) base.error = this.error
       return base
