@@ -641,7 +641,8 @@ export class LabBackend implements ConsoleBackend {
   private snapshot(): LabStatus {
     const attached = this.lab !== null
     const faults: FaultInfo[] = []
-    if (attached) for (const f of this.lab!.openFaults()) faults.push(toFaultInfo(f))
+    // power cuts are lab faults now (healsAt null); contract v1 shows them as marks only
+    if (attached) for (const f of this.lab!.openFaults()) if (f.spec.kind !== 'power') faults.push(toFaultInfo(f))
     const hosts = HOST_IDS.map((id) => this.hostStatus(id, faults))
     return {
       state: this.state,

@@ -66,12 +66,35 @@ export interface LabFile {
 export class LabFileError extends Error {
   constructor(
     readonly file: string,
+    /** the dotted path of the JSON field, as the lab form names it ('hosts.a.address'); '' for the whole file */
     readonly field: string,
-    message: string
+    /** what is wrong with that field, without the file and field in front */
+    readonly detail: string,
+    /** every problem found, this one first (a file can have one per host and more) */
+    readonly all: LabFileError[] = []
   ) {
-    super(`${file}: ${field ? `${field}: ` : ''}${message}`)
+    super(`${file}: ${field ? `${field}: ` : ''}${detail}${all.length > 1 ? ` (and ${all.length - 1} more: ${all.slice(1).map((e) => e.field || 'file').join(', ')})` : ''}`)
     this.name = 'LabFileError'
   }
+}
+
+export type LabFileCheck = { ok: true; file: LabFile } | { ok: false; errors: { field: string; message: string }[] }
+
+/**
+ * Check a lab file's text and collect every problem (at least one per host, and one per
+ * field within a host), each with the dotted path of its field, for a form that shows each
+ * error at its field.
+ */
+export function checkLabFileText(text: string, where = 'lab file'): LabFileCheck {
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (e) {
+    return { ok: false, errors: [{ field: '', message: `not valid JSON: ${jsonWhere(text, (e as Error).message)}` }] }
+  }
+  const r = collect(raw, where)
+  if (r.errors.length) return { ok: false, errors: r.errors.map((e) => ({ field: e.field, message: e.detail })) }
+  return { ok: true, file: r.file! }
 }
 
 export const DEFAULT_PORT_BASE = 47300
@@ -112,38 +135,72 @@ function jsonWhere(text: string, msg: string): string {
   return `${msg.replace(/ in JSON at position \d+.*$/, '')} at line ${line}, column ${col}`
 }
 
+/** Check a parsed lab file; throws a LabFileError naming the first problem (and how many more there are). */
 export function validateLabFile(raw: unknown, path: string): LabFile {
-  const fail = (field: string, msg: string): never => {
-    throw new LabFileError(path, field, msg)
+  const r = collect(raw, path)
+  if (r.errors.length) {
+    const [first] = r.errors
+    throw new LabFileError(path, first.field, first.detail, r.errors)
   }
+  return r.file!
+}
+
+/** Thrown inside a check to end it; collect() turns it into one error and goes on with the next check. */
+class Stop extends Error {}
+
+function collect(raw: unknown, path: string): { file: LabFile | null; errors: LabFileError[] } {
+  const errors: LabFileError[] = []
+  const fail = (field: string, msg: string): never => {
+    errors.push(new LabFileError(path, field, msg))
+    throw new Stop()
+  }
+  /** run one check; its first failure is recorded and the next check runs */
+  const attempt = <T>(f: () => T): T | undefined => {
+    try {
+      return f()
+    } catch (e) {
+      if (e instanceof Stop) return undefined
+      throw e
+    }
+  }
+  const file = attempt(() => validateAll(raw, path, fail, attempt)) ?? null
+  return { file: errors.length ? null : file, errors }
+}
+
+type Attempt = <T>(f: () => T) => T | undefined
+
+function validateAll(raw: unknown, path: string, fail: Fail, attempt: Attempt): LabFile {
   if (!isObj(raw)) fail('', `the lab file must be a JSON object, got ${kind(raw)}`)
   const o = raw as Record<string, unknown>
-  unknownFields(o, TOP_FIELDS, '', fail)
-  if (o.version !== LAB_FILE_VERSION) fail('version', `must be ${LAB_FILE_VERSION}, got ${JSON.stringify(o.version)}`)
-  if (o.name !== undefined && (typeof o.name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$/.test(o.name))) {
-    fail('name', `must be 1 to 40 letters, digits, '-' or '_', starting with a letter or digit; got ${JSON.stringify(o.name)}`)
-  }
-  if (o.guest !== undefined && o.guest !== 'kv' && o.guest !== 'bank') fail('guest', `must be "kv" or "bank", got ${JSON.stringify(o.guest)}`)
-  if (o.mode !== undefined && o.mode !== 'rsm' && o.mode !== 'state-transfer') fail('mode', `must be "rsm" or "state-transfer", got ${JSON.stringify(o.mode)}`)
-  if (o.network !== undefined && !isCidr(o.network)) fail('network', `must be a network like "10.87.0.0/24", got ${JSON.stringify(o.network)}`)
-  const arbiter = o.arbiter === undefined ? undefined : validateArbiter('arbiter', o.arbiter, fail)
+  attempt(() => unknownFields(o, TOP_FIELDS, '', fail, attempt))
+  attempt(() => o.version !== LAB_FILE_VERSION && fail('version', `must be ${LAB_FILE_VERSION}, got ${JSON.stringify(o.version)}`))
+  attempt(() => {
+    if (o.name !== undefined && (typeof o.name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$/.test(o.name))) {
+      fail('name', `must be 1 to 40 letters, digits, '-' or '_', starting with a letter or digit; got ${JSON.stringify(o.name)}`)
+    }
+  })
+  attempt(() => o.guest !== undefined && o.guest !== 'kv' && o.guest !== 'bank' && fail('guest', `must be "kv" or "bank", got ${JSON.stringify(o.guest)}`))
+  attempt(() => o.mode !== undefined && o.mode !== 'rsm' && o.mode !== 'state-transfer' && fail('mode', `must be "rsm" or "state-transfer", got ${JSON.stringify(o.mode)}`))
+  attempt(() => o.network !== undefined && !isCidr(o.network) && fail('network', `must be a network like "10.87.0.0/24", got ${JSON.stringify(o.network)}`))
+  const arbiter = o.arbiter === undefined ? undefined : attempt(() => validateArbiter('arbiter', o.arbiter, fail))
   if (!isObj(o.hosts)) fail('hosts', `must be an object with the hosts a, b, disk (and optionally spare), got ${kind(o.hosts)}`)
   const hostsRaw = o.hosts as Record<string, unknown>
   for (const k of Object.keys(hostsRaw)) {
-    if (!(SLOTS as readonly string[]).includes(k)) fail(`hosts.${k}`, `unknown host role; the roles are ${SLOTS.join(', ')}`)
+    attempt(() => !(SLOTS as readonly string[]).includes(k) && fail(`hosts.${k}`, `unknown host role; the roles are ${SLOTS.join(', ')}`))
   }
-  for (const s of REQUIRED_SLOTS) if (hostsRaw[s] === undefined) fail(`hosts.${s}`, `is missing; a lab needs hosts a, b and disk`)
+  for (const s of REQUIRED_SLOTS) attempt(() => hostsRaw[s] === undefined && fail(`hosts.${s}`, `is missing; a lab needs hosts a, b and disk`))
   const hosts: Partial<Record<Slot, HostSpec>> = {}
   for (const slot of SLOTS) {
     if (hostsRaw[slot] === undefined) continue
-    hosts[slot] = validateHost(slot, hostsRaw[slot], path, fail)
+    const h = attempt(() => validateHost(slot, hostsRaw[slot], path, fail, attempt))
+    if (h) hosts[slot] = h
   }
   // two roles on one machine would share one agent slot (deploy keeps one agent per user and host)
   const seen = new Map<string, Slot>()
   for (const h of Object.values(hosts)) {
     const key = `${h.user ?? ''}@${h.address}:${h.port ?? ''}`
     const other = seen.get(key)
-    if (other) fail(`hosts.${h.slot}`, `is the same login as hosts.${other} (${key}); FT Lab runs one agent per user and host, so give each role its own user or machine`)
+    if (other) attempt(() => fail(`hosts.${h.slot}.address`, `is the same login as hosts.${other} (${key}); FT Lab runs one agent per user and host, so give each role its own user or machine`))
     seen.set(key, h.slot)
   }
   const labAddrs = new Map<string, Slot>()
@@ -151,7 +208,7 @@ export function validateLabFile(raw: unknown, path: string): LabFile {
     const other = labAddrs.get(h.labAddress)
     if (other) {
       // FT Lab keeps one agent per login and host, so two roles on one lab address is a typo
-      fail(`hosts.${h.slot}.labAddress`, `${h.labAddress} is also hosts.${other}'s lab address; each role needs its own machine`)
+      attempt(() => fail(`hosts.${h.slot}.labAddress`, `${h.labAddress} is also hosts.${other}'s lab address; each role needs its own machine`))
     }
     labAddrs.set(h.labAddress, h.slot)
   }
@@ -186,7 +243,7 @@ function validateArbiter(f: string, raw: unknown, fail: Fail): ArbiterSpec {
         }
         // the agents speak etcd's JSON gateway with node:http(s) and no client certificates
         if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password) {
-          fail(`${f}.endpoints[${i}]`, `must be an http:// or https:// client URL without credentials, got ${JSON.stringify(e)}`)
+          fail(`${f}.endpoints`, `endpoint ${i + 1} must be an http:// or https:// client URL without credentials, got ${JSON.stringify(e)}`)
         }
         return e as string
       })
@@ -202,54 +259,65 @@ function validateArbiter(f: string, raw: unknown, fail: Fail): ArbiterSpec {
 
 type Fail = (field: string, msg: string) => never
 
-function validateHost(slot: Slot, raw: unknown, path: string, fail: Fail): HostSpec {
+/** One host; every field is checked on its own, so a host with three mistakes reports three. */
+function validateHost(slot: Slot, raw: unknown, path: string, fail: Fail, attempt: Attempt): HostSpec {
   const f = `hosts.${slot}`
   if (!isObj(raw)) fail(f, `must be an object, got ${kind(raw)}`)
   const h = raw as Record<string, unknown>
+  let bad = false
+  const check = (c: () => unknown): void => {
+    if (attempt(() => (c(), true)) !== true) bad = true
+  }
   for (const s of SECRET_FIELDS) {
-    if (s in h) fail(`${f}.${s}`, `secrets are never kept in the lab file; set "auth": "password" and FT Lab asks for it (or uses the OS keychain)`)
+    if (s in h) check(() => fail(`${f}.${s}`, `secrets are never kept in the lab file; set "auth": "password" and FT Lab asks for it (or uses the OS keychain)`))
   }
-  unknownFields(h, HOST_FIELDS, f, fail)
-  if (typeof h.address !== 'string' || h.address.trim() === '' || /\s/.test(h.address)) {
-    fail(`${f}.address`, `must be a host name, an address or an ~/.ssh/config alias, got ${JSON.stringify(h.address)}`)
-  }
-  const address = h.address as string
-  if (h.user !== undefined && (typeof h.user !== 'string' || !/^[A-Za-z0-9._][A-Za-z0-9._-]{0,63}$/.test(h.user))) {
-    fail(`${f}.user`, `must be a login name, got ${JSON.stringify(h.user)}`)
-  }
-  if (h.port !== undefined && !isPort(h.port)) fail(`${f}.port`, `must be an integer from 1 to 65535, got ${JSON.stringify(h.port)}`)
-  if (h.auth === undefined) fail(`${f}.auth`, `is required: "agent" (ssh-agent), "key" (identityFile) or "password" (asked for, never stored)`)
-  if (h.auth !== 'agent' && h.auth !== 'key' && h.auth !== 'password') fail(`${f}.auth`, `must be "agent", "key" or "password", got ${JSON.stringify(h.auth)}`)
+  check(() => unknownFields(h, HOST_FIELDS.concat(SECRET_FIELDS as never[]), f, fail, attempt))
+  const addressOk = typeof h.address === 'string' && h.address.trim() !== '' && !/\s/.test(h.address)
+  check(() => !addressOk && fail(`${f}.address`, `must be a host name, an address or an ~/.ssh/config alias, got ${JSON.stringify(h.address)}`))
+  const address = addressOk ? (h.address as string) : ''
+  check(() => {
+    if (h.user !== undefined && (typeof h.user !== 'string' || !/^[A-Za-z0-9._][A-Za-z0-9._-]{0,63}$/.test(h.user))) fail(`${f}.user`, `must be a login name, got ${JSON.stringify(h.user)}`)
+  })
+  check(() => h.port !== undefined && !isPort(h.port) && fail(`${f}.port`, `must be an integer from 1 to 65535, got ${JSON.stringify(h.port)}`))
+  check(() => {
+    if (h.auth === undefined) fail(`${f}.auth`, `is required: "agent" (ssh-agent), "key" (identityFile) or "password" (asked for, never stored)`)
+    if (h.auth !== 'agent' && h.auth !== 'key' && h.auth !== 'password') fail(`${f}.auth`, `must be "agent", "key" or "password", got ${JSON.stringify(h.auth)}`)
+  })
   let identityFile: string | undefined
-  if (h.identityFile !== undefined) {
-    if (typeof h.identityFile !== 'string' || h.identityFile === '') fail(`${f}.identityFile`, `must be a path to a private key, got ${JSON.stringify(h.identityFile)}`)
-    identityFile = expandPath(h.identityFile as string, dirname(path))
-  }
-  if (h.auth === 'key' && identityFile === undefined && isIP(address) !== 0) {
-    // with an alias, ~/.ssh/config may name the key; with a bare address nothing would
-    fail(`${f}.identityFile`, `is required with "auth": "key" when address is not an ~/.ssh/config alias`)
-  }
-  if (h.proxyJump !== undefined && (typeof h.proxyJump !== 'string' || h.proxyJump.trim() === '')) fail(`${f}.proxyJump`, `must be [user@]host[:port][,...], got ${JSON.stringify(h.proxyJump)}`)
-  let labAddress: string
-  if (h.labAddress === undefined) {
-    if (isIP(address) === 0) fail(`${f}.labAddress`, `is required when address (${JSON.stringify(address)}) is a name or alias: the agents bind to an IP address on the lab network`)
-    labAddress = address
-  } else {
-    if (typeof h.labAddress !== 'string' || isIP(h.labAddress) === 0) fail(`${f}.labAddress`, `must be an IP address on the lab network, got ${JSON.stringify(h.labAddress)}`)
-    labAddress = h.labAddress as string
-  }
-  if (h.portBase !== undefined && !(isPort(h.portBase) && (h.portBase as number) >= 1024 && (h.portBase as number) <= 65000)) {
-    fail(`${f}.portBase`, `must be an integer from 1024 to 65000, got ${JSON.stringify(h.portBase)}`)
-  }
-  const spec: HostSpec = {
-    slot,
-    address,
-    auth: h.auth as AuthMethod,
-    labAddress,
-    portBase: (h.portBase as number | undefined) ?? DEFAULT_PORT_BASE,
-    power: validatePower(`${f}.power`, h.power, fail),
-    faults: validateFaults(`${f}.faults`, h.faults, fail)
-  }
+  check(() => {
+    if (h.identityFile !== undefined) {
+      if (typeof h.identityFile !== 'string' || h.identityFile === '') fail(`${f}.identityFile`, `must be a path to a private key, got ${JSON.stringify(h.identityFile)}`)
+      identityFile = expandPath(h.identityFile as string, dirname(path))
+    }
+    if (h.auth === 'key' && identityFile === undefined && addressOk && isIP(address) !== 0) {
+      // with an alias, ~/.ssh/config may name the key; with a bare address nothing would
+      fail(`${f}.identityFile`, `is required with "auth": "key" when address is not an ~/.ssh/config alias`)
+    }
+  })
+  check(() => {
+    if (h.proxyJump !== undefined && (typeof h.proxyJump !== 'string' || h.proxyJump.trim() === '')) fail(`${f}.proxyJump`, `must be [user@]host[:port][,...], got ${JSON.stringify(h.proxyJump)}`)
+  })
+  let labAddress = address
+  check(() => {
+    if (h.labAddress === undefined) {
+      if (addressOk && isIP(address) === 0) fail(`${f}.labAddress`, `is required when address (${JSON.stringify(address)}) is a name or alias: the agents bind to an IP address on the lab network`)
+    } else {
+      if (typeof h.labAddress !== 'string' || isIP(h.labAddress) === 0) fail(`${f}.labAddress`, `must be an IP address on the lab network, got ${JSON.stringify(h.labAddress)}`)
+      labAddress = h.labAddress as string
+    }
+  })
+  check(() => {
+    if (h.portBase !== undefined && !(isPort(h.portBase) && (h.portBase as number) >= 1024 && (h.portBase as number) <= 65000)) {
+      fail(`${f}.portBase`, `must be an integer from 1024 to 65000, got ${JSON.stringify(h.portBase)}`)
+    }
+  })
+  let power: PowerSpec = { driver: 'kill' }
+  check(() => (power = validatePower(`${f}.power`, h.power, fail)))
+  let faults: FaultRun = { run: 'ssh' }
+  check(() => (faults = validateFaults(`${f}.faults`, h.faults, fail)))
+  // a host with a mistake is left out, so the checks across hosts do not report it again
+  if (bad) throw new Stop()
+  const spec: HostSpec = { slot, address, auth: h.auth as AuthMethod, labAddress, portBase: (h.portBase as number | undefined) ?? DEFAULT_PORT_BASE, power, faults }
   if (h.user !== undefined) spec.user = h.user as string
   if (h.port !== undefined) spec.port = h.port as number
   if (identityFile !== undefined) spec.identityFile = identityFile
@@ -326,10 +394,17 @@ function validateFaults(f: string, raw: unknown, fail: Fail): FaultRun {
   }
 }
 
-function unknownFields(o: Record<string, unknown>, known: readonly string[], where: string, fail: Fail): void {
+function unknownFields(o: Record<string, unknown>, known: readonly string[], where: string, fail: Fail, attempt?: Attempt): void {
+  const shown = known.filter((x) => !x.startsWith('$') && !SECRET_FIELDS.includes(x)).join(', ')
+  let bad = false
   for (const k of Object.keys(o)) {
-    if (!known.includes(k)) fail(where ? `${where}.${k}` : k, `unknown field; expected one of ${known.filter((x) => !x.startsWith('$')).join(', ')}`)
+    if (known.includes(k)) continue
+    const report = () => fail(where ? `${where}.${k}` : k, `unknown field; expected one of ${shown}`)
+    if (!attempt) report()
+    attempt!(report)
+    bad = true
   }
+  if (bad) throw new Stop()
 }
 
 function expandPath(p: string, base: string): string {

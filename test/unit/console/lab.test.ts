@@ -7,17 +7,68 @@ import { Lab } from '../../../main/lab/lab.js'
 import type { LabEvent } from '../../../main/lab/lab-events.js'
 import { planAgentFaults } from '../../../main/lab/lab-faults.js'
 import { LabStore } from '../../../main/lab/lab-state.js'
+import type { HostPowerDriver, KernelFaultPart, KernelFaultShare } from '../../../main/lab/lab-host.js'
 import { FakeLabHost } from './fake-lab-host.js'
+
+/** A machine with a kernel fault path and a power switch, as an SSH host with root has. */
+class KernelFakeHost extends FakeLabHost {
+  readonly applied = new Map<string, { share: KernelFaultShare; forMs: number }>()
+  readonly healedParts: string[] = []
+  cleared = 0
+  /** what kernelFaultUnavailable answers (null = it can) */
+  unavailable: string | null = null
+  power: 'on' | 'off' = 'on'
+  powerOns = 0
+
+  async kernelFaultUnavailable(): Promise<string | null> {
+    return this.unavailable
+  }
+
+  async applyKernelFault(id: string, share: KernelFaultShare, forMs: number): Promise<KernelFaultPart> {
+    this.applied.set(id, { share, forMs })
+    return { path: 'nft', detail: `nft table inet ftlab_${id}`, record: { id } }
+  }
+
+  async healKernelFault(part: KernelFaultPart): Promise<void> {
+    const id = (part.record as { id: string }).id
+    this.healedParts.push(id)
+    this.applied.delete(id)
+  }
+
+  async clearKernelFaults(): Promise<string[]> {
+    this.cleared++
+    const ids = [...this.applied.keys()]
+    this.applied.clear()
+    return ids
+  }
+
+  powerDriver(): HostPowerDriver {
+    return {
+      kind: 'command',
+      canPowerOn: true,
+      off: async () => {
+        this.power = 'off'
+        await Promise.all(this.agents.filter((a) => a.boot.id === 'a').map((a) => a.exit()))
+        return 'switched off'
+      },
+      on: async () => {
+        this.power = 'on'
+        this.powerOns++
+        return 'switched on'
+      }
+    }
+  }
+}
 
 const cleanups: (() => unknown)[] = []
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!()
 })
 
-async function startLab(configure?: (host: FakeLabHost) => void) {
+async function startLab<H extends FakeLabHost = FakeLabHost>(configure?: (host: H) => void, make: () => H = () => new FakeLabHost() as H) {
   const home = mkdtempSync(join(tmpdir(), 'ftlab-lab-'))
   cleanups.push(() => rmSync(home, { recursive: true, force: true }))
-  const host = new FakeLabHost()
+  const host = make()
   cleanups.push(() => host.closeAll())
   configure?.(host)
   const store = new LabStore(home)
@@ -104,7 +155,7 @@ describe('Lab orchestration', () => {
       ['disk', 'up']
     ])
     expect(rows[1].status?.role).toBe('backup')
-    await expect(lab.powerCut('a')).rejects.toThrow(/host a is already down/)
+    await expect(lab.powerCut('a')).rejects.toThrow("host a's power is already cut (f1); power it on or restore redundancy")
   })
 
   it('turns a link cut into a drop on both ends, each with the dead-man deadline, and heals it', async () => {
@@ -115,7 +166,9 @@ describe('Lab orchestration', () => {
     const req = host.agent('a').requests.find((r) => r.t === 'fault')
     expect(req).toMatchObject({ deadlineMs: 5000 })
     expect(lab.openFaults().map((x) => x.id)).toEqual([f.id])
-    expect(await lab.heal(f.id)).toEqual([f.id])
+    expect(lab.openFaults()[0]).toMatchObject({ path: 'agent-filter', healsAt: expect.any(Number) })
+    expect(lab.openFaults()[0].note).toBeUndefined()
+    expect(await lab.heal(f.id)).toEqual({ healed: [f.id], warnings: [] })
     expect(host.agent('a').faults.size).toBe(0)
     expect(host.agent('b').faults.size).toBe(0)
     expect(lab.openFaults()).toEqual([])
@@ -129,7 +182,7 @@ describe('Lab orchestration', () => {
     expect([...host.scheduled.values()]).toEqual([{ pid: host.agent('b').pid, ms: 10_000 }])
     expect((await lab.status()).find((r) => r.host === 'b')?.state).toBe('paused')
     await lab.injectFault({ kind: 'isolate', host: 'disk' })
-    expect(await lab.heal('all')).toHaveLength(2)
+    expect((await lab.heal('all')).healed).toHaveLength(2)
     expect(host.agent('b').paused).toBe(false)
     expect(host.scheduled.size).toBe(0)
     expect(host.agent('disk').faults.size).toBe(0)
@@ -276,6 +329,98 @@ describe('Lab orchestration', () => {
     expect(host.scheduled.size).toBe(0)
     expect(store.load('t')).toBeNull()
     expect(() => Lab.open('t', () => host, store)).toThrow("no lab named 't'")
+  })
+})
+
+describe('one fault registry for every kind of host', () => {
+  it('lists a power cut as an open fault with no deadline until restore refills the slot; heal does not close it', async () => {
+    const { host, lab } = await startLab()
+    const cut = await lab.powerCut('a')
+    expect(cut).toMatchObject({ spec: { kind: 'power', host: 'a' }, healsAt: null, path: 'kill' })
+    expect(cut.note).toMatch(/agent a \(pid \d+\) killed/)
+    expect(lab.openFaults().map((f) => f.id)).toEqual([cut.id])
+    expect(await lab.heal('all')).toEqual({ healed: [], warnings: [] })
+    expect(lab.openFaults().map((f) => f.id)).toEqual([cut.id])
+    await expect(lab.heal(cut.id)).rejects.toThrow(`${cut.id} is a power cut of a: it heals by restore redundancy, not by heal`)
+    await expect(lab.powerOn('a')).rejects.toThrow(/host a has no power driver/)
+    host.agent('b').role = 'live'
+    expect(await lab.restore()).toEqual({ from: 'b', to: 'a', gen: 2 })
+    expect(lab.openFaults()).toEqual([])
+  })
+
+  it('heal all with a paused agent and an open cut on it resumes first, then heals both, without an error', async () => {
+    const { host, lab } = await startLab()
+    const cut = await lab.injectFault({ kind: 'cut', from: 'a', to: 'b', oneWay: false }, 60_000)
+    const pause = await lab.injectFault({ kind: 'pause', host: 'a' }, 60_000)
+    // a stopped agent answers nothing: healing its cut first would wait for a timeout and fail
+    expect(host.agent('a').paused).toBe(true)
+    const r = await lab.heal('all')
+    expect(r.warnings).toEqual([])
+    expect(r.healed.sort()).toEqual([cut.id, pause.id].sort())
+    expect(host.agent('a').paused).toBe(false)
+    expect(host.agent('a').faults.size).toBe(0)
+    expect(host.agent('b').faults.size).toBe(0)
+    expect(lab.openFaults()).toEqual([])
+  })
+
+  it('returns what heal all could not do as warnings, not as an error', async () => {
+    const { host, lab } = await startLab()
+    const isolate = (await lab.injectFault({ kind: 'isolate', host: 'b' }, 60_000)).id
+    host.agent('disk').paused = true // an agent that stopped answering without the lab knowing
+    const r = await lab.heal('all')
+    expect(r.healed).toEqual([isolate])
+    expect(r.warnings.length).toBeGreaterThan(0)
+    expect(r.warnings.join('\n')).toMatch(/agent disk/)
+  }, 20_000)
+
+  it('puts a network fault into the hosts\' kernels where they can, with the lab\'s own id, and heals it by id', async () => {
+    const { host, lab } = await startLab(undefined, () => new KernelFakeHost())
+    const f = await lab.injectFault({ kind: 'cut', from: 'a', to: 'b', oneWay: false }, 5000)
+    expect(f).toMatchObject({ id: 'f1', path: 'nft', spec: { kind: 'cut', from: 'a', to: 'b' }, parts: [] })
+    expect(f.kernel).toHaveLength(1)
+    expect(f.kernel![0]).toMatchObject({ host: 'a', machine: 'a', part: { path: 'nft' } })
+    expect([...host.applied.values()]).toEqual([{ share: { kind: 'cut', peer: '127.0.0.1', direction: 'both' }, forMs: 5000 }])
+    const hostId = [...host.applied.keys()][0]
+    expect(hostId).toMatch(/^[0-9a-f]{4}_1_0$/)
+    // the agents' filter stays out of it
+    expect(host.agent('a').faults.size + host.agent('b').faults.size).toBe(0)
+    expect(lab.openFaults().map((x) => [x.id, x.path])).toEqual([['f1', 'nft']])
+    expect(await lab.heal('f1')).toEqual({ healed: ['f1'], warnings: [] })
+    expect(host.healedParts).toEqual([hostId])
+    expect(lab.openFaults()).toEqual([])
+    // heal all also sweeps the hosts' kernels for what an earlier console left
+    await lab.heal('all')
+    expect(host.cleared).toBe(1)
+  })
+
+  it("falls back to the agents' filter when a host cannot do it in its kernel, and says why in the note", async () => {
+    const { host, lab } = await startLab((h) => (h.unavailable = 'network faults need root on the host (uid 1000)'), () => new KernelFakeHost())
+    const f = await lab.injectFault({ kind: 'isolate', host: 'b' }, 5000)
+    expect(f.path).toBe('agent-filter')
+    expect(f.note).toBe("the hosts' kernels cannot do this (b: network faults need root on the host (uid 1000)); the agents' transport filter does it instead")
+    expect(host.agent('b').faults.get(f.id)).toEqual({ kind: 'isolate' })
+    expect(host.applied.size).toBe(0)
+  })
+
+  it('cuts power with the machine\'s driver, and power-on switches it back and closes the cut', async () => {
+    const { host, lab } = await startLab(undefined, () => new KernelFakeHost())
+    const cut = await lab.powerCut('a')
+    expect(cut).toMatchObject({ path: 'driver', healsAt: null, note: 'command driver: switched off' })
+    expect(host.power).toBe('off')
+    expect(lab.canPowerOn('a')).toBe(true)
+    await expect(lab.powerCut('a')).rejects.toThrow(`host a's power is already cut (${cut.id})`)
+    expect(await lab.powerOn('a')).toEqual({ driver: 'command', detail: 'switched on' })
+    expect(lab.openFaults()).toEqual([])
+    expect((await lab.status()).find((r) => r.host === 'a')?.state).toBe('down')
+  })
+
+  it('restore switches a machine cut by its driver back on before starting the fresh agent there', async () => {
+    const { host, lab } = await startLab(undefined, () => new KernelFakeHost())
+    await lab.powerCut('a')
+    host.agent('b').role = 'live'
+    expect(await lab.restore()).toEqual({ from: 'b', to: 'a', gen: 2 })
+    expect(host.powerOns).toBe(1)
+    expect(lab.openFaults()).toEqual([])
   })
 })
 

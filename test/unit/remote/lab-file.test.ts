@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { DEFAULT_PORT_BASE, LabFileError, loadLabFile, parseLabFile } from '../../../main/remote/lab-file.js'
+import { checkLabFileText, DEFAULT_PORT_BASE, LabFileError, loadLabFile, parseLabFile } from '../../../main/remote/lab-file.js'
 
 const F = '/labs/x.json'
 const host = (address: string, extra: Record<string, unknown> = {}) => ({ address, user: 'ops', identityFile: '~/.ssh/id_ed25519', auth: 'key', ...extra })
@@ -99,7 +99,7 @@ describe('lab file', () => {
     expect(set('disk', { power: { driver: 'ups' } })).toContain('hosts.disk.power.driver: must be "kill", "command", "ipmi", "libvirt" or "sysrq", got "ups"')
     expect(set('disk', { power: { driver: 'libvirt', uri: 'system', domain: 'd' } })).toContain('hosts.disk.power.uri: must be a libvirt URI')
     expect(set('disk', { faults: { run: 'netns' } })).toContain('hosts.disk.faults.namespace: must name a network namespace')
-    expect(set('b', { address: '10.0.0.1' })).toContain('hosts.b: is the same login as hosts.a')
+    expect(set('b', { address: '10.0.0.1' })).toContain('hosts.b.address: is the same login as hosts.a')
     expect(set('b', { labAddress: '10.0.0.1', address: '10.9.9.9' })).toContain('hosts.b.labAddress: 10.0.0.1 is also hosts.a')
     expect(fails({ ...base(), network: '10.0.0.0' })).toContain('network: must be a network like "10.87.0.0/24"')
   })
@@ -111,10 +111,41 @@ describe('lab file', () => {
     expect(parse({ ...base(), arbiter: { kind: 'etcd', endpoints: urls } }).arbiter).toEqual({ kind: 'etcd', endpoints: urls })
     expect(fails({ ...base(), arbiter: { kind: 'zookeeper' } })).toBe(`${F}: arbiter.kind: must be "disk" (the disk server, the default) or "etcd", got "zookeeper"`)
     expect(fails({ ...base(), arbiter: { kind: 'etcd', endpoints: [] } })).toContain('arbiter.endpoints: must list 1 to 16 etcd client URLs')
-    expect(fails({ ...base(), arbiter: { kind: 'etcd', endpoints: ['10.0.0.5:2379'] } })).toContain('arbiter.endpoints[0]: must be an http:// or https:// client URL')
-    expect(fails({ ...base(), arbiter: { kind: 'etcd', endpoints: ['http://root:pw@10.0.0.5:2379'] } })).toContain('arbiter.endpoints[0]: must be an http:// or https:// client URL without credentials')
+    expect(fails({ ...base(), arbiter: { kind: 'etcd', endpoints: ['10.0.0.5:2379'] } })).toContain('arbiter.endpoints: endpoint 1 must be an http:// or https:// client URL')
+    expect(fails({ ...base(), arbiter: { kind: 'etcd', endpoints: ['http://root:pw@10.0.0.5:2379'] } })).toContain('arbiter.endpoints: endpoint 1 must be an http:// or https:// client URL without credentials')
     // a fixed key prefix would make a redeployed lab find its generations already won
     expect(fails({ ...base(), arbiter: { kind: 'etcd', endpoints: urls, prefix: 'x' } })).toContain('arbiter.prefix: unknown field')
+  })
+
+  it('collects every error with the dotted path of its field, for a form to show each at its field', () => {
+    const o = base() as Record<string, unknown> & { hosts: Record<string, Record<string, unknown>> }
+    o.hosts.a.port = 0
+    o.hosts.a.auth = 'kerberos'
+    o.hosts.b.labAddress = 'node-b'
+    o.hosts.disk.power = { driver: 'command' }
+    o.arbiter = { kind: 'etcd', endpoints: ['http://ok:2379', 'ftp://x'] }
+    o.colour = 'red'
+    const r = checkLabFileText(JSON.stringify(o))
+    expect(r.ok).toBe(false)
+    if (r.ok) return
+    expect(r.errors.map((e) => e.field)).toEqual(['colour', 'arbiter.endpoints', 'hosts.a.port', 'hosts.a.auth', 'hosts.b.labAddress', 'hosts.disk.power.off'])
+    expect(r.errors.find((e) => e.field === 'hosts.a.port')?.message).toBe('must be an integer from 1 to 65535, got 0')
+    expect(r.errors.find((e) => e.field === 'arbiter.endpoints')?.message).toBe('endpoint 2 must be an http:// or https:// client URL without credentials, got "ftp://x"')
+    // the thrown form names the first and counts the rest
+    expect(fails(o)).toBe(`${F}: colour: unknown field; expected one of version, name, guest, mode, network, arbiter, hosts (and 5 more: arbiter.endpoints, hosts.a.port, hosts.a.auth, hosts.b.labAddress, hosts.disk.power.off)`)
+    expect((() => {
+      try {
+        parse(o)
+      } catch (e) {
+        return (e as LabFileError).all.length
+      }
+    })()).toBe(6)
+  })
+
+  it('checks text for the console: the file when it is good, the JSON error at the whole file when it is not JSON', () => {
+    const good = checkLabFileText(JSON.stringify(base()), 'form')
+    expect(good.ok && good.file.hosts.b.address).toBe('10.0.0.2')
+    expect(checkLabFileText('{"version": 1,')).toMatchObject({ ok: false, errors: [{ field: '', message: expect.stringMatching(/^not valid JSON: /) }] })
   })
 
   it('says where broken JSON breaks, and names an unreadable file', () => {
