@@ -76,8 +76,8 @@ export const COMMANDS: CommandSpec[] = [
     options: [
       { name: 'guest', type: 'string', choices: ['kv', 'bank'], help: 'the guest program (default: kv)' },
       { name: 'mode', type: 'string', choices: ['rsm', 'state-transfer'], help: 'replication mode (default: rsm)' },
-      { name: 'heartbeat', type: 'duration', bare: 'ms', help: 'heartbeat interval on the logging channel, in ms (or 20ms, 1s; default: 100)', placeholder: 'ms' },
-      { name: 'suspect', type: 'duration', bare: 'ms', help: 'silence after which a replica suspects its peer, in ms (or 2s; default: 800)', placeholder: 'ms' },
+      { name: 'heartbeat', type: 'duration', bare: 'ms', min: 5, max: 10_000, help: 'heartbeat interval on the logging channel, in ms (or 20ms, 1s; default: 100)', placeholder: 'ms' },
+      { name: 'suspect', type: 'duration', bare: 'ms', min: 20, max: 60_000, help: 'silence after which a replica suspects its peer, in ms (or 2s; default: 800)', placeholder: 'ms' },
       { name: 'etcd', type: 'string', help: 'break ties with this etcd cluster instead of the disk server (comma-separated client URLs)', placeholder: 'urls' },
       nameOpt
     ]
@@ -242,12 +242,16 @@ function convert(o: OptSpec, text: string, u: string): OptValue {
       if (text.length === 0) throw new UsageError(`--${o.name} needs a value`, u)
       if (o.choices && !o.choices.includes(text)) throw new UsageError(`--${o.name} must be one of ${o.choices.join(', ')}, got '${text}'`, u)
       return text
-    case 'duration':
+    case 'duration': {
+      let ms: number
       try {
-        return parseDuration(text, o.bare ?? 's')
+        ms = parseDuration(text, o.bare ?? 's')
       } catch (err) {
         throw new UsageError(`--${o.name}: ${(err as Error).message}`, u)
       }
+      if ((o.min !== undefined && ms < o.min) || (o.max !== undefined && ms > o.max)) throw new UsageError(`--${o.name} must be from ${o.min} to ${o.max} ms, got ${ms} ms ('${text}')`, u)
+      return ms
+    }
     case 'int':
     case 'number': {
       const n = Number(text)

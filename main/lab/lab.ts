@@ -226,7 +226,8 @@ export class Lab extends EventEmitter {
     let path: FaultRecord['path']
     let note: string
     if (driver) {
-      note = `${driver.kind} driver: ${await driver.off()}`
+      const said = await driver.off()
+      note = `${driver.kind} driver${said ? `: ${said}` : ''}`
       path = 'driver'
     } else {
       if (!(await host.kill(pid))) throw new Error(`host ${id} is already down (no agent with pid ${pid})`)
@@ -278,10 +279,14 @@ export class Lab extends EventEmitter {
     for (const id of hostsOf(spec)) this.host(id)
     if ('from' in spec && spec.from === spec.to) throw new Error(`a link needs two different hosts, got ${spec.from}-${spec.to}`)
     this.expireFaults()
-    const kernel = spec.kind === 'pause' ? null : await this.kernelPlan(spec, forMs)
-    for (const id of hostsOf(spec)) {
+    // over SSH every check is a round trip: ask them all at once
+    const [kernel, alive] = await Promise.all([
+      spec.kind === 'pause' ? null : this.kernelPlan(spec, forMs),
+      Promise.all(hostsOf(spec).map((id) => this.machineHost(id).isAgentAlive(this.host(id).pid)))
+    ])
+    for (const [i, id] of hostsOf(spec).entries()) {
       const r = this.host(id)
-      if (!(await this.machineHost(id).isAgentAlive(r.pid))) throw new Error(`host ${id} is down; cannot apply ${describeFault(spec)}`)
+      if (!alive[i]) throw new Error(`host ${id} is down; cannot apply ${describeFault(spec)}`)
       if (r.paused && spec.kind === 'pause') throw new Error(`host ${id} is already paused`)
       // a stopped agent cannot take a request: say so now rather than after a timeout
       if (r.paused && !kernel?.shares) throw new Error(`host ${id} is paused, so its agent cannot apply ${describeFault(spec)}; heal the pause first`)
@@ -300,12 +305,16 @@ export class Lab extends EventEmitter {
         await host.pause(r.pid)
         r.paused = true
       } else if (kernel?.shares) {
-        record.kernel = []
-        for (const [i, s] of kernel.shares.entries()) {
-          const machine = this.machineOf(s.host)
-          const part = await this.hostOf(machine).applyKernelFault!(this.kernelId(no, i), s.share, forMs)
-          record.kernel.push({ host: s.host, machine, part })
-        }
+        // every share at once; what was applied is recorded, so a failure heals exactly that
+        const applied = await Promise.allSettled(
+          kernel.shares.map(async (s, i) => {
+            const machine = this.machineOf(s.host)
+            return { host: s.host, machine, part: await this.hostOf(machine).applyKernelFault!(this.kernelId(no, i), s.share, forMs) }
+          })
+        )
+        record.kernel = applied.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
+        const failed = applied.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+        if (failed) throw failed.reason
         record.path = record.kernel[0]?.part.path ?? 'nft'
       } else {
         for (const part of planAgentFaults(spec)) {

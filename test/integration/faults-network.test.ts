@@ -228,7 +228,8 @@ describe.skipIf(missing.length > 0)('network faults in namespaces', () => {
   })
 
   it('the dead-man on the host removes the fault at its deadline with no console around', async () => {
-    const rec = applied(await injectNetworkFault(x, req(newId('dead'), { kind: 'isolate', lab: [Y_LAB] }, 2000), { caps }))
+    // long enough that a busy machine still sees the fault and its dead-man before the deadline
+    const rec = applied(await injectNetworkFault(x, req(newId('dead'), { kind: 'isolate', lab: [Y_LAB] }, 5000), { caps }))
     // the exec session that armed it has ended; nobody calls heal
     expect((await x.run(deadmanAliveScript(rec.id))).stdout.trim()).toBe('armed')
     expect(await listFaultTables(x)).toEqual([`inet ftlab_${rec.id}`])

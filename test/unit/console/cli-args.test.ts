@@ -69,6 +69,7 @@ describe('ftlab argument parser', () => {
     [['status', '--json', '--json'], '--json given twice'],
     [['status', '--name', '--json'], '--name needs a value'],
     [['lab', 'start', '--heartbeat', 'fast'], '--heartbeat: "fast" is not a duration'],
+    [['lab', 'start', '--heartbeat', '20s'], "--heartbeat must be from 5 to 10000 ms, got 20000 ms ('20s')"],
     [['deploy'], 'missing <labfile>'],
     [['teardown', '--accept-new-host-keys'], "unknown option --accept-new-host-keys for 'teardown'"],
     [['deploy', 'x.json', '--name'], '--name needs a value'],
