@@ -30,8 +30,11 @@ export interface RemoteLabOptions {
   agentBundle?: string
   runtimeCacheDir?: string
   connectTimeoutMs?: number
-  /** deploy progress, per host (the slot is in p.hostId) */
-  onProgress?: (p: DeployProgress) => void
+  /**
+   * deploy progress, per step and host: `slot` is the lab-file host that deploys (the spare
+   * after a restore onto it), `hostId` the lab slot its agent plays
+   */
+  onProgress?: (p: DeployProgress & { slot: string }) => void
 }
 
 /** One host's line in a deploy: what was checked, or why it failed. */
@@ -308,7 +311,7 @@ async function makeHosts(file: LabFile, home: string, opts: RemoteLabOptions): P
         bundlePath,
         runtimeCacheDir: opts.runtimeCacheDir,
         connectTimeoutMs: opts.connectTimeoutMs,
-        onProgress: opts.onProgress,
+        onProgress: opts.onProgress ? (p) => opts.onProgress!({ ...p, slot: spec.slot }) : undefined,
         ...(file.network ? { network: file.network } : {}),
         ...(opts.ipmiPassword ? { ipmiPassword: (bmc: { host: string; user: string }) => opts.ipmiPassword!(spec.slot, bmc) } : {})
       })
