@@ -206,9 +206,12 @@ async function events(lab: Lab, follow: boolean, json: boolean, io: CliIo): Prom
   const write = (ls: string[]) => {
     if (ls.length) io.out(ls.join('\n') + '\n')
   }
+  // the history arrives one agent's ring after another: a one-shot read is put in time order first
+  const history: LabEvent[] = []
   const print = (e: LabEvent) => {
     if (e.type === 'caught-up') return
     if (json) io.out(JSON.stringify(e) + '\n')
+    else if (!follow) history.push(e)
     else write(lines.push(e))
   }
   // a live stream still shows the channel summaries and repeat counts when nothing else happens
@@ -221,7 +224,10 @@ async function events(lab: Lab, follow: boolean, json: boolean, io: CliIo): Prom
       if (ticker) clearInterval(ticker)
       process.off('SIGINT', done)
       off()
-      if (!json) write(lines.flush())
+      if (!json) {
+        for (const e of history.sort((x, y) => x.ts - y.ts)) write(lines.push(e))
+        write(lines.flush())
+      }
       resolve()
     }
     const off = lab.onEvent((e) => {
@@ -239,4 +245,16 @@ async function events(lab: Lab, follow: boolean, json: boolean, io: CliIo): Prom
   return EXIT_OK
 }
 
-runIfMain(import.meta.url, 'ftlab', () => runCli(process.argv.slice(2)), EXIT_FAILED)
+runIfMain(
+  import.meta.url,
+  'ftlab',
+  () => {
+    // `ftlab events | head`: the reader went away, which is how a pipe ends, not a failure
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(EXIT_OK)
+      throw e
+    })
+    return runCli(process.argv.slice(2))
+  },
+  EXIT_FAILED
+)
