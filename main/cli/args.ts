@@ -4,6 +4,7 @@
 // messages that name the flag and what it expects are ours.
 import { parseArgs as tokenize } from 'node:util'
 import { parseDuration } from '../core/duration.js'
+import { LOCAL_LAB_NAME } from '../lab/local-lab.js'
 
 export class UsageError extends Error {
   constructor(
@@ -59,7 +60,7 @@ export interface ParsedCommand {
 export const FAULT_KINDS = ['power', 'pause', 'isolate', 'cut', 'loss', 'delay'] as const
 
 /** The lab every command works on unless --name says otherwise; the console's lab has the same name. */
-export const DEFAULT_LAB = 'local'
+export const DEFAULT_LAB = LOCAL_LAB_NAME
 /** A remote lab deployed without a name in the lab file or on the command line. */
 export const DEFAULT_REMOTE_LAB = 'remote'
 

@@ -4,6 +4,7 @@ import type { HostStatusRow } from '../lab/lab.js'
 import type { FaultRecord, LabState } from '../lab/lab-state.js'
 import { describeFault } from '../lab/lab-faults.js'
 import { formatDuration } from '../core/duration.js'
+import { LOCAL_LAB_NAME } from '../lab/local-lab.js'
 
 export function renderTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
@@ -43,7 +44,7 @@ function healsText(f: FaultRecord, now: number): string {
 
 /** What `ftlab fault` prints for the fault it opened: one line, the host-side pieces, the note. */
 export function faultLines(f: FaultRecord, lab: string): string {
-  const named = lab === 'local' ? '' : ` --name ${lab}`
+  const named = lab === LOCAL_LAB_NAME ? '' : ` --name ${lab}`
   const head =
     f.healsAt === null
       ? `${f.id}: ${describeFault(f.spec)} via ${f.path}; it stays cut until \`ftlab restore${named}\`${f.path === 'driver' ? ` or \`ftlab power-on ${(f.spec as { host: string }).host}${named}\`` : ''}`

@@ -4,6 +4,9 @@ import { Lab, type LabConfig } from './lab.js'
 import { LabStore } from './lab-state.js'
 import { findAgentBundle, LocalHost } from './local-host.js'
 
+/** The embedded local lab's name, for the console and every `ftlab` command alike. */
+export const LOCAL_LAB_NAME = 'local'
+
 export interface LocalLabOptions {
   /** FT Lab's home (default $FTLAB_HOME or ~/.ftlab) */
   home?: string
