@@ -270,7 +270,7 @@ export class LabBackend implements ConsoleBackend {
     const lab = this.requireRunning('fault.heal')
     let healed: string[]
     try {
-      healed = await lab.heal(p.id)
+      healed = (await lab.heal(p.id)).healed
     } catch (err) {
       const e = apiError('fault.heal', err)
       this.mark({ kind: 'error', label: e.message })
@@ -774,9 +774,11 @@ export function toSpec(p: FaultInjectParams): LabFaultSpec {
 
 /** The lab's record of an open fault, as the contract shows it. */
 export function toFaultInfo(f: FaultRecord): FaultInfo {
-  const base = { id: f.id, startedAt: f.createdAt, healsAt: f.healsAt, path: 'agent-filter' as const, note: null, what: f.spec.kind }
+  const base = { id: f.id, startedAt: f.createdAt, healsAt: f.healsAt, path: f.path, note: f.note ?? null, what: f.spec.kind }
   const s = f.spec
   switch (s.kind) {
+    case 'power':
+      return { ...base, target: s.host as HostId, kind: 'power', params: {} }
     case 'pause':
     case 'isolate':
       return { ...base, target: s.host as HostId, kind: s.kind, params: {} }
