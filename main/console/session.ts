@@ -27,8 +27,24 @@ export interface SessionOptions extends LocalLabOptions {
   remote?: Omit<RemoteLabOptions, 'confirmHostKey' | 'secrets' | 'onProgress' | 'home'>
   /** the simulated lab (until main/lab/sim-lab.ts lands): options for the imitation */
   fake?: { timers?: boolean; seed?: number }
+  /**
+   * The simulated lab on the real core (main/lab/sim-lab.ts `startSimLab`). When given, lab.start
+   * { kind: 'simulated' } runs it under a LabDriver like any other lab; without it the console
+   * falls back to the imitation in main/api/fake-backend.ts.
+   */
+  startSimLab?: StartSimLab
   readyTimeoutMs?: number
 }
+
+/** main/lab/sim-lab.ts's startSimLab, as the session calls it. */
+export type StartSimLab = (opts: {
+  guest: string
+  mode: string
+  timing?: { heartbeatMs: number; suspectMs: number }
+  speed?: number
+  seed?: number
+  name?: string
+}) => Promise<{ lab: Lab; sim: { seed: number; speed: number; setSpeed(x: number): void; close(): Promise<void> } }>
 
 export interface SessionHooks {
   sink: EventSink
@@ -103,6 +119,27 @@ export class LabSession {
     return this.serially(async () => {
       const kind = p.kind ?? 'local'
       this.refuseIfOpen('lab.start')
+      if (kind === 'simulated' && this.opts.startSimLab) {
+        this.setIdle('starting', 'simulated', SIMULATED_LAB_NAME, null)
+        this.mark({ kind: 'start', label: `lab start: simulated, guest ${p.guest}, ${p.mode}${p.speed ? `, speed ×${p.speed}` : ''}` })
+        let started: Awaited<ReturnType<StartSimLab>>
+        try {
+          started = await this.opts.startSimLab({ guest: p.guest, mode: p.mode, timing: timingOf(p), speed: p.speed, seed: p.seed, name: SIMULATED_LAB_NAME })
+        } catch (err) {
+          const msg = errText(err)
+          this.setIdle('error', 'simulated', SIMULATED_LAB_NAME, msg)
+          this.mark({ kind: 'error', label: `lab start failed: ${msg}` })
+          return this.status()
+        }
+        const { lab, sim } = started
+        const d = new LabDriver(lab, this.hooks.sink, { kind: 'simulated', statusEveryMs: this.opts.statusEveryMs, sim: { speed: sim.speed, seed: sim.seed } })
+        const cur = driverLab(d)
+        // the simulator's world goes with the lab: stopping or detaching a simulated lab ends it
+        this.current = { ...cur, stop: () => cur.stop().finally(() => sim.close()), detach: () => cur.detach().finally(() => sim.close()) }
+        this.hooks.onShells(null)
+        await d.attach()
+        return this.status()
+      }
       if (kind === 'simulated') {
         const fake = new FakeBackend({ timers: this.opts.fake?.timers, seed: p.seed ?? this.opts.fake?.seed })
         this.current = fakeLab(fake, (ev) => this.hooks.sink.publish(ev))
@@ -120,7 +157,7 @@ export class LabSession {
       this.mark({ kind: 'start', label: `lab start: local, guest ${p.guest}, ${p.mode}` })
       let lab: Lab
       try {
-        const timing = p.heartbeatMs !== undefined || p.suspectMs !== undefined ? { heartbeatMs: p.heartbeatMs ?? 100, suspectMs: p.suspectMs ?? Math.max(800, (p.heartbeatMs ?? 100) * 8) } : undefined
+        const timing = timingOf(p)
         lab = await startLocalLab({ name: LOCAL_LAB_NAME, guest: p.guest, mode: p.mode, ...(timing ? { timing } : {}), readyTimeoutMs: this.opts.readyTimeoutMs }, this.opts)
       } catch (err) {
         const msg = errText(err)
@@ -389,6 +426,13 @@ export class LabSession {
     this.lifecycle = next.catch(() => {})
     return next
   }
+}
+
+/** The timing asked for, with the lab's defaults for what was left out (suspicion at least 8 heartbeats). */
+function timingOf(p: LabStartParams): { heartbeatMs: number; suspectMs: number } | undefined {
+  if (p.heartbeatMs === undefined && p.suspectMs === undefined) return undefined
+  const heartbeatMs = p.heartbeatMs ?? 100
+  return { heartbeatMs, suspectMs: p.suspectMs ?? Math.max(800, heartbeatMs * 8) }
 }
 
 const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err))
