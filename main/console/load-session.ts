@@ -10,6 +10,7 @@ import type { Endpoint } from '../../agent/control/protocol.js'
 import { checkRun, type RunVerdict } from '../check/check-run.js'
 import { ApiError, idleLoadStatus, type LoadStartParams, type LoadStatus, type LoadVerdict, type Mark, type ReplicaHostId } from '../api/contract.js'
 import { finalRead, runLoad, type LoadProgress, type LoadResult } from '../load/load-runner.js'
+import { runBankLoad } from './bank-load.js'
 import { round2 } from './status-poller.js'
 
 export interface LoadSink {
@@ -54,9 +55,6 @@ export class LoadSession {
     if (workload !== lab.guest) {
       throw new ApiError('conflict', `load.start: the ${workload} workload speaks to the ${workload} guest; this lab runs '${lab.guest}' (choose workload '${lab.guest}')`)
     }
-    if (workload === 'bank') {
-      throw new ApiError('unavailable', 'load.start: the bank workload is not in this console yet; run the kv guest for load, or watch the bank guest\'s own transfers on the channel')
-    }
     const targets = lab.targets
     const byAddr = new Map(targets.map((t, i) => [`${t.host}:${t.port}`, (['a', 'b'] as const)[i]]))
     const status: LoadStatus = { ...idleLoadStatus(), state: 'running', workload, clients: p.clients, keys: p.keys, seconds: p.seconds, startedAt: Date.now(), target: lab.serving }
@@ -74,6 +72,12 @@ export class LoadSession {
       if (pr.latencyMs) status.latencyMs = { p50: round2(pr.latencyMs.p50), p99: round2(pr.latencyMs.p99) }
       status.target = mostUsed(pr.targets, byAddr) ?? status.target
       this.sink.load(this.status())
+    }
+    if (workload === 'bank') {
+      run.done = this.runBank(run, p, targets, onProgress)
+      this.sink.mark({ kind: 'start', label: `load (bank transfers): ${p.clients} clients, ${p.seconds} s` })
+      this.sink.load(this.status())
+      return this.status()
     }
     run.done = (async () => {
       let result: LoadResult | null = null
@@ -109,6 +113,30 @@ export class LoadSession {
     run.abandoned = true
     run.abort.abort()
     await run.done
+  }
+
+  private async runBank(run: Run, p: LoadStartParams, targets: Endpoint[], onProgress: (pr: LoadProgress) => void): Promise<void> {
+    const st = run.status
+    try {
+      const r = await runBankLoad({ targets, durationMs: p.seconds * 1000, clients: p.clients, progressEveryMs: 500, onProgress, signal: run.abort.signal })
+      Object.assign(st, { completed: r.completed, failed: r.failed, opsPerSec: 0, retries: r.retries, duplicatesDropped: r.duplicatesDropped })
+      st.latencyMs = { p50: round2(r.latencyMs.p50), p99: round2(r.latencyMs.p99) }
+      const head = `bank load done: ${r.completed} transfers in ${(r.elapsedMs / 1000).toFixed(1)} s (${r.ok} ok, ${r.failed} failed, ${r.unknown} unknown)`
+      if (run.abandoned) {
+        this.sink.mark({ kind: 'stop', label: `${head}; not checked (the lab stopped)` })
+      } else {
+        st.verdict = r.verdict
+        const color = r.verdict.result === 'valid' ? '32' : r.verdict.result === 'invalid' ? '1;31' : '33'
+        this.sink.mark({ kind: r.verdict.result === 'invalid' ? 'error' : 'stop', label: `${head}; checks: ${r.verdict.summary}` })
+        this.sink.line(`\x1b[${color}m── ${head} ──\x1b[0m`)
+        this.sink.line(`\x1b[${color}m── checks: ${r.verdict.summary} ──\x1b[0m`)
+      }
+    } catch (err) {
+      this.sink.mark({ kind: 'error', label: `bank load failed: ${errText(err)}` })
+    }
+    if (this.run === run) this.run = null
+    this.last = { ...st, state: 'idle', opsPerSec: 0 }
+    this.sink.load(this.status())
   }
 
   reset(): void {
