@@ -22,7 +22,7 @@ import { ftlabHome } from '../lab/lab-state.js'
 import { LabFileError, parseLabFile } from '../remote/lab-file.js'
 import { RemoteStore } from '../remote/remote-state.js'
 import { forgetfulSecretStore, Prompts, type SecretStore } from './prompts.js'
-import { LabSession, LOCAL_LAB_NAME, SIMULATED_LAB_NAME, type SessionOptions } from './session.js'
+import { labFileProblem, LabSession, LOCAL_LAB_NAME, SIMULATED_LAB_NAME, type SessionOptions } from './session.js'
 import { Terminals } from './terminals.js'
 
 export interface ConsoleBackendOptions extends SessionOptions {
@@ -176,10 +176,7 @@ export function checkLabFile(text: string): LabFileCheck {
   try {
     parseLabFile(text, path)
   } catch (err) {
-    if (err instanceof LabFileError) {
-      const prefix = `${err.file}: ${err.field ? `${err.field}: ` : ''}`
-      return { ok: false, errors: [{ field: err.field, message: err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message }] }
-    }
+    if (err instanceof LabFileError) return { ok: false, errors: [{ field: err.field, message: labFileProblem(err) }] }
     return { ok: false, errors: [{ field: '', message: (err as Error).message }] }
   }
   // the form is the file's JSON as written (paths unexpanded), not the checked LabFile

@@ -200,7 +200,7 @@ export class LabSession {
       try {
         file = validateLabFile(p.file, `lab file '${p.name}'`)
       } catch (err) {
-        if (err instanceof LabFileError) throw new ApiError('bad-request', `lab.deploy.file${err.field ? `.${err.field}` : ''}: ${err.message.slice(err.file.length + 2 + (err.field ? err.field.length + 2 : 0))}`)
+        if (err instanceof LabFileError) throw new ApiError('bad-request', `lab.deploy.file${err.field ? `.${err.field}` : ''}: ${labFileProblem(err)}`)
         throw err
       }
       this.setIdle('starting', 'remote', p.name, null)
@@ -426,6 +426,12 @@ export class LabSession {
     this.lifecycle = next.catch(() => {})
     return next
   }
+}
+
+/** A lab-file error's message without the file and field it names (the caller places it). */
+export function labFileProblem(err: LabFileError): string {
+  const prefix = `${err.file}: ${err.field ? `${err.field}: ` : ''}`
+  return err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message
 }
 
 /** The timing asked for, with the lab's defaults for what was left out (suspicion at least 8 heartbeats). */

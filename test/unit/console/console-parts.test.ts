@@ -284,4 +284,22 @@ describe('session: one console, any lab', () => {
     const { statSync } = await import('node:fs')
     expect(statSync(saved.path).mode & 0o777).toBe(0o600)
   })
+
+  it('a deploy is refused at the lab-file field it concerns, and fails per host when the hosts cannot be reached', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'ftlab-session-'))
+    cleanups.push(() => rmSync(home, { recursive: true, force: true }))
+    const { SshConfig } = await import('../../../main/ssh/ssh-config.js')
+    const b = new ConsoleBackend({ home, reattach: false, remote: { sshConfig: SshConfig.empty(), connectTimeoutMs: 2000 } })
+    cleanups.push(() => b.close())
+    const host = (n: number, extra: Record<string, unknown> = {}) => ({ address: '127.0.0.1', port: n, user: 'nobody', auth: 'agent', labAddress: `127.0.0.${n}`, ...extra })
+    const twice = { version: 1, hosts: { a: host(1), b: host(2, { labAddress: '127.0.0.1' }), disk: host(3) } }
+    await expect(call(b, 'lab.deploy', { name: 'nowhere', file: twice })).rejects.toThrow(/^lab.deploy.file.hosts.b.labAddress: 127.0.0.1 is also hosts.a's lab address/)
+    expect((await call(b, 'lab.status')).state).toBe('stopped')
+
+    const unreachable = { version: 1, hosts: { a: host(1), b: host(2), disk: host(3) } }
+    await expect(call(b, 'lab.deploy', { name: 'nowhere', file: unreachable })).rejects.toThrow(/lab.deploy: lab 'nowhere' not deployed: a: .*; b: .*; disk: /)
+    const failed = b.events.since(0).events.flatMap((e) => (e.topic === 'deploy' && e.state === 'failed' ? [e.slot] : []))
+    expect(failed.sort()).toEqual(['a', 'b', 'disk'])
+    expect(await call(b, 'lab.status')).toMatchObject({ state: 'error', kind: 'remote', name: 'nowhere', error: expect.stringMatching(/not deployed/) })
+  })
 })
