@@ -212,11 +212,13 @@ export class LabSession {
           {
             name: p.name,
             readyTimeoutMs: this.opts.readyTimeoutMs,
-            onLine: (l) => this.deployEvent(l.slot, l.ok ? 'ready' : 'connect', l.ok ? 'done' : 'failed', l.detail)
+            // the preflight: connected, host key known, nothing else of FT Lab's in the way
+            onLine: (l) => this.deployEvent(l.slot, 'connect', l.ok ? 'done' : 'failed', l.detail)
           },
           this.remoteOptions(file)
         )
         rl = r.lab
+        for (const slot of Object.keys(file.hosts)) this.deployEvent(slot, 'ready', 'done', slot === 'spare' ? 'spare: checked, kept free for restore' : `${slot}: agent running`)
       } catch (err) {
         this.hooks.prompts.withdrawAll()
         const msg = err instanceof RemoteDeployError ? err.message : errText(err)
