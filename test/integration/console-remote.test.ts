@@ -1,8 +1,9 @@
 // The console drives a remote lab on the network-namespace testbed, over real OpenSSH, only
 // through its contract (the calls the UI makes): deploy from a lab file form for h1 (a),
 // h2 (b), h3 (disk) with per-host progress, accept each unknown host key through
-// prompt.answer, open a terminal on each host and run a command in it, cut the primary's
-// power and see b go live, then tear the lab down with its name as confirmation.
+// prompt.answer, open a terminal on each host and run a command in it, detach and reopen the
+// lab by name (as a restarted console does), cut the primary's power and see b go live,
+// then tear the lab down with its name as confirmation.
 //
 // Uses the shared testbed: run under `flock /tmp/ftlab-testbed.lock`. It brings the testbed
 // up if needed and leaves it up.
@@ -122,6 +123,12 @@ describe.skipIf(skip !== null)(`the console drives a remote lab on the testbed${
     const listed = (await call('term.list')).terms
     expect(listed.map((t) => t.host)).toEqual(['a', 'b', 'disk'])
     expect(listed.every((t) => /ftlab-term 42/.test(t.scrollback))).toBe(true)
+
+    // the console lets go of the lab and reattaches to it by name, as after a restart
+    expect(await call('lab.detach')).toMatchObject({ state: 'stopped', kind: null })
+    expect((await call('term.list')).terms).toEqual([])
+    expect(await call('lab.open', { kind: 'remote', name: LAB })).toMatchObject({ kind: 'remote', name: LAB, state: 'running' })
+    s = await until('the reopened lab showing a primary with b as its backup', (x) => x.hosts[0].role === 'primary' && x.hosts[1].role === 'backup')
 
     // power cut of the primary: b goes live; the cut stays open until restore or power-on
     const cut = await call('fault.inject', { target: 'a', kind: 'power', durationMs: 60_000 })
