@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { ReplicaCore } from '../../agent/replica/core.js'
 import { createVmm } from '../../agent/vmm/vmm.js'
-import { RegisterVmm } from './register-vmm.js'
-import { SimFailure } from './checker.js'
-import { runSimulation, type GuestKind, type SimStats } from './simulator.js'
+import { RegisterVmm } from '../../sim/register-vmm.js'
+import { SimFailure } from '../../sim/checker.js'
+import { runSimulation, type GuestKind, type SimStats } from '../../sim/simulator.js'
 
 // FTLAB_SIM_SEED=<n> [FTLAB_SIM_GUEST=register|kv] replays one seed (add FTLAB_SIM_VERBOSE=1 to trace
 // every logging-channel message); FTLAB_SIM_SEEDS=<n> runs more seeds.
@@ -66,7 +66,7 @@ describe('the checker can fail', () => {
     const run = () => runSimulation({ seed: 5, makeCore: (cfg, vmm, init) => new EarlyRelease(cfg, vmm, init) })
     expect(run).toThrow(SimFailure)
     expect(run).toThrow(/Output Rule: primary a \(generation 1\) released an output of entry \d+ but its backup has acknowledged only up to \d+/)
-    expect(run).toThrow(/replay: FTLAB_SIM_SEED=5 FTLAB_SIM_GUEST=register npx vitest run test\/sim/)
+    expect(run).toThrow(/replay: npm run sim -- --seed 5 --guest register/)
   })
 
   it('catches a VMM that does not replay logged non-determinism', () => {

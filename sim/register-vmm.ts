@@ -5,7 +5,7 @@
 // (so fencing is exercised). The guest state is a map of string pages, which makes
 // snapshots, state transfer and the state hash trivial.
 import { createHash } from 'node:crypto'
-import type { EntryBody, Entropy, ExecResult, GuestInput, IoRequest, Nondet, Output, PageWrite, ReplicationMode, Snapshot, Vmm } from '../../agent/vmm/types.js'
+import type { EntryBody, Entropy, ExecResult, GuestInput, IoRequest, Nondet, Output, PageWrite, ReplicationMode, Snapshot, Vmm } from '../agent/vmm/types.js'
 import { encodeCommand, parseResp, respBulk, respError, respInt, respSimple } from './resp.js'
 
 export const TICK_TIMER = 1

@@ -1,6 +1,6 @@
 // The simulator's invariants, checked as the run goes (after every step), from what the
 // replicas and the disk server actually did, not from what they believe.
-import type { Action, DiskReq, DiskRes, Role } from '../../agent/replica/types.js'
+import type { Action, DiskReq, DiskRes, Role } from '../agent/replica/types.js'
 
 export class SimFailure extends Error {
   override readonly name = 'SimFailure'
