@@ -7,6 +7,7 @@ import { DiskArbiter, MemoryBlockStore } from '../agent/disk/arbiter.js'
 import { ReplicaCore } from '../agent/replica/core.js'
 import type { Action, ReplicaConfig, Role } from '../agent/replica/types.js'
 import type { Entropy, ReplicationMode, Vmm } from '../agent/vmm/types.js'
+import { createVmm } from '../agent/vmm/vmm.js'
 import { Checker, SimFailure } from './checker.js'
 import { Prng } from '../agent/prng.js'
 import { encodeCommand } from './resp.js'
@@ -22,7 +23,7 @@ export type VmmFactory = (mode: ReplicationMode, entropy: Entropy) => Vmm
 export interface SimOptions {
   seed: number
   guest?: GuestKind
-  /** how to build a VMM; default: the register test guest */
+  /** how to build a VMM; default: the guest's (register: the test guest; kv: the real VMM with the kv guest) */
   makeVmm?: VmmFactory
   /** how to build a replica core; default: the real one (tests swap in broken ones) */
   makeCore?: CoreFactory
@@ -136,7 +137,7 @@ class Simulation {
         answer(res)
       }
     }
-    this.makeVmm = opts.makeVmm ?? ((mode, e) => new RegisterVmm({ mode, entropy: e }))
+    this.makeVmm = opts.makeVmm ?? (opts.guest === 'kv' ? (mode, entropy) => createVmm({ guest: 'kv', mode, entropy }) : (mode, entropy) => new RegisterVmm({ mode, entropy }))
     this.makeCore = opts.makeCore ?? ((cfg, vmm, init) => new ReplicaCore(cfg, vmm, init))
     this.stats = { seed: opts.seed, mode: this.mode, completed: 0, goLives: 0, restores: 0, crashes: 0, pauses: 0, cuts: 0, stalls: 0, messages: 0, dropped: 0, checks: 0 }
     // each replica incarnation's devices get their own stream: the primary's reads must not depend on the backup's
