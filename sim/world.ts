@@ -30,6 +30,16 @@ export class EventQueue {
     }
   }
 
+  /** when the next event is due, if any */
+  nextAt(): number | undefined {
+    return this.heap[0]?.at
+  }
+
+  /** Move the clock to `t` when nothing is due before it (a world that follows real time). */
+  advanceTo(t: number): void {
+    if (t > this.now && !(this.heap.length > 0 && this.heap[0].at < t)) this.now = t
+  }
+
   /** Runs the next event; false when nothing is left before `until`. */
   runNext(until: number): boolean {
     const h = this.heap
