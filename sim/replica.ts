@@ -161,6 +161,7 @@ export class SimStream {
   private serverOpen = true
   private paused = false
   private parked: Uint8Array[] = []
+  private broken = false
 
   constructor(
     private readonly net: Network,
@@ -175,12 +176,12 @@ export class SimStream {
   }
 
   get isOpen(): boolean {
-    return this.clientOpen
+    return this.clientOpen && !this.broken
   }
 
   /** The client writes. */
   write(bytes: Uint8Array): void {
-    if (!this.clientOpen) return
+    if (!this.clientOpen || this.broken) return
     this.net.send(this.clientId, this.node.id, this.link, () => this.node.deliver(() => this.arrive(bytes)), () => this.break())
   }
 
@@ -204,23 +205,26 @@ export class SimStream {
       pause: () => void (this.paused = true),
       resume: () => {
         this.paused = false
-        const parked = this.parked
-        this.parked = []
-        for (const b of parked) this.q.schedule(this.q.now, () => this.node.deliver(() => this.arrive(b)))
+        // a resumed socket hands over what it buffered first, in order, then what comes after
+        this.q.schedule(this.q.now, () => this.node.deliver(() => this.drain()))
       }
     }
     this.handle = this.node.edge.accept(port)
   }
 
   private arrive(bytes: Uint8Array): void {
-    if (!this.serverOpen || !this.handle) return
-    if (this.paused) return void this.parked.push(bytes)
+    if (!this.serverOpen || !this.handle || this.broken) return
+    if (this.paused || this.parked.length > 0) return void this.parked.push(bytes)
     this.handle.data(bytes)
+  }
+
+  private drain(): void {
+    while (!this.paused && this.serverOpen && this.parked.length > 0) this.handle!.data(this.parked.shift()!)
   }
 
   private sendToClient(data: Uint8Array): void {
     if (!this.serverOpen) return
-    this.net.send(this.node.id, this.clientId, this.link, () => this.clientOpen && this.toClient.data(data), () => this.break())
+    this.net.send(this.node.id, this.clientId, this.link, () => this.clientOpen && !this.broken && this.toClient.data(data), () => this.break())
   }
 
   /** the replica's side is gone (closed by either end, or broken) */
@@ -245,6 +249,9 @@ export class SimStream {
 
   /** A lost segment: the connection breaks, as a TCP stream that cannot skip bytes would. */
   private break(): void {
+    // nothing after the gap is delivered, on either side; both ends learn it as soon as they look
+    if (this.broken) return
+    this.broken = true
     this.q.schedule(this.q.now, () => this.node.deliver(() => this.serverClosed()))
     this.q.schedule(this.q.now, () => this.clientClosed())
   }
