@@ -3,9 +3,10 @@
 // prints the whole report and the command that replays it.
 import { parseArgs } from 'node:util'
 import { SimFailure } from './checker.js'
-import { runSimulation, type GuestKind, type SimStats } from './simulator.js'
+import { MUTANTS, type MutantName } from './mutants.js'
+import { replayCommand, runSimulation, type GuestKind, type SimStats } from './simulator.js'
 
-const USAGE = 'usage: npm run sim -- [--seeds N] [--from F] [--seed S] [--guest register|kv] [--keep-going]'
+const USAGE = `usage: npm run sim -- [--seeds N] [--from F] [--seed S] [--guest register|kv] [--keep-going] [--mutant ${Object.keys(MUTANTS).join('|')}]`
 
 function positiveInt(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt
@@ -21,6 +22,7 @@ function main(argv: string[]): number {
       from: { type: 'string' },
       seed: { type: 'string' },
       guest: { type: 'string' },
+      mutant: { type: 'string' },
       'keep-going': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' }
     },
@@ -32,6 +34,8 @@ function main(argv: string[]): number {
   }
   const guest = (values.guest ?? 'register') as GuestKind
   if (guest !== 'register' && guest !== 'kv') throw new Error(`--guest must be register or kv, got ${JSON.stringify(values.guest)}\n${USAGE}`)
+  const mutant = values.mutant as MutantName | undefined
+  if (mutant !== undefined && !(mutant in MUTANTS)) throw new Error(`--mutant must be one of ${Object.keys(MUTANTS).join(', ')}, got ${JSON.stringify(mutant)}\n${USAGE}`)
   const seeds =
     values.seed !== undefined ? [positiveInt('seed', values.seed, 0)] : Array.from({ length: positiveInt('seeds', values.seeds, 100) }, (_, i) => positiveInt('from', values.from, 1000) + i)
   const started = Date.now()
@@ -39,7 +43,7 @@ function main(argv: string[]): number {
   const sum: Partial<Record<keyof SimStats, number>> = {}
   for (const [i, seed] of seeds.entries()) {
     try {
-      const st = runSimulation({ seed, guest })
+      const st = runSimulation({ seed, guest, mutant })
       for (const [k, v] of Object.entries(st)) if (typeof v === 'number' && k !== 'seed') sum[k as keyof SimStats] = (sum[k as keyof SimStats] ?? 0) + v
     } catch (err) {
       failed.push(seed)
@@ -53,7 +57,7 @@ function main(argv: string[]): number {
     .join(', ')
   if (failed.length) {
     console.error(`\n${failed.length} failing seed(s) of guest ${guest}: ${failed.join(', ')}`)
-    for (const s of failed) console.error(`replay: npm run sim -- --seed ${s} --guest ${guest}`)
+    for (const s of failed) console.error(`replay: ${replayCommand(s, guest, mutant)}`)
     return 1
   }
   console.log(`${seeds.length} seeds of guest ${guest} passed in ${((Date.now() - started) / 1000).toFixed(1)} s (${figures})`)

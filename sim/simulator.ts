@@ -9,6 +9,7 @@ import type { Action, ReplicaConfig, Role } from '../agent/replica/types.js'
 import type { Entropy, ReplicationMode, Vmm } from '../agent/vmm/types.js'
 import { createVmm } from '../agent/vmm/vmm.js'
 import { Checker, SimFailure } from './checker.js'
+import { MUTANTS, type MutantName } from './mutants.js'
 import { Prng } from '../agent/prng.js'
 import { encodeCommand } from './resp.js'
 import { RegisterVmm } from './register-vmm.js'
@@ -27,6 +28,8 @@ export interface SimOptions {
   makeVmm?: VmmFactory
   /** how to build a replica core; default: the real one (tests swap in broken ones) */
   makeCore?: CoreFactory
+  /** a deliberately broken core (sim/mutants.ts), by name: the test-only knob the mutant tests turn */
+  mutant?: MutantName
   /** virtual ms with faults, then virtual ms healed, in which every client must make progress */
   faultMs?: number
   settleMs?: number
@@ -50,7 +53,6 @@ export interface SimStats {
 
 const REPLICAS = ['a', 'b'] as const
 const CLIENT_TIMEOUT_MS = 120
-const DISK_LINK: LinkQuality = { drop: 0, duplicate: 0, minDelay: 1, maxDelay: 4, fifo: true }
 const EPOCH = 1_700_000_000_000
 
 /** A replica incarnation and what the checker tracks of it (the role it acts in, as it acts). */
@@ -66,7 +68,7 @@ interface SimNode {
   hashedAt: string
 }
 
-export const replayCommand = (seed: number, guest: GuestKind): string => `npm run sim -- --seed ${seed} --guest ${guest}`
+export const replayCommand = (seed: number, guest: GuestKind, mutant?: MutantName): string => `npm run sim -- --seed ${seed} --guest ${guest}${mutant ? ` --mutant ${mutant}` : ''}`
 
 export function runSimulation(opts: SimOptions): SimStats {
   const sim = new Simulation(opts)
@@ -77,7 +79,7 @@ export function runSimulation(opts: SimOptions): SimStats {
     const what = err instanceof SimFailure ? err.message : `crashed at t=${sim.q.now}ms: ${(err as Error)?.stack ?? String(err)}`
     throw new SimFailure(
       `simulation seed ${opts.seed} (${sim.mode}, guest ${guest}) failed: ${what}\n` +
-        `replay: ${replayCommand(opts.seed, guest)}\n` +
+        `replay: ${replayCommand(opts.seed, guest, opts.mutant)}\n` +
         `state:\n${sim.describe()}\n` +
         `last events:\n${sim.trace.join('\n')}`
     )
@@ -99,6 +101,8 @@ class Simulation {
   private readonly peerLink: LinkQuality
   private readonly clientLink: LinkQuality
   private readonly disk: SimDiskEndpoint
+  /** the disk-server link: a TCP stream (in order), sometimes slow or lossy (a lost message is a request the core must ask again) */
+  private readonly diskLink: LinkQuality
   private readonly faultMs: number
   private readonly settleMs: number
   private readonly makeVmm: VmmFactory
@@ -138,10 +142,11 @@ class Simulation {
       }
     }
     this.makeVmm = opts.makeVmm ?? (opts.guest === 'kv' ? (mode, entropy) => createVmm({ guest: 'kv', mode, entropy }) : (mode, entropy) => new RegisterVmm({ mode, entropy }))
-    this.makeCore = opts.makeCore ?? ((cfg, vmm, init) => new ReplicaCore(cfg, vmm, init))
+    this.makeCore = opts.makeCore ?? (opts.mutant ? MUTANTS[opts.mutant] : (cfg, vmm, init) => new ReplicaCore(cfg, vmm, init))
     this.stats = { seed: opts.seed, mode: this.mode, completed: 0, goLives: 0, restores: 0, crashes: 0, pauses: 0, cuts: 0, stalls: 0, messages: 0, dropped: 0, checks: 0 }
     // each replica incarnation's devices get their own stream: the primary's reads must not depend on the backup's
     const entropySeed = setup.u32()
+    this.diskLink = { drop: setup.pick([0, 0, 0.03]), duplicate: 0, minDelay: 1, maxDelay: setup.pick([4, 4, 40]), fifo: true }
     this.entropyFor = (id: string) => {
       const r = new Prng(entropySeed ^ hashId(id))
       return { now: () => EPOCH + this.q.now, u32: () => r.u32() }
@@ -224,7 +229,7 @@ class Simulation {
       diskRetryMs: this.cfg.diskRetryMs,
       diskTimeoutMs: Math.max(200, this.cfg.suspectMs),
       peerLink: this.peerLink,
-      diskLink: DISK_LINK,
+      diskLink: this.diskLink,
       epoch: EPOCH,
       observer: { action: (a) => this.observe(node, a), stepped: () => this.afterStep(node) }
     })

@@ -1,0 +1,34 @@
+// Deliberately broken replica cores, each switched on by a test-only knob, to prove the
+// simulator's invariants catch what they claim to (the CI seeds must fail on each).
+import { ReplicaCore } from '../agent/replica/core.js'
+import type { Output } from '../agent/vmm/types.js'
+import type { CoreFactory } from './simulator.js'
+
+/** Releases the guest's disk writes without waiting for the backup's ack (replies still wait). */
+class EarlyDiskWrite extends ReplicaCore {
+  protected override outputRuleAllows(n: number, out?: Output): boolean {
+    return out?.t === 'disk-write' ? this.status().genConfirmed : super.outputRuleAllows(n, out)
+  }
+}
+
+/** Releases outputs once the backup has them, without waiting for the disk server to confirm the generation. */
+class UnconfirmedRelease extends ReplicaCore {
+  protected override outputRuleAllows(n: number): boolean {
+    return n <= this.status().acked
+  }
+}
+
+/** Releases every output at once: no Output Rule at all. */
+class EarlyRelease extends ReplicaCore {
+  protected override outputRuleAllows(): boolean {
+    return true
+  }
+}
+
+export const MUTANTS = {
+  'early-disk-write': (cfg, vmm, init) => new EarlyDiskWrite(cfg, vmm, init),
+  'unconfirmed-release': (cfg, vmm, init) => new UnconfirmedRelease(cfg, vmm, init),
+  'early-release': (cfg, vmm, init) => new EarlyRelease(cfg, vmm, init)
+} satisfies Record<string, CoreFactory>
+
+export type MutantName = keyof typeof MUTANTS
