@@ -110,7 +110,9 @@ export class Network {
   send(from: string, to: string, quality: LinkQuality, deliver: () => void, lost?: () => void): void {
     this.sent++
     const key = `${from}>${to}`
-    const extra = this.filters.get(from)?.outbound(to) ?? 0
+    const filter = this.filters.get(from)
+    // null: the sender's filter drops it; otherwise an added delay
+    const extra = filter ? filter.outbound(to) : 0
     if (extra === null || this.cuts.has(key) || this.rng.chance(quality.drop)) {
       this.dropped++
       lost?.()

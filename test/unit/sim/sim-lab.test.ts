@@ -59,3 +59,31 @@ describe.each([1, 10])('simulated kv lab at speed %s', (speed) => {
     expect(after.get('disk')?.status?.disk).toMatchObject({ gen: 2, live: 'b' })
   }, 60_000)
 })
+
+describe('simulated lab: faults through the agents’ own filter and the simulated process', () => {
+  it('isolating the primary (bank guest, state transfer): b wins generation 1, a never goes live and halts once healed', async () => {
+    const { lab, sim } = await startSimLab({ guest: 'bank', mode: 'state-transfer', speed: 5, seed: 7, timing: { heartbeatMs: 50, suspectMs: 400 } })
+    cleanups.push(() => sim.close())
+    await untilStatus(lab, 'a primary with b as its backup', paired('a', 'b'))
+    const f = await lab.injectFault({ kind: 'isolate', host: 'a' }, 60_000)
+    const during = await untilStatus(lab, 'b live', (r) => role(r, 'b') === 'live')
+    expect(during.get('b')?.status?.gen).toBe(1)
+    // a cannot reach the disk server, so it cannot win anything: it is not live
+    expect(role(during, 'a')).not.toBe('live')
+    expect(lab.openFaults().map((x) => x.id)).toEqual([f.id])
+    await lab.heal(f.id)
+    const after = await untilStatus(lab, 'a halted', (r) => role(r, 'a') === 'halted')
+    expect(after.get('disk')?.status?.disk).toMatchObject({ gen: 1, tasWinner: 'b' })
+  }, 60_000)
+
+  it('pausing the backup: the primary goes live alone; the resumed backup loses the test-and-set and halts', async () => {
+    const { lab, sim } = await startSimLab({ guest: 'kv', mode: 'rsm', speed: 5, seed: 9, timing: { heartbeatMs: 50, suspectMs: 400 } })
+    cleanups.push(() => sim.close())
+    await untilStatus(lab, 'a primary with b as its backup', paired('a', 'b'))
+    const f = await lab.injectFault({ kind: 'pause', host: 'b' }, 60_000)
+    const during = await untilStatus(lab, 'a live, b paused', (r) => role(r, 'a') === 'live' && r.get('b')?.state === 'paused')
+    expect(during.get('a')?.status?.gen).toBe(1)
+    await lab.heal(f.id)
+    await untilStatus(lab, 'b halted', (r) => role(r, 'b') === 'halted')
+  }, 60_000)
+})
