@@ -3,6 +3,9 @@
 // real load runner on real loopback sockets. A primary power cut makes b go live in the
 // SAME generation (it wins the test-and-set of generation 1); restore redundancy begins
 // generation 2; nothing acknowledged is lost.
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { promisify } from 'node:util'
 import { afterEach, describe, expect, it } from 'vitest'
 import { checkRun } from '../../../main/check/check-run.js'
 import type { Lab } from '../../../main/lab/lab.js'
@@ -86,4 +89,18 @@ describe('simulated lab: faults through the agents’ own filter and the simulat
     await lab.heal(f.id)
     await untilStatus(lab, 'b halted', (r) => role(r, 'b') === 'halted')
   }, 60_000)
+})
+
+const redisCli = ['/usr/bin/redis-cli', '/usr/local/bin/redis-cli'].find((p) => existsSync(p)) ?? null
+
+describe('simulated lab: real clients on real sockets', () => {
+  it.skipIf(!redisCli)(`redis-cli sets and reads a key on the live primary's loopback service port${redisCli ? '' : ' [skipped: redis-cli is not installed]'}`, async () => {
+    const { lab, sim } = await startSimLab({ guest: 'kv', mode: 'rsm', seed: 3 })
+    cleanups.push(() => sim.close())
+    await untilStatus(lab, 'a primary with b as its backup', paired('a', 'b'))
+    const a = lab.serviceEndpoints()[0]
+    const cli = (...args: string[]) => promisify(execFile)(redisCli!, ['-h', a.host, '-p', String(a.port), ...args]).then((r) => r.stdout.trim())
+    expect(await cli('SET', 'greeting', 'hello from the simulator')).toBe('OK')
+    expect(await cli('GET', 'greeting')).toBe('hello from the simulator')
+  }, 30_000)
 })
