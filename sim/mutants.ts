@@ -1,7 +1,7 @@
 // Deliberately broken replica cores, each switched on by a test-only knob, to prove the
 // simulator's invariants catch what they claim to (the CI seeds must fail on each).
 import { ReplicaCore } from '../agent/replica/core.js'
-import type { Output } from '../agent/vmm/types.js'
+import type { Output, Vmm } from '../agent/vmm/types.js'
 import type { CoreFactory } from './simulator.js'
 
 /** Releases the guest's disk writes without waiting for the backup's ack (replies still wait). */
@@ -25,10 +25,22 @@ class EarlyRelease extends ReplicaCore {
   }
 }
 
+/** Goes live without re-issuing the I/O the dead primary's guest was waiting on (timers, disk reads). */
+function forgetPendingIo(vmm: Vmm): Vmm {
+  return new Proxy(vmm, {
+    get(target, key) {
+      if (key === 'pendingIo') return () => []
+      const v = Reflect.get(target, key, target)
+      return typeof v === 'function' ? v.bind(target) : v
+    }
+  })
+}
+
 export const MUTANTS = {
   'early-disk-write': (cfg, vmm, init) => new EarlyDiskWrite(cfg, vmm, init),
   'unconfirmed-release': (cfg, vmm, init) => new UnconfirmedRelease(cfg, vmm, init),
-  'early-release': (cfg, vmm, init) => new EarlyRelease(cfg, vmm, init)
+  'early-release': (cfg, vmm, init) => new EarlyRelease(cfg, vmm, init),
+  'go-live-forgets-io': (cfg, vmm, init) => new ReplicaCore(cfg, forgetPendingIo(vmm), init)
 } satisfies Record<string, CoreFactory>
 
 export type MutantName = keyof typeof MUTANTS

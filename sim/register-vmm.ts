@@ -101,6 +101,11 @@ export class RegisterVmm implements Vmm {
     return n
   }
 
+  /** how often the guest's periodic timer has fired (a guest whose timer is not re-armed stops counting) */
+  ticks(): number {
+    return Number(this.pages.get('ticks') ?? '0')
+  }
+
   /** the value of a key, for tests */
   peek(key: string): string | undefined {
     return this.pages.get(`kv:${key}`)

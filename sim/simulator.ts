@@ -182,14 +182,30 @@ class Simulation {
     this.q.schedule(this.faultMs, () => this.healEverything())
     this.scheduleRestorer()
     const end = this.faultMs + this.settleMs
+    const ticksAt = new Map<SimNode, number>()
+    this.q.schedule(end - this.settleMs / 2, () => {
+      for (const n of this.serving()) if (n.vmm instanceof RegisterVmm) ticksAt.set(n, n.vmm.ticks())
+    })
     while (this.q.runNext(end)) {
       /* every event checks its own invariants */
     }
     for (const c of this.clients) c.checkProgress(end, this.settleMs / 2)
+    // pending I/O resumes after go-live: the guest's periodic timer keeps firing on whoever serves
+    for (const n of this.serving()) {
+      const before = ticksAt.get(n)
+      if (before !== undefined && n.vmm instanceof RegisterVmm && n.vmm.ticks() === before) {
+        this.checker.fail(`the guest timer of ${n.id}#${n.inc} (${n.role}, generation ${n.gen}) has not fired for ${this.settleMs / 2}ms after every fault healed: a timer the guest armed was not re-armed (pending I/O not re-issued at go-live?)`)
+      }
+    }
     this.stats.messages = this.net.sent
     this.stats.dropped = this.net.dropped
     this.stats.checks = this.checker.checks
     return this.stats
+  }
+
+  /** The replicas serving clients now (alive, not paused, primary or live). */
+  private serving(): SimNode[] {
+    return [...this.nodes.values()].filter((n) => n.replica.alive && !n.replica.paused && (n.role === 'primary' || n.role === 'live'))
   }
 
   /** Where everything stands, for a failure report. */

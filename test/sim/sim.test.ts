@@ -85,6 +85,10 @@ describe('the checker can fail', () => {
     expect(firstFailure('unconfirmed-release').message).toMatch(/primary [ab] released an output of entry \d+ in generation \d+ before the disk server confirmed that generation with it/)
   })
 
+  it('catches a core that goes live without re-issuing the I/O its guest was waiting on', () => {
+    expect(firstFailure('go-live-forgets-io').message).toMatch(/the guest timer of [ab]#\d+ \(\w+, generation \d+\) has not fired for \d+ms after every fault healed/)
+  })
+
   it('catches a VMM that does not replay logged non-determinism', () => {
     const run = () => runSimulation({ seed: 8, makeVmm: (_mode, entropy) => new RegisterVmm({ mode: 'rsm', entropy, forgetNondet: true }) })
     expect(run).toThrow(/diverged|divergence|replay expected/)
