@@ -44,6 +44,8 @@ class SimProcess {
   disk: SimDiskRole | null = null
   service: Server | null = null
   readonly sockets = new Set<Socket>()
+  /** the agent's ends of its control connections: a stopped process reads no request either */
+  readonly control = new Set<Duplex>()
   private inbox: (() => void)[] = []
 
   constructor(
@@ -64,12 +66,14 @@ class SimProcess {
     this.paused = true
     this.replica?.pause()
     for (const s of this.sockets) s.pause()
+    for (const c of this.control) c.pause()
   }
 
   resume(): void {
     this.paused = false
     this.replica?.resume()
     for (const s of this.sockets) s.resume()
+    for (const c of this.control) c.resume()
     const inbox = this.inbox
     this.inbox = []
     for (const fn of inbox) this.deliver(fn)
@@ -173,6 +177,9 @@ export class SimLab {
     if (!proc?.alive) throw new Error(`simulated agent with control port ${port} is not running (connection refused)`)
     const [console, agentSide] = duplexPair()
     proc.agent.connectControl(agentSide, `in-process console`)
+    proc.control.add(agentSide)
+    agentSide.once('close', () => proc.control.delete(agentSide))
+    if (proc.paused) agentSide.pause()
     return console
   }
 
