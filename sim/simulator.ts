@@ -313,10 +313,13 @@ class Simulation {
           // (not while either is contending: killing a test-and-set winner before it learns it won
           // is a second failure, which primary/backup replication does not claim to survive)
           const working = pair.every((n) => n.replica.alive && !n.replica.paused && !n.core.status().peerSuspected)
-          if (working && pair.some((n) => n.role === 'primary') && pair.some((n) => n.role === 'backup')) {
+          // or the new backup during restore redundancy: its restorer must carry on alone
+          const other = pair.find((n) => n !== victim)
+          const restoring = (victim.role === 'joining' || (victim.role === 'backup' && other?.core.status().restoring === true)) && other?.replica.alive === true && other.role !== 'halted'
+          if ((working && pair.some((n) => n.role === 'primary') && pair.some((n) => n.role === 'backup')) || restoring) {
             victim.replica.kill()
             this.stats.crashes++
-            this.log(`FAULT crash ${victim.id}#${victim.inc} (${victim.role})`)
+            this.log(`FAULT crash ${victim.id}#${victim.inc} (${victim.role}${restoring ? ', during restore redundancy' : ''})`)
           }
           break
         }
