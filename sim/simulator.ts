@@ -111,7 +111,7 @@ class Simulation {
   private faultsOn = true
   private stats: SimStats
 
-  constructor(private readonly opts: SimOptions) {
+  constructor(opts: SimOptions) {
     this.rng = new Prng(opts.seed)
     const setup = this.rng.fork()
     this.net = new Network(this.q, this.rng.fork())

@@ -9,7 +9,7 @@ import { promisify } from 'node:util'
 import { afterEach, describe, expect, it } from 'vitest'
 import { checkRun } from '../../../main/check/check-run.js'
 import type { Lab } from '../../../main/lab/lab.js'
-import { startSimLab, type SimControl } from '../../../main/lab/sim-lab.js'
+import { startSimLab } from '../../../main/lab/sim-lab.js'
 import { finalRead, runLoad, type LoadResult } from '../../../main/load/load-runner.js'
 import { paired, role, untilStatus } from '../../support/lab.js'
 
