@@ -169,8 +169,8 @@ export class SimStream {
     readonly clientId: string,
     readonly node: SimReplica,
     private readonly link: LinkQuality,
-    /** the client side: bytes from the replica, and the end of the stream */
-    private readonly toClient: { data(bytes: Uint8Array): void; closed(): void }
+    /** the client side: bytes from the replica, the end of the stream, and (for a real socket) back-pressure */
+    private readonly toClient: { data(bytes: Uint8Array): void; closed(): void; pause?(): void; resume?(): void }
   ) {
     net.send(clientId, node.id, link, () => node.deliver(() => this.accept()), () => this.break())
   }
@@ -202,9 +202,13 @@ export class SimStream {
         this.serverClose()
       },
       destroy: () => this.serverClose(),
-      pause: () => void (this.paused = true),
+      pause: () => {
+        this.paused = true
+        this.toClient.pause?.()
+      },
       resume: () => {
         this.paused = false
+        this.toClient.resume?.()
         // a resumed socket hands over what it buffered first, in order, then what comes after
         this.q.schedule(this.q.now, () => this.node.deliver(() => this.drain()))
       }

@@ -44,6 +44,8 @@ class SimProcess {
   disk: SimDiskRole | null = null
   service: Server | null = null
   readonly sockets = new Set<Socket>()
+  /** sockets the replica stopped reading (its core stalls): a resumed process leaves them be */
+  readonly stalled = new Set<Socket>()
   /** the agent's ends of its control connections: a stopped process reads no request either */
   readonly control = new Set<Duplex>()
   private inbox: (() => void)[] = []
@@ -72,7 +74,7 @@ class SimProcess {
   resume(): void {
     this.paused = false
     this.replica?.resume()
-    for (const s of this.sockets) s.resume()
+    for (const s of this.sockets) if (!this.stalled.has(s)) s.resume()
     for (const c of this.control) c.resume()
     const inbox = this.inbox
     this.inbox = []
@@ -306,13 +308,23 @@ export class SimLab {
         () =>
           new SimStream(world.net, world.q, CLIENTS_PEER, replica, CLIENT_LINK, {
             data: (bytes) => void socket.write(bytes),
-            closed: () => void socket.end()
+            closed: () => void socket.end(),
+            // the core stalls (logging channel full): stop reading the socket, as the host runtime does
+            pause: () => {
+              proc.stalled.add(socket)
+              socket.pause()
+            },
+            resume: () => {
+              proc.stalled.delete(socket)
+              if (!proc.paused) socket.resume()
+            }
           })
       )
       socket.on('data', (chunk: Buffer) => world.run(() => stream.write(new Uint8Array(chunk))))
       socket.on('error', () => {})
       socket.on('close', () => {
         proc.sockets.delete(socket)
+        proc.stalled.delete(socket)
         world.run(() => stream.close())
       })
     })
