@@ -13,6 +13,8 @@ export class Checker {
   /** generations the disk server accepted, and who it was told is primary */
   private registered = new Map<number, string>()
   private currentGen = 0
+  /** replicas the disk server refused a write from, by generation: they must never output again in it */
+  private fenced = new Map<string, number>()
   private primaryHash = new Map<string, string>()
   private backupHash = new Map<string, { hash: string; node: string }>()
   checks = 0
@@ -35,6 +37,7 @@ export class Checker {
     if (a.t === 'release' || isWrite) {
       const what = a.t === 'release' ? 'an output' : 'a disk write'
       const entry = a.t === 'release' ? a.entry : (a.entry ?? 0)
+      if (this.fenced.get(node) === gen) this.fail(`${node} released ${what} of entry ${entry} in generation ${gen} after the disk server fenced its write: a fenced replica must halt`)
       if (role === 'primary') {
         // the Output Rule, for replies and disk writes alike
         const acked = this.acked.get(gen) ?? 0
@@ -57,6 +60,11 @@ export class Checker {
   private checkWonTas(node: string, gen: number, did: string): void {
     const winner = this.tasWinner.get(gen)
     if (winner !== node) this.fail(`${node} ${did} in generation ${gen} but ${winner ? `${winner} won` : 'nobody has won'} that generation's test-and-set`)
+  }
+
+  /** A replica received the disk server's refusal of its write in generation `gen` (not when the disk sent it: releases in between are in flight). */
+  onFenced(node: string, gen: number): void {
+    this.fenced.set(node, gen)
   }
 
   /** The disk server answered: judge the answer against the rules it must keep. */

@@ -1,6 +1,7 @@
 // Deliberately broken replica cores, each switched on by a test-only knob, to prove the
 // simulator's invariants catch what they claim to (the CI seeds must fail on each).
 import { ReplicaCore } from '../agent/replica/core.js'
+import type { Event } from '../agent/replica/types.js'
 import type { Output, Vmm } from '../agent/vmm/types.js'
 import type { CoreFactory } from './simulator.js'
 
@@ -25,6 +26,14 @@ class EarlyRelease extends ReplicaCore {
   }
 }
 
+/** Takes the disk server's refusal of a write (fenced: another replica is live) for a passing I/O error, and carries on. */
+class IgnoresFencing extends ReplicaCore {
+  override step(ev: Event): void {
+    if (ev.t === 'disk' && !ev.res.ok && ev.res.error === 'fenced') ev = { ...ev, res: { ...ev.res, error: 'io' } }
+    super.step(ev)
+  }
+}
+
 /** Goes live without re-issuing the I/O the dead primary's guest was waiting on (timers, disk reads). */
 function forgetPendingIo(vmm: Vmm): Vmm {
   return new Proxy(vmm, {
@@ -40,7 +49,8 @@ export const MUTANTS = {
   'early-disk-write': (cfg, vmm, init) => new EarlyDiskWrite(cfg, vmm, init),
   'unconfirmed-release': (cfg, vmm, init) => new UnconfirmedRelease(cfg, vmm, init),
   'early-release': (cfg, vmm, init) => new EarlyRelease(cfg, vmm, init),
-  'go-live-forgets-io': (cfg, vmm, init) => new ReplicaCore(cfg, forgetPendingIo(vmm), init)
+  'go-live-forgets-io': (cfg, vmm, init) => new ReplicaCore(cfg, forgetPendingIo(vmm), init),
+  'ignores-fencing': (cfg, vmm, init) => new IgnoresFencing(cfg, vmm, init)
 } satisfies Record<string, CoreFactory>
 
 export type MutantName = keyof typeof MUTANTS

@@ -45,6 +45,8 @@ export interface SimReplicaOptions {
   emit?: (type: string, data: Record<string, unknown>) => void
   log?: EdgeLog
   observer?: EdgeObserver
+  /** the disk server's answer reached this replica (the checker's view of what it knows) */
+  diskAnswered?: (req: DiskReq, res: DiskRes) => void
 }
 
 const SILENT: EdgeLog = { info: () => {}, warn: () => {}, error: () => {} }
@@ -103,7 +105,14 @@ export class SimReplica {
             timers.set(() => settle(null), o.diskTimeoutMs)
             const disk = o.routes.disk
             net.send(this.id, disk.id, o.diskLink, () =>
-              disk.handle(this.id, { ...req, id: wireId }, (res) => net.send(disk.id, this.id, o.diskLink, () => this.deliver(() => settle(res))))
+              disk.handle(this.id, { ...req, id: wireId }, (res) =>
+                net.send(disk.id, this.id, o.diskLink, () =>
+                  this.deliver(() => {
+                    if (!settled) o.diskAnswered?.(req, res)
+                    settle(res)
+                  })
+                )
+              )
             )
           }
         },

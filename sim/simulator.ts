@@ -247,7 +247,10 @@ class Simulation {
       peerLink: this.peerLink,
       diskLink: this.diskLink,
       epoch: EPOCH,
-      observer: { action: (a) => this.observe(node, a), stepped: () => this.afterStep(node) }
+      observer: { action: (a) => this.observe(node, a), stepped: () => this.afterStep(node) },
+      diskAnswered: (req, res) => {
+        if (req.op === 'write' && !res.ok && res.error === 'fenced') this.checker.onFenced(id, req.gen)
+      }
     })
     this.nodes.set(id, node)
     this.log(`${id}#${node.inc} starts as ${role} of generation ${gen}`)

@@ -39,4 +39,16 @@ describe('the simulator checker', () => {
     c.onAckSent(1, 3)
     expect(() => c.onAction('a', 'primary', 1, reply(2))).toThrow(/primary a released an output of entry 2 in generation 1 before the disk server confirmed that generation with it/)
   })
+
+  it('refuses any output from a replica after it learned the disk server fenced its write in that generation', () => {
+    const c = started()
+    c.onAckSent(1, 9)
+    c.onAction('a', 'primary', 1, reply(8))
+    c.onFenced('a', 1)
+    expect(() => c.onAction('a', 'primary', 1, reply(9))).toThrow(/a released an output of entry 9 in generation 1 after the disk server fenced its write: a fenced replica must halt/)
+    // a refusal of an older generation's write does not bind the newer generation
+    c.onDiskAnswer({ id: 3, op: 'generation', gen: 2, from: 'a', primary: 'a', backup: 'b' }, { id: 3, ok: true })
+    c.onAckSent(2, 1)
+    c.onAction('a', 'primary', 2, reply(1))
+  })
 })
