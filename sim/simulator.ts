@@ -318,7 +318,12 @@ class Simulation {
           const working = pair.every((n) => n.replica.alive && !n.replica.paused && !n.core.status().peerSuspected)
           // or the new backup during restore redundancy: its restorer must carry on alone
           const other = pair.find((n) => n !== victim)
-          const restoring = (victim.role === 'joining' || (victim.role === 'backup' && other?.core.status().restoring === true)) && other?.replica.alive === true && other.role !== 'halted'
+          // (not while the victim contends either: it may have won the test-and-set already)
+          const restoring =
+            (victim.role === 'joining' || (victim.role === 'backup' && other?.core.status().restoring === true)) &&
+            !victim.core.status().peerSuspected &&
+            other?.replica.alive === true &&
+            other.role !== 'halted'
           if ((working && pair.some((n) => n.role === 'primary') && pair.some((n) => n.role === 'backup')) || restoring) {
             victim.replica.kill()
             this.stats.crashes++
