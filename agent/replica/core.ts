@@ -2,8 +2,8 @@
 // deterministic state machine (the shape of etcd's raft package). Events go in through
 // step(); actions come out of takeActions(). Nothing in here touches a socket, a timer,
 // the wall clock or a random source: `now` arrives with every event. That is what lets the
-// same code run on hosts (agent/replica/runtime.ts), in unit tests that feed it one event
-// at a time, and in the seeded simulator (test/sim) under a hostile network.
+// same code run on hosts (behind the edge, agent/replica/edge.ts), in unit tests that feed
+// it one event at a time, and in the seeded simulator (sim/) under a hostile network.
 //
 // The lecture's ideas, and where they live below:
 //   logging channel ............ the primary's `unacked` entries, flush(), onAck(); the backup's onEntries()
