@@ -35,6 +35,8 @@ export interface SimControl {
   /** virtual ms per real ms; assigning it is setSpeed */
   speed: number
   setSpeed(x: number): void
+  /** virtual ms since the simulated lab started (what its replicas' clocks read, less the epoch) */
+  virtualNow(): number
   /** stop the lab's agents and the clock, and remove the lab's temporary state */
   close(): Promise<void>
 }
@@ -70,6 +72,7 @@ export async function startSimLab(opts: SimLabOptions): Promise<{ lab: Lab; sim:
       machines.world.setSpeed(x)
     },
     setSpeed: (x) => machines.world.setSpeed(x),
+    virtualNow: () => machines.world.virtualNow(),
     close: () =>
       (closed ??= (async () => {
         try {
