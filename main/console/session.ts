@@ -7,6 +7,7 @@ import type { UnnumberedEvent } from '../api/event-log.js'
 import { FakeBackend } from '../api/fake-backend.js'
 import { LabStore } from '../lab/lab-state.js'
 import type { Lab } from '../lab/lab.js'
+import { startSimLab } from '../lab/sim-lab.js'
 import { openLocalLab, startLocalLab, type LocalLabOptions } from '../lab/local-lab.js'
 import { LabFileError, validateLabFile, type LabFile } from '../remote/lab-file.js'
 import { RemoteDeployError, RemoteLab, type RemoteLabOptions } from '../remote/remote-lab.js'
@@ -25,26 +26,18 @@ export interface SessionOptions extends LocalLabOptions {
   statusEveryMs?: number
   /** passed to RemoteLab (known_hosts, ssh config, agent bundle, runtime cache…) */
   remote?: Omit<RemoteLabOptions, 'confirmHostKey' | 'secrets' | 'onProgress' | 'home'>
-  /** the simulated lab (until main/lab/sim-lab.ts lands): options for the imitation */
-  fake?: { timers?: boolean; seed?: number }
   /**
-   * The simulated lab on the real core (main/lab/sim-lab.ts `startSimLab`). When given, lab.start
-   * { kind: 'simulated' } runs it under a LabDriver like any other lab; without it the console
-   * falls back to the imitation in main/api/fake-backend.ts.
+   * The simulated lab: by default the real core under the simulator (main/lab/sim-lab.ts), run
+   * by a LabDriver like any other lab. null: the hand-written imitation in main/api/fake-backend.ts
+   * instead (kept for the UI tests that drive its clock), with `fake` as its options.
    */
-  startSimLab?: StartSimLab
+  startSimLab?: StartSimLab | null
+  fake?: { timers?: boolean; seed?: number }
   readyTimeoutMs?: number
 }
 
 /** main/lab/sim-lab.ts's startSimLab, as the session calls it. */
-export type StartSimLab = (opts: {
-  guest: string
-  mode: string
-  timing?: { heartbeatMs: number; suspectMs: number }
-  speed?: number
-  seed?: number
-  name?: string
-}) => Promise<{ lab: Lab; sim: { seed: number; speed: number; setSpeed(x: number): void; close(): Promise<void> } }>
+export type StartSimLab = typeof startSimLab
 
 export interface SessionHooks {
   sink: EventSink
@@ -119,12 +112,13 @@ export class LabSession {
     return this.serially(async () => {
       const kind = p.kind ?? 'local'
       this.refuseIfOpen('lab.start')
-      if (kind === 'simulated' && this.opts.startSimLab) {
+      const simLab = this.opts.startSimLab === undefined ? startSimLab : this.opts.startSimLab
+      if (kind === 'simulated' && simLab) {
         this.setIdle('starting', 'simulated', SIMULATED_LAB_NAME, null)
         this.mark({ kind: 'start', label: `lab start: simulated, guest ${p.guest}, ${p.mode}${p.speed ? `, speed ×${p.speed}` : ''}` })
         let started: Awaited<ReturnType<StartSimLab>>
         try {
-          started = await this.opts.startSimLab({ guest: p.guest, mode: p.mode, timing: timingOf(p), speed: p.speed, seed: p.seed, name: SIMULATED_LAB_NAME })
+          started = await simLab({ guest: p.guest, mode: p.mode, timing: timingOf(p), speed: p.speed, seed: p.seed, name: SIMULATED_LAB_NAME, readyTimeoutMs: this.opts.readyTimeoutMs })
         } catch (err) {
           const msg = errText(err)
           this.setIdle('error', 'simulated', SIMULATED_LAB_NAME, msg)
@@ -132,7 +126,16 @@ export class LabSession {
           return this.status()
         }
         const { lab, sim } = started
-        const d = new LabDriver(lab, this.hooks.sink, { kind: 'simulated', statusEveryMs: this.opts.statusEveryMs, sim: { speed: sim.speed, seed: sim.seed } })
+        const d = new LabDriver(lab, this.hooks.sink, {
+          kind: 'simulated',
+          statusEveryMs: this.opts.statusEveryMs,
+          sim: {
+            get speed() {
+              return sim.speed
+            },
+            seed: sim.seed
+          }
+        })
         const cur = driverLab(d)
         // the simulator's world goes with the lab: stopping or detaching a simulated lab ends it
         this.current = { ...cur, stop: () => cur.stop().finally(() => sim.close()), detach: () => cur.detach().finally(() => sim.close()) }

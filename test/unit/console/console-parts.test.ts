@@ -243,29 +243,42 @@ describe('session: one console, any lab', () => {
     return (await dispatch(b, method, params)) as ResultOf<M>
   }
 
-  it('starts the simulated lab, refuses a second lab while it runs, stops it, and lists the labs', async () => {
+  it('starts the simulated lab on the real core, refuses a second lab while it runs, stops it, and lists the labs', async () => {
     const home = mkdtempSync(join(tmpdir(), 'ftlab-session-'))
     cleanups.push(() => rmSync(home, { recursive: true, force: true }))
-    const b = new ConsoleBackend({ home, reattach: false, fake: { timers: false } })
+    const b = new ConsoleBackend({ home, reattach: false, statusEveryMs: 100 })
     cleanups.push(() => b.close())
     expect(await call(b, 'console.info')).toMatchObject({ apiVersion: 2, backend: 'none', shell: 'browser', lab: null, canRememberSecrets: false })
     expect(await call(b, 'lab.status')).toMatchObject({ state: 'stopped', kind: null, name: null })
     await expect(call(b, 'fault.inject', { target: 'a', kind: 'pause', durationMs: 1000 })).rejects.toThrow(/fault.inject: no lab is open/)
 
-    const s = await call(b, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm', seed: 3 })
-    expect(s).toMatchObject({ kind: 'simulated', name: 'simulated', state: 'starting' })
+    const s = await call(b, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm', seed: 3, speed: 2 })
+    expect(s).toMatchObject({ kind: 'simulated', name: 'simulated', state: 'running', sim: { seed: 3, speed: 2 } })
     expect(await call(b, 'console.info')).toMatchObject({ backend: 'simulated', lab: { kind: 'simulated', name: 'simulated' } })
-    await expect(call(b, 'lab.start', { guest: 'kv', mode: 'rsm' })).rejects.toThrow(/lab.start: lab 'simulated' \(simulated\) is starting; stop or detach it first/)
+    for (let i = 0; i < 100; i++) {
+      const x = await call(b, 'lab.status')
+      if (x.hosts[0].role === 'primary' && x.hosts[1].role === 'backup') break
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    expect((await call(b, 'lab.status')).hosts.map((h) => h.role)).toEqual(['primary', 'backup', 'disk-server'])
+    await expect(call(b, 'lab.start', { guest: 'kv', mode: 'rsm' })).rejects.toThrow(/lab.start: lab 'simulated' \(simulated\) is running; stop or detach it first/)
     await expect(call(b, 'lab.teardown', { confirm: 'simulated' })).rejects.toThrow(/no remote lab is open \('simulated' is a simulated lab: use lab.stop\)/)
     await expect(call(b, 'term.open', { host: 'a' })).rejects.toThrow(/terminals need a remote lab/)
     const labs = (await call(b, 'lab.list')).labs
-    expect(labs.map((l) => `${l.kind}:${l.name}`)).toEqual(['local:local', 'simulated:simulated'])
+    expect(labs.map((l) => `${l.kind}:${l.name}:${l.running}`)).toEqual(['local:local:null', 'simulated:simulated:true'])
 
     const stopped = await call(b, 'lab.stop')
     expect(stopped).toMatchObject({ state: 'stopped', kind: 'simulated', name: 'simulated' })
     expect((await call(b, 'console.info')).lab).toBeNull()
     const marks = b.events.since(0).events.flatMap((e) => (e.topic === 'mark' ? [e.mark.label] : []))
     expect(marks).toContain("lab 'simulated' stopped")
+  })
+
+  it('can still serve the imitation as the simulated lab', async () => {
+    const b = new ConsoleBackend({ home: mkdtempSync(join(tmpdir(), 'ftlab-session-')), reattach: false, startSimLab: null, fake: { timers: false } })
+    cleanups.push(() => b.close())
+    expect(await call(b, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm' })).toMatchObject({ kind: 'simulated', state: 'starting' })
+    expect(await call(b, 'lab.stop')).toMatchObject({ state: 'stopped', kind: 'simulated' })
   })
 
   it('checks a lab file at the field it concerns, and saves a good one 0600', async () => {
