@@ -274,6 +274,34 @@ describe('session: one console, any lab', () => {
     expect(marks).toContain("lab 'simulated' stopped")
   })
 
+  it('isolating the primary of a simulated lab: b goes live, a shows its compound state, and its test-and-set retries scroll once', async () => {
+    const b = new ConsoleBackend({ home: mkdtempSync(join(tmpdir(), 'ftlab-session-')), reattach: false, statusEveryMs: 100 })
+    cleanups.push(() => b.close())
+    await call(b, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm', seed: 11 })
+    const until = async (what: string, ok: (x: Awaited<ReturnType<typeof call<'lab.status'>>>) => boolean) => {
+      for (let i = 0; i < 200; i++) {
+        const x = await call(b, 'lab.status')
+        if (ok(x)) return x
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      throw new Error(`timed out waiting for ${what}: ${JSON.stringify((await call(b, 'lab.status')).hosts.map((h) => [h.id, h.role, h.notes]))}`)
+    }
+    await until('a primary, b backup', (x) => x.hosts[0].role === 'primary' && x.hosts[1].role === 'backup')
+    const f = await call(b, 'fault.inject', { target: 'a', kind: 'isolate', durationMs: 8000 })
+    expect(f).toMatchObject({ target: 'a', kind: 'isolate', what: 'isolate a' })
+    const s = await until('b live while a is isolated', (x) => x.hosts[1].role === 'live' && x.hosts[0].notes.includes('cannot-go-live'))
+    expect(s.hosts[0].role).toBe('primary')
+    expect(s.hosts[0].notes).toEqual(['isolated', 'outputs-held', 'no-disk-server', 'cannot-go-live'])
+    expect(s.channel?.to ?? null).toBeNull()
+    await new Promise((r) => setTimeout(r, 1500))
+    // a keeps retrying the test-and-set; the operator reads it once per window, not five times a second
+    const lines = b.events.since(0).events.filter((e) => e.topic === 'terminal' && /a cannot reach the test-and-set/.test(e.data))
+    expect(lines.length).toBe(1)
+    const healed = await call(b, 'fault.heal', { id: 'all' })
+    expect(healed).toEqual({ healed: [f.id], warnings: [] })
+    await call(b, 'lab.stop')
+  })
+
   it('can still serve the imitation as the simulated lab', async () => {
     const b = new ConsoleBackend({ home: mkdtempSync(join(tmpdir(), 'ftlab-session-')), reattach: false, startSimLab: null, fake: { timers: false } })
     cleanups.push(() => b.close())
