@@ -31,11 +31,42 @@ function row(host: string, st: AgentStatus): HostStatusRow {
   return { host, kind: host === 'disk' ? 'disk' : 'replica', pid: 100, incarnation: 1, state: 'up', status: st } as HostStatusRow
 }
 
-const channel = (connected: boolean) => ({ connected, lastEntry: 10, acked: 8, unackedEntries: 2, unackedBytes: 20, bytesSent: 100, bytesReceived: 0, entriesSent: 10, entriesReceived: 0, heldOutputs: 3, stalled: false })
-const replica = (peer: string, peerSuspected: boolean) => ({ peer, releasedThrough: 5, peerSuspected, queuedInputs: 0, clients: 0, guestConns: 0, channelPort: 1, servicePort: 2 })
+const channel = (connected: boolean) => ({
+  connected,
+  lastEntry: 10,
+  acked: 8,
+  unackedEntries: 2,
+  unackedBytes: 20,
+  bytesSent: 100,
+  bytesReceived: 0,
+  entriesSent: 10,
+  entriesReceived: 0,
+  heldOutputs: 3,
+  stalled: false
+})
+const replica = (peer: string, peerSuspected: boolean) => ({
+  peer,
+  releasedThrough: 5,
+  peerSuspected,
+  queuedInputs: 0,
+  clients: 0,
+  guestConns: 0,
+  channelPort: 1,
+  servicePort: 2
+})
 
 describe('status poller: compound states', () => {
-  const isolateA: FaultInfo = { id: 'f1', target: 'a', kind: 'isolate', params: {}, startedAt: 0, healsAt: 60_000, path: 'agent-filter', note: null, what: 'isolate a' }
+  const isolateA: FaultInfo = {
+    id: 'f1',
+    target: 'a',
+    kind: 'isolate',
+    params: {},
+    startedAt: 0,
+    healsAt: 60_000,
+    path: 'agent-filter',
+    note: null,
+    what: 'isolate a'
+  }
 
   it('an isolated primary is not shown as a plain primary while b is live', () => {
     const poller = new StatusPoller({ status: async () => [], machineOf: (id) => id })
@@ -64,7 +95,11 @@ describe('status poller: compound states', () => {
 
   it('a backup behind a newer live generation is fenced; a power cut says power-off', () => {
     const poller = new StatusPoller({ status: async () => [], machineOf: (id) => (id === 'a' ? 'spare' : id) })
-    poller.absorb([row('a', agent('a', 'live', 2)), row('b', agent('b', 'backup', 1, { replica: replica('a', false), channel: channel(true) })), { ...row('disk', agent('disk', 'disk-server', 0)), state: 'down' }])
+    poller.absorb([
+      row('a', agent('a', 'live', 2)),
+      row('b', agent('b', 'backup', 1, { replica: replica('a', false), channel: channel(true) })),
+      { ...row('disk', agent('disk', 'disk-server', 0)), state: 'down' }
+    ])
     const power: FaultInfo = { ...isolateA, id: 'f2', target: 'disk', kind: 'power', healsAt: null, what: 'power cut disk', path: 'kill' }
     const hosts = poller.hosts({ faults: [power], addressOf: () => 'x', canPowerOn: (id) => id === 'disk', downBecause: () => 'power cut' })
     expect(hosts.find((h) => h.id === 'a')).toMatchObject({ machine: 'spare', notes: ['no-disk-server'] })
@@ -82,7 +117,9 @@ describe('event translation', () => {
     let events = log.since(0).events
     expect(events.filter((e) => e.topic === 'agent')).toHaveLength(1)
     expect(events.filter((e) => e.topic === 'terminal')).toHaveLength(1)
-    expect(events.find((e) => e.topic === 'terminal')).toMatchObject({ data: expect.stringContaining('a cannot reach the test-and-set (gen 1): it holds its outputs and cannot go live') })
+    expect(events.find((e) => e.topic === 'terminal')).toMatchObject({
+      data: expect.stringContaining('a cannot reach the test-and-set (gen 1): it holds its outputs and cannot go live')
+    })
     tas(6500)
     events = log.since(0).events
     expect(events.filter((e) => e.topic === 'agent').map((e) => (e.topic === 'agent' ? e.data.repeats : null))).toEqual([0, 19])
@@ -112,7 +149,10 @@ describe('prompts', () => {
   }
   const next = async (log: ApiEventLog, topic: ApiEvent['topic']) => {
     for (let i = 0; i < 50; i++) {
-      const e = log.since(0).events.filter((x) => x.topic === topic).at(-1)
+      const e = log
+        .since(0)
+        .events.filter((x) => x.topic === topic)
+        .at(-1)
       if (e) return e
       await new Promise((r) => setTimeout(r, 5))
     }
@@ -134,11 +174,19 @@ describe('prompts', () => {
     expect(() => p.answer({ id: ev.prompt.id, accept: true })).toThrow(/no open question/)
 
     const refused = p.confirmHostKey({ slot: 'a', host: 'h1', port: 22, keyType: 'ssh-ed25519', fingerprint: 'SHA256:def', otherKeyTypes: [] })
-    const ev2 = log.since(0).events.filter((e) => e.topic === 'prompt').at(-1)!
+    const ev2 = log
+      .since(0)
+      .events.filter((e) => e.topic === 'prompt')
+      .at(-1)!
     if (ev2.topic !== 'prompt') throw new Error('unreachable')
     p.answer({ id: ev2.prompt.id, accept: false })
     expect(await refused).toBe(false)
-    expect(log.since(0).events.filter((e) => e.topic === 'prompt-done').map((e) => (e.topic === 'prompt-done' ? e.answer : ''))).toEqual(['accepted', 'refused'])
+    expect(
+      log
+        .since(0)
+        .events.filter((e) => e.topic === 'prompt-done')
+        .map((e) => (e.topic === 'prompt-done' ? e.answer : ''))
+    ).toEqual(['accepted', 'refused'])
   })
 
   it('a password is asked, never put in an event, and kept only when remembering is possible and asked for', async () => {
@@ -229,7 +277,12 @@ describe('terminals', () => {
     terms.close(t.id)
     expect(shells[1].closed).toBe(true)
     expect(terms.list().terms).toEqual([])
-    expect(log.since(0).events.filter((e) => e.topic === 'term').at(-1)).toMatchObject({ term: { id: 't1', state: 'closed' } })
+    expect(
+      log
+        .since(0)
+        .events.filter((e) => e.topic === 'term')
+        .at(-1)
+    ).toMatchObject({ term: { id: 't1', state: 'closed' } })
   })
 
   it('a lab without SSH hosts has no terminals', async () => {
@@ -261,7 +314,9 @@ describe('session: one console, any lab', () => {
       await new Promise((r) => setTimeout(r, 50))
     }
     expect((await call(b, 'lab.status')).hosts.map((h) => h.role)).toEqual(['primary', 'backup', 'disk-server'])
-    await expect(call(b, 'lab.start', { guest: 'kv', mode: 'rsm' })).rejects.toThrow(/lab.start: lab 'simulated' \(simulated\) is running; stop or detach it first/)
+    await expect(call(b, 'lab.start', { guest: 'kv', mode: 'rsm' })).rejects.toThrow(
+      /lab.start: lab 'simulated' \(simulated\) is running; stop or detach it first/
+    )
     await expect(call(b, 'lab.teardown', { confirm: 'simulated' })).rejects.toThrow(/no remote lab is open \('simulated' is a simulated lab: use lab.stop\)/)
     await expect(call(b, 'term.open', { host: 'a' })).rejects.toThrow(/terminals need a remote lab/)
     const labs = (await call(b, 'lab.list')).labs
@@ -318,8 +373,14 @@ describe('session: one console, any lab', () => {
     const good = { version: 1, hosts: { a: host(1), b: host(2), disk: host(3) } }
     expect(await call(b, 'labfile.check', { text: JSON.stringify(good) })).toEqual({ ok: true, file: good })
     const bad = { ...good, hosts: { ...good.hosts, b: { ...host(2), port: 70000 } } }
-    expect(await call(b, 'labfile.check', { text: JSON.stringify(bad) })).toEqual({ ok: false, errors: [{ field: 'hosts.b.port', message: 'must be an integer from 1 to 65535, got 70000' }] })
-    expect(await call(b, 'labfile.check', { text: '{"version": 1,' })).toMatchObject({ ok: false, errors: [{ field: '', message: expect.stringMatching(/^not valid JSON/) }] })
+    expect(await call(b, 'labfile.check', { text: JSON.stringify(bad) })).toEqual({
+      ok: false,
+      errors: [{ field: 'hosts.b.port', message: 'must be an integer from 1 to 65535, got 70000' }]
+    })
+    expect(await call(b, 'labfile.check', { text: '{"version": 1,' })).toMatchObject({
+      ok: false,
+      errors: [{ field: '', message: expect.stringMatching(/^not valid JSON/) }]
+    })
     const saved = await call(b, 'labfile.save', { name: 'tb', file: good })
     expect(saved.path).toBe(join(home, 'labfiles', 'tb.json'))
     const { statSync } = await import('node:fs')
@@ -332,9 +393,18 @@ describe('session: one console, any lab', () => {
     const { SshConfig } = await import('../../../main/ssh/ssh-config.js')
     const b = new ConsoleBackend({ home, reattach: false, remote: { sshConfig: SshConfig.empty(), connectTimeoutMs: 2000 } })
     cleanups.push(() => b.close())
-    const host = (n: number, extra: Record<string, unknown> = {}) => ({ address: '127.0.0.1', port: n, user: 'nobody', auth: 'agent', labAddress: `127.0.0.${n}`, ...extra })
+    const host = (n: number, extra: Record<string, unknown> = {}) => ({
+      address: '127.0.0.1',
+      port: n,
+      user: 'nobody',
+      auth: 'agent',
+      labAddress: `127.0.0.${n}`,
+      ...extra
+    })
     const twice = { version: 1, hosts: { a: host(1), b: host(2, { labAddress: '127.0.0.1' }), disk: host(3) } }
-    await expect(call(b, 'lab.deploy', { name: 'nowhere', file: twice })).rejects.toThrow(/^lab.deploy.file.hosts.b.labAddress: 127.0.0.1 is also hosts.a's lab address/)
+    await expect(call(b, 'lab.deploy', { name: 'nowhere', file: twice })).rejects.toThrow(
+      /^lab.deploy.file.hosts.b.labAddress: 127.0.0.1 is also hosts.a's lab address/
+    )
     expect((await call(b, 'lab.status')).state).toBe('stopped')
 
     const unreachable = { version: 1, hosts: { a: host(1), b: host(2), disk: host(3) } }
