@@ -7,7 +7,7 @@ import type { ExecResult, GuestInput, Output } from '../../../agent/vmm/types.js
 import { Rig, bytes, latin1, repliesTo, seeded } from './harness.js'
 
 // Its factory's source is evaluated inside the sandbox: each probe runs as guest code.
-const probe: GuestDefinition = { name: 'probe', description: 'probes the sandbox', factory: function (dev) {
+const probe: GuestDefinition = { name: 'probe', description: 'probes the sandbox', factory: function (dev, lib) {
   const tries: Record<string, () => unknown> = {
     // escapes through the device functions' constructor chain
     'dev.mem.get.constructor': () => (dev.mem.get.constructor as FunctionConstructor)('return typeof process')(),
@@ -27,9 +27,32 @@ const probe: GuestDefinition = { name: 'probe', description: 'probes the sandbox
       return 'no error'
     },
     'global constructor': () => ((globalThis as object).constructor.constructor as FunctionConstructor)('return typeof process')(),
+    // V8 throws a stack overflow at a call into the host in the *host's* realm: at every depth, try to use what was caught
+    'stack edge': () => {
+      const caught: unknown[] = []
+      const r = (): void => {
+        try {
+          dev.mem.get('x')
+          r()
+        } catch (e) {
+          caught[caught.length] = e // no call: the stack is nearly full here
+        }
+      }
+      const pad = (k: number): void => (k === 0 ? r() : pad(k - 1))
+      for (let i = 0; i < 60; i++) pad(i)
+      // back at a shallow depth, where compiling a string would have room
+      for (const e of caught) {
+        try {
+          ((e as object).constructor.constructor as FunctionConstructor)('globalThis.__ftlabEscaped = true')()
+        } catch (_) {
+          // expected: the guest realm's Function, which compiles nothing
+        }
+      }
+      return 'tried'
+    },
     // everything reachable by walking properties and prototypes must end in this realm's Object.prototype
     walk: () => {
-      const roots: [string, unknown][] = [['globalThis', globalThis], ['dev', dev]]
+      const roots: [string, unknown][] = [['globalThis', globalThis], ['dev', dev], ['lib', lib]]
       dev.mem.set('k', 'v')
       roots.push(['mem.keys()', dev.mem.keys('')])
       const errorOf = (what: string, f: () => unknown): void => {
@@ -127,7 +150,13 @@ describe('the guest reaches nothing of the host', () => {
     }
   )
 
-  it('every object reachable from globalThis, dev, device results and device errors belongs to the guest realm', () => {
+  it('an error caught at the stack edge of a device call is of the guest realm too', () => {
+    const rig = new Rig('probe', { definition: probe })
+    send(rig, 'stack edge')
+    expect((globalThis as { __ftlabEscaped?: boolean }).__ftlabEscaped).toBeUndefined()
+  })
+
+  it('every object reachable from globalThis, dev, lib, device results and device errors belongs to the guest realm', () => {
     const rig = new Rig('probe', { definition: probe })
     expect(repliesTo('t:1', send(rig, 'walk').outputs)).toMatch(/^all \d+ in the guest realm$/)
   })
