@@ -54,7 +54,7 @@ describe('a refused input in the replica protocol', () => {
     for (const msg of peerMsgs(fromB)) p.step({ t: 'peer', now: 3, msg })
     const out = releases(p.takeActions())
     expect(acked).toBeGreaterThanOrEqual(2)
-    const text = out.map((r) => (r.out.t === 'reply' ? `${r.out.conn} ${latin1(r.out.data)}` : `${r.out.t} ${r.out.conn}`))
+    const text = out.map((r) => (r.out.t === 'reply' ? `${r.out.conn} ${latin1(r.out.data)}` : r.out.t === 'close' ? `close ${r.out.conn}` : r.out.t))
     expect(text).toContainEqual(expect.stringMatching(/^t:1 -ERR guest fault: stack overflow/))
     expect(text).toContain('close t:1')
     expect(text).toContain('t:2 depth 10')
