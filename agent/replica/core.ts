@@ -297,6 +297,8 @@ export class ReplicaCore {
     if (this.role === 'primary' && n % this.cfg.hashEvery === 0) entry.hash = this.vmm.stateHash()
     const bytes = entryBytes(entry)
     this.telemetry({ k: 'entry', n, bytes, input: describeInput(input) })
+    // the VMM refused the input (a guest stack overflow, whose depth differs between hosts); the entry carries the refusal
+    if (res.refused !== undefined) this.telemetry({ k: 'dropped', what: `input ${describeInput(input)} (entry ${n})`, why: res.fault ?? res.refused })
     // Device requests are invisible to the world: performed at once, re-issued by a backup that goes live.
     for (const req of res.io) this.actions.push({ t: 'io', req })
     if (this.role === 'live') {

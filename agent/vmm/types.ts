@@ -45,10 +45,23 @@ export type PageWrite = [key: string, value: string | null]
 
 /** What a log entry carries, by replication mode. */
 export type EntryBody =
-  | { kind: 'input'; input: GuestInput; nondet: Nondet[] }
+  | {
+      kind: 'input'
+      input: GuestInput
+      nondet: Nondet[]
+      /** the primary refused this input (see ExecResult.refused): the backup applies the refusal without running the guest */
+      refused?: Refusal
+    }
   | { kind: 'state'; pages: PageWrite[]; outputs: Output[]; io: IoRequest[] }
 
 export type ReplicationMode = 'rsm' | 'state-transfer'
+
+/**
+ * Why the VMM refused an input on the primary: the guest ran out of stack, whose depth differs
+ * between hosts, so the backup might not. A refused input has no effect on the guest's state;
+ * its connection (if any) gets an error and is closed, since the guest lost bytes of its stream.
+ */
+export type Refusal = 'stack-overflow'
 
 export interface ExecResult {
   body: EntryBody
@@ -56,6 +69,8 @@ export interface ExecResult {
   io: IoRequest[]
   /** set when the guest threw while handling the input (its changes were undone); for telemetry */
   fault?: string
+  /** set when the VMM refused the input (fault says why); the entry body carries it so the backup does the same */
+  refused?: Refusal
 }
 
 export interface Snapshot {
@@ -81,11 +96,21 @@ export interface Vmm {
   readonly mode: ReplicationMode
   /** Primary: run the guest on one input, recording every non-deterministic value read. */
   execute(input: GuestInput): ExecResult
-  /** Backup: apply one entry (replay the input, or write the pages). Outputs come back so the caller can suppress or keep them. */
+  /**
+   * Backup: apply one entry (replay the input, or write the pages). Outputs come back so the caller can suppress or keep them.
+   * Throws DivergenceError when this replica cannot reproduce the entry (other non-deterministic reads, or a stack
+   * overflow the primary did not have): the replica must stop following this primary.
+   */
   replay(body: EntryBody): { outputs: Output[]; io: IoRequest[]; fault?: string }
   /** Hash of the whole guest state; equal on primary and backup after the same entry. */
   stateHash(): string
+  /**
+   * The guest's whole state, to ship to a new backup. Also restarts this side's guest realm from it: JS
+   * state a guest keeps outside memory pages (closures, globals) would otherwise survive here and be
+   * fresh on the restored side. Call it only to ship a snapshot; for sizes use memoryBytes().
+   */
   snapshot(): Snapshot
+  /** Replace the guest's state with a snapshot, in a fresh guest realm. */
   restore(snapshot: Snapshot): void
   /** I/O the guest is still waiting on (disk reads without a result, armed timers). */
   pendingIo(): IoRequest[]

@@ -3,13 +3,13 @@
 // the guest reads (rsm) or the pages the input changed (state transfer); on the backup it
 // replays exactly that. Outputs and I/O requests go back to the replica protocol, which
 // holds, releases or suppresses them.
-import { BLOCK_SIZE, type GuestDefinition, type GuestDevices } from '../guests/api.js'
+import { BLOCK_SIZE, type GuestDefinition } from '../guests/api.js'
 import { getGuest } from '../guests/index.js'
 import { byteStringToBytes, bytesToByteString } from '../guests/resp.js'
 import { Memory } from './memory.js'
-import { createSandbox, type Sandbox } from './sandbox.js'
+import { createSandbox, isStackOverflow, type HostDevices, type Sandbox } from './sandbox.js'
 import type {
-  EntryBody, Entropy, ExecResult, GuestInput, IoRequest, Nondet, Output, PageWrite, ReplicationMode, Snapshot, Vmm
+  EntryBody, Entropy, ExecResult, GuestInput, IoRequest, Nondet, Output, PageWrite, Refusal, ReplicationMode, Snapshot, Vmm
 } from './types.js'
 
 export { BLOCK_SIZE }
@@ -30,6 +30,10 @@ const DISK = 'vmm:disk:'
 const TIMER = 'vmm:timer:'
 const NEXT_TAG = 'vmm:next-tag'
 
+/** What the client of a refused input is told, on primary and backup alike. */
+export const STACK_OVERFLOW_FAULT =
+  'stack overflow: the guest recursed deeper than the host allows, and that depth differs between primary and backup, so this input was refused (it had no effect) and the connection closed'
+
 /** What one input is doing right now. */
 interface Step {
   outputs: Output[]
@@ -38,6 +42,14 @@ interface Step {
   /** backup: the logged values to hand out, in order; null on the primary */
   logged: Nondet[] | null
   divergence: string | null
+  /** dev.atomic's rollback points: memory mark, outputs, I/O */
+  marks: [number, number, number][]
+  /** where the first handler call of this input began: a refusal rolls back to here */
+  start: [number, number, number] | null
+  /** the host's device code ran out of stack during this input */
+  overflow: boolean
+  /** primary: refused (no more handlers run); backup: replaying a refused entry */
+  refused: Refusal | null
 }
 
 const BYTE_STRING = /[^\x00-\xff]/
@@ -142,84 +154,79 @@ export function createVmm(opts: VmmOptions): Vmm {
     return next.v
   }
 
-  const dev: GuestDevices = {
-    mem: {
-      get: (k) => mem.get(G + k),
-      has: (k) => mem.has(G + k),
-      set: (k, v) => {
-        if (typeof k !== 'string' || typeof v !== 'string') throw new TypeError(`mem.set: key and value must be strings, got ${typeof k} and ${typeof v}`)
-        mem.set(G + k, v)
-      },
-      delete: (k) => mem.delete(G + k),
-      keys: (prefix) => mem.keys(G + String(prefix)).map((k) => k.slice(G.length))
+  // The devices as the host implements them; sandbox.ts wraps them in guest-realm functions,
+  // so nothing here is ever reachable from the guest.
+  const host: HostDevices = {
+    memGet: (k) => mem.get(G + k),
+    memHas: (k) => mem.has(G + k),
+    memSet: (k, v) => {
+      if (typeof k !== 'string' || typeof v !== 'string') throw new TypeError(`mem.set: key and value must be strings, got ${typeof k} and ${typeof v}`)
+      mem.set(G + k, v)
     },
-    nic: {
-      send(conn, bytes) {
-        const s = current('nic.send')
-        byteString(bytes, `nic.send to ${conn}`)
-        if (bytes.length > 0 && mem.has(CONN + conn)) s.outputs.push({ t: 'reply', conn, data: byteStringToBytes(bytes) })
-      },
-      close(conn) {
-        const s = current('nic.close')
-        if (!mem.has(CONN + conn)) return
-        mem.delete(CONN + conn)
-        s.outputs.push({ t: 'close', conn })
-      },
-      isOpen: (conn) => mem.has(CONN + conn)
+    memDelete: (k) => mem.delete(G + k),
+    memKeys: (prefix) => mem.keys(G + prefix).map((k) => k.slice(G.length)),
+    nicSend(conn, bytes) {
+      const s = current('nic.send')
+      byteString(bytes, `nic.send to ${conn}`)
+      if (bytes.length > 0 && mem.has(CONN + conn)) s.outputs.push({ t: 'reply', conn, data: byteStringToBytes(bytes) })
     },
-    disk: {
-      blockSize: BLOCK_SIZE,
-      read(block) {
-        const s = current('disk.read')
-        nonNegInt(block, 'disk.read block')
-        const tag = Number(mem.get(NEXT_TAG) ?? '1')
-        mem.set(NEXT_TAG, String(tag + 1))
-        mem.set(DISK + tag, String(block))
-        s.io.push({ t: 'disk-read', tag, block })
-        return tag
-      },
-      write(block, bytes) {
-        const s = current('disk.write')
-        nonNegInt(block, 'disk.write block')
-        byteString(bytes, `disk.write block ${block}`)
-        if (bytes.length > BLOCK_SIZE) throw new RangeError(`disk.write block ${block}: ${bytes.length} bytes exceed the block size ${BLOCK_SIZE}`)
-        s.outputs.push({ t: 'disk-write', block, data: byteStringToBytes(bytes) })
-      }
+    nicClose(conn) {
+      const s = current('nic.close')
+      if (!mem.has(CONN + conn)) return
+      mem.delete(CONN + conn)
+      s.outputs.push({ t: 'close', conn })
     },
-    clock: { now: () => nondet('clock') },
-    random: { u32: () => nondet('random') },
-    timer: {
-      set(id, ms) {
-        const s = current('timer.set')
-        nonNegInt(id, 'timer.set id')
-        if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw new TypeError(`timer.set ${id}: ms must be a non-negative number, got ${String(ms)}`)
-        mem.set(TIMER + id, String(ms))
-        s.io.push({ t: 'timer-set', id, ms })
-      },
-      cancel(id) {
-        const s = current('timer.cancel')
-        if (!mem.has(TIMER + id)) return
-        mem.delete(TIMER + id)
-        s.io.push({ t: 'timer-cancel', id })
-      }
+    nicIsOpen: (conn) => mem.has(CONN + conn),
+    diskRead(block) {
+      const s = current('disk.read')
+      nonNegInt(block, 'disk.read block')
+      const tag = Number(mem.get(NEXT_TAG) ?? '1')
+      mem.set(NEXT_TAG, String(tag + 1))
+      mem.set(DISK + tag, String(block))
+      s.io.push({ t: 'disk-read', tag, block })
+      return tag
     },
-    atomic(fn) {
+    diskWrite(block, bytes) {
+      const s = current('disk.write')
+      nonNegInt(block, 'disk.write block')
+      byteString(bytes, `disk.write block ${block}`)
+      if (bytes.length > BLOCK_SIZE) throw new RangeError(`disk.write block ${block}: ${bytes.length} bytes exceed the block size ${BLOCK_SIZE}`)
+      s.outputs.push({ t: 'disk-write', block, data: byteStringToBytes(bytes) })
+    },
+    clockNow: () => nondet('clock'),
+    randomU32: () => nondet('random'),
+    timerSet(id, ms) {
+      const s = current('timer.set')
+      nonNegInt(id, 'timer.set id')
+      if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw new TypeError(`timer.set ${id}: ms must be a non-negative number, got ${String(ms)}`)
+      mem.set(TIMER + id, String(ms))
+      s.io.push({ t: 'timer-set', id, ms })
+    },
+    timerCancel(id) {
+      const s = current('timer.cancel')
+      if (!mem.has(TIMER + id)) return
+      mem.delete(TIMER + id)
+      s.io.push({ t: 'timer-cancel', id })
+    },
+    mark() {
       const s = current('atomic')
-      const mark = mem.mark()
-      const outs = s.outputs.length
-      const ios = s.io.length
-      try {
-        return fn()
-      } catch (e) {
-        mem.rollback(mark)
-        s.outputs.length = outs
-        s.io.length = ios
-        throw e
-      }
+      s.marks.push([mem.mark(), s.outputs.length, s.io.length])
+      return s.marks.length - 1
+    },
+    rollback(i) {
+      const s = current('atomic')
+      const m = s.marks[i]
+      if (m === undefined) throw new RangeError(`atomic: no rollback point ${String(i)} in this input`)
+      mem.rollback(m[0])
+      s.outputs.length = m[1]
+      s.io.length = m[2]
+    },
+    overflow() {
+      if (step !== null) step.overflow = true
     }
   }
 
-  let sandbox: Sandbox = createSandbox(def, dev)
+  let sandbox: Sandbox = createSandbox(def, host)
 
   /**
    * Run one guest handler. A throw must not take the agent down, and must leave the same
@@ -230,25 +237,59 @@ export function createVmm(opts: VmmOptions): Vmm {
     const mark = mem.mark()
     const outs = s.outputs.length
     const ios = s.io.length
+    s.start ??= [mark, outs, ios]
+    if (s.refused !== null) {
+      // primary: an earlier handler of this input overflowed; backup: the primary refused this input
+      if (s.logged !== null && fault.msg === undefined) refuse(s, fault, conn, handler)
+      return
+    }
+    let r: ReturnType<Sandbox['call']>
     try {
-      sandbox.call(handler, a, b, c)
+      r = sandbox.call(handler, a, b, c)
     } catch (e) {
-      if (s.divergence !== null) return
-      mem.rollback(mark)
-      s.outputs.length = outs
-      s.io.length = ios
-      const msg = (e !== null && typeof e === 'object' && 'message' in e ? String((e as Error).message) : String(e)).replace(/[\r\n]+/g, ' ')
-      fault.msg ??= `${handler}: ${msg}`
-      if (conn !== null && mem.has(CONN + conn)) {
-        s.outputs.push({ t: 'reply', conn, data: byteStringToBytes(`-ERR guest fault: ${msg}\r\n`) })
-      }
+      // the stack ran out in the VMM's own frames around the guest
+      if (!isStackOverflow(e)) throw e
+      r = { fault: String((e as Error).message), overflow: true }
+    }
+    if (s.divergence !== null) return
+    if (r.overflow || s.overflow) {
+      // The depth at which the stack runs out differs between hosts (stack size, JIT state), so an
+      // overflow is a fault the other replica may not have. The primary refuses the input and logs
+      // the refusal; a backup that overflows where the primary did not cannot follow it.
+      if (s.logged !== null) s.divergence ??= `stack overflow in '${handler}' on this replica but not on the primary (their stack limits differ), so this replica cannot reproduce the entry`
+      else refuse(s, fault, conn, handler)
+      return
+    }
+    if (r.fault === null) return
+    mem.rollback(mark)
+    s.outputs.length = outs
+    s.io.length = ios
+    const msg = r.fault.replace(/[\r\n]+/g, ' ')
+    fault.msg ??= `${handler}: ${msg}`
+    if (conn !== null && mem.has(CONN + conn)) {
+      s.outputs.push({ t: 'reply', conn, data: byteStringToBytes(`-ERR guest fault: ${msg}\r\n`) })
     }
   }
 
-  function run(input: GuestInput, logged: Nondet[] | null): Step & { fault?: string } {
+  /** Undo every handler of this input, tell the client and close its connection: the same on primary and backup. */
+  function refuse(s: Step, fault: { msg?: string }, conn: string | null, handler: string): void {
+    const [mark, outs, ios] = s.start!
+    mem.rollback(mark)
+    s.outputs.length = outs
+    s.io.length = ios
+    s.refused = 'stack-overflow'
+    fault.msg = `${handler}: ${STACK_OVERFLOW_FAULT}`
+    if (conn !== null && mem.has(CONN + conn)) {
+      s.outputs.push({ t: 'reply', conn, data: byteStringToBytes(`-ERR guest fault: ${STACK_OVERFLOW_FAULT}\r\n`) })
+      mem.delete(CONN + conn)
+      s.outputs.push({ t: 'close', conn })
+    }
+  }
+
+  function run(input: GuestInput, logged: Nondet[] | null, refused: Refusal | null = null): Step & { fault?: string } {
     checkInput(input)
     mem.beginInput()
-    const s: Step = { outputs: [], io: [], nondet: [], logged, divergence: null }
+    const s: Step = { outputs: [], io: [], nondet: [], logged, divergence: null, marks: [], start: null, overflow: false, refused }
     const fault: { msg?: string } = {}
     step = s
     try {
@@ -287,14 +328,24 @@ export function createVmm(opts: VmmOptions): Vmm {
           call(s, fault, null, 'timer', input.id)
           break
       }
+    } catch (e) {
+      // The VMM's own code failed part-way (in practice: the stack ran out around the guest).
+      // No entry is made of this input, so none of it may stay.
+      mem.rollback(0)
+      throw e
     } finally {
       step = null
     }
-    if (logged !== null && s.divergence === null && s.nondet.length !== logged.length) {
+    if (logged !== null && refused === null && s.divergence === null && s.nondet.length !== logged.length) {
       s.divergence = `the guest read ${s.nondet.length} non-deterministic value(s), the log has ${logged.length}`
     }
     if (s.divergence !== null) throw new DivergenceError(`replay diverged on entry input '${describeInput(input)}': ${s.divergence}`)
     return fault.msg === undefined ? s : { ...s, fault: fault.msg }
+  }
+
+  /** A fresh guest realm over the current pages. */
+  function restartRealm(): void {
+    sandbox = createSandbox(def, host)
   }
 
   function withFault<T extends object>(r: T, fault: string | undefined): T & { fault?: string } {
@@ -307,11 +358,13 @@ export function createVmm(opts: VmmOptions): Vmm {
 
     execute(input) {
       const s = run(input, null)
-      const body: EntryBody =
-        opts.mode === 'rsm'
-          ? { kind: 'input', input, nondet: s.nondet }
-          : { kind: 'state', pages: mem.dirty(), outputs: s.outputs, io: s.io }
+      let body: EntryBody
+      if (opts.mode === 'state-transfer') body = { kind: 'state', pages: mem.dirty(), outputs: s.outputs, io: s.io }
+      // the values a refused input read are of no use to the backup, which will not run it
+      else if (s.refused !== null) body = { kind: 'input', input, nondet: [], refused: s.refused }
+      else body = { kind: 'input', input, nondet: s.nondet }
       const r: ExecResult = { body, outputs: s.outputs, io: s.io }
+      if (s.refused !== null) r.refused = s.refused
       return withFault(r, s.fault)
     },
 
@@ -319,7 +372,8 @@ export function createVmm(opts: VmmOptions): Vmm {
       if (body === null || typeof body !== 'object') throw new TypeError(`vmm.replay: entry body must be an object, got ${String(body)}`)
       if (body.kind === 'input') {
         if (!Array.isArray(body.nondet)) throw new TypeError('vmm.replay: input entry without a nondet array')
-        const s = run(body.input, body.nondet)
+        if (body.refused !== undefined && body.refused !== 'stack-overflow') throw new TypeError(`vmm.replay: unknown refusal ${JSON.stringify(body.refused)}`)
+        const s = run(body.input, body.nondet, body.refused ?? null)
         return withFault({ outputs: s.outputs, io: s.io }, s.fault)
       }
       if (body.kind === 'state') {
@@ -337,7 +391,14 @@ export function createVmm(opts: VmmOptions): Vmm {
     stateHash: () => mem.hash(),
 
     snapshot(): Snapshot {
-      return { guest: def.name, pages: mem.all(), hash: mem.hash() }
+      const snap: Snapshot = { guest: def.name, pages: mem.all(), hash: mem.hash() }
+      // The restored side gets a fresh realm (restore() must: it has no other), so this side
+      // starts one too, and both run the guest from the same state: the pages. The other way
+      // round, capturing a realm's closures and globals in the snapshot, cannot be done with
+      // node:vm, nor can such state be detected; the rules (docs/guests.md) forbid it, and
+      // this makes a guest that breaks them lose it on both sides alike rather than diverge.
+      restartRealm()
+      return snap
     },
 
     restore(snap) {
@@ -347,8 +408,8 @@ export function createVmm(opts: VmmOptions): Vmm {
       mem.clear()
       for (const [k, v] of pages) if (v !== null) mem.set(k, v)
       mem.beginInput()
-      // a fresh realm: nothing a guest may have left in JS variables survives, on either side
-      sandbox = createSandbox(def, dev)
+      // a fresh realm, as snapshot() starts on the side that shipped it
+      restartRealm()
       if (mem.hash() !== snap.hash) {
         throw new Error(`vmm.restore: snapshot pages hash to ${mem.hash()}, but the snapshot says ${snap.hash}: it is corrupt or from another version`)
       }
