@@ -111,3 +111,16 @@ describe('simulated lab: real clients on real sockets', () => {
     30_000
   )
 })
+
+describe('simulated lab: restore onto another machine', () => {
+  it('after a power cut of a, restores redundancy onto the spare machine, which plays a from then on', async () => {
+    const { lab, sim } = await startSimLab({ guest: 'kv', mode: 'state-transfer', speed: 5, seed: 11, timing: { heartbeatMs: 50, suspectMs: 400 } })
+    cleanups.push(() => sim.close())
+    await untilStatus(lab, 'a primary with b as its backup', paired('a', 'b'))
+    await lab.powerCut('a')
+    await untilStatus(lab, 'b live alone', (r) => r.get('a')?.state === 'down' && role(r, 'b') === 'live')
+    expect(await lab.restore({ onto: 'spare' })).toEqual({ from: 'b', to: 'a', gen: 2, machine: 'spare' })
+    expect(lab.machineOf('a')).toBe('spare')
+    await untilStatus(lab, 'b primary with a (on the spare) as its backup', paired('b', 'a'))
+  }, 60_000)
+})
