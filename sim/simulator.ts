@@ -49,6 +49,8 @@ export interface SimStats {
   messages: number
   dropped: number
   checks: number
+  /** runs that ended with a primary and its backup at the same entry, whose guests were compared whole */
+  finalStatesCompared: number
 }
 
 const REPLICAS = ['a', 'b'] as const
@@ -158,7 +160,8 @@ class Simulation {
       stalls: 0,
       messages: 0,
       dropped: 0,
-      checks: 0
+      checks: 0,
+      finalStatesCompared: 0
     }
     // each replica incarnation's devices get their own stream: the primary's reads must not depend on the backup's
     const entropySeed = setup.u32()
@@ -206,6 +209,20 @@ class Simulation {
       /* every event checks its own invariants */
     }
     for (const c of this.clients) c.checkProgress(end, this.settleMs / 2)
+    // final guest states are equal: a primary and its backup that stand at the same entry hold the same guest
+    const nodes = [...this.nodes.values()].filter((n) => n.replica.alive)
+    const p = nodes.find((n) => n.role === 'primary')
+    const b = nodes.find((n) => n.role === 'backup')
+    if (p && b && p.gen === b.gen) {
+      const ps = p.core.status()
+      const bs = b.core.status()
+      if (ps.lastEntry === bs.lastEntry && p.vmm.stateHash() !== b.vmm.stateHash()) {
+        this.checker.fail(
+          `final guest states differ: primary ${p.id} and backup ${b.id} both stand at entry ${ps.lastEntry} of generation ${p.gen} with different state hashes`
+        )
+      }
+      if (ps.lastEntry === bs.lastEntry) this.stats.finalStatesCompared++
+    }
     // pending I/O resumes after go-live: the guest's periodic timer keeps firing on whoever serves
     for (const n of this.serving()) {
       const before = ticksAt.get(n)

@@ -46,6 +46,7 @@ for (const guest of ['register', 'kv'] as const) {
       expect(sum('restores')).toBeGreaterThan(all.length / 2)
       expect(sum('crashes')).toBeGreaterThan(0)
       expect(sum('stalls')).toBeGreaterThan(0)
+      expect(sum('finalStatesCompared'), 'runs that ended with a primary and its backup at the same entry').toBeGreaterThan(0)
       expect(all.some((r) => r.mode === 'rsm') && all.some((r) => r.mode === 'state-transfer')).toBe(true)
     })
   })
