@@ -37,11 +37,13 @@ export class Checker {
     if (a.t === 'release' || isWrite) {
       const what = a.t === 'release' ? 'an output' : 'a disk write'
       const entry = a.t === 'release' ? a.entry : (a.entry ?? 0)
-      if (this.fenced.get(node) === gen) this.fail(`${node} released ${what} of entry ${entry} in generation ${gen} after the disk server fenced its write: a fenced replica must halt`)
+      if (this.fenced.get(node) === gen)
+        this.fail(`${node} released ${what} of entry ${entry} in generation ${gen} after the disk server fenced its write: a fenced replica must halt`)
       if (role === 'primary') {
         // the Output Rule, for replies and disk writes alike
         const acked = this.acked.get(gen) ?? 0
-        if (entry > acked) this.fail(`Output Rule: primary ${node} (generation ${gen}) released ${what} of entry ${entry} but its backup has acknowledged only up to ${acked}`)
+        if (entry > acked)
+          this.fail(`Output Rule: primary ${node} (generation ${gen}) released ${what} of entry ${entry} but its backup has acknowledged only up to ${acked}`)
         // and nothing leaves before the disk server has confirmed the generation with this primary
         if (this.registered.get(gen) !== node && this.tasWinner.get(gen) !== node) {
           this.fail(`primary ${node} released ${what} of entry ${entry} in generation ${gen} before the disk server confirmed that generation with it`)
@@ -87,7 +89,9 @@ export class Checker {
       case 'write': {
         const live = this.tasWinner.get(this.currentGen) ?? this.registered.get(this.currentGen)
         if (req.gen !== this.currentGen || req.from !== live) {
-          this.fail(`the disk server accepted a write from ${req.from} (generation ${req.gen}) but the live replica is ${live} of generation ${this.currentGen}`)
+          this.fail(
+            `the disk server accepted a write from ${req.from} (generation ${req.gen}) but the live replica is ${live} of generation ${this.currentGen}`
+          )
         }
         return
       }

@@ -35,9 +35,12 @@ function main(argv: string[]): number {
   const guest = (values.guest ?? 'register') as GuestKind
   if (guest !== 'register' && guest !== 'kv') throw new Error(`--guest must be register or kv, got ${JSON.stringify(values.guest)}\n${USAGE}`)
   const mutant = values.mutant as MutantName | undefined
-  if (mutant !== undefined && !(mutant in MUTANTS)) throw new Error(`--mutant must be one of ${Object.keys(MUTANTS).join(', ')}, got ${JSON.stringify(mutant)}\n${USAGE}`)
+  if (mutant !== undefined && !(mutant in MUTANTS))
+    throw new Error(`--mutant must be one of ${Object.keys(MUTANTS).join(', ')}, got ${JSON.stringify(mutant)}\n${USAGE}`)
   const seeds =
-    values.seed !== undefined ? [positiveInt('seed', values.seed, 0)] : Array.from({ length: positiveInt('seeds', values.seeds, 100) }, (_, i) => positiveInt('from', values.from, 1000) + i)
+    values.seed !== undefined
+      ? [positiveInt('seed', values.seed, 0)]
+      : Array.from({ length: positiveInt('seeds', values.seeds, 100) }, (_, i) => positiveInt('from', values.from, 1000) + i)
   const started = Date.now()
   const failed: number[] = []
   const sum: Partial<Record<keyof SimStats, number>> = {}

@@ -68,12 +68,17 @@ export class SimClient {
     const key = kind === 'incr' ? 'ctr' : `${this.id}:k${slot}`
     const value = `v${seq}`
     const cmd =
-      kind === 'set' ? ['SET', key, value]
-      : kind === 'get' ? ['GET', key]
-      : kind === 'incr' ? ['INCR', key]
-      : kind === 'time' ? ['TIME']
-      : kind === 'rand' ? ['RAND', `${this.id}:r`]
-      : ['SAVE', key, String(Number(this.id.slice(1)) * 4 + slot)]
+      kind === 'set'
+        ? ['SET', key, value]
+        : kind === 'get'
+          ? ['GET', key]
+          : kind === 'incr'
+            ? ['INCR', key]
+            : kind === 'time'
+              ? ['TIME']
+              : kind === 'rand'
+                ? ['RAND', `${this.id}:r`]
+                : ['SAVE', key, String(Number(this.id.slice(1)) * 4 + slot)]
     const data = encodeCommand(['FTREQ', this.id, String(seq), ...cmd])
     this.pending = { seq, kind, key, value, data, attempt: 0, floor: this.counter().max }
     this.send()
@@ -124,7 +129,8 @@ export class SimClient {
         if (p) this.o.q.schedule(this.o.q.now + 1, () => this.pending === p && this.follow(p))
         continue
       }
-      if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'number') this.o.checker.fail(`client ${this.id} got a reply that is not *2 :<seq> <reply>: ${JSON.stringify(v)}`)
+      if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'number')
+        this.o.checker.fail(`client ${this.id} got a reply that is not *2 :<seq> <reply>: ${JSON.stringify(v)}`)
       if (p && v[0] === p.seq) this.complete(p, v[1])
       // otherwise a duplicate (re-emitted at go-live, duplicated by the network, or a retry answered twice)
     }
@@ -140,7 +146,10 @@ export class SimClient {
         break
       case 'get': {
         const expected = this.written.get(p.key) ?? null
-        if (reply !== expected) fail(`GET ${p.key} returned ${JSON.stringify(reply)} but this client's last acknowledged write set ${JSON.stringify(expected)}: an acknowledged write was lost`)
+        if (reply !== expected)
+          fail(
+            `GET ${p.key} returned ${JSON.stringify(reply)} but this client's last acknowledged write set ${JSON.stringify(expected)}: an acknowledged write was lost`
+          )
         break
       }
       case 'incr': {
@@ -148,7 +157,8 @@ export class SimClient {
         if (typeof reply !== 'number') fail(`INCR answered ${JSON.stringify(reply)}`)
         const n = reply as number
         if (c.seen.has(n)) fail(`INCR returned ${n}, which another acknowledged INCR returned too: an acknowledged increment was lost`)
-        if (n <= p.floor) fail(`INCR returned ${n} although an INCR that completed before it was invoked returned ${p.floor}: an acknowledged increment was lost`)
+        if (n <= p.floor)
+          fail(`INCR returned ${n} although an INCR that completed before it was invoked returned ${p.floor}: an acknowledged increment was lost`)
         c.seen.add(n)
         if (n > c.max) c.max = n
         break
@@ -170,7 +180,9 @@ export class SimClient {
   /** Liveness: with every fault healed and one replica live, every client must get answers. */
   checkProgress(now: number, windowMs: number): void {
     if (now - this.lastProgress > windowMs) {
-      this.o.checker.fail(`client ${this.id} made no progress for ${now - this.lastProgress}ms after every fault healed (waiting on seq ${this.pending?.seq ?? 'none'})`)
+      this.o.checker.fail(
+        `client ${this.id} made no progress for ${now - this.lastProgress}ms after every fault healed (waiting on seq ${this.pending?.seq ?? 'none'})`
+      )
     }
   }
 

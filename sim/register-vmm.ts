@@ -43,9 +43,7 @@ export class RegisterVmm implements Vmm {
     try {
       const { outputs, io } = this.run(input)
       const body: EntryBody =
-        this.mode === 'rsm'
-          ? { kind: 'input', input, nondet: this.recording }
-          : { kind: 'state', pages: [...this.dirty.entries()], outputs, io }
+        this.mode === 'rsm' ? { kind: 'input', input, nondet: this.recording } : { kind: 'state', pages: [...this.dirty.entries()], outputs, io }
       return { body, outputs, io }
     } finally {
       this.recording = null
@@ -92,7 +90,10 @@ export class RegisterVmm implements Vmm {
   }
 
   openConns(): string[] {
-    return [...this.pages.keys()].filter((k) => k.startsWith('conn:')).map((k) => k.slice('conn:'.length)).sort()
+    return [...this.pages.keys()]
+      .filter((k) => k.startsWith('conn:'))
+      .map((k) => k.slice('conn:'.length))
+      .sort()
   }
 
   memoryBytes(): number {

@@ -181,7 +181,13 @@ export class SimStream {
     /** the client side: bytes from the replica, the end of the stream, and (for a real socket) back-pressure */
     private readonly toClient: { data(bytes: Uint8Array): void; closed(): void; pause?(): void; resume?(): void }
   ) {
-    net.send(clientId, node.id, link, () => node.deliver(() => this.accept()), () => this.break())
+    net.send(
+      clientId,
+      node.id,
+      link,
+      () => node.deliver(() => this.accept()),
+      () => this.break()
+    )
   }
 
   get isOpen(): boolean {
@@ -191,14 +197,26 @@ export class SimStream {
   /** The client writes. */
   write(bytes: Uint8Array): void {
     if (!this.clientOpen || this.broken) return
-    this.net.send(this.clientId, this.node.id, this.link, () => this.node.deliver(() => this.arrive(bytes)), () => this.break())
+    this.net.send(
+      this.clientId,
+      this.node.id,
+      this.link,
+      () => this.node.deliver(() => this.arrive(bytes)),
+      () => this.break()
+    )
   }
 
   /** The client closes its side. */
   close(): void {
     if (!this.clientOpen) return
     this.clientOpen = false
-    this.net.send(this.clientId, this.node.id, this.link, () => this.node.deliver(() => this.serverClosed()), () => this.break())
+    this.net.send(
+      this.clientId,
+      this.node.id,
+      this.link,
+      () => this.node.deliver(() => this.serverClosed()),
+      () => this.break()
+    )
   }
 
   private accept(): void {
@@ -237,7 +255,13 @@ export class SimStream {
 
   private sendToClient(data: Uint8Array): void {
     if (!this.serverOpen) return
-    this.net.send(this.node.id, this.clientId, this.link, () => this.clientOpen && !this.broken && this.toClient.data(data), () => this.break())
+    this.net.send(
+      this.node.id,
+      this.clientId,
+      this.link,
+      () => this.clientOpen && !this.broken && this.toClient.data(data),
+      () => this.break()
+    )
   }
 
   /** the replica's side is gone (closed by either end, or broken) */
@@ -257,7 +281,13 @@ export class SimStream {
   private serverClose(): void {
     if (!this.serverOpen) return
     this.q.schedule(this.q.now, () => this.serverClosed())
-    this.net.send(this.node.id, this.clientId, this.link, () => this.clientClosed(), () => this.break())
+    this.net.send(
+      this.node.id,
+      this.clientId,
+      this.link,
+      () => this.clientClosed(),
+      () => this.break()
+    )
   }
 
   /** A lost segment: the connection breaks, as a TCP stream that cannot skip bytes would. */

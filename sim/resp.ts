@@ -24,7 +24,7 @@ export function parseResp(bytes: Uint8Array): RespValue {
 export function parseRespAll(bytes: Uint8Array): RespValue[] {
   const text = dec.decode(bytes)
   const out: RespValue[] = []
-  for (let at = 0; at < text.length; ) {
+  for (let at = 0; at < text.length;) {
     const [v, end] = parseAt(text, at)
     out.push(v)
     at = end

@@ -6,5 +6,15 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const outfile = resolve(root, 'out/sim/sim.mjs')
-await build({ entryPoints: [resolve(root, 'sim/cli.ts')], outfile, bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', sourcemap: 'linked', logLevel: 'warning' })
+await build({
+  entryPoints: [resolve(root, 'sim/cli.ts')],
+  outfile,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  packages: 'external',
+  sourcemap: 'linked',
+  logLevel: 'warning'
+})
 await import(pathToFileURL(outfile).href)

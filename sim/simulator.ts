@@ -49,6 +49,8 @@ export interface SimStats {
   messages: number
   dropped: number
   checks: number
+  /** runs that ended with a primary and its backup at the same entry, whose guests were compared whole */
+  finalStatesCompared: number
 }
 
 const REPLICAS = ['a', 'b'] as const
@@ -68,7 +70,8 @@ interface SimNode {
   hashedAt: string
 }
 
-export const replayCommand = (seed: number, guest: GuestKind, mutant?: MutantName): string => `npm run sim -- --seed ${seed} --guest ${guest}${mutant ? ` --mutant ${mutant}` : ''}`
+export const replayCommand = (seed: number, guest: GuestKind, mutant?: MutantName): string =>
+  `npm run sim -- --seed ${seed} --guest ${guest}${mutant ? ` --mutant ${mutant}` : ''}`
 
 export function runSimulation(opts: SimOptions): SimStats {
   const sim = new Simulation(opts)
@@ -141,9 +144,25 @@ class Simulation {
         answer(res)
       }
     }
-    this.makeVmm = opts.makeVmm ?? (opts.guest === 'kv' ? (mode, entropy) => createVmm({ guest: 'kv', mode, entropy }) : (mode, entropy) => new RegisterVmm({ mode, entropy }))
+    this.makeVmm =
+      opts.makeVmm ??
+      (opts.guest === 'kv' ? (mode, entropy) => createVmm({ guest: 'kv', mode, entropy }) : (mode, entropy) => new RegisterVmm({ mode, entropy }))
     this.makeCore = opts.makeCore ?? (opts.mutant ? MUTANTS[opts.mutant] : (cfg, vmm, init) => new ReplicaCore(cfg, vmm, init))
-    this.stats = { seed: opts.seed, mode: this.mode, completed: 0, goLives: 0, restores: 0, crashes: 0, pauses: 0, cuts: 0, stalls: 0, messages: 0, dropped: 0, checks: 0 }
+    this.stats = {
+      seed: opts.seed,
+      mode: this.mode,
+      completed: 0,
+      goLives: 0,
+      restores: 0,
+      crashes: 0,
+      pauses: 0,
+      cuts: 0,
+      stalls: 0,
+      messages: 0,
+      dropped: 0,
+      checks: 0,
+      finalStatesCompared: 0
+    }
     // each replica incarnation's devices get their own stream: the primary's reads must not depend on the backup's
     const entropySeed = setup.u32()
     this.diskLink = { drop: setup.pick([0, 0, 0.03]), duplicate: 0, minDelay: 1, maxDelay: setup.pick([4, 4, 40]), fifo: true }
@@ -190,11 +209,27 @@ class Simulation {
       /* every event checks its own invariants */
     }
     for (const c of this.clients) c.checkProgress(end, this.settleMs / 2)
+    // final guest states are equal: a primary and its backup that stand at the same entry hold the same guest
+    const nodes = [...this.nodes.values()].filter((n) => n.replica.alive)
+    const p = nodes.find((n) => n.role === 'primary')
+    const b = nodes.find((n) => n.role === 'backup')
+    if (p && b && p.gen === b.gen) {
+      const ps = p.core.status()
+      const bs = b.core.status()
+      if (ps.lastEntry === bs.lastEntry && p.vmm.stateHash() !== b.vmm.stateHash()) {
+        this.checker.fail(
+          `final guest states differ: primary ${p.id} and backup ${b.id} both stand at entry ${ps.lastEntry} of generation ${p.gen} with different state hashes`
+        )
+      }
+      if (ps.lastEntry === bs.lastEntry) this.stats.finalStatesCompared++
+    }
     // pending I/O resumes after go-live: the guest's periodic timer keeps firing on whoever serves
     for (const n of this.serving()) {
       const before = ticksAt.get(n)
       if (before !== undefined && n.vmm instanceof RegisterVmm && n.vmm.ticks() === before) {
-        this.checker.fail(`the guest timer of ${n.id}#${n.inc} (${n.role}, generation ${n.gen}) has not fired for ${this.settleMs / 2}ms after every fault healed: a timer the guest armed was not re-armed (pending I/O not re-issued at go-live?)`)
+        this.checker.fail(
+          `the guest timer of ${n.id}#${n.inc} (${n.role}, generation ${n.gen}) has not fired for ${this.settleMs / 2}ms after every fault healed: a timer the guest armed was not re-armed (pending I/O not re-issued at go-live?)`
+        )
       }
     }
     this.stats.messages = this.net.sent
@@ -283,7 +318,8 @@ class Simulation {
         if (a.msg.t === 'ack' && node.role === 'backup') this.checker.onAckSent(a.msg.gen, a.msg.n)
         if (a.msg.t === 'heartbeat' && node.role === 'backup') this.checker.onAckSent(a.msg.gen, a.msg.last)
         const msg = a.msg
-        if (process.env.FTLAB_SIM_VERBOSE) this.log(`${node.id} -> ${a.to ?? '?'}: ${msg.t} ${msg.t === 'entries' ? msg.entries.map((e) => e.n).join(',') : msg.t === 'ack' ? msg.n : ''}`)
+        if (process.env.FTLAB_SIM_VERBOSE)
+          this.log(`${node.id} -> ${a.to ?? '?'}: ${msg.t} ${msg.t === 'entries' ? msg.entries.map((e) => e.n).join(',') : msg.t === 'ack' ? msg.n : ''}`)
         return
       }
       case 'stall':
@@ -339,19 +375,46 @@ class Simulation {
           break
         case 'peer-cut': {
           const dir = r.pick(['both', 'a>b', 'b>a'] as const)
-          const links: [string, string][] = dir === 'both' ? [['a', 'b'], ['b', 'a']] : [[dir[0], dir[2]]]
+          const links: [string, string][] =
+            dir === 'both'
+              ? [
+                  ['a', 'b'],
+                  ['b', 'a']
+                ]
+              : [[dir[0], dir[2]]]
           this.cutFor(links, long, `peer link ${dir}`)
           break
         }
         case 'disk-cut':
-          this.cutFor([[victim.id, 'disk'], ['disk', victim.id]], long, `${victim.id} <-> disk`)
+          this.cutFor(
+            [
+              [victim.id, 'disk'],
+              ['disk', victim.id]
+            ],
+            long,
+            `${victim.id} <-> disk`
+          )
           break
         case 'client-cut':
-          this.cutFor(this.clients.flatMap((c): [string, string][] => [[c.id, victim.id], [victim.id, c.id]]), long, `clients <-> ${victim.id}`)
+          this.cutFor(
+            this.clients.flatMap((c): [string, string][] => [
+              [c.id, victim.id],
+              [victim.id, c.id]
+            ]),
+            long,
+            `clients <-> ${victim.id}`
+          )
           break
         case 'isolate': {
           const others = ['disk', ...REPLICAS.filter((x) => x !== victim.id), ...this.clients.map((c) => c.id)]
-          this.cutFor(others.flatMap((o): [string, string][] => [[o, victim.id], [victim.id, o]]), long, `isolate ${victim.id}`)
+          this.cutFor(
+            others.flatMap((o): [string, string][] => [
+              [o, victim.id],
+              [victim.id, o]
+            ]),
+            long,
+            `isolate ${victim.id}`
+          )
           break
         }
       }

@@ -217,7 +217,9 @@ export class ReplicaEdge {
         if (this.stopped) return reject(new Error(`replica ${this.opts.self} stopped during restore redundancy`))
         if (this.ports.clock.wall() > deadline) {
           return reject(
-            new Error(`restore redundancy onto ${peer.id} (${peer.channel.host}:${peer.channel.port}) did not complete within ${Math.round(timeoutMs / 1000)} s; is it running as 'joining' for generation ${gen}?`)
+            new Error(
+              `restore redundancy onto ${peer.id} (${peer.channel.host}:${peer.channel.port}) did not complete within ${Math.round(timeoutMs / 1000)} s; is it running as 'joining' for generation ${gen}?`
+            )
           )
         }
         this.ports.timers.set(check, 20)
@@ -392,8 +394,10 @@ export class ReplicaEdge {
           break
         case 'stall':
           this.stalled = a.on
-          for (const c of this.sockets) if (a.on) c.port.pause()
-          else c.port.resume()
+          for (const c of this.sockets) {
+            if (a.on) c.port.pause()
+            else c.port.resume()
+          }
           this.ports.emit('stall', { on: a.on })
           break
         case 'telemetry':
@@ -456,7 +460,8 @@ export class ReplicaEdge {
               if (this.serving()) timers.set(ask, this.opts.diskRetryMs)
               return
             }
-            if (res.ok) this.step({ t: 'input', now: clock.now(), input: { t: 'disk-read', tag: req.tag, block: req.block, data: res.data ?? new Uint8Array(0) } })
+            if (res.ok)
+              this.step({ t: 'input', now: clock.now(), input: { t: 'disk-read', tag: req.tag, block: req.block, data: res.data ?? new Uint8Array(0) } })
             else this.ports.emit('error', { where: `disk read of block ${req.block}`, message: res.message })
           })
         ask()

@@ -63,11 +63,15 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
 
   // ---- the logging channel: every replica listens (it may be made a backup later);
   // a primary dials its backup.
-  const listener: LinkListener = await listenLinks({ selfId: self, key: ctx.labKey, filter: ctx.filter, host: spec.channel.host, port: spec.channel.port }).catch(
-    (err: Error) => {
-      throw new Error(`replica ${self}: cannot listen for the logging channel on ${spec.channel.host}:${spec.channel.port}: ${err.message}`)
-    }
-  )
+  const listener: LinkListener = await listenLinks({
+    selfId: self,
+    key: ctx.labKey,
+    filter: ctx.filter,
+    host: spec.channel.host,
+    port: spec.channel.port
+  }).catch((err: Error) => {
+    throw new Error(`replica ${self}: cannot listen for the logging channel on ${spec.channel.host}:${spec.channel.port}: ${err.message}`)
+  })
   const dialed = new Map<string, DialedLink>()
   const dialedAt = new Map<string, string>()
   const wired = new WeakSet<Link>()
@@ -97,7 +101,16 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
           dialed.delete(peer.id)
         }
         dialedAt.set(peer.id, at)
-        const link = dialLink({ selfId: self, key: ctx.labKey, filter: ctx.filter, host: peer.channel.host, port: peer.channel.port, expectPeer: peer.id, minBackoffMs: 50, maxBackoffMs: 1000 })
+        const link = dialLink({
+          selfId: self,
+          key: ctx.labKey,
+          filter: ctx.filter,
+          host: peer.channel.host,
+          port: peer.channel.port,
+          expectPeer: peer.id,
+          minBackoffMs: 50,
+          maxBackoffMs: 1000
+        })
         dialed.set(peer.id, link)
         wire(link)
       }
@@ -120,7 +133,16 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
   else if (spec.peer) wire(listener.link(spec.peer.id))
 
   // ---- the disk server (block store and test-and-set)
-  const disk = new DiskClient({ selfId: self, key: ctx.labKey, host: spec.disk.host, port: spec.disk.port, filter: ctx.filter, timeoutMs: Math.max(200, cfg.suspectMs), minBackoffMs: 50, maxBackoffMs: 1000 })
+  const disk = new DiskClient({
+    selfId: self,
+    key: ctx.labKey,
+    host: spec.disk.host,
+    port: spec.disk.port,
+    filter: ctx.filter,
+    timeoutMs: Math.max(200, cfg.suspectMs),
+    minBackoffMs: 50,
+    maxBackoffMs: 1000
+  })
   disk.on('dropped', (r) => ctx.emit('dropped', { ...r }))
   disk.on('up', () => ctx.emit('disk-link', { state: 'up' }))
   disk.on('down', (reason) => ctx.emit('disk-link', { state: 'down', reason }))
@@ -131,7 +153,14 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
     )
 
   // ---- the tie-breaker, where it is not the disk server
-  const etcd = spec.arbiter?.kind === 'etcd' ? new EtcdArbiter({ endpoints: spec.arbiter.endpoints, prefix: spec.arbiter.prefix ?? etcdPrefixForLab(ctx.labKey), timeoutMs: Math.max(200, cfg.suspectMs) }) : null
+  const etcd =
+    spec.arbiter?.kind === 'etcd'
+      ? new EtcdArbiter({
+          endpoints: spec.arbiter.endpoints,
+          prefix: spec.arbiter.prefix ?? etcdPrefixForLab(ctx.labKey),
+          timeoutMs: Math.max(200, cfg.suspectMs)
+        })
+      : null
   function tasByEtcd(req: Extract<DiskReq, { op: 'tas' }>, done: (res: DiskRes | null) => void): void {
     etcd!.handle(req).then(async (res) => {
       // An unreachable cluster answers error 'io': the core asks again and never goes live on
@@ -164,7 +193,15 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
   edge = new ReplicaEdge(
     core,
     vmm,
-    { clock: { now, wall: () => Date.now() }, timers: realTimers, peer: peerPort, disk: diskPort, filter: ctx.filter, emit: (type, data) => ctx.emit(type, data), log: ctx.log },
+    {
+      clock: { now, wall: () => Date.now() },
+      timers: realTimers,
+      peer: peerPort,
+      disk: diskPort,
+      filter: ctx.filter,
+      emit: (type, data) => ctx.emit(type, data),
+      log: ctx.log
+    },
     { self, guest: spec.guest, mode: spec.mode, heartbeatMs: cfg.heartbeatMs, diskRetryMs: cfg.diskRetryMs }
   )
   const theEdge = edge

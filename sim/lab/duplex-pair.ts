@@ -23,6 +23,9 @@ export function duplexPair(): [Duplex, Duplex] {
         cb(err)
       }
     })
-  sides.push(make(() => sides[1]), make(() => sides[0]))
+  sides.push(
+    make(() => sides[1]),
+    make(() => sides[0])
+  )
   return [sides[0], sides[1]]
 }

@@ -112,8 +112,10 @@ class SimDiskRole implements SimDiskEndpoint {
     this.proc.deliver(() => {
       const before = this.arbiter.status()
       const res = this.arbiter.handle(req)
-      if (req.op === 'tas') this.ctx.emit('disk-tas', { gen: req.gen, from, won: res.ok, winner: res.winner ?? null, first: res.ok && before.tasWinner === null })
-      else if (req.op === 'generation' && res.ok && before.gen !== req.gen) this.ctx.emit('disk-generation', { gen: req.gen, primary: req.primary, backup: req.backup, from })
+      if (req.op === 'tas')
+        this.ctx.emit('disk-tas', { gen: req.gen, from, won: res.ok, winner: res.winner ?? null, first: res.ok && before.tasWinner === null })
+      else if (req.op === 'generation' && res.ok && before.gen !== req.gen)
+        this.ctx.emit('disk-generation', { gen: req.gen, primary: req.primary, backup: req.backup, from })
       else if (!res.ok && res.error === 'fenced') this.ctx.emit('disk-fenced', { op: req.op, from, message: res.message })
       answer(res)
     })
@@ -244,7 +246,11 @@ export class SimLab {
     this.world.net.setFilter(id, null)
   }
 
-  private async startDiskServer(proc: SimProcess, spec: DiskServerSpec, ctx: AgentContext): Promise<RoleHandle & { result: { listen: { host: string; port: number } } }> {
+  private async startDiskServer(
+    proc: SimProcess,
+    spec: DiskServerSpec,
+    ctx: AgentContext
+  ): Promise<RoleHandle & { result: { listen: { host: string; port: number } } }> {
     checkDiskServerSpec(spec)
     const role = new SimDiskRole(ctx.boot.id, proc, ctx, spec.blockSize)
     proc.disk = role
@@ -254,7 +260,11 @@ export class SimLab {
       result: { listen: spec.listen },
       status() {
         const s = role.arbiter.status()
-        return { role: 'disk-server', gen: s.gen, disk: { gen: s.gen, live: s.live, tasWinner: s.tasWinner, blocks: s.blocks, writes: s.writes, fenced: s.fenced } }
+        return {
+          role: 'disk-server',
+          gen: s.gen,
+          disk: { gen: s.gen, live: s.live, tasWinner: s.tasWinner, blocks: s.blocks, writes: s.writes, fenced: s.fenced }
+        }
       },
       stop: async () => {
         if (this.disks.get(spec.listen.port) === role) this.disks.delete(spec.listen.port)
@@ -329,7 +339,9 @@ export class SimLab {
       })
     })
     await new Promise<void>((resolve, reject) => {
-      service.once('error', (err) => reject(new Error(`simulated replica ${self}: cannot listen for clients on ${spec.service.host}:${spec.service.port}: ${err.message}`)))
+      service.once('error', (err) =>
+        reject(new Error(`simulated replica ${self}: cannot listen for clients on ${spec.service.host}:${spec.service.port}: ${err.message}`))
+      )
       service.listen(spec.service.port, spec.service.host, () => resolve())
     })
     proc.service = service

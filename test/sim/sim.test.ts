@@ -46,6 +46,7 @@ for (const guest of ['register', 'kv'] as const) {
       expect(sum('restores')).toBeGreaterThan(all.length / 2)
       expect(sum('crashes')).toBeGreaterThan(0)
       expect(sum('stalls')).toBeGreaterThan(0)
+      expect(sum('finalStatesCompared'), 'runs that ended with a primary and its backup at the same entry').toBeGreaterThan(0)
       expect(all.some((r) => r.mode === 'rsm') && all.some((r) => r.mode === 'state-transfer')).toBe(true)
     })
   })
@@ -78,15 +79,21 @@ describe('the checker can fail', () => {
   })
 
   it('catches a core that sends disk writes before the backup acknowledges their entry (the Output Rule for disk writes)', () => {
-    expect(firstFailure('early-disk-write').message).toMatch(/Output Rule: primary [ab] \(generation \d+\) released a disk write of entry \d+ but its backup has acknowledged only up to \d+/)
+    expect(firstFailure('early-disk-write').message).toMatch(
+      /Output Rule: primary [ab] \(generation \d+\) released a disk write of entry \d+ but its backup has acknowledged only up to \d+/
+    )
   })
 
   it('catches a core that releases outputs before the disk server confirmed its generation', () => {
-    expect(firstFailure('unconfirmed-release').message).toMatch(/primary [ab] released an output of entry \d+ in generation \d+ before the disk server confirmed that generation with it/)
+    expect(firstFailure('unconfirmed-release').message).toMatch(
+      /primary [ab] released an output of entry \d+ in generation \d+ before the disk server confirmed that generation with it/
+    )
   })
 
   it('catches a core that goes live without re-issuing the I/O its guest was waiting on', () => {
-    expect(firstFailure('go-live-forgets-io').message).toMatch(/the guest timer of [ab]#\d+ \(\w+, generation \d+\) has not fired for \d+ms after every fault healed/)
+    expect(firstFailure('go-live-forgets-io').message).toMatch(
+      /the guest timer of [ab]#\d+ \(\w+, generation \d+\) has not fired for \d+ms after every fault healed/
+    )
   })
 
   it('catches a VMM that does not replay logged non-determinism', () => {

@@ -3,7 +3,11 @@ import { describe, expect, it } from 'vitest'
 import { Checker, SimFailure } from '../../../sim/checker.js'
 
 const reply = (entry: number) => ({ t: 'release' as const, out: { t: 'reply' as const, conn: 's:c1', data: new Uint8Array(1) }, entry, heldMs: 0 })
-const write = (entry: number, gen: number, from: string) => ({ t: 'send-disk' as const, req: { id: 1, op: 'write' as const, gen, from, block: 0, data: new Uint8Array(1) }, entry })
+const write = (entry: number, gen: number, from: string) => ({
+  t: 'send-disk' as const,
+  req: { id: 1, op: 'write' as const, gen, from, block: 0, data: new Uint8Array(1) },
+  entry
+})
 
 function started(): Checker {
   const c = new Checker(() => 0)
@@ -15,7 +19,9 @@ describe('the simulator checker', () => {
   it('refuses a replica that goes live without having won the test-and-set of its generation', () => {
     const c = started()
     expect(() => c.onAction('b', 'backup', 1, { t: 'role', role: 'live', gen: 1, reason: 'test' })).toThrow(SimFailure)
-    expect(() => c.onAction('b', 'backup', 1, { t: 'role', role: 'live', gen: 1, reason: 'test' })).toThrow(/b went live in generation 1 but nobody has won that generation's test-and-set/)
+    expect(() => c.onAction('b', 'backup', 1, { t: 'role', role: 'live', gen: 1, reason: 'test' })).toThrow(
+      /b went live in generation 1 but nobody has won that generation's test-and-set/
+    )
   })
 
   it('accepts a replica that goes live and outputs after winning the test-and-set, and refuses the loser', () => {
@@ -31,13 +37,17 @@ describe('the simulator checker', () => {
     const c = started()
     c.onAckSent(1, 4)
     c.onAction('a', 'primary', 1, write(4, 1, 'a'))
-    expect(() => c.onAction('a', 'primary', 1, write(5, 1, 'a'))).toThrow(/Output Rule: primary a \(generation 1\) released a disk write of entry 5 but its backup has acknowledged only up to 4/)
+    expect(() => c.onAction('a', 'primary', 1, write(5, 1, 'a'))).toThrow(
+      /Output Rule: primary a \(generation 1\) released a disk write of entry 5 but its backup has acknowledged only up to 4/
+    )
   })
 
   it('refuses a primary output before the disk server confirmed the generation', () => {
     const c = new Checker(() => 0)
     c.onAckSent(1, 3)
-    expect(() => c.onAction('a', 'primary', 1, reply(2))).toThrow(/primary a released an output of entry 2 in generation 1 before the disk server confirmed that generation with it/)
+    expect(() => c.onAction('a', 'primary', 1, reply(2))).toThrow(
+      /primary a released an output of entry 2 in generation 1 before the disk server confirmed that generation with it/
+    )
   })
 
   it('refuses any output from a replica after it learned the disk server fenced its write in that generation', () => {
@@ -45,7 +55,9 @@ describe('the simulator checker', () => {
     c.onAckSent(1, 9)
     c.onAction('a', 'primary', 1, reply(8))
     c.onFenced('a', 1)
-    expect(() => c.onAction('a', 'primary', 1, reply(9))).toThrow(/a released an output of entry 9 in generation 1 after the disk server fenced its write: a fenced replica must halt/)
+    expect(() => c.onAction('a', 'primary', 1, reply(9))).toThrow(
+      /a released an output of entry 9 in generation 1 after the disk server fenced its write: a fenced replica must halt/
+    )
     // a refusal of an older generation's write does not bind the newer generation
     c.onDiskAnswer({ id: 3, op: 'generation', gen: 2, from: 'a', primary: 'a', backup: 'b' }, { id: 3, ok: true })
     c.onAckSent(2, 1)

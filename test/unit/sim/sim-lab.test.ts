@@ -55,7 +55,10 @@ describe.each([1, 10])('simulated kv lab at speed %s', (speed) => {
 
     const final = await finalRead(lab.serviceEndpoints(), run.keys)
     const verdict = checkRun(run.history, final)
-    expect(verdict.checks.filter((c) => c.valid !== true), JSON.stringify(verdict.checks, null, 1)).toEqual([])
+    expect(
+      verdict.checks.filter((c) => c.valid !== true),
+      JSON.stringify(verdict.checks, null, 1)
+    ).toEqual([])
 
     expect(await lab.restore()).toEqual({ from: 'b', to: 'a', gen: 2 })
     const after = await untilStatus(lab, 'b primary with the new a as its backup', paired('b', 'a'))
@@ -94,13 +97,30 @@ describe('simulated lab: faults through the agents’ own filter and the simulat
 const redisCli = ['/usr/bin/redis-cli', '/usr/local/bin/redis-cli'].find((p) => existsSync(p)) ?? null
 
 describe('simulated lab: real clients on real sockets', () => {
-  it.skipIf(!redisCli)(`redis-cli sets and reads a key on the live primary's loopback service port${redisCli ? '' : ' [skipped: redis-cli is not installed]'}`, async () => {
-    const { lab, sim } = await startSimLab({ guest: 'kv', mode: 'rsm', seed: 3 })
+  it.skipIf(!redisCli)(
+    `redis-cli sets and reads a key on the live primary's loopback service port${redisCli ? '' : ' [skipped: redis-cli is not installed]'}`,
+    async () => {
+      const { lab, sim } = await startSimLab({ guest: 'kv', mode: 'rsm', seed: 3 })
+      cleanups.push(() => sim.close())
+      await untilStatus(lab, 'a primary with b as its backup', paired('a', 'b'))
+      const a = lab.serviceEndpoints()[0]
+      const cli = (...args: string[]) => promisify(execFile)(redisCli!, ['-h', a.host, '-p', String(a.port), ...args]).then((r) => r.stdout.trim())
+      expect(await cli('SET', 'greeting', 'hello from the simulator')).toBe('OK')
+      expect(await cli('GET', 'greeting')).toBe('hello from the simulator')
+    },
+    30_000
+  )
+})
+
+describe('simulated lab: restore onto another machine', () => {
+  it('after a power cut of a, restores redundancy onto the spare machine, which plays a from then on', async () => {
+    const { lab, sim } = await startSimLab({ guest: 'kv', mode: 'state-transfer', speed: 5, seed: 11, timing: { heartbeatMs: 50, suspectMs: 400 } })
     cleanups.push(() => sim.close())
     await untilStatus(lab, 'a primary with b as its backup', paired('a', 'b'))
-    const a = lab.serviceEndpoints()[0]
-    const cli = (...args: string[]) => promisify(execFile)(redisCli!, ['-h', a.host, '-p', String(a.port), ...args]).then((r) => r.stdout.trim())
-    expect(await cli('SET', 'greeting', 'hello from the simulator')).toBe('OK')
-    expect(await cli('GET', 'greeting')).toBe('hello from the simulator')
-  }, 30_000)
+    await lab.powerCut('a')
+    await untilStatus(lab, 'b live alone', (r) => r.get('a')?.state === 'down' && role(r, 'b') === 'live')
+    expect(await lab.restore({ onto: 'spare' })).toEqual({ from: 'b', to: 'a', gen: 2, machine: 'spare' })
+    expect(lab.machineOf('a')).toBe('spare')
+    await untilStatus(lab, 'b primary with a (on the spare) as its backup', paired('b', 'a'))
+  }, 60_000)
 })
