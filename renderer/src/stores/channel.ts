@@ -33,11 +33,30 @@ export const useChannelStore = defineStore('channel', () => {
     for (const w of writers) w(text)
   }
 
+  // Repeats collapse: "test-and-set unreachable" five times a second is one line every few
+  // seconds with a count. Entries and acks are never repeats (their numbers move); any other
+  // event with the same host, type and data as one shown less than REPEAT_MS ago is counted,
+  // and the count is said on the next line shown for it.
+  const REPEAT_MS = 5000
+  const recent = new Map<string, { shownAt: number; hidden: number }>()
+
   function pushEvent(ev: ApiEvent): void {
     if (ev.topic === 'terminal' && ev.stream === 'channel') write(ev.data)
     else if (ev.topic === 'agent') {
+      let suffix = ''
+      if (ev.type !== 'entries' && ev.type !== 'ack') {
+        const key = `${ev.host}|${ev.type}|${JSON.stringify(ev.data)}`
+        const r = recent.get(key)
+        if (r && ev.ts - r.shownAt < REPEAT_MS) {
+          r.hidden++
+          return
+        }
+        if (r?.hidden) suffix = `  \x1b[2m(×${r.hidden + 1} in the last ${Math.round((ev.ts - r.shownAt) / 1000)} s)\x1b[0m`
+        if (recent.size > 256) recent.clear()
+        recent.set(key, { shownAt: ev.ts, hidden: 0 })
+      }
       const line = formatAgentEvent(ev)
-      if (line) write(line + '\r\n')
+      if (line) write(line + suffix + '\r\n')
     }
   }
 
