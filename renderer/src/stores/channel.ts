@@ -40,9 +40,36 @@ export const useChannelStore = defineStore('channel', () => {
   const REPEAT_MS = 5000
   const recent = new Map<string, { shownAt: number; hidden: number }>()
 
+  // Entries and acks: at most BUSY_LINES a second are listed, the rest summed in one line a
+  // second. Nobody reads two thousand lines a second, and writing them would cost the frames
+  // the diagram needs; the diagram and the figures still get every one.
+  const BUSY_LINES = 30
+  let busyWindow = 0
+  let busyShown = 0
+  let busyHidden = 0
+  let busyLast = 0
+
+  function admitBusy(ev: Extract<ApiEvent, { topic: 'agent' }>): boolean {
+    const w = Math.floor(ev.ts / 1000)
+    if (w !== busyWindow) {
+      if (busyHidden) write(`\x1b[2m           … and ${busyHidden} more entries/ack lines in that second (up to entry ${busyLast})\x1b[0m\r\n`)
+      busyWindow = w
+      busyShown = 0
+      busyHidden = 0
+    }
+    if (busyShown < BUSY_LINES) {
+      busyShown++
+      return true
+    }
+    busyHidden++
+    busyLast = Number(ev.data.last ?? ev.data.n) || busyLast
+    return false
+  }
+
   function pushEvent(ev: ApiEvent): void {
     if (ev.topic === 'terminal' && ev.stream === 'channel') write(ev.data)
     else if (ev.topic === 'agent') {
+      if ((ev.type === 'entries' || ev.type === 'ack') && !admitBusy(ev)) return
       let suffix = ''
       if (ev.type !== 'entries' && ev.type !== 'ack') {
         const key = `${ev.host}|${ev.type}|${JSON.stringify(ev.data)}`

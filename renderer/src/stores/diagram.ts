@@ -63,6 +63,11 @@ export const useDiagramStore = defineStore('diagram', () => {
     return { list: ring, from: head }
   }
 
+  /** the newest event's time, or 0 */
+  function newestTs(): number {
+    return ring.length > head ? ring[ring.length - 1].ts : 0
+  }
+
   function size(): number {
     return ring.length - head
   }
@@ -114,5 +119,5 @@ export const useDiagramStore = defineStore('diagram', () => {
     version++
   }
 
-  return { paused, spanMs, pausedAt, focusSeq, loadTarget, push, events, size, getVersion, now, setPaused, zoom, pan, focus, clear }
+  return { paused, spanMs, pausedAt, focusSeq, loadTarget, push, events, newestTs, size, getVersion, now, setPaused, zoom, pan, focus, clear }
 })
