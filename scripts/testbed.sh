@@ -10,6 +10,9 @@
 #   testbed.sh rekey HOST                                  new host key, sshd restarted
 #   testbed.sh disk-limit HOST KIB|off                     small filesystem on HOST's ~/.ftlab
 #   testbed.sh exec HOST CMD...                            run CMD as root inside HOST
+#
+# `up` writes two files: $ROOT/lab.json (the testbed's own description, for tests) and
+# $ROOT/ftlab-lab.json, an FT Lab lab file for its hosts that `ftlab deploy` takes as it is.
 set -euo pipefail
 
 ROOT=/var/lib/ftlab-testbed
@@ -18,6 +21,7 @@ NET_PREFIX=10.87.0
 CONSOLE_ADDR=$NET_PREFIX.1
 GECOS="FT Lab testbed"
 LOCK=/run/ftlab-testbed.lock
+SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
 
 die() { echo "testbed: $*" >&2; exit 1; }
 say() { [ -n "${QUIET:-}" ] || echo "testbed: $*"; }
@@ -245,6 +249,35 @@ write_lab_file() {
   chmod 644 "$ROOT/lab.json"
 }
 
+# The FT Lab lab file (main/remote/lab-file.ts): h1 = a, h2 = b, h3 = disk, h4 = spare when
+# it is up. Key auth with the testbed's client key; network faults run in each host's
+# namespace from the console's machine (so the console runs as root); power is this script's
+# power-off / power-on. The etcd host (h5) plays no slot: its tests start etcd themselves.
+write_ftlab_lab_file() {
+  local hosts=("$@") h slot first=1
+  {
+    echo '{'
+    echo "  \"\$comment\": \"FT Lab lab file for the network-namespace testbed, written by scripts/testbed.sh up; deploy as root with: ftlab deploy $ROOT/ftlab-lab.json --accept-new-host-keys\","
+    echo '  "version": 1,'
+    echo '  "name": "testbed",'
+    echo "  \"network\": \"$NET_PREFIX.0/24\","
+    echo '  "hosts": {'
+    for h in "${hosts[@]}"; do
+      slot=$(host_role "$h")
+      [ "$slot" != etcd ] || continue
+      [ $first = 1 ] || echo ','
+      first=0
+      printf '    "%s": {"address": "%s", "port": 22, "user": "%s", "identityFile": "%s", "auth": "key", "faults": {"run": "netns", "namespace": "%s"}, "power": {"driver": "command", "off": "bash %s -q power-off %s", "on": "bash %s -q power-on %s"}}' \
+        "$slot" "$(host_addr "$h")" "$(host_user "$h")" "$ROOT/client/id_ed25519" "$(host_ns "$h")" "$SCRIPT" "$h" "$SCRIPT" "$h"
+    done
+    echo
+    echo '  }'
+    echo '}'
+  } > "$ROOT/ftlab-lab.json.tmp"
+  mv "$ROOT/ftlab-lab.json.tmp" "$ROOT/ftlab-lab.json"
+  chmod 644 "$ROOT/ftlab-lab.json"
+}
+
 cmd_up() {
   local hosts=(h1 h2 h3) no_node=() h
   while [ $# -gt 0 ]; do
@@ -285,7 +318,10 @@ cmd_up() {
     case " ${hosts[*]} " in *" $h "*) ;; *) remove_host "$h" ;; esac
   done
   write_lab_file "${hosts[@]}"
-  say "up: ${hosts[*]} on $BRIDGE ($CONSOLE_ADDR/24); lab file $ROOT/lab.json"
+  write_ftlab_lab_file "${hosts[@]}"
+  say "up: ${hosts[*]} on $BRIDGE ($CONSOLE_ADDR/24); testbed description $ROOT/lab.json"
+  say "FT Lab lab file: $ROOT/ftlab-lab.json; deploy it (as root) with:"
+  say "  npm run ftlab -- deploy $ROOT/ftlab-lab.json --accept-new-host-keys"
 }
 
 remove_host() {

@@ -1,19 +1,28 @@
 // The console API: the one contract between the renderer and the console core.
 //
 // Used on both sides of two transports: Electron IPC (preload → main) and the browser
-// mode's WebSocket (renderer → main/api/server.ts). Every request is checked here by a
-// hand-written validator before it reaches the backend, so a bad argument is refused with
-// a message that names the method and the field, and never reaches the lab.
+// mode's WebSocket (renderer → main/transport/ws-server.ts). Every request is checked here
+// against its zod schema before it reaches the backend, so a bad argument is refused with a
+// message that names the method and the field, says what was expected and what came, and
+// never reaches the lab. One schema per request gives both the TypeScript type (z.infer)
+// and the runtime check.
 //
 // This file is compiled by both tsconfig.node.json and tsconfig.web.json: it must import
-// nothing (no Node modules, no agent types; TS composite projects refuse files outside
-// their include list). The shapes below follow agent/control/protocol.ts (AgentStatus,
-// AgentEvent) and agent/replica/types.ts (Role, Telemetry), seen from the console.
+// nothing but `zod` (no Node modules, no agent types; TS composite projects refuse files
+// outside their include list). The shapes below follow agent/control/protocol.ts
+// (AgentStatus, AgentEvent) and agent/replica/types.ts (Role, Telemetry), seen from the console.
+import { z } from 'zod'
 
-export const API_VERSION = 1
+export const API_VERSION = 2
 
 /** Largest request or event batch that may cross either transport, in bytes (UTF-8 JSON). */
 export const MAX_MESSAGE_BYTES = 1024 * 1024
+
+/** Largest terminal input in one term.input call. */
+export const MAX_TERM_INPUT = 64 * 1024
+
+/** Scrollback a terminal keeps across reconnects and page reloads. */
+export const TERM_SCROLLBACK_BYTES = 256 * 1024
 
 // ---------------------------------------------------------------------------------------
 // Vocabulary
@@ -30,8 +39,19 @@ export type GuestName = (typeof GUESTS)[number]
 export const MODES = ['rsm', 'state-transfer'] as const
 export type ReplicationMode = (typeof MODES)[number]
 
+/** local: agent processes on this machine; simulated: the real core in-process under a simulated clock; remote: deployed over SSH. */
+export const LAB_KINDS = ['local', 'simulated', 'remote'] as const
+export type LabKind = (typeof LAB_KINDS)[number]
+
+export const WORKLOADS = ['kv', 'bank'] as const
+export type Workload = (typeof WORKLOADS)[number]
+
 /** A host's role as the console shows it: the agent's role, or 'down' when the agent is unreachable. */
 export type HostRole = 'primary' | 'backup' | 'live' | 'halted' | 'joining' | 'disk-server' | 'idle' | 'down'
+
+/** Compound state shown beside the role ("primary · isolated · outputs held · cannot reach the disk server"). */
+export const HOST_NOTES = ['isolated', 'paused', 'outputs-held', 'no-disk-server', 'no-peer', 'cannot-go-live', 'fenced', 'diverged', 'power-off'] as const
+export type HostNote = (typeof HOST_NOTES)[number]
 
 /** Links between hosts, named by their two ends. */
 export const LINKS = ['a-b', 'a-disk', 'b-disk'] as const
@@ -41,7 +61,7 @@ export type FaultTarget = HostId | LinkId
 
 /**
  * Fault kinds and the targets they apply to:
- *  power   host  kill the agent (fail-stop)                        params {}
+ *  power   host  cut the power (fail-stop): driver, or SIGKILL   params {}
  *  pause   host  SIGSTOP the agent (grey failure)                  params {}
  *  isolate host  cut the host from the lab network                 params {}
  *  cut     link  drop traffic on a link                            params { direction?: 'both'|'forward'|'backward' }
@@ -53,7 +73,8 @@ export type FaultKind = (typeof FAULT_KINDS)[number]
 export const HOST_FAULT_KINDS: readonly FaultKind[] = ['power', 'pause', 'isolate']
 export const LINK_FAULT_KINDS: readonly FaultKind[] = ['cut', 'delay', 'loss']
 
-export type CutDirection = 'both' | 'forward' | 'backward'
+export const CUT_DIRECTIONS = ['both', 'forward', 'backward'] as const
+export type CutDirection = (typeof CUT_DIRECTIONS)[number]
 export interface FaultParams {
   direction?: CutDirection
   ms?: number
@@ -61,15 +82,24 @@ export interface FaultParams {
   probability?: number
 }
 
+/** How a fault is applied: in the host's kernel, by the agents' own filter, by a signal, by a power driver, or in the simulator. */
+export const FAULT_PATHS = ['agent-filter', 'nft', 'iptables', 'netem', 'sigstop', 'kill', 'driver', 'sim'] as const
+export type FaultPath = (typeof FAULT_PATHS)[number]
+
 /** Every fault heals itself at its deadline, enforced on the target host (dead-man). */
 export const MIN_FAULT_MS = 100
 export const MAX_FAULT_MS = 60 * 60 * 1000
+
+/** A lab's name (as lab files and ~/.ftlab/labs name them). */
+export const LAB_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$/
 
 // ---------------------------------------------------------------------------------------
 // State the console shows
 
 export interface HostStatus {
   id: HostId
+  /** the machine playing the slot: 'a', 'b', 'disk', 'spare' after a restore onto the spare; for remote labs the lab-file host name */
+  machine: string
   /** where the agent runs ("127.0.0.1" in the local lab, the host name otherwise) */
   address: string
   /** the console's control connection to the agent is up */
@@ -82,6 +112,10 @@ export interface HostStatus {
   paused: boolean
   /** set while the host is cut from the lab network */
   isolated: boolean
+  /** compound state beside the role, e.g. ['isolated', 'outputs-held', 'no-disk-server', 'cannot-go-live'] */
+  notes: HostNote[]
+  /** a power driver can switch it on, or a local/simulated host that is down */
+  canPowerOn: boolean
   memory: { rss: number; heapUsed: number } | null
   /** disk server only */
   disk: { gen: number; live: string | null; tasWinner: string | null; blocks: number; writes: number; fenced: number } | null
@@ -119,72 +153,207 @@ export interface FaultInfo {
   kind: FaultKind
   params: FaultParams
   startedAt: number
-  /** console clock (ms since epoch) at which the target heals itself */
-  healsAt: number
+  /** console clock (ms since epoch) at which the target heals itself; null for a power cut (it heals only by restore or power-on) */
+  healsAt: number | null
+  /** how it is applied */
+  path: FaultPath
+  /** why that path (e.g. "no root on h2: the agents' filter") or null */
+  note: string | null
+  /** one readable line: "cut a↔b", "power cut a" */
+  what: string
+}
+
+export interface LoadVerdict {
+  result: 'valid' | 'invalid' | 'unknown'
+  summary: string
+  ok: number
+  failed: number
+  unknown: number
+  lostWrites: number
+  /** the evidence, and for bank the invariant ("total 10000 = 10000") */
+  details: string[]
 }
 
 export interface LoadStatus {
   state: 'idle' | 'running' | 'stopping'
+  workload: Workload
   clients: number
   keys: number
   seconds: number
   startedAt: number | null
   /** completed operations per second (recent window) */
   opsPerSec: number
+  /** recent window; never 0 while operations complete */
   latencyMs: { p50: number; p99: number }
   completed: number
   retries: number
   duplicatesDropped: number
+  /** transient errors that were retried */
   errors: number
+  /** operations that failed for good */
+  failed: number
   /** which replica the clients are talking to */
   target: ReplicaHostId | null
+  /** the checkers' verdict once a run is over; null while running or never run */
+  verdict: LoadVerdict | null
+}
+
+export interface Invariants {
+  /** which hosts are live (primary or live) in each generation: more than one in a generation is split brain */
+  liveByGen: { gen: number; live: HostId[] }[]
+  splitBrain: boolean
+  /** acknowledged writes lost (from the last checked load run); null when not known */
+  acknowledgedLost: number | null
+  duplicatesDropped: number
+  /** writes the disk server refused from a stale generation */
+  fencedWrites: number
+  divergence: { host: HostId; entry: number } | null
+  /** event seqs the UI can jump to */
+  evidence: { kind: string; seq: number; text: string }[]
 }
 
 /** A host with no agent answering: the state every host card starts from. */
 export function downHostStatus(id: HostId): HostStatus {
-  return { id, address: '127.0.0.1', reachable: false, role: 'down', gen: 0, pid: null, uptimeMs: 0, paused: false, isolated: false, memory: null, disk: null, error: null }
+  return {
+    id,
+    machine: id,
+    address: '127.0.0.1',
+    reachable: false,
+    role: 'down',
+    gen: 0,
+    pid: null,
+    uptimeMs: 0,
+    paused: false,
+    isolated: false,
+    notes: [],
+    canPowerOn: false,
+    memory: null,
+    disk: null,
+    error: null
+  }
 }
 
 /** No load running, none run yet. */
 export function idleLoadStatus(): LoadStatus {
-  return { state: 'idle', clients: 0, keys: 0, seconds: 0, startedAt: null, opsPerSec: 0, latencyMs: { p50: 0, p99: 0 }, completed: 0, retries: 0, duplicatesDropped: 0, errors: 0, target: null }
+  return {
+    state: 'idle',
+    workload: 'kv',
+    clients: 0,
+    keys: 0,
+    seconds: 0,
+    startedAt: null,
+    opsPerSec: 0,
+    latencyMs: { p50: 0, p99: 0 },
+    completed: 0,
+    retries: 0,
+    duplicatesDropped: 0,
+    errors: 0,
+    failed: 0,
+    target: null,
+    verdict: null
+  }
+}
+
+/** Nothing observed yet. */
+export function emptyInvariants(): Invariants {
+  return { liveByGen: [], splitBrain: false, acknowledgedLost: null, duplicatesDropped: 0, fencedWrites: 0, divergence: null, evidence: [] }
 }
 
 export type LabState = 'stopped' | 'starting' | 'running' | 'stopping' | 'error'
 
 export interface LabStatus {
   state: LabState
+  /** which lab the console drives; null before one is chosen */
+  kind: LabKind | null
+  name: string | null
   /** the lab's last error in plain words, e.g. why it failed to start; null when fine */
   error: string | null
   guest: GuestName | null
   mode: ReplicationMode | null
   gen: number
   startedAt: number | null
+  timing: { heartbeatMs: number; suspectMs: number } | null
+  /** simulated labs only */
+  sim: { speed: number; seed: number } | null
+  /** remote labs with a spare host */
+  spare: { machine: string; address: string } | null
   /** always three: a, b, disk (in that order) */
   hosts: HostStatus[]
   channel: ChannelStatus | null
   faults: FaultInfo[]
   load: LoadStatus
+  invariants: Invariants
 }
 
 export interface ConsoleInfo {
   apiVersion: number
-  /** which backend is serving: 'simulated' (the fake lab) or 'local' / 'remote' */
-  backend: string
+  /** the current lab's kind, or 'none' */
+  backend: LabKind | 'none'
+  shell: 'electron' | 'browser'
+  lab: { kind: LabKind; name: string } | null
+  /** true only in Electron with safeStorage available */
+  canRememberSecrets: boolean
   /** newest event sequence number */
   seq: number
+}
+
+export interface LabEntry {
+  kind: LabKind
+  name: string
+  /** null when not known without asking the hosts */
+  running: boolean | null
+  detail: string
+  when: number | null
+}
+
+export interface TermInfo {
+  id: string
+  host: string
+  title: string
+  state: 'connecting' | 'open' | 'closed'
+  error: string | null
 }
 
 // ---------------------------------------------------------------------------------------
 // Events
 
-export type MarkKind = 'start' | 'stop' | 'fault' | 'heal' | 'suspect' | 'tas' | 'go-live' | 'halt' | 'restore' | 'diverged' | 'error'
+export type MarkKind =
+  | 'start'
+  | 'stop'
+  | 'fault'
+  | 'heal'
+  | 'suspect'
+  | 'tas'
+  | 'go-live'
+  | 'halt'
+  | 'restore'
+  | 'diverged'
+  | 'error'
+  | 'power-on'
+  | 'deploy'
+  | 'teardown'
+  | 'warning'
 
 export interface Mark {
   kind: MarkKind
   label: string
   host?: HostId
 }
+
+export const DEPLOY_STEPS = ['connect', 'host-key', 'detect', 'runtime', 'upload', 'start', 'ready'] as const
+export type DeployStep = (typeof DEPLOY_STEPS)[number]
+
+export interface DeployProgressEvent {
+  /** 'a', 'b', 'disk' or 'spare' */
+  slot: string
+  step: DeployStep
+  state: 'running' | 'done' | 'failed'
+  detail: string
+}
+
+export type Prompt =
+  | { id: string; kind: 'host-key'; slot: string; host: string; port: number; keyType: string; fingerprint: string }
+  | { id: string; kind: 'secret'; slot: string; host: string; user: string; what: 'password' | 'passphrase'; keyPath: string | null; canRemember: boolean }
 
 interface EventBase {
   /** console-wide sequence number, 1, 2, 3, … */
@@ -195,11 +364,15 @@ interface EventBase {
 
 /**
  * The event stream. Topics:
- *  status    a full lab status snapshot (sent on change, and at most a few times a second)
- *  agent     one agent event (AgentEvent: log entries, acks, role, suspect, tas, go-live, faults…)
- *  load      load progress
- *  terminal  text for a terminal pane (stream 'channel' is the logging channel pane)
- *  mark      a marked moment for the timeline (faults, heals, go-live…)
+ *  status       a full lab status snapshot (sent on change, at most ~4/s)
+ *  agent        one agent event (AgentEvent: log entries, acks, role, suspect, tas, go-live, faults…)
+ *  load         load progress
+ *  terminal     text for a terminal pane (stream 'channel' is the logging channel pane; a shell's output uses its TermInfo.id)
+ *  mark         a marked moment for the timeline (faults, heals, go-live…)
+ *  deploy       a deploy step on one host
+ *  prompt       a question for the operator (host key, password), answered by prompt.answer
+ *  prompt-done  the question is settled
+ *  term         a terminal's state changed
  */
 export type ApiEvent =
   | (EventBase & { topic: 'status'; status: LabStatus })
@@ -207,6 +380,10 @@ export type ApiEvent =
   | (EventBase & { topic: 'load'; load: LoadStatus })
   | (EventBase & { topic: 'terminal'; stream: string; data: string })
   | (EventBase & { topic: 'mark'; mark: Mark })
+  | (EventBase & ({ topic: 'deploy' } & DeployProgressEvent))
+  | (EventBase & { topic: 'prompt'; prompt: Prompt })
+  | (EventBase & { topic: 'prompt-done'; id: string; answer: 'accepted' | 'refused' | 'timeout' })
+  | (EventBase & { topic: 'term'; term: TermInfo })
 
 export type EventTopic = ApiEvent['topic']
 
@@ -216,59 +393,6 @@ export interface EventsSince {
   seq: number
   /** true when events after `since` were already dropped from the ring (take a fresh status) */
   truncated: boolean
-}
-
-// ---------------------------------------------------------------------------------------
-// Methods
-
-export interface LabStartParams {
-  guest: GuestName
-  mode: ReplicationMode
-}
-export interface FaultInjectParams {
-  target: FaultTarget
-  kind: FaultKind
-  params: FaultParams
-  durationMs: number
-}
-export interface FaultHealParams {
-  id: string | 'all'
-}
-export interface LoadStartParams {
-  clients: number
-  seconds: number
-  keys: number
-}
-export interface EventsSinceParams {
-  seq: number
-}
-export type NoParams = Record<string, never>
-
-export interface ApiMethods {
-  'console.info': { params: NoParams; result: ConsoleInfo }
-  'lab.start': { params: LabStartParams; result: LabStatus }
-  'lab.stop': { params: NoParams; result: LabStatus }
-  'lab.status': { params: NoParams; result: LabStatus }
-  'lab.restore': { params: NoParams; result: LabStatus }
-  'fault.inject': { params: FaultInjectParams; result: FaultInfo }
-  'fault.heal': { params: FaultHealParams; result: { healed: string[] } }
-  'load.start': { params: LoadStartParams; result: LoadStatus }
-  'load.stop': { params: NoParams; result: LoadStatus }
-  'events.since': { params: EventsSinceParams; result: EventsSince }
-}
-
-export type MethodName = keyof ApiMethods
-export type ParamsOf<M extends MethodName> = ApiMethods[M]['params']
-export type ResultOf<M extends MethodName> = ApiMethods[M]['result']
-
-/** Methods whose params may be omitted. */
-type Optional<M extends MethodName> = NoParams extends ParamsOf<M> ? [params?: ParamsOf<M>] : [params: ParamsOf<M>]
-
-/** What the renderer calls: the same object over IPC and over the WebSocket. */
-export interface ConsoleApi {
-  call<M extends MethodName>(method: M, ...params: Optional<M>): Promise<ResultOf<M>>
-  /** events arrive in batches (about every 16 ms); returns an unsubscribe function */
-  onEvents(listener: (events: ApiEvent[]) => void): () => void
 }
 
 // ---------------------------------------------------------------------------------------
@@ -292,11 +416,12 @@ export interface WireError {
 }
 
 // ---------------------------------------------------------------------------------------
-// Validation
+// Schema building blocks. Each leaf schema carries its own "must be …" phrase; describeIssue
+// below turns a zod issue into "method.field must be … (got …)", "method.field is missing" or
+// "method has an unknown field "x" (known: …)".
 
-type Check<T> = (value: unknown, where: string) => T
-
-function describe(v: unknown): string {
+/** What a value was, for a refusal: short, never the whole of a long string. */
+export function describe(v: unknown): string {
   if (v === undefined) return 'nothing'
   if (v === null) return 'null'
   if (Array.isArray(v)) return 'an array'
@@ -309,143 +434,324 @@ function describe(v: unknown): string {
   return `a ${typeof v}`
 }
 
-function fail(where: string, what: string, got: unknown): never {
-  throw new ApiError('bad-request', `${where} must be ${what} (got ${describe(got)})`)
-}
-
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false
   const proto = Object.getPrototypeOf(v) as unknown
   return proto === Object.prototype || proto === null
 }
 
-function oneOf<T extends string>(values: readonly T[]): Check<T> {
-  return (v, where) => {
-    if (typeof v === 'string' && (values as readonly string[]).includes(v)) return v as T
-    return fail(where, `one of ${values.map((x) => JSON.stringify(x)).join(', ')}`, v)
-  }
+const MUST = 'must be '
+const quoted = (values: readonly string[]): string => values.map((x) => JSON.stringify(x)).join(', ')
+
+function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z.enum(values, { error: `${MUST}one of ${quoted(values)}` })
 }
 
-function int(min: number, max: number): Check<number> {
-  return (v, where) => {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      return fail(where, `an integer from ${min} to ${max}`, v)
-    }
-    return v
-  }
+function int(min: number, max: number) {
+  const error = `${MUST}an integer from ${min} to ${max}`
+  return z.int({ error }).min(min, { error }).max(max, { error })
 }
 
-function fraction(v: unknown, where: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 1) return fail(where, 'a number above 0 and at most 1', v)
-  return v
+function num(min: number, max: number) {
+  const error = `${MUST}a number from ${min} to ${max}`
+  return z.number({ error }).min(min, { error }).max(max, { error })
 }
 
-/** Checks an object's fields: every required one present, no unknown ones. */
-function object(
-  v: unknown,
-  where: string,
-  fields: Record<string, { check: Check<unknown>; optional?: boolean }>
-): Record<string, unknown> {
-  if (v === undefined && Object.values(fields).every((f) => f.optional)) v = {}
-  if (!isPlainObject(v)) return fail(where, 'an object', v)
-  const out: Record<string, unknown> = {}
-  for (const key of Object.keys(v)) {
-    if (!Object.prototype.hasOwnProperty.call(fields, key)) {
-      const known = Object.keys(fields)
-      throw new ApiError(
-        'bad-request',
-        `${where} has an unknown field ${JSON.stringify(key)}` + (known.length ? ` (known: ${known.join(', ')})` : ' (it takes none)')
-      )
-    }
-  }
-  for (const [key, f] of Object.entries(fields)) {
-    const value = v[key]
-    if (value === undefined) {
-      if (!f.optional) throw new ApiError('bad-request', `${where}.${key} is missing`)
-      continue
-    }
-    out[key] = f.check(value, `${where}.${key}`)
-  }
-  return out
+function str(what: string, test: (s: string) => boolean = () => true) {
+  return z.custom<string>((v) => typeof v === 'string' && test(v), { error: `${MUST}${what}` })
 }
 
-const faultTarget = oneOf<FaultTarget>([...HOST_IDS, ...LINKS])
-const faultKind = oneOf(FAULT_KINDS)
-const FAULT_ID = /^[A-Za-z0-9_-]{1,64}$/
+const bool = z.boolean({ error: `${MUST}true or false` })
 
-function faultParams(kind: FaultKind, v: unknown, where: string): FaultParams {
-  switch (kind) {
-    case 'power':
-    case 'pause':
-    case 'isolate':
-      return object(v, where, {}) as FaultParams
-    case 'cut':
-      return object(v, where, { direction: { check: oneOf<CutDirection>(['both', 'forward', 'backward']), optional: true } }) as FaultParams
-    case 'delay':
-      return object(v, where, { ms: { check: int(1, 60_000) }, jitterMs: { check: int(0, 60_000), optional: true } }) as FaultParams
-    case 'loss':
-      return object(v, where, { probability: { check: fraction } }) as FaultParams
-  }
-}
-
-function noParams(method: string): Check<NoParams> {
-  return (v) => object(v, method, {}) as NoParams
-}
-
-const validators: { [M in MethodName]: Check<ParamsOf<M>> } = {
-  'console.info': noParams('console.info'),
-  'lab.start': (v, where) =>
-    object(v, where, { guest: { check: oneOf(GUESTS) }, mode: { check: oneOf(MODES) } }) as unknown as LabStartParams,
-  'lab.stop': noParams('lab.stop'),
-  'lab.status': noParams('lab.status'),
-  'lab.restore': noParams('lab.restore'),
-  'fault.inject': (v, where) => {
-    const o = object(v, where, {
-      target: { check: faultTarget },
-      kind: { check: faultKind },
-      params: { check: (x) => x, optional: true },
-      durationMs: { check: int(MIN_FAULT_MS, MAX_FAULT_MS) }
+/**
+ * A plain object with exactly these fields: class instances and arrays are refused, unknown
+ * fields are refused naming the known ones (a JSON "__proto__" key is an unknown field, never merged).
+ */
+function obj<S extends z.ZodRawShape>(shape: S, what = 'an object') {
+  const known = Object.keys(shape)
+  const unknownField = (keys: readonly string[]): string =>
+    `has an unknown field ${JSON.stringify(keys[0])}` + (known.length ? ` (known: ${known.join(', ')})` : ' (it takes none)')
+  return z.custom<Record<string, unknown>>(isPlainObject, { error: `${MUST}${what}` }).pipe(
+    z.strictObject(shape, {
+      error: (iss) => (iss.code === 'unrecognized_keys' ? unknownField(iss.keys) : `${MUST}${what}`)
     })
-    const target = o.target as FaultTarget
-    const kind = o.kind as FaultKind
-    const isHost = (HOST_IDS as readonly string[]).includes(target)
-    const allowed = isHost ? HOST_FAULT_KINDS : LINK_FAULT_KINDS
-    if (!allowed.includes(kind)) {
-      throw new ApiError(
-        'bad-request',
-        `${where}.kind ${JSON.stringify(kind)} does not apply to ${isHost ? 'host' : 'link'} ${JSON.stringify(target)} (use one of ${allowed.join(', ')})`
-      )
-    }
-    return { target, kind, params: faultParams(kind, o.params, `${where}.params`), durationMs: o.durationMs as number }
-  },
-  'fault.heal': (v, where) =>
-    object(v, where, {
-      id: {
-        check: (x, w) => {
-          if (typeof x === 'string' && (x === 'all' || FAULT_ID.test(x))) return x
-          return fail(w, 'a fault id (letters, digits, "-" or "_", at most 64) or "all"', x)
-        }
-      }
-    }) as unknown as FaultHealParams,
-  'load.start': (v, where) =>
-    object(v, where, {
-      clients: { check: int(1, 256) },
-      seconds: { check: int(1, 3600) },
-      keys: { check: int(1, 1_000_000) }
-    }) as unknown as LoadStartParams,
-  'load.stop': noParams('load.stop'),
-  'events.since': (v, where) => object(v, where, { seq: { check: int(0, Number.MAX_SAFE_INTEGER) } }) as unknown as EventsSinceParams
+  )
 }
 
-export const METHOD_NAMES = Object.keys(validators) as MethodName[]
+const FAULT_ID = /^[A-Za-z0-9_-]{1,64}$/
+const faultId = str('a fault id (letters, digits, "-" or "_", at most 64)', (s) => FAULT_ID.test(s))
+const labName = str("a lab name (1 to 40 letters, digits, '-' or '_', starting with a letter or digit)", (s) => LAB_NAME.test(s))
+const plainId = str('an id (letters, digits, "-" or "_", at most 64)', (s) => FAULT_ID.test(s))
+
+/** Formats the first zod issue as an ApiError message, `where` naming the request (e.g. "lab.start"). */
+export function describeIssue(where: string, issue: z.core.$ZodIssue): string {
+  const path = where + issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')
+  const input = (issue as { input?: unknown }).input
+  // a field left out of an object; not a nested value that was checked as a whole (fault.inject.params)
+  const whole = issue.code === 'custom' && (issue.params as { whole?: boolean } | undefined)?.whole === true
+  if (input === undefined && issue.path.length > 0 && !whole && issue.code !== 'unrecognized_keys') return `${path} is missing`
+  const msg = issue.message
+  return msg.startsWith(MUST) ? `${path} ${msg} (got ${describe(input)})` : `${path} ${msg}`
+}
+
+/** Parses with a schema; on failure throws ApiError('bad-request') naming the first problem. */
+export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
+  const r = schema.safeParse(value, { reportInput: true })
+  if (r.success) return r.data
+  // an unknown field is named first, as it usually explains the rest (a misspelt field is also "missing")
+  const issues = [...r.error.issues].sort((x, y) => Number(y.code === 'unrecognized_keys') - Number(x.code === 'unrecognized_keys'))
+  throw new ApiError('bad-request', describeIssue(where, issues[0]))
+}
+
+/** Parses `value` with `schema` inside a transform; its issues become the outer parse's, under `at`. */
+function nested<T>(ctx: z.core.$RefinementCtx, schema: z.ZodType<T>, value: unknown, at: PropertyKey[]): T | typeof z.NEVER {
+  const r = schema.safeParse(value, { reportInput: true })
+  if (r.success) return r.data
+  for (const iss of r.error.issues) {
+    const input = (iss as { input?: unknown }).input
+    if (iss.path.length === 0) ctx.issues.push({ code: 'custom', message: iss.message, path: [...at], input, params: { whole: true } })
+    else ctx.issues.push({ ...iss, path: [...at, ...iss.path], input } as z.core.$ZodRawIssue)
+  }
+  return z.NEVER
+}
+
+/** An object whose shape depends on one field (power.driver, faults.run, arbiter.kind), with that field's choices named when it is wrong. */
+function byField<O extends Record<string, z.ZodType>>(field: string, options: O) {
+  const choices = `${MUST}one of ${quoted(Object.keys(options))}`
+  return z.custom<Record<string, unknown>>(isPlainObject, { error: `${MUST}an object with "${field}": one of ${quoted(Object.keys(options))}` }).transform((o, ctx) => {
+    const key = o[field]
+    const schema = typeof key === 'string' && Object.prototype.hasOwnProperty.call(options, key) ? options[key] : undefined
+    if (!schema) {
+      ctx.issues.push({ code: 'custom', input: key, path: [field], message: choices })
+      return z.NEVER
+    }
+    return nested(ctx, schema as z.ZodType<z.infer<O[keyof O]>>, o, [])
+  })
+}
+
+// ---------------------------------------------------------------------------------------
+// Request schemas
+
+const noParams = obj({})
+
+const faultParamsByKind = {
+  power: obj({}),
+  pause: obj({}),
+  isolate: obj({}),
+  cut: obj({ direction: oneOf(CUT_DIRECTIONS).optional() }),
+  delay: obj({ ms: int(1, 60_000), jitterMs: int(0, 60_000).optional() }),
+  loss: obj({ probability: z.number({ error: `${MUST}a number above 0 and at most 1` }).gt(0, { error: `${MUST}a number above 0 and at most 1` }).lte(1, { error: `${MUST}a number above 0 and at most 1` }) })
+} satisfies Record<FaultKind, z.ZodType>
+
+const faultInject = obj({
+  target: oneOf([...HOST_IDS, ...LINKS]),
+  kind: oneOf(FAULT_KINDS),
+  params: z.unknown().optional(),
+  durationMs: int(MIN_FAULT_MS, MAX_FAULT_MS)
+}).transform((o, ctx) => {
+  const isHost = (HOST_IDS as readonly string[]).includes(o.target)
+  const allowed = isHost ? HOST_FAULT_KINDS : LINK_FAULT_KINDS
+  if (!allowed.includes(o.kind)) {
+    ctx.issues.push({
+      code: 'custom',
+      input: o.kind,
+      path: ['kind'],
+      message: `${JSON.stringify(o.kind)} does not apply to ${isHost ? 'host' : 'link'} ${JSON.stringify(o.target)} (use one of ${allowed.join(', ')})`
+    })
+    return z.NEVER
+  }
+  const schema = faultParamsByKind[o.kind] as z.ZodType<FaultParams>
+  // kinds whose params are all optional (power, pause, isolate, cut) may leave them out
+  const raw = o.params === undefined && schema.safeParse({}).success ? {} : o.params
+  const params = nested(ctx, schema, raw, ['params'])
+  if (params === z.NEVER) return z.NEVER
+  return { target: o.target as FaultTarget, kind: o.kind as FaultKind, params, durationMs: o.durationMs }
+})
+
+// The lab file's JSON object, as main/remote/lab-file.ts accepts it (version 1). lab-file.ts
+// stays the authority for what needs the file system (identityFile exists, paths resolve).
+const port = int(1, 65535)
+const line = str('a non-empty single line', (s) => s.trim() !== '' && !/[\r\n]/.test(s))
+const powerSpec = byField('driver', {
+  kill: obj({ driver: z.literal('kill') }),
+  command: obj({ driver: z.literal('command'), off: line, on: line.optional(), status: line.optional() }),
+  ipmi: obj({ driver: z.literal('ipmi'), host: line, user: line, port: port.optional(), cipherSuite: int(0, 17).optional() }),
+  libvirt: obj({ driver: z.literal('libvirt'), uri: str('a libvirt URI like "qemu:///system"', (s) => /^[a-z0-9+]+:\/\//.test(s)), domain: line }),
+  sysrq: obj({ driver: z.literal('sysrq') })
+})
+const faultRun = byField('run', {
+  ssh: obj({ run: z.literal('ssh') }),
+  sudo: obj({ run: z.literal('sudo') }),
+  netns: obj({ run: z.literal('netns'), namespace: str('a network namespace name', (s) => /^[A-Za-z0-9_.-]{1,64}$/.test(s)) })
+})
+const noSpace = (s: string): boolean => s.trim() !== '' && !/\s/.test(s)
+export const labHostSchema = obj({
+  address: str('a host name, an address or an ~/.ssh/config alias', noSpace),
+  user: str('a login name', (s) => /^[A-Za-z0-9._][A-Za-z0-9._-]{0,63}$/.test(s)).optional(),
+  port: port.optional(),
+  identityFile: str('a path to a private key', (s) => s !== '').optional(),
+  auth: oneOf(['agent', 'key', 'password']),
+  proxyJump: str('[user@]host[:port][,...]', (s) => s.trim() !== '').optional(),
+  labAddress: str('an IP address on the lab network', noSpace).optional(),
+  portBase: int(1024, 65000).optional(),
+  power: powerSpec.optional(),
+  faults: faultRun.optional()
+})
+const etcdList = `${MUST}a list of 1 to 16 etcd client URLs`
+export const labFileSchema = obj({
+  version: z.literal(1, { error: `${MUST}1` }),
+  name: labName.optional(),
+  guest: oneOf(GUESTS).optional(),
+  mode: oneOf(MODES).optional(),
+  network: str('a network like "10.87.0.0/24"', (s) => /^[0-9a-fA-F.:]+\/\d{1,3}$/.test(s)).optional(),
+  arbiter: byField('kind', {
+    disk: obj({ kind: z.literal('disk') }),
+    etcd: obj({ kind: z.literal('etcd'), endpoints: z.array(str('an http:// or https:// client URL', (s) => /^https?:\/\//.test(s)), { error: etcdList }).min(1, { error: etcdList }).max(16, { error: etcdList }) })
+  }).optional(),
+  hosts: obj({ a: labHostSchema, b: labHostSchema, disk: labHostSchema, spare: labHostSchema.optional() }),
+  $comment: z.string().optional()
+})
+export type LabFileForm = z.infer<typeof labFileSchema>
+export type LabHostForm = z.infer<typeof labHostSchema>
+
+const labStart = obj({
+  kind: oneOf(['local', 'simulated']).optional(),
+  guest: oneOf(GUESTS),
+  mode: oneOf(MODES),
+  heartbeatMs: int(5, 10_000).optional(),
+  suspectMs: int(20, 60_000).optional(),
+  speed: num(0.1, 50).optional(),
+  seed: int(0, 2 ** 32 - 1).optional()
+}).transform((o, ctx) => {
+  if ((o.kind ?? 'local') !== 'simulated') {
+    for (const f of ['speed', 'seed'] as const) {
+      if (o[f] !== undefined) {
+        ctx.issues.push({ code: 'custom', input: o[f], path: [f], message: `applies to the simulated lab only (this is kind "${o.kind ?? 'local'}")` })
+        return z.NEVER
+      }
+    }
+  }
+  if (o.heartbeatMs !== undefined && o.suspectMs !== undefined && o.suspectMs <= o.heartbeatMs) {
+    ctx.issues.push({ code: 'custom', input: o.suspectMs, path: ['suspectMs'], message: `must be more than heartbeatMs (${o.heartbeatMs})` })
+    return z.NEVER
+  }
+  return o
+})
+
+export const requestSchemas = {
+  'console.info': noParams,
+  'lab.list': noParams,
+  'lab.start': labStart,
+  'lab.open': obj({ kind: oneOf(['local', 'remote']), name: labName }),
+  'lab.deploy': obj({ name: labName, file: labFileSchema }),
+  'lab.stop': noParams,
+  'lab.teardown': obj({ confirm: str('the lab\'s name, typed to confirm', (s) => s.length <= 64) }),
+  'lab.detach': noParams,
+  'lab.status': noParams,
+  'lab.restore': obj({ onto: str('"spare" or a machine name', (s) => /^[A-Za-z0-9_.-]{1,64}$/.test(s)).optional() }),
+  'lab.powerOn': obj({ host: oneOf(HOST_IDS) }),
+  'labfile.check': obj({ text: str('the lab file\'s text (at most 1 MiB)', (s) => s.length <= MAX_MESSAGE_BYTES) }),
+  'labfile.save': obj({ name: labName, file: labFileSchema }),
+  'fault.inject': faultInject,
+  'fault.heal': obj({ id: str('a fault id (letters, digits, "-" or "_", at most 64) or "all"', (s) => s === 'all' || FAULT_ID.test(s)) }),
+  'load.start': obj({ clients: int(1, 256), seconds: int(1, 3600), keys: int(1, 1_000_000), workload: oneOf(WORKLOADS).optional() }),
+  'load.stop': noParams,
+  'prompt.answer': obj({ id: plainId, accept: bool.optional(), secret: str('a string of at most 4096 characters', (s) => s.length <= 4096).optional(), remember: bool.optional() }),
+  'term.open': obj({ host: oneOf([...HOST_IDS, 'spare']) }),
+  'term.input': obj({ id: plainId, data: str(`a string of at most ${MAX_TERM_INPUT} characters`, (s) => s.length <= MAX_TERM_INPUT) }),
+  'term.resize': obj({ id: plainId, cols: int(2, 1000), rows: int(1, 500) }),
+  'term.reconnect': obj({ id: plainId }),
+  'term.close': obj({ id: plainId }),
+  'term.list': noParams,
+  'events.since': obj({ seq: int(0, Number.MAX_SAFE_INTEGER) })
+} as const
+
+// ---------------------------------------------------------------------------------------
+// Methods
+
+type In<K extends keyof typeof requestSchemas> = z.infer<(typeof requestSchemas)[K]>
+
+export type NoParams = Record<string, never>
+export type LabStartParams = In<'lab.start'>
+export type LabOpenParams = In<'lab.open'>
+export type LabDeployParams = In<'lab.deploy'>
+export type LabTeardownParams = In<'lab.teardown'>
+export type LabRestoreParams = In<'lab.restore'>
+export type LabPowerOnParams = In<'lab.powerOn'>
+export type LabFileCheckParams = In<'labfile.check'>
+export type LabFileSaveParams = In<'labfile.save'>
+export type FaultInjectParams = In<'fault.inject'>
+export type FaultHealParams = In<'fault.heal'>
+export type LoadStartParams = In<'load.start'>
+export type PromptAnswerParams = In<'prompt.answer'>
+export type TermOpenParams = In<'term.open'>
+export type TermInputParams = In<'term.input'>
+export type TermResizeParams = In<'term.resize'>
+export type TermIdParams = In<'term.close'>
+export type EventsSinceParams = In<'events.since'>
+
+export type LabFileCheck = { ok: true; file: LabFileForm } | { ok: false; errors: { field: string; message: string }[] }
+export type FaultHealResult = { healed: string[]; warnings: string[] }
+export type TermListEntry = TermInfo & { scrollback: string }
+
+export interface ApiMethods {
+  'console.info': { params: NoParams; result: ConsoleInfo }
+  'lab.list': { params: NoParams; result: { labs: LabEntry[] } }
+  'lab.start': { params: LabStartParams; result: LabStatus }
+  'lab.open': { params: LabOpenParams; result: LabStatus }
+  'lab.deploy': { params: LabDeployParams; result: LabStatus }
+  'lab.stop': { params: NoParams; result: LabStatus }
+  'lab.teardown': { params: LabTeardownParams; result: LabStatus }
+  'lab.detach': { params: NoParams; result: LabStatus }
+  'lab.status': { params: NoParams; result: LabStatus }
+  'lab.restore': { params: LabRestoreParams; result: LabStatus }
+  'lab.powerOn': { params: LabPowerOnParams; result: LabStatus }
+  'labfile.check': { params: LabFileCheckParams; result: LabFileCheck }
+  'labfile.save': { params: LabFileSaveParams; result: { path: string } }
+  'fault.inject': { params: FaultInjectParams; result: FaultInfo }
+  'fault.heal': { params: FaultHealParams; result: FaultHealResult }
+  'load.start': { params: LoadStartParams; result: LoadStatus }
+  'load.stop': { params: NoParams; result: LoadStatus }
+  'prompt.answer': { params: PromptAnswerParams; result: { ok: true } }
+  'term.open': { params: TermOpenParams; result: TermInfo }
+  'term.input': { params: TermInputParams; result: { ok: true } }
+  'term.resize': { params: TermResizeParams; result: { ok: true } }
+  'term.reconnect': { params: TermIdParams; result: TermInfo }
+  'term.close': { params: TermIdParams; result: { ok: true } }
+  'term.list': { params: NoParams; result: { terms: TermListEntry[] } }
+  'events.since': { params: EventsSinceParams; result: EventsSince }
+}
+
+export type MethodName = keyof ApiMethods
+export type ParamsOf<M extends MethodName> = ApiMethods[M]['params']
+export type ResultOf<M extends MethodName> = ApiMethods[M]['result']
+
+// every method has a schema, and every schema a method
+const _everyMethodHasASchema: Record<MethodName, unknown> = requestSchemas
+const _everySchemaIsAMethod: Record<keyof typeof requestSchemas, unknown> = {} as ApiMethods
+void _everyMethodHasASchema
+void _everySchemaIsAMethod
+
+/** Methods whose params may be omitted. */
+type Optional<M extends MethodName> = NoParams extends ParamsOf<M> ? [params?: ParamsOf<M>] : [params: ParamsOf<M>]
+
+/** What the renderer calls: the same object over IPC and over the WebSocket. */
+export interface ConsoleApi {
+  call<M extends MethodName>(method: M, ...params: Optional<M>): Promise<ResultOf<M>>
+  /** events arrive in batches (about every 16 ms); returns an unsubscribe function */
+  onEvents(listener: (events: ApiEvent[]) => void): () => void
+}
+
+export const METHOD_NAMES = Object.keys(requestSchemas) as MethodName[]
 
 export function isMethodName(name: unknown): name is MethodName {
-  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(validators, name)
+  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(requestSchemas, name)
 }
 
 /**
  * Checks a request's method name and params. Returns the params as a fresh object holding
  * only known fields; throws ApiError('bad-request' | 'unknown-method') with a precise message.
+ * Params may be left out for methods whose fields are all optional.
  */
 export function validateRequest<M extends MethodName>(method: M, params: unknown): ParamsOf<M>
 export function validateRequest(method: unknown, params: unknown): ParamsOf<MethodName>
@@ -453,8 +759,9 @@ export function validateRequest(method: unknown, params: unknown): ParamsOf<Meth
   if (!isMethodName(method)) {
     throw new ApiError('unknown-method', `unknown method ${describe(method)} (known: ${METHOD_NAMES.join(', ')})`)
   }
-  const check = validators[method] as Check<ParamsOf<MethodName>>
-  return check(params, method)
+  const schema = requestSchemas[method] as z.ZodType<ParamsOf<MethodName>>
+  if (params === undefined && schema.safeParse({}).success) params = {}
+  return parseOrThrow(schema, params, method)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -474,17 +781,15 @@ export type WireMessage =
   | { t: 'res'; id: number; ok: false; error: WireError }
   | { t: 'events'; events: ApiEvent[] }
 
+const wireRequest = obj(
+  { id: int(1, Number.MAX_SAFE_INTEGER), method: str('a method name', () => true), params: z.unknown().optional() },
+  'an object {id, method, params}'
+)
+
 /** Checks a decoded client message's envelope (not its params: validateRequest does that). */
 export function validateWireRequest(v: unknown): WireRequest {
-  if (!isPlainObject(v)) return fail('request', 'an object {id, method, params}', v)
-  for (const key of Object.keys(v)) {
-    if (key !== 'id' && key !== 'method' && key !== 'params') {
-      throw new ApiError('bad-request', `request has an unknown field ${JSON.stringify(key)} (known: id, method, params)`)
-    }
-  }
-  const id = int(1, Number.MAX_SAFE_INTEGER)(v.id, 'request.id')
-  if (typeof v.method !== 'string') return fail('request.method', 'a method name', v.method)
-  return { id, method: v.method, params: v.params }
+  const r = parseOrThrow(wireRequest, v, 'request')
+  return { id: r.id, method: r.method, params: r.params }
 }
 
 /** Converts anything thrown by a backend into what crosses the wire, without stack traces. */

@@ -2,7 +2,7 @@
 // transports (Electron IPC and the browser mode's WebSocket) go through here, so they
 // accept and refuse exactly the same things.
 import type { ConsoleBackend } from './backend.js'
-import { validateRequest, type ApiEvent, type MethodName, type ParamsOf, type ResultOf } from './contract.js'
+import { ApiError, validateRequest, type ApiEvent, type MethodName, type ParamsOf, type ResultOf } from './contract.js'
 
 export async function dispatch(backend: ConsoleBackend, method: unknown, params: unknown): Promise<unknown> {
   const checked = validateRequest(method, params)
@@ -24,14 +24,16 @@ async function call<M extends MethodName>(b: ConsoleBackend, method: M, p: Param
       return (await b.labRestore()) as ResultOf<M>
     case 'fault.inject':
       return (await b.faultInject(any)) as ResultOf<M>
-    case 'fault.heal':
-      return (await b.faultHeal(any)) as ResultOf<M>
     case 'load.start':
       return (await b.loadStart(any)) as ResultOf<M>
     case 'load.stop':
       return (await b.loadStop()) as ResultOf<M>
+    case 'fault.heal':
+      return { warnings: [], ...(await b.faultHeal(any)) } as ResultOf<M>
     case 'events.since':
       return b.eventsSince((p as ParamsOf<'events.since'>).seq) as ResultOf<M>
+    default:
+      throw new ApiError('unavailable', `${method}: not served by this console backend yet`)
   }
 }
 

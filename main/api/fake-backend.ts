@@ -25,7 +25,7 @@ import {
   type LoadStartParams,
   type LoadStatus,
   type Mark,
-  type ReplicaHostId, downHostStatus, idleLoadStatus } from './contract.js'
+  type ReplicaHostId, downHostStatus, emptyInvariants, idleLoadStatus } from './contract.js'
 import { ApiEventLog } from './event-log.js'
 
 export interface FakeBackendOptions {
@@ -109,7 +109,7 @@ export class FakeBackend implements ConsoleBackend {
   // ----- ConsoleBackend --------------------------------------------------------------
 
   info(): ConsoleInfo {
-    return { apiVersion: API_VERSION, backend: 'simulated', seq: this.events.seq }
+    return { apiVersion: API_VERSION, backend: 'simulated', shell: 'browser', lab: { kind: 'simulated', name: 'simulated' }, canRememberSecrets: false, seq: this.events.seq }
   }
 
   async labStart(p: LabStartParams): Promise<LabStatus> {
@@ -222,7 +222,10 @@ export class FakeBackend implements ConsoleBackend {
       kind: p.kind,
       params: { ...p.params },
       startedAt: this.now,
-      healsAt: this.now + p.durationMs
+      healsAt: this.now + p.durationMs,
+      path: 'sim',
+      note: null,
+      what: `${p.kind} ${p.target}`
     }
     this.faults.push(f)
     const host = (HOST_IDS as readonly string[]).includes(p.target) ? (p.target as HostId) : undefined
@@ -316,7 +319,7 @@ export class FakeBackend implements ConsoleBackend {
     this.pending = this.pending.filter((p) => p.at > this.now)
     for (const p of due) p.run()
 
-    for (const f of [...this.faults]) if (f.healsAt <= this.now) this.heal(f, 'deadline')
+    for (const f of [...this.faults]) if (f.healsAt !== null && f.healsAt <= this.now) this.heal(f, 'deadline')
 
     for (const id of HOST_IDS) {
       const h = this.hosts[id]
@@ -604,11 +607,17 @@ export class FakeBackend implements ConsoleBackend {
     }
     return {
       state: this.state,
+      kind: 'simulated',
+      name: 'simulated',
       error: this.error,
       guest: this.guest,
       mode: this.mode,
       gen: this.gen,
       startedAt: this.startedAt,
+      timing: { heartbeatMs: TICK_MS, suspectMs: SUSPECT_MS },
+      sim: { speed: 1, seed: this.opts.seed ?? 6824 },
+      spare: null,
+      invariants: emptyInvariants(),
       hosts,
       channel,
       faults: this.faults.map((f) => ({ ...f, params: { ...f.params } })),

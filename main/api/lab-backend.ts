@@ -42,7 +42,7 @@ import {
   type LoadStatus,
   type Mark,
   type ReplicaHostId,
-  type ReplicationMode, downHostStatus, idleLoadStatus } from './contract.js'
+  type ReplicationMode, downHostStatus, emptyInvariants, idleLoadStatus } from './contract.js'
 import { ApiEventLog } from './event-log.js'
 
 export interface LabBackendOptions extends LocalLabOptions {
@@ -136,7 +136,7 @@ export class LabBackend implements ConsoleBackend {
   // ----- ConsoleBackend --------------------------------------------------------------
 
   info(): ConsoleInfo {
-    return { apiVersion: API_VERSION, backend: 'local', seq: this.events.seq }
+    return { apiVersion: API_VERSION, backend: 'local', shell: 'browser', lab: this.lab ? { kind: 'local', name: this.name } : null, canRememberSecrets: false, seq: this.events.seq }
   }
 
   labStart(p: LabStartParams): Promise<LabStatus> {
@@ -253,7 +253,7 @@ export class LabBackend implements ConsoleBackend {
       this.downBecause.set(host, 'power cut by the operator; restore redundancy starts a fresh agent')
       this.mark({ kind: 'fault', label: `power cut ${host}`, host })
       await this.poll()
-      return { id: `p${++this.powerCount}`, target: host, kind: 'power', params: {}, startedAt: now, healsAt: now }
+      return { id: `p${++this.powerCount}`, target: host, kind: 'power', params: {}, startedAt: now, healsAt: null, path: 'kill', note: null, what: `power cut ${host}` }
     }
     let rec: FaultRecord
     try {
@@ -270,7 +270,7 @@ export class LabBackend implements ConsoleBackend {
     const lab = this.requireRunning('fault.heal')
     let healed: string[]
     try {
-      healed = await lab.heal(p.id)
+      healed = (await lab.heal(p.id)).healed
     } catch (err) {
       const e = apiError('fault.heal', err)
       this.mark({ kind: 'error', label: e.message })
@@ -645,6 +645,12 @@ export class LabBackend implements ConsoleBackend {
     const hosts = HOST_IDS.map((id) => this.hostStatus(id, faults))
     return {
       state: this.state,
+      kind: 'local',
+      name: this.name,
+      timing: null,
+      sim: null,
+      spare: null,
+      invariants: emptyInvariants(),
       error: this.error,
       guest: attached || this.state !== 'stopped' ? this.guest : null,
       mode: attached || this.state !== 'stopped' ? this.mode : null,
@@ -768,9 +774,11 @@ export function toSpec(p: FaultInjectParams): LabFaultSpec {
 
 /** The lab's record of an open fault, as the contract shows it. */
 export function toFaultInfo(f: FaultRecord): FaultInfo {
-  const base = { id: f.id, startedAt: f.createdAt, healsAt: f.healsAt }
+  const base = { id: f.id, startedAt: f.createdAt, healsAt: f.healsAt, path: f.path, note: f.note ?? null, what: f.spec.kind }
   const s = f.spec
   switch (s.kind) {
+    case 'power':
+      return { ...base, target: s.host as HostId, kind: 'power', params: {} }
     case 'pause':
     case 'isolate':
       return { ...base, target: s.host as HostId, kind: s.kind, params: {} }

@@ -1,5 +1,8 @@
 // The `ftlab` command line's grammar: commands, their positionals and options, and usage
-// text generated from the same table, so help and parser cannot drift apart.
+// text generated from the same table, so help and parser cannot drift apart. Tokenising is
+// node:util's parseArgs; what each option accepts (choices, ranges, durations) and the
+// messages that name the flag and what it expects are ours.
+import { parseArgs as tokenize } from 'node:util'
 import { parseDuration } from '../core/duration.js'
 
 export class UsageError extends Error {
@@ -23,6 +26,8 @@ interface OptSpec {
   min?: number
   max?: number
   placeholder?: string
+  /** duration: what a bare number counts (the placeholder says it: <ms> or <duration>) */
+  bare?: 'ms' | 's'
 }
 
 interface PosSpec {
@@ -37,9 +42,11 @@ export interface CommandSpec {
   summary: string
   positionals: PosSpec[]
   options: OptSpec[]
+  /** listed under "real hosts" in the help */
+  remote?: boolean
 }
 
-export type CommandId = 'lab-start' | 'lab-stop' | 'status' | 'load' | 'fault' | 'heal' | 'restore' | 'events' | 'help'
+export type CommandId = 'lab-start' | 'lab-stop' | 'status' | 'load' | 'fault' | 'heal' | 'restore' | 'power-on' | 'events' | 'deploy' | 'teardown' | 'help'
 
 export type OptValue = string | number | boolean
 
@@ -51,7 +58,13 @@ export interface ParsedCommand {
 
 export const FAULT_KINDS = ['power', 'pause', 'isolate', 'cut', 'loss', 'delay'] as const
 
-const nameOpt: OptSpec = { name: 'name', type: 'string', help: 'which lab (default: local)', placeholder: 'lab' }
+/** The lab every command works on unless --name says otherwise; the console's lab has the same name. */
+export const DEFAULT_LAB = 'local'
+/** A remote lab deployed without a name in the lab file or on the command line. */
+export const DEFAULT_REMOTE_LAB = 'remote'
+
+const nameOpt: OptSpec = { name: 'name', type: 'string', help: `which lab (default: ${DEFAULT_LAB})`, placeholder: 'lab' }
+const remoteNameOpt: OptSpec = { name: 'name', type: 'string', help: `which remote lab (default: ${DEFAULT_REMOTE_LAB})`, placeholder: 'lab' }
 const jsonOpt: OptSpec = { name: 'json', type: 'flag', help: 'print JSON instead of text' }
 
 export const COMMANDS: CommandSpec[] = [
@@ -63,14 +76,14 @@ export const COMMANDS: CommandSpec[] = [
     options: [
       { name: 'guest', type: 'string', choices: ['kv', 'bank'], help: 'the guest program (default: kv)' },
       { name: 'mode', type: 'string', choices: ['rsm', 'state-transfer'], help: 'replication mode (default: rsm)' },
-      { name: 'heartbeat', type: 'duration', help: 'heartbeat interval on the logging channel (default: 100ms)', placeholder: 'ms' },
-      { name: 'suspect', type: 'duration', help: 'silence after which a replica suspects its peer (default: 800ms)', placeholder: 'ms' },
+      { name: 'heartbeat', type: 'duration', bare: 'ms', help: 'heartbeat interval on the logging channel, in ms (or 20ms, 1s; default: 100)', placeholder: 'ms' },
+      { name: 'suspect', type: 'duration', bare: 'ms', help: 'silence after which a replica suspects its peer, in ms (or 2s; default: 800)', placeholder: 'ms' },
       { name: 'etcd', type: 'string', help: 'break ties with this etcd cluster instead of the disk server (comma-separated client URLs)', placeholder: 'urls' },
       nameOpt
     ]
   },
   { id: 'lab-stop', words: ['lab', 'stop'], summary: "stop the lab's agents and forget it", positionals: [], options: [nameOpt] },
-  { id: 'status', words: ['status'], summary: 'one line per host: role, generation, logging channel', positionals: [], options: [nameOpt, jsonOpt] },
+  { id: 'status', words: ['status'], summary: 'one line per host: role, generation, logging channel; then the open faults', positionals: [], options: [nameOpt, jsonOpt] },
   {
     id: 'load',
     words: ['load'],
@@ -88,33 +101,66 @@ export const COMMANDS: CommandSpec[] = [
   {
     id: 'fault',
     words: ['fault'],
-    summary: 'inject a fault on a host (a, b, disk) or a link (a-b; a>b for one way)',
+    summary: 'inject a fault on a host (a, b, disk) or a link (a-b; a>b for one way); power stays cut until restore or power-on',
     positionals: [
       { name: 'kind', help: FAULT_KINDS.join('|'), choices: FAULT_KINDS },
       { name: 'target', help: 'host or link' }
     ],
     options: [
-      { name: 'for', type: 'duration', help: 'heal by itself after this long (default: 60s)', placeholder: 'duration' },
+      { name: 'for', type: 'duration', bare: 's', help: 'heal by itself after this long (30s, 2m, 500ms; a bare number is seconds; default: 60s)', placeholder: 'duration' },
       { name: 'p', type: 'number', min: 0, max: 1, help: 'loss: probability of dropping a message', placeholder: '0..1' },
       { name: 'ms', type: 'int', min: 0, max: 600_000, help: 'delay: milliseconds each way' },
       { name: 'jitter', type: 'int', min: 0, max: 600_000, help: 'delay: extra random milliseconds', placeholder: 'ms' },
       nameOpt
     ]
   },
-  { id: 'heal', words: ['heal'], summary: 'heal one fault by id, or all of them (emergency stop)', positionals: [{ name: 'id|all', help: 'fault id or all' }], options: [nameOpt] },
+  {
+    id: 'heal',
+    words: ['heal'],
+    summary: 'heal one fault by id, or all of them (emergency stop: paused agents first, then the rest at once)',
+    positionals: [{ name: 'id|all', help: 'fault id or all' }],
+    options: [nameOpt]
+  },
   {
     id: 'restore',
     words: ['restore'],
     summary: 'restore redundancy: a fresh replica joins the live one',
     positionals: [],
-    options: [{ name: 'onto', type: 'string', help: "remote lab: start the fresh replica on this host of the lab file (e.g. spare); its slot moves there", placeholder: 'host' }, nameOpt]
+    options: [{ name: 'onto', type: 'string', help: 'remote lab: start the fresh replica on this host of the lab file (e.g. spare); its slot moves there', placeholder: 'host' }, nameOpt]
   },
   {
     id: 'events',
     words: ['events'],
-    summary: "print the lab's events",
+    summary: "print the lab's events, one readable line each (repeats collapsed)",
     positionals: [],
-    options: [{ name: 'follow', type: 'flag', help: 'keep printing new events until interrupted' }, nameOpt, jsonOpt]
+    options: [{ name: 'follow', type: 'flag', help: 'keep printing new events until interrupted' }, nameOpt, { name: 'json', type: 'flag', help: 'print the raw events, one JSON object a line' }]
+  },
+  {
+    id: 'deploy',
+    words: ['deploy'],
+    summary: 'deploy agents to the hosts of a lab file and start the lab (hosts are checked in parallel, one line each)',
+    positionals: [{ name: 'labfile', help: 'the lab file (JSON)' }],
+    options: [
+      { name: 'name', type: 'string', help: `which lab (default: the file's "name", else ${DEFAULT_REMOTE_LAB})`, placeholder: 'lab' },
+      { name: 'accept-new-host-keys', type: 'flag', help: 'accept unknown SSH host keys without asking (for testbeds; changed keys are always refused)' }
+    ],
+    remote: true
+  },
+  {
+    id: 'teardown',
+    words: ['teardown'],
+    summary: 'heal every fault, stop the agents, remove what FT Lab put on the hosts, forget the lab',
+    positionals: [],
+    options: [remoteNameOpt],
+    remote: true
+  },
+  {
+    id: 'power-on',
+    words: ['power-on'],
+    summary: "switch a host on with its lab file's power driver and wait for SSH (closes its power cut)",
+    positionals: [{ name: 'host', help: 'a, b, disk' }],
+    options: [remoteNameOpt],
+    remote: true
   },
   { id: 'help', words: ['help'], summary: 'show this help', positionals: [], options: [] }
 ]
@@ -127,8 +173,20 @@ export function commandUsage(c: CommandSpec): string {
   return [`  ${head}`, `    ${c.summary}`, ...lines].join('\n')
 }
 
+export function remoteUsage(): string {
+  return [...COMMANDS.filter((c) => c.remote).map((c) => commandUsage(c)), '  status, load, fault, heal, restore, events and lab stop work on a remote lab by --name'].join('\n')
+}
+
 export function usage(): string {
-  return ['usage:', ...COMMANDS.filter((c) => c.id !== 'help').map((c) => commandUsage(c)), '', 'exit codes: 0 ok, 1 failed, 2 bad arguments, 3 a check found a violation'].join('\n')
+  return [
+    'usage:',
+    ...COMMANDS.filter((c) => c.id !== 'help' && !c.remote).map((c) => commandUsage(c)),
+    '',
+    'real hosts:',
+    remoteUsage(),
+    '',
+    'exit codes: 0 ok, 1 failed, 2 bad arguments, 3 a check found a violation'
+  ].join('\n')
 }
 
 export function parseArgs(argv: readonly string[]): ParsedCommand {
@@ -139,34 +197,35 @@ export function parseArgs(argv: readonly string[]): ParsedCommand {
     throw new UsageError(`unknown command ${group}`, usage())
   }
   const u = commandUsage(spec)
+  const rest = argv.slice(spec.words.length)
+  if (rest.includes('--help') || rest.includes('-h')) return { id: 'help', positionals: spec.words, options: {} }
+  // not strict: unknown options and missing values come back as tokens, and the messages below name them better
+  const { tokens } = tokenize({
+    args: [...rest],
+    options: Object.fromEntries(spec.options.map((o) => [o.name, { type: o.type === 'flag' ? ('boolean' as const) : ('string' as const) }])),
+    strict: false,
+    allowPositionals: true,
+    tokens: true
+  })
   const positionals: string[] = []
   const options: Record<string, OptValue> = {}
-  const rest = argv.slice(spec.words.length)
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i]
-    if (arg === '--help' || arg === '-h') return { id: 'help', positionals: spec.words, options: {} }
-    if (arg.startsWith('--')) {
-      const eq = arg.indexOf('=')
-      const name = arg.slice(2, eq < 0 ? undefined : eq)
-      const o = spec.options.find((x) => x.name === name)
-      if (!o) throw new UsageError(`unknown option --${name} for '${spec.words.join(' ')}'`, u)
-      if (name in options) throw new UsageError(`--${name} given twice`, u)
-      if (o.type === 'flag') {
-        if (eq >= 0) throw new UsageError(`--${name} takes no value`, u)
-        options[name] = true
-        continue
-      }
-      let text: string | undefined
-      if (eq >= 0) text = arg.slice(eq + 1)
-      else {
-        text = rest[i + 1]
-        if (text === undefined || (text.startsWith('--') && text.length > 2)) throw new UsageError(`--${name} needs a value`, u)
-        i++
-      }
-      options[name] = convert(o, text, u)
+  for (const t of tokens) {
+    if (t.kind === 'positional') {
+      positionals.push(t.value)
       continue
     }
-    positionals.push(arg)
+    if (t.kind !== 'option') continue
+    const o = spec.options.find((x) => x.name === t.name)
+    if (!o) throw new UsageError(`unknown option ${t.rawName.startsWith('--') ? t.rawName : `-${t.name}`} for '${spec.words.join(' ')}'`, u)
+    if (o.name in options) throw new UsageError(`--${o.name} given twice`, u)
+    if (o.type === 'flag') {
+      if (t.value !== undefined) throw new UsageError(`--${o.name} takes no value`, u)
+      options[o.name] = true
+      continue
+    }
+    // `--name --json`: the next word is another option, not this one's value
+    if (t.value === undefined || (!t.inlineValue && t.value.startsWith('--') && t.value.length > 2)) throw new UsageError(`--${o.name} needs a value`, u)
+    options[o.name] = convert(o, t.value, u)
   }
   if (positionals.length > spec.positionals.length) throw new UsageError(`unexpected argument '${positionals[spec.positionals.length]}'`, u)
   if (positionals.length < spec.positionals.length) throw new UsageError(`missing <${spec.positionals[positionals.length].name}>`, u)
@@ -185,7 +244,7 @@ function convert(o: OptSpec, text: string, u: string): OptValue {
       return text
     case 'duration':
       try {
-        return parseDuration(text)
+        return parseDuration(text, o.bare ?? 's')
       } catch (err) {
         throw new UsageError(`--${o.name}: ${(err as Error).message}`, u)
       }

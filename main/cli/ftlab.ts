@@ -10,10 +10,11 @@ import type { LabEvent } from '../lab/lab-events.js'
 import { openLocalLab, startLocalLab } from '../lab/local-lab.js'
 import { DEFAULT_TIMING } from '../lab/lab.js'
 import { finalRead, runLoad, type LoadProgress } from '../load/load-runner.js'
-import { COMMANDS, commandUsage, parseArgs, usage, UsageError, type ParsedCommand } from './args.js'
+import { COMMANDS, commandUsage, DEFAULT_LAB, parseArgs, usage, UsageError, type ParsedCommand } from './args.js'
+import { EventLines } from './event-lines.js'
 import { faultFromArgs } from './fault-args.js'
-import { dispatchRemote, isRemoteCommand, remoteUsage, runRemoteCli } from './remote.js'
-import { labStartedText, statusTable } from './table.js'
+import { dispatchRemote, runRemoteCli } from './remote.js'
+import { faultLines, healText, labStartedText, statusTable } from './table.js'
 import { runIfMain } from '../core/entry.js'
 
 export const EXIT_OK = 0
@@ -36,7 +37,6 @@ const defaultIo = (): CliIo => ({
 })
 
 export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): Promise<number> {
-  if (isRemoteCommand(argv)) return runRemoteCli(argv, io)
   let cmd: ParsedCommand
   try {
     cmd = parseArgs(argv)
@@ -49,10 +49,11 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
   }
   if (cmd.id === 'help') {
     const spec = COMMANDS.find((c) => c.words.join(' ') === cmd.positionals.join(' ') && c.id !== 'help')
-    io.out((spec ? `usage:\n${commandUsage(spec)}` : `${usage()}\n\nreal hosts:\n${remoteUsage()}`) + '\n')
+    io.out((spec ? `usage:\n${commandUsage(spec)}` : usage()) + '\n')
     return EXIT_OK
   }
-  const name = typeof cmd.options.name === 'string' ? cmd.options.name : 'local'
+  if (cmd.id === 'deploy' || cmd.id === 'teardown') return runRemoteCli(cmd, io)
+  const name = typeof cmd.options.name === 'string' ? cmd.options.name : DEFAULT_LAB
   try {
     return await dispatch(cmd, name, io)
   } catch (err) {
@@ -95,19 +96,19 @@ async function dispatch(cmd: ParsedCommand, name: string, io: CliIo): Promise<nu
     case 'fault':
       return withLab(name, opts, async (lab) => {
         const f = faultFromArgs(cmd.positionals[0], cmd.positionals[1], o)
-        if (f.kind === 'power') {
-          await lab.powerCut(f.host)
-          io.out(`power cut: agent ${f.host} killed\n`)
-          return EXIT_OK
-        }
-        const rec = await lab.injectFault(f.spec, f.forMs)
-        io.out(`${rec.id}: ${cmd.positionals[0]} ${cmd.positionals[1]} until ${new Date(rec.healsAt).toISOString()} (heal now with \`ftlab heal ${rec.id}\`)\n`)
+        const rec = f.kind === 'power' ? await lab.powerCut(f.host) : await lab.injectFault(f.spec, f.forMs)
+        io.out(faultLines(rec, name))
         return EXIT_OK
       })
     case 'heal':
       return withLab(name, opts, async (lab) => {
-        const healed = await lab.heal(cmd.positionals[0])
-        io.out(healed.length ? `healed ${healed.join(', ')}\n` : 'no open faults; asked every agent to heal anyway\n')
+        io.out(healText(await lab.heal(cmd.positionals[0]), lab.openFaults()))
+        return EXIT_OK
+      })
+    case 'power-on':
+      return withLab(name, opts, async (lab) => {
+        const r = await lab.powerOn(cmd.positionals[0])
+        io.out(`power on ${cmd.positionals[0]} (${r.driver}): ${r.detail}\n`)
         return EXIT_OK
       })
     case 'restore':
@@ -201,18 +202,26 @@ function progressLine(p: LoadProgress, tty: boolean): string {
 
 async function events(lab: Lab, follow: boolean, json: boolean, io: CliIo): Promise<number> {
   const up = (await lab.status()).filter((r) => r.state === 'up').map((r) => r.host)
+  const lines = new EventLines()
+  const write = (ls: string[]) => {
+    if (ls.length) io.out(ls.join('\n') + '\n')
+  }
   const print = (e: LabEvent) => {
     if (e.type === 'caught-up') return
     if (json) io.out(JSON.stringify(e) + '\n')
-    else io.out(`${new Date(e.ts).toISOString().slice(11, 23)}  ${(e.host ?? '-').padEnd(5)} ${e.source.padEnd(8)} ${e.type} ${JSON.stringify(e.data)}\n`)
+    else write(lines.push(e))
   }
+  // a live stream still shows the channel summaries and repeat counts when nothing else happens
+  const ticker = follow && !json ? setInterval(() => write(lines.tick(Date.now())), 500) : null
   await new Promise<void>((resolve) => {
     const waiting = new Set(up)
     let timer: NodeJS.Timeout | null = null
     const done = () => {
       if (timer) clearTimeout(timer)
+      if (ticker) clearInterval(ticker)
       process.off('SIGINT', done)
       off()
+      if (!json) write(lines.flush())
       resolve()
     }
     const off = lab.onEvent((e) => {

@@ -1,6 +1,6 @@
-// The `ftlab` commands for labs on real hosts: `deploy`, `teardown`, `power-on`, and the
-// remote side of `status`, `fault`, `heal`, `restore`, `lab stop` (load and events are the
-// same code as for the local lab, given the remote lab's orchestration).
+// The `ftlab` commands for labs on real hosts: `deploy`, `teardown`, and the remote side of
+// `status`, `fault`, `heal`, `restore`, `power-on`, `lab stop` (faults, load and events are the
+// same Lab as for the local lab, given the remote lab's orchestration).
 import { join } from 'node:path'
 import { formatDuration } from '../core/duration.js'
 import type { Lab } from '../lab/lab.js'
@@ -10,9 +10,9 @@ import { RemoteDeployError, RemoteLab, type PreflightLine, type RemoteLabOptions
 import type { HostKeyPrompt, SecretSource } from '../ssh/connection.js'
 import type { DeployProgress } from '../ssh/deploy.js'
 import { KnownHosts } from '../ssh/known-hosts.js'
-import type { ParsedCommand } from './args.js'
+import { DEFAULT_REMOTE_LAB, type ParsedCommand } from './args.js'
 import { faultFromArgs } from './fault-args.js'
-import { statusTable, labStartedText } from './table.js'
+import { faultLines, healText, labStartedText, statusTable } from './table.js'
 
 export interface RemoteCliIo {
   out: (text: string) => void
@@ -25,59 +25,6 @@ export interface RemoteCliIo {
 
 const OK = 0
 const FAILED = 1
-const USAGE = 2
-
-export const REMOTE_WORDS = ['deploy', 'teardown', 'power-on'] as const
-
-export function remoteUsage(): string {
-  return [
-    '  ftlab deploy <labfile> [--name <lab>] [--accept-new-host-keys]',
-    '    deploy agents to the hosts of a lab file and start the lab (hosts are checked in parallel, one line each)',
-    '    --name     which lab (default: the file\'s "name", else remote)',
-    '    --accept-new-host-keys  accept unknown SSH host keys without asking (for testbeds; changed keys are always refused)',
-    '  ftlab teardown [--name <lab>]',
-    '    heal every fault, stop the agents, remove what FT Lab put on the hosts, forget the lab',
-    '  ftlab power-on <host> [--name <lab>]',
-    "    power a host on with its lab file's power driver and wait for SSH",
-    '  status, load, fault, heal, restore, events and lab stop work on a remote lab by --name'
-  ].join('\n')
-}
-
-export function isRemoteCommand(argv: readonly string[]): boolean {
-  return (REMOTE_WORDS as readonly string[]).includes(argv[0] ?? '')
-}
-
-interface RemoteArgs {
-  word: (typeof REMOTE_WORDS)[number]
-  positional: string[]
-  name?: string
-  acceptNew: boolean
-  json: boolean
-  help: boolean
-}
-
-export function parseRemoteArgs(argv: readonly string[]): RemoteArgs {
-  const word = argv[0] as RemoteArgs['word']
-  const out: RemoteArgs = { word, positional: [], acceptNew: false, json: false, help: false }
-  for (let i = 1; i < argv.length; i++) {
-    const a = argv[i]!
-    if (a === '--help' || a === '-h') out.help = true
-    else if (a === '--accept-new-host-keys' && word === 'deploy') out.acceptNew = true
-    else if (a === '--json') out.json = true
-    else if (a === '--name' || a.startsWith('--name=')) {
-      const v = a.includes('=') ? a.slice(7) : argv[++i]
-      if (!v || v.startsWith('--')) throw new Error('--name needs a value')
-      if (out.name !== undefined) throw new Error('--name given twice')
-      out.name = v
-    } else if (a.startsWith('--')) throw new Error(`unknown option ${a} for '${word}'`)
-    else out.positional.push(a)
-  }
-  const want = word === 'teardown' ? 0 : 1
-  if (!out.help && out.positional.length !== want) {
-    throw new Error(word === 'deploy' ? 'deploy needs exactly one <labfile>' : word === 'power-on' ? 'power-on needs exactly one <host> (a, b, disk or spare)' : `unexpected argument '${out.positional[0]}'`)
-  }
-  return out
-}
 
 /** One question at a time, even when every host of a parallel deploy wants to ask. */
 function serial(): <T>(f: () => Promise<T>) => Promise<T> {
@@ -173,24 +120,15 @@ function preflightText(l: PreflightLine): string {
   return `  ${l.slot.padEnd(5)} ${l.ok ? 'ok     ' : 'FAILED '} ${l.detail}\n`
 }
 
-export async function runRemoteCli(argv: readonly string[], io: RemoteCliIo): Promise<number> {
-  let a: RemoteArgs
+/** `deploy` and `teardown`: the commands that exist only for remote labs. */
+export async function runRemoteCli(cmd: ParsedCommand, io: RemoteCliIo): Promise<number> {
+  const named = typeof cmd.options.name === 'string' ? cmd.options.name : undefined
   try {
-    a = parseRemoteArgs(argv)
-  } catch (e) {
-    io.err(`ftlab: ${(e as Error).message}\n\nusage:\n${remoteUsage()}\n`)
-    return USAGE
-  }
-  if (a.help) {
-    io.out(`usage:\n${remoteUsage()}\n`)
-    return OK
-  }
-  try {
-    const opts = await cliRemoteOptions(io, a.acceptNew)
-    switch (a.word) {
+    const opts = await cliRemoteOptions(io, cmd.options['accept-new-host-keys'] === true)
+    switch (cmd.id) {
       case 'deploy': {
-        const file = loadLabFile(a.positional[0]!)
-        const name = a.name ?? file.name ?? 'remote'
+        const file = loadLabFile(cmd.positionals[0]!)
+        const name = named ?? file.name ?? DEFAULT_REMOTE_LAB
         io.out(`deploying lab '${name}' from ${file.path}\nchecking hosts:\n`)
         let started = false
         opts.onProgress = (p) => {
@@ -217,7 +155,7 @@ export async function runRemoteCli(argv: readonly string[], io: RemoteCliIo): Pr
         return OK
       }
       case 'teardown': {
-        const name = a.name ?? 'remote'
+        const name = named ?? DEFAULT_REMOTE_LAB
         const lab = await RemoteLab.open(name, opts)
         try {
           const t = await lab.teardown()
@@ -232,16 +170,8 @@ export async function runRemoteCli(argv: readonly string[], io: RemoteCliIo): Pr
           lab.close()
         }
       }
-      case 'power-on': {
-        const lab = await RemoteLab.open(a.name ?? 'remote', opts)
-        try {
-          const r = await lab.powerOn(a.positional[0]!)
-          io.out(`power on ${a.positional[0]} (${r.driver}): ${r.detail}\n`)
-          return OK
-        } finally {
-          lab.close()
-        }
-      }
+      default:
+        return FAILED
     }
   } catch (e) {
     io.err(`ftlab: ${(e as Error).message}\n`)
@@ -260,7 +190,7 @@ export interface LocalCommands {
  */
 export async function dispatchRemote(cmd: ParsedCommand, name: string, io: RemoteCliIo, local: LocalCommands): Promise<number | null> {
   const home = io.home ?? ftlabHome()
-  if (cmd.id === 'help' || cmd.id === 'lab-start' || !RemoteLab.exists(name, home)) return null
+  if (cmd.id === 'help' || cmd.id === 'lab-start' || cmd.id === 'deploy' || cmd.id === 'teardown' || !RemoteLab.exists(name, home)) return null
   const lab = await RemoteLab.open(name, await cliRemoteOptions(io, false))
   const o = cmd.options
   try {
@@ -269,32 +199,29 @@ export async function dispatchRemote(cmd: ParsedCommand, name: string, io: Remot
     switch (cmd.id) {
       case 'status': {
         const rows = await lab.status()
-        const faults = [...lab.openFaults().map((f) => ({ id: f.id, spec: f.spec, parts: [], createdAt: f.createdAt, healsAt: f.healsAt })), ...orch!.openFaults()]
+        const faults = orch!.openFaults()
         if (o.json) {
-          io.out(JSON.stringify({ name, gen: orch!.generation, hosts: rows, faults: { host: lab.openFaults(), agent: orch!.openFaults() } }, null, 2) + '\n')
+          io.out(JSON.stringify({ name, gen: orch!.generation, hosts: rows, faults }, null, 2) + '\n')
           return OK
         }
         io.out(`lab '${name}' (remote), generation ${orch!.generation}\n${statusTable(rows, faults)}\n`)
         for (const r of rows) io.out(`  ${r.host.padEnd(5)} ${r.where}${r.reason ? `: ${r.reason}` : ''}\n`)
-        for (const f of lab.openFaults()) io.out(`  fault ${f.id} via ${f.path}: ${f.parts.map((p) => `${p.slot} ${p.record.path} ftlab_${p.record.id}`).join(', ')}\n`)
+        for (const f of faults) for (const k of f.kernel ?? []) io.out(`  fault ${f.id}: ${k.part.detail}\n`)
         return OK
       }
       case 'fault': {
         const f = faultFromArgs(cmd.positionals[0]!, cmd.positionals[1]!, o)
-        if (f.kind === 'power') {
-          const r = await lab.powerCut(f.host)
-          io.out(`power cut ${f.host} (${r.driver}): ${r.detail}\n`)
-          return OK
-        }
-        const r = await lab.injectFault(f.spec, f.forMs)
-        io.out(`${r.id}: ${cmd.positionals[0]} ${cmd.positionals[1]} via ${r.path} until ${new Date(r.healsAt).toISOString()} (heal now with \`ftlab heal ${r.id} --name ${name}\`)\n`)
-        for (const p of r.parts) io.out(`  ${p}\n`)
-        if (r.note) io.out(`  note: ${r.note}\n`)
+        io.out(faultLines(f.kind === 'power' ? await orch!.powerCut(f.host) : await orch!.injectFault(f.spec, f.forMs), name))
         return OK
       }
       case 'heal': {
-        const healed = await lab.heal(cmd.positionals[0]!)
-        io.out(healed.length ? `healed ${healed.join(', ')}\n` : 'no open faults; cleared FT Lab rules on every host and asked every agent to heal anyway\n')
+        if (!orch) throw new Error(`lab '${name}' has no running agents on record; \`ftlab teardown --name ${name}\` removes FT Lab's rules from every host`)
+        io.out(healText(await orch.heal(cmd.positionals[0]!), orch.openFaults()))
+        return OK
+      }
+      case 'power-on': {
+        const r = await lab.powerOn(cmd.positionals[0]!)
+        io.out(`power on ${cmd.positionals[0]} (${r.driver}): ${r.detail}; restore redundancy (\`ftlab restore --name ${name}\`) starts a fresh agent there\n`)
         return OK
       }
       case 'restore': {
@@ -306,7 +233,7 @@ export async function dispatchRemote(cmd: ParsedCommand, name: string, io: Remot
         return OK
       }
       case 'lab-stop': {
-        await lab.heal('all').catch(() => {})
+        await orch?.heal('all').catch(() => {})
         await orch?.stop()
         io.out(`lab '${name}' stopped; its files stay on the hosts until \`ftlab teardown --name ${name}\`\n`)
         return OK

@@ -33,8 +33,32 @@ export function statusTable(rows: HostStatusRow[], faults: FaultRecord[], now = 
   })
   const table = renderTable(['HOST', 'ROLE', 'GEN', 'PID', 'ENTRIES', 'ACKED', 'LAG', 'HELD', 'NOTE'], body)
   if (faults.length === 0) return table
-  const fl = faults.map((f) => `  ${f.id}  ${describeFault(f.spec)}  heals in ${formatDuration(Math.max(0, f.healsAt - now))}`)
+  const fl = faults.map((f) => `  ${f.id}  ${describeFault(f.spec)}  via ${f.path}  ${healsText(f, now)}${f.note ? `\n        ${f.note}` : ''}`)
   return `${table}\n\nopen faults:\n${fl.join('\n')}`
+}
+
+function healsText(f: FaultRecord, now: number): string {
+  return f.healsAt === null ? 'until restore or power-on' : `heals in ${formatDuration(Math.max(0, f.healsAt - now))}`
+}
+
+/** What `ftlab fault` prints for the fault it opened: one line, the host-side pieces, the note. */
+export function faultLines(f: FaultRecord, lab: string): string {
+  const named = lab === 'local' ? '' : ` --name ${lab}`
+  const head =
+    f.healsAt === null
+      ? `${f.id}: ${describeFault(f.spec)} via ${f.path}; it stays cut until \`ftlab restore${named}\`${f.path === 'driver' ? ` or \`ftlab power-on ${(f.spec as { host: string }).host}${named}\`` : ''}`
+      : `${f.id}: ${describeFault(f.spec)} via ${f.path} until ${new Date(f.healsAt).toISOString()} (heal now with \`ftlab heal ${f.id}${named}\`)`
+  const lines = [head, ...(f.kernel ?? []).map((k) => `  ${k.part.detail}`)]
+  if (f.note) lines.push(`  ${f.healsAt === null ? '' : 'note: '}${f.note}`)
+  return lines.join('\n') + '\n'
+}
+
+/** What `ftlab heal` prints: what was healed, each warning, and what stays open (power cuts). */
+export function healText(r: { healed: string[]; warnings: string[] }, open: FaultRecord[]): string {
+  const lines = [r.healed.length ? `healed ${r.healed.join(', ')}` : 'no open faults to heal; swept every host and agent for leftovers anyway']
+  for (const w of r.warnings) lines.push(`warning: ${w}`)
+  for (const f of open.filter((x) => x.healsAt === null)) lines.push(`still open: ${f.id} ${describeFault(f.spec)} (restore redundancy or power-on closes it)`)
+  return lines.join('\n') + '\n'
 }
 
 /** What `lab start` and `deploy` print once a lab runs: one line per host. */

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import type { AgentFault, Endpoint, TimingConfig } from '../../agent/control/protocol.js'
 import type { ArbiterSpec } from '../../agent/control/protocol.js'
 import type { ReplicationMode } from '../../agent/vmm/types.js'
+import type { KernelFaultPart } from './lab-host.js'
 
 export const LAB_STATE_VERSION = 1
 
@@ -38,13 +39,34 @@ export type LabFaultSpec =
   | { kind: 'loss'; from: string; to: string; probability: number }
   | { kind: 'delay'; from: string; to: string; ms: number; jitterMs?: number }
 
+/** A power cut: fail-stop of a machine. It has no deadline: restore of its slot or power-on closes it. */
+export interface PowerFaultSpec {
+  kind: 'power'
+  host: string
+}
+
+export type FaultSpec = LabFaultSpec | PowerFaultSpec
+
+/**
+ * How a fault was applied: the agents' transport filter (or the simulator's network), the
+ * hosts' kernels (nft, iptables, netem), a SIGSTOP, or for a power cut a SIGKILL of the agent
+ * or the machine's power driver.
+ */
+export type FaultPathName = 'agent-filter' | 'nft' | 'iptables' | 'netem' | 'sigstop' | 'kill' | 'driver' | 'sim'
+
 export interface FaultRecord {
   id: string
-  spec: LabFaultSpec
+  spec: FaultSpec
   /** the pieces handed to agents; each heals itself at the deadline */
   parts: { host: string; agentFaultId: string; fault: AgentFault }[]
+  /** the pieces in hosts' kernels, each with a dead-man on its host; machine = the host that applied it */
+  kernel?: { host: string; machine: string; part: KernelFaultPart }[]
   createdAt: number
-  healsAt: number
+  /** null for a power cut: it heals only by restore redundancy or power-on */
+  healsAt: number | null
+  path: FaultPathName
+  /** why the path is not the usual one (no root on the host, no netem), or what a power driver said */
+  note?: string
   /** pause: the host-side process that resumes the agent at the deadline */
   watchdog?: string
 }
@@ -110,6 +132,8 @@ export class LabStore {
     if (typeof s !== 'object' || s === null || s.version !== LAB_STATE_VERSION || typeof s.hosts !== 'object' || s.hosts === null || typeof s.gen !== 'number') {
       throw new Error(`lab state ${p} is not a version ${LAB_STATE_VERSION} lab state; remove the file if no agents of this lab run`)
     }
+    // a state written before faults carried their path
+    for (const f of (s.faults ?? []) as FaultRecord[]) f.path ??= f.spec.kind === 'pause' ? 'sigstop' : 'agent-filter'
     return raw as LabState
   }
 

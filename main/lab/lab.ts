@@ -7,7 +7,7 @@ import type { AgentEvent, AgentStatus, Endpoint, StartRole, TimingConfig, Arbite
 import type { ReplicationMode } from '../../agent/vmm/types.js'
 import { AgentClient } from './agent-client.js'
 import { ClockMap, type LabEvent } from './lab-events.js'
-import { describeFault, planAgentFaults } from './lab-faults.js'
+import { describeFault, planAgentFaults, planKernelShares, type KernelSharePart } from './lab-faults.js'
 import type { LabHost } from './lab-host.js'
 import { checkLabName, LAB_STATE_VERSION, type FaultRecord, type HostRecord, type LabFaultSpec, type LabState, type LabStore } from './lab-state.js'
 
@@ -208,31 +208,89 @@ export class Lab extends EventEmitter {
     await this.teardown()
   }
 
-  /** Fail-stop of a host: SIGKILL its agent. Heals only by restoring redundancy. */
-  async powerCut(id: string): Promise<void> {
+  /**
+   * Fail-stop of a machine: its power driver where it has one (a remote host's PDU, BMC, …),
+   * else SIGKILL of its agent. Recorded as a fault { kind: 'power' } with no deadline: it
+   * stays open until restore redundancy refills the slot or power-on switches the machine on.
+   */
+  async powerCut(id: string): Promise<FaultRecord> {
     const r = this.host(id)
-    for (const f of this.state.faults.filter((f) => f.spec.kind === 'pause' && f.spec.host === id)) await this.healRecord(f)
-    if (!(await this.machineHost(id).kill(r.pid))) throw new Error(`host ${id} is already down (no agent with pid ${r.pid})`)
+    this.expireFaults()
+    const open = this.state.faults.find((f) => f.spec.kind === 'power' && f.spec.host === id)
+    if (open) throw new Error(`host ${id}'s power is already cut (${open.id}); power it on or restore redundancy`)
+    // a paused agent first resumes: a SIGKILL works on it anyway, but its dead-man would linger
+    for (const f of this.state.faults.filter((f) => f.spec.kind === 'pause' && f.spec.host === id)) await this.healRecord(f).catch(() => {})
+    const host = this.machineHost(id)
+    const driver = host.powerDriver?.() ?? null
+    const pid = r.pid
+    let path: FaultRecord['path']
+    let note: string
+    if (driver) {
+      note = `${driver.kind} driver: ${await driver.off()}`
+      path = 'driver'
+    } else {
+      if (!(await host.kill(pid))) throw new Error(`host ${id} is already down (no agent with pid ${pid})`)
+      note = `agent ${id} (pid ${pid}) killed`
+      path = 'kill'
+    }
     r.paused = false
     this.dropClient(id)
+    const record: FaultRecord = { id: `f${this.state.nextFault++}`, spec: { kind: 'power', host: id }, parts: [], createdAt: Date.now(), healsAt: null, path, note }
+    this.state.faults.push(record)
     this.store.save(this.state)
-    this.operator('fault', { kind: 'power', host: id, pid: r.pid })
+    this.operator('fault', { id: record.id, kind: 'power', host: id, pid, path, note, what: describeFault(record.spec) })
+    return record
   }
 
-  /** Inject a fault that heals by itself after `forMs`, even if the console is gone. */
+  /** Can `id`'s machine be switched on by its power driver? */
+  canPowerOn(id: string): boolean {
+    return this.machineHost(id).powerDriver?.()?.canPowerOn === true
+  }
+
+  /**
+   * Switch a machine back on through its power driver, and close its power fault. The agent
+   * is not running after that: restore redundancy starts a fresh one in the slot.
+   */
+  async powerOn(id: string): Promise<{ driver: string; detail: string }> {
+    this.host(id)
+    const driver = this.machineHost(id).powerDriver?.() ?? null
+    const where = this.machineOf(id) === id ? `host ${id}` : `host ${id} (machine ${this.machineOf(id)})`
+    if (!driver) throw new Error(`${where} has no power driver, so nothing can switch it on (a power cut killed its agent); restore redundancy starts a fresh agent in its slot`)
+    if (!driver.canPowerOn) throw new Error(`${where}: the ${driver.kind} power driver cannot switch a machine on; switch it on by hand, then restore redundancy`)
+    const detail = await driver.on()
+    const closed = this.closePowerFault(id)
+    this.store.save(this.state)
+    this.operator('power-on', { host: id, driver: driver.kind, detail, closed })
+    return { driver: driver.kind, detail }
+  }
+
+  /**
+   * Inject a fault that heals by itself after `forMs`, even if the console is gone. Network
+   * faults go into the hosts' kernels where every host that must act can (an SSH host with
+   * root: nft, iptables, netem, each with a dead-man on the host), else into the agents' own
+   * transport filter; the record says which (`path`) and why (`note`).
+   */
   async injectFault(spec: LabFaultSpec, forMs = DEFAULT_FAULT_MS): Promise<FaultRecord> {
     if (!Number.isFinite(forMs) || forMs <= 0) throw new Error(`a fault needs a positive duration, got ${forMs} ms`)
+    if (!(['pause', 'isolate', 'cut', 'loss', 'delay'] as string[]).includes((spec as { kind?: unknown })?.kind as string)) {
+      throw new Error(`unknown fault kind ${JSON.stringify((spec as { kind?: unknown })?.kind)}; expected pause, isolate, cut, loss or delay (a power cut is powerCut)`)
+    }
+    for (const id of hostsOf(spec)) this.host(id)
+    if ('from' in spec && spec.from === spec.to) throw new Error(`a link needs two different hosts, got ${spec.from}-${spec.to}`)
+    this.expireFaults()
+    const kernel = spec.kind === 'pause' ? null : await this.kernelPlan(spec, forMs)
     for (const id of hostsOf(spec)) {
       const r = this.host(id)
       if (!(await this.machineHost(id).isAgentAlive(r.pid))) throw new Error(`host ${id} is down; cannot apply ${describeFault(spec)}`)
       if (r.paused && spec.kind === 'pause') throw new Error(`host ${id} is already paused`)
       // a stopped agent cannot take a request: say so now rather than after a timeout
-      if (r.paused) throw new Error(`host ${id} is paused, so its agent cannot apply ${describeFault(spec)}; heal the pause first`)
+      if (r.paused && !kernel?.shares) throw new Error(`host ${id} is paused, so its agent cannot apply ${describeFault(spec)}; heal the pause first`)
     }
-    if ('from' in spec && spec.from === spec.to) throw new Error(`a link needs two different hosts, got ${spec.from}-${spec.to}`)
-    const id = `f${this.state.nextFault++}`
+    const no = this.state.nextFault++
+    const id = `f${no}`
     const now = Date.now()
-    const record: FaultRecord = { id, spec, parts: [], createdAt: now, healsAt: now + forMs }
+    const path: FaultRecord['path'] = spec.kind === 'pause' ? 'sigstop' : kernel?.shares ? 'nft' : this.filterPath(hostsOf(spec))
+    const record: FaultRecord = { id, spec, parts: [], createdAt: now, healsAt: now + forMs, path, ...(kernel?.note ? { note: kernel.note } : {}) }
     try {
       if (spec.kind === 'pause') {
         const r = this.host(spec.host)
@@ -241,10 +299,19 @@ export class Lab extends EventEmitter {
         record.watchdog = await host.scheduleResume(r.pid, forMs)
         await host.pause(r.pid)
         r.paused = true
-      }
-      for (const part of planAgentFaults(spec)) {
-        await this.client(part.host).fault(id, part.fault, forMs)
-        record.parts.push({ host: part.host, agentFaultId: id, fault: part.fault })
+      } else if (kernel?.shares) {
+        record.kernel = []
+        for (const [i, s] of kernel.shares.entries()) {
+          const machine = this.machineOf(s.host)
+          const part = await this.hostOf(machine).applyKernelFault!(this.kernelId(no, i), s.share, forMs)
+          record.kernel.push({ host: s.host, machine, part })
+        }
+        record.path = record.kernel[0]?.part.path ?? 'nft'
+      } else {
+        for (const part of planAgentFaults(spec)) {
+          await this.client(part.host).fault(id, part.fault, forMs)
+          record.parts.push({ host: part.host, agentFaultId: id, fault: part.fault })
+        }
       }
     } catch (err) {
       await this.healRecord(record).catch(() => {})
@@ -253,42 +320,85 @@ export class Lab extends EventEmitter {
     }
     this.state.faults.push(record)
     this.store.save(this.state)
-    this.operator('fault', { id, kind: spec.kind, spec, forMs, healsAt: record.healsAt, what: describeFault(spec) })
+    this.operator('fault', { id, kind: spec.kind, spec, forMs, healsAt: record.healsAt, path: record.path, ...(record.note ? { note: record.note } : {}), what: describeFault(spec) })
     return record
   }
 
-  /** Heal one fault by id, or everything ('all': the emergency stop). Returns what was healed. */
-  async heal(which: string): Promise<string[]> {
+  /**
+   * Heal one fault by id, or everything ('all': the emergency stop). 'all' resumes paused
+   * agents first (a stopped agent cannot heal its own filter), then heals every other fault
+   * and sweeps every host and agent for leftovers, all in parallel. What could not be healed
+   * is returned as warnings: an emergency stop does as much as it can. One fault by id that
+   * cannot be healed is an error. Power cuts stay open: restore or power-on closes them.
+   */
+  async heal(which: string): Promise<{ healed: string[]; warnings: string[] }> {
     this.expireFaults()
-    if (which === 'all') {
-      const ids = this.state.faults.map((f) => f.id)
-      const problems: string[] = []
-      for (const f of [...this.state.faults]) await this.healRecord(f).catch((e) => problems.push((e as Error).message))
-      // also whatever an earlier console left behind on the agents
-      for (const id of HOST_IDS) {
-        const r = this.state.hosts[id]
-        const host = this.machineHost(id)
-        if (!(await host.isAgentAlive(r.pid))) continue
-        if (r.paused) await host.resume(r.pid)
-        r.paused = false
-        await this.client(id)
-          .heal('*')
-          .catch((e) => problems.push((e as Error).message))
-      }
-      this.store.save(this.state)
-      this.operator('heal', { id: 'all', healed: ids, problems })
-      if (problems.length) throw new Error(`healed ${ids.join(', ') || 'nothing'} but: ${problems.join('; ')}`)
-      return ids
-    }
+    if (which === 'all') return this.healAll()
     const f = this.state.faults.find((x) => x.id === which)
     if (!f) {
       const open = this.state.faults.map((x) => x.id)
       throw new Error(`no open fault '${which}'${open.length ? ` (open: ${open.join(', ')})` : ' (none are open)'}`)
     }
-    await this.healRecord(f)
+    if (f.spec.kind === 'power') {
+      throw new Error(`${f.id} is a power cut of ${f.spec.host}: it heals by restore redundancy${this.canPowerOn(f.spec.host) ? ' or power-on' : ''}, not by heal`)
+    }
+    try {
+      await this.healRecord(f)
+    } finally {
+      this.store.save(this.state)
+    }
+    this.operator('heal', { id: which, healed: [which], warnings: [] })
+    return { healed: [which], warnings: [] }
+  }
+
+  private async healAll(): Promise<{ healed: string[]; warnings: string[] }> {
+    const warnings: string[] = []
+    const healed: string[] = []
+    const settle = async (f: FaultRecord) => {
+      try {
+        await this.healRecord(f)
+        healed.push(f.id)
+      } catch (e) {
+        warnings.push((e as Error).message)
+      }
+    }
+    // 1. paused agents first, so the agents whose filters hold the other faults can answer
+    await Promise.all(this.state.faults.filter((f) => f.spec.kind === 'pause').map(settle))
+    // a machine switched off by its driver has nothing to resume or sweep, and would only time out
+    const off = new Set(this.state.faults.flatMap((f) => (f.spec.kind === 'power' && f.path === 'driver' ? [f.spec.host] : [])))
+    await Promise.all(
+      HOST_IDS.filter((id) => this.state.hosts[id]?.paused && !off.has(id)).map(async (id) => {
+        const r = this.state.hosts[id]
+        try {
+          await this.machineHost(id).resume(r.pid)
+          r.paused = false
+        } catch (e) {
+          warnings.push(`resume of ${id} failed: ${(e as Error).message}`)
+        }
+      })
+    )
+    // 2. everything else at once
+    await Promise.all(this.state.faults.filter((f) => f.spec.kind !== 'pause' && f.spec.kind !== 'power').map(settle))
+    // 3. whatever an earlier console left behind: FT Lab rules in the hosts' kernels, faults in the agents
+    const hosts = new Map<LabHost, string>()
+    for (const id of HOST_IDS) if (this.state.hosts[id] && !off.has(id)) hosts.set(this.machineHost(id), id)
+    await Promise.all([
+      ...[...hosts].map(async ([host, id]) => {
+        if (!host.clearKernelFaults) return
+        await host.clearKernelFaults().catch((e: Error) => warnings.push(`clearing FT Lab network rules on ${this.machineOf(id)} failed: ${e.message}`))
+      }),
+      ...HOST_IDS.filter((id) => this.state.hosts[id] && !off.has(id)).map(async (id) => {
+        const r = this.state.hosts[id]
+        if (r.paused || !(await this.machineHost(id).isAgentAlive(r.pid))) return
+        await this.client(id)
+          .heal('*')
+          .catch((e: Error) => warnings.push(`agent ${id}: ${e.message}`))
+      })
+    ])
     this.store.save(this.state)
-    this.operator('heal', { id: which })
-    return [which]
+    const open = this.state.faults.filter((f) => f.spec.kind === 'power')
+    this.operator('heal', { id: 'all', healed, warnings, ...(open.length ? { stillOpen: open.map((f) => f.id) } : {}) })
+    return { healed, warnings }
   }
 
   /**
@@ -315,6 +425,10 @@ export class Lab extends EventEmitter {
       throw new Error(`cannot restore redundancy from ${live} onto ${to} while ${which} is open: the snapshot could not get through; heal it first (\`ftlab heal ${blocking[0].id}\`)`)
     }
     const other = byId.get(to)!
+    const moved = opts.onto !== undefined && opts.onto !== this.machineOf(to)
+    // a machine switched off by its driver comes back first, where the driver can
+    const cut = this.state.faults.find((f) => f.spec.kind === 'power' && f.spec.host === to && f.path === 'driver')
+    if (cut && !moved && this.canPowerOn(to)) await this.powerOn(to)
     if (other.state === 'paused') throw new Error(`host ${to} is paused; heal it (\`ftlab heal all\`) or cut its power before restoring`)
     if (other.state !== 'down') {
       // a halted or unresponsive agent still holds the slot's ports
@@ -322,7 +436,6 @@ export class Lab extends EventEmitter {
     }
     const gen = Math.max(this.state.gen, byId.get(live)!.status!.gen) + 1
     const r = this.state.hosts[to]
-    const moved = opts.onto !== undefined && opts.onto !== this.machineOf(to)
     if (moved) await this.rebind(to, opts.onto!)
     r.incarnation++
     r.dataDir = this.store.dataDir(this.state.name, to, r.incarnation)
@@ -332,7 +445,9 @@ export class Lab extends EventEmitter {
     await this.client(to).start(this.replicaSpec(to, 'joining', gen, live))
     await this.client(live).restore({ id: to, channel: r.channel! }, gen, opts.timeoutMs ?? 30_000)
     this.state.gen = gen
+    const closed = this.closePowerFault(to)
     this.store.save(this.state)
+    if (closed.length) this.operator('heal', { id: closed.join(','), healed: closed, by: 'restore' })
     const out: RestoreResult = { from: live, to, gen, ...(moved ? { machine: this.machineOf(to) } : {}) }
     this.operator('restore', { ...out })
     return out
@@ -529,14 +644,55 @@ export class Lab extends EventEmitter {
     return out
   }
 
-  /** Faults past their deadline were healed by the agents' dead-man; forget them. */
+  /** Faults past their deadline were healed by their dead-man (agent or host); forget them. Power cuts have none. */
   private expireFaults(): void {
     const now = Date.now()
-    const expired = this.state.faults.filter((f) => f.healsAt <= now)
+    const expired = this.state.faults.filter((f) => f.healsAt !== null && f.healsAt <= now)
     if (expired.length === 0) return
     for (const f of expired) if (f.spec.kind === 'pause') this.state.hosts[f.spec.host].paused = false
-    this.state.faults = this.state.faults.filter((f) => f.healsAt > now)
+    this.state.faults = this.state.faults.filter((f) => !expired.includes(f))
     this.store.save(this.state)
+  }
+
+  /**
+   * Kernel shares for a network fault when every host that must act can apply its share in
+   * its kernel; otherwise null shares (the agents' filter does it) and, when some host has a
+   * kernel path but cannot use it now, a note that says why.
+   */
+  private async kernelPlan(spec: Exclude<LabFaultSpec, { kind: 'pause' }>, forMs: number): Promise<{ shares: KernelSharePart[] | null; note?: string }> {
+    const shares = planKernelShares(spec, HOST_IDS, (slot) => this.machineHost(slot).address)
+    if (!shares.some((s) => this.machineHost(s.host).applyKernelFault)) return { shares: null }
+    const reasons = await Promise.all(
+      shares.map(async (s): Promise<string | null> => {
+        const host = this.machineHost(s.host)
+        if (!host.applyKernelFault) return `${s.host}: this host has no kernel fault path`
+        try {
+          const why = (await host.kernelFaultUnavailable?.(s.share, forMs)) ?? null
+          return why === null ? null : `${s.host}: ${why}`
+        } catch (e) {
+          return `${s.host}: ${(e as Error).message}`
+        }
+      })
+    )
+    const why = reasons.filter((r): r is string => r !== null)
+    if (why.length === 0) return { shares }
+    return { shares: null, note: `the hosts' kernels cannot do this (${why.join('; ')}); the agents' transport filter does it instead` }
+  }
+
+  /** Host-side fault ids: [a-z0-9_]{1,16}; the lab key's first characters keep two labs on one host apart. */
+  private kernelId(no: number, part: number): string {
+    return `${this.state.labKey.slice(0, 4).toLowerCase()}_${no}_${part}`
+  }
+
+  private filterPath(hosts: string[]): FaultRecord['path'] {
+    return this.machineHost(hosts[0]).filterPath ?? 'agent-filter'
+  }
+
+  /** Close the power fault of slot `id` (restore refilled it, or its machine was switched on). */
+  private closePowerFault(id: string): string[] {
+    const closed = this.state.faults.filter((f) => f.spec.kind === 'power' && f.spec.host === id).map((f) => f.id)
+    if (closed.length) this.state.faults = this.state.faults.filter((f) => !closed.includes(f.id))
+    return closed
   }
 
   private async healRecord(f: FaultRecord): Promise<void> {
@@ -548,13 +704,20 @@ export class Lab extends EventEmitter {
       r.paused = false
       if (f.watchdog) await host.cancelScheduled(f.watchdog)
     }
-    for (const part of f.parts) {
-      const r = this.state.hosts[part.host]
-      if (!(await this.machineHost(part.host).isAgentAlive(r.pid))) continue // the fault died with the agent
-      await this.client(part.host)
-        .heal(part.agentFaultId)
-        .catch((e) => problems.push((e as Error).message))
-    }
+    await Promise.all([
+      ...(f.kernel ?? []).map(async (k) => {
+        const host = this.hostOf(k.machine)
+        if (!host.healKernelFault) return problems.push(`${k.machine} cannot heal kernel faults`)
+        await host.healKernelFault(k.part).catch((e: Error) => problems.push(`${k.machine}: ${e.message}`))
+      }),
+      ...f.parts.map(async (part) => {
+        const r = this.state.hosts[part.host]
+        if (!(await this.machineHost(part.host).isAgentAlive(r.pid))) return // the fault died with the agent
+        await this.client(part.host)
+          .heal(part.agentFaultId)
+          .catch((e: Error) => problems.push(e.message))
+      })
+    ])
     this.state.faults = this.state.faults.filter((x) => x.id !== f.id)
     if (problems.length) throw new Error(`fault ${f.id} (${describeFault(f.spec)}) not fully healed: ${problems.join('; ')}`)
   }
@@ -576,9 +739,12 @@ export class Lab extends EventEmitter {
   }
 
   private async teardown(): Promise<void> {
-    for (const f of [...this.state.faults]) {
-      if (f.watchdog) await this.machineHost((f.spec as { host: string }).host).cancelScheduled(f.watchdog).catch(() => {})
-    }
+    await Promise.all(
+      this.state.faults.map(async (f) => {
+        if (f.watchdog) await this.machineHost((f.spec as { host: string }).host).cancelScheduled(f.watchdog).catch(() => {})
+        for (const k of f.kernel ?? []) await this.hostOf(k.machine).healKernelFault?.(k.part).catch(() => {})
+      })
+    )
     this.state.faults = []
     await Promise.all(HOST_IDS.filter((id) => this.state.hosts[id]).map((id) => this.stopAgent(id).catch(() => this.machineHost(id).kill(this.state.hosts[id].pid))))
     this.close()

@@ -1,25 +1,21 @@
-// A lab on real machines: the same orchestration as the embedded lab (Lab over LabHost), with
-// SshHost for every role, plus what only real hosts have: network faults in the hosts'
-// kernels (nftables, iptables, netem; each with a dead-man on its host), power drivers, and a
-// deploy that checks every host in parallel and reports each one on its own line.
-import { randomBytes } from 'node:crypto'
-import { EventEmitter } from 'node:events'
+// A lab on real machines: the same orchestration as the embedded lab (Lab over LabHost, which
+// keeps the one fault registry), with SshHost for every role; SshHost brings what only real
+// hosts have (network faults in the hosts' kernels with a dead-man on each host, power
+// drivers). What is left here is what only a remote lab does: a deploy that checks every host
+// in parallel and reports each one on its own line, reattach, restore onto another machine,
+// power-on, and a teardown that removes FT Lab from every host.
 import { join } from 'node:path'
-import { localExec } from '../faults/exec.js'
-import { choosePath, emergencyStop, healNetworkFault, injectNetworkFault, type FaultPath, type NetworkFaultSpec } from '../faults/network.js'
-import { createPowerDriver, type PowerDriver, type PowerDriverSpec } from '../faults/power.js'
+import { choosePath, type FaultPath } from '../faults/network.js'
 import type { HostCapabilities } from '../faults/probe.js'
-import { DEFAULT_FAULT_MS, HOST_IDS, Lab, REPLICA_IDS, type HostStatusRow, type RestoreResult } from '../lab/lab.js'
-import type { LabFaultSpec } from '../lab/lab-state.js'
+import { HOST_IDS, Lab, REPLICA_IDS, type HostStatusRow, type RestoreResult } from '../lab/lab.js'
 import { ftlabHome, LabStore } from '../lab/lab-state.js'
 import { findAgentBundle } from '../lab/local-host.js'
 import type { HostKeyPrompt, SecretSource } from '../ssh/connection.js'
 import type { DeployProgress } from '../ssh/deploy.js'
 import { KnownHosts } from '../ssh/known-hosts.js'
 import type { SshConfig } from '../ssh/ssh-config.js'
-import { parseRouteDev, partId, planNetworkFault } from './fault-plan.js'
 import { labHosts, type LabFile, type Slot } from './lab-file.js'
-import { RemoteStore, REMOTE_STATE_VERSION, type RemoteFault, type RemoteState } from './remote-state.js'
+import { RemoteStore, REMOTE_STATE_VERSION, type RemoteState } from './remote-state.js'
 import { SshHost } from './ssh-host.js'
 
 export interface RemoteLabOptions {
@@ -34,6 +30,7 @@ export interface RemoteLabOptions {
   agentBundle?: string
   runtimeCacheDir?: string
   connectTimeoutMs?: number
+  /** deploy progress, per host (the slot is in p.hostId) */
   onProgress?: (p: DeployProgress) => void
 }
 
@@ -58,36 +55,21 @@ export class RemoteDeployError extends Error {
   }
 }
 
-export interface RemoteFaultResult {
-  id: string
-  spec: LabFaultSpec
-  healsAt: number
-  /** nft / iptables / netem in the hosts' kernels, agent-filter in the agents, sigstop for a pause */
-  path: FaultPath | 'sigstop'
-  /** one line per host piece: 'b: nft table inet ftlab_1a2b_3_0' */
-  parts: string[]
-  /** why the path is not the one asked for (netem missing, no root, …) */
-  note?: string
-}
-
 export interface ReattachRow {
   slot: string
   ok: boolean
   detail: string
 }
 
-export class RemoteLab extends EventEmitter {
+export class RemoteLab {
   private constructor(
     readonly name: string,
     private readonly state: RemoteState,
     private readonly remoteStore: RemoteStore,
     private readonly hosts: Map<string, SshHost>,
-    /** null once the orchestration's state is gone (a half-done teardown) */
-    readonly lab: Lab | null,
-    private readonly opts: RemoteLabOptions
-  ) {
-    super()
-  }
+    /** the orchestration (faults, power, status, restore); null once its state is gone (a half-done teardown) */
+    readonly lab: Lab | null
+  ) {}
 
   // ——— deploy and open ———
 
@@ -133,9 +115,9 @@ export class RemoteLab extends EventEmitter {
       for (const h of hosts.values()) h.close()
       throw e
     }
-    const state: RemoteState = { version: REMOTE_STATE_VERSION, name, deployedAt: Date.now(), file, tag: randomBytes(2).toString('hex'), nextFault: 1, faults: [] }
+    const state: RemoteState = { version: REMOTE_STATE_VERSION, name, deployedAt: Date.now(), file }
     remoteStore.save(state)
-    return { lab: new RemoteLab(name, state, remoteStore, hosts, lab, opts), lines }
+    return { lab: new RemoteLab(name, state, remoteStore, hosts, lab), lines }
   }
 
   /** Reattach to a remote lab deployed earlier (by another command, or before a console restart). */
@@ -147,9 +129,7 @@ export class RemoteLab extends EventEmitter {
     const hosts = await makeHosts(state.file, home, opts)
     const store = new LabStore(home)
     const lab = store.load(name) ? Lab.open(name, (id) => hosts.get(id)!, store) : null
-    const rl = new RemoteLab(name, state, remoteStore, hosts, lab, opts)
-    rl.expire()
-    return rl
+    return new RemoteLab(name, state, remoteStore, hosts, lab)
   }
 
   static exists(name: string, home: string = ftlabHome()): boolean {
@@ -164,6 +144,10 @@ export class RemoteLab extends EventEmitter {
 
   get file(): LabFile {
     return this.state.file
+  }
+
+  get deployedAt(): number {
+    return this.state.deployedAt
   }
 
   host(slot: string): SshHost {
@@ -195,11 +179,6 @@ export class RemoteLab extends EventEmitter {
     })
   }
 
-  openFaults(): RemoteFault[] {
-    this.expire()
-    return structuredClone(this.state.faults)
-  }
-
   /**
    * After a console restart: does the agent each host's agent.json names match what the lab
    * state remembers (pid, control port)? The control token is only in the console's state.
@@ -225,215 +204,11 @@ export class RemoteLab extends EventEmitter {
     )
   }
 
-  // ——— faults ———
-
-  /**
-   * Network faults go into the target hosts' kernels (nft, else iptables; netem for delay),
-   * sparing the console's SSH connection, each with a dead-man on its host. Where a host
-   * cannot (no root, no netem), the agents' transport filter does it and the result says so.
-   */
-  async injectFault(spec: LabFaultSpec, forMs = DEFAULT_FAULT_MS): Promise<RemoteFaultResult> {
-    const lab = this.need()
-    if (spec.kind === 'pause') {
-      const rec = await lab.injectFault(spec, forMs)
-      return this.announce({ id: rec.id, spec, healsAt: rec.healsAt, path: 'sigstop', parts: [`${spec.host}: SIGSTOP pid ${lab.snapshot().hosts[spec.host].pid}, dead-man on the host resumes it`] })
-    }
-    if ('from' in spec && spec.from === spec.to) throw new Error(`a link needs two different hosts, got ${spec.from}-${spec.to}`)
-    const slots = 'host' in spec ? [spec.host] : [spec.from, spec.to]
-    for (const s of slots) if (!(HOST_IDS as readonly string[]).includes(s)) throw new Error(`no host '${s}' in lab '${this.name}' (hosts: ${HOST_IDS.join(', ')})`)
-    if (forMs < 1000) throw new Error(`a fault on real hosts lasts at least 1 s (its dead-man counts whole seconds), got ${forMs} ms`)
-
-    // the path first, for every piece, so nothing is applied when some host cannot do its part
-    const mgmt = new Map<string, Awaited<ReturnType<SshHost['managementPeer']>>>()
-    for (const s of slots) mgmt.set(s, await this.slotHost(s).managementPeer())
-    const devs = new Map<string, string>()
-    if (spec.kind === 'delay') {
-      for (const [from, to] of [[spec.from, spec.to], [spec.to, spec.from]] as const) {
-        const peer = this.slotHost(to).address
-        const r = await this.slotHost(from).faultExec().run(`PATH="$PATH:/usr/sbin:/sbin"; ip route get ${peer}`, { timeoutMs: 15_000 })
-        const dev = parseRouteDev(r.stdout)
-        if (dev) devs.set(`${from}>${peer}`, dev)
-      }
-    }
-    let parts
-    try {
-      parts = planNetworkFault(spec, {
-        labAddress: (s) => this.slotHost(s).address,
-        slots: HOST_IDS,
-        network: this.state.file.network,
-        consoleAddress: (s) => mgmt.get(s)!.address,
-        devTo: (s, peer) => {
-          const d = devs.get(`${s}>${peer}`)
-          if (!d) throw new Error(`no route from ${s} to ${peer}`)
-          return d
-        }
-      })
-    } catch (e) {
-      return this.viaAgents(spec, forMs, `cannot place netem: ${(e as Error).message}`)
-    }
-    const reasons: string[] = []
-    for (const p of parts) {
-      let caps: HostCapabilities
-      try {
-        caps = await this.slotHost(p.slot).capabilities()
-      } catch (e) {
-        reasons.push(`${p.slot}: capability probe failed: ${(e as Error).message}`)
-        continue
-      }
-      const c = choosePath(p.spec, caps)
-      if ('reason' in c) reasons.push(`${p.slot}: ${c.reason}`)
-    }
-    if (reasons.length) return this.viaAgents(spec, forMs, reasons.join('; '))
-
-    const no = this.state.nextFault++
-    const id = `n${no}`
-    const now = Date.now()
-    const fault: RemoteFault = { id, spec, path: 'nft', createdAt: now, healsAt: now + forMs, parts: [] }
-    try {
-      for (const [i, p] of parts.entries()) {
-        const machine = this.lab?.machineOf(p.slot) ?? p.slot
-        const h = this.host(machine)
-        const r = await injectNetworkFault(
-          h.faultExec(),
-          { id: partId(this.state.tag, no, i), target: p.slot, spec: p.spec as NetworkFaultSpec, management: mgmt.get(p.slot) ?? (await h.managementPeer()), deadlineMs: forMs },
-          { caps: await h.capabilities() }
-        )
-        if (r.status !== 'applied') throw new Error(r.reason)
-        fault.parts.push({ slot: p.slot, record: r.record, ...(machine !== p.slot ? { machine } : {}) })
-      }
-    } catch (e) {
-      for (const part of fault.parts) await healNetworkFault(this.host(part.machine ?? part.slot).faultExec(), part.record).catch(() => {})
-      this.remoteStore.save(this.state)
-      throw e
-    }
-    fault.path = fault.parts[0]!.record.path
-    this.state.faults.push(fault)
-    this.remoteStore.save(this.state)
-    return this.announce({ id, spec, healsAt: fault.healsAt, path: fault.path, parts: fault.parts.map((p) => `${p.slot}: ${describePart(p.record.path, p.record.id)}`) })
-  }
-
-  private async viaAgents(spec: LabFaultSpec, forMs: number, why: string): Promise<RemoteFaultResult> {
-    const rec = await this.need().injectFault(spec, forMs)
-    return this.announce({
-      id: rec.id,
-      spec,
-      healsAt: rec.healsAt,
-      path: 'agent-filter',
-      parts: rec.parts.map((p) => `${p.host}: agent transport filter (${p.fault.kind})`),
-      note: `the hosts' kernels cannot do this (${why}); the agents' transport filter does it instead`
-    })
-  }
-
-  private announce(r: RemoteFaultResult): RemoteFaultResult {
-    this.emit('fault', r)
-    return r
-  }
-
-  /** Heal one fault, or everything ('all', the emergency stop: every FT Lab table, chain and qdisc on every host). */
-  async heal(which: string): Promise<string[]> {
-    this.expire()
-    if (which === 'all') {
-      const problems: string[] = []
-      const healed = this.state.faults.map((f) => f.id)
-      await Promise.all(
-        [...this.hosts.values()].map(async (h) => {
-          try {
-            await emergencyStop(h.faultExec())
-          } catch (e) {
-            problems.push(`${h.label}: ${(e as Error).message}`)
-          }
-        })
-      )
-      this.state.faults = []
-      this.remoteStore.save(this.state)
-      if (this.lab) {
-        try {
-          healed.push(...(await this.lab.heal('all')))
-        } catch (e) {
-          problems.push((e as Error).message)
-        }
-      }
-      this.emit('heal', { id: 'all', healed, problems })
-      if (problems.length) throw new Error(`healed ${healed.join(', ') || 'nothing'} but: ${problems.join('; ')}`)
-      return healed
-    }
-    const f = this.state.faults.find((x) => x.id === which)
-    if (!f) return this.need().heal(which)
-    const problems: string[] = []
-    for (const p of f.parts) await healNetworkFault(this.host(p.machine ?? p.slot).faultExec(), p.record).catch((e: Error) => problems.push(e.message))
-    this.state.faults = this.state.faults.filter((x) => x !== f)
-    this.remoteStore.save(this.state)
-    this.emit('heal', { id: which, problems })
-    if (problems.length) throw new Error(`fault ${which} not fully healed: ${problems.join('; ')}`)
-    return [which]
-  }
-
-  /** Dead-men have healed faults past their deadline on the hosts; forget them here. */
-  private expire(): void {
-    const now = Date.now()
-    const left = this.state.faults.filter((f) => f.healsAt > now)
-    if (left.length !== this.state.faults.length) {
-      this.state.faults = left
-      this.remoteStore.save(this.state)
-    }
-  }
-
   // ——— power ———
 
-  powerDriver(slot: string): PowerDriver | null {
-    const h = this.slotHost(slot)
-    const p = h.spec.power
-    if (p.driver === 'kill') return null
-    const spec = p as PowerDriverSpec
-    return createPowerDriver(spec, {
-      target: h.faultExec(),
-      controller: localExec(),
-      ipmiPassword:
-        p.driver === 'ipmi'
-          ? async () => {
-              if (!this.opts.ipmiPassword) throw new Error(`${h.label}: the ipmi power driver needs the BMC password for ${p.user}@${p.host}, and this console has no way to ask for it`)
-              return this.opts.ipmiPassword(slot, { host: p.host, user: p.user })
-            }
-          : undefined
-    })
-  }
-
-  /** Cut a host's power with its driver (kill = SIGKILL of the agent, the default). */
-  async powerCut(slot: string): Promise<{ driver: string; detail: string }> {
-    const lab = this.need()
-    const driver = this.powerDriver(slot)
-    if (!driver) {
-      await lab.powerCut(slot)
-      return { driver: 'kill', detail: `agent ${slot} (pid ${lab.snapshot().hosts[slot].pid}) killed` }
-    }
-    const r = await driver.powerOff()
-    // the connection went down with the host; the next use reconnects (or says the host is off)
-    this.slotHost(slot).dropConnection()
-    this.emit('power', { slot, action: 'off', driver: driver.kind })
-    return { driver: driver.kind, detail: r.detail }
-  }
-
-  /** Power a host back on where its driver can, and wait until SSH answers there again. */
-  async powerOn(slot: string, timeoutMs = 60_000): Promise<{ driver: string; detail: string }> {
-    const driver = this.powerDriver(slot)
-    const h = this.slotHost(slot)
-    if (!driver) return { driver: 'kill', detail: `${h.label}: nothing to power on (kill stops only the agent); restore redeploys it` }
-    if (!driver.powerOn) throw new Error(`${h.label}: the ${driver.kind} driver cannot power a host on; switch it on by hand, then run restore`)
-    const r = await driver.powerOn()
-    const deadline = Date.now() + timeoutMs
-    let last: Error | null = null
-    while (Date.now() < deadline) {
-      h.dropConnection()
-      try {
-        await h.exec('true', { timeoutMs: 10_000 })
-        this.emit('power', { slot, action: 'on', driver: driver.kind })
-        return { driver: driver.kind, detail: r.detail }
-      } catch (e) {
-        last = e as Error
-        await new Promise((res) => setTimeout(res, 500))
-      }
-    }
-    throw new Error(`${h.label} was powered on (${r.detail}) but SSH did not answer within ${timeoutMs} ms: ${last?.message ?? 'no answer'}`)
+  /** Power a host back on with its driver, wait until SSH answers there again, and close its power fault. */
+  async powerOn(slot: string): Promise<{ driver: string; detail: string }> {
+    return this.need().powerOn(slot)
   }
 
   /**
@@ -466,8 +241,7 @@ export class RemoteLab extends EventEmitter {
         () => false
       )
       if (!reachable) {
-        const d = this.powerDriver(down.host)
-        if (d?.powerOn) await this.powerOn(down.host)
+        if (lab.canPowerOn(down.host)) await lab.powerOn(down.host)
         else throw new Error(`${h.label} cannot be reached (${h.lastError?.message ?? 'no answer'}); bring it back, then restore${this.spareFree() ? ` (or restore onto the spare: \`ftlab restore --onto spare --name ${this.name}\`)` : ''}`)
       }
     }
@@ -490,11 +264,16 @@ export class RemoteLab extends EventEmitter {
   async teardown(): Promise<{ removed: string[]; problems: string[] }> {
     const problems: string[] = []
     const removed: string[] = []
-    await this.heal('all').catch((e: Error) => problems.push(e.message))
-    if (this.lab) await this.lab.stop().catch((e: Error) => problems.push(e.message))
+    if (this.lab) {
+      const h = await this.lab.heal('all').catch((e: Error) => ({ healed: [], warnings: [e.message] }))
+      problems.push(...h.warnings)
+      await this.lab.stop().catch((e: Error) => problems.push(e.message))
+    }
     await Promise.all(
       [...this.hosts.values()].map(async (h) => {
         try {
+          // every host of the file, a spare too: whatever FT Lab put in its kernel goes
+          await h.clearKernelFaults()
           await h.removeFiles()
           removed.push(h.spec.slot)
         } catch (e) {
@@ -529,7 +308,9 @@ async function makeHosts(file: LabFile, home: string, opts: RemoteLabOptions): P
         bundlePath,
         runtimeCacheDir: opts.runtimeCacheDir,
         connectTimeoutMs: opts.connectTimeoutMs,
-        onProgress: opts.onProgress
+        onProgress: opts.onProgress,
+        ...(file.network ? { network: file.network } : {}),
+        ...(opts.ipmiPassword ? { ipmiPassword: (bmc: { host: string; user: string }) => opts.ipmiPassword!(spec.slot, bmc) } : {})
       })
     )
   }
@@ -568,17 +349,3 @@ async function preflight(h: SshHost, name: string, ownPid: number | undefined): 
     ...(caps ? { caps } : {})
   }
 }
-
-function describePart(path: FaultPath, id: string): string {
-  switch (path) {
-    case 'nft':
-      return `nft table inet ftlab_${id}`
-    case 'iptables':
-      return `iptables chains ftlab_${id}_in/out`
-    case 'netem':
-      return `tc netem (prio root qdisc) for fault ${id}`
-    case 'agent-filter':
-      return `agent filter ${id}`
-  }
-}
-

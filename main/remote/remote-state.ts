@@ -1,38 +1,20 @@
 // What a remote lab remembers beyond the orchestration's own state (lab-state.ts): the lab
-// file it was deployed from (so later commands need only the name) and the network faults
-// applied in hosts' kernels. Saved next to the lab state as <name>.remote.json, mode 0600,
-// written through a temp file and a rename. No secrets in it: the control tokens live in the
-// lab state file (also 0600), passwords nowhere.
+// file it was deployed from (so later commands need only the name) and when. Faults are not
+// here: the lab state keeps the one registry for every kind of lab. Saved next to the lab
+// state as <name>.remote.json, mode 0600, written through a temp file and a rename. No
+// secrets in it: the control tokens live in the lab state file (also 0600), passwords nowhere.
 import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { FaultPath, FaultRecord as NetFaultRecord } from '../faults/network.js'
-import type { LabFaultSpec } from '../lab/lab-state.js'
 import { checkLabName } from '../lab/lab-state.js'
 import type { LabFile } from './lab-file.js'
 
 export const REMOTE_STATE_VERSION = 1
-
-export interface RemoteFault {
-  /** the operator's id: n1, n2, … (faults the orchestration applied keep theirs: f1, …) */
-  id: string
-  spec: LabFaultSpec
-  path: FaultPath
-  createdAt: number
-  healsAt: number
-  /** host-side pieces (nft / iptables / netem), each with a dead-man on its host */
-  /** machine: the lab-file host that applied it, when the slot had moved onto another one */
-  parts: { slot: string; record: NetFaultRecord; machine?: string }[]
-}
 
 export interface RemoteState {
   version: typeof REMOTE_STATE_VERSION
   name: string
   deployedAt: number
   file: LabFile
-  /** 4 lowercase hex characters: this lab's mark in host-side fault names */
-  tag: string
-  nextFault: number
-  faults: RemoteFault[]
 }
 
 export class RemoteStore {
@@ -62,10 +44,11 @@ export class RemoteStore {
     } catch (e) {
       throw new Error(`${p} is not valid JSON (${(e as Error).message}); remove it once the lab's hosts are torn down`)
     }
-    if (s?.version !== REMOTE_STATE_VERSION || typeof s.file !== 'object' || !Array.isArray(s.faults)) {
+    if (s?.version !== REMOTE_STATE_VERSION || typeof s.file !== 'object' || s.file === null) {
       throw new Error(`${p} is not a version ${REMOTE_STATE_VERSION} remote lab state`)
     }
-    return s
+    // an older console kept host-side faults here too; their dead-men heal them on the hosts
+    return { version: s.version, name: s.name, deployedAt: s.deployedAt, file: s.file }
   }
 
   save(s: RemoteState): void {

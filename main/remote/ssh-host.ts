@@ -7,11 +7,12 @@ import { randomBytes } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import type { AgentBootConfig } from '../../agent/control/protocol.js'
 import { armDeadmanScript, cancelDeadmanScript, deadlineSeconds } from '../faults/deadman.js'
-import { localNetnsExec, shq, sshHostExec, DEFAULT_EXEC_TIMEOUT_MS, type HostExec } from '../faults/exec.js'
-import type { ManagementPeer } from '../faults/network.js'
-import { killDriver } from '../faults/power.js'
+import { localExec, localNetnsExec, shq, sshHostExec, DEFAULT_EXEC_TIMEOUT_MS, type HostExec } from '../faults/exec.js'
+import { choosePath, emergencyStop, healNetworkFault, injectNetworkFault, type FaultRecord as NetFaultRecord, type ManagementPeer, type NetworkFaultSpec } from '../faults/network.js'
+import { createPowerDriver, killDriver, type PowerDriverSpec } from '../faults/power.js'
 import { probeHost, type HostCapabilities } from '../faults/probe.js'
-import type { LabHost, StartedAgent } from '../lab/lab-host.js'
+import type { HostPowerDriver, KernelFaultPart, KernelFaultShare, LabHost, StartedAgent } from '../lab/lab-host.js'
+import { describeKernelPart, kernelSpec, parseRouteDev } from './fault-plan.js'
 import { connect, type HostKeyPrompt, type SecretSource, type SshConnection } from '../ssh/connection.js'
 import { deployAgent, type DeployProgress } from '../ssh/deploy.js'
 import { SshError } from '../ssh/errors.js'
@@ -34,6 +35,12 @@ export interface SshHostOptions {
   /** deploy progress of this host's agent (deploy, restore) */
   onProgress?: (p: DeployProgress) => void
   connectTimeoutMs?: number
+  /** the lab network (the lab file's "network"): isolate drops all of it */
+  network?: string
+  /** the BMC password for an ipmi power driver (keychain or prompt); never in the lab file */
+  ipmiPassword?: (bmc: { host: string; user: string }) => Promise<string>
+  /** how long power-on waits for SSH to answer again (default 60 s) */
+  powerOnTimeoutMs?: number
 }
 
 /** What the agent wrote in <dataDir>/agent.json on the host when it became ready. */
@@ -317,6 +324,113 @@ export class SshHost implements LabHost {
   async removeFiles(): Promise<void> {
     const r = await (await this.connection()).exec(teardownScript, { timeoutMs: 60_000 })
     if (r.code !== 0 || !r.stdout.toString().includes('removed')) throw new Error(`teardown on ${this.label} failed: ${r.stderr.toString().trim() || `exit ${r.code}`}`)
+  }
+
+  // ——— network faults in the host's kernel (LabHost's optional part) ———
+
+  /** Why this host cannot apply `share` in its kernel now, or null when it can. */
+  async kernelFaultUnavailable(share: KernelFaultShare, forMs: number): Promise<string | null> {
+    if (forMs < 1000) return `the dead-man on the host counts whole seconds, and this fault lasts ${forMs} ms`
+    let spec: NetworkFaultSpec
+    try {
+      spec = await this.kernelSpecFor(share)
+    } catch (e) {
+      return (e as Error).message
+    }
+    let caps: HostCapabilities
+    try {
+      caps = await this.capabilities()
+    } catch (e) {
+      return `capability probe failed: ${(e as Error).message}`
+    }
+    const c = choosePath(spec, caps)
+    return 'reason' in c ? c.reason : null
+  }
+
+  /** nft (else iptables) or netem, sparing the console's SSH connection, with a dead-man on the host. */
+  async applyKernelFault(id: string, share: KernelFaultShare, forMs: number): Promise<KernelFaultPart> {
+    const spec = await this.kernelSpecFor(share)
+    const r = await injectNetworkFault(
+      this.faultExec(),
+      { id, target: this.opts.spec.slot, spec, management: await this.managementPeer(), deadlineMs: forMs },
+      { caps: await this.capabilities() }
+    )
+    if (r.status !== 'applied') throw new Error(`${this.label}: ${r.reason}`)
+    const path = r.record.path as KernelFaultPart['path']
+    return { path, detail: `${this.opts.spec.slot}: ${describeKernelPart(path, id)}`, record: r.record }
+  }
+
+  async healKernelFault(part: KernelFaultPart): Promise<void> {
+    await healNetworkFault(this.faultExec(), part.record as NetFaultRecord)
+  }
+
+  /** Every ftlab_* nft table and iptables chain, every FT Lab netem qdisc on this host. */
+  async clearKernelFaults(): Promise<string[]> {
+    return (await emergencyStop(this.faultExec())).removed
+  }
+
+  private async kernelSpecFor(share: KernelFaultShare): Promise<NetworkFaultSpec> {
+    const management = await this.managementPeer()
+    let dev: string | null = null
+    if (share.kind === 'delay') {
+      const r = await this.faultExec().run(`PATH="$PATH:/usr/sbin:/sbin"; ip route get ${share.peer}`, { timeoutMs: 15_000 })
+      dev = parseRouteDev(r.stdout)
+      if (!dev) throw new Error(`cannot place netem: no route from ${this.opts.spec.slot} to ${share.peer}`)
+    }
+    return kernelSpec(share, { ...(this.opts.network ? { network: this.opts.network } : {}), management, devTo: () => dev! })
+  }
+
+  // ——— the power driver (LabHost's optional part) ———
+
+  /** The lab file's power driver for this host; null for "kill" (the lab kills the agent instead). */
+  powerDriver(): HostPowerDriver | null {
+    const p = this.opts.spec.power
+    if (p.driver === 'kill') return null
+    const ask = this.opts.ipmiPassword
+    const driver = createPowerDriver(p as PowerDriverSpec, {
+      target: this.faultExec(),
+      controller: localExec(),
+      ipmiPassword:
+        p.driver === 'ipmi'
+          ? async () => {
+              if (!ask) throw new Error(`${this.label}: the ipmi power driver needs the BMC password for ${p.user}@${p.host}, and this console has no way to ask for it`)
+              return ask({ host: p.host, user: p.user })
+            }
+          : undefined
+    })
+    return {
+      kind: driver.kind,
+      canPowerOn: driver.powerOn !== undefined,
+      off: async () => {
+        const r = await driver.powerOff()
+        // the connection went down with the host; the next use reconnects (or says the host is off)
+        this.dropConnection()
+        return r.detail
+      },
+      on: async () => {
+        if (!driver.powerOn) throw new Error(`${this.label}: the ${driver.kind} driver cannot power a host on; switch it on by hand, then restore`)
+        const r = await driver.powerOn()
+        await this.untilReachable(r.detail)
+        return r.detail
+      }
+    }
+  }
+
+  private async untilReachable(after: string): Promise<void> {
+    const timeoutMs = this.opts.powerOnTimeoutMs ?? 60_000
+    const deadline = Date.now() + timeoutMs
+    let last: Error | null = null
+    while (Date.now() < deadline) {
+      this.dropConnection()
+      try {
+        await this.exec('true', { timeoutMs: 10_000 })
+        return
+      } catch (e) {
+        last = e as Error
+        await new Promise((res) => setTimeout(res, 500))
+      }
+    }
+    throw new Error(`${this.label} was powered on (${after}) but SSH did not answer within ${timeoutMs} ms: ${last?.message ?? 'no answer'}`)
   }
 
   /** Forget the connection (after a power cut the old one is dead anyway). */

@@ -87,7 +87,7 @@ describe('console in browser mode', () => {
     const faults = (await lab.backend.labStatus()).faults
     expect(faults).toHaveLength(1)
     expect(faults[0]).toMatchObject({ target: 'a', kind: 'power' })
-    expect(faults[0].healsAt - faults[0].startedAt).toBe(60_000) // the fault list's default dead-man deadline
+    expect(faults[0].healsAt! - faults[0].startedAt).toBe(60_000) // the fault list's default dead-man deadline
     await expectText(page, '[data-host=a] [data-test=host-role]', 'down')
     await expectText(page, '[data-host=b] [data-test=host-role]', 'live')
     await expectText(page, '[data-test=timeline-mark]', 'b goes live')

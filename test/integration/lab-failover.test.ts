@@ -26,7 +26,7 @@ afterEach(async () => {
 
 /** Load for a while and power-cut `victim` once enough operations have completed. */
 async function loadThroughPowerCut(lab: Lab, victim: string, prefix: string): Promise<{ result: LoadResult; cutAt: number }> {
-  let cut: Promise<void> | null = null
+  let cut: Promise<unknown> | null = null
   let cutAt = 0
   const result = await runLoad({
     targets: lab.serviceEndpoints(),

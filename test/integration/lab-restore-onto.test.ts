@@ -44,7 +44,7 @@ describe.skipIf(!probe.replicaRole)('restore onto another machine (local lab)', 
     await untilStatus(lab, 'b primary with the moved a as its backup', paired('b', 'a'))
 
     // and the moved replica takes over when b goes
-    let cut: Promise<void> | null = null
+    let cut: Promise<unknown> | null = null
     const load = await runLoad({
       targets: lab.serviceEndpoints(),
       durationMs: 3000,

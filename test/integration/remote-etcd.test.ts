@@ -79,7 +79,7 @@ describe.skipIf(skip !== null)(`etcd tie-breaker for a remote lab on the testbed
     l.lab!.onEvent((e) => events.push(e))
     await until(l, 'a primary with b as its backup', paired('a', 'b'))
 
-    const cut = await l.injectFault({ kind: 'cut', from: 'a', to: 'b', oneWay: false }, 60_000)
+    const cut = await l.lab!.injectFault({ kind: 'cut', from: 'a', to: 'b', oneWay: false }, 60_000)
     say(`cut a-b: path ${cut.path}; ${cut.parts.join(', ')}`)
     expect(cut.path).toBe('nft')
     const rows = await until(l, 'one replica live and the other halted', (r) => [role(r, 'a'), role(r, 'b')].sort().join() === 'halted,live')
@@ -93,7 +93,7 @@ describe.skipIf(skip !== null)(`etcd tie-breaker for a remote lab on the testbed
     // and the disk server fences for etcd's winner
     expect(rows.get('disk')?.status?.disk?.tasWinner).toBe(live)
     expect(events.filter((e) => e.type === 'go-live').map((e) => e.host)).toEqual([live])
-    await l.heal(cut.id)
+    await l.lab!.heal(cut.id)
 
     const r = await l.restore()
     expect(r).toEqual({ from: live, to: other, gen: 2 })
@@ -103,7 +103,7 @@ describe.skipIf(skip !== null)(`etcd tie-breaker for a remote lab on the testbed
     testbed('-q', 'power-off', 'h5')
     expect(await etcdHealthy(url)).toBe(false)
     const mark = events.length
-    const again = await l.injectFault({ kind: 'cut', from: 'a', to: 'b', oneWay: false }, 60_000)
+    const again = await l.lab!.injectFault({ kind: 'cut', from: 'a', to: 'b', oneWay: false }, 60_000)
     expect(again.path).toBe('nft')
     const suspected = () => new Set(events.slice(mark).filter((e) => e.type === 'suspect').map((e) => e.host))
     await poll(() => suspected().size === 2, 15_000, 'both replicas to suspect their peer')
@@ -114,6 +114,6 @@ describe.skipIf(skip !== null)(`etcd tie-breaker for a remote lab on the testbed
     expect(role(still, live)).toBe('primary')
     expect(role(still, other)).toBe('backup')
     expect(events.slice(mark).some((e) => e.type === 'go-live' || (e.type === 'replica-role' && (e.data as { role?: string }).role === 'halted'))).toBe(false)
-    await l.heal(again.id)
+    await l.lab!.heal(again.id)
   }, 240_000)
 })

@@ -2,9 +2,11 @@
 // OpenSSH: a (h1) loses power under load, b (h2) goes live; redundancy comes back on h4 with
 // the replica id a kept and its logging channel and service moved to h4's address; then b
 // loses power and the replica on h4 goes live. Clients are handed the new service address
-// and no acknowledged write is lost across both cuts.
+// and no acknowledged write is lost across both cuts. The lab is the one `testbed.sh up` writes
+// (ftlab-lab.json), deployed by `ftlab deploy` as it is: power cuts go through the testbed's
+// power switch (every process of the host killed), and the last restore switches b back on.
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -13,11 +15,10 @@ import { runCli } from '../../main/cli/ftlab.js'
 import { probeLocalAgent } from '../../main/lab/agent-probe.js'
 import type { HistoryOp } from '../../main/load/history.js'
 import { finalRead, runLoad, type LoadResult } from '../../main/load/load-runner.js'
-import { loadLabFile } from '../../main/remote/lab-file.js'
 import { RemoteLab, type RemoteLabOptions } from '../../main/remote/remote-lab.js'
 import { labHost, readLab, testbed, testbedUnavailable, type Lab as Testbed } from '../../scripts/testbed/harness.js'
 import { type StatusRows, paired, role, untilStatus } from '../support/lab.js'
-import { tearDownTestbedLab, testbedHostSpec, testbedLabOptions } from '../support/remote-lab.js'
+import { TESTBED_FTLAB_FILE, tearDownTestbedLab, testbedLabOptions } from '../support/remote-lab.js'
 
 const unavailable = testbedUnavailable()
 const probe = unavailable ? null : await probeLocalAgent()
@@ -43,7 +44,7 @@ async function cutUnderLoad(lab: RemoteLab, prefix: string, victim: string): Pro
     onProgress: (p) => {
       if (fired === null && p.completed >= 150) {
         at = performance.timeOrigin + performance.now()
-        fired = lab.powerCut(victim)
+        fired = lab.lab!.powerCut(victim)
       }
     }
   })
@@ -64,8 +65,6 @@ describe.skipIf(skip !== null)(`restore redundancy onto the spare host on the te
     testbed('-q', 'up', '--spare')
     tb = readLab()
     home = mkdtempSync(join(tmpdir(), 'ftlab-spare-'))
-    const host = (id: string, extra: Record<string, unknown> = {}) => testbedHostSpec(tb, id, extra)
-    writeFileSync(join(home, 'lab.json'), JSON.stringify({ version: 1, network: tb.network, hosts: { a: host('h1'), b: host('h2'), disk: host('h3'), spare: host('h4') } }, null, 2))
     opts = await testbedLabOptions(home)
   }, 180_000)
 
@@ -76,8 +75,14 @@ describe.skipIf(skip !== null)(`restore redundancy onto the spare host on the te
   it('power cut of a, restore onto h4 as a, power cut of b: the replica on h4 goes live and nothing acknowledged is lost', async () => {
     const h1 = labHost(tb, 'h1')
     const h4 = labHost(tb, 'h4')
-    const { lab: l } = await RemoteLab.deploy(loadLabFile(join(home, 'lab.json')), { name: LAB }, opts)
+    const deployed: string[] = []
+    const deployCode = await runCli(['deploy', TESTBED_FTLAB_FILE, '--name', LAB, '--accept-new-host-keys'], { out: (t) => deployed.push(t), err: (t) => deployed.push(t), isTty: false, home })
+    say(`ftlab deploy ${TESTBED_FTLAB_FILE}:\n${deployed.join('')}`)
+    expect(deployCode, deployed.join('')).toBe(0)
+    const l = await RemoteLab.open(LAB, opts)
     lab = l
+    expect(l.file.hosts.spare?.address).toBe(h4.address)
+    expect(l.file.hosts.b.power).toMatchObject({ driver: 'command', off: expect.stringContaining('power-off h2') })
     await until(l, 'a primary with b as its backup', paired('a', 'b'))
     const histories: HistoryOp[] = []
     const keys = new Set<string>()
@@ -89,12 +94,15 @@ describe.skipIf(skip !== null)(`restore redundancy onto the spare host on the te
     const one = await cutUnderLoad(l, 's1-', 'a')
     keep(one.result)
     await until(l, 'b live alone', (rows) => rows.get('a')?.state === 'down' && role(rows, 'b') === 'live')
+    expect(l.lab!.openFaults()).toMatchObject([{ spec: { kind: 'power', host: 'a' }, path: 'driver', healsAt: null }])
 
     // onto the spare: same replica id, the machine and its addresses change
     const oldA = l.lab!.serviceEndpoints()[0]
     expect(oldA.host).toBe(h1.address)
     const r = await l.restore({ onto: 'spare' })
     expect(r).toEqual({ from: 'b', to: 'a', gen: 2, machine: 'spare' })
+    // restore refilled a's slot: its power cut is closed, though h1 stays off
+    expect(l.lab!.openFaults()).toEqual([])
     const snap = l.lab!.snapshot()
     say(`restored onto h4: a's channel ${snap.hosts.a.channel!.host}:${snap.hosts.a.channel!.port}, service ${snap.hosts.a.service!.host}:${snap.hosts.a.service!.port}`)
     expect(snap.hosts.a.machine).toBe('spare')
@@ -131,7 +139,8 @@ describe.skipIf(skip !== null)(`restore redundancy onto the spare host on the te
     lab = await RemoteLab.open(LAB, opts)
     await until(lab, 'a (on h4) primary with b as its backup', (rows) => role(rows, 'a') === 'primary' && role(rows, 'b') === 'backup')
     expect(lab.lab!.machineOf('a')).toBe('spare')
-    // h1 played nothing since the move: nothing of this lab runs there
+    // h1 played nothing since the move: switched back on, nothing of this lab runs there
+    await lab.host('a').powerDriver()!.on()
     expect(await lab.host('a').agentInfo().then((i) => i?.alive ?? false)).toBe(false)
   }, 240_000)
 })

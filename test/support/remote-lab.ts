@@ -6,7 +6,10 @@ import { join } from 'node:path'
 import { RemoteLab, type RemoteLabOptions } from '../../main/remote/remote-lab.js'
 import { KnownHosts } from '../../main/ssh/known-hosts.js'
 import { SshConfig } from '../../main/ssh/ssh-config.js'
-import { labHost, testbed, type Lab as Testbed } from '../../scripts/testbed/harness.js'
+import { labHost, testbed, TESTBED_ROOT, type Lab as Testbed } from '../../scripts/testbed/harness.js'
+
+/** The FT Lab lab file `testbed.sh up` writes for its hosts (a, b, disk, and spare with --spare). */
+export const TESTBED_FTLAB_FILE = join(TESTBED_ROOT, 'ftlab-lab.json')
 
 /** A lab-file host entry for testbed host `id` (key auth; faults run inside its namespace). */
 export function testbedHostSpec(tb: Testbed, id: string, extra: Record<string, unknown> = {}): Record<string, unknown> {

@@ -70,7 +70,7 @@ describe('contract faults in the lab’s words', () => {
     expect(toSpec(f({ target: 'b', kind: 'pause' }))).toEqual({ kind: 'pause', host: 'b' })
     expect(() => toSpec(f({ target: 'a', kind: 'power' }))).toThrow(/power does not apply/)
 
-    const rec = (spec: Parameters<typeof toFaultInfo>[0]['spec']) => toFaultInfo({ id: 'f3', spec, parts: [], createdAt: 10, healsAt: 20 })
+    const rec = (spec: Parameters<typeof toFaultInfo>[0]['spec']) => toFaultInfo({ id: 'f3', spec, parts: [], createdAt: 10, healsAt: 20, path: 'agent-filter' })
     expect(rec({ kind: 'cut', from: 'disk', to: 'b', oneWay: true })).toEqual({ id: 'f3', target: 'b-disk', kind: 'cut', params: { direction: 'backward' }, startedAt: 10, healsAt: 20 })
     expect(rec({ kind: 'cut', from: 'a', to: 'b', oneWay: false }).params).toEqual({ direction: 'both' })
     expect(rec({ kind: 'isolate', host: 'disk' })).toMatchObject({ target: 'disk', kind: 'isolate', params: {} })

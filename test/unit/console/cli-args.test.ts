@@ -32,6 +32,20 @@ describe('ftlab argument parser', () => {
     expect(parseArgs(['events', '--follow'])).toEqual({ id: 'events', positionals: [], options: { follow: true } })
   })
 
+  it('reads a bare --heartbeat or --suspect as milliseconds, as the help says, and still takes units', () => {
+    expect(parseArgs(['lab', 'start', '--heartbeat', '20']).options).toEqual({ heartbeat: 20 })
+    expect(parseArgs(['lab', 'start', '--heartbeat', '20ms', '--suspect=1s']).options).toEqual({ heartbeat: 20, suspect: 1000 })
+    expect(parseArgs(['lab', 'start', '--suspect', '250']).options).toEqual({ suspect: 250 })
+    // --for says <duration>, and its help says a bare number is seconds
+    expect(parseArgs(['fault', 'pause', 'a', '--for', '10']).options).toEqual({ for: 10_000 })
+  })
+
+  it('parses the remote commands from the same table', () => {
+    expect(parseArgs(['deploy', 'lab.json', '--name', 'x', '--accept-new-host-keys'])).toEqual({ id: 'deploy', positionals: ['lab.json'], options: { name: 'x', 'accept-new-host-keys': true } })
+    expect(parseArgs(['teardown', '--name=x'])).toEqual({ id: 'teardown', positionals: [], options: { name: 'x' } })
+    expect(parseArgs(['power-on', 'b'])).toEqual({ id: 'power-on', positionals: ['b'], options: {} })
+  })
+
   it('treats no arguments and --help as a request for help', () => {
     expect(parseArgs([]).id).toBe('help')
     expect(parseArgs(['status', '--help'])).toEqual({ id: 'help', positionals: ['status'], options: {} })
@@ -52,7 +66,14 @@ describe('ftlab argument parser', () => {
     [['fault', 'power', 'a', 'b'], "unexpected argument 'b'"],
     [['fault', 'pause', 'a', '--for', 'soon'], '--for: "soon" is not a duration'],
     [['status', '--json=yes'], '--json takes no value'],
-    [['status', '--json', '--json'], '--json given twice']
+    [['status', '--json', '--json'], '--json given twice'],
+    [['status', '--name', '--json'], '--name needs a value'],
+    [['lab', 'start', '--heartbeat', 'fast'], '--heartbeat: "fast" is not a duration'],
+    [['deploy'], 'missing <labfile>'],
+    [['teardown', '--accept-new-host-keys'], "unknown option --accept-new-host-keys for 'teardown'"],
+    [['deploy', 'x.json', '--name'], '--name needs a value'],
+    [['teardown', 'extra'], "unexpected argument 'extra'"],
+    [['power-on'], 'missing <host>']
   ])('rejects %j: %s', (argv, message) => {
     const err = usageError(argv)
     expect(err.message).toContain(message)
@@ -92,6 +113,8 @@ describe('durations', () => {
     expect(parseDuration('1.5s')).toBe(1500)
     expect(parseDuration('2m')).toBe(120_000)
     expect(parseDuration('10')).toBe(10_000)
+    expect(parseDuration('20', 'ms')).toBe(20)
+    expect(parseDuration('1s', 'ms')).toBe(1000)
     expect(() => parseDuration('0s')).toThrow(/positive/)
     expect(() => parseDuration('-1s')).toThrow(/not a duration/)
   })
@@ -115,6 +138,8 @@ describe('runCli exit codes', () => {
     const { io: i, out } = io()
     expect(await runCli(['help'], i)).toBe(EXIT_OK)
     expect(out.join('')).toMatch(/ftlab lab start/)
+    expect(out.join('')).toMatch(/real hosts:\n {2}ftlab deploy <labfile>/)
+    expect(out.join('')).toMatch(/--heartbeat <ms>\]/)
   })
 
   it('exits 2 and shows usage for a bad argument', async () => {

@@ -16,7 +16,7 @@ describe('status table', () => {
         { host: 'b', kind: 'replica', pid: 4243, incarnation: 1, state: 'down' },
         { host: 'disk', kind: 'disk-server', pid: 4244, incarnation: 1, state: 'up', status: disk }
       ],
-      [{ id: 'f1', spec: { kind: 'isolate', host: 'b' }, parts: [], createdAt: 0, healsAt: 30_000 }],
+      [{ id: 'f1', spec: { kind: 'isolate', host: 'b' }, parts: [], createdAt: 0, healsAt: 30_000, path: 'agent-filter' }],
       0
     )
     const lines = text.split('\n')
@@ -24,7 +24,7 @@ describe('status table', () => {
     expect(lines[1].split(/\s+/)).toEqual(['a', 'primary', '2', '4242', '120', '117', '3', '2'])
     expect(lines[2].split(/\s+/)).toEqual(['b', 'down', '4243'])
     expect(lines[3]).toMatch(/^disk\s+disk-server\s+2\s+4244\s+live=a tas=- fenced=1$/)
-    expect(text).toMatch(/open faults:\n {2}f1 {2}isolate b {2}heals in 30s/)
+    expect(text).toMatch(/open faults:\n {2}f1 {2}isolate b {2}via agent-filter {2}heals in 30s/)
   })
   it('shows no lag for a replica that went live alone: it has nobody to wait for', () => {
     const b: AgentStatus = { ...base, id: 'b', role: 'live', gen: 1, channel: { ...channel, lastEntry: 36_218, acked: 15_708 } }
