@@ -2,39 +2,12 @@
 // one-line description and deadline, the load's failures and verdict, the invariants.
 //
 // Contract v2 carries these as fields (HostStatus.notes, FaultInfo.what, LoadStatus.failed,
-// LoadStatus.verdict, LabStatus.invariants). A backend that does not send them yet gets
-// them derived from the v1 fields here, so every view reads one shape from one place.
-import type { FaultInfo, HostId, HostStatus, LabStatus, LoadStatus } from '../../main/api/contract'
+// LoadStatus.verdict, LabStatus.invariants). Where a backend leaves one empty that the status
+// can answer (notes of an isolated host, live replicas per generation), it is derived here
+// from the other fields, so every view reads one shape from one place.
+import type { FaultInfo, HostId, HostNote, HostStatus, Invariants, LabStatus, LoadStatus, LoadVerdict, Workload } from '../../main/api/contract'
 
-export type HostNote = 'isolated' | 'paused' | 'outputs-held' | 'no-disk-server' | 'no-peer' | 'cannot-go-live' | 'fenced' | 'diverged' | 'power-off'
-
-export interface LoadVerdict {
-  result: 'valid' | 'invalid' | 'unknown'
-  summary: string
-  ok: number
-  failed: number
-  unknown: number
-  lostWrites: number
-  details: string[]
-}
-
-export interface Invariants {
-  liveByGen: { gen: number; live: HostId[] }[]
-  splitBrain: boolean
-  acknowledgedLost: number | null
-  duplicatesDropped: number
-  fencedWrites: number
-  divergence: { host: HostId; entry: number } | null
-  evidence: { kind: string; seq: number; text: string }[]
-}
-
-export type Workload = 'kv' | 'bank'
-
-// the v2 fields, optional so a v1 status reads as "not sent"
-type HostV2 = HostStatus & { notes?: HostNote[]; machine?: string; canPowerOn?: boolean }
-type FaultV2 = Omit<FaultInfo, 'healsAt'> & { healsAt: number | null; what?: string; path?: string; note?: string | null }
-type LoadV2 = LoadStatus & { failed?: number; verdict?: LoadVerdict | null; workload?: Workload }
-type LabV2 = LabStatus & { invariants?: Invariants; kind?: string | null; name?: string | null }
+export type { HostNote, Invariants, LoadVerdict, Workload }
 
 const NOTE_TEXT: Record<HostNote, string> = {
   isolated: 'isolated',
@@ -74,8 +47,7 @@ function faultHits(f: FaultInfo, id: HostId, kinds: string[]): boolean {
 
 /** The host's compound-state flags: the backend's, or derived from its flags and the open faults. */
 export function hostNotes(h: HostStatus, faults: FaultInfo[]): HostNote[] {
-  const sent = (h as HostV2).notes
-  if (Array.isArray(sent)) return sent
+  if (h.notes?.length) return h.notes
   const notes: HostNote[] = []
   const power = faults.some((f) => f.target === h.id && f.kind === 'power')
   if (power) notes.push('power-off')
@@ -110,8 +82,7 @@ export function channelCutOff(status: LabStatus | null): boolean {
 }
 
 export function faultWhat(f: FaultInfo): string {
-  const w = (f as FaultV2).what
-  if (w) return w
+  if (f.what) return f.what
   const p = f.params
   const link = f.target.replace('-', '↔')
   switch (f.kind) {
@@ -132,31 +103,25 @@ export function faultWhat(f: FaultInfo): string {
 
 /** null: heals only by restore redundancy or power-on (a power cut, in contract v2). */
 export function faultHealsAt(f: FaultInfo): number | null {
-  const h = (f as unknown as FaultV2).healsAt
-  return typeof h === 'number' ? h : null
+  return typeof f.healsAt === 'number' ? f.healsAt : null
 }
 
 export function loadFailed(l: LoadStatus | null): number | null {
-  const f = (l as LoadV2 | null)?.failed
-  return typeof f === 'number' ? f : null
+  return typeof l?.failed === 'number' ? l.failed : null
 }
 
 export function loadVerdict(l: LoadStatus | null): LoadVerdict | null {
-  return (l as LoadV2 | null)?.verdict ?? null
+  return l?.verdict ?? null
 }
 
 export function loadWorkload(l: LoadStatus | null): Workload | null {
-  return (l as LoadV2 | null)?.workload ?? null
+  return l?.workload ?? null
 }
 
-export function labKind(s: LabStatus | null): string | null {
-  return (s as LabV2 | null)?.kind ?? null
-}
-
-/** The backend's invariants, or what the console can tell from the status alone. */
+/** The backend's invariants; what it left empty and the status can tell is filled from the status. */
 export function labInvariants(s: LabStatus | null): { inv: Invariants; derived: boolean } {
-  const sent = (s as LabV2 | null)?.invariants
-  if (sent) return { inv: sent, derived: false }
+  const sent = s?.invariants
+  if (sent && (sent.liveByGen.length > 0 || sent.evidence.length > 0 || !s?.hosts.some((h) => h.role === 'primary' || h.role === 'live'))) return { inv: sent, derived: false }
   const byGen = new Map<number, HostId[]>()
   for (const h of s?.hosts ?? []) {
     if (h.role !== 'primary' && h.role !== 'live') continue
@@ -168,11 +133,11 @@ export function labInvariants(s: LabStatus | null): { inv: Invariants; derived: 
     inv: {
       liveByGen,
       splitBrain: liveByGen.some((g) => g.live.length > 1),
-      acknowledgedLost: null,
-      duplicatesDropped: s?.load.duplicatesDropped ?? 0,
-      fencedWrites: disk?.fenced ?? 0,
-      divergence: null,
-      evidence: []
+      acknowledgedLost: sent?.acknowledgedLost ?? null,
+      duplicatesDropped: Math.max(sent?.duplicatesDropped ?? 0, s?.load.duplicatesDropped ?? 0),
+      fencedWrites: Math.max(sent?.fencedWrites ?? 0, disk?.fenced ?? 0),
+      divergence: sent?.divergence ?? null,
+      evidence: sent?.evidence ?? []
     },
     derived: true
   }

@@ -39,10 +39,7 @@ export const useLoadStore = defineStore('load', () => {
   }
 
   function params(): LoadStartParams {
-    const p: LoadStartParams = { clients: clients.value, seconds: seconds.value, keys: keys.value }
-    // v1 backends refuse fields they do not know: send the workload to a v2 console only
-    if ((lab.info?.apiVersion ?? 1) >= 2) Object.assign(p, { workload: workload.value })
-    return p
+    return { clients: clients.value, seconds: seconds.value, keys: keys.value, workload: workload.value }
   }
 
   const start = () => lab.act('load.start', async () => apply(await useClient().call('load.start', params())))
