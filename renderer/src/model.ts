@@ -82,7 +82,9 @@ export function channelCutOff(status: LabStatus | null): boolean {
 }
 
 export function faultWhat(f: FaultInfo): string {
-  if (f.what) return f.what
+  // the backend's line when it names what it hit ("cut a↔b"); a bare kind ("power") says less than ours
+  const ends = f.target.split('-')
+  if (f.what && ends.every((e) => f.what.includes(e))) return f.what
   const p = f.params
   const link = f.target.replace('-', '↔')
   switch (f.kind) {

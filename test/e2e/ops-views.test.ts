@@ -98,7 +98,15 @@ describe('operator views on the simulated lab', () => {
     expect(tip).toMatch(/→|test-and-set|goes live|power|suspects|role/)
     await shoot(page, '31-diagram-failover')
     await page.click('[data-test=diagram-zoom-in]')
-    expect(await page.locator('[data-test=diagram-window]').textContent()).toMatch(/s|ms/)
+    expect(await page.locator('[data-test=diagram-window]').textContent()).toBe('4.0 s')
+
+    // restore redundancy cannot cross an open cut of the logging channel: disabled, saying why
+    const restore = page.locator('[data-test=lab-restore]')
+    expect(await restore.isDisabled()).toBe(false)
+    await page.click('[data-test=link-fault]')
+    await expectText(page, '[data-test=fault-item]', /cut a/)
+    await expect.poll(() => restore.isDisabled()).toBe(true)
+    expect(await restore.getAttribute('title')).toMatch(/^heal .*cut.* first/)
     expect(pageErrors).toEqual([])
   })
 

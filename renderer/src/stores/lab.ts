@@ -27,6 +27,28 @@ export const useLabStore = defineStore('lab', () => {
   /** live actions are possible: connected, nothing else in flight */
   const live = computed(() => connection.value === 'open')
 
+  /**
+   * Why restore redundancy cannot work now, or null when it can: it needs a replica live
+   * alone and a path from it to the host it restores onto (an open cut, isolation or pause
+   * on that path makes the snapshot fail).
+   */
+  const restoreWhyNot = computed<string | null>(() => {
+    if (connection.value !== 'open') return 'the console is not connected'
+    if (state.value !== 'running') return 'no lab is running'
+    const liveHost = hosts.value.find((h) => h.role === 'live')
+    if (!liveHost) return 'needs a replica that is live alone (after a failover)'
+    const other = liveHost.id === 'a' ? 'b' : 'a'
+    const blocking = (status.value?.faults ?? []).find(
+      (f) =>
+        (f.target === 'a-b' && (f.kind === 'cut' || f.kind === 'loss')) ||
+        ((f.target === liveHost.id || f.target === other) && (f.kind === 'isolate' || f.kind === 'pause')) ||
+        (f.target === 'disk' && f.kind !== 'delay') ||
+        ((f.target === `${liveHost.id}-disk` || f.target === `${other}-disk`) && f.kind === 'cut')
+    )
+    if (blocking) return `heal ${blocking.what || `${blocking.kind} ${blocking.target}`} first: the snapshot and the new generation need that path`
+    return null
+  })
+
   function apply(s: LabStatus): void {
     status.value = s
     // the running lab's guest and mode, not this page's defaults (a reload, another window)
@@ -76,5 +98,5 @@ export const useLabStore = defineStore('lab', () => {
   const stop = () => act('lab.stop', async () => apply(await useClient().call('lab.stop')))
   const restore = () => act('lab.restore', async () => apply(await useClient().call('lab.restore')))
 
-  return { status, info, connection, connectionDetail, lastError, lastWarning, busy, stale, live, guest, mode, state, running, hosts, liveAlone, apply, setConnection, reportError, reportWarning, act, refresh, start, stop, restore }
+  return { status, info, connection, connectionDetail, lastError, lastWarning, busy, stale, live, restoreWhyNot, guest, mode, state, running, hosts, liveAlone, apply, setConnection, reportError, reportWarning, act, refresh, start, stop, restore }
 })
