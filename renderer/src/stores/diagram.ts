@@ -42,10 +42,13 @@ export const useDiagramStore = defineStore('diagram', () => {
   /** console clock minus this page's clock, from the newest event (agents run on other clocks) */
   let skew = 0
 
-  function push(ev: Extract<ApiEvent, { topic: 'agent' }>): void {
+  /** replayed: from the backend's ring after a reload, old by nature, so it says nothing about the clocks */
+  function push(ev: Extract<ApiEvent, { topic: 'agent' }>, replayed = false): void {
     if (!DRAWN.has(ev.type)) return
     ring.push({ seq: ev.seq, ts: ev.ts, host: ev.host, type: ev.type, data: ev.data })
-    skew = ev.ts - Date.now()
+    // follows the console's clock where it runs ahead of this page's; events that arrive late
+    // (agent times, polled) do not drag the live edge back and forth
+    if (!replayed) skew = Math.max(skew * 0.98, ev.ts - Date.now())
     version++
     const live = ring.length - head
     if (live > MAX_EVENTS) head += live - MAX_EVENTS

@@ -55,7 +55,7 @@ export function startFeed(): () => void {
           timeline.add({ ...ev.mark, seq: ev.seq, ts: ev.ts })
           break
         case 'agent':
-          diagram.push(ev)
+          diagram.push(ev, replay)
           channel.pushEvent(ev)
           break
         case 'terminal':
