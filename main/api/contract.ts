@@ -199,8 +199,9 @@ export interface LoadStatus {
 }
 
 export interface Invariants {
-  /** which hosts are live (primary or live) in each generation: more than one in a generation is split brain */
+  /** which hosts were seen live (primary or live) in each generation, over the lab's life (a failover adds the backup to its generation) */
   liveByGen: { gen: number; live: HostId[] }[]
+  /** two replicas were seen releasing outputs at the same time (a primary with held outputs does not count) */
   splitBrain: boolean
   /** acknowledged writes lost (from the last checked load run); null when not known */
   acknowledgedLost: number | null

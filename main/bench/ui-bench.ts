@@ -15,10 +15,11 @@ import { loadavg, cpus, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { chromium } from 'playwright-core'
-import { createBackend, type ConsoleBackend } from '../api/backend.js'
-import type { ApiEvent } from '../api/contract.js'
+import type { ApiEvent, MethodName, ParamsOf, ResultOf } from '../api/contract.js'
+import type { ConsoleService } from '../api/dispatch.js'
 import { ApiEventLog } from '../api/event-log.js'
-import { startApiServer } from '../api/server.js'
+import { ConsoleBackend } from '../console/console-backend.js'
+import { startApiServer } from '../transport/ws-server.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 
@@ -63,22 +64,22 @@ function options(argv: string[]): UiBenchOptions {
 }
 
 /**
- * The simulated lab, with its events re-numbered into a log of our own so a synthetic
- * channel can be interleaved: every other method is the lab's own.
+ * The console, with its events re-numbered into a log of our own so a synthetic channel can
+ * be interleaved: every method but events.since is the console's own.
  */
-function withSyntheticChannel(inner: ConsoleBackend, log: ApiEventLog): ConsoleBackend {
+function withSyntheticChannel(inner: ConsoleService, log: ApiEventLog): ConsoleService {
   inner.subscribe((ev) => {
     const { seq: _seq, ...rest } = ev
     log.publish(rest as Parameters<ApiEventLog['publish']>[0])
   })
-  return new Proxy(inner, {
-    get(target, key, receiver) {
-      if (key === 'eventsSince') return (since: number) => log.since(since)
-      if (key === 'subscribe') return (l: (ev: ApiEvent) => void) => log.subscribe(l)
-      const v = Reflect.get(target, key, receiver) as unknown
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v
-    }
-  })
+  return {
+    handle<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
+      if (method === 'events.since') return Promise.resolve(log.since((params as ParamsOf<'events.since'>).seq) as ResultOf<M>)
+      return inner.handle(method, params)
+    },
+    subscribe: (l: (ev: ApiEvent) => void) => log.subscribe(l),
+    close: () => inner.close()
+  }
 }
 
 /** entries from a to b and acks back, `rate` entries a second in events of `batch` entries */
@@ -118,7 +119,8 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     execFileSync(process.execPath, [join(root, 'node_modules/electron-vite/bin/electron-vite.js'), 'build'], { cwd: root, stdio: 'inherit' })
   }
 
-  const inner = createBackend({ fake: true })
+  const home = mkdtempSync(join(tmpdir(), 'ftlab-ui-bench-home-'))
+  const inner = new ConsoleBackend({ home, reattach: false, shell: 'browser' })
   const log = new ApiEventLog()
   const backend = withSyntheticChannel(inner, log)
   const server = await startApiServer({ backend, rendererDir })
@@ -132,9 +134,9 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   })
   let channel: ReturnType<typeof startChannel> | null = null
   try {
-    await inner.labStart({ guest: 'kv', mode: 'rsm' } as Parameters<ConsoleBackend['labStart']>[0])
-    for (let i = 0; i < 300 && (await inner.labStatus()).state !== 'running'; i++) await new Promise((r) => setTimeout(r, 100))
-    await inner.loadStart({ clients: 8, seconds: Math.ceil(o.minutes * 60) + 60, keys: 1000 })
+    await inner.handle('lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm' })
+    for (let i = 0; i < 300 && (await inner.handle('lab.status', {})).state !== 'running'; i++) await new Promise((r) => setTimeout(r, 100))
+    await inner.handle('load.start', { clients: 8, seconds: Math.ceil(o.minutes * 60) + 60, keys: 1000 })
     const page = context.pages()[0] ?? (await context.newPage())
     await page.goto(server.url)
     await page.locator('[data-test=space-time]').waitFor({ timeout: 30_000 })
@@ -212,6 +214,8 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     await context.close().catch(() => {})
     rmSync(profile, { recursive: true, force: true })
     await server.close().catch(() => {})
+    await inner.handle('lab.stop', {}).catch(() => {})
     await inner.close().catch(() => {})
+    rmSync(home, { recursive: true, force: true })
   }
 }
