@@ -37,6 +37,8 @@ export const useDiagramStore = defineStore('diagram', () => {
   const pausedAt = ref(0)
   /** the event to highlight (evidence clicked elsewhere), by seq */
   const focusSeq = ref<number | null>(null)
+  /** the moment focused (a timeline mark is not an agent event: it gets a line, not a ring) */
+  const focusTs = ref<number | null>(null)
   /** where the clients are sending, for the clients lane's arrows */
   const loadTarget = ref<HostId | null>(null)
   /** console clock minus this page's clock, from the newest event (agents run on other clocks) */
@@ -87,7 +89,10 @@ export const useDiagramStore = defineStore('diagram', () => {
   function setPaused(p: boolean): void {
     if (p && !paused.value) pausedAt.value = now()
     paused.value = p
-    if (!p) focusSeq.value = null
+    if (!p) {
+      focusSeq.value = null
+      focusTs.value = null
+    }
     version++
   }
 
@@ -111,6 +116,7 @@ export const useDiagramStore = defineStore('diagram', () => {
     if (at === undefined) return false
     paused.value = true
     focusSeq.value = seq
+    focusTs.value = at
     pausedAt.value = at + spanMs.value / 2
     version++
     return !!ev
@@ -122,5 +128,5 @@ export const useDiagramStore = defineStore('diagram', () => {
     version++
   }
 
-  return { paused, spanMs, pausedAt, focusSeq, loadTarget, push, events, newestTs, size, getVersion, now, setPaused, zoom, pan, focus, clear }
+  return { paused, spanMs, pausedAt, focusSeq, focusTs, loadTarget, push, events, newestTs, size, getVersion, now, setPaused, zoom, pan, focus, clear }
 })
