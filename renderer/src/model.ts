@@ -66,8 +66,7 @@ export function hostNotes(h: HostStatus, faults: FaultInfo[]): HostNote[] {
 /** "primary · isolated · outputs held · cannot reach the disk server" */
 export function compoundRole(h: HostStatus, faults: FaultInfo[]): string {
   const role = h.role === 'disk-server' ? 'disk server' : h.role
-  const notes = hostNotes(h, faults).filter((n) => !(n === 'cannot-go-live' && h.role !== 'backup'))
-  return [role, ...notes.map(noteText)].join(' · ')
+  return [role, ...hostNotes(h, faults).map(noteText)].join(' · ')
 }
 
 /** A primary cut off from its backup: the channel must not read as flowing a → b. */

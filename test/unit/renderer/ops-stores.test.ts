@@ -79,7 +79,7 @@ describe('compound host state', () => {
     const f = [fault({ target: 'a', kind: 'isolate' })]
     const a = host('a', { isolated: true })
     expect(hostNotes(a, f)).toEqual(['isolated', 'outputs-held', 'no-disk-server', 'cannot-go-live'])
-    expect(compoundRole(a, f)).toBe('primary · isolated · outputs held · cannot reach the disk server')
+    expect(compoundRole(a, f)).toBe('primary · isolated · outputs held · cannot reach the disk server · cannot go live')
   })
 
   it('the backend’s notes win over the derived ones', () => {
