@@ -152,6 +152,15 @@ describe('operator views on the simulated lab', () => {
     expect(await iso.getAttribute('title')).toContain('already has')
     await page.waitForTimeout(1200)
     await shoot(page, '34-isolated-primary')
+    await page.setViewportSize({ width: 1024, height: 800 })
+    await page.waitForTimeout(500)
+    await shoot(page, '34-isolated-primary-1024')
+    // the channel pane: agent events, repeats counted rather than listed
+    await page.click('[data-test=tab-channel]')
+    await page.waitForTimeout(2500)
+    await page.locator('[data-test=insights]').scrollIntoViewIfNeeded()
+    await shoot(page, '40-channel-pane-1024')
+    await page.setViewportSize({ width: 1440, height: 900 })
 
     // the emergency stop from the keyboard
     await page.locator('body').click({ position: { x: 5, y: 5 } })
@@ -196,6 +205,9 @@ describe('operator views on the simulated lab', () => {
     expect(await page.locator('[data-host=a] [data-test=fault-power]').isDisabled()).toBe(true)
     expect(await page.locator('[data-host=a] [data-test=fault-power]').getAttribute('title')).toContain('not connected')
     await shoot(page, '36-console-gone')
+    await page.setViewportSize({ width: 1024, height: 800 })
+    await page.waitForTimeout(500)
+    await shoot(page, '36-console-gone-1024')
   })
 
   for (const width of [1024, 900]) {
