@@ -11,7 +11,8 @@ const EVENTS: typeof IPC_EVENTS = 'ftlab:events'
 
 const bridge: FtlabBridge = {
   call(method: string, params?: unknown): Promise<WireResult> {
-    if (typeof method !== 'string') return Promise.resolve({ ok: false, error: { code: 'unknown-method', message: `unknown method ${JSON.stringify(String(method))}` } })
+    if (typeof method !== 'string')
+      return Promise.resolve({ ok: false, error: { code: 'unknown-method', message: `unknown method ${JSON.stringify(String(method))}` } })
     return ipcRenderer.invoke(CALL, method, params) as Promise<WireResult>
   },
   onEvents(listener: (events: ApiEvent[]) => void): () => void {

@@ -28,7 +28,11 @@ import {
   type MethodName,
   type ParamsOf,
   type ResultOf,
-  type ReplicaHostId, downHostStatus, emptyInvariants, idleLoadStatus } from './contract.js'
+  type ReplicaHostId,
+  downHostStatus,
+  emptyInvariants,
+  idleLoadStatus
+} from './contract.js'
 import { ApiEventLog } from './event-log.js'
 
 export interface FakeBackendOptions {
@@ -67,7 +71,6 @@ function mulberry32(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }
-
 
 export class FakeBackend implements ConsoleService {
   private now: number
@@ -113,9 +116,12 @@ export class FakeBackend implements ConsoleService {
 
   private readonly handlers: ApiHandlers = {
     'console.info': () => this.info(),
-    'lab.list': () => ({ labs: [{ kind: 'simulated', name: 'simulated', running: this.state === 'running', detail: 'simulated: no processes', when: this.startedAt }] }),
+    'lab.list': () => ({
+      labs: [{ kind: 'simulated', name: 'simulated', running: this.state === 'running', detail: 'simulated: no processes', when: this.startedAt }]
+    }),
     'lab.start': (p) => {
-      if ((p.kind ?? 'simulated') !== 'simulated') throw new ApiError('unavailable', `lab.start: this console serves the simulated lab only (asked for kind "${p.kind}")`)
+      if ((p.kind ?? 'simulated') !== 'simulated')
+        throw new ApiError('unavailable', `lab.start: this console serves the simulated lab only (asked for kind "${p.kind}")`)
       return this.labStart(p)
     },
     'lab.open': () => this.unavailable('lab.open'),
@@ -150,9 +156,15 @@ export class FakeBackend implements ConsoleService {
     throw new ApiError('unavailable', `${method}: the simulated lab has no hosts, terminals or lab files`)
   }
 
-
   info(): ConsoleInfo {
-    return { apiVersion: API_VERSION, backend: 'simulated', shell: 'browser', lab: { kind: 'simulated', name: 'simulated' }, canRememberSecrets: false, seq: this.events.seq }
+    return {
+      apiVersion: API_VERSION,
+      backend: 'simulated',
+      shell: 'browser',
+      lab: { kind: 'simulated', name: 'simulated' },
+      canRememberSecrets: false,
+      seq: this.events.seq
+    }
   }
 
   async labStart(p: LabStartParams): Promise<LabStatus> {
@@ -330,7 +342,15 @@ export class FakeBackend implements ConsoleService {
   async loadStart(p: LoadStartParams): Promise<LoadStatus> {
     this.requireRunning('load.start')
     if (this.load.state === 'running') throw new ApiError('conflict', 'load.start: a load is already running; stop it first')
-    this.load = { ...idleLoadStatus(), state: 'running', clients: p.clients, keys: p.keys, seconds: p.seconds, startedAt: this.now, target: this.servingReplica() }
+    this.load = {
+      ...idleLoadStatus(),
+      state: 'running',
+      clients: p.clients,
+      keys: p.keys,
+      seconds: p.seconds,
+      startedAt: this.now,
+      target: this.servingReplica()
+    }
     this.mark({ kind: 'start', label: `load: ${p.clients} clients, ${p.keys} keys, ${p.seconds} s` })
     this.emitLoad()
     return { ...this.load }
@@ -492,7 +512,14 @@ export class FakeBackend implements ConsoleService {
     c.lastEntry += n
     c.unackedBytes += bytes
     if (n > 0) {
-      this.agent(c.from, 'entries', { to: c.to, first: firstNew, last: c.lastEntry, count: n, bytes, inputs: running ? { data: n - 1, clock: 1 } : { timer: n } })
+      this.agent(c.from, 'entries', {
+        to: c.to,
+        first: firstNew,
+        last: c.lastEntry,
+        count: n,
+        bytes,
+        inputs: running ? { data: n - 1, clock: 1 } : { timer: n }
+      })
     }
     // acks: the backup acknowledges what it received, slower over a delayed or lossy link
     let ackTo = c.acked
@@ -664,7 +691,13 @@ export class FakeBackend implements ConsoleService {
     let channel: ChannelStatus | null = null
     if (this.channel) {
       const { recentHolds: _r, entryAcc: _e, ...c } = this.channel
-      channel = { ...c, entriesPerSec: Math.round(c.entriesPerSec), acksPerSec: Math.round(c.acksPerSec), bytesPerSec: Math.round(c.bytesPerSec), holdMs: { ...c.holdMs } }
+      channel = {
+        ...c,
+        entriesPerSec: Math.round(c.entriesPerSec),
+        acksPerSec: Math.round(c.acksPerSec),
+        bytesPerSec: Math.round(c.bytesPerSec),
+        holdMs: { ...c.holdMs }
+      }
     }
     return {
       state: this.state,
@@ -687,7 +720,6 @@ export class FakeBackend implements ConsoleService {
   }
 
   // ----- events ------------------------------------------------------------------------
-
 
   private emitStatus(): void {
     this.lastStatusAt = this.now

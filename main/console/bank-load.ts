@@ -110,7 +110,13 @@ export async function runBankLoad(opts: BankLoadOptions): Promise<BankLoadResult
       details: [`total ${after.total} ${held ? '=' : '≠'} ${before.total}`, `${accounts} accounts`]
     }
   } catch (err) {
-    verdict = { result: 'unknown', summary: `unknown (the total could not be read after the run: ${(err as Error).message})`, ...counts, lostWrites: 0, details: [`total before: ${before.total}`] }
+    verdict = {
+      result: 'unknown',
+      summary: `unknown (the total could not be read after the run: ${(err as Error).message})`,
+      ...counts,
+      lostWrites: 0,
+      details: [`total before: ${before.total}`]
+    }
   } finally {
     reader.close()
   }
@@ -127,8 +133,10 @@ export async function runBankLoad(opts: BankLoadOptions): Promise<BankLoadResult
 
 async function readTotal(c: SessionClient): Promise<{ total: number; accounts: number }> {
   const t = await c.call('TOTAL')
-  if (t.status !== 'ok' || typeof t.value !== 'number') throw new Error(`TOTAL: ${t.status === 'ok' ? `unexpected answer ${JSON.stringify(t.value)}` : t.error}`)
+  if (t.status !== 'ok' || typeof t.value !== 'number')
+    throw new Error(`TOTAL: ${t.status === 'ok' ? `unexpected answer ${JSON.stringify(t.value)}` : t.error}`)
   const a = await c.call('ACCOUNTS')
-  if (a.status !== 'ok' || !Array.isArray(a.value) || a.value.length < 2) throw new Error(`ACCOUNTS: ${a.status === 'ok' ? `unexpected answer ${JSON.stringify(a.value)}` : a.error}`)
+  if (a.status !== 'ok' || !Array.isArray(a.value) || a.value.length < 2)
+    throw new Error(`ACCOUNTS: ${a.status === 'ok' ? `unexpected answer ${JSON.stringify(a.value)}` : a.error}`)
   return { total: t.value, accounts: a.value.length }
 }

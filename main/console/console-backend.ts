@@ -131,14 +131,20 @@ export class ConsoleBackend implements ConsoleService {
     const running = (kind: string, name: string): boolean | null => (cur && cur.kind === kind && cur.name === name ? st!.state === 'running' : null)
     const out: LabEntry[] = [
       { kind: 'local', name: LOCAL_LAB_NAME, running: running('local', LOCAL_LAB_NAME), detail: 'three agent processes on this machine', when: null },
-      { kind: 'simulated', name: SIMULATED_LAB_NAME, running: running('simulated', SIMULATED_LAB_NAME), detail: 'simulated: no processes, any speed', when: null }
+      {
+        kind: 'simulated',
+        name: SIMULATED_LAB_NAME,
+        running: running('simulated', SIMULATED_LAB_NAME),
+        detail: 'simulated: no processes, any speed',
+        when: null
+      }
     ]
     const dir = new RemoteStore(this.home).labsDir
-    let names: string[] = []
+    let names: string[]
     try {
       names = readdirSync(dir).filter((f) => f.endsWith('.remote.json'))
     } catch {
-      names = []
+      names = [] // no lab deployed yet from this home
     }
     const remotes = names
       .map((f) => {
@@ -148,7 +154,10 @@ export class ConsoleBackend implements ConsoleService {
         try {
           const s = new RemoteStore(this.home).load(name)
           when = s?.deployedAt ?? statSync(join(dir, f)).mtimeMs
-          if (s) detail = `remote: ${Object.entries(s.file.hosts).map(([slot, h]) => `${slot} ${h!.address}`).join(', ')}`
+          if (s)
+            detail = `remote: ${Object.entries(s.file.hosts)
+              .map(([slot, h]) => `${slot} ${h!.address}`)
+              .join(', ')}`
         } catch (err) {
           detail = `remote lab (its state cannot be read: ${(err as Error).message})`
         }

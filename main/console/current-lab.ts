@@ -1,16 +1,7 @@
 // The console's current lab, whatever drives it: a LabDriver over a real `Lab` (local,
 // remote, and the simulated lab on the real core), or, until the simulated lab on the real
 // core lands (main/lab/sim-lab.ts), the hand-written imitation in main/api/fake-backend.ts.
-import type {
-  FaultHealResult,
-  FaultInfo,
-  FaultInjectParams,
-  HostId,
-  LabKind,
-  LabStatus,
-  LoadStartParams,
-  LoadStatus
-} from '../api/contract.js'
+import type { FaultHealResult, FaultInfo, FaultInjectParams, HostId, LabKind, LabStatus, LoadStartParams, LoadStatus } from '../api/contract.js'
 import type { UnnumberedEvent } from '../api/event-log.js'
 import type { FakeBackend } from '../api/fake-backend.js'
 import type { LabDriver } from './lab-driver.js'

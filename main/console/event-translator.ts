@@ -101,7 +101,9 @@ export class EventTranslator {
           const shown = this.repeats.admit(`${host}:tas-unreachable`, ev.ts)
           if (!shown) return
           agent('tas', { gen: d.gen, result: d.result, repeats: shown.repeats })
-          line(`\x1b[33m── ${host} cannot reach the test-and-set (gen ${String(d.gen)}): it holds its outputs and cannot go live${again(shown.repeats)} ──\x1b[0m`)
+          line(
+            `\x1b[33m── ${host} cannot reach the test-and-set (gen ${String(d.gen)}): it holds its outputs and cannot go live${again(shown.repeats)} ──\x1b[0m`
+          )
           return
         }
         this.repeats.forget(`${host}:tas-unreachable`)
@@ -112,8 +114,14 @@ export class EventTranslator {
       case 'go-live':
         this.repeats.forget(`${host}:`)
         agent('go-live', { gen: d.gen, replayed: d.replayed, reemitted: d.reemitted })
-        mark({ kind: 'go-live', label: `${host} goes live (gen ${String(d.gen)}${Number(d.reemitted) ? `, ${String(d.reemitted)} outputs re-emitted` : ''})`, host })
-        line(`\x1b[1;33m── ${host} goes live in generation ${String(d.gen)}: replayed through entry ${String(d.replayed)}, re-emitted ${String(d.reemitted)} ──\x1b[0m`)
+        mark({
+          kind: 'go-live',
+          label: `${host} goes live (gen ${String(d.gen)}${Number(d.reemitted) ? `, ${String(d.reemitted)} outputs re-emitted` : ''})`,
+          host
+        })
+        line(
+          `\x1b[1;33m── ${host} goes live in generation ${String(d.gen)}: replayed through entry ${String(d.replayed)}, re-emitted ${String(d.reemitted)} ──\x1b[0m`
+        )
         return
       case 'diverged':
         agent('diverged', { n: d.n, primaryHash: d.primaryHash, backupHash: d.backupHash })
@@ -156,7 +164,13 @@ export class EventTranslator {
     if (acked > (this.lastAcked.get(key) ?? 0)) {
       this.lastAcked.set(key, acked)
       if ((REPLICA_IDS as readonly string[]).includes(peer)) {
-        this.sink.publish({ ts, topic: 'agent', host: peer as ReplicaHostId, type: 'ack', data: { n: acked, heldOutputs: d.heldOutputs, holdP50Ms: d.holdP50Ms, holdMaxMs: d.holdMaxMs } })
+        this.sink.publish({
+          ts,
+          topic: 'agent',
+          host: peer as ReplicaHostId,
+          type: 'ack',
+          data: { n: acked, heldOutputs: d.heldOutputs, holdP50Ms: d.holdP50Ms, holdMaxMs: d.holdMaxMs }
+        })
       }
     }
   }

@@ -122,13 +122,20 @@ export class LabDriver {
     try {
       if (p.kind === 'power') {
         rec = await this.lab.powerCut(p.target)
-        this.downBecause.set(p.target, `power cut by the operator (${rec.note ?? rec.path}); ${this.lab.canPowerOn(p.target) ? 'power it on or ' : ''}restore redundancy`)
+        this.downBecause.set(
+          p.target,
+          `power cut by the operator (${rec.note ?? rec.path}); ${this.lab.canPowerOn(p.target) ? 'power it on or ' : ''}restore redundancy`
+        )
       } else rec = await this.lab.injectFault(toSpec(p), p.durationMs)
     } catch (err) {
       throw apiError('fault.inject', err)
     }
     const info = toFaultInfo(rec)
-    this.mark({ kind: 'fault', label: `${info.what}${info.path === 'agent-filter' || info.path === 'sim' ? '' : ` (${info.path})`}${info.note ? `: ${info.note}` : ''}`, host })
+    this.mark({
+      kind: 'fault',
+      label: `${info.what}${info.path === 'agent-filter' || info.path === 'sim' ? '' : ` (${info.path})`}${info.note ? `: ${info.note}` : ''}`,
+      host
+    })
     await this.poll()
     return info
   }
@@ -186,8 +193,13 @@ export class LabDriver {
       await this.poll()
       return this.snapshot()
     }
-    if (this.kind === 'remote') throw new ApiError('conflict', `lab.powerOn: host ${host} (${this.lab.machineOf(host)}) has no power driver that can switch it on; switch it on by hand, then restore redundancy`)
-    if (host === 'disk') throw new ApiError('conflict', 'lab.powerOn: the disk server cannot be restarted under a running lab; stop the lab and start a new one')
+    if (this.kind === 'remote')
+      throw new ApiError(
+        'conflict',
+        `lab.powerOn: host ${host} (${this.lab.machineOf(host)}) has no power driver that can switch it on; switch it on by hand, then restore redundancy`
+      )
+    if (host === 'disk')
+      throw new ApiError('conflict', 'lab.powerOn: the disk server cannot be restarted under a running lab; stop the lab and start a new one')
     if (this.poller.row(host)?.state !== 'down') throw new ApiError('conflict', `lab.powerOn: host ${host} is not down`)
     this.mark({ kind: 'power-on', label: `power on ${host}: a fresh agent joins as backup`, host })
     return this.restore()
@@ -407,9 +419,21 @@ export function toFaultInfo(f: FaultRecord): FaultInfo {
       return { ...base, target, kind: 'cut', params, what: s.oneWay ? `cut ${s.from}→${s.to}` : `cut ${s.from}↔${s.to}` }
     }
     case 'delay':
-      return { ...base, target: linkOf(s.from, s.to).target, kind: 'delay', params: s.jitterMs ? { ms: s.ms, jitterMs: s.jitterMs } : { ms: s.ms }, what: `delay ${s.from}↔${s.to} ${s.ms} ms${s.jitterMs ? ` ±${s.jitterMs}` : ''}` }
+      return {
+        ...base,
+        target: linkOf(s.from, s.to).target,
+        kind: 'delay',
+        params: s.jitterMs ? { ms: s.ms, jitterMs: s.jitterMs } : { ms: s.ms },
+        what: `delay ${s.from}↔${s.to} ${s.ms} ms${s.jitterMs ? ` ±${s.jitterMs}` : ''}`
+      }
     case 'loss':
-      return { ...base, target: linkOf(s.from, s.to).target, kind: 'loss', params: { probability: s.probability }, what: `loss ${s.from}↔${s.to} ${Math.round(s.probability * 100)}%` }
+      return {
+        ...base,
+        target: linkOf(s.from, s.to).target,
+        kind: 'loss',
+        params: { probability: s.probability },
+        what: `loss ${s.from}↔${s.to} ${Math.round(s.probability * 100)}%`
+      }
   }
 }
 

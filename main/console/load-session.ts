@@ -53,11 +53,23 @@ export class LoadSession {
     if (this.run) throw new ApiError('conflict', `load.start: a load is already ${this.run.status.state}; stop it first`)
     const workload = p.workload ?? (lab.guest === 'bank' ? 'bank' : 'kv')
     if (workload !== lab.guest) {
-      throw new ApiError('conflict', `load.start: the ${workload} workload speaks to the ${workload} guest; this lab runs '${lab.guest}' (choose workload '${lab.guest}')`)
+      throw new ApiError(
+        'conflict',
+        `load.start: the ${workload} workload speaks to the ${workload} guest; this lab runs '${lab.guest}' (choose workload '${lab.guest}')`
+      )
     }
     const targets = lab.targets
     const byAddr = new Map(targets.map((t, i) => [`${t.host}:${t.port}`, (['a', 'b'] as const)[i]]))
-    const status: LoadStatus = { ...idleLoadStatus(), state: 'running', workload, clients: p.clients, keys: p.keys, seconds: p.seconds, startedAt: Date.now(), target: lab.serving }
+    const status: LoadStatus = {
+      ...idleLoadStatus(),
+      state: 'running',
+      workload,
+      clients: p.clients,
+      keys: p.keys,
+      seconds: p.seconds,
+      startedAt: Date.now(),
+      target: lab.serving
+    }
     const abort = new AbortController()
     const run: Run = { status, abort, abandoned: false, done: Promise.resolve() }
     this.run = run
@@ -82,7 +94,15 @@ export class LoadSession {
     run.done = (async () => {
       let result: LoadResult | null = null
       try {
-        result = await runLoad({ targets, durationMs: p.seconds * 1000, clients: p.clients, keys: p.keys, progressEveryMs: 500, onProgress, signal: abort.signal })
+        result = await runLoad({
+          targets,
+          durationMs: p.seconds * 1000,
+          clients: p.clients,
+          keys: p.keys,
+          progressEveryMs: 500,
+          onProgress,
+          signal: abort.signal
+        })
       } catch (err) {
         this.sink.mark({ kind: 'error', label: `load failed: ${errText(err)}` })
       }
@@ -164,14 +184,25 @@ export class LoadSession {
       const final = await finalRead(targets, result.keys)
       verdict = checkRun(result.history, final)
     } catch (err) {
-      st.verdict = { result: 'unknown', summary: `the checks could not run: ${errText(err)}`, ok: s.ok, failed: s.failed, unknown: s.unknown, lostWrites: 0, details: [] }
+      st.verdict = {
+        result: 'unknown',
+        summary: `the checks could not run: ${errText(err)}`,
+        ok: s.ok,
+        failed: s.failed,
+        unknown: s.unknown,
+        lostWrites: 0,
+        details: []
+      }
       this.sink.mark({ kind: 'error', label: `${head}; the checks could not run: ${errText(err)}` })
       return
     }
     st.verdict = toVerdict(verdict, s)
     const word = st.verdict.result === 'invalid' ? 'INVALID' : st.verdict.result
     const failing = verdict.checks.filter((c) => c.valid !== true).map((c) => `${c.checker} ${c.valid === false ? 'violated' : 'unknown'}`)
-    this.sink.mark({ kind: verdict.valid === false ? 'error' : 'stop', label: `load done: ${s.completed} ops; checks: ${word}${failing.length ? ` (${failing.join(', ')})` : ''}` })
+    this.sink.mark({
+      kind: verdict.valid === false ? 'error' : 'stop',
+      label: `load done: ${s.completed} ops; checks: ${word}${failing.length ? ` (${failing.join(', ')})` : ''}`
+    })
     const color = verdict.valid === true ? '32' : verdict.valid === false ? '1;31' : '33'
     this.sink.line(`\x1b[${color}m── ${head} ──\x1b[0m`)
     this.sink.line(`\x1b[${color}m── checks: ${st.verdict.summary} ──\x1b[0m`)

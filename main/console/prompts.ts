@@ -73,9 +73,14 @@ export class Prompts {
     const o = this.open.get(p.id)
     if (!o) throw new ApiError('conflict', `prompt.answer: no open question ${JSON.stringify(p.id)} (it was answered, withdrawn or timed out)`)
     if (p.accept === undefined && p.secret === undefined) throw new ApiError('bad-request', 'prompt.answer needs accept (true or false) or a secret')
-    if (o.prompt.kind === 'host-key' && p.secret !== undefined) throw new ApiError('bad-request', 'prompt.answer: a host-key question takes accept, not a secret')
+    if (o.prompt.kind === 'host-key' && p.secret !== undefined)
+      throw new ApiError('bad-request', 'prompt.answer: a host-key question takes accept, not a secret')
     const accept = p.accept ?? true
-    this.settle(p.id, { accept, ...(accept && p.secret !== undefined ? { secret: p.secret } : {}), remember: p.remember === true }, accept ? 'accepted' : 'refused')
+    this.settle(
+      p.id,
+      { accept, ...(accept && p.secret !== undefined ? { secret: p.secret } : {}), remember: p.remember === true },
+      accept ? 'accepted' : 'refused'
+    )
     return { ok: true }
   }
 
@@ -117,9 +122,17 @@ export class Prompts {
     }
     return {
       password: (r) =>
-        ask(`password:${r.user}@${r.host}:${r.port}`, { kind: 'secret', slot: slotOf(r.host), host: r.host, user: r.user, what: 'password', keyPath: null, canRemember: this.store.canRemember }, r.attempt),
+        ask(
+          `password:${r.user}@${r.host}:${r.port}`,
+          { kind: 'secret', slot: slotOf(r.host), host: r.host, user: r.user, what: 'password', keyPath: null, canRemember: this.store.canRemember },
+          r.attempt
+        ),
       passphrase: (r) =>
-        ask(`passphrase:${r.keyPath}`, { kind: 'secret', slot: slotOf(r.host), host: r.host, user: r.user, what: 'passphrase', keyPath: r.keyPath, canRemember: this.store.canRemember }, r.attempt)
+        ask(
+          `passphrase:${r.keyPath}`,
+          { kind: 'secret', slot: slotOf(r.host), host: r.host, user: r.user, what: 'passphrase', keyPath: r.keyPath, canRemember: this.store.canRemember },
+          r.attempt
+        )
     }
   }
 }

@@ -2,11 +2,25 @@
 // or simulated lab, open (reattach to) a running local or remote lab by name, deploy a remote
 // lab from a lab file, detach (the agents keep running), stop (local, simulated) and teardown
 // (remote, confirmed by typing the lab's name). One move at a time.
-import { ApiError, HOST_IDS, emptyInvariants, idleLoadStatus, downHostStatus, type DeployStep, type LabDeployParams, type LabKind, type LabStartParams, type LabState, type LabStatus, type Mark } from '../api/contract.js'
+import {
+  ApiError,
+  HOST_IDS,
+  emptyInvariants,
+  idleLoadStatus,
+  downHostStatus,
+  type DeployStep,
+  type LabDeployParams,
+  type LabKind,
+  type LabStartParams,
+  type LabState,
+  type LabStatus,
+  type Mark
+} from '../api/contract.js'
 import type { UnnumberedEvent } from '../api/event-log.js'
 import { FakeBackend } from '../api/fake-backend.js'
 import { LabStore } from '../lab/lab-state.js'
 import type { Lab } from '../lab/lab.js'
+import { startSimLab } from '../lab/sim-lab.js'
 import { openLocalLab, startLocalLab, type LocalLabOptions } from '../lab/local-lab.js'
 import { LabFileError, validateLabFile, type LabFile } from '../remote/lab-file.js'
 import { RemoteDeployError, RemoteLab, type RemoteLabOptions } from '../remote/remote-lab.js'
@@ -25,26 +39,18 @@ export interface SessionOptions extends LocalLabOptions {
   statusEveryMs?: number
   /** passed to RemoteLab (known_hosts, ssh config, agent bundle, runtime cache…) */
   remote?: Omit<RemoteLabOptions, 'confirmHostKey' | 'secrets' | 'onProgress' | 'home'>
-  /** the simulated lab (until main/lab/sim-lab.ts lands): options for the imitation */
-  fake?: { timers?: boolean; seed?: number }
   /**
-   * The simulated lab on the real core (main/lab/sim-lab.ts `startSimLab`). When given, lab.start
-   * { kind: 'simulated' } runs it under a LabDriver like any other lab; without it the console
-   * falls back to the imitation in main/api/fake-backend.ts.
+   * The simulated lab: by default the real core under the simulator (main/lab/sim-lab.ts), run
+   * by a LabDriver like any other lab. null: the hand-written imitation in main/api/fake-backend.ts
+   * instead (kept for the UI tests that drive its clock), with `fake` as its options.
    */
-  startSimLab?: StartSimLab
+  startSimLab?: StartSimLab | null
+  fake?: { timers?: boolean; seed?: number }
   readyTimeoutMs?: number
 }
 
 /** main/lab/sim-lab.ts's startSimLab, as the session calls it. */
-export type StartSimLab = (opts: {
-  guest: string
-  mode: string
-  timing?: { heartbeatMs: number; suspectMs: number }
-  speed?: number
-  seed?: number
-  name?: string
-}) => Promise<{ lab: Lab; sim: { seed: number; speed: number; setSpeed(x: number): void; close(): Promise<void> } }>
+export type StartSimLab = typeof startSimLab
 
 export interface SessionHooks {
   sink: EventSink
@@ -111,7 +117,8 @@ export class LabSession {
     return this.serially(async () => {
       if (this.current) return
       const lab = await this.openLocal(LOCAL_LAB_NAME, false).catch(() => null)
-      if (lab) await this.adopt(lab, 'local', `reattached to lab '${LOCAL_LAB_NAME}' (running since ${new Date(lab.snapshot().createdAt).toLocaleTimeString()})`)
+      if (lab)
+        await this.adopt(lab, 'local', `reattached to lab '${LOCAL_LAB_NAME}' (running since ${new Date(lab.snapshot().createdAt).toLocaleTimeString()})`)
     })
   }
 
@@ -119,12 +126,21 @@ export class LabSession {
     return this.serially(async () => {
       const kind = p.kind ?? 'local'
       this.refuseIfOpen('lab.start')
-      if (kind === 'simulated' && this.opts.startSimLab) {
+      const simLab = this.opts.startSimLab === undefined ? startSimLab : this.opts.startSimLab
+      if (kind === 'simulated' && simLab) {
         this.setIdle('starting', 'simulated', SIMULATED_LAB_NAME, null)
         this.mark({ kind: 'start', label: `lab start: simulated, guest ${p.guest}, ${p.mode}${p.speed ? `, speed ×${p.speed}` : ''}` })
         let started: Awaited<ReturnType<StartSimLab>>
         try {
-          started = await this.opts.startSimLab({ guest: p.guest, mode: p.mode, timing: timingOf(p), speed: p.speed, seed: p.seed, name: SIMULATED_LAB_NAME })
+          started = await simLab({
+            guest: p.guest,
+            mode: p.mode,
+            timing: timingOf(p),
+            speed: p.speed,
+            seed: p.seed,
+            name: SIMULATED_LAB_NAME,
+            readyTimeoutMs: this.opts.readyTimeoutMs
+          })
         } catch (err) {
           const msg = errText(err)
           this.setIdle('error', 'simulated', SIMULATED_LAB_NAME, msg)
@@ -132,7 +148,16 @@ export class LabSession {
           return this.status()
         }
         const { lab, sim } = started
-        const d = new LabDriver(lab, this.hooks.sink, { kind: 'simulated', statusEveryMs: this.opts.statusEveryMs, sim: { speed: sim.speed, seed: sim.seed } })
+        const d = new LabDriver(lab, this.hooks.sink, {
+          kind: 'simulated',
+          statusEveryMs: this.opts.statusEveryMs,
+          sim: {
+            get speed() {
+              return sim.speed
+            },
+            seed: sim.seed
+          }
+        })
         const cur = driverLab(d)
         // the simulator's world goes with the lab: stopping or detaching a simulated lab ends it
         this.current = { ...cur, stop: () => cur.stop().finally(() => sim.close()), detach: () => cur.detach().finally(() => sim.close()) }
@@ -158,7 +183,10 @@ export class LabSession {
       let lab: Lab
       try {
         const timing = timingOf(p)
-        lab = await startLocalLab({ name: LOCAL_LAB_NAME, guest: p.guest, mode: p.mode, ...(timing ? { timing } : {}), readyTimeoutMs: this.opts.readyTimeoutMs }, this.opts)
+        lab = await startLocalLab(
+          { name: LOCAL_LAB_NAME, guest: p.guest, mode: p.mode, ...(timing ? { timing } : {}), readyTimeoutMs: this.opts.readyTimeoutMs },
+          this.opts
+        )
       } catch (err) {
         const msg = errText(err)
         this.setIdle('error', 'local', LOCAL_LAB_NAME, msg)
@@ -186,7 +214,10 @@ export class LabSession {
       }
       if (!rl.lab) {
         rl.close()
-        throw new ApiError('conflict', `lab.open: remote lab '${name}' has no running agents on record (it was torn down part way); finish with \`ftlab teardown --name ${name}\``)
+        throw new ApiError(
+          'conflict',
+          `lab.open: remote lab '${name}' has no running agents on record (it was torn down part way); finish with \`ftlab teardown --name ${name}\``
+        )
       }
       await this.adoptRemote(rl, `reattached to remote lab '${name}'`)
       return this.status()
@@ -204,7 +235,12 @@ export class LabSession {
         throw err
       }
       this.setIdle('starting', 'remote', p.name, null)
-      this.mark({ kind: 'deploy', label: `deploy lab '${p.name}': ${Object.entries(file.hosts).map(([slot, h]) => `${slot} ${h!.user ? `${h!.user}@` : ''}${h!.address}`).join(', ')}` })
+      this.mark({
+        kind: 'deploy',
+        label: `deploy lab '${p.name}': ${Object.entries(file.hosts)
+          .map(([slot, h]) => `${slot} ${h!.user ? `${h!.user}@` : ''}${h!.address}`)
+          .join(', ')}`
+      })
       let rl: RemoteLab
       try {
         const r = await RemoteLab.deploy(
@@ -218,7 +254,8 @@ export class LabSession {
           this.remoteOptions(file)
         )
         rl = r.lab
-        for (const slot of Object.keys(file.hosts)) this.deployEvent(slot, 'ready', 'done', slot === 'spare' ? 'spare: checked, kept free for restore' : `${slot}: agent running`)
+        for (const slot of Object.keys(file.hosts))
+          this.deployEvent(slot, 'ready', 'done', slot === 'spare' ? 'spare: checked, kept free for restore' : `${slot}: agent running`)
       } catch (err) {
         this.hooks.prompts.withdrawAll()
         const msg = err instanceof RemoteDeployError ? err.message : errText(err)
@@ -239,7 +276,11 @@ export class LabSession {
         this.setIdle('stopped', this.idle.kind, this.idle.name, null)
         return this.status()
       }
-      if (cur.kind === 'remote') throw new ApiError('conflict', `lab.stop: '${cur.name}' is a remote lab; use lab.teardown (it removes FT Lab from its hosts, confirmed by the lab's name) or lab.detach (its agents keep running)`)
+      if (cur.kind === 'remote')
+        throw new ApiError(
+          'conflict',
+          `lab.stop: '${cur.name}' is a remote lab; use lab.teardown (it removes FT Lab from its hosts, confirmed by the lab's name) or lab.detach (its agents keep running)`
+        )
       let problem: string | null = null
       try {
         await cur.stop()
@@ -259,8 +300,13 @@ export class LabSession {
     return this.serially(async () => {
       const cur = this.current
       const rl = this.remote
-      if (!cur || cur.kind !== 'remote' || !rl) throw new ApiError('conflict', `lab.teardown: no remote lab is open${cur ? ` ('${cur.name}' is a ${cur.kind} lab: use lab.stop)` : ''}`)
-      if (confirm !== cur.name) throw new ApiError('bad-request', `lab.teardown.confirm must be the lab's name, ${JSON.stringify(cur.name)}, typed to confirm (got ${JSON.stringify(confirm)})`)
+      if (!cur || cur.kind !== 'remote' || !rl)
+        throw new ApiError('conflict', `lab.teardown: no remote lab is open${cur ? ` ('${cur.name}' is a ${cur.kind} lab: use lab.stop)` : ''}`)
+      if (confirm !== cur.name)
+        throw new ApiError(
+          'bad-request',
+          `lab.teardown.confirm must be the lab's name, ${JSON.stringify(cur.name)}, typed to confirm (got ${JSON.stringify(confirm)})`
+        )
       this.mark({ kind: 'teardown', label: `teardown of lab '${cur.name}': stopping its agents and removing FT Lab from its hosts` })
       await cur.detach()
       let r: { removed: string[]; problems: string[] }
@@ -280,7 +326,10 @@ export class LabSession {
       this.hooks.onShells(null)
       const problems = r.problems.length ? `; not removed: ${r.problems.join('; ')} (run lab.teardown again, or \`ftlab teardown --name ${cur.name}\`)` : ''
       this.setIdle(r.problems.length ? 'error' : 'stopped', 'remote', cur.name, r.problems.length ? `teardown incomplete${problems}` : null)
-      this.mark({ kind: r.problems.length ? 'warning' : 'teardown', label: `lab '${cur.name}' torn down: removed from ${r.removed.join(', ') || 'no host'}${problems}` })
+      this.mark({
+        kind: r.problems.length ? 'warning' : 'teardown',
+        label: `lab '${cur.name}' torn down: removed from ${r.removed.join(', ') || 'no host'}${problems}`
+      })
       return this.status()
     })
   }
@@ -321,7 +370,10 @@ export class LabSession {
       this.current = null
       return
     }
-    throw new ApiError('conflict', `${method}: lab '${cur.name}' (${cur.kind}) is ${s.state}; ${cur.kind === 'remote' ? 'detach or tear it down' : 'stop or detach it'} first`)
+    throw new ApiError(
+      'conflict',
+      `${method}: lab '${cur.name}' (${cur.kind}) is ${s.state}; ${cur.kind === 'remote' ? 'detach or tear it down' : 'stop or detach it'} first`
+    )
   }
 
   /** A running local lab of this name, or null (or, with `required`, an error saying why not). */

@@ -158,7 +158,9 @@ export class StatusPoller {
     const out = base.map((h) => ({ ...h, notes: this.notesFor(h, base, ctx) }))
     // split brain: two replicas releasing outputs at once. A primary whose outputs are held
     // (isolated, no peer) or that is fenced does not count: the Output Rule keeps it silent.
-    const serving = out.filter((h) => h.reachable && (h.role === 'live' || (h.role === 'primary' && !h.notes.includes('outputs-held') && !h.notes.includes('fenced'))))
+    const serving = out.filter(
+      (h) => h.reachable && (h.role === 'live' || (h.role === 'primary' && !h.notes.includes('outputs-held') && !h.notes.includes('fenced')))
+    )
     if (serving.length > 1) this.splitBrain = true
     return out
   }
@@ -167,10 +169,21 @@ export class StatusPoller {
     const r = this.rows.get(id)
     const seen = this.lastSeen.get(id)
     const isolatedByFault = ctx.faults.some((f) => f.target === id && f.kind === 'isolate')
-    const base: HostStatus = { ...downHostStatus(id), machine: this.lab.machineOf(id), address: ctx.addressOf(id), isolated: isolatedByFault, canPowerOn: false }
+    const base: HostStatus = {
+      ...downHostStatus(id),
+      machine: this.lab.machineOf(id),
+      address: ctx.addressOf(id),
+      isolated: isolatedByFault,
+      canPowerOn: false
+    }
     if (!r) return base
     if (r.state === 'down') {
-      return { ...base, gen: seen?.gen ?? 0, canPowerOn: ctx.canPowerOn(id), error: ctx.downBecause(id) ?? r.reason ?? `agent not running (pid ${r.pid} is gone)` }
+      return {
+        ...base,
+        gen: seen?.gen ?? 0,
+        canPowerOn: ctx.canPowerOn(id),
+        error: ctx.downBecause(id) ?? r.reason ?? `agent not running (pid ${r.pid} is gone)`
+      }
     }
     const st = r.status ?? seen
     const role: HostRole = st ? (st.role as HostRole) : 'idle'
@@ -202,7 +215,7 @@ export class StatusPoller {
     if (!replica || h.role === 'down' || powerCut) return sortNotes(notes)
     const st = this.rows.get(h.id)?.status
     const disk = all.find((x) => x.id === 'disk')!
-    const diskCut = ctx.faults.some((f) => f.kind === 'cut' && (f.target === `${h.id}-disk` as string))
+    const diskCut = ctx.faults.some((f) => f.kind === 'cut' && f.target === (`${h.id}-disk` as string))
     const noDisk = h.isolated || diskCut || disk.role === 'down' || disk.notes.includes('power-off') || disk.isolated
     const peerCut = ctx.faults.some((f) => f.kind === 'cut' && f.target === 'a-b')
     const noPeer = !h.isolated && (peerCut || st?.replica?.peerSuspected === true || (st?.channel !== undefined && !st.channel.connected))

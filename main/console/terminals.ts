@@ -74,7 +74,8 @@ export class Terminals {
 
   input(id: string, data: string): { ok: true } {
     const t = this.need('term.input', id)
-    if (!t.shell || t.info.state !== 'open') throw new ApiError('conflict', `term.input: terminal ${id} is ${t.info.state}${t.info.error ? ` (${t.info.error})` : ''}; reconnect it first`)
+    if (!t.shell || t.info.state !== 'open')
+      throw new ApiError('conflict', `term.input: terminal ${id} is ${t.info.state}${t.info.error ? ` (${t.info.error})` : ''}; reconnect it first`)
     t.shell.write(data)
     return { ok: true }
   }

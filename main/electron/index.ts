@@ -106,23 +106,26 @@ app.enableSandbox()
 
 app.on('web-contents-created', (_e, contents) => harden(contents))
 
-app.whenReady().then(() => {
-  backend = new ConsoleBackend({ shell: 'electron', secrets: new SafeStorageSecrets(ftlabHome()) })
-  const b = backend
-  session.defaultSession.setPermissionRequestHandler((_wc, _permission, cb) => cb(false))
-  session.defaultSession.setPermissionCheckHandler(() => false)
-  session.defaultSession.webRequest.onHeadersReceived((details, cb) => {
-    cb({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [CSP] } })
-  })
-  serveIpc({ ipcMain, service: b, isTrusted: trustedSender })
-  createWindow(b)
-  app.on('activate', () => {
-    if (BrowserWindow.getAllWindows().length === 0) createWindow(b)
-  })
-}, (err: unknown) => {
-  console.error(`FT Lab could not start: ${err instanceof Error ? err.message : String(err)}`)
-  app.exit(1)
-})
+app.whenReady().then(
+  () => {
+    backend = new ConsoleBackend({ shell: 'electron', secrets: new SafeStorageSecrets(ftlabHome()) })
+    const b = backend
+    session.defaultSession.setPermissionRequestHandler((_wc, _permission, cb) => cb(false))
+    session.defaultSession.setPermissionCheckHandler(() => false)
+    session.defaultSession.webRequest.onHeadersReceived((details, cb) => {
+      cb({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [CSP] } })
+    })
+    serveIpc({ ipcMain, service: b, isTrusted: trustedSender })
+    createWindow(b)
+    app.on('activate', () => {
+      if (BrowserWindow.getAllWindows().length === 0) createWindow(b)
+    })
+  },
+  (err: unknown) => {
+    console.error(`FT Lab could not start: ${err instanceof Error ? err.message : String(err)}`)
+    app.exit(1)
+  }
+)
 
 app.on('window-all-closed', () => {
   const b = backend
@@ -131,7 +134,9 @@ app.on('window-all-closed', () => {
   void (b ? b.close() : Promise.resolve()).finally(() => {
     // the agents are detached processes (or run on remote hosts): say so, not leave them silently
     if (lab && lab.kind !== 'simulated' && process.env.FTLAB_STARTED_BY !== 'npm-start') {
-      console.log(`FT Lab closed; lab '${lab.name}' (${lab.kind}) keeps running. ${lab.kind === 'local' ? 'Stop it with: npm run ftlab -- lab stop' : `Tear it down with: npm run ftlab -- teardown --name ${lab.name}`}`)
+      console.log(
+        `FT Lab closed; lab '${lab.name}' (${lab.kind}) keeps running. ${lab.kind === 'local' ? 'Stop it with: npm run ftlab -- lab stop' : `Tear it down with: npm run ftlab -- teardown --name ${lab.name}`}`
+      )
     }
     app.quit()
   })

@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   }
   const lab = backend.info().lab
   console.log(`FT Lab console${lab ? ` (reattached to the ${lab.kind} lab '${lab.name}')` : ''}: ${server.url}`)
-  console.log('Open that address in a browser on this machine. Ctrl+C stops the console; the lab\'s agents keep running.')
+  console.log("Open that address in a browser on this machine. Ctrl+C stops the console; the lab's agents keep running.")
   let stopping = false
   const stop = (): void => {
     if (stopping) return

@@ -140,7 +140,12 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy())
     const refuse = (status: number, text: string, extra: Record<string, string> = {}): void => {
-      const headers = Object.entries({ 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(text)), Connection: 'close', ...extra })
+      const headers = Object.entries({
+        'Content-Type': 'text/plain; charset=utf-8',
+        'Content-Length': String(Buffer.byteLength(text)),
+        Connection: 'close',
+        ...extra
+      })
         .map(([k, v]) => `${k}: ${v}\r\n`)
         .join('')
       socket.end(`HTTP/1.1 ${status} ${statusText(status)}\r\n${headers}\r\n${text}`)
@@ -259,7 +264,5 @@ function plain(res: ServerResponse, status: number, text: string): void {
 }
 
 function statusText(status: number): string {
-  return (
-    { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 426: 'Upgrade Required', 503: 'Service Unavailable' }[status] ?? 'Error'
-  )
+  return { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 426: 'Upgrade Required', 503: 'Service Unavailable' }[status] ?? 'Error'
 }

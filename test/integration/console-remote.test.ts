@@ -3,7 +3,8 @@
 // h2 (b), h3 (disk) with per-host progress, accept each unknown host key through
 // prompt.answer, open a terminal on each host and run a command in it, detach and reopen the
 // lab by name (as a restarted console does), cut the primary's power and see b go live,
-// then tear the lab down with its name as confirmation.
+// restore redundancy onto the spare (h4) and reach a's new machine in a terminal, then tear
+// the lab down with its name as confirmation.
 //
 // Uses the shared testbed: run under `flock /tmp/ftlab-testbed.lock`. It brings the testbed
 // up if needed and leaves it up.
@@ -40,7 +41,10 @@ describe.skipIf(skip !== null)(`the console drives a remote lab on the testbed${
     const deadline = Date.now() + timeoutMs
     let s = await call('lab.status')
     while (!ok(s)) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${s.state} ${s.hosts.map((h) => `${h.id}=${h.role}/${h.gen} [${h.notes.join(',')}]${h.error ? ` (${h.error})` : ''}`).join(' ')}`)
+      if (Date.now() > deadline)
+        throw new Error(
+          `timed out waiting for ${what}; last: ${s.state} ${s.hosts.map((h) => `${h.id}=${h.role}/${h.gen} [${h.notes.join(',')}]${h.error ? ` (${h.error})` : ''}`).join(' ')}`
+        )
       await new Promise((r) => setTimeout(r, 250))
       s = await call('lab.status')
     }
@@ -58,7 +62,7 @@ describe.skipIf(skip !== null)(`the console drives a remote lab on the testbed${
   }
 
   beforeAll(async () => {
-    testbed('-q', 'up')
+    testbed('-q', 'up', '--spare')
     tb = readLab()
     home = mkdtempSync(join(tmpdir(), 'ftlab-console-remote-'))
     // FT Lab's own known_hosts in `home`: the testbed's keys are new, so every host asks
@@ -85,13 +89,13 @@ describe.skipIf(skip !== null)(`the console drives a remote lab on the testbed${
 
   it('deploys from a form, accepts host keys, opens a terminal per host, fails over on a power cut, and tears down on confirmation', async () => {
     const spec = (id: string) => testbedHostSpec(tb, id)
-    const file = { version: 1, network: tb.network, hosts: { a: spec('h1'), b: spec('h2'), disk: spec('h3') } }
+    const file = { version: 1, network: tb.network, hosts: { a: spec('h1'), b: spec('h2'), disk: spec('h3'), spare: spec('h4') } }
     expect(await call('labfile.check', { text: JSON.stringify(file) })).toMatchObject({ ok: true })
 
     const deployed = await call('lab.deploy', { name: LAB, file })
     expect(deployed).toMatchObject({ kind: 'remote', name: LAB, state: 'running' })
     for (const a of answered) say(`host key accepted: ${a}`)
-    expect(new Set(answered.map((a) => a.split(' ')[0]))).toEqual(new Set(['a', 'b', 'disk']))
+    expect(new Set(answered.map((a) => a.split(' ')[0]))).toEqual(new Set(['a', 'b', 'disk', 'spare']))
     const done = events.flatMap((e) => (e.topic === 'prompt-done' ? [e.answer] : []))
     expect(done.length).toBe(answered.length)
     expect(done.every((d) => d === 'accepted')).toBe(true)
@@ -107,20 +111,33 @@ describe.skipIf(skip !== null)(`the console drives a remote lab on the testbed${
 
     let s = await until('a primary with b as its backup', (x) => x.hosts[0].role === 'primary' && x.hosts[1].role === 'backup' && x.channel?.connected === true)
     expect(s.hosts.map((h) => h.machine)).toEqual(['a', 'b', 'disk'])
+    expect(s.spare).toEqual({ machine: 'spare', address: labHost(tb, 'h4').address })
     expect(s.hosts[0].address).toContain(labHost(tb, 'h1').address)
     expect((await call('console.info')).lab).toEqual({ kind: 'remote', name: LAB })
     expect((await call('lab.list')).labs.find((l) => l.kind === 'remote' && l.name === LAB)).toMatchObject({ running: true })
 
     // a terminal on each host: the command runs there (SSH_CONNECTION names the host's address)
-    for (const [slot, id] of [['a', 'h1'], ['b', 'h2'], ['disk', 'h3']] as const) {
+    for (const [slot, id] of [
+      ['a', 'h1'],
+      ['b', 'h2'],
+      ['disk', 'h3']
+    ] as const) {
       const t = await call('term.open', { host: slot })
       expect(t, slot).toMatchObject({ state: 'open', error: null })
       await call('term.resize', { id: t.id, cols: 120, rows: 30 })
       await call('term.input', { id: t.id, data: 'hostname; echo "ftlab-term $(( 6 * 7 )) at ${SSH_CONNECTION}"\r' })
       const out = await termOutput(t.id, new RegExp(`ftlab-term 42 at \\S+ \\d+ ${labHost(tb, id).address.replace(/\./g, '\\.')} `))
-      say(`terminal on ${slot}: ${JSON.stringify(out.split('\n').filter((l) => /ftlab-term 42/.test(l)).pop())}`)
+      say(
+        `terminal on ${slot}: ${JSON.stringify(
+          out
+            .split('\n')
+            .filter((l) => /ftlab-term 42/.test(l))
+            .pop()
+        )}`
+      )
     }
     const listed = (await call('term.list')).terms
+    expect(listed).toHaveLength(3)
     expect(listed.map((t) => t.host)).toEqual(['a', 'b', 'disk'])
     expect(listed.every((t) => /ftlab-term 42/.test(t.scrollback))).toBe(true)
 
@@ -128,7 +145,7 @@ describe.skipIf(skip !== null)(`the console drives a remote lab on the testbed${
     expect(await call('lab.detach')).toMatchObject({ state: 'stopped', kind: null })
     expect((await call('term.list')).terms).toEqual([])
     expect(await call('lab.open', { kind: 'remote', name: LAB })).toMatchObject({ kind: 'remote', name: LAB, state: 'running' })
-    s = await until('the reopened lab showing a primary with b as its backup', (x) => x.hosts[0].role === 'primary' && x.hosts[1].role === 'backup')
+    await until('the reopened lab showing a primary with b as its backup', (x) => x.hosts[0].role === 'primary' && x.hosts[1].role === 'backup')
 
     // power cut of the primary: b goes live; the cut stays open until restore or power-on
     const cut = await call('fault.inject', { target: 'a', kind: 'power', durationMs: 60_000 })
@@ -139,6 +156,19 @@ describe.skipIf(skip !== null)(`the console drives a remote lab on the testbed${
     expect(s.faults.map((f) => f.id)).toContain(cut.id)
     const marks = events.flatMap((e) => (e.topic === 'mark' ? [e.mark] : []))
     expect(marks.some((m) => m.kind === 'go-live' && m.host === 'b')).toBe(true)
+
+    // restore redundancy onto the spare: a's slot moves to h4, and the power cut closes
+    await call('lab.restore', { onto: 'spare' })
+    s = await until(
+      'b primary with a backup on the spare',
+      (x) => x.hosts[1].role === 'primary' && x.hosts[0].role === 'backup' && x.channel?.connected === true
+    )
+    expect(s.hosts[0].machine).toBe('spare')
+    expect(s.hosts[0].address).toContain(labHost(tb, 'h4').address)
+    expect(s.faults).toEqual([])
+    const onSpare = await call('term.open', { host: 'a' })
+    await call('term.input', { id: onSpare.id, data: 'echo "ftlab-term $(( 6 * 7 )) at ${SSH_CONNECTION}"\r' })
+    await termOutput(onSpare.id, new RegExp(`ftlab-term 42 at \\S+ \\d+ ${labHost(tb, 'h4').address.replace(/\./g, '\\.')} `))
 
     // teardown only with the lab's name typed as confirmation
     await expect(call('lab.stop')).rejects.toThrow(/use lab.teardown/)

@@ -143,7 +143,10 @@ describe('IPC transport', () => {
 
   it('refuses a request above the message size limit, as the WebSocket does', async () => {
     const r = await overIpc('term.input', { id: 't1', data: 'x'.repeat(5000) })
-    expect(r).toMatchObject({ ok: false, error: { code: 'bad-request', message: expect.stringMatching(/^request too large: \d+ bytes of params \(at most 4096\)$/) } })
+    expect(r).toMatchObject({
+      ok: false,
+      error: { code: 'bad-request', message: expect.stringMatching(/^request too large: \d+ bytes of params \(at most 4096\)$/) }
+    })
   })
 
   it('streams events to the window in batches, and not to a destroyed one', async () => {

@@ -60,7 +60,13 @@ describe('browser mode HTTP', () => {
     expect((await fetch(`http://127.0.0.1:${server.port}/..%2f..%2fetc%2fpasswd`)).status).toBe(404)
     expect((await fetch(`http://127.0.0.1:${server.port}/nope.js`)).status).toBe(404)
     expect((await fetch(`http://127.0.0.1:${server.port}/`, { method: 'POST' })).status).toBe(405)
-    const { handshake } = await open('/', { Host: 'evil.example:80', Upgrade: undefined, Connection: 'close', 'Sec-WebSocket-Key': undefined, 'Sec-WebSocket-Version': undefined })
+    const { handshake } = await open('/', {
+      Host: 'evil.example:80',
+      Upgrade: undefined,
+      Connection: 'close',
+      'Sec-WebSocket-Key': undefined,
+      'Sec-WebSocket-Version': undefined
+    })
     expect(handshake.status).toBe(403)
     expect(handshake.body).toContain('unexpected Host')
   })

@@ -31,11 +31,42 @@ function row(host: string, st: AgentStatus): HostStatusRow {
   return { host, kind: host === 'disk' ? 'disk' : 'replica', pid: 100, incarnation: 1, state: 'up', status: st } as HostStatusRow
 }
 
-const channel = (connected: boolean) => ({ connected, lastEntry: 10, acked: 8, unackedEntries: 2, unackedBytes: 20, bytesSent: 100, bytesReceived: 0, entriesSent: 10, entriesReceived: 0, heldOutputs: 3, stalled: false })
-const replica = (peer: string, peerSuspected: boolean) => ({ peer, releasedThrough: 5, peerSuspected, queuedInputs: 0, clients: 0, guestConns: 0, channelPort: 1, servicePort: 2 })
+const channel = (connected: boolean) => ({
+  connected,
+  lastEntry: 10,
+  acked: 8,
+  unackedEntries: 2,
+  unackedBytes: 20,
+  bytesSent: 100,
+  bytesReceived: 0,
+  entriesSent: 10,
+  entriesReceived: 0,
+  heldOutputs: 3,
+  stalled: false
+})
+const replica = (peer: string, peerSuspected: boolean) => ({
+  peer,
+  releasedThrough: 5,
+  peerSuspected,
+  queuedInputs: 0,
+  clients: 0,
+  guestConns: 0,
+  channelPort: 1,
+  servicePort: 2
+})
 
 describe('status poller: compound states', () => {
-  const isolateA: FaultInfo = { id: 'f1', target: 'a', kind: 'isolate', params: {}, startedAt: 0, healsAt: 60_000, path: 'agent-filter', note: null, what: 'isolate a' }
+  const isolateA: FaultInfo = {
+    id: 'f1',
+    target: 'a',
+    kind: 'isolate',
+    params: {},
+    startedAt: 0,
+    healsAt: 60_000,
+    path: 'agent-filter',
+    note: null,
+    what: 'isolate a'
+  }
 
   it('an isolated primary is not shown as a plain primary while b is live', () => {
     const poller = new StatusPoller({ status: async () => [], machineOf: (id) => id })
@@ -64,7 +95,11 @@ describe('status poller: compound states', () => {
 
   it('a backup behind a newer live generation is fenced; a power cut says power-off', () => {
     const poller = new StatusPoller({ status: async () => [], machineOf: (id) => (id === 'a' ? 'spare' : id) })
-    poller.absorb([row('a', agent('a', 'live', 2)), row('b', agent('b', 'backup', 1, { replica: replica('a', false), channel: channel(true) })), { ...row('disk', agent('disk', 'disk-server', 0)), state: 'down' }])
+    poller.absorb([
+      row('a', agent('a', 'live', 2)),
+      row('b', agent('b', 'backup', 1, { replica: replica('a', false), channel: channel(true) })),
+      { ...row('disk', agent('disk', 'disk-server', 0)), state: 'down' }
+    ])
     const power: FaultInfo = { ...isolateA, id: 'f2', target: 'disk', kind: 'power', healsAt: null, what: 'power cut disk', path: 'kill' }
     const hosts = poller.hosts({ faults: [power], addressOf: () => 'x', canPowerOn: (id) => id === 'disk', downBecause: () => 'power cut' })
     expect(hosts.find((h) => h.id === 'a')).toMatchObject({ machine: 'spare', notes: ['no-disk-server'] })
@@ -82,7 +117,9 @@ describe('event translation', () => {
     let events = log.since(0).events
     expect(events.filter((e) => e.topic === 'agent')).toHaveLength(1)
     expect(events.filter((e) => e.topic === 'terminal')).toHaveLength(1)
-    expect(events.find((e) => e.topic === 'terminal')).toMatchObject({ data: expect.stringContaining('a cannot reach the test-and-set (gen 1): it holds its outputs and cannot go live') })
+    expect(events.find((e) => e.topic === 'terminal')).toMatchObject({
+      data: expect.stringContaining('a cannot reach the test-and-set (gen 1): it holds its outputs and cannot go live')
+    })
     tas(6500)
     events = log.since(0).events
     expect(events.filter((e) => e.topic === 'agent').map((e) => (e.topic === 'agent' ? e.data.repeats : null))).toEqual([0, 19])
@@ -112,7 +149,10 @@ describe('prompts', () => {
   }
   const next = async (log: ApiEventLog, topic: ApiEvent['topic']) => {
     for (let i = 0; i < 50; i++) {
-      const e = log.since(0).events.filter((x) => x.topic === topic).at(-1)
+      const e = log
+        .since(0)
+        .events.filter((x) => x.topic === topic)
+        .at(-1)
       if (e) return e
       await new Promise((r) => setTimeout(r, 5))
     }
@@ -134,11 +174,19 @@ describe('prompts', () => {
     expect(() => p.answer({ id: ev.prompt.id, accept: true })).toThrow(/no open question/)
 
     const refused = p.confirmHostKey({ slot: 'a', host: 'h1', port: 22, keyType: 'ssh-ed25519', fingerprint: 'SHA256:def', otherKeyTypes: [] })
-    const ev2 = log.since(0).events.filter((e) => e.topic === 'prompt').at(-1)!
+    const ev2 = log
+      .since(0)
+      .events.filter((e) => e.topic === 'prompt')
+      .at(-1)!
     if (ev2.topic !== 'prompt') throw new Error('unreachable')
     p.answer({ id: ev2.prompt.id, accept: false })
     expect(await refused).toBe(false)
-    expect(log.since(0).events.filter((e) => e.topic === 'prompt-done').map((e) => (e.topic === 'prompt-done' ? e.answer : ''))).toEqual(['accepted', 'refused'])
+    expect(
+      log
+        .since(0)
+        .events.filter((e) => e.topic === 'prompt-done')
+        .map((e) => (e.topic === 'prompt-done' ? e.answer : ''))
+    ).toEqual(['accepted', 'refused'])
   })
 
   it('a password is asked, never put in an event, and kept only when remembering is possible and asked for', async () => {
@@ -229,7 +277,12 @@ describe('terminals', () => {
     terms.close(t.id)
     expect(shells[1].closed).toBe(true)
     expect(terms.list().terms).toEqual([])
-    expect(log.since(0).events.filter((e) => e.topic === 'term').at(-1)).toMatchObject({ term: { id: 't1', state: 'closed' } })
+    expect(
+      log
+        .since(0)
+        .events.filter((e) => e.topic === 'term')
+        .at(-1)
+    ).toMatchObject({ term: { id: 't1', state: 'closed' } })
   })
 
   it('a lab without SSH hosts has no terminals', async () => {
@@ -243,29 +296,72 @@ describe('session: one console, any lab', () => {
     return (await dispatch(b, method, params)) as ResultOf<M>
   }
 
-  it('starts the simulated lab, refuses a second lab while it runs, stops it, and lists the labs', async () => {
+  it('starts the simulated lab on the real core, refuses a second lab while it runs, stops it, and lists the labs', async () => {
     const home = mkdtempSync(join(tmpdir(), 'ftlab-session-'))
     cleanups.push(() => rmSync(home, { recursive: true, force: true }))
-    const b = new ConsoleBackend({ home, reattach: false, fake: { timers: false } })
+    const b = new ConsoleBackend({ home, reattach: false, statusEveryMs: 100 })
     cleanups.push(() => b.close())
     expect(await call(b, 'console.info')).toMatchObject({ apiVersion: 2, backend: 'none', shell: 'browser', lab: null, canRememberSecrets: false })
     expect(await call(b, 'lab.status')).toMatchObject({ state: 'stopped', kind: null, name: null })
     await expect(call(b, 'fault.inject', { target: 'a', kind: 'pause', durationMs: 1000 })).rejects.toThrow(/fault.inject: no lab is open/)
 
-    const s = await call(b, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm', seed: 3 })
-    expect(s).toMatchObject({ kind: 'simulated', name: 'simulated', state: 'starting' })
+    const s = await call(b, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm', seed: 3, speed: 2 })
+    expect(s).toMatchObject({ kind: 'simulated', name: 'simulated', state: 'running', sim: { seed: 3, speed: 2 } })
     expect(await call(b, 'console.info')).toMatchObject({ backend: 'simulated', lab: { kind: 'simulated', name: 'simulated' } })
-    await expect(call(b, 'lab.start', { guest: 'kv', mode: 'rsm' })).rejects.toThrow(/lab.start: lab 'simulated' \(simulated\) is starting; stop or detach it first/)
+    for (let i = 0; i < 100; i++) {
+      const x = await call(b, 'lab.status')
+      if (x.hosts[0].role === 'primary' && x.hosts[1].role === 'backup') break
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    expect((await call(b, 'lab.status')).hosts.map((h) => h.role)).toEqual(['primary', 'backup', 'disk-server'])
+    await expect(call(b, 'lab.start', { guest: 'kv', mode: 'rsm' })).rejects.toThrow(
+      /lab.start: lab 'simulated' \(simulated\) is running; stop or detach it first/
+    )
     await expect(call(b, 'lab.teardown', { confirm: 'simulated' })).rejects.toThrow(/no remote lab is open \('simulated' is a simulated lab: use lab.stop\)/)
     await expect(call(b, 'term.open', { host: 'a' })).rejects.toThrow(/terminals need a remote lab/)
     const labs = (await call(b, 'lab.list')).labs
-    expect(labs.map((l) => `${l.kind}:${l.name}`)).toEqual(['local:local', 'simulated:simulated'])
+    expect(labs.map((l) => `${l.kind}:${l.name}:${l.running}`)).toEqual(['local:local:null', 'simulated:simulated:true'])
 
     const stopped = await call(b, 'lab.stop')
     expect(stopped).toMatchObject({ state: 'stopped', kind: 'simulated', name: 'simulated' })
     expect((await call(b, 'console.info')).lab).toBeNull()
     const marks = b.events.since(0).events.flatMap((e) => (e.topic === 'mark' ? [e.mark.label] : []))
     expect(marks).toContain("lab 'simulated' stopped")
+  })
+
+  it('isolating the primary of a simulated lab: b goes live, a shows its compound state, and its test-and-set retries scroll once', async () => {
+    const b = new ConsoleBackend({ home: mkdtempSync(join(tmpdir(), 'ftlab-session-')), reattach: false, statusEveryMs: 100 })
+    cleanups.push(() => b.close())
+    await call(b, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm', seed: 11 })
+    const until = async (what: string, ok: (x: Awaited<ReturnType<typeof call<'lab.status'>>>) => boolean) => {
+      for (let i = 0; i < 200; i++) {
+        const x = await call(b, 'lab.status')
+        if (ok(x)) return x
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      throw new Error(`timed out waiting for ${what}: ${JSON.stringify((await call(b, 'lab.status')).hosts.map((h) => [h.id, h.role, h.notes]))}`)
+    }
+    await until('a primary, b backup', (x) => x.hosts[0].role === 'primary' && x.hosts[1].role === 'backup')
+    const f = await call(b, 'fault.inject', { target: 'a', kind: 'isolate', durationMs: 8000 })
+    expect(f).toMatchObject({ target: 'a', kind: 'isolate', what: 'isolate a' })
+    const s = await until('b live while a is isolated', (x) => x.hosts[1].role === 'live' && x.hosts[0].notes.includes('cannot-go-live'))
+    expect(s.hosts[0].role).toBe('primary')
+    expect(s.hosts[0].notes).toEqual(['isolated', 'outputs-held', 'no-disk-server', 'cannot-go-live'])
+    expect(s.channel?.to ?? null).toBeNull()
+    await new Promise((r) => setTimeout(r, 1500))
+    // a keeps retrying the test-and-set; the operator reads it once per window, not five times a second
+    const lines = b.events.since(0).events.filter((e) => e.topic === 'terminal' && /a cannot reach the test-and-set/.test(e.data))
+    expect(lines.length).toBe(1)
+    const healed = await call(b, 'fault.heal', { id: 'all' })
+    expect(healed).toEqual({ healed: [f.id], warnings: [] })
+    await call(b, 'lab.stop')
+  })
+
+  it('can still serve the imitation as the simulated lab', async () => {
+    const b = new ConsoleBackend({ home: mkdtempSync(join(tmpdir(), 'ftlab-session-')), reattach: false, startSimLab: null, fake: { timers: false } })
+    cleanups.push(() => b.close())
+    expect(await call(b, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm' })).toMatchObject({ kind: 'simulated', state: 'starting' })
+    expect(await call(b, 'lab.stop')).toMatchObject({ state: 'stopped', kind: 'simulated' })
   })
 
   it('checks a lab file at the field it concerns, and saves a good one 0600', async () => {
@@ -277,8 +373,14 @@ describe('session: one console, any lab', () => {
     const good = { version: 1, hosts: { a: host(1), b: host(2), disk: host(3) } }
     expect(await call(b, 'labfile.check', { text: JSON.stringify(good) })).toEqual({ ok: true, file: good })
     const bad = { ...good, hosts: { ...good.hosts, b: { ...host(2), port: 70000 } } }
-    expect(await call(b, 'labfile.check', { text: JSON.stringify(bad) })).toEqual({ ok: false, errors: [{ field: 'hosts.b.port', message: 'must be an integer from 1 to 65535, got 70000' }] })
-    expect(await call(b, 'labfile.check', { text: '{"version": 1,' })).toMatchObject({ ok: false, errors: [{ field: '', message: expect.stringMatching(/^not valid JSON/) }] })
+    expect(await call(b, 'labfile.check', { text: JSON.stringify(bad) })).toEqual({
+      ok: false,
+      errors: [{ field: 'hosts.b.port', message: 'must be an integer from 1 to 65535, got 70000' }]
+    })
+    expect(await call(b, 'labfile.check', { text: '{"version": 1,' })).toMatchObject({
+      ok: false,
+      errors: [{ field: '', message: expect.stringMatching(/^not valid JSON/) }]
+    })
     const saved = await call(b, 'labfile.save', { name: 'tb', file: good })
     expect(saved.path).toBe(join(home, 'labfiles', 'tb.json'))
     const { statSync } = await import('node:fs')
@@ -291,9 +393,18 @@ describe('session: one console, any lab', () => {
     const { SshConfig } = await import('../../../main/ssh/ssh-config.js')
     const b = new ConsoleBackend({ home, reattach: false, remote: { sshConfig: SshConfig.empty(), connectTimeoutMs: 2000 } })
     cleanups.push(() => b.close())
-    const host = (n: number, extra: Record<string, unknown> = {}) => ({ address: '127.0.0.1', port: n, user: 'nobody', auth: 'agent', labAddress: `127.0.0.${n}`, ...extra })
+    const host = (n: number, extra: Record<string, unknown> = {}) => ({
+      address: '127.0.0.1',
+      port: n,
+      user: 'nobody',
+      auth: 'agent',
+      labAddress: `127.0.0.${n}`,
+      ...extra
+    })
     const twice = { version: 1, hosts: { a: host(1), b: host(2, { labAddress: '127.0.0.1' }), disk: host(3) } }
-    await expect(call(b, 'lab.deploy', { name: 'nowhere', file: twice })).rejects.toThrow(/^lab.deploy.file.hosts.b.labAddress: 127.0.0.1 is also hosts.a's lab address/)
+    await expect(call(b, 'lab.deploy', { name: 'nowhere', file: twice })).rejects.toThrow(
+      /^lab.deploy.file.hosts.b.labAddress: 127.0.0.1 is also hosts.a's lab address/
+    )
     expect((await call(b, 'lab.status')).state).toBe('stopped')
 
     const unreachable = { version: 1, hosts: { a: host(1), b: host(2), disk: host(3) } }
