@@ -74,7 +74,8 @@ export function channelCutOff(status: LabStatus | null): boolean {
   if (!status?.channel?.from) return false
   const from = status.hosts.find((h) => h.id === status.channel!.from)
   const to = status.hosts.find((h) => h.id === status.channel!.to)
-  if (!from || !to) return false
+  if (!from) return false
+  if (!to) return true // a primary whose backup the console cannot name has nobody to log to
   if (!from.reachable || from.role !== 'primary') return true
   const notes = [...hostNotes(from, status.faults), ...hostNotes(to, status.faults)]
   return notes.includes('isolated') || notes.includes('no-peer') || notes.includes('power-off') || to.role === 'live' || !status.channel.connected

@@ -35,11 +35,11 @@ afterEach(async () => {
   server = null
 })
 
-async function simLab(): Promise<Page> {
+async function simLab(guest: 'kv' | 'bank' = 'kv'): Promise<Page> {
   home = mkdtempSync(join(tmpdir(), 'ftlab-e2e-sim-'))
   backend = new ConsoleBackend({ home, reattach: false, shell: 'browser' })
   server = await startApiServer({ backend, rendererDir })
-  await backend.handle('lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm' })
+  await backend.handle('lab.start', { kind: 'simulated', guest, mode: 'rsm' })
   await expect.poll(async () => (await backend!.handle('lab.status', {})).state, { timeout: 30_000 }).toBe('running')
   for (const p of browsing.context.pages()) await p.close()
   const page = await browsing.context.newPage()
@@ -80,8 +80,28 @@ describe('operator views on the simulated lab on the real core', () => {
     await page.click('[data-host=a] [data-test=fault-isolate]')
     await expectText(page, '[data-host=a] [data-test=host-state]', /isolated/)
     await expectText(page, '[data-host=b] [data-test=host-role]', 'live')
+    await expectText(page, '[data-test=channel-direction]', /cut off/)
     expect(await page.locator('[data-test=channel-direction]').textContent()).not.toMatch(/a → b/)
     await page.waitForTimeout(1500)
     await shoot(page, '44-sim-core-isolated-primary')
+
+    // the evidence behind an invariant is one click away: the diagram pauses on it, the timeline marks it
+    const evidence = page.locator('[data-test=inv-evidence]').first()
+    await evidence.waitFor({ timeout: 20_000 })
+    await evidence.click()
+    expect(await page.locator('[data-test=space-time]').getAttribute('data-paused')).toBe('true')
+    await page.locator('[data-test=timeline-mark].hl').waitFor()
+    await shoot(page, '45-sim-core-evidence')
+  })
+
+  it('the bank guest gets the bank workload, and its verdict checks the constant total', async () => {
+    const page = await simLab('bank')
+    expect(await page.locator('[data-test=load-workload]').inputValue()).toBe('bank')
+    await expectText(page, '[data-test=load-invariant]', 'total constant')
+    await page.waitForTimeout(3000)
+    await page.click('[data-test=load-stop]')
+    await expectText(page, '[data-test=load-verdict]', /valid|invalid|unknown/, 40_000)
+    expect(await page.locator('[data-test=load-verdict]').textContent()).toMatch(/total/)
+    await shoot(page, '46-sim-core-bank-verdict')
   })
 })

@@ -92,6 +92,7 @@ describe('compound host state', () => {
     expect(channelCutOff(status({ channel: { ...channel } }))).toBe(false)
     expect(channelCutOff(status({ channel: { ...channel }, hosts: [host('a', { isolated: true }), host('b'), host('disk')], faults: [fault({})] }))).toBe(true)
     expect(channelCutOff(status({ channel: { ...channel }, hosts: [host('a'), host('b', { role: 'live', gen: 2 }), host('disk')] }))).toBe(true)
+    expect(channelCutOff(status({ channel: { ...channel, to: null } }))).toBe(true)
   })
 
   it('a fault line names its target even when the backend sends only the kind', () => {
