@@ -25,8 +25,18 @@ export const useFaultStore = defineStore('fault', () => {
     return lab.act(`fault.heal:${id}`, () => useClient().call('fault.heal', { id }))
   }
 
-  function healAll() {
-    return lab.act('fault.heal:all', () => useClient().call('fault.heal', { id: 'all' }))
+  /**
+   * The emergency stop. Contract v2 answers { healed, warnings }: a fault that would not heal
+   * is a warning beside the ones that did, not a refusal of the whole stop.
+   */
+  async function healAll() {
+    lab.reportWarning(null)
+    const r = await lab.act('fault.heal:all', () => useClient().call('fault.heal', { id: 'all' }))
+    const warnings = (r as { warnings?: unknown } | undefined)?.warnings
+    if (Array.isArray(warnings) && warnings.length) {
+      lab.reportWarning(`healed ${r!.healed.length}; ${warnings.map(String).join('; ')}`)
+    }
+    return r
   }
 
   return { durationMs, faults, count, forTarget, inject, heal, healAll }

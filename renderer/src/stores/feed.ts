@@ -1,13 +1,19 @@
 import type { ApiEvent } from '../../../main/api/contract'
 import { useClient } from '../api/client'
 import { useChannelStore } from './channel'
+import { useDiagramStore } from './diagram'
 import { useLabStore } from './lab'
 import { useLoadStore } from './load'
+import { useMetricsStore } from './metrics'
 import { useTimelineStore } from './timeline'
 
 /**
  * Connects the event stream to the stores, once, at start. Events are applied in seq
  * order; anything already seen (a reconnect's catch-up overlapping live events) is skipped.
+ *
+ * On the first connection the page replays the backend's ring (events.since 0) before
+ * taking live events, so a reload gets its timeline, charts, diagram and channel pane
+ * back; live events that arrive meanwhile wait and are applied after it, in order.
  */
 export function startFeed(): () => void {
   const client = useClient()
@@ -15,24 +21,32 @@ export function startFeed(): () => void {
   const channel = useChannelStore()
   const load = useLoadStore()
   const timeline = useTimelineStore()
+  const metrics = useMetricsStore()
+  const diagram = useDiagramStore()
   let lastSeq = 0
+  let replayed = false
+  let waiting: ApiEvent[] | null = null
   client.setResumeFrom(() => lastSeq)
 
-  const offConn = client.onConnection((state, detail) => {
-    lab.setConnection(state, detail)
-    if (state === 'open') void lab.refresh()
-  })
-
-  const offEvents = client.onEvents((events: ApiEvent[]) => {
+  function apply(events: ApiEvent[], replay = false): void {
     for (const ev of events) {
       if (ev.seq <= lastSeq) continue
       lastSeq = ev.seq
       switch (ev.topic) {
         case 'status':
+          if (ev.status.state === 'starting' && lab.status?.state !== 'starting' && !replay) {
+            // a new lab: the previous lab's figures and messages are not this one's
+            metrics.clear()
+            diagram.clear()
+          }
           lab.apply(ev.status)
           load.apply(ev.status.load)
-          channel.sample()
-          load.sample()
+          metrics.record(ev.status, ev.ts)
+          if (!replay) {
+            channel.sample()
+            load.sample()
+          }
+          diagram.loadTarget = ev.status.load.state === 'running' ? ev.status.load.target : null
           break
         case 'load':
           load.apply(ev.load)
@@ -41,11 +55,44 @@ export function startFeed(): () => void {
           timeline.add({ ...ev.mark, seq: ev.seq, ts: ev.ts })
           break
         case 'agent':
+          diagram.push(ev, replay)
+          channel.pushEvent(ev)
+          break
         case 'terminal':
           channel.pushEvent(ev)
           break
       }
     }
+  }
+
+  async function replayRing(): Promise<void> {
+    waiting = []
+    try {
+      const r = await client.call('events.since', { seq: 0 })
+      apply(r.events, true)
+    } catch {
+      // the ring is a convenience: without it the page starts from the live stream
+    } finally {
+      const queued = waiting ?? []
+      waiting = null
+      apply(queued)
+      replayed = true
+    }
+  }
+
+  const offConn = client.onConnection((state, detail) => {
+    lab.setConnection(state, detail)
+    if (state !== 'open') return
+    void (async () => {
+      if (!replayed) await replayRing()
+      await lab.refresh()
+      if (lab.status) load.adopt(lab.status.load)
+    })()
+  })
+
+  const offEvents = client.onEvents((events: ApiEvent[]) => {
+    if (waiting) waiting.push(...events)
+    else apply(events)
   })
   return () => {
     offConn()
