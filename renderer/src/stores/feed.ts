@@ -4,6 +4,9 @@ import { useChannelStore } from './channel'
 import { useLabStore } from './lab'
 import { useLoadStore } from './load'
 import { useTimelineStore } from './timeline'
+import { useSessionStore } from './session'
+import { usePromptStore } from './prompt'
+import { useTerminalStore } from './terminal'
 
 /**
  * Connects the event stream to the stores, once, at start. Events are applied in seq
@@ -15,6 +18,9 @@ export function startFeed(): () => void {
   const channel = useChannelStore()
   const load = useLoadStore()
   const timeline = useTimelineStore()
+  const session = useSessionStore()
+  const prompt = usePromptStore()
+  const terminals = useTerminalStore()
   let lastSeq = 0
   client.setResumeFrom(() => lastSeq)
 
@@ -41,8 +47,24 @@ export function startFeed(): () => void {
           timeline.add({ ...ev.mark, seq: ev.seq, ts: ev.ts })
           break
         case 'agent':
-        case 'terminal':
           channel.pushEvent(ev)
+          break
+        case 'terminal':
+          // stream 'channel' is the logging channel pane; any other stream is a host terminal's id
+          if (ev.stream === 'channel') channel.pushEvent(ev)
+          else terminals.pushOutput(ev.stream, ev.data)
+          break
+        case 'deploy':
+          session.onDeploy(ev)
+          break
+        case 'prompt':
+          prompt.add(ev.prompt)
+          break
+        case 'prompt-done':
+          prompt.done(ev.id, ev.answer)
+          break
+        case 'term':
+          terminals.apply(ev.term)
           break
       }
     }
