@@ -45,6 +45,11 @@ export const usePromptStore = defineStore('prompt', () => {
 
   /** the core closed a prompt: answered here, in another window, or timed out */
   function done(id: string, answer: PromptOutcome['answer']): void {
+    const p = queue.value.find((q) => q.id === id)
+    if (p && answer === 'timeout') {
+      const what = p.kind === 'host-key' ? `the host key of ${p.slot} (${p.host})` : `the ${p.what} for ${p.user}@${p.host}`
+      lab.reportError(`The question about ${what} was not answered in time, so that connection was refused; deploy again to be asked again.`)
+    }
     queue.value = queue.value.filter((q) => q.id !== id)
     lastOutcome.value = { id, answer }
   }

@@ -28,6 +28,8 @@ export const useTerminalStore = defineStore('terminal', () => {
 
   function upsert(t: TermInfo): void {
     const i = terms.value.findIndex((x) => x.id === t.id)
+    // a terminal closed here (or with its lab) reports 'closed' once more: no tab for it
+    if (i < 0 && t.state === 'closed') return
     if (i >= 0) terms.value[i] = t
     else terms.value.push(t)
     if (!activeId.value) activeId.value = t.id
@@ -38,27 +40,34 @@ export const useTerminalStore = defineStore('terminal', () => {
     output.set(id, all.length > KEEP_CHARS ? all.slice(all.length - KEEP_CHARS) : all)
   }
 
-  /** Reads the open terminals and their scrollback (after a page load or reconnect). */
-  async function load(): Promise<void> {
-    listing = true
-    try {
-      const r = await useClient().call('term.list')
-      for (const t of r.terms) {
-        const { scrollback, ...info } = t
-        output.set(t.id, scrollback.length > KEEP_CHARS ? scrollback.slice(scrollback.length - KEEP_CHARS) : scrollback)
-        upsert(info)
-        for (const w of writers.get(t.id) ?? []) w(scrollback)
+  let loading: Promise<void> | null = null
+
+  /** Reads the open terminals and their scrollback (after a page load, or when the lab changed). */
+  function load(): Promise<void> {
+    loading ??= (async () => {
+      listing = true
+      try {
+        const r = await useClient().call('term.list')
+        for (const t of r.terms) {
+          const { scrollback, ...info } = t
+          // a terminal this page already shows is kept current by its live output
+          if (!terms.value.some((x) => x.id === t.id)) output.set(t.id, scrollback.length > KEEP_CHARS ? scrollback.slice(scrollback.length - KEEP_CHARS) : scrollback)
+          upsert(info)
+        }
+      } catch {
+        // no lab or no terminals yet: nothing to redraw
+      } finally {
+        listing = false
+        loading = null
       }
-    } catch {
-      // no lab or no terminals yet: nothing to redraw
-    } finally {
-      listing = false
-    }
+    })()
+    return loading
   }
 
   /** Text from a terminal's shell (a `terminal` event whose stream is the terminal's id). */
   function pushOutput(id: string, data: string): void {
-    if (listing) return
+    // a terminal this page does not show yet gets its screen from term.list's scrollback
+    if (listing && !terms.value.some((x) => x.id === id)) return
     keep(id, data)
     for (const w of writers.get(id) ?? []) w(data)
   }
