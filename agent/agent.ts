@@ -1,11 +1,12 @@
 // The agent: one control server, one event ring, one fault manager, and at most one role
 // (disk server or replica) at a time. Process concerns (stdin, signals, pid file, exit)
 // stay in main.ts, so this can be started and stopped inside a test.
+import type { Duplex } from 'node:stream'
 import type { AgentBootConfig, AgentStatus, ControlRequest, StartRole } from './control/protocol.js'
 import { CONTROL_PROTOCOL_VERSION } from './control/protocol.js'
 import { EventRing } from './control/events.js'
 import { ControlServer } from './control/server.js'
-import type { AgentContext, RoleHandle, StartReplica } from './context.js'
+import type { AgentContext, DiskServerSpec, RoleHandle, StartReplica } from './context.js'
 import { startDiskServerRole } from './disk/role.js'
 import { FaultManager } from './faults/deadman.js'
 import type { Logger } from './log.js'
@@ -20,6 +21,12 @@ export interface AgentOptions {
   ringCapacity?: number
   /** called after a `stop` request has been answered and everything is closed */
   onStopped?: () => void
+  /** the disk-server role (default: the real one on a TCP port; the simulated lab serves it on its network) */
+  startDiskServer?: (spec: DiskServerSpec, ctx: AgentContext) => Promise<RoleHandle & { result: { listen: { host: string; port: number } } }>
+  /** 'in-process': no control port; the console connects through connectControl() (the simulated lab) */
+  control?: 'tcp' | 'in-process'
+  /** the pid the agent reports (default: this process's; simulated agents have their own) */
+  pid?: number
 }
 
 export class Agent {
@@ -60,12 +67,22 @@ export class Agent {
     return this.control?.port ?? 0
   }
 
+  private get pid(): number {
+    return this.opts.pid ?? process.pid
+  }
+
+  /** A control connection inside this process (agents started with control: 'in-process'). */
+  connectControl(serverSide: Duplex, remote = 'in-process'): void {
+    if (!this.control) throw new Error(`agent ${this.opts.boot.id} is not started (or stopped): no control connection`)
+    this.control.attach(serverSide, remote)
+  }
+
   async start(): Promise<void> {
     const control = new ControlServer({
       token: this.opts.boot.controlToken,
       port: this.opts.boot.controlPort,
       ring: this.ring,
-      hello: () => ({ id: this.opts.boot.id, pid: process.pid, agentVersion: AGENT_VERSION }),
+      hello: () => ({ id: this.opts.boot.id, pid: this.pid, agentVersion: AGENT_VERSION }),
       onProblem: (what) => this.opts.log.warn(what)
     })
     control.handle('status', () => this.status())
@@ -82,20 +99,20 @@ export class Agent {
       return { stopping: true }
     })
     try {
-      await control.listen()
+      if (this.opts.control !== 'in-process') await control.listen()
     } catch (err) {
       throw new Error(`cannot listen on control port 127.0.0.1:${this.opts.boot.controlPort}: ${(err as Error).message}`)
     }
     this.control = control
-    this.ring.emit('agent', { state: 'started', id: this.opts.boot.id, pid: process.pid, controlPort: control.port })
-    this.opts.log.info('agent started', { id: this.opts.boot.id, pid: process.pid, controlPort: control.port })
+    this.ring.emit('agent', { state: 'started', id: this.opts.boot.id, pid: this.pid, controlPort: control.port })
+    this.opts.log.info('agent started', { id: this.opts.boot.id, pid: this.pid, controlPort: control.port })
   }
 
   status(): AgentStatus {
     const mem = process.memoryUsage()
     const base: AgentStatus = {
       id: this.opts.boot.id,
-      pid: process.pid,
+      pid: this.pid,
       version: AGENT_VERSION,
       uptimeMs: Date.now() - this.startedAt,
       role: 'idle',
@@ -116,7 +133,7 @@ export class Agent {
     try {
       switch (spec.role) {
         case 'disk-server': {
-          const h = await startDiskServerRole(spec, this.ctx)
+          const h = await (this.opts.startDiskServer ?? startDiskServerRole)(spec, this.ctx)
           this.role = { name: 'disk-server', handle: h, result: h.result }
           return { role: 'disk-server', ...h.result }
         }

@@ -8,7 +8,8 @@
 //   --port N       browser mode's port (default: a free one)
 //   --no-download  do not try to fetch Electron's binary when it is missing
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { homedir } from 'node:os'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -57,7 +58,7 @@ async function build() {
   run('building the agent and command line', process.execPath, [at('scripts/build-node.mjs'), '--quiet'])
   const { build: esbuild } = await import('esbuild')
   await esbuild({
-    entryPoints: [at('main/api/serve.ts')],
+    entryPoints: [at('main/transport/serve.ts')],
     outfile: at('out/serve/serve.mjs'),
     bundle: true,
     platform: 'node',
@@ -103,12 +104,43 @@ function hasDisplay() {
   return Boolean(process.env.DISPLAY || process.env.WAYLAND_DISPLAY)
 }
 
+/**
+ * The labs whose agents outlive the console (they are detached processes, or run on remote
+ * hosts): read from FT Lab's lab store, so Ctrl+C says plainly what keeps running and how to stop it.
+ */
+function runningLabsNote() {
+  const home = process.env.FTLAB_HOME || join(homedir(), '.ftlab')
+  let files = []
+  try {
+    files = readdirSync(join(home, 'labs')).filter((f) => f.endsWith('.json'))
+  } catch {
+    return null
+  }
+  const remote = files.filter((f) => f.endsWith('.remote.json')).map((f) => f.slice(0, -'.remote.json'.length))
+  const local = files.filter((f) => !f.endsWith('.remote.json') && !remote.includes(f.slice(0, -'.json'.length))).map((f) => f.slice(0, -'.json'.length))
+  const lines = []
+  for (const name of local) {
+    lines.push(`  lab '${name}': its agents keep running on this machine; stop them with: npm run ftlab -- lab stop${name === 'local' ? '' : ` --name ${name}`}`)
+  }
+  for (const name of remote) lines.push(`  remote lab '${name}': its agents keep running on its hosts; remove them with: npm run ftlab -- teardown --name ${name}`)
+  if (!lines.length) return null
+  return ['start: the console stopped, but these labs keep running (a restarted console reattaches to them):', ...lines].join('\n')
+}
+
 function runChild(cmd, args, env = process.env) {
-  const child = spawn(cmd, args, { cwd: root, stdio: 'inherit', env })
-  const forward = (sig) => () => child.kill(sig)
+  const child = spawn(cmd, args, { cwd: root, stdio: 'inherit', env: { ...env, FTLAB_STARTED_BY: 'npm-start' } })
+  let interrupted = false
+  const forward = (sig) => () => {
+    interrupted = true
+    child.kill(sig)
+  }
   process.on('SIGINT', forward('SIGINT'))
   process.on('SIGTERM', forward('SIGTERM'))
-  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)))
+  child.on('exit', (code, signal) => {
+    const note = runningLabsNote()
+    if (note) console.log(interrupted ? note : note.replace('the console stopped', 'the console closed'))
+    process.exit(code ?? (signal ? 1 : 0))
+  })
   return child
 }
 

@@ -3,6 +3,7 @@
 // answered by id; `subscribe` replays the event ring from a seq and then streams.
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type Server, type Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { CONTROL_PROTOCOL_VERSION, type ControlMessage, type ControlRequest } from './protocol.js'
 import type { EventRing } from './events.js'
 
@@ -32,7 +33,7 @@ export interface ControlServerOptions {
 export class ControlServer {
   private server: Server | null = null
   private readonly handlers = new Map<string, ControlHandler>()
-  private readonly sockets = new Set<Socket>()
+  private readonly sockets = new Set<Duplex>()
   private readonly tokenDigest: Buffer
 
   constructor(private readonly opts: ControlServerOptions) {
@@ -78,9 +79,22 @@ export class ControlServer {
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()))
   }
 
+  /**
+   * Serve one control connection on any byte stream: a loopback socket from `listen()`, or an
+   * in-process stream (the simulated lab's agents have no control port).
+   */
+  attach(stream: Duplex, remote: string): void {
+    this.serve(stream, remote)
+  }
+
   private accept(socket: Socket): void {
+    this.serve(socket, `${socket.remoteAddress}:${socket.remotePort}`)
+  }
+
+  private serve(socket: Duplex, remote: string): void {
     this.sockets.add(socket)
-    const remote = `${socket.remoteAddress}:${socket.remotePort}`
+    // close once what was written is flushed (Socket.destroySoon, for any stream)
+    const destroySoon = () => ('destroySoon' in socket ? (socket as Socket).destroySoon() : socket.end(() => socket.destroy()))
     let authed = false
     let unsubscribe: (() => void) | null = null
     let pending: Buffer = Buffer.alloc(0)
@@ -114,7 +128,7 @@ export class ControlServer {
           this.opts.onProblem?.(`control connection from ${remote} refused: ${msg?.t === 'auth' ? 'wrong token' : 'first line was not an auth'}`)
           socket.end(JSON.stringify({ t: 'res', id: 0, ok: false, error: 'authentication failed: the first line must be {"t":"auth","token":...} with the control token' }) + '\n')
           refused = true
-          socket.destroySoon()
+          destroySoon()
           return false
         }
         authed = true
@@ -198,7 +212,7 @@ export class ControlServer {
         this.opts.onProblem?.(`control connection from ${remote} sent a line over ${MAX_LINE_BYTES} bytes; closed`)
         if (authed) send({ t: 'res', id: 0, ok: false, error: `line longer than ${MAX_LINE_BYTES} bytes; connection closed` })
         refused = true
-        socket.destroySoon()
+        destroySoon()
         pending = Buffer.alloc(0)
       }
     })

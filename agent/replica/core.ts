@@ -2,8 +2,8 @@
 // deterministic state machine (the shape of etcd's raft package). Events go in through
 // step(); actions come out of takeActions(). Nothing in here touches a socket, a timer,
 // the wall clock or a random source: `now` arrives with every event. That is what lets the
-// same code run on hosts (agent/replica/runtime.ts), in unit tests that feed it one event
-// at a time, and in the seeded simulator (test/sim) under a hostile network.
+// same code run on hosts (behind the edge, agent/replica/edge.ts), in unit tests that feed
+// it one event at a time, and in the seeded simulator (sim/) under a hostile network.
 //
 // The lecture's ideas, and where they live below:
 //   logging channel ............ the primary's `unacked` entries, flush(), onAck(); the backup's onEntries()
@@ -240,7 +240,7 @@ export class ReplicaCore {
    * The Output Rule: may an output produced by entry `n` leave now? Protected so that the
    * simulator can wire in a deliberately broken rule and prove its checker catches it.
    */
-  protected outputRuleAllows(n: number): boolean {
+  protected outputRuleAllows(n: number, _out?: Output): boolean {
     return this.genConfirmed && n <= this.acked
   }
 
@@ -378,7 +378,7 @@ export class ReplicaCore {
 
   /** The Output Rule: outputs leave in entry order, each once the backup has its entry. */
   private releaseHeld(): void {
-    while (this.held.length > 0 && this.outputRuleAllows(this.held[0].entry)) this.release(this.held.shift()!)
+    while (this.held.length > 0 && this.outputRuleAllows(this.held[0].entry, this.held[0].out)) this.release(this.held.shift()!)
     if (this.genConfirmed && this.acked > this.releasedThrough) this.releasedThrough = this.acked
   }
 
@@ -386,7 +386,7 @@ export class ReplicaCore {
     if (h.out.t === 'disk-write') {
       // carries gen and our id so the disk server can fence a replica that is no longer live
       const id = this.diskId()
-      this.actions.push({ t: 'send-disk', req: { id, op: 'write', gen: this.gen, from: this.cfg.id, block: h.out.block, data: h.out.data } })
+      this.actions.push({ t: 'send-disk', req: { id, op: 'write', gen: this.gen, from: this.cfg.id, block: h.out.block, data: h.out.data }, entry: h.entry })
       this.writesInFlight.set(id, { gen: this.gen, entry: h.entry, sentAt: this.now })
       return
     }

@@ -1,6 +1,7 @@
 // The replica protocol's vocabulary: the lecture's names. The protocol itself
 // (core.ts) is a deterministic state machine: Events in, Actions out. Sockets, clocks
-// and processes live at the edge (runtime.ts on hosts, test/sim on the simulator).
+// and processes live at the edge (edge.ts, bound to the world by runtime.ts on hosts and
+// by sim/ in the simulator).
 import type { EntryBody, GuestInput, IoRequest, Output, ReplicationMode, Snapshot } from '../vmm/types.js'
 
 export type ReplicaId = string
@@ -85,7 +86,8 @@ export type Event =
 export type Action =
   /** `to`: the peer the protocol means (during restore redundancy the peer changes mid-batch) */
   | { t: 'send-peer'; msg: PeerMsg; to?: ReplicaId }
-  | { t: 'send-disk'; req: DiskReq }
+  /** `entry`: for a guest's disk write, the entry that produced it (the Output Rule holds it like a reply) */
+  | { t: 'send-disk'; req: DiskReq; entry?: number }
   /** release an output to the world (reply to a client; disk writes go out as send-disk) */
   | { t: 'release'; out: Output; entry: number; heldMs: number }
   | { t: 'io'; req: IoRequest }

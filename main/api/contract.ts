@@ -199,8 +199,9 @@ export interface LoadStatus {
 }
 
 export interface Invariants {
-  /** which hosts are live (primary or live) in each generation: more than one in a generation is split brain */
+  /** which hosts were seen live (primary or live) in each generation, over the lab's life (a failover adds the backup to its generation) */
   liveByGen: { gen: number; live: HostId[] }[]
+  /** two replicas were seen releasing outputs at the same time (a primary with held outputs does not count) */
   splitBrain: boolean
   /** acknowledged writes lost (from the last checked load run); null when not known */
   acknowledgedLost: number | null
@@ -479,7 +480,6 @@ function obj<S extends z.ZodRawShape>(shape: S, what = 'an object') {
 }
 
 const FAULT_ID = /^[A-Za-z0-9_-]{1,64}$/
-const faultId = str('a fault id (letters, digits, "-" or "_", at most 64)', (s) => FAULT_ID.test(s))
 const labName = str("a lab name (1 to 40 letters, digits, '-' or '_', starting with a letter or digit)", (s) => LAB_NAME.test(s))
 const plainId = str('an id (letters, digits, "-" or "_", at most 64)', (s) => FAULT_ID.test(s))
 
@@ -518,15 +518,17 @@ function nested<T>(ctx: z.core.$RefinementCtx, schema: z.ZodType<T>, value: unkn
 /** An object whose shape depends on one field (power.driver, faults.run, arbiter.kind), with that field's choices named when it is wrong. */
 function byField<O extends Record<string, z.ZodType>>(field: string, options: O) {
   const choices = `${MUST}one of ${quoted(Object.keys(options))}`
-  return z.custom<Record<string, unknown>>(isPlainObject, { error: `${MUST}an object with "${field}": one of ${quoted(Object.keys(options))}` }).transform((o, ctx) => {
-    const key = o[field]
-    const schema = typeof key === 'string' && Object.prototype.hasOwnProperty.call(options, key) ? options[key] : undefined
-    if (!schema) {
-      ctx.issues.push({ code: 'custom', input: key, path: [field], message: choices })
-      return z.NEVER
-    }
-    return nested(ctx, schema as z.ZodType<z.infer<O[keyof O]>>, o, [])
-  })
+  return z
+    .custom<Record<string, unknown>>(isPlainObject, { error: `${MUST}an object with "${field}": one of ${quoted(Object.keys(options))}` })
+    .transform((o, ctx) => {
+      const key = o[field]
+      const schema = typeof key === 'string' && Object.prototype.hasOwnProperty.call(options, key) ? options[key] : undefined
+      if (!schema) {
+        ctx.issues.push({ code: 'custom', input: key, path: [field], message: choices })
+        return z.NEVER
+      }
+      return nested(ctx, schema as z.ZodType<z.infer<O[keyof O]>>, o, [])
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -540,7 +542,12 @@ const faultParamsByKind = {
   isolate: obj({}),
   cut: obj({ direction: oneOf(CUT_DIRECTIONS).optional() }),
   delay: obj({ ms: int(1, 60_000), jitterMs: int(0, 60_000).optional() }),
-  loss: obj({ probability: z.number({ error: `${MUST}a number above 0 and at most 1` }).gt(0, { error: `${MUST}a number above 0 and at most 1` }).lte(1, { error: `${MUST}a number above 0 and at most 1` }) })
+  loss: obj({
+    probability: z
+      .number({ error: `${MUST}a number above 0 and at most 1` })
+      .gt(0, { error: `${MUST}a number above 0 and at most 1` })
+      .lte(1, { error: `${MUST}a number above 0 and at most 1` })
+  })
 } satisfies Record<FaultKind, z.ZodType>
 
 const faultInject = obj({
@@ -606,7 +613,16 @@ export const labFileSchema = obj({
   network: str('a network like "10.87.0.0/24"', (s) => /^[0-9a-fA-F.:]+\/\d{1,3}$/.test(s)).optional(),
   arbiter: byField('kind', {
     disk: obj({ kind: z.literal('disk') }),
-    etcd: obj({ kind: z.literal('etcd'), endpoints: z.array(str('an http:// or https:// client URL', (s) => /^https?:\/\//.test(s)), { error: etcdList }).min(1, { error: etcdList }).max(16, { error: etcdList }) })
+    etcd: obj({
+      kind: z.literal('etcd'),
+      endpoints: z
+        .array(
+          str('an http:// or https:// client URL', (s) => /^https?:\/\//.test(s)),
+          { error: etcdList }
+        )
+        .min(1, { error: etcdList })
+        .max(16, { error: etcdList })
+    })
   }).optional(),
   hosts: obj({ a: labHostSchema, b: labHostSchema, disk: labHostSchema, spare: labHostSchema.optional() }),
   $comment: z.string().optional()
@@ -645,18 +661,23 @@ export const requestSchemas = {
   'lab.open': obj({ kind: oneOf(['local', 'remote']), name: labName }),
   'lab.deploy': obj({ name: labName, file: labFileSchema }),
   'lab.stop': noParams,
-  'lab.teardown': obj({ confirm: str('the lab\'s name, typed to confirm', (s) => s.length <= 64) }),
+  'lab.teardown': obj({ confirm: str("the lab's name, typed to confirm", (s) => s.length <= 64) }),
   'lab.detach': noParams,
   'lab.status': noParams,
   'lab.restore': obj({ onto: str('"spare" or a machine name', (s) => /^[A-Za-z0-9_.-]{1,64}$/.test(s)).optional() }),
   'lab.powerOn': obj({ host: oneOf(HOST_IDS) }),
-  'labfile.check': obj({ text: str('the lab file\'s text (at most 1 MiB)', (s) => s.length <= MAX_MESSAGE_BYTES) }),
+  'labfile.check': obj({ text: str("the lab file's text (at most 1 MiB)", (s) => s.length <= MAX_MESSAGE_BYTES) }),
   'labfile.save': obj({ name: labName, file: labFileSchema }),
   'fault.inject': faultInject,
   'fault.heal': obj({ id: str('a fault id (letters, digits, "-" or "_", at most 64) or "all"', (s) => s === 'all' || FAULT_ID.test(s)) }),
   'load.start': obj({ clients: int(1, 256), seconds: int(1, 3600), keys: int(1, 1_000_000), workload: oneOf(WORKLOADS).optional() }),
   'load.stop': noParams,
-  'prompt.answer': obj({ id: plainId, accept: bool.optional(), secret: str('a string of at most 4096 characters', (s) => s.length <= 4096).optional(), remember: bool.optional() }),
+  'prompt.answer': obj({
+    id: plainId,
+    accept: bool.optional(),
+    secret: str('a string of at most 4096 characters', (s) => s.length <= 4096).optional(),
+    remember: bool.optional()
+  }),
   'term.open': obj({ host: oneOf([...HOST_IDS, 'spare']) }),
   'term.input': obj({ id: plainId, data: str(`a string of at most ${MAX_TERM_INPUT} characters`, (s) => s.length <= MAX_TERM_INPUT) }),
   'term.resize': obj({ id: plainId, cols: int(2, 1000), rows: int(1, 500) }),
@@ -777,9 +798,7 @@ export interface WireRequest {
 }
 
 export type WireMessage =
-  | { t: 'res'; id: number; ok: true; result: unknown }
-  | { t: 'res'; id: number; ok: false; error: WireError }
-  | { t: 'events'; events: ApiEvent[] }
+  { t: 'res'; id: number; ok: true; result: unknown } | { t: 'res'; id: number; ok: false; error: WireError } | { t: 'events'; events: ApiEvent[] }
 
 const wireRequest = obj(
   { id: int(1, Number.MAX_SAFE_INTEGER), method: str('a method name', () => true), params: z.unknown().optional() },

@@ -1,40 +1,31 @@
-// Validates one request against the contract and hands it to the backend. Both
-// transports (Electron IPC and the browser mode's WebSocket) go through here, so they
-// accept and refuse exactly the same things.
-import type { ConsoleBackend } from './backend.js'
+// Validates one request against the contract and hands it to the console. Both transports
+// (Electron IPC in main/transport/ipc.ts and the browser mode's WebSocket in
+// main/transport/ws-server.ts) go through here, so they accept and refuse exactly the same things.
 import { ApiError, validateRequest, type ApiEvent, type MethodName, type ParamsOf, type ResultOf } from './contract.js'
 
-export async function dispatch(backend: ConsoleBackend, method: unknown, params: unknown): Promise<unknown> {
-  const checked = validateRequest(method, params)
-  return call(backend, method as MethodName, checked)
+/** One handler per contract method; each gets params already checked against the method's schema. */
+export type ApiHandlers = { [M in MethodName]: (params: ParamsOf<M>) => Promise<ResultOf<M>> | ResultOf<M> }
+
+/** The console core as the transports see it. */
+export interface ConsoleService {
+  /** runs one checked request */
+  handle<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>>
+  /** every event as it happens (unbatched); returns an unsubscribe function */
+  subscribe(listener: (ev: ApiEvent) => void): () => void
+  /** stops timers and lets go of the lab (its agents keep running); not used afterwards */
+  close(): Promise<void>
 }
 
-async function call<M extends MethodName>(b: ConsoleBackend, method: M, p: ParamsOf<MethodName>): Promise<ResultOf<M>> {
-  const any = p as never
-  switch (method as MethodName) {
-    case 'console.info':
-      return b.info() as ResultOf<M>
-    case 'lab.start':
-      return (await b.labStart(any)) as ResultOf<M>
-    case 'lab.stop':
-      return (await b.labStop()) as ResultOf<M>
-    case 'lab.status':
-      return (await b.labStatus()) as ResultOf<M>
-    case 'lab.restore':
-      return (await b.labRestore()) as ResultOf<M>
-    case 'fault.inject':
-      return (await b.faultInject(any)) as ResultOf<M>
-    case 'load.start':
-      return (await b.loadStart(any)) as ResultOf<M>
-    case 'load.stop':
-      return (await b.loadStop()) as ResultOf<M>
-    case 'fault.heal':
-      return { warnings: [], ...(await b.faultHeal(any)) } as ResultOf<M>
-    case 'events.since':
-      return b.eventsSince((p as ParamsOf<'events.since'>).seq) as ResultOf<M>
-    default:
-      throw new ApiError('unavailable', `${method}: not served by this console backend yet`)
-  }
+/** A ConsoleService's handle() over a table of handlers. */
+export async function callHandler<M extends MethodName>(handlers: ApiHandlers, method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
+  const h = handlers[method] as ((p: ParamsOf<M>) => Promise<ResultOf<M>> | ResultOf<M>) | undefined
+  if (!h) throw new ApiError('unknown-method', `${method}: this console does not serve it`)
+  return await h(params)
+}
+
+export async function dispatch(service: ConsoleService, method: unknown, params: unknown): Promise<unknown> {
+  const checked = validateRequest(method, params)
+  return service.handle(method as MethodName, checked)
 }
 
 /**

@@ -6,7 +6,7 @@
 //
 // Time is a 100 ms tick. With { timers: false } nothing runs by itself and tests drive it
 // with advance(ms); randomness comes from a seeded generator so runs repeat.
-import type { ConsoleBackend } from './backend.js'
+import { callHandler, type ApiHandlers, type ConsoleService } from './dispatch.js'
 import {
   API_VERSION,
   ApiError,
@@ -25,7 +25,14 @@ import {
   type LoadStartParams,
   type LoadStatus,
   type Mark,
-  type ReplicaHostId, downHostStatus, emptyInvariants, idleLoadStatus } from './contract.js'
+  type MethodName,
+  type ParamsOf,
+  type ResultOf,
+  type ReplicaHostId,
+  downHostStatus,
+  emptyInvariants,
+  idleLoadStatus
+} from './contract.js'
 import { ApiEventLog } from './event-log.js'
 
 export interface FakeBackendOptions {
@@ -65,8 +72,7 @@ function mulberry32(seed: number): () => number {
   }
 }
 
-
-export class FakeBackend implements ConsoleBackend {
+export class FakeBackend implements ConsoleService {
   private now: number
   private readonly rand: () => number
   private readonly opts: FakeBackendOptions
@@ -106,10 +112,59 @@ export class FakeBackend implements ConsoleBackend {
     }
   }
 
-  // ----- ConsoleBackend --------------------------------------------------------------
+  // ----- ConsoleService ----------------------------------------------------------------
+
+  private readonly handlers: ApiHandlers = {
+    'console.info': () => this.info(),
+    'lab.list': () => ({
+      labs: [{ kind: 'simulated', name: 'simulated', running: this.state === 'running', detail: 'simulated: no processes', when: this.startedAt }]
+    }),
+    'lab.start': (p) => {
+      if ((p.kind ?? 'simulated') !== 'simulated')
+        throw new ApiError('unavailable', `lab.start: this console serves the simulated lab only (asked for kind "${p.kind}")`)
+      return this.labStart(p)
+    },
+    'lab.open': () => this.unavailable('lab.open'),
+    'lab.deploy': () => this.unavailable('lab.deploy'),
+    'lab.stop': () => this.labStop(),
+    'lab.teardown': () => this.unavailable('lab.teardown'),
+    'lab.detach': () => this.unavailable('lab.detach'),
+    'lab.status': () => this.labStatus(),
+    'lab.restore': () => this.labRestore(),
+    'lab.powerOn': (p) => this.powerOn(p.host),
+    'labfile.check': () => this.unavailable('labfile.check'),
+    'labfile.save': () => this.unavailable('labfile.save'),
+    'fault.inject': (p) => this.faultInject(p),
+    'fault.heal': async (p) => ({ warnings: [], ...(await this.faultHeal(p)) }),
+    'load.start': (p) => this.loadStart(p),
+    'load.stop': () => this.loadStop(),
+    'prompt.answer': () => this.unavailable('prompt.answer'),
+    'term.open': () => this.unavailable('term.open'),
+    'term.input': () => this.unavailable('term.input'),
+    'term.resize': () => this.unavailable('term.resize'),
+    'term.reconnect': () => this.unavailable('term.reconnect'),
+    'term.close': () => this.unavailable('term.close'),
+    'term.list': () => ({ terms: [] }),
+    'events.since': (p) => this.eventsSince(p.seq)
+  }
+
+  handle<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
+    return callHandler(this.handlers, method, params)
+  }
+
+  private unavailable(method: string): never {
+    throw new ApiError('unavailable', `${method}: the simulated lab has no hosts, terminals or lab files`)
+  }
 
   info(): ConsoleInfo {
-    return { apiVersion: API_VERSION, backend: 'simulated', shell: 'browser', lab: { kind: 'simulated', name: 'simulated' }, canRememberSecrets: false, seq: this.events.seq }
+    return {
+      apiVersion: API_VERSION,
+      backend: 'simulated',
+      shell: 'browser',
+      lab: { kind: 'simulated', name: 'simulated' },
+      canRememberSecrets: false,
+      seq: this.events.seq
+    }
   }
 
   async labStart(p: LabStartParams): Promise<LabStatus> {
@@ -169,6 +224,29 @@ export class FakeBackend implements ConsoleBackend {
   }
 
   async labStatus(): Promise<LabStatus> {
+    return this.snapshot()
+  }
+
+  snapshotNow(): LabStatus {
+    return this.snapshot()
+  }
+
+  loadStopNow(): LoadStatus {
+    if (this.load.state === 'running') {
+      this.load.state = 'idle'
+      this.load.opsPerSec = 0
+      this.emitLoad()
+    }
+    return { ...this.load }
+  }
+
+  /** Power a host back on: here, its power fault heals (the agent restarts empty). */
+  async powerOn(host: HostId): Promise<LabStatus> {
+    this.requireRunning('lab.powerOn')
+    const f = this.faults.find((x) => x.kind === 'power' && x.target === host)
+    if (!f) throw new ApiError('conflict', `lab.powerOn: host ${host}'s power is not cut`)
+    this.heal(f, 'power on')
+    this.emitStatus()
     return this.snapshot()
   }
 
@@ -264,19 +342,22 @@ export class FakeBackend implements ConsoleBackend {
   async loadStart(p: LoadStartParams): Promise<LoadStatus> {
     this.requireRunning('load.start')
     if (this.load.state === 'running') throw new ApiError('conflict', 'load.start: a load is already running; stop it first')
-    this.load = { ...idleLoadStatus(), state: 'running', clients: p.clients, keys: p.keys, seconds: p.seconds, startedAt: this.now, target: this.servingReplica() }
+    this.load = {
+      ...idleLoadStatus(),
+      state: 'running',
+      clients: p.clients,
+      keys: p.keys,
+      seconds: p.seconds,
+      startedAt: this.now,
+      target: this.servingReplica()
+    }
     this.mark({ kind: 'start', label: `load: ${p.clients} clients, ${p.keys} keys, ${p.seconds} s` })
     this.emitLoad()
     return { ...this.load }
   }
 
   async loadStop(): Promise<LoadStatus> {
-    if (this.load.state === 'running') {
-      this.load.state = 'idle'
-      this.load.opsPerSec = 0
-      this.emitLoad()
-    }
-    return { ...this.load }
+    return this.loadStopNow()
   }
 
   eventsSince(since: number): EventsSince {
@@ -431,7 +512,14 @@ export class FakeBackend implements ConsoleBackend {
     c.lastEntry += n
     c.unackedBytes += bytes
     if (n > 0) {
-      this.agent(c.from, 'entries', { to: c.to, first: firstNew, last: c.lastEntry, count: n, bytes, inputs: running ? { data: n - 1, clock: 1 } : { timer: n } })
+      this.agent(c.from, 'entries', {
+        to: c.to,
+        first: firstNew,
+        last: c.lastEntry,
+        count: n,
+        bytes,
+        inputs: running ? { data: n - 1, clock: 1 } : { timer: n }
+      })
     }
     // acks: the backup acknowledges what it received, slower over a delayed or lossy link
     let ackTo = c.acked
@@ -603,7 +691,13 @@ export class FakeBackend implements ConsoleBackend {
     let channel: ChannelStatus | null = null
     if (this.channel) {
       const { recentHolds: _r, entryAcc: _e, ...c } = this.channel
-      channel = { ...c, entriesPerSec: Math.round(c.entriesPerSec), acksPerSec: Math.round(c.acksPerSec), bytesPerSec: Math.round(c.bytesPerSec), holdMs: { ...c.holdMs } }
+      channel = {
+        ...c,
+        entriesPerSec: Math.round(c.entriesPerSec),
+        acksPerSec: Math.round(c.acksPerSec),
+        bytesPerSec: Math.round(c.bytesPerSec),
+        holdMs: { ...c.holdMs }
+      }
     }
     return {
       state: this.state,
@@ -626,7 +720,6 @@ export class FakeBackend implements ConsoleBackend {
   }
 
   // ----- events ------------------------------------------------------------------------
-
 
   private emitStatus(): void {
     this.lastStatusAt = this.now

@@ -1,19 +1,21 @@
-// The Electron shell: the only module in main/ that imports 'electron'. It opens one
-// locked-down window on the built renderer and answers the page's calls through the
-// same contract and dispatcher as the browser mode's WebSocket.
+// The Electron shell: the only folder in main/ that imports 'electron'. It opens one
+// locked-down window on the built renderer and answers the page's calls through the IPC
+// transport (main/transport/ipc.ts): the same contract and dispatch as the browser mode's
+// WebSocket.
 //
 // Hardening (Electron's security checklist): context isolation, sandbox, no Node in the
 // page, web security on, a strict CSP (the page's meta tag, plus the header for http
 // loads in development), no permissions, navigation and new windows blocked, webviews
 // refused, and every IPC message checked for its sender frame before its arguments are
 // validated against the contract.
-import { app, BrowserWindow, ipcMain, session, shell, type IpcMainInvokeEvent, type WebContents } from 'electron'
+import { app, BrowserWindow, ipcMain, session, shell, type WebContents } from 'electron'
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { createBackend, type ConsoleBackend } from '../api/backend.js'
-import { IPC_CALL, IPC_EVENTS, toWireError, type WireResult } from '../api/contract.js'
-import { dispatch, EventBatcher } from '../api/dispatch.js'
+import { ConsoleBackend } from '../console/console-backend.js'
+import { ftlabHome } from '../lab/lab-state.js'
+import { serveIpc, streamEventsTo, type IpcCallEvent } from '../transport/ipc.js'
+import { SafeStorageSecrets } from './safe-secrets.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const devUrl = !app.isPackaged ? process.env['ELECTRON_RENDERER_URL'] : undefined
@@ -48,7 +50,7 @@ function preloadPath(): string {
 }
 
 /** Only the top frame of our own window, showing our own page, may call the API. */
-function trustedSender(e: IpcMainInvokeEvent): boolean {
+function trustedSender(e: IpcCallEvent): boolean {
   const frame = e.senderFrame
   if (!mainWindow || e.sender !== mainWindow.webContents || !frame || frame.parent !== null) return false
   const url = frame.url.split('#')[0]
@@ -91,13 +93,9 @@ function createWindow(b: ConsoleBackend): void {
   })
   mainWindow = win
   win.once('ready-to-show', () => win.show())
-  const batcher = new EventBatcher((events) => {
-    if (!win.isDestroyed() && !win.webContents.isDestroyed()) win.webContents.send(IPC_EVENTS, events)
-  }, 16)
-  const unsubscribe = b.subscribe((ev) => batcher.add(ev))
+  const stopEvents = streamEventsTo(win.webContents, b)
   win.on('closed', () => {
-    unsubscribe()
-    batcher.close()
+    stopEvents()
     mainWindow = null
   })
   if (devUrl) void win.loadURL(devUrl)
@@ -108,33 +106,38 @@ app.enableSandbox()
 
 app.on('web-contents-created', (_e, contents) => harden(contents))
 
-app.whenReady().then(() => {
-  backend = createBackend()
-  const b = backend
-  session.defaultSession.setPermissionRequestHandler((_wc, _permission, cb) => cb(false))
-  session.defaultSession.setPermissionCheckHandler(() => false)
-  session.defaultSession.webRequest.onHeadersReceived((details, cb) => {
-    cb({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [CSP] } })
-  })
-  ipcMain.handle(IPC_CALL, async (e, method: unknown, params: unknown): Promise<WireResult> => {
-    if (!trustedSender(e)) return { ok: false, error: { code: 'bad-request', message: 'refused: the call did not come from the console window' } }
-    try {
-      return { ok: true, result: await dispatch(b, method, params) }
-    } catch (err) {
-      return { ok: false, error: toWireError(err) }
-    }
-  })
-  createWindow(b)
-  app.on('activate', () => {
-    if (BrowserWindow.getAllWindows().length === 0) createWindow(b)
-  })
-}, (err: unknown) => {
-  console.error(`FT Lab could not start: ${err instanceof Error ? err.message : String(err)}`)
-  app.exit(1)
-})
+app.whenReady().then(
+  () => {
+    backend = new ConsoleBackend({ shell: 'electron', secrets: new SafeStorageSecrets(ftlabHome()) })
+    const b = backend
+    session.defaultSession.setPermissionRequestHandler((_wc, _permission, cb) => cb(false))
+    session.defaultSession.setPermissionCheckHandler(() => false)
+    session.defaultSession.webRequest.onHeadersReceived((details, cb) => {
+      cb({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [CSP] } })
+    })
+    serveIpc({ ipcMain, service: b, isTrusted: trustedSender })
+    createWindow(b)
+    app.on('activate', () => {
+      if (BrowserWindow.getAllWindows().length === 0) createWindow(b)
+    })
+  },
+  (err: unknown) => {
+    console.error(`FT Lab could not start: ${err instanceof Error ? err.message : String(err)}`)
+    app.exit(1)
+  }
+)
 
 app.on('window-all-closed', () => {
   const b = backend
   backend = null
-  void (b ? b.close() : Promise.resolve()).finally(() => app.quit())
+  const lab = b?.info().lab
+  void (b ? b.close() : Promise.resolve()).finally(() => {
+    // the agents are detached processes (or run on remote hosts): say so, not leave them silently
+    if (lab && lab.kind !== 'simulated' && process.env.FTLAB_STARTED_BY !== 'npm-start') {
+      console.log(
+        `FT Lab closed; lab '${lab.name}' (${lab.kind}) keeps running. ${lab.kind === 'local' ? 'Stop it with: npm run ftlab -- lab stop' : `Tear it down with: npm run ftlab -- teardown --name ${lab.name}`}`
+      )
+    }
+    app.quit()
+  })
 })

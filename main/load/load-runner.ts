@@ -31,6 +31,10 @@ export interface LoadProgress {
   /** operations completed in the last interval, per second */
   opsPerSec: number
   completed: number
+  /** operations that failed for good (errors that were retried are in `errors`) */
+  failed: number
+  /** latency of the operations that completed ok since the last progress report; null when none did */
+  latencyMs: { p50: number; p99: number } | null
   errors: number
   retries: number
   duplicatesDropped: number
@@ -82,10 +86,14 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
 
   let lastTick = started
   let lastCompleted = 0
+  let failedSoFar = 0
   const progress = (): LoadProgress => {
     const t = now()
     const completed = history.length
     const rate = ((completed - lastCompleted) * 1000) / Math.max(1, t - lastTick)
+    const recent = history.slice(lastCompleted).filter((h) => h.status === 'ok' && h.completeMs !== null)
+    const lat = recent.length ? summarizeLatency(recent.map((h) => h.completeMs! - h.invokeMs)) : null
+    for (let i = lastCompleted; i < completed; i++) if (history[i].status === 'fail') failedSoFar++
     lastTick = t
     lastCompleted = completed
     const targets: Record<string, number> = {}
@@ -95,6 +103,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       elapsedMs: t - started,
       opsPerSec: rate,
       completed,
+      failed: failedSoFar,
+      latencyMs: lat && { p50: lat.p50, p99: lat.p99 },
       errors: sum((c) => c.stats.errors),
       retries: sum((c) => c.stats.retries),
       duplicatesDropped: sum((c) => c.stats.duplicatesDropped),

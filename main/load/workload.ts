@@ -2,6 +2,7 @@
 // and counters live on separate keys so an INCR never meets a string and every check has
 // one kind of key to reason about. Written values are unique, so a lost write shows.
 import type { OpKind } from './history.js'
+import { Prng } from '../../agent/prng.js'
 
 export interface Mix {
   set: number
@@ -36,16 +37,10 @@ export function allKeys(ns: string, keys: number): string[] {
   return out
 }
 
-/** A small seeded generator (mulberry32): a run can be repeated from its seed. */
+/** A small seeded generator: a run can be repeated from its seed (the one Prng of agent/prng.ts). */
 export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+  const p = new Prng(seed)
+  return () => p.float()
 }
 
 export class Workload {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { FakeBackend, type FakeBackendOptions } from '../../main/api/fake-backend.js'
-import { startApiServer, type ApiServer } from '../../main/api/server.js'
+import { startApiServer, type ApiServer } from '../../main/transport/ws-server.js'
 
 export const root = resolve(import.meta.dirname, '../..')
 export const rendererDir = join(root, 'out/renderer')

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
-import { LabBackend } from '../../main/api/lab-backend.js'
-import { startApiServer, type ApiServer } from '../../main/api/server.js'
+import { ConsoleBackend } from '../../main/console/console-backend.js'
+import { startApiServer, type ApiServer } from '../../main/transport/ws-server.js'
 import { probeLocalAgent } from '../../main/lab/agent-probe.js'
 import { LabStore } from '../../main/lab/lab-state.js'
 import { openLocalLab } from '../../main/lab/local-lab.js'
@@ -19,14 +19,14 @@ const probe = await probeLocalAgent()
 const skipNote = probe.replicaRole ? '' : ` [skipped: needs the replica role in the agent bundle: ${probe.reason}]`
 
 let browsing: Browsing | null = null
-let backend: LabBackend | null = null
+let backend: ConsoleBackend | null = null
 let server: ApiServer | null = null
 let home = ''
 
 beforeAll(async () => {
   if (!probe.replicaRole) return
   home = mkdtempSync(join(tmpdir(), 'ftlab-e2e-lab-'))
-  backend = new LabBackend({ home })
+  backend = new ConsoleBackend({ home })
   server = await startApiServer({ backend, rendererDir })
   ensureRendererBuilt()
   browsing = await openBrowser()
@@ -37,7 +37,7 @@ afterAll(async () => {
   await server?.close().catch(() => {})
   await backend?.close().catch(() => {})
   // whatever the test left running: stop the lab's agents by what the lab store remembers
-  if (home && new LabStore(home).load('console')) await openLocalLab('console', { home }).stop().catch(() => {})
+  if (home && new LabStore(home).load('local')) await openLocalLab('local', { home }).stop().catch(() => {})
   if (home) rmSync(home, { recursive: true, force: true })
 }, 60_000)
 
@@ -65,7 +65,7 @@ describe('console in browser mode over the real local lab', () => {
     await expectText(page, '[data-host=a] [data-test=host-role]', 'primary')
     await expectText(page, '[data-host=b] [data-test=host-role]', 'backup')
     await expectText(page, '[data-host=disk] [data-test=host-role]', 'disk server')
-    const started = await b.labStatus()
+    const started = await b.handle('lab.status', {})
     expect(started.state).toBe('running')
     const pids = started.hosts.map((h) => h.pid!)
     for (const pid of pids) expect(alive(pid)).toBe(true)
@@ -77,7 +77,7 @@ describe('console in browser mode over the real local lab', () => {
     await page.click('[data-test=load-start]')
     await expect.poll(async () => Number(await page.locator('[data-test=stat-entries-rate]').textContent()), { timeout: 20_000 }).toBeGreaterThan(0)
     await expect.poll(async () => Number(await page.locator('[data-test=load-ops]').textContent()), { timeout: 20_000 }).toBeGreaterThan(0)
-    expect((await b.labStatus()).load).toMatchObject({ state: 'running', target: 'a' })
+    expect((await b.handle('lab.status', {})).load).toMatchObject({ state: 'running', target: 'a' })
     await page.waitForTimeout(2500) // let the sparklines and the channel pane fill for the picture; nothing is asserted on time
     await shoot(page, '10-real-running-under-load')
 
@@ -89,9 +89,9 @@ describe('console in browser mode over the real local lab', () => {
     await expectText(page, '[data-test=timeline-mark]', 'power cut a')
     await expectText(page, '[data-host=a] [data-test=host-error]', 'power cut')
     expect(alive(pids[0])).toBe(false)
-    const atLive = (await b.labStatus()).load.completed
-    await expect.poll(async () => (await b.labStatus()).load, { timeout: 20_000 }).toMatchObject({ state: 'running', target: 'b' })
-    await expect.poll(async () => (await b.labStatus()).load.completed, { timeout: 20_000 }).toBeGreaterThan(atLive + 100)
+    const atLive = (await b.handle('lab.status', {})).load.completed
+    await expect.poll(async () => (await b.handle('lab.status', {})).load, { timeout: 20_000 }).toMatchObject({ state: 'running', target: 'b' })
+    await expect.poll(async () => (await b.handle('lab.status', {})).load.completed, { timeout: 20_000 }).toBeGreaterThan(atLive + 100)
     await expectText(page, '[data-test=load-panel]', '→ b')
     await page.waitForTimeout(1500)
     await shoot(page, '10-real-power-cut-backup-live')
@@ -102,7 +102,7 @@ describe('console in browser mode over the real local lab', () => {
     await expectText(page, '[data-host=a] [data-test=host-role]', 'backup')
     await expectText(page, '[data-test=channel-direction]', 'b → a')
     await expectText(page, '.toolbar', 'gen 2')
-    const restored = await b.labStatus()
+    const restored = await b.handle('lab.status', {})
     expect(restored.gen).toBe(2)
     expect(restored.faults).toEqual([])
     expect(restored.hosts[0].pid).not.toBe(pids[0])
@@ -116,11 +116,11 @@ describe('console in browser mode over the real local lab', () => {
     await shoot(page, '10-real-load-checked')
 
     // stop the lab: every agent process gone
-    const last = (await b.labStatus()).hosts.map((h) => h.pid!)
+    const last = (await b.handle('lab.status', {})).hosts.map((h) => h.pid!)
     await page.click('[data-test=lab-stop]')
     await expectText(page, '[data-test=lab-state]', 'stopped', 30_000)
     for (const pid of [...pids, ...last]) expect(alive(pid), `agent pid ${pid}`).toBe(false)
-    expect(new LabStore(home).load('console')).toBeNull()
+    expect(new LabStore(home).load('local')).toBeNull()
     expect(pageErrors).toEqual([])
   }, 180_000)
 })

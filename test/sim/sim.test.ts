@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest'
-import { ReplicaCore } from '../../agent/replica/core.js'
 import { createVmm } from '../../agent/vmm/vmm.js'
-import { RegisterVmm } from './register-vmm.js'
-import { SimFailure } from './checker.js'
-import { runSimulation, type GuestKind, type SimStats } from './simulator.js'
+import { RegisterVmm } from '../../sim/register-vmm.js'
+import { SimFailure } from '../../sim/checker.js'
+import type { MutantName } from '../../sim/mutants.js'
+import { runSimulation, type GuestKind, type SimStats } from '../../sim/simulator.js'
 
 // FTLAB_SIM_SEED=<n> [FTLAB_SIM_GUEST=register|kv] replays one seed (add FTLAB_SIM_VERBOSE=1 to trace
-// every logging-channel message); FTLAB_SIM_SEEDS=<n> runs more seeds.
+// every logging-channel message); FTLAB_SIM_SEEDS=<n> runs more seeds. Outside CI,
+// `npm run sim -- --seeds N` runs any number of seeds and prints a failing seed's replay command.
 const only = process.env.FTLAB_SIM_SEED === undefined ? null : Number(process.env.FTLAB_SIM_SEED)
 const onlyGuest = (process.env.FTLAB_SIM_GUEST ?? null) as GuestKind | null
 const count = Number(process.env.FTLAB_SIM_SEEDS ?? 60)
@@ -57,16 +58,35 @@ describe('the simulator', () => {
 })
 
 describe('the checker can fail', () => {
-  it('catches a core wired to release outputs before the backup acknowledges them', () => {
-    class EarlyRelease extends ReplicaCore {
-      protected override outputRuleAllows(): boolean {
-        return true
+  /** The CI seeds, run with a broken core until one fails: the failure it must be. */
+  function firstFailure(mutant: MutantName): SimFailure {
+    for (const seed of seeds) {
+      try {
+        runSimulation({ seed, mutant })
+      } catch (err) {
+        if (err instanceof SimFailure) return err
+        throw err
       }
     }
-    const run = () => runSimulation({ seed: 5, makeCore: (cfg, vmm, init) => new EarlyRelease(cfg, vmm, init) })
-    expect(run).toThrow(SimFailure)
-    expect(run).toThrow(/Output Rule: primary a \(generation 1\) released an output of entry \d+ but its backup has acknowledged only up to \d+/)
-    expect(run).toThrow(/replay: FTLAB_SIM_SEED=5 FTLAB_SIM_GUEST=register npx vitest run test\/sim/)
+    throw new Error(`mutant ${mutant} passed all ${seeds.length} CI seeds: the simulator does not catch it`)
+  }
+
+  it('catches a core wired to release outputs before the backup acknowledges them', () => {
+    const failure = firstFailure('early-release')
+    expect(failure.message).toMatch(/Output Rule: primary a \(generation 1\) released an output of entry \d+ but its backup has acknowledged only up to \d+/)
+    expect(failure.message).toMatch(/replay: npm run sim -- --seed \d+ --guest register --mutant early-release/)
+  })
+
+  it('catches a core that sends disk writes before the backup acknowledges their entry (the Output Rule for disk writes)', () => {
+    expect(firstFailure('early-disk-write').message).toMatch(/Output Rule: primary [ab] \(generation \d+\) released a disk write of entry \d+ but its backup has acknowledged only up to \d+/)
+  })
+
+  it('catches a core that releases outputs before the disk server confirmed its generation', () => {
+    expect(firstFailure('unconfirmed-release').message).toMatch(/primary [ab] released an output of entry \d+ in generation \d+ before the disk server confirmed that generation with it/)
+  })
+
+  it('catches a core that goes live without re-issuing the I/O its guest was waiting on', () => {
+    expect(firstFailure('go-live-forgets-io').message).toMatch(/the guest timer of [ab]#\d+ \(\w+, generation \d+\) has not fired for \d+ms after every fault healed/)
   })
 
   it('catches a VMM that does not replay logged non-determinism', () => {

@@ -25,10 +25,22 @@ describe('contract validators accept good requests', () => {
   })
 
   it('fault.inject per kind, with params defaulting to none', () => {
-    expect(validateRequest('fault.inject', { target: 'a', kind: 'power', durationMs: 10_000 })).toEqual({ target: 'a', kind: 'power', params: {}, durationMs: 10_000 })
-    expect(validateRequest('fault.inject', { target: 'a-b', kind: 'delay', params: { ms: 50, jitterMs: 5 }, durationMs: 1000 }).params).toEqual({ ms: 50, jitterMs: 5 })
-    expect(validateRequest('fault.inject', { target: 'b-disk', kind: 'loss', params: { probability: 0.2 }, durationMs: 1000 }).params).toEqual({ probability: 0.2 })
-    expect(validateRequest('fault.inject', { target: 'a-disk', kind: 'cut', params: { direction: 'forward' }, durationMs: 1000 }).params).toEqual({ direction: 'forward' })
+    expect(validateRequest('fault.inject', { target: 'a', kind: 'power', durationMs: 10_000 })).toEqual({
+      target: 'a',
+      kind: 'power',
+      params: {},
+      durationMs: 10_000
+    })
+    expect(validateRequest('fault.inject', { target: 'a-b', kind: 'delay', params: { ms: 50, jitterMs: 5 }, durationMs: 1000 }).params).toEqual({
+      ms: 50,
+      jitterMs: 5
+    })
+    expect(validateRequest('fault.inject', { target: 'b-disk', kind: 'loss', params: { probability: 0.2 }, durationMs: 1000 }).params).toEqual({
+      probability: 0.2
+    })
+    expect(validateRequest('fault.inject', { target: 'a-disk', kind: 'cut', params: { direction: 'forward' }, durationMs: 1000 }).params).toEqual({
+      direction: 'forward'
+    })
   })
 
   it('fault.heal by id or all; load.start; events.since', () => {
@@ -61,7 +73,9 @@ describe('contract validators refuse bad requests precisely', () => {
 
   it('missing and unknown fields', () => {
     expect(refusal('lab.start', { guest: 'kv' }).message).toBe('lab.start.mode is missing')
-    expect(refusal('lab.start', { guest: 'kv', mode: 'rsm', extra: 1 }).message).toBe('lab.start has an unknown field "extra" (known: kind, guest, mode, heartbeatMs, suspectMs, speed, seed)')
+    expect(refusal('lab.start', { guest: 'kv', mode: 'rsm', extra: 1 }).message).toBe(
+      'lab.start has an unknown field "extra" (known: kind, guest, mode, heartbeatMs, suspectMs, speed, seed)'
+    )
     expect(refusal('lab.stop', { now: true }).message).toBe('lab.stop has an unknown field "now" (it takes none)')
   })
 
@@ -78,7 +92,9 @@ describe('contract validators refuse bad requests precisely', () => {
     expect(refusal('load.start', { clients: 1.5, seconds: 1, keys: 1 }).message).toBe('load.start.clients must be an integer from 1 to 256 (got 1.5)')
     expect(refusal('load.start', { clients: 1, seconds: Number.NaN, keys: 1 }).message).toBe('load.start.seconds must be an integer from 1 to 3600 (got NaN)')
     expect(refusal('events.since', { seq: -1 }).message).toBe('events.since.seq must be an integer from 0 to 9007199254740991 (got -1)')
-    expect(refusal('fault.inject', { target: 'a', kind: 'power', durationMs: 5 }).message).toBe('fault.inject.durationMs must be an integer from 100 to 3600000 (got 5)')
+    expect(refusal('fault.inject', { target: 'a', kind: 'power', durationMs: 5 }).message).toBe(
+      'fault.inject.durationMs must be an integer from 100 to 3600000 (got 5)'
+    )
   })
 
   it('fault kinds must fit their target, and params their kind', () => {
@@ -88,7 +104,9 @@ describe('contract validators refuse bad requests precisely', () => {
     expect(refusal('fault.inject', { target: 'a-b', kind: 'power', durationMs: 1000 }).message).toBe(
       'fault.inject.kind "power" does not apply to link "a-b" (use one of cut, delay, loss)'
     )
-    expect(refusal('fault.inject', { target: 'c', kind: 'power', durationMs: 1000 }).message).toMatch(/^fault.inject.target must be one of "a", "b", "disk", "a-b", "a-disk", "b-disk" \(got "c"\)$/)
+    expect(refusal('fault.inject', { target: 'c', kind: 'power', durationMs: 1000 }).message).toMatch(
+      /^fault.inject.target must be one of "a", "b", "disk", "a-b", "a-disk", "b-disk" \(got "c"\)$/
+    )
     expect(refusal('fault.inject', { target: 'a-b', kind: 'delay', durationMs: 1000 }).message).toBe('fault.inject.params must be an object (got nothing)')
     expect(refusal('fault.inject', { target: 'a-b', kind: 'delay', params: {}, durationMs: 1000 }).message).toBe('fault.inject.params.ms is missing')
     expect(refusal('fault.inject', { target: 'a-b', kind: 'loss', params: { probability: 1.5 }, durationMs: 1000 }).message).toBe(
@@ -100,13 +118,17 @@ describe('contract validators refuse bad requests precisely', () => {
   })
 
   it('fault ids are short and plain', () => {
-    expect(refusal('fault.heal', { id: '../etc' }).message).toBe('fault.heal.id must be a fault id (letters, digits, "-" or "_", at most 64) or "all" (got "../etc")')
+    expect(refusal('fault.heal', { id: '../etc' }).message).toBe(
+      'fault.heal.id must be a fault id (letters, digits, "-" or "_", at most 64) or "all" (got "../etc")'
+    )
     expect(refusal('fault.heal', { id: 'x'.repeat(65) }).message).toMatch(/^fault.heal.id must be a fault id .* \(got "x{40}…"\)$/)
   })
 
   it('a __proto__ key is refused as unknown, not merged', () => {
     const params = JSON.parse('{"guest":"kv","mode":"rsm","__proto__":{"polluted":true}}') as unknown
-    expect(refusal('lab.start', params).message).toBe('lab.start has an unknown field "__proto__" (known: kind, guest, mode, heartbeatMs, suspectMs, speed, seed)')
+    expect(refusal('lab.start', params).message).toBe(
+      'lab.start has an unknown field "__proto__" (known: kind, guest, mode, heartbeatMs, suspectMs, speed, seed)'
+    )
     expect(({} as Record<string, unknown>).polluted).toBeUndefined()
   })
 })
@@ -132,35 +154,57 @@ describe('contract v2 requests', () => {
   const file = { version: 1, hosts: { a: host(1), b: host(2), disk: host(3) } }
 
   it('lab.start picks the lab kind; speed and seed belong to the simulated lab only', () => {
-    expect(validateRequest('lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm', speed: 2.5, seed: 7 })).toEqual({ kind: 'simulated', guest: 'kv', mode: 'rsm', speed: 2.5, seed: 7 })
-    expect(refusal('lab.start', { kind: 'local', guest: 'kv', mode: 'rsm', speed: 2 }).message).toBe('lab.start.speed applies to the simulated lab only (this is kind "local")')
+    expect(validateRequest('lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm', speed: 2.5, seed: 7 })).toEqual({
+      kind: 'simulated',
+      guest: 'kv',
+      mode: 'rsm',
+      speed: 2.5,
+      seed: 7
+    })
+    expect(refusal('lab.start', { kind: 'local', guest: 'kv', mode: 'rsm', speed: 2 }).message).toBe(
+      'lab.start.speed applies to the simulated lab only (this is kind "local")'
+    )
     expect(refusal('lab.start', { kind: 'remote', guest: 'kv', mode: 'rsm' }).message).toBe('lab.start.kind must be one of "local", "simulated" (got "remote")')
     expect(refusal('lab.start', { guest: 'kv', mode: 'rsm', heartbeatMs: 4 }).message).toBe('lab.start.heartbeatMs must be an integer from 5 to 10000 (got 4)')
-    expect(refusal('lab.start', { guest: 'kv', mode: 'rsm', heartbeatMs: 100, suspectMs: 100 }).message).toBe('lab.start.suspectMs must be more than heartbeatMs (100) (got 100)')
-    expect(refusal('lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm', speed: 60 }).message).toBe('lab.start.speed must be a number from 0.1 to 50 (got 60)')
+    expect(refusal('lab.start', { guest: 'kv', mode: 'rsm', heartbeatMs: 100, suspectMs: 100 }).message).toBe(
+      'lab.start.suspectMs must be more than heartbeatMs (100) (got 100)'
+    )
+    expect(refusal('lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm', speed: 60 }).message).toBe(
+      'lab.start.speed must be a number from 0.1 to 50 (got 60)'
+    )
   })
 
   it('lab.deploy takes a lab file form and names the deep field that is wrong', () => {
     expect(validateRequest('lab.deploy', { name: 'tb', file })).toEqual({ name: 'tb', file })
     const bad = { ...file, hosts: { ...file.hosts, b: { ...host(2), auth: 'pasword' } } }
-    expect(refusal('lab.deploy', { name: 'tb', file: bad }).message).toBe('lab.deploy.file.hosts.b.auth must be one of "agent", "key", "password" (got "pasword")')
+    expect(refusal('lab.deploy', { name: 'tb', file: bad }).message).toBe(
+      'lab.deploy.file.hosts.b.auth must be one of "agent", "key", "password" (got "pasword")'
+    )
     const noDisk = { ...file, hosts: { a: host(1), b: host(2) } }
     expect(refusal('lab.deploy', { name: 'tb', file: noDisk }).message).toBe('lab.deploy.file.hosts.disk is missing')
     const secret = { ...file, hosts: { ...file.hosts, a: { ...host(1), password: 'x' } } }
-    expect(refusal('lab.deploy', { name: 'tb', file: secret }).message).toMatch(/^lab.deploy.file.hosts.a has an unknown field "password" \(known: address, user, port/)
+    expect(refusal('lab.deploy', { name: 'tb', file: secret }).message).toMatch(
+      /^lab.deploy.file.hosts.a has an unknown field "password" \(known: address, user, port/
+    )
     const power = { ...file, hosts: { ...file.hosts, a: { ...host(1), power: { driver: 'ipmi', host: 'bmc-a' } } } }
     expect(refusal('lab.deploy', { name: 'tb', file: power }).message).toBe('lab.deploy.file.hosts.a.power.user is missing')
     const driver = { ...file, hosts: { ...file.hosts, a: { ...host(1), power: { driver: 'ups' } } } }
-    expect(refusal('lab.deploy', { name: 'tb', file: driver }).message).toBe('lab.deploy.file.hosts.a.power.driver must be one of "kill", "command", "ipmi", "libvirt", "sysrq" (got "ups")')
+    expect(refusal('lab.deploy', { name: 'tb', file: driver }).message).toBe(
+      'lab.deploy.file.hosts.a.power.driver must be one of "kill", "command", "ipmi", "libvirt", "sysrq" (got "ups")'
+    )
     expect(refusal('lab.deploy', { name: '../x', file }).message).toMatch(/^lab.deploy.name must be a lab name .* \(got "..\/x"\)$/)
     const etcd = { ...file, arbiter: { kind: 'etcd', endpoints: [] } }
-    expect(refusal('lab.deploy', { name: 'tb', file: etcd }).message).toBe('lab.deploy.file.arbiter.endpoints must be a list of 1 to 16 etcd client URLs (got an array)')
+    expect(refusal('lab.deploy', { name: 'tb', file: etcd }).message).toBe(
+      'lab.deploy.file.arbiter.endpoints must be a list of 1 to 16 etcd client URLs (got an array)'
+    )
   })
 
   it('terminals, prompts and teardown', () => {
     expect(validateRequest('term.resize', { id: 't1', cols: 80, rows: 24 })).toEqual({ id: 't1', cols: 80, rows: 24 })
     expect(refusal('term.resize', { id: 't1', cols: 1, rows: 24 }).message).toBe('term.resize.cols must be an integer from 2 to 1000 (got 1)')
-    expect(refusal('term.input', { id: 't1', data: 'x'.repeat(64 * 1024 + 1) }).message).toMatch(/^term.input.data must be a string of at most 65536 characters/)
+    expect(refusal('term.input', { id: 't1', data: 'x'.repeat(64 * 1024 + 1) }).message).toMatch(
+      /^term.input.data must be a string of at most 65536 characters/
+    )
     expect(validateRequest('term.open', { host: 'spare' })).toEqual({ host: 'spare' })
     expect(validateRequest('prompt.answer', { id: 'p1', accept: true })).toEqual({ id: 'p1', accept: true })
     expect(refusal('prompt.answer', { id: 'p1', accept: 'yes' }).message).toBe('prompt.answer.accept must be true or false (got "yes")')

@@ -90,7 +90,9 @@ describe('simulated lab', () => {
 
   it('refuses actions that do not fit the lab state, with the reason', async () => {
     backend = new FakeBackend({ timers: false })
-    await expect(backend.faultInject({ target: 'a', kind: 'power', params: {}, durationMs: 1000 })).rejects.toThrow('fault.inject: the lab is stopped; start it first')
+    await expect(backend.faultInject({ target: 'a', kind: 'power', params: {}, durationMs: 1000 })).rejects.toThrow(
+      'fault.inject: the lab is stopped; start it first'
+    )
     await expect(backend.faultHeal({ id: 'f9' })).rejects.toThrow('fault.heal: no active fault "f9"')
   })
 
@@ -127,7 +129,10 @@ describe('dispatch and batching', () => {
     vi.advanceTimersByTime(16)
     expect(batches.map((b) => b.map((e) => e.seq))).toEqual([[1, 2, 3]])
     vi.advanceTimersByTime(16)
-    expect(batches.map((b) => b.map((e) => e.seq))).toEqual([[1, 2, 3], [4, 5]])
+    expect(batches.map((b) => b.map((e) => e.seq))).toEqual([
+      [1, 2, 3],
+      [4, 5]
+    ])
     batcher.add(ev(6))
     batcher.close()
     vi.advanceTimersByTime(100)

@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { FakeBackend } from '../../../main/api/fake-backend.js'
-import { startApiServer, tokensEqual, type ApiServer } from '../../../main/api/server.js'
-import { acceptKey } from '../../../main/api/websocket.js'
+import { startApiServer, tokensEqual, type ApiServer } from '../../../main/transport/ws-server.js'
 import { RawWsClient } from './ws-client.js'
 
 const TOKEN = 'a1'.repeat(32)
@@ -61,7 +60,13 @@ describe('browser mode HTTP', () => {
     expect((await fetch(`http://127.0.0.1:${server.port}/..%2f..%2fetc%2fpasswd`)).status).toBe(404)
     expect((await fetch(`http://127.0.0.1:${server.port}/nope.js`)).status).toBe(404)
     expect((await fetch(`http://127.0.0.1:${server.port}/`, { method: 'POST' })).status).toBe(405)
-    const { handshake } = await open('/', { Host: 'evil.example:80', Upgrade: undefined, Connection: 'close', 'Sec-WebSocket-Key': undefined, 'Sec-WebSocket-Version': undefined })
+    const { handshake } = await open('/', {
+      Host: 'evil.example:80',
+      Upgrade: undefined,
+      Connection: 'close',
+      'Sec-WebSocket-Key': undefined,
+      'Sec-WebSocket-Version': undefined
+    })
     expect(handshake.status).toBe(403)
     expect(handshake.body).toContain('unexpected Host')
   })
@@ -77,7 +82,6 @@ describe('WebSocket handshake', () => {
     const { handshake } = await open(undefined, { 'Sec-WebSocket-Key': key })
     expect(handshake.status).toBe(101)
     expect(handshake.headers['sec-websocket-accept']).toBe('s3pPLMBiTxaQ9kYGzzhZRbK+xOo=')
-    expect(acceptKey(key)).toBe('s3pPLMBiTxaQ9kYGzzhZRbK+xOo=')
   })
 
   it('refuses a missing or wrong token with 401 and sends no data', async () => {
@@ -110,7 +114,7 @@ describe('WebSocket frames and the contract', () => {
   it('answers calls, validates params, and refuses unknown methods', async () => {
     const { client } = await open()
     const info = await call(client, 1, 'console.info')
-    expect(info).toMatchObject({ ok: true, result: { apiVersion: 1, backend: 'simulated' } })
+    expect(info).toMatchObject({ ok: true, result: { apiVersion: 2, backend: 'simulated' } })
     const bad = await call(client, 2, 'lab.start', { guest: 'redis', mode: 'rsm' })
     expect(bad).toEqual({ t: 'res', id: 2, ok: false, error: { code: 'bad-request', message: 'lab.start.guest must be one of "kv", "bank" (got "redis")' } })
     const unknown = await call(client, 3, 'lab.explode')

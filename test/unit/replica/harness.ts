@@ -2,7 +2,7 @@
 import { defaultReplicaConfig, ReplicaCore } from '../../../agent/replica/core.js'
 import type { Action, DiskReq, DiskRes, PeerMsg, ReplicaConfig, Telemetry } from '../../../agent/replica/types.js'
 import type { Entropy, GuestInput, ReplicationMode } from '../../../agent/vmm/types.js'
-import { encodeCommand, RegisterVmm } from '../../sim/register-vmm.js'
+import { encodeCommand, RegisterVmm } from '../../../sim/register-vmm.js'
 
 export function fixedEntropy(): Entropy {
   let clock = 1_700_000_000_000

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { ReplicaCore } from '../../../agent/replica/core.js'
 import type { EntryBody, IoRequest, Output } from '../../../agent/vmm/types.js'
-import { RegisterVmm } from '../../sim/register-vmm.js'
+import { RegisterVmm } from '../../../sim/register-vmm.js'
 import { confirmedPrimary, deliver, diskReqs, fixedEntropy, ftreq, ok, peerMsgs, releases, roles, telemetry, testConfig } from './harness.js'
 
 /**

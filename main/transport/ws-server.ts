@@ -1,6 +1,7 @@
 // Browser mode: the console served to a browser on this machine. Plain node:http on
 // 127.0.0.1 serves the built renderer (out/renderer) with a strict CSP, and /api upgrades
-// to a WebSocket that speaks the same contract as Electron IPC.
+// to a WebSocket (the `ws` library: framing, masking, UTF-8, fragments, size limit) that
+// speaks the same contract, through the same dispatch, as Electron IPC.
 //
 // Guarding /api: every connection must present the random token printed at start (the
 // page reads it from its URL's #token=… and sends it as ?token= on connect); it is
@@ -13,13 +14,13 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { readFile, stat } from 'node:fs/promises'
 import { extname, join, resolve, sep } from 'node:path'
-import type { ConsoleBackend } from './backend.js'
-import { MAX_MESSAGE_BYTES, toWireError, validateWireRequest, type WireMessage } from './contract.js'
-import { dispatch, EventBatcher } from './dispatch.js'
-import { acceptKey, CloseCode, isValidKey, WsConnection } from './websocket.js'
+import { WebSocket, WebSocketServer, type RawData } from 'ws'
+import { MAX_MESSAGE_BYTES, toWireError, validateWireRequest, type WireMessage } from '../api/contract.js'
+import { dispatch, EventBatcher, type ConsoleService } from '../api/dispatch.js'
 
 export interface ApiServerOptions {
-  backend: ConsoleBackend
+  /** the console core every connection talks to */
+  backend: ConsoleService
   /** the built renderer (index.html and assets) */
   rendererDir: string
   /** 0 (default) picks a free port */
@@ -90,8 +91,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const rendererDir = resolve(opts.rendererDir)
   const maxMessageBytes = opts.maxMessageBytes ?? MAX_MESSAGE_BYTES
   const maxConnections = opts.maxConnections ?? 16
-  const connections = new Set<WsConnection>()
-  const upgraded = new Set<Duplex>()
+  // noServer: the upgrade is ours to check (token, Host, Origin) before ws takes the socket
+  const wss = new WebSocketServer({ noServer: true, maxPayload: maxMessageBytes, perMessageDeflate: false, clientTracking: true })
   let port = 0
 
   const allowedHosts = (): string[] => [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, `${host}:${port}`]
@@ -139,7 +140,12 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy())
     const refuse = (status: number, text: string, extra: Record<string, string> = {}): void => {
-      const headers = Object.entries({ 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(text)), Connection: 'close', ...extra })
+      const headers = Object.entries({
+        'Content-Type': 'text/plain; charset=utf-8',
+        'Content-Length': String(Buffer.byteLength(text)),
+        Connection: 'close',
+        ...extra
+      })
         .map(([k, v]) => `${k}: ${v}\r\n`)
         .join('')
       socket.end(`HTTP/1.1 ${status} ${statusText(status)}\r\n${headers}\r\n${text}`)
@@ -157,31 +163,38 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     if (!allowedHosts().includes(hostHeader)) return refuse(403, 'forbidden: unexpected Host header')
     const origin = req.headers.origin
     if (!origin || !allowedHosts().some((h) => origin === `http://${h}`)) return refuse(403, 'forbidden: unexpected Origin')
+    // ws checks these too, but answers a wrong version without saying which one it speaks
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return refuse(400, 'bad request: expected Upgrade: websocket')
     if (req.headers['sec-websocket-version'] !== '13') return refuse(426, 'upgrade required: WebSocket version 13', { 'Sec-WebSocket-Version': '13' })
-    const key = req.headers['sec-websocket-key']
-    if (!isValidKey(key)) return refuse(400, 'bad request: missing or malformed Sec-WebSocket-Key')
-    if (connections.size >= maxConnections) return refuse(503, 'too many connections')
+    if (!/^[A-Za-z0-9+/]{22}==$/.test(req.headers['sec-websocket-key'] ?? '')) return refuse(400, 'bad request: missing or malformed Sec-WebSocket-Key')
+    if (wss.clients.size >= maxConnections) return refuse(503, 'too many connections')
+    wss.handleUpgrade(req, socket, head, (ws) => serveConnection(ws))
+  })
 
-    socket.write(
-      'HTTP/1.1 101 Switching Protocols\r\n' +
-        'Upgrade: websocket\r\n' +
-        'Connection: Upgrade\r\n' +
-        `Sec-WebSocket-Accept: ${acceptKey(key)}\r\n\r\n`
-    )
-    const ws = new WsConnection(socket, { maxMessageBytes, pingIntervalMs: opts.pingIntervalMs ?? 20_000 }, head)
-    connections.add(ws)
-    upgraded.add(socket)
-    socket.on('close', () => upgraded.delete(socket))
-    const send = (m: WireMessage): void => ws.sendText(JSON.stringify(m))
+  function serveConnection(ws: WebSocket): void {
+    const send = (m: WireMessage): void => {
+      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(m))
+    }
     const batcher = new EventBatcher((events) => send({ t: 'events', events }), opts.batchMs ?? 16)
     const unsubscribe = opts.backend.subscribe((ev) => batcher.add(ev))
-    ws.onClose = () => {
-      connections.delete(ws)
+    // a page whose machine slept or whose tab froze stops answering pings: let it go
+    let alive = true
+    const pinger = setInterval(() => {
+      if (!alive) return ws.terminate()
+      alive = false
+      ws.ping()
+    }, opts.pingIntervalMs ?? 20_000)
+    pinger.unref?.()
+    ws.on('pong', () => (alive = true))
+    ws.on('error', () => ws.terminate())
+    ws.on('close', () => {
+      clearInterval(pinger)
       unsubscribe()
       batcher.close()
-    }
-    ws.onMessage = (text) => {
+    })
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (isBinary) return ws.close(1003, 'text messages only')
+      const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8')
       let id = 0
       let parsed: unknown
       try {
@@ -200,8 +213,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       } catch (err) {
         send({ t: 'res', id, ok: false, error: toWireError(err) })
       }
-    }
-  })
+    })
+  }
 
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
@@ -223,10 +236,11 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     token,
     url: `http://${shownHost}:${port}/#token=${token}`,
     close: async () => {
-      for (const ws of connections) ws.close(CloseCode.GoingAway, 'server shutting down')
+      for (const ws of wss.clients) ws.close(1001, 'server shutting down')
       // the close frames are queued; give them a turn to leave, then drop the sockets
       await new Promise((ok) => setImmediate(ok))
-      for (const s of upgraded) s.destroy()
+      for (const ws of wss.clients) ws.terminate()
+      wss.close()
       server.closeAllConnections?.()
       await new Promise<void>((ok) => server.close(() => ok()))
     }
@@ -250,7 +264,5 @@ function plain(res: ServerResponse, status: number, text: string): void {
 }
 
 function statusText(status: number): string {
-  return (
-    { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 426: 'Upgrade Required', 503: 'Service Unavailable' }[status] ?? 'Error'
-  )
+  return { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 426: 'Upgrade Required', 503: 'Service Unavailable' }[status] ?? 'Error'
 }

@@ -1,8 +1,10 @@
 // A simulated FT Lab client: one request at a time, each carrying (client id, sequence
-// number); retries on timeout with the same seq, following the service to the other
-// replica; drops duplicate replies; and checks what it reads against what it knows it wrote.
+// number), on a session stream (the FTLAB-SESSION preamble, as the console's load clients
+// send it) to the replica's service port; retries on timeout with the same seq, following
+// the service to the other replica on a fresh stream; drops duplicate replies; and checks
+// what it reads against what it knows it wrote.
 import type { Checker } from './checker.js'
-import type { Prng } from './prng.js'
+import type { Prng } from '../agent/prng.js'
 import { encodeCommand, parseRespAll, type RespValue } from './resp.js'
 import type { EventQueue } from './world.js'
 
@@ -27,10 +29,19 @@ export interface ClientOptions {
   checker: Checker
   timeoutMs: number
   targets: string[]
-  send: (client: string, to: string, data: Uint8Array) => void
+  /** open a stream to a replica's service port; `sink` hears its bytes and its end */
+  connect: (client: string, to: string, sink: { data(bytes: Uint8Array): void; closed(): void }) => ClientStream
   onComplete: () => void
   log: (line: string) => void
 }
+
+export interface ClientStream {
+  readonly isOpen: boolean
+  write(bytes: Uint8Array): void
+  close(): void
+}
+
+const enc = new TextEncoder()
 
 /** What all clients have seen of the shared counter. */
 const counters = new WeakMap<Checker, { seen: Set<number>; max: number }>()
@@ -43,6 +54,7 @@ export class SimClient {
   /** this client's own keys: only it writes them, so a read must return its last completed write */
   private written = new Map<string, string>()
   private lastProgress = 0
+  private stream: ClientStream | null = null
 
   constructor(private readonly o: ClientOptions) {
     this.id = o.id
@@ -70,17 +82,34 @@ export class SimClient {
   private send(): void {
     const p = this.pending!
     const attempt = p.attempt
-    this.o.send(this.id, this.o.targets[this.target], p.data)
+    if (!this.stream?.isOpen) {
+      const stream = this.o.connect(this.id, this.o.targets[this.target], {
+        data: (bytes) => this.stream === stream && this.onReply(bytes),
+        closed: () => {
+          if (this.stream === stream) this.stream = null
+        }
+      })
+      this.stream = stream
+      stream.write(enc.encode(`FTLAB-SESSION ${this.id}\n`))
+    }
+    this.stream.write(p.data)
     this.o.q.schedule(this.o.q.now + this.o.timeoutMs, () => {
       if (this.pending !== p || p.attempt !== attempt) return
-      // no answer: the service may have moved; follow it, same seq
-      p.attempt++
-      this.target = (this.target + 1) % this.o.targets.length
-      this.send()
+      this.follow(p)
     })
   }
 
+  /** No answer here: the service may have moved; follow it on a fresh stream, same seq. */
+  private follow(p: Pending): void {
+    p.attempt++
+    this.stream?.close()
+    this.stream = null
+    this.target = (this.target + 1) % this.o.targets.length
+    this.send()
+  }
+
   onReply(data: Uint8Array): void {
+    // the edge writes each output whole and the simulated stream never splits a write
     let values: RespValue[]
     try {
       values = parseRespAll(data)
@@ -88,8 +117,14 @@ export class SimClient {
       this.o.checker.fail(`client ${this.id} got a malformed reply: ${(err as Error).message}`)
     }
     for (const v of values) {
-      if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'number') this.o.checker.fail(`client ${this.id} got a reply that is not *2 :<seq> <reply>: ${JSON.stringify(v)}`)
       const p = this.pending
+      if (typeof v === 'object' && v !== null && !Array.isArray(v) && /^(NOTLIVE|ERR ftlab)/.test(v.err)) {
+        // the replica does not serve (a backup, or halted): follow the service at once
+        this.o.log(`${this.id}: ${v.err}`)
+        if (p) this.o.q.schedule(this.o.q.now + 1, () => this.pending === p && this.follow(p))
+        continue
+      }
+      if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'number') this.o.checker.fail(`client ${this.id} got a reply that is not *2 :<seq> <reply>: ${JSON.stringify(v)}`)
       if (p && v[0] === p.seq) this.complete(p, v[1])
       // otherwise a duplicate (re-emitted at go-live, duplicated by the network, or a retry answered twice)
     }

@@ -1,6 +1,6 @@
 // The simulator's invariants, checked as the run goes (after every step), from what the
 // replicas and the disk server actually did, not from what they believe.
-import type { Action, DiskReq, DiskRes, Role } from '../../agent/replica/types.js'
+import type { Action, DiskReq, DiskRes, Role } from '../agent/replica/types.js'
 
 export class SimFailure extends Error {
   override readonly name = 'SimFailure'
@@ -13,6 +13,8 @@ export class Checker {
   /** generations the disk server accepted, and who it was told is primary */
   private registered = new Map<number, string>()
   private currentGen = 0
+  /** replicas the disk server refused a write from, by generation: they must never output again in it */
+  private fenced = new Map<string, number>()
   private primaryHash = new Map<string, string>()
   private backupHash = new Map<string, { hash: string; node: string }>()
   checks = 0
@@ -31,18 +33,38 @@ export class Checker {
   /** An action a replica emitted, with the role it had when it emitted it. */
   onAction(node: string, role: Role, gen: number, a: Action): void {
     this.checks++
-    if (a.t === 'release') {
+    const isWrite = a.t === 'send-disk' && a.req.op === 'write'
+    if (a.t === 'release' || isWrite) {
+      const what = a.t === 'release' ? 'an output' : 'a disk write'
+      const entry = a.t === 'release' ? a.entry : (a.entry ?? 0)
+      if (this.fenced.get(node) === gen) this.fail(`${node} released ${what} of entry ${entry} in generation ${gen} after the disk server fenced its write: a fenced replica must halt`)
       if (role === 'primary') {
+        // the Output Rule, for replies and disk writes alike
         const acked = this.acked.get(gen) ?? 0
-        if (a.entry > acked) this.fail(`Output Rule: primary ${node} (generation ${gen}) released an output of entry ${a.entry} but its backup has acknowledged only up to ${acked}`)
-      } else if (role !== 'live') {
-        this.fail(`${node} released an output of entry ${a.entry} while ${role}: only a primary or a live replica may output`)
+        if (entry > acked) this.fail(`Output Rule: primary ${node} (generation ${gen}) released ${what} of entry ${entry} but its backup has acknowledged only up to ${acked}`)
+        // and nothing leaves before the disk server has confirmed the generation with this primary
+        if (this.registered.get(gen) !== node && this.tasWinner.get(gen) !== node) {
+          this.fail(`primary ${node} released ${what} of entry ${entry} in generation ${gen} before the disk server confirmed that generation with it`)
+        }
+      } else if (role === 'live') {
+        this.checkWonTas(node, gen, `released ${what}`)
+      } else {
+        this.fail(`${node} released ${what} of entry ${entry} while ${role}: only a primary or a live replica may output`)
       }
     }
-    if (a.t === 'send-disk' && a.req.op === 'write' && role !== 'primary' && role !== 'live') {
-      this.fail(`${node} sent a disk write while ${role}`)
-    }
+    if (a.t === 'role' && a.role === 'live') this.checkWonTas(node, a.gen, 'went live')
     if (role === 'halted' && a.t !== 'telemetry') this.fail(`halted replica ${node} emitted ${a.t}`)
+  }
+
+  /** A replica acting live must have won the test-and-set of its generation at the disk server. */
+  private checkWonTas(node: string, gen: number, did: string): void {
+    const winner = this.tasWinner.get(gen)
+    if (winner !== node) this.fail(`${node} ${did} in generation ${gen} but ${winner ? `${winner} won` : 'nobody has won'} that generation's test-and-set`)
+  }
+
+  /** A replica received the disk server's refusal of its write in generation `gen` (not when the disk sent it: releases in between are in flight). */
+  onFenced(node: string, gen: number): void {
+    this.fenced.set(node, gen)
   }
 
   /** The disk server answered: judge the answer against the rules it must keep. */

@@ -5,7 +5,7 @@
 // (so fencing is exercised). The guest state is a map of string pages, which makes
 // snapshots, state transfer and the state hash trivial.
 import { createHash } from 'node:crypto'
-import type { EntryBody, Entropy, ExecResult, GuestInput, IoRequest, Nondet, Output, PageWrite, ReplicationMode, Snapshot, Vmm } from '../../agent/vmm/types.js'
+import type { EntryBody, Entropy, ExecResult, GuestInput, IoRequest, Nondet, Output, PageWrite, ReplicationMode, Snapshot, Vmm } from '../agent/vmm/types.js'
 import { encodeCommand, parseResp, respBulk, respError, respInt, respSimple } from './resp.js'
 
 export const TICK_TIMER = 1
@@ -99,6 +99,11 @@ export class RegisterVmm implements Vmm {
     let n = 0
     for (const [k, v] of this.pages) n += k.length + v.length
     return n
+  }
+
+  /** how often the guest's periodic timer has fired (a guest whose timer is not re-armed stops counting) */
+  ticks(): number {
+    return Number(this.pages.get('ticks') ?? '0')
   }
 
   /** the value of a key, for tests */

@@ -1,5 +1,6 @@
-// A small seeded PRNG (mulberry32): every random choice of a simulation run comes from
-// one seed, so a failing run replays exactly.
+// The one seeded generator of FT Lab (mulberry32): every random choice of a simulation run
+// comes from one seed, so a failing run replays exactly; load workloads use it so a run can
+// be repeated. Imports nothing, so the agent, the simulator (sim/) and the console share it.
 export class Prng {
   private s: number
 

@@ -1,16 +1,20 @@
 // A seeded simulation of an FT Lab replica pair (TigerBeetle's VOPR, FoundationDB's
-// simulator): the real ReplicaCore and the real DiskArbiter, with a fake clock, a hostile
-// network, crashes, pauses, restore redundancy, and clients that check what they see.
-// A run is a pure function of its seed; a failure says how to replay it.
-import { DiskArbiter, MemoryBlockStore } from '../../agent/disk/arbiter.js'
-import { ReplicaCore } from '../../agent/replica/core.js'
-import type { Action, DiskReq, Event, ReplicaConfig, Role } from '../../agent/replica/types.js'
-import type { Entropy, ReplicationMode, Vmm } from '../../agent/vmm/types.js'
+// simulator): the real ReplicaCore, the real replica edge (agent/replica/edge.ts, the code
+// between the core and the sockets on a host) and the real DiskArbiter, with a fake clock,
+// a hostile network, crashes, pauses, restore redundancy, and clients that check what they
+// see. A run is a pure function of its seed; a failure says how to replay it.
+import { DiskArbiter, MemoryBlockStore } from '../agent/disk/arbiter.js'
+import { ReplicaCore } from '../agent/replica/core.js'
+import type { Action, ReplicaConfig, Role } from '../agent/replica/types.js'
+import type { Entropy, ReplicationMode, Vmm } from '../agent/vmm/types.js'
+import { createVmm } from '../agent/vmm/vmm.js'
 import { Checker, SimFailure } from './checker.js'
-import { Prng } from './prng.js'
+import { MUTANTS, type MutantName } from './mutants.js'
+import { Prng } from '../agent/prng.js'
 import { encodeCommand } from './resp.js'
 import { RegisterVmm } from './register-vmm.js'
 import { SimClient } from './client.js'
+import { SimReplica, SimStream, type SimDiskEndpoint } from './replica.js'
 import { EventQueue, Network, type LinkQuality } from './world.js'
 
 export type GuestKind = 'register' | 'kv'
@@ -20,10 +24,12 @@ export type VmmFactory = (mode: ReplicationMode, entropy: Entropy) => Vmm
 export interface SimOptions {
   seed: number
   guest?: GuestKind
-  /** how to build a VMM; default: the register test guest */
+  /** how to build a VMM; default: the guest's (register: the test guest; kv: the real VMM with the kv guest) */
   makeVmm?: VmmFactory
   /** how to build a replica core; default: the real one (tests swap in broken ones) */
   makeCore?: CoreFactory
+  /** a deliberately broken core (sim/mutants.ts), by name: the test-only knob the mutant tests turn */
+  mutant?: MutantName
   /** virtual ms with faults, then virtual ms healed, in which every client must make progress */
   faultMs?: number
   settleMs?: number
@@ -46,29 +52,23 @@ export interface SimStats {
 }
 
 const REPLICAS = ['a', 'b'] as const
-const TICK_MS = 5
 const CLIENT_TIMEOUT_MS = 120
-const DISK_LINK: LinkQuality = { drop: 0, duplicate: 0, minDelay: 1, maxDelay: 4, fifo: true }
+const EPOCH = 1_700_000_000_000
 
+/** A replica incarnation and what the checker tracks of it (the role it acts in, as it acts). */
 interface SimNode {
+  replica: SimReplica
   id: string
   inc: number
   core: ReplicaCore
   vmm: Vmm
-  alive: boolean
-  paused: boolean
-  /** deliveries that arrived while paused: a frozen process finds them in its socket buffers */
-  inbox: (() => void)[]
   role: Role
   gen: number
   stalled: boolean
-  /** client requests not read while stalled */
-  parked: (() => void)[]
-  timers: Map<number, number>
   hashedAt: string
 }
 
-export const replayCommand = (seed: number, guest: GuestKind): string => `FTLAB_SIM_SEED=${seed} FTLAB_SIM_GUEST=${guest} npx vitest run test/sim`
+export const replayCommand = (seed: number, guest: GuestKind, mutant?: MutantName): string => `npm run sim -- --seed ${seed} --guest ${guest}${mutant ? ` --mutant ${mutant}` : ''}`
 
 export function runSimulation(opts: SimOptions): SimStats {
   const sim = new Simulation(opts)
@@ -79,7 +79,7 @@ export function runSimulation(opts: SimOptions): SimStats {
     const what = err instanceof SimFailure ? err.message : `crashed at t=${sim.q.now}ms: ${(err as Error)?.stack ?? String(err)}`
     throw new SimFailure(
       `simulation seed ${opts.seed} (${sim.mode}, guest ${guest}) failed: ${what}\n` +
-        `replay: ${replayCommand(opts.seed, guest)}\n` +
+        `replay: ${replayCommand(opts.seed, guest, opts.mutant)}\n` +
         `state:\n${sim.describe()}\n` +
         `last events:\n${sim.trace.join('\n')}`
     )
@@ -100,17 +100,18 @@ class Simulation {
   private readonly cfg: Omit<ReplicaConfig, 'id' | 'peer'>
   private readonly peerLink: LinkQuality
   private readonly clientLink: LinkQuality
+  private readonly disk: SimDiskEndpoint
+  /** the disk-server link: a TCP stream (in order), sometimes slow or lossy (a lost message is a request the core must ask again) */
+  private readonly diskLink: LinkQuality
   private readonly faultMs: number
   private readonly settleMs: number
   private readonly makeVmm: VmmFactory
   private readonly makeCore: CoreFactory
   private readonly entropyFor: (id: string) => Entropy
   private faultsOn = true
-  private nextReadId = 1_000_000
-  private nextTimerToken = 1
   private stats: SimStats
 
-  constructor(private readonly opts: SimOptions) {
+  constructor(opts: SimOptions) {
     this.rng = new Prng(opts.seed)
     const setup = this.rng.fork()
     this.net = new Network(this.q, this.rng.fork())
@@ -130,16 +131,25 @@ class Simulation {
       hashEvery: setup.pick([1, 2, 5])
     }
     this.peerLink = { drop: setup.float() * 0.06, duplicate: setup.float() * 0.04, minDelay: 1, maxDelay: setup.int(2, 12), fifo: false }
-    this.clientLink = { drop: 0.02, duplicate: 0.02, minDelay: 1, maxDelay: 8, fifo: false }
-    this.makeVmm = opts.makeVmm ?? ((mode, e) => new RegisterVmm({ mode, entropy: e }))
-    this.makeCore = opts.makeCore ?? ((cfg, vmm, init) => new ReplicaCore(cfg, vmm, init))
+    // a client's stream is a TCP connection: in order; a lost segment breaks it
+    this.clientLink = { drop: 0.01, duplicate: 0, minDelay: 1, maxDelay: 8, fifo: true }
+    this.disk = {
+      id: 'disk',
+      handle: (_from, req, answer) => {
+        const res = this.arbiter.handle(req)
+        this.checker.onDiskAnswer(req, res)
+        answer(res)
+      }
+    }
+    this.makeVmm = opts.makeVmm ?? (opts.guest === 'kv' ? (mode, entropy) => createVmm({ guest: 'kv', mode, entropy }) : (mode, entropy) => new RegisterVmm({ mode, entropy }))
+    this.makeCore = opts.makeCore ?? (opts.mutant ? MUTANTS[opts.mutant] : (cfg, vmm, init) => new ReplicaCore(cfg, vmm, init))
     this.stats = { seed: opts.seed, mode: this.mode, completed: 0, goLives: 0, restores: 0, crashes: 0, pauses: 0, cuts: 0, stalls: 0, messages: 0, dropped: 0, checks: 0 }
     // each replica incarnation's devices get their own stream: the primary's reads must not depend on the backup's
     const entropySeed = setup.u32()
-    const epoch = 1_700_000_000_000
+    this.diskLink = { drop: setup.pick([0, 0, 0.03]), duplicate: 0, minDelay: 1, maxDelay: setup.pick([4, 4, 40]), fifo: true }
     this.entropyFor = (id: string) => {
       const r = new Prng(entropySeed ^ hashId(id))
-      return { now: () => epoch + this.q.now, u32: () => r.u32() }
+      return { now: () => EPOCH + this.q.now, u32: () => r.u32() }
     }
     const kinds = opts.guest === 'kv' ? (['set', 'get', 'incr'] as const) : (['set', 'get', 'incr', 'time', 'rand', 'save'] as const)
     for (let i = 1; i <= (opts.clients ?? 4); i++) {
@@ -151,7 +161,11 @@ class Simulation {
           q: this.q,
           checker: this.checker,
           timeoutMs: CLIENT_TIMEOUT_MS,
-          send: (client, to, data) => this.net.send(client, to, this.clientLink, () => this.onClientRequest(to, client, data)),
+          connect: (client, to, sink) => {
+            const node = this.nodes.get(to)
+            if (!node) throw new Error(`no replica ${to}`)
+            return new SimStream(this.net, this.q, client, node.replica, this.clientLink, sink)
+          },
           targets: [...REPLICAS],
           onComplete: () => this.stats.completed++,
           log: (line) => this.log(line)
@@ -168,21 +182,37 @@ class Simulation {
     this.q.schedule(this.faultMs, () => this.healEverything())
     this.scheduleRestorer()
     const end = this.faultMs + this.settleMs
+    const ticksAt = new Map<SimNode, number>()
+    this.q.schedule(end - this.settleMs / 2, () => {
+      for (const n of this.serving()) if (n.vmm instanceof RegisterVmm) ticksAt.set(n, n.vmm.ticks())
+    })
     while (this.q.runNext(end)) {
       /* every event checks its own invariants */
     }
     for (const c of this.clients) c.checkProgress(end, this.settleMs / 2)
+    // pending I/O resumes after go-live: the guest's periodic timer keeps firing on whoever serves
+    for (const n of this.serving()) {
+      const before = ticksAt.get(n)
+      if (before !== undefined && n.vmm instanceof RegisterVmm && n.vmm.ticks() === before) {
+        this.checker.fail(`the guest timer of ${n.id}#${n.inc} (${n.role}, generation ${n.gen}) has not fired for ${this.settleMs / 2}ms after every fault healed: a timer the guest armed was not re-armed (pending I/O not re-issued at go-live?)`)
+      }
+    }
     this.stats.messages = this.net.sent
     this.stats.dropped = this.net.dropped
     this.stats.checks = this.checker.checks
     return this.stats
   }
 
+  /** The replicas serving clients now (alive, not paused, primary or live). */
+  private serving(): SimNode[] {
+    return [...this.nodes.values()].filter((n) => n.replica.alive && !n.replica.paused && (n.role === 'primary' || n.role === 'live'))
+  }
+
   /** Where everything stands, for a failure report. */
   describe(): string {
     const nodes = [...this.nodes.values()].map((n) => {
       const s = n.core.status()
-      const flags = [n.alive ? '' : 'dead', n.paused ? 'paused' : '', n.stalled ? 'stalled' : '', n.parked.length ? `${n.parked.length} parked` : ''].filter(Boolean)
+      const flags = [n.replica.alive ? '' : 'dead', n.replica.paused ? 'paused' : '', n.stalled ? 'stalled' : ''].filter(Boolean)
       return `  ${n.id}#${n.inc} ${s.role} gen ${s.gen} last ${s.lastEntry} acked ${s.acked} held ${s.heldOutputs} queued ${s.queuedInputs} released ${s.releasedThrough} ${flags.join(' ')}`
     })
     return [...nodes, `  disk ${JSON.stringify(this.arbiter.status())}`, ...this.clients.map((c) => `  ${c.describe()}`)].join('\n')
@@ -197,36 +227,38 @@ class Simulation {
 
   private startNode(id: string, role: 'primary' | 'backup' | 'joining', gen: number): SimNode {
     const prev = this.nodes.get(id)
-    const vmm = this.makeVmm(this.mode, this.entropyFor(`${id}#${(prev?.inc ?? 0) + 1}`))
+    const inc = (prev?.inc ?? 0) + 1
+    const vmm = this.makeVmm(this.mode, this.entropyFor(`${id}#${inc}`))
     const peer = REPLICAS.find((r) => r !== id) ?? null
     const core = this.makeCore({ ...this.cfg, id, peer: role === 'joining' ? null : peer }, vmm, { role, gen, now: this.q.now })
-    const node: SimNode = { id, inc: (prev?.inc ?? 0) + 1, core, vmm, alive: true, paused: false, inbox: [], role, gen, stalled: false, parked: [], timers: new Map(), hashedAt: '' }
+    const node = { id, inc, core, vmm, role, gen, stalled: false, hashedAt: '' } as SimNode
+    node.replica = new SimReplica({
+      id,
+      inc,
+      q: this.q,
+      net: this.net,
+      routes: { replica: (r) => this.nodes.get(r)?.replica, disk: this.disk },
+      core,
+      vmm,
+      guest: vmm.guestName,
+      heartbeatMs: this.cfg.heartbeatMs,
+      diskRetryMs: this.cfg.diskRetryMs,
+      diskTimeoutMs: Math.max(200, this.cfg.suspectMs),
+      peerLink: this.peerLink,
+      diskLink: this.diskLink,
+      epoch: EPOCH,
+      observer: { action: (a) => this.observe(node, a), stepped: () => this.afterStep(node) },
+      diskAnswered: (req, res) => {
+        if (req.op === 'write' && !res.ok && res.error === 'fenced') this.checker.onFenced(id, req.gen)
+      }
+    })
     this.nodes.set(id, node)
     this.log(`${id}#${node.inc} starts as ${role} of generation ${gen}`)
-    this.afterStep(node)
-    const tick = () => {
-      if (this.nodes.get(id) !== node || !node.alive) return
-      if (!node.paused) this.step(node, { t: 'tick', now: this.q.now })
-      this.q.schedule(this.q.now + TICK_MS, tick)
-    }
-    this.q.schedule(this.q.now + this.rng.int(1, TICK_MS), tick)
+    node.replica.start()
     return node
   }
 
-  /** Runs `fn` on the node if this incarnation is still up; holds it while the node is paused. */
-  private deliver(node: SimNode | undefined, fn: () => void): void {
-    if (!node || !node.alive || this.nodes.get(node.id) !== node) return
-    if (node.paused) node.inbox.push(fn)
-    else fn()
-  }
-
-  private step(node: SimNode, ev: Event): void {
-    node.core.step(ev)
-    this.afterStep(node)
-  }
-
   private afterStep(node: SimNode): void {
-    for (const a of node.core.takeActions()) this.perform(node, a)
     if (node.role === 'primary' || node.role === 'backup') {
       const s = node.core.status()
       const key = `${s.gen}:${s.lastEntry}`
@@ -237,7 +269,8 @@ class Simulation {
     }
   }
 
-  private perform(node: SimNode, a: Action): void {
+  /** Every action the edge performs, judged with the role its replica had when it emitted it. */
+  private observe(node: SimNode, a: Action): void {
     this.checker.onAction(node.id, node.role, node.gen, a)
     switch (a.t) {
       case 'role':
@@ -247,94 +280,23 @@ class Simulation {
         if (a.role === 'live') this.stats.goLives++
         return
       case 'send-peer': {
-        const to = a.to ?? REPLICAS.find((r) => r !== node.id)!
         if (a.msg.t === 'ack' && node.role === 'backup') this.checker.onAckSent(a.msg.gen, a.msg.n)
         if (a.msg.t === 'heartbeat' && node.role === 'backup') this.checker.onAckSent(a.msg.gen, a.msg.last)
         const msg = a.msg
-        if (process.env.FTLAB_SIM_VERBOSE) this.log(`${node.id} -> ${to}: ${msg.t} ${msg.t === 'entries' ? msg.entries.map((e) => e.n).join(',') : msg.t === 'ack' ? msg.n : ''}`)
-        this.net.send(node.id, to, this.peerLink, () => {
-          const target = this.nodes.get(to)
-          this.deliver(target, () => this.step(target!, { t: 'peer', now: this.q.now, msg }))
-        })
+        if (process.env.FTLAB_SIM_VERBOSE) this.log(`${node.id} -> ${a.to ?? '?'}: ${msg.t} ${msg.t === 'entries' ? msg.entries.map((e) => e.n).join(',') : msg.t === 'ack' ? msg.n : ''}`)
         return
       }
-      case 'send-disk':
-        return this.sendDisk(node, a.req, (res) => this.step(node, { t: 'disk', now: this.q.now, res }))
-      case 'release':
-        if (a.out.t === 'reply' && a.out.conn.startsWith('s:')) {
-          const { conn, data } = a.out
-          const client = this.clients.find((c) => c.id === conn.slice(2))
-          if (client) this.net.send(node.id, client.id, this.clientLink, () => client.onReply(data))
-        }
-        return
-      case 'io':
-        return this.performIo(node, a.req)
       case 'stall':
         node.stalled = a.on
         if (a.on) this.stats.stalls++
-        else {
-          const parked = node.parked
-          node.parked = []
-          for (const fn of parked) this.q.schedule(this.q.now, () => this.deliver(node, fn))
-        }
         return
       case 'telemetry':
         if (a.ev.k === 'diverged') this.checker.fail(`${node.id} reports divergence at entry ${a.ev.n}: primary ${a.ev.primaryHash}, backup ${a.ev.backupHash}`)
         if (a.ev.k === 'tas' && a.ev.result !== 'unreachable') this.log(`${node.id} test-and-set gen ${a.ev.gen}: ${a.ev.result}`)
         return
-    }
-  }
-
-  private sendDisk(node: SimNode, req: DiskReq, onAnswer: (res: ReturnType<DiskArbiter['handle']>) => void): void {
-    this.net.send(node.id, 'disk', DISK_LINK, () => {
-      const res = this.arbiter.handle(req)
-      this.checker.onDiskAnswer(req, res)
-      // the answer travels back on the same connection: a new incarnation never sees it
-      this.net.send('disk', node.id, DISK_LINK, () => this.deliver(node, () => onAnswer(res)))
-    })
-  }
-
-  private performIo(node: SimNode, req: Extract<Action, { t: 'io' }>['req']): void {
-    const serving = () => node.role === 'primary' || node.role === 'live'
-    switch (req.t) {
-      case 'timer-set': {
-        const token = this.nextTimerToken++
-        node.timers.set(req.id, token)
-        this.q.schedule(this.q.now + req.ms, () =>
-          this.deliver(node, () => {
-            if (node.timers.get(req.id) !== token || !serving()) return
-            node.timers.delete(req.id)
-            this.step(node, { t: 'input', now: this.q.now, input: { t: 'timer', id: req.id } })
-          })
-        )
-        return
-      }
-      case 'timer-cancel':
-        node.timers.delete(req.id)
-        return
-      case 'disk-read':
-        this.sendDisk(node, { id: this.nextReadId++, op: 'read', block: req.block }, (res) => {
-          if (!serving() || !res.ok) return
-          this.step(node, { t: 'input', now: this.q.now, input: { t: 'disk-read', tag: req.tag, block: req.block, data: res.data ?? new Uint8Array(0) } })
-        })
+      default:
         return
     }
-  }
-
-  /** A client's request reaches a replica's service port. */
-  private onClientRequest(to: string, client: string, data: Uint8Array): void {
-    const node = this.nodes.get(to)
-    const handle = () => {
-      if (node!.role !== 'primary' && node!.role !== 'live') return // not serving: the client times out and follows
-      if (node!.stalled) {
-        node!.parked.push(handle)
-        return
-      }
-      const conn = `s:${client}`
-      if (!node!.vmm.isOpen(conn)) this.step(node!, { t: 'input', now: this.q.now, input: { t: 'open', conn } })
-      this.step(node!, { t: 'input', now: this.q.now, input: { t: 'data', conn, data } })
-    }
-    this.deliver(node, handle)
   }
 
   // --------------------------------------------------------------- faults
@@ -343,7 +305,7 @@ class Simulation {
     if (!this.faultsOn) return
     const r = this.chaos
     const kind = r.pick(['crash', 'pause', 'pause', 'peer-cut', 'peer-cut', 'disk-cut', 'client-cut', 'isolate'] as const)
-    const up = [...this.nodes.values()].filter((n) => n.alive && !n.paused)
+    const up = [...this.nodes.values()].filter((n) => n.replica.alive && !n.replica.paused)
     const victim = up.length > 0 ? r.pick(up) : undefined
     const long = r.int(20, 5 * this.cfg.suspectMs)
     if (victim) {
@@ -353,16 +315,24 @@ class Simulation {
           const pair = [...this.nodes.values()]
           // (not while either is contending: killing a test-and-set winner before it learns it won
           // is a second failure, which primary/backup replication does not claim to survive)
-          const working = pair.every((n) => n.alive && !n.paused && !n.core.status().peerSuspected)
-          if (working && pair.some((n) => n.role === 'primary') && pair.some((n) => n.role === 'backup')) {
-            victim.alive = false
+          const working = pair.every((n) => n.replica.alive && !n.replica.paused && !n.core.status().peerSuspected)
+          // or the new backup during restore redundancy: its restorer must carry on alone
+          const other = pair.find((n) => n !== victim)
+          // (not while the victim contends either: it may have won the test-and-set already)
+          const restoring =
+            (victim.role === 'joining' || (victim.role === 'backup' && other?.core.status().restoring === true)) &&
+            !victim.core.status().peerSuspected &&
+            other?.replica.alive === true &&
+            other.role !== 'halted'
+          if ((working && pair.some((n) => n.role === 'primary') && pair.some((n) => n.role === 'backup')) || restoring) {
+            victim.replica.kill()
             this.stats.crashes++
-            this.log(`FAULT crash ${victim.id}#${victim.inc} (${victim.role})`)
+            this.log(`FAULT crash ${victim.id}#${victim.inc} (${victim.role}${restoring ? ', during restore redundancy' : ''})`)
           }
           break
         }
         case 'pause':
-          victim.paused = true
+          victim.replica.pause()
           this.stats.pauses++
           this.log(`FAULT pause ${victim.id} for ${long}ms`)
           this.q.schedule(this.q.now + long, () => this.resume(victim))
@@ -400,12 +370,9 @@ class Simulation {
   }
 
   private resume(node: SimNode): void {
-    if (!node.paused) return
-    node.paused = false
+    if (!node.replica.paused) return
     this.log(`HEAL resume ${node.id}#${node.inc}`)
-    const inbox = node.inbox
-    node.inbox = []
-    for (const fn of inbox) this.deliver(node, fn)
+    node.replica.resume()
   }
 
   private healEverything(): void {
@@ -421,16 +388,15 @@ class Simulation {
    */
   private scheduleRestorer(): void {
     const check = () => {
-      const live = [...this.nodes.values()].find((n) => n.alive && !n.paused && n.role === 'live' && !n.core.status().restoring)
+      const live = [...this.nodes.values()].find((n) => n.replica.alive && !n.replica.paused && n.role === 'live' && !n.core.status().restoring)
       const other = live && this.nodes.get(REPLICAS.find((r) => r !== live.id)!)
-      if (live && other && (!other.alive || other.role === 'halted' || other.role === 'joining')) {
-        other.alive = false
+      if (live && other && (!other.replica.alive || other.role === 'halted' || other.role === 'joining')) {
+        other.replica.kill()
         const gen = live.gen + 1
         this.startNode(other.id, 'joining', gen)
         this.stats.restores++
         this.log(`RESTORE ${live.id} onto a fresh ${other.id}, generation ${gen}`)
-        live.core.beginRestore(other.id, gen, this.q.now)
-        this.afterStep(live)
+        live.replica.edge.beginRestore({ id: other.id, channel: { host: other.id, port: 0 } }, gen)
       }
       this.q.schedule(this.q.now + 50, check)
     }

@@ -6,8 +6,8 @@
 import { existsSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createBackend } from './backend.js'
-import { startApiServer } from './server.js'
+import { ConsoleBackend } from '../console/console-backend.js'
+import { startApiServer } from './ws-server.js'
 
 interface Args {
   port: number
@@ -49,7 +49,8 @@ async function main(): Promise<void> {
     console.error(`ftlab serve: the console UI is not built (no ${args.renderer}/index.html); run: npx electron-vite build`)
     process.exit(1)
   }
-  const backend = createBackend()
+  const backend = new ConsoleBackend({ shell: 'browser' })
+  await backend.whenReady()
   const server = await startApiServer({ backend, rendererDir: args.renderer, port: args.port, host: args.host }).catch((err: Error) => {
     console.error(`ftlab serve: cannot listen on ${args.host}:${args.port}: ${err.message}`)
     process.exit(1)
@@ -57,16 +58,29 @@ async function main(): Promise<void> {
   if (args.host !== '127.0.0.1' && args.host !== 'localhost' && args.host !== '::1') {
     console.warn(`ftlab serve: listening on ${args.host}, not loopback: anyone who can reach it and has the token controls the lab`)
   }
-  console.log(`FT Lab console (${backend.info().backend} lab): ${server.url}`)
-  console.log('Open that address in a browser on this machine. Ctrl+C stops the console.')
+  const lab = backend.info().lab
+  console.log(`FT Lab console${lab ? ` (reattached to the ${lab.kind} lab '${lab.name}')` : ''}: ${server.url}`)
+  console.log("Open that address in a browser on this machine. Ctrl+C stops the console; the lab's agents keep running.")
   let stopping = false
   const stop = (): void => {
     if (stopping) return
     stopping = true
-    void Promise.all([server.close(), backend.close()]).finally(() => process.exit(0))
+    const lab = backend.info().lab
+    void Promise.all([server.close(), backend.close()]).finally(() => {
+      // under `npm start`, scripts/start.mjs says what keeps running (for Electron too)
+      if (lab && lab.kind !== 'simulated' && process.env.FTLAB_STARTED_BY !== 'npm-start') console.log(keepsRunning(lab.kind, lab.name))
+      process.exit(0)
+    })
   }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
+}
+
+/** What Ctrl+C leaves running, and how to stop it. */
+export function keepsRunning(kind: 'local' | 'remote', name: string): string {
+  return kind === 'local'
+    ? `The console stopped; lab '${name}' keeps running (its agents are processes on this machine). Stop it with: npm run ftlab -- lab stop${name === 'local' ? '' : ` --name ${name}`}`
+    : `The console stopped; remote lab '${name}' keeps running on its hosts. Tear it down with: npm run ftlab -- teardown --name ${name}`
 }
 
 const invokedDirectly = process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)

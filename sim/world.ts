@@ -1,7 +1,9 @@
 // The simulator's world: a virtual clock, an event queue, and a network of links that
 // drop, delay, reorder, duplicate and partition messages. Everything random comes from one
-// seeded Prng, so a run is a pure function of its seed.
-import { Prng } from './prng.js'
+// seeded Prng, so a run is a pure function of its seed. The simulated lab (sim/lab/) runs
+// the same world against real time, with the agents' own transport filters on its links.
+import type { Prng } from '../agent/prng.js'
+import type { LinkFilter } from '../agent/faults/filter.js'
 
 interface Scheduled {
   at: number
@@ -26,6 +28,16 @@ export class EventQueue {
       ;[h[i], h[parent]] = [h[parent], h[i]]
       i = parent
     }
+  }
+
+  /** when the next event is due, if any */
+  nextAt(): number | undefined {
+    return this.heap[0]?.at
+  }
+
+  /** Move the clock to `t` when nothing is due before it (a world that follows real time). */
+  advanceTo(t: number): void {
+    if (t > this.now && !(this.heap.length > 0 && this.heap[0].at < t)) this.now = t
   }
 
   /** Runs the next event; false when nothing is left before `until`. */
@@ -76,6 +88,8 @@ export interface LinkQuality {
 export class Network {
   private cuts = new Map<string, number>() // "from>to" -> how many faults cut it
   private lastArrival = new Map<string, number>()
+  /** an endpoint's own transport filter (an agent's fault filter), judged as its links would */
+  private readonly filters = new Map<string, LinkFilter>()
   sent = 0
   dropped = 0
 
@@ -84,24 +98,39 @@ export class Network {
     private readonly rng: Prng
   ) {}
 
-  send(from: string, to: string, quality: LinkQuality, deliver: () => void): void {
+  setFilter(endpoint: string, filter: LinkFilter | null): void {
+    if (filter) this.filters.set(endpoint, filter)
+    else this.filters.delete(endpoint)
+  }
+
+  /**
+   * Send one message. `lost` (if given) hears of a message the network lost, for streams
+   * that break rather than skip a message (a TCP connection).
+   */
+  send(from: string, to: string, quality: LinkQuality, deliver: () => void, lost?: () => void): void {
     this.sent++
     const key = `${from}>${to}`
-    if (this.cuts.has(key) || this.rng.chance(quality.drop)) {
+    const filter = this.filters.get(from)
+    // null: the sender's filter drops it; otherwise an added delay
+    const extra = filter ? filter.outbound(to) : 0
+    if (extra === null || this.cuts.has(key) || this.rng.chance(quality.drop)) {
       this.dropped++
+      lost?.()
       return
     }
     const copies = !quality.fifo && this.rng.chance(quality.duplicate) ? 2 : 1
     for (let i = 0; i < copies; i++) {
-      let at = this.q.now + this.rng.int(quality.minDelay, quality.maxDelay)
+      let at = this.q.now + extra + this.rng.int(quality.minDelay, quality.maxDelay)
       if (quality.fifo) {
         at = Math.max(at, this.lastArrival.get(key) ?? 0)
         this.lastArrival.set(key, at)
       }
       // a cut made while the message is in flight loses it too
       this.q.schedule(at, () => {
-        if (this.cuts.has(key)) this.dropped++
-        else deliver()
+        if (this.cuts.has(key) || this.filters.get(to)?.inbound(from) === false) {
+          this.dropped++
+          lost?.()
+        } else deliver()
       })
     }
   }

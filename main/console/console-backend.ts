@@ -1,0 +1,193 @@
+// The console core behind both transports: one ConsoleBackend over any lab (local, remote,
+// simulated). It owns the event log and hands each contract method to the part that does
+// the job: the session (which lab, and the moves between labs), the current lab (faults,
+// restore, power, load), the prompts (host keys, secrets) and the terminals.
+import { mkdirSync, readdirSync, statSync, writeFileSync, chmodSync } from 'node:fs'
+import { join } from 'node:path'
+import {
+  API_VERSION,
+  ApiError,
+  type ApiEvent,
+  type ConsoleInfo,
+  type LabEntry,
+  type LabFileCheck,
+  type LabFileForm,
+  type MethodName,
+  type ParamsOf,
+  type ResultOf
+} from '../api/contract.js'
+import { callHandler, type ApiHandlers, type ConsoleService } from '../api/dispatch.js'
+import { ApiEventLog } from '../api/event-log.js'
+import { ftlabHome } from '../lab/lab-state.js'
+import { LabFileError, parseLabFile } from '../remote/lab-file.js'
+import { RemoteStore } from '../remote/remote-state.js'
+import { forgetfulSecretStore, Prompts, type SecretStore } from './prompts.js'
+import { labFileProblem, LabSession, LOCAL_LAB_NAME, SIMULATED_LAB_NAME, type SessionOptions } from './session.js'
+import { Terminals } from './terminals.js'
+
+export interface ConsoleBackendOptions extends SessionOptions {
+  shell?: 'electron' | 'browser'
+  /** Electron's safeStorage (main/electron); browser mode keeps no secrets */
+  secrets?: SecretStore
+  /** events kept for events.since */
+  ringSize?: number
+  /** look for a running local lab to reattach to at start (default true) */
+  reattach?: boolean
+  promptTimeoutMs?: number
+}
+
+export class ConsoleBackend implements ConsoleService {
+  readonly events: ApiEventLog
+  readonly prompts: Prompts
+  readonly terminals: Terminals
+  readonly session: LabSession
+  private readonly home: string
+  private readonly ready: Promise<void>
+  private closed = false
+
+  constructor(private readonly opts: ConsoleBackendOptions = {}) {
+    this.home = opts.home ?? ftlabHome()
+    this.events = new ApiEventLog(opts.ringSize ?? 10_000)
+    this.prompts = new Prompts(this.events, opts.secrets ?? forgetfulSecretStore, opts.promptTimeoutMs)
+    this.terminals = new Terminals(this.events)
+    this.session = new LabSession({ ...opts, home: this.home }, { sink: this.events, prompts: this.prompts, onShells: (o) => this.terminals.setOpener(o) })
+    this.ready = opts.reattach === false ? Promise.resolve() : this.session.reattachLocal().catch(() => {})
+  }
+
+  /** Resolves once the console has looked for a running local lab to reattach to. */
+  whenReady(): Promise<void> {
+    return this.ready
+  }
+
+  private readonly handlers: ApiHandlers = {
+    'console.info': () => this.info(),
+    'lab.list': () => ({ labs: this.labList() }),
+    'lab.start': (p) => this.session.start(p),
+    'lab.open': (p) => this.session.open(p.kind, p.name),
+    'lab.deploy': (p) => this.session.deploy(p),
+    'lab.stop': () => this.session.stop(),
+    'lab.teardown': (p) => this.session.teardown(p.confirm),
+    'lab.detach': () => this.session.detach(),
+    'lab.status': async () => {
+      await this.ready
+      return this.session.status()
+    },
+    'lab.restore': (p) => this.session.need('lab.restore').restore(p.onto),
+    'lab.powerOn': (p) => this.session.need('lab.powerOn').powerOn(p.host),
+    'labfile.check': (p) => checkLabFile(p.text),
+    'labfile.save': (p) => this.saveLabFile(p.name, p.file),
+    'fault.inject': (p) => this.session.need('fault.inject').faultInject(p),
+    'fault.heal': (p) => this.session.need('fault.heal').faultHeal(p.id),
+    'load.start': (p) => this.session.need('load.start').loadStart(p),
+    'load.stop': () => this.session.lab?.loadStop() ?? this.session.status().load,
+    'prompt.answer': (p) => this.prompts.answer(p),
+    'term.open': (p) => this.terminals.open(p.host),
+    'term.input': (p) => this.terminals.input(p.id, p.data),
+    'term.resize': (p) => this.terminals.resize(p.id, p.cols, p.rows),
+    'term.reconnect': (p) => this.terminals.reconnect(p.id),
+    'term.close': (p) => this.terminals.close(p.id),
+    'term.list': () => this.terminals.list(),
+    'events.since': (p) => this.events.since(p.seq)
+  }
+
+  handle<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
+    if (this.closed) return Promise.reject(new ApiError('unavailable', `${method}: the console is shutting down`))
+    return callHandler(this.handlers, method, params)
+  }
+
+  subscribe(listener: (ev: ApiEvent) => void): () => void {
+    return this.events.subscribe(listener)
+  }
+
+  info(): ConsoleInfo {
+    const kind = this.session.lab?.kind ?? null
+    return {
+      apiVersion: API_VERSION,
+      backend: kind ?? 'none',
+      shell: this.opts.shell ?? 'browser',
+      lab: this.session.lab ? { kind: this.session.lab.kind, name: this.session.lab.name } : null,
+      canRememberSecrets: this.prompts.store.canRemember,
+      seq: this.events.seq
+    }
+  }
+
+  /** Lets go of the lab (its agents keep running: a restarted console reattaches); ends a load, closes terminals. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.ready
+    this.prompts.withdrawAll()
+    this.terminals.closeAll()
+    await this.session.close()
+    this.events.unsubscribeAll()
+  }
+
+  // ----- labs and lab files ----------------------------------------------------------
+
+  /** The local and simulated labs, then recent remote labs (newest first). */
+  labList(): LabEntry[] {
+    const cur = this.session.lab
+    const st = cur ? this.session.status() : null
+    const running = (kind: string, name: string): boolean | null => (cur && cur.kind === kind && cur.name === name ? st!.state === 'running' : null)
+    const out: LabEntry[] = [
+      { kind: 'local', name: LOCAL_LAB_NAME, running: running('local', LOCAL_LAB_NAME), detail: 'three agent processes on this machine', when: null },
+      {
+        kind: 'simulated',
+        name: SIMULATED_LAB_NAME,
+        running: running('simulated', SIMULATED_LAB_NAME),
+        detail: 'simulated: no processes, any speed',
+        when: null
+      }
+    ]
+    const dir = new RemoteStore(this.home).labsDir
+    let names: string[]
+    try {
+      names = readdirSync(dir).filter((f) => f.endsWith('.remote.json'))
+    } catch {
+      names = [] // no lab deployed yet from this home
+    }
+    const remotes = names
+      .map((f) => {
+        const name = f.slice(0, -'.remote.json'.length)
+        let when: number | null = null
+        let detail = 'remote lab'
+        try {
+          const s = new RemoteStore(this.home).load(name)
+          when = s?.deployedAt ?? statSync(join(dir, f)).mtimeMs
+          if (s)
+            detail = `remote: ${Object.entries(s.file.hosts)
+              .map(([slot, h]) => `${slot} ${h!.address}`)
+              .join(', ')}`
+        } catch (err) {
+          detail = `remote lab (its state cannot be read: ${(err as Error).message})`
+        }
+        return { kind: 'remote' as const, name, running: running('remote', name), detail, when }
+      })
+      .sort((x, y) => (y.when ?? 0) - (x.when ?? 0))
+    return [...out, ...remotes]
+  }
+
+  private saveLabFile(name: string, file: LabFileForm): { path: string } {
+    const check = checkLabFile(JSON.stringify(file))
+    if (!check.ok) throw new ApiError('bad-request', `labfile.save: ${check.errors.map((e) => `${e.field || 'file'}: ${e.message}`).join('; ')}`)
+    const dir = join(this.home, 'labfiles')
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    const path = join(dir, `${name}.json`)
+    writeFileSync(path, JSON.stringify(file, null, 2) + '\n', { mode: 0o600 })
+    chmodSync(path, 0o600)
+    return { path }
+  }
+}
+
+/** A lab file's text checked as `ftlab deploy` would, each problem at the field it concerns. */
+export function checkLabFile(text: string): LabFileCheck {
+  const path = 'lab file'
+  try {
+    parseLabFile(text, path)
+  } catch (err) {
+    if (err instanceof LabFileError) return { ok: false, errors: [{ field: err.field, message: labFileProblem(err) }] }
+    return { ok: false, errors: [{ field: '', message: (err as Error).message }] }
+  }
+  // the form is the file's JSON as written (paths unexpanded), not the checked LabFile
+  return { ok: true, file: JSON.parse(text) as LabFileForm }
+}
