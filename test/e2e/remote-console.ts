@@ -24,7 +24,12 @@ export async function startConsole(p: { home: string; rendererDir: string }): Pr
   const knownHosts = await KnownHosts.load({ readOnly: [], store: join(p.home, 'known_hosts') })
   // the SSH handshake's time limit also runs while the page answers a host-key or password
   // question (the operator, here the test, takes a while): a minute, not the 8 s of the CLI tests
-  const backend = new ConsoleBackend({ home: p.home, shell: 'browser', reattach: false, remote: { knownHosts, sshConfig: SshConfig.empty(), connectTimeoutMs: 60_000 } })
+  const backend = new ConsoleBackend({
+    home: p.home,
+    shell: 'browser',
+    reattach: false,
+    remote: { knownHosts, sshConfig: SshConfig.empty(), connectTimeoutMs: 60_000 }
+  })
   const server = await startApiServer({ backend, rendererDir: p.rendererDir })
   return {
     url: server.url,

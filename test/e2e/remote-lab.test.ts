@@ -79,7 +79,9 @@ describe.skipIf(skip !== null)(`the console runs a lab on real hosts (testbed, r
     if (pageErrors.length) say(`page errors:\n${pageErrors.join('\n')}`)
     await browsing?.close().catch(() => {})
     // whatever the test left deployed goes, through the same core; the testbed stays up
-    await console_?.tearDownLeftovers(LAB, tb ? readFileSync(tb.passwordFile, 'utf8').trim() : '').catch((e: Error) => say(`teardown of leftovers: ${e.message}`))
+    await console_
+      ?.tearDownLeftovers(LAB, tb ? readFileSync(tb.passwordFile, 'utf8').trim() : '')
+      .catch((e: Error) => say(`teardown of leftovers: ${e.message}`))
     await console_?.close().catch(() => {})
     if (tb) testbed('-q', 'power-on', 'h1')
     if (home) rmSync(home, { recursive: true, force: true })
@@ -124,7 +126,15 @@ describe.skipIf(skip !== null)(`the console runs a lab on real hosts (testbed, r
     // a lab file with mistakes, opened from disk: each error at its field
     await page.click('[data-test=pick-form]')
     await page.locator('[data-test=labfile-form]').waitFor()
-    const broken = { version: 1, name: LAB, hosts: { a: { address: '10.87.0.11', auth: 'agent', port: 70000 }, b: { address: 'has space', auth: 'agent' }, disk: { address: '10.87.0.13', auth: 'sso' } } }
+    const broken = {
+      version: 1,
+      name: LAB,
+      hosts: {
+        a: { address: '10.87.0.11', auth: 'agent', port: 70000 },
+        b: { address: 'has space', auth: 'agent' },
+        disk: { address: '10.87.0.13', auth: 'sso' }
+      }
+    }
     await page.setInputFiles('[data-test=labfile-input]', { name: 'broken.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(broken)) })
     await expectText(page, '[data-error-for="hosts.a.port"]', '65535')
     expect(await page.locator('[data-field="hosts.a.address"]').inputValue()).toBe('10.87.0.11')
@@ -158,9 +168,15 @@ describe.skipIf(skip !== null)(`the console runs a lab on real hosts (testbed, r
     let shotProgress = false
     for (;;) {
       // whichever comes first: a question, the deploy screen closing (done), or its failure
-      const wait = (l: ReturnType<Page['locator']>, state: 'visible' | 'detached') => l.waitFor({ state, timeout: 240_000 }).then(() => true, () => false)
+      const wait = (l: ReturnType<Page['locator']>, state: 'visible' | 'detached') =>
+        l.waitFor({ state, timeout: 240_000 }).then(
+          () => true,
+          () => false
+        )
       const which = await Promise.race([
-        wait(page.locator('[data-test=hostkey-dialog], [data-test=secret-dialog]').first(), 'visible').then((ok) => (ok ? ('dialog' as const) : ('timeout' as const))),
+        wait(page.locator('[data-test=hostkey-dialog], [data-test=secret-dialog]').first(), 'visible').then((ok) =>
+          ok ? ('dialog' as const) : ('timeout' as const)
+        ),
         wait(page.locator('[data-test=deploy-progress]'), 'detached').then((ok) => (ok ? ('done' as const) : ('timeout' as const))),
         wait(page.locator('[data-test=deploy-error]'), 'visible').then((ok) => (ok ? ('failed' as const) : ('timeout' as const)))
       ])
@@ -284,7 +300,8 @@ describe.skipIf(skip !== null)(`the console runs a lab on real hosts (testbed, r
     await page.click('[data-test=confirm-ok]')
     await page.locator('[data-test=lab-picker]').waitFor({ timeout: 120_000 })
     // agents and shells are gone (a shell's sshd session may take a moment to reap it)
-    for (const id of ['h1', 'h2', 'h3', 'h4']) await expect.poll(() => userProcesses(labHost(tb, id).user), { message: `processes left on ${id}`, timeout: 15_000 }).toEqual([])
+    for (const id of ['h1', 'h2', 'h3', 'h4'])
+      await expect.poll(() => userProcesses(labHost(tb, id).user), { message: `processes left on ${id}`, timeout: 15_000 }).toEqual([])
     expect(pageErrors).toEqual([])
   }, 600_000)
 })

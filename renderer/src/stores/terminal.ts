@@ -51,7 +51,8 @@ export const useTerminalStore = defineStore('terminal', () => {
         for (const t of r.terms) {
           const { scrollback, ...info } = t
           // a terminal this page already shows is kept current by its live output
-          if (!terms.value.some((x) => x.id === t.id)) output.set(t.id, scrollback.length > KEEP_CHARS ? scrollback.slice(scrollback.length - KEEP_CHARS) : scrollback)
+          if (!terms.value.some((x) => x.id === t.id))
+            output.set(t.id, scrollback.length > KEEP_CHARS ? scrollback.slice(scrollback.length - KEEP_CHARS) : scrollback)
           upsert(info)
         }
       } catch {
