@@ -287,6 +287,22 @@ describe.skipIf(skip !== null)(`the console runs a lab on real hosts (testbed, r
     await page.click('[data-test=load-stop]').catch(() => {})
     await shoot(page, '28-remote-restored-onto-spare')
 
+    // detach: the console lets go, the agents keep running; the picker lists the lab and reopens it
+    const pids = restored.hosts.map((h) => h.pid)
+    await page.click('[data-test=lab-detach]')
+    await page.locator('[data-test=lab-picker]').waitFor()
+    const row = page.locator(`[data-test=recent-lab][data-lab="${LAB}"]`)
+    await row.waitFor()
+    await shoot(page, '20-lab-picker-recent')
+    await row.locator('[data-test=recent-open]').click()
+    // browser mode kept no secret: reopening asks for the spare's password again
+    await page.locator('[data-test=secret-dialog]').waitFor({ timeout: 60_000 })
+    await page.locator('[data-test=prompt-secret]').fill(password)
+    await page.click('[data-test=prompt-accept]')
+    await expectText(page, '[data-host=b] [data-test=host-role]', 'primary', 60_000)
+    await expectText(page, '[data-host=a] [data-test=host-role]', 'backup')
+    expect((await ui.status()).hosts.map((h) => h.pid)).toEqual(pids)
+
     // the operator switches h1 back on; teardown then removes FT Lab from every machine
     testbed('-q', 'power-on', 'h1')
     await page.click('[data-test=lab-teardown]')
