@@ -85,7 +85,7 @@ function electronBinary(download) {
   if (!download) return { reason: 'it is not installed and --no-download was given' }
   const [major, minor] = process.versions.node.split('.').map(Number)
   const nodeNote = major < 22 || (major === 22 && minor < 12) ? ` (Electron's installer wants Node 22.12+; this is Node ${process.versions.node})` : ''
-  console.log('start: Electron\'s binary is missing; trying to fetch it…')
+  console.log("start: Electron's binary is missing; trying to fetch it…")
   const r = spawnSync(process.execPath, [join(pkgDir, 'install.js')], { cwd: pkgDir, encoding: 'utf8', timeout: 180_000 })
   exe = installed()
   if (exe) return { exe }
@@ -110,19 +110,22 @@ function hasDisplay() {
  */
 function runningLabsNote() {
   const home = process.env.FTLAB_HOME || join(homedir(), '.ftlab')
-  let files = []
+  let files
   try {
     files = readdirSync(join(home, 'labs')).filter((f) => f.endsWith('.json'))
   } catch {
-    return null
+    return null // no lab was ever started from this home
   }
   const remote = files.filter((f) => f.endsWith('.remote.json')).map((f) => f.slice(0, -'.remote.json'.length))
   const local = files.filter((f) => !f.endsWith('.remote.json') && !remote.includes(f.slice(0, -'.json'.length))).map((f) => f.slice(0, -'.json'.length))
   const lines = []
   for (const name of local) {
-    lines.push(`  lab '${name}': its agents keep running on this machine; stop them with: npm run ftlab -- lab stop${name === 'local' ? '' : ` --name ${name}`}`)
+    lines.push(
+      `  lab '${name}': its agents keep running on this machine; stop them with: npm run ftlab -- lab stop${name === 'local' ? '' : ` --name ${name}`}`
+    )
   }
-  for (const name of remote) lines.push(`  remote lab '${name}': its agents keep running on its hosts; remove them with: npm run ftlab -- teardown --name ${name}`)
+  for (const name of remote)
+    lines.push(`  remote lab '${name}': its agents keep running on its hosts; remove them with: npm run ftlab -- teardown --name ${name}`)
   if (!lines.length) return null
   return ['start: the console stopped, but these labs keep running (a restarted console reattaches to them):', ...lines].join('\n')
 }

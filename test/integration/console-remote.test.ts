@@ -8,7 +8,7 @@
 //
 // Uses the shared testbed: run under `flock /tmp/ftlab-testbed.lock`. It brings the testbed
 // up if needed and leaves it up.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -178,4 +178,35 @@ describe.skipIf(skip !== null)(`the console drives a remote lab on the testbed${
     expect((await call('term.list')).terms).toEqual([])
     expect(existsSync(new RemoteStore(home).path(LAB))).toBe(false)
   }, 300_000)
+
+  it('refuses a changed host key without asking, failing that host with the explanation', async () => {
+    // the first test recorded the hosts' real keys; now h1's record names h2's key instead
+    const store = join(home, 'known_hosts')
+    const lines = readFileSync(store, 'utf8').split('\n')
+    const keyOf = (addr: string) =>
+      lines
+        .find((l) => l.split(' ')[0].split(',').includes(addr))
+        ?.split(' ')
+        .slice(1)
+        .join(' ')
+    const [h1, h2] = [labHost(tb, 'h1').address, labHost(tb, 'h2').address]
+    expect(keyOf(h1), `h1 in ${store}`).toBeDefined()
+    writeFileSync(store, lines.map((l) => (l.split(' ')[0].split(',').includes(h1) ? `${l.split(' ')[0]} ${keyOf(h2)}` : l)).join('\n'))
+    const knownHosts = await KnownHosts.load({ readOnly: [], store })
+    const again = new ConsoleBackend({ home, reattach: false, remote: { knownHosts, sshConfig: SshConfig.empty(), connectTimeoutMs: 8000 } })
+    const seen: ApiEvent[] = []
+    again.subscribe((ev) => seen.push(ev))
+    try {
+      const spec = (id: string) => testbedHostSpec(tb, id)
+      const file = { version: 1, network: tb.network, hosts: { a: spec('h1'), b: spec('h2'), disk: spec('h3') } }
+      await expect(dispatch(again, 'lab.deploy', { name: LAB, file })).rejects.toThrow(/lab.deploy: lab 'console-it' not deployed: a: .*HOST KEY CHANGED/)
+      expect(seen.some((e) => e.topic === 'prompt')).toBe(false)
+      const failedA = seen.find((e) => e.topic === 'deploy' && e.slot === 'a' && e.state === 'failed')
+      expect(failedA && failedA.topic === 'deploy' && failedA.detail).toMatch(/HOST KEY CHANGED .* SHA256:/)
+      say(`changed key refused: ${failedA && failedA.topic === 'deploy' ? failedA.detail.slice(0, 300) : ''}`)
+      expect(seen.some((e) => e.topic === 'deploy' && e.slot !== 'a' && e.state === 'failed')).toBe(false)
+    } finally {
+      await again.close()
+    }
+  }, 120_000)
 })

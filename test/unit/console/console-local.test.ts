@@ -187,6 +187,9 @@ describe('ConsoleBackend on the local lab', () => {
       expect(host(s, 'a')).toMatchObject({ reachable: false, pid: null })
       expect(host(s, 'a').error).toMatch(/power cut/)
       expect(host(s, 'a').notes).toContain('power-off')
+      expect(host(s, 'a').canPowerOn).toBe(true)
+      await expect(b.call('lab.powerOn', { host: 'b' })).rejects.toThrow(/lab.powerOn: host b is not down/)
+      await expect(b.call('lab.powerOn', { host: 'disk' })).rejects.toThrow(/the disk server cannot be restarted under a running lab/)
       expect(s.channel).toBeNull()
       // a power cut stays open, with no deadline, until restore redundancy (or power-on) closes it
       expect(cut).toMatchObject({ healsAt: null, path: 'kill', what: 'power cut a' })
