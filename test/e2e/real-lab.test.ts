@@ -57,11 +57,10 @@ describe('console in browser mode over the real local lab', () => {
       if (m.type() === 'error') pageErrors.push(m.text())
     })
     await page.goto(server!.url)
-    await page.locator('[data-test=empty-state]').waitFor()
+    // no lab yet: the lab picker; start the local lab from it: real agents, real pids
+    await page.locator('[data-test=lab-picker]').waitFor()
+    await page.click('[data-test=pick-local-start]')
     await expectText(page, '.toolbar', 'local lab')
-
-    // start the lab from the UI: real agents, real pids
-    await page.click('[data-test=lab-start]')
     await expectText(page, '[data-host=a] [data-test=host-role]', 'primary')
     await expectText(page, '[data-host=b] [data-test=host-role]', 'backup')
     await expectText(page, '[data-host=disk] [data-test=host-role]', 'disk server')

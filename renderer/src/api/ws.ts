@@ -2,6 +2,15 @@ import { ApiError, type ApiEvent, type EventsSince, type MethodName, type Result
 import type { ConnectionState, ConsoleClient } from './client'
 
 const CALL_TIMEOUT_MS = 30_000
+/** calls that wait on real machines (and, for a deploy, on the operator answering its questions) */
+const LONG_CALLS: Partial<Record<MethodName, number>> = {
+  'lab.deploy': 30 * 60_000,
+  'lab.teardown': 5 * 60_000,
+  'lab.restore': 5 * 60_000,
+  'lab.powerOn': 5 * 60_000,
+  'lab.open': 2 * 60_000,
+  'lab.start': 2 * 60_000
+}
 
 interface Pending {
   resolve: (v: unknown) => void
@@ -49,10 +58,11 @@ export class WsClient implements ConsoleClient {
         return
       }
       const id = this.nextId++
+      const timeoutMs = LONG_CALLS[method] ?? CALL_TIMEOUT_MS
       const timer = setTimeout(() => {
         this.pending.delete(id)
-        reject(new ApiError('unavailable', `${method}: no answer from the console backend within ${CALL_TIMEOUT_MS / 1000} s`))
-      }, CALL_TIMEOUT_MS)
+        reject(new ApiError('unavailable', `${method}: no answer from the console backend within ${timeoutMs / 1000} s`))
+      }, timeoutMs)
       this.pending.set(id, { resolve, reject, timer })
       ws.send(JSON.stringify({ id, method, params: params ?? {} }))
     }) as Promise<ResultOf<M>>

@@ -3,6 +3,7 @@ import { computed, ref } from 'vue'
 import type { FaultKind, FaultParams, FaultTarget } from '../../../main/api/contract'
 import { useClient } from '../api/client'
 import { useLabStore } from './lab'
+import { usePromptStore } from './prompt'
 
 /** Active faults, injecting and healing them, and the emergency stop. */
 export const useFaultStore = defineStore('fault', () => {
@@ -17,7 +18,9 @@ export const useFaultStore = defineStore('fault', () => {
     return faults.value.filter((f) => f.target === target)
   }
 
-  function inject(target: FaultTarget, kind: FaultKind, params: FaultParams = {}) {
+  async function inject(target: FaultTarget, kind: FaultKind, params: FaultParams = {}) {
+    // a power cut on a real host switches a machine off: the operator confirms it first
+    if (kind === 'power' && !(await usePromptStore().confirmPowerCut(target))) return undefined
     return lab.act(`fault.inject:${target}:${kind}`, () => useClient().call('fault.inject', { target, kind, params, durationMs: durationMs.value }))
   }
 

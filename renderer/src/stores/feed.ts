@@ -6,6 +6,9 @@ import { useLabStore } from './lab'
 import { useLoadStore } from './load'
 import { useMetricsStore } from './metrics'
 import { useTimelineStore } from './timeline'
+import { useSessionStore } from './session'
+import { usePromptStore } from './prompt'
+import { useTerminalStore } from './terminal'
 
 /**
  * Connects the event stream to the stores, once, at start. Events are applied in seq
@@ -23,6 +26,9 @@ export function startFeed(): () => void {
   const timeline = useTimelineStore()
   const metrics = useMetricsStore()
   const diagram = useDiagramStore()
+  const session = useSessionStore()
+  const prompt = usePromptStore()
+  const terminals = useTerminalStore()
   let lastSeq = 0
   let replayed = false
   let waiting: ApiEvent[] | null = null
@@ -59,7 +65,21 @@ export function startFeed(): () => void {
           channel.pushEvent(ev)
           break
         case 'terminal':
-          channel.pushEvent(ev)
+          // stream 'channel' is the logging channel pane; any other stream is a host terminal's id
+          if (ev.stream === 'channel') channel.pushEvent(ev)
+          else terminals.pushOutput(ev.stream, ev.data)
+          break
+        case 'deploy':
+          session.onDeploy(ev)
+          break
+        case 'prompt':
+          prompt.add(ev.prompt)
+          break
+        case 'prompt-done':
+          prompt.done(ev.id, ev.answer)
+          break
+        case 'term':
+          terminals.apply(ev.term)
           break
       }
     }

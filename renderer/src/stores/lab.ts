@@ -94,7 +94,9 @@ export const useLabStore = defineStore('lab', () => {
     }
   }
 
-  const start = () => act('lab.start', async () => apply(await useClient().call('lab.start', { guest: guest.value, mode: mode.value })))
+  // a stopped simulated lab starts again as a simulated lab; anything else starts the local lab
+  const start = () =>
+    act('lab.start', async () => apply(await useClient().call('lab.start', { kind: status.value?.kind === 'simulated' ? 'simulated' : 'local', guest: guest.value, mode: mode.value })))
   const stop = () => act('lab.stop', async () => apply(await useClient().call('lab.stop')))
   const restore = () => act('lab.restore', async () => apply(await useClient().call('lab.restore')))
 
