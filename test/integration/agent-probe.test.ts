@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { describeProbe, probeLocalAgent } from '../../main/lab/agent-probe.js'
-import { requireReplicaAgent } from '../support/agent.js'
+import { buildAgentWithoutReplicaRole, requireReplicaAgent } from '../support/agent.js'
 
 const REAL_BUNDLE = resolve('out/agent/ftlab-agent.cjs')
 const dir = mkdtempSync(join(tmpdir(), 'ftlab-probe-test-'))
@@ -56,6 +56,13 @@ require(${JSON.stringify(REAL_BUNDLE)})
     if (probe.outcome !== 'failed') return
     expect(probe.reason).toMatch(/^the agent \(pid \d+\) died while starting a replica: /)
     expect(probe.stderr).toContain('deliberate crash: the replica role fell over')
+  })
+
+  it('reports an agent built without the replica role by its own answer, and the suites still fail on it', async () => {
+    const noRole = await buildAgentWithoutReplicaRole(dir)
+    const probe = await probeLocalAgent(noRole)
+    expect(probe).toMatchObject({ outcome: 'no-replica-role', replicaRole: false, reason: expect.stringMatching(/replica role not available in this agent build/) })
+    await expect(requireReplicaAgent(noRole)).rejects.toThrow(/the agent bundle has no replica role/)
   })
 
   it('reports a missing bundle as a failure', async () => {
