@@ -3,7 +3,7 @@
 // each) and notes given to ctx.skip(note), grouped by test file.
 import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { relative } from 'node:path'
-import type { Reporter, TestModule } from 'vitest/node'
+import type { Reporter, TestModule, Vitest } from 'vitest/node'
 import { KERNEL_FEATURES } from './skips.js'
 
 interface Logged {
@@ -13,9 +13,13 @@ interface Logged {
 }
 
 export class SkipReporter implements Reporter {
+  /** with -t, vitest marks every test that does not match as skipped: those are no machine's doing */
+  private filtered = false
+
   constructor(private readonly log: string) {}
 
-  onInit(): void {
+  onInit(vitest: Vitest): void {
+    this.filtered = vitest.config.testNamePattern !== undefined
     rmSync(this.log, { force: true })
   }
 
@@ -37,11 +41,10 @@ export class SkipReporter implements Reporter {
       for (const t of m.children.allTests()) {
         const r = t.result()
         if (r.state !== 'skipped') continue
-        // tests left out by a filter (-t, .only) are not skips the machine caused
-        if (t.options.mode === 'skip' || t.options.mode === 'todo' || r.note) skipped++
+        skipped++
         if (r.note) reasons.add(r.note)
       }
-      if (!skipped && !reasons.size) continue
+      if (!reasons.size && (this.filtered || !skipped)) continue
       total += skipped
       if (!reasons.size) unexplained += skipped
       lines.push(`  ${rel(m.moduleId)} (${skipped} skipped): ${reasons.size ? [...reasons].join(' | ') : 'NO REASON RECORDED (skip through test/support/skips.ts)'}`)
