@@ -3,12 +3,16 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
 import { ensureRendererBuilt, openBrowser, shoot, startLab, type Browsing, type Lab } from './harness.js'
+import { lacks, needChromium } from '../support/skips.js'
+
+const noBrowser = lacks(needChromium())
 
 let browsing: Browsing
 let lab: Lab | null = null
 let pageErrors: string[] = []
 
 beforeAll(async () => {
+  if (noBrowser) return
   ensureRendererBuilt()
   browsing = await openBrowser()
 }, 120_000)
@@ -46,7 +50,7 @@ async function expectText(page: Page, selector: string, text: string): Promise<v
   await page.locator(selector).filter({ hasText: text }).first().waitFor({ timeout: 15_000 })
 }
 
-describe('console in browser mode', () => {
+describe.skipIf(noBrowser !== null)('console in browser mode', () => {
   it('loads with the token, shows the empty state, then the three hosts of the simulated lab', async () => {
     lab = await startLab()
     const page = await freshPage()

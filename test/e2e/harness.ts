@@ -8,10 +8,11 @@ import { join, resolve } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { FakeBackend, type FakeBackendOptions } from '../../main/api/fake-backend.js'
 import { startApiServer, type ApiServer } from '../../main/transport/ws-server.js'
+import { chromiumPath } from '../support/skips.js'
 
 export const root = resolve(import.meta.dirname, '../..')
 export const rendererDir = join(root, 'out/renderer')
-export const CHROMIUM = '/usr/bin/chromium'
+export const CHROMIUM = chromiumPath()
 
 function newestMtime(dir: string): number {
   let newest = 0

@@ -1,7 +1,7 @@
 // The console in a real browser over the real local lab: three agent processes behind
 // browser mode. Start the lab from the UI, run the load, cut the primary's power, see the
 // backup go live with the clients following it, restore redundancy, and stop, leaving no
-// agent behind. Needs the replica role in the agent bundle (skipped with the reason otherwise).
+// agent behind. Skips (with the reason) without chromium; fails when the agent bundle cannot start a replica.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,14 +9,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
 import { ConsoleBackend } from '../../main/console/console-backend.js'
 import { startApiServer, type ApiServer } from '../../main/transport/ws-server.js'
-import { probeLocalAgent } from '../../main/lab/agent-probe.js'
 import { LabStore } from '../../main/lab/lab-state.js'
 import { openLocalLab } from '../../main/lab/local-lab.js'
 import { ensureRendererBuilt, openBrowser, rendererDir, shoot, type Browsing } from './harness.js'
 import { pidAlive } from '../support/process.js'
+import { requireReplicaAgent } from '../support/agent.js'
+import { lacks, needChromium } from '../support/skips.js'
 
-const probe = await probeLocalAgent()
-const skipNote = probe.replicaRole ? '' : ` [skipped: needs the replica role in the agent bundle: ${probe.reason}]`
+const noBrowser = lacks(needChromium())
+if (!noBrowser) await requireReplicaAgent()
 
 let browsing: Browsing | null = null
 let backend: ConsoleBackend | null = null
@@ -24,7 +25,7 @@ let server: ApiServer | null = null
 let home = ''
 
 beforeAll(async () => {
-  if (!probe.replicaRole) return
+  if (noBrowser) return
   home = mkdtempSync(join(tmpdir(), 'ftlab-e2e-lab-'))
   backend = new ConsoleBackend({ home })
   server = await startApiServer({ backend, rendererDir })
@@ -48,7 +49,7 @@ async function expectText(page: Page, selector: string, text: string, timeout = 
 const alive = pidAlive
 
 describe('console in browser mode over the real local lab', () => {
-  it.skipIf(!probe.replicaRole)(`start, load, power cut, failover, restore, stop${skipNote}`, async () => {
+  it.skipIf(noBrowser !== null)(`start, load, power cut, failover, restore, stop`, async () => {
     const b = backend!
     const page = browsing!.page
     const pageErrors: string[] = []

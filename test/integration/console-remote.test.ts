@@ -15,16 +15,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ApiEvent, LabStatus, MethodName, ResultOf } from '../../main/api/contract.js'
 import { dispatch } from '../../main/api/dispatch.js'
 import { ConsoleBackend } from '../../main/console/console-backend.js'
-import { probeLocalAgent } from '../../main/lab/agent-probe.js'
+import { requireReplicaAgent } from '../support/agent.js'
+import { lacks } from '../support/skips.js'
 import { RemoteStore } from '../../main/remote/remote-state.js'
 import { KnownHosts } from '../../main/ssh/known-hosts.js'
 import { SshConfig } from '../../main/ssh/ssh-config.js'
 import { labHost, readLab, testbed, testbedUnavailable, type Lab as Testbed } from '../../scripts/testbed/harness.js'
 import { tearDownTestbedLab, testbedHostSpec, testbedLabOptions } from '../support/remote-lab.js'
 
-const unavailable = testbedUnavailable()
-const probe = unavailable ? null : await probeLocalAgent()
-const skip = unavailable ?? (probe && !probe.replicaRole ? `the agent bundle has no replica role: ${probe.reason}` : null)
+const skip = lacks(testbedUnavailable())
+if (!skip) await requireReplicaAgent()
 const LAB = 'console-it'
 const say = (line: string) => console.log(`[console-remote] ${line}`)
 

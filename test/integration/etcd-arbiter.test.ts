@@ -7,10 +7,11 @@ import { createServer as createTcpServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdArbiter } from '../../agent/arbiter/etcd.js'
 import { freePort, hasEtcd, startEtcd, until, type EtcdProcess } from '../support/etcd.js'
+import { lacks } from '../support/skips.js'
 
-if (!hasEtcd) console.log('etcd-arbiter: real-etcd tests skipped, no etcd binary (Debian package etcd-server)')
+const noEtcd = lacks(hasEtcd ? null : 'etcd is not installed (Debian package etcd-server)')
 
-describe.skipIf(!hasEtcd)('etcd tie-breaker against a real etcd', () => {
+describe.skipIf(noEtcd !== null)('etcd tie-breaker against a real etcd', () => {
   let etcd: EtcdProcess
   let url: string
 

@@ -17,6 +17,7 @@ import {
   type NetworkInjectResult
 } from '../../main/faults/network.js'
 import { describeCapabilities, probeHost, type HostCapabilities } from '../../main/faults/probe.js'
+import { lacks, needCommand, needRoot } from '../support/skips.js'
 
 const NS_X = 'ftlabf-x'
 const NS_Y = 'ftlabf-y'
@@ -32,13 +33,7 @@ function sh(cmd: string): { code: number; out: string } {
   return { code: r.status ?? 1, out: `${r.stdout}${r.stderr}` }
 }
 
-const missing = [
-  process.getuid?.() === 0 ? null : 'root',
-  sh('command -v ip').code === 0 ? null : 'ip',
-  sh('command -v nft').code === 0 ? null : 'nft',
-  sh('command -v iptables').code === 0 ? null : 'iptables'
-].filter(Boolean)
-if (missing.length) console.log(`faults-network: skipped, missing ${missing.join(', ')}`)
+const missing = lacks([needRoot('network namespaces'), needCommand('ip', 'iproute2'), needCommand('nft', 'nftables'), needCommand('iptables', 'iptables')])
 
 const run = randomBytes(3).toString('hex')
 const usedIds: string[] = []
@@ -119,7 +114,7 @@ function cleanupNamespaces() {
   sh(`ip netns del ${NS_X} 2>/dev/null; ip netns del ${NS_Y} 2>/dev/null; ip link del ftlabf-vx 2>/dev/null; true`)
 }
 
-describe.skipIf(missing.length > 0)('network faults in namespaces', () => {
+describe.skipIf(missing !== null)('network faults in namespaces', () => {
   let x: HostExec
   let caps: HostCapabilities
   const listeners: Listener[] = []
@@ -284,7 +279,8 @@ describe.skipIf(missing.length > 0)('network faults in namespaces', () => {
       expect((await x.run('tc qdisc show dev ftlabf-vx')).stdout).not.toContain('netem')
       return
     }
-    console.log(`faults-network: netem unavailable here (${caps.netem.detail}); path agent-filter offered`)
+    // the netem path itself goes untested here: listed in the skip summary as a kernel lack
+    lacks(`netem unavailable (${caps.netem.detail}): the netem path was not taken, only its refusal and the agent-filter fallback`, { kernel: 'netem' })
     expect(caps.netem.detail).toMatch(/sch_netem missing/)
     expect(delay.status).toBe('unavailable')
     if (delay.status !== 'unavailable') return

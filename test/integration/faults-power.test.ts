@@ -2,7 +2,7 @@
 // driver, ipmitool against OpenIPMI's ipmi_sim (a lanplus BMC simulator on 127.0.0.1), and
 // the command driver with a script that records how it was called. sysrq is only ever
 // pointed at a bind-mounted stand-in file, never the real trigger.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -11,9 +11,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { cancelDeadmanScript } from '../../main/faults/deadman.js'
 import { localExec, type ExecOutcome, type HostExec } from '../../main/faults/exec.js'
 import { commandDriver, ipmiDriver, killDriver, libvirtDriver, pauseDriver, sysrqDriver, SYSRQ_MISSING } from '../../main/faults/power.js'
-
-const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
-const isRoot = process.getuid?.() === 0
+import { lacks, needCommand, needRoot } from '../support/skips.js'
 
 const tmp = mkdtempSync(join(tmpdir(), 'ftlab-power-'))
 const children: ChildProcess[] = []
@@ -79,12 +77,12 @@ describe('kill and pause drivers', () => {
 describe('sysrq driver', () => {
   const trigger = existsSync('/proc/sysrq-trigger')
 
-  it.skipIf(trigger)('reports that sysrq is absent on this kernel', async () => {
+  it.skipIf(lacks(trigger ? 'this kernel has /proc/sysrq-trigger, so the sysrq-absent path cannot be shown' : null, { kernel: 'sysrq' }) !== null)('reports that sysrq is absent on this kernel', async () => {
     await expect(sysrqDriver({ exec: localExec() }).powerOff()).rejects.toThrow(SYSRQ_MISSING)
     console.log('faults-power: sysrq unavailable here (no /proc/sysrq-trigger)')
   })
 
-  it.skipIf(!trigger || !isRoot || !has('unshare'))('writes "o" to the trigger (a bind-mounted stand-in, never the real one)', async () => {
+  it.skipIf(lacks(trigger ? null : 'no /proc/sysrq-trigger on this kernel', { kernel: 'sysrq' }) !== null || lacks([needRoot('the sysrq stand-in mount'), needCommand('unshare', 'util-linux')]) !== null)('writes "o" to the trigger (a bind-mounted stand-in, never the real one)', async () => {
     const fake = join(tmp, 'sysrq-trigger')
     writeFileSync(fake, '')
     // a private mount namespace in which /proc/sysrq-trigger is our file; the detached writer inherits it
@@ -145,7 +143,7 @@ class VirshSession implements HostExec {
   }
 }
 
-describe.skipIf(!has('virsh'))('libvirt driver (virsh, test:///default)', () => {
+describe.skipIf(lacks(needCommand('virsh', 'libvirt-clients')) !== null)('libvirt driver (virsh, test:///default)', () => {
   it('destroy turns the domain off, start turns it back on', async () => {
     const host = new VirshSession('test:///default')
     try {
@@ -191,7 +189,7 @@ function recording(inner: HostExec): HostExec & { scripts: string[] } {
   return { scripts, run: (cmd, opts) => (scripts.push(cmd), inner.run(cmd, opts)) }
 }
 
-describe.skipIf(!has('ipmitool') || !has('ipmi_sim'))('ipmi driver (ipmitool lanplus against ipmi_sim)', () => {
+describe.skipIf(lacks([needCommand('ipmitool', 'ipmitool'), needCommand('ipmi_sim', 'openipmi')]) !== null)('ipmi driver (ipmitool lanplus against ipmi_sim)', () => {
   let sim: ChildProcess | undefined
   const password = 'Ft-s3cret-pw'
 

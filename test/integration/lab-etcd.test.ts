@@ -13,6 +13,7 @@ import { startLocalLab } from '../../main/lab/local-lab.js'
 import { paired, role, untilStatus } from '../support/lab.js'
 import { runLoad } from '../../main/load/load-runner.js'
 import { hasEtcd, startEtcd } from '../support/etcd.js'
+import { lacks } from '../support/skips.js'
 
 const cleanups: (() => unknown)[] = []
 afterEach(async () => {
@@ -32,7 +33,7 @@ async function etcdLab(name: string, url: string): Promise<{ lab: Lab; events: L
   return { lab, events }
 }
 
-describe.skipIf(!hasEtcd)('local lab with an etcd tie-breaker', () => {
+describe.skipIf(lacks(hasEtcd ? null : 'etcd is not installed (Debian package etcd-server)') !== null)('local lab with an etcd tie-breaker', () => {
   it('a cut logging channel ends with exactly the replica etcd chose live, and the disk server fences for it', async () => {
     const etcd = await startEtcd()
     cleanups.push(() => etcd.close())

@@ -1,21 +1,20 @@
 // End to end on the embedded local lab: a power cut of the primary under load, the backup
 // going live, the clients following it, no acknowledged write lost, duplicates at cut-over
 // dropped; then restore redundancy and fail over the other way.
-// Needs the replica role in the agent bundle; skipped, with the agent's reason, until then.
+// Fails (with the agent's stderr) when the agent bundle cannot start a replica: never skips.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { checkRun } from '../../main/check/check-run.js'
-import { probeLocalAgent } from '../../main/lab/agent-probe.js'
+import { requireReplicaAgent } from '../support/agent.js'
 import type { Lab } from '../../main/lab/lab.js'
 import { startLocalLab } from '../../main/lab/local-lab.js'
 import { paired, role, untilStatus } from '../support/lab.js'
 import type { HistoryOp } from '../../main/load/history.js'
 import { finalRead, runLoad, type LoadResult } from '../../main/load/load-runner.js'
 
-const probe = await probeLocalAgent()
-const skipNote = probe.replicaRole ? '' : ` [skipped: needs the replica role in the agent bundle: ${probe.reason}]`
+await requireReplicaAgent()
 const KEYS = 8
 
 const cleanups: (() => unknown)[] = []
@@ -52,7 +51,7 @@ function answeredAfter(history: HistoryOp[], at: number, target: string): number
 }
 
 describe.each(['rsm', 'state-transfer'] as const)('local lab: failover in %s mode', (mode) => {
-  it.skipIf(!probe.replicaRole)(`primary power cut under load: the backup goes live, clients follow, nothing acknowledged is lost; then back the other way${skipNote}`, async () => {
+  it(`primary power cut under load: the backup goes live, clients follow, nothing acknowledged is lost; then back the other way`, async () => {
     const home = mkdtempSync(join(tmpdir(), 'ftlab-it-'))
     cleanups.push(() => rmSync(home, { recursive: true, force: true }))
     const lab = await startLocalLab({ name: 'failover', mode }, { home })

@@ -6,11 +6,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { AgentClient } from '../../main/lab/agent-client.js'
-import { probeLocalAgent } from '../../main/lab/agent-probe.js'
 import { startLocalLab } from '../../main/lab/local-lab.js'
 import { findAgentBundle, LocalHost } from '../../main/lab/local-host.js'
-
-const probe = await probeLocalAgent()
+import { buildAgentWithoutReplicaRole } from '../support/agent.js'
 
 const cleanups: (() => unknown)[] = []
 afterEach(async () => {
@@ -87,14 +85,15 @@ describe('LocalHost with the real agent', () => {
 })
 
 describe('local lab without the replica role', () => {
-  it.skipIf(probe.replicaRole)('fails to start with the agent’s reason and leaves no process behind', async () => {
+  it('fails to start with the agent’s reason and leaves no process behind', async () => {
     const home = tempDir()
-    const err = await startLocalLab({ name: 'it' }, { home }).catch((e: Error) => e)
+    const agentBundle = await buildAgentWithoutReplicaRole(tempDir())
+    const err = await startLocalLab({ name: 'it' }, { home, agentBundle }).catch((e: Error) => e)
     expect(err).toBeInstanceOf(Error)
     expect((err as Error).message).toMatch(/^lab 'it' did not start: agent b: replica role not available/)
     expect(existsSync(join(home, 'labs', 'it.json'))).toBe(false)
     // every agent that was started is gone (their data dirs hold their pids' logs)
-    const host = new LocalHost()
+    const host = new LocalHost(agentBundle)
     for (const d of readdirSync(join(home, 'labs', 'it'))) {
       const ready = /"pid":(\d+)/.exec(readFileSync(join(home, 'labs', 'it', d, 'stdout.log'), 'utf8'))
       expect(ready).not.toBeNull()

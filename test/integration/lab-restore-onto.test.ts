@@ -6,19 +6,19 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { probeLocalAgent } from '../../main/lab/agent-probe.js'
+import { requireReplicaAgent } from '../support/agent.js'
 import { startLocalLab } from '../../main/lab/local-lab.js'
 import { finalRead, runLoad } from '../../main/load/load-runner.js'
 import { checkRun } from '../../main/check/check-run.js'
 import { paired, role, untilStatus } from '../support/lab.js'
 
-const probe = await probeLocalAgent()
+await requireReplicaAgent()
 const cleanups: (() => unknown)[] = []
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!()
 })
 
-describe.skipIf(!probe.replicaRole)('restore onto another machine (local lab)', () => {
+describe('restore onto another machine (local lab)', () => {
   it('moves slot a to new addresses after a restore in place, pairs with it there, and fails over to it', async () => {
     const home = mkdtempSync(join(tmpdir(), 'ftlab-it-'))
     cleanups.push(() => rmSync(home, { recursive: true, force: true }))

@@ -1,20 +1,19 @@
 // Split brain prevented by the disk server: cut the a↔b link both ways while both replicas
 // still reach the disk server. Each suspects the other and asks the test-and-set; exactly
 // one goes live, the other halts, and the clients keep a consistent service.
-// Needs the replica role in the agent bundle; skipped, with the agent's reason, until then.
+// Fails (with the agent's stderr) when the agent bundle cannot start a replica: never skips.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { checkRun } from '../../main/check/check-run.js'
-import { probeLocalAgent } from '../../main/lab/agent-probe.js'
+import { requireReplicaAgent } from '../support/agent.js'
 import type { Lab } from '../../main/lab/lab.js'
 import { startLocalLab } from '../../main/lab/local-lab.js'
 import { paired, role, untilStatus } from '../support/lab.js'
 import { finalRead, runLoad } from '../../main/load/load-runner.js'
 
-const probe = await probeLocalAgent()
-const skipNote = probe.replicaRole ? '' : ` [skipped: needs the replica role in the agent bundle: ${probe.reason}]`
+await requireReplicaAgent()
 const KEYS = 8
 
 const cleanups: (() => unknown)[] = []
@@ -24,7 +23,7 @@ afterEach(async () => {
 
 
 describe('local lab: split brain', () => {
-  it.skipIf(!probe.replicaRole)(`with the a↔b link cut both ways, exactly one replica stays live and the other halts${skipNote}`, async () => {
+  it(`with the a↔b link cut both ways, exactly one replica stays live and the other halts`, async () => {
     const home = mkdtempSync(join(tmpdir(), 'ftlab-it-'))
     cleanups.push(() => rmSync(home, { recursive: true, force: true }))
     const lab = await startLocalLab({ name: 'split' }, { home })

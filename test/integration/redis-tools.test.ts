@@ -8,19 +8,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Endpoint } from '../../agent/control/protocol.js'
-import { probeLocalAgent } from '../../main/lab/agent-probe.js'
 import type { HostStatusRow, Lab } from '../../main/lab/lab.js'
 import type { LabEvent } from '../../main/lab/lab-events.js'
 import { startLocalLab } from '../../main/lab/local-lab.js'
+import { requireReplicaAgent } from '../support/agent.js'
+import { lacks } from '../support/skips.js'
 
 const installed = (bin: string) => spawnSync(bin, ['--version'], { stdio: 'ignore' }).status === 0
 const haveTools = installed('redis-cli') && installed('redis-benchmark')
-const probe = haveTools ? await probeLocalAgent() : { replicaRole: false, reason: '' }
-const skipNote = !haveTools
-  ? ' [skipped: redis-cli and redis-benchmark are not installed (Debian package redis-tools)]'
-  : !probe.replicaRole
-    ? ` [skipped: needs the replica role in the agent bundle: ${probe.reason}]`
-    : ''
+const skip = lacks(haveTools ? null : 'redis-cli and redis-benchmark are not installed (Debian package redis-tools)')
+if (!skip) await requireReplicaAgent()
 
 const cleanups: (() => unknown)[] = []
 afterEach(async () => {
@@ -69,7 +66,7 @@ async function dump(ep: Endpoint): Promise<Map<string, string>> {
 }
 
 describe('redis-tools against a replicated local lab', () => {
-  it.skipIf(skipNote !== '')(`redis-cli and redis-benchmark through the primary; the backup refuses; the writes survive a failover${skipNote}`, async () => {
+  it.skipIf(skip !== null)(`redis-cli and redis-benchmark through the primary; the backup refuses; the writes survive a failover`, async () => {
     const home = mkdtempSync(join(tmpdir(), 'ftlab-it-'))
     cleanups.push(() => rmSync(home, { recursive: true, force: true }))
     const lab = await startLocalLab({ name: 'redis-tools' }, { home })

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdArbiter, etcdPrefixForLab } from '../../agent/arbiter/etcd.js'
-import { probeLocalAgent } from '../../main/lab/agent-probe.js'
+import { requireReplicaAgent } from '../support/agent.js'
+import { lacks } from '../support/skips.js'
 import { DEFAULT_TIMING } from '../../main/lab/lab.js'
 import type { LabEvent } from '../../main/lab/lab-events.js'
 import { loadLabFile } from '../../main/remote/lab-file.js'
@@ -19,9 +20,8 @@ import { etcdHealthy, hasEtcd, until as poll } from '../support/etcd.js'
 import { type StatusRows, paired, role, untilStatus } from '../support/lab.js'
 import { tearDownTestbedLab, testbedHostSpec, testbedLabOptions } from '../support/remote-lab.js'
 
-const unavailable = testbedUnavailable() ?? (hasEtcd ? null : 'etcd is not installed (Debian: apt-get install etcd-server)')
-const probe = unavailable ? null : await probeLocalAgent()
-const skip = unavailable ?? (probe && !probe.replicaRole ? `the agent bundle has no replica role: ${probe.reason}` : null)
+const skip = lacks([testbedUnavailable(), hasEtcd ? null : 'etcd is not installed (Debian package etcd-server)'])
+if (!skip) await requireReplicaAgent()
 const LAB = 'remote-etcd'
 
 

@@ -14,7 +14,8 @@ import { checkRun } from '../../main/check/check-run.js'
 import { runCli } from '../../main/cli/ftlab.js'
 import { localNetnsExec } from '../../main/faults/exec.js'
 import { listFaultTables } from '../../main/faults/network.js'
-import { probeLocalAgent } from '../../main/lab/agent-probe.js'
+import { requireReplicaAgent } from '../support/agent.js'
+import { lacks } from '../support/skips.js'
 import type { LabEvent } from '../../main/lab/lab-events.js'
 import type { HistoryOp } from '../../main/load/history.js'
 import { finalRead, runLoad, type LoadResult } from '../../main/load/load-runner.js'
@@ -25,9 +26,8 @@ import { labHost, readLab, TESTBED_ROOT, TESTBED_SCRIPT, testbed, testbedUnavail
 import { type StatusRows, paired, role, untilStatus } from '../support/lab.js'
 import { tearDownTestbedLab, testbedHostSpec, testbedLabOptions } from '../support/remote-lab.js'
 
-const unavailable = testbedUnavailable()
-const probe = unavailable ? null : await probeLocalAgent()
-const skip = unavailable ?? (probe && !probe.replicaRole ? `the agent bundle has no replica role: ${probe.reason}` : null)
+const skip = lacks(testbedUnavailable())
+if (!skip) await requireReplicaAgent()
 const KEYS = 8
 const LAB = 'remote-it'
 

@@ -12,7 +12,8 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { checkRun } from '../../main/check/check-run.js'
 import { runCli } from '../../main/cli/ftlab.js'
-import { probeLocalAgent } from '../../main/lab/agent-probe.js'
+import { requireReplicaAgent } from '../support/agent.js'
+import { lacks } from '../support/skips.js'
 import type { HistoryOp } from '../../main/load/history.js'
 import { finalRead, runLoad, type LoadResult } from '../../main/load/load-runner.js'
 import { RemoteLab, type RemoteLabOptions } from '../../main/remote/remote-lab.js'
@@ -20,9 +21,8 @@ import { labHost, readLab, testbed, testbedUnavailable, type Lab as Testbed } fr
 import { type StatusRows, paired, role, untilStatus } from '../support/lab.js'
 import { TESTBED_FTLAB_FILE, tearDownTestbedLab, testbedLabOptions } from '../support/remote-lab.js'
 
-const unavailable = testbedUnavailable()
-const probe = unavailable ? null : await probeLocalAgent()
-const skip = unavailable ?? (probe && !probe.replicaRole ? `the agent bundle has no replica role: ${probe.reason}` : null)
+const skip = lacks(testbedUnavailable())
+if (!skip) await requireReplicaAgent()
 const LAB = 'remote-spare'
 
 

@@ -9,8 +9,9 @@ import { KnownHosts } from '../../main/ssh/known-hosts.js'
 import { PtyShell } from '../../main/ssh/shell.js'
 import { SshConfig } from '../../main/ssh/ssh-config.js'
 import { labHost, readLab, testbed, testbedUnavailable, type Lab, type LabHost } from '../../scripts/testbed/harness.js'
+import { lacks } from '../support/skips.js'
 
-const unavailable = testbedUnavailable()
+const unavailable = lacks(testbedUnavailable())
 
 async function rejection(p: Promise<unknown>): Promise<SshError> {
   try {

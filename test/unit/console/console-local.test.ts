@@ -10,13 +10,12 @@ import { dispatch } from '../../../main/api/dispatch.js'
 import { ConsoleBackend } from '../../../main/console/console-backend.js'
 import { inputMix } from '../../../main/console/event-translator.js'
 import { toFaultInfo, toSpec } from '../../../main/console/lab-driver.js'
-import { probeLocalAgent } from '../../../main/lab/agent-probe.js'
+import { requireReplicaAgent } from '../../support/agent.js'
 import { LabStore } from '../../../main/lab/lab-state.js'
 import { openLocalLab } from '../../../main/lab/local-lab.js'
 import { pidAlive } from '../../support/process.js'
 
-const probe = await probeLocalAgent()
-const skipNote = probe.replicaRole ? '' : ` [skipped: needs the replica role in the agent bundle: ${probe.reason}]`
+await requireReplicaAgent()
 
 const cleanups: (() => unknown)[] = []
 afterEach(async () => {
@@ -136,8 +135,8 @@ describe('ConsoleBackend on the local lab', () => {
     expect((await b.labStop()).state).toBe('stopped')
   })
 
-  it.skipIf(!probe.replicaRole)(
-    `start, faults, power cut under load, restore, reattach, stop${skipNote}`,
+  it(
+    `start, faults, power cut under load, restore, reattach, stop`,
     async () => {
       const home = tempHome()
       const b = backend(home)
@@ -255,8 +254,8 @@ describe('ConsoleBackend on the local lab', () => {
     120_000
   )
 
-  it.skipIf(!probe.replicaRole)(
-    `the bank guest has its own workload, checked by its invariant total, across a failover${skipNote}`,
+  it(
+    `the bank guest has its own workload, checked by its invariant total, across a failover`,
     async () => {
       const home = tempHome()
       const b = backend(home)

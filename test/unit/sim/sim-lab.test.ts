@@ -12,6 +12,7 @@ import type { Lab } from '../../../main/lab/lab.js'
 import { startSimLab } from '../../../main/lab/sim-lab.js'
 import { finalRead, runLoad, type LoadResult } from '../../../main/load/load-runner.js'
 import { paired, role, untilStatus } from '../../support/lab.js'
+import { lacks } from '../../support/skips.js'
 
 const cleanups: (() => unknown)[] = []
 afterEach(async () => {
@@ -97,8 +98,8 @@ describe('simulated lab: faults through the agents’ own filter and the simulat
 const redisCli = ['/usr/bin/redis-cli', '/usr/local/bin/redis-cli'].find((p) => existsSync(p)) ?? null
 
 describe('simulated lab: real clients on real sockets', () => {
-  it.skipIf(!redisCli)(
-    `redis-cli sets and reads a key on the live primary's loopback service port${redisCli ? '' : ' [skipped: redis-cli is not installed]'}`,
+  it.skipIf(lacks(redisCli ? null : 'redis-cli is not installed (Debian package redis-tools)') !== null)(
+    `redis-cli sets and reads a key on the live primary's loopback service port`,
     async () => {
       const { lab, sim } = await startSimLab({ guest: 'kv', mode: 'rsm', seed: 3 })
       cleanups.push(() => sim.close())
