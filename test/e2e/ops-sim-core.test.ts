@@ -11,13 +11,17 @@ import type { Page } from 'playwright-core'
 import { ConsoleBackend } from '../../main/console/console-backend.js'
 import { startApiServer, type ApiServer } from '../../main/transport/ws-server.js'
 import { ensureRendererBuilt, openBrowser, rendererDir, shoot, type Browsing } from './harness.js'
+import { lacks, needChromium } from '../support/skips.js'
 
 let browsing: Browsing
 let backend: ConsoleBackend | null = null
 let server: ApiServer | null = null
 let home = ''
 
+const noBrowser = lacks(needChromium())
+
 beforeAll(async () => {
+  if (noBrowser) return
   ensureRendererBuilt()
   browsing = await openBrowser()
 }, 180_000)
@@ -55,7 +59,7 @@ async function expectText(page: Page, selector: string, text: string | RegExp, t
   await page.locator(selector).filter({ hasText: text }).first().waitFor({ timeout })
 }
 
-describe('operator views on the simulated lab on the real core', () => {
+describe.skipIf(noBrowser !== null)('operator views on the simulated lab on the real core', () => {
   it('a power cut of the primary: the fault stays until restore, b goes live, the diagram shows test-and-set and go-live', async () => {
     const page = await simLab()
     await page.waitForTimeout(3000)

@@ -5,12 +5,16 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
 import { ensureRendererBuilt, openBrowser, shoot, startLab, type Browsing, type Lab } from './harness.js'
+import { lacks, needChromium } from '../support/skips.js'
 
 let browsing: Browsing
 let lab: Lab | null = null
 let pageErrors: string[] = []
 
+const noBrowser = lacks(needChromium())
+
 beforeAll(async () => {
+  if (noBrowser) return
   ensureRendererBuilt()
   browsing = await openBrowser()
 }, 180_000)
@@ -64,7 +68,7 @@ async function diagramInk(page: Page): Promise<number> {
   })
 }
 
-describe('operator views on the simulated lab', () => {
+describe.skipIf(noBrowser !== null)('operator views on the simulated lab', () => {
   it('draws the logging channel on the space-time diagram and reads a failover message by message', async () => {
     lab = await startLab()
     const page = await freshPage()

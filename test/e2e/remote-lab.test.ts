@@ -14,14 +14,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
 import type { Page } from 'playwright-core'
-import { probeLocalAgent } from '../../main/lab/agent-probe.js'
 import { labHost, readLab, testbed, testbedUnavailable, TESTBED_SCRIPT, type Lab as Testbed } from '../../scripts/testbed/harness.js'
 import { ensureRendererBuilt, openBrowser, rendererDir, shoot, type Browsing } from './harness.js'
 import { startConsole, type ConsoleUnderTest } from './remote-console.js'
+import { requireReplicaAgent } from '../support/agent.js'
+import { lacks, needChromium } from '../support/skips.js'
 
-const unavailable = testbedUnavailable()
-const probe = unavailable ? null : await probeLocalAgent()
-const skip = unavailable ?? (probe && !probe.replicaRole ? `the agent bundle has no replica role: ${probe.reason}` : null)
+// a machine without the testbed or Chromium skips (and says why); an agent that crashes fails
+const skip = lacks(testbedUnavailable() ?? needChromium())
+if (!skip) await requireReplicaAgent()
 const LAB = 'ui-testbed'
 const SLOT_HOST = { a: 'h1', b: 'h2', disk: 'h3', spare: 'h4' } as const
 type Slot = keyof typeof SLOT_HOST
