@@ -92,6 +92,11 @@ export class RecordingWriter {
     return this.state.n
   }
 
+  /** records already in the file (the rest wait at most flushMs) */
+  get written(): number {
+    return this.state.n - this.pending.length
+  }
+
   get bytes(): number {
     return this.offset
   }
