@@ -48,7 +48,7 @@ describe('the console records every lab session', () => {
     expect(rec.problems).toEqual([])
     expect(rec.header.lab).toMatchObject({ kind: 'simulated', name: 'simulated', guest: 'kv', mode: 'rsm' })
     const kinds = rec.marks.map((m) => m.kind)
-    const at = (k: string) => kinds.indexOf(k)
+    const at = (k: (typeof kinds)[number]) => kinds.indexOf(k)
     expect(at('start')).toBe(0)
     expect(at('fault')).toBeGreaterThan(0)
     expect(at('go-live')).toBeGreaterThan(at('fault'))
