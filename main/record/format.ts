@@ -175,9 +175,13 @@ export function blockMeta(payload: Buffer): { n0: number; count: number; t0: num
   return { n0: payload.readDoubleLE(0), count: payload.readUInt32LE(8), t0: payload.readDoubleLE(12), t1: payload.readDoubleLE(20) }
 }
 
-export function decodeBlock(payload: Buffer): RecordEntry[] {
+/** The block's records, each with its number n (one JSON.parse for the block: much faster than one per line). */
+export function decodeBlock(payload: Buffer): (RecordEntry & { n: number })[] {
+  const n0 = payload.readDoubleLE(0)
   const text = inflate(payload.subarray(BLOCK_META)).toString('utf8')
-  return text === '' ? [] : text.split('\n').map((l) => JSON.parse(l) as RecordEntry)
+  const recs = text === '' ? [] : (JSON.parse(`[${text.replaceAll('\n', ',')}]`) as (RecordEntry & { n: number })[])
+  for (let i = 0; i < recs.length; i++) recs[i].n = n0 + i
+  return recs
 }
 
 export function encodeJson(value: unknown, compress: boolean): Buffer {

@@ -53,7 +53,7 @@ export interface PlaybackState {
   status: LabStatus | null
   load: LoadStatus | null
   faults: FaultInfo[]
-  /** the records of the last `recentMs` up to t, for the diagram and the terminals */
+  /** the records of the last `recentMs` up to t, for the diagram and the terminals (shared with the reader's cache: do not change them) */
   recent: (RecordEntry & { n: number })[]
   /** marks up to t */
   marks: RecordedMark[]
@@ -85,7 +85,7 @@ export class Recording {
   private keyframes: KeyframeRef[] = []
   /** the newest record time up to each block (block times need not be monotonic) */
   private maxT1: number[] = []
-  private readonly cache = new Map<number, RecordEntry[] | null>()
+  private readonly cache = new Map<number, (RecordEntry & { n: number })[] | null>()
   private fd: number
 
   private constructor(
@@ -246,7 +246,7 @@ export class Recording {
    * The state at console time t: every record in file order up to the first one later than t
    * applied to the nearest keyframe before it, and the records of the last `recentMs`.
    */
-  stateAt(t: number, recentMs = 5000): PlaybackState {
+  stateAt(t: number, recentMs = 3000): PlaybackState {
     let st = new DerivedState()
     let ki = upperBound(this.keyframes, (k) => k.t <= t) - 1
     for (; ki >= 0; ki--) {
@@ -276,7 +276,7 @@ export class Recording {
           st.n = n // a damaged block before this one leaves a gap
           st.apply(r)
         }
-        if (r.t >= since) recent.push({ ...r, n })
+        if (r.t >= since) recent.push(r)
       }
     }
     const status = st.labStatus()
@@ -291,24 +291,24 @@ export class Recording {
     }
   }
 
-  /** The records with from ≤ t ≤ to, in file order. */
+  /** The records with from ≤ t ≤ to, in file order (shared with the reader's cache: do not change them). */
   *events(from = -Infinity, to = Infinity): Generator<RecordEntry & { n: number }> {
     for (let bi = upperBound(this.maxT1, (x) => x < from); bi < this.blocks.length; bi++) {
       const b = this.blocks[bi]
       if (b.t0 > to) return
       const recs = this.block(b)
       if (!recs) continue
-      for (let i = 0; i < recs.length; i++) if (recs[i].t >= from && recs[i].t <= to) yield { ...recs[i], n: b.n0 + i }
+      for (const r of recs) if (r.t >= from && r.t <= to) yield r
     }
   }
 
   // ----- frames ------------------------------------------------------------------------
 
-  private block(b: BlockRef): RecordEntry[] | null {
+  private block(b: BlockRef): (RecordEntry & { n: number })[] | null {
     const hit = this.cache.get(b.offset)
     if (hit !== undefined) return hit
     const f = this.frameAt(b.offset)
-    let recs: RecordEntry[] | null = null
+    let recs: (RecordEntry & { n: number })[] | null = null
     if (f.frame && f.frame.type === FrameType.Block) {
       try {
         recs = decodeBlock(f.frame.payload)

@@ -1,7 +1,7 @@
 // Run by kill.test.ts as a child process: records a busy synthetic session in real time and
 // says how many records are in the file after each write, until its parent SIGKILLs it.
 import { RecordingWriter } from '../../../main/record/writer.js'
-import { syntheticSession } from './synthetic.js'
+import { syntheticSession } from '../../../main/record/synthetic.js'
 
 const path = process.argv[2]
 const w = RecordingWriter.create(path, {

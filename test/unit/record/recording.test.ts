@@ -6,7 +6,7 @@ import { FRAME_HEAD, FrameType, MAGIC, SYNC, type RecordEntry, type RecordingHea
 import { Recording } from '../../../main/record/reader.js'
 import { DerivedState, redactParams } from '../../../main/record/state.js'
 import { RecordingWriter, type WriterOptions } from '../../../main/record/writer.js'
-import { syntheticSession } from './synthetic.js'
+import { syntheticSession } from '../../../main/record/synthetic.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'ftlab-record-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -97,7 +97,7 @@ describe('recording file', () => {
       for (const t of samples) {
         const s = rec.stateAt(t)
         expect({ t, n: s.n, status: JSON.stringify(s.status) }).toEqual({ t, ...seen.get(t)! })
-        expect(s.recent.every((r) => r.t <= t && r.t >= t - 5000)).toBe(true)
+        expect(s.recent.every((r) => r.t <= t && r.t >= t - 3000)).toBe(true)
       }
       const after = rec.stateAt(T0 + 9000)
       expect(after.status?.hosts[1].role).toBe('live')

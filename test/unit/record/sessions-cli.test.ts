@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { runCli } from '../../../main/cli/ftlab.js'
 import { SessionLibrary } from '../../../main/record/library.js'
 import { RecordingWriter } from '../../../main/record/writer.js'
-import { syntheticSession } from './synthetic.js'
+import { syntheticSession } from '../../../main/record/synthetic.js'
 
 const home = mkdtempSync(join(tmpdir(), 'ftlab-sessions-'))
 const outside = mkdtempSync(join(tmpdir(), 'ftlab-sessions-out-'))

@@ -1,8 +1,8 @@
 // A synthetic lab session for the recording tests and the benchmark: status snapshots, agent
 // log entries and acks, terminal lines, load progress and marks (a power cut, a go-live), at
 // a chosen event rate, with the state a live console would show at each moment.
-import { downHostStatus, emptyInvariants, idleLoadStatus, HOST_IDS, type ApiEvent, type LabStatus, type LoadStatus, type Mark } from '../../../main/api/contract.js'
-import type { RecordEntry } from '../../../main/record/format.js'
+import { downHostStatus, emptyInvariants, idleLoadStatus, HOST_IDS, type ApiEvent, type LabStatus, type LoadStatus, type Mark } from '../api/contract.js'
+import type { RecordEntry } from './format.js'
 
 export function labStatus(t: number, i: number, primary: 'a' | 'b', load: LoadStatus): LabStatus {
   return {
