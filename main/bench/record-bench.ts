@@ -49,7 +49,9 @@ async function main(): Promise<number> {
     const size1 = statSync(p1).size
     console.log(`events in a minute at ${rate}/s:  ${minute.length}`)
     console.log(`bytes per event:            ${f1(size1 / minute.length)} (JSON ${f1(jsonBytes / minute.length)}, ${f1(jsonBytes / size1)}x smaller)`)
-    console.log(`writer sustains:            ${Math.round(minute.length / (ms / 1000))} events/s (${f1((ms / minute.length) * 1000)} µs per event, blocks every 250 ms of record time, fsync at keyframes)`)
+    console.log(
+      `writer sustains:            ${Math.round(minute.length / (ms / 1000))} events/s (${f1((ms / minute.length) * 1000)} µs per event, blocks every 250 ms of record time, fsync at keyframes)`
+    )
 
     // 2. an hour-long recording
     const p2 = join(dir, 'hour.ftrec')
@@ -64,7 +66,9 @@ async function main(): Promise<number> {
     w2.close()
     const g1 = performance.now()
     const size2 = statSync(p2).size
-    console.log(`${minutes} min recording:        ${n} events, ${f1(size2 / 1024 / 1024)} MiB (${f1((size2 / 1024 / 1024 / 1024) * (60 / minutes))} GiB per hour), written in ${f1((g1 - g0) / 1000)} s with generation`)
+    console.log(
+      `${minutes} min recording:        ${n} events, ${f1(size2 / 1024 / 1024)} MiB (${f1((size2 / 1024 / 1024 / 1024) * (60 / minutes))} GiB per hour), written in ${f1((g1 - g0) / 1000)} s with generation`
+    )
     let o = performance.now()
     const rec = Recording.open(p2)
     console.log(`open (index):               ${f1(performance.now() - o)} ms, ${rec.marks.length} marks, ${rec.records} records`)
@@ -88,7 +92,9 @@ async function main(): Promise<number> {
     rec.close()
     o = performance.now()
     const scanned = Recording.open(p2, { verify: true })
-    console.log(`open by scan (no index):    ${f1(performance.now() - o)} ms (a recording whose console died; ${f1(unclosedAt / 1024 / 1024)} MiB), ${scanned.problems.length} problems`)
+    console.log(
+      `open by scan (no index):    ${f1(performance.now() - o)} ms (a recording whose console died; ${f1(unclosedAt / 1024 / 1024)} MiB), ${scanned.problems.length} problems`
+    )
     scanned.close()
   } finally {
     rmSync(dir, { recursive: true, force: true })

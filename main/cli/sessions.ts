@@ -88,7 +88,18 @@ function usage(io: CliIo, message: string): number {
 function showFile(path: string): SessionEntry {
   const r = Recording.open(path, { verify: true })
   r.close()
-  return { name: path, path, bytes: r.size, header: r.header, duration: r.duration, records: r.records, closed: r.closed, marks: r.marks, problems: r.problems, error: null }
+  return {
+    name: path,
+    path,
+    bytes: r.size,
+    header: r.header,
+    duration: r.duration,
+    records: r.records,
+    closed: r.closed,
+    marks: r.marks,
+    problems: r.problems,
+    error: null
+  }
 }
 
 function listLine(e: SessionEntry): string {
@@ -101,7 +112,10 @@ function listLine(e: SessionEntry): string {
   return [
     e.name,
     `${h.lab.kind} ${h.lab.name}${h.lab.guest ? ` · ${h.lab.guest} ${h.lab.mode}` : ''}`,
-    new Date(h.startedAt).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC'),
+    new Date(h.startedAt)
+      .toISOString()
+      .replace('T', ' ')
+      .replace(/\.\d+Z$/, ' UTC'),
     formatDuration(e.duration),
     `${e.records} records`,
     bytes(e.bytes),

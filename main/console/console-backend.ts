@@ -55,7 +55,13 @@ export class ConsoleBackend implements ConsoleService {
     this.prompts = new Prompts(this.events, opts.secrets ?? forgetfulSecretStore, opts.promptTimeoutMs)
     this.terminals = new Terminals(this.events)
     this.session = new LabSession({ ...opts, home: this.home }, { sink: this.events, prompts: this.prompts, onShells: (o) => this.terminals.setOpener(o) })
-    this.recorder = opts.record === false ? null : new ConsoleRecorder({ current: () => this.session.lab, status: () => this.session.status() }, { home: this.home, onError: (e) => console.error(`ftlab: ${e.message}`) })
+    this.recorder =
+      opts.record === false
+        ? null
+        : new ConsoleRecorder(
+            { current: () => this.session.lab, status: () => this.session.status() },
+            { home: this.home, onError: (e) => console.error(`ftlab: ${e.message}`) }
+          )
     if (this.recorder) this.events.subscribe((ev) => this.recorder?.event(ev))
     this.ready = opts.reattach === false ? Promise.resolve() : this.session.reattachLocal().catch(() => {})
   }

@@ -52,9 +52,7 @@ export interface RecordingHeader {
  * was refused. t is the console clock in ms.
  */
 export type RecordEntry =
-  | { k: 'ev'; t: number; ev: ApiEvent }
-  | { k: 'req'; t: number; method: string; params: unknown }
-  | { k: 'fail'; t: number; method: string; error: string }
+  { k: 'ev'; t: number; ev: ApiEvent } | { k: 'req'; t: number; method: string; params: unknown } | { k: 'fail'; t: number; method: string; error: string }
 
 /** A marked moment on the timeline, with the record it comes from. */
 export interface RecordedMark {
@@ -129,8 +127,7 @@ export function inflate(data: Buffer): Buffer {
 }
 
 /** CRC-32 (IEEE), node:zlib's where it has one (Node ≥ 20.15), else a table. */
-export const crc32: (data: Buffer, value?: number) => number =
-  typeof zlibCrc32 === 'function' ? (d, v) => zlibCrc32(d, v) : tableCrc32
+export const crc32: (data: Buffer, value?: number) => number = typeof zlibCrc32 === 'function' ? (d, v) => zlibCrc32(d, v) : tableCrc32
 
 let table: Uint32Array | null = null
 function tableCrc32(data: Buffer, value = 0): number {

@@ -34,7 +34,10 @@ export class SessionLibrary {
   /** A fresh file name for a recording of `lab` started at `startedAt`. */
   newPath(lab: string, startedAt: number): string {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 })
-    const stamp = new Date(startedAt).toISOString().replace(/\.\d+Z$/, '').replace(/:/g, '-')
+    const stamp = new Date(startedAt)
+      .toISOString()
+      .replace(/\.\d+Z$/, '')
+      .replace(/:/g, '-')
     let name = `${lab}-${stamp}`
     for (let i = 2; existsSync(join(this.dir, name + EXT)); i++) name = `${lab}-${stamp}-${i}`
     return join(this.dir, name + EXT)
@@ -101,7 +104,9 @@ export class SessionLibrary {
     const p = join(this.dir, stripExt(name) + EXT)
     if (!NAME.test(stripExt(name)) || !existsSync(p)) {
       const known = this.list().map((e) => e.name)
-      throw new Error(`no recording '${name}' in ${this.dir}${known.length ? ` (there are: ${known.slice(0, 8).join(', ')}${known.length > 8 ? ', …' : ''})` : ' (it is empty)'}`)
+      throw new Error(
+        `no recording '${name}' in ${this.dir}${known.length ? ` (there are: ${known.slice(0, 8).join(', ')}${known.length > 8 ? ', …' : ''})` : ' (it is empty)'}`
+      )
     }
     return p
   }
@@ -112,7 +117,18 @@ export class SessionLibrary {
     try {
       const r = Recording.open(path)
       r.close()
-      return { name, path, bytes, header: r.header, duration: r.duration, records: r.records, closed: r.closed, marks: r.marks, problems: r.problems, error: null }
+      return {
+        name,
+        path,
+        bytes,
+        header: r.header,
+        duration: r.duration,
+        records: r.records,
+        closed: r.closed,
+        marks: r.marks,
+        problems: r.problems,
+        error: null
+      }
     } catch (err) {
       return { name, path, bytes, header: null, duration: 0, records: 0, closed: false, marks: [], problems: [], error: (err as Error).message }
     }
@@ -133,5 +149,6 @@ function stripExt(name: string): string {
 }
 
 function checkName(name: string): void {
-  if (!NAME.test(stripExt(name))) throw new Error(`recording name ${JSON.stringify(name)}: use letters, digits, '.', '-' or '_' (at most 120), starting with a letter or digit`)
+  if (!NAME.test(stripExt(name)))
+    throw new Error(`recording name ${JSON.stringify(name)}: use letters, digits, '.', '-' or '_' (at most 120), starting with a letter or digit`)
 }

@@ -126,7 +126,8 @@ export class Recording {
   private load(opts: OpenOptions): void {
     this.size = fstatSync(this.fd).size
     const magic = this.read(0, MAGIC.length)
-    if (magic.length < MAGIC.length || !magic.equals(MAGIC)) throw new RecordingError(this.path, 'not an FT Lab recording (it does not start with the .ftrec signature)')
+    if (magic.length < MAGIC.length || !magic.equals(MAGIC))
+      throw new RecordingError(this.path, 'not an FT Lab recording (it does not start with the .ftrec signature)')
     const head = this.frameAt(MAGIC.length)
     if (!head.frame || head.frame.type !== FrameType.Header)
       throw new RecordingError(this.path, `its header frame at byte ${MAGIC.length} is ${head.why ?? 'not a header'}: nothing in it can be trusted`)
@@ -136,7 +137,10 @@ export class Recording {
       throw new RecordingError(this.path, `its header does not decode: ${(err as Error).message}`)
     }
     if (this.header.format !== 'ftlab-recording' || this.header.version !== 1)
-      throw new RecordingError(this.path, `format ${JSON.stringify(this.header.format)} version ${this.header.version} is not one this FT Lab reads (version 1)`)
+      throw new RecordingError(
+        this.path,
+        `format ${JSON.stringify(this.header.format)} version ${this.header.version} is not one this FT Lab reads (version 1)`
+      )
     this.t0 = this.t1 = this.header.startedAt
     const index = opts.verify ? null : this.indexFromTrailer()
     if (index) {
@@ -364,7 +368,8 @@ export class Recording {
 /** The frame at buf[pos], or why there is none; `base` is buf's offset in the file. */
 function parseFrame(buf: Buffer, pos: number, base = 0): { frame: Frame | null; why?: string } {
   if (buf.length - pos < FRAME_HEAD) return { frame: null, why: `cut short (${buf.length - pos} bytes of a ${FRAME_HEAD}-byte frame head)` }
-  if (buf[pos] !== SYNC[0] || buf[pos + 1] !== SYNC[1] || buf[pos + 2] !== SYNC[2] || buf[pos + 3] !== SYNC[3]) return { frame: null, why: 'not a frame (no frame marker)' }
+  if (buf[pos] !== SYNC[0] || buf[pos + 1] !== SYNC[1] || buf[pos + 2] !== SYNC[2] || buf[pos + 3] !== SYNC[3])
+    return { frame: null, why: 'not a frame (no frame marker)' }
   const type = buf[pos + 4]
   const len = buf.readUInt32LE(pos + 5)
   if (len > MAX_FRAME || type < FrameType.Header || type > FrameType.Trailer) return { frame: null, why: `a damaged frame head (type ${type}, length ${len})` }

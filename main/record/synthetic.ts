@@ -25,7 +25,8 @@ export function labStatus(t: number, i: number, primary: 'a' | 'b', load: LoadSt
       gen: primary === 'a' ? 1 : 2
     })),
     channel: null,
-    faults: primary === 'b' ? [{ id: 'f1', target: 'a', kind: 'power', params: {}, startedAt: 0, healsAt: null, path: 'sim', note: null, what: 'power cut a' }] : [],
+    faults:
+      primary === 'b' ? [{ id: 'f1', target: 'a', kind: 'power', params: {}, startedAt: 0, healsAt: null, path: 'sim', note: null, what: 'power cut a' }] : [],
     load: { ...load, completed: i },
     invariants: emptyInvariants()
   }
@@ -74,6 +75,11 @@ export function* syntheticSession(t0: number, seconds: number, perSecond: number
       continue
     }
     const host = i % 2 === 0 ? primary : primary === 'a' ? 'b' : 'a'
-    yield ev(t, i % 2 === 0 ? { topic: 'agent', host, type: 'entry', data: { n: i, gen: 1, kind: 'request', bytes: 40 + (i % 17) } } : { topic: 'agent', host, type: 'ack', data: { n: i - 1, gen: 1 } })
+    yield ev(
+      t,
+      i % 2 === 0
+        ? { topic: 'agent', host, type: 'entry', data: { n: i, gen: 1, kind: 'request', bytes: 40 + (i % 17) } }
+        : { topic: 'agent', host, type: 'ack', data: { n: i - 1, gen: 1 } }
+    )
   }
 }

@@ -4,12 +4,16 @@ import { RecordingWriter } from '../../../main/record/writer.js'
 import { syntheticSession } from '../../../main/record/synthetic.js'
 
 const path = process.argv[2]
-const w = RecordingWriter.create(path, {
-  ftlabVersion: 'kill-test',
-  startedAt: Date.now(),
-  lab: { kind: 'simulated', name: 'simulated', guest: 'kv', mode: 'rsm', timing: null, sim: null, hosts: [] },
-  console: { host: 'test', pid: process.pid }
-}, { keyframeMs: 1000 })
+const w = RecordingWriter.create(
+  path,
+  {
+    ftlabVersion: 'kill-test',
+    startedAt: Date.now(),
+    lab: { kind: 'simulated', name: 'simulated', guest: 'kv', mode: 'rsm', timing: null, sim: null, hosts: [] },
+    console: { host: 'test', pid: process.pid }
+  },
+  { keyframeMs: 1000 }
+)
 const source = syntheticSession(Date.now(), 3600, 2000)
 let written = 0
 setInterval(() => {

@@ -12,7 +12,15 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 describe('a recording whose writer is killed', () => {
   it('opens after a SIGKILL mid-write, with every record the writer had written', async () => {
     const child = join(dir, 'kill-child.mjs')
-    await build({ entryPoints: [join(import.meta.dirname, 'kill-child.ts')], outfile: child, bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'silent' })
+    await build({
+      entryPoints: [join(import.meta.dirname, 'kill-child.ts')],
+      outfile: child,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      logLevel: 'silent'
+    })
     for (const after of [3, 9]) {
       const path = join(dir, `killed-${after}.ftrec`)
       const p = spawn(process.execPath, [child, path], { stdio: ['ignore', 'pipe', 'inherit'] })

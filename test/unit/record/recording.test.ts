@@ -63,7 +63,13 @@ describe('recording file', () => {
     const rec = Recording.open(path)
     expect(rec.closed).toBe(true)
     expect(rec.problems).toEqual([])
-    expect(rec.header).toMatchObject({ format: 'ftlab-recording', version: 1, ftlabVersion: '0.1.0-test', startedAt: T0, lab: { kind: 'simulated', guest: 'kv' } })
+    expect(rec.header).toMatchObject({
+      format: 'ftlab-recording',
+      version: 1,
+      ftlabVersion: '0.1.0-test',
+      startedAt: T0,
+      lab: { kind: 'simulated', guest: 'kv' }
+    })
     expect(rec.records).toBe(records.length)
     expect([...rec.events()].map(strip)).toEqual(records)
     expect(rec.marks.map((m) => [m.kind, m.t - T0])).toEqual([
@@ -128,7 +134,8 @@ describe('recording file', () => {
         expect({ cut, closed: rec.closed, records: rec.records, events: got.length }).toEqual({ cut, closed: false, records: kept, events: kept })
       const p = rec.problems
       const ok = partial ? p.length === 1 && p[0].kind === 'truncated' && p[0].offset === partial.offset && p[0].bytes === cut - partial.offset : p.length === 0
-      if (!ok) expect({ cut, problems: p }).toEqual({ cut, problems: partial ? [{ kind: 'truncated', offset: partial.offset, bytes: cut - partial.offset }] : [] })
+      if (!ok)
+        expect({ cut, problems: p }).toEqual({ cut, problems: partial ? [{ kind: 'truncated', offset: partial.offset, bytes: cut - partial.offset }] : [] })
       rec.close()
       checked++
     }
@@ -156,7 +163,9 @@ describe('recording file', () => {
       expect(viaIndex.problems).toEqual([expect.objectContaining({ kind: 'corrupt', offset: victim.offset, records: victim.count })])
       // by a full scan (import verifies; a file without an index is scanned)
       const scanned = Recording.open(badPath, { verify: true })
-      expect(scanned.problems).toEqual([expect.objectContaining({ kind: 'corrupt', offset: victim.offset, bytes: victim.end - victim.offset, records: victim.count })])
+      expect(scanned.problems).toEqual([
+        expect.objectContaining({ kind: 'corrupt', offset: victim.offset, bytes: victim.end - victim.offset, records: victim.count })
+      ])
       expect(scanned.problems[0].message).toMatch(new RegExp(`bytes ${victim.offset} to ${victim.end} .* skipped.*${victim.count} records lost`))
       expect([...scanned.events()].map(strip)).toEqual(expected)
       expect(scanned.marks.map((m) => m.kind)).toEqual(['start', 'fault', 'go-live'])
@@ -173,7 +182,12 @@ describe('recording file', () => {
   })
 
   it('keeps secrets out of recorded requests', () => {
-    expect(redactParams('prompt.answer', { id: 'p1', accept: true, secret: 'hunter2', remember: true })).toEqual({ id: 'p1', accept: true, secret: '[redacted]', remember: true })
+    expect(redactParams('prompt.answer', { id: 'p1', accept: true, secret: 'hunter2', remember: true })).toEqual({
+      id: 'p1',
+      accept: true,
+      secret: '[redacted]',
+      remember: true
+    })
     expect(redactParams('lab.deploy', { name: 'x', file: { hosts: { a: { password: 'pw', address: 'h' } } } })).toEqual({
       name: 'x',
       file: { hosts: { a: { password: '[redacted]', address: 'h' } } }

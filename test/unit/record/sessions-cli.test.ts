@@ -25,7 +25,15 @@ function recordInto(path: string, t0: number, close = true): void {
   const w = RecordingWriter.create(path, {
     ftlabVersion: '0.1.0',
     startedAt: t0,
-    lab: { kind: 'simulated', name: 'simulated', guest: 'bank', mode: 'rsm', timing: { heartbeatMs: 100, suspectMs: 800 }, sim: { speed: 1, seed: 9 }, hosts: [{ id: 'a', machine: 'a', address: '127.0.0.1' }] },
+    lab: {
+      kind: 'simulated',
+      name: 'simulated',
+      guest: 'bank',
+      mode: 'rsm',
+      timing: { heartbeatMs: 100, suspectMs: 800 },
+      sim: { speed: 1, seed: 9 },
+      hosts: [{ id: 'a', machine: 'a', address: '127.0.0.1' }]
+    },
     console: { host: 'box', pid: 1 }
   })
   for (const r of syntheticSession(t0, 3, 100, 1000)) w.append(r)
@@ -72,7 +80,10 @@ describe('ftlab sessions', () => {
     expect(existsSync(join(home, 'recordings', 'failover-demo.ftrec'))).toBe(false)
 
     const back = await ftlab('sessions', 'import', join(outside, 'failover-demo.ftrec'))
-    expect(back).toMatchObject({ code: 0, out: `imported ${join(outside, 'failover-demo.ftrec')} as 'failover-demo' (${join(home, 'recordings', 'failover-demo.ftrec')})\n` })
+    expect(back).toMatchObject({
+      code: 0,
+      out: `imported ${join(outside, 'failover-demo.ftrec')} as 'failover-demo' (${join(home, 'recordings', 'failover-demo.ftrec')})\n`
+    })
     expect((await ftlab('sessions', 'import', join(outside, 'failover-demo.ftrec'))).err).toMatch(/the library has 'failover-demo' already/)
 
     // a damaged copy is imported with its damage reported; a file that is no recording is refused
@@ -84,7 +95,10 @@ describe('ftlab sessions', () => {
     expect(dmg.out).toMatch(/damage: bytes \d+ to \d+ \(\d+ bytes\) are damaged \(checksum mismatch\): skipped/)
     writeFileSync(join(outside, 'notes.txt'), 'not a recording')
     const refused = await ftlab('sessions', 'import', join(outside, 'notes.txt'), '--as', 'notes')
-    expect(refused).toMatchObject({ code: 1, err: `ftlab sessions import: cannot import ${join(outside, 'notes.txt')}: not an FT Lab recording (it does not start with the .ftrec signature)\n` })
+    expect(refused).toMatchObject({
+      code: 1,
+      err: `ftlab sessions import: cannot import ${join(outside, 'notes.txt')}: not an FT Lab recording (it does not start with the .ftrec signature)\n`
+    })
     expect((await ftlab('sessions', 'rename', 'damaged', '../escape')).err).toMatch(/recording name "..\/escape": use letters/)
     expect((await ftlab('sessions', 'frobnicate')).code).toBe(2)
   })
