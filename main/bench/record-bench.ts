@@ -67,7 +67,7 @@ async function main(): Promise<number> {
     const g1 = performance.now()
     const size2 = statSync(p2).size
     console.log(
-      `${minutes} min recording:        ${n} events, ${f1(size2 / 1024 / 1024)} MiB (${f1((size2 / 1024 / 1024 / 1024) * (60 / minutes))} GiB per hour), written in ${f1((g1 - g0) / 1000)} s with generation`
+      `${minutes} min recording:        ${n} events, ${f1(size2 / 1024 / 1024)} MiB (${f1((size2 / 1024 / 1024) * (60 / minutes))} MiB per hour), written in ${f1((g1 - g0) / 1000)} s with generation`
     )
     let o = performance.now()
     const rec = Recording.open(p2)

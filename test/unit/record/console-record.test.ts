@@ -67,6 +67,23 @@ describe('the console records every lab session', () => {
     expect(s.recent.some((r) => r.k === 'ev' && r.ev.topic === 'mark' && r.ev.mark.kind === 'go-live')).toBe(true)
   })
 
+  it("writes an operator's request without its secret, and the refusal with it", async () => {
+    const home = mkdtempSync(join(tmpdir(), 'ftlab-rec-console-'))
+    cleanups.push(() => rmSync(home, { recursive: true, force: true }))
+    const b = new ConsoleBackend({ home, reattach: false, startSimLab: null, fake: { timers: false } })
+    cleanups.push(() => b.close())
+    await call(b, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm' })
+    await expect(call(b, 'prompt.answer', { id: 'p9', secret: 'hunter2', remember: false })).rejects.toThrow()
+    await call(b, 'lab.stop')
+    await b.close()
+    const rec = Recording.open(b.recorder!.finished[0])
+    cleanups.push(() => rec.close())
+    const all = [...rec.events()]
+    expect(JSON.stringify(all)).not.toContain('hunter2')
+    expect(all.find((r) => r.k === 'req' && r.method === 'prompt.answer')).toMatchObject({ params: { id: 'p9', secret: '[redacted]', remember: false } })
+    expect(all.find((r) => r.k === 'fail')).toMatchObject({ method: 'prompt.answer', error: expect.stringContaining('p9') })
+  })
+
   it('records nothing when told not to', async () => {
     const home = mkdtempSync(join(tmpdir(), 'ftlab-rec-console-'))
     cleanups.push(() => rmSync(home, { recursive: true, force: true }))
