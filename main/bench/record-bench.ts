@@ -4,9 +4,14 @@
 //     --outfile=out/bench/record-bench.mjs && node out/bench/record-bench.mjs [--minutes 60] [--rate 500]
 // The session is synthetic (main/record/synthetic.ts): status snapshots 4/s, agent entries and
 // acks, channel terminal lines, load progress, a power cut and a go-live, at `rate` events/s.
+// --overhead N: also N rounds of a kv load on the local lab through the console, recording
+// off and on in turn (the same running lab, reattached by a console of each kind).
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { LabStatus, MethodName, ResultOf } from '../api/contract.js'
+import { dispatch } from '../api/dispatch.js'
+import { ConsoleBackend } from '../console/console-backend.js'
 import { runIfMain } from '../core/entry.js'
 import type { RecordEntry } from '../record/format.js'
 import { Recording } from '../record/reader.js'
@@ -33,6 +38,8 @@ async function main(): Promise<number> {
     return i > 0 ? Number(process.argv[i + 1]) : dflt
   }
   const minutes = arg('minutes', 60)
+  const rounds = arg('overhead', 0)
+  if (rounds > 0) await overhead(rounds, arg('seconds', 10))
   const rate = arg('rate', 500)
   const dir = mkdtempSync(join(tmpdir(), 'ftlab-record-bench-'))
   try {
@@ -100,6 +107,57 @@ async function main(): Promise<number> {
     rmSync(dir, { recursive: true, force: true })
   }
   return 0
+}
+
+async function overhead(rounds: number, seconds: number): Promise<void> {
+  const home = mkdtempSync(join(tmpdir(), 'ftlab-record-bench-lab-'))
+  const call = async <M extends MethodName>(b: ConsoleBackend, m: M, p: unknown = {}) => (await dispatch(b, m, p)) as ResultOf<M>
+  const until = async (b: ConsoleBackend, what: string, ok: (s: LabStatus) => boolean) => {
+    for (let i = 0; i < 600; i++) {
+      const s = await call(b, 'lab.status')
+      if (ok(s)) return s
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    throw new Error(`timed out waiting for ${what}`)
+  }
+  const consoleWith = async (record: boolean) => {
+    const b = new ConsoleBackend({ home, record, statusEveryMs: 250 })
+    await b.whenReady()
+    return b
+  }
+  let b = await consoleWith(false)
+  const ops: Record<'off' | 'on', number[]> = { off: [], on: [] }
+  const evPerSec: number[] = []
+  try {
+    await call(b, 'lab.start', { kind: 'local', guest: 'kv', mode: 'rsm' })
+    for (let i = 0; i < rounds; i++) {
+      for (const record of i % 2 ? [true, false] : [false, true]) {
+        if ((b.recorder !== null) !== record) {
+          await call(b, 'lab.detach')
+          await b.close()
+          b = await consoleWith(record)
+        }
+        await until(b, 'a primary with its backup', (s) => s.hosts[0].role === 'primary' && s.hosts[1].role === 'backup' && s.load.state === 'idle')
+        const events0 = b.events.seq
+        await call(b, 'load.start', { clients: 8, seconds, keys: 1000 })
+        const s = await until(b, 'the load checked', (x) => x.load.state === 'idle' && x.load.verdict !== null)
+        const perSec = s.load.completed / seconds
+        ops[record ? 'on' : 'off'].push(perSec)
+        evPerSec.push((b.events.seq - events0) / seconds)
+        console.error(
+          `  round ${i + 1}, recording ${record ? 'on ' : 'off'}: ${Math.round(perSec)} ops/s, ${b.events.seq - events0} events, verdict ${s.load.verdict?.result}`
+        )
+      }
+    }
+    await call(b, 'lab.stop')
+  } finally {
+    await b.close()
+    rmSync(home, { recursive: true, force: true })
+  }
+  const med = (xs: number[]) => pct(xs, 50)
+  console.log(
+    `local lab kv, 8 clients, ${seconds} s × ${rounds}: ${Math.round(med(ops.off))} ops/s without recording, ${Math.round(med(ops.on))} with (median; ${f1((1 - med(ops.on) / med(ops.off)) * 100)}% overhead; the console published ${Math.round(med(evPerSec))} events/s: at the writer's µs per event below, that is its CPU cost)`
+  )
 }
 
 runIfMain(import.meta.url, 'record-bench', main)
