@@ -191,6 +191,7 @@ export class Recording {
           this.blocks.push(b)
           afterKeyframe.push(b)
           nextN = m.n0 + m.count
+          lastCorrupt = null
           if (m.count > 0) this.t1 = Math.max(this.t1, m.t1)
         } else if (fr.type === FrameType.Keyframe) {
           try {
@@ -202,7 +203,6 @@ export class Recording {
             // a keyframe whose checksum holds but does not decode was written by a broken writer: seek falls back to an earlier one
           }
         }
-        lastCorrupt = null
         pos = fr.end
         continue
       }

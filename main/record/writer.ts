@@ -109,7 +109,7 @@ export class RecordingWriter {
   }
 
   append(r: RecordEntry): void {
-    if (this.closed) return
+    if (this.closed || this.failed) return
     const line = JSON.stringify(r)
     if (this.pending.length === 0) {
       this.pendingN0 = this.records
