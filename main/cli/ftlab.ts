@@ -16,6 +16,7 @@ import { faultFromArgs } from './fault-args.js'
 import { dispatchRemote, runRemoteCli } from './remote.js'
 import { faultLines, healText, labStartedText, statusTable } from './table.js'
 import { runIfMain } from '../core/entry.js'
+import { runSessionsCli } from './sessions.js'
 
 export const EXIT_OK = 0
 export const EXIT_FAILED = 1
@@ -37,6 +38,7 @@ const defaultIo = (): CliIo => ({
 })
 
 export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): Promise<number> {
+  if (argv[0] === 'sessions') return runSessionsCli(argv.slice(1), io)
   let cmd: ParsedCommand
   try {
     cmd = parseArgs(argv)

@@ -21,6 +21,7 @@ import { ApiEventLog } from '../api/event-log.js'
 import { ftlabHome } from '../lab/lab-state.js'
 import { LabFileError, parseLabFile } from '../remote/lab-file.js'
 import { RemoteStore } from '../remote/remote-state.js'
+import { ConsoleRecorder } from '../record/recorder.js'
 import { forgetfulSecretStore, Prompts, type SecretStore } from './prompts.js'
 import { labFileProblem, LabSession, LOCAL_LAB_NAME, SIMULATED_LAB_NAME, type SessionOptions } from './session.js'
 import { Terminals } from './terminals.js'
@@ -34,6 +35,8 @@ export interface ConsoleBackendOptions extends SessionOptions {
   /** look for a running local lab to reattach to at start (default true) */
   reattach?: boolean
   promptTimeoutMs?: number
+  /** record every lab session into <home>/recordings (default true) */
+  record?: boolean
 }
 
 export class ConsoleBackend implements ConsoleService {
@@ -41,6 +44,7 @@ export class ConsoleBackend implements ConsoleService {
   readonly prompts: Prompts
   readonly terminals: Terminals
   readonly session: LabSession
+  readonly recorder: ConsoleRecorder | null
   private readonly home: string
   private readonly ready: Promise<void>
   private closed = false
@@ -51,6 +55,14 @@ export class ConsoleBackend implements ConsoleService {
     this.prompts = new Prompts(this.events, opts.secrets ?? forgetfulSecretStore, opts.promptTimeoutMs)
     this.terminals = new Terminals(this.events)
     this.session = new LabSession({ ...opts, home: this.home }, { sink: this.events, prompts: this.prompts, onShells: (o) => this.terminals.setOpener(o) })
+    this.recorder =
+      opts.record === false
+        ? null
+        : new ConsoleRecorder(
+            { current: () => this.session.lab, status: () => this.session.status() },
+            { home: this.home, onError: (e) => console.error(`ftlab: ${e.message}`) }
+          )
+    if (this.recorder) this.events.subscribe((ev) => this.recorder?.event(ev))
     this.ready = opts.reattach === false ? Promise.resolve() : this.session.reattachLocal().catch(() => {})
   }
 
@@ -92,7 +104,10 @@ export class ConsoleBackend implements ConsoleService {
 
   handle<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
     if (this.closed) return Promise.reject(new ApiError('unavailable', `${method}: the console is shutting down`))
-    return callHandler(this.handlers, method, params)
+    this.recorder?.request(method, params)
+    const result = callHandler(this.handlers, method, params)
+    result.catch((err: unknown) => this.recorder?.requestFailed(method, err))
+    return result
   }
 
   subscribe(listener: (ev: ApiEvent) => void): () => void {
@@ -119,6 +134,7 @@ export class ConsoleBackend implements ConsoleService {
     this.prompts.withdrawAll()
     this.terminals.closeAll()
     await this.session.close()
+    this.recorder?.close()
     this.events.unsubscribeAll()
   }
 

@@ -1,0 +1,75 @@
+// The derived state a recording carries in its keyframes and a player rebuilds by replay:
+// the last lab status, the load status, and the marked moments. Writer and reader apply
+// records with the same function, so a keyframe and a replay cannot disagree.
+import type { LabStatus, LoadStatus } from '../api/contract.js'
+import type { Keyframe, RecordEntry, RecordedMark } from './format.js'
+
+export class DerivedState {
+  n = 0
+  t = 0
+  status: LabStatus | null = null
+  load: LoadStatus | null = null
+  /** marks since the last keyframe was taken */
+  marks: RecordedMark[] = []
+
+  static from(k: Keyframe): DerivedState {
+    const s = new DerivedState()
+    s.n = k.n
+    s.t = k.t
+    s.status = k.status
+    s.load = k.load
+    return s
+  }
+
+  apply(r: RecordEntry): void {
+    const n = this.n++
+    if (r.t > this.t) this.t = r.t
+    if (r.k !== 'ev') return
+    const ev = r.ev
+    if (ev.topic === 'status') {
+      this.status = ev.status
+      this.load = ev.status.load
+    } else if (ev.topic === 'load') {
+      this.load = ev.load
+    } else if (ev.topic === 'mark') {
+      const m: RecordedMark = { t: r.t, n, seq: ev.seq, kind: ev.mark.kind, label: ev.mark.label }
+      if (ev.mark.host) m.host = ev.mark.host
+      this.marks.push(m)
+    }
+  }
+
+  /** The keyframe of this state; its marks are the ones since the last keyframe, which it takes. */
+  keyframe(): Keyframe {
+    const k: Keyframe = { n: this.n, t: this.t, status: this.status, load: this.load, marks: this.marks }
+    this.marks = []
+    return k
+  }
+
+  /** The lab status as a player shows it: the last snapshot with the newest load progress. */
+  labStatus(): LabStatus | null {
+    if (!this.status) return null
+    return this.load && this.load !== this.status.load ? { ...this.status, load: this.load } : this.status
+  }
+}
+
+const SECRET_KEY = /secret|password|passphrase|token|private/i
+
+/**
+ * An operator's request as it may be written to disk: secrets replaced, and terminal input
+ * reduced to its length (a shell may be reading a password: the echo, not the keys, is recorded).
+ */
+export function redactParams(method: string, params: unknown): unknown {
+  if (method === 'term.input' && params && typeof params === 'object') {
+    const p = params as { id?: unknown; data?: unknown }
+    return { id: p.id, data: `[${typeof p.data === 'string' ? p.data.length : 0} characters not recorded]` }
+  }
+  return redact(params, 0)
+}
+
+function redact(v: unknown, depth: number): unknown {
+  if (depth > 20 || v === null || typeof v !== 'object') return v
+  if (Array.isArray(v)) return v.map((x) => redact(x, depth + 1))
+  const out: Record<string, unknown> = {}
+  for (const [k, x] of Object.entries(v)) out[k] = SECRET_KEY.test(k) && x !== undefined ? '[redacted]' : redact(x, depth + 1)
+  return out
+}
