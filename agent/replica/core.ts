@@ -102,7 +102,8 @@ interface DiskCall {
 /** Registration of a generation at the disk server: at start, or to restore redundancy. */
 interface Registration extends DiskCall {
   gen: number
-  purpose: 'start' | 'restore'
+  /** recover: boot from the disk server's contents after both replicas were down */
+  purpose: 'start' | 'restore' | 'recover'
   peer: ReplicaId | null
 }
 
@@ -160,21 +161,30 @@ export class ReplicaCore {
   private nextDiskId = 1
   private nextConn = 1
 
-  constructor(cfg: ReplicaConfig, vmm: Vmm, init: { role: 'primary' | 'backup' | 'joining'; gen: number; now: number }) {
+  constructor(cfg: ReplicaConfig, vmm: Vmm, init: { role: 'primary' | 'backup' | 'joining' | 'recover'; gen: number; now: number }) {
     checkConfig(cfg)
     if (!Number.isSafeInteger(init.gen) || init.gen < 1) throw new Error(`ReplicaCore ${cfg.id}: generation must be a positive integer, got ${init.gen}`)
     // The replication mode is the VMM's (it decides what an entry carries); cfg.mode is informational.
     this.cfg = cfg
     this.vmm = vmm
-    this.role = init.role
+    this.role = init.role === 'recover' ? 'live' : init.role
     this.gen = init.gen
-    this.peer = cfg.peer
+    this.peer = init.role === 'recover' ? null : cfg.peer
     this.now = init.now
     this.lastHeard = init.now
     this.lastSent = init.now
     this.channelReady = init.role === 'primary'
     this.genConfirmed = false
     this.emitRole(`start as ${init.role} of generation ${init.gen}`)
+    if (init.role === 'recover') {
+      // Both replicas were down: this one boots the guest from what the disk server holds, alone, once the disk
+      // server has begun the new generation with it. Until then the boot and every input wait.
+      this.holdsState = true
+      this.register(init.gen, 'recover', null)
+      this.queue.push({ t: 'boot' })
+      this.setStalled(true)
+      return
+    }
     if (init.role === 'primary') {
       // Register first: the disk server must know who may write before any output leaves.
       this.register(init.gen, 'start', this.peer)
@@ -345,7 +355,7 @@ export class ReplicaCore {
    * disk server is about to retire (such a write would be fenced and lost).
    */
   private inputsWait(): boolean {
-    return this.channelFull() || this.registration?.purpose === 'restore'
+    return this.channelFull() || this.registration?.purpose === 'restore' || this.registration?.purpose === 'recover'
   }
 
   private setStalled(on: boolean): void {
@@ -725,8 +735,8 @@ export class ReplicaCore {
 
   // ============================================================ disk server
 
-  private register(gen: number, purpose: 'start' | 'restore', peer: ReplicaId | null): void {
-    const req: DiskReq = { id: this.diskId(), op: 'generation', gen, from: this.cfg.id, primary: this.cfg.id, backup: peer }
+  private register(gen: number, purpose: Registration['purpose'], peer: ReplicaId | null): void {
+    const req: DiskReq = { id: this.diskId(), op: 'generation', gen, from: this.cfg.id, primary: this.cfg.id, backup: peer, ...(purpose === 'recover' ? { recover: true } : {}) }
     this.registration = { req, sentAt: this.now, gen, purpose, peer }
     // A new generation fences every write of the old one: one still unanswered would be lost. retryDisk sends it
     // once they are all answered (the live replica takes no input meanwhile).
@@ -747,6 +757,11 @@ export class ReplicaCore {
     if (this.registration && res.id === this.registration.req.id) return this.onRegistered(res)
     const write = this.writesInFlight.get(res.id)
     if (write !== undefined) return this.onWriteAnswer(res, write)
+    // A write is answered once per send: the retry of a write already accepted can come back fenced, after another
+    // replica took over. That answer still says this replica is no longer live: it must never output again.
+    if (!res.ok && res.error === 'fenced' && res.winner !== undefined && res.winner !== this.cfg.id && (this.role === 'primary' || this.role === 'live')) {
+      return this.halt(`the disk server fenced a write (a retry answered late): ${res.message}`)
+    }
     this.telemetry({ k: 'dropped', what: `disk reply ${res.id}`, why: 'no request of this replica is waiting for it' })
   }
 
@@ -754,6 +769,13 @@ export class ReplicaCore {
     if (!res.ok && res.error === 'io') return // retried
     const reg = this.registration!
     this.registration = null
+    if (reg.purpose === 'recover') {
+      if (!res.ok) return this.halt(`the disk server refused to begin generation ${reg.gen} for recovery from disk: ${res.message}`)
+      this.genConfirmed = true
+      this.setRole('live', `booting the guest from the disk server's contents in generation ${reg.gen}, alone; restore redundancy to take a backup`)
+      this.drainQueue()
+      return
+    }
     if (reg.purpose === 'start') {
       if (res.ok) {
         this.genConfirmed = true

@@ -134,3 +134,32 @@ describe('appendfsync always through the replica protocol', () => {
     expect(out.map(replyText)).toEqual(['+OK\r\n'])
   })
 })
+
+describe('recovery from disk after a double failure', () => {
+  it('a replica started to recover begins the next generation at the disk server, then boots the guest and serves alone', () => {
+    const arbiter = new DiskArbiter(new MemoryBlockStore())
+    arbiter.handle({ id: 1, op: 'generation', gen: 1, from: 'a', primary: 'a', backup: 'b' })
+    arbiter.handle({ id: 2, op: 'tas', gen: 1, from: 'b' }) // b went live, then died too
+    const { core, vmm } = makeCore('recover', { id: 'a', peer: 'b', gen: 2 })
+    const start = core.takeActions()
+    const [reg] = diskReqs(start)
+    expect(reg).toMatchObject({ op: 'generation', gen: 2, from: 'a', primary: 'a', backup: null, recover: true })
+    // nothing runs before the disk server has answered: not even the boot
+    core.step({ t: 'input', now: 1, input: ftreq('c1', 1, 'SET', 'k', 'v') })
+    expect(core.status()).toMatchObject({ role: 'live', lastEntry: 0, genConfirmed: false })
+    core.step({ t: 'disk', now: 2, res: arbiter.handle(reg) })
+    const after = core.takeActions()
+    expect(roles(after)).toMatchObject([{ role: 'live', gen: 2, reason: expect.stringMatching(/booting the guest from the disk server/) }])
+    expect(core.status()).toMatchObject({ role: 'live', gen: 2, lastEntry: 2, genConfirmed: true })
+    expect(releases(after).map(replyText)).toEqual(['*2\r\n:1\r\n+OK\r\n'])
+    expect(vmm.stateHash()).toBeTruthy()
+    expect(arbiter.status()).toMatchObject({ gen: 2, live: 'a' })
+  })
+
+  it('halts, saying why, when the disk server refuses the recovery', () => {
+    const { core } = makeCore('recover', { id: 'a', peer: 'b', gen: 5 })
+    const [reg] = diskReqs(core.takeActions())
+    core.step({ t: 'disk', now: 1, res: { id: reg.id, ok: false, error: 'bad-request', message: 'generation 5 refused: the next generation is 3' } })
+    expect(roles(core.takeActions())).toMatchObject([{ role: 'halted', reason: expect.stringMatching(/refused to begin generation 5 for recovery from disk: generation 5 refused/) }])
+  })
+})
