@@ -11,6 +11,8 @@
 // superblock, so a reader never sees a length that covers unwritten records. At boot the
 // guest reads the superblock and the log back (the reads are logged inputs) and serves
 // requests only when the log is applied; earlier requests wait in memory.
+// Durability (CONFIG SET appendfsync always|no, default always): with always, a batch that wrote
+// ends with disk.sync(), and its replies wait in memory for diskSynced (docs/guests.md).
 // Not done: log compaction (the log grows until FLUSHALL), key expiry.
 import { BLOCK_SIZE, type GuestDefinition, type GuestFactory } from './api.js'
 
