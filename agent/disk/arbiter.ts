@@ -81,8 +81,8 @@ export class DiskArbiter {
   private fenced = 0
   /**
    * Each block's last write id (gen, entry, index), so a retried write that arrives after a newer one to the same block
-   * is acknowledged without being applied. Kept in memory: a disk-server restart breaks every connection, and the
-   * replicas resend what was not answered in order, so no older duplicate can follow a newer write across it.
+   * is acknowledged without being applied. Kept in memory: a disk-server restart breaks every connection (no message
+   * from before it arrives after it), and a replica stops retrying a write once a newer write to its block is answered.
    */
   private readonly versions = new Map<number, [number, number, number]>()
 

@@ -793,8 +793,16 @@ export class ReplicaCore {
 
   private onWriteAnswer(res: DiskRes, write: InFlightWrite): void {
     if (!res.ok && res.error === 'io') return // the disk server could not store it: retryDisk sends it again
-    this.writesInFlight.delete(res.id)
-    for (const s of this.syncs) s.waitFor.delete(res.id)
+    const done = [res.id]
+    if (res.ok) {
+      // An older write to the same block that is still unanswered is superseded: asking again is pointless, and after a
+      // disk-server restart (which forgets the blocks' last write ids) its retry could overwrite this newer write.
+      for (const [id, w] of this.writesInFlight) if (id !== res.id && olderWriteToSameBlock(w.req, write.req)) done.push(id)
+    }
+    for (const id of done) {
+      this.writesInFlight.delete(id)
+      for (const s of this.syncs) s.waitFor.delete(id)
+    }
     while (this.syncs.length > 0 && this.syncs[0].waitFor.size === 0) this.synced.push(this.syncs.shift()!.tag)
     if (this.registration && this.registration.sentAt === -Infinity && !this.restoreWaitsForWrites()) this.retryDisk()
     if (res.ok) return
@@ -848,6 +856,11 @@ export class ReplicaCore {
   private telemetry(ev: Telemetry): void {
     this.actions.push({ t: 'telemetry', ev })
   }
+}
+
+function olderWriteToSameBlock(a: DiskReq, b: DiskReq): boolean {
+  if (a.op !== 'write' || b.op !== 'write' || a.block !== b.block) return false
+  return a.gen < b.gen || (a.gen === b.gen && ((a.entry ?? 0) < (b.entry ?? 0) || ((a.entry ?? 0) === (b.entry ?? 0) && (a.index ?? 0) < (b.index ?? 0))))
 }
 
 /** An entry's outputs, ready to hold or release, each disk write numbered among the entry's writes (its write id). */

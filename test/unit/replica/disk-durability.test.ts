@@ -163,3 +163,18 @@ describe('recovery from disk after a double failure', () => {
     expect(roles(core.takeActions())).toMatchObject([{ role: 'halted', reason: expect.stringMatching(/refused to begin generation 5 for recovery from disk: generation 5 refused/) }])
   })
 })
+
+describe('superseded writes', () => {
+  it('stops retrying an older write to a block once a newer write to it is answered', () => {
+    const { core } = confirmedPrimary()
+    core.step({ t: 'input', now: 1, input: ftreq('c1', 1, 'SAVE', 'k', '7') })
+    core.step({ t: 'input', now: 1, input: ftreq('c1', 2, 'SET', 'k', 'w') })
+    core.step({ t: 'input', now: 1, input: ftreq('c1', 3, 'SAVE', 'k', '7') })
+    core.step({ t: 'peer', now: 2, msg: { t: 'ack', gen: 1, n: 4 } })
+    const [older, newer] = writesIn(core.takeActions())
+    expect([older.block, newer.block, older.entry, newer.entry]).toEqual([7, 7, 2, 4])
+    core.step({ t: 'disk', now: 3, res: ok(newer) })
+    core.step({ t: 'tick', now: 500 })
+    expect(writesIn(core.takeActions())).toEqual([])
+  })
+})
