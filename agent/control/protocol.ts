@@ -37,7 +37,8 @@ export type StartRole =
   | {
       role: 'replica'
       /** primary or backup at lab start; 'joining' = restore redundancy onto this host */
-      as: 'primary' | 'backup' | 'joining'
+      /** recover: both replicas were down; boot the guest from the disk server's contents, alone, in generation `gen` */
+      as: 'primary' | 'backup' | 'joining' | 'recover'
       gen: number
       guest: string
       mode: ReplicationMode

@@ -79,6 +79,12 @@ export class DiskArbiter {
   private meta: Meta
   private writes = 0
   private fenced = 0
+  /**
+   * Each block's last write id (gen, entry, index), so a retried write that arrives after a newer one to the same block
+   * is acknowledged without being applied. Kept in memory: a disk-server restart breaks every connection (no message
+   * from before it arrives after it), and a replica stops retrying a write once a newer write to its block is answered.
+   */
+  private readonly versions = new Map<number, [number, number, number]>()
 
   constructor(
     private readonly store: BlockStore,
@@ -149,6 +155,13 @@ export class DiskArbiter {
       const why = gen !== m.gen ? `generation ${gen} is not the current generation ${m.gen}` : `${from} is not the live replica (${m.live ?? 'none'})`
       return { id, ok: false, error: 'fenced', message: `write to block ${block} refused: ${why}`, winner: m.live ?? undefined }
     }
+    const version = writeId(gen, req.entry, req.index)
+    if (version !== null) {
+      const last = this.versions.get(block)
+      // a duplicate, or a late retry of a write a newer one has replaced: done already
+      if (last !== undefined && compareIds(version, last) <= 0) return { id, ok: true }
+      this.versions.set(block, version)
+    }
     this.store.write(block, req.data)
     this.writes++
     return { id, ok: true }
@@ -159,6 +172,12 @@ export class DiskArbiter {
     const from = replicaId(req.from, 'tas.from')
     const m = this.meta
     if (gen < m.gen) return { id, ok: false, error: 'stale-generation', message: `test-and-set for generation ${gen} refused: the current generation is ${m.gen}` }
+    if (gen === 1 && m.gen === 0) {
+      // The primary died before its registration of generation 1 landed: it released nothing (outputs wait for that
+      // registration), so the backup may take the generation. A late registration is then refused as stale.
+      this.commit({ gen: 1, primary: null, backup: null, tasWinner: from, live: from })
+      return { id, ok: true, winner: from }
+    }
     if (gen > m.gen) throw new BadRequest(`test-and-set for generation ${gen}: that generation has not begun (current ${m.gen})`)
     if (m.tasWinner === null) {
       this.commit({ ...m, tasWinner: from, live: from })
@@ -186,8 +205,15 @@ export class DiskArbiter {
       // a retry of the request that began this generation (its answer was lost)
       return { id, ok: true }
     }
+    // a retry of a recovery whose answer was lost
+    if (req.recover === true && gen === m.gen && m.tasWinner === from && m.primary === from) return { id, ok: true, winner: from }
     if (gen <= m.gen) return { id, ok: false, error: 'stale-generation', message: `generation ${gen} refused: the current generation is ${m.gen}` }
     if (gen !== m.gen + 1) throw new BadRequest(`generation ${gen} refused: the next generation is ${m.gen + 1}`)
+    // recovery after a double failure: whoever was live is down, so the booting replica takes over
+    if (req.recover === true) {
+      this.commit({ ...fresh, tasWinner: from })
+      return { id, ok: true, winner: from }
+    }
     if (from !== m.live) {
       this.fenced++
       return { id, ok: false, error: 'fenced', message: `generation ${gen} refused: ${from} is not the live replica (${m.live ?? 'none'})`, winner: m.live ?? undefined }
@@ -208,6 +234,17 @@ export class DiskArbiter {
     }
     return v
   }
+}
+
+function writeId(gen: number, entry: unknown, index: unknown): [number, number, number] | null {
+  if (entry === undefined && index === undefined) return null
+  if (typeof entry !== 'number' || !Number.isSafeInteger(entry) || entry < 0) throw new BadRequest(`write.entry must be a non-negative integer, got ${describe(entry)}`)
+  if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0) throw new BadRequest(`write.index must be a non-negative integer, got ${describe(index)}`)
+  return [gen, entry, index]
+}
+
+function compareIds(a: [number, number, number], b: [number, number, number]): number {
+  return a[0] - b[0] || a[1] - b[1] || a[2] - b[2]
 }
 
 function generationNumber(v: unknown, field: string): number {

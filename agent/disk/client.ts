@@ -69,8 +69,8 @@ export class DiskClient extends EventEmitter<DiskClientEvents> {
       maxBackoffMs: opts.maxBackoffMs
     })
     this.link.on('up', () => {
-      // requests made while the link was down go out now; ones already sent are left to
-      // their timeout, since re-sending an old write could overwrite a newer one
+      // requests made while the link was down go out now; ones already sent are left to their timeout: the replica
+      // protocol asks again (a write carries its write id, so the disk server applies it once and never over a newer one)
       for (const p of this.pending.values()) if (!p.sent) p.sent = this.link.send(p.wire)
       this.emit('up')
     })

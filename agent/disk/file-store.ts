@@ -7,9 +7,10 @@
 //                   time it is written (so the block count needs no scan of a sparse image)
 //   disk.meta.json  the arbiter's metadata, replaced atomically (write, fsync, rename, fsync dir)
 //
-// Writes reach the page cache at once and the platter on flush(), like a disk with a
-// write cache; metadata is durable before saveMeta returns, because the arbiter answers
-// a test-and-set only after it.
+// Writes reach the page cache at once and the platter on flush() (fsync of image and index),
+// like a disk with a write cache; the disk server flushes before it acknowledges a write
+// (one fsync per batch, agent/disk/server.ts). Metadata is durable before saveMeta returns,
+// because the arbiter answers a test-and-set only after it.
 import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import type { CountingBlockStore } from './arbiter.js'

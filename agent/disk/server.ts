@@ -73,8 +73,32 @@ export class DiskServer {
     this.event('disk-peer', { peer, up: true })
     link.on('message', (msg) => {
       const res = this.answer(peer, msg)
-      link.send(res)
+      // An accepted write is acknowledged only once it is on stable storage. Answers wait for one fsync per turn of
+      // the event loop (group commit), and every answer queued behind a write waits too, so they leave in order.
+      if (this.unsynced.length > 0 || (res.ok && (msg as DiskReq).op === 'write')) this.afterSync(link, res)
+      else link.send(res)
     })
+  }
+
+  private readonly unsynced: [Link, DiskRes][] = []
+
+  private afterSync(link: Link, res: DiskRes): void {
+    this.unsynced.push([link, res])
+    if (this.unsynced.length === 1) setImmediate(() => this.sync())
+  }
+
+  private sync(): void {
+    const answers = this.unsynced.splice(0)
+    try {
+      this.opts.store.flush()
+    } catch (err) {
+      // the writes may not have reached the disk: tell the writers so, and let them retry
+      const message = `disk store fsync failed: ${(err as Error).message}`
+      this.event('error', { op: 'flush', message })
+      for (const [link, res] of answers) link.send(res.ok ? { id: res.id, ok: false, error: 'io', message } : res)
+      return
+    }
+    for (const [link, res] of answers) link.send(res)
   }
 
   private answer(peer: string, msg: unknown): DiskRes {

@@ -38,6 +38,12 @@ export interface GuestDevices {
     read(block: number): number
     /** write a block (an output: held by the Output Rule, suppressed on a backup); at most blockSize bytes */
     write(block: number, bytes: string): void
+    /**
+     * A barrier after every write made so far (this input's included): `diskSynced(tag)` arrives, as a logged input,
+     * once they are all on the disk server's stable storage. Returns the tag. For replies that must not leave before
+     * their data is durable (kv's appendfsync always).
+     */
+    sync(): number
   }
   /** wall clock, ms since the epoch; each read is a logged non-deterministic input */
   clock: { now(): number }
@@ -63,6 +69,8 @@ export interface Guest {
   close?(conn: string): void
   diskRead?(tag: number, block: number, bytes: string): void
   timer?(id: number): void
+  /** the writes before the disk.sync() that returned `tag` are durable */
+  diskSynced?(tag: number): void
 }
 
 export interface GuestLib {

@@ -11,6 +11,8 @@
 // superblock, so a reader never sees a length that covers unwritten records. At boot the
 // guest reads the superblock and the log back (the reads are logged inputs) and serves
 // requests only when the log is applied; earlier requests wait in memory.
+// Durability (CONFIG SET appendfsync always|no, default always): with always, a batch that wrote
+// ends with disk.sync(), and its replies wait in memory for diskSynced (docs/guests.md).
 // Not done: log compaction (the log grows until FLUSHALL), key expiry.
 import { BLOCK_SIZE, type GuestDefinition, type GuestFactory } from './api.js'
 
@@ -28,6 +30,8 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
   const TAIL = 'kv:tail'
   const PEND = 'kv:pend'
   const SB_DIRTY = 'kv:sb-dirty'
+  /** appendfsync: 'always' (a reply waits until its writes are on the disk server's stable storage) or 'no' */
+  const FSYNC = 'kv:appendfsync'
   const REC_SB = 'kv:rec:sb'
   const REC_WANT = 'kv:rec:want'
   const REC_GOT = 'kv:rec:got'
@@ -81,9 +85,9 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
     mem.set(SB_DIRTY, '')
   }
 
-  function flush(): void {
+  function flush(): boolean {
     const pend = mem.get(PEND)
-    if (pend === undefined && !mem.has(SB_DIRTY)) return
+    if (pend === undefined && !mem.has(SB_DIRTY)) return false
     let len = Number(mem.get(LOGLEN) ?? '0')
     if (pend !== undefined && pend !== '') {
       // the tail block starts at a block boundary; rewrite it with the new records after it
@@ -97,6 +101,19 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
     mem.delete(PEND)
     mem.delete(SB_DIRTY)
     disk.write(0, 'FTKV1 ' + len + '\n')
+    return true
+  }
+
+  function appendfsync(): string {
+    return mem.get(FSYNC) ?? 'always'
+  }
+
+  function configSet(name: string, value: string): string | null | undefined {
+    if (name !== 'appendfsync') return undefined
+    const v = value.toLowerCase()
+    if (v !== 'always' && v !== 'no' && v !== 'none') return resp.error("ERR CONFIG SET appendfsync: this guest knows 'always' and 'no' (or 'none'), got '" + value.slice(0, 32) + "'")
+    mem.set(FSYNC, v === 'always' ? 'always' : 'no')
+    return null
   }
 
   /** Apply log records; returns how many bytes formed whole records (a torn or corrupt end is dropped). */
@@ -318,6 +335,9 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
     command,
     ready: () => mem.get(STATE) === 'ready',
     flush,
+    durable: () => appendfsync() === 'always',
+    settings: () => ({ appendfsync: appendfsync() }),
+    configSet,
     info: () =>
       '# Persistence\r\nloading:' + (mem.get(STATE) === 'ready' ? 0 : 1) + '\r\nftlab_log_bytes:' + (mem.get(LOGLEN) ?? '0') +
       '\r\n\r\n# Keyspace\r\ndb0:keys=' + count() + ',expires=0,avg_ttl=0\r\n'
@@ -332,7 +352,8 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
     open: svc.open,
     data: svc.data,
     close: svc.close,
-    diskRead
+    diskRead,
+    diskSynced: svc.synced
   }
 }
 

@@ -18,8 +18,14 @@ export interface ServiceApp {
   command(conn: string, args: string[]): string | null
   /** false while recovering: requests wait in memory until drain() */
   ready(): boolean
-  /** after each batch of commands: write out what they changed (disk blocks) */
-  flush?(): void
+  /** after each batch of commands: write out what they changed (disk blocks); true if it wrote anything */
+  flush?(): boolean | void
+  /** true: a reply leaves only once the disk writes of its batch are durable (appendfsync always) */
+  durable?(): boolean
+  /** the guest's own CONFIG parameters, for CONFIG GET */
+  settings?(): Record<string, string>
+  /** CONFIG SET of one of the guest's parameters: null if taken, else the error reply; undefined for a parameter it does not have */
+  configSet?(name: string, value: string): string | null | undefined
   /** extra INFO text (`field:value` lines, CRLF separated, with `# Section` headings) */
   info?(): string
 }
@@ -30,6 +36,8 @@ export interface Service {
   close(conn: string): void
   /** serve the requests that waited while the guest was not ready */
   drain(): void
+  /** the disk writes before the disk.sync() that returned `tag` are durable: send the replies that waited for them */
+  synced(tag: number): void
 }
 
 export interface ServiceLib {
@@ -44,6 +52,10 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
   const WAIT = 'svc:wait:'
   const NAME = 'svc:name:'
   const REPLY = 'svc:reply:'
+  /** replies waiting for a disk.sync(): `svc:hold:<seq>` = `<tag>\n<s|c>\n<conn>\n<bytes>` (send or close) */
+  const HOLD = 'svc:hold:'
+  const HOLD_SEQ = 'svc:hold-seq'
+  const LAST_SYNC = 'svc:sync'
   const CONFIG: Record<string, string> = {
     save: '',
     appendonly: 'no',
@@ -102,6 +114,44 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
 
   function create(dev: GuestDevices, app: ServiceApp): Service {
     const mem = dev.mem
+    /** this input's replies and closes, in order; empty between inputs (settle() sends or holds them) */
+    let outbox: [conn: string, bytes: string | null][] = []
+    const send = (conn: string, bytes: string): void => void outbox.push([conn, bytes])
+    const closeConn = (conn: string): void => void outbox.push([conn, null])
+
+    /** Write out the batch, then send its replies, or hold them until its writes are durable. */
+    function settle(): void {
+      const wrote = app.flush ? app.flush() === true : false
+      if (wrote && app.durable?.() === true) mem.set(LAST_SYNC, String(dev.disk.sync()))
+      const out = outbox
+      outbox = []
+      // replies keep their order: behind a held reply, every reply waits
+      const waiting = mem.keys(HOLD).length > 0 || (wrote && app.durable?.() === true)
+      for (const [conn, bytes] of out) {
+        if (!waiting) {
+          if (bytes === null) dev.nic.close(conn)
+          else dev.nic.send(conn, bytes)
+          continue
+        }
+        const seq = Number(mem.get(HOLD_SEQ) ?? '0') + 1
+        mem.set(HOLD_SEQ, String(seq))
+        mem.set(HOLD + String(seq).padStart(15, '0'), mem.get(LAST_SYNC) + '\n' + (bytes === null ? 'c\n' + conn + '\n' : 's\n' + conn + '\n' + bytes))
+      }
+    }
+
+    function synced(tag: number): void {
+      for (const key of mem.keys(HOLD)) {
+        const v = mem.get(key)!
+        const a = v.indexOf('\n')
+        if (Number(v.slice(0, a)) > tag) return
+        const kind = v[a + 1]
+        const b = v.indexOf('\n', a + 3)
+        const conn = v.slice(a + 3, b)
+        mem.delete(key)
+        if (kind === 'c') dev.nic.close(conn)
+        else dev.nic.send(conn, v.slice(b + 1))
+      }
+    }
 
     function message(e: unknown): string {
       const m = e !== null && typeof e === 'object' && 'message' in e ? String((e as { message: unknown }).message) : String(e)
@@ -125,10 +175,16 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
         case 'CONFIG':
           if (sub === 'GET' && args.length >= 3) {
             const out: string[] = []
-            for (const k of Object.keys(CONFIG)) {
-              if (args.slice(2).some((p) => glob(p.toLowerCase(), k))) out.push(k, CONFIG[k])
+            const all: Record<string, string> = { ...CONFIG, ...(app.settings ? app.settings() : {}) }
+            for (const k of Object.keys(all)) {
+              if (args.slice(2).some((p) => glob(p.toLowerCase(), k))) out.push(k, all[k])
             }
             return { reply: resp.bulks(out) }
+          }
+          if (sub === 'SET' && args.length === 4) {
+            const r = app.configSet ? app.configSet(args[2].toLowerCase(), args[3]) : undefined
+            if (r === undefined) return { reply: resp.error("ERR Unknown option or number of arguments for CONFIG SET - '" + args[2].slice(0, 64) + "'") }
+            return { reply: r === null ? resp.simple('OK') : r }
           }
           if (sub === 'RESETSTAT') return { reply: resp.simple('OK') }
           return { reply: resp.error("ERR CONFIG subcommand '" + (args[1] ?? '') + "' is not supported by this guest") }
@@ -212,8 +268,8 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
           cmd = resp.parseCommand(buf, pos)
         } catch (e) {
           // as Redis does: answer, then drop the connection, whose stream can no longer be framed
-          dev.nic.send(conn, out + resp.error('ERR ' + message(e)))
-          dev.nic.close(conn)
+          send(conn, out + resp.error('ERR ' + message(e)))
+          closeConn(conn)
           forget(conn)
           return
         }
@@ -223,13 +279,13 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
         const r = cmd.args[0].toUpperCase() === 'FTREQ' ? ftreq(conn, cmd.args) : execute(conn, cmd.args)
         out += r.reply
         if (r.quit) {
-          dev.nic.send(conn, out)
-          dev.nic.close(conn)
+          send(conn, out)
+          closeConn(conn)
           forget(conn)
           return
         }
       }
-      if (out !== '') dev.nic.send(conn, out)
+      if (out !== '') send(conn, out)
       if (pos < buf.length) mem.set(BUF + conn, buf.slice(pos))
       else mem.delete(BUF + conn)
     }
@@ -251,7 +307,7 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
           return
         }
         run(conn, buf)
-        if (app.flush) app.flush()
+        settle()
       },
       drain() {
         for (const key of mem.keys(WAIT)) {
@@ -261,8 +317,9 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
           if (buf !== undefined && dev.nic.isOpen(conn)) run(conn, buf)
           else mem.delete(BUF + conn)
         }
-        if (app.flush) app.flush()
-      }
+        settle()
+      },
+      synced
     }
   }
 

@@ -66,6 +66,8 @@ interface Held {
   out: Output
   entry: number
   at: number
+  /** a disk write's place among its entry's writes: with gen and entry, its write id */
+  index?: number
 }
 
 /** Outputs a backup suppressed, kept in case it goes live before the primary released them. */
@@ -78,7 +80,18 @@ interface Kept {
 interface InFlightWrite {
   gen: number
   entry: number
+  req: DiskReq
   sentAt: number
+  /** sends so far: the retry interval doubles with each */
+  attempts: number
+}
+
+/** A guest's disk.sync() barrier, released: it completes once the writes released before it are answered. */
+interface Sync {
+  gen: number
+  entry: number
+  tag: number
+  waitFor: Set<number>
 }
 
 interface DiskCall {
@@ -89,7 +102,8 @@ interface DiskCall {
 /** Registration of a generation at the disk server: at start, or to restore redundancy. */
 interface Registration extends DiskCall {
   gen: number
-  purpose: 'start' | 'restore'
+  /** recover: boot from the disk server's contents after both replicas were down */
+  purpose: 'start' | 'restore' | 'recover'
   peer: ReplicaId | null
 }
 
@@ -124,6 +138,9 @@ export class ReplicaCore {
   private stalled = false
   /** disk writes released but not yet accepted by the disk server, by request id */
   private writesInFlight = new Map<number, InFlightWrite>()
+  private syncs: Sync[] = []
+  /** barriers complete: their 'disk-synced' inputs run once the current event is handled */
+  private synced: number[] = []
   private snapshotOut: { msg: PeerMsg; sentAt: number } | null = null
 
   // ---- backup
@@ -144,21 +161,30 @@ export class ReplicaCore {
   private nextDiskId = 1
   private nextConn = 1
 
-  constructor(cfg: ReplicaConfig, vmm: Vmm, init: { role: 'primary' | 'backup' | 'joining'; gen: number; now: number }) {
+  constructor(cfg: ReplicaConfig, vmm: Vmm, init: { role: 'primary' | 'backup' | 'joining' | 'recover'; gen: number; now: number }) {
     checkConfig(cfg)
     if (!Number.isSafeInteger(init.gen) || init.gen < 1) throw new Error(`ReplicaCore ${cfg.id}: generation must be a positive integer, got ${init.gen}`)
     // The replication mode is the VMM's (it decides what an entry carries); cfg.mode is informational.
     this.cfg = cfg
     this.vmm = vmm
-    this.role = init.role
+    this.role = init.role === 'recover' ? 'live' : init.role
     this.gen = init.gen
-    this.peer = cfg.peer
+    this.peer = init.role === 'recover' ? null : cfg.peer
     this.now = init.now
     this.lastHeard = init.now
     this.lastSent = init.now
     this.channelReady = init.role === 'primary'
     this.genConfirmed = false
     this.emitRole(`start as ${init.role} of generation ${init.gen}`)
+    if (init.role === 'recover') {
+      // Both replicas were down: this one boots the guest from what the disk server holds, alone, once the disk
+      // server has begun the new generation with it. Until then the boot and every input wait.
+      this.holdsState = true
+      this.register(init.gen, 'recover', null)
+      this.queue.push({ t: 'boot' })
+      this.setStalled(true)
+      return
+    }
     if (init.role === 'primary') {
       // Register first: the disk server must know who may write before any output leaves.
       this.register(init.gen, 'start', this.peer)
@@ -171,6 +197,12 @@ export class ReplicaCore {
   step(ev: Event): void {
     if (this.role === 'halted') return
     if (typeof ev?.now === 'number' && ev.now > this.now) this.now = ev.now
+    this.dispatch(ev)
+    // a completed barrier is an input like any other: logged, replayed by the backup
+    while (this.synced.length > 0 && (this.role === 'primary' || this.role === 'live')) this.onInput({ t: 'disk-synced', tag: this.synced.shift()! })
+  }
+
+  private dispatch(ev: Event): void {
     switch (ev?.t) {
       case 'tick':
         return this.onTick()
@@ -248,7 +280,6 @@ export class ReplicaCore {
 
   private onTick(): void {
     this.retryDisk()
-    this.forgetLostWrites()
     if (this.role !== 'primary' && this.role !== 'backup') return
     // A backup that never got an entry from its primary has a guest that has not even
     // booted: it waits rather than take over with an empty guest.
@@ -301,14 +332,15 @@ export class ReplicaCore {
     if (res.refused !== undefined) this.telemetry({ k: 'dropped', what: `input ${describeInput(input)} (entry ${n})`, why: res.fault ?? res.refused })
     // Device requests are invisible to the world: performed at once, re-issued by a backup that goes live.
     for (const req of res.io) this.actions.push({ t: 'io', req })
+    const outs = withWriteIndex(res.outputs, n, this.now)
     if (this.role === 'live') {
-      for (const out of res.outputs) this.release({ out, entry: n, at: this.now })
+      for (const h of outs) this.release(h)
       this.releasedThrough = n
       return
     }
     this.unacked.push({ entry, bytes })
     this.unackedBytes += bytes
-    for (const out of res.outputs) this.held.push({ out, entry: n, at: this.now })
+    this.held.push(...outs)
     if (this.channelFull()) this.setStalled(true)
     this.releaseHeld()
   }
@@ -323,7 +355,7 @@ export class ReplicaCore {
    * disk server is about to retire (such a write would be fenced and lost).
    */
   private inputsWait(): boolean {
-    return this.channelFull() || this.registration?.purpose === 'restore'
+    return this.channelFull() || this.registration?.purpose === 'restore' || this.registration?.purpose === 'recover'
   }
 
   private setStalled(on: boolean): void {
@@ -386,10 +418,18 @@ export class ReplicaCore {
 
   private release(h: Held): void {
     if (h.out.t === 'disk-write') {
-      // carries gen and our id so the disk server can fence a replica that is no longer live
+      // carries gen and our id so the disk server can fence a replica that is no longer live, and the write id
+      // (gen, entry, index) so a retry is applied once and never over a newer write
       const id = this.diskId()
-      this.actions.push({ t: 'send-disk', req: { id, op: 'write', gen: this.gen, from: this.cfg.id, block: h.out.block, data: h.out.data }, entry: h.entry })
-      this.writesInFlight.set(id, { gen: this.gen, entry: h.entry, sentAt: this.now })
+      const req: DiskReq = { id, op: 'write', gen: this.gen, from: this.cfg.id, block: h.out.block, data: h.out.data, entry: h.entry, index: h.index ?? 0 }
+      this.actions.push({ t: 'send-disk', req, entry: h.entry })
+      this.writesInFlight.set(id, { gen: this.gen, entry: h.entry, req, sentAt: this.now, attempts: 1 })
+      return
+    }
+    if (h.out.t === 'disk-sync') {
+      const sync: Sync = { gen: this.gen, entry: h.entry, tag: h.out.tag, waitFor: new Set(this.writesInFlight.keys()) }
+      if (sync.waitFor.size === 0) this.synced.push(sync.tag)
+      else this.syncs.push(sync)
       return
     }
     this.actions.push({ t: 'release', out: h.out, entry: h.entry, heldMs: this.now - h.at })
@@ -403,6 +443,8 @@ export class ReplicaCore {
     if (this.role === 'backup') return this.releasedThrough
     let r = this.releasedThrough
     for (const w of this.writesInFlight.values()) if (w.gen === this.gen && w.entry - 1 < r) r = w.entry - 1
+    // a barrier counts once complete, so a backup that goes live completes every barrier it was told had left
+    for (const s of this.syncs) if (s.gen === this.gen && s.entry - 1 < r) r = s.entry - 1
     return r
   }
 
@@ -619,8 +661,14 @@ export class ReplicaCore {
   }
 
   private onTasAnswer(res: DiskRes): void {
-    if (!res.ok && (res.error === 'io' || res.error === 'bad-request')) return // no verdict: retryDisk asks again
+    if (!res.ok && res.error === 'io') return // no verdict: retryDisk asks again
     this.tas = null
+    if (!res.ok && res.error === 'bad-request') {
+      // asking again would get the same answer forever: stop, and say why
+      this.telemetry({ k: 'tas', gen: this.gen, result: 'lost' })
+      this.halt(`the disk server refused the test-and-set for generation ${this.gen} as a bad request: ${res.message}`)
+      return
+    }
     if (res.ok && (res.winner === undefined || res.winner === this.cfg.id)) {
       this.telemetry({ k: 'tas', gen: this.gen, result: 'won' })
       this.goLive()
@@ -647,12 +695,16 @@ export class ReplicaCore {
     } else {
       // The primary may have died before releasing outputs of entries we hold. Re-emit them:
       // clients drop duplicates by (client id, sequence number).
-      for (const k of this.kept) for (const out of k.outputs) {
-        this.release({ out, entry: k.n, at: k.at })
+      const reissued = new Set<number>()
+      for (const k of this.kept) for (const h of withWriteIndex(k.outputs, k.n, k.at)) {
+        if (h.out.t === 'disk-sync') reissued.add(h.out.tag)
+        this.release(h)
         reemitted++
       }
       // I/O the dead primary started but whose result never reached the log
       for (const req of this.vmm.pendingIo()) this.actions.push({ t: 'io', req })
+      // barriers the primary completed (it reports one released only then) whose completion never reached the log
+      for (const tag of this.vmm.pendingSyncs?.() ?? []) if (!reissued.has(tag)) this.synced.push(tag)
     }
     this.telemetry({ k: 'go-live', gen: this.gen, replayed: was === 'backup' ? this.lastEntry : 0, reemitted })
     this.held = []
@@ -676,15 +728,24 @@ export class ReplicaCore {
     this.tas = null
     this.registration = null
     this.snapshotOut = null
+    this.syncs = []
+    this.synced = []
     this.setRole('halted', reason)
   }
 
   // ============================================================ disk server
 
-  private register(gen: number, purpose: 'start' | 'restore', peer: ReplicaId | null): void {
-    const req: DiskReq = { id: this.diskId(), op: 'generation', gen, from: this.cfg.id, primary: this.cfg.id, backup: peer }
+  private register(gen: number, purpose: Registration['purpose'], peer: ReplicaId | null): void {
+    const req: DiskReq = { id: this.diskId(), op: 'generation', gen, from: this.cfg.id, primary: this.cfg.id, backup: peer, ...(purpose === 'recover' ? { recover: true } : {}) }
     this.registration = { req, sentAt: this.now, gen, purpose, peer }
-    this.actions.push({ t: 'send-disk', req })
+    // A new generation fences every write of the old one: one still unanswered would be lost. retryDisk sends it
+    // once they are all answered (the live replica takes no input meanwhile).
+    if (this.restoreWaitsForWrites()) this.registration.sentAt = -Infinity
+    else this.actions.push({ t: 'send-disk', req })
+  }
+
+  private restoreWaitsForWrites(): boolean {
+    return this.registration?.purpose === 'restore' && this.writesInFlight.size > 0
   }
 
   private onDisk(res: DiskRes): void {
@@ -696,6 +757,11 @@ export class ReplicaCore {
     if (this.registration && res.id === this.registration.req.id) return this.onRegistered(res)
     const write = this.writesInFlight.get(res.id)
     if (write !== undefined) return this.onWriteAnswer(res, write)
+    // A write is answered once per send: the retry of a write already accepted can come back fenced, after another
+    // replica took over. That answer still says this replica is no longer live: it must never output again.
+    if (!res.ok && res.error === 'fenced' && res.winner !== undefined && res.winner !== this.cfg.id && (this.role === 'primary' || this.role === 'live')) {
+      return this.halt(`the disk server fenced a write (a retry answered late): ${res.message}`)
+    }
     this.telemetry({ k: 'dropped', what: `disk reply ${res.id}`, why: 'no request of this replica is waiting for it' })
   }
 
@@ -703,6 +769,13 @@ export class ReplicaCore {
     if (!res.ok && res.error === 'io') return // retried
     const reg = this.registration!
     this.registration = null
+    if (reg.purpose === 'recover') {
+      if (!res.ok) return this.halt(`the disk server refused to begin generation ${reg.gen} for recovery from disk: ${res.message}`)
+      this.genConfirmed = true
+      this.setRole('live', `booting the guest from the disk server's contents in generation ${reg.gen}, alone; restore redundancy to take a backup`)
+      this.drainQueue()
+      return
+    }
     if (reg.purpose === 'start') {
       if (res.ok) {
         this.genConfirmed = true
@@ -719,7 +792,19 @@ export class ReplicaCore {
   }
 
   private onWriteAnswer(res: DiskRes, write: InFlightWrite): void {
-    this.writesInFlight.delete(res.id)
+    if (!res.ok && res.error === 'io') return // the disk server could not store it: retryDisk sends it again
+    const done = [res.id]
+    if (res.ok) {
+      // An older write to the same block that is still unanswered is superseded: asking again is pointless, and after a
+      // disk-server restart (which forgets the blocks' last write ids) its retry could overwrite this newer write.
+      for (const [id, w] of this.writesInFlight) if (id !== res.id && olderWriteToSameBlock(w.req, write.req)) done.push(id)
+    }
+    for (const id of done) {
+      this.writesInFlight.delete(id)
+      for (const s of this.syncs) s.waitFor.delete(id)
+    }
+    while (this.syncs.length > 0 && this.syncs[0].waitFor.size === 0) this.synced.push(this.syncs.shift()!.tag)
+    if (this.registration && this.registration.sentAt === -Infinity && !this.restoreWaitsForWrites()) this.retryDisk()
     if (res.ok) return
     if (res.error === 'fenced' && write.gen === this.gen) {
       // Another replica is live in our generation: we must never output again.
@@ -729,23 +814,19 @@ export class ReplicaCore {
     this.telemetry({ k: 'dropped', what: `disk write of entry ${write.entry} (generation ${write.gen})`, why: res.message })
   }
 
-  /**
-   * Writes are not retried (a late duplicate could overwrite a newer write to the same
-   * block); one whose answer never comes (the connection broke) stops holding back
-   * `releasedThrough` after a while, or the backup would keep every output from then on.
-   */
-  private forgetLostWrites(): void {
-    const limit = 4 * this.cfg.suspectMs
-    for (const [id, w] of this.writesInFlight) {
-      if (this.now - w.sentAt < limit) continue
-      this.writesInFlight.delete(id)
-      this.telemetry({ k: 'dropped', what: `disk write of entry ${w.entry} (generation ${w.gen})`, why: `no answer from the disk server in ${limit}ms` })
-    }
-  }
-
   private retryDisk(): void {
+    // A write is sent again until the disk server answers it (the connection broke, a message was lost): its write
+    // id makes the retry harmless. The interval doubles up to the suspicion timeout, so a long outage costs little.
+    for (const w of this.writesInFlight.values()) {
+      const wait = Math.min(this.cfg.diskRetryMs * 2 ** (w.attempts - 1), Math.max(this.cfg.diskRetryMs, this.cfg.suspectMs))
+      if (this.now - w.sentAt < wait) continue
+      w.sentAt = this.now
+      w.attempts++
+      this.actions.push({ t: 'send-disk', req: w.req, entry: w.entry })
+    }
     for (const call of [this.tas, this.registration]) {
       if (!call || this.now - call.sentAt < this.cfg.diskRetryMs) continue
+      if (call === this.registration && this.restoreWaitsForWrites()) continue
       if (call === this.tas) this.telemetry({ k: 'tas', gen: this.gen, result: 'unreachable' })
       call.sentAt = this.now
       this.actions.push({ t: 'send-disk', req: call.req })
@@ -775,6 +856,17 @@ export class ReplicaCore {
   private telemetry(ev: Telemetry): void {
     this.actions.push({ t: 'telemetry', ev })
   }
+}
+
+function olderWriteToSameBlock(a: DiskReq, b: DiskReq): boolean {
+  if (a.op !== 'write' || b.op !== 'write' || a.block !== b.block) return false
+  return a.gen < b.gen || (a.gen === b.gen && ((a.entry ?? 0) < (b.entry ?? 0) || ((a.entry ?? 0) === (b.entry ?? 0) && (a.index ?? 0) < (b.index ?? 0))))
+}
+
+/** An entry's outputs, ready to hold or release, each disk write numbered among the entry's writes (its write id). */
+function withWriteIndex(outputs: Output[], entry: number, at: number): Held[] {
+  let index = 0
+  return outputs.map((out) => (out.t === 'disk-write' ? { out, entry, at, index: index++ } : { out, entry, at }))
 }
 
 function checkConfig(cfg: ReplicaConfig): void {

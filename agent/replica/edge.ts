@@ -415,7 +415,7 @@ export class ReplicaEdge {
   }
 
   private deliver(out: Output): void {
-    if (out.t === 'disk-write') return // disk writes leave through send-disk
+    if (out.t === 'disk-write' || out.t === 'disk-sync') return // disk writes leave through send-disk; barriers are the core's
     const c = this.conns.get(out.conn)
     if (c && this.ports.filter.outbound(CLIENTS_PEER) === null) {
       // Isolated. The filter works on whole messages, but a client's TCP stream has no

@@ -47,5 +47,7 @@ export function describeInput(input: GuestInput): string {
       return `disk-read block ${input.block}`
     case 'timer':
       return `timer ${input.id}`
+    case 'disk-synced':
+      return `disk-synced ${input.tag}`
   }
 }

@@ -11,7 +11,7 @@ function endpoint(v: unknown, where: string): void {
 
 export function checkReplicaSpec(spec: ReplicaSpec, guests: readonly string[]): void {
   const s = spec as unknown as Record<string, unknown>
-  if (s.as !== 'primary' && s.as !== 'backup' && s.as !== 'joining') throw new Error(`start.spec.as must be 'primary', 'backup' or 'joining', got ${JSON.stringify(s.as)}`)
+  if (s.as !== 'primary' && s.as !== 'backup' && s.as !== 'joining' && s.as !== 'recover') throw new Error(`start.spec.as must be 'primary', 'backup', 'joining' or 'recover', got ${JSON.stringify(s.as)}`)
   if (typeof s.gen !== 'number' || !Number.isSafeInteger(s.gen) || s.gen < 1) throw new Error(`start.spec.gen must be a positive integer, got ${JSON.stringify(s.gen)}`)
   if (typeof s.guest !== 'string' || !guests.includes(s.guest)) throw new Error(`start.spec.guest must be one of ${guests.join(', ')}, got ${JSON.stringify(s.guest)}`)
   if (s.mode !== 'rsm' && s.mode !== 'state-transfer') throw new Error(`start.spec.mode must be 'rsm' or 'state-transfer', got ${JSON.stringify(s.mode)}`)

@@ -34,11 +34,20 @@ export type PeerMsg =
 /** Disk-server protocol: block store, test-and-set per generation, fencing. */
 export type DiskReq =
   | { id: number; op: 'read'; block: number }
-  | { id: number; op: 'write'; gen: number; from: ReplicaId; block: number; data: Uint8Array }
+  /**
+   * A guest's disk write. (gen, entry, index) is its write id: the entry that produced it and its place among that
+   * entry's writes, the same on primary and backup. Writes are retried until answered, so the disk server applies a
+   * write only if its id is above the block's last one: a late duplicate never overwrites a newer write.
+   */
+  | { id: number; op: 'write'; gen: number; from: ReplicaId; block: number; data: Uint8Array; entry?: number; index?: number }
   | { id: number; op: 'flush' }
   | { id: number; op: 'tas'; gen: number; from: ReplicaId }
   /** begin generation `gen` with this live primary (lab start, restore redundancy). Only the current live replica (or anyone, for gen 1 on an empty store) may ask. */
-  | { id: number; op: 'generation'; gen: number; from: ReplicaId; primary: ReplicaId; backup: ReplicaId | null }
+  /**
+   * `recover`: both replicas were down and `from` boots the guest from the disk contents: the disk server begins the next
+   * generation with it whoever was live (the operator, or the lab, has checked that no replica is alive).
+   */
+  | { id: number; op: 'generation'; gen: number; from: ReplicaId; primary: ReplicaId; backup: ReplicaId | null; recover?: boolean }
   | { id: number; op: 'status' }
 
 export type DiskRes =

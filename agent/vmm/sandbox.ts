@@ -101,6 +101,7 @@ export interface HostDevices {
   nicIsOpen(conn: string): boolean
   diskRead(block: number): number
   diskWrite(block: number, bytes: string): void
+  diskSync(): number
   clockNow(): number
   randomU32(): number
   timerSet(id: number, ms: number): void
@@ -123,7 +124,7 @@ const BOUNDARY = `(function (host, blockSize, overflowMessage) {
   const E = { Error: Error, TypeError: TypeError, RangeError: RangeError, SyntaxError: SyntaxError, ReferenceError: ReferenceError, URIError: URIError, EvalError: EvalError };
   const takeError = host.takeError;
   const memGet = host.memGet, memHas = host.memHas, memSet = host.memSet, memDelete = host.memDelete, memKeys = host.memKeys;
-  const nicSend = host.nicSend, nicClose = host.nicClose, nicIsOpen = host.nicIsOpen, diskRead = host.diskRead, diskWrite = host.diskWrite;
+  const nicSend = host.nicSend, nicClose = host.nicClose, nicIsOpen = host.nicIsOpen, diskRead = host.diskRead, diskWrite = host.diskWrite, diskSync = host.diskSync;
   const clockNow = host.clockNow, randomU32 = host.randomU32, timerSet = host.timerSet, timerCancel = host.timerCancel;
   const mark = host.mark, rollback = host.rollback;
 
@@ -179,7 +180,8 @@ const BOUNDARY = `(function (host, blockSize, overflowMessage) {
     disk: freeze({
       blockSize: blockSize,
       read: function read(block) { return h1(diskRead, prim(block, 'disk.read block')) },
-      write: function write(block, bytes) { return void h2(diskWrite, prim(block, 'disk.write block'), prim(bytes, 'disk.write bytes')) }
+      write: function write(block, bytes) { return void h2(diskWrite, prim(block, 'disk.write block'), prim(bytes, 'disk.write bytes')) },
+      sync: function sync() { return h0(diskSync) }
     }),
     clock: freeze({ now: function now() { return h0(clockNow) } }),
     random: freeze({ u32: function u32() { return h0(randomU32) } }),
@@ -288,7 +290,7 @@ export function createSandbox(def: GuestDefinition, host: HostDevices): Sandbox 
     },
     memGet: guard(host.memGet), memHas: guard(host.memHas), memSet: guard(host.memSet), memDelete: guard(host.memDelete), memKeys: guard(host.memKeys),
     nicSend: guard(host.nicSend), nicClose: guard(host.nicClose), nicIsOpen: guard(host.nicIsOpen),
-    diskRead: guard(host.diskRead), diskWrite: guard(host.diskWrite), clockNow: guard(host.clockNow), randomU32: guard(host.randomU32),
+    diskRead: guard(host.diskRead), diskWrite: guard(host.diskWrite), diskSync: guard(host.diskSync), clockNow: guard(host.clockNow), randomU32: guard(host.randomU32),
     timerSet: guard(host.timerSet), timerCancel: guard(host.timerCancel), mark: guard(host.mark), rollback: guard(host.rollback)
   }
   const connect = vm.runInContext(BOUNDARY, ctx, { filename: 'ftlab-devices.js' }) as (h: typeof bridge, blockSize: number, overflow: string) => Boundary

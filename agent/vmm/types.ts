@@ -17,6 +17,8 @@ export type GuestInput =
   | { t: 'close'; conn: ConnId }
   | { t: 'disk-read'; tag: number; block: number; data: Uint8Array }
   | { t: 'timer'; id: number }
+  /** every disk write the guest made before its disk.sync() with this tag is on stable storage */
+  | { t: 'disk-synced'; tag: number }
 
 /**
  * An externally visible output. Subject to the Output Rule: held until the backup
@@ -26,6 +28,8 @@ export type Output =
   | { t: 'reply'; conn: ConnId; data: Uint8Array }
   | { t: 'close'; conn: ConnId }
   | { t: 'disk-write'; block: number; data: Uint8Array }
+  /** a barrier after the guest's earlier disk writes: its completion comes back as the input 'disk-synced' */
+  | { t: 'disk-sync'; tag: number }
 
 /**
  * A request from the guest to its devices that is not visible outside: performed at
@@ -114,6 +118,8 @@ export interface Vmm {
   restore(snapshot: Snapshot): void
   /** I/O the guest is still waiting on (disk reads without a result, armed timers). */
   pendingIo(): IoRequest[]
+  /** tags of the guest's disk.sync() barriers whose 'disk-synced' has not been applied yet (optional: VMMs whose guests never sync) */
+  pendingSyncs?(): number[]
   /** Is this connection known to the guest (open and not closed)? */
   isOpen(conn: ConnId): boolean
   /** Every connection the guest holds open, in a stable order. */

@@ -28,6 +28,7 @@ const G = 'g:'
 const CONN = 'vmm:conn:'
 const DISK = 'vmm:disk:'
 const TIMER = 'vmm:timer:'
+const SYNC = 'vmm:sync:'
 const NEXT_TAG = 'vmm:next-tag'
 
 /** What the client of a refused input is told, on primary and backup alike. */
@@ -79,6 +80,7 @@ export function describeInput(input: GuestInput): string {
     case 'data': return `data ${input.conn} (${input.data.length} bytes)`
     case 'disk-read': return `disk-read tag ${input.tag} block ${input.block} (${input.data.length} bytes)`
     case 'timer': return `timer ${input.id}`
+    case 'disk-synced': return `disk-synced tag ${input.tag}`
   }
 }
 
@@ -99,6 +101,7 @@ function checkInput(input: GuestInput): void {
       if (!(input.data instanceof Uint8Array)) throw new TypeError(`${where} 'disk-read' of block ${input.block}: data must be a Uint8Array`)
       return
     case 'timer': nonNegInt(input.id, `${where} 'timer' id`); return
+    case 'disk-synced': nonNegInt(input.tag, `${where} 'disk-synced' tag`); return
     default: throw new TypeError(`${where}: unknown kind ${JSON.stringify((input as { t?: unknown }).t)}`)
   }
 }
@@ -192,6 +195,14 @@ export function createVmm(opts: VmmOptions): Vmm {
       byteString(bytes, `disk.write block ${block}`)
       if (bytes.length > BLOCK_SIZE) throw new RangeError(`disk.write block ${block}: ${bytes.length} bytes exceed the block size ${BLOCK_SIZE}`)
       s.outputs.push({ t: 'disk-write', block, data: byteStringToBytes(bytes) })
+    },
+    diskSync() {
+      const s = current('disk.sync')
+      const tag = Number(mem.get(NEXT_TAG) ?? '1')
+      mem.set(NEXT_TAG, String(tag + 1))
+      mem.set(SYNC + tag, '')
+      s.outputs.push({ t: 'disk-sync', tag })
+      return tag
     },
     clockNow: () => nondet('clock'),
     randomU32: () => nondet('random'),
@@ -322,6 +333,12 @@ export function createVmm(opts: VmmOptions): Vmm {
           call(s, fault, null, 'diskRead', input.tag, input.block, bytesToByteString(input.data))
           break
         }
+        case 'disk-synced':
+          // a barrier re-issued at go-live may complete twice: only the first completion counts
+          if (!mem.has(SYNC + input.tag)) break
+          mem.delete(SYNC + input.tag)
+          call(s, fault, null, 'diskSynced', input.tag)
+          break
         case 'timer':
           if (!mem.has(TIMER + input.id)) break // cancelled after it fired
           mem.delete(TIMER + input.id)
@@ -424,6 +441,8 @@ export function createVmm(opts: VmmOptions): Vmm {
         .sort((a, b) => a.id - b.id)
       return [...reads, ...timers]
     },
+
+    pendingSyncs: () => mem.keys(SYNC).map((k) => Number(k.slice(SYNC.length))).sort((a, b) => a - b),
 
     isOpen: (conn) => mem.has(CONN + conn),
     openConns: () => mem.keys(CONN).map((k) => k.slice(CONN.length)),

@@ -158,7 +158,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     id: 'power-on',
     words: ['power-on'],
-    summary: "switch a host on with its lab file's power driver and wait for SSH (closes its power cut)",
+    summary: "switch a host on with its lab file's power driver and wait for SSH (closes its power cut); with both replicas down, start this one booting the guest from the disk server in the next generation",
     positionals: [{ name: 'host', help: 'a, b, disk' }],
     options: [remoteNameOpt],
     remote: true

@@ -25,7 +25,7 @@ export interface HostRecord {
   service?: Endpoint
   /** disk server: where replicas reach it */
   listen?: Endpoint
-  startedAs: 'primary' | 'backup' | 'joining' | 'disk-server'
+  startedAs: 'primary' | 'backup' | 'joining' | 'recover' | 'disk-server'
   /** SIGSTOPped by the console and not yet resumed */
   paused?: boolean
   /** the machine playing this slot when it is not the one named like it (restore onto a spare) */

@@ -8,7 +8,7 @@ import type { ReplicationMode } from '../../agent/vmm/types.js'
 import { AgentClient } from './agent-client.js'
 import { ClockMap, type LabEvent } from './lab-events.js'
 import { describeFault, planAgentFaults, planKernelShares, type KernelSharePart } from './lab-faults.js'
-import type { LabHost } from './lab-host.js'
+import type { HostPowerDriver, LabHost } from './lab-host.js'
 import { checkLabName, LAB_STATE_VERSION, type FaultRecord, type HostRecord, type LabFaultSpec, type LabState, type LabStore } from './lab-state.js'
 
 export const REPLICA_IDS = ['a', 'b'] as const
@@ -255,6 +255,11 @@ export class Lab extends EventEmitter {
   async powerOn(id: string): Promise<{ driver: string; detail: string }> {
     this.host(id)
     const driver = this.machineHost(id).powerDriver?.() ?? null
+    if ((REPLICA_IDS as readonly string[]).includes(id)) {
+      const rows = await this.status()
+      const gone = (row: HostStatusRow) => row.state === 'down' || (row.state === 'up' && row.status?.role === 'halted')
+      if (REPLICA_IDS.every((r) => gone(rows.find((row) => row.host === r)!))) return this.recoverFromDisk(id, rows, driver)
+    }
     const where = this.machineOf(id) === id ? `host ${id}` : `host ${id} (machine ${this.machineOf(id)})`
     if (!driver) throw new Error(`${where} has no power driver, so nothing can switch it on (a power cut killed its agent); restore redundancy starts a fresh agent in its slot`)
     if (!driver.canPowerOn) throw new Error(`${where}: the ${driver.kind} power driver cannot switch a machine on; switch it on by hand, then restore redundancy`)
@@ -263,6 +268,46 @@ export class Lab extends EventEmitter {
     this.store.save(this.state)
     this.operator('power-on', { host: id, driver: driver.kind, detail, closed })
     return { driver: driver.kind, detail }
+  }
+
+  /**
+   * Both replicas are down (or halted): start `id` as a replica that boots the guest from the disk server's contents
+   * in the next generation, alone. Restore redundancy then takes a backup as usual.
+   */
+  private async recoverFromDisk(id: string, rows: HostStatusRow[], driver: HostPowerDriver | null): Promise<{ driver: string; detail: string }> {
+    const disk = rows.find((row) => row.host === DISK_ID)!
+    if (disk.state !== 'up' || !disk.status) {
+      throw new Error(`cannot power on ${id} from disk: the disk server is ${describeRow(disk)}; both replicas are down and the guest's data is on the disk server, so it must be up first`)
+    }
+    if (this.state.arbiter) throw new Error(`cannot power on ${id} from disk: this lab arbitrates with ${this.state.arbiter.kind}, and recovery from disk needs the disk server to begin the next generation`)
+    const r = this.host(id)
+    const cut = this.state.faults.find((f) => f.spec.kind === 'power' && f.spec.host === id && f.path === 'driver')
+    if (cut && driver?.canPowerOn) await driver.on()
+    // a halted agent still holds the slot's ports
+    await this.stopAgent(id)
+    const gen = Math.max(this.state.gen, disk.status.gen) + 1
+    const peer = REPLICA_IDS.find((x) => x !== id)!
+    r.incarnation++
+    r.dataDir = this.store.dataDir(this.state.name, id, r.incarnation)
+    r.startedAs = 'recover'
+    await this.launch(id)
+    await this.client(id).start(this.replicaSpec(id, 'recover', gen, peer))
+    this.state.gen = gen
+    const closed = this.closePowerFault(id)
+    this.store.save(this.state)
+    // the replica goes live once the disk server has begun the generation with it: wait for that, or say why not
+    const deadline = Date.now() + 10_000
+    for (;;) {
+      const st = await this.client(id).status(1500)
+      if (st.role === 'live') break
+      if (st.role === 'halted' || Date.now() > deadline) {
+        throw new Error(`${id} was started to recover from the disk server in generation ${gen} but is ${st.role}${st.role === 'halted' ? '' : ' after 10 s'}; see its events (\`ftlab events\`)`)
+      }
+      await new Promise((res) => setTimeout(res, 50))
+    }
+    const detail = `both replicas were down: ${id} booted the guest from the disk server in generation ${gen} and serves alone; restore redundancy to take a backup`
+    this.operator('power-on', { host: id, driver: driver?.kind ?? 'none', detail, closed, recovered: true, gen })
+    return { driver: driver?.kind ?? 'none', detail }
   }
 
   /**
@@ -544,7 +589,7 @@ export class Lab extends EventEmitter {
     return r
   }
 
-  private replicaSpec(id: string, as: 'primary' | 'backup' | 'joining', gen: number, peer: string, readFastPath?: boolean): StartRole {
+  private replicaSpec(id: string, as: 'primary' | 'backup' | 'joining' | 'recover', gen: number, peer: string, readFastPath?: boolean): StartRole {
     const r = this.state.hosts[id]
     const p = this.state.hosts[peer]
     return {

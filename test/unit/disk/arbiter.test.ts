@@ -134,4 +134,40 @@ describe('DiskArbiter', () => {
     store.saveMeta('{not json')
     expect(() => new DiskArbiter(store)).toThrow(/not valid JSON/)
   })
+
+  it('applies a retried write once, and never lets a late duplicate overwrite a newer write to the same block', () => {
+    const arb = started()
+    const w = (id: number, entry: number, index: number, v: number): DiskReq => ({ id, op: 'write', gen: 1, from: 'a', block: 4, data: bytes(v), entry, index })
+    expect(arb.handle(w(2, 5, 0, 1))).toEqual({ id: 2, ok: true })
+    expect(arb.handle(w(3, 6, 1, 2))).toEqual({ id: 3, ok: true })
+    // the retry of the first write arrives late: acknowledged, not applied
+    expect(arb.handle(w(2, 5, 0, 1))).toEqual({ id: 2, ok: true })
+    expect(arb.handle({ id: 4, op: 'read', block: 4 })).toEqual({ id: 4, ok: true, data: bytes(2) })
+    expect(arb.status().writes).toBe(2)
+    // a later generation orders above any entry of an earlier one
+    expect(arb.handle({ id: 5, op: 'tas', gen: 1, from: 'a' }).ok).toBe(true)
+    expect(arb.handle({ id: 6, op: 'generation', gen: 2, from: 'a', primary: 'a', backup: 'b' }).ok).toBe(true)
+    expect(arb.handle({ id: 7, op: 'write', gen: 2, from: 'a', block: 4, data: bytes(3), entry: 1, index: 0 })).toEqual({ id: 7, ok: true })
+    expect(arb.handle({ id: 8, op: 'read', block: 4 })).toEqual({ id: 8, ok: true, data: bytes(3) })
+  })
+
+  it('lets the backup take generation 1 when the primary died before registering it, and refuses the late registration', () => {
+    const arb = new DiskArbiter(new MemoryBlockStore(), { blockSize: 8 })
+    expect(arb.handle({ id: 1, op: 'tas', gen: 1, from: 'b' })).toEqual({ id: 1, ok: true, winner: 'b' })
+    expect(arb.status()).toMatchObject({ gen: 1, live: 'b', tasWinner: 'b' })
+    expect(fail(arb.handle({ id: 2, op: 'generation', gen: 1, from: 'a', primary: 'a', backup: 'b' })).error).toBe('stale-generation')
+    expect(fail(arb.handle({ id: 3, op: 'tas', gen: 1, from: 'a' })).error).toBe('tas-lost')
+    expect(arb.handle({ id: 4, op: 'write', gen: 1, from: 'b', block: 0, data: bytes(1) }).ok).toBe(true)
+  })
+
+  it('begins the next generation with a replica recovering from disk after a double failure, fencing the old live replica', () => {
+    const arb = started()
+    expect(fail(arb.handle({ id: 2, op: 'generation', gen: 2, from: 'b', primary: 'b', backup: null })).error).toBe('fenced')
+    const req: DiskReq = { id: 3, op: 'generation', gen: 2, from: 'b', primary: 'b', backup: null, recover: true }
+    expect(arb.handle(req)).toEqual({ id: 3, ok: true, winner: 'b' })
+    expect(arb.handle(req)).toEqual({ id: 3, ok: true, winner: 'b' }) // its answer was lost
+    expect(arb.status()).toMatchObject({ gen: 2, live: 'b', tasWinner: 'b' })
+    expect(fail(arb.handle({ id: 4, op: 'write', gen: 1, from: 'a', block: 0, data: bytes(1) })).error).toBe('fenced')
+    expect(fail(arb.handle({ id: 5, op: 'generation', gen: 4, from: 'b', primary: 'b', backup: null, recover: true })).error).toBe('bad-request')
+  })
 })

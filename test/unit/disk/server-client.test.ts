@@ -95,4 +95,28 @@ describe('disk server and client over loopback', () => {
     a.close()
     await expect(p).rejects.toThrow(/closed before status/)
   })
+
+  it('acknowledges a write only after the store has flushed it to stable storage', async () => {
+    const log: string[] = []
+    class Recording extends MemoryBlockStore {
+      override write(block: number, data: Uint8Array): void {
+        log.push(`write ${block}`)
+        super.write(block, data)
+      }
+      override flush(): void {
+        log.push('flush')
+      }
+    }
+    const { s } = await server(0, new Recording())
+    const a = client('a', s.port)
+    await a.request({ op: 'generation', gen: 1, from: 'a', primary: 'a', backup: 'b' })
+    const answers = await Promise.all([1, 2].map((block) => a.request({ op: 'write', gen: 1, from: 'a', block, data: new Uint8Array([block]) }).then((res) => {
+      log.push(`ack ${block}`)
+      return res
+    })))
+    expect(answers.every((r) => r.ok)).toBe(true)
+    const firstAck = log.findIndex((l) => l.startsWith('ack'))
+    expect(log.slice(0, firstAck)).toEqual(expect.arrayContaining(['write 1', 'write 2', 'flush']))
+    expect(log.lastIndexOf('write 2')).toBeLessThan(log.lastIndexOf('flush', firstAck))
+  })
 })

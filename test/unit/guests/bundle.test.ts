@@ -24,7 +24,10 @@ for (const guest of ['kv', 'bank']) {
     : [['TRANSFER', '0', '1', '5'], ['TOTAL']]
   for (const c of cmds) {
     const r = vmm.execute({ t: 'data', conn: 't:1', data: encodeCommand(c) })
-    out.push(r.outputs.filter((o) => o.t === 'reply').map((o) => Buffer.from(o.data).toString('latin1')).join(''))
+    // appendfsync always: the reply waits for its writes, made durable at once here
+    const outputs = [...r.outputs]
+    for (const o of r.outputs) if (o.t === 'disk-sync') outputs.push(...vmm.execute({ t: 'disk-synced', tag: o.tag }).outputs)
+    out.push(outputs.filter((o) => o.t === 'reply').map((o) => Buffer.from(o.data).toString('latin1')).join(''))
   }
 }
 process.stdout.write(JSON.stringify(out))

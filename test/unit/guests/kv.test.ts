@@ -98,9 +98,11 @@ describe('kv framing', () => {
     const rig = booted()
     const pipeline = Array.from({ length: 50 }, (_, i) => wire('INCR', 'n')).join('')
     const r = rig.step({ t: 'data', conn: 't:1', data: bytes(pipeline) })
-    const replies = r.outputs.filter((o) => o.t === 'reply')
-    expect(replies).toHaveLength(1)
-    expect(repliesTo('t:1', r.outputs)).toBe(Array.from({ length: 50 }, (_, i) => `:${i + 1}\r\n`).join(''))
+    expect(r.outputs.filter((o) => o.t === 'reply')).toHaveLength(0) // appendfsync always: held until the writes are durable
+    const sync = r.outputs.find((o) => o.t === 'disk-sync')!
+    const done = rig.step({ t: 'disk-synced', tag: sync.t === 'disk-sync' ? sync.tag : -1 })
+    expect(done.outputs.filter((o) => o.t === 'reply')).toHaveLength(1)
+    expect(repliesTo('t:1', done.outputs)).toBe(Array.from({ length: 50 }, (_, i) => `:${i + 1}\r\n`).join(''))
   })
 
   it('accepts inline commands', () => {
@@ -243,8 +245,52 @@ describe('kv persistence', () => {
     expect(fresh.raw('t:8', wire('SET', 'a', 'during'))).toBe('')
     const results = fresh.answerReads()
     const outputs = results.flatMap((r) => r.outputs)
+    for (const o of [...outputs]) if (o.t === 'disk-sync') outputs.push(...fresh.step({ t: 'disk-synced', tag: o.tag }).outputs)
     expect(repliesTo('t:7', outputs)).toBe('$6\r\nbefore\r\n')
     expect(repliesTo('t:8', outputs)).toBe('+OK\r\n')
     expect(fresh.cmd('t:1', 'GET', 'a')).toBe('$6\r\nduring\r\n')
+  })
+})
+
+describe('kv durability (appendfsync)', () => {
+  const syncOf = (outputs: { t: string }[]): number => {
+    const s = outputs.find((o) => o.t === 'disk-sync') as { tag: number } | undefined
+    if (!s) throw new Error(`no disk-sync among ${JSON.stringify(outputs.map((o) => o.t))}`)
+    return s.tag
+  }
+
+  it('with always (the default), holds a write reply until its disk writes are durable, and every later reply behind it', () => {
+    const rig = booted()
+    expect(rig.cmd('t:1', 'CONFIG', 'GET', 'appendfsync')).toBe('*2\r\n$11\r\nappendfsync\r\n$6\r\nalways\r\n')
+    const set = rig.step({ t: 'data', conn: 't:1', data: bytes(wire('SET', 'a', '1')) })
+    expect(set.outputs.map((o) => o.t)).toEqual(['disk-write', 'disk-write', 'disk-sync'])
+    const get = rig.step({ t: 'data', conn: 't:2', data: bytes(wire('GET', 'a')) })
+    expect(get.outputs).toEqual([]) // behind the held reply
+    const done = rig.step({ t: 'disk-synced', tag: syncOf(set.outputs) })
+    expect(repliesTo('t:1', done.outputs)).toBe('+OK\r\n')
+    expect(repliesTo('t:2', done.outputs)).toBe('$1\r\n1\r\n')
+    // nothing waiting: a read is answered at once, and a second completion does nothing
+    expect(rig.step({ t: 'data', conn: 't:2', data: bytes(wire('GET', 'a')) }).outputs.map((o) => o.t)).toEqual(['reply'])
+    expect(rig.step({ t: 'disk-synced', tag: syncOf(set.outputs) }).outputs).toEqual([])
+  })
+
+  it('with no (or none), answers at once as before and asks for no barrier', () => {
+    const rig = booted()
+    expect(rig.cmd('t:1', 'CONFIG', 'SET', 'appendfsync', 'none')).toBe('+OK\r\n')
+    expect(rig.cmd('t:1', 'CONFIG', 'GET', 'appendfsync')).toBe('*2\r\n$11\r\nappendfsync\r\n$2\r\nno\r\n')
+    const set = rig.step({ t: 'data', conn: 't:1', data: bytes(wire('SET', 'a', '1')) })
+    expect(set.outputs.map((o) => o.t)).toEqual(['disk-write', 'disk-write', 'reply'])
+    expect(rig.cmd('t:1', 'CONFIG', 'SET', 'appendfsync', 'everysec')).toMatch(/^-ERR CONFIG SET appendfsync: this guest knows 'always' and 'no'/)
+    expect(rig.cmd('t:1', 'CONFIG', 'SET', 'maxmemory', '1')).toMatch(/^-ERR Unknown option/)
+  })
+
+  it('keeps held replies in replicated memory, so a backup holds and releases the same (the completion is a logged input)', () => {
+    const rig = booted()
+    const set = rig.step({ t: 'data', conn: 't:1', data: bytes(wire('INCR', 'n')) })
+    expect(rig.backup!.pendingSyncs!()).toEqual([syncOf(set.outputs)])
+    // Rig.step replays every entry on the backup and checks outputs and state hash agree
+    const done = rig.step({ t: 'disk-synced', tag: syncOf(set.outputs) })
+    expect(repliesTo('t:1', done.outputs)).toBe(':1\r\n')
+    expect(rig.backup!.pendingSyncs!()).toEqual([])
   })
 })

@@ -18,7 +18,7 @@ export function testConfig(id: string, peer: string | null, over: Partial<Replic
 }
 
 export function makeCore(
-  role: 'primary' | 'backup' | 'joining',
+  role: 'primary' | 'backup' | 'joining' | 'recover',
   opts: { id?: string; peer?: string | null; gen?: number; now?: number; mode?: ReplicationMode; cfg?: Partial<ReplicaConfig> } = {}
 ): { core: ReplicaCore; vmm: RegisterVmm } {
   const id = opts.id ?? (role === 'primary' ? 'a' : 'b')

@@ -106,7 +106,10 @@ export class Rig {
   /** Send raw bytes on a connection; the replies it got. */
   raw(conn: string, data: string | Uint8Array): string {
     const r = this.step({ t: 'data', conn, data: typeof data === 'string' ? bytes(data) : data })
-    return repliesTo(conn, r.outputs)
+    // a disk that makes writes durable at once: replies held for a disk.sync() (kv's appendfsync always) come with it
+    let out = repliesTo(conn, r.outputs)
+    for (const o of r.outputs) if (o.t === 'disk-sync') out += repliesTo(conn, this.step({ t: 'disk-synced', tag: o.tag }).outputs)
+    return out
   }
 
   /** Send one command as a RESP array; the reply text. */

@@ -1,0 +1,180 @@
+import { describe, expect, it } from 'vitest'
+import { DiskArbiter, MemoryBlockStore } from '../../../agent/disk/arbiter.js'
+import { encodeCommand } from '../../../agent/guests/resp.js'
+import { ReplicaCore } from '../../../agent/replica/core.js'
+import type { Action, DiskReq } from '../../../agent/replica/types.js'
+import { createVmm } from '../../../agent/vmm/vmm.js'
+import { ackMsgs, confirmedPrimary, deliver, diskReqs, entriesMsgs, fixedEntropy, ftreq, makeCore, ok, releases, replyText, roles, testConfig } from './harness.js'
+
+const writesIn = (as: Action[]) => diskReqs(as).filter((r): r is Extract<DiskReq, { op: 'write' }> => r.op === 'write')
+
+describe('disk writes: retried until answered, idempotent by write id', () => {
+  it('sends an unanswered write again with the same request and write id, and stops once it is answered', () => {
+    const { core } = confirmedPrimary()
+    core.step({ t: 'input', now: 1, input: ftreq('c1', 1, 'SAVE', 'k', '7') })
+    core.step({ t: 'peer', now: 2, msg: { t: 'ack', gen: 1, n: 2 } })
+    const [first] = writesIn(core.takeActions())
+    expect(first).toMatchObject({ op: 'write', gen: 1, from: 'a', block: 7, entry: 2, index: 0 })
+    // the connection broke: no answer. The core asks again, and again after a longer wait.
+    core.step({ t: 'tick', now: 30 })
+    expect(writesIn(core.takeActions())).toEqual([first])
+    core.step({ t: 'tick', now: 45 })
+    expect(writesIn(core.takeActions())).toEqual([])
+    core.step({ t: 'tick', now: 80 })
+    expect(writesIn(core.takeActions())).toEqual([first])
+    // the disk server could not store it: still no verdict, asked again later
+    core.step({ t: 'disk', now: 81, res: { id: first.id, ok: false, error: 'io', message: 'EIO' } })
+    core.step({ t: 'disk', now: 82, res: ok(first) })
+    core.step({ t: 'tick', now: 500 })
+    expect(writesIn(core.takeActions())).toEqual([])
+  })
+
+  it('holds back what it reports released to the backup while a write is unanswered, however long', () => {
+    const { core } = confirmedPrimary()
+    core.step({ t: 'input', now: 1, input: ftreq('c1', 1, 'SAVE', 'k', '7') })
+    core.step({ t: 'peer', now: 2, msg: { t: 'ack', gen: 1, n: 2 } })
+    const [w] = writesIn(core.takeActions())
+    core.step({ t: 'tick', now: 5000 })
+    core.takeActions()
+    core.step({ t: 'input', now: 5001, input: ftreq('c1', 2, 'GET', 'k') })
+    expect(entriesMsgs(core.takeActions()).at(-1)).toMatchObject({ releasedThrough: 1 })
+    core.step({ t: 'disk', now: 5002, res: ok(w) })
+    core.step({ t: 'input', now: 5003, input: ftreq('c1', 3, 'GET', 'k') })
+    expect(entriesMsgs(core.takeActions()).at(-1)).toMatchObject({ releasedThrough: 2 })
+  })
+
+  it('registers a restore only once every write of the old generation is answered (the new generation would fence it)', () => {
+    const p = confirmedPrimary()
+    p.core.step({ t: 'input', now: 1, input: ftreq('c1', 1, 'SAVE', 'k', '7') })
+    p.core.step({ t: 'tick', now: 60 })
+    const tas = diskReqs(p.core.takeActions()).find((r) => r.op === 'tas')!
+    p.core.step({ t: 'disk', now: 61, res: ok(tas) })
+    const [w] = writesIn(p.core.takeActions())
+    expect(p.core.status().role).toBe('live')
+    p.core.beginRestore('c', 2, 100)
+    expect(diskReqs(p.core.takeActions()).filter((r) => r.op === 'generation')).toEqual([])
+    p.core.step({ t: 'disk', now: 110, res: ok(w) })
+    expect(diskReqs(p.core.takeActions())).toMatchObject([{ op: 'generation', gen: 2, backup: 'c' }])
+  })
+})
+
+describe('the test-and-set never retries forever', () => {
+  it('a backup whose test-and-set is refused as a bad request halts and says why', () => {
+    const p = confirmedPrimary()
+    const b = makeCore('backup')
+    b.core.takeActions()
+    deliver(p.start, b.core, 1)
+    b.core.step({ t: 'tick', now: 100 })
+    const tas = diskReqs(b.core.takeActions()).find((r) => r.op === 'tas')!
+    b.core.step({ t: 'disk', now: 101, res: { id: tas.id, ok: false, error: 'bad-request', message: 'tas.gen must be a non-negative integer' } })
+    expect(roles(b.core.takeActions())).toMatchObject([{ role: 'halted', reason: expect.stringMatching(/refused the test-and-set for generation 1 as a bad request: tas.gen must/) }])
+    b.core.step({ t: 'tick', now: 1000 })
+    expect(b.core.takeActions()).toEqual([])
+  })
+
+  it('a backup whose primary died before its generation-1 registration landed goes live through the disk server', () => {
+    const arbiter = new DiskArbiter(new MemoryBlockStore())
+    const a = makeCore('primary')
+    const b = makeCore('backup')
+    b.core.takeActions()
+    const start = a.core.takeActions() // its registration never reaches the disk server: a dies here
+    expect(diskReqs(start)).toMatchObject([{ op: 'generation', gen: 1 }])
+    deliver(start, b.core, 1) // but the boot entry reached b
+    let role = ''
+    for (let now = 2; now < 2000 && role === ''; now += 10) {
+      b.core.step({ t: 'tick', now })
+      for (const act of b.core.takeActions()) {
+        if (act.t === 'send-disk') b.core.step({ t: 'disk', now, res: arbiter.handle(act.req) })
+        if (act.t === 'role') role = act.role
+      }
+    }
+    expect(role).toBe('live')
+    expect(arbiter.status()).toMatchObject({ gen: 1, live: 'b', tasWinner: 'b' })
+    // the dead primary's late registration is refused, and it halts
+    a.core.step({ t: 'disk', now: 3000, res: arbiter.handle(diskReqs(start)[0]) })
+    expect(a.core.status().role).toBe('halted')
+  })
+})
+
+describe('appendfsync always through the replica protocol', () => {
+  function kvCore(id: string, role: 'primary' | 'backup') {
+    const vmm = createVmm({ guest: 'kv', mode: 'rsm', entropy: fixedEntropy() })
+    return new ReplicaCore(testConfig(id, id === 'a' ? 'b' : 'a'), vmm, { role, gen: 1, now: 0 })
+  }
+
+  it('releases a write reply only after the disk server answered its writes; the completion is an entry the backup replays', () => {
+    const a = kvCore('a', 'primary')
+    const b = kvCore('b', 'backup')
+    b.takeActions()
+    const start = a.takeActions()
+    a.step({ t: 'disk', now: 1, res: ok(diskReqs(start)[0]) })
+    // kv boots by reading its superblock: an empty disk
+    const read = start.find((x) => x.t === 'io')!
+    expect(read).toMatchObject({ req: { t: 'disk-read', block: 0 } })
+    a.step({ t: 'input', now: 2, input: { t: 'disk-read', tag: (read as { req: { tag: number } }).req.tag, block: 0, data: new Uint8Array(0) } })
+    a.step({ t: 'input', now: 3, input: { t: 'data', conn: 't:1', data: encodeCommand(['SET', 'k', 'v']) } })
+    let sent = [...start, ...a.takeActions()]
+    const acks = ackMsgs(deliver(sent, b, 4))
+    for (const m of acks) a.step({ t: 'peer', now: 5, msg: m })
+    sent = a.takeActions()
+    const writes = writesIn(sent)
+    expect(writes.map((w) => w.block)).toEqual([1, 0])
+    expect(releases(sent)).toEqual([]) // acked by the backup, but not durable yet
+    a.step({ t: 'disk', now: 6, res: ok(writes[0]) })
+    expect(releases(a.takeActions())).toEqual([])
+    a.step({ t: 'disk', now: 7, res: ok(writes[1]) })
+    sent = a.takeActions()
+    const synced = entriesMsgs(sent).flatMap((m) => m.entries).find((e) => e.body.kind === 'input' && e.body.input.t === 'disk-synced')
+    expect(synced).toBeDefined()
+    expect(releases(sent)).toEqual([]) // the completion's entry waits for the backup like any other
+    const later = deliver(sent, b, 8)
+    expect(b.status().lastEntry).toBe(synced!.n)
+    for (const m of ackMsgs(later)) a.step({ t: 'peer', now: 9, msg: m })
+    const out = releases(a.takeActions())
+    expect(out.map(replyText)).toEqual(['+OK\r\n'])
+  })
+})
+
+describe('recovery from disk after a double failure', () => {
+  it('a replica started to recover begins the next generation at the disk server, then boots the guest and serves alone', () => {
+    const arbiter = new DiskArbiter(new MemoryBlockStore())
+    arbiter.handle({ id: 1, op: 'generation', gen: 1, from: 'a', primary: 'a', backup: 'b' })
+    arbiter.handle({ id: 2, op: 'tas', gen: 1, from: 'b' }) // b went live, then died too
+    const { core, vmm } = makeCore('recover', { id: 'a', peer: 'b', gen: 2 })
+    const start = core.takeActions()
+    const [reg] = diskReqs(start)
+    expect(reg).toMatchObject({ op: 'generation', gen: 2, from: 'a', primary: 'a', backup: null, recover: true })
+    // nothing runs before the disk server has answered: not even the boot
+    core.step({ t: 'input', now: 1, input: ftreq('c1', 1, 'SET', 'k', 'v') })
+    expect(core.status()).toMatchObject({ role: 'live', lastEntry: 0, genConfirmed: false })
+    core.step({ t: 'disk', now: 2, res: arbiter.handle(reg) })
+    const after = core.takeActions()
+    expect(roles(after)).toMatchObject([{ role: 'live', gen: 2, reason: expect.stringMatching(/booting the guest from the disk server/) }])
+    expect(core.status()).toMatchObject({ role: 'live', gen: 2, lastEntry: 2, genConfirmed: true })
+    expect(releases(after).map(replyText)).toEqual(['*2\r\n:1\r\n+OK\r\n'])
+    expect(vmm.stateHash()).toBeTruthy()
+    expect(arbiter.status()).toMatchObject({ gen: 2, live: 'a' })
+  })
+
+  it('halts, saying why, when the disk server refuses the recovery', () => {
+    const { core } = makeCore('recover', { id: 'a', peer: 'b', gen: 5 })
+    const [reg] = diskReqs(core.takeActions())
+    core.step({ t: 'disk', now: 1, res: { id: reg.id, ok: false, error: 'bad-request', message: 'generation 5 refused: the next generation is 3' } })
+    expect(roles(core.takeActions())).toMatchObject([{ role: 'halted', reason: expect.stringMatching(/refused to begin generation 5 for recovery from disk: generation 5 refused/) }])
+  })
+})
+
+describe('superseded writes', () => {
+  it('stops retrying an older write to a block once a newer write to it is answered', () => {
+    const { core } = confirmedPrimary()
+    core.step({ t: 'input', now: 1, input: ftreq('c1', 1, 'SAVE', 'k', '7') })
+    core.step({ t: 'input', now: 1, input: ftreq('c1', 2, 'SET', 'k', 'w') })
+    core.step({ t: 'input', now: 1, input: ftreq('c1', 3, 'SAVE', 'k', '7') })
+    core.step({ t: 'peer', now: 2, msg: { t: 'ack', gen: 1, n: 4 } })
+    const [older, newer] = writesIn(core.takeActions())
+    expect([older.block, newer.block, older.entry, newer.entry]).toEqual([7, 7, 2, 4])
+    core.step({ t: 'disk', now: 3, res: ok(newer) })
+    core.step({ t: 'tick', now: 500 })
+    expect(writesIn(core.takeActions())).toEqual([])
+  })
+})
