@@ -246,7 +246,9 @@ export class LabDriver {
     const hosts = this.poller.hosts({
       faults,
       addressOf: (id) => this.opts.remote?.where(id) ?? '127.0.0.1',
-      canPowerOn: (id) => this.lab.canPowerOn(id) || (this.kind !== 'remote' && id !== 'disk'),
+      // a power driver switches a machine on; without one (local, simulated) power-on means
+      // booting a replica from the disk server, which Lab.powerOn does only after a double failure
+      canPowerOn: (id) => this.lab.canPowerOn(id) || (id !== 'disk' && this.poller.replicasGone),
       downBecause: (id) => this.downBecause.get(id) ?? null
     })
     const load = this.load.status()

@@ -108,6 +108,14 @@ export class StatusPoller {
     return this.rows.size > 0 && [...this.rows.values()].every((r) => r.state === 'down')
   }
 
+  /** both replicas gone (down, or halted): the lab comes back only by booting one from the disk server */
+  get replicasGone(): boolean {
+    return REPLICA_IDS.every((id) => {
+      const r = this.rows.get(id)
+      return r !== undefined && (r.state === 'down' || (r.state === 'up' && r.status?.role === 'halted'))
+    })
+  }
+
   row(id: string): Row | undefined {
     return this.rows.get(id)
   }
