@@ -586,7 +586,10 @@ export class ReplicaCore {
       if (msg.n <= this.lastEntry) this.sendAck() // a resend of what we have: say so
       return
     }
-    if (msg.at === 0 && (this.assembly?.n !== msg.n || this.assembly.bytesHeld > 0)) this.assembly = new EntryAssembly(msg.n, msg.total)
+    // A resend starts again at 0; slices already held stay (the link keeps order, so the resend
+    // brings the missing ones after them). Restarting would let a slow backup, resent to before
+    // it acks, start over for ever.
+    if (this.assembly?.n !== msg.n) this.assembly = new EntryAssembly(msg.n, msg.total)
     const a = this.assembly
     if (!a || a.n !== msg.n || !a.add(msg.at, msg.total, msg.bytes)) return this.sendAck()
     if (!a.complete) return this.sendAck()
@@ -671,11 +674,12 @@ export class ReplicaCore {
     }
     this.peer = msg.from
     this.lastHeard = this.now
-    if (msg.part === 0 && (this.snapshotIn === null || this.snapshotIn.held > 0)) this.snapshotIn = new SnapshotAssembly()
-    const have = this.snapshotIn
-    if (!have || !have.add(msg)) {
+    // one joining replica takes one snapshot (a new restore is a new generation and a fresh replica),
+    // so parts are never started over: a late duplicate of part 0 must not throw away what came since
+    const have = (this.snapshotIn ??= new SnapshotAssembly())
+    if (!have.add(msg)) {
       // a resent or overtaken part: say what we hold, the primary goes back to the gap
-      if (have && have.held > 0) this.sendPeer({ t: 'snapshot-ack', gen: this.gen, from: this.cfg.id, part: have.held - 1 })
+      if (have.held > 0) this.sendPeer({ t: 'snapshot-ack', gen: this.gen, from: this.cfg.id, part: have.held - 1 })
       return
     }
     if (!msg.done) {

@@ -125,3 +125,33 @@ describe('restore redundancy of a guest larger than a frame', () => {
     expect(p.core.status()).toMatchObject({ role: 'primary', gen: 2, restoring: false })
   })
 })
+
+describe('an entry sent in slices', () => {
+  it('is assembled across a resend that starts over, and a lost slice costs a resend, not a wedge', () => {
+    const p = confirmedPrimary({ mode: 'state-transfer', cfg: { maxMessageBytes: 64 * 1024 } })
+    const b = makeCore('backup', { mode: 'state-transfer', cfg: { maxMessageBytes: 64 * 1024 } })
+    b.core.takeActions()
+    deliver(deliver(p.start, b.core, 1), p.core, 1)
+    p.core.takeActions()
+    p.core.step({ t: 'input', now: 2, input: ftreq('c1', 1, 'SET', 'k', 'z'.repeat(300 * 1024)) })
+    const parts = peerMsgs(p.core.takeActions()).filter((m) => m.t === 'entry-part')
+    expect(parts.length).toBeGreaterThanOrEqual(5)
+    // the first two arrive, the third is lost; the backup reports progress
+    for (const msg of parts.slice(0, 2)) b.core.step({ t: 'peer', now: 3, msg })
+    const acks = peerMsgs(b.core.takeActions())
+    expect(acks.at(-1)).toMatchObject({ t: 'ack', n: 1, part: expect.any(Number) })
+    for (const msg of acks) p.core.step({ t: 'peer', now: 3, msg })
+    p.core.takeActions()
+    // no ack progress: the primary goes back and resends every slice
+    let resent: PeerMsg[] = []
+    for (let now = 10; now < 200 && resent.length === 0; now += 10) {
+      p.core.step({ t: 'tick', now })
+      resent = peerMsgs(p.core.takeActions()).filter((m) => m.t === 'entry-part')
+    }
+    expect(resent.length).toBe(parts.length)
+    const back = deliver([...resent.map((msg) => ({ t: 'send-peer' as const, msg }))], b.core, 200)
+    expect(b.vmm.peek('k')).toBe('z'.repeat(300 * 1024))
+    const out = deliver(back, p.core, 201)
+    expect(releases(out)).toHaveLength(1)
+  })
+})
