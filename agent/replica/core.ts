@@ -290,7 +290,7 @@ export class ReplicaCore {
     // booted: it waits rather than take over with an empty guest.
     const mayJudge = this.role === 'primary' || this.holdsState
     if (mayJudge && !this.suspected && this.now - this.lastHeard > this.silenceLimit()) this.suspect()
-    if (this.role === 'primary' && !this.suspected && this.channelReady && this.unacked.length > 0 && this.now - this.progressAt > this.cfg.suspectMs) {
+    if (this.role === 'primary' && !this.suspected && this.channelReady && this.unacked.length > 0 && this.now - this.progressAt > this.progressLimit()) {
       this.telemetry({ k: 'dropped', what: `the logging channel to ${this.peer}`, why: `entry ${this.acked + 1} unacknowledged for ${this.now - this.progressAt}ms although the backup answers` })
       this.suspect()
     }
@@ -424,8 +424,26 @@ export class ReplicaCore {
     this.resendAt = this.now + this.resendMs()
   }
 
+  /**
+   * Go back only once what is outstanding could have crossed and been applied: resending a
+   * backup that is busy applying a large entry makes it (and us) busier still.
+   */
   private resendMs(): number {
-    return 2 * this.cfg.heartbeatMs
+    return 2 * this.cfg.heartbeatMs + this.transferAllowance()
+  }
+
+  /** The suspicion timeout, plus the time the unacked bytes need (see transferAllowance). */
+  private progressLimit(): number {
+    return this.cfg.suspectMs + this.transferAllowance()
+  }
+
+  /**
+   * Time for the unacked bytes to be sent, decoded and applied, at a rate (about 10 MB/s, UTF-8
+   * may double a string) a loaded host manages. Small entries make it nothing; a 9 MiB value,
+   * which the guest may resend in every entry of a state-transfer request, a second or two.
+   */
+  private transferAllowance(): number {
+    return Math.ceil(this.unackedBytes / 10_000)
   }
 
   private onAck(n: number, what: string, part?: number): void {
