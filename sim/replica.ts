@@ -6,6 +6,7 @@ import { PASS_FILTER, type LinkFilter } from '../agent/faults/filter.js'
 import type { ReplicaCore } from '../agent/replica/core.js'
 import { ReplicaEdge, type ClientHandle, type ClientPort, type EdgeLog, type EdgeObserver } from '../agent/replica/edge.js'
 import type { DiskReq, DiskRes, PeerMsg } from '../agent/replica/types.js'
+import { approxBytes } from '../agent/replica/size.js'
 import type { Vmm } from '../agent/vmm/types.js'
 import type { EventQueue, LinkQuality, Network } from './world.js'
 
@@ -38,6 +39,9 @@ export interface SimReplicaOptions {
   diskTimeoutMs: number
   peerLink: LinkQuality
   diskLink: LinkQuality
+  /** the logging channel's frame limit (in approxBytes): a larger message is refused, as a link refuses it, and the edge tells the core */
+  frameLimit?: number
+  onRefused?: (msg: PeerMsg, bytes: number) => void
   /** wall-clock ms at virtual time 0 */
   epoch: number
   /** the agent's transport filter (client traffic obeys `isolate`); pass-through when absent */
@@ -82,11 +86,19 @@ export class SimReplica {
         clock: { now: () => q.now, wall: () => o.epoch + q.now },
         timers,
         peer: {
-          send: (to: string, msg: PeerMsg) =>
+          send: (to: string, msg: PeerMsg) => {
+            if (o.frameLimit !== undefined) {
+              const bytes = approxBytes(msg)
+              if (bytes > o.frameLimit) {
+                o.onRefused?.(msg, bytes)
+                return `message of about ${bytes} bytes exceeds the frame limit of ${o.frameLimit}`
+              }
+            }
             net.send(this.id, to, o.peerLink, () => {
               const target = o.routes.replica(to)
               target?.deliver(() => target.edge.peerMessage(msg))
-            }),
+            })
+          },
           connect: () => {},
           hangUp: () => {},
           connected: (peer: string) => o.routes.replica(peer)?.alive === true && !net.isCut(this.id, peer) && !net.isCut(peer, this.id),

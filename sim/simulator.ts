@@ -131,6 +131,7 @@ class Simulation {
       maxUnackedEntries: setup.pick([4, 16, 64]),
       maxUnackedBytes: setup.pick([1500, 1 << 20]),
       batchEntries: setup.pick([1, 3, 16]),
+      maxMessageBytes: 4 * 1024 * 1024,
       hashEvery: setup.pick([1, 2, 5])
     }
     this.peerLink = { drop: setup.float() * 0.06, duplicate: setup.float() * 0.04, minDelay: 1, maxDelay: setup.int(2, 12), fifo: false }
@@ -166,6 +167,9 @@ class Simulation {
     // each replica incarnation's devices get their own stream: the primary's reads must not depend on the backup's
     const entropySeed = setup.u32()
     this.diskLink = { drop: setup.pick([0, 0, 0.03]), duplicate: 0, minDelay: 1, maxDelay: setup.pick([4, 4, 40]), fifo: true }
+    // drawn last, so the seeds' earlier draws stay what they were; small bounds cut ordinary
+    // entries and snapshots into parts, as a 9 MiB value is cut on hosts
+    this.cfg.maxMessageBytes = setup.pick([4 * 1024 * 1024, 4 * 1024 * 1024, 400, 2000])
     this.entropyFor = (id: string) => {
       const r = new Prng(entropySeed ^ hashId(id))
       return { now: () => EPOCH + this.q.now, u32: () => r.u32() }
@@ -281,6 +285,10 @@ class Simulation {
       diskTimeoutMs: Math.max(200, this.cfg.suspectMs),
       peerLink: this.peerLink,
       diskLink: this.diskLink,
+      // the core bounds every message by maxMessageBytes; a little over it is the frame limit here, so a
+      // core that sends an oversize message (a 9 MiB value on hosts) is caught, not silently delivered
+      frameLimit: this.cfg.maxMessageBytes + 1024,
+      onRefused: (msg, bytes) => this.checker.fail(`${id} sent a ${msg.t} message of about ${bytes} bytes, above the channel's frame limit (maxMessageBytes ${this.cfg.maxMessageBytes})`),
       epoch: EPOCH,
       observer: { action: (a) => this.observe(node, a), stepped: () => this.afterStep(node) },
       diskAnswered: (req, res) => {

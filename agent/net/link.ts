@@ -80,35 +80,40 @@ export class Link extends EventEmitter<LinkEvents> {
    * A message the filter drops counts as accepted: to the sender, it is lost on the wire.
    */
   send(msg: unknown): boolean {
+    return this.offer(msg) === 'accepted'
+  }
+
+  /**
+   * Like send, but says why a message was not accepted: 'down' (it may pass once the link is
+   * up again), or the reason it was refused for good (too large, cannot be encoded), which a
+   * sender that resends must hear, or it would resend it forever.
+   */
+  offer(msg: unknown): 'accepted' | 'down' | { refused: string } {
     const s = this.session
     if (!s || !s.up || this.closed) {
       this.counts.unsent++
-      return false
+      return 'down'
     }
     const peer = this.knownPeer!
     const delay = (this.common.filter ?? PASS_FILTER).outbound(peer)
     if (delay === null) {
       this.counts.filteredOut++
-      return true
+      return 'accepted'
     }
     let payload: Uint8Array
     try {
       payload = encode(msg)
     } catch (err) {
-      this.refuseOutbound(err instanceof CodecError ? err.message : String(err))
-      return false
+      return this.refuseOutbound(err instanceof CodecError ? err.message : String(err))
     }
     const limit = this.common.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
-    if (payload.length > limit) {
-      this.refuseOutbound(`message of ${payload.length} bytes exceeds the frame limit of ${limit}`)
-      return false
-    }
-    if (delay <= 0 && this.delayed.length === 0) return this.transmit(payload)
+    if (payload.length > limit) return this.refuseOutbound(`message of ${payload.length} bytes exceeds the frame limit of ${limit}`)
+    if (delay <= 0 && this.delayed.length === 0) return this.transmit(payload) ? 'accepted' : 'down'
     // a delayed message never overtakes an earlier one: TCP would not reorder them either
     const last = this.delayed.length ? this.delayed[this.delayed.length - 1].due : 0
     this.delayed.push({ due: Math.max(Date.now() + delay, last), payload })
     this.armDelay()
-    return true
+    return 'accepted'
   }
 
   stats(): LinkStats {
@@ -222,9 +227,10 @@ export class Link extends EventEmitter<LinkEvents> {
     this.delayTimer = null
   }
 
-  private refuseOutbound(why: string): void {
+  private refuseOutbound(why: string): { refused: string } {
     this.counts.refused++
     this.emit('dropped', { what: 'message', from: this.common.selfId, why: `outbound message to ${this.knownPeer} refused: ${why}` })
+    return { refused: why }
   }
 }
 

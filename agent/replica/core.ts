@@ -9,7 +9,11 @@
 //   logging channel ............ the primary's `unacked` entries, flush(), onAck(); the backup's onEntries()
 //   Output Rule ................ `held` outputs, releaseHeld(), outputRuleAllows()
 //   backup output suppressed ... applyEntry() keeps outputs instead of releasing them
-//   failure detection .......... onTick(): silence longer than suspectMs makes the peer suspect
+//   failure detection .......... onTick(): silence longer than suspectMs, or (primary) an unacked entry waiting
+//                                that long, makes the peer suspect; so does a message the channel refused
+//   bounded messages ........... flush() bounds 'entries' by maxMessageBytes and slices larger entries (parts.ts);
+//                                the snapshot goes in parts (SnapshotCutter), SNAPSHOT_WINDOW at a time
+//   divergence ................. applyEntry(): at the first state-hash mismatch the backup reports and halts
 //   go live, test-and-set ...... suspect(), onTasAnswer(), goLive(); the loser halts
 //   generation, fencing ........ every message and disk request carries `gen`; other generations are dropped
 //   duplicate output ........... a backup going live re-emits outputs after the primary's `releasedThrough`
@@ -17,6 +21,10 @@
 import type { ConnId, GuestInput, Output, Vmm } from '../vmm/types.js'
 import type { Action, DiskReq, DiskRes, Event, LogEntry, PeerMsg, ReplicaConfig, ReplicaId, Role, Telemetry } from './types.js'
 import { approxBytes, describeInput, entryBytes } from './size.js'
+import { EntryAssembly, SnapshotAssembly, SnapshotCutter, entryParts } from './parts.js'
+
+/** snapshot parts in flight at once: enough to fill a fast link, little enough to hold in memory */
+const SNAPSHOT_WINDOW = 4
 
 export const defaultReplicaConfig = (id: string, peer: string | null): ReplicaConfig => ({
   id,
@@ -28,6 +36,7 @@ export const defaultReplicaConfig = (id: string, peer: string | null): ReplicaCo
   maxUnackedEntries: 1024,
   maxUnackedBytes: 4 * 1024 * 1024,
   batchEntries: 64,
+  maxMessageBytes: 4 * 1024 * 1024,
   hashEvery: 32
 })
 
@@ -94,6 +103,16 @@ interface Sync {
   waitFor: Set<number>
 }
 
+/** A snapshot on its way to a new backup. */
+interface SnapshotOut {
+  cutter: SnapshotCutter
+  /** sent, not yet acknowledged, in part order */
+  inFlight: Extract<PeerMsg, { t: 'snapshot' }>[]
+  /** approxBytes of the whole snapshot */
+  bytes: number
+  sentAt: number
+}
+
 interface DiskCall {
   req: DiskReq
   sentAt: number
@@ -141,13 +160,28 @@ export class ReplicaCore {
   private syncs: Sync[] = []
   /** barriers complete: their 'disk-synced' inputs run once the current event is handled */
   private synced: number[] = []
-  private snapshotOut: { msg: PeerMsg; sentAt: number } | null = null
+  private snapshotOut: SnapshotOut | null = null
+  /**
+   * Since when the oldest unacked entry has waited without progress (an ack, or a slice of a
+   * large entry reaching the backup). A backup that answers but never acks (it hears nothing
+   * from us: a one-way cut; or it cannot take what we send) is as good as silent.
+   */
+  private progressAt = 0
+  /** bytes of entry acked + 1 the backup reported holding (entries sent in slices) */
+  private partProgress = 0
 
   // ---- backup
   private kept: Kept[] = []
   /** entries that arrived ahead of a gap: applied once the gap is filled, never acked before */
   private early = new Map<number, LogEntry>()
+  /** the next entry, arriving in slices */
+  private assembly: EntryAssembly | null = null
   private diverged = false
+  /** the last entry whose state hash matched the primary's: a divergence began after it */
+  private verifiedThrough = 0
+  /** joining: the snapshot parts so far; backup: the last part, to re-ack a resent one */
+  private snapshotIn: SnapshotAssembly | null = null
+  private snapshotParts = 0
 
   // ---- failure detection and the disk server
   private suspected = false
@@ -214,6 +248,8 @@ export class ReplicaCore {
         return this.onDisk(ev.res)
       case 'io-done':
         return
+      case 'send-failed':
+        return this.onSendFailed(ev.msg, ev.why)
       default:
         this.telemetry({ k: 'dropped', what: `event ${JSON.stringify((ev as { t?: unknown })?.t)}`, why: 'unknown event type' })
     }
@@ -284,12 +320,26 @@ export class ReplicaCore {
     // A backup that never got an entry from its primary has a guest that has not even
     // booted: it waits rather than take over with an empty guest.
     const mayJudge = this.role === 'primary' || this.holdsState
-    if (mayJudge && !this.suspected && this.now - this.lastHeard > this.cfg.suspectMs) this.suspect()
+    if (mayJudge && !this.suspected && this.now - this.lastHeard > this.silenceLimit()) this.suspect()
+    if (this.role === 'primary' && !this.suspected && this.channelReady && this.unacked.length > 0 && this.now - this.progressAt > this.progressLimit()) {
+      this.telemetry({ k: 'dropped', what: `the logging channel to ${this.peer}`, why: `entry ${this.acked + 1} unacknowledged for ${this.now - this.progressAt}ms although the backup answers` })
+      this.suspect()
+    }
     if (this.role === 'primary') {
       this.maybeResend()
       this.maybeResendSnapshot()
     }
     if (this.now - this.lastSent >= this.cfg.heartbeatMs) this.sendHeartbeat()
+  }
+
+  /**
+   * While a snapshot goes out the new backup says little: it restores the whole guest once the
+   * last part is in, which takes time in proportion to the guest (about 10 MB/s assumed, a
+   * slow disk-less host). Without the allowance a large restore would always look like a death.
+   */
+  private silenceLimit(): number {
+    if (this.snapshotOut) return this.cfg.suspectMs + Math.ceil(this.snapshotOut.bytes / 10_000)
+    return this.cfg.suspectMs
   }
 
   private sendHeartbeat(): void {
@@ -338,6 +388,7 @@ export class ReplicaCore {
       this.releasedThrough = n
       return
     }
+    if (this.unacked.length === 0) this.progressAt = this.now
     this.unacked.push({ entry, bytes })
     this.unackedBytes += bytes
     this.held.push(...outs)
@@ -374,11 +425,25 @@ export class ReplicaCore {
 
   private flush(): void {
     if (this.role !== 'primary' || !this.channelReady) return
+    const max = this.cfg.maxMessageBytes
     while (this.sentThrough < this.lastEntry) {
       // unacked[i] is entry acked + 1 + i
       const from = this.sentThrough - this.acked
-      const batch = this.unacked.slice(from, from + this.cfg.batchEntries).map((u) => u.entry)
       if (this.sentThrough === this.acked) this.resendAt = this.now + this.resendMs()
+      if (this.unacked[from].bytes > max) {
+        const big = this.unacked[from].entry
+        for (const part of entryParts(big, max, { releasedThrough: this.reportedReleased(), nextConn: this.nextConn })) this.sendPeer(part)
+        this.sentThrough = big.n
+        continue
+      }
+      const batch: LogEntry[] = []
+      let bytes = 0
+      for (let i = from; i < this.unacked.length && batch.length < this.cfg.batchEntries; i++) {
+        const u = this.unacked[i]
+        if (batch.length > 0 && bytes + u.bytes > max) break
+        batch.push(u.entry)
+        bytes += u.bytes
+      }
       this.sendPeer({ t: 'entries', gen: this.gen, entries: batch, releasedThrough: this.reportedReleased(), nextConn: this.nextConn })
       this.sentThrough = batch[batch.length - 1].n
     }
@@ -391,17 +456,44 @@ export class ReplicaCore {
     this.resendAt = this.now + this.resendMs()
   }
 
+  /**
+   * Go back only once what is outstanding could have crossed and been applied: resending a
+   * backup that is busy applying a large entry makes it (and us) busier still.
+   */
   private resendMs(): number {
-    return 2 * this.cfg.heartbeatMs
+    return 2 * this.cfg.heartbeatMs + this.transferAllowance()
   }
 
-  private onAck(n: number, what: string): void {
+  /** The suspicion timeout, plus the time the unacked bytes need (see transferAllowance). */
+  private progressLimit(): number {
+    return this.cfg.suspectMs + this.transferAllowance()
+  }
+
+  /**
+   * Time for the unacked bytes to be sent, decoded and applied, at a rate (about 10 MB/s, UTF-8
+   * may double a string) a loaded host manages. Small entries make it nothing; a 9 MiB value,
+   * which the guest may resend in every entry of a state-transfer request, a second or two.
+   */
+  private transferAllowance(): number {
+    return Math.ceil(this.unackedBytes / 10_000)
+  }
+
+  private onAck(n: number, what: string, part?: number): void {
     if (!Number.isSafeInteger(n) || n > this.lastEntry) {
       this.telemetry({ k: 'dropped', what, why: `acknowledges entry ${n} but the last entry is ${this.lastEntry}` })
       return
     }
+    if (n === this.acked && typeof part === 'number' && part > this.partProgress) {
+      // a slice of a large entry arrived: progress, though nothing is acked yet
+      this.partProgress = part
+      this.progressAt = this.now
+      this.resendAt = this.now + this.resendMs()
+      return
+    }
     if (n <= this.acked) return
     this.acked = n
+    this.partProgress = 0
+    this.progressAt = this.now
     this.telemetry({ k: 'ack', n })
     while (this.unacked.length > 0 && this.unacked[0].entry.n <= n) this.unackedBytes -= this.unacked.shift()!.bytes
     if (this.sentThrough < n) this.sentThrough = n
@@ -475,7 +567,7 @@ export class ReplicaCore {
   private onPrimaryMessage(msg: PeerMsg): void {
     switch (msg.t) {
       case 'ack':
-        return this.onAck(msg.n, `ack ${msg.n}`)
+        return this.onAck(msg.n, `ack ${msg.n}`, msg.part)
       case 'heartbeat':
         if (msg.from !== this.peer) {
           this.telemetry({ k: 'dropped', what: `heartbeat from ${msg.from}`, why: `the backup of generation ${this.gen} is ${this.peer}` })
@@ -484,14 +576,14 @@ export class ReplicaCore {
         // a backup's heartbeat carries its last applied entry: a cumulative ack that survives lost acks
         return this.onAck(msg.last, `heartbeat from ${msg.from}`)
       case 'snapshot-ack':
-        if (this.snapshotOut && msg.from === this.peer) {
-          this.snapshotOut = null
-          this.channelReady = true
-          this.resendAt = this.now + this.resendMs()
-        }
+        if (this.snapshotOut && msg.from === this.peer) this.onSnapshotAck(msg.part)
         return
       case 'diverged':
-        this.telemetry({ k: 'diverged', n: msg.n, primaryHash: msg.primaryHash, backupHash: msg.backupHash })
+        // The backup halted: its state is wrong and it will ack nothing more. Go on alone at
+        // once (the test-and-set, as for a dead backup) rather than hold every output until
+        // the silence is noticed.
+        this.telemetry({ k: 'diverged', host: this.peer ?? '', n: msg.n, since: typeof msg.since === 'number' ? msg.since : msg.n, primaryHash: String(msg.primaryHash), backupHash: String(msg.backupHash) })
+        if (!this.suspected) this.suspect()
         return
       default:
         this.telemetry({ k: 'dropped', what: msg.t, why: 'a primary does not expect this from its backup' })
@@ -502,6 +594,8 @@ export class ReplicaCore {
     switch (msg.t) {
       case 'entries':
         return this.onEntries(msg)
+      case 'entry-part':
+        return this.onEntryPart(msg)
       case 'heartbeat':
         this.noteReleased(msg.releasedThrough)
         // the primary is ahead: say what we have, so it resends the gap
@@ -509,7 +603,7 @@ export class ReplicaCore {
         return
       case 'snapshot':
         // our snapshot-ack was lost; the state is restored already and entries may have been applied since
-        if (msg.from === this.peer) this.sendPeer({ t: 'snapshot-ack', gen: this.gen, from: this.cfg.id })
+        if (msg.from === this.peer) this.sendPeer({ t: 'snapshot-ack', gen: this.gen, from: this.cfg.id, part: this.snapshotParts - 1 })
         return
       default:
         this.telemetry({ k: 'dropped', what: msg.t, why: 'a backup does not expect this from its primary' })
@@ -540,7 +634,32 @@ export class ReplicaCore {
 
   private sendAck(): void {
     this.acked = this.lastEntry
-    this.sendPeer({ t: 'ack', gen: this.gen, n: this.lastEntry })
+    const part = this.assembly?.n === this.lastEntry + 1 ? this.assembly.bytesHeld : 0
+    this.sendPeer(part > 0 ? { t: 'ack', gen: this.gen, n: this.lastEntry, part } : { t: 'ack', gen: this.gen, n: this.lastEntry })
+  }
+
+  /** A slice of an entry too large for one message. Only the next entry is assembled; slices of others are resent later. */
+  private onEntryPart(msg: Extract<PeerMsg, { t: 'entry-part' }>): void {
+    this.noteReleased(msg.releasedThrough)
+    if (typeof msg.nextConn === 'number' && msg.nextConn > this.nextConn) this.nextConn = msg.nextConn
+    if (msg.n !== this.lastEntry + 1) {
+      if (msg.n <= this.lastEntry) this.sendAck() // a resend of what we have: say so
+      return
+    }
+    // A resend starts again at 0; slices already held stay (the link keeps order, so the resend
+    // brings the missing ones after them). Restarting would let a slow backup, resent to before
+    // it acks, start over for ever.
+    if (this.assembly?.n !== msg.n) this.assembly = new EntryAssembly(msg.n, msg.total)
+    const a = this.assembly
+    if (!a || a.n !== msg.n || !a.add(msg.at, msg.total, msg.bytes)) return this.sendAck()
+    if (!a.complete) return this.sendAck()
+    this.assembly = null
+    const entry = a.entry()
+    if (typeof entry === 'string') {
+      this.telemetry({ k: 'dropped', what: `entry-part of entry ${msg.n}`, why: entry })
+      return this.sendAck()
+    }
+    this.onEntries({ t: 'entries', gen: msg.gen, entries: [entry], releasedThrough: msg.releasedThrough, nextConn: msg.nextConn })
   }
 
   /** False when the entry could not be replayed: the backup has halted. */
@@ -557,11 +676,7 @@ export class ReplicaCore {
       // a silent backup is suspected, the primary wins the test-and-set and goes on alone, and
       // this guest, whose state is wrong, can never go live.
       const why = err instanceof Error ? err.message : String(err)
-      const backupHash = `replay failed: ${why}`
-      this.diverged = true
-      this.telemetry({ k: 'diverged', n: e.n, primaryHash: e.hash ?? '', backupHash })
-      this.sendPeer({ t: 'diverged', gen: this.gen, n: e.n, primaryHash: e.hash ?? '', backupHash })
-      this.halt(`could not replay entry ${e.n} of generation ${this.gen}: ${why}`)
+      this.divergedAt(e.n, e.n, e.hash ?? '', `replay failed: ${why}`, `could not replay entry ${e.n} of generation ${this.gen}: ${why}`)
       return false
     }
     this.lastEntry = e.n
@@ -572,13 +687,24 @@ export class ReplicaCore {
     if (outputs.length > 0 && e.n > this.releasedThrough) this.keep({ n: e.n, outputs, at: this.now })
     if (e.hash !== undefined) {
       const mine = this.vmm.stateHash()
-      if (mine !== e.hash && !this.diverged) {
-        this.diverged = true
-        this.telemetry({ k: 'diverged', n: e.n, primaryHash: e.hash, backupHash: mine })
-        this.sendPeer({ t: 'diverged', gen: this.gen, n: e.n, primaryHash: e.hash, backupHash: mine })
+      if (mine !== e.hash) {
+        // Acking on would let the primary count on a backup that could go live with the wrong state.
+        const since = this.verifiedThrough + 1
+        const where = since === e.n ? `entry ${e.n}` : `entries ${since}..${e.n}`
+        this.divergedAt(e.n, since, e.hash, mine, `diverged from ${this.peer} in generation ${this.gen}: state hash ${mine} after entry ${e.n}, the primary's is ${e.hash} (began in ${where})`)
+        return false
       }
+      this.verifiedThrough = e.n
     }
     return true
+  }
+
+  /** The backup's state is not the primary's: say where, and stop. It never acks, never goes live. */
+  private divergedAt(n: number, since: number, primaryHash: string, backupHash: string, reason: string): void {
+    this.diverged = true
+    this.telemetry({ k: 'diverged', host: this.cfg.id, n, since, primaryHash, backupHash })
+    this.sendPeer({ t: 'diverged', gen: this.gen, n, since, primaryHash, backupHash })
+    this.halt(reason)
   }
 
   private keep(k: Kept): void {
@@ -606,17 +732,34 @@ export class ReplicaCore {
       this.telemetry({ k: 'dropped', what: `${msg.t} of generation ${msg.gen}`, why: `joining: waiting for the snapshot of generation ${this.gen}` })
       return
     }
-    this.vmm.restore(msg.snapshot)
-    if (typeof msg.nextConn === 'number' && msg.nextConn > this.nextConn) this.nextConn = msg.nextConn
     this.peer = msg.from
+    this.lastHeard = this.now
+    // one joining replica takes one snapshot (a new restore is a new generation and a fresh replica),
+    // so parts are never started over: a late duplicate of part 0 must not throw away what came since
+    const have = (this.snapshotIn ??= new SnapshotAssembly())
+    if (!have.add(msg)) {
+      // a resent or overtaken part: say what we hold, the primary goes back to the gap
+      if (have.held > 0) this.sendPeer({ t: 'snapshot-ack', gen: this.gen, from: this.cfg.id, part: have.held - 1 })
+      return
+    }
+    if (!msg.done) {
+      this.sendPeer({ t: 'snapshot-ack', gen: this.gen, from: this.cfg.id, part: msg.part })
+      return
+    }
+    const snapshot = have.snapshot(msg)
+    this.snapshotIn = null
+    this.snapshotParts = msg.part + 1
+    this.vmm.restore(snapshot)
+    if (typeof msg.nextConn === 'number' && msg.nextConn > this.nextConn) this.nextConn = msg.nextConn
     this.lastEntry = msg.last
     this.acked = msg.last
     this.releasedThrough = msg.last
+    this.verifiedThrough = msg.last
     this.lastHeard = this.now
     this.holdsState = true
-    this.telemetry({ k: 'snapshot', gen: this.gen, bytes: approxBytes(msg.snapshot), direction: 'received' })
+    this.telemetry({ k: 'snapshot', gen: this.gen, bytes: this.vmm.memoryBytes(), direction: 'received' })
     this.setRole('backup', `restored the snapshot of ${msg.from}`)
-    this.sendPeer({ t: 'snapshot-ack', gen: this.gen, from: this.cfg.id })
+    this.sendPeer({ t: 'snapshot-ack', gen: this.gen, from: this.cfg.id, part: msg.part })
   }
 
   /** The disk server took the new generation: from here on this replica is a primary again. */
@@ -632,22 +775,61 @@ export class ReplicaCore {
     this.held = []
     this.kept = []
     this.diverged = false
+    this.verifiedThrough = 0
+    this.partProgress = 0
     this.suspected = false
     this.channelReady = false
     this.genConfirmed = true
     this.lastHeard = this.now
     const snapshot = this.vmm.snapshot()
-    const msg: PeerMsg = { t: 'snapshot', gen, from: this.cfg.id, last: 0, snapshot, nextConn: this.nextConn }
-    this.snapshotOut = { msg, sentAt: this.now }
+    const bytes = approxBytes(snapshot)
+    const cutter = new SnapshotCutter(snapshot, this.cfg.maxMessageBytes, { gen, from: this.cfg.id, last: 0, nextConn: this.nextConn })
+    this.snapshotOut = { cutter, inFlight: [], bytes, sentAt: this.now }
     this.setRole('primary', `restoring redundancy onto ${peer}`)
-    this.sendPeer(msg)
-    this.telemetry({ k: 'snapshot', gen, bytes: approxBytes(snapshot), direction: 'sent' })
+    this.sendSnapshotParts()
+    this.telemetry({ k: 'snapshot', gen, bytes, direction: 'sent' })
+  }
+
+  /** Keep SNAPSHOT_WINDOW parts in flight; parts are cut only as they go, never all at once. */
+  private sendSnapshotParts(): void {
+    const out = this.snapshotOut!
+    while (out.inFlight.length < SNAPSHOT_WINDOW && !out.cutter.done) {
+      const part = out.cutter.next()!
+      out.inFlight.push(part)
+      this.sendPeer(part)
+    }
+  }
+
+  private onSnapshotAck(part: number): void {
+    const out = this.snapshotOut!
+    if (typeof part !== 'number') return
+    const before = out.inFlight.length
+    while (out.inFlight.length > 0 && out.inFlight[0].part <= part) {
+      const acked = out.inFlight.shift()!
+      if (acked.done) {
+        this.snapshotOut = null
+        this.channelReady = true
+        this.progressAt = this.now
+        this.resendAt = this.now + this.resendMs()
+        return
+      }
+    }
+    if (out.inFlight.length < before) out.sentAt = this.now
+    this.sendSnapshotParts()
   }
 
   private maybeResendSnapshot(): void {
     if (!this.snapshotOut || this.now - this.snapshotOut.sentAt < this.cfg.suspectMs / 2) return
     this.snapshotOut.sentAt = this.now
-    this.sendPeer(this.snapshotOut.msg)
+    for (const part of this.snapshotOut.inFlight) this.sendPeer(part)
+  }
+
+  /** The channel refused a message for good: resending cannot help, and the backup will never have what it needs. */
+  private onSendFailed(msg: PeerMsg, why: string): void {
+    const what = typeof msg?.t === 'string' ? `${msg.t} message to ${this.peer}` : 'peer message'
+    this.telemetry({ k: 'dropped', what, why: `the logging channel refused it: ${why}` })
+    if (this.role !== 'primary' || this.suspected) return
+    if (msg?.t === 'entries' || msg?.t === 'entry-part' || msg?.t === 'snapshot') this.suspect()
   }
 
   // ======================================================= go live, or halt
@@ -710,6 +892,7 @@ export class ReplicaCore {
     this.held = []
     this.kept = []
     this.early.clear() // behind a gap: never acked, so their outputs never left
+    this.assembly = null
     this.unacked = []
     this.unackedBytes = 0
     this.snapshotOut = null
@@ -723,6 +906,8 @@ export class ReplicaCore {
     this.queue = []
     this.kept = []
     this.early.clear()
+    this.assembly = null
+    this.snapshotIn = null
     this.unacked = []
     this.unackedBytes = 0
     this.tas = null
@@ -871,7 +1056,7 @@ function withWriteIndex(outputs: Output[], entry: number, at: number): Held[] {
 
 function checkConfig(cfg: ReplicaConfig): void {
   if (typeof cfg?.id !== 'string' || cfg.id.length === 0) throw new Error('ReplicaConfig.id must be a non-empty string')
-  for (const k of ['heartbeatMs', 'suspectMs', 'diskRetryMs', 'maxUnackedEntries', 'maxUnackedBytes', 'batchEntries', 'hashEvery'] as const) {
+  for (const k of ['heartbeatMs', 'suspectMs', 'diskRetryMs', 'maxUnackedEntries', 'maxUnackedBytes', 'batchEntries', 'maxMessageBytes', 'hashEvery'] as const) {
     const v = cfg[k]
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new Error(`ReplicaConfig.${k} of ${cfg.id} must be a positive number, got ${v}`)
   }
@@ -886,14 +1071,18 @@ function malformed(msg: PeerMsg): string | null {
     case 'entries':
       if (!Array.isArray(msg.entries) || msg.entries.some((e) => typeof e?.n !== 'number' || typeof e.body !== 'object' || e.body === null)) return 'entries: malformed entry list'
       return typeof msg.releasedThrough === 'number' ? null : 'entries: releasedThrough is not a number'
+    case 'entry-part':
+      if (typeof msg.n !== 'number' || typeof msg.at !== 'number' || typeof msg.total !== 'number' || !(msg.bytes instanceof Uint8Array)) return 'entry-part: n, at, total or bytes missing'
+      return typeof msg.releasedThrough === 'number' ? null : 'entry-part: releasedThrough is not a number'
     case 'ack':
       return typeof msg.n === 'number' ? null : 'ack: n is not a number'
     case 'heartbeat':
       return typeof msg.last === 'number' && typeof msg.releasedThrough === 'number' ? null : 'heartbeat: last or releasedThrough is not a number'
     case 'snapshot':
-      return typeof msg.snapshot === 'object' && msg.snapshot !== null && typeof msg.from === 'string' ? null : 'snapshot: missing snapshot or sender'
+      if (typeof msg.from !== 'string' || typeof msg.part !== 'number' || !Array.isArray(msg.pages)) return 'snapshot: missing sender, part or pages'
+      return typeof msg.guest === 'string' && typeof msg.hash === 'string' && typeof msg.last === 'number' ? null : 'snapshot: missing guest, hash or last'
     case 'snapshot-ack':
-      return typeof msg.from === 'string' ? null : 'snapshot-ack: missing sender'
+      return typeof msg.from === 'string' && typeof msg.part === 'number' ? null : 'snapshot-ack: missing sender or part'
     case 'diverged':
       return null
     default:

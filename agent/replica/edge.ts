@@ -47,7 +47,11 @@ export interface TimerPort {
 
 /** The logging channel. Sends are fire-and-forget: the core resends what is not acknowledged. */
 export interface PeerPort {
-  send(to: ReplicaId, msg: PeerMsg): void
+  /**
+   * Returns why the channel refused the message for good (too large for a frame, cannot be
+   * encoded), so the core hears it; nothing when it was accepted or the link is down.
+   */
+  send(to: ReplicaId, msg: PeerMsg): string | void
   /** have a channel to `peer` (a primary dials its backup; restore dials the new one) */
   connect(peer: { id: ReplicaId; channel: Endpoint }): void
   /** gone live alone: stop dialling */
@@ -365,13 +369,16 @@ export class ReplicaEdge {
 
   private perform(actions: Action[]): void {
     const obs = this.opts.observer
+    const refused: { msg: PeerMsg; why: string }[] = []
     for (const a of actions) {
       obs?.action(a)
       switch (a.t) {
-        case 'send-peer':
-          this.ports.peer.send(a.to ?? this.core.status().peer ?? '', a.msg)
+        case 'send-peer': {
+          const why = this.ports.peer.send(a.to ?? this.core.status().peer ?? '', a.msg)
+          if (typeof why === 'string') refused.push({ msg: a.msg, why })
           if (a.msg.t === 'entries') this.telemetry.sent(a.msg)
           break
+        }
         case 'send-disk': {
           const op = a.req.op
           this.ports.disk.request(a.req, (res, problem) => {
@@ -406,6 +413,8 @@ export class ReplicaEdge {
       }
     }
     obs?.stepped()
+    // after the batch, so the core's next actions never cut in between the ones it asked for before
+    for (const r of refused) this.step({ t: 'send-failed', now: this.ports.clock.now(), msg: r.msg, why: r.why })
   }
 
   private onTelemetry(ev: Telemetry): void {

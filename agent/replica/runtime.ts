@@ -88,7 +88,10 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
   listener.on('dropped', (r) => ctx.emit('dropped', { ...r }))
   const linkTo = (peer: string): Link => dialed.get(peer) ?? listener.link(peer)
   const peerPort: PeerPort = {
-    send: (to, msg) => void linkTo(to).send(msg),
+    send: (to, msg) => {
+      const r = linkTo(to).offer(msg)
+      return typeof r === 'object' ? r.refused : undefined
+    },
     connect(peer: { id: string; channel: Endpoint }) {
       const at = `${peer.channel.host}:${peer.channel.port}`
       const have = dialed.get(peer.id)

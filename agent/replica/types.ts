@@ -2,7 +2,7 @@
 // (core.ts) is a deterministic state machine: Events in, Actions out. Sockets, clocks
 // and processes live at the edge (edge.ts, bound to the world by runtime.ts on hosts and
 // by sim/ in the simulator).
-import type { EntryBody, GuestInput, IoRequest, Output, ReplicationMode, Snapshot } from '../vmm/types.js'
+import type { EntryBody, GuestInput, IoRequest, Output, PageWrite, ReplicationMode } from '../vmm/types.js'
 
 export type ReplicaId = string
 export type Role = 'primary' | 'backup' | 'live' | 'halted' | 'joining'
@@ -25,11 +25,23 @@ export interface LogEntry {
 export type PeerMsg =
   /** `nextConn`: the primary's next plain-connection number, so a backup that goes live never reuses a `t:<n>` id */
   | { t: 'entries'; gen: number; entries: LogEntry[]; releasedThrough: number; nextConn?: number }
-  | { t: 'ack'; gen: number; n: number }
+  /**
+   * One slice of an entry too large for one message: bytes [at, at + bytes.length) of the entry's
+   * codec encoding, `total` bytes in all. The backup assembles entry `n` only when it is the next one.
+   */
+  | { t: 'entry-part'; gen: number; n: number; at: number; total: number; bytes: Uint8Array; releasedThrough: number; nextConn?: number }
+  /** `part`: bytes of entry n + 1 the backup holds so far (progress on an entry sent in parts) */
+  | { t: 'ack'; gen: number; n: number; part?: number }
   | { t: 'heartbeat'; gen: number; from: ReplicaId; last: number; releasedThrough: number }
-  | { t: 'snapshot'; gen: number; from: ReplicaId; last: number; snapshot: Snapshot; nextConn?: number }
-  | { t: 'snapshot-ack'; gen: number; from: ReplicaId }
-  | { t: 'diverged'; gen: number; n: number; primaryHash: string; backupHash: string }
+  /**
+   * Part `part` of the snapshot (from 0; `done` on the last). Pages are cut to bound the message:
+   * `append` says the first page continues the value of the previous part's last page.
+   */
+  | { t: 'snapshot'; gen: number; from: ReplicaId; last: number; part: number; done: boolean; guest: string; hash: string; pages: PageWrite[]; append: boolean; nextConn?: number }
+  /** cumulative: the joining replica holds parts 0..part */
+  | { t: 'snapshot-ack'; gen: number; from: ReplicaId; part: number }
+  /** the backup's state hash differs at entry `n`; the divergence began at or after `since` (the entry after the last one whose hash matched). The backup has halted. */
+  | { t: 'diverged'; gen: number; n: number; since: number; primaryHash: string; backupHash: string }
 
 /** Disk-server protocol: block store, test-and-set per generation, fencing. */
 export type DiskReq =
@@ -79,6 +91,12 @@ export interface ReplicaConfig {
   maxUnackedBytes: number
   /** at most this many entries in one 'entries' message (batching under load) */
   batchEntries: number
+  /**
+   * Bound on one logging-channel message, in approxBytes (size.ts). An entry above it travels in
+   * 'entry-part' slices, the snapshot in parts. Keep it under a third of the link's frame limit:
+   * approxBytes counts a string's UTF-16 units, and UTF-8 takes up to three bytes for one.
+   */
+  maxMessageBytes: number
   /** a state hash goes into every `hashEvery`-th entry */
   hashEvery: number
 }
@@ -90,6 +108,8 @@ export type Event =
   | { t: 'input'; now: number; input: GuestInput }
   | { t: 'disk'; now: number; res: DiskRes }
   | { t: 'io-done'; now: number; id: number } // reserved: completion of a released output the edge tracks
+  /** the channel refused a message for good (too large, cannot be encoded): resending it cannot help */
+  | { t: 'send-failed'; now: number; msg: PeerMsg; why: string }
 
 /** What the protocol asks the edge to do. */
 export type Action =
@@ -111,6 +131,7 @@ export type Telemetry =
   | { k: 'suspect'; peer: ReplicaId | null; silentMs: number }
   | { k: 'tas'; gen: number; result: 'won' | 'lost' | 'unreachable' }
   | { k: 'go-live'; gen: number; replayed: number; reemitted: number }
-  | { k: 'diverged'; n: number; primaryHash: string; backupHash: string }
+  /** `host`: the backup whose state differs; it has halted. `since`: the divergence began at or after this entry */
+  | { k: 'diverged'; host: ReplicaId; n: number; since: number; primaryHash: string; backupHash: string }
   | { k: 'dropped'; what: string; why: string }
   | { k: 'snapshot'; gen: number; bytes: number; direction: 'sent' | 'received' }

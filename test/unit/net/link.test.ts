@@ -156,6 +156,16 @@ describe('links over loopback', () => {
     expect((await drop).why).toMatch(/exceeds the frame limit/)
   })
 
+  it('tells a sender a refusal for good apart from a link that is down', async () => {
+    const l = await listener()
+    const a = dial(l.port, { maxFrameBytes: 100 })
+    expect(a.offer({ small: 1 })).toBe('down')
+    await once(a, 'up')
+    expect(a.offer({ small: 1 })).toBe('accepted')
+    const r = a.offer({ big: new Uint8Array(200) })
+    expect(r).toEqual({ refused: expect.stringMatching(/message of \d+ bytes exceeds the frame limit of 100/) })
+  })
+
   it('closes and reports a garbage stream', async () => {
     const l = await listener()
     const drop = nextDrop(l)

@@ -65,19 +65,20 @@ describe('backup: replaying the logging channel', () => {
     expect(b.core.status().lastEntry).toBe(0)
   })
 
-  it('reports a state-hash mismatch once, with the entry where it began', () => {
+  it('reports a state-hash mismatch once, with the entry where it began, and halts', () => {
     const { entries } = primaryEntries(3)
     const bad = entries.map((e) => (e.n >= 2 ? { ...e, hash: `bogus${e.n}` } : e))
     const b = makeCore('backup')
     b.core.takeActions()
     b.core.step({ t: 'peer', now: 1, msg: { t: 'entries', gen: 1, entries: bad, releasedThrough: 0 } })
     const a = b.core.takeActions()
-    const mine = b.core.status().lastEntry
-    expect(mine).toBe(3)
+    // entry 3 is never applied: the backup halted at the mismatch, and acks nothing from it on
+    expect(b.core.status()).toMatchObject({ role: 'halted', lastEntry: 2 })
+    expect(ackMsgs(a)).toEqual([])
     const diverged = telemetry(a).filter((t) => t.k === 'diverged')
     expect(diverged).toHaveLength(1)
-    expect(diverged[0]).toMatchObject({ k: 'diverged', n: 2, primaryHash: 'bogus2' })
-    expect(peerMsgs(a)).toContainEqual(expect.objectContaining({ t: 'diverged', gen: 1, n: 2, primaryHash: 'bogus2' }))
+    expect(diverged[0]).toMatchObject({ k: 'diverged', host: 'b', n: 2, since: 2, primaryHash: 'bogus2' })
+    expect(peerMsgs(a)).toContainEqual(expect.objectContaining({ t: 'diverged', gen: 1, n: 2, since: 2, primaryHash: 'bogus2' }))
 
     // the primary shows it
     const p = confirmedPrimary()

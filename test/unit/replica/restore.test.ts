@@ -38,7 +38,7 @@ describe('restore redundancy', () => {
     c.core.takeActions()
     const joined = deliver(started, c.core, 103)
     expect(roles(joined)).toMatchObject([{ role: 'backup', gen: 2 }])
-    expect(peerMsgs(joined)).toEqual([{ t: 'snapshot-ack', gen: 2, from: 'c' }])
+    expect(peerMsgs(joined)).toEqual([{ t: 'snapshot-ack', gen: 2, from: 'c', part: 0 }])
 
     const flowing = deliver(joined, p.core, 104)
     expect(entriesMsgs(flowing).flatMap((m) => m.entries.map((e) => [e.gen, e.n]))).toEqual([[2, 1]])
@@ -79,7 +79,7 @@ describe('restore redundancy', () => {
     deliver([...flowing, ...p.core.takeActions()], c.core, 104)
     expect(c.vmm.peek('k')).toBe('after')
     const again = deliver(started, c.core, 105) // the old snapshot, delayed
-    expect(peerMsgs(again)).toEqual([{ t: 'snapshot-ack', gen: 2, from: 'c' }])
+    expect(peerMsgs(again)).toEqual([{ t: 'snapshot-ack', gen: 2, from: 'c', part: 0 }])
     expect(c.vmm.peek('k')).toBe('after')
   })
 
@@ -129,5 +129,5 @@ describe('restore redundancy', () => {
 })
 
 function p0() {
-  return { id: 'b', peer: 'a', mode: 'rsm' as const, heartbeatMs: 10, suspectMs: 50, diskRetryMs: 20, maxUnackedEntries: 8, maxUnackedBytes: 1 << 20, batchEntries: 4, hashEvery: 1 }
+  return { id: 'b', peer: 'a', mode: 'rsm' as const, heartbeatMs: 10, suspectMs: 50, diskRetryMs: 20, maxUnackedEntries: 8, maxUnackedBytes: 1 << 20, batchEntries: 4, maxMessageBytes: 1 << 20, hashEvery: 1 }
 }

@@ -1,0 +1,156 @@
+// Bounded messages on the logging channel. The link refuses a frame above its limit (16 MiB),
+// and a guest decides how large its entries and its state are: a 9 MiB SET in state-transfer
+// mode is a 9 MiB page in one entry, a 200 MiB guest is a 200 MiB snapshot. So an entry above
+// the core's message bound travels as slices of its encoding, and the snapshot as parts cut
+// between (and, for a large value, inside) pages. The snapshot is cut as it is sent, from the
+// pages the VMM hands out, so a large guest is never copied whole into a message buffer.
+import { decode, encode } from '../net/codec.js'
+import type { PageWrite, Snapshot } from '../vmm/types.js'
+import type { LogEntry, PeerMsg, ReplicaId } from './types.js'
+
+/** The slices of one entry's encoding, each at most `maxBytes` long. */
+export function entryParts(entry: LogEntry, maxBytes: number, extra: { releasedThrough: number; nextConn?: number }): PeerMsg[] {
+  const bytes = encode(entry)
+  const out: PeerMsg[] = []
+  for (let at = 0; at < bytes.length; at += maxBytes) {
+    // subarray: the slices share the one encoding; the edge copies each into its own frame
+    out.push({ t: 'entry-part', gen: entry.gen, n: entry.n, at, total: bytes.length, bytes: bytes.subarray(at, Math.min(bytes.length, at + maxBytes)), ...extra })
+  }
+  return out
+}
+
+/** Collects the slices of one entry, in order. */
+export class EntryAssembly {
+  private chunks: Uint8Array[] = []
+  private held = 0
+
+  constructor(
+    readonly n: number,
+    readonly total: number
+  ) {}
+
+  get bytesHeld(): number {
+    return this.held
+  }
+
+  /** False when the slice is not the next one (lost or reordered): the primary resends from the gap. */
+  add(at: number, total: number, bytes: Uint8Array): boolean {
+    if (at !== this.held || total !== this.total || !(bytes instanceof Uint8Array) || this.held + bytes.length > this.total) return false
+    this.chunks.push(bytes)
+    this.held += bytes.length
+    return true
+  }
+
+  get complete(): boolean {
+    return this.held === this.total
+  }
+
+  /** The entry, or a reason it is not one. */
+  entry(): LogEntry | string {
+    const all = new Uint8Array(this.total)
+    let at = 0
+    for (const c of this.chunks) {
+      all.set(c, at)
+      at += c.length
+    }
+    this.chunks = []
+    let v: unknown
+    try {
+      v = decode(all)
+    } catch (err) {
+      return `entry ${this.n} does not decode: ${(err as Error).message}`
+    }
+    const e = v as LogEntry
+    if (typeof e !== 'object' || e === null || e.n !== this.n || typeof e.gen !== 'number' || typeof e.body !== 'object' || e.body === null) return `entry ${this.n}: assembled value is not that entry`
+    return e
+  }
+}
+
+const isHighSurrogate = (c: number) => c >= 0xd800 && c <= 0xdbff
+
+/** Cuts a snapshot into parts of at most about `maxBytes` (approxBytes), one part at a time. */
+export class SnapshotCutter {
+  private page = 0
+  /** offset into the value of `page` where the next part starts */
+  private offset = 0
+  private produced = 0
+  private finished = false
+
+  constructor(
+    private readonly snapshot: Snapshot,
+    private readonly maxBytes: number,
+    private readonly head: { gen: number; from: ReplicaId; last: number; nextConn?: number }
+  ) {}
+
+  get done(): boolean {
+    return this.finished
+  }
+
+  /** The next part, or null after the last. */
+  next(): Extract<PeerMsg, { t: 'snapshot' }> | null {
+    if (this.finished) return null
+    const pages: PageWrite[] = []
+    const all = this.snapshot.pages
+    const append = this.offset > 0
+    let room = this.maxBytes
+    while (this.page < all.length && room > 0) {
+      const [key, value] = all[this.page]
+      const cost = key.length + 8
+      if (value === null) {
+        if (pages.length > 0 && cost > room) break
+        pages.push([key, null])
+        room -= cost
+        this.page++
+        continue
+      }
+      const left = value.length - this.offset
+      let take = Math.min(left, Math.max(0, room - cost))
+      // a sliver of a large value is not worth its key: it starts the next part
+      if (take < left && take < 4096 && pages.length > 0) break
+      let end = this.offset + take
+      // never split a surrogate pair: each half alone would be replaced in UTF-8
+      if (end < value.length && end > this.offset && isHighSurrogate(value.charCodeAt(end - 1))) end--
+      if (end === this.offset && left > 0) end = Math.min(value.length, this.offset + 2)
+      take = end - this.offset
+      pages.push([key, this.offset === 0 && end === value.length ? value : value.slice(this.offset, end)])
+      room -= cost + take
+      if (end === value.length) {
+        this.page++
+        this.offset = 0
+      } else {
+        this.offset = end
+        break
+      }
+    }
+    this.finished = this.page >= all.length
+    const part = this.produced++
+    return { t: 'snapshot', ...this.head, part, done: this.finished, guest: this.snapshot.guest, hash: this.snapshot.hash, pages, append }
+  }
+}
+
+/** The joining side: puts the parts back together, in order. */
+export class SnapshotAssembly {
+  private readonly pages: PageWrite[] = []
+  /** parts 0..held-1 are here */
+  held = 0
+
+  /** False when the part is not the next one. */
+  add(msg: Extract<PeerMsg, { t: 'snapshot' }>): boolean {
+    if (msg.part !== this.held || !Array.isArray(msg.pages)) return false
+    let first = 0
+    if (msg.append && msg.pages.length > 0 && this.pages.length > 0) {
+      const last = this.pages[this.pages.length - 1]
+      const more = msg.pages[0]
+      if (last[0] !== more[0] || typeof last[1] !== 'string' || typeof more[1] !== 'string') return false
+      last[1] = last[1] + more[1]
+      first = 1
+    }
+    for (let i = first; i < msg.pages.length; i++) this.pages.push(msg.pages[i])
+    this.held++
+    return true
+  }
+
+  snapshot(msg: Extract<PeerMsg, { t: 'snapshot' }>): Snapshot {
+    return { guest: msg.guest, hash: msg.hash, pages: this.pages }
+  }
+}
