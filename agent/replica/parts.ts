@@ -19,9 +19,16 @@ export function entryParts(entry: LogEntry, maxBytes: number, extra: { releasedT
   return out
 }
 
-/** Collects the slices of one entry, in order. */
+/**
+ * Collects the slices of one entry. TCP keeps them in order on a host, but a reconnect or the
+ * simulator's network may not: a slice ahead of a gap is kept (the whole entry is at most
+ * `total` bytes, so this is bounded) and used once the gap fills, rather than thrown away
+ * for the primary to send again after its resend timer.
+ */
 export class EntryAssembly {
   private chunks: Uint8Array[] = []
+  /** slices that arrived ahead of the contiguous prefix, by offset */
+  private ahead = new Map<number, Uint8Array>()
   private held = 0
 
   constructor(
@@ -29,15 +36,26 @@ export class EntryAssembly {
     readonly total: number
   ) {}
 
+  /** the contiguous prefix held: what the backup reports as progress */
   get bytesHeld(): number {
     return this.held
   }
 
-  /** False when the slice is not the next one (lost or reordered): the primary resends from the gap. */
+  /** False when the slice brings nothing new (a resend of what is held, or not of this encoding). */
   add(at: number, total: number, bytes: Uint8Array): boolean {
-    if (at !== this.held || total !== this.total || !(bytes instanceof Uint8Array) || this.held + bytes.length > this.total) return false
+    if (total !== this.total || !(bytes instanceof Uint8Array) || at < this.held || at + bytes.length > this.total) return false
+    if (at > this.held) {
+      if (this.ahead.has(at)) return false
+      this.ahead.set(at, bytes)
+      return true
+    }
     this.chunks.push(bytes)
     this.held += bytes.length
+    for (let next = this.ahead.get(this.held); next !== undefined; next = this.ahead.get(this.held)) {
+      this.ahead.delete(this.held)
+      this.chunks.push(next)
+      this.held += next.length
+    }
     return true
   }
 

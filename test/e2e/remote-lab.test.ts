@@ -295,6 +295,9 @@ describe.skipIf(skip !== null)(`the console runs a lab on real hosts (testbed, r
     const row = page.locator(`[data-test=recent-lab][data-lab="${LAB}"]`)
     await row.waitFor()
     await shoot(page, '20-lab-picker-recent')
+    // nothing may be asking the operator anything once the console has let go of the lab
+    const dialog = page.locator('.backdrop')
+    if (await dialog.count()) throw new Error(`a dialog is open after detach: ${await dialog.first().innerText()}`)
     await row.locator('[data-test=recent-open]').click()
     // browser mode kept no secret: reopening asks for the spare's password again
     await page.locator('[data-test=secret-dialog]').waitFor({ timeout: 60_000 })
