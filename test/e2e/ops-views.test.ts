@@ -1,7 +1,8 @@
 // The operator's views in a real browser: the space-time diagram, the throughput and latency
 // charts with fault bands, the invariants panel, compound host states, fault countdowns, the
 // emergency stop's keyboard shortcut, a reload that keeps the picture, a console that goes
-// away, and the layout at 1024 px. Runs on the simulated lab behind browser mode.
+// away, and the layout at 1024 px. Runs on the simulated lab (the real console backend over
+// the real core) behind browser mode.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
 import { ensureRendererBuilt, openBrowser, shoot, startLab, type Browsing, type Lab } from './harness.js'
@@ -104,11 +105,12 @@ describe.skipIf(noBrowser !== null)('operator views on the simulated lab', () =>
     await page.click('[data-test=diagram-zoom-in]')
     expect(await page.locator('[data-test=diagram-window]').textContent()).toBe('4.0 s')
 
-    // restore redundancy cannot cross an open cut of the logging channel: disabled, saying why
+    // restore redundancy cannot cross an open cut of the live replica's path to the disk server: disabled, saying why
     const restore = page.locator('[data-test=lab-restore]')
     expect(await restore.isDisabled()).toBe(false)
+    await page.selectOption('[data-test=fault-list] select[aria-label="link"]', 'b-disk')
     await page.click('[data-test=link-fault]')
-    await expectText(page, '[data-test=fault-item]', /cut a/)
+    await expectText(page, '[data-test=fault-item]', /cut b/)
     await expect.poll(() => restore.isDisabled()).toBe(true)
     expect(await restore.getAttribute('title')).toMatch(/^heal .*cut.* first/)
     expect(pageErrors).toEqual([])
@@ -170,7 +172,7 @@ describe.skipIf(noBrowser !== null)('operator views on the simulated lab', () =>
     await page.locator('body').click({ position: { x: 5, y: 5 } })
     await page.keyboard.press('Control+Shift+H')
     await page.locator('[data-test=fault-item]').waitFor({ state: 'detached' })
-    expect((await lab.backend.labStatus()).faults).toEqual([])
+    expect((await lab.status()).faults).toEqual([])
     expect(pageErrors).toEqual([])
   })
 
