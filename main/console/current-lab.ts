@@ -1,9 +1,6 @@
-// The console's current lab, whatever drives it: a LabDriver over a real `Lab` (local,
-// remote, and the simulated lab on the real core), or, until the simulated lab on the real
-// core lands (main/lab/sim-lab.ts), the hand-written imitation in main/api/fake-backend.ts.
+// The console's current lab: a LabDriver over a real `Lab` (local, remote, or the simulated
+// lab on the real core, main/lab/sim-lab.ts), as the session and the console backend use it.
 import type { FaultHealResult, FaultInfo, FaultInjectParams, HostId, LabKind, LabStatus, LoadStartParams, LoadStatus } from '../api/contract.js'
-import type { UnnumberedEvent } from '../api/event-log.js'
-import type { FakeBackend } from '../api/fake-backend.js'
 import type { LabDriver } from './lab-driver.js'
 
 export interface CurrentLab {
@@ -35,33 +32,5 @@ export function driverLab(d: LabDriver): CurrentLab {
     loadStop: () => d.load.stop(),
     stop: () => d.stop(),
     detach: () => d.closeAfterLoad()
-  }
-}
-
-/** The imitation as the simulated lab; its events are republished into the console's log. */
-export function fakeLab(fake: FakeBackend, publish: (ev: UnnumberedEvent) => void): CurrentLab {
-  const off = fake.subscribe((ev) => {
-    const { seq: _seq, ...rest } = ev
-    publish(rest as UnnumberedEvent)
-  })
-  const close = async () => {
-    off()
-    await fake.close()
-  }
-  return {
-    kind: 'simulated',
-    name: 'simulated',
-    status: () => fake.snapshotNow(),
-    faultInject: (p) => fake.faultInject(p),
-    faultHeal: async (id) => ({ warnings: [], ...(await fake.faultHeal({ id })) }),
-    restore: () => fake.labRestore(),
-    powerOn: (h) => fake.powerOn(h),
-    loadStart: (p) => fake.loadStart(p),
-    loadStop: () => fake.loadStopNow(),
-    stop: async () => {
-      await fake.labStop()
-      await close()
-    },
-    detach: close
   }
 }

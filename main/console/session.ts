@@ -17,7 +17,6 @@ import {
   type Mark
 } from '../api/contract.js'
 import type { UnnumberedEvent } from '../api/event-log.js'
-import { FakeBackend } from '../api/fake-backend.js'
 import { LabStore } from '../lab/lab-state.js'
 import type { Lab } from '../lab/lab.js'
 import { startSimLab } from '../lab/sim-lab.js'
@@ -26,7 +25,7 @@ import { LabFileError, validateLabFile, type LabFile } from '../remote/lab-file.
 import { RemoteDeployError, RemoteLab, type RemoteLabOptions } from '../remote/remote-lab.js'
 import { PtyShell } from '../ssh/shell.js'
 import type { DeployProgress } from '../ssh/deploy.js'
-import { driverLab, fakeLab, type CurrentLab } from './current-lab.js'
+import { driverLab, type CurrentLab } from './current-lab.js'
 import { LabDriver, apiError, type EventSink } from './lab-driver.js'
 import type { Prompts } from './prompts.js'
 import type { ShellOpener } from './terminals.js'
@@ -39,13 +38,6 @@ export interface SessionOptions extends LocalLabOptions {
   statusEveryMs?: number
   /** passed to RemoteLab (known_hosts, ssh config, agent bundle, runtime cache…) */
   remote?: Omit<RemoteLabOptions, 'confirmHostKey' | 'secrets' | 'onProgress' | 'home'>
-  /**
-   * The simulated lab: by default the real core under the simulator (main/lab/sim-lab.ts), run
-   * by a LabDriver like any other lab. null: the hand-written imitation in main/api/fake-backend.ts
-   * instead (kept for the UI tests that drive its clock), with `fake` as its options.
-   */
-  startSimLab?: StartSimLab | null
-  fake?: { timers?: boolean; seed?: number }
   readyTimeoutMs?: number
 }
 
@@ -126,13 +118,13 @@ export class LabSession {
     return this.serially(async () => {
       const kind = p.kind ?? 'local'
       this.refuseIfOpen('lab.start')
-      const simLab = this.opts.startSimLab === undefined ? startSimLab : this.opts.startSimLab
-      if (kind === 'simulated' && simLab) {
+      // the simulated lab is the real core under the simulator (main/lab/sim-lab.ts), driven like any other lab
+      if (kind === 'simulated') {
         this.setIdle('starting', 'simulated', SIMULATED_LAB_NAME, null)
         this.mark({ kind: 'start', label: `lab start: simulated, guest ${p.guest}, ${p.mode}${p.speed ? `, speed ×${p.speed}` : ''}` })
         let started: Awaited<ReturnType<StartSimLab>>
         try {
-          started = await simLab({
+          started = await startSimLab({
             guest: p.guest,
             mode: p.mode,
             timing: timingOf(p),
@@ -163,13 +155,6 @@ export class LabSession {
         this.current = { ...cur, stop: () => cur.stop().finally(() => sim.close()), detach: () => cur.detach().finally(() => sim.close()) }
         this.hooks.onShells(null)
         await d.attach()
-        return this.status()
-      }
-      if (kind === 'simulated') {
-        const fake = new FakeBackend({ timers: this.opts.fake?.timers, seed: p.seed ?? this.opts.fake?.seed })
-        this.current = fakeLab(fake, (ev) => this.hooks.sink.publish(ev))
-        this.hooks.onShells(null)
-        await fake.labStart({ guest: p.guest, mode: p.mode })
         return this.status()
       }
       // a lab of this name may have been started meanwhile by the command line or another console

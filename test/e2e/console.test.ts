@@ -1,5 +1,6 @@
 // The console in a real browser, through browser mode: token, three hosts from the
-// simulated lab, operator actions reaching the backend, and the empty/error states.
+// simulated lab (the real console backend over the real core), operator actions reaching
+// the backend, and the empty/error states.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
 import { ensureRendererBuilt, openBrowser, shoot, startLab, type Browsing, type Lab } from './harness.js'
@@ -63,7 +64,7 @@ describe.skipIf(noBrowser !== null)('console in browser mode', () => {
 
     await startedLab(page)
     expect(await page.locator('[data-test=host-card]').count()).toBe(3)
-    const status = await lab.backend.labStatus()
+    const status = await lab.status()
     expect(status.state).toBe('running')
     const pidA = String(status.hosts[0].pid)
     await expectText(page, '[data-host=a] [data-test=host-pid]', pidA)
@@ -73,7 +74,7 @@ describe.skipIf(noBrowser !== null)('console in browser mode', () => {
     await page.click('[data-test=load-start]')
     const rate = page.locator('[data-test=stat-entries-rate]')
     await expect.poll(async () => Number(await rate.textContent()), { timeout: 15_000 }).toBeGreaterThan(100)
-    expect((await lab.backend.labStatus()).load.state).toBe('running')
+    expect((await lab.status()).load.state).toBe('running')
     await page.waitForTimeout(2500) // let the sparklines fill for the picture; nothing is asserted on time
     await shoot(page, '02-running-under-load')
     expect(pageErrors).toEqual([])
@@ -88,25 +89,25 @@ describe.skipIf(noBrowser !== null)('console in browser mode', () => {
     await page.click('[data-host=a] [data-test=fault-power]')
 
     await expectText(page, '[data-test=fault-item]', 'power')
-    const faults = (await lab.backend.labStatus()).faults
+    const faults = (await lab.status()).faults
     expect(faults).toHaveLength(1)
     expect(faults[0]).toMatchObject({ target: 'a', kind: 'power' })
-    expect(faults[0].healsAt! - faults[0].startedAt).toBe(60_000) // the fault list's default dead-man deadline
+    // a power cut switches the machine off: no dead-man heal, it stays until restore redundancy (or power-on)
+    expect(faults[0].healsAt).toBeNull()
+    await expectText(page, '[data-test=fault-countdown]', 'until restore')
     await expectText(page, '[data-host=a] [data-test=host-role]', 'down')
     await expectText(page, '[data-host=b] [data-test=host-role]', 'live')
     await expectText(page, '[data-test=timeline-mark]', 'b goes live')
     await page.waitForTimeout(800)
     await shoot(page, '03-power-cut-backup-live')
 
-    // heal all (emergency stop), then restore redundancy: b primary, a its new backup
-    await page.click('[data-test=heal-all]')
-    await page.locator('[data-test=fault-item]').waitFor({ state: 'detached' })
-    expect((await lab.backend.labStatus()).faults).toEqual([])
-    await expectText(page, '[data-host=a] [data-test=host-role]', 'idle')
+    // restore redundancy repairs the power cut: b primary, a its new backup, the fault gone
     await page.click('[data-test=lab-restore]')
     await expectText(page, '[data-host=b] [data-test=host-role]', 'primary')
     await expectText(page, '[data-host=a] [data-test=host-role]', 'backup')
     await expectText(page, '[data-test=channel-direction]', 'b → a')
+    await page.locator('[data-test=fault-item]').waitFor({ state: 'detached' })
+    expect((await lab.status()).faults).toEqual([])
     await page.waitForTimeout(1500)
     await shoot(page, '04-redundancy-restored')
     expect(pageErrors).toEqual([])
@@ -118,23 +119,30 @@ describe.skipIf(noBrowser !== null)('console in browser mode', () => {
     await page.goto(lab.server.url)
     await startedLab(page)
     await page.click('[data-host=b] [data-test=fault-pause]')
+    await expectText(page, '[data-test=fault-item]', 'pause')
+    await page.selectOption('[data-test=fault-list] select[aria-label="link"]', 'a-disk')
     await page.selectOption('[data-test=fault-list] select[aria-label="link fault"]', 'delay')
     await page.click('[data-test=link-fault]')
     await expectText(page, '[data-test=fault-item]', 'delay')
-    expect((await lab.backend.labStatus()).faults.map((f) => `${f.kind} ${f.target}`).sort()).toEqual(['delay a-b', 'pause b'])
-    // the backend refuses a second delay on the same link: the message is shown, not swallowed
+    expect((await lab.status()).faults.map((f) => `${f.kind} ${f.target}`).sort()).toEqual(['delay a-disk', 'pause b'])
+    // the paused b cannot apply a fault on its link: the backend refuses, and the message is shown, not swallowed
+    await page.selectOption('[data-test=fault-list] select[aria-label="link"]', 'a-b')
     await page.click('[data-test=link-fault]')
-    await expectText(page, '[data-test=action-error]', 'a-b already has a delay fault')
+    await expectText(page, '[data-test=action-error]', 'host b is paused, so its agent cannot apply delay')
+    expect((await lab.status()).faults.map((f) => `${f.kind} ${f.target}`).sort()).toEqual(['delay a-disk', 'pause b'])
     await page.waitForTimeout(800)
     await shoot(page, '05-faults-and-refusal')
   })
 
   it('shows the lab error when the lab fails to start', async () => {
-    lab = await startLab({ startError: 'host a: ssh: connection refused (127.0.0.1:22)' })
+    // a real failed start: the local lab's agents cannot start from an agent bundle that is not there
+    lab = await startLab({ lab: 'none', agentBundle: '/nonexistent/ftlab-agent.js' })
     const page = await freshPage()
     await page.goto(lab.server.url)
-    await page.click('[data-test=lab-start]')
-    await expectText(page, '[data-test=lab-error]', 'connection refused')
+    await page.click('[data-test=pick-local-start]')
+    await expectText(page, '[data-test=lab-error]', 'agent a exited before it was ready')
+    await expectText(page, '[data-test=lab-error]', "Cannot find module '/nonexistent/ftlab-agent.js'")
+    expect(await page.locator('[data-test=lab-state]').textContent()).toContain('error')
     await shoot(page, '06-lab-start-failed')
   })
 

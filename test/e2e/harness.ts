@@ -1,12 +1,15 @@
 // Shared by the e2e tests: a fresh renderer build when the sources changed, the browser
-// mode server on a free loopback port with the simulated lab, and Debian's chromium
-// driven by playwright-core (never a downloaded browser).
+// mode server on a free loopback port serving the real console backend with the simulated
+// lab (the real replica core, disk arbiter and guests under the simulator), and Debian's
+// chromium driven by playwright-core (never a downloaded browser).
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
-import { FakeBackend, type FakeBackendOptions } from '../../main/api/fake-backend.js'
+import { expect } from 'vitest'
+import type { LabStatus } from '../../main/api/contract.js'
+import { ConsoleBackend } from '../../main/console/console-backend.js'
 import { startApiServer, type ApiServer } from '../../main/transport/ws-server.js'
 import { chromiumPath } from '../support/skips.js'
 
@@ -31,23 +34,64 @@ export function ensureRendererBuilt(): void {
   execFileSync(process.execPath, [join(root, 'node_modules/electron-vite/bin/electron-vite.js'), 'build'], { cwd: root, stdio: 'pipe' })
 }
 
+export interface LabOptions {
+  /**
+   * The simulated lab as the page first finds it: 'stopped' (default: started and stopped
+   * again, so the toolbar offers Start lab for it, as after the operator stopped it),
+   * 'running', or 'none' (no lab yet: the page opens on the lab picker).
+   */
+  lab?: 'stopped' | 'running' | 'none'
+  /** the simulator's speed (virtual ms per real ms) and seed for the harness's own start */
+  speed?: number
+  seed?: number
+  /** the local lab's agent bundle (one that is not there makes a local lab start fail for real) */
+  agentBundle?: string
+}
+
 export interface Lab {
-  backend: FakeBackend
+  backend: ConsoleBackend
   server: ApiServer
+  /** the console's FTLAB_HOME: a temporary directory removed by close() */
+  home: string
+  status(): Promise<LabStatus>
   close(): Promise<void>
 }
 
-export async function startLab(opts: FakeBackendOptions = {}): Promise<Lab> {
-  const backend = new FakeBackend(opts)
+/** The real ConsoleBackend (temporary home, no reattach) behind browser mode, with the simulated lab. */
+export async function startLab(opts: LabOptions = {}): Promise<Lab> {
+  const home = mkdtempSync(join(tmpdir(), 'ftlab-e2e-home-'))
+  const backend = new ConsoleBackend({ home, reattach: false, shell: 'browser', agentBundle: opts.agentBundle })
   const server = await startApiServer({ backend, rendererDir })
-  return {
+  const status = () => backend.handle('lab.status', {})
+  const lab: Lab = {
     backend,
     server,
+    home,
+    status,
     close: async () => {
-      await server.close()
+      await backend.handle('lab.stop', {}).catch(() => {})
+      await server.close().catch(() => {})
       await backend.close()
+      rmSync(home, { recursive: true, force: true })
     }
   }
+  const want = opts.lab ?? 'stopped'
+  if (want === 'none') return lab
+  try {
+    const s = await backend.handle('lab.start', {
+      kind: 'simulated',
+      guest: 'kv',
+      mode: 'rsm',
+      ...(opts.speed === undefined ? {} : { speed: opts.speed }),
+      ...(opts.seed === undefined ? {} : { seed: opts.seed })
+    })
+    if (s.state !== 'running') throw new Error(`the simulated lab did not start: ${s.state}${s.error ? `: ${s.error}` : ''}`)
+    if (want === 'stopped') expect(await backend.handle('lab.stop', {})).toMatchObject({ kind: 'simulated', state: 'stopped' })
+  } catch (err) {
+    await lab.close()
+    throw err
+  }
+  return lab
 }
 
 export interface Browsing {

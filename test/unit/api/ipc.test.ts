@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import { IPC_CALL, IPC_EVENTS, type ApiEvent, type WireResult } from '../../../main/api/contract.js'
-import { FakeBackend } from '../../../main/api/fake-backend.js'
+import { ConsoleBackend } from '../../../main/console/console-backend.js'
 import { REFUSED_SENDER, serveIpc, streamEventsTo, type IpcCallEvent, type IpcMainLike, type WebContentsLike } from '../../../main/transport/ipc.js'
 import { startApiServer, type ApiServer } from '../../../main/transport/ws-server.js'
 
@@ -47,7 +47,8 @@ const ourFrame: IpcCallEvent = { sender: window, senderFrame: { url: 'file:///ap
 const isTrusted = (e: IpcCallEvent) => e.sender === window && e.senderFrame?.parent === null && e.senderFrame.url === 'file:///app/index.html'
 
 let dir: string
-let backend: FakeBackend
+let home: string
+let backend: ConsoleBackend
 let server: ApiServer
 const ipc = new FakeIpcMain()
 let stopIpc: () => void
@@ -55,7 +56,9 @@ let stopIpc: () => void
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ftlab-ipc-'))
   writeFileSync(join(dir, 'index.html'), '<!doctype html><title>FT Lab</title>')
-  backend = new FakeBackend({ timers: false, startTime: 5_000_000 })
+  home = mkdtempSync(join(tmpdir(), 'ftlab-ipc-home-'))
+  // the real console core: no lab until a test starts the simulated one (no processes, no reattach)
+  backend = new ConsoleBackend({ home, reattach: false, shell: 'electron' })
   server = await startApiServer({ backend, rendererDir: dir, token: TOKEN, batchMs: 5, maxMessageBytes: 4096 })
   stopIpc = serveIpc({ ipcMain: ipc, service: backend, isTrusted, maxMessageBytes: 4096 })
 })
@@ -63,8 +66,10 @@ beforeAll(async () => {
 afterAll(async () => {
   stopIpc()
   await server.close()
+  await backend.handle('lab.stop', {}).catch(() => {})
   await backend.close()
   rmSync(dir, { recursive: true, force: true })
+  rmSync(home, { recursive: true, force: true })
 })
 
 /** One call over the WebSocket, answered as IPC answers: { ok, result } or { ok, error }. */
@@ -152,8 +157,10 @@ describe('IPC transport', () => {
   it('streams events to the window in batches, and not to a destroyed one', async () => {
     const contents = new FakeWebContents()
     const stop = streamEventsTo(contents, backend, 5)
-    expect(await overIpc('lab.start', { guest: 'kv', mode: 'rsm' })).toMatchObject({ ok: true, result: { state: 'starting' } })
-    backend.advance(1000)
+    expect(await overIpc('lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm', speed: 5, seed: 1 })).toMatchObject({
+      ok: true,
+      result: { kind: 'simulated', state: 'running' }
+    })
     await new Promise((r) => setTimeout(r, 30))
     expect(contents.sent.length).toBeGreaterThan(0)
     expect(contents.sent.every((m) => m.channel === IPC_EVENTS)).toBe(true)
@@ -162,10 +169,9 @@ describe('IPC transport', () => {
     expect(events.every((e, i) => i === 0 || e.seq > events[i - 1].seq)).toBe(true)
     contents.destroyed = true
     const before = contents.sent.length
-    await overIpc('lab.stop')
-    backend.advance(500)
+    expect(await overIpc('lab.stop')).toMatchObject({ ok: true, result: { kind: 'simulated', state: 'stopped' } })
     await new Promise((r) => setTimeout(r, 30))
     expect(contents.sent.length).toBe(before)
     stop()
-  })
+  }, 30_000)
 })

@@ -2,13 +2,14 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { FakeBackend } from '../../../main/api/fake-backend.js'
+import { ConsoleBackend } from '../../../main/console/console-backend.js'
 import { startApiServer, tokensEqual, type ApiServer } from '../../../main/transport/ws-server.js'
 import { RawWsClient } from './ws-client.js'
 
 const TOKEN = 'a1'.repeat(32)
 let dir: string
-let backend: FakeBackend
+let home: string
+let backend: ConsoleBackend
 let server: ApiServer
 const clients: RawWsClient[] = []
 
@@ -17,14 +18,18 @@ beforeAll(async () => {
   mkdirSync(join(dir, 'assets'))
   writeFileSync(join(dir, 'index.html'), '<!doctype html><title>FT Lab</title>')
   writeFileSync(join(dir, 'assets/app.js'), 'console.log(1)')
-  backend = new FakeBackend({ timers: false, startTime: 1_000_000 })
+  home = mkdtempSync(join(tmpdir(), 'ftlab-api-home-'))
+  // the real console core: no lab until a test starts the simulated one (no processes, no reattach)
+  backend = new ConsoleBackend({ home, reattach: false, shell: 'browser' })
   server = await startApiServer({ backend, rendererDir: dir, token: TOKEN, batchMs: 5, maxMessageBytes: 4096 })
 })
 
 afterAll(async () => {
   await server.close()
+  await backend.handle('lab.stop', {}).catch(() => {})
   await backend.close()
   rmSync(dir, { recursive: true, force: true })
+  rmSync(home, { recursive: true, force: true })
 })
 
 afterEach(() => {
@@ -114,7 +119,7 @@ describe('WebSocket frames and the contract', () => {
   it('answers calls, validates params, and refuses unknown methods', async () => {
     const { client } = await open()
     const info = await call(client, 1, 'console.info')
-    expect(info).toMatchObject({ ok: true, result: { apiVersion: 2, backend: 'simulated' } })
+    expect(info).toMatchObject({ ok: true, result: { apiVersion: 2, backend: 'none', shell: 'browser', lab: null } })
     const bad = await call(client, 2, 'lab.start', { guest: 'redis', mode: 'rsm' })
     expect(bad).toEqual({ t: 'res', id: 2, ok: false, error: { code: 'bad-request', message: 'lab.start.guest must be one of "kv", "bank" (got "redis")' } })
     const unknown = await call(client, 3, 'lab.explode')
@@ -125,17 +130,15 @@ describe('WebSocket frames and the contract', () => {
 
   it('streams backend events in batches', async () => {
     const { client } = await open()
-    const started = await call(client, 1, 'lab.start', { guest: 'kv', mode: 'rsm' })
-    expect(started).toMatchObject({ ok: true, result: { state: 'starting' } })
-    backend.advance(1000)
+    const started = await call(client, 1, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm', speed: 5, seed: 1 })
+    expect(started).toMatchObject({ ok: true, result: { kind: 'simulated', state: 'running' } })
     const batch = await client.readJson((m) => m.t === 'events')
     const events = batch.events as { topic: string; seq: number }[]
     expect(events.length).toBeGreaterThan(1)
     expect(events.map((e) => e.topic)).toContain('status')
     expect(events.every((e, i) => i === 0 || e.seq > events[i - 1].seq)).toBe(true)
-    await call(client, 2, 'lab.stop')
-    backend.advance(500)
-  })
+    expect(await call(client, 2, 'lab.stop')).toMatchObject({ ok: true, result: { kind: 'simulated', state: 'stopped' } })
+  }, 30_000)
 
   it('reassembles a fragmented message', async () => {
     const { client } = await open()

@@ -357,13 +357,6 @@ describe('session: one console, any lab', () => {
     await call(b, 'lab.stop')
   })
 
-  it('can still serve the imitation as the simulated lab', async () => {
-    const b = new ConsoleBackend({ home: mkdtempSync(join(tmpdir(), 'ftlab-session-')), reattach: false, startSimLab: null, fake: { timers: false } })
-    cleanups.push(() => b.close())
-    expect(await call(b, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm' })).toMatchObject({ kind: 'simulated', state: 'starting' })
-    expect(await call(b, 'lab.stop')).toMatchObject({ state: 'stopped', kind: 'simulated' })
-  })
-
   it('checks a lab file at the field it concerns, and saves a good one 0600', async () => {
     const home = mkdtempSync(join(tmpdir(), 'ftlab-session-'))
     cleanups.push(() => rmSync(home, { recursive: true, force: true }))
