@@ -78,6 +78,17 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
     append('D' + key.length + ':' + key)
   }
 
+  /**
+   * A client's reply-table entry goes to disk with the writes of the same input, so a guest
+   * booted from disk answers a retried write from the table instead of applying it again
+   * (an INCR whose reply was lost with the live replica would otherwise count twice). A read
+   * that comes in an input with no write leaves no record: running it again is harmless.
+   */
+  function replyRecorded(client: string, entry: string): void {
+    if (!mem.get(PEND)) return
+    append('R' + client.length + ':' + client + entry.length + ':' + entry)
+  }
+
   function restartLog(): void {
     mem.set(LOGLEN, '0')
     mem.set(TAIL, '')
@@ -123,7 +134,7 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
       if (p >= log.length) return p
       const op = log[p]
       const k = field(log, p + 1)
-      if (op !== 'S' && op !== 'D') return p
+      if (op !== 'S' && op !== 'D' && op !== 'R') return p
       if (k === null) return p
       const key = k[0]
       if (op === 'D') {
@@ -133,7 +144,8 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
       }
       const v = field(log, k[1])
       if (v === null) return p
-      put(key, v[0])
+      if (op === 'R') svc.restoreReply(key, v[0])
+      else put(key, v[0])
       p = v[1]
     }
   }
@@ -338,6 +350,7 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
     durable: () => appendfsync() === 'always',
     settings: () => ({ appendfsync: appendfsync() }),
     configSet,
+    replyRecorded,
     info: () =>
       '# Persistence\r\nloading:' + (mem.get(STATE) === 'ready' ? 0 : 1) + '\r\nftlab_log_bytes:' + (mem.get(LOGLEN) ?? '0') +
       '\r\n\r\n# Keyspace\r\ndb0:keys=' + count() + ',expires=0,avg_ttl=0\r\n'

@@ -28,6 +28,12 @@ export interface ServiceApp {
   configSet?(name: string, value: string): string | null | undefined
   /** extra INFO text (`field:value` lines, CRLF separated, with `# Section` headings) */
   info?(): string
+  /**
+   * The reply table's entry for `client` after an FTREQ (`entry` as restoreReply takes it).
+   * A guest that persists its state writes it with the same batch's records, so that after a
+   * boot from disk a retried request is answered from the table, not executed twice.
+   */
+  replyRecorded?(client: string, entry: string): void
 }
 
 export interface Service {
@@ -38,6 +44,8 @@ export interface Service {
   drain(): void
   /** the disk writes before the disk.sync() that returned `tag` are durable: send the replies that waited for them */
   synced(tag: number): void
+  /** put back a reply-table entry a guest persisted (see ServiceApp.replyRecorded), at boot */
+  restoreReply(client: string, entry: string): void
 }
 
 export interface ServiceLib {
@@ -254,7 +262,9 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
       }
       const inner = args.slice(3)
       const r = inner[0].toUpperCase() === 'FTREQ' ? { reply: resp.error('ERR FTREQ cannot be nested') } : execute(conn, inner)
-      mem.set(REPLY + client, seq + '\n' + r.reply)
+      const entry = seq + '\n' + r.reply
+      mem.set(REPLY + client, entry)
+      app.replyRecorded?.(client, entry)
       return { reply: wrap(seq, r.reply), quit: r.quit }
     }
 
@@ -319,7 +329,10 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
         }
         settle()
       },
-      synced
+      synced,
+      restoreReply(client: string, entry: string) {
+        mem.set(REPLY + client, entry)
+      }
     }
   }
 

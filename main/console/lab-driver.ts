@@ -182,6 +182,18 @@ export class LabDriver {
    */
   async powerOn(host: HostId): Promise<LabStatus> {
     this.requireRunning('lab.powerOn')
+    if (host !== 'disk' && this.poller.replicasGone) {
+      // both replicas are gone: the guest comes back from the disk server in the next generation
+      try {
+        await this.lab.powerOn(host)
+      } catch (err) {
+        throw apiError('lab.powerOn', err)
+      }
+      this.downBecause.delete(host)
+      this.mark({ kind: 'power-on', label: `power on ${host}: boots the guest from the disk server in generation ${this.lab.generation}, alone; restore redundancy to take a backup`, host })
+      await this.poll()
+      return this.snapshot()
+    }
     if (this.lab.canPowerOn(host)) {
       try {
         const r = await this.lab.powerOn(host)
@@ -246,9 +258,10 @@ export class LabDriver {
     const hosts = this.poller.hosts({
       faults,
       addressOf: (id) => this.opts.remote?.where(id) ?? '127.0.0.1',
-      // a power driver switches a machine on; without one (local, simulated) power-on means
-      // booting a replica from the disk server, which Lab.powerOn does only after a double failure
-      canPowerOn: (id) => this.lab.canPowerOn(id) || (id !== 'disk' && this.poller.replicasGone),
+      // a power driver switches a machine on. Without one (local, simulated) a down replica's
+      // "power" is its agent: power-on starts a fresh one (restore redundancy), or, after a
+      // double failure, boots it from the disk server; a remote replica only in that last case
+      canPowerOn: (id) => this.lab.canPowerOn(id) || (id !== 'disk' && (this.kind !== 'remote' || this.poller.replicasGone)),
       downBecause: (id) => this.downBecause.get(id) ?? null
     })
     const load = this.load.status()

@@ -163,6 +163,19 @@ describe('FTREQ and the reply table', () => {
     expect(backupReply.outputs.filter((o) => o.t === 'disk-write')).toEqual([])
   })
 
+  it('keeps the reply-table entry of a write on disk, so a guest booted from disk answers the retry instead of counting it twice', () => {
+    const rig = booted()
+    expect(rig.cmd('s:c1', 'FTREQ', 'c1', '1', 'INCR', 'n')).toBe('*2\r\n:1\r\n:1\r\n')
+    const applied = rig.cmd('s:c1', 'FTREQ', 'c1', '2', 'INCR', 'n')
+    expect(applied).toBe('*2\r\n:2\r\n:2\r\n')
+    // both replicas die; the reply to seq 2 never reached the client, which retries on the replica booted from disk
+    const fresh = new Rig('kv', { disk: rig.disk, seed: 5 })
+    fresh.boot()
+    expect(fresh.cmd('s:c1', 'FTREQ', 'c1', '2', 'INCR', 'n')).toBe(applied)
+    expect(fresh.cmd('t:1', 'GET', 'n')).toBe('$1\r\n2\r\n')
+    expect(fresh.cmd('s:c1', 'FTREQ', 'c1', '3', 'INCR', 'n')).toBe('*2\r\n:3\r\n:3\r\n')
+  })
+
   it('refuses malformed FTREQ', () => {
     const rig = booted()
     expect(rig.cmd('t:1', 'FTREQ', 'c1', 'x', 'PING')).toMatch(/^-ERR FTREQ sequence number must be a non-negative integer/)

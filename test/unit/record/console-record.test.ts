@@ -70,7 +70,7 @@ describe('the console records every lab session', () => {
   it("writes an operator's request without its secret, and the refusal with it", async () => {
     const home = mkdtempSync(join(tmpdir(), 'ftlab-rec-console-'))
     cleanups.push(() => rmSync(home, { recursive: true, force: true }))
-    const b = new ConsoleBackend({ home, reattach: false, startSimLab: null, fake: { timers: false } })
+    const b = new ConsoleBackend({ home, reattach: false })
     cleanups.push(() => b.close())
     await call(b, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm' })
     await expect(call(b, 'prompt.answer', { id: 'p9', secret: 'hunter2', remember: false })).rejects.toThrow()
@@ -87,7 +87,7 @@ describe('the console records every lab session', () => {
   it('records nothing when told not to', async () => {
     const home = mkdtempSync(join(tmpdir(), 'ftlab-rec-console-'))
     cleanups.push(() => rmSync(home, { recursive: true, force: true }))
-    const b = new ConsoleBackend({ home, reattach: false, record: false, startSimLab: null, fake: { timers: false } })
+    const b = new ConsoleBackend({ home, reattach: false, record: false })
     cleanups.push(() => b.close())
     await call(b, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm' })
     await call(b, 'lab.stop')
