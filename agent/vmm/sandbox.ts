@@ -60,7 +60,7 @@ export function createSandbox(def: GuestDefinition, dev: GuestDevices): Sandbox 
   try {
     installer = vm.runInContext(install, ctx, { filename: `ftlab-guest-${def.name}.js` }) as (d: GuestDevices) => void
   } catch (e) {
-    throw new Error(`guest '${def.name}' does not compile in the sandbox: ${(e as Error).message}`)
+    throw new Error(`guest '${def.name}' does not compile in the sandbox: ${(e as Error).message}`, { cause: e })
   }
   installer(dev)
 

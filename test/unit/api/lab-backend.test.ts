@@ -124,7 +124,7 @@ describe('LabBackend on the local lab', () => {
     expect(s.faults.map((f) => `${f.kind} ${f.target}`).sort()).toEqual(['delay a-b', 'pause disk'])
     await expect(b.faultHeal({ id: 'f99' })).rejects.toThrow(/no open fault 'f99'/)
     expect((await b.faultHeal({ id: 'all' })).healed.sort()).toEqual([delay.id, 'f2'].sort())
-    s = await until(b, 'the disk server back', (x) => host(x, 'disk').reachable && x.faults.length === 0)
+    await until(b, 'the disk server back', (x) => host(x, 'disk').reachable && x.faults.length === 0)
 
     // load: entries flow a → b and are acknowledged
     const load = await b.loadStart({ clients: 4, seconds: 60, keys: 8 })
@@ -144,7 +144,7 @@ describe('LabBackend on the local lab', () => {
     expect(cut.healsAt).toBe(cut.startedAt)
     expect(s.faults).toEqual([])
     const atCut = s.load.completed
-    s = await until(b, 'the load continuing on b', (x) => x.load.target === 'b' && x.load.completed > atCut + 50)
+    await until(b, 'the load continuing on b', (x) => x.load.target === 'b' && x.load.completed > atCut + 50)
     await expect(b.faultInject({ target: 'a', kind: 'pause', params: {}, durationMs: 1000 })).rejects.toThrow(/fault.inject: host a is down/)
 
     // restore redundancy: b primary of generation 2, a fresh a its backup

@@ -96,7 +96,7 @@ describe('kv framing', () => {
 
   it('answers a pipeline in order, in one reply output', () => {
     const rig = booted()
-    const pipeline = Array.from({ length: 50 }, (_, i) => wire('INCR', 'n')).join('')
+    const pipeline = Array.from({ length: 50 }, () => wire('INCR', 'n')).join('')
     const r = rig.step({ t: 'data', conn: 't:1', data: bytes(pipeline) })
     const replies = r.outputs.filter((o) => o.t === 'reply')
     expect(replies).toHaveLength(1)
