@@ -101,7 +101,7 @@ export class Agent {
     try {
       if (this.opts.control !== 'in-process') await control.listen()
     } catch (err) {
-      throw new Error(`cannot listen on control port 127.0.0.1:${this.opts.boot.controlPort}: ${(err as Error).message}`)
+      throw new Error(`cannot listen on control port 127.0.0.1:${this.opts.boot.controlPort}: ${(err as Error).message}`, { cause: err })
     }
     this.control = control
     this.ring.emit('agent', { state: 'started', id: this.opts.boot.id, pid: this.pid, controlPort: control.port })

@@ -50,7 +50,7 @@ async function npm(args) {
     return stdout
   } catch (e) {
     const detail = String(e.stderr || e.message).trim().split('\n').slice(-3).join(' ')
-    throw new Error(`npm ${args.join(' ')} failed: ${detail}`)
+    throw new Error(`npm ${args.join(' ')} failed: ${detail}`, { cause: e })
   }
 }
 

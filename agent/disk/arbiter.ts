@@ -269,7 +269,7 @@ function parseMeta(json: string | null): Meta {
   try {
     raw = JSON.parse(json)
   } catch (err) {
-    throw new Error(`disk metadata is not valid JSON (${(err as Error).message}); refusing to start with an unknown generation`)
+    throw new Error(`disk metadata is not valid JSON (${(err as Error).message}); refusing to start with an unknown generation`, { cause: err })
   }
   const r = raw as Partial<Meta>
   const idOrNull = (v: unknown) => v === null || (typeof v === 'string' && v.length > 0)

@@ -34,7 +34,7 @@ export async function startDiskServerRole(spec: DiskServerSpec, ctx: AgentContex
     })
   } catch (err) {
     store.close()
-    throw new Error(`disk server cannot listen on ${spec.listen.host}:${spec.listen.port}: ${(err as Error).message}`)
+    throw new Error(`disk server cannot listen on ${spec.listen.host}:${spec.listen.port}: ${(err as Error).message}`, { cause: err })
   }
   const listen = { host: spec.listen.host, port: server.port }
   ctx.log.info('disk server started', { listen, blockSize: spec.blockSize })

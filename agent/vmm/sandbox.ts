@@ -312,7 +312,7 @@ export function createSandbox(def: GuestDefinition, host: HostDevices): Sandbox 
   try {
     installer = vm.runInContext(install, ctx, { filename: `${GUEST_FILE_PREFIX}${def.name}.js` }) as (dev: unknown) => unknown
   } catch (e) {
-    throw new Error(`guest '${def.name}' does not compile in the sandbox: ${(e as Error).message}`)
+    throw new Error(`guest '${def.name}' does not compile in the sandbox: ${(e as Error).message}`, { cause: e })
   }
   boundary.adopt(installer(boundary.dev))
   const callScript = new vm.Script('__ftlabRun()', { filename: 'ftlab-dispatch.js' })

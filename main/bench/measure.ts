@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process'
 import type { AgentStatus, Endpoint } from '../../agent/control/protocol.js'
 import type { HostStatusRow, Lab } from '../lab/lab.js'
-import { summarizeLatency, type LatencySummary } from '../load/latency.js'
+import { summarizeLatency } from '../load/latency.js'
 import { now, runLoad, type LoadResult, type LoadSummary } from '../load/load-runner.js'
 
 export class Aborted extends Error {

@@ -4,7 +4,7 @@
 import { pathToFileURL } from 'node:url'
 
 export function runIfMain(moduleUrl: string, name: string, main: () => Promise<number>, failureCode = 1): void {
-  let direct = false
+  let direct: boolean
   try {
     direct = process.argv[1] !== undefined && moduleUrl === pathToFileURL(process.argv[1]).href
   } catch {

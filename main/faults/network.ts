@@ -136,7 +136,7 @@ function deadlineSecondsIn(where: string, ms: number): number {
   try {
     return deadlineSeconds(ms)
   } catch (e) {
-    throw new Error(`${where}: ${(e as Error).message}`)
+    throw new Error(`${where}: ${(e as Error).message}`, { cause: e })
   }
 }
 

@@ -120,13 +120,13 @@ export class LabStore {
       text = readFileSync(p, 'utf8')
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
-      throw new Error(`cannot read lab state ${p}: ${(err as Error).message}`)
+      throw new Error(`cannot read lab state ${p}: ${(err as Error).message}`, { cause: err })
     }
     let raw: unknown
     try {
       raw = JSON.parse(text)
     } catch (err) {
-      throw new Error(`lab state ${p} is not valid JSON (${(err as Error).message}); remove the file if no agents of this lab run`)
+      throw new Error(`lab state ${p} is not valid JSON (${(err as Error).message}); remove the file if no agents of this lab run`, { cause: err })
     }
     const s = raw as Partial<LabState>
     if (typeof s !== 'object' || s === null || s.version !== LAB_STATE_VERSION || typeof s.hosts !== 'object' || s.hosts === null || typeof s.gen !== 'number') {

@@ -146,7 +146,7 @@ export class Lab extends EventEmitter {
       await lab.untilBackupHoldsState('b', cfg.readyTimeoutMs ?? 10_000)
     } catch (err) {
       await lab.teardown()
-      throw new Error(`lab '${name}' did not start: ${(err as Error).message}`)
+      throw new Error(`lab '${name}' did not start: ${(err as Error).message}`, { cause: err })
     }
     store.save(state)
     lab.operator('lab-start', { guest, mode, gen: 1 })
@@ -534,7 +534,7 @@ export class Lab extends EventEmitter {
 
   private async untilBackupHoldsState(id: string, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs
-    let last = 'no status yet'
+    let last: string
     for (;;) {
       try {
         const s = await this.client(id).status()
@@ -569,7 +569,7 @@ export class Lab extends EventEmitter {
     try {
       host = this.hostOf(machine)
     } catch (err) {
-      throw new Error(`cannot restore ${id} onto '${machine}': ${(err as Error).message}`)
+      throw new Error(`cannot restore ${id} onto '${machine}': ${(err as Error).message}`, { cause: err })
     }
     if (!host) throw new Error(`cannot restore ${id} onto '${machine}': the lab has no such machine`)
     const [channel, service] = await host.freePorts(2)

@@ -99,7 +99,7 @@ export class LocalHost implements LabHost {
     if (!Number.isInteger(pid) || pid <= 0) return false
     try {
       process.kill(pid, 0)
-    } catch (err) {
+    } catch {
       // EPERM: a process exists but is not ours, so it is not our agent
       return false
     }

@@ -235,7 +235,7 @@ function validateArbiter(f: string, raw: unknown, fail: Fail): ArbiterSpec {
         fail(`${f}.endpoints`, `must list 1 to 16 etcd client URLs like "http://10.0.0.5:2379", got ${JSON.stringify(a.endpoints)}`)
       }
       const endpoints = (a.endpoints as unknown[]).map((e, i) => {
-        let url: URL | null = null
+        let url: URL | null
         try {
           url = typeof e === 'string' ? new URL(e) : null
         } catch {

@@ -36,13 +36,13 @@ export class RemoteStore {
       text = readFileSync(p, 'utf8')
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null
-      throw new Error(`cannot read ${p}: ${(e as Error).message}`)
+      throw new Error(`cannot read ${p}: ${(e as Error).message}`, { cause: e })
     }
     let s: RemoteState
     try {
       s = JSON.parse(text) as RemoteState
     } catch (e) {
-      throw new Error(`${p} is not valid JSON (${(e as Error).message}); remove it once the lab's hosts are torn down`)
+      throw new Error(`${p} is not valid JSON (${(e as Error).message}); remove it once the lab's hosts are torn down`, { cause: e })
     }
     if (s?.version !== REMOTE_STATE_VERSION || typeof s.file !== 'object' || s.file === null) {
       throw new Error(`${p} is not a version ${REMOTE_STATE_VERSION} remote lab state`)

@@ -207,7 +207,7 @@ export class SshConfig {
       text = await readFile(path, 'utf8')
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new SshConfig([], path, [])
-      throw new Error(`cannot read SSH config ${path}: ${(e as Error).message}`)
+      throw new Error(`cannot read SSH config ${path}: ${(e as Error).message}`, { cause: e })
     }
     return SshConfig.parse(text, path)
   }

@@ -67,7 +67,7 @@ export function testbed(...args: string[]): string {
     return execFileSync('bash', [TESTBED_SCRIPT, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
   } catch (e) {
     const err = e as { stderr?: string; stdout?: string; message: string }
-    throw new Error(`testbed.sh ${args.join(' ')} failed: ${(err.stderr || err.stdout || err.message).trim()}`)
+    throw new Error(`testbed.sh ${args.join(' ')} failed: ${(err.stderr || err.stdout || err.message).trim()}`, { cause: e })
   }
 }
 

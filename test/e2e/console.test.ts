@@ -38,7 +38,6 @@ async function freshPage(): Promise<Page> {
   return page
 }
 
-const roleOf = (page: Page, host: string) => page.locator(`[data-host=${host}] [data-test=host-role]`)
 
 async function startedLab(page: Page): Promise<void> {
   await page.click('[data-test=lab-start]')

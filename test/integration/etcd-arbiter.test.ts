@@ -3,7 +3,6 @@
 // failure modes a real cluster will not produce on demand (a member that never answers, one
 // that answers 503).
 import { createServer, type Server } from 'node:http'
-import { createServer as createTcpServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EtcdArbiter } from '../../agent/arbiter/etcd.js'
 import { freePort, hasEtcd, startEtcd, until, type EtcdProcess } from '../support/etcd.js'

@@ -37,7 +37,7 @@ describe.skipIf(lacks(hasEtcd ? null : 'etcd is not installed (Debian package et
   it('a cut logging channel ends with exactly the replica etcd chose live, and the disk server fences for it', async () => {
     const etcd = await startEtcd()
     cleanups.push(() => etcd.close())
-    const { lab, events } = await etcdLab('etcd-on', etcd.url)
+    const { lab } = await etcdLab('etcd-on', etcd.url)
 
     const fault = await lab.injectFault({ kind: 'cut', from: 'a', to: 'b', oneWay: false }, 60_000)
     cleanups.push(() => lab.heal(fault.id).catch(() => {}))

@@ -81,7 +81,7 @@ export async function startEtcd(): Promise<EtcdProcess> {
     await until(() => etcdHealthy(url), 20_000, 'etcd to be healthy')
   } catch (e) {
     close()
-    throw new Error(`${(e as Error).message}; etcd said:\n${log.slice(-2000)}`)
+    throw new Error(`${(e as Error).message}; etcd said:\n${log.slice(-2000)}`, { cause: e })
   }
   return { url, process: etcd, kill, close }
 }

@@ -136,7 +136,7 @@ describe('runLoad', () => {
     // kill the live replica after the 150th request: event-driven, not timed
     let n = 0
     const cut = new Promise<void>((resolve) => {
-      svc.on('request', (req: Request) => {
+      svc.on('request', (_req: Request) => {
         if (++n !== 150) return
         void svc.kill(0).then(() => {
           svc.goLive(1)

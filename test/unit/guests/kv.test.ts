@@ -96,7 +96,7 @@ describe('kv framing', () => {
 
   it('answers a pipeline in order, in one reply output', () => {
     const rig = booted()
-    const pipeline = Array.from({ length: 50 }, (_, i) => wire('INCR', 'n')).join('')
+    const pipeline = Array.from({ length: 50 }, () => wire('INCR', 'n')).join('')
     const r = rig.step({ t: 'data', conn: 't:1', data: bytes(pipeline) })
     expect(r.outputs.filter((o) => o.t === 'reply')).toHaveLength(0) // appendfsync always: held until the writes are durable
     const sync = r.outputs.find((o) => o.t === 'disk-sync')!
