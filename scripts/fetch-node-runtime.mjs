@@ -49,7 +49,11 @@ async function npm(args) {
     const { stdout } = await run('npm', args, { maxBuffer: 64 * 1024 * 1024, timeout: 300_000 })
     return stdout
   } catch (e) {
-    const detail = String(e.stderr || e.message).trim().split('\n').slice(-3).join(' ')
+    const detail = String(e.stderr || e.message)
+      .trim()
+      .split('\n')
+      .slice(-3)
+      .join(' ')
     throw new Error(`npm ${args.join(' ')} failed: ${detail}`, { cause: e })
   }
 }

@@ -288,7 +288,10 @@ class Simulation {
       // the core bounds every message by maxMessageBytes; a little over it is the frame limit here, so a
       // core that sends an oversize message (a 9 MiB value on hosts) is caught, not silently delivered
       frameLimit: this.cfg.maxMessageBytes + 1024,
-      onRefused: (msg, bytes) => this.checker.fail(`${id} sent a ${msg.t} message of about ${bytes} bytes, above the channel's frame limit (maxMessageBytes ${this.cfg.maxMessageBytes})`),
+      onRefused: (msg, bytes) =>
+        this.checker.fail(
+          `${id} sent a ${msg.t} message of about ${bytes} bytes, above the channel's frame limit (maxMessageBytes ${this.cfg.maxMessageBytes})`
+        ),
       epoch: EPOCH,
       observer: { action: (a) => this.observe(node, a), stepped: () => this.afterStep(node) },
       diskAnswered: (req, res) => {

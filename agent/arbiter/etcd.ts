@@ -56,7 +56,8 @@ export class EtcdArbiter {
 
   constructor(opts: EtcdArbiterOptions) {
     if (typeof opts !== 'object' || opts === null) throw new Error('EtcdArbiter: options must be an object')
-    if (!Array.isArray(opts.endpoints) || opts.endpoints.length === 0) throw new Error('EtcdArbiter: endpoints must list at least one client URL, e.g. http://127.0.0.1:2379')
+    if (!Array.isArray(opts.endpoints) || opts.endpoints.length === 0)
+      throw new Error('EtcdArbiter: endpoints must list at least one client URL, e.g. http://127.0.0.1:2379')
     this.endpoints = opts.endpoints.map((e, i) => {
       let url: URL
       try {
@@ -64,11 +65,13 @@ export class EtcdArbiter {
       } catch {
         throw new Error(`EtcdArbiter: endpoints[${i}] is not a URL: ${JSON.stringify(e)}`)
       }
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`EtcdArbiter: endpoints[${i}] must be http:// or https://, got ${JSON.stringify(e)}`)
+      if (url.protocol !== 'http:' && url.protocol !== 'https:')
+        throw new Error(`EtcdArbiter: endpoints[${i}] must be http:// or https://, got ${JSON.stringify(e)}`)
       return { url, label: url.host }
     })
     const prefix = opts.prefix ?? 'ftlab'
-    if (typeof prefix !== 'string' || prefix.length === 0 || prefix.length > 200 || prefix.endsWith('/')) throw new Error(`EtcdArbiter: prefix must be 1 to 200 characters, not ending in '/', got ${JSON.stringify(prefix)}`)
+    if (typeof prefix !== 'string' || prefix.length === 0 || prefix.length > 200 || prefix.endsWith('/'))
+      throw new Error(`EtcdArbiter: prefix must be 1 to 200 characters, not ending in '/', got ${JSON.stringify(prefix)}`)
     this.prefix = prefix
     const t = opts.timeoutMs ?? 1000
     if (!Number.isInteger(t) || t < 1 || t > 60_000) throw new Error(`EtcdArbiter: timeoutMs must be an integer 1..60000, got ${String(t)}`)
@@ -83,14 +86,29 @@ export class EtcdArbiter {
   /** Serve a disk request: only 'tas' makes sense here; the rest of the disk protocol stays with the disk server. */
   async handle(req: DiskReq): Promise<EtcdTasAnswer> {
     const id = typeof (req as { id?: unknown } | null)?.id === 'number' ? req.id : 0
-    if (req?.op !== 'tas') return { id, ok: false, error: 'bad-request', message: `the etcd tie-breaker answers only test-and-set, not ${JSON.stringify((req as { op?: unknown } | null)?.op)}`, verdict: 'bad-request' }
+    if (req?.op !== 'tas')
+      return {
+        id,
+        ok: false,
+        error: 'bad-request',
+        message: `the etcd tie-breaker answers only test-and-set, not ${JSON.stringify((req as { op?: unknown } | null)?.op)}`,
+        verdict: 'bad-request'
+      }
     return this.tas(req.gen, req.from, id)
   }
 
   /** Test-and-set for generation `gen` on behalf of replica `from`. Never throws. */
   async tas(gen: number, from: ReplicaId, id = 0): Promise<EtcdTasAnswer> {
-    if (typeof gen !== 'number' || !Number.isSafeInteger(gen) || gen < 0) return { id, ok: false, error: 'bad-request', message: `tas.gen must be a non-negative integer, got ${String(gen)}`, verdict: 'bad-request' }
-    if (typeof from !== 'string' || from.length === 0 || from.length > 128) return { id, ok: false, error: 'bad-request', message: `tas.from must be a replica id (1 to 128 characters), got ${JSON.stringify(from)}`, verdict: 'bad-request' }
+    if (typeof gen !== 'number' || !Number.isSafeInteger(gen) || gen < 0)
+      return { id, ok: false, error: 'bad-request', message: `tas.gen must be a non-negative integer, got ${String(gen)}`, verdict: 'bad-request' }
+    if (typeof from !== 'string' || from.length === 0 || from.length > 128)
+      return {
+        id,
+        ok: false,
+        error: 'bad-request',
+        message: `tas.from must be a replica id (1 to 128 characters), got ${JSON.stringify(from)}`,
+        verdict: 'bad-request'
+      }
     const key = b64(this.keyFor(gen))
     const body = JSON.stringify({
       compare: [{ key, target: 'CREATE', result: 'EQUAL', create_revision: '0' }],
@@ -117,9 +135,22 @@ export class EtcdArbiter {
         continue
       }
       if (winner === from) return { id, ok: true, winner: from, verdict: 'won' }
-      return { id, ok: false, error: 'tas-lost', message: `test-and-set for generation ${gen} already won by ${winner} (etcd key ${this.keyFor(gen)})`, winner, verdict: 'lost' }
+      return {
+        id,
+        ok: false,
+        error: 'tas-lost',
+        message: `test-and-set for generation ${gen} already won by ${winner} (etcd key ${this.keyFor(gen)})`,
+        winner,
+        verdict: 'lost'
+      }
     }
-    return { id, ok: false, error: 'io', message: `etcd unreachable, no test-and-set verdict for generation ${gen}: ${failures.join('; ')}`, verdict: 'unreachable' }
+    return {
+      id,
+      ok: false,
+      error: 'io',
+      message: `etcd unreachable, no test-and-set verdict for generation ${gen}: ${failures.join('; ')}`,
+      verdict: 'unreachable'
+    }
   }
 
   private post(ep: Endpoint, path: string, body: string): Promise<unknown> {
@@ -136,30 +167,34 @@ export class EtcdArbiter {
           reject(err)
         } else resolve(value)
       }
-      const req = send(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res: IncomingMessage) => {
-        const chunks: Buffer[] = []
-        let size = 0
-        res.on('data', (c: Buffer) => {
-          size += c.length
-          if (size > MAX_BODY) done(new Error(`answer larger than ${MAX_BODY} bytes`))
-          else chunks.push(c)
-        })
-        res.on('error', (e) => done(e))
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8')
-          let json: unknown
-          try {
-            json = JSON.parse(text)
-          } catch {
-            return done(new Error(`HTTP ${res.statusCode}, not JSON: ${text.slice(0, 120)}`))
-          }
-          if (res.statusCode !== 200) {
-            const msg = (json as { message?: unknown; error?: unknown }).message ?? (json as { error?: unknown }).error ?? text.slice(0, 120)
-            return done(new Error(`HTTP ${res.statusCode}: ${String(msg)}`))
-          }
-          done(null, json)
-        })
-      })
+      const req = send(
+        url,
+        { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        (res: IncomingMessage) => {
+          const chunks: Buffer[] = []
+          let size = 0
+          res.on('data', (c: Buffer) => {
+            size += c.length
+            if (size > MAX_BODY) done(new Error(`answer larger than ${MAX_BODY} bytes`))
+            else chunks.push(c)
+          })
+          res.on('error', (e) => done(e))
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8')
+            let json: unknown
+            try {
+              json = JSON.parse(text)
+            } catch {
+              return done(new Error(`HTTP ${res.statusCode}, not JSON: ${text.slice(0, 120)}`))
+            }
+            if (res.statusCode !== 200) {
+              const msg = (json as { message?: unknown; error?: unknown }).message ?? (json as { error?: unknown }).error ?? text.slice(0, 120)
+              return done(new Error(`HTTP ${res.statusCode}: ${String(msg)}`))
+            }
+            done(null, json)
+          })
+        }
+      )
       const timer = setTimeout(() => done(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs)
       req.on('error', (e: NodeJS.ErrnoException) => done(new Error(socketWords(e))))
       req.end(body)

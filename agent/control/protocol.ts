@@ -108,7 +108,16 @@ export interface AgentStatus {
   outputRule?: { released: number; p50Ms: number; p99Ms: number; maxMs: number }
   /** replica role details */
   /** `clients`: client sockets at this replica; `guestConns`: connections the guest holds open (replicated state) */
-  replica?: { peer: string | null; releasedThrough: number; peerSuspected: boolean; queuedInputs: number; clients: number; guestConns: number; channelPort: number; servicePort: number }
+  replica?: {
+    peer: string | null
+    releasedThrough: number
+    peerSuspected: boolean
+    queuedInputs: number
+    clients: number
+    guestConns: number
+    channelPort: number
+    servicePort: number
+  }
   memory: { rss: number; heapUsed: number; guestBytes: number }
 }
 
@@ -121,9 +130,7 @@ export interface AgentEvent {
 }
 
 export type ControlMessage =
-  | { t: 'res'; id: number; ok: true; result: unknown }
-  | { t: 'res'; id: number; ok: false; error: string }
-  | { t: 'event'; ev: AgentEvent }
+  { t: 'res'; id: number; ok: true; result: unknown } | { t: 'res'; id: number; ok: false; error: string } | { t: 'event'; ev: AgentEvent }
 
 /**
  * Requests carry an id; responses echo it. `fault` and `heal` name a fault by its own id,

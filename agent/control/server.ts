@@ -126,7 +126,14 @@ export class ControlServer {
         }
         if (!msg || msg.t !== 'auth' || typeof msg.token !== 'string' || !timingSafeEqual(digest(msg.token), this.tokenDigest)) {
           this.opts.onProblem?.(`control connection from ${remote} refused: ${msg?.t === 'auth' ? 'wrong token' : 'first line was not an auth'}`)
-          socket.end(JSON.stringify({ t: 'res', id: 0, ok: false, error: 'authentication failed: the first line must be {"t":"auth","token":...} with the control token' }) + '\n')
+          socket.end(
+            JSON.stringify({
+              t: 'res',
+              id: 0,
+              ok: false,
+              error: 'authentication failed: the first line must be {"t":"auth","token":...} with the control token'
+            }) + '\n'
+          )
           refused = true
           destroySoon()
           return false
@@ -182,7 +189,12 @@ export class ControlServer {
       }
       const handler = typeof req.t === 'string' ? this.handlers.get(req.t) : undefined
       if (!handler) {
-        send({ t: 'res', id, ok: false, error: `unknown request type ${JSON.stringify(req.t)} (known: hello, subscribe, ${[...this.handlers.keys()].join(', ')})` })
+        send({
+          t: 'res',
+          id,
+          ok: false,
+          error: `unknown request type ${JSON.stringify(req.t)} (known: hello, subscribe, ${[...this.handlers.keys()].join(', ')})`
+        })
         return true
       }
       Promise.resolve()

@@ -171,7 +171,8 @@ export class DiskArbiter {
     const gen = generationNumber(req.gen, 'tas.gen')
     const from = replicaId(req.from, 'tas.from')
     const m = this.meta
-    if (gen < m.gen) return { id, ok: false, error: 'stale-generation', message: `test-and-set for generation ${gen} refused: the current generation is ${m.gen}` }
+    if (gen < m.gen)
+      return { id, ok: false, error: 'stale-generation', message: `test-and-set for generation ${gen} refused: the current generation is ${m.gen}` }
     if (gen === 1 && m.gen === 0) {
       // The primary died before its registration of generation 1 landed: it released nothing (outputs wait for that
       // registration), so the backup may take the generation. A late registration is then refused as stale.
@@ -216,7 +217,13 @@ export class DiskArbiter {
     }
     if (from !== m.live) {
       this.fenced++
-      return { id, ok: false, error: 'fenced', message: `generation ${gen} refused: ${from} is not the live replica (${m.live ?? 'none'})`, winner: m.live ?? undefined }
+      return {
+        id,
+        ok: false,
+        error: 'fenced',
+        message: `generation ${gen} refused: ${from} is not the live replica (${m.live ?? 'none'})`,
+        winner: m.live ?? undefined
+      }
     }
     this.commit(fresh)
     return { id, ok: true }
@@ -238,8 +245,10 @@ export class DiskArbiter {
 
 function writeId(gen: number, entry: unknown, index: unknown): [number, number, number] | null {
   if (entry === undefined && index === undefined) return null
-  if (typeof entry !== 'number' || !Number.isSafeInteger(entry) || entry < 0) throw new BadRequest(`write.entry must be a non-negative integer, got ${describe(entry)}`)
-  if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0) throw new BadRequest(`write.index must be a non-negative integer, got ${describe(index)}`)
+  if (typeof entry !== 'number' || !Number.isSafeInteger(entry) || entry < 0)
+    throw new BadRequest(`write.entry must be a non-negative integer, got ${describe(entry)}`)
+  if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0)
+    throw new BadRequest(`write.index must be a non-negative integer, got ${describe(index)}`)
   return [gen, entry, index]
 }
 
@@ -274,9 +283,15 @@ function parseMeta(json: string | null): Meta {
   const r = raw as Partial<Meta>
   const idOrNull = (v: unknown) => v === null || (typeof v === 'string' && v.length > 0)
   if (
-    typeof r !== 'object' || r === null ||
-    typeof r.gen !== 'number' || !Number.isSafeInteger(r.gen) || r.gen < 0 ||
-    !idOrNull(r.primary) || !idOrNull(r.backup) || !idOrNull(r.live) || !idOrNull(r.tasWinner)
+    typeof r !== 'object' ||
+    r === null ||
+    typeof r.gen !== 'number' ||
+    !Number.isSafeInteger(r.gen) ||
+    r.gen < 0 ||
+    !idOrNull(r.primary) ||
+    !idOrNull(r.backup) ||
+    !idOrNull(r.live) ||
+    !idOrNull(r.tasWinner)
   ) {
     throw new Error(`disk metadata is malformed: ${json.slice(0, 200)}; refusing to start with an unknown generation`)
   }

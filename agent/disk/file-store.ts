@@ -58,7 +58,8 @@ export class FileBlockStore implements CountingBlockStore {
 
   private loadIndex(path: string): void {
     const buf = readFileSync(path)
-    if (buf.length < 8 || buf.readUInt32BE(0) !== INDEX_MAGIC) throw new Error(`${path} is not an FT Lab disk index; refusing to serve a disk image of unknown layout`)
+    if (buf.length < 8 || buf.readUInt32BE(0) !== INDEX_MAGIC)
+      throw new Error(`${path} is not an FT Lab disk index; refusing to serve a disk image of unknown layout`)
     const size = buf.readUInt32BE(4)
     if (size !== this.blockSize) throw new Error(`${path} was created with block size ${size}, but block size ${this.blockSize} was asked for`)
     // a torn last entry (crash mid-append) is ignored: that block's first write was not flushed either

@@ -12,12 +12,17 @@ export function checkDiskServerSpec(spec: DiskServerSpec): void {
   const l = spec.listen as unknown as { host?: unknown; port?: unknown } | undefined
   if (typeof l !== 'object' || l === null) throw new Error('start.spec.listen must be {host, port}')
   if (typeof l.host !== 'string' || l.host.length === 0) throw new Error('start.spec.listen.host must be an address to listen on, e.g. "0.0.0.0" or "10.0.0.3"')
-  if (typeof l.port !== 'number' || !Number.isInteger(l.port) || l.port < 0 || l.port > 65535) throw new Error(`start.spec.listen.port must be an integer from 0 to 65535, got ${JSON.stringify(l.port)}`)
+  if (typeof l.port !== 'number' || !Number.isInteger(l.port) || l.port < 0 || l.port > 65535)
+    throw new Error(`start.spec.listen.port must be an integer from 0 to 65535, got ${JSON.stringify(l.port)}`)
   const b = spec.blockSize as unknown
-  if (typeof b !== 'number' || !Number.isInteger(b) || b < MIN_BLOCK_SIZE || b > MAX_BLOCK_SIZE) throw new Error(`start.spec.blockSize must be an integer from ${MIN_BLOCK_SIZE} to ${MAX_BLOCK_SIZE}, got ${JSON.stringify(b)}`)
+  if (typeof b !== 'number' || !Number.isInteger(b) || b < MIN_BLOCK_SIZE || b > MAX_BLOCK_SIZE)
+    throw new Error(`start.spec.blockSize must be an integer from ${MIN_BLOCK_SIZE} to ${MAX_BLOCK_SIZE}, got ${JSON.stringify(b)}`)
 }
 
-export async function startDiskServerRole(spec: DiskServerSpec, ctx: AgentContext): Promise<RoleHandle & { result: { listen: { host: string; port: number } } }> {
+export async function startDiskServerRole(
+  spec: DiskServerSpec,
+  ctx: AgentContext
+): Promise<RoleHandle & { result: { listen: { host: string; port: number } } }> {
   checkDiskServerSpec(spec)
   const store = new FileBlockStore(join(ctx.dataDir, 'disk'), { blockSize: spec.blockSize })
   let server: DiskServer
@@ -43,7 +48,11 @@ export async function startDiskServerRole(spec: DiskServerSpec, ctx: AgentContex
     result: { listen },
     status() {
       const s = server.status()
-      return { role: 'disk-server', gen: s.gen, disk: { gen: s.gen, live: s.live, tasWinner: s.tasWinner, blocks: s.blocks, writes: s.writes, fenced: s.fenced } }
+      return {
+        role: 'disk-server',
+        gen: s.gen,
+        disk: { gen: s.gen, live: s.live, tasWinner: s.tasWinner, blocks: s.blocks, writes: s.writes, fenced: s.fenced }
+      }
     },
     async stop() {
       await server.close()

@@ -26,7 +26,14 @@ export class DiskServer {
 
   private constructor(private readonly opts: DiskServerOptions) {
     this.arbiter = new DiskArbiter(opts.store, { blockSize: opts.blockSize })
-    this.listener = new LinkListener({ selfId: opts.selfId, key: opts.key, host: opts.host, port: opts.port, filter: opts.filter, maxFrameBytes: opts.maxFrameBytes })
+    this.listener = new LinkListener({
+      selfId: opts.selfId,
+      key: opts.key,
+      host: opts.host,
+      port: opts.port,
+      filter: opts.filter,
+      maxFrameBytes: opts.maxFrameBytes
+    })
     this.listener.on('dropped', (r: DropReport) => this.event('dropped', { ...r }))
     this.listener.on('link', (link) => this.serve(link))
   }
@@ -110,7 +117,12 @@ export class DiskServer {
     const id = typeof req.id === 'number' ? req.id : 0
     if ((req.op === 'write' || req.op === 'tas' || req.op === 'generation') && req.from !== peer) {
       this.event('dropped', { what: 'message', from: peer, why: `request ${req.op} claims to be from ${JSON.stringify(req.from)}` })
-      return { id, ok: false, error: 'bad-request', message: `${req.op} from ${JSON.stringify(req.from)} refused: this link is authenticated as ${JSON.stringify(peer)}` }
+      return {
+        id,
+        ok: false,
+        error: 'bad-request',
+        message: `${req.op} from ${JSON.stringify(req.from)} refused: this link is authenticated as ${JSON.stringify(peer)}`
+      }
     }
     const before = this.arbiter.status()
     const res = this.arbiter.handle(req)
@@ -119,8 +131,10 @@ export class DiskServer {
   }
 
   private observe(peer: string, req: DiskReq, res: DiskRes, before: DiskStatus): void {
-    if (req.op === 'tas') this.event('disk-tas', { gen: req.gen, from: peer, won: res.ok, winner: res.winner ?? null, first: res.ok && before.tasWinner === null })
-    else if (req.op === 'generation' && res.ok && before.gen !== req.gen) this.event('disk-generation', { gen: req.gen, primary: req.primary, backup: req.backup, from: peer })
+    if (req.op === 'tas')
+      this.event('disk-tas', { gen: req.gen, from: peer, won: res.ok, winner: res.winner ?? null, first: res.ok && before.tasWinner === null })
+    else if (req.op === 'generation' && res.ok && before.gen !== req.gen)
+      this.event('disk-generation', { gen: req.gen, primary: req.primary, backup: req.backup, from: peer })
     else if (!res.ok && res.error === 'fenced') this.event('disk-fenced', { op: req.op, from: peer, message: res.message })
     else if (!res.ok && res.error === 'io') this.event('error', { op: req.op, from: peer, message: res.message })
   }

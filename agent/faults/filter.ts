@@ -81,14 +81,16 @@ export function validateFault(f: unknown): string | null {
       return null
     case 'drop':
       if (!peersOk(r.peers)) return 'fault.peers must be a non-empty list of peer ids'
-      if (r.direction !== 'in' && r.direction !== 'out' && r.direction !== 'both') return `fault.direction must be 'in', 'out' or 'both', got ${JSON.stringify(r.direction)}`
+      if (r.direction !== 'in' && r.direction !== 'out' && r.direction !== 'both')
+        return `fault.direction must be 'in', 'out' or 'both', got ${JSON.stringify(r.direction)}`
       if (r.probability !== undefined && (typeof r.probability !== 'number' || !(r.probability > 0 && r.probability <= 1))) {
         return `fault.probability must be a number in (0, 1], got ${JSON.stringify(r.probability)}`
       }
       return null
     case 'delay':
       if (!peersOk(r.peers)) return 'fault.peers must be a non-empty list of peer ids'
-      if (typeof r.ms !== 'number' || !Number.isFinite(r.ms) || r.ms < 0 || r.ms > 60_000) return `fault.ms must be a number of milliseconds from 0 to 60000, got ${JSON.stringify(r.ms)}`
+      if (typeof r.ms !== 'number' || !Number.isFinite(r.ms) || r.ms < 0 || r.ms > 60_000)
+        return `fault.ms must be a number of milliseconds from 0 to 60000, got ${JSON.stringify(r.ms)}`
       if (r.jitterMs !== undefined && (typeof r.jitterMs !== 'number' || !Number.isFinite(r.jitterMs) || r.jitterMs < 0 || r.jitterMs > 60_000)) {
         return `fault.jitterMs must be a number of milliseconds from 0 to 60000, got ${JSON.stringify(r.jitterMs)}`
       }

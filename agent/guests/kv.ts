@@ -122,7 +122,8 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
   function configSet(name: string, value: string): string | null | undefined {
     if (name !== 'appendfsync') return undefined
     const v = value.toLowerCase()
-    if (v !== 'always' && v !== 'no' && v !== 'none') return resp.error("ERR CONFIG SET appendfsync: this guest knows 'always' and 'no' (or 'none'), got '" + value.slice(0, 32) + "'")
+    if (v !== 'always' && v !== 'no' && v !== 'none')
+      return resp.error("ERR CONFIG SET appendfsync: this guest knows 'always' and 'no' (or 'none'), got '" + value.slice(0, 32) + "'")
     mem.set(FSYNC, v === 'always' ? 'always' : 'no')
     return null
   }
@@ -242,7 +243,8 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
           const opt = args[i].toUpperCase()
           if (opt === 'NX') nx = true
           else if (opt === 'XX') xx = true
-          else if (opt === 'EX' || opt === 'PX' || opt === 'EXAT' || opt === 'PXAT' || opt === 'KEEPTTL') return resp.error('ERR key expiry is not supported by this guest')
+          else if (opt === 'EX' || opt === 'PX' || opt === 'EXAT' || opt === 'PXAT' || opt === 'KEEPTTL')
+            return resp.error('ERR key expiry is not supported by this guest')
           else return resp.error('ERR syntax error')
         }
         if (nx && xx) return resp.error('ERR syntax error')
@@ -352,8 +354,13 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
     configSet,
     replyRecorded,
     info: () =>
-      '# Persistence\r\nloading:' + (mem.get(STATE) === 'ready' ? 0 : 1) + '\r\nftlab_log_bytes:' + (mem.get(LOGLEN) ?? '0') +
-      '\r\n\r\n# Keyspace\r\ndb0:keys=' + count() + ',expires=0,avg_ttl=0\r\n'
+      '# Persistence\r\nloading:' +
+      (mem.get(STATE) === 'ready' ? 0 : 1) +
+      '\r\nftlab_log_bytes:' +
+      (mem.get(LOGLEN) ?? '0') +
+      '\r\n\r\n# Keyspace\r\ndb0:keys=' +
+      count() +
+      ',expires=0,avg_ttl=0\r\n'
   })
 
   return {

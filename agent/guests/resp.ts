@@ -7,11 +7,7 @@
 import { Buffer } from 'node:buffer'
 
 /** A parsed RESP2 value, with bulk and simple strings as byte strings. */
-export type RespNode =
-  | { t: '+' | '-'; v: string }
-  | { t: ':'; v: number }
-  | { t: '$'; v: string | null }
-  | { t: '*'; v: RespNode[] | null }
+export type RespNode = { t: '+' | '-'; v: string } | { t: ':'; v: number } | { t: '$'; v: string | null } | { t: '*'; v: RespNode[] | null }
 
 export interface RespLib {
   simple(s: string): string
@@ -86,7 +82,10 @@ export function respLibrary(): RespLib {
         for (;;) {
           if (i >= text.length) fail('unbalanced quotes in inline request')
           const c = text[i]
-          if (c === q) { i++; break }
+          if (c === q) {
+            i++
+            break
+          }
           if (c === '\\' && i + 1 < text.length) {
             const e = text[i + 1]
             if (q === '"' && e === 'x' && /^[0-9a-fA-F]{2}$/.test(text.slice(i + 2, i + 4))) {
@@ -94,8 +93,16 @@ export function respLibrary(): RespLib {
               i += 4
               continue
             }
-            if (q === '"' && ESC[e] !== undefined) { word += ESC[e]; i += 2; continue }
-            if (q === "'" && e === "'") { word += "'"; i += 2; continue }
+            if (q === '"' && ESC[e] !== undefined) {
+              word += ESC[e]
+              i += 2
+              continue
+            }
+            if (q === "'" && e === "'") {
+              word += "'"
+              i += 2
+              continue
+            }
           }
           word += c
           i++
@@ -201,9 +208,7 @@ export function byteStringToBytes(s: string): Uint8Array {
 
 /** Encode a command for a RESP server; strings are sent as UTF-8. */
 export function encodeCommand(args: (string | Uint8Array)[]): Uint8Array {
-  return byteStringToBytes(
-    resp.command(args.map((a) => (typeof a === 'string' ? Buffer.from(a, 'utf8').toString('latin1') : bytesToByteString(a))))
-  )
+  return byteStringToBytes(resp.command(args.map((a) => (typeof a === 'string' ? Buffer.from(a, 'utf8').toString('latin1') : bytesToByteString(a)))))
 }
 
 /** An error reply from the server (`-ERR …`). */

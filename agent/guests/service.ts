@@ -83,8 +83,16 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
     while (i < s.length) {
       if (p < pattern.length) {
         const c = pattern[p]
-        if (c === '*') { starP = p++; starI = i; continue }
-        if (c === '?') { p++; i++; continue }
+        if (c === '*') {
+          starP = p++
+          starI = i
+          continue
+        }
+        if (c === '?') {
+          p++
+          i++
+          continue
+        }
         if (c === '[') {
           const close = pattern.indexOf(']', p + 2)
           if (close > 0) {
@@ -93,7 +101,11 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
             if (negate) set = set.slice(1)
             let hit = false
             for (let k = 0; k < set.length; k++) {
-              if (set[k] === '\\' && k + 1 < set.length) { k++; if (set[k] === s[i]) hit = true; continue }
+              if (set[k] === '\\' && k + 1 < set.length) {
+                k++
+                if (set[k] === s[i]) hit = true
+                continue
+              }
               if (k + 2 < set.length && set[k + 1] === '-') {
                 const lo = set.charCodeAt(k)
                 const hi = set.charCodeAt(k + 2)
@@ -104,11 +116,27 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
               }
               if (set[k] === s[i]) hit = true
             }
-            if (hit !== negate) { p = close + 1; i++; continue }
-          } else if (c === s[i]) { p++; i++; continue }
+            if (hit !== negate) {
+              p = close + 1
+              i++
+              continue
+            }
+          } else if (c === s[i]) {
+            p++
+            i++
+            continue
+          }
         } else if (c === '\\' && p + 1 < pattern.length) {
-          if (pattern[p + 1] === s[i]) { p += 2; i++; continue }
-        } else if (c === s[i]) { p++; i++; continue }
+          if (pattern[p + 1] === s[i]) {
+            p += 2
+            i++
+            continue
+          }
+        } else if (c === s[i]) {
+          p++
+          i++
+          continue
+        }
       }
       if (starP < 0) return false
       p = starP + 1
@@ -212,7 +240,9 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
           return { reply: args[1] === '0' ? resp.simple('OK') : resp.error('ERR DB index is out of range') }
         case 'INFO': {
           const text =
-            '# Server\r\nftlab_guest:' + app.name + '\r\nredis_version:7.0.0-ftlab\r\n\r\n' +
+            '# Server\r\nftlab_guest:' +
+            app.name +
+            '\r\nredis_version:7.0.0-ftlab\r\n\r\n' +
             '# Replication\r\nrole:master\r\nconnected_slaves:0\r\n' +
             'ftlab_replication:primary-backup through the VMM logging channel\r\n' +
             (app.info ? '\r\n' + app.info() : '')
@@ -229,7 +259,10 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
           if (r !== null) return r
           const reply = app.command(conn, args)
           if (reply !== null) return { reply }
-          const shown = args.slice(1, 4).map((a) => "'" + a.slice(0, 64) + "' ").join('')
+          const shown = args
+            .slice(1, 4)
+            .map((a) => "'" + a.slice(0, 64) + "' ")
+            .join('')
           return { reply: resp.error("ERR unknown command '" + args[0].slice(0, 64) + "', with args beginning with: " + shown) }
         })
       } catch (e) {

@@ -60,10 +60,7 @@ export function verifyFrame(frame: RawFrame, key: Uint8Array, receiverNonce: Uin
 }
 
 /** What the reader found in the stream. `fatal` means the stream cannot be resynchronised. */
-export type ReadResult =
-  | { kind: 'frame'; frame: RawFrame }
-  | { kind: 'oversized'; length: number; type: number; seq: number }
-  | { kind: 'fatal'; why: string }
+export type ReadResult = { kind: 'frame'; frame: RawFrame } | { kind: 'oversized'; length: number; type: number; seq: number } | { kind: 'fatal'; why: string }
 
 /**
  * Splits a byte stream into frames without trusting it: the header is checked before a
@@ -121,7 +118,8 @@ export class FrameReader {
       // check the magic as soon as it is here, so garbage is refused without waiting for 16 bytes
       if (this.headerFill >= 1 && this.header[0] !== FRAME_MAGIC_0) return this.fail(out, `bad magic byte 0x${this.header[0].toString(16)}`)
       if (this.headerFill >= 2 && this.header[1] !== FRAME_MAGIC_1) return this.fail(out, `bad magic byte 0x${this.header[1].toString(16)}`)
-      if (this.headerFill >= 3 && this.header[2] !== FRAME_VERSION) return this.fail(out, `unsupported frame version ${this.header[2]} (this agent speaks ${FRAME_VERSION})`)
+      if (this.headerFill >= 3 && this.header[2] !== FRAME_VERSION)
+        return this.fail(out, `unsupported frame version ${this.header[2]} (this agent speaks ${FRAME_VERSION})`)
       if (this.headerFill < HEADER_BYTES) continue
       const length = this.header.readUInt32BE(4)
       if (length > ABSURD_FRAME_BYTES) return this.fail(out, `absurd frame length ${length}`)

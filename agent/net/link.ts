@@ -187,7 +187,11 @@ export class Link extends EventEmitter<LinkEvents> {
       msg = decode(payload)
     } catch (err) {
       this.counts.refused++
-      this.emit('dropped', { what: 'message', from: `${peer}@${session.remote}`, why: `malformed message: ${err instanceof CodecError ? err.message : String(err)}` })
+      this.emit('dropped', {
+        what: 'message',
+        from: `${peer}@${session.remote}`,
+        why: `malformed message: ${err instanceof CodecError ? err.message : String(err)}`
+      })
       return
     }
     this.counts.messagesReceived++
@@ -355,7 +359,9 @@ export class LinkListener extends EventEmitter<LinkListenerEvents> {
       server.once('error', reject)
       server.listen(this.opts.port, this.opts.host, () => {
         server.off('error', reject)
-        server.on('error', (err) => this.emit('dropped', { what: 'connection', from: `${this.opts.host}:${this.opts.port}`, why: `listener error: ${err.message}` }))
+        server.on('error', (err) =>
+          this.emit('dropped', { what: 'connection', from: `${this.opts.host}:${this.opts.port}`, why: `listener error: ${err.message}` })
+        )
         this.server = server
         resolve(this)
       })
@@ -374,7 +380,12 @@ export class LinkListener extends EventEmitter<LinkListenerEvents> {
   private accept(socket: Socket): void {
     let session: Session
     try {
-      session = new Session(socket, { selfId: this.opts.selfId, key: this.opts.key, maxFrameBytes: this.opts.maxFrameBytes, handshakeTimeoutMs: this.opts.handshakeTimeoutMs })
+      session = new Session(socket, {
+        selfId: this.opts.selfId,
+        key: this.opts.key,
+        maxFrameBytes: this.opts.maxFrameBytes,
+        handshakeTimeoutMs: this.opts.handshakeTimeoutMs
+      })
     } catch (err) {
       socket.destroy()
       this.emit('dropped', { what: 'connection', from: `${socket.remoteAddress}:${socket.remotePort}`, why: String(err) })

@@ -38,7 +38,8 @@ export interface SessionEvents {
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000
 
 export function checkKey(key: Uint8Array): void {
-  if (!(key instanceof Uint8Array) || key.length !== KEY_BYTES) throw new Error(`lab key must be ${KEY_BYTES} bytes, got ${key instanceof Uint8Array ? key.length : typeof key}`)
+  if (!(key instanceof Uint8Array) || key.length !== KEY_BYTES)
+    throw new Error(`lab key must be ${KEY_BYTES} bytes, got ${key instanceof Uint8Array ? key.length : typeof key}`)
 }
 
 export class Session extends EventEmitter<SessionEvents> {
@@ -70,7 +71,10 @@ export class Session extends EventEmitter<SessionEvents> {
     socket.on('data', (chunk: Buffer) => this.onData(chunk))
     socket.on('error', (err) => this.close(`socket error: ${err.message}`))
     socket.on('close', () => this.close('connection closed by peer'))
-    this.handshakeTimer = setTimeout(() => this.fail(`no authenticated hello within ${opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS} ms`), opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS)
+    this.handshakeTimer = setTimeout(
+      () => this.fail(`no authenticated hello within ${opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS} ms`),
+      opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS
+    )
     this.handshakeTimer.unref()
     this.write(FrameType.Hello, encode({ v: 1, id: opts.selfId, nonce: this.nonce }), HELLO_NONCE)
   }
@@ -152,7 +156,8 @@ export class Session extends EventEmitter<SessionEvents> {
         return
       case FrameType.Message:
         if (!this.isUp) return this.fail('message before the handshake completed')
-        if (!verifyFrame(f, this.opts.key, this.nonce)) return this.report('frame', `message not authenticated (seq ${f.seq}): tampered, or from another session or key`)
+        if (!verifyFrame(f, this.opts.key, this.nonce))
+          return this.report('frame', `message not authenticated (seq ${f.seq}): tampered, or from another session or key`)
         if (f.seq <= this.lastPeerSeq) return this.report('frame', `replayed message (seq ${f.seq}, last ${this.lastPeerSeq})`)
         this.lastPeerSeq = f.seq
         this.emit('payload', f.payload)
@@ -173,10 +178,19 @@ export class Session extends EventEmitter<SessionEvents> {
       return this.fail(`malformed hello: ${err instanceof CodecError ? err.message : String(err)}`)
     }
     const h = hello as { v?: unknown; id?: unknown; nonce?: unknown }
-    if (typeof h !== 'object' || h === null || h.v !== 1 || typeof h.id !== 'string' || h.id.length === 0 || !(h.nonce instanceof Uint8Array) || h.nonce.length !== NONCE_BYTES) {
+    if (
+      typeof h !== 'object' ||
+      h === null ||
+      h.v !== 1 ||
+      typeof h.id !== 'string' ||
+      h.id.length === 0 ||
+      !(h.nonce instanceof Uint8Array) ||
+      h.nonce.length !== NONCE_BYTES
+    ) {
       return this.fail('malformed hello: needs v 1, a non-empty id and a 16-byte nonce')
     }
-    if (this.opts.expectPeer !== undefined && h.id !== this.opts.expectPeer) return this.fail(`peer says it is ${JSON.stringify(h.id)}, expected ${JSON.stringify(this.opts.expectPeer)}`)
+    if (this.opts.expectPeer !== undefined && h.id !== this.opts.expectPeer)
+      return this.fail(`peer says it is ${JSON.stringify(h.id)}, expected ${JSON.stringify(this.opts.expectPeer)}`)
     if (h.id === this.opts.selfId) return this.fail(`peer claims this agent's own id ${JSON.stringify(h.id)}`)
     this.lastPeerSeq = f.seq
     this.peerId = h.id

@@ -292,7 +292,8 @@ export class ReplicaCore {
     const who = `restore redundancy on ${this.cfg.id}`
     if (this.role !== 'live') throw new Error(`${who}: this replica is ${this.role} in generation ${this.gen}; only a live replica can take a new backup`)
     if (this.registration) throw new Error(`${who}: a restore onto ${this.registration.peer} (generation ${this.registration.gen}) is already under way`)
-    if (typeof peer !== 'string' || peer.length === 0 || peer === this.cfg.id) throw new Error(`${who}: the new backup must be another replica, got ${JSON.stringify(peer)}`)
+    if (typeof peer !== 'string' || peer.length === 0 || peer === this.cfg.id)
+      throw new Error(`${who}: the new backup must be another replica, got ${JSON.stringify(peer)}`)
     if (!Number.isSafeInteger(newGen) || newGen <= this.gen) throw new Error(`${who}: the new generation must be an integer above ${this.gen}, got ${newGen}`)
     if (now > this.now) this.now = now
     this.register(newGen, 'restore', peer)
@@ -322,7 +323,11 @@ export class ReplicaCore {
     const mayJudge = this.role === 'primary' || this.holdsState
     if (mayJudge && !this.suspected && this.now - this.lastHeard > this.silenceLimit()) this.suspect()
     if (this.role === 'primary' && !this.suspected && this.channelReady && this.unacked.length > 0 && this.now - this.progressAt > this.progressLimit()) {
-      this.telemetry({ k: 'dropped', what: `the logging channel to ${this.peer}`, why: `entry ${this.acked + 1} unacknowledged for ${this.now - this.progressAt}ms although the backup answers` })
+      this.telemetry({
+        k: 'dropped',
+        what: `the logging channel to ${this.peer}`,
+        why: `entry ${this.acked + 1} unacknowledged for ${this.now - this.progressAt}ms although the backup answers`
+      })
       this.suspect()
     }
     if (this.role === 'primary') {
@@ -582,7 +587,14 @@ export class ReplicaCore {
         // The backup halted: its state is wrong and it will ack nothing more. Go on alone at
         // once (the test-and-set, as for a dead backup) rather than hold every output until
         // the silence is noticed.
-        this.telemetry({ k: 'diverged', host: this.peer ?? '', n: msg.n, since: typeof msg.since === 'number' ? msg.since : msg.n, primaryHash: String(msg.primaryHash), backupHash: String(msg.backupHash) })
+        this.telemetry({
+          k: 'diverged',
+          host: this.peer ?? '',
+          n: msg.n,
+          since: typeof msg.since === 'number' ? msg.since : msg.n,
+          primaryHash: String(msg.primaryHash),
+          backupHash: String(msg.backupHash)
+        })
         if (!this.suspected) this.suspect()
         return
       default:
@@ -681,7 +693,12 @@ export class ReplicaCore {
     }
     this.lastEntry = e.n
     this.holdsState = true
-    this.telemetry({ k: 'entry', n: e.n, bytes: entryBytes(e), input: e.body.kind === 'input' ? describeInput(e.body.input) : `state ${e.body.pages.length} pages` })
+    this.telemetry({
+      k: 'entry',
+      n: e.n,
+      bytes: entryBytes(e),
+      input: e.body.kind === 'input' ? describeInput(e.body.input) : `state ${e.body.pages.length} pages`
+    })
     // Suppressed, but kept: if the primary dies before releasing them, this replica will.
     const outputs = e.body.kind === 'state' ? e.body.outputs : r.outputs
     if (outputs.length > 0 && e.n > this.releasedThrough) this.keep({ n: e.n, outputs, at: this.now })
@@ -691,7 +708,13 @@ export class ReplicaCore {
         // Acking on would let the primary count on a backup that could go live with the wrong state.
         const since = this.verifiedThrough + 1
         const where = since === e.n ? `entry ${e.n}` : `entries ${since}..${e.n}`
-        this.divergedAt(e.n, since, e.hash, mine, `diverged from ${this.peer} in generation ${this.gen}: state hash ${mine} after entry ${e.n}, the primary's is ${e.hash} (began in ${where})`)
+        this.divergedAt(
+          e.n,
+          since,
+          e.hash,
+          mine,
+          `diverged from ${this.peer} in generation ${this.gen}: state hash ${mine} after entry ${e.n}, the primary's is ${e.hash} (began in ${where})`
+        )
         return false
       }
       this.verifiedThrough = e.n
@@ -878,11 +901,12 @@ export class ReplicaCore {
       // The primary may have died before releasing outputs of entries we hold. Re-emit them:
       // clients drop duplicates by (client id, sequence number).
       const reissued = new Set<number>()
-      for (const k of this.kept) for (const h of withWriteIndex(k.outputs, k.n, k.at)) {
-        if (h.out.t === 'disk-sync') reissued.add(h.out.tag)
-        this.release(h)
-        reemitted++
-      }
+      for (const k of this.kept)
+        for (const h of withWriteIndex(k.outputs, k.n, k.at)) {
+          if (h.out.t === 'disk-sync') reissued.add(h.out.tag)
+          this.release(h)
+          reemitted++
+        }
       // I/O the dead primary started but whose result never reached the log
       for (const req of this.vmm.pendingIo()) this.actions.push({ t: 'io', req })
       // barriers the primary completed (it reports one released only then) whose completion never reached the log
@@ -921,7 +945,15 @@ export class ReplicaCore {
   // ============================================================ disk server
 
   private register(gen: number, purpose: Registration['purpose'], peer: ReplicaId | null): void {
-    const req: DiskReq = { id: this.diskId(), op: 'generation', gen, from: this.cfg.id, primary: this.cfg.id, backup: peer, ...(purpose === 'recover' ? { recover: true } : {}) }
+    const req: DiskReq = {
+      id: this.diskId(),
+      op: 'generation',
+      gen,
+      from: this.cfg.id,
+      primary: this.cfg.id,
+      backup: peer,
+      ...(purpose === 'recover' ? { recover: true } : {})
+    }
     this.registration = { req, sentAt: this.now, gen, purpose, peer }
     // A new generation fences every write of the old one: one still unanswered would be lost. retryDisk sends it
     // once they are all answered (the live replica takes no input meanwhile).
@@ -1056,11 +1088,23 @@ function withWriteIndex(outputs: Output[], entry: number, at: number): Held[] {
 
 function checkConfig(cfg: ReplicaConfig): void {
   if (typeof cfg?.id !== 'string' || cfg.id.length === 0) throw new Error('ReplicaConfig.id must be a non-empty string')
-  for (const k of ['heartbeatMs', 'suspectMs', 'diskRetryMs', 'maxUnackedEntries', 'maxUnackedBytes', 'batchEntries', 'maxMessageBytes', 'hashEvery'] as const) {
+  for (const k of [
+    'heartbeatMs',
+    'suspectMs',
+    'diskRetryMs',
+    'maxUnackedEntries',
+    'maxUnackedBytes',
+    'batchEntries',
+    'maxMessageBytes',
+    'hashEvery'
+  ] as const) {
     const v = cfg[k]
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new Error(`ReplicaConfig.${k} of ${cfg.id} must be a positive number, got ${v}`)
   }
-  if (cfg.suspectMs <= cfg.heartbeatMs) throw new Error(`ReplicaConfig of ${cfg.id}: suspectMs (${cfg.suspectMs}) must exceed heartbeatMs (${cfg.heartbeatMs}), or every quiet moment looks like a failure`)
+  if (cfg.suspectMs <= cfg.heartbeatMs)
+    throw new Error(
+      `ReplicaConfig of ${cfg.id}: suspectMs (${cfg.suspectMs}) must exceed heartbeatMs (${cfg.heartbeatMs}), or every quiet moment looks like a failure`
+    )
 }
 
 /** Why a peer message cannot be handled, or null. The edge decodes frames; this guards the core against a bad decoder. */
@@ -1069,10 +1113,12 @@ function malformed(msg: PeerMsg): string | null {
   if (typeof msg.gen !== 'number') return `${String(msg.t)}: gen is not a number`
   switch (msg.t) {
     case 'entries':
-      if (!Array.isArray(msg.entries) || msg.entries.some((e) => typeof e?.n !== 'number' || typeof e.body !== 'object' || e.body === null)) return 'entries: malformed entry list'
+      if (!Array.isArray(msg.entries) || msg.entries.some((e) => typeof e?.n !== 'number' || typeof e.body !== 'object' || e.body === null))
+        return 'entries: malformed entry list'
       return typeof msg.releasedThrough === 'number' ? null : 'entries: releasedThrough is not a number'
     case 'entry-part':
-      if (typeof msg.n !== 'number' || typeof msg.at !== 'number' || typeof msg.total !== 'number' || !(msg.bytes instanceof Uint8Array)) return 'entry-part: n, at, total or bytes missing'
+      if (typeof msg.n !== 'number' || typeof msg.at !== 'number' || typeof msg.total !== 'number' || !(msg.bytes instanceof Uint8Array))
+        return 'entry-part: n, at, total or bytes missing'
       return typeof msg.releasedThrough === 'number' ? null : 'entry-part: releasedThrough is not a number'
     case 'ack':
       return typeof msg.n === 'number' ? null : 'ack: n is not a number'

@@ -14,7 +14,15 @@ export function entryParts(entry: LogEntry, maxBytes: number, extra: { releasedT
   const out: PeerMsg[] = []
   for (let at = 0; at < bytes.length; at += maxBytes) {
     // subarray: the slices share the one encoding; the edge copies each into its own frame
-    out.push({ t: 'entry-part', gen: entry.gen, n: entry.n, at, total: bytes.length, bytes: bytes.subarray(at, Math.min(bytes.length, at + maxBytes)), ...extra })
+    out.push({
+      t: 'entry-part',
+      gen: entry.gen,
+      n: entry.n,
+      at,
+      total: bytes.length,
+      bytes: bytes.subarray(at, Math.min(bytes.length, at + maxBytes)),
+      ...extra
+    })
   }
   return out
 }
@@ -79,7 +87,8 @@ export class EntryAssembly {
       return `entry ${this.n} does not decode: ${(err as Error).message}`
     }
     const e = v as LogEntry
-    if (typeof e !== 'object' || e === null || e.n !== this.n || typeof e.gen !== 'number' || typeof e.body !== 'object' || e.body === null) return `entry ${this.n}: assembled value is not that entry`
+    if (typeof e !== 'object' || e === null || e.n !== this.n || typeof e.gen !== 'number' || typeof e.body !== 'object' || e.body === null)
+      return `entry ${this.n}: assembled value is not that entry`
     return e
   }
 }

@@ -17,7 +17,16 @@ export interface OutputRuleFigures {
 }
 
 export class ChannelTelemetry {
-  private window = { entries: 0, bytes: 0, first: 0, last: 0, ack: 0, samples: [] as { n: number; bytes: number; input: string }[], sentEntries: 0, holds: [] as number[] }
+  private window = {
+    entries: 0,
+    bytes: 0,
+    first: 0,
+    last: 0,
+    ack: 0,
+    samples: [] as { n: number; bytes: number; input: string }[],
+    sentEntries: 0,
+    holds: [] as number[]
+  }
   private entriesSent = 0
   private entriesReceived = 0
   private releasedCount = 0

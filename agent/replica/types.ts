@@ -37,7 +37,19 @@ export type PeerMsg =
    * Part `part` of the snapshot (from 0; `done` on the last). Pages are cut to bound the message:
    * `append` says the first page continues the value of the previous part's last page.
    */
-  | { t: 'snapshot'; gen: number; from: ReplicaId; last: number; part: number; done: boolean; guest: string; hash: string; pages: PageWrite[]; append: boolean; nextConn?: number }
+  | {
+      t: 'snapshot'
+      gen: number
+      from: ReplicaId
+      last: number
+      part: number
+      done: boolean
+      guest: string
+      hash: string
+      pages: PageWrite[]
+      append: boolean
+      nextConn?: number
+    }
   /** cumulative: the joining replica holds parts 0..part */
   | { t: 'snapshot-ack'; gen: number; from: ReplicaId; part: number }
   /** the backup's state hash differs at entry `n`; the divergence began at or after `since` (the entry after the last one whose hash matched). The backup has halted. */

@@ -24,16 +24,41 @@ import { serviceLibrary } from '../guests/service.js'
 
 /** Globals a guest must not see: clocks, GC-observable objects, shared memory, locale data, output. */
 export const REMOVED_GLOBALS = [
-  'Date', 'WeakRef', 'FinalizationRegistry', 'SharedArrayBuffer', 'Atomics', 'WebAssembly', 'Intl', 'console',
+  'Date',
+  'WeakRef',
+  'FinalizationRegistry',
+  'SharedArrayBuffer',
+  'Atomics',
+  'WebAssembly',
+  'Intl',
+  'console',
   // not in a fresh context today; removed anyway in case a Node version adds them
-  'setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval', 'clearImmediate', 'queueMicrotask',
-  'process', 'require', 'module', 'fetch', 'performance', 'structuredClone', 'crypto', 'navigator', 'global'
+  'setTimeout',
+  'setInterval',
+  'setImmediate',
+  'clearTimeout',
+  'clearInterval',
+  'clearImmediate',
+  'queueMicrotask',
+  'process',
+  'require',
+  'module',
+  'fetch',
+  'performance',
+  'structuredClone',
+  'crypto',
+  'navigator',
+  'global'
 ]
 
 /** Built-ins whose result depends on the host's locale or ICU data: they throw inside the guest. */
 export const LOCALE_DEPENDENT = [
-  'String.prototype.localeCompare', 'String.prototype.toLocaleUpperCase', 'String.prototype.toLocaleLowerCase',
-  'Number.prototype.toLocaleString', 'BigInt.prototype.toLocaleString', 'Array.prototype.toLocaleString',
+  'String.prototype.localeCompare',
+  'String.prototype.toLocaleUpperCase',
+  'String.prototype.toLocaleLowerCase',
+  'Number.prototype.toLocaleString',
+  'BigInt.prototype.toLocaleString',
+  'Array.prototype.toLocaleString',
   'TypedArray.prototype.toLocaleString'
 ]
 
@@ -264,34 +289,50 @@ export function isStackOverflow(e: unknown): boolean {
 export function createSandbox(def: GuestDefinition, host: HostDevices): Sandbox {
   // afterEvaluate: promises a guest creates settle before call() returns, never between
   // two inputs, so async code in a guest stays inside the input that started it.
-  const ctx = vm.createContext(
-    Object.create(null) as object,
-    { name: `ftlab guest ${def.name}`, codeGeneration: { strings: false, wasm: false }, microtaskMode: 'afterEvaluate' }
-  )
+  const ctx = vm.createContext(Object.create(null) as object, {
+    name: `ftlab guest ${def.name}`,
+    codeGeneration: { strings: false, wasm: false },
+    microtaskMode: 'afterEvaluate'
+  })
   vm.runInContext(HARDEN, ctx, { filename: 'ftlab-sandbox.js' })
 
   // The host side of the boundary: whatever a device throws is described for the guest's
   // side to remake, and a host stack overflow is reported even if the guest swallows the error.
   let pending = ''
-  const guard = <A extends unknown[], R>(f: (...a: A) => R) => (...a: A): R => {
-    try {
-      return f(...a)
-    } catch (e) {
-      pending = e instanceof Error ? `${e.name}\n${e.message}` : `Error\n${String(e)}`
-      if (isStackOverflow(e)) host.overflow()
-      throw e
+  const guard =
+    <A extends unknown[], R>(f: (...a: A) => R) =>
+    (...a: A): R => {
+      try {
+        return f(...a)
+      } catch (e) {
+        pending = e instanceof Error ? `${e.name}\n${e.message}` : `Error\n${String(e)}`
+        if (isStackOverflow(e)) host.overflow()
+        throw e
+      }
     }
-  }
   const bridge = {
     takeError: (): string => {
       const d = pending
       pending = ''
       return d
     },
-    memGet: guard(host.memGet), memHas: guard(host.memHas), memSet: guard(host.memSet), memDelete: guard(host.memDelete), memKeys: guard(host.memKeys),
-    nicSend: guard(host.nicSend), nicClose: guard(host.nicClose), nicIsOpen: guard(host.nicIsOpen),
-    diskRead: guard(host.diskRead), diskWrite: guard(host.diskWrite), diskSync: guard(host.diskSync), clockNow: guard(host.clockNow), randomU32: guard(host.randomU32),
-    timerSet: guard(host.timerSet), timerCancel: guard(host.timerCancel), mark: guard(host.mark), rollback: guard(host.rollback)
+    memGet: guard(host.memGet),
+    memHas: guard(host.memHas),
+    memSet: guard(host.memSet),
+    memDelete: guard(host.memDelete),
+    memKeys: guard(host.memKeys),
+    nicSend: guard(host.nicSend),
+    nicClose: guard(host.nicClose),
+    nicIsOpen: guard(host.nicIsOpen),
+    diskRead: guard(host.diskRead),
+    diskWrite: guard(host.diskWrite),
+    diskSync: guard(host.diskSync),
+    clockNow: guard(host.clockNow),
+    randomU32: guard(host.randomU32),
+    timerSet: guard(host.timerSet),
+    timerCancel: guard(host.timerCancel),
+    mark: guard(host.mark),
+    rollback: guard(host.rollback)
   }
   const connect = vm.runInContext(BOUNDARY, ctx, { filename: 'ftlab-devices.js' }) as (h: typeof bridge, blockSize: number, overflow: string) => Boundary
   const boundary = connect(bridge, BLOCK_SIZE, STACK_OVERFLOW_MESSAGE)

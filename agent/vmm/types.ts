@@ -36,10 +36,7 @@ export type Output =
  * once by a primary, ignored by a backup, re-issued by a backup that goes live
  * (see Vmm.pendingIo).
  */
-export type IoRequest =
-  | { t: 'disk-read'; tag: number; block: number }
-  | { t: 'timer-set'; id: number; ms: number }
-  | { t: 'timer-cancel'; id: number }
+export type IoRequest = { t: 'disk-read'; tag: number; block: number } | { t: 'timer-set'; id: number; ms: number } | { t: 'timer-cancel'; id: number }
 
 /** One non-deterministic value consumed by the guest while it handled an input. */
 export type Nondet = { d: 'clock'; v: number } | { d: 'random'; v: number }

@@ -8,9 +8,7 @@ import { getGuest } from '../guests/index.js'
 import { byteStringToBytes, bytesToByteString } from '../guests/resp.js'
 import { Memory } from './memory.js'
 import { createSandbox, isStackOverflow, type HostDevices, type Sandbox } from './sandbox.js'
-import type {
-  EntryBody, Entropy, ExecResult, GuestInput, IoRequest, Nondet, Output, PageWrite, Refusal, ReplicationMode, Snapshot, Vmm
-} from './types.js'
+import type { EntryBody, Entropy, ExecResult, GuestInput, IoRequest, Nondet, Output, PageWrite, Refusal, ReplicationMode, Snapshot, Vmm } from './types.js'
 
 export { BLOCK_SIZE }
 
@@ -58,7 +56,10 @@ const BYTE_STRING = /[^\x00-\xff]/
 function byteString(s: unknown, where: string): string {
   if (typeof s !== 'string') throw new TypeError(`${where}: bytes must be a byte string, got ${typeof s}`)
   const bad = BYTE_STRING.exec(s)
-  if (bad) throw new TypeError(`${where}: bytes must be a byte string (char codes 0-255); found U+${bad[0].charCodeAt(0).toString(16).padStart(4, '0')} at index ${bad.index}`)
+  if (bad)
+    throw new TypeError(
+      `${where}: bytes must be a byte string (char codes 0-255); found U+${bad[0].charCodeAt(0).toString(16).padStart(4, '0')} at index ${bad.index}`
+    )
   return s
 }
 
@@ -74,13 +75,20 @@ function connId(c: unknown, where: string): string {
 
 export function describeInput(input: GuestInput): string {
   switch (input.t) {
-    case 'boot': return 'boot'
-    case 'open': return `open ${input.conn}`
-    case 'close': return `close ${input.conn}`
-    case 'data': return `data ${input.conn} (${input.data.length} bytes)`
-    case 'disk-read': return `disk-read tag ${input.tag} block ${input.block} (${input.data.length} bytes)`
-    case 'timer': return `timer ${input.id}`
-    case 'disk-synced': return `disk-synced tag ${input.tag}`
+    case 'boot':
+      return 'boot'
+    case 'open':
+      return `open ${input.conn}`
+    case 'close':
+      return `close ${input.conn}`
+    case 'data':
+      return `data ${input.conn} (${input.data.length} bytes)`
+    case 'disk-read':
+      return `disk-read tag ${input.tag} block ${input.block} (${input.data.length} bytes)`
+    case 'timer':
+      return `timer ${input.id}`
+    case 'disk-synced':
+      return `disk-synced tag ${input.tag}`
   }
 }
 
@@ -88,9 +96,12 @@ function checkInput(input: GuestInput): void {
   const where = 'vmm: guest input'
   if (input === null || typeof input !== 'object') throw new TypeError(`${where} must be an object, got ${String(input)}`)
   switch (input.t) {
-    case 'boot': return
+    case 'boot':
+      return
     case 'open':
-    case 'close': connId(input.conn, `${where} '${input.t}'`); return
+    case 'close':
+      connId(input.conn, `${where} '${input.t}'`)
+      return
     case 'data':
       connId(input.conn, `${where} 'data'`)
       if (!(input.data instanceof Uint8Array)) throw new TypeError(`${where} 'data' on ${input.conn}: data must be a Uint8Array`)
@@ -100,9 +111,14 @@ function checkInput(input: GuestInput): void {
       nonNegInt(input.block, `${where} 'disk-read' block`)
       if (!(input.data instanceof Uint8Array)) throw new TypeError(`${where} 'disk-read' of block ${input.block}: data must be a Uint8Array`)
       return
-    case 'timer': nonNegInt(input.id, `${where} 'timer' id`); return
-    case 'disk-synced': nonNegInt(input.tag, `${where} 'disk-synced' tag`); return
-    default: throw new TypeError(`${where}: unknown kind ${JSON.stringify((input as { t?: unknown }).t)}`)
+    case 'timer':
+      nonNegInt(input.id, `${where} 'timer' id`)
+      return
+    case 'disk-synced':
+      nonNegInt(input.tag, `${where} 'disk-synced' tag`)
+      return
+    default:
+      throw new TypeError(`${where}: unknown kind ${JSON.stringify((input as { t?: unknown }).t)}`)
   }
 }
 
@@ -267,7 +283,8 @@ export function createVmm(opts: VmmOptions): Vmm {
       // The depth at which the stack runs out differs between hosts (stack size, JIT state), so an
       // overflow is a fault the other replica may not have. The primary refuses the input and logs
       // the refusal; a backup that overflows where the primary did not cannot follow it.
-      if (s.logged !== null) s.divergence ??= `stack overflow in '${handler}' on this replica but not on the primary (their stack limits differ), so this replica cannot reproduce the entry`
+      if (s.logged !== null)
+        s.divergence ??= `stack overflow in '${handler}' on this replica but not on the primary (their stack limits differ), so this replica cannot reproduce the entry`
       else refuse(s, fault, conn, handler)
       return
     }
@@ -433,16 +450,22 @@ export function createVmm(opts: VmmOptions): Vmm {
     },
 
     pendingIo(): IoRequest[] {
-      const reads: IoRequest[] = mem.keys(DISK)
+      const reads: IoRequest[] = mem
+        .keys(DISK)
         .map((k) => ({ t: 'disk-read' as const, tag: Number(k.slice(DISK.length)), block: Number(mem.get(k)) }))
         .sort((a, b) => a.tag - b.tag)
-      const timers: IoRequest[] = mem.keys(TIMER)
+      const timers: IoRequest[] = mem
+        .keys(TIMER)
         .map((k) => ({ t: 'timer-set' as const, id: Number(k.slice(TIMER.length)), ms: Number(mem.get(k)) }))
         .sort((a, b) => a.id - b.id)
       return [...reads, ...timers]
     },
 
-    pendingSyncs: () => mem.keys(SYNC).map((k) => Number(k.slice(SYNC.length))).sort((a, b) => a - b),
+    pendingSyncs: () =>
+      mem
+        .keys(SYNC)
+        .map((k) => Number(k.slice(SYNC.length)))
+        .sort((a, b) => a - b),
 
     isOpen: (conn) => mem.has(CONN + conn),
     openConns: () => mem.keys(CONN).map((k) => k.slice(CONN.length)),

@@ -36,7 +36,16 @@ import {
 } from './measure.js'
 import { deployRun } from './deploy.js'
 import { BenchUsageError, parseBenchArgs, USAGE, type BenchOptions } from './options.js'
-import { BASELINE_HOW, renderReport, type BenchResult, type FailoverRep, type FailoverResult, type MemoryResult, type ModeResult, type RedisResult } from './report.js'
+import {
+  BASELINE_HOW,
+  renderReport,
+  type BenchResult,
+  type FailoverRep,
+  type FailoverResult,
+  type MemoryResult,
+  type ModeResult,
+  type RedisResult
+} from './report.js'
 import { runIfMain } from '../core/entry.js'
 
 const HOSTS = ['a', 'b', 'disk'] as const
@@ -130,7 +139,13 @@ export async function runBench(opts: BenchOptions, labs: LabRegistry, progress: 
   const result: BenchResult = {
     startedAt: new Date(started).toISOString(),
     elapsedMs: 0,
-    machine: { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus().length, cpuModel: cpus()[0]?.model?.trim() ?? 'unknown CPU', loadAvg: [loadavg()[0], 0] },
+    machine: {
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model?.trim() ?? 'unknown CPU',
+      loadAvg: [loadavg()[0], 0]
+    },
     load: { clients: opts.clients, keys: opts.keys, seconds: opts.seconds, warmupSeconds: opts.warmupSeconds, rounds: opts.rounds, mix: mixText() },
     timing: DEFAULT_TIMING,
     baseline: BASELINE_HOW,
@@ -302,7 +317,14 @@ async function modeRun(
  * Power cuts of the primary, back and forth: after each one, restore redundancy onto a
  * fresh agent in the dead replica's slot, so the next cut hits the other side.
  */
-async function failoverRun(mode: ReplicationMode, opts: BenchOptions, shape: LoadShape, labs: LabRegistry, progress: Progress, signal: AbortSignal): Promise<FailoverResult> {
+async function failoverRun(
+  mode: ReplicationMode,
+  opts: BenchOptions,
+  shape: LoadShape,
+  labs: LabRegistry,
+  progress: Progress,
+  signal: AbortSignal
+): Promise<FailoverResult> {
   const name = 'bench-failover'
   const reps: FailoverRep[] = []
   const res = (): FailoverResult => {

@@ -63,7 +63,8 @@ export function deployUnavailable(): string | null {
   if (why) return why
   // the testbed is machine-wide: one already up belongs to a test or an operator, and this
   // section brings its own up and down, so it stays away from it
-  if (existsSync(LAB_FILE)) return `the testbed is already up (${LAB_FILE} exists); the deploy section brings up and tears down its own. If it is a leftover: sudo scripts/testbed.sh down`
+  if (existsSync(LAB_FILE))
+    return `the testbed is already up (${LAB_FILE} exists); the deploy section brings up and tears down its own. If it is a leftover: sudo scripts/testbed.sh down`
   return null
 }
 
@@ -106,7 +107,12 @@ export function deployFigures(reps: DeployRep[], phase: 'cold' | 'warm'): Deploy
  * down again, also on failure or abort. `registerCleanup` hands the caller a way to take the
  * testbed down should the process be interrupted before this returns.
  */
-export async function deployRun(reps: number, progress: Progress, signal: AbortSignal, registerCleanup: (fn: (() => void) | null) => void): Promise<DeployResult> {
+export async function deployRun(
+  reps: number,
+  progress: Progress,
+  signal: AbortSignal,
+  registerCleanup: (fn: (() => void) | null) => void
+): Promise<DeployResult> {
   const res: DeployResult = { hosts: [], reps: [], phases: [] }
   const why = deployUnavailable()
   if (why) return { ...res, skipped: why }
@@ -138,11 +144,23 @@ export async function deployRun(reps: number, progress: Progress, signal: AbortS
     res.hosts = hosts.map((h) => ({ id: h.id, node: h.node }))
     res.runtime = runtime
       ? { version: runtime.version, bytes: (await stat(runtime.path)).size, host: NO_NODE_HOST }
-      : { note: `no Node runtime is cached for ${nodeArch ?? machine}, so every host keeps its own Node and no runtime upload is measured (node scripts/fetch-node-runtime.mjs caches one)` }
+      : {
+          note: `no Node runtime is cached for ${nodeArch ?? machine}, so every host keeps its own Node and no runtime upload is measured (node scripts/fetch-node-runtime.mjs caches one)`
+        }
     const knownHosts = await KnownHosts.load({ readOnly: [], store: join(home, 'known_hosts') })
     const open = async (h: LabHost): Promise<SshConnection> => {
       // the testbed's host keys are made fresh by `up`: first contact is trusted here, as the tests do
-      const c = await connect({ host: h.address, port: h.port, user: h.user, identityFiles: [h.identity], agent: false, knownHosts, confirmHostKey: async () => true, sshConfig: SshConfig.empty(), readyTimeoutMs: 15_000 })
+      const c = await connect({
+        host: h.address,
+        port: h.port,
+        user: h.user,
+        identityFiles: [h.identity],
+        agent: false,
+        knownHosts,
+        confirmHostKey: async () => true,
+        sshConfig: SshConfig.empty(),
+        readyTimeoutMs: 15_000
+      })
       conns.add(c)
       return c
     }

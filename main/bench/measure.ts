@@ -95,7 +95,12 @@ export type Rows = Map<string, HostStatusRow>
 export const roleOf = (rows: Rows, id: string): string | undefined => rows.get(id)?.status?.role
 
 /** Poll the lab's status until `ok` holds (bounded by `timeoutMs`). */
-export async function until(lab: Lab, what: string, ok: (rows: Rows) => boolean, opts: { timeoutMs?: number; everyMs?: number; signal?: AbortSignal } = {}): Promise<Rows> {
+export async function until(
+  lab: Lab,
+  what: string,
+  ok: (rows: Rows) => boolean,
+  opts: { timeoutMs?: number; everyMs?: number; signal?: AbortSignal } = {}
+): Promise<Rows> {
   const deadline = Date.now() + (opts.timeoutMs ?? 20_000)
   let last: Rows = new Map()
   while (Date.now() < deadline) {
@@ -168,7 +173,15 @@ export function channelSum(parts: readonly ChannelFigures[], elapsedMs: number):
   const acks = parts.reduce((a, p) => a + p.ackBytesPerOp * p.ops, 0)
   const entries = parts.reduce((a, p) => a + p.entriesSent, 0)
   const per = (x: number) => (ops > 0 ? x / ops : 0)
-  return { bytesPerOp: per(bytes), ackBytesPerOp: per(acks), entriesPerOp: per(entries), mbPerSec: bytes / 1e6 / Math.max(0.001, elapsedMs / 1000), bytesSent: bytes, entriesSent: entries, ops }
+  return {
+    bytesPerOp: per(bytes),
+    ackBytesPerOp: per(acks),
+    entriesPerOp: per(entries),
+    mbPerSec: bytes / 1e6 / Math.max(0.001, elapsedMs / 1000),
+    bytesSent: bytes,
+    entriesSent: entries,
+    ops
+  }
 }
 
 export function channelDelta(before: Rows, after: Rows, primary: string, backup: string, ops: number, elapsedMs: number): ChannelFigures {
@@ -183,7 +196,15 @@ export function channelDelta(before: Rows, after: Rows, primary: string, backup:
   const entries = p1.entriesSent - p0.entriesSent
   if (bytes < 0 || acks < 0 || entries < 0) throw new Error('the logging-channel counters went backwards during the run (a replica or its link was replaced)')
   const per = (x: number) => (ops > 0 ? x / ops : 0)
-  return { bytesPerOp: per(bytes), ackBytesPerOp: per(acks), entriesPerOp: per(entries), mbPerSec: bytes / 1e6 / Math.max(0.001, elapsedMs / 1000), bytesSent: bytes, entriesSent: entries, ops }
+  return {
+    bytesPerOp: per(bytes),
+    ackBytesPerOp: per(acks),
+    entriesPerOp: per(entries),
+    mbPerSec: bytes / 1e6 / Math.max(0.001, elapsedMs / 1000),
+    bytesSent: bytes,
+    entriesSent: entries,
+    ops
+  }
 }
 
 export function memoryOf(samples: MemSample[], hosts: readonly string[]): HostMemory[] {
@@ -235,7 +256,13 @@ export async function timedFailover(
   const stopLoad = new AbortController()
   const forward = () => stopLoad.abort()
   opts.signal?.addEventListener('abort', forward, { once: true })
-  const running = runLoad({ targets: lab.serviceEndpoints(), durationMs: opts.leadMs + opts.afterMs, clients: shape.clients, keys: shape.keys, signal: stopLoad.signal })
+  const running = runLoad({
+    targets: lab.serviceEndpoints(),
+    durationMs: opts.leadMs + opts.afterMs,
+    clients: shape.clients,
+    keys: shape.keys,
+    signal: stopLoad.signal
+  })
   running.catch(() => {}) // observed below; this only keeps an early rejection from counting as unhandled
   let cutAt = 0
   let liveAt: number | null = null
@@ -313,7 +340,13 @@ export function redisBenchmark(ep: Endpoint, requests: number, pipeline: number,
       // redis-benchmark 7 stops at the first error reply and says so
       const serverError = /Error from server: ([^\r\n]*)/.exec(out)?.[1]
       const ok = code === 0 && !serverError && tests.length === 3
-      const error = ok ? undefined : serverError ? `error from the service: ${serverError}` : sig ? `killed (${sig})` : `exit code ${code}: ${out.trim().split('\n').slice(-2).join(' ')}`
+      const error = ok
+        ? undefined
+        : serverError
+          ? `error from the service: ${serverError}`
+          : sig
+            ? `killed (${sig})`
+            : `exit code ${code}: ${out.trim().split('\n').slice(-2).join(' ')}`
       resolve({ pipeline, requests, ok, error, tests })
     })
   })

@@ -131,14 +131,26 @@ export function renderReport(r: BenchResult): string {
       out.push(
         renderTable(
           ['MODE', 'BYTES/OP', 'ENTRIES/OP', 'ACK BYTES/OP', 'MB/s', 'ENTRIES'],
-          ch.map((m) => [m.mode, int(m.channel!.bytesPerOp), m.channel!.entriesPerOp.toFixed(2), int(m.channel!.ackBytesPerOp), m.channel!.mbPerSec.toFixed(2), int(m.channel!.entriesSent)])
+          ch.map((m) => [
+            m.mode,
+            int(m.channel!.bytesPerOp),
+            m.channel!.entriesPerOp.toFixed(2),
+            int(m.channel!.ackBytesPerOp),
+            m.channel!.mbPerSec.toFixed(2),
+            int(m.channel!.entriesSent)
+          ])
         )
       )
     }
     const or = tp.filter((m) => m.outputRule)
     if (or.length) {
       out.push('', "Output Rule hold time, first replicated run (the primary's figures: output produced → released on the backup's ack, ms)")
-      out.push(renderTable(['MODE', 'RELEASED', 'p50', 'p99', 'max'], or.map((m) => [m.mode, int(m.outputRule!.released), ms(m.outputRule!.p50Ms, 2), ms(m.outputRule!.p99Ms, 2), ms(m.outputRule!.maxMs, 2)])))
+      out.push(
+        renderTable(
+          ['MODE', 'RELEASED', 'p50', 'p99', 'max'],
+          or.map((m) => [m.mode, int(m.outputRule!.released), ms(m.outputRule!.p50Ms, 2), ms(m.outputRule!.p99Ms, 2), ms(m.outputRule!.maxMs, 2)])
+        )
+      )
       out.push('(p50/p99 over the last 4096 released outputs, max since the agent started)')
     }
   }
@@ -153,8 +165,12 @@ export function renderReport(r: BenchResult): string {
           f.reps.map((x) => [String(x.rep), x.cut, x.survivor, ms(x.liveMs, 0), ms(x.firstOpMs, 0), x.error ?? ''])
         )
       )
-      out.push(`first op after the cut: min ${ms(f.firstOpMs.min, 0)} / median ${ms(f.firstOpMs.median, 0)} / max ${ms(f.firstOpMs.max, 0)} ms over ${f.firstOpMs.n} cuts`)
-      out.push(`(live after: when a status poll first saw the survivor live; the go-live itself waits for ${r.timing.suspectMs} ms of silence, then the test-and-set)`)
+      out.push(
+        `first op after the cut: min ${ms(f.firstOpMs.min, 0)} / median ${ms(f.firstOpMs.median, 0)} / max ${ms(f.firstOpMs.max, 0)} ms over ${f.firstOpMs.n} cuts`
+      )
+      out.push(
+        `(live after: when a status poll first saw the survivor live; the go-live itself waits for ${r.timing.suspectMs} ms of silence, then the test-and-set)`
+      )
     }
     if (f.error) out.push(`FAILED: ${f.error}`)
   }
@@ -165,7 +181,17 @@ export function renderReport(r: BenchResult): string {
       out.push(
         renderTable(
           ['HOST', 'SAMPLES', 'RSS FIRST', 'RSS LAST', 'RSS MAX', 'MAX 2nd/1st HALF', 'HEAP FIRST', 'HEAP LAST', 'GUEST'],
-          m.hosts.map((h) => [h.host, String(h.samples), mib(h.rssFirst), mib(h.rssLast), mib(h.rssMax), h.secondHalfOverFirst ? h.secondHalfOverFirst.toFixed(2) : '-', mib(h.heapFirst), mib(h.heapLast), h.guestLast ? `${(h.guestLast / 1024).toFixed(0)} KiB` : '-'])
+          m.hosts.map((h) => [
+            h.host,
+            String(h.samples),
+            mib(h.rssFirst),
+            mib(h.rssLast),
+            mib(h.rssMax),
+            h.secondHalfOverFirst ? h.secondHalfOverFirst.toFixed(2) : '-',
+            mib(h.heapFirst),
+            mib(h.heapLast),
+            h.guestLast ? `${(h.guestLast / 1024).toFixed(0)} KiB` : '-'
+          ])
         )
       )
       out.push('(MAX 2nd/1st HALF near 1.00: RSS levelled off; well above 1: still growing at the end of the run)')
@@ -196,12 +222,16 @@ export function renderReport(r: BenchResult): string {
 const spreadText = (s: Spread | undefined) => (s && s.n > 0 ? `${ms(s.min, 0)} / ${ms(s.median, 0)} / ${ms(s.max, 0)}` : '-')
 
 export function renderDeploy(d: DeployResult): string[] {
-  const out = ['Deploy over SSH to the testbed: three hosts in parallel, each with a fresh SSH connection, up to the agent\'s ready line']
+  const out = ["Deploy over SSH to the testbed: three hosts in parallel, each with a fresh SSH connection, up to the agent's ready line"]
   if (d.skipped) return [...out, `skipped: ${d.skipped}`]
   const kib = d.bundleBytes ? `${(d.bundleBytes / 1024).toFixed(0)} KiB` : '?'
-  out.push(`cold: nothing of FT Lab on the hosts, the agent bundle (${kib}) is uploaded to each; warm: the same bundle already there (sha256 equal), upload skipped`)
+  out.push(
+    `cold: nothing of FT Lab on the hosts, the agent bundle (${kib}) is uploaded to each; warm: the same bundle already there (sha256 equal), upload skipped`
+  )
   if (d.runtime && 'version' in d.runtime) {
-    out.push(`${d.runtime.host} has no Node: cold deploys there include uploading Node v${d.runtime.version} (${(d.runtime.bytes / 1048576).toFixed(0)} MiB, gzip on the wire); the other hosts run their own Node`)
+    out.push(
+      `${d.runtime.host} has no Node: cold deploys there include uploading Node v${d.runtime.version} (${(d.runtime.bytes / 1048576).toFixed(0)} MiB, gzip on the wire); the other hosts run their own Node`
+    )
   } else if (d.runtime) out.push(`note: ${d.runtime.note}`)
   if (d.phases.length) {
     const hosts = d.hosts.map((h) => h.id)
@@ -223,7 +253,10 @@ export function renderDeploy(d: DeployResult): string[] {
         steps.push([p.phase, h.host, ...(['connect', 'detect', 'runtime', 'upload', 'start'] as const).map((s) => ms(h.stepsMs[s]?.median, 0))])
       }
     }
-    out.push('', 'Deploy steps, median ms (connect: SSH handshake; runtime: Node check or upload; upload: bundle hash compare and upload; start: agent up to its ready line)')
+    out.push(
+      '',
+      'Deploy steps, median ms (connect: SSH handshake; runtime: Node check or upload; upload: bundle hash compare and upload; start: agent up to its ready line)'
+    )
     out.push(renderTable(['PHASE', 'HOST', 'CONNECT', 'DETECT', 'RUNTIME', 'UPLOAD', 'START'], steps))
   }
   if (d.error) out.push(`FAILED: ${d.error}`)

@@ -95,7 +95,13 @@ function startChannel(log: ApiEventLog, rate: number, batch: number): { stop(): 
       owed -= batch
       const first = n + 1
       n += batch
-      log.publish({ ts, topic: 'agent', host: 'a', type: 'entries', data: { to: 'b', first, last: n, count: batch, bytes: batch * 96, inputs: { data: batch } } })
+      log.publish({
+        ts,
+        topic: 'agent',
+        host: 'a',
+        type: 'entries',
+        data: { to: 'b', first, last: n, count: batch, bytes: batch * 96, inputs: { data: batch } }
+      })
       log.publish({ ts, topic: 'agent', host: 'b', type: 'ack', data: { n } })
       events += 2
     }
@@ -155,12 +161,13 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
       }
       w.requestAnimationFrame(tick)
     })
-    const drain = () => page.evaluate(() => {
-      const w = globalThis as unknown as { __frames: number[] }
-      const f = w.__frames
-      w.__frames = []
-      return f
-    })
+    const drain = () =>
+      page.evaluate(() => {
+        const w = globalThis as unknown as { __frames: number[] }
+        const f = w.__frames
+        w.__frames = []
+        return f
+      })
     const heap = async () => {
       await cdp.send('HeapProfiler.collectGarbage').catch(() => {})
       const u = (await cdp.send('Runtime.getHeapUsage')) as { usedSize: number; totalSize: number }
@@ -168,14 +175,18 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     }
 
     channel = startChannel(log, o.rate, o.batch)
-    console.log(`ui-bench: ${o.rate} entries/s in events of ${o.batch} (${Math.round((2 * o.rate) / o.batch)} agent events/s with the acks), ${o.width}×${o.height}, ${o.minutes} min, chromium ${context.browser()?.version() ?? ''}`)
+    console.log(
+      `ui-bench: ${o.rate} entries/s in events of ${o.batch} (${Math.round((2 * o.rate) / o.batch)} agent events/s with the acks), ${o.width}×${o.height}, ${o.minutes} min, chromium ${context.browser()?.version() ?? ''}`
+    )
     await page.waitForTimeout(5000) // the page takes the stream; not measured
     if (process.env.FTLAB_UI_BENCH_PROFILE) {
       // a CPU profile of the page for 5 s, its functions by self time (to find what costs the frames)
       await cdp.send('Profiler.enable')
       await cdp.send('Profiler.start')
       await page.waitForTimeout(5000)
-      const { profile } = (await cdp.send('Profiler.stop')) as { profile: { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number } }[]; samples: number[] } }
+      const { profile } = (await cdp.send('Profiler.stop')) as {
+        profile: { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number } }[]; samples: number[] }
+      }
       const self = new Map<string, number>()
       const byId = new Map(profile.nodes.map((n) => [n.id, n]))
       for (const id of profile.samples) {
@@ -208,7 +219,9 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     }
     all.sort((a, b) => a - b)
     const p95 = percentile(all, 0.95)
-    console.log(`ui-bench: frame p50 ${percentile(all, 0.5).toFixed(1)} ms, p95 ${p95.toFixed(1)} ms (goal ≤ 16 ms, i.e. no frame dropped at 60 Hz, whose interval is 16.7 ms: ${p95 <= 16.7 ? 'met' : 'missed'}); heap ${mib(heapStart)} at start, ${mib(heapEnd)} after ${o.minutes} min; ${channel.sent()} agent events sent`)
+    console.log(
+      `ui-bench: frame p50 ${percentile(all, 0.5).toFixed(1)} ms, p95 ${p95.toFixed(1)} ms (goal ≤ 16 ms, i.e. no frame dropped at 60 Hz, whose interval is 16.7 ms: ${p95 <= 16.7 ? 'met' : 'missed'}); heap ${mib(heapStart)} at start, ${mib(heapEnd)} after ${o.minutes} min; ${channel.sent()} agent events sent`
+    )
   } finally {
     channel?.stop()
     await context.close().catch(() => {})

@@ -31,7 +31,8 @@ export function checkCounters(history: readonly HistoryOp[], final: FinalRead): 
     for (const o of obs) {
       if (o.op.op !== 'incr') continue
       const other = seen.get(o.value)
-      if (other) evidence.push({ key, message: `${key}: two acknowledged INCRs both returned ${o.value}: one increment was lost or answered twice`, ops: [other, o.op] })
+      if (other)
+        evidence.push({ key, message: `${key}: two acknowledged INCRs both returned ${o.value}: one increment was lost or answered twice`, ops: [other, o.op] })
       else seen.set(o.value, o.op)
     }
     const all = incrs.get(key) ?? []
@@ -50,7 +51,8 @@ export function checkCounters(history: readonly HistoryOp[], final: FinalRead): 
       continue
     }
     if (end < acked) evidence.push({ key, message: `${key}: final value ${end} is below the ${acked} acknowledged INCRs: increments were lost` })
-    if (end > acked + maybe) evidence.push({ key, message: `${key}: final value ${end} is above ${acked} acknowledged + ${maybe} unanswered INCRs: an increment was applied twice` })
+    if (end > acked + maybe)
+      evidence.push({ key, message: `${key}: final value ${end} is above ${acked} acknowledged + ${maybe} unanswered INCRs: an increment was applied twice` })
   }
   const valid = evidence.length > 0 ? false : unchecked.length > 0 ? 'unknown' : true
   return { checker: 'counters never go backwards and count every INCR once', valid, evidence: [...evidence, ...unchecked] }

@@ -123,7 +123,10 @@ function checkKey(key: string, hs: HistoryOp[], budget: number): { valid: Validi
     if (seen.has(memo)) continue
     seen.add(memo)
     if (++states > budget) {
-      return { valid: 'unknown', evidence: { key, message: `${key}: search budget of ${budget} states used up on ${ops.length} operations; linearizability not decided` } }
+      return {
+        valid: 'unknown',
+        evidence: { key, message: `${key}: search budget of ${budget} states used up on ${ops.length} operations; linearizability not decided` }
+      }
     }
     const next: Frame = { first, rest, opt: optMask, value, done: f.done + (c >= 0 ? 1 : 0), candidates: candidatesOf(first, rest, optMask), next: 0 }
     if (!deepest || next.done > deepest.done) deepest = next

@@ -77,14 +77,36 @@ export const COMMANDS: CommandSpec[] = [
     options: [
       { name: 'guest', type: 'string', choices: ['kv', 'bank'], help: 'the guest program (default: kv)' },
       { name: 'mode', type: 'string', choices: ['rsm', 'state-transfer'], help: 'replication mode (default: rsm)' },
-      { name: 'heartbeat', type: 'duration', bare: 'ms', min: 5, max: 10_000, help: 'heartbeat interval on the logging channel, in ms (or 20ms, 1s; default: 100)', placeholder: 'ms' },
-      { name: 'suspect', type: 'duration', bare: 'ms', min: 20, max: 60_000, help: 'silence after which a replica suspects its peer, in ms (or 2s; default: 800)', placeholder: 'ms' },
+      {
+        name: 'heartbeat',
+        type: 'duration',
+        bare: 'ms',
+        min: 5,
+        max: 10_000,
+        help: 'heartbeat interval on the logging channel, in ms (or 20ms, 1s; default: 100)',
+        placeholder: 'ms'
+      },
+      {
+        name: 'suspect',
+        type: 'duration',
+        bare: 'ms',
+        min: 20,
+        max: 60_000,
+        help: 'silence after which a replica suspects its peer, in ms (or 2s; default: 800)',
+        placeholder: 'ms'
+      },
       { name: 'etcd', type: 'string', help: 'break ties with this etcd cluster instead of the disk server (comma-separated client URLs)', placeholder: 'urls' },
       nameOpt
     ]
   },
   { id: 'lab-stop', words: ['lab', 'stop'], summary: "stop the lab's agents and forget it", positionals: [], options: [nameOpt] },
-  { id: 'status', words: ['status'], summary: 'one line per host: role, generation, logging channel; then the open faults', positionals: [], options: [nameOpt, jsonOpt] },
+  {
+    id: 'status',
+    words: ['status'],
+    summary: 'one line per host: role, generation, logging channel; then the open faults',
+    positionals: [],
+    options: [nameOpt, jsonOpt]
+  },
   {
     id: 'load',
     words: ['load'],
@@ -108,7 +130,13 @@ export const COMMANDS: CommandSpec[] = [
       { name: 'target', help: 'host or link' }
     ],
     options: [
-      { name: 'for', type: 'duration', bare: 's', help: 'heal by itself after this long (30s, 2m, 500ms; a bare number is seconds; default: 60s)', placeholder: 'duration' },
+      {
+        name: 'for',
+        type: 'duration',
+        bare: 's',
+        help: 'heal by itself after this long (30s, 2m, 500ms; a bare number is seconds; default: 60s)',
+        placeholder: 'duration'
+      },
       { name: 'p', type: 'number', min: 0, max: 1, help: 'loss: probability of dropping a message', placeholder: '0..1' },
       { name: 'ms', type: 'int', min: 0, max: 600_000, help: 'delay: milliseconds each way' },
       { name: 'jitter', type: 'int', min: 0, max: 600_000, help: 'delay: extra random milliseconds', placeholder: 'ms' },
@@ -127,14 +155,26 @@ export const COMMANDS: CommandSpec[] = [
     words: ['restore'],
     summary: 'restore redundancy: a fresh replica joins the live one',
     positionals: [],
-    options: [{ name: 'onto', type: 'string', help: 'remote lab: start the fresh replica on this host of the lab file (e.g. spare); its slot moves there', placeholder: 'host' }, nameOpt]
+    options: [
+      {
+        name: 'onto',
+        type: 'string',
+        help: 'remote lab: start the fresh replica on this host of the lab file (e.g. spare); its slot moves there',
+        placeholder: 'host'
+      },
+      nameOpt
+    ]
   },
   {
     id: 'events',
     words: ['events'],
     summary: "print the lab's events, one readable line each (repeats collapsed)",
     positionals: [],
-    options: [{ name: 'follow', type: 'flag', help: 'keep printing new events until interrupted' }, nameOpt, { name: 'json', type: 'flag', help: 'print the raw events, one JSON object a line' }]
+    options: [
+      { name: 'follow', type: 'flag', help: 'keep printing new events until interrupted' },
+      nameOpt,
+      { name: 'json', type: 'flag', help: 'print the raw events, one JSON object a line' }
+    ]
   },
   {
     id: 'deploy',
@@ -158,7 +198,8 @@ export const COMMANDS: CommandSpec[] = [
   {
     id: 'power-on',
     words: ['power-on'],
-    summary: "switch a host on with its lab file's power driver and wait for SSH (closes its power cut); with both replicas down, start this one booting the guest from the disk server in the next generation",
+    summary:
+      "switch a host on with its lab file's power driver and wait for SSH (closes its power cut); with both replicas down, start this one booting the guest from the disk server in the next generation",
     positionals: [{ name: 'host', help: 'a, b, disk' }],
     options: [remoteNameOpt],
     remote: true
@@ -168,14 +209,23 @@ export const COMMANDS: CommandSpec[] = [
 
 export function commandUsage(c: CommandSpec): string {
   const pos = c.positionals.map((p) => `<${p.name === 'kind' ? p.help : p.name}>`).join(' ')
-  const opts = c.options.map((o) => (o.required ? '' : '[') + `--${o.name}` + (o.type === 'flag' ? '' : ` ${o.choices ? o.choices.join('|') : `<${o.placeholder ?? o.type}>`}`) + (o.required ? '' : ']'))
+  const opts = c.options.map(
+    (o) =>
+      (o.required ? '' : '[') +
+      `--${o.name}` +
+      (o.type === 'flag' ? '' : ` ${o.choices ? o.choices.join('|') : `<${o.placeholder ?? o.type}>`}`) +
+      (o.required ? '' : ']')
+  )
   const head = ['ftlab', ...c.words, pos, ...opts].filter(Boolean).join(' ')
   const lines = c.options.map((o) => `    --${o.name.padEnd(8)} ${o.help}`)
   return [`  ${head}`, `    ${c.summary}`, ...lines].join('\n')
 }
 
 export function remoteUsage(): string {
-  return [...COMMANDS.filter((c) => c.remote).map((c) => commandUsage(c)), '  status, load, fault, heal, restore, events and lab stop work on a remote lab by --name'].join('\n')
+  return [
+    ...COMMANDS.filter((c) => c.remote).map((c) => commandUsage(c)),
+    '  status, load, fault, heal, restore, events and lab stop work on a remote lab by --name'
+  ].join('\n')
 }
 
 export function usage(): string {
@@ -250,7 +300,8 @@ function convert(o: OptSpec, text: string, u: string): OptValue {
       } catch (err) {
         throw new UsageError(`--${o.name}: ${(err as Error).message}`, u)
       }
-      if ((o.min !== undefined && ms < o.min) || (o.max !== undefined && ms > o.max)) throw new UsageError(`--${o.name} must be from ${o.min} to ${o.max} ms, got ${ms} ms ('${text}')`, u)
+      if ((o.min !== undefined && ms < o.min) || (o.max !== undefined && ms > o.max))
+        throw new UsageError(`--${o.name} must be from ${o.min} to ${o.max} ms, got ${ms} ms ('${text}')`, u)
       return ms
     }
     case 'int':
@@ -258,7 +309,8 @@ function convert(o: OptSpec, text: string, u: string): OptValue {
       const n = Number(text)
       const ok = text.trim() !== '' && Number.isFinite(n) && (o.type === 'number' || Number.isInteger(n))
       if (!ok) throw new UsageError(`--${o.name} must be ${o.type === 'int' ? 'a whole number' : 'a number'}, got '${text}'`, u)
-      if ((o.min !== undefined && n < o.min) || (o.max !== undefined && n > o.max)) throw new UsageError(`--${o.name} must be from ${o.min} to ${o.max}, got ${n}`, u)
+      if ((o.min !== undefined && n < o.min) || (o.max !== undefined && n > o.max))
+        throw new UsageError(`--${o.name} must be from ${o.min} to ${o.max}, got ${n}`, u)
       return n
     }
     case 'flag':

@@ -121,7 +121,9 @@ export function describeEvent(ev: LabEvent): string {
   const d = ev.data
   switch (ev.type) {
     case 'role':
-      return d.role === 'replica' ? `started as ${str(d.as)} of generation ${num(d.gen)}` : `started as ${str(d.role)}${d.listen ? ` on ${endpoint(d.listen)}` : ''}`
+      return d.role === 'replica'
+        ? `started as ${str(d.as)} of generation ${num(d.gen)}`
+        : `started as ${str(d.role)}${d.listen ? ` on ${endpoint(d.listen)}` : ''}`
     case 'replica-role':
       return `now ${str(d.role)} in generation ${num(d.gen)}${d.reason ? `: ${str(d.reason)}` : ''}`
     case 'suspect':
@@ -153,7 +155,8 @@ export function describeEvent(ev: LabEvent): string {
     case 'arbiter':
       return `arbiter ${str(d.kind)} for generation ${num(d.gen)}${d.fencing ? `, fencing: ${str(d.fencing)}` : ''}`
     case 'fault':
-      if (ev.source === 'operator') return `fault ${str(d.id ?? '')} ${str(d.what ?? d.kind)}${d.path ? ` via ${str(d.path)}` : ''}${typeof d.forMs === 'number' ? ` for ${formatDuration(d.forMs)}` : ''}${d.note ? ` (${str(d.note)})` : ''}`
+      if (ev.source === 'operator')
+        return `fault ${str(d.id ?? '')} ${str(d.what ?? d.kind)}${d.path ? ` via ${str(d.path)}` : ''}${typeof d.forMs === 'number' ? ` for ${formatDuration(d.forMs)}` : ''}${d.note ? ` (${str(d.note)})` : ''}`
       return `fault ${str(d.id)} applied${typeof d.healsAt === 'number' ? `, heals at ${new Date(d.healsAt).toISOString().slice(11, 19)}` : ''}`
     case 'heal':
       if (ev.source === 'operator') {

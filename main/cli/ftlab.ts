@@ -71,10 +71,32 @@ async function dispatch(cmd: ParsedCommand, name: string, io: CliIo): Promise<nu
   if (remote !== null) return remote
   switch (cmd.id) {
     case 'lab-start': {
-      const timing = o.heartbeat !== undefined || o.suspect !== undefined ? { heartbeatMs: (o.heartbeat as number | undefined) ?? DEFAULT_TIMING.heartbeatMs, suspectMs: (o.suspect as number | undefined) ?? DEFAULT_TIMING.suspectMs } : undefined
-      if (timing && timing.suspectMs <= timing.heartbeatMs) throw new UsageError(`--suspect (${timing.suspectMs} ms) must be longer than --heartbeat (${timing.heartbeatMs} ms)`, commandUsage(COMMANDS.find((c) => c.id === 'lab-start')!))
-      const arbiter = typeof o.etcd === 'string' ? { kind: 'etcd' as const, endpoints: o.etcd.split(',').map((u) => u.trim()).filter(Boolean) } : undefined
-      const lab = await startLocalLab({ name, guest: o.guest as string | undefined, mode: o.mode as 'rsm' | 'state-transfer' | undefined, timing, arbiter }, opts)
+      const timing =
+        o.heartbeat !== undefined || o.suspect !== undefined
+          ? {
+              heartbeatMs: (o.heartbeat as number | undefined) ?? DEFAULT_TIMING.heartbeatMs,
+              suspectMs: (o.suspect as number | undefined) ?? DEFAULT_TIMING.suspectMs
+            }
+          : undefined
+      if (timing && timing.suspectMs <= timing.heartbeatMs)
+        throw new UsageError(
+          `--suspect (${timing.suspectMs} ms) must be longer than --heartbeat (${timing.heartbeatMs} ms)`,
+          commandUsage(COMMANDS.find((c) => c.id === 'lab-start')!)
+        )
+      const arbiter =
+        typeof o.etcd === 'string'
+          ? {
+              kind: 'etcd' as const,
+              endpoints: o.etcd
+                .split(',')
+                .map((u) => u.trim())
+                .filter(Boolean)
+            }
+          : undefined
+      const lab = await startLocalLab(
+        { name, guest: o.guest as string | undefined, mode: o.mode as 'rsm' | 'state-transfer' | undefined, timing, arbiter },
+        opts
+      )
       const s = lab.snapshot()
       lab.close()
       io.out(labStartedText(name, s))

@@ -81,7 +81,9 @@ export async function cliRemoteOptions(io: RemoteCliIo, acceptNew: boolean): Pro
         return true
       }
       if (!io.ask) {
-        io.err(`${p.slot}: refused: not a terminal, so nobody can compare the fingerprint; check it on the host (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub) and deploy from a terminal, or use --accept-new-host-keys on a testbed\n`)
+        io.err(
+          `${p.slot}: refused: not a terminal, so nobody can compare the fingerprint; check it on the host (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub) and deploy from a terminal, or use --accept-new-host-keys on a testbed\n`
+        )
         return false
       }
       const a = await io.ask(`${p.slot}: does this fingerprint match the host's own? accept it [y/N] `, { secret: false })
@@ -144,7 +146,9 @@ export async function runRemoteCli(cmd: ParsedCommand, io: RemoteCliIo): Promise
           ;({ lab } = await RemoteLab.deploy(file, { name, onLine: (l) => io.out(preflightText(l)) }, opts))
         } catch (e) {
           if (e instanceof RemoteDeployError) {
-            io.err(`ftlab: lab '${name}' was not deployed: ${e.lines.filter((l) => !l.ok).length} of ${e.lines.length} hosts failed (see above); nothing was started\n`)
+            io.err(
+              `ftlab: lab '${name}' was not deployed: ${e.lines.filter((l) => !l.ok).length} of ${e.lines.length} hosts failed (see above); nothing was started\n`
+            )
             return FAILED
           }
           throw e
@@ -195,7 +199,8 @@ export async function dispatchRemote(cmd: ParsedCommand, name: string, io: Remot
   const o = cmd.options
   try {
     const orch = lab.lab
-    if (!orch && cmd.id !== 'heal' && cmd.id !== 'lab-stop') throw new Error(`lab '${name}' has no running agents on record; finish with \`ftlab teardown --name ${name}\``)
+    if (!orch && cmd.id !== 'heal' && cmd.id !== 'lab-stop')
+      throw new Error(`lab '${name}' has no running agents on record; finish with \`ftlab teardown --name ${name}\``)
     switch (cmd.id) {
       case 'status': {
         const rows = await lab.status()
@@ -229,7 +234,9 @@ export async function dispatchRemote(cmd: ParsedCommand, name: string, io: Remot
         const r = await lab.restore(typeof o.onto === 'string' ? { onto: o.onto } : {})
         const svc = lab.lab?.snapshot().hosts[r.to]?.service
         const moved = r.machine ? `, moved onto ${r.machine}${svc ? `; its service is now ${svc.host}:${svc.port}` : ''}` : ''
-        io.out(`redundancy restored: ${r.from} is primary, ${r.to} is its new backup (agent deployed on ${lab.slotHost(r.to).label}${moved}), generation ${r.gen}, in ${formatDuration(Date.now() - t0)}\n`)
+        io.out(
+          `redundancy restored: ${r.from} is primary, ${r.to} is its new backup (agent deployed on ${lab.slotHost(r.to).label}${moved}), generation ${r.gen}, in ${formatDuration(Date.now() - t0)}\n`
+        )
         return OK
       }
       case 'lab-stop': {

@@ -190,7 +190,11 @@ export class LabDriver {
         throw apiError('lab.powerOn', err)
       }
       this.downBecause.delete(host)
-      this.mark({ kind: 'power-on', label: `power on ${host}: boots the guest from the disk server in generation ${this.lab.generation}, alone; restore redundancy to take a backup`, host })
+      this.mark({
+        kind: 'power-on',
+        label: `power on ${host}: boots the guest from the disk server in generation ${this.lab.generation}, alone; restore redundancy to take a backup`,
+        host
+      })
       await this.poll()
       return this.snapshot()
     }

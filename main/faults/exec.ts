@@ -44,7 +44,10 @@ export function localNetnsExec(nsName: string): HostExec {
 
 /** What an SSH connection offers (main/ssh's SshConnection has this shape). */
 export interface SshLikeConnection {
-  exec(command: string, opts?: { stdin?: string | Buffer; timeoutMs?: number }): Promise<{ code: number | null; signal: string | null; stdout: Buffer; stderr: Buffer }>
+  exec(
+    command: string,
+    opts?: { stdin?: string | Buffer; timeoutMs?: number }
+  ): Promise<{ code: number | null; signal: string | null; stdout: Buffer; stderr: Buffer }>
 }
 
 /** Adapter: run scripts on an SSH-connected host. The remote login shell may not be sh, so wrap. */
@@ -87,7 +90,7 @@ function spawnScript(prefix: string[], cmd: string, opts: ExecOptions = {}): Pro
       clearTimeout(timer)
       const stderr = Buffer.concat(err).toString('utf8')
       resolve({
-        code: timedOut ? 124 : code ?? 128 + (signal ? (SIGNALS[signal.replace(/^SIG/, '')] ?? 0) : 0),
+        code: timedOut ? 124 : (code ?? 128 + (signal ? (SIGNALS[signal.replace(/^SIG/, '')] ?? 0) : 0)),
         stdout: Buffer.concat(out).toString('utf8'),
         stderr: timedOut ? `${stderr}timed out after ${timeoutMs} ms\n` : stderr
       })

@@ -27,7 +27,16 @@ export type NetworkFaultSpec =
   /** drop `percent` of packets (0..100, steps of 0.01) with `peers` (all non-loopback traffic if absent) */
   | { kind: 'loss'; percent: number; peers?: string[]; direction?: Direction }
   /** tc netem on `dev`, on what the host sends to `peers` (egress only) */
-  | { kind: 'netem'; dev: string; peers: string[]; delayMs?: number; jitterMs?: number; lossPercent?: number; duplicatePercent?: number; reorderPercent?: number }
+  | {
+      kind: 'netem'
+      dev: string
+      peers: string[]
+      delayMs?: number
+      jitterMs?: number
+      lossPercent?: number
+      duplicatePercent?: number
+      reorderPercent?: number
+    }
 
 export type FaultPath = 'nft' | 'iptables' | 'netem' | 'agent-filter'
 
@@ -91,12 +100,14 @@ export function validateRequest(req: NetworkFaultRequest): void {
   const m = req.management
   if (typeof m !== 'object' || m === null) throw new Error(`${where}: management {address, sshPort} is required; the console's connection is always spared`)
   if (!isIP(m.address)) throw new Error(`${where}: management.address must be an IP address, got ${JSON.stringify(m.address)}`)
-  if (!Number.isInteger(m.sshPort) || m.sshPort < 1 || m.sshPort > 65535) throw new Error(`${where}: management.sshPort must be a port 1..65535, got ${String(m.sshPort)}`)
+  if (!Number.isInteger(m.sshPort) || m.sshPort < 1 || m.sshPort > 65535)
+    throw new Error(`${where}: management.sshPort must be a port 1..65535, got ${String(m.sshPort)}`)
   const s = req.spec
   if (typeof s !== 'object' || s === null) throw new Error(`${where}: spec must be an object`)
   switch (s.kind) {
     case 'isolate':
-      if (!Array.isArray(s.lab) || s.lab.length === 0) throw new Error(`${where}: isolate.lab must list the lab's addresses or networks (e.g. ["10.87.0.0/24"])`)
+      if (!Array.isArray(s.lab) || s.lab.length === 0)
+        throw new Error(`${where}: isolate.lab must list the lab's addresses or networks (e.g. ["10.87.0.0/24"])`)
       s.lab.forEach((a, i) => addressOrCidr(`${where}: isolate.lab[${i}]`, a))
       return
     case 'cut':
@@ -117,13 +128,15 @@ export function validateRequest(req: NetworkFaultRequest): void {
       s.peers.forEach((a, i) => address(`${where}: netem.peers[${i}]`, a))
       const ms = (f: 'delayMs' | 'jitterMs') => {
         const v = s[f]
-        if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 60_000)) throw new Error(`${where}: netem.${f} must be an integer 0..60000, got ${String(v)}`)
+        if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 60_000))
+          throw new Error(`${where}: netem.${f} must be an integer 0..60000, got ${String(v)}`)
       }
       ms('delayMs')
       ms('jitterMs')
       for (const f of ['lossPercent', 'duplicatePercent', 'reorderPercent'] as const) if (s[f] !== undefined) percent(`${where}: netem.${f}`, s[f])
       if ((s.jitterMs ?? 0) > 0 && !(s.delayMs ?? 0)) throw new Error(`${where}: netem.jitterMs needs a delayMs`)
-      if ((s.reorderPercent ?? 0) > 0 && !(s.delayMs ?? 0)) throw new Error(`${where}: netem.reorderPercent needs a delayMs (netem reorders by sending some packets without the delay)`)
+      if ((s.reorderPercent ?? 0) > 0 && !(s.delayMs ?? 0))
+        throw new Error(`${where}: netem.reorderPercent needs a delayMs (netem reorders by sending some packets without the delay)`)
       if (!s.delayMs && !s.lossPercent && !s.duplicatePercent) throw new Error(`${where}: netem needs at least one of delayMs, lossPercent, duplicatePercent`)
       return
     }
@@ -206,7 +219,13 @@ export function nftRuleset(id: string, spec: Exclude<NetworkFaultSpec, { kind: '
     lines.push('  }')
     return lines.join('\n')
   }
-  return [`table inet ${tableName(id)} {`, chain('input', 'saddr', 'dport', 'iifname', t.in), chain('output', 'daddr', 'sport', 'oifname', t.out), '}', ''].join('\n')
+  return [
+    `table inet ${tableName(id)} {`,
+    chain('input', 'saddr', 'dport', 'iifname', t.in),
+    chain('output', 'daddr', 'sport', 'oifname', t.out),
+    '}',
+    ''
+  ].join('\n')
 }
 
 /** Shell lines that add the iptables chains of a fault and hook them first into INPUT/OUTPUT. */
@@ -284,9 +303,10 @@ export function netemApplyScript(id: string, spec: Extract<NetworkFaultSpec, { k
   if (spec.duplicatePercent) args.push(`duplicate ${spec.duplicatePercent}%`)
   if (spec.reorderPercent) args.push(`reorder ${spec.reorderPercent}%`)
   const match = (a: string) => (fam(a) === 6 ? `protocol ipv6 prio 2 u32 match ip6 dst ${a}/128` : `protocol ip prio 2 u32 match ip dst ${a}/32`)
-  const mg = fam(mgmt.address) === 6
-    ? `protocol ipv6 prio 1 u32 match ip6 dst ${mgmt.address}/128 match ip6 sport ${mgmt.sshPort} 0xffff`
-    : `protocol ip prio 1 u32 match ip dst ${mgmt.address}/32 match ip sport ${mgmt.sshPort} 0xffff`
+  const mg =
+    fam(mgmt.address) === 6
+      ? `protocol ipv6 prio 1 u32 match ip6 dst ${mgmt.address}/128 match ip6 sport ${mgmt.sshPort} 0xffff`
+      : `protocol ip prio 1 u32 match ip dst ${mgmt.address}/32 match ip sport ${mgmt.sshPort} 0xffff`
   return [
     `if tc qdisc show dev ${d} | grep -q '^qdisc prio f7[0-9a-f][0-9a-f]: root'; then echo "${d} already carries an FT Lab netem fault; heal it first" >&2; exit 3; fi`,
     [
@@ -356,8 +376,20 @@ export function injectScript(path: 'nft' | 'iptables' | 'netem', req: NetworkFau
 
 export function healScript(record: FaultRecord): string {
   if (record.path === 'agent-filter') throw new Error(`fault ${record.id} was applied by the agents' transport filter; heal it through the agent`)
-  const s = scriptsFor(record.path, { id: record.id, target: record.target, spec: record.params, management: { address: '127.0.0.1', sshPort: 22 }, deadlineMs: 1000 })
-  return [PRELUDE, cancelDeadmanScript(record.id), s.heal, `if ${s.exists}; then echo "fault ${record.id} is still in place after heal" >&2; exit 5; fi`, 'echo healed'].join('\n')
+  const s = scriptsFor(record.path, {
+    id: record.id,
+    target: record.target,
+    spec: record.params,
+    management: { address: '127.0.0.1', sshPort: 22 },
+    deadlineMs: 1000
+  })
+  return [
+    PRELUDE,
+    cancelDeadmanScript(record.id),
+    s.heal,
+    `if ${s.exists}; then echo "fault ${record.id} is still in place after heal" >&2; exit 5; fi`,
+    'echo healed'
+  ].join('\n')
 }
 
 /** What the agents' filter would do instead; null when it cannot express the fault. */
@@ -373,7 +405,12 @@ export function agentFilterEquivalent(spec: NetworkFaultSpec): { faults: AgentFa
     case 'netem': {
       if (spec.duplicatePercent || spec.reorderPercent) return null
       const faults: AgentFault[] = []
-      if (spec.delayMs) faults.push(spec.jitterMs ? { kind: 'delay', peers: spec.peers, ms: spec.delayMs, jitterMs: spec.jitterMs } : { kind: 'delay', peers: spec.peers, ms: spec.delayMs })
+      if (spec.delayMs)
+        faults.push(
+          spec.jitterMs
+            ? { kind: 'delay', peers: spec.peers, ms: spec.delayMs, jitterMs: spec.jitterMs }
+            : { kind: 'delay', peers: spec.peers, ms: spec.delayMs }
+        )
       if (spec.lossPercent) faults.push({ kind: 'drop', peers: spec.peers, direction: 'out', probability: spec.lossPercent / 100 })
       return { faults }
     }
@@ -381,7 +418,11 @@ export function agentFilterEquivalent(spec: NetworkFaultSpec): { faults: AgentFa
 }
 
 /** Choose the path for a fault on a host with these capabilities, or say why there is none. */
-export function choosePath(spec: NetworkFaultSpec, caps: HostCapabilities, forced?: 'nft' | 'iptables'): { path: 'nft' | 'iptables' | 'netem' } | { reason: string } {
+export function choosePath(
+  spec: NetworkFaultSpec,
+  caps: HostCapabilities,
+  forced?: 'nft' | 'iptables'
+): { path: 'nft' | 'iptables' | 'netem' } | { reason: string } {
   if (!caps.root.available) return { reason: `network faults need root on the host (${caps.root.detail})` }
   if (!caps.setsid.available) return { reason: `the dead-man deadline cannot be armed: ${caps.setsid.detail}` }
   if (spec.kind === 'netem') {
@@ -390,7 +431,8 @@ export function choosePath(spec: NetworkFaultSpec, caps: HostCapabilities, force
     return { path: 'netem' }
   }
   const nftOk = caps.nft.available && (spec.kind !== 'loss' || caps.numgen.available)
-  if (forced === 'nft') return nftOk ? { path: 'nft' } : { reason: `nft path forced but unavailable: ${caps.nft.available ? caps.numgen.detail : caps.nft.detail}` }
+  if (forced === 'nft')
+    return nftOk ? { path: 'nft' } : { reason: `nft path forced but unavailable: ${caps.nft.available ? caps.numgen.detail : caps.nft.detail}` }
   if (forced === 'iptables') return caps.iptables.available ? { path: 'iptables' } : { reason: `iptables path forced but unavailable: ${caps.iptables.detail}` }
   if (nftOk) return { path: 'nft' }
   if (caps.iptables.available) return { path: 'iptables' }
@@ -403,7 +445,14 @@ export async function injectNetworkFault(exec: HostExec, req: NetworkFaultReques
   const now = opts.now ?? Date.now
   const caps = opts.caps ?? (await probeHost(exec))
   const chosen = choosePath(req.spec, caps, opts.path)
-  const record = (path: FaultPath): FaultRecord => ({ id: req.id, target: req.target, kind: req.spec.kind, params: req.spec, healsAt: now() + req.deadlineMs, path })
+  const record = (path: FaultPath): FaultRecord => ({
+    id: req.id,
+    target: req.target,
+    kind: req.spec.kind,
+    params: req.spec,
+    healsAt: now() + req.deadlineMs,
+    path
+  })
   if ('reason' in chosen) {
     const eq = agentFilterEquivalent(req.spec)
     return {
@@ -451,7 +500,12 @@ export const EMERGENCY_STOP_SCRIPT = [
 
 export async function emergencyStop(exec: HostExec): Promise<{ removed: string[] }> {
   const r = await runChecked(exec, 'emergency stop', EMERGENCY_STOP_SCRIPT, { timeoutMs: 60_000 })
-  return { removed: r.stdout.split('\n').map((l) => l.trim()).filter(Boolean) }
+  return {
+    removed: r.stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+  }
 }
 
 /** The FT Lab fault tables present on a host (nft only). */

@@ -82,7 +82,13 @@ export function pauseDriver(opts: { exec: HostExec; pid: number; deadlineMs: num
   const id = `pause_${pid}`
   const stopped = `[ "$(sed 's/.*) //' /proc/${pid}/stat 2>/dev/null | cut -c1)" = T ]`
   const pause = async (): Promise<PowerResult> => {
-    const script = [PRELUDE, `kill -0 ${pid} 2>/dev/null || { echo "no process ${pid} on this host" >&2; exit 3; }`, cancelDeadmanScript(id), armDeadmanScript(id, seconds, stopped, `kill -CONT ${pid} 2>/dev/null`), `kill -STOP ${pid} && echo "paused ${pid} for at most ${seconds} s"`].join('\n')
+    const script = [
+      PRELUDE,
+      `kill -0 ${pid} 2>/dev/null || { echo "no process ${pid} on this host" >&2; exit 3; }`,
+      cancelDeadmanScript(id),
+      armDeadmanScript(id, seconds, stopped, `kill -CONT ${pid} 2>/dev/null`),
+      `kill -STOP ${pid} && echo "paused ${pid} for at most ${seconds} s"`
+    ].join('\n')
     const r = await runChecked(opts.exec, `pause (SIGSTOP) of pid ${pid}`, script)
     return { driver: 'pause', action: 'off', detail: text(r) }
   }
@@ -146,8 +152,10 @@ const USER = /^[^\s'"\\]{1,16}$/
 export function ipmiScript(o: Pick<IpmiOptions, 'host' | 'user' | 'port' | 'cipherSuite'>, action: 'off' | 'on' | 'status'): string {
   if (!HOSTNAME.test(o.host)) throw new Error(`ipmi driver: host must be an address or host name, got ${JSON.stringify(o.host)}`)
   if (!USER.test(o.user)) throw new Error(`ipmi driver: user must be 1 to 16 characters without spaces or quotes, got ${JSON.stringify(o.user)}`)
-  if (o.port !== undefined && (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535)) throw new Error(`ipmi driver: port must be 1..65535, got ${String(o.port)}`)
-  if (o.cipherSuite !== undefined && (!Number.isInteger(o.cipherSuite) || o.cipherSuite < 0 || o.cipherSuite > 17)) throw new Error(`ipmi driver: cipherSuite must be 0..17, got ${String(o.cipherSuite)}`)
+  if (o.port !== undefined && (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535))
+    throw new Error(`ipmi driver: port must be 1..65535, got ${String(o.port)}`)
+  if (o.cipherSuite !== undefined && (!Number.isInteger(o.cipherSuite) || o.cipherSuite < 0 || o.cipherSuite > 17))
+    throw new Error(`ipmi driver: cipherSuite must be 0..17, got ${String(o.cipherSuite)}`)
   const args = ['ipmitool', '-I', 'lanplus', '-H', shq(o.host)]
   if (o.port !== undefined) args.push('-p', String(o.port))
   if (o.cipherSuite !== undefined) args.push('-C', String(o.cipherSuite))
@@ -159,7 +167,8 @@ export function ipmiDriver(o: IpmiOptions): PowerDriver {
   ipmiScript(o, 'status') // validate now, not at the moment of the fault
   const run = async (action: 'off' | 'on' | 'status') => {
     const pw = await o.password()
-    if (typeof pw !== 'string' || pw.length === 0 || /[\r\n]/.test(pw)) throw new Error(`ipmi driver: the password for ${o.user}@${o.host} must be a non-empty single line`)
+    if (typeof pw !== 'string' || pw.length === 0 || /[\r\n]/.test(pw))
+      throw new Error(`ipmi driver: the password for ${o.user}@${o.host} must be a non-empty single line`)
     const r = await o.exec.run(ipmiScript(o, action), { stdin: `${pw}\n`, timeoutMs: o.timeoutMs ?? 30_000 })
     if (r.code !== 0) throw new Error(`ipmitool chassis power ${action} on ${o.host} failed (exit ${r.code}): ${text(r)}`)
     return r
@@ -191,8 +200,10 @@ export interface LibvirtOptions {
 }
 
 export function virshCommand(o: Pick<LibvirtOptions, 'uri' | 'domain'>, verb: 'destroy' | 'start' | 'domstate'): string {
-  if (typeof o.uri !== 'string' || !/^[a-z0-9+]+:\/\//.test(o.uri)) throw new Error(`libvirt driver: uri must be a libvirt URI like qemu:///system, got ${JSON.stringify(o.uri)}`)
-  if (typeof o.domain !== 'string' || o.domain.length === 0 || /[\r\n]/.test(o.domain)) throw new Error(`libvirt driver: domain must name a domain, got ${JSON.stringify(o.domain)}`)
+  if (typeof o.uri !== 'string' || !/^[a-z0-9+]+:\/\//.test(o.uri))
+    throw new Error(`libvirt driver: uri must be a libvirt URI like qemu:///system, got ${JSON.stringify(o.uri)}`)
+  if (typeof o.domain !== 'string' || o.domain.length === 0 || /[\r\n]/.test(o.domain))
+    throw new Error(`libvirt driver: domain must name a domain, got ${JSON.stringify(o.domain)}`)
   return `virsh -c ${shq(o.uri)} ${verb} ${shq(o.domain)}`
 }
 
@@ -247,7 +258,8 @@ export function parseStatusWords(out: string): PowerState {
 
 export function commandDriver(o: CommandOptions): PowerDriver {
   const check = (name: string, v: unknown) => {
-    if (v !== undefined && (typeof v !== 'string' || v.trim().length === 0)) throw new Error(`command driver: ${name} must be a non-empty command line, got ${JSON.stringify(v)}`)
+    if (v !== undefined && (typeof v !== 'string' || v.trim().length === 0))
+      throw new Error(`command driver: ${name} must be a non-empty command line, got ${JSON.stringify(v)}`)
   }
   if (o.off === undefined) throw new Error('command driver: an "off" command is required')
   check('off', o.off)
@@ -304,7 +316,14 @@ export function createPowerDriver(spec: PowerDriverSpec, deps: PowerDriverDeps):
     case 'sysrq':
       return sysrqDriver({ exec: need('target') as HostExec })
     case 'ipmi':
-      return ipmiDriver({ exec: need('controller') as HostExec, host: spec.host, user: spec.user, port: spec.port, cipherSuite: spec.cipherSuite, password: need('ipmiPassword') as () => string })
+      return ipmiDriver({
+        exec: need('controller') as HostExec,
+        host: spec.host,
+        user: spec.user,
+        port: spec.port,
+        cipherSuite: spec.cipherSuite,
+        password: need('ipmiPassword') as () => string
+      })
     case 'libvirt':
       return libvirtDriver({ exec: need('controller') as HostExec, uri: spec.uri, domain: spec.domain })
     case 'command':

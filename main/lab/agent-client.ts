@@ -7,16 +7,7 @@
 import { EventEmitter } from 'node:events'
 import { connect as netConnect } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type {
-  AgentEvent,
-  AgentFault,
-  AgentStatus,
-  ControlEnvelope,
-  ControlMessage,
-  ControlRequest,
-  Endpoint,
-  StartRole
-} from '../../agent/control/protocol.js'
+import type { AgentEvent, AgentFault, AgentStatus, ControlEnvelope, ControlMessage, ControlRequest, Endpoint, StartRole } from '../../agent/control/protocol.js'
 import { LineSplitter, LineTooLongError } from '../core/line-splitter.js'
 import { describeSocketError } from '../core/socket-errors.js'
 
@@ -228,7 +219,10 @@ export class AgentClient extends EventEmitter {
       stream = await withTimeout(opening, this.connectTimeoutMs, () => new Error(`no connection within ${this.connectTimeoutMs} ms`))
     } catch (err) {
       // a stream that arrives after we gave up must not linger
-      opening.then((s) => s.destroy(), () => {})
+      opening.then(
+        (s) => s.destroy(),
+        () => {}
+      )
       throw new AgentClientError('unreachable', `${this.label()}: ${describeSocketError(err)}`)
     }
     if (this.closed) {

@@ -50,7 +50,18 @@ export async function probeLocalAgent(bundle?: string): Promise<ProbeResult> {
     const [channel, service, disk] = await host.freePorts(3)
     const ep = (port: number) => ({ host: '127.0.0.1', port })
     try {
-      await client.start({ role: 'replica', as: 'backup', gen: 1, guest: 'kv', mode: 'rsm', channel: ep(channel), service: ep(service), peer: null, disk: ep(disk), timing: DEFAULT_TIMING })
+      await client.start({
+        role: 'replica',
+        as: 'backup',
+        gen: 1,
+        guest: 'kv',
+        mode: 'rsm',
+        channel: ep(channel),
+        service: ep(service),
+        peer: null,
+        disk: ep(disk),
+        timing: DEFAULT_TIMING
+      })
       return { outcome: 'ok', replicaRole: true, reason: 'the agent started a replica role' }
     } catch (err) {
       const msg = (err as Error).message

@@ -57,7 +57,11 @@ export interface KernelSharePart {
  * the other end sees the same silence; a delay is egress-only in netem, so both ends delay
  * what they send. `addressOf(slot)` is the lab address of the machine playing the slot.
  */
-export function planKernelShares(spec: Exclude<LabFaultSpec, { kind: 'pause' }>, slots: readonly string[], addressOf: (slot: string) => string): KernelSharePart[] {
+export function planKernelShares(
+  spec: Exclude<LabFaultSpec, { kind: 'pause' }>,
+  slots: readonly string[],
+  addressOf: (slot: string) => string
+): KernelSharePart[] {
   switch (spec.kind) {
     case 'isolate':
       return [{ host: spec.host, share: { kind: 'isolate', peers: [...new Set(slots.filter((s) => s !== spec.host).map(addressOf))] } }]

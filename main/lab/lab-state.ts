@@ -93,7 +93,8 @@ export function ftlabHome(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 export function checkLabName(name: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$/.test(name)) throw new Error(`lab name ${JSON.stringify(name)}: use 1 to 40 letters, digits, '-' or '_', starting with a letter or digit`)
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$/.test(name))
+    throw new Error(`lab name ${JSON.stringify(name)}: use 1 to 40 letters, digits, '-' or '_', starting with a letter or digit`)
   return name
 }
 
@@ -129,7 +130,14 @@ export class LabStore {
       throw new Error(`lab state ${p} is not valid JSON (${(err as Error).message}); remove the file if no agents of this lab run`, { cause: err })
     }
     const s = raw as Partial<LabState>
-    if (typeof s !== 'object' || s === null || s.version !== LAB_STATE_VERSION || typeof s.hosts !== 'object' || s.hosts === null || typeof s.gen !== 'number') {
+    if (
+      typeof s !== 'object' ||
+      s === null ||
+      s.version !== LAB_STATE_VERSION ||
+      typeof s.hosts !== 'object' ||
+      s.hosts === null ||
+      typeof s.gen !== 'number'
+    ) {
       throw new Error(`lab state ${p} is not a version ${LAB_STATE_VERSION} lab state; remove the file if no agents of this lab run`)
     }
     // a state written before faults carried their path

@@ -94,7 +94,9 @@ export class Lab extends EventEmitter {
       const alive = await old.aliveHosts()
       old.close()
       if (alive.length > 0) {
-        throw new Error(`lab '${name}' is already running (${alive.map((r) => `${r.id} pid ${r.pid}`).join(', ')}); stop it first with \`ftlab lab stop --name ${name}\``)
+        throw new Error(
+          `lab '${name}' is already running (${alive.map((r) => `${r.id} pid ${r.pid}`).join(', ')}); stop it first with \`ftlab lab stop --name ${name}\``
+        )
       }
     }
     store.removeData(name)
@@ -236,7 +238,15 @@ export class Lab extends EventEmitter {
     }
     r.paused = false
     this.dropClient(id)
-    const record: FaultRecord = { id: `f${this.state.nextFault++}`, spec: { kind: 'power', host: id }, parts: [], createdAt: Date.now(), healsAt: null, path, note }
+    const record: FaultRecord = {
+      id: `f${this.state.nextFault++}`,
+      spec: { kind: 'power', host: id },
+      parts: [],
+      createdAt: Date.now(),
+      healsAt: null,
+      path,
+      note
+    }
     this.state.faults.push(record)
     this.store.save(this.state)
     this.operator('fault', { id: record.id, kind: 'power', host: id, pid, path, note, what: describeFault(record.spec) })
@@ -261,8 +271,12 @@ export class Lab extends EventEmitter {
       if (REPLICA_IDS.every((r) => gone(rows.find((row) => row.host === r)!))) return this.recoverFromDisk(id, rows, driver)
     }
     const where = this.machineOf(id) === id ? `host ${id}` : `host ${id} (machine ${this.machineOf(id)})`
-    if (!driver) throw new Error(`${where} has no power driver, so nothing can switch it on (a power cut killed its agent); restore redundancy starts a fresh agent in its slot`)
-    if (!driver.canPowerOn) throw new Error(`${where}: the ${driver.kind} power driver cannot switch a machine on; switch it on by hand, then restore redundancy`)
+    if (!driver)
+      throw new Error(
+        `${where} has no power driver, so nothing can switch it on (a power cut killed its agent); restore redundancy starts a fresh agent in its slot`
+      )
+    if (!driver.canPowerOn)
+      throw new Error(`${where}: the ${driver.kind} power driver cannot switch a machine on; switch it on by hand, then restore redundancy`)
     const detail = await driver.on()
     const closed = this.closePowerFault(id)
     this.store.save(this.state)
@@ -277,9 +291,14 @@ export class Lab extends EventEmitter {
   private async recoverFromDisk(id: string, rows: HostStatusRow[], driver: HostPowerDriver | null): Promise<{ driver: string; detail: string }> {
     const disk = rows.find((row) => row.host === DISK_ID)!
     if (disk.state !== 'up' || !disk.status) {
-      throw new Error(`cannot power on ${id} from disk: the disk server is ${describeRow(disk)}; both replicas are down and the guest's data is on the disk server, so it must be up first`)
+      throw new Error(
+        `cannot power on ${id} from disk: the disk server is ${describeRow(disk)}; both replicas are down and the guest's data is on the disk server, so it must be up first`
+      )
     }
-    if (this.state.arbiter) throw new Error(`cannot power on ${id} from disk: this lab arbitrates with ${this.state.arbiter.kind}, and recovery from disk needs the disk server to begin the next generation`)
+    if (this.state.arbiter)
+      throw new Error(
+        `cannot power on ${id} from disk: this lab arbitrates with ${this.state.arbiter.kind}, and recovery from disk needs the disk server to begin the next generation`
+      )
     const r = this.host(id)
     const cut = this.state.faults.find((f) => f.spec.kind === 'power' && f.spec.host === id && f.path === 'driver')
     if (cut && driver?.canPowerOn) await driver.on()
@@ -301,7 +320,9 @@ export class Lab extends EventEmitter {
       const st = await this.client(id).status(1500)
       if (st.role === 'live') break
       if (st.role === 'halted' || Date.now() > deadline) {
-        throw new Error(`${id} was started to recover from the disk server in generation ${gen} but is ${st.role}${st.role === 'halted' ? '' : ' after 10 s'}; see its events (\`ftlab events\`)`)
+        throw new Error(
+          `${id} was started to recover from the disk server in generation ${gen} but is ${st.role}${st.role === 'halted' ? '' : ' after 10 s'}; see its events (\`ftlab events\`)`
+        )
       }
       await new Promise((res) => setTimeout(res, 50))
     }
@@ -319,7 +340,9 @@ export class Lab extends EventEmitter {
   async injectFault(spec: LabFaultSpec, forMs = DEFAULT_FAULT_MS): Promise<FaultRecord> {
     if (!Number.isFinite(forMs) || forMs <= 0) throw new Error(`a fault needs a positive duration, got ${forMs} ms`)
     if (!(['pause', 'isolate', 'cut', 'loss', 'delay'] as string[]).includes((spec as { kind?: unknown })?.kind as string)) {
-      throw new Error(`unknown fault kind ${JSON.stringify((spec as { kind?: unknown })?.kind)}; expected pause, isolate, cut, loss or delay (a power cut is powerCut)`)
+      throw new Error(
+        `unknown fault kind ${JSON.stringify((spec as { kind?: unknown })?.kind)}; expected pause, isolate, cut, loss or delay (a power cut is powerCut)`
+      )
     }
     for (const id of hostsOf(spec)) this.host(id)
     if ('from' in spec && spec.from === spec.to) throw new Error(`a link needs two different hosts, got ${spec.from}-${spec.to}`)
@@ -374,7 +397,16 @@ export class Lab extends EventEmitter {
     }
     this.state.faults.push(record)
     this.store.save(this.state)
-    this.operator('fault', { id, kind: spec.kind, spec, forMs, healsAt: record.healsAt, path: record.path, ...(record.note ? { note: record.note } : {}), what: describeFault(spec) })
+    this.operator('fault', {
+      id,
+      kind: spec.kind,
+      spec,
+      forMs,
+      healsAt: record.healsAt,
+      path: record.path,
+      ...(record.note ? { note: record.note } : {}),
+      what: describeFault(spec)
+    })
     return record
   }
 
@@ -394,7 +426,9 @@ export class Lab extends EventEmitter {
       throw new Error(`no open fault '${which}'${open.length ? ` (open: ${open.join(', ')})` : ' (none are open)'}`)
     }
     if (f.spec.kind === 'power') {
-      throw new Error(`${f.id} is a power cut of ${f.spec.host}: it heals by restore redundancy${this.canPowerOn(f.spec.host) ? ' or power-on' : ''}, not by heal`)
+      throw new Error(
+        `${f.id} is a power cut of ${f.spec.host}: it heals by restore redundancy${this.canPowerOn(f.spec.host) ? ' or power-on' : ''}, not by heal`
+      )
     }
     try {
       await this.healRecord(f)
@@ -472,11 +506,14 @@ export class Lab extends EventEmitter {
     // The snapshot and its ack must cross between the live replica and the new one: a cut
     // or an isolation on that path would only show as a timeout much later.
     const blocking = this.openFaults().filter(
-      (f) => (f.spec.kind === 'isolate' && f.spec.host === live) || (f.spec.kind === 'cut' && [f.spec.from, f.spec.to].sort().join() === [live, to].sort().join())
+      (f) =>
+        (f.spec.kind === 'isolate' && f.spec.host === live) || (f.spec.kind === 'cut' && [f.spec.from, f.spec.to].sort().join() === [live, to].sort().join())
     )
     if (blocking.length) {
       const which = blocking.map((f) => `${f.id} (${describeFault(f.spec)})`).join(', ')
-      throw new Error(`cannot restore redundancy from ${live} onto ${to} while ${which} is open: the snapshot could not get through; heal it first (\`ftlab heal ${blocking[0].id}\`)`)
+      throw new Error(
+        `cannot restore redundancy from ${live} onto ${to} while ${which} is open: the snapshot could not get through; heal it first (\`ftlab heal ${blocking[0].id}\`)`
+      )
     }
     const other = byId.get(to)!
     const moved = opts.onto !== undefined && opts.onto !== this.machineOf(to)
@@ -795,12 +832,20 @@ export class Lab extends EventEmitter {
   private async teardown(): Promise<void> {
     await Promise.all(
       this.state.faults.map(async (f) => {
-        if (f.watchdog) await this.machineHost((f.spec as { host: string }).host).cancelScheduled(f.watchdog).catch(() => {})
-        for (const k of f.kernel ?? []) await this.hostOf(k.machine).healKernelFault?.(k.part).catch(() => {})
+        if (f.watchdog)
+          await this.machineHost((f.spec as { host: string }).host)
+            .cancelScheduled(f.watchdog)
+            .catch(() => {})
+        for (const k of f.kernel ?? [])
+          await this.hostOf(k.machine)
+            .healKernelFault?.(k.part)
+            .catch(() => {})
       })
     )
     this.state.faults = []
-    await Promise.all(HOST_IDS.filter((id) => this.state.hosts[id]).map((id) => this.stopAgent(id).catch(() => this.machineHost(id).kill(this.state.hosts[id].pid))))
+    await Promise.all(
+      HOST_IDS.filter((id) => this.state.hosts[id]).map((id) => this.stopAgent(id).catch(() => this.machineHost(id).kill(this.state.hosts[id].pid)))
+    )
     this.close()
     this.store.remove(this.state.name)
   }

@@ -78,7 +78,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const history: HistoryOp[] = []
   const clients = Array.from(
     { length: clientCount },
-    (_, i) => new SessionClient({ clientId: `${prefix}${i}`, targets: opts.targets, attemptTimeoutMs: opts.attemptTimeoutMs, opDeadlineMs: opts.opDeadlineMs, now })
+    (_, i) =>
+      new SessionClient({ clientId: `${prefix}${i}`, targets: opts.targets, attemptTimeoutMs: opts.attemptTimeoutMs, opDeadlineMs: opts.opDeadlineMs, now })
   )
   const started = now()
   const endAt = started + opts.durationMs

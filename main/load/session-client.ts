@@ -20,9 +20,7 @@ export interface SessionClientOptions {
 }
 
 export type CallOutcome =
-  | { status: 'ok'; value: RespValue; target: string }
-  | { status: 'fail'; error: string; target: string }
-  | { status: 'unknown'; error: string }
+  { status: 'ok'; value: RespValue; target: string } | { status: 'fail'; error: string; target: string } | { status: 'unknown'; error: string }
 
 export interface SessionStats {
   retries: number
@@ -61,7 +59,8 @@ export class SessionClient {
   private closed = false
 
   constructor(private readonly opts: SessionClientOptions) {
-    if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(opts.clientId)) throw new Error(`client id ${JSON.stringify(opts.clientId)}: use 1 to 64 letters, digits, '_', '.', ':' or '-'`)
+    if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(opts.clientId))
+      throw new Error(`client id ${JSON.stringify(opts.clientId)}: use 1 to 64 letters, digits, '_', '.', ':' or '-'`)
     if (opts.targets.length === 0) throw new Error('a session client needs at least one service address')
     this.attemptTimeoutMs = opts.attemptTimeoutMs ?? 500
     this.opDeadlineMs = opts.opDeadlineMs ?? 10_000

@@ -57,7 +57,8 @@ export class Workload {
   ) {
     if (!Number.isInteger(keys) || keys < 1) throw new Error(`the key space must be a positive integer, got ${keys}`)
     this.total = mix.set + mix.get + mix.incr
-    if (!(this.total > 0) || mix.set < 0 || mix.get < 0 || mix.incr < 0) throw new Error('the operation mix needs non-negative weights that add up to more than 0')
+    if (!(this.total > 0) || mix.set < 0 || mix.get < 0 || mix.incr < 0)
+      throw new Error('the operation mix needs non-negative weights that add up to more than 0')
     this.rnd = seededRandom(seed)
   }
 

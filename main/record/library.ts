@@ -139,7 +139,7 @@ function openOrExplain(path: string, verify: boolean): Recording {
   try {
     return Recording.open(path, { verify })
   } catch (err) {
-    if (err instanceof RecordingError) throw new Error(`cannot import ${err.message}`)
+    if (err instanceof RecordingError) throw new Error(`cannot import ${err.message}`, { cause: err })
     throw err
   }
 }

@@ -73,7 +73,16 @@ export class LabFileError extends Error {
     /** every problem found, this one first (a file can have one per host and more) */
     readonly all: LabFileError[] = []
   ) {
-    super(`${file}: ${field ? `${field}: ` : ''}${detail}${all.length > 1 ? ` (and ${all.length - 1} more: ${all.slice(1).map((e) => e.field || 'file').join(', ')})` : ''}`)
+    super(
+      `${file}: ${field ? `${field}: ` : ''}${detail}${
+        all.length > 1
+          ? ` (and ${all.length - 1} more: ${all
+              .slice(1)
+              .map((e) => e.field || 'file')
+              .join(', ')})`
+          : ''
+      }`
+    )
     this.name = 'LabFileError'
   }
 }
@@ -180,7 +189,13 @@ function validateAll(raw: unknown, path: string, fail: Fail, attempt: Attempt): 
     }
   })
   attempt(() => o.guest !== undefined && o.guest !== 'kv' && o.guest !== 'bank' && fail('guest', `must be "kv" or "bank", got ${JSON.stringify(o.guest)}`))
-  attempt(() => o.mode !== undefined && o.mode !== 'rsm' && o.mode !== 'state-transfer' && fail('mode', `must be "rsm" or "state-transfer", got ${JSON.stringify(o.mode)}`))
+  attempt(
+    () =>
+      o.mode !== undefined &&
+      o.mode !== 'rsm' &&
+      o.mode !== 'state-transfer' &&
+      fail('mode', `must be "rsm" or "state-transfer", got ${JSON.stringify(o.mode)}`)
+  )
   attempt(() => o.network !== undefined && !isCidr(o.network) && fail('network', `must be a network like "10.87.0.0/24", got ${JSON.stringify(o.network)}`))
   const arbiter = o.arbiter === undefined ? undefined : attempt(() => validateArbiter('arbiter', o.arbiter, fail))
   if (!isObj(o.hosts)) fail('hosts', `must be an object with the hosts a, b, disk (and optionally spare), got ${kind(o.hosts)}`)
@@ -200,7 +215,13 @@ function validateAll(raw: unknown, path: string, fail: Fail, attempt: Attempt): 
   for (const h of Object.values(hosts)) {
     const key = `${h.user ?? ''}@${h.address}:${h.port ?? ''}`
     const other = seen.get(key)
-    if (other) attempt(() => fail(`hosts.${h.slot}.address`, `is the same login as hosts.${other} (${key}); FT Lab runs one agent per user and host, so give each role its own user or machine`))
+    if (other)
+      attempt(() =>
+        fail(
+          `hosts.${h.slot}.address`,
+          `is the same login as hosts.${other} (${key}); FT Lab runs one agent per user and host, so give each role its own user or machine`
+        )
+      )
     seen.set(key, h.slot)
   }
   const labAddrs = new Map<string, Slot>()
@@ -269,24 +290,28 @@ function validateHost(slot: Slot, raw: unknown, path: string, fail: Fail, attemp
     if (attempt(() => (c(), true)) !== true) bad = true
   }
   for (const s of SECRET_FIELDS) {
-    if (s in h) check(() => fail(`${f}.${s}`, `secrets are never kept in the lab file; set "auth": "password" and FT Lab asks for it (or uses the OS keychain)`))
+    if (s in h)
+      check(() => fail(`${f}.${s}`, `secrets are never kept in the lab file; set "auth": "password" and FT Lab asks for it (or uses the OS keychain)`))
   }
   check(() => unknownFields(h, HOST_FIELDS.concat(SECRET_FIELDS as never[]), f, fail, attempt))
   const addressOk = typeof h.address === 'string' && h.address.trim() !== '' && !/\s/.test(h.address)
   check(() => !addressOk && fail(`${f}.address`, `must be a host name, an address or an ~/.ssh/config alias, got ${JSON.stringify(h.address)}`))
   const address = addressOk ? (h.address as string) : ''
   check(() => {
-    if (h.user !== undefined && (typeof h.user !== 'string' || !/^[A-Za-z0-9._][A-Za-z0-9._-]{0,63}$/.test(h.user))) fail(`${f}.user`, `must be a login name, got ${JSON.stringify(h.user)}`)
+    if (h.user !== undefined && (typeof h.user !== 'string' || !/^[A-Za-z0-9._][A-Za-z0-9._-]{0,63}$/.test(h.user)))
+      fail(`${f}.user`, `must be a login name, got ${JSON.stringify(h.user)}`)
   })
   check(() => h.port !== undefined && !isPort(h.port) && fail(`${f}.port`, `must be an integer from 1 to 65535, got ${JSON.stringify(h.port)}`))
   check(() => {
     if (h.auth === undefined) fail(`${f}.auth`, `is required: "agent" (ssh-agent), "key" (identityFile) or "password" (asked for, never stored)`)
-    if (h.auth !== 'agent' && h.auth !== 'key' && h.auth !== 'password') fail(`${f}.auth`, `must be "agent", "key" or "password", got ${JSON.stringify(h.auth)}`)
+    if (h.auth !== 'agent' && h.auth !== 'key' && h.auth !== 'password')
+      fail(`${f}.auth`, `must be "agent", "key" or "password", got ${JSON.stringify(h.auth)}`)
   })
   let identityFile: string | undefined
   check(() => {
     if (h.identityFile !== undefined) {
-      if (typeof h.identityFile !== 'string' || h.identityFile === '') fail(`${f}.identityFile`, `must be a path to a private key, got ${JSON.stringify(h.identityFile)}`)
+      if (typeof h.identityFile !== 'string' || h.identityFile === '')
+        fail(`${f}.identityFile`, `must be a path to a private key, got ${JSON.stringify(h.identityFile)}`)
       identityFile = expandPath(h.identityFile as string, dirname(path))
     }
     if (h.auth === 'key' && identityFile === undefined && addressOk && isIP(address) !== 0) {
@@ -295,14 +320,17 @@ function validateHost(slot: Slot, raw: unknown, path: string, fail: Fail, attemp
     }
   })
   check(() => {
-    if (h.proxyJump !== undefined && (typeof h.proxyJump !== 'string' || h.proxyJump.trim() === '')) fail(`${f}.proxyJump`, `must be [user@]host[:port][,...], got ${JSON.stringify(h.proxyJump)}`)
+    if (h.proxyJump !== undefined && (typeof h.proxyJump !== 'string' || h.proxyJump.trim() === ''))
+      fail(`${f}.proxyJump`, `must be [user@]host[:port][,...], got ${JSON.stringify(h.proxyJump)}`)
   })
   let labAddress = address
   check(() => {
     if (h.labAddress === undefined) {
-      if (addressOk && isIP(address) === 0) fail(`${f}.labAddress`, `is required when address (${JSON.stringify(address)}) is a name or alias: the agents bind to an IP address on the lab network`)
+      if (addressOk && isIP(address) === 0)
+        fail(`${f}.labAddress`, `is required when address (${JSON.stringify(address)}) is a name or alias: the agents bind to an IP address on the lab network`)
     } else {
-      if (typeof h.labAddress !== 'string' || isIP(h.labAddress) === 0) fail(`${f}.labAddress`, `must be an IP address on the lab network, got ${JSON.stringify(h.labAddress)}`)
+      if (typeof h.labAddress !== 'string' || isIP(h.labAddress) === 0)
+        fail(`${f}.labAddress`, `must be an IP address on the lab network, got ${JSON.stringify(h.labAddress)}`)
       labAddress = h.labAddress as string
     }
   })
@@ -317,7 +345,15 @@ function validateHost(slot: Slot, raw: unknown, path: string, fail: Fail, attemp
   check(() => (faults = validateFaults(`${f}.faults`, h.faults, fail)))
   // a host with a mistake is left out, so the checks across hosts do not report it again
   if (bad) throw new Stop()
-  const spec: HostSpec = { slot, address, auth: h.auth as AuthMethod, labAddress, portBase: (h.portBase as number | undefined) ?? DEFAULT_PORT_BASE, power, faults }
+  const spec: HostSpec = {
+    slot,
+    address,
+    auth: h.auth as AuthMethod,
+    labAddress,
+    portBase: (h.portBase as number | undefined) ?? DEFAULT_PORT_BASE,
+    power,
+    faults
+  }
   if (h.user !== undefined) spec.user = h.user as string
   if (h.port !== undefined) spec.port = h.port as number
   if (identityFile !== undefined) spec.identityFile = identityFile
@@ -360,7 +396,8 @@ function validatePower(f: string, raw: unknown, fail: Fail): PowerSpec {
         out.port = p.port as number
       }
       if (p.cipherSuite !== undefined) {
-        if (!Number.isInteger(p.cipherSuite) || (p.cipherSuite as number) < 0 || (p.cipherSuite as number) > 17) fail(`${f}.cipherSuite`, `must be an integer 0..17, got ${JSON.stringify(p.cipherSuite)}`)
+        if (!Number.isInteger(p.cipherSuite) || (p.cipherSuite as number) < 0 || (p.cipherSuite as number) > 17)
+          fail(`${f}.cipherSuite`, `must be an integer 0..17, got ${JSON.stringify(p.cipherSuite)}`)
         out.cipherSuite = p.cipherSuite as number
       }
       return out
@@ -387,7 +424,8 @@ function validateFaults(f: string, raw: unknown, fail: Fail): FaultRun {
       return { run: p.run }
     case 'netns':
       unknownFields(p, ['run', 'namespace'], f, fail)
-      if (typeof p.namespace !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(p.namespace)) fail(`${f}.namespace`, `must name a network namespace on the console's machine, got ${JSON.stringify(p.namespace)}`)
+      if (typeof p.namespace !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(p.namespace))
+        fail(`${f}.namespace`, `must name a network namespace on the console's machine, got ${JSON.stringify(p.namespace)}`)
       return { run: 'netns', namespace: p.namespace as string }
     default:
       return fail(`${f}.run`, `must be "ssh" (the login user is root), "sudo" (passwordless sudo) or "netns" (testbed), got ${JSON.stringify(p.run)}`)

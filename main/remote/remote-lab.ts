@@ -81,7 +81,11 @@ export class RemoteLab {
    * other lab already there, fault capabilities), each host on its own line; only when all
    * pass does it start the lab (deploy the agents, disk server, a primary, b backup).
    */
-  static async deploy(file: LabFile, cfg: { name?: string; readyTimeoutMs?: number; onLine?: (l: PreflightLine) => void }, opts: RemoteLabOptions = {}): Promise<{ lab: RemoteLab; lines: PreflightLine[] }> {
+  static async deploy(
+    file: LabFile,
+    cfg: { name?: string; readyTimeoutMs?: number; onLine?: (l: PreflightLine) => void },
+    opts: RemoteLabOptions = {}
+  ): Promise<{ lab: RemoteLab; lines: PreflightLine[] }> {
     const name = cfg.name ?? file.name ?? 'remote'
     const home = opts.home ?? ftlabHome()
     const store = new LabStore(home)
@@ -109,11 +113,22 @@ export class RemoteLab {
     const hostOf = (id: string) => hosts.get(id)!
     let lab: Lab
     try {
-      lab = await Lab.start({ name, guest: file.guest, mode: file.mode, readyTimeoutMs: cfg.readyTimeoutMs, ...(file.arbiter ? { arbiter: file.arbiter } : {}) }, hostOf, store)
+      lab = await Lab.start(
+        { name, guest: file.guest, mode: file.mode, readyTimeoutMs: cfg.readyTimeoutMs, ...(file.arbiter ? { arbiter: file.arbiter } : {}) },
+        hostOf,
+        store
+      )
     } catch (e) {
       // a host still deploying when another failed would otherwise leave its agent behind
       await Promise.all([...hosts.values()].map((h) => h.settle()))
-      await Promise.all(HOST_IDS.map((id) => hosts.get(id)!.stopAgent().catch(() => {})))
+      await Promise.all(
+        HOST_IDS.map((id) =>
+          hosts
+            .get(id)!
+            .stopAgent()
+            .catch(() => {})
+        )
+      )
       store.remove(name)
       for (const h of hosts.values()) h.close()
       throw e
@@ -168,7 +183,8 @@ export class RemoteLab {
   }
 
   private need(): Lab {
-    if (!this.lab) throw new Error(`lab '${this.name}' has no running agents on record (it was torn down part way); finish with \`ftlab teardown --name ${this.name}\``)
+    if (!this.lab)
+      throw new Error(`lab '${this.name}' has no running agents on record (it was torn down part way); finish with \`ftlab teardown --name ${this.name}\``)
     return this.lab
   }
 
@@ -197,7 +213,11 @@ export class RemoteLab {
           if (!info) return { slot, ok: false, detail: `${h.label} has no agent.json: no agent runs there` }
           if (!info.alive) return { slot, ok: false, detail: `${h.label}: agent.json names pid ${info.pid}, which is not running` }
           if (info.pid !== rec.pid || info.controlPort !== rec.controlPort) {
-            return { slot, ok: false, detail: `${h.label} runs agent pid ${info.pid} on control port ${info.controlPort}, but this lab started pid ${rec.pid} on ${rec.controlPort}; another console redeployed it` }
+            return {
+              slot,
+              ok: false,
+              detail: `${h.label} runs agent pid ${info.pid} on control port ${info.controlPort}, but this lab started pid ${rec.pid} on ${rec.controlPort}; another console redeployed it`
+            }
           }
           return { slot, ok: true, detail: `pid ${info.pid}, control port ${info.controlPort}${info.startedAt ? `, up since ${info.startedAt}` : ''}` }
         } catch (e) {
@@ -225,9 +245,11 @@ export class RemoteLab {
     const lab = this.need()
     if (opts.onto !== undefined) {
       const onto = opts.onto
-      if (!this.hosts.has(onto)) throw new Error(`lab '${this.name}' has no host '${onto}' to restore onto (the lab file names: ${[...this.hosts.keys()].join(', ')})`)
+      if (!this.hosts.has(onto))
+        throw new Error(`lab '${this.name}' has no host '${onto}' to restore onto (the lab file names: ${[...this.hosts.keys()].join(', ')})`)
       const playing = HOST_IDS.find((slot) => lab.machineOf(slot) === onto)
-      if (playing && !(REPLICA_IDS as readonly string[]).includes(playing)) throw new Error(`${this.host(onto).label} plays ${playing}; restore moves only a replica onto a machine of its own`)
+      if (playing && !(REPLICA_IDS as readonly string[]).includes(playing))
+        throw new Error(`${this.host(onto).label} plays ${playing}; restore moves only a replica onto a machine of its own`)
       const h = this.host(onto)
       // the spare was checked at deploy, but much may have happened since: say so before touching the live replica
       await h.exec('true', { timeoutMs: 10_000 }).catch((e: Error) => {
@@ -245,7 +267,10 @@ export class RemoteLab {
       )
       if (!reachable) {
         if (lab.canPowerOn(down.host)) await lab.powerOn(down.host)
-        else throw new Error(`${h.label} cannot be reached (${h.lastError?.message ?? 'no answer'}); bring it back, then restore${this.spareFree() ? ` (or restore onto the spare: \`ftlab restore --onto spare --name ${this.name}\`)` : ''}`)
+        else
+          throw new Error(
+            `${h.label} cannot be reached (${h.lastError?.message ?? 'no answer'}); bring it back, then restore${this.spareFree() ? ` (or restore onto the spare: \`ftlab restore --onto spare --name ${this.name}\`)` : ''}`
+          )
       }
     }
     return lab.restore(opts)

@@ -8,7 +8,15 @@ import type { Duplex } from 'node:stream'
 import type { AgentBootConfig } from '../../agent/control/protocol.js'
 import { armDeadmanScript, cancelDeadmanScript, deadlineSeconds } from '../faults/deadman.js'
 import { localExec, localNetnsExec, shq, sshHostExec, DEFAULT_EXEC_TIMEOUT_MS, type HostExec } from '../faults/exec.js'
-import { choosePath, emergencyStop, healNetworkFault, injectNetworkFault, type FaultRecord as NetFaultRecord, type ManagementPeer, type NetworkFaultSpec } from '../faults/network.js'
+import {
+  choosePath,
+  emergencyStop,
+  healNetworkFault,
+  injectNetworkFault,
+  type FaultRecord as NetFaultRecord,
+  type ManagementPeer,
+  type NetworkFaultSpec
+} from '../faults/network.js'
 import { createPowerDriver, killDriver, type PowerDriverSpec } from '../faults/power.js'
 import { probeHost, type HostCapabilities } from '../faults/probe.js'
 import type { HostPowerDriver, KernelFaultPart, KernelFaultShare, LabHost, StartedAgent } from '../lab/lab-host.js'
@@ -183,7 +191,9 @@ export class SshHost implements LabHost {
     const r = await c.exec(`printf '%s\\n' "$SSH_CONNECTION"`, { timeoutMs: 15_000 })
     const [address, , , port] = r.stdout.toString().trim().split(/\s+/)
     if (!address || !port || !/^\d+$/.test(port)) {
-      throw new Error(`${this.label} did not report SSH_CONNECTION (got ${JSON.stringify(r.stdout.toString().trim())}); cannot tell which connection to spare from network faults`)
+      throw new Error(
+        `${this.label} did not report SSH_CONNECTION (got ${JSON.stringify(r.stdout.toString().trim())}); cannot tell which connection to spare from network faults`
+      )
     }
     // an IPv4 client on a dual-stack sshd shows as ::ffff:a.b.c.d; nft matches the IPv4 form
     const peer = { address: address.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1'), sshPort: Number(port) }
@@ -246,7 +256,9 @@ export class SshHost implements LabHost {
   }
 
   async pause(pid: number): Promise<void> {
-    const r = await this.exec(`${ALIVE_FN}\n${IS_AGENT_FN}\nis_agent ${pid} || { echo "no agent with pid ${pid} is running on this host" >&2; exit 3; }\nkill -STOP ${pid}`)
+    const r = await this.exec(
+      `${ALIVE_FN}\n${IS_AGENT_FN}\nis_agent ${pid} || { echo "no agent with pid ${pid} is running on this host" >&2; exit 3; }\nkill -STOP ${pid}`
+    )
     if (r.code !== 0) throw new Error(`pause of ${this.label} failed: ${r.stderr.trim() || `exit ${r.code}`}`)
   }
 
@@ -281,7 +293,12 @@ export class SshHost implements LabHost {
   async freePorts(n: number): Promise<number[]> {
     const r = await this.exec(`cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk 'NR>1 && $4=="0A" {split($2,a,":"); print a[2]}'`, { timeoutMs: 15_000 })
     if (r.code !== 0) throw new Error(`cannot list the listening ports on ${this.label}: ${r.stderr.trim() || `exit ${r.code}`}`)
-    const busy = new Set(r.stdout.split('\n').filter(Boolean).map((h) => parseInt(h, 16)))
+    const busy = new Set(
+      r.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((h) => parseInt(h, 16))
+    )
     const out: number[] = []
     for (let p = this.opts.spec.portBase; out.length < n && p < 65536; p++) {
       if (busy.has(p) || this.handedOut.has(p)) continue
@@ -294,9 +311,12 @@ export class SshHost implements LabHost {
 
   /** <dataDir>/agent.json on the host: which agent runs there now (null when none wrote one). */
   async agentInfo(): Promise<AgentInfo | null> {
-    const r = await this.exec(`${ALIVE_FN}\n${IS_AGENT_FN}\nf="$HOME/.ftlab/data/agent.json"\n[ -s "$f" ] || exit 0\ncat "$f"; echo\np=$(sed -n 's/.*"pid":\\([0-9]*\\).*/\\1/p' "$f")\nif [ -n "$p" ] && is_agent "$p"; then echo ALIVE; else echo DEAD; fi`, {
-      timeoutMs: 15_000
-    })
+    const r = await this.exec(
+      `${ALIVE_FN}\n${IS_AGENT_FN}\nf="$HOME/.ftlab/data/agent.json"\n[ -s "$f" ] || exit 0\ncat "$f"; echo\np=$(sed -n 's/.*"pid":\\([0-9]*\\).*/\\1/p' "$f")\nif [ -n "$p" ] && is_agent "$p"; then echo ALIVE; else echo DEAD; fi`,
+      {
+        timeoutMs: 15_000
+      }
+    )
     const lines = r.stdout.trim().split('\n')
     if (lines.length < 2) return null
     try {
@@ -323,7 +343,8 @@ export class SshHost implements LabHost {
   /** Stop the agent and remove ~/.ftlab (agent, runtime, data, logs). */
   async removeFiles(): Promise<void> {
     const r = await (await this.connection()).exec(teardownScript, { timeoutMs: 60_000 })
-    if (r.code !== 0 || !r.stdout.toString().includes('removed')) throw new Error(`teardown on ${this.label} failed: ${r.stderr.toString().trim() || `exit ${r.code}`}`)
+    if (r.code !== 0 || !r.stdout.toString().includes('removed'))
+      throw new Error(`teardown on ${this.label} failed: ${r.stderr.toString().trim() || `exit ${r.code}`}`)
   }
 
   // ——— network faults in the host's kernel (LabHost's optional part) ———
@@ -393,7 +414,10 @@ export class SshHost implements LabHost {
       ipmiPassword:
         p.driver === 'ipmi'
           ? async () => {
-              if (!ask) throw new Error(`${this.label}: the ipmi power driver needs the BMC password for ${p.user}@${p.host}, and this console has no way to ask for it`)
+              if (!ask)
+                throw new Error(
+                  `${this.label}: the ipmi power driver needs the BMC password for ${p.user}@${p.host}, and this console has no way to ask for it`
+                )
               return ask({ host: p.host, user: p.user })
             }
           : undefined
@@ -438,7 +462,10 @@ export class SshHost implements LabHost {
     const c = this.conn
     this.conn = null
     this.mgmt = null
-    c?.then((x) => x.close(), () => {})
+    c?.then(
+      (x) => x.close(),
+      () => {}
+    )
   }
 
   close(): void {

@@ -384,12 +384,9 @@ function connectHop(
       if (err.level === 'client-authentication') {
         const triedText = tried.length ? tried.join(', ') : 'nothing (no agent, no readable key, no password source)'
         return fail(
-          new SshError(
-            'auth',
-            name,
-            `authentication failed for ${name}; tried: ${triedText}; the server accepts: ${serverMethods?.join(', ') ?? 'unknown'}`,
-            { methodsTried: [...tried] }
-          )
+          new SshError('auth', name, `authentication failed for ${name}; tried: ${triedText}; the server accepts: ${serverMethods?.join(', ') ?? 'unknown'}`, {
+            methodsTried: [...tried]
+          })
         )
       }
       if (err.level === 'agent') return // one agent failure: the handler moves on to the next method

@@ -79,9 +79,7 @@ export interface DeployedAgent {
   stop(): Promise<void>
 }
 
-export type DeployOutcome =
-  | { hostId: string; ok: true; agent: DeployedAgent }
-  | { hostId: string; ok: false; step: DeployStep; error: Error }
+export type DeployOutcome = { hostId: string; ok: true; agent: DeployedAgent } | { hostId: string; ok: false; step: DeployStep; error: Error }
 
 /** A failed deploy: which host, at which step, and the underlying (usually SshError) cause. */
 export class DeployError extends Error {
@@ -136,7 +134,9 @@ export function parseReady(stdout: string, host: string): { controlPort: number;
 }
 
 async function sha256File(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex')
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex')
 }
 
 function diskFull(host: string, where: string, needBytes: number, freeKiB: number): SshError {
@@ -211,11 +211,19 @@ async function ensureNode(
   }
   const why = sys ? `host's Node ${sys.text} is older than ${MIN_NODE_MAJOR}` : 'host has no Node'
   if (facts.os !== 'Linux') {
-    throw new SshError('remote', conn.name, `${why}, and FT Lab carries Node runtimes only for Linux (this host is ${facts.os}); install Node ${MIN_NODE_MAJOR}+ on it`)
+    throw new SshError(
+      'remote',
+      conn.name,
+      `${why}, and FT Lab carries Node runtimes only for Linux (this host is ${facts.os}); install Node ${MIN_NODE_MAJOR}+ on it`
+    )
   }
   const arch: NodeArch | null = nodeArchFor(facts.machine)
   if (!arch) {
-    throw new SshError('remote', conn.name, `${why}, and FT Lab carries Node runtimes only for x86_64 and aarch64 (this host is ${facts.machine}); install Node ${MIN_NODE_MAJOR}+ on it`)
+    throw new SshError(
+      'remote',
+      conn.name,
+      `${why}, and FT Lab carries Node runtimes only for x86_64 and aarch64 (this host is ${facts.machine}); install Node ${MIN_NODE_MAJOR}+ on it`
+    )
   }
   const cacheDir = opts.runtimeCacheDir ?? defaultRuntimeCacheDir()
   const cached = await findCachedRuntime(arch, cacheDir)
@@ -252,8 +260,7 @@ async function ensureNode(
 
 /** Deploys to one host; progress goes to opts.onProgress, failures throw with their step. */
 export async function deployAgent(target: DeployTarget, opts: DeployOptions = {}): Promise<DeployedAgent> {
-  const emit = (step: DeployStep, state: DeployProgress['state'], detail: string): void =>
-    opts.onProgress?.({ hostId: target.id, step, state, detail })
+  const emit = (step: DeployStep, state: DeployProgress['state'], detail: string): void => opts.onProgress?.({ hostId: target.id, step, state, detail })
   let step: DeployStep = 'connect'
   let conn: SshConnection | undefined
   const run = async <T>(s: DeployStep, detail: string, fn: () => Promise<T>): Promise<T> => {
@@ -290,7 +297,8 @@ export async function deployAgent(target: DeployTarget, opts: DeployOptions = {}
       }
       await ensureRoom(c, agentDir, bundle.size, 'the agent bundle')
       const got = await uploadBySftp(c, bundlePath, agentDir, AGENT_FILE, '644')
-      if (got !== localHash) throw new SshError('remote', c.name, `agent bundle on ${c.name} has sha256 ${got}, expected ${localHash}: the upload was corrupted`)
+      if (got !== localHash)
+        throw new SshError('remote', c.name, `agent bundle on ${c.name} has sha256 ${got}, expected ${localHash}: the upload was corrupted`)
       emit('upload', 'done', `agent bundle uploaded (${bundle.size} bytes)`)
       return true
     })

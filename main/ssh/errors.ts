@@ -44,13 +44,17 @@ export function mapConnectError(err: unknown, target: string, timeoutMs: number)
   const msg = e?.message ?? String(err)
   switch (code) {
     case 'ECONNREFUSED':
-      return new SshError('refused', target, `connection refused by ${target}: no SSH server is listening there (is sshd running, is the port right?)`, { cause: err })
+      return new SshError('refused', target, `connection refused by ${target}: no SSH server is listening there (is sshd running, is the port right?)`, {
+        cause: err
+      })
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
     case 'EHOSTDOWN':
       return new SshError('unreachable', target, `host unreachable: ${target} (${code}); is the host powered on and on this network?`, { cause: err })
     case 'ETIMEDOUT':
-      return new SshError('timeout', target, `connection to ${target} timed out (${code}); the host may be down or a firewall drops the traffic`, { cause: err })
+      return new SshError('timeout', target, `connection to ${target} timed out (${code}); the host may be down or a firewall drops the traffic`, {
+        cause: err
+      })
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return new SshError('dns', target, `cannot resolve the host name of ${target} (${code})`, { cause: err })

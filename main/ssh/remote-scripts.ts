@@ -22,7 +22,7 @@ export const detectScript = sh(
     'uname -s',
     'uname -m',
     `printf '%s\\n' "$HOME"`,
-    "v=$(node --version 2>/dev/null) && printf '%s\\n' \"$v\" || echo none",
+    'v=$(node --version 2>/dev/null) && printf \'%s\\n\' "$v" || echo none',
     `df -Pk "$HOME" 2>/dev/null | awk 'NR==2 {print $4}'`
   ].join('; ')
 )
@@ -30,8 +30,7 @@ export const detectScript = sh(
 /** Prints the SHA-256 of a remote file, or nothing when it is absent. */
 export function sha256Script(path: string): string {
   return sh(
-    `f=${shq(path)}; [ -f "$f" ] || exit 0; ` +
-      `(sha256sum "$f" 2>/dev/null || shasum -a 256 "$f" 2>/dev/null || openssl dgst -sha256 -r "$f") | cut -c1-64`
+    `f=${shq(path)}; [ -f "$f" ] || exit 0; ` + `(sha256sum "$f" 2>/dev/null || shasum -a 256 "$f" 2>/dev/null || openssl dgst -sha256 -r "$f") | cut -c1-64`
   )
 }
 

@@ -231,9 +231,7 @@ export class SshConfig {
     const user = first('user') ?? localUser
     const port = first('port') ? Number(first('port')) : 22
     const tokens = { h: hostName, d: home, u: localUser, r: user, p: String(port) }
-    const identityFiles = identityRaw
-      .filter((f) => f.toLowerCase() !== 'none')
-      .map((f) => expandTokens(expandTilde(f, home), tokens))
+    const identityFiles = identityRaw.filter((f) => f.toLowerCase() !== 'none').map((f) => expandTokens(expandTilde(f, home), tokens))
     const jumpRaw = options.get('proxyjump')?.join('')
     const proxyJump = jumpRaw === undefined || jumpRaw.toLowerCase() === 'none' ? [] : parseJumpSpec(jumpRaw)
     return {

@@ -44,7 +44,12 @@ export function formatAgentEvent(ev: Extract<ApiEvent, { topic: 'agent' }>): str
   const host = ev.host.padEnd(5)
   switch (ev.type) {
     case 'entries': {
-      const inputs = d.inputs && typeof d.inputs === 'object' ? Object.entries(d.inputs as Record<string, number>).map(([k, v]) => `${k}×${v}`).join(' ') : ''
+      const inputs =
+        d.inputs && typeof d.inputs === 'object'
+          ? Object.entries(d.inputs as Record<string, number>)
+              .map(([k, v]) => `${k}×${v}`)
+              .join(' ')
+          : ''
       return `${t}${color('36', `${ev.host} → ${String(d.to)}`)}  entries ${d.first}–${d.last}  ${d.count} · ${formatBytes(Number(d.bytes))}  ${DIM}${inputs}${RESET}`
     }
     case 'ack':

@@ -54,8 +54,16 @@ export function hostNotes(h: HostStatus, faults: FaultInfo[]): HostNote[] {
   if (h.isolated) notes.push('isolated')
   if (h.paused) notes.push('paused')
   if (h.id === 'disk' || power) return notes
-  const cutFromDisk = h.isolated || faults.some((f) => f.kind === 'cut' && (f.target === `${h.id}-disk`)) || faults.some((f) => f.target === 'disk' && (f.kind === 'isolate' || f.kind === 'power' || f.kind === 'pause'))
-  const cutFromPeer = h.isolated || faults.some((f) => faultHits(f, h.id, ['cut']) && f.target === 'a-b') || faults.some((f) => f.target !== h.id && f.target !== 'disk' && !f.target.includes('-') && (f.kind === 'isolate' || f.kind === 'power' || f.kind === 'pause'))
+  const cutFromDisk =
+    h.isolated ||
+    faults.some((f) => f.kind === 'cut' && f.target === `${h.id}-disk`) ||
+    faults.some((f) => f.target === 'disk' && (f.kind === 'isolate' || f.kind === 'power' || f.kind === 'pause'))
+  const cutFromPeer =
+    h.isolated ||
+    faults.some((f) => faultHits(f, h.id, ['cut']) && f.target === 'a-b') ||
+    faults.some(
+      (f) => f.target !== h.id && f.target !== 'disk' && !f.target.includes('-') && (f.kind === 'isolate' || f.kind === 'power' || f.kind === 'pause')
+    )
   if (h.role === 'primary' && cutFromPeer) notes.push('outputs-held')
   if ((h.role === 'primary' || h.role === 'backup') && cutFromPeer && !notes.includes('isolated')) notes.push('no-peer')
   if (cutFromDisk && (h.role === 'primary' || h.role === 'backup' || h.role === 'live')) notes.push('no-disk-server')
@@ -123,7 +131,8 @@ export function loadWorkload(l: LoadStatus | null): Workload | null {
 /** The backend's invariants; what it left empty and the status can tell is filled from the status. */
 export function labInvariants(s: LabStatus | null): { inv: Invariants; derived: boolean } {
   const sent = s?.invariants
-  if (sent && (sent.liveByGen.length > 0 || sent.evidence.length > 0 || !s?.hosts.some((h) => h.role === 'primary' || h.role === 'live'))) return { inv: sent, derived: false }
+  if (sent && (sent.liveByGen.length > 0 || sent.evidence.length > 0 || !s?.hosts.some((h) => h.role === 'primary' || h.role === 'live')))
+    return { inv: sent, derived: false }
   const byGen = new Map<number, HostId[]>()
   for (const h of s?.hosts ?? []) {
     if (h.role !== 'primary' && h.role !== 'live') continue

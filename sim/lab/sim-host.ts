@@ -278,7 +278,7 @@ export class SimLab {
     const self = ctx.boot.id
     const cfg = replicaConfig(self, spec)
     const entropy = world.rng.fork()
-    const lab = this
+    const { replicas, disks } = this
     const replica = world.run(() => {
       const vmm = createVmm({ guest: spec.guest, mode: spec.mode, entropy: { now: () => world.epoch + world.q.now, u32: () => entropy.u32() } })
       const core = new ReplicaCore(cfg, vmm, { role: spec.as, gen: spec.gen, now: world.q.now })
@@ -288,10 +288,10 @@ export class SimLab {
         q: world.q,
         net: world.net,
         routes: {
-          replica: (id) => lab.replicas.get(id),
+          replica: (id) => replicas.get(id),
           get disk(): SimDiskEndpoint {
             // a disk server that is down loses the request, as a dead host would
-            return lab.disks.get(spec.disk.port) ?? { id: 'disk', handle: () => {} }
+            return disks.get(spec.disk.port) ?? { id: 'disk', handle: () => {} }
           }
         },
         core,

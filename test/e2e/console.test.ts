@@ -38,7 +38,6 @@ async function freshPage(): Promise<Page> {
   return page
 }
 
-
 async function startedLab(page: Page): Promise<void> {
   await page.click('[data-test=lab-start]')
   await expectText(page, '[data-host=a] [data-test=host-role]', 'primary')

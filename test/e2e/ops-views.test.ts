@@ -58,7 +58,11 @@ async function startedWithLoad(page: Page): Promise<void> {
 async function diagramInk(page: Page): Promise<number> {
   // runs in the page; written against a minimal shape because the tests compile without the DOM lib
   return page.evaluate(() => {
-    type Canvas = { width: number; height: number; getContext(k: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } }
+    type Canvas = {
+      width: number
+      height: number
+      getContext(k: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } }
+    }
     const doc = (globalThis as unknown as { document: { querySelector(s: string): unknown } }).document
     const c = doc.querySelector('[data-test=space-time] canvas') as Canvas | null
     if (!c) return 0

@@ -38,7 +38,10 @@ afterAll(async () => {
   await server?.close().catch(() => {})
   await backend?.close().catch(() => {})
   // whatever the test left running: stop the lab's agents by what the lab store remembers
-  if (home && new LabStore(home).load('local')) await openLocalLab('local', { home }).stop().catch(() => {})
+  if (home && new LabStore(home).load('local'))
+    await openLocalLab('local', { home })
+      .stop()
+      .catch(() => {})
   if (home) rmSync(home, { recursive: true, force: true })
 }, 60_000)
 
@@ -49,78 +52,82 @@ async function expectText(page: Page, selector: string, text: string, timeout = 
 const alive = pidAlive
 
 describe('console in browser mode over the real local lab', () => {
-  it.skipIf(noBrowser !== null)(`start, load, power cut, failover, restore, stop`, async () => {
-    const b = backend!
-    const page = browsing!.page
-    const pageErrors: string[] = []
-    page.on('pageerror', (e) => pageErrors.push(String(e)))
-    page.on('console', (m) => {
-      if (m.type() === 'error') pageErrors.push(m.text())
-    })
-    await page.goto(server!.url)
-    // no lab yet: the lab picker; start the local lab from it: real agents, real pids
-    await page.locator('[data-test=lab-picker]').waitFor()
-    await page.click('[data-test=pick-local-start]')
-    await expectText(page, '.toolbar', 'local lab')
-    await expectText(page, '[data-host=a] [data-test=host-role]', 'primary')
-    await expectText(page, '[data-host=b] [data-test=host-role]', 'backup')
-    await expectText(page, '[data-host=disk] [data-test=host-role]', 'disk server')
-    const started = await b.handle('lab.status', {})
-    expect(started.state).toBe('running')
-    const pids = started.hosts.map((h) => h.pid!)
-    for (const pid of pids) expect(alive(pid)).toBe(true)
-    await expectText(page, '[data-host=a] [data-test=host-pid]', String(pids[0]))
+  it.skipIf(noBrowser !== null)(
+    `start, load, power cut, failover, restore, stop`,
+    async () => {
+      const b = backend!
+      const page = browsing!.page
+      const pageErrors: string[] = []
+      page.on('pageerror', (e) => pageErrors.push(String(e)))
+      page.on('console', (m) => {
+        if (m.type() === 'error') pageErrors.push(m.text())
+      })
+      await page.goto(server!.url)
+      // no lab yet: the lab picker; start the local lab from it: real agents, real pids
+      await page.locator('[data-test=lab-picker]').waitFor()
+      await page.click('[data-test=pick-local-start]')
+      await expectText(page, '.toolbar', 'local lab')
+      await expectText(page, '[data-host=a] [data-test=host-role]', 'primary')
+      await expectText(page, '[data-host=b] [data-test=host-role]', 'backup')
+      await expectText(page, '[data-host=disk] [data-test=host-role]', 'disk server')
+      const started = await b.handle('lab.status', {})
+      expect(started.state).toBe('running')
+      const pids = started.hosts.map((h) => h.pid!)
+      for (const pid of pids) expect(alive(pid)).toBe(true)
+      await expectText(page, '[data-host=a] [data-test=host-pid]', String(pids[0]))
 
-    // load: the channel carries entries, the clients talk to a
-    await page.fill('[data-test=load-panel] input >> nth=0', '8')
-    await page.fill('[data-test=load-panel] input >> nth=2', '64')
-    await page.click('[data-test=load-start]')
-    await expect.poll(async () => Number(await page.locator('[data-test=stat-entries-rate]').textContent()), { timeout: 20_000 }).toBeGreaterThan(0)
-    await expect.poll(async () => Number(await page.locator('[data-test=load-ops]').textContent()), { timeout: 20_000 }).toBeGreaterThan(0)
-    expect((await b.handle('lab.status', {})).load).toMatchObject({ state: 'running', target: 'a' })
-    await page.waitForTimeout(2500) // let the sparklines and the channel pane fill for the picture; nothing is asserted on time
-    await shoot(page, '10-real-running-under-load')
+      // load: the channel carries entries, the clients talk to a
+      await page.fill('[data-test=load-panel] input >> nth=0', '8')
+      await page.fill('[data-test=load-panel] input >> nth=2', '64')
+      await page.click('[data-test=load-start]')
+      await expect.poll(async () => Number(await page.locator('[data-test=stat-entries-rate]').textContent()), { timeout: 20_000 }).toBeGreaterThan(0)
+      await expect.poll(async () => Number(await page.locator('[data-test=load-ops]').textContent()), { timeout: 20_000 }).toBeGreaterThan(0)
+      expect((await b.handle('lab.status', {})).load).toMatchObject({ state: 'running', target: 'a' })
+      await page.waitForTimeout(2500) // let the sparklines and the channel pane fill for the picture; nothing is asserted on time
+      await shoot(page, '10-real-running-under-load')
 
-    // power cut of the primary: a down, b live, the load goes on against b
-    await page.click('[data-host=a] [data-test=fault-power]')
-    await expectText(page, '[data-host=a] [data-test=host-role]', 'down')
-    await expectText(page, '[data-host=b] [data-test=host-role]', 'live')
-    await expectText(page, '[data-test=timeline-mark]', 'b goes live')
-    await expectText(page, '[data-test=timeline-mark]', 'power cut a')
-    await expectText(page, '[data-host=a] [data-test=host-error]', 'power cut')
-    expect(alive(pids[0])).toBe(false)
-    const atLive = (await b.handle('lab.status', {})).load.completed
-    await expect.poll(async () => (await b.handle('lab.status', {})).load, { timeout: 20_000 }).toMatchObject({ state: 'running', target: 'b' })
-    await expect.poll(async () => (await b.handle('lab.status', {})).load.completed, { timeout: 20_000 }).toBeGreaterThan(atLive + 100)
-    await expectText(page, '[data-test=load-panel]', '→ b')
-    await page.waitForTimeout(1500)
-    await shoot(page, '10-real-power-cut-backup-live')
+      // power cut of the primary: a down, b live, the load goes on against b
+      await page.click('[data-host=a] [data-test=fault-power]')
+      await expectText(page, '[data-host=a] [data-test=host-role]', 'down')
+      await expectText(page, '[data-host=b] [data-test=host-role]', 'live')
+      await expectText(page, '[data-test=timeline-mark]', 'b goes live')
+      await expectText(page, '[data-test=timeline-mark]', 'power cut a')
+      await expectText(page, '[data-host=a] [data-test=host-error]', 'power cut')
+      expect(alive(pids[0])).toBe(false)
+      const atLive = (await b.handle('lab.status', {})).load.completed
+      await expect.poll(async () => (await b.handle('lab.status', {})).load, { timeout: 20_000 }).toMatchObject({ state: 'running', target: 'b' })
+      await expect.poll(async () => (await b.handle('lab.status', {})).load.completed, { timeout: 20_000 }).toBeGreaterThan(atLive + 100)
+      await expectText(page, '[data-test=load-panel]', '→ b')
+      await page.waitForTimeout(1500)
+      await shoot(page, '10-real-power-cut-backup-live')
 
-    // restore redundancy: b primary of generation 2, a fresh agent on a as its backup
-    await page.click('[data-test=lab-restore]')
-    await expectText(page, '[data-host=b] [data-test=host-role]', 'primary', 40_000)
-    await expectText(page, '[data-host=a] [data-test=host-role]', 'backup')
-    await expectText(page, '[data-test=channel-direction]', 'b → a')
-    await expectText(page, '.toolbar', 'gen 2')
-    const restored = await b.handle('lab.status', {})
-    expect(restored.gen).toBe(2)
-    expect(restored.faults).toEqual([])
-    expect(restored.hosts[0].pid).not.toBe(pids[0])
-    await page.waitForTimeout(2000)
-    await shoot(page, '10-real-redundancy-restored')
+      // restore redundancy: b primary of generation 2, a fresh agent on a as its backup
+      await page.click('[data-test=lab-restore]')
+      await expectText(page, '[data-host=b] [data-test=host-role]', 'primary', 40_000)
+      await expectText(page, '[data-host=a] [data-test=host-role]', 'backup')
+      await expectText(page, '[data-test=channel-direction]', 'b → a')
+      await expectText(page, '.toolbar', 'gen 2')
+      const restored = await b.handle('lab.status', {})
+      expect(restored.gen).toBe(2)
+      expect(restored.faults).toEqual([])
+      expect(restored.hosts[0].pid).not.toBe(pids[0])
+      await page.waitForTimeout(2000)
+      await shoot(page, '10-real-redundancy-restored')
 
-    // stop the load: the checkers' verdict lands on the timeline
-    await page.click('[data-test=load-stop]')
-    await expectText(page, '[data-test=timeline-mark]', 'checks: valid', 30_000)
-    await page.waitForTimeout(500)
-    await shoot(page, '10-real-load-checked')
+      // stop the load: the checkers' verdict lands on the timeline
+      await page.click('[data-test=load-stop]')
+      await expectText(page, '[data-test=timeline-mark]', 'checks: valid', 30_000)
+      await page.waitForTimeout(500)
+      await shoot(page, '10-real-load-checked')
 
-    // stop the lab: every agent process gone
-    const last = (await b.handle('lab.status', {})).hosts.map((h) => h.pid!)
-    await page.click('[data-test=lab-stop]')
-    await expectText(page, '[data-test=lab-state]', 'stopped', 30_000)
-    for (const pid of [...pids, ...last]) expect(alive(pid), `agent pid ${pid}`).toBe(false)
-    expect(new LabStore(home).load('local')).toBeNull()
-    expect(pageErrors).toEqual([])
-  }, 180_000)
+      // stop the lab: every agent process gone
+      const last = (await b.handle('lab.status', {})).hosts.map((h) => h.pid!)
+      await page.click('[data-test=lab-stop]')
+      await expectText(page, '[data-test=lab-state]', 'stopped', 30_000)
+      for (const pid of [...pids, ...last]) expect(alive(pid), `agent pid ${pid}`).toBe(false)
+      expect(new LabStore(home).load('local')).toBeNull()
+      expect(pageErrors).toEqual([])
+    },
+    180_000
+  )
 })

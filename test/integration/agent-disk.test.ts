@@ -28,7 +28,9 @@ interface Running {
   exited: Promise<number | null>
 }
 
-async function spawnAgent(bootLine: string): Promise<{ child: ChildProcess; stdout: Promise<string>; stderr: Promise<string>; exited: Promise<number | null> }> {
+async function spawnAgent(
+  bootLine: string
+): Promise<{ child: ChildProcess; stdout: Promise<string>; stderr: Promise<string>; exited: Promise<number | null> }> {
   const child = spawn(process.execPath, [BUNDLE], { stdio: ['pipe', 'pipe', 'pipe'] })
   const exited = once(child, 'exit').then(([code]) => code as number | null)
   cleanups.push(async () => {
@@ -72,7 +74,16 @@ async function control(port: number, token: string): Promise<TestControlClient> 
 }
 
 function diskClient(id: string, port: number, labKey: string, timeoutMs = 5000): DiskClient {
-  const c = new DiskClient({ selfId: id, key: Buffer.from(labKey, 'hex'), host: '127.0.0.1', port, expectPeer: 'disk', timeoutMs, minBackoffMs: 10, maxBackoffMs: 100 })
+  const c = new DiskClient({
+    selfId: id,
+    key: Buffer.from(labKey, 'hex'),
+    host: '127.0.0.1',
+    port,
+    expectPeer: 'disk',
+    timeoutMs,
+    minBackoffMs: 10,
+    maxBackoffMs: 100
+  })
   cleanups.push(() => c.close())
   return c
 }
@@ -99,7 +110,10 @@ describe('agent bundle, disk-server role', () => {
     expect(started).toMatchObject({ ok: true, result: { role: 'disk-server', listen: { host: '127.0.0.1' } } })
     const diskPort = (started as { result: { listen: { port: number } } }).result.listen.port
     expect(diskPort).toBeGreaterThan(0)
-    expect(await c.request({ t: 'start', spec: { role: 'disk-server', listen: { host: '127.0.0.1', port: 0 }, blockSize: 512 } })).toMatchObject({ ok: false, error: expect.stringMatching(/already runs the disk-server role/) })
+    expect(await c.request({ t: 'start', spec: { role: 'disk-server', listen: { host: '127.0.0.1', port: 0 }, blockSize: 512 } })).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/already runs the disk-server role/)
+    })
 
     const a = diskClient('a', diskPort, boot.labKey)
     const b = diskClient('b', diskPort, boot.labKey)
@@ -111,10 +125,16 @@ describe('agent bundle, disk-server role', () => {
     expect(await a.request({ op: 'write', gen: 1, from: 'a', block: 7, data: new Uint8Array([9]) })).toMatchObject({ ok: false, error: 'fenced' })
     await c.waitFor((m) => m.t === 'event' && m.ev.type === 'disk-tas' && m.ev.data.won === true)
 
-    expect(await c.request({ t: 'status' })).toMatchObject({ ok: true, result: { id: 'disk', role: 'disk-server', gen: 1, disk: { live: 'b', tasWinner: 'b', writes: 1, fenced: 1, blocks: 1 } } })
+    expect(await c.request({ t: 'status' })).toMatchObject({
+      ok: true,
+      result: { id: 'disk', role: 'disk-server', gen: 1, disk: { live: 'b', tasWinner: 'b', writes: 1, fenced: 1, blocks: 1 } }
+    })
 
     // a fault cutting replica b off the disk server, healed by request
-    expect(await c.request({ t: 'fault', faultId: 'cut-b', fault: { kind: 'drop', peers: ['b'], direction: 'both' }, deadlineMs: 60_000 })).toMatchObject({ ok: true, result: { id: 'cut-b' } })
+    expect(await c.request({ t: 'fault', faultId: 'cut-b', fault: { kind: 'drop', peers: ['b'], direction: 'both' }, deadlineMs: 60_000 })).toMatchObject({
+      ok: true,
+      result: { id: 'cut-b' }
+    })
     // one connection per peer id: a second client calling itself b would take over b's link
     b.close()
     const bShort = diskClient('b', diskPort, boot.labKey, 300)
@@ -127,8 +147,14 @@ describe('agent bundle, disk-server role', () => {
     // the dead-man heals a fault on its own
     await c.request({ t: 'fault', faultId: 'short', fault: { kind: 'isolate' }, deadlineMs: 50 })
     await c.waitFor((m) => m.t === 'event' && m.ev.type === 'heal' && m.ev.data.id === 'short' && m.ev.data.reason === 'deadline')
-    expect(await c.request({ t: 'fault', faultId: 'x', fault: { kind: 'drop', peers: [], direction: 'in' }, deadlineMs: 10 })).toMatchObject({ ok: false, error: expect.stringMatching(/fault\.peers/) })
-    expect(await c.request({ t: 'restore', peer: { id: 'c', channel: { host: '127.0.0.1', port: 1 } }, gen: 2 })).toMatchObject({ ok: false, error: expect.stringMatching(/replica role/) })
+    expect(await c.request({ t: 'fault', faultId: 'x', fault: { kind: 'drop', peers: [], direction: 'in' }, deadlineMs: 10 })).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/fault\.peers/)
+    })
+    expect(await c.request({ t: 'restore', peer: { id: 'c', channel: { host: '127.0.0.1', port: 1 } }, gen: 2 })).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/replica role/)
+    })
 
     expect(await c.request({ t: 'stop' })).toMatchObject({ ok: true })
     expect(await agent.exited).toBe(0)
@@ -142,7 +168,11 @@ describe('agent bundle, disk-server role', () => {
     // a restarted disk server remembers the generation, the winner and the data
     const again = await startAgent(boot)
     const c2 = await control(again.controlPort, boot.controlToken)
-    const port2 = ((await c2.request({ t: 'start', spec: { role: 'disk-server', listen: { host: '127.0.0.1', port: 0 }, blockSize: 512 } })) as { result: { listen: { port: number } } }).result.listen.port
+    const port2 = (
+      (await c2.request({ t: 'start', spec: { role: 'disk-server', listen: { host: '127.0.0.1', port: 0 }, blockSize: 512 } })) as {
+        result: { listen: { port: number } }
+      }
+    ).result.listen.port
     const a2 = diskClient('a', port2, boot.labKey)
     expect(await a2.request({ op: 'status' })).toMatchObject({ ok: true, status: { gen: 1, live: 'b', tasWinner: 'b' } })
     expect(await a2.request({ op: 'read', block: 7 })).toMatchObject({ ok: true, data: new Uint8Array([1, 2, 3]) })
@@ -154,8 +184,14 @@ describe('agent bundle, disk-server role', () => {
     const boot = bootConfig(join(tempDir(), 'data'))
     const agent = await startAgent(boot)
     const c = await control(agent.controlPort, boot.controlToken)
-    expect(await c.request({ t: 'start', spec: { role: 'disk-server', listen: { host: '127.0.0.1', port: 0 }, blockSize: 3 } })).toMatchObject({ ok: false, error: expect.stringMatching(/start\.spec\.blockSize/) })
-    expect(await c.request({ t: 'start', spec: { role: 'disk-server', listen: { host: '127.0.0.1', port: 'x' }, blockSize: 512 } })).toMatchObject({ ok: false, error: expect.stringMatching(/start\.spec\.listen\.port/) })
+    expect(await c.request({ t: 'start', spec: { role: 'disk-server', listen: { host: '127.0.0.1', port: 0 }, blockSize: 3 } })).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/start\.spec\.blockSize/)
+    })
+    expect(await c.request({ t: 'start', spec: { role: 'disk-server', listen: { host: '127.0.0.1', port: 'x' }, blockSize: 512 } })).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/start\.spec\.listen\.port/)
+    })
     expect(await c.request({ t: 'start', spec: { role: 'witness' } })).toMatchObject({ ok: false, error: expect.stringMatching(/start\.spec\.role must be/) })
     expect(await c.request({ t: 'status' })).toMatchObject({ ok: true, result: { role: 'idle' } })
     agent.child.kill('SIGTERM')

@@ -61,7 +61,11 @@ require(${JSON.stringify(REAL_BUNDLE)})
   it('reports an agent built without the replica role by its own answer, and the suites still fail on it', async () => {
     const noRole = await buildAgentWithoutReplicaRole(dir)
     const probe = await probeLocalAgent(noRole)
-    expect(probe).toMatchObject({ outcome: 'no-replica-role', replicaRole: false, reason: expect.stringMatching(/replica role not available in this agent build/) })
+    expect(probe).toMatchObject({
+      outcome: 'no-replica-role',
+      replicaRole: false,
+      reason: expect.stringMatching(/replica role not available in this agent build/)
+    })
     await expect(requireReplicaAgent(noRole)).rejects.toThrow(/the agent bundle has no replica role/)
   })
 

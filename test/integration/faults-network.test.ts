@@ -70,7 +70,9 @@ class Listener {
   lines: string[] = []
   readonly child: ChildProcess
   constructor(ns: string) {
-    this.child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', LISTENER, String(SSH_PORT), String(SERVICE_PORT), String(UDP_PORT)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    this.child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', LISTENER, String(SSH_PORT), String(SERVICE_PORT), String(UDP_PORT)], {
+      stdio: ['ignore', 'pipe', 'inherit']
+    })
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => this.lines.push(...d.split('\n').filter(Boolean)))
   }
   async ready() {
@@ -288,7 +290,9 @@ describe.skipIf(missing !== null)('network faults in namespaces', () => {
     expect(delay.fallback?.path).toBe('agent-filter')
     expect(delay.fallback?.faults).toEqual([{ kind: 'delay', peers: [Y_LAB], ms: 50, jitterMs: 10 }])
     expect(delay.fallback?.record.path).toBe('agent-filter')
-    const dup = await injectNetworkFault(x, req(newId('netdup'), { kind: 'netem', dev: 'ftlabf-vx', peers: [Y_LAB], delayMs: 10, reorderPercent: 25 }), { caps })
+    const dup = await injectNetworkFault(x, req(newId('netdup'), { kind: 'netem', dev: 'ftlabf-vx', peers: [Y_LAB], delayMs: 10, reorderPercent: 25 }), {
+      caps
+    })
     expect(dup).toMatchObject({ status: 'unavailable', fallback: null })
   })
 })

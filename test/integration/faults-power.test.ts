@@ -77,17 +77,24 @@ describe('kill and pause drivers', () => {
 describe('sysrq driver', () => {
   const trigger = existsSync('/proc/sysrq-trigger')
 
-  it.skipIf(lacks(trigger ? 'this kernel has /proc/sysrq-trigger, so the sysrq-absent path cannot be shown' : null, { kernel: 'sysrq' }) !== null)('reports that sysrq is absent on this kernel', async () => {
-    await expect(sysrqDriver({ exec: localExec() }).powerOff()).rejects.toThrow(SYSRQ_MISSING)
-    console.log('faults-power: sysrq unavailable here (no /proc/sysrq-trigger)')
-  })
+  it.skipIf(lacks(trigger ? 'this kernel has /proc/sysrq-trigger, so the sysrq-absent path cannot be shown' : null, { kernel: 'sysrq' }) !== null)(
+    'reports that sysrq is absent on this kernel',
+    async () => {
+      await expect(sysrqDriver({ exec: localExec() }).powerOff()).rejects.toThrow(SYSRQ_MISSING)
+      console.log('faults-power: sysrq unavailable here (no /proc/sysrq-trigger)')
+    }
+  )
 
-  it.skipIf(lacks(trigger ? null : 'no /proc/sysrq-trigger on this kernel', { kernel: 'sysrq' }) !== null || lacks([needRoot('the sysrq stand-in mount'), needCommand('unshare', 'util-linux')]) !== null)('writes "o" to the trigger (a bind-mounted stand-in, never the real one)', async () => {
+  it.skipIf(
+    lacks(trigger ? null : 'no /proc/sysrq-trigger on this kernel', { kernel: 'sysrq' }) !== null ||
+      lacks([needRoot('the sysrq stand-in mount'), needCommand('unshare', 'util-linux')]) !== null
+  )('writes "o" to the trigger (a bind-mounted stand-in, never the real one)', async () => {
     const fake = join(tmp, 'sysrq-trigger')
     writeFileSync(fake, '')
     // a private mount namespace in which /proc/sysrq-trigger is our file; the detached writer inherits it
     const exec: HostExec = {
-      run: (cmd, opts) => localExec().run(`exec unshare -m --propagation private sh -c ${shq(`mount --bind ${fake} /proc/sysrq-trigger && exec sh -c "$0"`)} ${shq(cmd)}`, opts)
+      run: (cmd, opts) =>
+        localExec().run(`exec unshare -m --propagation private sh -c ${shq(`mount --bind ${fake} /proc/sysrq-trigger && exec sh -c "$0"`)} ${shq(cmd)}`, opts)
     }
     await sysrqDriver({ exec }).powerOff()
     await until(() => readFileSync(fake, 'utf8').trim() === 'o', 10_000, 'the stand-in trigger to receive "o"')
@@ -189,70 +196,73 @@ function recording(inner: HostExec): HostExec & { scripts: string[] } {
   return { scripts, run: (cmd, opts) => (scripts.push(cmd), inner.run(cmd, opts)) }
 }
 
-describe.skipIf(lacks([needCommand('ipmitool', 'ipmitool'), needCommand('ipmi_sim', 'openipmi')]) !== null)('ipmi driver (ipmitool lanplus against ipmi_sim)', () => {
-  let sim: ChildProcess | undefined
-  const password = 'Ft-s3cret-pw'
+describe.skipIf(lacks([needCommand('ipmitool', 'ipmitool'), needCommand('ipmi_sim', 'openipmi')]) !== null)(
+  'ipmi driver (ipmitool lanplus against ipmi_sim)',
+  () => {
+    let sim: ChildProcess | undefined
+    const password = 'Ft-s3cret-pw'
 
-  afterAll(() => {
-    sim?.kill('SIGKILL')
-  })
+    afterAll(() => {
+      sim?.kill('SIGKILL')
+    })
 
-  it('powers the simulated chassis off and on; the password travels only in IPMI_PASSWORD', async () => {
-    const dir = mkdtempSync(join(tmp, 'ipmi-'))
-    const port = await freeUdpPort()
-    const chassis = join(dir, 'chassis')
-    // ipmi_sim calls: chassis get power | chassis set power 0|1
-    writeFileSync(
-      chassis,
-      [
-        '#!/bin/sh',
-        `state=${dir}/power`,
-        'op=$1; shift',
-        'case $op in',
-        '  get) for p in "$@"; do case $p in power) echo "power:$(cat "$state" 2>/dev/null || echo 1)";; boot) echo boot:default;; esac; done;;',
-        '  set) while [ $# -gt 1 ]; do [ "$1" = power ] && echo "$2" > "$state"; shift 2; done;;',
-        'esac',
-        ''
-      ].join('\n')
-    )
-    chmodSync(chassis, 0o755)
-    writeFileSync(
-      join(dir, 'lan.conf'),
-      [
-        'name "ftlabtest"',
-        'set_working_mc 0x20',
-        '  startlan 1',
-        `    addr 127.0.0.1 ${port}`,
-        '    priv_limit admin',
-        ...['callback', 'user', 'operator', 'admin'].map((p) => `    allowed_auths_${p} md5`),
-        '    guid a123456789abcdefa123456789abcdef',
-        '  endlan',
-        `  chassis_control "${chassis}"`,
-        `  user 2 true "ftadmin" "${password}" admin 10 md5`,
-        ''
-      ].join('\n')
-    )
-    writeFileSync(join(dir, 'sim.emu'), 'mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\nmc_enable 0x20\n')
-    sim = spawn('ipmi_sim', ['-c', join(dir, 'lan.conf'), '-f', join(dir, 'sim.emu'), '-s', dir, '-n', '-p'], { stdio: 'ignore' })
+    it('powers the simulated chassis off and on; the password travels only in IPMI_PASSWORD', async () => {
+      const dir = mkdtempSync(join(tmp, 'ipmi-'))
+      const port = await freeUdpPort()
+      const chassis = join(dir, 'chassis')
+      // ipmi_sim calls: chassis get power | chassis set power 0|1
+      writeFileSync(
+        chassis,
+        [
+          '#!/bin/sh',
+          `state=${dir}/power`,
+          'op=$1; shift',
+          'case $op in',
+          '  get) for p in "$@"; do case $p in power) echo "power:$(cat "$state" 2>/dev/null || echo 1)";; boot) echo boot:default;; esac; done;;',
+          '  set) while [ $# -gt 1 ]; do [ "$1" = power ] && echo "$2" > "$state"; shift 2; done;;',
+          'esac',
+          ''
+        ].join('\n')
+      )
+      chmodSync(chassis, 0o755)
+      writeFileSync(
+        join(dir, 'lan.conf'),
+        [
+          'name "ftlabtest"',
+          'set_working_mc 0x20',
+          '  startlan 1',
+          `    addr 127.0.0.1 ${port}`,
+          '    priv_limit admin',
+          ...['callback', 'user', 'operator', 'admin'].map((p) => `    allowed_auths_${p} md5`),
+          '    guid a123456789abcdefa123456789abcdef',
+          '  endlan',
+          `  chassis_control "${chassis}"`,
+          `  user 2 true "ftadmin" "${password}" admin 10 md5`,
+          ''
+        ].join('\n')
+      )
+      writeFileSync(join(dir, 'sim.emu'), 'mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\nmc_enable 0x20\n')
+      sim = spawn('ipmi_sim', ['-c', join(dir, 'lan.conf'), '-f', join(dir, 'sim.emu'), '-s', dir, '-n', '-p'], { stdio: 'ignore' })
 
-    const exec = recording(localExec())
-    // cipher suite 3 (the one ipmi_sim offers): without -C, ipmitool first asks for the list and waits ~10 s
-    const d = ipmiDriver({ exec, host: '127.0.0.1', port, user: 'ftadmin', cipherSuite: 3, password: () => password })
-    await until(async () => (await d.status!().catch(() => 'unknown')) === 'on', 10_000, 'ipmi_sim to answer')
-    await d.powerOff()
-    expect(readFileSync(join(dir, 'power'), 'utf8').trim()).toBe('0')
-    expect(await d.status!()).toBe('off')
-    await d.powerOn!()
-    expect(await d.status!()).toBe('on')
-    for (const s of exec.scripts) {
-      expect(s).not.toContain(password)
-      expect(s).toContain(' -E ')
-    }
-    const wrong = ipmiDriver({ exec, host: '127.0.0.1', port, user: 'ftadmin', cipherSuite: 3, password: () => 'not-it' })
-    await expect(wrong.status!()).rejects.toThrow(/ipmitool chassis power status on 127.0.0.1 failed/)
-    console.log('faults-power: ipmi path taken (ipmitool lanplus against ipmi_sim)')
-  })
-})
+      const exec = recording(localExec())
+      // cipher suite 3 (the one ipmi_sim offers): without -C, ipmitool first asks for the list and waits ~10 s
+      const d = ipmiDriver({ exec, host: '127.0.0.1', port, user: 'ftadmin', cipherSuite: 3, password: () => password })
+      await until(async () => (await d.status!().catch(() => 'unknown')) === 'on', 10_000, 'ipmi_sim to answer')
+      await d.powerOff()
+      expect(readFileSync(join(dir, 'power'), 'utf8').trim()).toBe('0')
+      expect(await d.status!()).toBe('off')
+      await d.powerOn!()
+      expect(await d.status!()).toBe('on')
+      for (const s of exec.scripts) {
+        expect(s).not.toContain(password)
+        expect(s).toContain(' -E ')
+      }
+      const wrong = ipmiDriver({ exec, host: '127.0.0.1', port, user: 'ftadmin', cipherSuite: 3, password: () => 'not-it' })
+      await expect(wrong.status!()).rejects.toThrow(/ipmitool chassis power status on 127.0.0.1 failed/)
+      console.log('faults-power: ipmi path taken (ipmitool lanplus against ipmi_sim)')
+    })
+  }
+)
 
 describe('command driver', () => {
   it('runs the operator commands and reads the status words', async () => {
@@ -261,7 +271,17 @@ describe('command driver', () => {
     const script = join(tmp, 'pdu.sh')
     writeFileSync(
       script,
-      ['#!/bin/sh', `echo "$*" >> ${log}`, 'case $1 in', `  power-off) echo off > ${state};;`, `  power-on) echo on > ${state};;`, `  status) echo "outlet $2 is $(cat ${state} 2>/dev/null || echo on)";;`, '  *) echo "unknown command $1" >&2; exit 2;;', 'esac', ''].join('\n')
+      [
+        '#!/bin/sh',
+        `echo "$*" >> ${log}`,
+        'case $1 in',
+        `  power-off) echo off > ${state};;`,
+        `  power-on) echo on > ${state};;`,
+        `  status) echo "outlet $2 is $(cat ${state} 2>/dev/null || echo on)";;`,
+        '  *) echo "unknown command $1" >&2; exit 2;;',
+        'esac',
+        ''
+      ].join('\n')
     )
     chmodSync(script, 0o755)
     const d = commandDriver({ exec: localExec(), off: `${script} power-off h1`, on: `${script} power-on h1`, status: `${script} status h1` })

@@ -42,39 +42,49 @@ async function loadThroughPowerCut(lab: Lab, victim: string, prefix: string, dur
 }
 
 describe('local lab: double failure', () => {
-  it.skipIf(!probe.replicaRole)(`both replicas power-cut under load; power-on boots from the disk server in the next generation and no acknowledged write is lost${skipNote}`, async () => {
-    const home = mkdtempSync(join(tmpdir(), 'ftlab-it-'))
-    cleanups.push(() => rmSync(home, { recursive: true, force: true }))
-    const lab = await startLocalLab({ name: 'double', mode: 'rsm' }, { home })
-    cleanups.push(() => lab.stop())
-    await untilStatus(lab, 'a primary with b as its backup', paired('a', 'b'))
+  it.skipIf(!probe.replicaRole)(
+    `both replicas power-cut under load; power-on boots from the disk server in the next generation and no acknowledged write is lost${skipNote}`,
+    async () => {
+      const home = mkdtempSync(join(tmpdir(), 'ftlab-it-'))
+      cleanups.push(() => rmSync(home, { recursive: true, force: true }))
+      const lab = await startLocalLab({ name: 'double', mode: 'rsm' }, { home })
+      cleanups.push(() => lab.stop())
+      await untilStatus(lab, 'a primary with b as its backup', paired('a', 'b'))
 
-    const one = await loadThroughPowerCut(lab, 'a', 'd1-', 3000, 150)
-    await untilStatus(lab, 'b live alone', (rows) => rows.get('a')?.state === 'down' && role(rows, 'b') === 'live')
-    // A slow disk link: with appendfsync no, b would acknowledge writes that are still on their way to the disk
-    // when it dies, and they would be lost (the test fails so); with always, a reply waits for its write.
-    await lab.injectFault({ kind: 'delay', from: 'b', to: 'disk', ms: 150 }, 30_000)
-    const two = await loadThroughPowerCut(lab, 'b', 'd2-', 4000, 10)
-    await untilStatus(lab, 'both replicas down', (rows) => rows.get('a')?.state === 'down' && rows.get('b')?.state === 'down')
-    expect(two.history.filter((h) => h.status === 'ok').length, 'b acknowledged writes before it died').toBeGreaterThan(0)
+      const one = await loadThroughPowerCut(lab, 'a', 'd1-', 3000, 150)
+      await untilStatus(lab, 'b live alone', (rows) => rows.get('a')?.state === 'down' && role(rows, 'b') === 'live')
+      // A slow disk link: with appendfsync no, b would acknowledge writes that are still on their way to the disk
+      // when it dies, and they would be lost (the test fails so); with always, a reply waits for its write.
+      await lab.injectFault({ kind: 'delay', from: 'b', to: 'disk', ms: 150 }, 30_000)
+      const two = await loadThroughPowerCut(lab, 'b', 'd2-', 4000, 10)
+      await untilStatus(lab, 'both replicas down', (rows) => rows.get('a')?.state === 'down' && rows.get('b')?.state === 'down')
+      expect(two.history.filter((h) => h.status === 'ok').length, 'b acknowledged writes before it died').toBeGreaterThan(0)
 
-    // nobody is alive: power-on a boots the guest from what the disk server holds, in the next generation
-    const on = await lab.powerOn('a')
-    expect(on.detail).toMatch(/booted the guest from the disk server in generation \d+/)
-    await untilStatus(lab, 'a live alone', (rows) => role(rows, 'a') === 'live')
-    const keys = [...one.keys, ...two.keys]
-    const final = await finalRead(lab.serviceEndpoints(), keys)
-    const verdict = checkRun([...one.history, ...two.history], final)
-    expect(verdict.checks.filter((c) => c.valid !== true), JSON.stringify(verdict.checks, null, 1)).toEqual([])
+      // nobody is alive: power-on a boots the guest from what the disk server holds, in the next generation
+      const on = await lab.powerOn('a')
+      expect(on.detail).toMatch(/booted the guest from the disk server in generation \d+/)
+      await untilStatus(lab, 'a live alone', (rows) => role(rows, 'a') === 'live')
+      const keys = [...one.keys, ...two.keys]
+      const final = await finalRead(lab.serviceEndpoints(), keys)
+      const verdict = checkRun([...one.history, ...two.history], final)
+      expect(
+        verdict.checks.filter((c) => c.valid !== true),
+        JSON.stringify(verdict.checks, null, 1)
+      ).toEqual([])
 
-    // redundancy as usual, then load again
-    const restored = await lab.restore()
-    expect(restored).toMatchObject({ from: 'a', to: 'b' })
-    await untilStatus(lab, 'a primary with the new b as its backup', paired('a', 'b'))
-    const three = await runLoad({ targets: lab.serviceEndpoints(), durationMs: 1500, clients: 4, keys: KEYS, clientPrefix: 'd3-' })
-    expect(three.summary.ok).toBeGreaterThan(0)
-    const final3 = await finalRead(lab.serviceEndpoints(), [...keys, ...three.keys])
-    const v3 = checkRun([...one.history, ...two.history, ...three.history], final3)
-    expect(v3.checks.filter((c) => c.valid !== true), JSON.stringify(v3.checks, null, 1)).toEqual([])
-  }, 120_000)
+      // redundancy as usual, then load again
+      const restored = await lab.restore()
+      expect(restored).toMatchObject({ from: 'a', to: 'b' })
+      await untilStatus(lab, 'a primary with the new b as its backup', paired('a', 'b'))
+      const three = await runLoad({ targets: lab.serviceEndpoints(), durationMs: 1500, clients: 4, keys: KEYS, clientPrefix: 'd3-' })
+      expect(three.summary.ok).toBeGreaterThan(0)
+      const final3 = await finalRead(lab.serviceEndpoints(), [...keys, ...three.keys])
+      const v3 = checkRun([...one.history, ...two.history, ...three.history], final3)
+      expect(
+        v3.checks.filter((c) => c.valid !== true),
+        JSON.stringify(v3.checks, null, 1)
+      ).toEqual([])
+    },
+    120_000
+  )
 })

@@ -22,7 +22,6 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!()
 })
 
-
 /** Load for a while and power-cut `victim` once enough operations have completed. */
 async function loadThroughPowerCut(lab: Lab, victim: string, prefix: string): Promise<{ result: LoadResult; cutAt: number }> {
   let cut: Promise<unknown> | null = null
@@ -68,7 +67,10 @@ describe.each(['rsm', 'state-transfer'] as const)('local lab: failover in %s mod
     expect(s1.duplicatesDropped, 'replies re-emitted by the new live replica were seen and dropped').toBeGreaterThanOrEqual(1)
     const final1 = await finalRead(lab.serviceEndpoints(), one.result.keys)
     const v1 = checkRun(one.result.history, final1)
-    expect(v1.checks.filter((c) => c.valid !== true), JSON.stringify(v1.checks, null, 1)).toEqual([])
+    expect(
+      v1.checks.filter((c) => c.valid !== true),
+      JSON.stringify(v1.checks, null, 1)
+    ).toEqual([])
 
     // restore redundancy onto a fresh a, in generation 2
     expect(await lab.restore()).toEqual({ from: 'b', to: 'a', gen: 2 })
@@ -81,7 +83,10 @@ describe.each(['rsm', 'state-transfer'] as const)('local lab: failover in %s mod
     // round one's keys too: what was acknowledged then must survive two failovers and a restore
     const final2 = await finalRead(lab.serviceEndpoints(), [...one.result.keys, ...two.result.keys])
     const v2 = checkRun([...one.result.history, ...two.result.history], final2)
-    expect(v2.checks.filter((c) => c.valid !== true), JSON.stringify(v2.checks, null, 1)).toEqual([])
+    expect(
+      v2.checks.filter((c) => c.valid !== true),
+      JSON.stringify(v2.checks, null, 1)
+    ).toEqual([])
 
     expect(await lab.restore()).toEqual({ from: 'a', to: 'b', gen: 3 })
     await untilStatus(lab, 'a primary with the new b as its backup', paired('a', 'b'))

@@ -26,7 +26,13 @@ async function agent(host: LocalHost, id = 'x') {
   const token = randomBytes(32).toString('hex')
   const started = await host.startAgent({ id, labKey: randomBytes(32).toString('hex'), controlToken: token, controlPort: 0, dataDir })
   cleanups.push(() => host.kill(started.pid))
-  const client = new AgentClient({ id, where: host.describeControl(started.controlPort), token, connect: host.controlConnector(started.controlPort), requestTimeoutMs: 2000 })
+  const client = new AgentClient({
+    id,
+    where: host.describeControl(started.controlPort),
+    token,
+    connect: host.controlConnector(started.controlPort),
+    requestTimeoutMs: 2000
+  })
   cleanups.push(() => client.close())
   return { ...started, client, dataDir }
 }

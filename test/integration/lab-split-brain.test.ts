@@ -20,7 +20,6 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!()
 })
 
-
 describe('local lab: split brain', () => {
   it(`with the a↔b link cut both ways, exactly one replica stays live and the other halts`, async () => {
     const home = mkdtempSync(join(tmpdir(), 'ftlab-it-'))
@@ -48,7 +47,10 @@ describe('local lab: split brain', () => {
     expect(during.history.filter((h) => h.status === 'ok').every((h) => h.target === `${liveService.host}:${liveService.port}`)).toBe(true)
     const final = await finalRead(lab.serviceEndpoints(), [...before.keys, ...during.keys])
     const verdict = checkRun([...before.history, ...during.history], final)
-    expect(verdict.checks.filter((c) => c.valid !== true), JSON.stringify(verdict.checks, null, 1)).toEqual([])
+    expect(
+      verdict.checks.filter((c) => c.valid !== true),
+      JSON.stringify(verdict.checks, null, 1)
+    ).toEqual([])
 
     // still exactly one live, however long the cut lasts
     const after = await lab.status()

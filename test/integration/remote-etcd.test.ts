@@ -24,7 +24,6 @@ const skip = lacks([testbedUnavailable(), hasEtcd ? null : 'etcd is not installe
 if (!skip) await requireReplicaAgent()
 const LAB = 'remote-etcd'
 
-
 /** Remote hosts answer through SSH: poll more patiently than on loopback. */
 const until = (lab: RemoteLab, what: string, ok: (rows: StatusRows) => boolean, timeoutMs = 30_000) =>
   untilStatus(lab, what, ok, { timeoutMs, statusTimeoutMs: 1500, everyMs: 150 })
@@ -50,7 +49,28 @@ describe.skipIf(skip !== null)(`etcd tie-breaker for a remote lab on the testbed
     // inside h5's namespace, so that powering h5 off takes etcd down with it
     etcd = spawn(
       'ip',
-      ['netns', 'exec', h5.namespace, '/usr/bin/etcd', '--name', 'h5', '--data-dir', join(home, 'etcd'), '--listen-client-urls', url, '--advertise-client-urls', url, '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `h5=${peer}`, '--initial-cluster-state', 'new'],
+      [
+        'netns',
+        'exec',
+        h5.namespace,
+        '/usr/bin/etcd',
+        '--name',
+        'h5',
+        '--data-dir',
+        join(home, 'etcd'),
+        '--listen-client-urls',
+        url,
+        '--advertise-client-urls',
+        url,
+        '--listen-peer-urls',
+        peer,
+        '--initial-advertise-peer-urls',
+        peer,
+        '--initial-cluster',
+        `h5=${peer}`,
+        '--initial-cluster-state',
+        'new'
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] }
     )
     etcd.stdout!.on('data', (d) => (etcdLog = (etcdLog + d).slice(-4000)))
@@ -61,7 +81,11 @@ describe.skipIf(skip !== null)(`etcd tie-breaker for a remote lab on the testbed
     const host = (id: string, extra: Record<string, unknown> = {}) => testbedHostSpec(tb, id, extra)
     writeFileSync(
       join(home, 'lab.json'),
-      JSON.stringify({ version: 1, network: tb.network, arbiter: { kind: 'etcd', endpoints: [url] }, hosts: { a: host('h1'), b: host('h2'), disk: host('h3') } }, null, 2)
+      JSON.stringify(
+        { version: 1, network: tb.network, arbiter: { kind: 'etcd', endpoints: [url] }, hosts: { a: host('h1'), b: host('h2'), disk: host('h3') } },
+        null,
+        2
+      )
     )
     opts = await testbedLabOptions(home)
   }, 180_000)
@@ -97,7 +121,11 @@ describe.skipIf(skip !== null)(`etcd tie-breaker for a remote lab on the testbed
 
     const r = await l.restore()
     expect(r).toEqual({ from: live, to: other, gen: 2 })
-    await until(l, `${live} primary with a fresh ${other}`, (x) => role(x, live) === 'primary' && role(x, other) === 'backup' && x.get(live)?.status?.channel?.connected === true)
+    await until(
+      l,
+      `${live} primary with a fresh ${other}`,
+      (x) => role(x, live) === 'primary' && role(x, other) === 'backup' && x.get(live)?.status?.channel?.connected === true
+    )
 
     // h5 loses power: etcd goes with it
     testbed('-q', 'power-off', 'h5')
@@ -105,7 +133,13 @@ describe.skipIf(skip !== null)(`etcd tie-breaker for a remote lab on the testbed
     const mark = events.length
     const again = await l.lab!.injectFault({ kind: 'cut', from: 'a', to: 'b', oneWay: false }, 60_000)
     expect(again.path).toBe('nft')
-    const suspected = () => new Set(events.slice(mark).filter((e) => e.type === 'suspect').map((e) => e.host))
+    const suspected = () =>
+      new Set(
+        events
+          .slice(mark)
+          .filter((e) => e.type === 'suspect')
+          .map((e) => e.host)
+      )
     await poll(() => suspected().size === 2, 15_000, 'both replicas to suspect their peer')
     // many suspicion periods later, still nobody has gone live or halted
     await new Promise((res) => setTimeout(res, 10 * DEFAULT_TIMING.suspectMs))

@@ -31,7 +31,6 @@ if (!skip) await requireReplicaAgent()
 const KEYS = 8
 const LAB = 'remote-it'
 
-
 /** Remote hosts answer through SSH: poll more patiently than on loopback. */
 const until = (lab: RemoteLab, what: string, ok: (rows: StatusRows) => boolean, timeoutMs = 30_000) =>
   untilStatus(lab, what, ok, { timeoutMs, statusTimeoutMs: 1500, everyMs: 150 })
@@ -74,7 +73,10 @@ function answeredAfter(history: HistoryOp[], at: number, target: string): number
 
 function expectValid(history: HistoryOp[], final: Awaited<ReturnType<typeof finalRead>>): void {
   const v = checkRun(history, final)
-  expect(v.checks.filter((c) => c.valid !== true), JSON.stringify(v.checks, null, 1)).toEqual([])
+  expect(
+    v.checks.filter((c) => c.valid !== true),
+    JSON.stringify(v.checks, null, 1)
+  ).toEqual([])
 }
 
 const say = (line: string) => console.log(`[remote-failover] ${line}`)
@@ -128,7 +130,11 @@ describe.skipIf(skip !== null)(`remote lab on the testbed over OpenSSH${skip ? `
     const { lab: l, lines: pre } = await RemoteLab.deploy(loadLabFile(labFile), { name: LAB, onLine: (x) => lines.push(`${x.slot}: ${x.detail}`) }, opts)
     lab = l
     for (const x of lines) say(`deploy ${x}`)
-    expect(pre.map((x) => [x.slot, x.ok])).toEqual([['a', true], ['b', true], ['disk', true]])
+    expect(pre.map((x) => [x.slot, x.ok])).toEqual([
+      ['a', true],
+      ['b', true],
+      ['disk', true]
+    ])
     expect(pre.every((x) => x.faultPath === 'nft')).toBe(true)
     const [aService, bService] = l.lab!.serviceEndpoints()
     expect(aService.host).toBe(labHost(tb, 'h1').address)
@@ -197,7 +203,11 @@ describe.skipIf(skip !== null)(`remote lab on the testbed over OpenSSH${skip ? `
       l.lab!.onEvent((e) => events.push(e))
     })
     for (const x of reattached) say(`reattach ${x.slot}: ${x.detail}`)
-    expect(reattached.map((x) => [x.slot, x.ok])).toEqual([['a', true], ['b', true], ['disk', true]])
+    expect(reattached.map((x) => [x.slot, x.ok])).toEqual([
+      ['a', true],
+      ['b', true],
+      ['disk', true]
+    ])
     expect(three.result.summary.ok).toBeGreaterThan(0)
     expect(three.result.history.filter((h) => h.status === 'ok' && h.invokeMs > three.at).length, 'served after the console went').toBeGreaterThan(0)
     histories.push(...three.result.history)
@@ -211,7 +221,8 @@ describe.skipIf(skip !== null)(`remote lab on the testbed over OpenSSH${skip ? `
   it('heals every fault by its dead-man deadline on the host with the console gone', async () => {
     const l = lab!
     const loss = await l.lab!.injectFault({ kind: 'loss', from: 'a', to: 'b', probability: 0.01 }, 2000)
-    const parts = (f: typeof loss) => [...(f.kernel ?? []).map((k) => k.part.detail), ...f.parts.map((p) => `${p.host}: agent filter (${p.fault.kind})`)].join(', ')
+    const parts = (f: typeof loss) =>
+      [...(f.kernel ?? []).map((k) => k.part.detail), ...f.parts.map((p) => `${p.host}: agent filter (${p.fault.kind})`)].join(', ')
     say(`loss a-b: path ${loss.path}; ${parts(loss)}`)
     expect(loss.path).toBe('nft')
     const h1 = localNetnsExec(labHost(tb, 'h1').namespace)
@@ -229,10 +240,14 @@ describe.skipIf(skip !== null)(`remote lab on the testbed over OpenSSH${skip ? `
     // nothing of the console is left; only the hosts' dead-men can heal now
     await pollUntil('the nft table on h1 removed by its dead-man', async () => (await listFaultTables(h1)).length === 0, 20_000)
     const h3 = localNetnsExec(labHost(tb, 'h3').namespace)
-    await pollUntil('the disk agent resumed by its dead-man', async () => {
-      const r = await h3.run(`sed 's/.*) //' /proc/${diskPid}/stat | cut -c1`)
-      return r.code === 0 && r.stdout.trim() !== 'T' && r.stdout.trim() !== ''
-    }, 20_000)
+    await pollUntil(
+      'the disk agent resumed by its dead-man',
+      async () => {
+        const r = await h3.run(`sed 's/.*) //' /proc/${diskPid}/stat | cut -c1`)
+        return r.code === 0 && r.stdout.trim() !== 'T' && r.stdout.trim() !== ''
+      },
+      20_000
+    )
     const again = await reopen()
     // every record lapses at its deadline, whichever dead-man (host or agent) healed it
     await pollUntil('every fault past its deadline', async () => again.lab!.openFaults().length === 0, 10_000)
@@ -274,10 +289,14 @@ describe.skipIf(skip !== null)(`remote lab on the testbed over OpenSSH${skip ? `
         }
       })
     )
-    const err = await RemoteLab.deploy(loadLabFile(bad), { name: 'remote-bad' }, {
-      ...opts,
-      secrets: { password: async ({ attempt }) => (attempt === 1 ? 'not-the-password' : null) }
-    }).then(
+    const err = await RemoteLab.deploy(
+      loadLabFile(bad),
+      { name: 'remote-bad' },
+      {
+        ...opts,
+        secrets: { password: async ({ attempt }) => (attempt === 1 ? 'not-the-password' : null) }
+      }
+    ).then(
       () => null,
       (e: unknown) => e
     )

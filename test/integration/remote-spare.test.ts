@@ -25,7 +25,6 @@ const skip = lacks(testbedUnavailable())
 if (!skip) await requireReplicaAgent()
 const LAB = 'remote-spare'
 
-
 /** Remote hosts answer through SSH: poll more patiently than on loopback. */
 const until = (lab: RemoteLab, what: string, ok: (rows: StatusRows) => boolean, timeoutMs = 30_000) =>
   untilStatus(lab, what, ok, { timeoutMs, statusTimeoutMs: 1500, everyMs: 150 })
@@ -76,7 +75,12 @@ describe.skipIf(skip !== null)(`restore redundancy onto the spare host on the te
     const h1 = labHost(tb, 'h1')
     const h4 = labHost(tb, 'h4')
     const deployed: string[] = []
-    const deployCode = await runCli(['deploy', TESTBED_FTLAB_FILE, '--name', LAB, '--accept-new-host-keys'], { out: (t) => deployed.push(t), err: (t) => deployed.push(t), isTty: false, home })
+    const deployCode = await runCli(['deploy', TESTBED_FTLAB_FILE, '--name', LAB, '--accept-new-host-keys'], {
+      out: (t) => deployed.push(t),
+      err: (t) => deployed.push(t),
+      isTty: false,
+      home
+    })
     say(`ftlab deploy ${TESTBED_FTLAB_FILE}:\n${deployed.join('')}`)
     expect(deployCode, deployed.join('')).toBe(0)
     const l = await RemoteLab.open(LAB, opts)
@@ -104,7 +108,9 @@ describe.skipIf(skip !== null)(`restore redundancy onto the spare host on the te
     // restore refilled a's slot: its power cut is closed, though h1 stays off
     expect(l.lab!.openFaults()).toEqual([])
     const snap = l.lab!.snapshot()
-    say(`restored onto h4: a's channel ${snap.hosts.a.channel!.host}:${snap.hosts.a.channel!.port}, service ${snap.hosts.a.service!.host}:${snap.hosts.a.service!.port}`)
+    say(
+      `restored onto h4: a's channel ${snap.hosts.a.channel!.host}:${snap.hosts.a.channel!.port}, service ${snap.hosts.a.service!.host}:${snap.hosts.a.service!.port}`
+    )
     expect(snap.hosts.a.machine).toBe('spare')
     expect(snap.hosts.a.channel!.host).toBe(h4.address)
     expect(l.lab!.serviceEndpoints()[0].host).toBe(h4.address)
@@ -126,7 +132,10 @@ describe.skipIf(skip !== null)(`restore redundancy onto the spare host on the te
     say(`after b's power cut: ${servedByH4} ops answered by ${h4Service}; failovers followed ${two.result.summary.failoversFollowed}`)
     expect(servedByH4).toBeGreaterThan(0)
     const v = checkRun(histories, await finalRead(l.lab!.serviceEndpoints(), [...keys]))
-    expect(v.checks.filter((c) => c.valid !== true), JSON.stringify(v.checks, null, 1)).toEqual([])
+    expect(
+      v.checks.filter((c) => c.valid !== true),
+      JSON.stringify(v.checks, null, 1)
+    ).toEqual([])
 
     // and the command line: b comes back on its own host (h2), a stays on h4
     const out: string[] = []
@@ -141,6 +150,11 @@ describe.skipIf(skip !== null)(`restore redundancy onto the spare host on the te
     expect(lab.lab!.machineOf('a')).toBe('spare')
     // h1 played nothing since the move: switched back on, nothing of this lab runs there
     await lab.host('a').powerDriver()!.on()
-    expect(await lab.host('a').agentInfo().then((i) => i?.alive ?? false)).toBe(false)
+    expect(
+      await lab
+        .host('a')
+        .agentInfo()
+        .then((i) => i?.alive ?? false)
+    ).toBe(false)
   }, 240_000)
 })

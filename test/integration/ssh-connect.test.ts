@@ -72,7 +72,15 @@ describe.skipIf(unavailable !== null)(`SSH against the testbed's OpenSSH${unavai
     expect((await c.exec('id -un')).stdout.toString().trim()).toBe(h1.user)
     expect(readFileSync(knownHosts.storePath, 'utf8')).toContain(`${h1.address} ssh-ed25519 `)
     c.close()
-    const again = track(await connect(base(h1, { confirmHostKey: async () => { throw new Error('must not ask for a known key') } })))
+    const again = track(
+      await connect(
+        base(h1, {
+          confirmHostKey: async () => {
+            throw new Error('must not ask for a known key')
+          }
+        })
+      )
+    )
     expect((await again.exec('echo ok')).stdout.toString()).toBe('ok\n')
   })
 
@@ -107,7 +115,9 @@ describe.skipIf(unavailable !== null)(`SSH against the testbed's OpenSSH${unavai
     const key = join(home, 'id_pass')
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'correct horse', '-f', key])
     appendFileSync(`/var/lib/ftlab-testbed/home/${h1.user}/.ssh/authorized_keys`, readFileSync(`${key}.pub`))
-    const c = track(await connect(base(h1, { identityFiles: [key], secrets: { passphrase: async ({ keyPath }) => (keyPath === key ? 'correct horse' : null) } })))
+    const c = track(
+      await connect(base(h1, { identityFiles: [key], secrets: { passphrase: async ({ keyPath }) => (keyPath === key ? 'correct horse' : null) } }))
+    )
     expect((await c.exec('echo in')).stdout.toString()).toBe('in\n')
     const err = await rejection(connect(base(h1, { identityFiles: [key], secrets: { passphrase: async () => null } })))
     expect(err.kind).toBe('auth')

@@ -100,7 +100,10 @@ describe.skipIf(unavailable !== null)(`deploy over SSH to the testbed${unavailab
       try {
         execFileSync(process.execPath, ['scripts/fetch-node-runtime.mjs', '--arch', 'x64'], { stdio: 'pipe', timeout: 240_000 })
       } catch (e) {
-        runtimeSkip = `no Node runtime cached in ${defaultRuntimeCacheDir()} and fetching one failed: ${String((e as { stderr?: Buffer }).stderr ?? e).trim().split('\n').at(-1)}`
+        runtimeSkip = `no Node runtime cached in ${defaultRuntimeCacheDir()} and fetching one failed: ${String((e as { stderr?: Buffer }).stderr ?? e)
+          .trim()
+          .split('\n')
+          .at(-1)}`
       }
     }
   }, 300_000)
@@ -118,7 +121,11 @@ describe.skipIf(unavailable !== null)(`deploy over SSH to the testbed${unavailab
     const tokens = { h1: randomBytes(32).toString('hex'), h3: randomBytes(32).toString('hex') }
     const events: DeployProgress[] = []
     const outcomes = await deployAll([target(h1, tokens.h1), target(ghost), target(h3, tokens.h3)], { bundlePath: bundle, onProgress: (p) => events.push(p) })
-    expect(outcomes.map((o) => [o.hostId, o.ok])).toEqual([['h1', true], ['ghost', false], ['h3', true]])
+    expect(outcomes.map((o) => [o.hostId, o.ok])).toEqual([
+      ['h1', true],
+      ['ghost', false],
+      ['h3', true]
+    ])
     const failed = outcomes[1]!
     if (failed.ok) throw new Error('unreachable')
     expect(failed.step).toBe('connect')
@@ -212,7 +219,7 @@ describe.skipIf(unavailable !== null)(`deploy over SSH to the testbed${unavailab
   })
 
   // Runs only once the real agent has landed (the placeholder bundle prints no ready line).
-  it('deploys the real agent bundle and talks to it over the control channel', async (ctx) => {
+  it('deploys the real agent bundle and talks to it over the control channel', async () => {
     const real = 'out/agent/ftlab-agent.cjs'
     expect(existsSync(real) && readFileSync(real, 'utf8').includes('ready'), `${real} is built and prints a ready line`).toBe(true)
     const h1 = labHost(lab, 'h1')

@@ -8,7 +8,9 @@ export async function requireReplicaAgent(bundle?: string): Promise<Extract<Prob
   const probe = await probeLocalAgent(bundle)
   if (probe.outcome === 'ok') return probe
   if (probe.outcome === 'no-replica-role') {
-    throw new Error(`the agent bundle has no replica role (${probe.reason}); the shipped agent must have it: check agent/main.ts and rebuild (node scripts/build-node.mjs)`)
+    throw new Error(
+      `the agent bundle has no replica role (${probe.reason}); the shipped agent must have it: check agent/main.ts and rebuild (node scripts/build-node.mjs)`
+    )
   }
   throw new Error(`the agent bundle failed its probe, so the tests that run it fail rather than skip: ${describeProbe(probe)}`)
 }
@@ -33,7 +35,9 @@ export async function buildAgentWithoutReplicaRole(dir: string): Promise<string>
       {
         name: 'no-replica-role',
         setup(b) {
-          b.onResolve({ filter: /^\.\/replica\/runtime\.js$/ }, (args) => (args.importer.endsWith(join('agent', 'main.ts')) ? { path: 'no-replica-role', namespace: 'ftlab-test' } : undefined))
+          b.onResolve({ filter: /^\.\/replica\/runtime\.js$/ }, (args) =>
+            args.importer.endsWith(join('agent', 'main.ts')) ? { path: 'no-replica-role', namespace: 'ftlab-test' } : undefined
+          )
           b.onLoad({ filter: /.*/, namespace: 'ftlab-test' }, () => ({ contents: 'export const startReplica = null\n', loader: 'ts' }))
         }
       }

@@ -57,14 +57,22 @@ export async function startEtcd(): Promise<EtcdProcess> {
   const etcd = spawn(
     'etcd',
     [
-      '--name', 'ftlab-test',
-      '--data-dir', join(dir, 'data'),
-      '--listen-client-urls', url,
-      '--advertise-client-urls', url,
-      '--listen-peer-urls', peerUrl,
-      '--initial-advertise-peer-urls', peerUrl,
-      '--initial-cluster', `ftlab-test=${peerUrl}`,
-      '--initial-cluster-state', 'new'
+      '--name',
+      'ftlab-test',
+      '--data-dir',
+      join(dir, 'data'),
+      '--listen-client-urls',
+      url,
+      '--advertise-client-urls',
+      url,
+      '--listen-peer-urls',
+      peerUrl,
+      '--initial-advertise-peer-urls',
+      peerUrl,
+      '--initial-cluster',
+      `ftlab-test=${peerUrl}`,
+      '--initial-cluster-state',
+      'new'
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] }
   )

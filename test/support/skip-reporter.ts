@@ -47,7 +47,9 @@ export class SkipReporter implements Reporter {
       if (!reasons.size && (this.filtered || !skipped)) continue
       total += skipped
       if (!reasons.size) unexplained += skipped
-      lines.push(`  ${rel(m.moduleId)} (${skipped ? `${skipped} skipped` : 'ran, a path not taken'}): ${reasons.size ? [...reasons].join(' | ') : 'NO REASON RECORDED (skip through test/support/skips.ts)'}`)
+      lines.push(
+        `  ${rel(m.moduleId)} (${skipped ? `${skipped} skipped` : 'ran, a path not taken'}): ${reasons.size ? [...reasons].join(' | ') : 'NO REASON RECORDED (skip through test/support/skips.ts)'}`
+      )
     }
     if (!lines.length) return
     const out = [

@@ -50,7 +50,9 @@ export function lacks(reasons: string | null | undefined | false | (string | nul
   if (list.length === 0) return null
   const reason = list.join('; ')
   if (inCI() && !opts.kernel) {
-    throw new Error(`CI=true and this machine lacks what a test needs: ${reason}. CI must not skip it: ${SETUP_HINT}. Only kernel features may skip under CI (${Object.keys(KERNEL_FEATURES).join(', ')}).`)
+    throw new Error(
+      `CI=true and this machine lacks what a test needs: ${reason}. CI must not skip it: ${SETUP_HINT}. Only kernel features may skip under CI (${Object.keys(KERNEL_FEATURES).join(', ')}).`
+    )
   }
   record(reason, callerFile(), opts.kernel)
   return reason
@@ -75,4 +77,6 @@ export const needRoot = (what: string) => (process.getuid?.() === 0 ? null : `${
 export const chromiumPath = () => process.env.FTLAB_CHROMIUM || '/usr/bin/chromium'
 
 export const needChromium = () =>
-  existsSync(chromiumPath()) ? null : `no chromium at ${chromiumPath()} (Debian package chromium; FTLAB_CHROMIUM names another binary); the tests never download a browser`
+  existsSync(chromiumPath())
+    ? null
+    : `no chromium at ${chromiumPath()} (Debian package chromium; FTLAB_CHROMIUM names another binary); the tests never download a browser`

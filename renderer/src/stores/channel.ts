@@ -72,7 +72,8 @@ export const useChannelStore = defineStore('channel', () => {
   function admitBusy(ev: Extract<ApiEvent, { topic: 'agent' }>): boolean {
     const w = Math.floor(ev.ts / 1000)
     if (w !== busyWindow) {
-      if (busyHidden) write(`\x1b[2m           … and ${busyHidden} more entries/ack lines in that second (up to entry ${busyLast})\x1b[0m\r\n`, busyWindow * 1000 + 999)
+      if (busyHidden)
+        write(`\x1b[2m           … and ${busyHidden} more entries/ack lines in that second (up to entry ${busyLast})\x1b[0m\r\n`, busyWindow * 1000 + 999)
       busyWindow = w
       busyShown = 0
       busyHidden = 0

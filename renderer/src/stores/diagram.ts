@@ -16,7 +16,24 @@ export const DIAGRAM_KEEP_MS = 60_000
 const MAX_EVENTS = 20_000
 
 /** events the diagram draws; the rest (status windows, links, housekeeping) are not kept */
-const DRAWN = new Set(['entries', 'ack', 'role', 'replica-role', 'suspect', 'tas', 'disk-tas', 'go-live', 'fault', 'heal', 'stall', 'snapshot', 'diverged', 'dropped', 'channel-link', 'disk-link'])
+const DRAWN = new Set([
+  'entries',
+  'ack',
+  'role',
+  'replica-role',
+  'suspect',
+  'tas',
+  'disk-tas',
+  'go-live',
+  'fault',
+  'heal',
+  'stall',
+  'snapshot',
+  'diverged',
+  'dropped',
+  'channel-link',
+  'disk-link'
+])
 
 /**
  * The space-time diagram's memory: a ring of the last minute of agent events (at most

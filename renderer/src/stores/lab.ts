@@ -96,9 +96,37 @@ export const useLabStore = defineStore('lab', () => {
 
   // a stopped simulated lab starts again as a simulated lab; anything else starts the local lab
   const start = () =>
-    act('lab.start', async () => apply(await useClient().call('lab.start', { kind: status.value?.kind === 'simulated' ? 'simulated' : 'local', guest: guest.value, mode: mode.value })))
+    act('lab.start', async () =>
+      apply(await useClient().call('lab.start', { kind: status.value?.kind === 'simulated' ? 'simulated' : 'local', guest: guest.value, mode: mode.value }))
+    )
   const stop = () => act('lab.stop', async () => apply(await useClient().call('lab.stop')))
   const restore = () => act('lab.restore', async () => apply(await useClient().call('lab.restore')))
 
-  return { status, info, connection, connectionDetail, lastError, lastWarning, busy, stale, live, restoreWhyNot, guest, mode, state, running, hosts, liveAlone, apply, setConnection, reportError, reportWarning, act, refresh, start, stop, restore }
+  return {
+    status,
+    info,
+    connection,
+    connectionDetail,
+    lastError,
+    lastWarning,
+    busy,
+    stale,
+    live,
+    restoreWhyNot,
+    guest,
+    mode,
+    state,
+    running,
+    hosts,
+    liveAlone,
+    apply,
+    setConnection,
+    reportError,
+    reportWarning,
+    act,
+    refresh,
+    start,
+    stop,
+    restore
+  }
 })

@@ -28,7 +28,10 @@ const rows = (a: [number, number], b: [number, number]) =>
         ['a', a],
         ['b', b]
       ] as const
-    ).map(([id, [bytes, entries]]) => [id, { host: id, kind: 'replica', pid: 1, incarnation: 1, state: 'up', status: { channel: channel(bytes, entries) } as AgentStatus }])
+    ).map(([id, [bytes, entries]]) => [
+      id,
+      { host: id, kind: 'replica', pid: 1, incarnation: 1, state: 'up', status: { channel: channel(bytes, entries) } as AgentStatus }
+    ])
   )
 
 describe('bench options', () => {
@@ -84,7 +87,10 @@ describe('bench figures', () => {
     expect(a.secondHalfOverFirst).toBeCloseTo(119 / 120)
     expect(b.secondHalfOverFirst).toBeGreaterThan(2)
     // a host that did not answer a sample is left out of it, not counted as zero
-    const gaps: MemSample[] = [{ atMs: 0, hosts: { a: undefined } }, { atMs: 1, hosts: { a: mem(50) } }]
+    const gaps: MemSample[] = [
+      { atMs: 0, hosts: { a: undefined } },
+      { atMs: 1, hosts: { a: mem(50) } }
+    ]
     expect(memoryOf(gaps, ['a'])[0]).toMatchObject({ samples: 1, rssFirst: 50 })
   })
 
@@ -140,7 +146,10 @@ describe('deploy figures', () => {
     expect(h2.totalMs.median).toBe(3900)
     expect(h2.stepsMs.runtime?.median).toBe(3893)
     expect(h2.uploaded).toEqual({ agent: 3, runtime: 3 })
-    expect(deployFigures(reps, 'warm').perHost.map((h) => h.uploaded)).toEqual([{ agent: 0, runtime: 0 }, { agent: 0, runtime: 0 }])
+    expect(deployFigures(reps, 'warm').perHost.map((h) => h.uploaded)).toEqual([
+      { agent: 0, runtime: 0 },
+      { agent: 0, runtime: 0 }
+    ])
   })
 
   it('says why the section was skipped', () => {

@@ -27,7 +27,10 @@ describe('ftlab argument parser', () => {
   })
 
   it('parses load numbers and fault positionals with a duration', () => {
-    expect(parseArgs(['load', '--seconds', '2.5', '--clients', '8', '--keys', '3'])).toMatchObject({ id: 'load', options: { seconds: 2.5, clients: 8, keys: 3 } })
+    expect(parseArgs(['load', '--seconds', '2.5', '--clients', '8', '--keys', '3'])).toMatchObject({
+      id: 'load',
+      options: { seconds: 2.5, clients: 8, keys: 3 }
+    })
     expect(parseArgs(['fault', 'cut', 'a-b', '--for', '30s'])).toEqual({ id: 'fault', positionals: ['cut', 'a-b'], options: { for: 30_000 } })
     expect(parseArgs(['events', '--follow'])).toEqual({ id: 'events', positionals: [], options: { follow: true } })
   })
@@ -41,7 +44,11 @@ describe('ftlab argument parser', () => {
   })
 
   it('parses the remote commands from the same table', () => {
-    expect(parseArgs(['deploy', 'lab.json', '--name', 'x', '--accept-new-host-keys'])).toEqual({ id: 'deploy', positionals: ['lab.json'], options: { name: 'x', 'accept-new-host-keys': true } })
+    expect(parseArgs(['deploy', 'lab.json', '--name', 'x', '--accept-new-host-keys'])).toEqual({
+      id: 'deploy',
+      positionals: ['lab.json'],
+      options: { name: 'x', 'accept-new-host-keys': true }
+    })
     expect(parseArgs(['teardown', '--name=x'])).toEqual({ id: 'teardown', positionals: [], options: { name: 'x' } })
     expect(parseArgs(['power-on', 'b'])).toEqual({ id: 'power-on', positionals: ['b'], options: {} })
   })

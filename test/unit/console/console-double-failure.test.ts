@@ -43,11 +43,11 @@ describe('the console after a double failure', () => {
 
     // load through both failures: what the service acknowledged must survive them
     await call(b, 'load.start', { clients: 4, seconds: 120, keys: 40 })
-    s = await until(b, 'load under way', (x) => x.load.completed > 200)
+    await until(b, 'load under way', (x) => x.load.completed > 200)
     await call(b, 'fault.inject', { target: 'a', kind: 'power', durationMs: 60_000 })
     s = await until(b, 'b live', (x) => role(x, 'b') === 'live')
     const onB = s.load.completed
-    s = await until(b, 'the clients served by b', (x) => x.load.completed > onB + 100)
+    await until(b, 'the clients served by b', (x) => x.load.completed > onB + 100)
     await call(b, 'fault.inject', { target: 'b', kind: 'power', durationMs: 60_000 })
     s = await until(b, 'both replicas down', (x) => role(x, 'a') === 'down' && role(x, 'b') === 'down')
     expect(host(s, 'a').canPowerOn).toBe(true)

@@ -135,146 +135,138 @@ describe('ConsoleBackend on the local lab', () => {
     expect((await b.labStop()).state).toBe('stopped')
   })
 
-  it(
-    `start, faults, power cut under load, restore, reattach, stop`,
-    async () => {
-      const home = tempHome()
-      const b = backend(home)
-      const events: ApiEvent[] = []
-      b.subscribe((ev) => events.push(ev))
-      expect((await b.call('console.info')).backend).toBe('none')
+  it(`start, faults, power cut under load, restore, reattach, stop`, async () => {
+    const home = tempHome()
+    const b = backend(home)
+    const events: ApiEvent[] = []
+    b.subscribe((ev) => events.push(ev))
+    expect((await b.call('console.info')).backend).toBe('none')
 
-      // start: a primary, b its backup, the disk server, the channel a → b
-      const started = await b.labStart({ guest: 'kv', mode: 'rsm' })
-      expect(started.state).toBe('running')
-      let s = await until(b, 'a primary with b as backup', (x) => role(x, 'a') === 'primary' && role(x, 'b') === 'backup' && x.channel?.connected === true)
-      expect(role(s, 'disk')).toBe('disk-server')
-      expect(s.channel).toMatchObject({ from: 'a', to: 'b', gen: 1 })
-      expect(s).toMatchObject({ kind: 'local', name: 'local', timing: { heartbeatMs: 100, suspectMs: 800 } })
-      expect((await b.call('console.info')).lab).toEqual({ kind: 'local', name: 'local' })
-      expect(s.hosts.every((h) => h.reachable && h.pid !== null && h.memory !== null)).toBe(true)
-      const firstPids = s.hosts.map((h) => h.pid!)
-      await expect(b.labStart({ guest: 'kv', mode: 'rsm' })).rejects.toThrow(/lab 'local' \(local\) is running; stop or detach it first/)
+    // start: a primary, b its backup, the disk server, the channel a → b
+    const started = await b.labStart({ guest: 'kv', mode: 'rsm' })
+    expect(started.state).toBe('running')
+    let s = await until(b, 'a primary with b as backup', (x) => role(x, 'a') === 'primary' && role(x, 'b') === 'backup' && x.channel?.connected === true)
+    expect(role(s, 'disk')).toBe('disk-server')
+    expect(s.channel).toMatchObject({ from: 'a', to: 'b', gen: 1 })
+    expect(s).toMatchObject({ kind: 'local', name: 'local', timing: { heartbeatMs: 100, suspectMs: 800 } })
+    expect((await b.call('console.info')).lab).toEqual({ kind: 'local', name: 'local' })
+    expect(s.hosts.every((h) => h.reachable && h.pid !== null && h.memory !== null)).toBe(true)
+    const firstPids = s.hosts.map((h) => h.pid!)
+    await expect(b.labStart({ guest: 'kv', mode: 'rsm' })).rejects.toThrow(/lab 'local' \(local\) is running; stop or detach it first/)
 
-      // a link fault and a pause, in the contract's words, then heal all
-      const delay = await b.faultInject({ target: 'a-b', kind: 'delay', params: { ms: 5 }, durationMs: 30_000 })
-      expect(delay).toMatchObject({ target: 'a-b', kind: 'delay', params: { ms: 5 } })
-      await b.faultInject({ target: 'disk', kind: 'pause', params: {}, durationMs: 30_000 })
-      s = await until(b, 'the disk server paused', (x) => host(x, 'disk').paused)
-      expect(host(s, 'disk').reachable).toBe(false)
-      expect(s.faults.map((f) => `${f.kind} ${f.target}`).sort()).toEqual(['delay a-b', 'pause disk'])
-      await expect(b.faultHeal({ id: 'f99' })).rejects.toThrow(/no open fault 'f99'/)
-      const healed = await b.faultHeal({ id: 'all' })
-      expect(healed.healed.sort()).toEqual([delay.id, 'f2'].sort())
-      expect(healed.warnings).toEqual([])
-      await until(b, 'the disk server back', (x) => host(x, 'disk').reachable && x.faults.length === 0)
+    // a link fault and a pause, in the contract's words, then heal all
+    const delay = await b.faultInject({ target: 'a-b', kind: 'delay', params: { ms: 5 }, durationMs: 30_000 })
+    expect(delay).toMatchObject({ target: 'a-b', kind: 'delay', params: { ms: 5 } })
+    await b.faultInject({ target: 'disk', kind: 'pause', params: {}, durationMs: 30_000 })
+    s = await until(b, 'the disk server paused', (x) => host(x, 'disk').paused)
+    expect(host(s, 'disk').reachable).toBe(false)
+    expect(s.faults.map((f) => `${f.kind} ${f.target}`).sort()).toEqual(['delay a-b', 'pause disk'])
+    await expect(b.faultHeal({ id: 'f99' })).rejects.toThrow(/no open fault 'f99'/)
+    const healed = await b.faultHeal({ id: 'all' })
+    expect(healed.healed.sort()).toEqual([delay.id, 'f2'].sort())
+    expect(healed.warnings).toEqual([])
+    await until(b, 'the disk server back', (x) => host(x, 'disk').reachable && x.faults.length === 0)
 
-      // load: entries flow a → b and are acknowledged
-      const load = await b.loadStart({ clients: 4, seconds: 60, keys: 8 })
-      expect(load.state).toBe('running')
-      s = await until(b, 'entries acknowledged under load', (x) => (x.channel?.acked ?? 0) > 50 && x.load.completed > 50)
-      expect(s.channel!.entriesPerSec).toBeGreaterThan(0)
-      expect(s.load.target).toBe('a')
-      // latency is live while the load runs, not only in the final summary
-      s = await until(b, 'a live latency', (x) => x.load.latencyMs.p50 > 0)
-      expect(s.load.latencyMs.p99).toBeGreaterThanOrEqual(s.load.latencyMs.p50)
+    // load: entries flow a → b and are acknowledged
+    const load = await b.loadStart({ clients: 4, seconds: 60, keys: 8 })
+    expect(load.state).toBe('running')
+    s = await until(b, 'entries acknowledged under load', (x) => (x.channel?.acked ?? 0) > 50 && x.load.completed > 50)
+    expect(s.channel!.entriesPerSec).toBeGreaterThan(0)
+    expect(s.load.target).toBe('a')
+    // latency is live while the load runs, not only in the final summary
+    s = await until(b, 'a live latency', (x) => x.load.latencyMs.p50 > 0)
+    expect(s.load.latencyMs.p99).toBeGreaterThanOrEqual(s.load.latencyMs.p50)
 
-      // power cut of the primary: b goes live, the clients follow it
-      const cut = await b.faultInject({ target: 'a', kind: 'power', params: {}, durationMs: 60_000 })
-      expect(cut).toMatchObject({ target: 'a', kind: 'power' })
-      s = await until(b, 'b live alone', (x) => role(x, 'b') === 'live' && role(x, 'a') === 'down')
-      expect(host(s, 'a')).toMatchObject({ reachable: false, pid: null })
-      expect(host(s, 'a').error).toMatch(/power cut/)
-      expect(host(s, 'a').notes).toContain('power-off')
-      expect(host(s, 'a').canPowerOn).toBe(true)
-      await expect(b.call('lab.powerOn', { host: 'b' })).rejects.toThrow(/lab.powerOn: host b is not down/)
-      await expect(b.call('lab.powerOn', { host: 'disk' })).rejects.toThrow(/the disk server cannot be restarted under a running lab/)
-      expect(s.channel).toBeNull()
-      // a power cut stays open, with no deadline, until restore redundancy (or power-on) closes it
-      expect(cut).toMatchObject({ healsAt: null, path: 'kill', what: 'power cut a' })
-      expect(s.faults.map((f) => f.id)).toEqual([cut.id])
-      // b goes live in a's generation; restore redundancy begins the next one
-      expect(s.invariants.liveByGen).toEqual([{ gen: 1, live: ['a', 'b'] }])
-      expect(s.invariants.splitBrain).toBe(false)
-      const atCut = s.load.completed
-      s = await until(b, 'the load continuing on b', (x) => x.load.target === 'b' && x.load.completed > atCut + 50)
-      await expect(b.faultInject({ target: 'a', kind: 'pause', params: {}, durationMs: 1000 })).rejects.toThrow(/fault.inject: host a is down/)
-      expect(s.faults).toHaveLength(1)
+    // power cut of the primary: b goes live, the clients follow it
+    const cut = await b.faultInject({ target: 'a', kind: 'power', params: {}, durationMs: 60_000 })
+    expect(cut).toMatchObject({ target: 'a', kind: 'power' })
+    s = await until(b, 'b live alone', (x) => role(x, 'b') === 'live' && role(x, 'a') === 'down')
+    expect(host(s, 'a')).toMatchObject({ reachable: false, pid: null })
+    expect(host(s, 'a').error).toMatch(/power cut/)
+    expect(host(s, 'a').notes).toContain('power-off')
+    expect(host(s, 'a').canPowerOn).toBe(true)
+    await expect(b.call('lab.powerOn', { host: 'b' })).rejects.toThrow(/lab.powerOn: host b is not down/)
+    await expect(b.call('lab.powerOn', { host: 'disk' })).rejects.toThrow(/the disk server cannot be restarted under a running lab/)
+    expect(s.channel).toBeNull()
+    // a power cut stays open, with no deadline, until restore redundancy (or power-on) closes it
+    expect(cut).toMatchObject({ healsAt: null, path: 'kill', what: 'power cut a' })
+    expect(s.faults.map((f) => f.id)).toEqual([cut.id])
+    // b goes live in a's generation; restore redundancy begins the next one
+    expect(s.invariants.liveByGen).toEqual([{ gen: 1, live: ['a', 'b'] }])
+    expect(s.invariants.splitBrain).toBe(false)
+    const atCut = s.load.completed
+    s = await until(b, 'the load continuing on b', (x) => x.load.target === 'b' && x.load.completed > atCut + 50)
+    await expect(b.faultInject({ target: 'a', kind: 'pause', params: {}, durationMs: 1000 })).rejects.toThrow(/fault.inject: host a is down/)
+    expect(s.faults).toHaveLength(1)
 
-      // restore redundancy: b primary of generation 2, a fresh a its backup
-      s = await b.labRestore()
-      expect(s.gen).toBe(2)
-      s = await until(b, 'b primary with a as backup', (x) => role(x, 'b') === 'primary' && role(x, 'a') === 'backup' && x.channel?.connected === true)
-      expect(s.channel).toMatchObject({ from: 'b', to: 'a', gen: 2 })
-      expect(host(s, 'a').pid).not.toBe(firstPids[0])
-      expect(s.faults).toEqual([])
+    // restore redundancy: b primary of generation 2, a fresh a its backup
+    s = await b.labRestore()
+    expect(s.gen).toBe(2)
+    s = await until(b, 'b primary with a as backup', (x) => role(x, 'b') === 'primary' && role(x, 'a') === 'backup' && x.channel?.connected === true)
+    expect(s.channel).toMatchObject({ from: 'b', to: 'a', gen: 2 })
+    expect(host(s, 'a').pid).not.toBe(firstPids[0])
+    expect(s.faults).toEqual([])
 
-      // the load ends with the checkers' verdict
-      await b.loadStop()
-      await until(b, 'the load checked', () => events.some((e) => e.topic === 'mark' && /checks:/.test(e.mark.label)))
-      const verdict = events.find((e) => e.topic === 'mark' && /checks:/.test(e.mark.label))
-      expect(verdict && verdict.topic === 'mark' && verdict.mark.label).toMatch(/checks: valid/)
-      const done = (await b.labStatus()).load
-      expect(done.state).toBe('idle')
-      expect(done.verdict).toMatchObject({ result: 'valid', lostWrites: 0 })
-      expect(done.failed).toBe(done.verdict!.failed)
+    // the load ends with the checkers' verdict
+    await b.loadStop()
+    await until(b, 'the load checked', () => events.some((e) => e.topic === 'mark' && /checks:/.test(e.mark.label)))
+    const verdict = events.find((e) => e.topic === 'mark' && /checks:/.test(e.mark.label))
+    expect(verdict && verdict.topic === 'mark' && verdict.mark.label).toMatch(/checks: valid/)
+    const done = (await b.labStatus()).load
+    expect(done.state).toBe('idle')
+    expect(done.verdict).toMatchObject({ result: 'valid', lostWrites: 0 })
+    expect(done.failed).toBe(done.verdict!.failed)
 
-      // what the UI was told along the way
-      const marks = events.flatMap((e) => (e.topic === 'mark' ? [e.mark] : []))
-      expect(marks.some((m) => m.kind === 'go-live' && m.host === 'b')).toBe(true)
-      expect(marks.some((m) => m.kind === 'tas' && m.host === 'b' && /won/.test(m.label))).toBe(true)
-      expect(marks.some((m) => m.kind === 'restore' && /b → a \(gen 2\)/.test(m.label))).toBe(true)
-      const agentTypes = new Set(events.flatMap((e) => (e.topic === 'agent' ? [`${e.host}:${e.type}`] : [])))
-      for (const t of ['a:entries', 'b:ack', 'b:role', 'b:go-live', 'b:snapshot', 'a:snapshot']) expect(agentTypes, t).toContain(t)
-      expect(events.some((e) => e.topic === 'terminal' && /b goes live/.test(e.data))).toBe(true)
-      expect(events.filter((e) => e.topic === 'status').length).toBeGreaterThan(10)
-      const seqs = events.map((e) => e.seq)
-      expect(seqs).toEqual([...seqs].sort((x, y) => x - y))
-      expect((await b.call('events.since', { seq: seqs[seqs.length - 2] })).events.map((e) => e.seq)).toEqual([seqs[seqs.length - 1]])
+    // what the UI was told along the way
+    const marks = events.flatMap((e) => (e.topic === 'mark' ? [e.mark] : []))
+    expect(marks.some((m) => m.kind === 'go-live' && m.host === 'b')).toBe(true)
+    expect(marks.some((m) => m.kind === 'tas' && m.host === 'b' && /won/.test(m.label))).toBe(true)
+    expect(marks.some((m) => m.kind === 'restore' && /b → a \(gen 2\)/.test(m.label))).toBe(true)
+    const agentTypes = new Set(events.flatMap((e) => (e.topic === 'agent' ? [`${e.host}:${e.type}`] : [])))
+    for (const t of ['a:entries', 'b:ack', 'b:role', 'b:go-live', 'b:snapshot', 'a:snapshot']) expect(agentTypes, t).toContain(t)
+    expect(events.some((e) => e.topic === 'terminal' && /b goes live/.test(e.data))).toBe(true)
+    expect(events.filter((e) => e.topic === 'status').length).toBeGreaterThan(10)
+    const seqs = events.map((e) => e.seq)
+    expect(seqs).toEqual([...seqs].sort((x, y) => x - y))
+    expect((await b.call('events.since', { seq: seqs[seqs.length - 2] })).events.map((e) => e.seq)).toEqual([seqs[seqs.length - 1]])
 
-      // a restarted console reattaches to the running lab; it does not start a second one
-      const pids = (await b.labStatus()).hosts.map((h) => h.pid!)
-      await b.close()
-      const again = backend(home)
-      s = await again.labStatus()
-      expect(s).toMatchObject({ kind: 'local', name: 'local' })
-      expect(s.state).toBe('running')
-      expect(s.hosts.map((h) => h.pid)).toEqual(pids)
-      s = await until(again, 'the reattached console seeing b primary', (x) => role(x, 'b') === 'primary' && role(x, 'a') === 'backup')
-      expect(s.gen).toBe(2)
-      await expect(again.labStart({ guest: 'kv', mode: 'rsm' })).rejects.toThrow(/stop or detach it first/)
+    // a restarted console reattaches to the running lab; it does not start a second one
+    const pids = (await b.labStatus()).hosts.map((h) => h.pid!)
+    await b.close()
+    const again = backend(home)
+    s = await again.labStatus()
+    expect(s).toMatchObject({ kind: 'local', name: 'local' })
+    expect(s.state).toBe('running')
+    expect(s.hosts.map((h) => h.pid)).toEqual(pids)
+    s = await until(again, 'the reattached console seeing b primary', (x) => role(x, 'b') === 'primary' && role(x, 'a') === 'backup')
+    expect(s.gen).toBe(2)
+    await expect(again.labStart({ guest: 'kv', mode: 'rsm' })).rejects.toThrow(/stop or detach it first/)
 
-      // stop: every agent gone, the lab forgotten
-      s = await again.labStop()
-      expect(s.state).toBe('stopped')
-      expect(s.hosts.every((h) => h.role === 'down')).toBe(true)
-      for (const pid of [...firstPids, ...pids]) expect(alive(pid), `agent pid ${pid}`).toBe(false)
-      expect(new LabStore(home).load('local')).toBeNull()
-    },
-    120_000
-  )
+    // stop: every agent gone, the lab forgotten
+    s = await again.labStop()
+    expect(s.state).toBe('stopped')
+    expect(s.hosts.every((h) => h.role === 'down')).toBe(true)
+    for (const pid of [...firstPids, ...pids]) expect(alive(pid), `agent pid ${pid}`).toBe(false)
+    expect(new LabStore(home).load('local')).toBeNull()
+  }, 120_000)
 
-  it(
-    `the bank guest has its own workload, checked by its invariant total, across a failover`,
-    async () => {
-      const home = tempHome()
-      const b = backend(home)
-      await b.labStart({ guest: 'bank', mode: 'rsm' })
-      await until(b, 'a primary with b as backup', (x) => role(x, 'a') === 'primary' && role(x, 'b') === 'backup' && x.channel?.connected === true)
-      await expect(b.loadStart({ clients: 2, seconds: 5, keys: 1, workload: 'kv' })).rejects.toThrow(
-        /the kv workload speaks to the kv guest; this lab runs 'bank'/
-      )
-      const load = await b.loadStart({ clients: 3, seconds: 4, keys: 1 })
-      expect(load).toMatchObject({ state: 'running', workload: 'bank' })
-      await until(b, 'transfers completing', (x) => x.load.completed > 30)
-      await b.faultInject({ target: 'a', kind: 'power', durationMs: 60_000 })
-      const s = await until(b, 'the bank run checked', (x) => x.load.state === 'idle' && x.load.verdict !== null, 30_000)
-      expect(role(s, 'b')).toBe('live')
-      expect(s.load.verdict).toMatchObject({ result: 'valid' })
-      expect(s.load.verdict!.details[0]).toMatch(/^total (\d+) = \1$/)
-      expect(s.load.latencyMs.p50).toBeGreaterThan(0)
-      await b.labStop()
-    },
-    120_000
-  )
+  it(`the bank guest has its own workload, checked by its invariant total, across a failover`, async () => {
+    const home = tempHome()
+    const b = backend(home)
+    await b.labStart({ guest: 'bank', mode: 'rsm' })
+    await until(b, 'a primary with b as backup', (x) => role(x, 'a') === 'primary' && role(x, 'b') === 'backup' && x.channel?.connected === true)
+    await expect(b.loadStart({ clients: 2, seconds: 5, keys: 1, workload: 'kv' })).rejects.toThrow(
+      /the kv workload speaks to the kv guest; this lab runs 'bank'/
+    )
+    const load = await b.loadStart({ clients: 3, seconds: 4, keys: 1 })
+    expect(load).toMatchObject({ state: 'running', workload: 'bank' })
+    await until(b, 'transfers completing', (x) => x.load.completed > 30)
+    await b.faultInject({ target: 'a', kind: 'power', durationMs: 60_000 })
+    const s = await until(b, 'the bank run checked', (x) => x.load.state === 'idle' && x.load.verdict !== null, 30_000)
+    expect(role(s, 'b')).toBe('live')
+    expect(s.load.verdict).toMatchObject({ result: 'valid' })
+    expect(s.load.verdict!.details[0]).toMatch(/^total (\d+) = \1$/)
+    expect(s.load.latencyMs.p50).toBeGreaterThan(0)
+    await b.labStop()
+  }, 120_000)
 })

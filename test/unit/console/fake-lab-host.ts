@@ -78,9 +78,32 @@ export class FakeAgentProcess {
             break
           case 'status':
             ok({
-              id: this.boot.id, pid: this.pid, version: 1, uptimeMs: 1, role: this.role, gen: this.gen, faults: [], memory: { rss: 0, heapUsed: 0, guestBytes: 0 },
+              id: this.boot.id,
+              pid: this.pid,
+              version: 1,
+              uptimeMs: 1,
+              role: this.role,
+              gen: this.gen,
+              faults: [],
+              memory: { rss: 0, heapUsed: 0, guestBytes: 0 },
               // a started replica has the boot entry, unless the test withholds it
-              ...(this.spec?.role === 'replica' ? { channel: { connected: !this.withholdEntries, lastEntry: this.withholdEntries ? 0 : 1, acked: 0, unackedEntries: 0, unackedBytes: 0, bytesSent: 0, bytesReceived: 0, entriesSent: 0, entriesReceived: 0, heldOutputs: 0, stalled: false } } : {})
+              ...(this.spec?.role === 'replica'
+                ? {
+                    channel: {
+                      connected: !this.withholdEntries,
+                      lastEntry: this.withholdEntries ? 0 : 1,
+                      acked: 0,
+                      unackedEntries: 0,
+                      unackedBytes: 0,
+                      bytesSent: 0,
+                      bytesReceived: 0,
+                      entriesSent: 0,
+                      entriesReceived: 0,
+                      heldOutputs: 0,
+                      stalled: false
+                    }
+                  }
+                : {})
             })
             break
           case 'start':

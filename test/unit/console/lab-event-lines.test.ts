@@ -5,7 +5,21 @@ import type { LabEvent } from '../../../main/lab/lab-events.js'
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0)
 const agent = (ms: number, host: string, type: string, data: Record<string, unknown> = {}): LabEvent => ({ ts: T0 + ms, source: 'agent', host, type, data })
 const channel = (ms: number, host: string, entries: number, lastEntry: number): LabEvent =>
-  agent(ms, host, 'channel', { role: 'primary', gen: 1, entries, bytes: entries * 100, acked: lastEntry - 1, lastEntry, unackedEntries: 1, unackedBytes: 100, heldOutputs: 2, released: entries, holdP50Ms: 0.4, holdMaxMs: 1.5, samples: [] })
+  agent(ms, host, 'channel', {
+    role: 'primary',
+    gen: 1,
+    entries,
+    bytes: entries * 100,
+    acked: lastEntry - 1,
+    lastEntry,
+    unackedEntries: 1,
+    unackedBytes: 100,
+    heldOutputs: 2,
+    released: entries,
+    holdP50Ms: 0.4,
+    holdMaxMs: 1.5,
+    samples: []
+  })
 
 function run(events: LabEvent[]): string[] {
   const lines = new EventLines()
@@ -24,7 +38,14 @@ describe('ftlab events as readable lines', () => {
 
   it('prints a line that repeats once, then how many more times it came', () => {
     const tas = (ms: number) => agent(ms, 'a', 'tas', { gen: 2, result: 'unreachable' })
-    const out = run([tas(0), tas(200), tas(400), tas(600), tas(800), agent(900, 'a', 'replica-role', { role: 'halted', gen: 2, reason: 'disk server unreachable' })])
+    const out = run([
+      tas(0),
+      tas(200),
+      tas(400),
+      tas(600),
+      tas(800),
+      agent(900, 'a', 'replica-role', { role: 'halted', gen: 2, reason: 'disk server unreachable' })
+    ])
     expect(out).toEqual([
       '12:00:00.000  a     agent    test-and-set for generation 2: unreachable',
       '12:00:00.800  a              … ×4 more in 800ms: test-and-set for generation 2: unreachable',
@@ -33,7 +54,11 @@ describe('ftlab events as readable lines', () => {
   })
 
   it('keeps hosts apart: a repeat on one host is not broken by another host, and is counted at the end', () => {
-    const out = run([agent(0, 'a', 'tas', { gen: 2, result: 'unreachable' }), agent(100, 'b', 'go-live', { gen: 2, replayed: 40, reemitted: 1 }), agent(200, 'a', 'tas', { gen: 2, result: 'unreachable' })])
+    const out = run([
+      agent(0, 'a', 'tas', { gen: 2, result: 'unreachable' }),
+      agent(100, 'b', 'go-live', { gen: 2, replayed: 40, reemitted: 1 }),
+      agent(200, 'a', 'tas', { gen: 2, result: 'unreachable' })
+    ])
     expect(out).toEqual([
       '12:00:00.000  a     agent    test-and-set for generation 2: unreachable',
       '12:00:00.100  b     agent    goes live in generation 2 (replayed 40, re-emitted 1)',
@@ -53,8 +78,12 @@ describe('ftlab events as readable lines', () => {
   })
 
   it('names operator actions and falls back to key=value for events it does not know', () => {
-    expect(describeEvent({ ts: T0, source: 'operator', type: 'fault', data: { id: 'f2', what: 'cut a↔b', path: 'nft', forMs: 30_000 } })).toBe('fault f2 cut a↔b via nft for 30s')
-    expect(describeEvent({ ts: T0, source: 'operator', type: 'heal', data: { id: 'all', healed: ['f1', 'f2'], warnings: ['agent a: timeout'] } })).toBe('heal all: f1, f2; warnings: agent a: timeout')
+    expect(describeEvent({ ts: T0, source: 'operator', type: 'fault', data: { id: 'f2', what: 'cut a↔b', path: 'nft', forMs: 30_000 } })).toBe(
+      'fault f2 cut a↔b via nft for 30s'
+    )
+    expect(describeEvent({ ts: T0, source: 'operator', type: 'heal', data: { id: 'all', healed: ['f1', 'f2'], warnings: ['agent a: timeout'] } })).toBe(
+      'heal all: f1, f2; warnings: agent a: timeout'
+    )
     expect(describeEvent(agent(0, 'disk', 'disk-tas', { gen: 2, from: 'b', won: true, winner: 'b' }))).toBe('test-and-set for generation 2 from b: won')
     expect(describeEvent(agent(0, 'a', 'something-new', { n: 3, why: 'because' }))).toBe('something-new n=3 why=because')
     expect(run([{ ts: T0, source: 'lab', host: 'a', type: 'caught-up', data: { seq: 9 } }])).toEqual([])

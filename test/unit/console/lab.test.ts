@@ -84,7 +84,13 @@ describe('Lab orchestration', () => {
     expect(disk.spec).toMatchObject({ role: 'disk-server', blockSize: 4096 })
     const diskAddr = (disk.spec as Extract<StartRole, { role: 'disk-server' }>).listen
     expect(b.spec).toMatchObject({ role: 'replica', as: 'backup', gen: 1, guest: 'kv', mode: 'rsm', peer: { id: 'a' }, disk: diskAddr })
-    expect(a.spec).toMatchObject({ role: 'replica', as: 'primary', gen: 1, peer: { id: 'b', channel: (b.spec as { channel: unknown }).channel }, disk: diskAddr })
+    expect(a.spec).toMatchObject({
+      role: 'replica',
+      as: 'primary',
+      gen: 1,
+      peer: { id: 'b', channel: (b.spec as { channel: unknown }).channel },
+      disk: diskAddr
+    })
     // every agent got the same lab key and its own control token
     expect(new Set([a, b, disk].map((x) => x.boot.labKey)).size).toBe(1)
     expect(new Set([a, b, disk].map((x) => x.boot.controlToken)).size).toBe(3)
@@ -192,7 +198,9 @@ describe('Lab orchestration', () => {
   it('refuses a network fault on a paused host at once instead of timing out', async () => {
     const { lab } = await startLab()
     await lab.injectFault({ kind: 'pause', host: 'a' })
-    await expect(lab.injectFault({ kind: 'cut', from: 'a', to: 'b', oneWay: false })).rejects.toThrow('host a is paused, so its agent cannot apply cut a↔b; heal the pause first')
+    await expect(lab.injectFault({ kind: 'cut', from: 'a', to: 'b', oneWay: false })).rejects.toThrow(
+      'host a is paused, so its agent cannot apply cut a↔b; heal the pause first'
+    )
   })
 
   it('refuses a fault on a host that is down', async () => {
@@ -227,18 +235,23 @@ describe('Lab orchestration', () => {
     const cut = await lab.injectFault({ kind: 'cut', from: 'a', to: 'b', oneWay: false }, 60_000)
     await lab.powerCut('a')
     host.agent('b').role = 'live'
-    await expect(lab.restore()).rejects.toThrow(`cannot restore redundancy from b onto a while ${cut.id} (cut a↔b) is open: the snapshot could not get through; heal it first (\`ftlab heal ${cut.id}\`)`)
+    await expect(lab.restore()).rejects.toThrow(
+      `cannot restore redundancy from b onto a while ${cut.id} (cut a↔b) is open: the snapshot could not get through; heal it first (\`ftlab heal ${cut.id}\`)`
+    )
     expect(host.agent('b').requests.some((x) => x.t === 'restore')).toBe(false)
     await lab.heal(cut.id)
     expect(await lab.restore()).toEqual({ from: 'b', to: 'a', gen: 2 })
   })
 
-  it('restores onto another machine: the slot keeps its id, gets that machine\'s addresses, and stays there', async () => {
+  it("restores onto another machine: the slot keeps its id, gets that machine's addresses, and stays there", async () => {
     const home = mkdtempSync(join(tmpdir(), 'ftlab-lab-'))
     cleanups.push(() => rmSync(home, { recursive: true, force: true }))
     const host = new FakeLabHost()
     const spare = new FakeLabHost('10.0.0.14')
-    cleanups.push(() => host.closeAll(), () => spare.closeAll())
+    cleanups.push(
+      () => host.closeAll(),
+      () => spare.closeAll()
+    )
     const hostOf = (id: string) => {
       if (id === 'spare') return spare
       if (['a', 'b', 'disk'].includes(id)) return host
@@ -256,7 +269,14 @@ describe('Lab orchestration', () => {
     const r = await lab.restore({ onto: 'spare' })
     expect(r).toEqual({ from: 'b', to: 'a', gen: 2, machine: 'spare' })
     const fresh = spare.agent('a')
-    expect(fresh.spec).toMatchObject({ role: 'replica', as: 'joining', gen: 2, channel: { host: '10.0.0.14' }, service: { host: '10.0.0.14' }, peer: { id: 'b' } })
+    expect(fresh.spec).toMatchObject({
+      role: 'replica',
+      as: 'joining',
+      gen: 2,
+      channel: { host: '10.0.0.14' },
+      service: { host: '10.0.0.14' },
+      peer: { id: 'b' }
+    })
     const saved = store.load('t')!
     expect(saved.hosts.a.machine).toBe('spare')
     expect(host.agent('b').requests.find((x) => x.t === 'restore')).toMatchObject({ peer: { id: 'a', channel: saved.hosts.a.channel }, gen: 2 })
@@ -305,7 +325,13 @@ describe('Lab orchestration', () => {
       })
     })
     const roles = seen.filter((e) => e.source === 'agent' && e.type === 'role').map((e) => [e.host, e.data.role])
-    expect(roles).toEqual(expect.arrayContaining([['a', 'primary'], ['b', 'backup'], ['disk', 'disk-server']]))
+    expect(roles).toEqual(
+      expect.arrayContaining([
+        ['a', 'primary'],
+        ['b', 'backup'],
+        ['disk', 'disk-server']
+      ])
+    )
     const live = new Promise<LabEvent>((resolve) => lab.onEvent((e) => e.type === 'go-live' && resolve(e)))
     host.agent('b').emitEvent('go-live', { gen: 1 })
     const ev = await live
@@ -373,7 +399,7 @@ describe('one fault registry for every kind of host', () => {
     expect(r.warnings.join('\n')).toMatch(/agent disk/)
   }, 20_000)
 
-  it('puts a network fault into the hosts\' kernels where they can, with the lab\'s own id, and heals it by id', async () => {
+  it("puts a network fault into the hosts' kernels where they can, with the lab's own id, and heals it by id", async () => {
     const { host, lab } = await startLab(undefined, () => new KernelFakeHost())
     const f = await lab.injectFault({ kind: 'cut', from: 'a', to: 'b', oneWay: false }, 5000)
     expect(f).toMatchObject({ id: 'f1', path: 'nft', spec: { kind: 'cut', from: 'a', to: 'b' }, parts: [] })
@@ -394,7 +420,10 @@ describe('one fault registry for every kind of host', () => {
   })
 
   it("falls back to the agents' filter when a host cannot do it in its kernel, and says why in the note", async () => {
-    const { host, lab } = await startLab((h) => (h.unavailable = 'network faults need root on the host (uid 1000)'), () => new KernelFakeHost())
+    const { host, lab } = await startLab(
+      (h) => (h.unavailable = 'network faults need root on the host (uid 1000)'),
+      () => new KernelFakeHost()
+    )
     const f = await lab.injectFault({ kind: 'isolate', host: 'b' }, 5000)
     expect(f.path).toBe('agent-filter')
     expect(f.note).toBe("the hosts' kernels cannot do this (b: network faults need root on the host (uid 1000)); the agents' transport filter does it instead")
@@ -402,7 +431,7 @@ describe('one fault registry for every kind of host', () => {
     expect(host.applied.size).toBe(0)
   })
 
-  it('cuts power with the machine\'s driver, and power-on switches it back and closes the cut', async () => {
+  it("cuts power with the machine's driver, and power-on switches it back and closes the cut", async () => {
     const { host, lab } = await startLab(undefined, () => new KernelFakeHost())
     const cut = await lab.powerCut('a')
     expect(cut).toMatchObject({ path: 'driver', healsAt: null, note: 'command driver: switched off' })

@@ -4,12 +4,30 @@ import { statusTable } from '../../../main/cli/table.js'
 import { ClockMap } from '../../../main/lab/lab-events.js'
 
 const base = { pid: 1, version: 1, uptimeMs: 1, faults: [], memory: { rss: 0, heapUsed: 0, guestBytes: 0 } }
-const channel = { connected: true, lastEntry: 120, acked: 117, unackedEntries: 3, unackedBytes: 300, bytesSent: 0, bytesReceived: 0, entriesSent: 120, entriesReceived: 0, heldOutputs: 2, stalled: false }
+const channel = {
+  connected: true,
+  lastEntry: 120,
+  acked: 117,
+  unackedEntries: 3,
+  unackedBytes: 300,
+  bytesSent: 0,
+  bytesReceived: 0,
+  entriesSent: 120,
+  entriesReceived: 0,
+  heldOutputs: 2,
+  stalled: false
+}
 
 describe('status table', () => {
   it('shows host, role, gen, pid, entries, acked, lag and held outputs, and a down host as down', () => {
     const a: AgentStatus = { ...base, id: 'a', role: 'primary', gen: 2, channel }
-    const disk: AgentStatus = { ...base, id: 'disk', role: 'disk-server', gen: 0, disk: { gen: 2, live: 'a', tasWinner: null, blocks: 3, writes: 9, fenced: 1 } }
+    const disk: AgentStatus = {
+      ...base,
+      id: 'disk',
+      role: 'disk-server',
+      gen: 0,
+      disk: { gen: 2, live: 'a', tasWinner: null, blocks: 3, writes: 9, fenced: 1 }
+    }
     const text = statusTable(
       [
         { host: 'a', kind: 'replica', pid: 4242, incarnation: 1, state: 'up', status: a },

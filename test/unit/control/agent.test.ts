@@ -25,7 +25,18 @@ async function agentWith(startReplica: ConstructorParameters<typeof Agent>[0]['s
   return { agent, c }
 }
 
-const replicaSpec = { role: 'replica', as: 'primary', gen: 1, guest: 'kv', mode: 'rsm', channel: { host: '127.0.0.1', port: 0 }, service: { host: '127.0.0.1', port: 0 }, peer: null, disk: { host: '127.0.0.1', port: 1 }, timing: { heartbeatMs: 50, suspectMs: 500 } }
+const replicaSpec = {
+  role: 'replica',
+  as: 'primary',
+  gen: 1,
+  guest: 'kv',
+  mode: 'rsm',
+  channel: { host: '127.0.0.1', port: 0 },
+  service: { host: '127.0.0.1', port: 0 },
+  peer: null,
+  disk: { host: '127.0.0.1', port: 1 },
+  timing: { heartbeatMs: 50, suspectMs: 500 }
+}
 
 describe('Agent roles', () => {
   it('answers that the replica role is missing from a build without it', async () => {
@@ -53,7 +64,10 @@ describe('Agent roles', () => {
     expect(await c.request({ t: 'start', spec: replicaSpec })).toMatchObject({ ok: true, result: { role: 'replica', channel: { port: 4242 } } })
     await c.waitFor((m) => m.t === 'event' && m.ev.type === 'replica-ready')
     expect(await c.request({ t: 'status' })).toMatchObject({ result: { id: 'a', role: 'primary', gen: 1, guest: 'kv', faults: [] } })
-    expect(await c.request({ t: 'restore', peer: { id: 'c', channel: { host: '127.0.0.1', port: 9 } }, gen: 2 })).toMatchObject({ ok: true, result: { restoring: 'c', gen: 2 } })
+    expect(await c.request({ t: 'restore', peer: { id: 'c', channel: { host: '127.0.0.1', port: 9 } }, gen: 2 })).toMatchObject({
+      ok: true,
+      result: { restoring: 'c', gen: 2 }
+    })
     await c.request({ t: 'fault', faultId: 'f', fault: { kind: 'isolate' }, deadlineMs: 60_000 })
     expect(agent.ctx.filter.outbound('b')).toBeNull()
     await agent.stop()

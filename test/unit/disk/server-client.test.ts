@@ -33,7 +33,11 @@ describe('disk server and client over loopback', () => {
     expect(await a.request({ id: 10, op: 'generation', gen: 1, from: 'a', primary: 'a', backup: 'b' })).toEqual({ id: 10, ok: true })
     expect(await a.request({ id: 11, op: 'write', gen: 1, from: 'a', block: 3, data: new Uint8Array([5, 6]) })).toEqual({ id: 11, ok: true })
     expect(await b.request({ id: 12, op: 'read', block: 3 })).toEqual({ id: 12, ok: true, data: new Uint8Array([5, 6]) })
-    expect(await b.request({ id: 13, op: 'write', gen: 1, from: 'b', block: 3, data: new Uint8Array([0]) })).toMatchObject({ id: 13, ok: false, error: 'fenced' })
+    expect(await b.request({ id: 13, op: 'write', gen: 1, from: 'b', block: 3, data: new Uint8Array([0]) })).toMatchObject({
+      id: 13,
+      ok: false,
+      error: 'fenced'
+    })
     expect(await b.request({ id: 14, op: 'tas', gen: 1, from: 'b' })).toEqual({ id: 14, ok: true, winner: 'b' })
     expect(await a.request({ op: 'tas', gen: 1, from: 'a' })).toMatchObject({ ok: false, error: 'tas-lost', winner: 'b' })
     expect(await a.request({ op: 'status' })).toMatchObject({ ok: true, status: { gen: 1, live: 'b', tasWinner: 'b', writes: 1, fenced: 1 } })
@@ -110,10 +114,14 @@ describe('disk server and client over loopback', () => {
     const { s } = await server(0, new Recording())
     const a = client('a', s.port)
     await a.request({ op: 'generation', gen: 1, from: 'a', primary: 'a', backup: 'b' })
-    const answers = await Promise.all([1, 2].map((block) => a.request({ op: 'write', gen: 1, from: 'a', block, data: new Uint8Array([block]) }).then((res) => {
-      log.push(`ack ${block}`)
-      return res
-    })))
+    const answers = await Promise.all(
+      [1, 2].map((block) =>
+        a.request({ op: 'write', gen: 1, from: 'a', block, data: new Uint8Array([block]) }).then((res) => {
+          log.push(`ack ${block}`)
+          return res
+        })
+      )
+    )
     expect(answers.every((r) => r.ok)).toBe(true)
     const firstAck = log.findIndex((l) => l.startsWith('ack'))
     expect(log.slice(0, firstAck)).toEqual(expect.arrayContaining(['write 1', 'write 2', 'flush']))

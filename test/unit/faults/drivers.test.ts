@@ -36,7 +36,9 @@ describe('exec', () => {
 
 describe('probe parsing', () => {
   it('reads name/yes|no/detail lines and marks unanswered checks unavailable', () => {
-    const caps = parseProbeOutput('nft\tyes\tnftables v1.0.6\nnetem\tno\tkernel module sch_netem missing (Error: Specified qdisc kind is unknown.)\njunk line\n')
+    const caps = parseProbeOutput(
+      'nft\tyes\tnftables v1.0.6\nnetem\tno\tkernel module sch_netem missing (Error: Specified qdisc kind is unknown.)\njunk line\n'
+    )
     expect(caps.nft).toEqual({ available: true, detail: 'nftables v1.0.6' })
     expect(caps.netem.available).toBe(false)
     expect(caps.virsh).toEqual({ available: false, detail: 'the probe gave no answer for this check' })

@@ -17,7 +17,14 @@ import { parseProbeOutput, type HostCapabilities } from '../../../main/faults/pr
 import type { HostExec } from '../../../main/faults/exec.js'
 
 const mgmt = { address: '10.87.0.1', sshPort: 22 }
-const req = (spec: NetworkFaultRequest['spec'], over: Partial<NetworkFaultRequest> = {}): NetworkFaultRequest => ({ id: 'f1', target: 'h1', spec, management: mgmt, deadlineMs: 30_000, ...over })
+const req = (spec: NetworkFaultRequest['spec'], over: Partial<NetworkFaultRequest> = {}): NetworkFaultRequest => ({
+  id: 'f1',
+  target: 'h1',
+  spec,
+  management: mgmt,
+  deadlineMs: 30_000,
+  ...over
+})
 
 function caps(over: Partial<Record<keyof HostCapabilities, boolean>> = {}): HostCapabilities {
   const c = parseProbeOutput('')
@@ -29,7 +36,10 @@ function caps(over: Partial<Record<keyof HostCapabilities, boolean>> = {}): Host
 function chain(ruleset: string, name: string): string[] {
   const m = new RegExp(`chain ${name} \\{\\n([\\s\\S]*?)\\n  \\}`).exec(ruleset)
   if (!m) throw new Error(`no chain ${name} in\n${ruleset}`)
-  return m[1].split('\n').map((l) => l.trim()).filter(Boolean)
+  return m[1]
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
 }
 
 const canCheckNft = process.getuid?.() === 0 && spawnSync('sh', ['-c', 'command -v nft']).status === 0
@@ -88,11 +98,17 @@ describe('iptables and netem scripts', () => {
   })
 
   it('iptables loss uses the statistic match', () => {
-    expect(iptablesApplyScript('f1', { kind: 'loss', percent: 5, peers: ['10.87.0.12'] }, mgmt)).toContain('-s 10.87.0.12 -m statistic --mode random --probability 0.0500 -j DROP')
+    expect(iptablesApplyScript('f1', { kind: 'loss', percent: 5, peers: ['10.87.0.12'] }, mgmt)).toContain(
+      '-s 10.87.0.12 -m statistic --mode random --probability 0.0500 -j DROP'
+    )
   })
 
   it('netem: prio root with FT Lab handle, management filter first, peers to the netem band', () => {
-    const s = netemApplyScript('f1', { kind: 'netem', dev: 'eth0', peers: ['10.87.0.12'], delayMs: 100, jitterMs: 20, lossPercent: 1, duplicatePercent: 2, reorderPercent: 25 }, mgmt)
+    const s = netemApplyScript(
+      'f1',
+      { kind: 'netem', dev: 'eth0', peers: ['10.87.0.12'], delayMs: 100, jitterMs: 20, lossPercent: 1, duplicatePercent: 2, reorderPercent: 25 },
+      mgmt
+    )
     const h = netemHandle('f1')
     expect(h).toMatch(/^f7[0-9a-f]{2}$/)
     expect(s).toContain(`tc qdisc add dev eth0 root handle ${h}: prio bands 3`)
@@ -119,7 +135,11 @@ describe('request validation', () => {
   const bad: [string, NetworkFaultRequest, RegExp][] = [
     ['bad id', req({ kind: 'cut', peer: '10.0.0.1', direction: 'in' }, { id: 'Bad-Id' }), /id must be 1 to 16/],
     ['no management', { ...req({ kind: 'cut', peer: '10.0.0.1', direction: 'in' }), management: undefined as never }, /management .* is required/],
-    ['bad mgmt address', req({ kind: 'cut', peer: '10.0.0.1', direction: 'in' }, { management: { address: 'console', sshPort: 22 } }), /management.address must be an IP/],
+    [
+      'bad mgmt address',
+      req({ kind: 'cut', peer: '10.0.0.1', direction: 'in' }, { management: { address: 'console', sshPort: 22 } }),
+      /management.address must be an IP/
+    ],
     ['bad port', req({ kind: 'cut', peer: '10.0.0.1', direction: 'in' }, { management: { address: '10.0.0.9', sshPort: 0 } }), /sshPort must be a port/],
     ['short deadline', req({ kind: 'cut', peer: '10.0.0.1', direction: 'in' }, { deadlineMs: 10 }), /deadlineMs must be from 1000/],
     ['peer not an address', req({ kind: 'cut', peer: 'h2; rm -rf /', direction: 'in' }), /cut.peer must be an IP address/],
@@ -135,7 +155,11 @@ describe('request validation', () => {
   for (const [name, r, msg] of bad) it(`refuses ${name}`, () => expect(() => validateRequest(r)).toThrow(msg))
 
   it('a bad request never reaches the host', async () => {
-    const exec: HostExec = { run: async () => { throw new Error('must not run') } }
+    const exec: HostExec = {
+      run: async () => {
+        throw new Error('must not run')
+      }
+    }
     await expect(injectNetworkFault(exec, req({ kind: 'cut', peer: 'nope', direction: 'in' }), { caps: caps() })).rejects.toThrow(/cut.peer/)
   })
 })
@@ -154,14 +178,24 @@ describe('path choice and the agent-filter fallback', () => {
   it('netem missing: unavailable with the reason and the agents-filter equivalent, without touching the host', async () => {
     const ran: string[] = []
     const exec: HostExec = { run: async (c) => (ran.push(c), { code: 0, stdout: '', stderr: '' }) }
-    const r = await injectNetworkFault(exec, req({ kind: 'netem', dev: 'eth0', peers: ['10.0.0.2'], delayMs: 40 }), { caps: caps({ netem: false }), now: () => 1000 })
+    const r = await injectNetworkFault(exec, req({ kind: 'netem', dev: 'eth0', peers: ['10.0.0.2'], delayMs: 40 }), {
+      caps: caps({ netem: false }),
+      now: () => 1000
+    })
     expect(r).toEqual({
       status: 'unavailable',
       reason: 'netem on h1: netem unavailable: netem missing here',
       fallback: {
         path: 'agent-filter',
         faults: [{ kind: 'delay', peers: ['10.0.0.2'], ms: 40 }],
-        record: { id: 'f1', target: 'h1', kind: 'netem', params: { kind: 'netem', dev: 'eth0', peers: ['10.0.0.2'], delayMs: 40 }, healsAt: 31_000, path: 'agent-filter' }
+        record: {
+          id: 'f1',
+          target: 'h1',
+          kind: 'netem',
+          params: { kind: 'netem', dev: 'eth0', peers: ['10.0.0.2'], delayMs: 40 },
+          healsAt: 31_000,
+          path: 'agent-filter'
+        }
       }
     })
     expect(ran).toEqual([])
@@ -169,6 +203,8 @@ describe('path choice and the agent-filter fallback', () => {
 
   it('duplication and reordering have no agent-filter equivalent', () => {
     expect(agentFilterEquivalent({ kind: 'netem', dev: 'eth0', peers: ['10.0.0.2'], duplicatePercent: 1 })).toBeNull()
-    expect(agentFilterEquivalent({ kind: 'cut', peer: '10.0.0.2', direction: 'out' })).toEqual({ faults: [{ kind: 'drop', peers: ['10.0.0.2'], direction: 'out' }] })
+    expect(agentFilterEquivalent({ kind: 'cut', peer: '10.0.0.2', direction: 'out' })).toEqual({
+      faults: [{ kind: 'drop', peers: ['10.0.0.2'], direction: 'out' }]
+    })
   })
 })

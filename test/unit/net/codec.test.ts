@@ -38,7 +38,14 @@ describe('codec round-trips', () => {
     ['bytes', new Uint8Array([0, 1, 255])],
     ['empty bytes', new Uint8Array(0)],
     ['array', [1, 'two', null, [true, false]]],
-    ['object', { t: 'entries', gen: 3, entries: [{ gen: 3, n: 1, body: { kind: 'input', input: { t: 'data', conn: 's:1', data: new Uint8Array([42]) }, nondet: [{ d: 'clock', v: 1.7e12 }] } }] }],
+    [
+      'object',
+      {
+        t: 'entries',
+        gen: 3,
+        entries: [{ gen: 3, n: 1, body: { kind: 'input', input: { t: 'data', conn: 's:1', data: new Uint8Array([42]) }, nondet: [{ d: 'clock', v: 1.7e12 }] } }]
+      }
+    ],
     ['proto key', JSON.parse('{"__proto__": 1, "a": 2}')]
   ]
   for (const [name, v] of values) {

@@ -55,7 +55,10 @@ describe('links over loopback', () => {
     const atB = nextMessages(b, 2)
     a.send({ t: 'entries', gen: 1, data: new Uint8Array([1, 2]) })
     a.send({ t: 'heartbeat', n: 2 })
-    expect(await atB).toEqual([{ t: 'entries', gen: 1, data: new Uint8Array([1, 2]) }, { t: 'heartbeat', n: 2 }])
+    expect(await atB).toEqual([
+      { t: 'entries', gen: 1, data: new Uint8Array([1, 2]) },
+      { t: 'heartbeat', n: 2 }
+    ])
     const atA = nextMessages(a, 1)
     b.send({ t: 'ack', n: 2 })
     expect(await atA).toEqual([{ t: 'ack', n: 2 }])

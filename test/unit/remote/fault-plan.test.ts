@@ -33,12 +33,26 @@ describe('kernel fault plan: what one host applies', () => {
   })
 
   it('without a network, isolates from every peer and the clients side (the console)', () => {
-    expect(kernelSpec({ kind: 'isolate', peers: ['10.87.0.12', '10.87.0.13'] }, ctx())).toEqual({ kind: 'isolate', lab: ['10.87.0.12', '10.87.0.13', '10.87.0.1'] })
+    expect(kernelSpec({ kind: 'isolate', peers: ['10.87.0.12', '10.87.0.13'] }, ctx())).toEqual({
+      kind: 'isolate',
+      lab: ['10.87.0.12', '10.87.0.13', '10.87.0.1']
+    })
   })
 
   it('puts a delay into netem on the interface towards the peer', () => {
-    expect(kernelSpec({ kind: 'delay', peer: '10.87.0.12', ms: 40, jitterMs: 5 }, ctx())).toEqual({ kind: 'netem', dev: 'eth0', peers: ['10.87.0.12'], delayMs: 40, jitterMs: 5 })
-    expect(kernelSpec({ kind: 'loss', peer: '10.87.0.12', percent: 12.5 }, ctx())).toEqual({ kind: 'loss', percent: 12.5, peers: ['10.87.0.12'], direction: 'both' })
+    expect(kernelSpec({ kind: 'delay', peer: '10.87.0.12', ms: 40, jitterMs: 5 }, ctx())).toEqual({
+      kind: 'netem',
+      dev: 'eth0',
+      peers: ['10.87.0.12'],
+      delayMs: 40,
+      jitterMs: 5
+    })
+    expect(kernelSpec({ kind: 'loss', peer: '10.87.0.12', percent: 12.5 }, ctx())).toEqual({
+      kind: 'loss',
+      percent: 12.5,
+      peers: ['10.87.0.12'],
+      direction: 'both'
+    })
   })
 
   it('produces requests network.ts accepts', () => {
@@ -51,7 +65,9 @@ describe('kernel fault plan: what one host applies', () => {
     for (const [n, s] of specs.entries()) {
       for (const [i, p] of plan(s).entries()) {
         const spec = kernelSpec(p.share, ctx('10.87.0.0/24'))
-        expect(() => validateRequest({ id: `a1e6_${n + 1}_${i}`, target: p.host, spec, management: { address: '10.87.0.1', sshPort: 22 }, deadlineMs: 5000 })).not.toThrow()
+        expect(() =>
+          validateRequest({ id: `a1e6_${n + 1}_${i}`, target: p.host, spec, management: { address: '10.87.0.1', sshPort: 22 }, deadlineMs: 5000 })
+        ).not.toThrow()
       }
     }
   })

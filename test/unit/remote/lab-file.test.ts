@@ -47,7 +47,13 @@ describe('lab file', () => {
       name: 'rack-3',
       network: '192.168.50.0/24',
       hosts: {
-        a: host('node-a', { auth: 'agent', identityFile: undefined, labAddress: '192.168.50.11', power: { driver: 'ipmi', host: 'bmc-a', user: 'admin' }, faults: { run: 'sudo' } }),
+        a: host('node-a', {
+          auth: 'agent',
+          identityFile: undefined,
+          labAddress: '192.168.50.11',
+          power: { driver: 'ipmi', host: 'bmc-a', user: 'admin' },
+          faults: { run: 'sudo' }
+        }),
         b: host('10.0.0.2', { power: { driver: 'libvirt', uri: 'qemu:///system', domain: 'ft-b' } }),
         disk: host('10.0.0.3', { power: { driver: 'command', off: 'pdu off 3', on: 'pdu on 3' }, faults: { run: 'netns', namespace: 'ftlab-h3' } }),
         spare: host('10.0.0.4', { auth: 'password', identityFile: undefined, port: 2222 })
@@ -109,10 +115,16 @@ describe('lab file', () => {
     expect(parse({ ...base(), arbiter: { kind: 'disk' } }).arbiter).toBeUndefined()
     const urls = ['http://10.0.0.5:2379', 'https://etcd-2.lab:2379']
     expect(parse({ ...base(), arbiter: { kind: 'etcd', endpoints: urls } }).arbiter).toEqual({ kind: 'etcd', endpoints: urls })
-    expect(fails({ ...base(), arbiter: { kind: 'zookeeper' } })).toBe(`${F}: arbiter.kind: must be "disk" (the disk server, the default) or "etcd", got "zookeeper"`)
+    expect(fails({ ...base(), arbiter: { kind: 'zookeeper' } })).toBe(
+      `${F}: arbiter.kind: must be "disk" (the disk server, the default) or "etcd", got "zookeeper"`
+    )
     expect(fails({ ...base(), arbiter: { kind: 'etcd', endpoints: [] } })).toContain('arbiter.endpoints: must list 1 to 16 etcd client URLs')
-    expect(fails({ ...base(), arbiter: { kind: 'etcd', endpoints: ['10.0.0.5:2379'] } })).toContain('arbiter.endpoints: endpoint 1 must be an http:// or https:// client URL')
-    expect(fails({ ...base(), arbiter: { kind: 'etcd', endpoints: ['http://root:pw@10.0.0.5:2379'] } })).toContain('arbiter.endpoints: endpoint 1 must be an http:// or https:// client URL without credentials')
+    expect(fails({ ...base(), arbiter: { kind: 'etcd', endpoints: ['10.0.0.5:2379'] } })).toContain(
+      'arbiter.endpoints: endpoint 1 must be an http:// or https:// client URL'
+    )
+    expect(fails({ ...base(), arbiter: { kind: 'etcd', endpoints: ['http://root:pw@10.0.0.5:2379'] } })).toContain(
+      'arbiter.endpoints: endpoint 1 must be an http:// or https:// client URL without credentials'
+    )
     // a fixed key prefix would make a redeployed lab find its generations already won
     expect(fails({ ...base(), arbiter: { kind: 'etcd', endpoints: urls, prefix: 'x' } })).toContain('arbiter.prefix: unknown field')
   })
@@ -130,16 +142,22 @@ describe('lab file', () => {
     if (r.ok) return
     expect(r.errors.map((e) => e.field)).toEqual(['colour', 'arbiter.endpoints', 'hosts.a.port', 'hosts.a.auth', 'hosts.b.labAddress', 'hosts.disk.power.off'])
     expect(r.errors.find((e) => e.field === 'hosts.a.port')?.message).toBe('must be an integer from 1 to 65535, got 0')
-    expect(r.errors.find((e) => e.field === 'arbiter.endpoints')?.message).toBe('endpoint 2 must be an http:// or https:// client URL without credentials, got "ftp://x"')
+    expect(r.errors.find((e) => e.field === 'arbiter.endpoints')?.message).toBe(
+      'endpoint 2 must be an http:// or https:// client URL without credentials, got "ftp://x"'
+    )
     // the thrown form names the first and counts the rest
-    expect(fails(o)).toBe(`${F}: colour: unknown field; expected one of version, name, guest, mode, network, arbiter, hosts (and 5 more: arbiter.endpoints, hosts.a.port, hosts.a.auth, hosts.b.labAddress, hosts.disk.power.off)`)
-    expect((() => {
-      try {
-        parse(o)
-      } catch (e) {
-        return (e as LabFileError).all.length
-      }
-    })()).toBe(6)
+    expect(fails(o)).toBe(
+      `${F}: colour: unknown field; expected one of version, name, guest, mode, network, arbiter, hosts (and 5 more: arbiter.endpoints, hosts.a.port, hosts.a.auth, hosts.b.labAddress, hosts.disk.power.off)`
+    )
+    expect(
+      (() => {
+        try {
+          parse(o)
+        } catch (e) {
+          return (e as LabFileError).all.length
+        }
+      })()
+    ).toBe(6)
   })
 
   it('checks text for the console: the file when it is good, the JSON error at the whole file when it is not JSON', () => {

@@ -21,8 +21,23 @@ function fault(over: Partial<FaultInfo>): FaultInfo {
 
 function status(over: Partial<LabStatus> = {}): LabStatus {
   return {
-    state: 'running', kind: 'simulated', name: 'simulated', error: null, guest: 'kv', mode: 'rsm', gen: 1, startedAt: 0, timing: null, sim: null, spare: null,
-    hosts: [host('a'), host('b'), host('disk')], channel: null, faults: [], load: idleLoadStatus(), invariants: emptyInvariants(), ...over
+    state: 'running',
+    kind: 'simulated',
+    name: 'simulated',
+    error: null,
+    guest: 'kv',
+    mode: 'rsm',
+    gen: 1,
+    startedAt: 0,
+    timing: null,
+    sim: null,
+    spare: null,
+    hosts: [host('a'), host('b'), host('disk')],
+    channel: null,
+    faults: [],
+    load: idleLoadStatus(),
+    invariants: emptyInvariants(),
+    ...over
   }
 }
 
@@ -88,7 +103,24 @@ describe('compound host state', () => {
   })
 
   it('the channel is cut off while its primary is isolated, and flows when nothing is wrong', () => {
-    const channel = { from: 'a', to: 'b', gen: 1, connected: true, stalled: false, lastEntry: 9, acked: 9, lag: 0, unackedEntries: 0, unackedBytes: 0, maxUnackedBytes: 1, entriesPerSec: 1, acksPerSec: 1, bytesPerSec: 1, heldOutputs: 0, holdMs: { p50: 0, p99: 0, max: 0 } } as const
+    const channel = {
+      from: 'a',
+      to: 'b',
+      gen: 1,
+      connected: true,
+      stalled: false,
+      lastEntry: 9,
+      acked: 9,
+      lag: 0,
+      unackedEntries: 0,
+      unackedBytes: 0,
+      maxUnackedBytes: 1,
+      entriesPerSec: 1,
+      acksPerSec: 1,
+      bytesPerSec: 1,
+      heldOutputs: 0,
+      holdMs: { p50: 0, p99: 0, max: 0 }
+    } as const
     expect(channelCutOff(status({ channel: { ...channel } }))).toBe(false)
     expect(channelCutOff(status({ channel: { ...channel }, hosts: [host('a', { isolated: true }), host('b'), host('disk')], faults: [fault({})] }))).toBe(true)
     expect(channelCutOff(status({ channel: { ...channel }, hosts: [host('a'), host('b', { role: 'live', gen: 2 }), host('disk')] }))).toBe(true)

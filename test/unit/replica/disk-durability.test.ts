@@ -4,7 +4,21 @@ import { encodeCommand } from '../../../agent/guests/resp.js'
 import { ReplicaCore } from '../../../agent/replica/core.js'
 import type { Action, DiskReq } from '../../../agent/replica/types.js'
 import { createVmm } from '../../../agent/vmm/vmm.js'
-import { ackMsgs, confirmedPrimary, deliver, diskReqs, entriesMsgs, fixedEntropy, ftreq, makeCore, ok, releases, replyText, roles, testConfig } from './harness.js'
+import {
+  ackMsgs,
+  confirmedPrimary,
+  deliver,
+  diskReqs,
+  entriesMsgs,
+  fixedEntropy,
+  ftreq,
+  makeCore,
+  ok,
+  releases,
+  replyText,
+  roles,
+  testConfig
+} from './harness.js'
 
 const writesIn = (as: Action[]) => diskReqs(as).filter((r): r is Extract<DiskReq, { op: 'write' }> => r.op === 'write')
 
@@ -67,7 +81,9 @@ describe('the test-and-set never retries forever', () => {
     b.core.step({ t: 'tick', now: 100 })
     const tas = diskReqs(b.core.takeActions()).find((r) => r.op === 'tas')!
     b.core.step({ t: 'disk', now: 101, res: { id: tas.id, ok: false, error: 'bad-request', message: 'tas.gen must be a non-negative integer' } })
-    expect(roles(b.core.takeActions())).toMatchObject([{ role: 'halted', reason: expect.stringMatching(/refused the test-and-set for generation 1 as a bad request: tas.gen must/) }])
+    expect(roles(b.core.takeActions())).toMatchObject([
+      { role: 'halted', reason: expect.stringMatching(/refused the test-and-set for generation 1 as a bad request: tas.gen must/) }
+    ])
     b.core.step({ t: 'tick', now: 1000 })
     expect(b.core.takeActions()).toEqual([])
   })
@@ -124,7 +140,9 @@ describe('appendfsync always through the replica protocol', () => {
     expect(releases(a.takeActions())).toEqual([])
     a.step({ t: 'disk', now: 7, res: ok(writes[1]) })
     sent = a.takeActions()
-    const synced = entriesMsgs(sent).flatMap((m) => m.entries).find((e) => e.body.kind === 'input' && e.body.input.t === 'disk-synced')
+    const synced = entriesMsgs(sent)
+      .flatMap((m) => m.entries)
+      .find((e) => e.body.kind === 'input' && e.body.input.t === 'disk-synced')
     expect(synced).toBeDefined()
     expect(releases(sent)).toEqual([]) // the completion's entry waits for the backup like any other
     const later = deliver(sent, b, 8)
@@ -160,7 +178,9 @@ describe('recovery from disk after a double failure', () => {
     const { core } = makeCore('recover', { id: 'a', peer: 'b', gen: 5 })
     const [reg] = diskReqs(core.takeActions())
     core.step({ t: 'disk', now: 1, res: { id: reg.id, ok: false, error: 'bad-request', message: 'generation 5 refused: the next generation is 3' } })
-    expect(roles(core.takeActions())).toMatchObject([{ role: 'halted', reason: expect.stringMatching(/refused to begin generation 5 for recovery from disk: generation 5 refused/) }])
+    expect(roles(core.takeActions())).toMatchObject([
+      { role: 'halted', reason: expect.stringMatching(/refused to begin generation 5 for recovery from disk: generation 5 refused/) }
+    ])
   })
 })
 

@@ -4,7 +4,22 @@
 import { describe, expect, it } from 'vitest'
 import { ReplicaCore } from '../../../agent/replica/core.js'
 import { RegisterVmm } from '../../../sim/register-vmm.js'
-import { ackMsgs, confirmedPrimary, deliver, diskReqs, fixedEntropy, ftreq, makeCore, ok, peerMsgs, releases, replyText, roles, telemetry, testConfig } from './harness.js'
+import {
+  ackMsgs,
+  confirmedPrimary,
+  deliver,
+  diskReqs,
+  fixedEntropy,
+  ftreq,
+  makeCore,
+  ok,
+  peerMsgs,
+  releases,
+  replyText,
+  roles,
+  telemetry,
+  testConfig
+} from './harness.js'
 
 /** A backup whose guest state silently differs from the primary's from its `from`-th applied entry on (a non-deterministic guest). */
 class DriftingVmm extends RegisterVmm {

@@ -34,7 +34,11 @@ describe('heartbeats, suspicion and the test-and-set', () => {
     const retries = diskReqs(later).filter((r) => r.op === 'tas')
     expect(retries.length).toBe(6)
     expect(retries.every((r) => r.id === tas.id)).toBe(true)
-    expect(telemetry(later).filter((t) => t.k === 'tas').every((t) => t.k === 'tas' && t.result === 'unreachable')).toBe(true)
+    expect(
+      telemetry(later)
+        .filter((t) => t.k === 'tas')
+        .every((t) => t.k === 'tas' && t.result === 'unreachable')
+    ).toBe(true)
     expect(roles(later)).toEqual([])
     expect(core.status().role).toBe('primary')
   })
@@ -90,7 +94,10 @@ describe('heartbeats, suspicion and the test-and-set', () => {
     p.core.step({ t: 'input', now: 2, input: ftreq('c1', 2, 'INCR', 'n') })
     const second = p.core.takeActions()
     const acks = deliver([...first, ...second], b.core, 3)
-    expect(ackMsgs(acks)).toEqual([{ t: 'ack', gen: 1, n: 3 }, { t: 'ack', gen: 1, n: 4 }])
+    expect(ackMsgs(acks)).toEqual([
+      { t: 'ack', gen: 1, n: 3 },
+      { t: 'ack', gen: 1, n: 4 }
+    ])
     expect(releases(acks)).toEqual([]) // suppressed on the backup
     // the primary hears the first ack, releases entry 3's reply, and dies before saying so
     p.core.step({ t: 'peer', now: 4, msg: ackMsgs(acks)[0] })

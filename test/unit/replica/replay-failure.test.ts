@@ -52,9 +52,15 @@ describe('backup: an entry it cannot replay', () => {
       // the resends go to the backup; a wedged backup would keep heartbeating here
       const out = p.core.takeActions()
       for (const msg of peerMsgs(out)) b.step({ t: 'peer', now: t, msg })
-      for (const msg of peerMsgs(b.takeActions())) { heard.push(msg.t); p.core.step({ t: 'peer', now: t, msg }) }
+      for (const msg of peerMsgs(b.takeActions())) {
+        heard.push(msg.t)
+        p.core.step({ t: 'peer', now: t, msg })
+      }
       b.step({ t: 'tick', now: t })
-      for (const msg of peerMsgs(b.takeActions())) { heard.push(msg.t); p.core.step({ t: 'peer', now: t, msg }) }
+      for (const msg of peerMsgs(b.takeActions())) {
+        heard.push(msg.t)
+        p.core.step({ t: 'peer', now: t, msg })
+      }
       p.core.step({ t: 'tick', now: t })
       const tas = diskReqs(p.core.takeActions()).find((r) => r.op === 'tas')
       if (tas) {

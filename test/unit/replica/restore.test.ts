@@ -129,5 +129,17 @@ describe('restore redundancy', () => {
 })
 
 function p0() {
-  return { id: 'b', peer: 'a', mode: 'rsm' as const, heartbeatMs: 10, suspectMs: 50, diskRetryMs: 20, maxUnackedEntries: 8, maxUnackedBytes: 1 << 20, batchEntries: 4, maxMessageBytes: 1 << 20, hashEvery: 1 }
+  return {
+    id: 'b',
+    peer: 'a',
+    mode: 'rsm' as const,
+    heartbeatMs: 10,
+    suspectMs: 50,
+    diskRetryMs: 20,
+    maxUnackedEntries: 8,
+    maxUnackedBytes: 1 << 20,
+    batchEntries: 4,
+    maxMessageBytes: 1 << 20,
+    hashEvery: 1
+  }
 }

@@ -21,7 +21,7 @@ describe('logging-channel telemetry', () => {
     expect((data.samples as unknown[]).length).toBe(12)
   })
 
-  it('gives Output Rule percentiles per role, so time live alone does not dilute a primary\'s holds', () => {
+  it("gives Output Rule percentiles per role, so time live alone does not dilute a primary's holds", () => {
     const t = new ChannelTelemetry(() => {})
     for (let i = 1; i <= 100; i++) t.released(i)
     expect(t.outputRule()).toEqual({ released: 100, p50Ms: 51, p99Ms: 100, maxMs: 100 })

@@ -76,7 +76,18 @@ export async function startPair(): Promise<Pair> {
     stops.push(() => diskHandle.stop())
     const disk = diskHandle.result.listen
     const spec = (as: 'primary' | 'backup', peer: { id: string; channel: Endpoint }) =>
-      ({ role: 'replica', as, gen: 1, guest: 'kv', mode: 'rsm', channel: { host: '127.0.0.1', port: 0 }, service: { host: '127.0.0.1', port: 0 }, peer, disk, timing: TIMING }) as const
+      ({
+        role: 'replica',
+        as,
+        gen: 1,
+        guest: 'kv',
+        mode: 'rsm',
+        channel: { host: '127.0.0.1', port: 0 },
+        service: { host: '127.0.0.1', port: 0 },
+        peer,
+        disk,
+        timing: TIMING
+      }) as const
     const replica = async (id: string, as: 'primary' | 'backup', peer: { id: string; channel: Endpoint }): Promise<Replica> => {
       const { agent, events } = agentFor(id, dirs)
       const handle = await startReplica(spec(as, peer), agent.ctx)

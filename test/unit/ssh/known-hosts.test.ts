@@ -46,7 +46,15 @@ describe('fingerprints and key blobs', () => {
 
 describe('parsing known_hosts', () => {
   it('skips bad lines with a warning naming file and line, and keeps the good ones', () => {
-    const text = ['# comment', '', `good ssh-ed25519 ${K1}`, 'short line', `bad ssh-ed25519 !!!notbase64`, `@weird h ssh-ed25519 ${K1}`, `mismatch ssh-rsa ${K1}`].join('\n')
+    const text = [
+      '# comment',
+      '',
+      `good ssh-ed25519 ${K1}`,
+      'short line',
+      `bad ssh-ed25519 !!!notbase64`,
+      `@weird h ssh-ed25519 ${K1}`,
+      `mismatch ssh-rsa ${K1}`
+    ].join('\n')
     const r = parseKnownHosts(text, 'kh')
     expect(r.entries).toHaveLength(1)
     expect(r.entries[0]).toMatchObject({ line: 3, patterns: ['good'], keyType: 'ssh-ed25519' })
@@ -119,7 +127,7 @@ describe('KnownHosts verdicts', () => {
     expect(kh.check('a.example', 22, blob(K1)).kind).toBe('unknown')
   })
 
-  it('records accepted keys in FT Lab\'s store only, readable on the next load', async () => {
+  it("records accepted keys in FT Lab's store only, readable on the next load", async () => {
     const kh = await load('')
     await kh.accept('10.87.0.11', 22, blob(K1))
     await kh.accept('10.87.0.12', 2200, blob(K2))

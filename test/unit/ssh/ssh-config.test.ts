@@ -82,7 +82,9 @@ Host *
   })
 
   it('rejects a bad port with the file and line', () => {
-    expect(() => SshConfig.parse('Host x\n  Port 99999\n', '/etc/cfg')).toThrow(new SshConfigError('/etc/cfg', 2, "Port must be a number from 1 to 65535, got '99999'"))
+    expect(() => SshConfig.parse('Host x\n  Port 99999\n', '/etc/cfg')).toThrow(
+      new SshConfigError('/etc/cfg', 2, "Port must be a number from 1 to 65535, got '99999'")
+    )
     expect(() => SshConfig.parse('Host x\n  HostName\n', 'f')).toThrow(/^f:2: 'HostName' has no value/)
     expect(() => SshConfig.parse('Host x\n  ProxyJump a:0\n', 'f')).toThrow(/^f:2: .*bad port/)
   })

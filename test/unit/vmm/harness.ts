@@ -50,15 +50,22 @@ export class Rig {
   /** entries the backup checked */
   checked = 0
 
-  constructor(readonly guest: string, opts: RigOptions = {}) {
+  constructor(
+    readonly guest: string,
+    opts: RigOptions = {}
+  ) {
     const mode = opts.mode ?? 'rsm'
     this.entropy = seeded(opts.seed ?? 1)
     const common = { guest, mode, definition: opts.definition, maxMemoryBytes: opts.maxMemoryBytes }
     this.primary = createVmm({ ...common, entropy: this.entropy })
     // the backup's own entropy must never be used while it replays
     const poisoned: Entropy = {
-      now: () => { throw new Error('backup read its own clock') },
-      u32: () => { throw new Error('backup read its own random') }
+      now: () => {
+        throw new Error('backup read its own clock')
+      },
+      u32: () => {
+        throw new Error('backup read its own random')
+      }
     }
     this.backup = opts.backup === false ? null : createVmm({ ...common, entropy: poisoned })
     this.disk = opts.disk ?? new Map()

@@ -40,7 +40,9 @@ describe('a refused input in the replica protocol', () => {
     p.step({ t: 'input', now: 1, input: { t: 'data', conn: 't:2', data: bytes('10') } })
     all.push(...p.takeActions())
     const dropped = telemetry(all).filter((e) => e.k === 'dropped')
-    expect(dropped).toEqual([expect.objectContaining({ k: 'dropped', what: expect.stringMatching(/^input data t:1 .*\(entry \d+\)$/), why: expect.stringMatching(/stack overflow/) })])
+    expect(dropped).toEqual([
+      expect.objectContaining({ k: 'dropped', what: expect.stringMatching(/^input data t:1 .*\(entry \d+\)$/), why: expect.stringMatching(/stack overflow/) })
+    ])
 
     // the backup replays both entries, stays a backup, reports no divergence and acknowledges them
     const fromB: Action[] = []

@@ -1,142 +1,152 @@
 // The ways a careless (or curious) guest could get around determinism, each closed or, for
 // the stack depth, turned into a reported refusal or divergence instead of a silent difference.
 import { describe, expect, it } from 'vitest'
-import type { GuestDefinition, GuestDevices } from '../../../agent/guests/api.js'
+import type { GuestDefinition } from '../../../agent/guests/api.js'
 import { DivergenceError, createVmm } from '../../../agent/vmm/vmm.js'
 import type { ExecResult, GuestInput, Output } from '../../../agent/vmm/types.js'
 import { Rig, bytes, latin1, repliesTo, seeded } from './harness.js'
 
 // Its factory's source is evaluated inside the sandbox: each probe runs as guest code.
-const probe: GuestDefinition = { name: 'probe', description: 'probes the sandbox', factory: function (dev, lib) {
-  const tries: Record<string, () => unknown> = {
-    // escapes through the device functions' constructor chain
-    'dev.mem.get.constructor': () => (dev.mem.get.constructor as FunctionConstructor)('return typeof process')(),
-    'dev.constructor.constructor': () => ((dev as object).constructor.constructor as FunctionConstructor)('return typeof process')(),
-    'dev.atomic.constructor': () => (dev.atomic.constructor as FunctionConstructor)('return typeof process')(),
-    'mem.keys result': () => {
-      dev.mem.set('k', 'v')
-      const ks = dev.mem.keys('') as unknown as { constructor: { constructor: FunctionConstructor } }
-      return ks.constructor.constructor('return typeof process')()
-    },
-    'device error': () => {
-      try {
-        dev.mem.set(1 as unknown as string, 2 as unknown as string)
-      } catch (e) {
-        return ((e as object).constructor.constructor as FunctionConstructor)('return typeof process')()
-      }
-      return 'no error'
-    },
-    'global constructor': () => ((globalThis as object).constructor.constructor as FunctionConstructor)('return typeof process')(),
-    // V8 throws a stack overflow at a call into the host in the *host's* realm: at every depth, try to use what was caught
-    'stack edge': () => {
-      const caught: unknown[] = []
-      const r = (): void => {
+const probe: GuestDefinition = {
+  name: 'probe',
+  description: 'probes the sandbox',
+  factory: function (dev, lib) {
+    const tries: Record<string, () => unknown> = {
+      // escapes through the device functions' constructor chain
+      'dev.mem.get.constructor': () => (dev.mem.get.constructor as FunctionConstructor)('return typeof process')(),
+      'dev.constructor.constructor': () => ((dev as object).constructor.constructor as FunctionConstructor)('return typeof process')(),
+      'dev.atomic.constructor': () => (dev.atomic.constructor as FunctionConstructor)('return typeof process')(),
+      'mem.keys result': () => {
+        dev.mem.set('k', 'v')
+        const ks = dev.mem.keys('') as unknown as { constructor: { constructor: FunctionConstructor } }
+        return ks.constructor.constructor('return typeof process')()
+      },
+      'device error': () => {
         try {
-          dev.mem.get('x')
-          r()
+          dev.mem.set(1 as unknown as string, 2 as unknown as string)
         } catch (e) {
-          caught[caught.length] = e // no call: the stack is nearly full here
+          return ((e as object).constructor.constructor as FunctionConstructor)('return typeof process')()
         }
-      }
-      const pad = (k: number): void => (k === 0 ? r() : pad(k - 1))
-      for (let i = 0; i < 60; i++) pad(i)
-      // back at a shallow depth, where compiling a string would have room
-      for (const e of caught) {
-        try {
-          ((e as object).constructor.constructor as FunctionConstructor)('globalThis.__ftlabEscaped = true')()
-        } catch (_) {
-          // expected: the guest realm's Function, which compiles nothing
+        return 'no error'
+      },
+      'global constructor': () => ((globalThis as object).constructor.constructor as FunctionConstructor)('return typeof process')(),
+      // V8 throws a stack overflow at a call into the host in the *host's* realm: at every depth, try to use what was caught
+      'stack edge': () => {
+        const caught: unknown[] = []
+        const r = (): void => {
+          try {
+            dev.mem.get('x')
+            r()
+          } catch (e) {
+            caught[caught.length] = e // no call: the stack is nearly full here
+          }
         }
-      }
-      return 'tried'
-    },
-    // everything reachable by walking properties and prototypes must end in this realm's Object.prototype
-    walk: () => {
-      const roots: [string, unknown][] = [['globalThis', globalThis], ['dev', dev], ['lib', lib]]
-      dev.mem.set('k', 'v')
-      roots.push(['mem.keys()', dev.mem.keys('')])
-      const errorOf = (what: string, f: () => unknown): void => {
+        const pad = (k: number): void => (k === 0 ? r() : pad(k - 1))
+        for (let i = 0; i < 60; i++) pad(i)
+        // back at a shallow depth, where compiling a string would have room
+        for (const e of caught) {
+          try {
+            ;((e as object).constructor.constructor as FunctionConstructor)('globalThis.__ftlabEscaped = true')()
+          } catch (_) {
+            // expected: the guest realm's Function, which compiles nothing
+          }
+        }
+        return 'tried'
+      },
+      // everything reachable by walking properties and prototypes must end in this realm's Object.prototype
+      walk: () => {
+        const roots: [string, unknown][] = [
+          ['globalThis', globalThis],
+          ['dev', dev],
+          ['lib', lib]
+        ]
+        dev.mem.set('k', 'v')
+        roots.push(['mem.keys()', dev.mem.keys('')])
+        const errorOf = (what: string, f: () => unknown): void => {
+          try {
+            f()
+            roots.push([what, 'no error'])
+          } catch (e) {
+            roots.push([what, e])
+          }
+        }
+        errorOf('mem.set(1, 2)', () => dev.mem.set(1 as unknown as string, 2 as unknown as string))
+        errorOf('nic.send(bad bytes)', () => dev.nic.send('t:1', '\u0100'))
+        errorOf('disk.write(too big)', () => dev.disk.write(0, 'x'.repeat(5000)))
+        errorOf('timer.set(-1)', () => dev.timer.set(-1, 0))
+        errorOf('atomic(not a function)', () => dev.atomic(5 as unknown as () => void))
+        const seen = new Set<unknown>()
+        const queue: [string, unknown][] = [...roots]
+        const bad: string[] = []
+        while (queue.length > 0 && seen.size < 50000) {
+          const [path, o] = queue.shift()!
+          if (o === null || (typeof o !== 'object' && typeof o !== 'function') || seen.has(o)) continue
+          seen.add(o)
+          let end: object = o as object
+          for (let p = Object.getPrototypeOf(o); p !== null; p = Object.getPrototypeOf(p)) end = p as object
+          if (end !== o && end !== Object.prototype) bad.push(path)
+          queue.push([path + '.__proto__', Object.getPrototypeOf(o)])
+          for (const k of Reflect.ownKeys(o as object)) {
+            const d = Reflect.getOwnPropertyDescriptor(o as object, k)!
+            const name = path + '.' + String(k)
+            if ('value' in d) queue.push([name, d.value])
+            if (d.get) queue.push([name + '<get>', d.get])
+            if (d.set) queue.push([name + '<set>', d.set])
+          }
+        }
+        return bad.length === 0 ? 'all ' + seen.size + ' in the guest realm' : 'from the host: ' + bad.slice(0, 8).join(', ')
+      },
+      // stacks
+      'new Error().stack': () => new Error('x').stack,
+      'device error stack': () => {
         try {
-          f()
-          roots.push([what, 'no error'])
+          dev.mem.set(1 as unknown as string, 2 as unknown as string)
         } catch (e) {
-          roots.push([what, e])
+          return (e as Error).stack
         }
-      }
-      errorOf('mem.set(1, 2)', () => dev.mem.set(1 as unknown as string, 2 as unknown as string))
-      errorOf('nic.send(bad bytes)', () => dev.nic.send('t:1', '\u0100'))
-      errorOf('disk.write(too big)', () => dev.disk.write(0, 'x'.repeat(5000)))
-      errorOf('timer.set(-1)', () => dev.timer.set(-1, 0))
-      errorOf('atomic(not a function)', () => dev.atomic(5 as unknown as () => void))
-      const seen = new Set<unknown>()
-      const queue: [string, unknown][] = [...roots]
-      const bad: string[] = []
-      while (queue.length > 0 && seen.size < 50000) {
-        const [path, o] = queue.shift()!
-        if (o === null || (typeof o !== 'object' && typeof o !== 'function') || seen.has(o)) continue
-        seen.add(o)
-        let end: object = o as object
-        for (let p = Object.getPrototypeOf(o); p !== null; p = Object.getPrototypeOf(p)) end = p as object
-        if (end !== o && end !== Object.prototype) bad.push(path)
-        queue.push([path + '.__proto__', Object.getPrototypeOf(o)])
-        for (const k of Reflect.ownKeys(o as object)) {
-          const d = Reflect.getOwnPropertyDescriptor(o as object, k)!
-          const name = path + '.' + String(k)
-          if ('value' in d) queue.push([name, d.value])
-          if (d.get) queue.push([name + '<get>', d.get])
-          if (d.set) queue.push([name + '<set>', d.set])
+        return 'no error'
+      },
+      captureStackTrace: () => {
+        const o: { stack?: string } = {}
+        Error.captureStackTrace(o)
+        return o.stack
+      },
+      'nested stack': () => {
+        const inner = (n: number): string => (n === 0 ? String(new Error('deep').stack) : inner(n - 1))
+        return dev.atomic(() => inner(3))
+      },
+      'set prepareStackTrace': () => {
+        ;(Error as unknown as { prepareStackTrace: unknown }).prepareStackTrace = () => 'mine'
+        return new Error('x').stack
+      },
+      'set stackTraceLimit': () => {
+        Error.stackTraceLimit = 1000
+        return Error.stackTraceLimit
+      },
+      'replace Error': () => {
+        ;(globalThis as { Error: unknown }).Error = function () {
+          return 1
         }
+        return typeof Error
+      },
+      // locale
+      'Number.toLocaleString': () => (1234567.5).toLocaleString(),
+      'Number.toLocaleString(de)': () => (1234567.5).toLocaleString('de-DE'),
+      'BigInt.toLocaleString': () => 1234567n.toLocaleString(),
+      'Array.toLocaleString': () => [1234567.5, 2].toLocaleString(),
+      'TypedArray.toLocaleString': () => new Float64Array([1234567.5]).toLocaleString(),
+      toLocaleUpperCase: () => 'i'.toLocaleUpperCase('tr'),
+      toLocaleLowerCase: () => 'I'.toLocaleLowerCase('tr'),
+      localeCompare: () => 'a'.localeCompare('b')
+    }
+    return {
+      data(conn: string, what: string) {
+        dev.mem.set('touched', what)
+        dev.nic.send(conn, String(tries[what]()))
       }
-      return bad.length === 0 ? 'all ' + seen.size + ' in the guest realm' : 'from the host: ' + bad.slice(0, 8).join(', ')
-    },
-    // stacks
-    'new Error().stack': () => new Error('x').stack,
-    'device error stack': () => {
-      try {
-        dev.mem.set(1 as unknown as string, 2 as unknown as string)
-      } catch (e) {
-        return (e as Error).stack
-      }
-      return 'no error'
-    },
-    'captureStackTrace': () => {
-      const o: { stack?: string } = {}
-      Error.captureStackTrace(o)
-      return o.stack
-    },
-    'nested stack': () => {
-      const inner = (n: number): string => (n === 0 ? String(new Error('deep').stack) : inner(n - 1))
-      return dev.atomic(() => inner(3))
-    },
-    'set prepareStackTrace': () => {
-      (Error as unknown as { prepareStackTrace: unknown }).prepareStackTrace = () => 'mine'
-      return new Error('x').stack
-    },
-    'set stackTraceLimit': () => {
-      Error.stackTraceLimit = 1000
-      return Error.stackTraceLimit
-    },
-    'replace Error': () => {
-      (globalThis as { Error: unknown }).Error = function () { return 1 }
-      return typeof Error
-    },
-    // locale
-    'Number.toLocaleString': () => (1234567.5).toLocaleString(),
-    'Number.toLocaleString(de)': () => (1234567.5).toLocaleString('de-DE'),
-    'BigInt.toLocaleString': () => (1234567n).toLocaleString(),
-    'Array.toLocaleString': () => [1234567.5, 2].toLocaleString(),
-    'TypedArray.toLocaleString': () => new Float64Array([1234567.5]).toLocaleString(),
-    'toLocaleUpperCase': () => 'i'.toLocaleUpperCase('tr'),
-    'toLocaleLowerCase': () => 'I'.toLocaleLowerCase('tr'),
-    'localeCompare': () => 'a'.localeCompare('b')
-  }
-  return {
-    data(conn: string, what: string) {
-      dev.mem.set('touched', what)
-      dev.nic.send(conn, String(tries[what]()))
     }
   }
-} }
+}
 
 const send = (rig: Rig, what: string): ExecResult => rig.step({ t: 'data', conn: 't:1', data: bytes(what) })
 
@@ -182,8 +192,14 @@ describe('stacks inside the guest are deterministic and show no host frames', ()
 
 describe('locale-dependent functions are refused with a clear error', () => {
   it.each([
-    'Number.toLocaleString', 'Number.toLocaleString(de)', 'BigInt.toLocaleString', 'Array.toLocaleString', 'TypedArray.toLocaleString',
-    'toLocaleUpperCase', 'toLocaleLowerCase', 'localeCompare'
+    'Number.toLocaleString',
+    'Number.toLocaleString(de)',
+    'BigInt.toLocaleString',
+    'Array.toLocaleString',
+    'TypedArray.toLocaleString',
+    'toLocaleUpperCase',
+    'toLocaleLowerCase',
+    'localeCompare'
   ])('%s', (what) => {
     const rig = new Rig('probe', { definition: probe })
     const r = send(rig, what)

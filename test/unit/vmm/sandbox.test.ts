@@ -49,8 +49,22 @@ const probe: GuestDefinition = {
 
 describe('guest sandbox', () => {
   const forbidden = [
-    'Date', 'new Date', 'Math.random', 'setTimeout', 'setInterval', 'setImmediate', 'queueMicrotask', 'process',
-    'require', 'fetch', 'WeakRef', 'FinalizationRegistry', 'SharedArrayBuffer', 'Atomics', 'Intl', 'console'
+    'Date',
+    'new Date',
+    'Math.random',
+    'setTimeout',
+    'setInterval',
+    'setImmediate',
+    'queueMicrotask',
+    'process',
+    'require',
+    'fetch',
+    'WeakRef',
+    'FinalizationRegistry',
+    'SharedArrayBuffer',
+    'Atomics',
+    'Intl',
+    'console'
   ]
   it.each(forbidden)('a guest that uses %s gets an error, and its writes are undone', (what) => {
     const rig = new Rig('probe', { definition: probe })
@@ -87,13 +101,23 @@ describe('guest sandbox', () => {
   })
 
   it('rejects a guest whose factory cannot be evaluated on its own', () => {
-    const methodShorthand = { factory(dev: unknown) { return { dev } } }
+    const methodShorthand = {
+      factory(dev: unknown) {
+        return { dev }
+      }
+    }
     const def = { name: 'bad', description: '', factory: methodShorthand.factory } as unknown as GuestDefinition
     expect(() => createVmm({ guest: 'bad', mode: 'rsm', entropy: seeded(1), definition: def })).toThrow(/function expression or arrow/)
   })
 
   it('names the guest when its factory fails', () => {
-    const def: GuestDefinition = { name: 'broken', description: '', factory: function broken() { throw new Error('no') } }
+    const def: GuestDefinition = {
+      name: 'broken',
+      description: '',
+      factory: function broken() {
+        throw new Error('no')
+      }
+    }
     expect(() => createVmm({ guest: 'broken', mode: 'rsm', entropy: seeded(1), definition: def })).toThrow(/no/)
   })
 })

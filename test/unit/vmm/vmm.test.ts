@@ -15,17 +15,31 @@ function kvWorkload(rig: Rig, steps: number): void {
   const commands = (): string[][] => {
     const k = 'key' + e.below(12)
     switch (e.below(11)) {
-      case 0: return [['SET', k, 'v' + e.below(1000)]]
-      case 1: return [['GET', k]]
-      case 2: return [['INCR', 'n' + e.below(3)]]
-      case 3: return [['DEL', k, 'key' + e.below(12)]]
-      case 4: return [['TIME']]
-      case 5: return [['RANDOMKEY']]
-      case 6: return [['MSET', k, 'x', 'key' + e.below(12), 'y'], ['MGET', k, 'nokey']]
-      case 7: return [['FTREQ', 'alice', String(e.below(5)), 'INCRBY', 'ft', '2']]
-      case 8: return [['KEYS', 'key1*'], ['DBSIZE']]
-      case 9: return [['SET', k, 'z'.repeat(e.below(3000))]]
-      default: return [['PING'], ['EXISTS', k]]
+      case 0:
+        return [['SET', k, 'v' + e.below(1000)]]
+      case 1:
+        return [['GET', k]]
+      case 2:
+        return [['INCR', 'n' + e.below(3)]]
+      case 3:
+        return [['DEL', k, 'key' + e.below(12)]]
+      case 4:
+        return [['TIME']]
+      case 5:
+        return [['RANDOMKEY']]
+      case 6:
+        return [
+          ['MSET', k, 'x', 'key' + e.below(12), 'y'],
+          ['MGET', k, 'nokey']
+        ]
+      case 7:
+        return [['FTREQ', 'alice', String(e.below(5)), 'INCRBY', 'ft', '2']]
+      case 8:
+        return [['KEYS', 'key1*'], ['DBSIZE']]
+      case 9:
+        return [['SET', k, 'z'.repeat(e.below(3000))]]
+      default:
+        return [['PING'], ['EXISTS', k]]
     }
   }
   for (let i = 0; i < steps; i++) {
