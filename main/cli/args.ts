@@ -236,6 +236,9 @@ export function usage(): string {
     'real hosts:',
     remoteUsage(),
     '',
+    'recordings:',
+    '  ftlab sessions list | show | rename | delete | import | export   (ftlab sessions help)',
+    '',
     'exit codes: 0 ok, 1 failed, 2 bad arguments, 3 a check found a violation'
   ].join('\n')
 }
