@@ -33,6 +33,13 @@ const targets = [
     format: 'esm',
     target: 'node20',
     packages: 'external'
+  },
+  {
+    entryPoints: [at('main/bench/record-bench.ts')],
+    outfile: at('out/bench/record-bench.mjs'),
+    format: 'esm',
+    target: 'node20',
+    packages: 'external'
   }
 ]
 

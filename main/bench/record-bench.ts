@@ -1,7 +1,6 @@
 // Recording figures, on demand (no assertions): bytes per event, the events per second the
 // writer sustains, and opening and seeking in an hour-long recording of a busy lab.
-//   npx esbuild main/bench/record-bench.ts --bundle --platform=node --format=esm --packages=external \
-//     --outfile=out/bench/record-bench.mjs && node out/bench/record-bench.mjs [--minutes 60] [--rate 500]
+//   npm run bench:record -- [--minutes 60] [--rate 500]
 // The session is synthetic (main/record/synthetic.ts): status snapshots 4/s, agent entries and
 // acks, channel terminal lines, load progress, a power cut and a go-live, at `rate` events/s.
 // --overhead N: also N rounds of a kv load on the local lab through the console, recording
