@@ -280,9 +280,34 @@ function connectHop(
     const tried: string[] = []
     let serverMethods: string[] | null = null
     let settled = false
+    // The handshake deadline is ours, not ssh2's readyTimeout: it stops while the operator is
+    // asked (an unknown host key, a password, a passphrase) and starts afresh after the answer,
+    // so a deploy does not fail because someone took ten seconds to compare a fingerprint.
+    let deadline: ReturnType<typeof setTimeout> | null = null
+    const disarm = (): void => {
+      if (deadline) clearTimeout(deadline)
+      deadline = null
+    }
+    const arm = (): void => {
+      disarm()
+      if (settled || readyTimeout <= 0) return
+      deadline = setTimeout(() => {
+        client.destroy()
+        fail(mapConnectError(Object.assign(new Error('Timed out while waiting for handshake'), { level: 'client-timeout' }), name, readyTimeout))
+      }, readyTimeout)
+    }
+    const whileAsking = async <T>(ask: () => Promise<T>): Promise<T> => {
+      disarm()
+      try {
+        return await ask()
+      } finally {
+        arm()
+      }
+    }
     const fail = (err: unknown): void => {
       if (settled) return
       settled = true
+      disarm()
       client.removeAllListeners('ready')
       client.on('error', () => {}) // late errors after the failure is reported
       client.end()
@@ -332,8 +357,8 @@ function connectHop(
             hostKeyRefusal = unknownError
             return verify(false)
           }
-          opts
-            .confirmHostKey({ host: target.host, port: target.port, keyType: v.keyType, fingerprint: v.fingerprint, otherKeyTypes: v.otherKeyTypes })
+          const confirm = opts.confirmHostKey
+          whileAsking(() => confirm({ host: target.host, port: target.port, keyType: v.keyType, fingerprint: v.fingerprint, otherKeyTypes: v.otherKeyTypes }))
             .then(async (ok) => {
               if (!ok) {
                 hostKeyRefusal = unknownError
@@ -359,7 +384,8 @@ function connectHop(
           if (serverMethods && !serverMethods.includes(a.method)) continue
           let auth: AnyAuthMethod | null
           try {
-            auth = await a.make()
+            // making an attempt may ask the operator (a password, a key's passphrase)
+            auth = await whileAsking(() => a.make())
           } catch {
             auth = null
           }
@@ -376,6 +402,7 @@ function connectHop(
     client.on('ready', () => {
       if (settled) return
       settled = true
+      disarm()
       client.removeAllListeners('error')
       resolve(new SshConnection(client, target, jumps))
     })
@@ -401,7 +428,7 @@ function connectHop(
       host: target.host,
       port: target.port,
       username: target.user,
-      readyTimeout,
+      readyTimeout: 0, // the deadline above, which does not count the operator's time
       keepaliveInterval: opts.keepaliveIntervalMs ?? 10_000,
       keepaliveCountMax: opts.keepaliveCountMax ?? 3,
       hostVerifier: hostVerifier as ConnectConfig['hostVerifier'],
@@ -411,6 +438,7 @@ function connectHop(
     }
     try {
       client.connect(config)
+      arm()
     } catch (e) {
       fail(new SshError('bad-input', name, `cannot connect to ${name}: ${(e as Error).message}`))
     }

@@ -84,6 +84,25 @@ describe.skipIf(unavailable !== null)(`SSH against the testbed's OpenSSH${unavai
     expect((await again.exec('echo ok')).stdout.toString()).toBe('ok\n')
   })
 
+  it("does not count the operator's time on a host-key question against the handshake deadline", async () => {
+    const h2 = labHost(lab, 'h2')
+    // a store of its own: h2's key is unknown here whatever the other tests accepted
+    const own = await KnownHosts.load({ readOnly: [], store: join(home, 'known_hosts.slow-operator') })
+    const c = track(
+      await connect(
+        base(h2, {
+          knownHosts: own,
+          readyTimeoutMs: 1500,
+          confirmHostKey: async () => {
+            await new Promise((r) => setTimeout(r, 3000)) // twice the deadline spent reading the fingerprint
+            return true
+          }
+        })
+      )
+    )
+    expect((await c.exec('echo ok')).stdout.toString()).toBe('ok\n')
+  })
+
   it('refuses a regenerated host key as changed and says where the old one is recorded', async () => {
     const h3 = labHost(lab, 'h3')
     track(await connect(base(h3, { confirmHostKey: async () => true }))).close()
