@@ -3,7 +3,7 @@
 // files in their data directory rather than to pipes the console would have to keep open.
 import { spawn, execFile } from 'node:child_process'
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { createServer, type Server } from 'node:net'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { AgentBootConfig } from '../../agent/control/protocol.js'
@@ -159,25 +159,8 @@ export class LocalHost implements LabHost {
     return `127.0.0.1:${port}`
   }
 
-  async freePorts(n: number): Promise<number[]> {
-    const servers = []
-    const ports: number[] = []
-    try {
-      while (ports.length < n) {
-        const s = createServer()
-        servers.push(s)
-        const port = await new Promise<number>((res, rej) => {
-          s.once('error', rej)
-          s.listen(0, '127.0.0.1', () => res((s.address() as { port: number }).port))
-        })
-        if (handedOut.has(port)) continue
-        handedOut.add(port)
-        ports.push(port)
-      }
-    } finally {
-      await Promise.all(servers.map((s) => new Promise((r) => s.close(() => r(null)))))
-    }
-    return ports
+  freePorts(n: number): Promise<number[]> {
+    return freeLoopbackPorts(n)
   }
 }
 
@@ -227,4 +210,30 @@ async function isOurAgent(pid: number, bundle: string): Promise<boolean> {
   return new Promise((res) => {
     execFile('ps', ['-o', 'command=', '-p', String(pid)], (err, stdout) => res(!err && stdout.includes(AGENT_BUNDLE_NAME)))
   })
+}
+
+/**
+ * Ports free on loopback now, none handed out before in this process (a lab's ports are
+ * chosen before its agents bind them, so two labs of one console must not draw the same).
+ * The simulated lab's service ports are real listeners too and draw from the same pool.
+ */
+export async function freeLoopbackPorts(n: number): Promise<number[]> {
+  const servers: Server[] = []
+  const ports: number[] = []
+  try {
+    while (ports.length < n) {
+      const s = createServer()
+      servers.push(s)
+      const port = await new Promise<number>((res, rej) => {
+        s.once('error', rej)
+        s.listen(0, '127.0.0.1', () => res((s.address() as { port: number }).port))
+      })
+      if (handedOut.has(port)) continue
+      handedOut.add(port)
+      ports.push(port)
+    }
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(() => r(null)))))
+  }
+  return ports
 }

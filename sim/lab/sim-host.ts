@@ -24,6 +24,7 @@ import { checkReplicaSpec } from '../../agent/replica/spec.js'
 import type { DiskReq, DiskRes } from '../../agent/replica/types.js'
 import { createVmm } from '../../agent/vmm/vmm.js'
 import type { LabHost, StartedAgent } from '../../main/lab/lab-host.js'
+import { freeLoopbackPorts } from '../../main/lab/local-host.js'
 import { SimReplica, SimStream, type SimDiskEndpoint } from '../replica.js'
 import type { LinkQuality } from '../world.js'
 import { duplexPair } from './duplex-pair.js'
@@ -423,29 +424,4 @@ export class SimHost implements LabHost {
   async freePorts(n: number): Promise<number[]> {
     return freeLoopbackPorts(n)
   }
-}
-
-/** Ports handed out by this process, so two machines never get the same one. */
-const handedOut = new Set<number>()
-
-/** Real loopback ports: the service ports are real listeners; the others need only be unique. */
-async function freeLoopbackPorts(n: number): Promise<number[]> {
-  const servers: Server[] = []
-  const ports: number[] = []
-  try {
-    while (ports.length < n) {
-      const s = createServer()
-      servers.push(s)
-      const port = await new Promise<number>((res, rej) => {
-        s.once('error', rej)
-        s.listen(0, '127.0.0.1', () => res((s.address() as { port: number }).port))
-      })
-      if (handedOut.has(port)) continue
-      handedOut.add(port)
-      ports.push(port)
-    }
-  } finally {
-    await Promise.all(servers.map((s) => new Promise((r) => s.close(() => r(null)))))
-  }
-  return ports
 }
