@@ -172,10 +172,15 @@ export function channelSum(parts: readonly ChannelFigures[], elapsedMs: number):
   const bytes = parts.reduce((a, p) => a + p.bytesSent, 0)
   const acks = parts.reduce((a, p) => a + p.ackBytesPerOp * p.ops, 0)
   const entries = parts.reduce((a, p) => a + p.entriesSent, 0)
+  return channelFigures(bytes, acks, entries, ops, elapsedMs)
+}
+
+/** Per-op figures from the bytes and entries the primary sent and the bytes the backup acked with. */
+function channelFigures(bytes: number, ackBytes: number, entries: number, ops: number, elapsedMs: number): ChannelFigures {
   const per = (x: number) => (ops > 0 ? x / ops : 0)
   return {
     bytesPerOp: per(bytes),
-    ackBytesPerOp: per(acks),
+    ackBytesPerOp: per(ackBytes),
     entriesPerOp: per(entries),
     mbPerSec: bytes / 1e6 / Math.max(0.001, elapsedMs / 1000),
     bytesSent: bytes,
@@ -195,16 +200,7 @@ export function channelDelta(before: Rows, after: Rows, primary: string, backup:
   const acks = b1.bytesSent - b0.bytesSent
   const entries = p1.entriesSent - p0.entriesSent
   if (bytes < 0 || acks < 0 || entries < 0) throw new Error('the logging-channel counters went backwards during the run (a replica or its link was replaced)')
-  const per = (x: number) => (ops > 0 ? x / ops : 0)
-  return {
-    bytesPerOp: per(bytes),
-    ackBytesPerOp: per(acks),
-    entriesPerOp: per(entries),
-    mbPerSec: bytes / 1e6 / Math.max(0.001, elapsedMs / 1000),
-    bytesSent: bytes,
-    entriesSent: entries,
-    ops
-  }
+  return channelFigures(bytes, acks, entries, ops, elapsedMs)
 }
 
 export function memoryOf(samples: MemSample[], hosts: readonly string[]): HostMemory[] {

@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs'
 import { formatDuration } from '../core/duration.js'
 import { ftlabHome } from '../lab/lab-state.js'
-import { SessionLibrary, type SessionEntry } from '../record/library.js'
+import { SessionLibrary, sessionEntry, type SessionEntry } from '../record/library.js'
 import { Recording } from '../record/reader.js'
 import type { CliIo } from './ftlab.js'
 
@@ -88,18 +88,7 @@ function usage(io: CliIo, message: string): number {
 function showFile(path: string): SessionEntry {
   const r = Recording.open(path, { verify: true })
   r.close()
-  return {
-    name: path,
-    path,
-    bytes: r.size,
-    header: r.header,
-    duration: r.duration,
-    records: r.records,
-    closed: r.closed,
-    marks: r.marks,
-    problems: r.problems,
-    error: null
-  }
+  return sessionEntry(path, path, r.size, r)
 }
 
 function listLine(e: SessionEntry): string {

@@ -117,22 +117,16 @@ export class SessionLibrary {
     try {
       const r = Recording.open(path)
       r.close()
-      return {
-        name,
-        path,
-        bytes,
-        header: r.header,
-        duration: r.duration,
-        records: r.records,
-        closed: r.closed,
-        marks: r.marks,
-        problems: r.problems,
-        error: null
-      }
+      return sessionEntry(name, path, bytes, r)
     } catch (err) {
       return { name, path, bytes, header: null, duration: 0, records: 0, closed: false, marks: [], problems: [], error: (err as Error).message }
     }
   }
+}
+
+/** What the library and `ftlab sessions show` say of one recording that opened. */
+export function sessionEntry(name: string, path: string, bytes: number, r: Recording): SessionEntry {
+  return { name, path, bytes, header: r.header, duration: r.duration, records: r.records, closed: r.closed, marks: r.marks, problems: r.problems, error: null }
 }
 
 function openOrExplain(path: string, verify: boolean): Recording {
