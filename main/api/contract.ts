@@ -260,6 +260,61 @@ export function emptyInvariants(): Invariants {
   return { liveByGen: [], splitBrain: false, acknowledgedLost: null, duplicatesDropped: 0, fencedWrites: 0, divergence: null, evidence: [] }
 }
 
+// ---------------------------------------------------------------------------------------
+// Drills and soaks
+
+/**
+ * Switches in the agent that only a drill turns on, to show what a rule protects against:
+ *  no-output-rule  outputs leave at once, without waiting for the backup's ack (the checker must catch the lost write)
+ *  read-fast-path  the primary answers reads without logging them (the checker must catch the stale read after failover)
+ * The UI shows them loudly while on.
+ */
+export const EXPERIMENTS = ['no-output-rule', 'read-fast-path'] as const
+export type Experiment = (typeof EXPERIMENTS)[number]
+
+/** One expectation of a drill and how it came out. */
+export interface DrillExpectation {
+  /** the scenario's words for it, e.g. "failover within 2000 ms" */
+  text: string
+  /** null while not yet decided */
+  ok: boolean | null
+  /** what was measured, e.g. "failover took 912 ms (b live in gen 2)" */
+  detail: string
+  /** event seqs (console-wide) that show it, for the UI and reports to jump to */
+  evidence: { seq: number; text: string }[]
+}
+
+/** A drill or soak run, as its progress events and the recording carry it. */
+export interface DrillRun {
+  /** unique per run, e.g. "power-cut-primary-20261201-1612-1" */
+  id: string
+  kind: 'drill' | 'soak'
+  /** built-in name or the scenario file's path */
+  name: string
+  title: string
+  /** fault timing is drawn from it; the same seed gives the same schedule */
+  seed: number
+  /** 1-based, of `repeats` */
+  repeat: number
+  repeats: number
+  state: 'running' | 'passed' | 'failed' | 'error' | 'stopped'
+  startedAt: number
+  endedAt: number | null
+  /** the step running now ("power cut a at 3000 ms"), or null */
+  step: string | null
+  /** what the run did so far, one line each, console clock */
+  log: { t: number; text: string }[]
+  expectations: DrillExpectation[]
+  /** each failover seen: the cut, the go-live, and the first client operation answered after it */
+  failovers: { at: number; host: HostId; liveAt: number | null; servedAt: number | null }[]
+  /** set when the run ends: passed or not, one line, and what it showed in the lecture's terms */
+  verdict: { ok: boolean; summary: string; explanation: string } | null
+  /** the scenario's source text (YAML), for reports */
+  scenario: string
+  /** the recording this run is in, or null */
+  recording: string | null
+}
+
 export type LabState = 'stopped' | 'starting' | 'running' | 'stopping' | 'error'
 
 export interface LabStatus {
@@ -276,6 +331,8 @@ export interface LabStatus {
   timing: { heartbeatMs: number; suspectMs: number } | null
   /** simulated labs only */
   sim: { speed: number; seed: number } | null
+  /** drill-only agent switches that are on (shown loudly); [] normally */
+  experiments: Experiment[]
   /** remote labs with a spare host */
   spare: { machine: string; address: string } | null
   /** always three: a, b, disk (in that order) */
@@ -374,6 +431,7 @@ interface EventBase {
  *  prompt       a question for the operator (host key, password), answered by prompt.answer
  *  prompt-done  the question is settled
  *  term         a terminal's state changed
+ *  drill        a drill or soak run's progress (the whole DrillRun each time)
  */
 export type ApiEvent =
   | (EventBase & { topic: 'status'; status: LabStatus })
@@ -385,6 +443,7 @@ export type ApiEvent =
   | (EventBase & { topic: 'prompt'; prompt: Prompt })
   | (EventBase & { topic: 'prompt-done'; id: string; answer: 'accepted' | 'refused' | 'timeout' })
   | (EventBase & { topic: 'term'; term: TermInfo })
+  | (EventBase & { topic: 'drill'; run: DrillRun })
 
 export type EventTopic = ApiEvent['topic']
 

@@ -281,6 +281,7 @@ export class LabDriver {
       startedAt: this.startedAt,
       timing: timing ? { heartbeatMs: timing.heartbeatMs, suspectMs: timing.suspectMs } : null,
       sim: this.opts.sim ?? null,
+      experiments: [],
       spare: this.opts.remote?.spare ?? null,
       hosts,
       channel: this.poller.channelFor(hosts),

@@ -88,6 +88,7 @@ export class LabSession {
       startedAt: null,
       timing: null,
       sim: null,
+      experiments: [],
       spare: null,
       hosts: HOST_IDS.map((id) => downHostStatus(id)),
       channel: null,

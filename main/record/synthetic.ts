@@ -16,6 +16,7 @@ export function labStatus(t: number, i: number, primary: 'a' | 'b', load: LoadSt
     startedAt: 0,
     timing: { heartbeatMs: 100, suspectMs: 800 },
     sim: { speed: 1, seed: 7 },
+    experiments: [],
     spare: null,
     hosts: HOST_IDS.map((id) => ({
       ...downHostStatus(id),

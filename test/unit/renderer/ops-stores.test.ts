@@ -31,6 +31,7 @@ function status(over: Partial<LabStatus> = {}): LabStatus {
     startedAt: 0,
     timing: null,
     sim: null,
+    experiments: [],
     spare: null,
     hosts: [host('a'), host('b'), host('disk')],
     channel: null,
