@@ -353,6 +353,8 @@ export interface ConsoleInfo {
   canRememberSecrets: boolean
   /** newest event sequence number */
   seq: number
+  /** questions put to the operator and not answered yet (a reloaded page shows them again) */
+  prompts: Prompt[]
 }
 
 export interface LabEntry {

@@ -122,7 +122,8 @@ export class ConsoleBackend implements ConsoleService {
       shell: this.opts.shell ?? 'browser',
       lab: this.session.lab ? { kind: this.session.lab.kind, name: this.session.lab.name } : null,
       canRememberSecrets: this.prompts.store.canRemember,
-      seq: this.events.seq
+      seq: this.events.seq,
+      prompts: this.prompts.pending()
     }
   }
 

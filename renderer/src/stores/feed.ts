@@ -106,6 +106,7 @@ export function startFeed(): () => void {
     void (async () => {
       if (!replayed) await replayRing()
       await lab.refresh()
+      if (lab.info) prompt.sync(lab.info.prompts ?? [])
       if (lab.status) load.adopt(lab.status.load)
     })()
   })

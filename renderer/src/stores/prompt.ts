@@ -43,6 +43,16 @@ export const usePromptStore = defineStore('prompt', () => {
     if (!queue.value.some((q) => q.id === p.id)) queue.value.push(p)
   }
 
+  /**
+   * The questions still open in the core, read after (re)connecting: the event ring may have
+   * dropped a prompt event while the page was away, or its prompt-done.
+   */
+  function sync(open: Prompt[]): void {
+    const ids = new Set(open.map((p) => p.id))
+    queue.value = queue.value.filter((q) => ids.has(q.id))
+    for (const p of open) add(p)
+  }
+
   /** the core closed a prompt: answered here, in another window, or timed out */
   function done(id: string, answer: PromptOutcome['answer']): void {
     const p = queue.value.find((q) => q.id === id)
@@ -91,5 +101,5 @@ export const usePromptStore = defineStore('prompt', () => {
     })
   }
 
-  return { queue, current, lastOutcome, answering, confirming, add, done, answer, confirm, settleConfirm, confirmPowerCut }
+  return { queue, current, lastOutcome, answering, confirming, add, sync, done, answer, confirm, settleConfirm, confirmPowerCut }
 })

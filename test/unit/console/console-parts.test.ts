@@ -301,7 +301,7 @@ describe('session: one console, any lab', () => {
     cleanups.push(() => rmSync(home, { recursive: true, force: true }))
     const b = new ConsoleBackend({ home, reattach: false, statusEveryMs: 100 })
     cleanups.push(() => b.close())
-    expect(await call(b, 'console.info')).toMatchObject({ apiVersion: 2, backend: 'none', shell: 'browser', lab: null, canRememberSecrets: false })
+    expect(await call(b, 'console.info')).toMatchObject({ apiVersion: 2, backend: 'none', shell: 'browser', lab: null, canRememberSecrets: false, prompts: [] })
     expect(await call(b, 'lab.status')).toMatchObject({ state: 'stopped', kind: null, name: null })
     await expect(call(b, 'fault.inject', { target: 'a', kind: 'pause', durationMs: 1000 })).rejects.toThrow(/fault.inject: no lab is open/)
 
