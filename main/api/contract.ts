@@ -372,7 +372,7 @@ export interface PlaybackFrame {
   drills: DrillRun[]
 }
 
-/** Recorded events after a frame, for playing. */
+/** Recorded events after a frame, for playing: from record n up to the first later than `to` (or up to record `upto` inclusive, whatever its time: a step). */
 export interface PlaybackChunk {
   events: ApiEvent[]
   /** read on from here */
@@ -381,6 +381,16 @@ export interface PlaybackChunk {
   t: number
   /** the end of the recording was reached */
   end: boolean
+}
+
+/** Where a step landed: record n, its time, and the agent event it is. */
+export interface PlaybackStep {
+  n: number
+  t: number
+  seq: number
+  host: HostId
+  /** 'entries', 'ack', or a failover's step: 'suspect', 'tas', 'go-live', 'role', … */
+  type: string
 }
 
 /** Marked moments playback jumps between. */
@@ -828,7 +838,13 @@ export const requestSchemas = {
   'recording.export': obj({ name: recordingName, to: str('a path on the console machine', (s) => s.trim() !== '' && s.length <= 4096).optional() }),
   'playback.open': obj({ name: recordingName }),
   'playback.seek': obj({ id: plainId, t: num(0, 8.64e15) }),
-  'playback.read': obj({ id: plainId, n: int(0, Number.MAX_SAFE_INTEGER), to: num(0, 8.64e15), max: int(1, 20_000).optional() }),
+  'playback.read': obj({
+    id: plainId,
+    n: int(0, Number.MAX_SAFE_INTEGER),
+    to: num(0, 8.64e15),
+    max: int(1, 20_000).optional(),
+    upto: int(0, Number.MAX_SAFE_INTEGER).optional()
+  }),
   'playback.step': obj({ id: plainId, n: int(0, Number.MAX_SAFE_INTEGER), dir: z.union([z.literal(1), z.literal(-1)], { error: `${MUST}1 or -1` }) }),
   'playback.close': obj({ id: plainId })
 } as const
@@ -902,8 +918,8 @@ export interface ApiMethods {
   'playback.open': { params: In<'playback.open'>; result: PlaybackOpened }
   'playback.seek': { params: PlaybackSeekParams; result: PlaybackFrame }
   'playback.read': { params: PlaybackReadParams; result: PlaybackChunk }
-  /** the nearest agent log entry or ack after/before record n, or null */
-  'playback.step': { params: PlaybackStepParams; result: { n: number; t: number } | null }
+  /** the nearest log entry, ack or failover step (suspect, tas, go-live, role…) after/before record n, or null */
+  'playback.step': { params: PlaybackStepParams; result: PlaybackStep | null }
   'playback.close': { params: In<'playback.close'>; result: { ok: true } }
 }
 

@@ -112,7 +112,7 @@ export class ConsoleBackend implements ConsoleService {
     'recording.export': (p) => this.recordings.export(p.name, p.to),
     'playback.open': (p) => this.recordings.openPlayback(p.name),
     'playback.seek': (p) => this.recordings.seek(p.id, p.t),
-    'playback.read': (p) => this.recordings.read(p.id, p.n, p.to, p.max),
+    'playback.read': (p) => this.recordings.read(p.id, p.n, p.to, p.max, p.upto),
     'playback.step': (p) => this.recordings.step(p.id, p.n, p.dir),
     'playback.close': (p) => this.recordings.closePlayback(p.id)
   }

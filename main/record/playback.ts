@@ -14,6 +14,7 @@ import {
   type PlaybackChunk,
   type PlaybackFrame,
   type PlaybackOpened,
+  type PlaybackStep,
   type RecordingInfo,
   type RecordingMark
 } from '../api/contract.js'
@@ -31,8 +32,12 @@ const SEEK_MAX_TERMINAL = 4000
 const SEEK_STATUS_EVERY_MS = 1000
 const READ_MAX = 5000
 const MAX_OPEN = 4
-/** agent events a step lands on: the log entries the primary sends and the backup's acks */
-const STEP_TYPES = new Set(['entries', 'entry', 'ack'])
+/**
+ * Agent events a step lands on: the log entries the primary sends and the backup's acks, and
+ * between them the failover's own steps (suspicion, test-and-set, go-live, role changes,
+ * faults and heals, snapshots), so stepping through a failover shows each of its moves.
+ */
+const STEP_TYPES = new Set(['entries', 'entry', 'ack', 'suspect', 'tas', 'go-live', 'role', 'fault', 'heal', 'snapshot', 'diverged'])
 /** events that belong to the console's conversation with the operator, not to the lab: never replayed */
 const NOT_REPLAYED = new Set<ApiEvent['topic']>(['prompt', 'prompt-done', 'deploy'])
 
@@ -155,9 +160,9 @@ export class RecordingService {
     return { t, n: st.n, status: st.status, events, terms: st.terms, drills: st.drills }
   }
 
-  read(id: string, n: number, to: number, max = READ_MAX): PlaybackChunk {
+  read(id: string, n: number, to: number, max = READ_MAX, upto?: number): PlaybackChunk {
     const rec = this.get(id, 'playback.read')
-    const r = rec.recordsFrom(n, to, max)
+    const r = rec.recordsFrom(n, to, max, upto)
     const events: ApiEvent[] = []
     for (const x of r.records) if (x.k === 'ev' && !NOT_REPLAYED.has(x.ev.topic)) events.push(x.ev)
     // cut short by max: the time reached is the last record's, so playing resumes from there
@@ -165,10 +170,11 @@ export class RecordingService {
     return { events, n: r.next, t, end: r.end }
   }
 
-  step(id: string, n: number, dir: 1 | -1): { n: number; t: number } | null {
+  step(id: string, n: number, dir: 1 | -1): PlaybackStep | null {
     const rec = this.get(id, 'playback.step')
     const r = rec.find(n, dir, (x) => x.k === 'ev' && x.ev.topic === 'agent' && STEP_TYPES.has(x.ev.type))
-    return r ? { n: r.n, t: r.t } : null
+    if (!r || r.k !== 'ev' || r.ev.topic !== 'agent') return null
+    return { n: r.n, t: r.t, seq: r.ev.seq, host: r.ev.host, type: r.ev.type }
   }
 
   closePlayback(id: string): { ok: true } {

@@ -304,9 +304,10 @@ export class Recording {
   /**
    * The records from number n on, in file order, up to the first one later than `to` (the
    * same stopping rule as stateAt, so reading on from a seek's n misses and repeats nothing),
-   * at most `max` of them. `next` is the number to read on from.
+   * at most `max` of them; with `upto`, up to record number upto whatever the times (a step
+   * to one record must not stop at an earlier record stamped later). `next` is the number to read on from.
    */
-  recordsFrom(n: number, to: number, max: number): { records: (RecordEntry & { n: number })[]; next: number; end: boolean } {
+  recordsFrom(n: number, to: number, max: number, upto?: number): { records: (RecordEntry & { n: number })[]; next: number; end: boolean } {
     const out: (RecordEntry & { n: number })[] = []
     let next = n
     for (
@@ -324,7 +325,7 @@ export class Recording {
         continue
       }
       for (let i = Math.max(0, n - b.n0); i < recs.length; i++) {
-        if (recs[i].t > to || out.length >= max) return { records: out, next, end: false }
+        if ((upto === undefined ? recs[i].t > to : b.n0 + i > upto) || out.length >= max) return { records: out, next, end: false }
         out.push(recs[i])
         next = b.n0 + i + 1
       }

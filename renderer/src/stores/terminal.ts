@@ -103,6 +103,7 @@ export const useTerminalStore = defineStore('terminal', () => {
   }
 
   function input(id: string, data: string): void {
+    if (lab.playback) return
     // keystrokes are fire-and-forget; a closed terminal refuses them and its state says why
     useClient()
       .call('term.input', { id, data })

@@ -211,9 +211,9 @@ describe('playback', () => {
     const frame = svc.seek(o.id, goLive.t)
     const next = svc.step(o.id, frame.n - 1, 1)!
     expect(next.t).toBeGreaterThanOrEqual(goLive.t)
-    const chunk = svc.read(o.id, frame.n, next.t, 10_000)
+    const chunk = svc.read(o.id, frame.n, next.t, 10_000, next.n)
     const last = chunk.events[chunk.events.length - 1]
-    expect(last).toMatchObject({ topic: 'agent' })
+    expect(last).toMatchObject({ topic: 'agent', seq: next.seq, host: next.host, type: next.type })
     expect(['entry', 'ack']).toContain(last.topic === 'agent' ? last.type : '')
     const prev = svc.step(o.id, next.n, -1)!
     expect(prev.n).toBeLessThan(next.n)
