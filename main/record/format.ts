@@ -75,6 +75,8 @@ export interface Keyframe {
   marks: RecordedMark[]
   /** terminals' last states by id (absent in recordings made before playback existed) */
   terms?: Record<string, TermInfo>
+  /** the tail of each host terminal's output by id (absent likewise) */
+  termOut?: Record<string, string>
   /** the newest state of the last few drill or soak runs by id (absent likewise) */
   drills?: Record<string, DrillRun>
 }

@@ -22,11 +22,15 @@ import { EXT, type RecordEntry, type RecordedMark } from './format.js'
 import { SessionLibrary, type SessionEntry } from './library.js'
 import { Recording } from './reader.js'
 
-/** how far back a seek rebuilds the views: the charts' and terminals' history */
-export const SEEK_WINDOW_MS = 60_000
-/** … and the diagram's (its widest zoom shows 60 s; the default 8 s) */
-export const SEEK_AGENT_MS = 15_000
-const SEEK_MAX_AGENT = 8000
+/**
+ * How far back a seek replays records to rebuild the views: the diagram's default span (8 s)
+ * and a little more, the channel pane and the terminals. Every second of it costs a seek
+ * about 4 ms in a busy lab's recording (decoding), so it stays short; see SEEK_CHART_MS.
+ */
+export const SEEK_WINDOW_MS = 10_000
+/** the charts' history before that window comes from the keyframes' statuses (one every 2 s, cheap to read) */
+export const SEEK_CHART_MS = 120_000
+const SEEK_MAX_AGENT = 4000
 const SEEK_MAX_TERMINAL = 4000
 /** one status snapshot a second is enough for the charts' history */
 const SEEK_STATUS_EVERY_MS = 1000
@@ -134,10 +138,12 @@ export class RecordingService {
     const rec = this.get(id, 'playback.seek')
     const st = rec.stateAt(t, SEEK_WINDOW_MS)
     const events: ApiEvent[] = []
+    // the charts' history: the keyframes' statuses before the window (seq 0: not an event the console numbered)
+    const windowFrom = st.recent.length ? Math.min(t - SEEK_WINDOW_MS, st.recent[0].t) : t - SEEK_WINDOW_MS
+    for (const k of rec.statusesAt(t - SEEK_CHART_MS, windowFrom)) events.push({ seq: 0, ts: k.t, topic: 'status', status: k.status })
     // the marks before the window, rebuilt as the mark events they were (the window has its own)
     const inWindow = new Set(st.recent.map((r) => r.n))
     for (const m of st.marks) if (!inWindow.has(m.n)) events.push(markEvent(m))
-    const agentFrom = t - SEEK_AGENT_MS
     // counted from the newest back, so a busy window keeps its latest events
     let agents = 0
     let terminals = 0
@@ -147,8 +153,9 @@ export class RecordingService {
       const r = st.recent[i]
       if (r.k !== 'ev' || NOT_REPLAYED.has(r.ev.topic)) continue
       const ev = r.ev
-      if (ev.topic === 'agent') keep[i] = r.t >= agentFrom && agents++ < SEEK_MAX_AGENT
-      else if (ev.topic === 'terminal') keep[i] = terminals++ < SEEK_MAX_TERMINAL
+      if (ev.topic === 'agent') keep[i] = agents++ < SEEK_MAX_AGENT
+      // the channel pane gets the window's lines; a host terminal its screen as it stood at t (below)
+      else if (ev.topic === 'terminal') keep[i] = ev.stream === 'channel' && terminals++ < SEEK_MAX_TERMINAL
       else if (ev.topic === 'status') {
         keep[i] = lastStatusT - r.t >= SEEK_STATUS_EVERY_MS || lastStatusT === -Infinity
         if (keep[i]) lastStatusT = r.t
@@ -157,6 +164,7 @@ export class RecordingService {
       else keep[i] = true
     }
     for (let i = 0; i < st.recent.length; i++) if (keep[i]) events.push((st.recent[i] as Extract<RecordEntry, { k: 'ev' }>).ev)
+    for (const [stream, data] of Object.entries(st.termOut)) events.push({ seq: 0, ts: t, topic: 'terminal', stream, data })
     return { t, n: st.n, status: st.status, events, terms: st.terms, drills: st.drills }
   }
 

@@ -59,6 +59,8 @@ export interface PlaybackState {
   marks: RecordedMark[]
   /** the terminals' states at t */
   terms: TermInfo[]
+  /** the tail of each host terminal's output at t, by id */
+  termOut: Record<string, string>
   /** the drill or soak runs known at t (their newest state up to t) */
   drills: DrillRun[]
 }
@@ -297,8 +299,20 @@ export class Recording {
       recent,
       marks: this.marks.filter((m) => m.n < st.n),
       terms: Object.values(st.terms),
+      termOut: st.termOut,
       drills: Object.values(st.drills)
     }
+  }
+
+  /** The lab status at each keyframe with from ≤ t < to (one every 2 s or so): a cheap history for charts. */
+  statusesAt(from: number, to: number): { t: number; status: LabStatus }[] {
+    const out: { t: number; status: LabStatus }[] = []
+    for (let i = upperBound(this.keyframes, (k) => k.t < from); i < this.keyframes.length && this.keyframes[i].t < to; i++) {
+      const k = this.keyframeAt(this.keyframes[i])
+      const s = k ? DerivedState.from(k).labStatus() : null
+      if (k && s) out.push({ t: k.t, status: s })
+    }
+    return out
   }
 
   /**

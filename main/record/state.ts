@@ -14,6 +14,8 @@ export class DerivedState {
   marks: RecordedMark[] = []
   /** every terminal's last state, by id */
   terms: Record<string, TermInfo> = {}
+  /** the last TERM_TAIL characters each host terminal showed, by id (a seek redraws the screen from it) */
+  termOut: Record<string, string> = {}
   /** the newest state of the last MAX_DRILLS drill or soak runs, by id */
   drills: Record<string, DrillRun> = {}
 
@@ -24,6 +26,7 @@ export class DerivedState {
     s.status = k.status
     s.load = k.load
     s.terms = { ...k.terms }
+    s.termOut = { ...k.termOut }
     s.drills = { ...k.drills }
     return s
   }
@@ -42,6 +45,9 @@ export class DerivedState {
       const m: RecordedMark = { t: r.t, n, seq: ev.seq, kind: ev.mark.kind, label: ev.mark.label }
       if (ev.mark.host) m.host = ev.mark.host
       this.marks.push(m)
+    } else if (ev.topic === 'terminal' && ev.stream !== 'channel') {
+      const out = (this.termOut[ev.stream] ?? '') + ev.data
+      this.termOut = { ...this.termOut, [ev.stream]: out.length > TERM_TAIL ? out.slice(out.length - TERM_TAIL) : out }
     } else if (ev.topic === 'term') {
       this.terms = { ...this.terms, [ev.term.id]: ev.term }
     } else if (ev.topic === 'drill') {
@@ -54,7 +60,16 @@ export class DerivedState {
 
   /** The keyframe of this state; its marks are the ones since the last keyframe, which it takes. */
   keyframe(): Keyframe {
-    const k: Keyframe = { n: this.n, t: this.t, status: this.status, load: this.load, marks: this.marks, terms: this.terms, drills: this.drills }
+    const k: Keyframe = {
+      n: this.n,
+      t: this.t,
+      status: this.status,
+      load: this.load,
+      marks: this.marks,
+      terms: this.terms,
+      termOut: this.termOut,
+      drills: this.drills
+    }
     this.marks = []
     return k
   }
@@ -67,6 +82,8 @@ export class DerivedState {
 }
 
 const MAX_DRILLS = 8
+/** a terminal's screen and some scrollback */
+const TERM_TAIL = 16 * 1024
 
 const SECRET_KEY = /secret|password|passphrase|token|private/i
 

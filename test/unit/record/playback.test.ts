@@ -10,7 +10,7 @@ import { dispatch } from '../../../main/api/dispatch.js'
 import { ConsoleBackend } from '../../../main/console/console-backend.js'
 import { MAGIC, SYNC } from '../../../main/record/format.js'
 import { SessionLibrary } from '../../../main/record/library.js'
-import { RecordingService } from '../../../main/record/playback.js'
+import { RecordingService, SEEK_WINDOW_MS } from '../../../main/record/playback.js'
 import { syntheticSession } from '../../../main/record/synthetic.js'
 import { RecordingWriter } from '../../../main/record/writer.js'
 import { startApiServer } from '../../../main/transport/ws-server.js'
@@ -196,9 +196,41 @@ describe('playback', () => {
     // the diagram's window: agent events of the last seconds only, in the order recorded
     const agents = after.events.filter((e) => e.topic === 'agent')
     expect(agents.length).toBeGreaterThan(0)
-    expect(agents.every((e) => e.ts >= T0 + 12_000 - 15_000 && e.ts <= T0 + 12_000)).toBe(true)
+    expect(agents.every((e) => e.ts >= T0 + 12_000 - SEEK_WINDOW_MS && e.ts <= T0 + 12_000)).toBe(true)
+    // the charts' history before the window: the keyframes' statuses, oldest first, then the window's own
+    const statusTimes = at(17_000)
+      .events.filter((e) => e.topic === 'status')
+      .map((e) => e.ts)
+    expect(statusTimes[0]).toBeLessThan(T0 + 17_000 - SEEK_WINDOW_MS)
+    expect(statusTimes).toEqual([...statusTimes].sort((x, y) => x - y))
     const seqs = after.events.filter((e) => e.topic !== 'mark').map((e) => e.seq)
     expect(seqs).toEqual([...seqs].sort((x, y) => x - y))
+    svc.close()
+  })
+
+  it("a seek redraws a host terminal's screen as it stood then, however long ago its output came", () => {
+    const lib = new SessionLibrary(tempHome())
+    const path = lib.newPath('terms', T0)
+    const w = RecordingWriter.create(path, header('terms'), { fsync: 'never' })
+    const term = { id: 't1', host: 'a', title: 'a: shell', state: 'open' as const, error: null }
+    let seq = 0
+    const ev = (t: number, e: Record<string, unknown>) => w.append({ k: 'ev', t: T0 + t, ev: { ...e, ts: T0 + t, seq: ++seq } as ApiEvent })
+    ev(0, { topic: 'term', term })
+    ev(100, { topic: 'terminal', stream: 't1', data: '$ uptime\r\n' })
+    ev(200, { topic: 'terminal', stream: 't1', data: ' 12:00  up 3 days\r\n$ ' })
+    for (const r of syntheticSession(T0 + 1000, 30, 100)) w.append(r) // a busy lab in between (its own seqs: not compared here)
+    ev(31_000, { topic: 'terminal', stream: 't1', data: 'ls\r\n' })
+    w.close()
+    const svc = new RecordingService(lib)
+    const o = svc.openPlayback('terms-' + new Date(T0).toISOString().slice(0, 19).replace(/:/g, '-'))
+    const screen = (f: ReturnType<RecordingService['seek']>) =>
+      f.events.filter((e) => e.topic === 'terminal' && e.stream === 't1').map((e) => (e.topic === 'terminal' ? e.data : ''))
+    const mid = svc.seek(o.id, T0 + 25_000)
+    expect(mid.terms).toEqual([term])
+    expect(screen(mid)).toEqual(['$ uptime\r\n 12:00  up 3 days\r\n$ '])
+    expect(screen(svc.seek(o.id, T0 + 31_000))).toEqual(['$ uptime\r\n 12:00  up 3 days\r\n$ ls\r\n'])
+    expect(svc.seek(o.id, T0 + 50).terms).toEqual([term])
+    expect(screen(svc.seek(o.id, T0 + 50))).toEqual([])
     svc.close()
   })
 
