@@ -24,10 +24,10 @@ import { Recording } from './reader.js'
 
 /**
  * How far back a seek replays records to rebuild the views: the diagram's default span (8 s)
- * and a little more, the channel pane and the terminals. Every second of it costs a seek
- * about 4 ms in a busy lab's recording (decoding), so it stays short; see SEEK_CHART_MS.
+ * and the channel pane's recent lines. Every second of it costs a seek about 2 ms of decoding
+ * in a busy lab's recording (500 events/s), so it stays short; see SEEK_CHART_MS.
  */
-export const SEEK_WINDOW_MS = 10_000
+export const SEEK_WINDOW_MS = 8_000
 /** the charts' history before that window comes from the keyframes' statuses (one every 2 s, cheap to read) */
 export const SEEK_CHART_MS = 120_000
 const SEEK_MAX_AGENT = 4000

@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
 import type { LabStatus, MethodName, ResultOf } from '../../main/api/contract.js'
 import { dispatch } from '../../main/api/dispatch.js'
+import { Recording } from '../../main/record/reader.js'
 import { ensureRendererBuilt, openBrowser, shoot, startLab, type Browsing, type Lab } from './harness.js'
 import { lacks, needChromium } from '../support/skips.js'
 
@@ -104,6 +105,18 @@ describe.skipIf(noBrowser !== null)('playback of a recorded session', () => {
     expect(kinds).toContain('fault')
     expect(kinds).toContain('go-live')
     expect(kinds.indexOf('go-live')).toBeGreaterThan(kinds.indexOf('fault'))
+
+    // scrub (the range input, as a drag sets it) to just before the restore: b's card shows it live, a is down
+    const rec = Recording.open(join(lab.home, 'recordings', `${name}.ftrec`))
+    const restoreMark = rec.marks.find((m) => m.kind === 'restore')!
+    rec.close()
+    await page.locator('[data-test=playback-scrub]').fill(String(Math.round(restoreMark.t - 100)))
+    await expectText(page, '[data-host=b] [data-test=host-role]', 'live')
+    await expectText(page, '[data-host=a] [data-test=host-role]', 'down')
+    await expectText(page, '[data-test=timeline-mark]', 'b goes live')
+    // back to the start, then from mark to mark up to the go-live
+    await page.locator('[data-test=playback-scrub]').fill(String(Math.round(rec.t0)))
+    await page.locator('[data-test=timeline-mark]').filter({ hasText: 'b goes live' }).waitFor({ state: 'detached' })
 
     // jump from mark to mark up to the go-live: b live, a down, the failover on the diagram and in the timeline
     for (let i = 0; i < 10 && !(await page.locator('[data-test=timeline-mark]').filter({ hasText: 'b goes live' }).count()); i++) {
