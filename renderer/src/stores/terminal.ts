@@ -134,6 +134,8 @@ export const useTerminalStore = defineStore('terminal', () => {
     terms.value = []
     activeId.value = null
     output.clear()
+    // a pane that stays mounted (a playback seek lists the same terminal again at once) starts from a clean screen
+    for (const set of writers.values()) for (const w of set) w('\x1bc')
   }
 
   return { terms, activeId, active, load, pushOutput, apply, attach, open, input, resize, reconnect, close, forget }

@@ -34,6 +34,7 @@ const { useLabStore } = await import('../../../renderer/src/stores/lab')
 const { useDiagramStore } = await import('../../../renderer/src/stores/diagram')
 const { useTimelineStore } = await import('../../../renderer/src/stores/timeline')
 const { applyEvents } = await import('../../../renderer/src/stores/feed')
+const { useTerminalStore } = await import('../../../renderer/src/stores/terminal')
 
 const T0 = 1_800_000_000_000
 
@@ -98,14 +99,15 @@ beforeEach(() => {
       const events: ApiEvent[] = [
         { seq: 1, ts: T0, topic: 'mark', mark: { kind: 'start', label: 'lab start: simulated' } },
         ...(after ? [{ seq: 50, ts: T0 + 5000, topic: 'mark', mark: { kind: 'go-live', label: 'b goes live (gen 1)', host: 'b' } } as ApiEvent] : []),
-        { seq: 60, ts: t - 10, topic: 'agent', host: 'b', type: 'ack', data: { n: 3 } }
+        { seq: 60, ts: t - 10, topic: 'agent', host: 'b', type: 'ack', data: { n: 3 } },
+        { seq: 0, ts: t, topic: 'terminal', stream: 't1', data: after ? '$ uptime\r\n' : '$ ' }
       ]
       const frame: PlaybackFrame = {
         t,
         n: after ? 60 : 30,
         status: after ? status('down', 'live') : status('primary', 'backup'),
         events,
-        terms: [],
+        terms: [{ id: 't1', host: 'a', title: 'a: shell', state: 'open', error: null }],
         drills: []
       }
       return frame
@@ -148,6 +150,17 @@ describe('the playback store', () => {
     expect(useTimelineStore().marks.map((m) => m.kind)).toEqual(['start', 'go-live'])
     expect(useTimelineStore().highlighted).toBe(50)
     expect(useDiagramStore().now()).toBe(T0 + 5000)
+  })
+
+  it("redraws a host terminal's screen from a clean one at each seek", async () => {
+    const pb = usePlaybackStore()
+    await pb.open('sim-1')
+    const terminals = useTerminalStore()
+    expect(terminals.terms.map((t) => t.id)).toEqual(['t1'])
+    const screen: string[] = []
+    terminals.attach('t1', (text) => screen.push(text))
+    await pb.seek(T0 + 6000)
+    expect(screen).toEqual(['$ ', '\x1bc', '$ uptime\r\n'])
   })
 
   it('refuses operator actions while a recording plays, and keeps drill runs from the recording', async () => {
