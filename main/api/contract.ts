@@ -315,6 +315,87 @@ export interface DrillRun {
   recording: string | null
 }
 
+// ---------------------------------------------------------------------------------------
+// Recordings and playback (the session library and a recording driving the UI)
+
+/** A marked moment of a recording (a mark event's content, with its time and seq). */
+export interface RecordingMark {
+  /** console clock, ms */
+  t: number
+  seq: number
+  kind: MarkKind
+  label: string
+  host?: HostId
+}
+
+/** One recording in the session library. */
+export interface RecordingInfo {
+  /** the file name without .ftrec: what the other recording.* methods take */
+  name: string
+  bytes: number
+  /** null when the file does not open (then `error` says why) */
+  lab: { kind: LabKind; name: string; guest: GuestName | null; mode: ReplicationMode | null } | null
+  startedAt: number | null
+  durationMs: number
+  records: number
+  marks: number
+  /** false: the console died while writing it, or its tail is damaged (it still opens) */
+  closed: boolean
+  /** damage found (a cut or corrupted tail, a bad block), one line each */
+  problems: string[]
+  error: string | null
+  /** the console is writing it now (it cannot be renamed or deleted) */
+  live: boolean
+}
+
+/** A recording opened for playback. */
+export interface PlaybackOpened {
+  /** pass it to playback.seek / read / step / close */
+  id: string
+  info: RecordingInfo
+  t0: number
+  t1: number
+  records: number
+  marks: RecordingMark[]
+}
+
+/** The state at a moment of a recording and the recorded events that rebuild the views' recent window. */
+export interface PlaybackFrame {
+  t: number
+  /** records applied up to t: read on from here */
+  n: number
+  /** the lab as the console showed it at t (null before the first status) */
+  status: LabStatus | null
+  /** marks up to t, then the window's events in the order the console published them */
+  events: ApiEvent[]
+  terms: TermInfo[]
+  drills: DrillRun[]
+}
+
+/** Recorded events after a frame, for playing: from record n up to the first later than `to` (or up to record `upto` inclusive, whatever its time: a step). */
+export interface PlaybackChunk {
+  events: ApiEvent[]
+  /** read on from here */
+  n: number
+  /** the time reached (the requested end, or the last event's when `max` cut the chunk short) */
+  t: number
+  /** the end of the recording was reached */
+  end: boolean
+}
+
+/** Where a step landed: record n, its time, and the agent event it is. */
+export interface PlaybackStep {
+  n: number
+  t: number
+  seq: number
+  host: HostId
+  /** 'entries', 'ack', or a failover's step: 'suspect', 'tas', 'go-live', 'role', … */
+  type: string
+}
+
+/** Marked moments playback jumps between. */
+export const PLAYBACK_JUMP_KINDS: readonly MarkKind[] = ['fault', 'heal', 'suspect', 'tas', 'go-live', 'halt', 'restore']
+
 export type LabState = 'stopped' | 'starting' | 'running' | 'stopping' | 'error'
 
 export interface LabStatus {
@@ -542,6 +623,9 @@ function obj<S extends z.ZodRawShape>(shape: S, what = 'an object') {
 
 const FAULT_ID = /^[A-Za-z0-9_-]{1,64}$/
 const labName = str("a lab name (1 to 40 letters, digits, '-' or '_', starting with a letter or digit)", (s) => LAB_NAME.test(s))
+const recordingName = str("a recording name (letters, digits, '.', '-' or '_', at most 120, starting with a letter or digit)", (s) =>
+  /^[A-Za-z0-9][A-Za-z0-9_.-]{0,119}$/.test(s.endsWith('.ftrec') ? s.slice(0, -6) : s)
+)
 const plainId = str('an id (letters, digits, "-" or "_", at most 64)', (s) => FAULT_ID.test(s))
 
 /** Formats the first zod issue as an ApiError message, `where` naming the request (e.g. "lab.start"). */
@@ -745,7 +829,26 @@ export const requestSchemas = {
   'term.reconnect': obj({ id: plainId }),
   'term.close': obj({ id: plainId }),
   'term.list': noParams,
-  'events.since': obj({ seq: int(0, Number.MAX_SAFE_INTEGER) })
+  'events.since': obj({ seq: int(0, Number.MAX_SAFE_INTEGER) }),
+  'recording.list': noParams,
+  'recording.rename': obj({ name: recordingName, to: recordingName }),
+  'recording.delete': obj({ name: recordingName }),
+  'recording.import': obj({
+    path: str('a path to a .ftrec file on the console machine', (s) => s.trim() !== '' && s.length <= 4096),
+    as: recordingName.optional()
+  }),
+  'recording.export': obj({ name: recordingName, to: str('a path on the console machine', (s) => s.trim() !== '' && s.length <= 4096).optional() }),
+  'playback.open': obj({ name: recordingName }),
+  'playback.seek': obj({ id: plainId, t: num(0, 8.64e15) }),
+  'playback.read': obj({
+    id: plainId,
+    n: int(0, Number.MAX_SAFE_INTEGER),
+    to: num(0, 8.64e15),
+    max: int(1, 20_000).optional(),
+    upto: int(0, Number.MAX_SAFE_INTEGER).optional()
+  }),
+  'playback.step': obj({ id: plainId, n: int(0, Number.MAX_SAFE_INTEGER), dir: z.union([z.literal(1), z.literal(-1)], { error: `${MUST}1 or -1` }) }),
+  'playback.close': obj({ id: plainId })
 } as const
 
 // ---------------------------------------------------------------------------------------
@@ -771,6 +874,12 @@ export type TermInputParams = In<'term.input'>
 export type TermResizeParams = In<'term.resize'>
 export type TermIdParams = In<'term.close'>
 export type EventsSinceParams = In<'events.since'>
+export type RecordingRenameParams = In<'recording.rename'>
+export type RecordingImportParams = In<'recording.import'>
+export type RecordingExportParams = In<'recording.export'>
+export type PlaybackSeekParams = In<'playback.seek'>
+export type PlaybackReadParams = In<'playback.read'>
+export type PlaybackStepParams = In<'playback.step'>
 
 export type LabFileCheck = { ok: true; file: LabFileForm } | { ok: false; errors: { field: string; message: string }[] }
 export type FaultHealResult = { healed: string[]; warnings: string[] }
@@ -802,6 +911,18 @@ export interface ApiMethods {
   'term.close': { params: TermIdParams; result: { ok: true } }
   'term.list': { params: NoParams; result: { terms: TermListEntry[] } }
   'events.since': { params: EventsSinceParams; result: EventsSince }
+  'recording.list': { params: NoParams; result: { dir: string; recordings: RecordingInfo[] } }
+  'recording.rename': { params: RecordingRenameParams; result: RecordingInfo }
+  'recording.delete': { params: In<'recording.delete'>; result: { ok: true } }
+  'recording.import': { params: RecordingImportParams; result: RecordingInfo }
+  /** without `to`: where the file is, and the browser mode's download address (GET, token-guarded) */
+  'recording.export': { params: RecordingExportParams; result: { path: string; download: string } }
+  'playback.open': { params: In<'playback.open'>; result: PlaybackOpened }
+  'playback.seek': { params: PlaybackSeekParams; result: PlaybackFrame }
+  'playback.read': { params: PlaybackReadParams; result: PlaybackChunk }
+  /** the nearest log entry, ack or failover step (suspect, tas, go-live, role…) after/before record n, or null */
+  'playback.step': { params: PlaybackStepParams; result: PlaybackStep | null }
+  'playback.close': { params: In<'playback.close'>; result: { ok: true } }
 }
 
 export type MethodName = keyof ApiMethods

@@ -1,7 +1,7 @@
 // Validates one request against the contract and hands it to the console. Both transports
 // (Electron IPC in main/transport/ipc.ts and the browser mode's WebSocket in
 // main/transport/ws-server.ts) go through here, so they accept and refuse exactly the same things.
-import { ApiError, validateRequest, type ApiEvent, type MethodName, type ParamsOf, type ResultOf } from './contract.js'
+import { ApiError, validateRequest, type ApiEvent, type MethodName, type ParamsOf, type RecordingInfo, type ResultOf } from './contract.js'
 
 /** One handler per contract method; each gets params already checked against the method's schema. */
 export type ApiHandlers = { [M in MethodName]: (params: ParamsOf<M>) => Promise<ResultOf<M>> | ResultOf<M> }
@@ -14,6 +14,8 @@ export interface ConsoleService {
   subscribe(listener: (ev: ApiEvent) => void): () => void
   /** stops timers and lets go of the lab (its agents keep running); not used afterwards */
   close(): Promise<void>
+  /** the session library's files, for browser mode's download and upload of recordings (absent: not served) */
+  readonly recordings?: { fileOf(name: string): string | null; import(path: string, as?: string): RecordingInfo }
 }
 
 /** A ConsoleService's handle() over a table of handlers. */

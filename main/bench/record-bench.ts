@@ -5,7 +5,7 @@
 // acks, channel terminal lines, load progress, a power cut and a go-live, at `rate` events/s.
 // --overhead N: also N rounds of a kv load on the local lab through the console, recording
 // off and on in turn (the same running lab, reattached by a console of each kind).
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { LabStatus, MethodName, ResultOf } from '../api/contract.js'
@@ -13,6 +13,8 @@ import { dispatch } from '../api/dispatch.js'
 import { ConsoleBackend } from '../console/console-backend.js'
 import { runIfMain } from '../core/entry.js'
 import type { RecordEntry } from '../record/format.js'
+import { SessionLibrary } from '../record/library.js'
+import { RecordingService } from '../record/playback.js'
 import { Recording } from '../record/reader.js'
 import { syntheticSession } from '../record/synthetic.js'
 import { RecordingWriter } from '../record/writer.js'
@@ -60,7 +62,9 @@ async function main(): Promise<number> {
     )
 
     // 2. an hour-long recording
-    const p2 = join(dir, 'hour.ftrec')
+    const lib = new SessionLibrary(dir)
+    mkdirSync(lib.dir, { recursive: true })
+    const p2 = join(lib.dir, 'hour.ftrec')
     const w2 = RecordingWriter.create(p2, header(t0))
     let n = 0
     const g0 = performance.now()
@@ -97,6 +101,30 @@ async function main(): Promise<number> {
     }
     console.log(`events(t, t+10 s):          p50 ${f1(pct(spans, 50))} ms`)
     rec.close()
+    // what the UI waits for: playback.seek's frame (the state plus the views' recent window), serialized as it crosses the wire
+    const svc = new RecordingService(lib)
+    const opened = svc.openPlayback('hour')
+    const frames: number[] = []
+    const frameBytes: number[] = []
+    for (let i = 0; i < 100; i++) {
+      const t = t0 + Math.random() * (opened.t1 - opened.t0)
+      const s = performance.now()
+      const json = JSON.stringify(svc.seek(opened.id, t))
+      frames.push(performance.now() - s)
+      frameBytes.push(json.length)
+    }
+    console.log(
+      `playback.seek (UI frame):   p50 ${f1(pct(frames, 50))} ms, p99 ${f1(pct(frames, 99))} ms, max ${f1(Math.max(...frames))} ms over 100 seeks (${f1(pct(frameBytes, 50) / 1024)} KiB JSON p50)`
+    )
+    const reads: number[] = []
+    for (let i = 0; i < 50; i++) {
+      const f = svc.seek(opened.id, t0 + Math.random() * (opened.t1 - opened.t0 - 10_000))
+      const s = performance.now()
+      svc.read(opened.id, f.n, f.t + 1000, 5000)
+      reads.push(performance.now() - s)
+    }
+    console.log(`playback.read (1 s ahead):  p50 ${f1(pct(reads, 50))} ms (what playing at 1x costs per second; at 50x, 50 of these a second)`)
+    svc.close()
     o = performance.now()
     const scanned = Recording.open(p2, { verify: true })
     console.log(

@@ -21,6 +21,8 @@ import { ApiEventLog } from '../api/event-log.js'
 import { ftlabHome } from '../lab/lab-state.js'
 import { LabFileError, parseLabFile } from '../remote/lab-file.js'
 import { RemoteStore } from '../remote/remote-state.js'
+import { SessionLibrary } from '../record/library.js'
+import { RecordingService } from '../record/playback.js'
 import { ConsoleRecorder } from '../record/recorder.js'
 import { forgetfulSecretStore, Prompts, type SecretStore } from './prompts.js'
 import { labFileProblem, LabSession, LOCAL_LAB_NAME, SIMULATED_LAB_NAME, type SessionOptions } from './session.js'
@@ -45,6 +47,8 @@ export class ConsoleBackend implements ConsoleService {
   readonly terminals: Terminals
   readonly session: LabSession
   readonly recorder: ConsoleRecorder | null
+  /** the session library and playback (recording.*, playback.*) */
+  readonly recordings: RecordingService
   private readonly home: string
   private readonly ready: Promise<void>
   private closed = false
@@ -63,6 +67,7 @@ export class ConsoleBackend implements ConsoleService {
             { home: this.home, onError: (e) => console.error(`ftlab: ${e.message}`) }
           )
     if (this.recorder) this.events.subscribe((ev) => this.recorder?.event(ev))
+    this.recordings = new RecordingService(this.recorder?.library ?? new SessionLibrary(this.home), { writing: () => this.recorder?.path ?? null })
     this.ready = opts.reattach === false ? Promise.resolve() : this.session.reattachLocal().catch(() => {})
   }
 
@@ -99,7 +104,17 @@ export class ConsoleBackend implements ConsoleService {
     'term.reconnect': (p) => this.terminals.reconnect(p.id),
     'term.close': (p) => this.terminals.close(p.id),
     'term.list': () => this.terminals.list(),
-    'events.since': (p) => this.events.since(p.seq)
+    'events.since': (p) => this.events.since(p.seq),
+    'recording.list': () => this.recordings.list(),
+    'recording.rename': (p) => this.recordings.rename(p.name, p.to),
+    'recording.delete': (p) => this.recordings.delete(p.name),
+    'recording.import': (p) => this.recordings.import(p.path, p.as),
+    'recording.export': (p) => this.recordings.export(p.name, p.to),
+    'playback.open': (p) => this.recordings.openPlayback(p.name),
+    'playback.seek': (p) => this.recordings.seek(p.id, p.t),
+    'playback.read': (p) => this.recordings.read(p.id, p.n, p.to, p.max, p.upto),
+    'playback.step': (p) => this.recordings.step(p.id, p.n, p.dir),
+    'playback.close': (p) => this.recordings.closePlayback(p.id)
   }
 
   handle<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
@@ -136,6 +151,7 @@ export class ConsoleBackend implements ConsoleService {
     this.terminals.closeAll()
     await this.session.close()
     this.recorder?.close()
+    this.recordings.close()
     this.events.unsubscribeAll()
   }
 

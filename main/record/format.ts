@@ -14,7 +14,7 @@
 //           TRAILER   the INDEX frame's offset, f64 LE (the file's last frame)
 // A file without a valid TRAILER (the console died) is indexed by a scan of its frames.
 import { crc32 as zlibCrc32, deflateRawSync, inflateRawSync } from 'node:zlib'
-import type { ApiEvent, LabKind, LabStatus, LoadStatus, MarkKind, HostId, GuestName, ReplicationMode } from '../api/contract.js'
+import type { ApiEvent, DrillRun, LabKind, LabStatus, LoadStatus, MarkKind, HostId, GuestName, ReplicationMode, TermInfo } from '../api/contract.js'
 
 export const FORMAT_VERSION = 1
 export const MAGIC = Buffer.from('FTREC\x00\x01\n', 'latin1')
@@ -73,6 +73,12 @@ export interface Keyframe {
   load: LoadStatus | null
   /** marks since the previous keyframe (all marks = the keyframes' marks in order) */
   marks: RecordedMark[]
+  /** terminals' last states by id (absent in recordings made before playback existed) */
+  terms?: Record<string, TermInfo>
+  /** the tail of each host terminal's output by id (absent likewise) */
+  termOut?: Record<string, string>
+  /** the newest state of the last few drill or soak runs by id (absent likewise) */
+  drills?: Record<string, DrillRun>
 }
 
 export interface BlockRef {

@@ -4,7 +4,7 @@
 // index; one whose console died is indexed by a scan of its frames, and damage (a cut or
 // corrupted tail, a bad frame in the middle) is reported, never fatal.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
-import type { FaultInfo, LabStatus, LoadStatus } from '../api/contract.js'
+import type { DrillRun, FaultInfo, LabStatus, LoadStatus, TermInfo } from '../api/contract.js'
 import {
   blockMeta,
   BLOCK_META,
@@ -57,6 +57,12 @@ export interface PlaybackState {
   recent: (RecordEntry & { n: number })[]
   /** marks up to t */
   marks: RecordedMark[]
+  /** the terminals' states at t */
+  terms: TermInfo[]
+  /** the tail of each host terminal's output at t, by id */
+  termOut: Record<string, string>
+  /** the drill or soak runs known at t (their newest state up to t) */
+  drills: DrillRun[]
 }
 
 export interface OpenOptions {
@@ -291,8 +297,75 @@ export class Recording {
       load: st.load,
       faults: status?.faults ?? [],
       recent,
-      marks: this.marks.filter((m) => m.n < st.n)
+      marks: this.marks.filter((m) => m.n < st.n),
+      terms: Object.values(st.terms),
+      termOut: st.termOut,
+      drills: Object.values(st.drills)
     }
+  }
+
+  /** The lab status at each keyframe with from ≤ t < to (one every 2 s or so): a cheap history for charts. */
+  statusesAt(from: number, to: number): { t: number; status: LabStatus }[] {
+    const out: { t: number; status: LabStatus }[] = []
+    for (let i = upperBound(this.keyframes, (k) => k.t < from); i < this.keyframes.length && this.keyframes[i].t < to; i++) {
+      const k = this.keyframeAt(this.keyframes[i])
+      const s = k ? DerivedState.from(k).labStatus() : null
+      if (k && s) out.push({ t: k.t, status: s })
+    }
+    return out
+  }
+
+  /**
+   * The records from number n on, in file order, up to the first one later than `to` (the
+   * same stopping rule as stateAt, so reading on from a seek's n misses and repeats nothing),
+   * at most `max` of them; with `upto`, up to record number upto whatever the times (a step
+   * to one record must not stop at an earlier record stamped later). `next` is the number to read on from.
+   */
+  recordsFrom(n: number, to: number, max: number, upto?: number): { records: (RecordEntry & { n: number })[]; next: number; end: boolean } {
+    const out: (RecordEntry & { n: number })[] = []
+    let next = n
+    for (
+      let bi = Math.max(
+        0,
+        upperBound(this.blocks, (b) => b.n0 + b.count <= n)
+      );
+      bi < this.blocks.length;
+      bi++
+    ) {
+      const b = this.blocks[bi]
+      const recs = this.block(b)
+      if (!recs) {
+        next = Math.max(next, b.n0 + b.count) // a damaged block is skipped, as stateAt skips it
+        continue
+      }
+      for (let i = Math.max(0, n - b.n0); i < recs.length; i++) {
+        if ((upto === undefined ? recs[i].t > to : b.n0 + i > upto) || out.length >= max) return { records: out, next, end: false }
+        out.push(recs[i])
+        next = b.n0 + i + 1
+      }
+    }
+    return { records: out, next: Math.max(next, this.records), end: true }
+  }
+
+  /**
+   * The nearest record after (dir 1) or before (dir -1) record n that `match` accepts, or
+   * null; looks at most `limit` records away (a step must not read an hour of file).
+   */
+  find(n: number, dir: 1 | -1, match: (r: RecordEntry) => boolean, limit = 200_000): (RecordEntry & { n: number }) | null {
+    let bi = upperBound(this.blocks, (b) => b.n0 + b.count <= n)
+    if (bi >= this.blocks.length) bi = this.blocks.length - 1
+    let seen = 0
+    for (; bi >= 0 && bi < this.blocks.length && seen < limit; bi += dir) {
+      const b = this.blocks[bi]
+      const recs = this.block(b)
+      if (!recs) continue
+      if (dir === 1) {
+        for (let i = Math.max(0, n + 1 - b.n0); i < recs.length; i++, seen++) if (match(recs[i])) return recs[i]
+      } else {
+        for (let i = Math.min(recs.length - 1, n - 1 - b.n0); i >= 0; i--, seen++) if (match(recs[i])) return recs[i]
+      }
+    }
+    return null
   }
 
   /** The records with from ≤ t ≤ to, in file order (shared with the reader's cache: do not change them). */

@@ -11,7 +11,20 @@ import { redactParams } from './state.js'
 import { RecordingWriter, type WriterOptions } from './writer.js'
 
 /** Methods that only read: polling them is not an operator action worth a record. */
-const READ_ONLY = new Set(['console.info', 'lab.list', 'lab.status', 'labfile.check', 'term.list', 'events.since'])
+const READ_ONLY = new Set([
+  'console.info',
+  'lab.list',
+  'lab.status',
+  'labfile.check',
+  'term.list',
+  'events.since',
+  'recording.list',
+  'playback.open',
+  'playback.seek',
+  'playback.read',
+  'playback.step',
+  'playback.close'
+])
 const PRE_ROLL = 2000
 
 export interface RecorderSource {

@@ -12,8 +12,11 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { readFile, stat } from 'node:fs/promises'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { extname, join, resolve, sep } from 'node:path'
+import { pipeline } from 'node:stream/promises'
 import { WebSocket, WebSocketServer, type RawData } from 'ws'
 import { MAX_MESSAGE_BYTES, toWireError, validateWireRequest, type WireMessage } from '../api/contract.js'
 import { dispatch, EventBatcher, type ConsoleService } from '../api/dispatch.js'
@@ -106,6 +109,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
 
   async function serveStatic(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!allowedHosts().includes(req.headers.host ?? '')) return plain(res, 403, 'forbidden: unexpected Host header')
+    if ((req.url ?? '').startsWith('/recordings')) return serveRecordings(req, res)
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD')
       return plain(res, 405, 'method not allowed')
@@ -135,6 +139,54 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       'Cache-Control': path === '/index.html' ? 'no-store' : 'no-cache'
     })
     res.end(req.method === 'HEAD' ? undefined : body)
+  }
+
+  /**
+   * The session library's files, guarded like /api (token, Host, and Origin when a page sends one):
+   *   GET  /recordings/<name>.ftrec?token=…       the file, as a download
+   *   POST /recordings?token=…&name=<name>        the body is a .ftrec file to import (checked before it is kept)
+   */
+  async function serveRecordings(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://x')
+    if (!tokensEqual(url.searchParams.get('token') ?? '', token)) return plain(res, 401, 'unauthorized: missing or wrong token')
+    const origin = req.headers.origin
+    if (origin && !allowedHosts().some((h) => origin === `http://${h}`)) return plain(res, 403, 'forbidden: unexpected Origin')
+    const lib = opts.backend.recordings
+    if (!lib) return plain(res, 404, 'not found: this console keeps no recordings')
+    if (req.method === 'GET' && url.pathname.startsWith('/recordings/')) {
+      const name = decodeURIComponent(url.pathname.slice('/recordings/'.length))
+      const file = lib.fileOf(name)
+      if (!file) return plain(res, 404, `not found: no recording ${JSON.stringify(name)} in the library`)
+      const info = await stat(file)
+      const base = name.endsWith('.ftrec') ? name : `${name}.ftrec`
+      res.writeHead(200, {
+        'Content-Type': 'application/octet-stream',
+        'Content-Length': info.size,
+        'Content-Disposition': `attachment; filename="${base}"`,
+        'Cache-Control': 'no-store',
+        'X-Content-Type-Options': 'nosniff'
+      })
+      await pipeline(createReadStream(file, { end: info.size - 1 }), res)
+      return
+    }
+    if (req.method === 'POST' && url.pathname === '/recordings') {
+      const name = url.searchParams.get('name') ?? ''
+      const dir = await mkdtemp(join(tmpdir(), 'ftlab-import-'))
+      const tmp = join(dir, 'upload.ftrec')
+      try {
+        await pipeline(req, createWriteStream(tmp, { mode: 0o600 }))
+        const entry = lib.import(tmp, name || undefined)
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' })
+        res.end(JSON.stringify(entry))
+      } catch (err) {
+        plain(res, 400, (err as Error).message.replaceAll(tmp, name || 'the uploaded file'))
+      } finally {
+        await rm(dir, { recursive: true, force: true })
+      }
+      return
+    }
+    res.setHeader('Allow', 'GET, POST')
+    return plain(res, 405, 'method not allowed: GET /recordings/<name>.ftrec or POST /recordings?name=<name>')
   }
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -108,6 +108,19 @@ export const useChannelStore = defineStore('channel', () => {
     }
   }
 
+  /** Forgets the text and the figures' history (a playback seek, or back to live): attached terminals are reset. */
+  function clear(): void {
+    if (timer) clearTimeout(timer)
+    timer = null
+    pending = []
+    backlog = []
+    recent.clear()
+    busyWindow = busyShown = busyHidden = busyLast = 0
+    entriesHistory.value = []
+    lagHistory.value = []
+    for (const w of writers) w('\x1bc')
+  }
+
   /** A terminal attaches: it gets the backlog once, then every new chunk. */
   function attach(writer: (text: string) => void): () => void {
     if (backlog.length) writer(backlog.join(''))
@@ -115,5 +128,5 @@ export const useChannelStore = defineStore('channel', () => {
     return () => writers.delete(writer)
   }
 
-  return { channel, entriesHistory, lagHistory, sample, pushEvent, attach }
+  return { channel, entriesHistory, lagHistory, sample, pushEvent, attach, clear }
 })

@@ -60,6 +60,8 @@ export const useDiagramStore = defineStore('diagram', () => {
   const loadTarget = ref<HostId | null>(null)
   /** console clock minus this page's clock, from the newest event (agents run on other clocks) */
   let skew = 0
+  /** playback drives the diagram's clock (the recording's moment), null when live */
+  let clock: (() => number) | null = null
 
   /** replayed: from the backend's ring after a reload, old by nature, so it says nothing about the clocks */
   function push(ev: Extract<ApiEvent, { topic: 'agent' }>, replayed = false): void {
@@ -100,7 +102,13 @@ export const useDiagramStore = defineStore('diagram', () => {
 
   /** the console clock now, as well as this page can tell */
   function now(): number {
-    return Date.now() + skew
+    return clock ? clock() : Date.now() + skew
+  }
+
+  /** Playback's clock in place of the console's, or null to follow the console again. */
+  function setClock(c: (() => number) | null): void {
+    clock = c
+    version++
   }
 
   function setPaused(p: boolean): void {
@@ -145,5 +153,24 @@ export const useDiagramStore = defineStore('diagram', () => {
     version++
   }
 
-  return { paused, spanMs, pausedAt, focusSeq, focusTs, loadTarget, push, events, newestTs, size, getVersion, now, setPaused, zoom, pan, focus, clear }
+  return {
+    paused,
+    spanMs,
+    pausedAt,
+    focusSeq,
+    focusTs,
+    loadTarget,
+    push,
+    events,
+    newestTs,
+    size,
+    getVersion,
+    now,
+    setClock,
+    setPaused,
+    zoom,
+    pan,
+    focus,
+    clear
+  }
 })

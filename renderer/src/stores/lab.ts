@@ -15,6 +15,8 @@ export const useLabStore = defineStore('lab', () => {
   const lastWarning = ref<string | null>(null)
   /** the action in flight, e.g. 'lab.start' */
   const busy = ref<string | null>(null)
+  /** a recording drives the views: operator actions are off (set by the playback store) */
+  const playback = ref<string | null>(null)
   const guest = ref<GuestName>('kv')
   const mode = ref<ReplicationMode>('rsm')
 
@@ -71,6 +73,10 @@ export const useLabStore = defineStore('lab', () => {
 
   /** Runs an operator action; a refusal becomes lastError instead of an exception. */
   async function act<T>(name: string, fn: () => Promise<T>): Promise<T | undefined> {
+    if (playback.value && !name.startsWith('recording.') && !name.startsWith('playback.')) {
+      lastError.value = `${name}: the views show the recording ${playback.value}, not the lab; leave playback to act on the lab`
+      return undefined
+    }
     busy.value = name
     try {
       const r = await fn()
@@ -110,6 +116,7 @@ export const useLabStore = defineStore('lab', () => {
     lastError,
     lastWarning,
     busy,
+    playback,
     stale,
     live,
     restoreWhyNot,

@@ -14,8 +14,8 @@ export interface SlotProgress {
   failed: boolean
 }
 
-/** What the picker shows in the main area instead of the lab. */
-export type PickerView = 'choose' | 'form'
+/** What the picker shows in the main area instead of the lab (recordings: the session library). */
+export type PickerView = 'choose' | 'form' | 'recordings'
 
 function freshSlot(slot: string): SlotProgress {
   const steps = Object.fromEntries(DEPLOY_STEPS.map((s) => [s, 'pending'])) as Record<DeployStep, StepState>
@@ -51,7 +51,9 @@ export const useSessionStore = defineStore('session', () => {
   const remote = computed(() => kind.value === 'remote')
   const recent = computed(() => labs.value.filter((l) => l.kind === 'remote'))
   /** the picker fills the main area: no current lab, a deploy under way, or the operator asked */
-  const showPicker = computed(() => pickerWanted.value || deploying.value !== null || (kind.value === null && lab.info !== null && lab.connection === 'open'))
+  const showPicker = computed(
+    () => pickerWanted.value || deploying.value !== null || (kind.value === null && !lab.playback && lab.info !== null && lab.connection === 'open')
+  )
 
   async function refreshLabs(): Promise<void> {
     try {

@@ -103,6 +103,7 @@ export const useTerminalStore = defineStore('terminal', () => {
   }
 
   function input(id: string, data: string): void {
+    if (lab.playback) return
     // keystrokes are fire-and-forget; a closed terminal refuses them and its state says why
     useClient()
       .call('term.input', { id, data })
@@ -133,6 +134,8 @@ export const useTerminalStore = defineStore('terminal', () => {
     terms.value = []
     activeId.value = null
     output.clear()
+    // a pane that stays mounted (a playback seek lists the same terminal again at once) starts from a clean screen
+    for (const set of writers.values()) for (const w of set) w('\x1bc')
   }
 
   return { terms, activeId, active, load, pushOutput, apply, attach, open, input, resize, reconnect, close, forget }
