@@ -147,7 +147,8 @@ function agentMarks(e: AgentPoint, x: (t: number) => number, yOf: (h: string) =>
       } else {
         out.push(arrow(hx - 6, hy, hx - 3, dy, C.tas, { title: `${e.host} asks the disk server's test-and-set for gen ${n(d.gen)}` }))
         out.push(arrow(hx - 3, dy, hx, hy, C.tas, { width: 1.6, title: `test-and-set gen ${n(d.gen)}: ${e.host} ${res}` }))
-        out.push(text(hx + 5, hy + (e.host === 'b' ? 16 : -14), `TAS g${n(d.gen)} ${res}`, C.tas))
+        // below the lane (towards the disk server), clear of the go-live label above it and the role label just under it
+        out.push(text(hx + 5, hy + 28, `TAS g${n(d.gen)} ${res}`, C.tas))
       }
       break
     }
@@ -164,7 +165,7 @@ function agentMarks(e: AgentPoint, x: (t: number) => number, yOf: (h: string) =>
       break
     case 'role':
       if (d.role === 'halted' || d.role === 'live' || d.role === 'primary' || d.role === 'backup')
-        out.push(text(hx + 2, hy + 16, `▸${String(d.role)}`, d.role === 'halted' ? C.fault : C.faint))
+        out.push(text(hx + 2, hy + 14, `▸${String(d.role)}`, d.role === 'halted' ? C.fault : C.faint))
       break
     case 'fault':
     case 'heal':

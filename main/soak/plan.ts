@@ -86,6 +86,9 @@ export function planSoak(opts: PlanOptions): PlannedFault[] {
       if (opts.maxMs === undefined || second <= opts.maxMs) {
         const other: ReplicaHostId = f.target === 'a' ? 'b' : 'a'
         const down = Math.max(100, r.int(Math.round(s / 2), s * 2))
+        // the first replica stays down past the second cut: both are gone at once
+        const first = out[out.length - 1]
+        first.durationMs = Math.max(first.durationMs, second - at + down)
         out.push({ n: out.length + 1, at: second, target: other, kind: 'power', params: {}, durationMs: down, overlap: true })
         end = Math.max(end, second + down)
       }
