@@ -128,6 +128,8 @@ class Soak {
   private lastWait = ''
   private off: (() => void) | null = null
   private fatal: string | null = null
+  /** how far the schedule has moved back, waiting for restores (ms) */
+  private shift = 0
   /** which replicas went live in each generation (agent go-live events): more than one is a split brain */
   private readonly liveByGen = new Map<number, Set<string>>()
   private suspectMs: number = DEFAULT_TIMING.suspectMs
@@ -241,7 +243,7 @@ class Soak {
       if (this.notPairedSince !== null && Date.now() - this.notPairedSince > stuckMs && this.open.length === 0)
         throw new Error(`redundancy was not restored within ${stuckMs / 1000} s: ${recoveryText(recoveryFor(s))} (${roles(s)})`)
       const f = this.plan[next]
-      const overdue = f !== undefined && now >= f.at
+      const overdue = f !== undefined && now >= f.at + this.shift
       // a fault waits for a quiet lab (ours healed, redundancy back), except the second half of a double failure
       if (overdue && (f.overlap || (isPaired(s) && this.open.length === 0))) {
         await this.inject(f, s, now)
@@ -262,7 +264,10 @@ class Soak {
   private async inject(f: PlannedFault, s: LabStatus, now: number): Promise<void> {
     const what = describePlanned(f)
     const why = whyNotApplicable(f, s)
-    const late = now - f.at
+    // a fault that had to wait for a restore moves the rest of the schedule with it, so the
+    // gaps between faults (a double failure's second cut after the failover) stay as planned
+    const late = f.overlap ? 0 : now - f.at - this.shift
+    if (late > 0) this.shift += late
     if (why) {
       this.outcomes.push({ n: f.n, plannedAt: f.at, at: now, what, result: { skipped: why } })
       this.note(`${clockText(now)}  #${f.n} ${what}: skipped (${why})`)
@@ -282,7 +287,7 @@ class Soak {
     this.injectedAt.push(Date.now())
     this.open.push({ id: info.id, planned: f, until: now + f.durationMs })
     this.outcomes.push({ n: f.n, plannedAt: f.at, at: now, what, result: { injected: info.id } })
-    this.note(`${clockText(now)}  #${f.n} ${info.what} (${info.id})${late > 250 ? `, ${late} ms after its planned time (the lab was being restored)` : ''}`)
+    this.note(`${clockText(now)}  #${f.n} ${info.what} (${info.id})${late > 250 ? ` (the schedule waited ${late} ms for the lab to be restored)` : ''}`)
     this.publish(true)
   }
 
@@ -425,7 +430,7 @@ class Soak {
       {
         text: 'no acknowledged write lost',
         ok: lost === 0 && (inv.acknowledgedLost ?? 0) === 0,
-        detail: `${lost} lost over ${checked.length} checked load runs (${ops} operations)`
+        detail: `${lost} lost over ${checked.length} checked load run${checked.length === 1 ? '' : 's'} (${ops} operations)`
       },
       {
         text: 'never two live replicas',
