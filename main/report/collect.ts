@@ -58,7 +58,7 @@ export interface ReportData {
   spans: FaultSpan[]
   marks: { t: number; seq: number; mark: Mark }[]
   agent: AgentPoint[]
-  /** the last status recorded */
+  /** the last status recorded while the lab ran (else the last one) */
   finalStatus: LabStatus | null
   invariants: Invariants | null
   failovers: Failover[]
@@ -119,7 +119,8 @@ export function collectReport(rec: Recording): ReportData {
         break
       }
       case 'status': {
-        finalStatus = ev.status
+        // the invariants as the running lab last had them (a stopped lab's status starts afresh)
+        if (ev.status.state === 'running' || !finalStatus) finalStatus = ev.status
         const open = new Set<string>()
         for (const f of ev.status.faults) {
           open.add(f.id)

@@ -45,6 +45,8 @@ function text(x: number, y: number, s: string, color = C.text, anchor: 'start' |
 const DEFS = `<defs><marker id="ah" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="6" markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L8,4 L0,8 z" fill="context-stroke"/></marker></defs>`
 
 const LANES = ['clients', 'a', 'b', 'disk'] as const
+/** an entries batch is drawn to the ack that came within this long, else as sent and not (yet) acked */
+const ACK_WINDOW_MS = 500
 type Lane = (typeof LANES)[number]
 
 /**
@@ -95,12 +97,27 @@ export function spaceTimeSvg(d: ReportData, fo: Failover, index: number): string
   }
   const evs = d.agent.filter((e) => e.t >= from && e.t <= to)
   const acks = evs.filter((e) => e.type === 'ack')
-  for (const e of evs) parts.push(...agentMarks(e, x, yOf, acks))
+  // role changes in quick succession (live, then primary after a restore) would print over each other: the last one in 50 px stands
+  const shown = evs.filter((e) => {
+    if (e.type !== 'role') return true
+    const next = evs.find((o) => o.t > e.t && o.type === 'role' && o.host === e.host)
+    return !next || x(next.t) - x(e.t) > 50
+  })
+  for (const e of shown) parts.push(...agentMarks(e, x, yOf, acks))
   // the failover's three moments
+  // the three moments' labels share the top rows: a label that would run into the previous one drops a row
+  const placed: { x1: number; x2: number; row: number }[] = []
   const moment = (t: number | null, label: string, col: string, cls: string) => {
     if (t === null || t < from || t > to) return
-    parts.push(`<line class="${cls}" x1="${f1(x(t))}" y1="22" x2="${f1(x(t))}" y2="${H - 26}" stroke="${col}" stroke-width="1.5" stroke-dasharray="5 3"/>`)
-    parts.push(text(x(t) + 3, 16, label, col, 'start', 11))
+    const lx = x(t) + 3
+    const w = label.length * 6.6
+    let row = 0
+    while (placed.some((p) => p.row === row && lx < p.x2 + 6 && lx + w > p.x1)) row++
+    placed.push({ x1: lx, x2: lx + w, row })
+    parts.push(
+      `<line class="${cls}" x1="${f1(x(t))}" y1="${16 + row * 12}" x2="${f1(x(t))}" y2="${H - 26}" stroke="${col}" stroke-width="1.5" stroke-dasharray="5 3"/>`
+    )
+    parts.push(text(lx, 12 + row * 12, label, col, 'start', 11))
   }
   moment(fo.at, 'cut', C.fault, 'm-cut')
   moment(fo.liveAt, `${fo.host} live`, C.live, 'm-live')
@@ -119,7 +136,8 @@ function agentMarks(e: AgentPoint, x: (t: number) => number, yOf: (h: string) =>
     case 'entries': {
       const to = String(d.to)
       if (to !== 'a' && to !== 'b') break
-      const ack = acks.find((a) => a.host === to && n(a.data.n) >= n(d.first) && a.t >= e.t)
+      // acks are cumulative: the first one from the backup covering these entries, soon after (a later generation's acks are another channel)
+      const ack = acks.find((a) => a.host === to && n(a.data.n) >= n(d.first) && a.t >= e.t && a.t - e.t <= ACK_WINDOW_MS)
       const tx = ack ? x(ack.t) : hx + 4
       out.push(
         arrow(hx, hy, Math.max(hx + 3, tx), yOf(to), C.entries, {
@@ -231,7 +249,7 @@ export function timeChartSvg(
   let lx = W - R
   for (const s of [...series].reverse()) {
     parts.push(text(lx, 14, `— ${s.name}`, s.color, 'end', 11))
-    lx -= 14 + s.name.length * 6.5
+    lx -= 24 + s.name.length * 7
   }
   return `<svg class="chart ${cls}" role="img" aria-label="${esc(label)}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" xmlns="http://www.w3.org/2000/svg">${parts.join('')}</svg>`
 }

@@ -93,8 +93,8 @@ export function planSoak(opts: PlanOptions): PlannedFault[] {
         end = Math.max(end, second + down)
       }
     }
-    // room after each fault for the failover, the heal, and restoring redundancy
-    at = end + Math.round(s * 2 + r.int(0, s * 3))
+    // room after each fault for the failover and the heal (a restore that takes longer moves the rest of the schedule back)
+    at = end + Math.round(s + r.int(0, s * 2))
   }
   return out
 }
