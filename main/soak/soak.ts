@@ -295,7 +295,8 @@ class Soak {
       this.note(`${clockText(now)}  #${f.n} ${what}: refused by the lab: ${errText(err)}`)
       return
     }
-    this.injectedAt.push(Date.now())
+    // the fault's own start as the lab records it, not when the call came back: a failover's cut
+    this.injectedAt.push(info.startedAt)
     this.open.push({ id: info.id, planned: f, until: now + f.durationMs })
     this.outcomes.push({ n: f.n, plannedAt: f.at, at: now, what, result: { injected: info.id } })
     this.note(`${clockText(now)}  #${f.n} ${info.what} (${info.id})${late > 250 ? ` (the schedule waited ${late} ms for the lab to be restored)` : ''}`)
