@@ -119,8 +119,8 @@ export function collectReport(rec: Recording): ReportData {
         break
       }
       case 'status': {
-        // the invariants as the running lab last had them (a stopped lab's status starts afresh)
-        if (ev.status.state === 'running' || !finalStatus) finalStatus = ev.status
+        // the invariants as the lab last had them while it ran or stopped (a stopped lab's status starts afresh)
+        if (ev.status.state === 'running' || ev.status.state === 'stopping' || !finalStatus) finalStatus = ev.status
         const open = new Set<string>()
         for (const f of ev.status.faults) {
           open.add(f.id)
