@@ -455,10 +455,15 @@ class Soak {
       },
       {
         text: bank ? 'the bank total holds in every run' : 'histories linearizable (per-key registers, counters exact)',
-        ok: invalid.length === 0 && unchecked === 0,
+        // no checked run shows nothing: that is not a pass
+        ok: invalid.length === 0 && unchecked === 0 && checked.length > 0,
         detail:
-          invalid.length || unchecked
-            ? [...invalid.map((v) => v.summary), ...(unchecked ? [`${unchecked} load run(s) without a verdict`] : [])].join('; ')
+          invalid.length || unchecked || !checked.length
+            ? [
+                ...invalid.map((v) => v.summary),
+                ...(unchecked ? [`${unchecked} load run(s) without a verdict`] : []),
+                ...(checked.length ? [] : ['no load run was checked'])
+              ].join('; ')
             : `${checked.length} load run${checked.length === 1 ? '' : 's'} checked, every one valid`
       },
       {
