@@ -17,6 +17,8 @@ export interface CurrentLab {
   stop(): Promise<void>
   /** let go of the lab; its agents keep running */
   detach(): Promise<void>
+  /** the simulated lab's clock (virtual ms since it started), for what must run on the simulator's time (a soak's schedule); absent on other labs */
+  virtualNow?(): number
 }
 
 export function driverLab(d: LabDriver): CurrentLab {

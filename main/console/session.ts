@@ -153,7 +153,12 @@ export class LabSession {
         })
         const cur = driverLab(d)
         // the simulator's world goes with the lab: stopping or detaching a simulated lab ends it
-        this.current = { ...cur, stop: () => cur.stop().finally(() => sim.close()), detach: () => cur.detach().finally(() => sim.close()) }
+        this.current = {
+          ...cur,
+          stop: () => cur.stop().finally(() => sim.close()),
+          detach: () => cur.detach().finally(() => sim.close()),
+          virtualNow: () => sim.virtualNow()
+        }
         this.hooks.onShells(null)
         await d.attach()
         return this.status()

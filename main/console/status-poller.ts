@@ -234,7 +234,9 @@ export class StatusPoller {
     // going live needs the test-and-set, which the disk server (or etcd) holds
     if ((h.role === 'primary' || h.role === 'backup') && noDisk) notes.add('cannot-go-live')
     const liveGen = this.liveGen()
-    if (!h.isolated && (h.role === 'primary' || h.role === 'backup') && liveGen > h.gen) notes.add('fenced')
+    // a replica live in this generation won its test-and-set: a primary of the same generation is deposed (it halts once it hears), not serving
+    const deposedBy = all.some((x) => x.id !== h.id && x.id !== 'disk' && x.reachable && x.role === 'live' && x.gen >= h.gen)
+    if (!h.isolated && (h.role === 'primary' || h.role === 'backup') && (liveGen > h.gen || deposedBy)) notes.add('fenced')
     return sortNotes(notes)
   }
 

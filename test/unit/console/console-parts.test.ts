@@ -93,6 +93,19 @@ describe('status poller: compound states', () => {
     expect(poller.invariants({ duplicatesDropped: 0, acknowledgedLost: null }).splitBrain).toBe(true)
   })
 
+  it('a primary whose backup went live in the same generation is deposed, not a second serving replica (a nemesis soak saw this between a heal and the halt)', () => {
+    const poller = new StatusPoller({ status: async () => [], machineOf: (id) => id })
+    // the link is healed and the channel reconnected, but a has not yet heard that b won the test-and-set
+    poller.absorb([
+      row('a', agent('a', 'primary', 9, { channel: channel(true), replica: replica('b', false) })),
+      row('b', agent('b', 'live', 9, { replica: replica('a', false) })),
+      row('disk', agent('disk', 'disk-server', 0))
+    ])
+    const hosts = poller.hosts({ faults: [], addressOf: () => '127.0.0.1', canPowerOn: () => false, downBecause: () => null })
+    expect(hosts.find((h) => h.id === 'a')!.notes).toContain('fenced')
+    expect(poller.invariants({ duplicatesDropped: 0, acknowledgedLost: null }).splitBrain).toBe(false)
+  })
+
   it('a backup behind a newer live generation is fenced; a power cut says power-off', () => {
     const poller = new StatusPoller({ status: async () => [], machineOf: (id) => (id === 'a' ? 'spare' : id) })
     poller.absorb([
