@@ -582,7 +582,13 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
   const set = (key: string): string[] | undefined => read<string[]>(key, 'S')
   const zset = (key: string): Pair[] | undefined => read<Pair[]>(key, 'z')
   const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
-  const zcmp = (a: Pair, b: Pair): number => Number(a[1]) - Number(b[1]) || cmp(a[0], b[0])
+  /** a stored score ('inf' and '-inf' included) */
+  const score = (p: Pair): number => float(p[1])!
+  const zcmp = (a: Pair, b: Pair): number => {
+    const x = score(a)
+    const y = score(b)
+    return x < y ? -1 : x > y ? 1 : cmp(a[0], b[0])
+  }
 
   function storeZ(key: string, z: Pair[]): void {
     z.sort(zcmp)
@@ -602,8 +608,8 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
   /** zset entries as a reply: members, or with scores (flat in RESP2, [member, score] pairs in RESP3) */
   function zreply(conn: string, items: Pair[], withScores: boolean): string {
     if (!withScores) return resp.bulks(items.map((p) => p[0]))
-    if (svc.proto(conn) === 3) return resp.array(items.map((p) => resp.array([resp.bulk(p[0]), resp.double(fmt(Number(p[1])))])))
-    return resp.bulks(items.flatMap((p) => [p[0], fmt(Number(p[1]))]))
+    if (svc.proto(conn) === 3) return resp.array(items.map((p) => resp.array([resp.bulk(p[0]), resp.double(fmt(score(p)))])))
+    return resp.bulks(items.flatMap((p) => [p[0], fmt(score(p))]))
   }
 
   function setOp(name: string, keys: string[]): string[] {
@@ -1412,7 +1418,7 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
             continue
           }
           if (nx) continue
-          const cur = Number(z[at][1])
+          const cur = score(z[at])
           if (inc) s = cur + s
           if (Number.isNaN(s)) return resp.error('ERR resulting score is not a number (NaN)')
           if ((gt && !(s > cur)) || (lt && !(s < cur))) continue
@@ -1442,14 +1448,14 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
       }
       case 'ZSCORE': {
         const p = (zset(key) ?? []).find((q) => q[0] === args[2])
-        return p === undefined ? nilBulk(conn) : dbl(conn, Number(p[1]))
+        return p === undefined ? nilBulk(conn) : dbl(conn, score(p))
       }
       case 'ZMSCORE': {
         const z = zset(key) ?? []
         return resp.array(
           args.slice(2).map((m) => {
             const p = z.find((q) => q[0] === m)
-            return p === undefined ? nilBulk(conn) : dbl(conn, Number(p[1]))
+            return p === undefined ? nilBulk(conn) : dbl(conn, score(p))
           })
         )
       }
@@ -1458,7 +1464,7 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
         if (by === null) return NOT_FLOAT
         const z = zset(key) ?? []
         const at = z.findIndex((p) => p[0] === args[3])
-        const s = (at < 0 ? 0 : Number(z[at][1])) + by
+        const s = (at < 0 ? 0 : score(z[at])) + by
         if (Number.isNaN(s)) return resp.error('ERR resulting score is not a number (NaN)')
         if (at < 0) z.push([args[3], fmt(s)])
         else z[at][1] = fmt(s)
@@ -1472,7 +1478,7 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
         const min = bound(args[2])
         const max = bound(args[3])
         if (min === null || max === null) return resp.error('ERR min or max is not a float')
-        return resp.int((zset(key) ?? []).filter((p) => inBounds(Number(p[1]), min, max)).length)
+        return resp.int((zset(key) ?? []).filter((p) => inBounds(score(p), min, max)).length)
       }
       case 'ZRANK':
       case 'ZREVRANK': {
@@ -1517,7 +1523,7 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
         const min = bound(reversedArgs ? args[3] : args[2])
         const max = bound(reversedArgs ? args[2] : args[3])
         if (min === null || max === null) return resp.error('ERR min or max is not a float')
-        let hit = z.filter((p) => inBounds(Number(p[1]), min, max))
+        let hit = z.filter((p) => inBounds(score(p), min, max))
         if (rev) hit.reverse()
         if (limit !== null) hit = limit[0] < 0 ? [] : hit.slice(limit[0], limit[1] < 0 ? undefined : limit[0] + limit[1])
         return zreply(conn, hit, withScores)
@@ -1539,9 +1545,7 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
           log(['ZREM', key, ...out.map((p) => p[0])])
         }
         if (cnt !== null && svc.proto(conn) === 3) return zreply(conn, out, true)
-        return cnt === null && svc.proto(conn) === 3
-          ? resp.array(out.flatMap((p) => [resp.bulk(p[0]), resp.double(fmt(Number(p[1])))]))
-          : zreply(conn, out, true)
+        return cnt === null && svc.proto(conn) === 3 ? resp.array(out.flatMap((p) => [resp.bulk(p[0]), resp.double(fmt(score(p)))])) : zreply(conn, out, true)
       }
       case 'ZREMRANGEBYRANK':
       case 'ZREMRANGEBYSCORE': {
@@ -1557,7 +1561,7 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
           const min = bound(args[2])
           const max = bound(args[3])
           if (min === null || max === null) return resp.error('ERR min or max is not a float')
-          kept = z.filter((p) => !inBounds(Number(p[1]), min, max))
+          kept = z.filter((p) => !inBounds(score(p), min, max))
         }
         if (kept.length !== z.length) {
           store(key, 'z', kept)
@@ -1569,7 +1573,7 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
         const o = scanOpts(args, 3, false)
         if (typeof o === 'string') return o
         const z = (zset(key) ?? []).filter((p) => matches(o.match, p[0]))
-        return resp.array([resp.bulk('0'), resp.bulks(z.flatMap((p) => [p[0], fmt(Number(p[1]))]))])
+        return resp.array([resp.bulk('0'), resp.bulks(z.flatMap((p) => [p[0], fmt(score(p))]))])
       }
 
       // --- streams
