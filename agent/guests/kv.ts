@@ -15,7 +15,7 @@
 // Disk layout (block size BLOCK_SIZE):
 //   block 0      superblock: "FTKV1 <logBytes>\n"
 //   blocks 1..   an append-only log of records, packed back to back across blocks:
-//                C<len>:<RESP command>         a write, in a form that replays the same way
+//                C<len>:<alen>:<arg>…          a write (its arguments), in a form that replays the same way
 //                                              anywhere: absolute expiry times, the members
 //                                              SPOP chose, the pop a blocked client got (as AOF)
 //                R<clen>:<client><elen>:<entry> FTREQ's reply-table entry
@@ -110,7 +110,9 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
     // the two commonest writes keep their short records
     if (args.length === 3 && args[0] === 'SET') return append('S' + args[1].length + ':' + args[1] + args[2].length + ':' + args[2])
     if (args.length === 2 && args[0] === 'DEL') return append('D' + args[1].length + ':' + args[1])
-    const c = resp.command(args)
+    // the arguments as <len>:<bytes> fields, no CR/LF of RESP: the tail block is a memory page, and snapshot parts are
+    // measured in characters while escapes make a control character cost several bytes on the wire
+    const c = args.map((a) => a.length + ':' + a).join('')
     append('C' + c.length + ':' + c)
   }
 
@@ -250,8 +252,14 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
   }
 
   function redo(text: string): void {
-    const c = resp.parseCommand(text, 0)
-    if (c !== null && c.args.length > 0) command('', c.args)
+    const args: string[] = []
+    for (let p = 0; p < text.length;) {
+      const f = field(text, p)
+      if (f === null) return
+      args.push(f[0])
+      p = f[1]
+    }
+    if (args.length > 0) command('', args)
   }
 
   // --- time and expiry ---------------------------------------------------------------
