@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Endpoint } from '../../agent/control/protocol.js'
+import type { LabEvent } from '../../main/lab/lab-events.js'
 import { startLocalLab } from '../../main/lab/local-lab.js'
 import { requireReplicaAgent } from '../support/agent.js'
 import { paired, role, untilStatus } from '../support/lab.js'
@@ -117,6 +118,8 @@ describe('Redis clients against the kv guest on a replicated local lab', () => {
       cleanups.push(() => rmSync(home, { recursive: true, force: true }))
       const lab = await startLocalLab({ name: 'kv-clients' }, { home })
       cleanups.push(() => lab.stop())
+      const events: LabEvent[] = []
+      cleanups.push(lab.onEvent((e) => events.push(e)))
       await untilStatus(lab, 'a primary with b as its backup', paired('a', 'b'))
       const { port } = await forwarder(lab.serviceEndpoints())
       const host = '127.0.0.1'
@@ -141,6 +144,20 @@ describe('Redis clients against the kv guest on a replicated local lab', () => {
       for (const t of ['PING_INLINE', 'SET', 'GET', 'INCR', 'LPUSH', 'RPUSH', 'LPOP', 'RPOP', 'SADD', 'HSET', 'SPOP', 'ZADD', 'ZPOPMIN', 'LRANGE_600', 'MSET'])
         expect(bench.out, shown).toMatch(new RegExp(`${t}[^\\n]*: [0-9.]+ requests per second`))
 
+      // expiry on the guest's clock: keys that expired on the primary, and keys that live on
+      const { createClient } = await import('redis')
+      const ex = createClient({ socket: { host, port } })
+      ex.on('error', () => {})
+      await ex.connect()
+      for (let i = 0; i < 20; i++) {
+        await ex.set(`short:${i}`, 'v', { PX: 200 + 10 * i })
+        await ex.set(`long:${i}`, 'v', { EX: 1000 })
+      }
+      await new Promise((r) => setTimeout(r, 600))
+      // half of them read (and so deleted) on the primary, the other half left to expire unread
+      for (let i = 0; i < 20; i += 2) expect(await ex.get(`short:${i}`), `short:${i} read after its expiry`).toBeNull()
+      ex.destroy()
+
       // writes through a power cut of the primary, each client with its own retry settings
       const N = 400
       const writers = Promise.all([
@@ -149,7 +166,6 @@ describe('Redis clients against the kv guest on a replicated local lab', () => {
         nodeRedisWrites(host, port, 'nrw:', N, 3)
       ])
       // cut once every writer is under way
-      const { createClient } = await import('redis')
       const probe = createClient({ socket: { host, port } })
       probe.on('error', () => {})
       await probe.connect()
@@ -175,6 +191,22 @@ describe('Redis clients against the kv guest on a replicated local lab', () => {
       // and the sessions' data from before the cut is there too
       const after = await nodeRedisSessionRead(host, port, ['py2:e2', 'io:e2', 'nr3:e2'])
       expect(after.missing).toEqual([])
+
+      // the survivor's clock went on from the primary's: no key that had expired there is readable here
+      const survivor = createClient({ socket: { host, port } })
+      survivor.on('error', () => {})
+      await survivor.connect()
+      for (let i = 0; i < 20; i++) {
+        expect(await survivor.get(`short:${i}`), `short:${i} on the survivor`).toBeNull()
+        const ttl = await survivor.ttl(`long:${i}`)
+        expect(ttl, `long:${i} on the survivor`).toBeGreaterThan(900)
+        expect(ttl).toBeLessThanOrEqual(1000)
+      }
+      expect(await survivor.keys('short:*')).toEqual([])
+      survivor.destroy()
+      // the backup replayed every entry with the primary's clock readings, so it expired the same keys at the same
+      // entries: the primary put its state hash into the channel every few entries and the backup compared it with its own
+      expect(events.filter((e) => /diverge/i.test(e.type)).map((e) => JSON.stringify(e.data))).toEqual([])
     },
     600_000
   )
