@@ -58,6 +58,8 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
   const BK = 'kv:bk:'
   const BC = 'kv:bc:'
   const BLK_SEQ = 'kv:blk-seq'
+  /** how many clients are blocked: a push looks for waiters (mem.keys scans every page) only when some are */
+  const BLK_N = 'kv:blk-n'
   /** true only while boot applies the log: no clock, no expiry, nothing logged */
   let replaying = false
   const OK = resp.simple('OK')
@@ -501,6 +503,9 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
     if (v === undefined) return null
     const w = JSON.parse(v) as Waiter
     mem.delete(BLK + seq)
+    const left = Number(mem.get(BLK_N) ?? '1') - 1
+    if (left > 0) mem.set(BLK_N, String(left))
+    else mem.delete(BLK_N)
     mem.delete(BC + w.conn)
     for (const k of w.keys) mem.delete(BK + keyId(k) + seq)
     return w
@@ -521,7 +526,7 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
   }
 
   function serveBlocked(key: string): void {
-    if (replaying) return
+    if (replaying || !mem.has(BLK_N)) return
     for (const k of mem.keys(BK + keyId(key))) {
       if (list(key) === undefined) return
       const seq = k.slice((BK + keyId(key)).length)
@@ -546,6 +551,7 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
     mem.set(BLK_SEQ, String(seq))
     const id = String(seq).padStart(12, '0')
     mem.set(BLK + id, JSON.stringify(w))
+    mem.set(BLK_N, String(Number(mem.get(BLK_N) ?? '0') + 1))
     mem.set(BC + conn, id)
     for (const k of w.keys) mem.set(BK + keyId(k) + id, '')
     // the timeout runs on the virtual clock: the firing is a logged input, replayed by the backup

@@ -101,6 +101,9 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
   /** a connection blocked in a pop; the reply that wakes it */
   const BLOCK = 'svc:blocked:'
   const WAKE = 'svc:wake:'
+  /** how many watcher pages and wake pages exist: mem.keys() scans every page, so a write must not call it when none do */
+  const WATCH_N = 'svc:watch-n'
+  const WAKE_N = 'svc:wake-n'
   const VERSION = '7.0.15'
   const CONFIG: Record<string, string> = {
     save: '',
@@ -219,6 +222,8 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
 
     /** Connections a command unblocked get their reply, then their commands that waited behind it run (and may wake others). */
     function wakeAll(): void {
+      if (!mem.has(WAKE_N)) return
+      mem.delete(WAKE_N)
       for (let keys = mem.keys(WAKE); keys.length > 0; keys = mem.keys(WAKE)) {
         for (const key of keys) {
           const conn = key.slice(WAKE.length)
@@ -461,17 +466,22 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
       if (list !== undefined) {
         const keys = resp.parseCommand(list, 0)
         if (keys !== null) for (const k of keys.args) mem.delete(W + keyId(k) + conn)
+        const left = Number(mem.get(WATCH_N) ?? '0') - (keys === null ? 0 : keys.args.length)
+        if (left > 0) mem.set(WATCH_N, String(left))
+        else mem.delete(WATCH_N)
       }
       mem.delete(WATCHING + conn)
       mem.delete(DIRTY + conn)
     }
 
     function touched(key: string): void {
+      if (!mem.has(WATCH_N)) return
       const prefix = W + keyId(key)
       for (const k of mem.keys(prefix)) mem.set(DIRTY + k.slice(prefix.length), '')
     }
 
     function touchedAll(): void {
+      if (!mem.has(WATCH_N)) return
       for (const k of mem.keys(WATCHING)) mem.set(DIRTY + k.slice(WATCHING.length), '')
     }
 
@@ -548,6 +558,7 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
             if (have.includes(k)) continue
             have.push(k)
             mem.set(W + keyId(k) + conn, '')
+            mem.set(WATCH_N, String(Number(mem.get(WATCH_N) ?? '0') + 1))
           }
           mem.set(WATCHING + conn, resp.command(have))
           return { reply: resp.simple('OK') }
@@ -696,7 +707,9 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
       BLOCKED,
       mayBlock: () => blockable,
       wake(conn, reply) {
-        if (mem.has(BLOCK + conn)) mem.set(WAKE + conn, reply)
+        if (!mem.has(BLOCK + conn)) return
+        mem.set(WAKE + conn, reply)
+        mem.set(WAKE_N, '')
       },
       settle
     }
