@@ -513,6 +513,13 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
       return { reply: resp.array(replies), quit }
     }
 
+    function discard(conn: string): void {
+      mem.delete(MULTI + conn)
+      mem.delete(QUEUED + conn)
+      mem.delete(QERR + conn)
+      unwatch(conn)
+    }
+
     const NOT_QUEUED = ['EXEC', 'DISCARD', 'MULTI', 'WATCH', 'QUIT', 'RESET']
 
     /** One client command: the transaction commands, queueing inside MULTI, or execution. */
@@ -531,26 +538,32 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
         mem.set(QUEUED + conn, (mem.get(QUEUED + conn) ?? '') + resp.command(args))
         return { reply: resp.simple('QUEUED') }
       }
+      // a malformed transaction command inside MULTI fails the EXEC too, as any command refused there does
+      const arityErr = (): Result => {
+        if (inMulti) mem.set(QERR + conn, '')
+        return { reply: wrongArity(name) }
+      }
       switch (name) {
         case 'MULTI':
-          if (args.length !== 1) return { reply: wrongArity(name) }
+          if (args.length !== 1) return arityErr()
           if (inMulti) return { reply: resp.error('ERR MULTI calls can not be nested') }
           mem.set(MULTI + conn, '')
           return { reply: resp.simple('OK') }
         case 'EXEC':
-          if (args.length !== 1) return { reply: wrongArity(name) }
+          if (args.length !== 1) {
+            // Redis refuses a malformed EXEC as an aborted one, in a transaction or not
+            if (inMulti) discard(conn)
+            return { reply: resp.error("EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command") }
+          }
           if (!inMulti) return { reply: resp.error('ERR EXEC without MULTI') }
           return exec(conn)
         case 'DISCARD':
-          if (args.length !== 1) return { reply: wrongArity(name) }
+          if (args.length !== 1) return arityErr()
           if (!inMulti) return { reply: resp.error('ERR DISCARD without MULTI') }
-          mem.delete(MULTI + conn)
-          mem.delete(QUEUED + conn)
-          mem.delete(QERR + conn)
-          unwatch(conn)
+          discard(conn)
           return { reply: resp.simple('OK') }
         case 'WATCH': {
-          if (args.length < 2) return { reply: wrongArity(name) }
+          if (args.length < 2) return arityErr()
           if (inMulti) return { reply: resp.error('ERR WATCH inside MULTI is not allowed') }
           const list = mem.get(WATCHING + conn)
           const have = list === undefined ? [] : resp.parseCommand(list, 0)!.args
@@ -568,7 +581,7 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
           unwatch(conn)
           return { reply: resp.simple('OK') }
         case 'RESET':
-          if (args.length !== 1) return { reply: wrongArity(name) }
+          if (args.length !== 1) return arityErr()
           reset(conn)
           return { reply: resp.simple('RESET') }
       }
