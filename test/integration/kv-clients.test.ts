@@ -3,7 +3,9 @@
 // RESP2, with HELLO 3 checked on a raw connection), ioredis 5 (RESP2) and node-redis 5 (RESP2
 // and RESP3). Each runs a scripted session of every command family and must see what Redis
 // would answer; then all of them write through a power cut of the primary with their own
-// retry settings, and every write they had acknowledged is on the backup that went live.
+// retry settings, and every write they had acknowledged is on the backup that went live; keys
+// that had expired on the primary stay expired there; and after the survivor dies too, the
+// guest booted from the disk server has every type, every expiry and every acknowledged write.
 // redis-benchmark's default test list runs to completion against the primary as well.
 //
 // The clients reach the service through a forwarder that stands in for FT's moving service
@@ -112,7 +114,7 @@ async function python(args: string[], timeoutMs = 120_000): Promise<Session> {
 
 describe('Redis clients against the kv guest on a replicated local lab', () => {
   it.skipIf(skip !== null)(
-    'redis-py, ioredis and node-redis see Redis answers; redis-benchmark runs its default tests; through a power cut nothing acknowledged is lost',
+    'redis-py, ioredis and node-redis see Redis answers; redis-benchmark runs its default tests; through a power cut and then a boot from disk nothing acknowledged is lost',
     async () => {
       const home = mkdtempSync(join(tmpdir(), 'ftlab-it-'))
       cleanups.push(() => rmSync(home, { recursive: true, force: true }))
@@ -207,6 +209,41 @@ describe('Redis clients against the kv guest on a replicated local lab', () => {
       // the backup replayed every entry with the primary's clock readings, so it expired the same keys at the same
       // entries: the primary put its state hash into the channel every few entries and the backup compared it with its own
       expect(events.filter((e) => /diverge/i.test(e.type)).map((e) => JSON.stringify(e.data))).toEqual([])
+
+      // then the survivor dies too: power-on boots the guest from the disk server's log, with every type and expiry
+      const typed = async (): Promise<unknown[]> => {
+        const c = createClient({ socket: { host, port } })
+        c.on('error', () => {})
+        await c.connect()
+        try {
+          return [
+            await c.hGetAll('py2:h'),
+            await c.lRange('io:l', 0, -1),
+            [...(await c.sMembers('nr2:set'))].sort(),
+            await c.zRangeWithScores('nr3:z', 0, -1),
+            await c.get('py3:tx'),
+            await c.ttl('py2:e2'),
+            (await c.ttl('long:3')) > 900,
+            await c.get('short:3')
+          ]
+        } finally {
+          c.destroy()
+        }
+      }
+      const beforeDisk = await typed()
+      await lab.powerCut('b')
+      await untilStatus(lab, 'both replicas down', (rows) => rows.get('a')?.state === 'down' && rows.get('b')?.state === 'down')
+      const on = await lab.powerOn('a')
+      expect(on.detail).toMatch(/booted the guest from the disk server/)
+      await untilStatus(lab, 'a live alone', (rows) => role(rows, 'a') === 'live')
+      expect(await typed()).toEqual(beforeDisk)
+      expect(beforeDisk.slice(5)).toEqual([-1, true, null])
+      const fromDisk = await nodeRedisSessionRead(
+        host,
+        port,
+        each.flat().map(([k]) => k)
+      )
+      expect(fromDisk.missing, 'acknowledged writes missing after the boot from disk').toEqual([])
     },
     600_000
   )
