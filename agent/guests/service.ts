@@ -360,12 +360,14 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
     function info(conn: string, args: string[]): string {
       const server = '# Server\r\nredis_version:' + VERSION + '\r\nredis_mode:standalone\r\nftlab_guest:' + app.name + '\r\nftlab_deterministic:yes\r\n'
       const clients = '# Clients\r\nconnected_clients:' + dev.mem.keys(ID).length + '\r\nblocked_clients:' + mem.keys(BLOCK).length + '\r\n'
-      // The guest is replicated: what it says must be the same on primary and backup, so it cannot know which
-      // replica runs it, the generation or the channel's lag. The agent answers those (ftlab status); here the
-      // truth the guest can tell: whoever answers is the one replica serving, and it has no Redis replicas.
+      const want = args.slice(1).map((a) => a.toLowerCase())
+      const all = want.length === 0 || want.some((w) => w === 'all' || w === 'everything' || w === 'default')
+      // Which replica serves, its generation and the logging channel's lag are not replicated state: they come from the
+      // replica device, a logged read like the clock (the backup replays the primary's text). To a client the replica it
+      // reaches is the one serving (a backup turns connections away), with no Redis replicas: role:master.
+      const facts = all || want.includes('replication') ? dev.replica.info().replace(/\n/g, '\r\n') : ''
       const replication =
-        '# Replication\r\nrole:master\r\nconnected_slaves:0\r\nftlab_replication:primary-backup (VMware FT style) through the VMM logging channel\r\n' +
-        'ftlab_replication_state:role, generation and channel lag are per replica, not replicated state: ftlab status shows them\r\n'
+        '# Replication\r\nrole:master\r\nconnected_slaves:0\r\nftlab_replication:primary-backup (VMware FT style) through the VMM logging channel\r\n' + facts
       const own = app.info ? app.info() : ''
       const parts: [string, string][] = [
         ['server', server],
@@ -377,8 +379,6 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
         if (m) parts.push([m[1].toLowerCase(), chunk.replace(/(\r\n)+$/, '\r\n')])
       }
       parts.sort((a, b) => ((SECTIONS.indexOf(a[0]) + 100) % 100) - ((SECTIONS.indexOf(b[0]) + 100) % 100))
-      const want = args.slice(1).map((a) => a.toLowerCase())
-      const all = want.length === 0 || want.some((w) => w === 'all' || w === 'everything' || w === 'default')
       const text = parts
         .filter(([name]) => all || want.includes(name))
         .map(([, t]) => t)

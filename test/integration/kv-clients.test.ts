@@ -158,6 +158,11 @@ describe('Redis clients against the kv guest on a replicated local lab', () => {
       await new Promise((r) => setTimeout(r, 600))
       // half of them read (and so deleted) on the primary, the other half left to expire unread
       for (let i = 0; i < 20; i += 2) expect(await ex.get(`short:${i}`), `short:${i} read after its expiry`).toBeNull()
+      // INFO replication tells FT Lab's truth: the replica serving, its role and generation, the channel's lag
+      const infoBefore = String(await ex.info('replication'))
+      expect(infoBefore).toMatch(/\r\nrole:master\r\n/)
+      expect(infoBefore).toMatch(/\r\nftlab_replica:a\r\nftlab_role:primary\r\nftlab_generation:1\r\nftlab_peer:b\r\n/)
+      expect(infoBefore).toMatch(/\r\nftlab_channel_lag_entries:[0-9]+\r\n/)
       ex.destroy()
 
       // writes through a power cut of the primary, each client with its own retry settings
@@ -205,6 +210,7 @@ describe('Redis clients against the kv guest on a replicated local lab', () => {
         expect(ttl).toBeLessThanOrEqual(1000)
       }
       expect(await survivor.keys('short:*')).toEqual([])
+      expect(String(await survivor.info('replication'))).toMatch(/\r\nftlab_replica:b\r\nftlab_role:live\r\nftlab_generation:1\r\n/) // live alone: the generation moves on at the next restore
       survivor.destroy()
       // the backup replayed every entry with the primary's clock readings, so it expired the same keys at the same
       // entries: the primary put its state hash into the channel every few entries and the backup compared it with its own

@@ -59,6 +59,18 @@ describe('kv speaks to Redis clients', () => {
     expect(repl).toMatch(/^\$[0-9]+\r\n# Replication\r\nrole:master\r\n/)
     expect(repl).not.toContain('# Server')
   })
+
+  it("INFO replication tells the serving replica's facts from the replica device, logged so the backup replays them", () => {
+    const rig = rigAt(1_000_000)
+    ;(rig.entropy as { replica?: () => string }).replica = () => 'ftlab_role:primary\nftlab_generation:7\nftlab_channel_lag_entries:2\n'
+    const r = rig.step({ t: 'data', conn: 't:1', data: encodeCommand(['INFO', 'replication']) })
+    expect(repliesTo('t:1', r.outputs)).toContain('ftlab_role:primary\r\nftlab_generation:7\r\nftlab_channel_lag_entries:2\r\n')
+    // the backup (whose own entropy throws) produced the same reply from the logged value: Rig compared the outputs
+    expect((r.body as { nondet: unknown[] }).nondet).toEqual([{ d: 'replica', v: 'ftlab_role:primary\nftlab_generation:7\nftlab_channel_lag_entries:2\n' }])
+    // other sections do not read it
+    const s = rig.step({ t: 'data', conn: 't:1', data: encodeCommand(['INFO', 'keyspace']) })
+    expect((s.body as { nondet: unknown[] }).nondet).toEqual([])
+  })
 })
 
 describe('kv transactions', () => {
