@@ -514,8 +514,7 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
   /** pop for a waiter from a non-empty list, logged as the plain command it amounts to; the reply */
   function popFor(conn: string, w: Waiter, key: string): string | null {
     if (w.kind === 'M') {
-      const r = move(conn, key, w.dest!, w.from!, w.to!)
-      return r
+      return move(conn, key, w.dest!, w.from!, w.to!)
     }
     const l = list(key)
     if (l === undefined) return null
@@ -978,7 +977,7 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
         const v = lookup(key)
         if (v === undefined) return resp.error('ERR no such key')
         const dst = args[2]
-        if (name === 'RENAMENX' && lookup(dst) !== undefined) return resp.int(key === dst ? 0 : 0)
+        if (name === 'RENAMENX' && lookup(dst) !== undefined) return resp.int(0)
         if (key !== dst) {
           const at = mem.get(EXP + key)
           remove(dst)
@@ -1533,9 +1532,8 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
           return zreply(conn, ordered.slice(from, to), withScores)
         }
         // ZREVRANGEBYSCORE and ZRANGE … BYSCORE REV take max first
-        const reversedArgs = rev
-        const min = bound(reversedArgs ? args[3] : args[2])
-        const max = bound(reversedArgs ? args[2] : args[3])
+        const min = bound(rev ? args[3] : args[2])
+        const max = bound(rev ? args[2] : args[3])
         if (min === null || max === null) return resp.error('ERR min or max is not a float')
         let hit = z.filter((p) => inBounds(score(p), min, max))
         if (rev) hit.reverse()
@@ -1558,8 +1556,9 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
           store(key, 'z', z)
           log(['ZREM', key, ...out.map((p) => p[0])])
         }
-        if (cnt !== null && svc.proto(conn) === 3) return zreply(conn, out, true)
-        return cnt === null && svc.proto(conn) === 3 ? resp.array(out.flatMap((p) => [resp.bulk(p[0]), resp.double(fmt(score(p)))])) : zreply(conn, out, true)
+        // RESP3 without a count: one flat [member, score]; with a count, [member, score] pairs
+        if (cnt === null && svc.proto(conn) === 3) return resp.array(out.flatMap((p) => [resp.bulk(p[0]), resp.double(fmt(score(p)))]))
+        return zreply(conn, out, true)
       }
       case 'ZREMRANGEBYRANK':
       case 'ZREMRANGEBYSCORE': {
