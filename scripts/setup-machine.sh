@@ -16,13 +16,14 @@ say() { printf '== %s\n' "$*"; }
 # What the tests use, by Debian package (the tests name the same package when it is missing):
 #   OpenSSH server and client      the network-namespace testbed (scripts/testbed.sh) and deploy tests
 #   nftables iptables iproute2     network faults, namespaces, netem (tc)
-#   redis-tools redis-server       redis-cli / redis-benchmark against the kv guest
+#   redis-tools redis-server       redis-cli / redis-benchmark against the kv guest; redis-server records its reference replies
+#   python3-redis                  redis-py (4.3, for /usr/bin/python3) in the kv clients test, standing in for redis-py from PyPI
 #   chromium                       the E2E tests (playwright-core drives it; no browser is downloaded)
 #   procps psmisc                  process faults (pkill, fuser, ps)
 #   etcd-server                    the etcd tie-breaker
 #   openipmi ipmitool              the IPMI power driver against ipmi_sim
 #   libvirt-clients                the libvirt power driver (virsh, test:///default)
-PACKAGES=(openssh-server openssh-client nftables iptables iproute2 redis-tools redis-server chromium procps psmisc etcd-server openipmi ipmitool libvirt-clients)
+PACKAGES=(openssh-server openssh-client nftables iptables iproute2 redis-tools redis-server python3-redis chromium procps psmisc etcd-server openipmi ipmitool libvirt-clients)
 
 if [ "$(id -u)" -eq 0 ]; then
   as_root=()

@@ -2,13 +2,16 @@
 // number), on a session stream (the FTLAB-SESSION preamble, as the console's load clients
 // send it) to the replica's service port; retries on timeout with the same seq, following
 // the service to the other replica on a fresh stream; drops duplicate replies; and checks
-// what it reads against what it knows it wrote.
+// what it reads against what it knows it wrote. With the kv guest it also writes keys that
+// expire (SET … PX) and checks reads of them against the simulated time: the guest's clock
+// device is the simulation's clock, so a key must be readable until it can have expired and
+// never after it must have (on whichever replica serves).
 import type { Checker } from './checker.js'
 import type { Prng } from '../agent/prng.js'
 import { encodeCommand, parseRespAll, type RespValue } from './resp.js'
 import type { EventQueue } from './world.js'
 
-export type RequestKind = 'set' | 'get' | 'incr' | 'time' | 'rand' | 'save'
+export type RequestKind = 'set' | 'get' | 'incr' | 'time' | 'rand' | 'save' | 'setpx' | 'getpx'
 
 interface Pending {
   seq: number
@@ -19,6 +22,10 @@ interface Pending {
   attempt: number
   /** INCR: the highest counter value any client had seen complete when this one was invoked */
   floor: number
+  /** when it was first sent (simulated ms) */
+  invokedAt: number
+  /** SET … PX: the time to live, ms */
+  ttl: number
 }
 
 export interface ClientOptions {
@@ -53,6 +60,8 @@ export class SimClient {
   private pending: Pending | null = null
   /** this client's own keys: only it writes them, so a read must return its last completed write */
   private written = new Map<string, string>()
+  /** this client's expiring keys: the last acknowledged SET … PX, and the window in which it expires (simulated ms) */
+  private expiring = new Map<string, { value: string; from: number; by: number }>()
   private lastProgress = 0
   private stream: ClientStream | null = null
 
@@ -65,22 +74,27 @@ export class SimClient {
     const seq = ++this.seq
     const kind = this.o.rng.pick(this.o.kinds)
     const slot = this.o.rng.int(0, 2)
-    const key = kind === 'incr' ? 'ctr' : `${this.id}:k${slot}`
+    const key = kind === 'incr' ? 'ctr' : kind === 'setpx' || kind === 'getpx' ? `${this.id}:x${slot}` : `${this.id}:k${slot}`
     const value = `v${seq}`
+    const ttl = kind === 'setpx' ? this.o.rng.int(5, 300) : 0
     const cmd =
-      kind === 'set'
-        ? ['SET', key, value]
-        : kind === 'get'
+      kind === 'setpx'
+        ? ['SET', key, value, 'PX', String(ttl)]
+        : kind === 'getpx'
           ? ['GET', key]
-          : kind === 'incr'
-            ? ['INCR', key]
-            : kind === 'time'
-              ? ['TIME']
-              : kind === 'rand'
-                ? ['RAND', `${this.id}:r`]
-                : ['SAVE', key, String(Number(this.id.slice(1)) * 4 + slot)]
+          : kind === 'set'
+            ? ['SET', key, value]
+            : kind === 'get'
+              ? ['GET', key]
+              : kind === 'incr'
+                ? ['INCR', key]
+                : kind === 'time'
+                  ? ['TIME']
+                  : kind === 'rand'
+                    ? ['RAND', `${this.id}:r`]
+                    : ['SAVE', key, String(Number(this.id.slice(1)) * 4 + slot)]
     const data = encodeCommand(['FTREQ', this.id, String(seq), ...cmd])
-    this.pending = { seq, kind, key, value, data, attempt: 0, floor: this.counter().max }
+    this.pending = { seq, kind, key, value, data, attempt: 0, floor: this.counter().max, invokedAt: this.o.q.now, ttl }
     this.send()
   }
 
@@ -161,6 +175,24 @@ export class SimClient {
           fail(`INCR returned ${n} although an INCR that completed before it was invoked returned ${p.floor}: an acknowledged increment was lost`)
         c.seen.add(n)
         if (n > c.max) c.max = n
+        break
+      }
+      case 'setpx':
+        if (reply !== 'OK') fail(`SET … PX answered ${JSON.stringify(reply)}`)
+        // executed at some time in [invokedAt, now]: it expires at some time in [invokedAt + ttl, now + ttl]
+        this.expiring.set(p.key, { value: p.value, from: p.invokedAt + p.ttl, by: this.o.q.now + p.ttl })
+        break
+      case 'getpx': {
+        // executed at some time in [invokedAt, now]
+        const e = this.expiring.get(p.key)
+        if (reply !== null && (e === undefined || reply !== e.value))
+          fail(`GET ${p.key} returned ${JSON.stringify(reply)}, which is not this client's last acknowledged SET … PX (${JSON.stringify(e?.value ?? null)})`)
+        if (reply !== null && e !== undefined && p.invokedAt > e.by)
+          fail(`GET ${p.key} invoked at ${p.invokedAt}ms returned ${JSON.stringify(reply)}, which had expired by ${e.by}ms: an expired key was readable`)
+        if (reply === null && e !== undefined && this.o.q.now < e.from)
+          fail(
+            `GET ${p.key} answered nil at ${this.o.q.now}ms, but ${JSON.stringify(e.value)} cannot expire before ${e.from}ms: an acknowledged write was lost`
+          )
         break
       }
       default:

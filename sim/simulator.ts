@@ -174,7 +174,7 @@ class Simulation {
       const r = new Prng(entropySeed ^ hashId(id))
       return { now: () => EPOCH + this.q.now, u32: () => r.u32() }
     }
-    const kinds = opts.guest === 'kv' ? (['set', 'get', 'incr'] as const) : (['set', 'get', 'incr', 'time', 'rand', 'save'] as const)
+    const kinds = opts.guest === 'kv' ? (['set', 'get', 'incr', 'setpx', 'getpx'] as const) : (['set', 'get', 'incr', 'time', 'rand', 'save'] as const)
     for (let i = 1; i <= (opts.clients ?? 4); i++) {
       this.clients.push(
         new SimClient({

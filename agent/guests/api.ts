@@ -47,6 +47,12 @@ export interface GuestDevices {
   }
   /** wall clock, ms since the epoch; each read is a logged non-deterministic input */
   clock: { now(): number }
+  /**
+   * What the replica serving the guest knows of itself: `field:value` lines (role, generation, logging-channel lag), or
+   * '' where the host does not say. Each read is a logged non-deterministic input, like the clock: the backup replays
+   * the primary's answer, so a guest may put it in a reply (kv's INFO replication) but must not keep it in its state.
+   */
+  replica: { info(): string }
   /** uniform unsigned 32-bit integer; each read is a logged non-deterministic input */
   random: { u32(): number }
   /** one-shot timers; a firing arrives as `timer(id)`; setting an armed id re-arms it */

@@ -1,4 +1,4 @@
-// RESP2 (the Redis protocol), in two forms:
+// RESP2 (the Redis protocol) and the RESP3 reply types a guest may send after HELLO 3, in two forms:
 // - respLibrary(): a self-contained factory that the VMM evaluates inside the guest's
 //   sandbox (it references nothing outside its body). It works on byte strings (one char
 //   per byte, 0–255), which is what guests use for bytes.
@@ -20,6 +20,17 @@ export interface RespLib {
   bulks(items: (string | null)[]): string
   /** a command as clients send it: an array of bulk strings */
   command(args: string[]): string
+  // RESP3 (after HELLO 3): the guest picks these only for a connection that negotiated protocol 3
+  /** a map of already-encoded keys and values, alternating: `%<pairs>` */
+  map(encoded: string[]): string
+  /** a set of already-encoded items: `~<n>` */
+  set(encoded: string[]): string
+  /** a double, given as Redis prints it (`1.5`, `inf`, `-inf`): `,<text>` */
+  double(text: string): string
+  /** the RESP3 null: `_` */
+  nil(): string
+  /** a boolean: `#t` / `#f` */
+  bool(b: boolean): string
   /**
    * One command at `pos`: a RESP array of bulk strings, or an inline line of words.
    * null: incomplete, wait for more bytes. Throws Error('Protocol error: …') on bad input.
@@ -183,6 +194,11 @@ export function respLibrary(): RespLib {
     array: (encoded) => (encoded === null ? '*-1\r\n' : '*' + encoded.length + CRLF + encoded.join('')),
     bulks: (items) => '*' + items.length + CRLF + items.map(bulk).join(''),
     command: (args) => '*' + args.length + CRLF + args.map(bulk).join(''),
+    map: (encoded) => '%' + encoded.length / 2 + CRLF + encoded.join(''),
+    set: (encoded) => '~' + encoded.length + CRLF + encoded.join(''),
+    double: (text) => ',' + text + CRLF,
+    nil: () => '_' + CRLF,
+    bool: (b) => (b ? '#t' : '#f') + CRLF,
     parseCommand,
     parseValue
   }

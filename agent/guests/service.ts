@@ -34,6 +34,13 @@ export interface ServiceApp {
    * boot from disk a retried request is answered from the table, not executed twice.
    */
   replyRecorded?(client: string, entry: string): void
+  /**
+   * Redis's arity of one of the guest's commands (n: exactly n words with the name, -n: at least n), or undefined for a
+   * command it does not know. MULTI uses it to refuse a command at queue time, as Redis does (the EXEC then aborts).
+   */
+  arity?(name: string): number | undefined
+  /** a connection went away or started afresh: drop what the guest keeps for it (a blocked pop) */
+  closed?(conn: string): void
 }
 
 export interface Service {
@@ -46,6 +53,20 @@ export interface Service {
   synced(tag: number): void
   /** put back a reply-table entry a guest persisted (see ServiceApp.replyRecorded), at boot */
   restoreReply(client: string, entry: string): void
+  /** the protocol `conn` negotiated with HELLO: 2 (the default) or 3 */
+  proto(conn: string): number
+  /** a key changed: a WATCH of it fails the watcher's EXEC */
+  touched(key: string): void
+  /** every key changed (FLUSHALL) */
+  touchedAll(): void
+  /** what app.command returns to block the connection (BLPOP with nothing to pop): its later commands wait until wake() */
+  readonly BLOCKED: string
+  /** false inside EXEC and FTREQ, where a blocking command must answer at once (Redis answers a timeout in MULTI) */
+  mayBlock(): boolean
+  /** answer a blocked connection; its waiting commands run after the current one */
+  wake(conn: string, reply: string): void
+  /** after an input the service did not receive itself (a timer): answer the woken connections, write out, send */
+  settle(): void
 }
 
 export interface ServiceLib {
@@ -64,6 +85,26 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
   const HOLD = 'svc:hold:'
   const HOLD_SEQ = 'svc:hold-seq'
   const LAST_SYNC = 'svc:sync'
+  /** HELLO 3: `svc:proto:<conn>` = '3' */
+  const PROTO = 'svc:proto:'
+  /** CLIENT ID: `svc:id:<conn>`, numbered from svc:next-id */
+  const ID = 'svc:id:'
+  const NEXT_ID = 'svc:next-id'
+  /** MULTI: in a transaction; its queued commands (RESP, back to back); a command refused at queue time */
+  const MULTI = 'svc:multi:'
+  const QUEUED = 'svc:queued:'
+  const QERR = 'svc:qerr:'
+  /** WATCH: the keys a connection watches (one RESP array), the watchers of a key (`svc:w:<len>:<key>:<conn>`), a dirty watch */
+  const WATCHING = 'svc:watching:'
+  const W = 'svc:w:'
+  const DIRTY = 'svc:dirty:'
+  /** a connection blocked in a pop; the reply that wakes it */
+  const BLOCK = 'svc:blocked:'
+  const WAKE = 'svc:wake:'
+  /** how many watcher pages and wake pages exist: mem.keys() scans every page, so a write must not call it when none do */
+  const WATCH_N = 'svc:watch-n'
+  const WAKE_N = 'svc:wake-n'
+  const VERSION = '7.0.15'
   const CONFIG: Record<string, string> = {
     save: '',
     appendonly: 'no',
@@ -154,9 +195,13 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
     let outbox: [conn: string, bytes: string | null][] = []
     const send = (conn: string, bytes: string): void => void outbox.push([conn, bytes])
     const closeConn = (conn: string): void => void outbox.push([conn, null])
+    /** per command: false while EXEC or FTREQ runs one, where nothing may block */
+    let blockable = true
+    const BLOCKED = '\u0000ftlab-blocked'
 
-    /** Write out the batch, then send its replies, or hold them until its writes are durable. */
+    /** Answer woken connections, write out the batch, then send its replies, or hold them until its writes are durable. */
     function settle(): void {
+      wakeAll()
       const wrote = app.flush ? app.flush() === true : false
       if (wrote && app.durable?.() === true) mem.set(LAST_SYNC, String(dev.disk.sync()))
       const out = outbox
@@ -172,6 +217,23 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
         const seq = Number(mem.get(HOLD_SEQ) ?? '0') + 1
         mem.set(HOLD_SEQ, String(seq))
         mem.set(HOLD + String(seq).padStart(15, '0'), mem.get(LAST_SYNC) + '\n' + (bytes === null ? 'c\n' + conn + '\n' : 's\n' + conn + '\n' + bytes))
+      }
+    }
+
+    /** Connections a command unblocked get their reply, then their commands that waited behind it run (and may wake others). */
+    function wakeAll(): void {
+      if (!mem.has(WAKE_N)) return
+      mem.delete(WAKE_N)
+      for (let keys = mem.keys(WAKE); keys.length > 0; keys = mem.keys(WAKE)) {
+        for (const key of keys) {
+          const conn = key.slice(WAKE.length)
+          const reply = mem.get(key)!
+          mem.delete(key)
+          mem.delete(BLOCK + conn)
+          send(conn, reply)
+          const buf = mem.get(BUF + conn)
+          if (buf !== undefined) run(conn, buf)
+        }
       }
     }
 
@@ -194,6 +256,136 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
       return m.replace(/[\r\n]+/g, ' ')
     }
 
+    const proto = (conn: string): number => (mem.get(PROTO + conn) === '3' ? 3 : 2)
+
+    function clientId(conn: string): number {
+      const have = mem.get(ID + conn)
+      if (have !== undefined) return Number(have)
+      const id = Number(mem.get(NEXT_ID) ?? '0') + 1
+      mem.set(NEXT_ID, String(id))
+      mem.set(ID + conn, String(id))
+      return id
+    }
+
+    /** a map in RESP3, a flat array of alternating keys and values in RESP2 */
+    const pairs = (conn: string, encoded: string[]): string => (proto(conn) === 3 ? resp.map(encoded) : resp.array(encoded))
+
+    function hello(conn: string, args: string[]): string {
+      let version = proto(conn)
+      let i = 1
+      if (args.length > 1) {
+        if (!/^-?[0-9]{1,18}$/.test(args[1])) return resp.error('ERR Protocol version is not an integer or out of range')
+        version = Number(args[1])
+        if (version !== 2 && version !== 3) return resp.error('NOPROTO unsupported protocol version')
+        i = 2
+      }
+      let name: string | undefined
+      for (; i < args.length; i++) {
+        const opt = args[i].toUpperCase()
+        const more = args.length - i - 1
+        // no passwords in a lab: the default user, as in a Redis without requirepass, takes any
+        if (opt === 'AUTH' && more >= 2) i += 2
+        else if (opt === 'SETNAME' && more >= 1) {
+          name = args[++i]
+          if (!/^[!-~]*$/.test(name)) return resp.error('ERR Client names cannot contain spaces, newlines or special characters.')
+        } else return resp.error("ERR Syntax error in HELLO option '" + args[i].slice(0, 64) + "'")
+      }
+      if (version === 3) mem.set(PROTO + conn, '3')
+      else mem.delete(PROTO + conn)
+      if (name !== undefined) {
+        if (name === '') mem.delete(NAME + conn)
+        else mem.set(NAME + conn, name)
+      }
+      const b = resp.bulk
+      return pairs(conn, [
+        b('server'),
+        b('redis'),
+        b('version'),
+        b(VERSION),
+        b('proto'),
+        resp.int(version),
+        b('id'),
+        resp.int(clientId(conn)),
+        b('mode'),
+        b('standalone'),
+        b('role'),
+        b('master'),
+        b('modules'),
+        resp.array([])
+      ])
+    }
+
+    function client(conn: string, args: string[]): string {
+      const sub = args[1].toUpperCase()
+      const n = args.length
+      switch (sub) {
+        case 'SETNAME':
+          if (n !== 3) break
+          if (!/^[!-~]*$/.test(args[2])) return resp.error('ERR Client names cannot contain spaces, newlines or special characters.')
+          if (args[2] === '') mem.delete(NAME + conn)
+          else mem.set(NAME + conn, args[2])
+          return resp.simple('OK')
+        case 'GETNAME': {
+          if (n !== 2) break
+          const name = mem.get(NAME + conn)
+          return name === undefined ? nil(conn) : resp.bulk(name)
+        }
+        case 'ID':
+          return n === 2 ? resp.int(clientId(conn)) : wrongSub(args)
+        case 'SETINFO': {
+          if (n !== 4) break
+          const attr = args[2].toUpperCase()
+          if (attr !== 'LIB-NAME' && attr !== 'LIB-VER') return resp.error("ERR Unrecognized option '" + args[2].slice(0, 64) + "'")
+          return resp.simple('OK')
+        }
+        case 'INFO':
+        case 'LIST': {
+          const name = mem.get(NAME + conn) ?? ''
+          const line =
+            'id=' + clientId(conn) + ' addr=' + conn + ' name=' + name + ' db=0 multi=' + (mem.has(MULTI + conn) ? 0 : -1) + ' resp=' + proto(conn) + '\n'
+          return resp.bulk(line)
+        }
+        default:
+          return resp.error("ERR unknown subcommand '" + args[1].slice(0, 64) + "'. Try CLIENT HELP.")
+      }
+      return wrongSub(args)
+    }
+
+    const wrongSub = (args: string[]): string =>
+      resp.error("ERR wrong number of arguments for '" + args[0].toLowerCase() + '|' + args[1].toLowerCase() + "' command")
+    const nil = (conn: string): string => (proto(conn) === 3 ? resp.nil() : resp.bulk(null))
+
+    const SECTIONS = ['server', 'clients', 'persistence', 'stats', 'replication', 'keyspace']
+
+    function info(conn: string, args: string[]): string {
+      const server = '# Server\r\nredis_version:' + VERSION + '\r\nredis_mode:standalone\r\nftlab_guest:' + app.name + '\r\nftlab_deterministic:yes\r\n'
+      const clients = '# Clients\r\nconnected_clients:' + dev.mem.keys(ID).length + '\r\nblocked_clients:' + mem.keys(BLOCK).length + '\r\n'
+      const want = args.slice(1).map((a) => a.toLowerCase())
+      const all = want.length === 0 || want.some((w) => w === 'all' || w === 'everything' || w === 'default')
+      // Which replica serves, its generation and the logging channel's lag are not replicated state: they come from the
+      // replica device, a logged read like the clock (the backup replays the primary's text). To a client the replica it
+      // reaches is the one serving (a backup turns connections away), with no Redis replicas: role:master.
+      const facts = all || want.includes('replication') ? dev.replica.info().replace(/\n/g, '\r\n') : ''
+      const replication =
+        '# Replication\r\nrole:master\r\nconnected_slaves:0\r\nftlab_replication:primary-backup (VMware FT style) through the VMM logging channel\r\n' + facts
+      const own = app.info ? app.info() : ''
+      const parts: [string, string][] = [
+        ['server', server],
+        ['clients', clients],
+        ['replication', replication]
+      ]
+      for (const chunk of own.split(/(?=# )/)) {
+        const m = /^# ([A-Za-z0-9_ ]+)\r\n/.exec(chunk)
+        if (m) parts.push([m[1].toLowerCase(), chunk.replace(/(\r\n)+$/, '\r\n')])
+      }
+      parts.sort((a, b) => ((SECTIONS.indexOf(a[0]) + 100) % 100) - ((SECTIONS.indexOf(b[0]) + 100) % 100))
+      const text = parts
+        .filter(([name]) => all || want.includes(name))
+        .map(([, t]) => t)
+        .join('\r\n')
+      return proto(conn) === 3 ? '=' + (text.length + 4) + '\r\ntxt:' + text + '\r\n' : resp.bulk(text)
+    }
+
     function common(conn: string, args: string[]): Result | null {
       const name = args[0].toUpperCase()
       const sub = args.length > 1 ? args[1].toUpperCase() : ''
@@ -209,13 +401,14 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
           // redis-cli asks for COMMAND DOCS at start to drive its hints: none here.
           return { reply: sub === 'COUNT' ? resp.int(0) : resp.array([]) }
         case 'CONFIG':
+          if (args.length < 2) return { reply: wrongArity(name) }
           if (sub === 'GET' && args.length >= 3) {
             const out: string[] = []
             const all: Record<string, string> = { ...CONFIG, ...(app.settings ? app.settings() : {}) }
             for (const k of Object.keys(all)) {
-              if (args.slice(2).some((p) => glob(p.toLowerCase(), k))) out.push(k, all[k])
+              if (args.slice(2).some((p) => glob(p.toLowerCase(), k))) out.push(resp.bulk(k), resp.bulk(all[k]))
             }
-            return { reply: resp.bulks(out) }
+            return { reply: pairs(conn, out) }
           }
           if (sub === 'SET' && args.length === 4) {
             const r = app.configSet ? app.configSet(args[2].toLowerCase(), args[3]) : undefined
@@ -225,31 +418,28 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
           if (sub === 'RESETSTAT') return { reply: resp.simple('OK') }
           return { reply: resp.error("ERR CONFIG subcommand '" + (args[1] ?? '') + "' is not supported by this guest") }
         case 'CLIENT':
-          if (sub === 'SETNAME' && args.length === 3) {
-            mem.set(NAME + conn, args[2])
-            return { reply: resp.simple('OK') }
-          }
-          if (sub === 'GETNAME') {
-            const n = mem.get(NAME + conn)
-            return { reply: resp.bulk(n === undefined ? null : n) }
-          }
-          if (sub === 'SETINFO') return { reply: resp.simple('OK') }
-          return { reply: resp.error("ERR unknown subcommand '" + (args[1] ?? '') + "' for 'client'") }
+          if (args.length < 2) return { reply: wrongArity(name) }
+          return { reply: client(conn, args) }
+        case 'HELLO':
+          return { reply: hello(conn, args) }
         case 'SELECT':
           if (args.length !== 2) return { reply: wrongArity(name) }
-          return { reply: args[1] === '0' ? resp.simple('OK') : resp.error('ERR DB index is out of range') }
-        case 'INFO': {
-          const text =
-            '# Server\r\nftlab_guest:' +
-            app.name +
-            '\r\nredis_version:7.0.0-ftlab\r\n\r\n' +
-            '# Replication\r\nrole:master\r\nconnected_slaves:0\r\n' +
-            'ftlab_replication:primary-backup through the VMM logging channel\r\n' +
-            (app.info ? '\r\n' + app.info() : '')
-          return { reply: resp.bulk(text) }
-        }
+          if (!/^-?[0-9]{1,18}$/.test(args[1])) return { reply: resp.error('ERR value is not an integer or out of range') }
+          return { reply: Number(args[1]) === 0 ? resp.simple('OK') : resp.error('ERR DB index is out of range') }
+        case 'INFO':
+          return { reply: info(conn, args) }
       }
       return null
+    }
+
+    const COMMON_ARITY: Record<string, number> = { PING: -1, ECHO: 2, QUIT: -1, COMMAND: -1, CONFIG: -2, CLIENT: -2, HELLO: -1, SELECT: 2, INFO: -1 }
+
+    function unknown(args: string[]): string {
+      const shown = args
+        .slice(1, 4)
+        .map((a) => "'" + a.slice(0, 64) + "' ")
+        .join('')
+      return resp.error("ERR unknown command '" + args[0].slice(0, 64) + "', with args beginning with: " + shown)
     }
 
     function execute(conn: string, args: string[]): Result {
@@ -259,15 +449,144 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
           if (r !== null) return r
           const reply = app.command(conn, args)
           if (reply !== null) return { reply }
-          const shown = args
-            .slice(1, 4)
-            .map((a) => "'" + a.slice(0, 64) + "' ")
-            .join('')
-          return { reply: resp.error("ERR unknown command '" + args[0].slice(0, 64) + "', with args beginning with: " + shown) }
+          return { reply: unknown(args) }
         })
       } catch (e) {
         return { reply: resp.error('ERR guest fault: ' + message(e)) }
       }
+    }
+
+    // --- transactions ------------------------------------------------------------------
+
+    /** `<len>:<key>:` — the watchers of one key are the pages under W + this, whatever bytes the key holds */
+    const keyId = (key: string): string => key.length + ':' + key + ':'
+
+    function unwatch(conn: string): void {
+      const list = mem.get(WATCHING + conn)
+      if (list !== undefined) {
+        const keys = resp.parseCommand(list, 0)
+        if (keys !== null) for (const k of keys.args) mem.delete(W + keyId(k) + conn)
+        const left = Number(mem.get(WATCH_N) ?? '0') - (keys === null ? 0 : keys.args.length)
+        if (left > 0) mem.set(WATCH_N, String(left))
+        else mem.delete(WATCH_N)
+      }
+      mem.delete(WATCHING + conn)
+      mem.delete(DIRTY + conn)
+    }
+
+    function touched(key: string): void {
+      if (!mem.has(WATCH_N)) return
+      const prefix = W + keyId(key)
+      for (const k of mem.keys(prefix)) mem.set(DIRTY + k.slice(prefix.length), '')
+    }
+
+    function touchedAll(): void {
+      if (!mem.has(WATCH_N)) return
+      for (const k of mem.keys(WATCHING)) mem.set(DIRTY + k.slice(WATCHING.length), '')
+    }
+
+    /** Queued commands are kept as RESP commands back to back in one page. */
+    function exec(conn: string): Result {
+      const queued = mem.get(QUEUED + conn) ?? ''
+      const aborted = mem.has(QERR + conn)
+      const dirty = mem.has(DIRTY + conn)
+      mem.delete(MULTI + conn)
+      mem.delete(QUEUED + conn)
+      mem.delete(QERR + conn)
+      unwatch(conn)
+      if (aborted) return { reply: resp.error('EXECABORT Transaction discarded because of previous errors.') }
+      if (dirty) return { reply: proto(conn) === 3 ? resp.nil() : resp.array(null) }
+      const replies: string[] = []
+      let quit = false
+      blockable = false
+      try {
+        for (let pos = 0; pos < queued.length;) {
+          const cmd = resp.parseCommand(queued, pos)!
+          pos = cmd.end
+          const r = execute(conn, cmd.args)
+          replies.push(r.reply)
+          if (r.quit) quit = true
+        }
+      } finally {
+        blockable = true
+      }
+      return { reply: resp.array(replies), quit }
+    }
+
+    function discard(conn: string): void {
+      mem.delete(MULTI + conn)
+      mem.delete(QUEUED + conn)
+      mem.delete(QERR + conn)
+      unwatch(conn)
+    }
+
+    const NOT_QUEUED = ['EXEC', 'DISCARD', 'MULTI', 'WATCH', 'QUIT', 'RESET']
+
+    /** One client command: the transaction commands, queueing inside MULTI, or execution. */
+    function dispatch(conn: string, args: string[]): Result {
+      const name = args[0].toUpperCase()
+      const inMulti = mem.has(MULTI + conn)
+      if (inMulti && !NOT_QUEUED.includes(name)) {
+        const arity = COMMON_ARITY[name] ?? (app.arity ? app.arity(name) : 0)
+        let err: string | null = null
+        if (arity === undefined) err = unknown(args)
+        else if ((arity > 0 && args.length !== arity) || (arity < 0 && args.length < -arity)) err = wrongArity(name)
+        if (err !== null) {
+          mem.set(QERR + conn, '')
+          return { reply: err }
+        }
+        mem.set(QUEUED + conn, (mem.get(QUEUED + conn) ?? '') + resp.command(args))
+        return { reply: resp.simple('QUEUED') }
+      }
+      // a malformed transaction command inside MULTI fails the EXEC too, as any command refused there does
+      const arityErr = (): Result => {
+        if (inMulti) mem.set(QERR + conn, '')
+        return { reply: wrongArity(name) }
+      }
+      switch (name) {
+        case 'MULTI':
+          if (args.length !== 1) return arityErr()
+          if (inMulti) return { reply: resp.error('ERR MULTI calls can not be nested') }
+          mem.set(MULTI + conn, '')
+          return { reply: resp.simple('OK') }
+        case 'EXEC':
+          if (args.length !== 1) {
+            // Redis refuses a malformed EXEC as an aborted one, in a transaction or not
+            if (inMulti) discard(conn)
+            return { reply: resp.error("EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command") }
+          }
+          if (!inMulti) return { reply: resp.error('ERR EXEC without MULTI') }
+          return exec(conn)
+        case 'DISCARD':
+          if (args.length !== 1) return arityErr()
+          if (!inMulti) return { reply: resp.error('ERR DISCARD without MULTI') }
+          discard(conn)
+          return { reply: resp.simple('OK') }
+        case 'WATCH': {
+          if (args.length < 2) return arityErr()
+          if (inMulti) return { reply: resp.error('ERR WATCH inside MULTI is not allowed') }
+          const list = mem.get(WATCHING + conn)
+          const have = list === undefined ? [] : resp.parseCommand(list, 0)!.args
+          for (const k of args.slice(1)) {
+            if (have.includes(k)) continue
+            have.push(k)
+            mem.set(W + keyId(k) + conn, '')
+            mem.set(WATCH_N, String(Number(mem.get(WATCH_N) ?? '0') + 1))
+          }
+          mem.set(WATCHING + conn, resp.command(have))
+          return { reply: resp.simple('OK') }
+        }
+        case 'UNWATCH':
+          if (args.length !== 1) return { reply: wrongArity(name) }
+          unwatch(conn)
+          return { reply: resp.simple('OK') }
+        case 'RESET':
+          if (args.length !== 1) return arityErr()
+          reset(conn)
+          return { reply: resp.simple('RESET') }
+      }
+      if (inMulti && name === 'QUIT') reset(conn)
+      return execute(conn, args)
     }
 
     const wrap = (seq: number, reply: string): string => '*2\r\n:' + seq + '\r\n' + reply
@@ -294,7 +613,17 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
         }
       }
       const inner = args.slice(3)
-      const r = inner[0].toUpperCase() === 'FTREQ' ? { reply: resp.error('ERR FTREQ cannot be nested') } : execute(conn, inner)
+      let r: Result
+      if (inner[0].toUpperCase() === 'FTREQ') r = { reply: resp.error('ERR FTREQ cannot be nested') }
+      else {
+        // a request of FT Lab's client gets its answer now: a blocking pop that would wait answers as if timed out
+        blockable = false
+        try {
+          r = dispatch(conn, inner)
+        } finally {
+          blockable = true
+        }
+      }
       const entry = seq + '\n' + r.reply
       mem.set(REPLY + client, entry)
       app.replyRecorded?.(client, entry)
@@ -319,7 +648,12 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
         if (cmd === null) break
         pos = cmd.end
         if (cmd.args.length === 0) continue
-        const r = cmd.args[0].toUpperCase() === 'FTREQ' ? ftreq(conn, cmd.args) : execute(conn, cmd.args)
+        const r = cmd.args[0].toUpperCase() === 'FTREQ' ? ftreq(conn, cmd.args) : dispatch(conn, cmd.args)
+        if (r.reply === BLOCKED) {
+          // Redis reads nothing more of a blocked client's stream: the rest waits for its wake()
+          mem.set(BLOCK + conn, '')
+          break
+        }
         out += r.reply
         if (r.quit) {
           send(conn, out)
@@ -333,10 +667,24 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
       else mem.delete(BUF + conn)
     }
 
+    /** Per-connection state a new stream (RESET, a reopened or closed connection) must not inherit. */
+    function reset(conn: string): void {
+      unwatch(conn)
+      mem.delete(MULTI + conn)
+      mem.delete(QUEUED + conn)
+      mem.delete(QERR + conn)
+      mem.delete(NAME + conn)
+      mem.delete(PROTO + conn)
+    }
+
     function forget(conn: string): void {
+      reset(conn)
       mem.delete(BUF + conn)
       mem.delete(WAIT + conn)
-      mem.delete(NAME + conn)
+      mem.delete(BLOCK + conn)
+      mem.delete(WAKE + conn)
+      mem.delete(ID + conn)
+      app.closed?.(conn)
     }
 
     return {
@@ -344,9 +692,9 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
       close: forget,
       data(conn, bytes) {
         const buf = (mem.get(BUF + conn) ?? '') + bytes
-        if (!app.ready()) {
+        if (!app.ready() || mem.has(BLOCK + conn)) {
           mem.set(BUF + conn, buf)
-          mem.set(WAIT + conn, '')
+          if (!app.ready()) mem.set(WAIT + conn, '')
           return
         }
         run(conn, buf)
@@ -365,7 +713,18 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
       synced,
       restoreReply(client: string, entry: string) {
         mem.set(REPLY + client, entry)
-      }
+      },
+      proto,
+      touched,
+      touchedAll,
+      BLOCKED,
+      mayBlock: () => blockable,
+      wake(conn, reply) {
+        if (!mem.has(BLOCK + conn)) return
+        mem.set(WAKE + conn, reply)
+        mem.set(WAKE_N, '')
+      },
+      settle
     }
   }
 

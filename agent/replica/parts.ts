@@ -172,7 +172,9 @@ export class SnapshotAssembly {
       last[1] = last[1] + more[1]
       first = 1
     }
-    for (let i = first; i < msg.pages.length; i++) this.pages.push(msg.pages[i])
+    // a copy of each page: the next part appends to the last one, and the message's own tuple may still be the
+    // sender's (the simulator delivers by reference, and a part not yet acked is sent again as it was)
+    for (let i = first; i < msg.pages.length; i++) this.pages.push([msg.pages[i][0], msg.pages[i][1]])
     this.held++
     return true
   }

@@ -38,6 +38,24 @@ function hostEntropy(): Entropy {
   }
 }
 
+/** What a guest's replica device reads: `field:value` lines. */
+function replicaFacts(self: string, s: ReturnType<ReplicaEdge['status']>): string {
+  const c = s.channel
+  const lines = [
+    `ftlab_replica:${self}`,
+    `ftlab_role:${s.role ?? 'unknown'}`,
+    `ftlab_generation:${s.gen ?? 0}`,
+    `ftlab_peer:${s.replica?.peer ?? ''}`,
+    `ftlab_channel_connected:${c?.connected ? 1 : 0}`,
+    `ftlab_channel_last_entry:${c?.lastEntry ?? 0}`,
+    `ftlab_channel_acked:${c?.acked ?? 0}`,
+    `ftlab_channel_lag_entries:${c?.unackedEntries ?? 0}`,
+    `ftlab_channel_lag_bytes:${c?.unackedBytes ?? 0}`,
+    `ftlab_held_outputs:${c?.heldOutputs ?? 0}`
+  ]
+  return lines.join('\n') + '\n'
+}
+
 /** The core's configuration for a replica spec: the same on hosts and in the simulated lab. */
 export function replicaConfig(self: string, spec: ReplicaSpec): ReplicaConfig {
   return {
@@ -57,7 +75,10 @@ const realTimers: TimerPort = {
 export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentContext) => {
   checkReplicaSpec(spec, guestNames)
   const self = ctx.boot.id
-  const vmm = createVmm({ guest: spec.guest, mode: spec.mode, entropy: hostEntropy() })
+  // the guest's replica device (kv's INFO replication): this replica's role, generation and channel lag, read on
+  // the primary and logged, so the backup replays the same text
+  const entropy: Entropy = { ...hostEntropy(), replica: () => (edge === null ? '' : replicaFacts(self, edge.status({ channelPort: 0, servicePort: 0 }))) }
+  const vmm = createVmm({ guest: spec.guest, mode: spec.mode, entropy })
   const cfg = replicaConfig(self, spec)
   const now = () => performance.now()
 

@@ -128,6 +128,7 @@ export interface HostDevices {
   diskWrite(block: number, bytes: string): void
   diskSync(): number
   clockNow(): number
+  replicaInfo(): string
   randomU32(): number
   timerSet(id: number, ms: number): void
   timerCancel(id: number): void
@@ -150,7 +151,7 @@ const BOUNDARY = `(function (host, blockSize, overflowMessage) {
   const takeError = host.takeError;
   const memGet = host.memGet, memHas = host.memHas, memSet = host.memSet, memDelete = host.memDelete, memKeys = host.memKeys;
   const nicSend = host.nicSend, nicClose = host.nicClose, nicIsOpen = host.nicIsOpen, diskRead = host.diskRead, diskWrite = host.diskWrite, diskSync = host.diskSync;
-  const clockNow = host.clockNow, randomU32 = host.randomU32, timerSet = host.timerSet, timerCancel = host.timerCancel;
+  const clockNow = host.clockNow, replicaInfo = host.replicaInfo, randomU32 = host.randomU32, timerSet = host.timerSet, timerCancel = host.timerCancel;
   const mark = host.mark, rollback = host.rollback;
 
   // set without a call, so that it cannot fail when the stack is exhausted; the host reads it after each handler
@@ -209,6 +210,7 @@ const BOUNDARY = `(function (host, blockSize, overflowMessage) {
       sync: function sync() { return h0(diskSync) }
     }),
     clock: freeze({ now: function now() { return h0(clockNow) } }),
+    replica: freeze({ info: function info() { return h0(replicaInfo) } }),
     random: freeze({ u32: function u32() { return h0(randomU32) } }),
     timer: freeze({
       set: function set(id, ms) { return void h2(timerSet, prim(id, 'timer.set id'), prim(ms, 'timer.set ms')) },
@@ -328,6 +330,7 @@ export function createSandbox(def: GuestDefinition, host: HostDevices): Sandbox 
     diskWrite: guard(host.diskWrite),
     diskSync: guard(host.diskSync),
     clockNow: guard(host.clockNow),
+    replicaInfo: guard(host.replicaInfo),
     randomU32: guard(host.randomU32),
     timerSet: guard(host.timerSet),
     timerCancel: guard(host.timerCancel),

@@ -39,7 +39,7 @@ export type Output =
 export type IoRequest = { t: 'disk-read'; tag: number; block: number } | { t: 'timer-set'; id: number; ms: number } | { t: 'timer-cancel'; id: number }
 
 /** One non-deterministic value consumed by the guest while it handled an input. */
-export type Nondet = { d: 'clock'; v: number } | { d: 'random'; v: number }
+export type Nondet = { d: 'clock'; v: number } | { d: 'random'; v: number } | { d: 'replica'; v: string }
 
 /** A memory page change, for state-transfer mode. `null` deletes the page. */
 export type PageWrite = [key: string, value: string | null]
@@ -86,6 +86,11 @@ export interface Entropy {
   now(): number
   /** uniform 32-bit unsigned integer */
   u32(): number
+  /**
+   * What the replica running the guest knows of itself and the replication (role, generation, logging-channel lag) as
+   * `field:value` lines, for a guest's INFO. Optional: without it the guest reads ''. Logged like the clock.
+   */
+  replica?(): string
 }
 
 /**

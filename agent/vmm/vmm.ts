@@ -154,6 +154,27 @@ export function createVmm(opts: VmmOptions): Vmm {
     return step
   }
 
+  /** the replica's own facts: read on the primary, replayed on the backup, like the clock */
+  function replicaInfo(): string {
+    const s = current('replica.info()')
+    if (s.logged === null) {
+      const raw = entropy.replica ? entropy.replica() : ''
+      if (typeof raw !== 'string') throw new Error(`entropy replica returned ${typeof raw}, not a string`)
+      // bytes for the guest: one char per byte, no CR/LF that could break a reply line
+      const v = raw.replace(/[^\x20-\x7e\n]/g, '?').slice(0, 4096)
+      s.nondet.push({ d: 'replica', v })
+      return v
+    }
+    const i = s.nondet.length
+    const next = s.logged[i]
+    if (next === undefined || next.d !== 'replica') {
+      s.divergence ??= `read #${i + 1} is replica, but the log has ${next === undefined ? `only ${s.logged.length} value(s)` : next.d}`
+      throw new DivergenceError(s.divergence)
+    }
+    s.nondet.push(next)
+    return next.v
+  }
+
   function nondet(kind: 'clock' | 'random'): number {
     const s = current(kind === 'clock' ? 'clock.now()' : 'random.u32()')
     if (s.logged === null) {
@@ -165,7 +186,7 @@ export function createVmm(opts: VmmOptions): Vmm {
     }
     const i = s.nondet.length
     const next = s.logged[i]
-    if (next === undefined || next.d !== kind) {
+    if (next === undefined || next.d !== kind || typeof next.v !== 'number') {
       s.divergence ??= `read #${i + 1} is ${kind}, but the log has ${next === undefined ? `only ${s.logged.length} value(s)` : next.d}`
       throw new DivergenceError(s.divergence)
     }
@@ -221,6 +242,7 @@ export function createVmm(opts: VmmOptions): Vmm {
       return tag
     },
     clockNow: () => nondet('clock'),
+    replicaInfo,
     randomU32: () => nondet('random'),
     timerSet(id, ms) {
       const s = current('timer.set')

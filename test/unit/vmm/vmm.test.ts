@@ -299,7 +299,7 @@ describe('pending I/O and connections', () => {
     expect(read.body).toMatchObject({ kind: 'state', pages: [] })
     const write = rig.step({ t: 'data', conn: 't:1', data: encodeCommand(['SET', 'a', '2']) })
     const pages = (write.body as Extract<EntryBody, { kind: 'state' }>).pages
-    expect(pages).toContainEqual(['g:k:a', '2'])
+    expect(pages).toContainEqual(['g:k:a', 's2']) // kv's page: the type letter, then the string
     expect(latin1((write.outputs.find((o) => o.t === 'disk-write' && o.block === 0) as { data: Uint8Array }).data)).toMatch(/^FTKV1 \d+\n$/)
   })
 })
