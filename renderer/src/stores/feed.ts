@@ -157,6 +157,7 @@ export function startFeed(): () => void {
     lastSeq = 0
     await replayRing()
     await lab.refresh()
+    if (lab.info) usePromptStore().sync(lab.info.prompts ?? [])
     if (lab.status) load.adopt(lab.status.load)
     if (lab.status?.kind === 'remote') await terminals.load()
   }
@@ -168,7 +169,7 @@ export function startFeed(): () => void {
       if (!replayed) await replayRing()
       if (lab.playback) return // the recording's status stays on screen
       await lab.refresh()
-      if (lab.info) prompt.sync(lab.info.prompts ?? [])
+      if (lab.info) usePromptStore().sync(lab.info.prompts ?? [])
       if (lab.status) load.adopt(lab.status.load)
     })()
   })
