@@ -22,6 +22,7 @@ import { ftlabHome } from '../lab/lab-state.js'
 import { LabFileError, parseLabFile } from '../remote/lab-file.js'
 import { RemoteStore } from '../remote/remote-state.js'
 import { ConsoleRecorder } from '../record/recorder.js'
+import { DrillService } from '../drill/drill-service.js'
 import { forgetfulSecretStore, Prompts, type SecretStore } from './prompts.js'
 import { labFileProblem, LabSession, LOCAL_LAB_NAME, SIMULATED_LAB_NAME, type SessionOptions } from './session.js'
 import { Terminals } from './terminals.js'
@@ -37,6 +38,8 @@ export interface ConsoleBackendOptions extends SessionOptions {
   promptTimeoutMs?: number
   /** record every lab session into <home>/recordings (default true) */
   record?: boolean
+  /** the built-in drills' folder (default: drills/ next to the console) and etcd URLs for etcd drills */
+  drills?: { dir?: string; etcd?: string[] }
 }
 
 export class ConsoleBackend implements ConsoleService {
@@ -45,6 +48,7 @@ export class ConsoleBackend implements ConsoleService {
   readonly terminals: Terminals
   readonly session: LabSession
   readonly recorder: ConsoleRecorder | null
+  readonly drills: DrillService
   private readonly home: string
   private readonly ready: Promise<void>
   private closed = false
@@ -63,6 +67,16 @@ export class ConsoleBackend implements ConsoleService {
             { home: this.home, onError: (e) => console.error(`ftlab: ${e.message}`) }
           )
     if (this.recorder) this.events.subscribe((ev) => this.recorder?.event(ev))
+    // a drill is a scripted operator: it goes through handle() like the UI, so it is recorded alike
+    this.drills = new DrillService(
+      {
+        call: (method, params) => this.handle(method, params),
+        subscribe: (l) => this.events.subscribe(l),
+        publish: (ev) => this.events.publish(ev),
+        recording: () => this.recorder?.path ?? null
+      },
+      { drillsDir: opts.drills?.dir, etcd: opts.drills?.etcd }
+    )
     this.ready = opts.reattach === false ? Promise.resolve() : this.session.reattachLocal().catch(() => {})
   }
 
@@ -99,7 +113,11 @@ export class ConsoleBackend implements ConsoleService {
     'term.reconnect': (p) => this.terminals.reconnect(p.id),
     'term.close': (p) => this.terminals.close(p.id),
     'term.list': () => this.terminals.list(),
-    'events.since': (p) => this.events.since(p.seq)
+    'events.since': (p) => this.events.since(p.seq),
+    'drill.list': () => this.drills.list(),
+    'drill.check': (p) => this.drills.check(p.text),
+    'drill.run': (p) => this.drills.run(p),
+    'drill.stop': () => this.drills.stop()
   }
 
   handle<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
@@ -129,6 +147,8 @@ export class ConsoleBackend implements ConsoleService {
   /** Lets go of the lab (its agents keep running: a restarted console reattaches); ends a load, closes terminals. */
   async close(): Promise<void> {
     if (this.closed) return
+    // a running drill stops first (load, faults, the lab it started), while the console still serves it
+    await this.drills.stop()
     this.closed = true
     await this.ready
     this.prompts.withdrawAll()
