@@ -238,6 +238,7 @@ export function usage(): string {
     '',
     'recordings:',
     '  ftlab sessions list | show | rename | delete | import | export   (ftlab sessions help)',
+    '  ftlab drill NAME|FILE [--repeat N] [--seed S] [--lab local|simulated|remote NAME]   (ftlab drill --help; --list the built-ins)',
     '',
     'exit codes: 0 ok, 1 failed, 2 bad arguments, 3 a check found a violation'
   ].join('\n')

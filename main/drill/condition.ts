@@ -1,7 +1,7 @@
 // The drill condition language: what a step may wait for (`when:` / `once:`), judged on the
 // lab status the console publishes. Deliberately small and exact (docs/drills.md):
 //
-//   condition := clause ( "and" clause )*
+//   condition := all ( "or" all )*            all := clause ( "and" clause )*
 //   clause    := replica "is" [ "not" ] role          b is live · a is not primary
 //              | metric op number [ unit ]             backup lag > 50ms · ops >= 2000
 //   replica   := a | b            role := primary | backup | live | halted | joining | down
@@ -16,8 +16,7 @@ import type { LabStatus } from '../api/contract.js'
 
 const ROLES = ['primary', 'backup', 'live', 'halted', 'joining', 'down'] as const
 type Role = (typeof ROLES)[number]
-const OPS = ['>=', '<=', '>', '<', '='] as const
-type Op = (typeof OPS)[number]
+type Op = '>=' | '<=' | '>' | '<' | '='
 
 const METRICS = {
   ops: { unit: null, read: (s: LabStatus) => s.load.completed },
@@ -31,14 +30,19 @@ type Metric = keyof typeof METRICS
 
 export type Clause = { kind: 'role'; host: 'a' | 'b'; not: boolean; role: Role } | { kind: 'metric'; metric: Metric; op: Op; value: number }
 
+/** Any of `anyOf` holds when all of its clauses hold ("and" binds tighter than "or"). */
 export interface Condition {
-  clauses: Clause[]
+  anyOf: Clause[][]
 }
 
 /** Parses a condition; throws an Error whose message says what is wrong and what is allowed. */
 export function parseCondition(text: string): Condition {
-  const parts = text.trim().split(/\s+and\s+/)
-  return { clauses: parts.map((p) => parseClause(p.trim(), text)) }
+  return {
+    anyOf: text
+      .trim()
+      .split(/\s+or\s+/)
+      .map((alt) => alt.split(/\s+and\s+/).map((p) => parseClause(p.trim(), text)))
+  }
 }
 
 function parseClause(c: string, whole: string): Clause {
@@ -50,7 +54,7 @@ function parseClause(c: string, whole: string): Clause {
   const m = /^([a-z/ ]+?)\s*(>=|<=|>|<|=)\s*(\d+(?:\.\d+)?)\s*([a-z]*)$/.exec(c)
   if (!m) {
     throw new Error(
-      `cannot read the condition "${whole}": write "<replica> is <role>" (b is live) or "<metric> <op> <number>" (backup lag > 50ms), joined by "and"`
+      `cannot read the condition "${whole}": write "<replica> is <role>" (b is live) or "<metric> <op> <number>" (backup lag > 50ms), joined by "and" and "or"`
     )
   }
   const metric = m[1].trim()
@@ -67,23 +71,25 @@ function parseClause(c: string, whole: string): Clause {
 
 /** Does the condition hold on this status? */
 export function holds(cond: Condition, s: LabStatus): boolean {
-  return cond.clauses.every((c) => {
-    if (c.kind === 'role') {
-      const h = s.hosts.find((x) => x.id === c.host)
-      return (h?.role === c.role) !== c.not
-    }
-    const v = METRICS[c.metric].read(s)
-    switch (c.op) {
-      case '>':
-        return v > c.value
-      case '>=':
-        return v >= c.value
-      case '<':
-        return v < c.value
-      case '<=':
-        return v <= c.value
-      case '=':
-        return v === c.value
-    }
-  })
+  return cond.anyOf.some((all) => all.every((c) => clauseHolds(c, s)))
+}
+
+function clauseHolds(c: Clause, s: LabStatus): boolean {
+  if (c.kind === 'role') {
+    const h = s.hosts.find((x) => x.id === c.host)
+    return (h?.role === c.role) !== c.not
+  }
+  const v = METRICS[c.metric].read(s)
+  switch (c.op) {
+    case '>':
+      return v > c.value
+    case '>=':
+      return v >= c.value
+    case '<':
+      return v < c.value
+    case '<=':
+      return v <= c.value
+    case '=':
+      return v === c.value
+  }
 }

@@ -122,7 +122,7 @@ export function checkScenario(text: string, file: string): { ok: true; scenario:
     return {
       ok: false,
       errors: doc.errors.map((e) => {
-        const pos = e.linePos?.[0] ?? { line: 1, col: 1 }
+        const pos = lc.linePos(e.pos[0])
         const msg = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')
         return new ScenarioError(file, pos.line, pos.col, '', `YAML syntax: ${msg}`)
       })
