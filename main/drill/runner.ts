@@ -93,6 +93,8 @@ class DrillRunner {
   private readonly kind: 'local' | 'simulated' | 'remote'
   private readonly remoteName: string | null
   private wake: (() => void) | null = null
+  /** the lab is the drill's to clean up: it started it (or, remote, began to drive it) */
+  private owns = false
 
   constructor(
     private readonly c: DrillConsole,
@@ -219,6 +221,7 @@ class DrillRunner {
           throw new DrillFailed(`lab '${now.name}' (${now.kind}) is open; detach or stop it so the drill can open remote lab '${this.remoteName}'`)
         await this.call('lab.open', { kind: 'remote', name: this.remoteName })
       }
+      this.owns = true
       await this.redundant('the remote lab')
       const s = this.status!
       if (s.guest !== this.sc.lab.guest || s.mode !== mode)
@@ -235,6 +238,7 @@ class DrillRunner {
     const etcd = this.sc.lab.arbiter === 'etcd' ? (this.sc.lab.etcd ?? this.opts.etcd ?? null) : null
     if (this.sc.lab.arbiter === 'etcd' && !etcd) throw new DrillFailed('arbiter: etcd needs etcd client URLs: lab.etcd in the scenario, or --etcd URLS')
     const t = this.sc.lab.timing
+    this.owns = true
     const st = await this.call('lab.start', {
       kind: this.kind,
       guest: this.sc.lab.guest,
@@ -248,6 +252,7 @@ class DrillRunner {
     // a local lab of the console's name that was already running is adopted by lab.start: not ours to drill with
     const want = [...this.sc.lab.experiments].sort().join(',')
     if (st.guest !== this.sc.lab.guest || st.mode !== mode || [...st.experiments].sort().join(',') !== want) {
+      this.owns = false
       throw new DrillFailed(
         `lab.start adopted a running lab '${st.name}' (${st.guest}, ${st.mode}${st.experiments.length ? `, ${st.experiments.join(', ')}` : ''}) instead of starting one for the drill; stop it (\`ftlab lab stop\`) and run the drill again`
       )
@@ -284,11 +289,11 @@ class DrillRunner {
   }
 
   private async cleanUp(): Promise<void> {
-    const s = this.status
-    if (!s || !s.kind) return
-    if (this.load?.state === 'running') await this.call('load.stop', {}).catch(() => undefined)
-    await this.call('fault.heal', { id: 'all' }).catch(() => undefined)
-    if (this.kind !== 'remote') await this.call('lab.stop', {}).catch(() => undefined)
+    if (!this.owns) return
+    // straight to the console: this.call refuses once the drill is stopped
+    if (this.load?.state === 'running') await this.c.call('load.stop', {}).catch(() => undefined)
+    await this.c.call('fault.heal', { id: 'all' }).catch(() => undefined)
+    if (this.kind !== 'remote') await this.c.call('lab.stop', {}).catch(() => undefined)
   }
 
   // ----- steps -----------------------------------------------------------------------------

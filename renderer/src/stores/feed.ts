@@ -1,6 +1,7 @@
 import type { ApiEvent } from '../../../main/api/contract'
 import { useClient } from '../api/client'
 import { useChannelStore } from './channel'
+import { useDrillStore } from './drill'
 import { useDiagramStore } from './diagram'
 import { useLabStore } from './lab'
 import { useLoadStore } from './load'
@@ -29,6 +30,7 @@ export function startFeed(): () => void {
   const session = useSessionStore()
   const prompt = usePromptStore()
   const terminals = useTerminalStore()
+  const drill = useDrillStore()
   let lastSeq = 0
   let replayed = false
   let waiting: ApiEvent[] | null = null
@@ -77,6 +79,9 @@ export function startFeed(): () => void {
           break
         case 'prompt-done':
           prompt.done(ev.id, ev.answer)
+          break
+        case 'drill':
+          drill.apply(ev.run)
           break
         case 'term':
           terminals.apply(ev.term)

@@ -80,13 +80,15 @@ describe('built-in drills on the simulated lab', () => {
     expect((await dispatch(b, 'lab.status', {})) as { state: string }).toMatchObject({ state: 'stopped' })
   }, 60_000)
 
-  it('drill.run refuses while another lab is running, naming it', async () => {
+  it('drill.run refuses while another lab is running, naming it, and leaves that lab alone', async () => {
     const b = backend()
     await dispatch(b, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm' })
     const { done } = b.drills.start({ name: 'power-cut-primary', seed: 3 })
     const [run] = await done
     expect(run.state).toBe('failed')
     expect(run.verdict?.summary).toMatch(/lab 'simulated' \(simulated\) is running; a drill starts a lab of its own/)
+    // and it left the operator's lab alone
+    expect((await dispatch(b, 'lab.status', {})) as { state: string }).toMatchObject({ state: 'running' })
   }, 60_000)
 
   it('drill.check and drill.list answer through the API', async () => {
