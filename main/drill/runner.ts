@@ -273,7 +273,13 @@ class DrillRunner {
     }
     const swapped = () => this.role('b') === 'primary' && this.role('a') === 'backup'
     await this.until(() => ok() || (this.kind === 'remote' && swapped()), Date.now() + READY_MS, `${what} to run a primary with its backup`)
-    if (!ok()) throw new DrillFailed(`remote lab '${this.remoteName}' has b primary and a backup; the drill's steps name a as the primary: fail back first`)
+    if (ok()) return
+    // the steps name a as the primary: fail back the way an operator would (b's power, a goes live, restore)
+    this.say('the remote lab runs b as the primary; failing back first: power cut of b, a goes live, restore redundancy')
+    await this.call('fault.inject', { target: 'b', kind: 'power', params: {}, durationMs: 60_000 })
+    await this.until(() => this.role('a') === 'live', Date.now() + READY_MS, 'a to go live after the power cut of b (failing back)')
+    await this.call('lab.restore', {})
+    await this.until(ok, Date.now() + READY_MS, `${what} to run a primary with its backup after failing back`)
   }
 
   private async leaveLab(): Promise<void> {
