@@ -34,6 +34,22 @@ async function runOnLocal(name: string, etcd?: string[]): Promise<DrillRun> {
 
 const explain = (r: DrillRun) => `${r.verdict?.summary}\n${r.log.map((l) => `${l.t - r.startedAt} ${l.text}`).join('\n')}`
 
+describe('experiments on the local lab', () => {
+  it('are in the lab status, and a console that reattaches to the running lab still shows them', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'ftlab-drill-local-'))
+    cleanups.push(() => rmSync(home, { recursive: true, force: true }))
+    const first = new ConsoleBackend({ home, reattach: false, statusEveryMs: 100 })
+    const s = await first.handle('lab.start', { kind: 'local', guest: 'kv', mode: 'rsm', experiments: ['no-output-rule'] })
+    expect(s).toMatchObject({ state: 'running', experiments: ['no-output-rule'] })
+    await first.close() // lets go of the lab; its agents keep running
+    const second = new ConsoleBackend({ home, statusEveryMs: 100 })
+    cleanups.push(() => second.close())
+    cleanups.push(() => second.handle('lab.stop', {}))
+    await second.whenReady()
+    expect(await second.handle('lab.status', {})).toMatchObject({ kind: 'local', state: 'running', experiments: ['no-output-rule'] })
+  }, 60_000)
+})
+
 describe('built-in drills on the local lab', () => {
   for (const name of onLocal) {
     const etcdDrill = lib.load(name).lab.arbiter === 'etcd'
