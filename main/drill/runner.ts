@@ -352,17 +352,20 @@ class DrillRunner {
         const serving = this.servingReplica()
         // only with a backup to take over: a replica live alone has nobody to fail over to
         const backup = serving !== null && this.role(serving === 'a' ? 'b' : 'a') === 'backup'
-        const f = await this.call('fault.inject', { target: a.target, kind: a.fault, params, durationMs: a.forMs })
-        const at = f.startedAt || Date.now()
-        leg.faults.push({ at, kind: a.fault, target: a.target })
-        this.say(`${f.what} (${f.path}${f.note ? `: ${f.note}` : ''})`)
-        // a fault that silences the serving replica or the logging channel should end in a go-live
         const silences = (['power', 'pause', 'isolate'].includes(a.fault) && a.target === serving) || (a.fault === 'cut' && a.target === 'a-b')
-        if (silences && serving && backup) {
-          const fo = { at, host: serving, liveAt: null, servedAt: null }
+        // registered before the call: over SSH the go-live can be marked before fault.inject returns
+        const fo: DrillRun['failovers'][number] | null = silences && serving && backup ? { at: Date.now(), host: serving, liveAt: null, servedAt: null } : null
+        if (fo) {
+          if (a.fault === 'cut') this.channelCuts.add(fo)
           leg.failovers.push(fo)
           this.run.failovers.push(fo)
         }
+        const f = await this.call('fault.inject', { target: a.target, kind: a.fault, params, durationMs: a.forMs })
+        const at = f.startedAt || Date.now()
+        leg.faults.push({ at, kind: a.fault, target: a.target })
+        // the fault's own time, unless the go-live was marked before it (clocks of two machines)
+        if (fo && (fo.liveAt === null || fo.liveAt >= at)) fo.at = at
+        this.say(`${f.what} (${f.path}${f.note ? `: ${f.note}` : ''})${fo?.liveAt ? `; ${fo.host === 'a' ? 'b' : 'a'} already live` : ''}`)
         break
       }
       case 'heal': {
@@ -425,7 +428,8 @@ class DrillRunner {
       case 'mark':
         if (leg && ev.mark.kind === 'go-live' && ev.mark.host) {
           leg.liveMarks.push({ at: ev.ts, host: ev.mark.host, seq: ev.seq, text: ev.mark.label })
-          const fo = leg.failovers.find((f) => f.liveAt === null && f.at <= ev.ts + 50)
+          // a power cut, pause or isolation of the serving replica is taken over by the other one; a channel cut by either
+          const fo = leg.failovers.find((f) => f.liveAt === null && f.at <= ev.ts + 50 && (f.host !== ev.mark.host || this.isChannelCut(f)))
           if (fo) {
             fo.liveAt = ev.ts
             this.say(`${ev.mark.label}: ${Math.round(ev.ts - fo.at)} ms after the fault`)
@@ -440,6 +444,11 @@ class DrillRunner {
         return
     }
     this.wake?.()
+  }
+
+  private readonly channelCuts = new WeakSet<object>()
+  private isChannelCut(fo: object): boolean {
+    return this.channelCuts.has(fo)
   }
 
   private readonly servedBase = new Map<object, number>()
