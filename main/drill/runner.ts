@@ -520,10 +520,10 @@ class DrillRunner {
       }
       case 'no-lost-writes': {
         const ok = checker('no acknowledged write lost').every((v) => v === true)
+        // when the checker could not decide, its evidence says why (e.g. keys missing from the final read)
         return res(
           ok,
-          each((l) => lostText(l.final?.load.verdict ?? null)),
-          []
+          each((l) => (ok ? lostText(l.final?.load.verdict ?? null) : checkText(l, 'no acknowledged write lost')))
         )
       }
       case 'linearizable': {

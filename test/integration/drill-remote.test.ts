@@ -1,6 +1,6 @@
 // Built-in drills on the network-namespace testbed: a remote lab deployed over real OpenSSH
 // (h1 a, h2 b, h3 disk), power cuts through the kill driver, network faults with nftables
-// inside the hosts' namespaces. The power-cut, channel-cut, disk-server partition and restore drills run on it one
+// inside the hosts' namespaces. The power-cut, partition (logging channel cut) and restore drills run on it one
 // after the other, each starting from a primary with its backup.
 //
 // Uses the shared testbed: run under `flock /tmp/ftlab-testbed.lock`. It brings the testbed
@@ -53,7 +53,7 @@ describe.skipIf(skip !== null)(`built-in drills on the testbed${skip ? ` (skippe
     } else if (home) rmSync(home, { recursive: true, force: true })
   }, 120_000)
 
-  for (const name of ['power-cut-primary', 'channel-cut-split-brain', 'disk-server-partition', 'restore-fail-back']) {
+  for (const name of ['power-cut-primary', 'channel-cut-split-brain', 'restore-fail-back']) {
     it(`${name} passes on real hosts`, async () => {
       const runs: DrillRun[] = await backend.drills.start({ name, seed: 5, lab: 'remote', remote: LAB }).done
       const run = runs[0]
