@@ -338,6 +338,8 @@ class DrillRunner {
   private async act(a: Action, i: number, drawn: number): Promise<void> {
     const leg = this.leg!
     const label = `step ${i + 1}: ${actionText(a, drawn)}`
+    // recovery by the operator begins when the heal, restore or power-on is asked for: a go-live may be marked before the call returns
+    if (a.kind === 'heal' || a.kind === 'restore' || a.kind === 'power-on') leg.firstHealAt ??= Date.now()
     this.setStep(label)
     switch (a.kind) {
       case 'fault': {
@@ -381,21 +383,18 @@ class DrillRunner {
           }
         }
         leg.recoveredAt = Date.now()
-        leg.firstHealAt ??= leg.recoveredAt
         break
       }
       case 'restore': {
         const s = await this.call('lab.restore', a.onto ? { onto: a.onto } : {})
         this.say(`redundancy restored: generation ${s.gen}, ${s.hosts.map((h) => `${h.id} ${h.role}`).join(', ')}`)
         leg.recoveredAt = Date.now()
-        leg.firstHealAt ??= leg.recoveredAt
         break
       }
       case 'power-on': {
         const s = await this.call('lab.powerOn', { host: a.host })
         this.say(`${a.host} powered on: ${s.hosts.find((h) => h.id === a.host)?.role ?? '?'} in generation ${s.gen}`)
         leg.recoveredAt = Date.now()
-        leg.firstHealAt ??= leg.recoveredAt
         break
       }
       case 'wait':
