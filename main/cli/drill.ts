@@ -111,13 +111,16 @@ export async function runDrillCli(argv: readonly string[], io: CliIo, opts: { dr
   let runs: DrillRun[]
   try {
     const text = library.has(what) && !existsSync(what) ? undefined : sc.source
-    const started = backend.drills.start({
-      ...(text === undefined ? { name: what } : { text }),
-      seed: drawnSeed,
-      repeats: repeat,
-      ...(lab ? { lab } : {}),
-      ...(remote ? { remote } : {})
-    })
+    const started = backend.drills.start(
+      {
+        ...(text === undefined ? { name: what } : { text }),
+        seed: drawnSeed,
+        repeats: repeat,
+        ...(lab ? { lab } : {}),
+        ...(remote ? { remote } : {})
+      },
+      text === undefined ? undefined : what
+    )
     runs = await started.done
   } catch (err) {
     io.err(`ftlab drill: ${(err as Error).message}\n`)

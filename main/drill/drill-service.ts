@@ -29,8 +29,11 @@ export class DrillService {
     return { ok: false, errors: r.errors.map((e) => ({ line: e.line, col: e.col, field: e.field, message: e.message })) }
   }
 
-  /** Starts a drill and returns its first progress; `done` resolves with every repeat. */
-  start(p: DrillRunParams): { first: DrillRun; done: Promise<DrillRun[]> } {
+  /**
+   * Starts a drill and returns its first progress; `done` resolves with every repeat. `file` names
+   * a scenario given as text (the CLI's path), for its errors and the run's name.
+   */
+  start(p: DrillRunParams, file?: string): { first: DrillRun; done: Promise<DrillRun[]> } {
     if (this.running) throw new ApiError('conflict', 'drill.run: a drill is already running; stop it first (drill.stop)')
     let sc: Scenario
     let name: string
@@ -40,10 +43,10 @@ export class DrillService {
       sc = this.library().load(p.name)
       name = p.name
     } else {
-      const r = checkScenario(p.text!, 'scenario')
+      const r = checkScenario(p.text!, file ?? 'scenario')
       if (!r.ok) throw new ApiError('bad-request', `drill.run.text: ${r.errors[0].message}`)
       sc = r.scenario
-      name = sc.name
+      name = file ?? sc.name
     }
     const seed = p.seed ?? Math.floor(Math.random() * 2 ** 31)
     const abort = new AbortController()
