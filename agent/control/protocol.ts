@@ -51,6 +51,8 @@ export type StartRole =
       timing: TimingConfig
       /** opt-in read-only fast path (unsafe; see DESIGN.md) */
       readFastPath?: boolean
+      /** drill experiment: no Output Rule, outputs leave before the backup has the entry (unsafe; only drills set it) */
+      noOutputRule?: boolean
       /**
        * who breaks the tie when a replica suspects its peer: the disk server (default) or an
        * etcd cluster (an existing replicated store; the disk server then only stores blocks

@@ -63,7 +63,8 @@ export function replicaConfig(self: string, spec: ReplicaSpec): ReplicaConfig {
     mode: spec.mode,
     heartbeatMs: spec.timing.heartbeatMs,
     suspectMs: spec.timing.suspectMs,
-    diskRetryMs: Math.max(50, Math.min(spec.timing.heartbeatMs * 2, 500))
+    diskRetryMs: Math.max(50, Math.min(spec.timing.heartbeatMs * 2, 500)),
+    ...(spec.noOutputRule === true ? { noOutputRule: true } : {})
   }
 }
 

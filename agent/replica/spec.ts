@@ -43,6 +43,8 @@ export function checkReplicaSpec(spec: ReplicaSpec, guests: readonly string[]): 
         throw new Error('start.spec.arbiter.prefix must be a non-empty string')
     }
   }
+  for (const f of ['readFastPath', 'noOutputRule'] as const)
+    if (s[f] !== undefined && typeof s[f] !== 'boolean') throw new Error(`start.spec.${f} must be true or false, got ${JSON.stringify(s[f])}`)
   const t = s.timing as { heartbeatMs?: unknown; suspectMs?: unknown } | undefined
   if (typeof t !== 'object' || t === null) throw new Error('start.spec.timing must be {heartbeatMs, suspectMs}')
   if (typeof t.heartbeatMs !== 'number' || !(t.heartbeatMs >= 5 && t.heartbeatMs <= 10_000))

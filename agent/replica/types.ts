@@ -111,6 +111,8 @@ export interface ReplicaConfig {
   maxMessageBytes: number
   /** a state hash goes into every `hashEvery`-th entry */
   hashEvery: number
+  /** drill experiment 'no-output-rule': outputs leave at once, unprotected (only drills set it) */
+  noOutputRule?: boolean
 }
 
 /** What the edge tells the protocol. `now` is a monotonic clock in ms. */

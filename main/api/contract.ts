@@ -172,6 +172,8 @@ export interface LoadVerdict {
   lostWrites: number
   /** the evidence, and for bank the invariant ("total 10000 = 10000") */
   details: string[]
+  /** each checker's own outcome (kv workload), for drills that expect one to hold or to catch a violation */
+  checks?: { checker: string; valid: boolean | 'unknown' }[]
 }
 
 export interface LoadStatus {
@@ -283,6 +285,25 @@ export interface DrillExpectation {
   /** event seqs (console-wide) that show it, for the UI and reports to jump to */
   evidence: { seq: number; text: string }[]
 }
+
+/** Largest scenario text drill.check and drill.run take. */
+export const MAX_SCENARIO_CHARS = 256 * 1024
+
+/** A built-in drill, as drill.list offers it. */
+export interface DrillInfo {
+  name: string
+  title: string
+  /** what the verdict explains */
+  explain: string
+  /** the lab kinds it runs on ('simulated' is missing for etcd drills) */
+  labs: LabKind[]
+  experiments: Experiment[]
+  /** the scenario file's text, to show or copy */
+  text: string
+}
+
+/** A scenario checked: the first problems with their place in the text. */
+export type DrillCheck = { ok: true; name: string; title: string } | { ok: false; errors: { line: number; col: number; field: string; message: string }[] }
 
 /** A drill or soak run, as its progress events and the recording carry it. */
 export interface DrillRun {
@@ -782,7 +803,18 @@ const labStart = obj({
   heartbeatMs: int(5, 10_000).optional(),
   suspectMs: int(20, 60_000).optional(),
   speed: num(0.1, 50).optional(),
-  seed: int(0, 2 ** 32 - 1).optional()
+  seed: int(0, 2 ** 32 - 1).optional(),
+  /** drill-only agent switches (drills turn them on; the UI shows them loudly) */
+  experiments: z.array(oneOf(EXPERIMENTS), { error: `${MUST}a list of ${quoted(EXPERIMENTS)}` }).optional(),
+  /** the local lab breaks ties with this etcd cluster instead of the disk server */
+  etcd: z
+    .array(
+      str('an http:// or https:// client URL', (s) => /^https?:\/\/\S+$/.test(s)),
+      { error: `${MUST}a list of 1 to 16 etcd client URLs` }
+    )
+    .min(1, { error: `${MUST}a list of 1 to 16 etcd client URLs` })
+    .max(16, { error: `${MUST}a list of 1 to 16 etcd client URLs` })
+    .optional()
 }).transform((o, ctx) => {
   if ((o.kind ?? 'local') !== 'simulated') {
     for (const f of ['speed', 'seed'] as const) {
@@ -791,6 +823,10 @@ const labStart = obj({
         return z.NEVER
       }
     }
+  }
+  if (o.etcd !== undefined && (o.kind ?? 'local') !== 'local') {
+    ctx.issues.push({ code: 'custom', input: o.etcd, path: ['etcd'], message: `applies to the local lab only (this is kind "${o.kind}")` })
+    return z.NEVER
   }
   if (o.heartbeatMs !== undefined && o.suspectMs !== undefined && o.suspectMs <= o.heartbeatMs) {
     ctx.issues.push({ code: 'custom', input: o.suspectMs, path: ['suspectMs'], message: `must be more than heartbeatMs (${o.heartbeatMs})` })
@@ -848,7 +884,24 @@ export const requestSchemas = {
     upto: int(0, Number.MAX_SAFE_INTEGER).optional()
   }),
   'playback.step': obj({ id: plainId, n: int(0, Number.MAX_SAFE_INTEGER), dir: z.union([z.literal(1), z.literal(-1)], { error: `${MUST}1 or -1` }) }),
-  'playback.close': obj({ id: plainId })
+  'playback.close': obj({ id: plainId }),
+  'drill.list': noParams,
+  'drill.check': obj({ text: str(`the scenario's text (at most ${MAX_SCENARIO_CHARS} characters)`, (s) => s.length <= MAX_SCENARIO_CHARS) }),
+  'drill.run': obj({
+    name: str('a built-in drill name', (s) => /^[a-z0-9][a-z0-9-]{0,63}$/.test(s)).optional(),
+    text: str(`the scenario's text (at most ${MAX_SCENARIO_CHARS} characters)`, (s) => s.length <= MAX_SCENARIO_CHARS).optional(),
+    seed: int(0, 2 ** 32 - 1).optional(),
+    repeats: int(1, 100).optional(),
+    lab: oneOf(['local', 'simulated', 'remote']).optional(),
+    remote: labName.optional()
+  }).transform((o, ctx) => {
+    if ((o.name === undefined) === (o.text === undefined)) {
+      ctx.issues.push({ code: 'custom', input: o, path: [], message: 'needs exactly one of name (a built-in drill) or text (a scenario)' })
+      return z.NEVER
+    }
+    return o
+  }),
+  'drill.stop': noParams
 } as const
 
 // ---------------------------------------------------------------------------------------
@@ -880,6 +933,8 @@ export type RecordingExportParams = In<'recording.export'>
 export type PlaybackSeekParams = In<'playback.seek'>
 export type PlaybackReadParams = In<'playback.read'>
 export type PlaybackStepParams = In<'playback.step'>
+export type DrillCheckParams = In<'drill.check'>
+export type DrillRunParams = In<'drill.run'>
 
 export type LabFileCheck = { ok: true; file: LabFileForm } | { ok: false; errors: { field: string; message: string }[] }
 export type FaultHealResult = { healed: string[]; warnings: string[] }
@@ -923,6 +978,10 @@ export interface ApiMethods {
   /** the nearest log entry, ack or failover step (suspect, tas, go-live, role…) after/before record n, or null */
   'playback.step': { params: PlaybackStepParams; result: PlaybackStep | null }
   'playback.close': { params: In<'playback.close'>; result: { ok: true } }
+  'drill.list': { params: NoParams; result: { drills: DrillInfo[] } }
+  'drill.check': { params: DrillCheckParams; result: DrillCheck }
+  'drill.run': { params: DrillRunParams; result: DrillRun }
+  'drill.stop': { params: NoParams; result: { stopped: boolean } }
 }
 
 export type MethodName = keyof ApiMethods

@@ -240,6 +240,7 @@ export function usage(): string {
     '  ftlab sessions list | show | rename | delete | import | export   (ftlab sessions help)',
     '  ftlab soak [--lab local|simulated|remote NAME] [--faults N] [--minutes M] [--seed S]   (ftlab soak --help)',
     '  ftlab report RECORDING|SESSION [-o out.html]                  a self-contained HTML report',
+    '  ftlab drill NAME|FILE [--repeat N] [--seed S] [--lab local|simulated|remote NAME]   (ftlab drill --help; --list the built-ins)',
     '',
     'exit codes: 0 ok, 1 failed, 2 bad arguments, 3 a check found a violation'
   ].join('\n')

@@ -19,6 +19,7 @@ import { runIfMain } from '../core/entry.js'
 import { runSessionsCli } from './sessions.js'
 import { runReportCli } from './report.js'
 import { runSoakCli } from './soak.js'
+import { runDrillCli } from './drill.js'
 
 export const EXIT_OK = 0
 export const EXIT_FAILED = 1
@@ -43,6 +44,7 @@ export async function runCli(argv: readonly string[], io: CliIo = defaultIo()): 
   if (argv[0] === 'sessions') return runSessionsCli(argv.slice(1), io)
   if (argv[0] === 'soak') return runSoakCli(argv.slice(1), io)
   if (argv[0] === 'report') return runReportCli(argv.slice(1), io)
+  if (argv[0] === 'drill') return runDrillCli(argv.slice(1), io)
   let cmd: ParsedCommand
   try {
     cmd = parseArgs(argv)

@@ -24,6 +24,7 @@ import { RemoteStore } from '../remote/remote-state.js'
 import { SessionLibrary } from '../record/library.js'
 import { RecordingService } from '../record/playback.js'
 import { ConsoleRecorder } from '../record/recorder.js'
+import { DrillService } from '../drill/drill-service.js'
 import { forgetfulSecretStore, Prompts, type SecretStore } from './prompts.js'
 import { labFileProblem, LabSession, LOCAL_LAB_NAME, SIMULATED_LAB_NAME, type SessionOptions } from './session.js'
 import { Terminals } from './terminals.js'
@@ -39,6 +40,8 @@ export interface ConsoleBackendOptions extends SessionOptions {
   promptTimeoutMs?: number
   /** record every lab session into <home>/recordings (default true) */
   record?: boolean
+  /** the built-in drills' folder (default: drills/ next to the console) and etcd URLs for etcd drills */
+  drills?: { dir?: string; etcd?: string[] }
 }
 
 export class ConsoleBackend implements ConsoleService {
@@ -49,6 +52,7 @@ export class ConsoleBackend implements ConsoleService {
   readonly recorder: ConsoleRecorder | null
   /** the session library and playback (recording.*, playback.*) */
   readonly recordings: RecordingService
+  readonly drills: DrillService
   private readonly home: string
   private readonly ready: Promise<void>
   private closed = false
@@ -68,6 +72,16 @@ export class ConsoleBackend implements ConsoleService {
           )
     if (this.recorder) this.events.subscribe((ev) => this.recorder?.event(ev))
     this.recordings = new RecordingService(this.recorder?.library ?? new SessionLibrary(this.home), { writing: () => this.recorder?.path ?? null })
+    // a drill is a scripted operator: it goes through handle() like the UI, so it is recorded alike
+    this.drills = new DrillService(
+      {
+        call: (method, params) => this.handle(method, params),
+        subscribe: (l) => this.events.subscribe(l),
+        publish: (ev) => this.events.publish(ev),
+        recording: () => this.recorder?.path ?? null
+      },
+      { drillsDir: opts.drills?.dir, etcd: opts.drills?.etcd }
+    )
     this.ready = opts.reattach === false ? Promise.resolve() : this.session.reattachLocal().catch(() => {})
   }
 
@@ -114,7 +128,11 @@ export class ConsoleBackend implements ConsoleService {
     'playback.seek': (p) => this.recordings.seek(p.id, p.t),
     'playback.read': (p) => this.recordings.read(p.id, p.n, p.to, p.max, p.upto),
     'playback.step': (p) => this.recordings.step(p.id, p.n, p.dir),
-    'playback.close': (p) => this.recordings.closePlayback(p.id)
+    'playback.close': (p) => this.recordings.closePlayback(p.id),
+    'drill.list': () => this.drills.list(),
+    'drill.check': (p) => this.drills.check(p.text),
+    'drill.run': (p) => this.drills.run(p),
+    'drill.stop': () => this.drills.stop()
   }
 
   handle<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
@@ -145,6 +163,8 @@ export class ConsoleBackend implements ConsoleService {
   /** Lets go of the lab (its agents keep running: a restarted console reattaches); ends a load, closes terminals. */
   async close(): Promise<void> {
     if (this.closed) return
+    // a running drill stops first (load, faults, the lab it started), while the console still serves it
+    await this.drills.stop()
     this.closed = true
     await this.ready
     this.prompts.withdrawAll()

@@ -269,7 +269,8 @@ export class LabDriver {
       downBecause: (id) => this.downBecause.get(id) ?? null
     })
     const load = this.load.status()
-    const timing = this.lab.snapshot().timing
+    const snap = this.lab.snapshot()
+    const timing = snap.timing
     return {
       state: this.state,
       kind: this.kind,
@@ -281,7 +282,7 @@ export class LabDriver {
       startedAt: this.startedAt,
       timing: timing ? { heartbeatMs: timing.heartbeatMs, suspectMs: timing.suspectMs } : null,
       sim: this.opts.sim ?? null,
-      experiments: [],
+      experiments: [...(snap.experiments ?? [])],
       spare: this.opts.remote?.spare ?? null,
       hosts,
       channel: this.poller.channelFor(hosts),

@@ -223,7 +223,8 @@ export function toVerdict(v: RunVerdict, s: LoadResult['summary']): LoadVerdict 
     failed: s.failed,
     unknown: s.unknown,
     lostWrites: lost && lost.valid === false ? lost.evidence.length : 0,
-    details
+    details,
+    checks: v.checks.map((c) => ({ checker: c.checker, valid: c.valid }))
   }
 }
 

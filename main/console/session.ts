@@ -122,7 +122,7 @@ export class LabSession {
       // the simulated lab is the real core under the simulator (main/lab/sim-lab.ts), driven like any other lab
       if (kind === 'simulated') {
         this.setIdle('starting', 'simulated', SIMULATED_LAB_NAME, null)
-        this.mark({ kind: 'start', label: `lab start: simulated, guest ${p.guest}, ${p.mode}${p.speed ? `, speed ×${p.speed}` : ''}` })
+        this.mark({ kind: 'start', label: `lab start: simulated, guest ${p.guest}, ${p.mode}${p.speed ? `, speed ×${p.speed}` : ''}${experimentsText(p)}` })
         let started: Awaited<ReturnType<StartSimLab>>
         try {
           started = await startSimLab({
@@ -131,6 +131,7 @@ export class LabSession {
             timing: timingOf(p),
             speed: p.speed,
             seed: p.seed,
+            experiments: p.experiments,
             name: SIMULATED_LAB_NAME,
             readyTimeoutMs: this.opts.readyTimeoutMs
           })
@@ -170,12 +171,20 @@ export class LabSession {
         return this.status()
       }
       this.setIdle('starting', 'local', LOCAL_LAB_NAME, null)
-      this.mark({ kind: 'start', label: `lab start: local, guest ${p.guest}, ${p.mode}` })
+      this.mark({ kind: 'start', label: `lab start: local, guest ${p.guest}, ${p.mode}${p.etcd ? ', arbiter etcd' : ''}${experimentsText(p)}` })
       let lab: Lab
       try {
         const timing = timingOf(p)
         lab = await startLocalLab(
-          { name: LOCAL_LAB_NAME, guest: p.guest, mode: p.mode, ...(timing ? { timing } : {}), readyTimeoutMs: this.opts.readyTimeoutMs },
+          {
+            name: LOCAL_LAB_NAME,
+            guest: p.guest,
+            mode: p.mode,
+            ...(timing ? { timing } : {}),
+            readyTimeoutMs: this.opts.readyTimeoutMs,
+            ...(p.experiments?.length ? { experiments: p.experiments } : {}),
+            ...(p.etcd ? { arbiter: { kind: 'etcd' as const, endpoints: p.etcd } } : {})
+          },
           this.opts
         )
       } catch (err) {
@@ -485,5 +494,7 @@ function timingOf(p: LabStartParams): { heartbeatMs: number; suspectMs: number }
   const heartbeatMs = p.heartbeatMs ?? 100
   return { heartbeatMs, suspectMs: p.suspectMs ?? Math.max(800, heartbeatMs * 8) }
 }
+
+const experimentsText = (p: LabStartParams): string => (p.experiments?.length ? `, EXPERIMENT ${p.experiments.join(', ')}` : '')
 
 const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err))

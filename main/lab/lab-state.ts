@@ -83,6 +83,8 @@ export interface LabState {
   timing: TimingConfig
   /** the tie-breaker; absent = the disk server */
   arbiter?: ArbiterSpec
+  /** drill-only switches in the replicas; absent = none */
+  experiments?: ('no-output-rule' | 'read-fast-path')[]
   hosts: Record<string, HostRecord>
   faults: FaultRecord[]
   nextFault: number

@@ -30,7 +30,12 @@ export interface LabConfig {
   readyTimeoutMs?: number
   /** break ties with an etcd cluster instead of the disk server */
   arbiter?: ArbiterSpec
+  /** drill-only switches in the replicas (kept in the lab state, so restores and a reattaching console keep them) */
+  experiments?: LabExperiment[]
 }
+
+/** The agents' drill-only switches (main/api/contract.ts EXPERIMENTS). */
+export type LabExperiment = 'no-output-rule' | 'read-fast-path'
 
 /** Which machine plays each host of the lab. */
 export type HostResolver = (id: string) => LabHost
@@ -124,6 +129,9 @@ export class Lab extends EventEmitter {
       gen: 1,
       timing: cfg.timing ?? DEFAULT_TIMING,
       ...(cfg.arbiter ? { arbiter: cfg.arbiter } : {}),
+      ...(cfg.experiments?.length || cfg.readFastPath
+        ? { experiments: [...new Set([...(cfg.experiments ?? []), ...(cfg.readFastPath ? ['read-fast-path' as const] : [])])] }
+        : {}),
       hosts: {
         a: { ...rec('a', 'replica', 'primary'), channel: ep('a', aChannel), service: ep('a', aService) },
         b: { ...rec('b', 'replica', 'backup'), channel: ep('b', bChannel), service: ep('b', bService) },
@@ -141,8 +149,8 @@ export class Lab extends EventEmitter {
       const disk = state.hosts[DISK_ID]
       await lab.client(DISK_ID).start({ role: 'disk-server', listen: disk.listen!, blockSize: BLOCK_SIZE })
       // the backup listens on the logging channel, the primary connects: backup first
-      await lab.client('b').start(lab.replicaSpec('b', 'backup', 1, 'a', cfg.readFastPath))
-      await lab.client('a').start(lab.replicaSpec('a', 'primary', 1, 'b', cfg.readFastPath))
+      await lab.client('b').start(lab.replicaSpec('b', 'backup', 1, 'a'))
+      await lab.client('a').start(lab.replicaSpec('a', 'primary', 1, 'b'))
       // Started means replicated: until the backup has applied the boot entry it holds no
       // guest worth going live with (and so never suspects its primary).
       await lab.untilBackupHoldsState('b', cfg.readyTimeoutMs ?? 10_000)
@@ -626,7 +634,8 @@ export class Lab extends EventEmitter {
     return r
   }
 
-  private replicaSpec(id: string, as: 'primary' | 'backup' | 'joining' | 'recover', gen: number, peer: string, readFastPath?: boolean): StartRole {
+  private replicaSpec(id: string, as: 'primary' | 'backup' | 'joining' | 'recover', gen: number, peer: string): StartRole {
+    const x = this.state.experiments ?? []
     const r = this.state.hosts[id]
     const p = this.state.hosts[peer]
     return {
@@ -641,7 +650,8 @@ export class Lab extends EventEmitter {
       disk: this.state.hosts[DISK_ID].listen!,
       timing: this.state.timing,
       ...(this.state.arbiter ? { arbiter: this.state.arbiter } : {}),
-      ...(readFastPath ? { readFastPath } : {})
+      ...(x.includes('read-fast-path') ? { readFastPath: true } : {}),
+      ...(x.includes('no-output-rule') ? { noOutputRule: true } : {})
     }
   }
 

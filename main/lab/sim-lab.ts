@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import type { TimingConfig } from '../../agent/control/protocol.js'
 import { SimLab } from '../../sim/lab/sim-host.js'
 import { checkSpeed } from '../../sim/lab/realtime.js'
-import { Lab } from './lab.js'
+import { Lab, type LabExperiment } from './lab.js'
 import { LabStore } from './lab-state.js'
 
 export const SIM_LAB_NAME = 'simulated'
@@ -28,6 +28,8 @@ export interface SimLabOptions {
   seed?: number
   name?: string
   readyTimeoutMs?: number
+  /** drill-only switches in the replicas */
+  experiments?: LabExperiment[]
 }
 
 export interface SimControl {
@@ -54,7 +56,14 @@ export async function startSimLab(opts: SimLabOptions): Promise<{ lab: Lab; sim:
   let lab: Lab
   try {
     lab = await Lab.start(
-      { name: opts.name ?? SIM_LAB_NAME, guest: opts.guest, mode: opts.mode, timing: opts.timing, readyTimeoutMs: opts.readyTimeoutMs },
+      {
+        name: opts.name ?? SIM_LAB_NAME,
+        guest: opts.guest,
+        mode: opts.mode,
+        timing: opts.timing,
+        readyTimeoutMs: opts.readyTimeoutMs,
+        experiments: opts.experiments
+      },
       (id) => machines.host(id),
       new LabStore(home)
     )

@@ -23,7 +23,9 @@ const READ_ONLY = new Set([
   'playback.seek',
   'playback.read',
   'playback.step',
-  'playback.close'
+  'playback.close',
+  'drill.list',
+  'drill.check'
 ])
 const PRE_ROLL = 2000
 

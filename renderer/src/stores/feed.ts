@@ -1,6 +1,7 @@
 import type { ApiEvent } from '../../../main/api/contract'
 import { useClient } from '../api/client'
 import { useChannelStore } from './channel'
+import { useDrillStore } from './drill'
 import { useDiagramStore } from './diagram'
 import { useLabStore } from './lab'
 import { useLoadStore } from './load'
@@ -80,7 +81,9 @@ export function applyEvents(events: ApiEvent[], replay = false): void {
         terminals.apply(ev.term)
         break
       case 'drill':
+        // a recorded run belongs to the playback; a live one to the Drills view
         if (lab.playback) usePlaybackStore().onDrill(ev.run)
+        else useDrillStore().apply(ev.run)
         break
     }
   }

@@ -74,7 +74,7 @@ describe('contract validators refuse bad requests precisely', () => {
   it('missing and unknown fields', () => {
     expect(refusal('lab.start', { guest: 'kv' }).message).toBe('lab.start.mode is missing')
     expect(refusal('lab.start', { guest: 'kv', mode: 'rsm', extra: 1 }).message).toBe(
-      'lab.start has an unknown field "extra" (known: kind, guest, mode, heartbeatMs, suspectMs, speed, seed)'
+      'lab.start has an unknown field "extra" (known: kind, guest, mode, heartbeatMs, suspectMs, speed, seed, experiments, etcd)'
     )
     expect(refusal('lab.stop', { now: true }).message).toBe('lab.stop has an unknown field "now" (it takes none)')
   })
@@ -127,7 +127,7 @@ describe('contract validators refuse bad requests precisely', () => {
   it('a __proto__ key is refused as unknown, not merged', () => {
     const params = JSON.parse('{"guest":"kv","mode":"rsm","__proto__":{"polluted":true}}') as unknown
     expect(refusal('lab.start', params).message).toBe(
-      'lab.start has an unknown field "__proto__" (known: kind, guest, mode, heartbeatMs, suspectMs, speed, seed)'
+      'lab.start has an unknown field "__proto__" (known: kind, guest, mode, heartbeatMs, suspectMs, speed, seed, experiments, etcd)'
     )
     expect(({} as Record<string, unknown>).polluted).toBeUndefined()
   })

@@ -1,0 +1,72 @@
+// Every built-in drill on the local lab: three real agent processes on loopback, faults
+// through the agents' own filter, power cuts by SIGKILL, driven through the console like the
+// UI drives it. The etcd drill runs against a real single-member etcd.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { DrillRun } from '../../main/api/contract.js'
+import { ConsoleBackend } from '../../main/console/console-backend.js'
+import { DrillLibrary, labsFor } from '../../main/drill/library.js'
+import { hasEtcd, startEtcd } from '../support/etcd.js'
+import { lacks } from '../support/skips.js'
+
+const cleanups: (() => unknown)[] = []
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!()
+})
+
+const lib = new DrillLibrary()
+const onLocal = lib.names().filter((n) => {
+  const sc = lib.load(n)
+  return labsFor(sc).includes('local') && !sc.lab.experiments.includes('read-fast-path')
+})
+const noEtcd = lacks(hasEtcd ? null : 'etcd is not installed (Debian package etcd-server)')
+
+async function runOnLocal(name: string, etcd?: string[]): Promise<DrillRun> {
+  const home = mkdtempSync(join(tmpdir(), 'ftlab-drill-local-'))
+  cleanups.push(() => rmSync(home, { recursive: true, force: true }))
+  const b = new ConsoleBackend({ home, reattach: false, statusEveryMs: 100, drills: { etcd } })
+  cleanups.push(() => b.close())
+  const runs = await b.drills.start({ name, seed: 11, lab: 'local' }).done
+  return runs[runs.length - 1]
+}
+
+const explain = (r: DrillRun) => `${r.verdict?.summary}\n${r.log.map((l) => `${l.t - r.startedAt} ${l.text}`).join('\n')}`
+
+describe('experiments on the local lab', () => {
+  it('are in the lab status, and a console that reattaches to the running lab still shows them', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'ftlab-drill-local-'))
+    cleanups.push(() => rmSync(home, { recursive: true, force: true }))
+    const first = new ConsoleBackend({ home, reattach: false, statusEveryMs: 100 })
+    const s = await first.handle('lab.start', { kind: 'local', guest: 'kv', mode: 'rsm', experiments: ['no-output-rule'] })
+    expect(s).toMatchObject({ state: 'running', experiments: ['no-output-rule'] })
+    await first.close() // lets go of the lab; its agents keep running
+    const second = new ConsoleBackend({ home, statusEveryMs: 100 })
+    cleanups.push(() => second.close())
+    cleanups.push(() => second.handle('lab.stop', {}))
+    await second.whenReady()
+    expect(await second.handle('lab.status', {})).toMatchObject({ kind: 'local', state: 'running', experiments: ['no-output-rule'] })
+  }, 60_000)
+})
+
+describe('built-in drills on the local lab', () => {
+  for (const name of onLocal) {
+    const etcdDrill = lib.load(name).lab.arbiter === 'etcd'
+    it.skipIf(etcdDrill && noEtcd !== null)(
+      `${name} passes on real agent processes`,
+      async () => {
+        let etcd: string[] | undefined
+        if (etcdDrill) {
+          const e = await startEtcd()
+          cleanups.push(() => e.close())
+          etcd = [e.url]
+        }
+        const run = await runOnLocal(name, etcd)
+        expect(run.state, explain(run)).toBe('passed')
+        expect(run.recording).toMatch(/local-.*\.ftrec$/)
+      },
+      150_000
+    )
+  }
+})
