@@ -4,6 +4,7 @@
 //   ftlab drill --check FILE    check a scenario file without running it
 import { existsSync, readFileSync } from 'node:fs'
 import type { DrillRun } from '../api/contract.js'
+import { writeReport } from '../report/report.js'
 import { ConsoleBackend } from '../console/console-backend.js'
 import { DrillLibrary } from '../drill/library.js'
 import { fmtMs } from '../drill/runner.js'
@@ -131,6 +132,14 @@ export async function runDrillCli(argv: readonly string[], io: CliIo, opts: { dr
     await backend.close()
   }
   for (const r of runs) io.out(verdictText(r))
+  // one report per recording (the runs of a multi-mode drill can share one)
+  for (const rec of new Set(runs.map((r) => r.recording).filter((p): p is string => p !== null))) {
+    try {
+      io.out(`report: ${await writeReport(rec)}\n`)
+    } catch (err) {
+      io.err(`ftlab drill: the report of ${rec} could not be written: ${(err as Error).message}\n`)
+    }
+  }
   const passed = runs.filter((r) => r.state === 'passed').length
   if (runs.length > 1) io.out(`${passed} of ${repeat} repeats passed (seed ${drawnSeed})\n`)
   return passed === repeat ? 0 : 1
