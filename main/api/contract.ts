@@ -874,6 +874,7 @@ export const requestSchemas = {
     as: recordingName.optional()
   }),
   'recording.export': obj({ name: recordingName, to: str('a path on the console machine', (s) => s.trim() !== '' && s.length <= 4096).optional() }),
+  'recording.report': obj({ name: recordingName }),
   'playback.open': obj({ name: recordingName }),
   'playback.seek': obj({ id: plainId, t: num(0, 8.64e15) }),
   'playback.read': obj({
@@ -972,6 +973,8 @@ export interface ApiMethods {
   'recording.import': { params: RecordingImportParams; result: RecordingInfo }
   /** without `to`: where the file is, and the browser mode's download address (GET, token-guarded) */
   'recording.export': { params: RecordingExportParams; result: { path: string; download: string } }
+  /** writes the recording's HTML report next to it; `view` is the browser mode's address for it (GET, token-guarded) */
+  'recording.report': { params: In<'recording.report'>; result: { path: string; view: string } }
   'playback.open': { params: In<'playback.open'>; result: PlaybackOpened }
   'playback.seek': { params: PlaybackSeekParams; result: PlaybackFrame }
   'playback.read': { params: PlaybackReadParams; result: PlaybackChunk }

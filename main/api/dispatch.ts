@@ -15,7 +15,11 @@ export interface ConsoleService {
   /** stops timers and lets go of the lab (its agents keep running); not used afterwards */
   close(): Promise<void>
   /** the session library's files, for browser mode's download and upload of recordings (absent: not served) */
-  readonly recordings?: { fileOf(name: string): string | null; import(path: string, as?: string): RecordingInfo }
+  readonly recordings?: {
+    fileOf(name: string): string | null
+    import(path: string, as?: string): RecordingInfo
+    report(name: string): Promise<{ path: string; view: string }>
+  }
 }
 
 /** A ConsoleService's handle() over a table of handlers. */

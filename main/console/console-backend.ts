@@ -124,6 +124,7 @@ export class ConsoleBackend implements ConsoleService {
     'recording.delete': (p) => this.recordings.delete(p.name),
     'recording.import': (p) => this.recordings.import(p.path, p.as),
     'recording.export': (p) => this.recordings.export(p.name, p.to),
+    'recording.report': (p) => this.recordings.report(p.name),
     'playback.open': (p) => this.recordings.openPlayback(p.name),
     'playback.seek': (p) => this.recordings.seek(p.id, p.t),
     'playback.read': (p) => this.recordings.read(p.id, p.n, p.to, p.max, p.upto),

@@ -21,6 +21,7 @@ import {
 import { EXT, type RecordEntry, type RecordedMark } from './format.js'
 import { SessionLibrary, type SessionEntry } from './library.js'
 import { Recording } from './reader.js'
+import { writeReport } from '../report/report.js'
 
 /**
  * How far back a seek replays records to rebuild the views: the diagram's default span (8 s)
@@ -88,6 +89,15 @@ export class RecordingService {
   export(name: string, to?: string): { path: string; download: string } {
     const path = to ? this.library.export(name, to) : this.library.pathOf(name)
     return { path, download: `/recordings/${encodeURIComponent(stripExt(name))}${EXT}` }
+  }
+
+  /**
+   * Writes the recording's self-contained HTML report next to it (main/report) and says where;
+   * `view` is browser mode's address for it (GET, token-guarded).
+   */
+  async report(name: string): Promise<{ path: string; view: string }> {
+    const path = await writeReport(this.library.pathOf(name))
+    return { path, view: `/recordings/${encodeURIComponent(stripExt(name))}.html` }
   }
 
   /** The file of a recording, for browser mode's download; null when there is no such recording. */

@@ -144,6 +144,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   /**
    * The session library's files, guarded like /api (token, Host, and Origin when a page sends one):
    *   GET  /recordings/<name>.ftrec?token=…       the file, as a download
+   *   GET  /recordings/<name>.html?token=…        its report (written anew), shown in the browser
    *   POST /recordings?token=…&name=<name>        the body is a .ftrec file to import (checked before it is kept)
    */
   async function serveRecordings(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -155,6 +156,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     if (!lib) return plain(res, 404, 'not found: this console keeps no recordings')
     if (req.method === 'GET' && url.pathname.startsWith('/recordings/')) {
       const name = decodeURIComponent(url.pathname.slice('/recordings/'.length))
+      if (name.endsWith('.html')) return serveReport(res, lib, name.slice(0, -'.html'.length))
       const file = lib.fileOf(name)
       if (!file) return plain(res, 404, `not found: no recording ${JSON.stringify(name)} in the library`)
       const info = await stat(file)
@@ -187,6 +189,26 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     }
     res.setHeader('Allow', 'GET, POST')
     return plain(res, 405, 'method not allowed: GET /recordings/<name>.ftrec or POST /recordings?name=<name>')
+  }
+
+  async function serveReport(res: ServerResponse, lib: NonNullable<ConsoleService['recordings']>, name: string): Promise<void> {
+    if (!lib.fileOf(name)) return plain(res, 404, `not found: no recording ${JSON.stringify(name)} in the library`)
+    let path: string
+    try {
+      path = (await lib.report(name)).path
+    } catch (err) {
+      return plain(res, 500, `the report of ${name} could not be written: ${(err as Error).message}`)
+    }
+    const body = await readFile(path)
+    // the report is data from the recording, escaped and script-free; its own CSP keeps it from loading anything
+    res.writeHead(200, {
+      'Content-Type': 'text/html; charset=utf-8',
+      'Content-Length': body.length,
+      'Cache-Control': 'no-store',
+      'X-Content-Type-Options': 'nosniff',
+      'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+    })
+    res.end(body)
   }
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -92,5 +92,15 @@ export const useRecordingStore = defineStore('recordings', () => {
     } else notice.value = `the file is ${r.path} (a save dialog is to come: copy it from there)`
   }
 
-  return { recordings, dir, loading, error, notice, browser, refresh, rename, remove, importFile, exportRecording }
+  /** Writes the recording's HTML report; browser mode opens it in a new tab, the desktop app says where it is. */
+  async function report(name: string): Promise<void> {
+    const r = await lab.act('recording.report', () => useClient().call('recording.report', { name }))
+    if (!r) return
+    if (browser) {
+      window.open(`${r.view}?token=${encodeURIComponent(readToken())}`, '_blank', 'noopener')
+      notice.value = `the report of ${name} opened in a new tab (also written to ${r.path})`
+    } else notice.value = `the report is ${r.path}: open it in any browser`
+  }
+
+  return { recordings, dir, loading, error, notice, browser, refresh, rename, remove, importFile, exportRecording, report }
 })

@@ -136,6 +136,19 @@ describe('the session library through the console API', () => {
     expect(bad.status).toBe(400)
     expect(await bad.text()).toMatch(/cannot import bad: not an FT Lab recording/)
     expect((await fetch(`${base}/recordings?name=x`, { method: 'POST', body: 'x' })).status).toBe(401)
+
+    // its report: written next to it, shown inline, only with the token
+    expect((await fetch(`${base}/recordings/${name}.html`)).status).toBe(401)
+    const rep = await fetch(`${base}/recordings/${name}.html?token=${'a'.repeat(32)}`)
+    expect(rep.status).toBe(200)
+    expect(rep.headers.get('content-type')).toMatch(/^text\/html/)
+    expect(rep.headers.get('content-security-policy')).toContain("default-src 'none'")
+    const html = await rep.text()
+    expect(html).toMatch(/^<!doctype html>/i)
+    expect(html).toContain('<svg')
+    expect(readFileSync(path.replace(/\.ftrec$/, '.html'), 'utf8')).toBe(html)
+    expect((await fetch(`${base}/recordings/nothing.html?token=${'a'.repeat(32)}`)).status).toBe(404)
+    expect(await dispatch(b, 'recording.report', { name })).toEqual({ path: path.replace(/\.ftrec$/, '.html'), view: `/recordings/${name}.html` })
   })
 })
 
