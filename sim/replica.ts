@@ -6,6 +6,7 @@ import { PASS_FILTER, type LinkFilter } from '../agent/faults/filter.js'
 import type { ReplicaCore } from '../agent/replica/core.js'
 import { ReplicaEdge, type ClientHandle, type ClientPort, type EdgeLog, type EdgeObserver } from '../agent/replica/edge.js'
 import type { DiskReq, DiskRes, PeerMsg } from '../agent/replica/types.js'
+import { CodecError, decode, encode } from '../agent/net/codec.js'
 import { approxBytes } from '../agent/replica/size.js'
 import type { Vmm } from '../agent/vmm/types.js'
 import type { EventQueue, LinkQuality, Network } from './world.js'
@@ -94,9 +95,16 @@ export class SimReplica {
                 return `message of about ${bytes} bytes exceeds the frame limit of ${o.frameLimit}`
               }
             }
+            // the wire carries bytes, as a host's link does: the receiver never holds the sender's objects
+            let wire: Uint8Array
+            try {
+              wire = encode(msg)
+            } catch (err) {
+              return `cannot encode the message: ${err instanceof CodecError ? err.message : String(err)}`
+            }
             net.send(this.id, to, o.peerLink, () => {
               const target = o.routes.replica(to)
-              target?.deliver(() => target.edge.peerMessage(msg))
+              target?.deliver(() => target.edge.peerMessage(decode(wire) as PeerMsg))
             })
           },
           connect: () => {},
@@ -116,15 +124,18 @@ export class SimReplica {
             }
             timers.set(() => settle(null), o.diskTimeoutMs)
             const disk = o.routes.disk
+            const wire = encode({ ...req, id: wireId })
             net.send(this.id, disk.id, o.diskLink, () =>
-              disk.handle(this.id, { ...req, id: wireId }, (res) =>
+              disk.handle(this.id, decode(wire) as DiskReq, (res) => {
+                const back = encode(res)
                 net.send(disk.id, this.id, o.diskLink, () =>
                   this.deliver(() => {
-                    if (!settled) o.diskAnswered?.(req, res)
-                    settle(res)
+                    const answer = decode(back) as DiskRes
+                    if (!settled) o.diskAnswered?.(req, answer)
+                    settle(answer)
                   })
                 )
-              )
+              })
             )
           }
         },
