@@ -8,7 +8,8 @@ import type { Prng } from '../agent/prng.js'
 import { encodeCommand, parseRespAll, type RespValue } from './resp.js'
 import type { EventQueue } from './world.js'
 
-export type RequestKind = 'set' | 'get' | 'incr' | 'time' | 'rand' | 'save'
+/** big: a SET of a value larger than the logging channel's message bound (its entry travels in slices) */
+export type RequestKind = 'set' | 'big' | 'get' | 'incr' | 'time' | 'rand' | 'save'
 
 interface Pending {
   seq: number
@@ -24,6 +25,8 @@ interface Pending {
 export interface ClientOptions {
   id: string
   kinds: RequestKind[]
+  /** how long a 'big' value is */
+  bigValueBytes?: number
   rng: Prng
   q: EventQueue
   checker: Checker
@@ -42,6 +45,12 @@ export interface ClientStream {
 }
 
 const enc = new TextEncoder()
+
+/** a value for a failure report: a big value's head is enough to tell which write it was */
+const short = (v: unknown): string => {
+  const text = JSON.stringify(v) ?? String(v)
+  return text.length > 80 ? `${text.slice(0, 60)}… (${text.length} chars)` : text
+}
 
 /** What all clients have seen of the shared counter. */
 const counters = new WeakMap<Checker, { seen: Set<number>; max: number }>()
@@ -66,9 +75,9 @@ export class SimClient {
     const kind = this.o.rng.pick(this.o.kinds)
     const slot = this.o.rng.int(0, 2)
     const key = kind === 'incr' ? 'ctr' : `${this.id}:k${slot}`
-    const value = `v${seq}`
+    const value = kind === 'big' ? `v${seq}:${'x'.repeat(this.o.bigValueBytes ?? 0)}` : `v${seq}`
     const cmd =
-      kind === 'set'
+      kind === 'set' || kind === 'big'
         ? ['SET', key, value]
         : kind === 'get'
           ? ['GET', key]
@@ -141,15 +150,14 @@ export class SimClient {
     if (typeof reply === 'object' && reply !== null && !Array.isArray(reply)) fail(`the guest answered an error: ${reply.err}`)
     switch (p.kind) {
       case 'set':
+      case 'big':
         if (reply !== 'OK') fail(`SET answered ${JSON.stringify(reply)}`)
         this.written.set(p.key, p.value)
         break
       case 'get': {
         const expected = this.written.get(p.key) ?? null
         if (reply !== expected)
-          fail(
-            `GET ${p.key} returned ${JSON.stringify(reply)} but this client's last acknowledged write set ${JSON.stringify(expected)}: an acknowledged write was lost`
-          )
+          fail(`GET ${p.key} returned ${short(reply)} but this client's last acknowledged write set ${short(expected)}: an acknowledged write was lost`)
         break
       }
       case 'incr': {

@@ -22,6 +22,12 @@ export interface SimDiskEndpoint {
   readonly id: string
   /** false while the disk server is down or paused: the request is lost (or parked) */
   handle(from: string, req: DiskReq, answer: (res: DiskRes) => void): void
+  /**
+   * Which run of the disk server process this is (it changes when the server restarts). A
+   * restart breaks every connection: nothing sent to the old process arrives at the new one,
+   * and no answer of the old one arrives after it. Absent: the server never restarts.
+   */
+  epoch?(): number
 }
 
 export interface SimReplicaOptions {
@@ -125,18 +131,24 @@ export class SimReplica {
             timers.set(() => settle(null), o.diskTimeoutMs)
             const disk = o.routes.disk
             const wire = encode({ ...req, id: wireId })
-            net.send(this.id, disk.id, o.diskLink, () =>
+            // the connection this request travels on belongs to one run of the disk server
+            const epoch = disk.epoch?.()
+            const sameRun = () => disk.epoch?.() === epoch
+            net.send(this.id, disk.id, o.diskLink, () => {
+              if (!sameRun()) return
               disk.handle(this.id, decode(wire) as DiskReq, (res) => {
+                if (!sameRun()) return
                 const back = encode(res)
                 net.send(disk.id, this.id, o.diskLink, () =>
                   this.deliver(() => {
+                    if (!sameRun()) return
                     const answer = decode(back) as DiskRes
                     if (!settled) o.diskAnswered?.(req, answer)
                     settle(answer)
                   })
                 )
               })
-            )
+            })
           }
         },
         filter: o.filter ?? PASS_FILTER,

@@ -51,10 +51,24 @@ describe('snapshot parts', () => {
     for (const p of parts) expect(pageBytes(p)).toBeLessThanOrEqual(2000 + SLACK)
   })
 
-  it('refuses a part out of order and one that appends to another page', () => {
-    const parts = cut(2000)
-    const a = new SnapshotAssembly()
-    expect(a.add(parts[1])).toBe(false)
+  it('keeps parts that overtook the one before them and completes once the gap fills, reporting only the parts held in order', () => {
+    const parts = cut(400)
+    expect(parts.length).toBeGreaterThan(4)
+    const a = new SnapshotAssembly(8)
+    for (const p of parts.slice(1, 4).reverse()) expect(a.add(p)).toBe(true)
+    expect(a.held).toBe(0)
+    expect(a.add(parts[2])).toBe(false) // held already, ahead of the gap
+    expect(a.add(parts[0])).toBe(true)
+    expect(a.held).toBe(4)
+    for (const p of parts.slice(4)) a.add(p)
+    expect(a.complete).toBe(true)
+    expect(a.snapshot(a.last!)).toEqual(snapshot)
+  })
+
+  it('refuses a part further ahead than the primary keeps in flight, and one that does not continue the page before it', () => {
+    const parts = cut(400)
+    const a = new SnapshotAssembly(2)
+    expect(a.add(parts[3])).toBe(false)
     expect(a.add(parts[0])).toBe(true)
     const stray: Part = { ...parts[1], pages: [['g:kv:other', 'z']], append: true }
     expect(a.add(stray)).toBe(false)
