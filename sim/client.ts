@@ -25,7 +25,7 @@ interface Pending {
 export interface ClientOptions {
   id: string
   kinds: RequestKind[]
-  /** how long a 'big' value is */
+  /** how long a 'big' value is (0 or absent: no 'big' requests) */
   bigValueBytes?: number
   rng: Prng
   q: EventQueue
@@ -72,7 +72,8 @@ export class SimClient {
   next(): void {
     if (this.pending) return
     const seq = ++this.seq
-    const kind = this.o.rng.pick(this.o.kinds)
+    // a value above the message bound now and then: enough to slice entries and snapshot pages, not to make every run slow
+    const kind = this.o.bigValueBytes && this.o.rng.chance(0.04) ? 'big' : this.o.rng.pick(this.o.kinds)
     const slot = this.o.rng.int(0, 2)
     const key = kind === 'incr' ? 'ctr' : `${this.id}:k${slot}`
     const value = kind === 'big' ? `v${seq}:${'x'.repeat(this.o.bigValueBytes ?? 0)}` : `v${seq}`

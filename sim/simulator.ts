@@ -54,9 +54,8 @@ export interface SimStats {
   contentionCrashes: number
   /** crashes of the replica restoring redundancy, before its new backup held the snapshot */
   restorerCrashes: number
-  /** both replicas down (a second failure before redundancy was restored), and the boots from disk that followed */
+  /** both replicas down (a second failure before redundancy was restored): the lab powered one on, booting from disk */
   doubleFailures: number
-  recoveries: number
   /** slices of log entries larger than the message bound */
   entryParts: number
   /** disk writes the disk server refused from a replica that was no longer live */
@@ -69,6 +68,14 @@ export interface SimStats {
 }
 
 const REPLICAS = ['a', 'b'] as const
+/** the crashes the simulator injects, as its trace names them */
+const CRASHES = {
+  pair: 'one of a working pair',
+  'new-backup': 'the new backup, during restore redundancy',
+  contention: 'during test-and-set contention',
+  restorer: 'restoring redundancy, before the new backup holds the snapshot',
+  second: 'a second failure before redundancy was restored'
+} as const
 const CLIENT_TIMEOUT_MS = 120
 const EPOCH = 1_700_000_000_000
 
@@ -188,7 +195,6 @@ class Simulation {
       contentionCrashes: 0,
       restorerCrashes: 0,
       doubleFailures: 0,
-      recoveries: 0,
       entryParts: 0,
       fenced: 0,
       messages: 0,
@@ -216,7 +222,6 @@ class Simulation {
       return { now: () => EPOCH + this.q.now, u32: () => r.u32() }
     }
     const kinds: RequestKind[] = opts.guest === 'kv' ? ['set', 'get', 'incr'] : ['set', 'get', 'incr', 'time', 'rand', 'save']
-    if (bigValueBytes > 0) kinds.push('big')
     for (let i = 1; i <= (opts.clients ?? 4); i++) {
       this.clients.push(
         new SimClient({
@@ -403,13 +408,13 @@ class Simulation {
     if (victim) {
       switch (kind) {
         case 'crash': {
-          const why = this.crashable(victim, r)
-          if (why !== null) {
+          const how = this.crashable(victim, r)
+          if (how !== null) {
             victim.replica.kill()
             this.stats.crashes++
-            if (why === 'during test-and-set contention') this.stats.contentionCrashes++
-            if (why === 'restoring redundancy') this.stats.restorerCrashes++
-            this.log(`FAULT crash ${victim.id}#${victim.inc} (${victim.role}${why ? `, ${why}` : ''})`)
+            if (how === 'contention') this.stats.contentionCrashes++
+            if (how === 'restorer') this.stats.restorerCrashes++
+            this.log(`FAULT crash ${victim.id}#${victim.inc} (${victim.role}, ${CRASHES[how]})`)
           }
           break
         }
@@ -472,33 +477,33 @@ class Simulation {
   }
 
   /**
-   * Whether a crash of `victim` now is one the lab claims to survive, and as what (null: not now; '': one replica of a
-   * working pair). Primary/backup replication survives one failure at a time; with a guest that keeps its state on
-   * the disk server (kv), a second failure before redundancy is restored is survivable too, by booting from disk.
+   * Whether a crash of `victim` now is one the lab claims to survive, and which (null: not now). Primary/backup
+   * replication survives one failure at a time; with a guest that keeps its state on the disk server (kv), a second
+   * failure before redundancy is restored is survivable too, by booting from disk.
    */
-  private crashable(victim: SimNode, r: Prng): string | null {
+  private crashable(victim: SimNode, r: Prng): keyof typeof CRASHES | null {
     const pair = [...this.nodes.values()]
     const other = pair.find((n) => n !== victim)
     const otherUp = other !== undefined && other.replica.alive && other.role !== 'halted'
     // fail-stop of one replica of a working pair; the other must carry on
     const working = pair.every((n) => n.replica.alive && !n.replica.paused && !n.core.status().peerSuspected)
-    if (working && pair.some((n) => n.role === 'primary') && pair.some((n) => n.role === 'backup')) return ''
+    if (working && pair.some((n) => n.role === 'primary') && pair.some((n) => n.role === 'backup')) return 'pair'
     // the new backup during restore redundancy (not while it contends: it may have won already): its restorer carries on alone
     const restoring =
       (victim.role === 'joining' || (victim.role === 'backup' && other?.core.status().restoring === true)) && !victim.core.status().peerSuspected
-    if (restoring && otherUp) return 'the new backup, during restore redundancy'
+    if (restoring && otherUp) return 'new-backup'
     if (pair.some((n) => n.replica.alive && n.core.status().peerSuspected)) {
       // The loser of a contended test-and-set, once the other has won: the winner carries on. Killing a contender
       // that may win before it learns so leaves nobody live: a double failure, survivable only from disk.
       const disk = this.arbiter.status()
-      if (otherUp && other.gen === disk.gen && disk.tasWinner === other.id) return 'during test-and-set contention'
-      if (this.recoverable && r.chance(0.5)) return 'during test-and-set contention'
+      if (otherUp && other.gen === disk.gen && disk.tasWinner === other.id) return 'contention'
+      if (this.recoverable && r.chance(0.5)) return 'contention'
       return null
     }
     if (!this.recoverable || !r.chance(0.5)) return null
     // a second failure in a row: the restorer before its new backup holds the snapshot, or the last replica serving
-    if (victim.core.status().restoring) return 'restoring redundancy'
-    if (!otherUp || other.role === 'joining') return 'a second failure before redundancy was restored'
+    if (victim.core.status().restoring) return 'restorer'
+    if (!otherUp || other.role === 'joining') return 'second'
     return null
   }
 
@@ -554,7 +559,6 @@ class Simulation {
         const id = this.chaos.pick([...REPLICAS])
         const gen = this.arbiter.status().gen + 1
         this.stats.doubleFailures++
-        this.stats.recoveries++
         this.log(`POWER-ON both replicas are down: ${id} boots from the disk server in generation ${gen}`)
         this.startNode(id, 'recover', gen)
       }

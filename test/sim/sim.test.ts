@@ -62,7 +62,6 @@ for (const guest of ['register', 'kv'] as const) {
       // only a guest that keeps its state on the disk server survives losing both replicas
       expect(sum('restorerCrashes'), 'crashes of the restorer during restore redundancy').toBeGreaterThan(0)
       expect(sum('doubleFailures'), 'both replicas down (two failures in a row)').toBeGreaterThan(0)
-      expect(sum('recoveries'), 'boots from the disk server after a double failure').toBe(sum('doubleFailures'))
     })
   })
 }
