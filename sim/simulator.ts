@@ -3,6 +3,14 @@
 // between the core and the sockets on a host) and the real DiskArbiter, with a fake clock,
 // a hostile network, crashes, pauses, restore redundancy, and clients that check what they
 // see. A run is a pure function of its seed; a failure says how to replay it.
+//
+// Faults: crashes of one replica of a working pair, of the new backup during restore, of a
+// contender for the test-and-set; pauses; cuts of the peer, disk and client links, one way
+// or both; isolation; disk-server restarts, and a disk link that loses, reorders and
+// duplicates; SETs larger than the message bound. With the kv guest, whose state is on the
+// disk server, also two failures in a row (the restorer, or the last replica serving, or a
+// contender that may have won): the lab powers a replica on from disk, as drills do, and
+// the clients check that no acknowledged write was lost.
 import { DiskArbiter, MemoryBlockStore } from '../agent/disk/arbiter.js'
 import { ReplicaCore } from '../agent/replica/core.js'
 import type { Action, ReplicaConfig, Role } from '../agent/replica/types.js'
