@@ -54,7 +54,8 @@ export class Checker {
         this.fail(`${node} released ${what} of entry ${entry} while ${role}: only a primary or a live replica may output`)
       }
     }
-    if (a.t === 'role' && a.role === 'live') this.checkWonTas(node, a.gen, 'went live')
+    // going live (a replica booting from disk acts live from its start: it is judged by its outputs)
+    if (a.t === 'role' && a.role === 'live' && role !== 'live') this.checkWonTas(node, a.gen, 'went live')
     if (role === 'halted' && a.t !== 'telemetry') this.fail(`halted replica ${node} emitted ${a.t}`)
   }
 
@@ -83,6 +84,12 @@ export class Checker {
       }
       case 'generation':
         if (req.gen < this.currentGen) this.fail(`the disk server accepted generation ${req.gen} after ${this.currentGen}`)
+        if (req.recover === true) {
+          // a boot from disk after a double failure begins the generation with its one replica live: its test-and-set, won
+          const prev = this.tasWinner.get(req.gen)
+          if (prev !== undefined && prev !== req.from) this.fail(`two replicas live in generation ${req.gen}: ${prev} and ${req.from} (recovery from disk)`)
+          this.tasWinner.set(req.gen, req.from)
+        }
         this.registered.set(req.gen, req.primary)
         this.currentGen = req.gen
         return

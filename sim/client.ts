@@ -11,7 +11,8 @@ import type { Prng } from '../agent/prng.js'
 import { encodeCommand, parseRespAll, type RespValue } from './resp.js'
 import type { EventQueue } from './world.js'
 
-export type RequestKind = 'set' | 'get' | 'incr' | 'time' | 'rand' | 'save' | 'setpx' | 'getpx'
+/** big: a SET of a value larger than the logging channel's message bound (its entry travels in slices); setpx/getpx: keys with a TTL, read back against simulated time */
+export type RequestKind = 'set' | 'big' | 'get' | 'incr' | 'time' | 'rand' | 'save' | 'setpx' | 'getpx'
 
 interface Pending {
   seq: number
@@ -31,6 +32,8 @@ interface Pending {
 export interface ClientOptions {
   id: string
   kinds: RequestKind[]
+  /** how long a 'big' value is (0 or absent: no 'big' requests) */
+  bigValueBytes?: number
   rng: Prng
   q: EventQueue
   checker: Checker
@@ -49,6 +52,12 @@ export interface ClientStream {
 }
 
 const enc = new TextEncoder()
+
+/** a value for a failure report: a big value's head is enough to tell which write it was */
+const short = (v: unknown): string => {
+  const text = JSON.stringify(v) ?? String(v)
+  return text.length > 80 ? `${text.slice(0, 60)}… (${text.length} chars)` : text
+}
 
 /** What all clients have seen of the shared counter. */
 const counters = new WeakMap<Checker, { seen: Set<number>; max: number }>()
@@ -72,17 +81,18 @@ export class SimClient {
   next(): void {
     if (this.pending) return
     const seq = ++this.seq
-    const kind = this.o.rng.pick(this.o.kinds)
+    // a value above the message bound now and then: enough to slice entries and snapshot pages, not to make every run slow
+    const kind = this.o.bigValueBytes && this.o.rng.chance(0.04) ? 'big' : this.o.rng.pick(this.o.kinds)
     const slot = this.o.rng.int(0, 2)
     const key = kind === 'incr' ? 'ctr' : kind === 'setpx' || kind === 'getpx' ? `${this.id}:x${slot}` : `${this.id}:k${slot}`
-    const value = `v${seq}`
+    const value = kind === 'big' ? `v${seq}:${'x'.repeat(this.o.bigValueBytes ?? 0)}` : `v${seq}`
     const ttl = kind === 'setpx' ? this.o.rng.int(5, 300) : 0
     const cmd =
       kind === 'setpx'
         ? ['SET', key, value, 'PX', String(ttl)]
         : kind === 'getpx'
           ? ['GET', key]
-          : kind === 'set'
+          : kind === 'set' || kind === 'big'
             ? ['SET', key, value]
             : kind === 'get'
               ? ['GET', key]
@@ -155,15 +165,14 @@ export class SimClient {
     if (typeof reply === 'object' && reply !== null && !Array.isArray(reply)) fail(`the guest answered an error: ${reply.err}`)
     switch (p.kind) {
       case 'set':
+      case 'big':
         if (reply !== 'OK') fail(`SET answered ${JSON.stringify(reply)}`)
         this.written.set(p.key, p.value)
         break
       case 'get': {
         const expected = this.written.get(p.key) ?? null
         if (reply !== expected)
-          fail(
-            `GET ${p.key} returned ${JSON.stringify(reply)} but this client's last acknowledged write set ${JSON.stringify(expected)}: an acknowledged write was lost`
-          )
+          fail(`GET ${p.key} returned ${short(reply)} but this client's last acknowledged write set ${short(expected)}: an acknowledged write was lost`)
         break
       }
       case 'incr': {

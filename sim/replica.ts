@@ -6,6 +6,7 @@ import { PASS_FILTER, type LinkFilter } from '../agent/faults/filter.js'
 import type { ReplicaCore } from '../agent/replica/core.js'
 import { ReplicaEdge, type ClientHandle, type ClientPort, type EdgeLog, type EdgeObserver } from '../agent/replica/edge.js'
 import type { DiskReq, DiskRes, PeerMsg } from '../agent/replica/types.js'
+import { CodecError, decode, encode } from '../agent/net/codec.js'
 import { approxBytes } from '../agent/replica/size.js'
 import type { Vmm } from '../agent/vmm/types.js'
 import type { EventQueue, LinkQuality, Network } from './world.js'
@@ -21,6 +22,12 @@ export interface SimDiskEndpoint {
   readonly id: string
   /** false while the disk server is down or paused: the request is lost (or parked) */
   handle(from: string, req: DiskReq, answer: (res: DiskRes) => void): void
+  /**
+   * Which run of the disk server process this is (it changes when the server restarts). A
+   * restart breaks every connection: nothing sent to the old process arrives at the new one,
+   * and no answer of the old one arrives after it. Absent: the server never restarts.
+   */
+  epoch?(): number
 }
 
 export interface SimReplicaOptions {
@@ -94,9 +101,16 @@ export class SimReplica {
                 return `message of about ${bytes} bytes exceeds the frame limit of ${o.frameLimit}`
               }
             }
+            // the wire carries bytes, as a host's link does: the receiver never holds the sender's objects
+            let wire: Uint8Array
+            try {
+              wire = encode(msg)
+            } catch (err) {
+              return `cannot encode the message: ${err instanceof CodecError ? err.message : String(err)}`
+            }
             net.send(this.id, to, o.peerLink, () => {
               const target = o.routes.replica(to)
-              target?.deliver(() => target.edge.peerMessage(msg))
+              target?.deliver(() => target.edge.peerMessage(decode(wire) as PeerMsg))
             })
           },
           connect: () => {},
@@ -116,16 +130,25 @@ export class SimReplica {
             }
             timers.set(() => settle(null), o.diskTimeoutMs)
             const disk = o.routes.disk
-            net.send(this.id, disk.id, o.diskLink, () =>
-              disk.handle(this.id, { ...req, id: wireId }, (res) =>
+            const wire = encode({ ...req, id: wireId })
+            // the connection this request travels on belongs to one run of the disk server
+            const epoch = disk.epoch?.()
+            const sameRun = () => disk.epoch?.() === epoch
+            net.send(this.id, disk.id, o.diskLink, () => {
+              if (!sameRun()) return
+              disk.handle(this.id, decode(wire) as DiskReq, (res) => {
+                if (!sameRun()) return
+                const back = encode(res)
                 net.send(disk.id, this.id, o.diskLink, () =>
                   this.deliver(() => {
-                    if (!settled) o.diskAnswered?.(req, res)
-                    settle(res)
+                    if (!sameRun()) return
+                    const answer = decode(back) as DiskRes
+                    if (!settled) o.diskAnswered?.(req, answer)
+                    settle(answer)
                   })
                 )
-              )
-            )
+              })
+            })
           }
         },
         filter: o.filter ?? PASS_FILTER,

@@ -3,6 +3,14 @@
 // between the core and the sockets on a host) and the real DiskArbiter, with a fake clock,
 // a hostile network, crashes, pauses, restore redundancy, and clients that check what they
 // see. A run is a pure function of its seed; a failure says how to replay it.
+//
+// Faults: crashes of one replica of a working pair, of the new backup during restore, of a
+// contender for the test-and-set; pauses; cuts of the peer, disk and client links, one way
+// or both; isolation; disk-server restarts, and a disk link that loses, reorders and
+// duplicates; SETs larger than the message bound. With the kv guest, whose state is on the
+// disk server, also two failures in a row (the restorer, or the last replica serving, or a
+// contender that may have won): the lab powers a replica on from disk, as drills do, and
+// the clients check that no acknowledged write was lost.
 import { DiskArbiter, MemoryBlockStore } from '../agent/disk/arbiter.js'
 import { ReplicaCore } from '../agent/replica/core.js'
 import type { Action, ReplicaConfig, Role } from '../agent/replica/types.js'
@@ -13,12 +21,12 @@ import { MUTANTS, type MutantName } from './mutants.js'
 import { Prng } from '../agent/prng.js'
 import { encodeCommand } from './resp.js'
 import { RegisterVmm } from './register-vmm.js'
-import { SimClient } from './client.js'
+import { SimClient, type RequestKind } from './client.js'
 import { SimReplica, SimStream, type SimDiskEndpoint } from './replica.js'
 import { EventQueue, Network, type LinkQuality } from './world.js'
 
 export type GuestKind = 'register' | 'kv'
-export type CoreFactory = (cfg: ReplicaConfig, vmm: Vmm, init: { role: 'primary' | 'backup' | 'joining'; gen: number; now: number }) => ReplicaCore
+export type CoreFactory = (cfg: ReplicaConfig, vmm: Vmm, init: { role: 'primary' | 'backup' | 'joining' | 'recover'; gen: number; now: number }) => ReplicaCore
 export type VmmFactory = (mode: ReplicationMode, entropy: Entropy) => Vmm
 
 export interface SimOptions {
@@ -46,6 +54,20 @@ export interface SimStats {
   pauses: number
   cuts: number
   stalls: number
+  /** disk-server restarts (every connection breaks; the block store and the generation survive) */
+  diskRestarts: number
+  /** runs whose disk-server link reorders and duplicates (a retry on a fresh connection overtaking the original) */
+  diskReorders: number
+  /** crashes of a replica while a test-and-set of its generation was contended */
+  contentionCrashes: number
+  /** crashes of the replica restoring redundancy, before its new backup held the snapshot */
+  restorerCrashes: number
+  /** both replicas down (a second failure before redundancy was restored): the lab powered one on, booting from disk */
+  doubleFailures: number
+  /** slices of log entries larger than the message bound */
+  entryParts: number
+  /** disk writes the disk server refused from a replica that was no longer live */
+  fenced: number
   messages: number
   dropped: number
   checks: number
@@ -54,6 +76,14 @@ export interface SimStats {
 }
 
 const REPLICAS = ['a', 'b'] as const
+/** the crashes the simulator injects, as its trace names them */
+const CRASHES = {
+  pair: 'one of a working pair',
+  'new-backup': 'the new backup, during restore redundancy',
+  contention: 'during test-and-set contention',
+  restorer: 'restoring redundancy, before the new backup holds the snapshot',
+  second: 'a second failure before redundancy was restored'
+} as const
 const CLIENT_TIMEOUT_MS = 120
 const EPOCH = 1_700_000_000_000
 
@@ -97,7 +127,13 @@ class Simulation {
   private readonly net: Network
   private readonly chaos: Prng
   private readonly checker: Checker
-  private readonly arbiter = new DiskArbiter(new MemoryBlockStore(), { maxBlocks: 1024 })
+  /** the disk server's stable storage: it outlives the server process, which restarts */
+  private readonly diskStore = new MemoryBlockStore()
+  private arbiter = new DiskArbiter(this.diskStore, { maxBlocks: 1024 })
+  private diskRun = 0
+  private diskDown = false
+  /** the guest keeps its state on the disk server (kv): a double failure is survivable, by booting from disk */
+  private readonly recoverable: boolean
   private readonly nodes = new Map<string, SimNode>()
   private readonly clients: SimClient[] = []
   private readonly cfg: Omit<ReplicaConfig, 'id' | 'peer'>
@@ -139,8 +175,11 @@ class Simulation {
     this.clientLink = { drop: 0.01, duplicate: 0, minDelay: 1, maxDelay: 8, fifo: true }
     this.disk = {
       id: 'disk',
+      epoch: () => this.diskRun,
       handle: (_from, req, answer) => {
+        if (this.diskDown) return
         const res = this.arbiter.handle(req)
+        if (!res.ok && res.error === 'fenced') this.stats.fenced++
         this.checker.onDiskAnswer(req, res)
         answer(res)
       }
@@ -159,6 +198,13 @@ class Simulation {
       pauses: 0,
       cuts: 0,
       stalls: 0,
+      diskRestarts: 0,
+      diskReorders: 0,
+      contentionCrashes: 0,
+      restorerCrashes: 0,
+      doubleFailures: 0,
+      entryParts: 0,
+      fenced: 0,
       messages: 0,
       dropped: 0,
       checks: 0,
@@ -170,16 +216,26 @@ class Simulation {
     // drawn last, so the seeds' earlier draws stay what they were; small bounds cut ordinary
     // entries and snapshots into parts, as a 9 MiB value is cut on hosts
     this.cfg.maxMessageBytes = setup.pick([4 * 1024 * 1024, 4 * 1024 * 1024, 400, 2000])
+    // (drawn after the above, for the same reason) a disk client that reconnects: a retry on a fresh connection may
+    // overtake the original, which may still arrive, so the disk server sees requests out of order and twice
+    if (setup.chance(1 / 3)) {
+      this.diskLink = { ...this.diskLink, fifo: false, duplicate: setup.pick([0, 0.03]) }
+      this.stats.diskReorders = 1
+    }
+    // clients that sometimes SET a value larger than the message bound: an entry (and a state-transfer page) in slices
+    const bigValueBytes = this.cfg.maxMessageBytes < 1 << 20 ? setup.int(1, 3) * this.cfg.maxMessageBytes + setup.int(0, 99) : 0
+    this.recoverable = opts.guest === 'kv'
     this.entropyFor = (id: string) => {
       const r = new Prng(entropySeed ^ hashId(id))
       return { now: () => EPOCH + this.q.now, u32: () => r.u32() }
     }
-    const kinds = opts.guest === 'kv' ? (['set', 'get', 'incr', 'setpx', 'getpx'] as const) : (['set', 'get', 'incr', 'time', 'rand', 'save'] as const)
+    const kinds: RequestKind[] = opts.guest === 'kv' ? ['set', 'get', 'incr', 'setpx', 'getpx'] : ['set', 'get', 'incr', 'time', 'rand', 'save']
     for (let i = 1; i <= (opts.clients ?? 4); i++) {
       this.clients.push(
         new SimClient({
           id: `c${i}`,
           kinds: [...kinds],
+          bigValueBytes,
           rng: this.rng.fork(),
           q: this.q,
           checker: this.checker,
@@ -264,13 +320,14 @@ class Simulation {
 
   // ------------------------------------------------------------ replicas
 
-  private startNode(id: string, role: 'primary' | 'backup' | 'joining', gen: number): SimNode {
+  private startNode(id: string, role: 'primary' | 'backup' | 'joining' | 'recover', gen: number): SimNode {
     const prev = this.nodes.get(id)
     const inc = (prev?.inc ?? 0) + 1
     const vmm = this.makeVmm(this.mode, this.entropyFor(`${id}#${inc}`))
     const peer = REPLICAS.find((r) => r !== id) ?? null
     const core = this.makeCore({ ...this.cfg, id, peer: role === 'joining' ? null : peer }, vmm, { role, gen, now: this.q.now })
-    const node = { id, inc, core, vmm, role, gen, stalled: false, hashedAt: '' } as SimNode
+    // a replica booting from disk acts live from its first action (its outputs wait for the disk server's answer)
+    const node = { id, inc, core, vmm, role: role === 'recover' ? 'live' : role, gen, stalled: false, hashedAt: '' } as SimNode
     node.replica = new SimReplica({
       id,
       inc,
@@ -320,12 +377,13 @@ class Simulation {
     this.checker.onAction(node.id, node.role, node.gen, a)
     switch (a.t) {
       case 'role':
+        if (a.role === 'live' && node.role !== 'live') this.stats.goLives++
         node.role = a.role
         node.gen = a.gen
         this.log(`${node.id}#${node.inc} -> ${a.role} (gen ${a.gen}): ${a.reason}`)
-        if (a.role === 'live') this.stats.goLives++
         return
       case 'send-peer': {
+        if (a.msg.t === 'entry-part') this.stats.entryParts++
         if (a.msg.t === 'ack' && node.role === 'backup') this.checker.onAckSent(a.msg.gen, a.msg.n)
         if (a.msg.t === 'heartbeat' && node.role === 'backup') this.checker.onAckSent(a.msg.gen, a.msg.last)
         const msg = a.msg
@@ -351,33 +409,26 @@ class Simulation {
   private injectFault(): void {
     if (!this.faultsOn) return
     const r = this.chaos
-    const kind = r.pick(['crash', 'pause', 'pause', 'peer-cut', 'peer-cut', 'disk-cut', 'client-cut', 'isolate'] as const)
+    const kind = r.pick(['crash', 'crash', 'pause', 'pause', 'peer-cut', 'peer-cut', 'disk-cut', 'disk-restart', 'client-cut', 'isolate'] as const)
     const up = [...this.nodes.values()].filter((n) => n.replica.alive && !n.replica.paused)
     const victim = up.length > 0 ? r.pick(up) : undefined
     const long = r.int(20, 5 * this.cfg.suspectMs)
     if (victim) {
       switch (kind) {
         case 'crash': {
-          // fail-stop of one replica of a working pair; the other must carry on
-          const pair = [...this.nodes.values()]
-          // (not while either is contending: killing a test-and-set winner before it learns it won
-          // is a second failure, which primary/backup replication does not claim to survive)
-          const working = pair.every((n) => n.replica.alive && !n.replica.paused && !n.core.status().peerSuspected)
-          // or the new backup during restore redundancy: its restorer must carry on alone
-          const other = pair.find((n) => n !== victim)
-          // (not while the victim contends either: it may have won the test-and-set already)
-          const restoring =
-            (victim.role === 'joining' || (victim.role === 'backup' && other?.core.status().restoring === true)) &&
-            !victim.core.status().peerSuspected &&
-            other?.replica.alive === true &&
-            other.role !== 'halted'
-          if ((working && pair.some((n) => n.role === 'primary') && pair.some((n) => n.role === 'backup')) || restoring) {
+          const how = this.crashable(victim, r)
+          if (how !== null) {
             victim.replica.kill()
             this.stats.crashes++
-            this.log(`FAULT crash ${victim.id}#${victim.inc} (${victim.role}${restoring ? ', during restore redundancy' : ''})`)
+            if (how === 'contention') this.stats.contentionCrashes++
+            if (how === 'restorer') this.stats.restorerCrashes++
+            this.log(`FAULT crash ${victim.id}#${victim.inc} (${victim.role}, ${CRASHES[how]})`)
           }
           break
         }
+        case 'disk-restart':
+          this.restartDisk(long)
+          break
         case 'pause':
           victim.replica.pause()
           this.stats.pauses++
@@ -433,6 +484,52 @@ class Simulation {
     this.q.schedule(this.q.now + r.int(100, 400), () => this.injectFault())
   }
 
+  /**
+   * Whether a crash of `victim` now is one the lab claims to survive, and which (null: not now). Primary/backup
+   * replication survives one failure at a time; with a guest that keeps its state on the disk server (kv), a second
+   * failure before redundancy is restored is survivable too, by booting from disk.
+   */
+  private crashable(victim: SimNode, r: Prng): keyof typeof CRASHES | null {
+    const pair = [...this.nodes.values()]
+    const other = pair.find((n) => n !== victim)
+    const otherUp = other !== undefined && other.replica.alive && other.role !== 'halted'
+    // fail-stop of one replica of a working pair; the other must carry on
+    const working = pair.every((n) => n.replica.alive && !n.replica.paused && !n.core.status().peerSuspected)
+    if (working && pair.some((n) => n.role === 'primary') && pair.some((n) => n.role === 'backup')) return 'pair'
+    // the new backup during restore redundancy (not while it contends: it may have won already): its restorer carries on alone
+    const restoring =
+      (victim.role === 'joining' || (victim.role === 'backup' && other?.core.status().restoring === true)) && !victim.core.status().peerSuspected
+    if (restoring && otherUp) return 'new-backup'
+    if (pair.some((n) => n.replica.alive && n.core.status().peerSuspected)) {
+      // The loser of a contended test-and-set, once the other has won: the winner carries on. Killing a contender
+      // that may win before it learns so leaves nobody live: a double failure, survivable only from disk.
+      const disk = this.arbiter.status()
+      if (otherUp && other.gen === disk.gen && disk.tasWinner === other.id) return 'contention'
+      if (this.recoverable && r.chance(0.5)) return 'contention'
+      return null
+    }
+    if (!this.recoverable || !r.chance(0.5)) return null
+    // a second failure in a row: the restorer before its new backup holds the snapshot, or the last replica serving
+    if (victim.core.status().restoring) return 'restorer'
+    if (!otherUp || other.role === 'joining') return 'second'
+    return null
+  }
+
+  /** The disk server process restarts: every connection breaks; its store and generation survive, the blocks' write ids do not. */
+  private restartDisk(ms: number): void {
+    if (this.diskDown) return
+    this.diskDown = true
+    this.diskRun++
+    this.stats.diskRestarts++
+    this.log(`FAULT disk server down for ${ms}ms, then restarts`)
+    this.q.schedule(this.q.now + ms, () => {
+      this.arbiter = new DiskArbiter(this.diskStore, { maxBlocks: 1024 })
+      this.diskRun++
+      this.diskDown = false
+      this.log('HEAL disk server restarted')
+    })
+  }
+
   private cutFor(links: [string, string][], ms: number, what: string): void {
     this.stats.cuts++
     this.log(`FAULT cut ${what} for ${ms}ms`)
@@ -462,7 +559,20 @@ class Simulation {
    */
   private scheduleRestorer(): void {
     const check = () => {
-      const live = [...this.nodes.values()].find((n) => n.replica.alive && !n.replica.paused && n.role === 'live' && !n.core.status().restoring)
+      // Both replicas down (dead, halted, or a new backup whose restorer died): power on, as drills do, booting the
+      // guest from the disk server in the next generation. Only a guest that keeps its state there survives it.
+      const up = [...this.nodes.values()].filter((n) => n.replica.alive && (n.role === 'primary' || n.role === 'live' || n.role === 'backup'))
+      if (up.length === 0 && this.recoverable) {
+        for (const n of this.nodes.values()) n.replica.kill()
+        const id = this.chaos.pick([...REPLICAS])
+        const gen = this.arbiter.status().gen + 1
+        this.stats.doubleFailures++
+        this.log(`POWER-ON both replicas are down: ${id} boots from the disk server in generation ${gen}`)
+        this.startNode(id, 'recover', gen)
+      }
+      const live = [...this.nodes.values()].find(
+        (n) => n.replica.alive && !n.replica.paused && n.role === 'live' && n.core.status().genConfirmed && !n.core.status().restoring
+      )
       const other = live && this.nodes.get(REPLICAS.find((r) => r !== live.id)!)
       if (live && other && (!other.replica.alive || other.role === 'halted' || other.role === 'joining')) {
         other.replica.kill()

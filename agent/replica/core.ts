@@ -760,30 +760,29 @@ export class ReplicaCore {
     this.lastHeard = this.now
     // one joining replica takes one snapshot (a new restore is a new generation and a fresh replica),
     // so parts are never started over: a late duplicate of part 0 must not throw away what came since
-    const have = (this.snapshotIn ??= new SnapshotAssembly())
-    if (!have.add(msg)) {
-      // a resent or overtaken part: say what we hold, the primary goes back to the gap
+    // (the primary keeps SNAPSHOT_WINDOW parts in flight: a part further ahead is not one it sent)
+    const have = (this.snapshotIn ??= new SnapshotAssembly(2 * SNAPSHOT_WINDOW))
+    have.add(msg)
+    if (!have.last) {
+      // say what we hold, in order: a resent or overtaken part sends the primary back to the gap
       if (have.held > 0) this.sendPeer({ t: 'snapshot-ack', gen: this.gen, from: this.cfg.id, part: have.held - 1 })
       return
     }
-    if (!msg.done) {
-      this.sendPeer({ t: 'snapshot-ack', gen: this.gen, from: this.cfg.id, part: msg.part })
-      return
-    }
-    const snapshot = have.snapshot(msg)
+    const last = have.last
+    const snapshot = have.snapshot(last)
     this.snapshotIn = null
-    this.snapshotParts = msg.part + 1
+    this.snapshotParts = last.part + 1
     this.vmm.restore(snapshot)
-    if (typeof msg.nextConn === 'number' && msg.nextConn > this.nextConn) this.nextConn = msg.nextConn
-    this.lastEntry = msg.last
-    this.acked = msg.last
-    this.releasedThrough = msg.last
-    this.verifiedThrough = msg.last
+    if (typeof last.nextConn === 'number' && last.nextConn > this.nextConn) this.nextConn = last.nextConn
+    this.lastEntry = last.last
+    this.acked = last.last
+    this.releasedThrough = last.last
+    this.verifiedThrough = last.last
     this.lastHeard = this.now
     this.holdsState = true
     this.telemetry({ k: 'snapshot', gen: this.gen, bytes: this.vmm.memoryBytes(), direction: 'received' })
-    this.setRole('backup', `restored the snapshot of ${msg.from}`)
-    this.sendPeer({ t: 'snapshot-ack', gen: this.gen, from: this.cfg.id, part: msg.part })
+    this.setRole('backup', `restored the snapshot of ${last.from}`)
+    this.sendPeer({ t: 'snapshot-ack', gen: this.gen, from: this.cfg.id, part: last.part })
   }
 
   /** The disk server took the new generation: from here on this replica is a primary again. */
