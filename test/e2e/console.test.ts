@@ -1,42 +1,17 @@
 // The console in a real browser, through browser mode: token, three hosts from the
 // simulated lab (the real console backend over the real core), operator actions reaching
 // the backend, and the empty/error states.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
-import { ensureRendererBuilt, openBrowser, shoot, startLab, type Browsing, type Lab } from './harness.js'
-import { lacks, needChromium } from '../support/skips.js'
+import { expectText, shoot, startLab, type Lab, useBrowser } from './harness.js'
 
-const noBrowser = lacks(needChromium())
-
-let browsing: Browsing
+const ui = useBrowser()
 let lab: Lab | null = null
-let pageErrors: string[] = []
-
-beforeAll(async () => {
-  if (noBrowser) return
-  ensureRendererBuilt()
-  browsing = await openBrowser()
-}, 120_000)
-
-afterAll(async () => {
-  await browsing?.close()
-})
 
 afterEach(async () => {
   await lab?.close()
   lab = null
 })
-
-async function freshPage(): Promise<Page> {
-  for (const p of browsing.context.pages()) await p.close()
-  const page = await browsing.context.newPage()
-  pageErrors = []
-  page.on('pageerror', (e) => pageErrors.push(String(e)))
-  page.on('console', (m) => {
-    if (m.type() === 'error') pageErrors.push(m.text())
-  })
-  return page
-}
 
 async function startedLab(page: Page): Promise<void> {
   await page.click('[data-test=lab-start]')
@@ -45,14 +20,10 @@ async function startedLab(page: Page): Promise<void> {
   await expectText(page, '[data-host=disk] [data-test=host-role]', 'disk server')
 }
 
-async function expectText(page: Page, selector: string, text: string): Promise<void> {
-  await page.locator(selector).filter({ hasText: text }).first().waitFor({ timeout: 15_000 })
-}
-
-describe.skipIf(noBrowser !== null)('console in browser mode', () => {
+describe.skipIf(ui.skip !== null)('console in browser mode', () => {
   it('loads with the token, shows the empty state, then the three hosts of the simulated lab', async () => {
     lab = await startLab()
-    const page = await freshPage()
+    const page = await ui.page()
     await page.goto(lab.server.url)
     await page.locator('[data-test=empty-state]').waitFor()
     expect(await page.locator('[data-test=lab-state]').textContent()).toContain('stopped')
@@ -75,12 +46,12 @@ describe.skipIf(noBrowser !== null)('console in browser mode', () => {
     expect((await lab.status()).load.state).toBe('running')
     await page.waitForTimeout(2500) // let the sparklines fill for the picture; nothing is asserted on time
     await shoot(page, '02-running-under-load')
-    expect(pageErrors).toEqual([])
+    expect(ui.errors).toEqual([])
   })
 
   it('a power cut clicked on the primary reaches the backend, and the backup goes live', async () => {
     lab = await startLab()
-    const page = await freshPage()
+    const page = await ui.page()
     await page.goto(lab.server.url)
     await startedLab(page)
     await page.click('[data-test=load-start]')
@@ -108,12 +79,12 @@ describe.skipIf(noBrowser !== null)('console in browser mode', () => {
     expect((await lab.status()).faults).toEqual([])
     await page.waitForTimeout(1500)
     await shoot(page, '04-redundancy-restored')
-    expect(pageErrors).toEqual([])
+    expect(ui.errors).toEqual([])
   })
 
   it('shows a refused action and link faults in the fault list', async () => {
     lab = await startLab()
-    const page = await freshPage()
+    const page = await ui.page()
     await page.goto(lab.server.url)
     await startedLab(page)
     await page.click('[data-host=b] [data-test=fault-pause]')
@@ -135,7 +106,7 @@ describe.skipIf(noBrowser !== null)('console in browser mode', () => {
   it('shows the lab error when the lab fails to start', async () => {
     // a real failed start: the local lab's agents cannot start from an agent bundle that is not there
     lab = await startLab({ lab: 'none', agentBundle: '/nonexistent/ftlab-agent.js' })
-    const page = await freshPage()
+    const page = await ui.page()
     await page.goto(lab.server.url)
     await page.click('[data-test=pick-local-start]')
     await expectText(page, '[data-test=lab-error]', 'agent a exited before it was ready')
@@ -146,7 +117,7 @@ describe.skipIf(noBrowser !== null)('console in browser mode', () => {
 
   it('a wrong token gets no data and says what to do', async () => {
     lab = await startLab()
-    const page = await freshPage()
+    const page = await ui.page()
     let frames = 0
     page.on('websocket', (ws) => ws.on('framereceived', () => frames++))
     const wrong = lab.server.url.replace(/token=.*/, 'token=' + '0'.repeat(64))

@@ -2,48 +2,21 @@
 // drill on the simulated lab, watch its progress (the experiment banner while the unsafe
 // switch is on) and read its verdict; a broken scenario shows its errors by line and field.
 // Screenshots 60-* (FTLAB_SCREENSHOTS=1 writes them to screenshots/).
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import type { Page } from 'playwright-core'
-import { ensureRendererBuilt, openBrowser, shoot, startLab, type Browsing, type Lab } from './harness.js'
-import { lacks, needChromium } from '../support/skips.js'
+import { afterEach, describe, expect, it } from 'vitest'
+import { shoot, startLab, type Lab, useBrowser } from './harness.js'
 
-const noBrowser = lacks(needChromium())
-
-let browsing: Browsing
+const ui = useBrowser()
 let lab: Lab | null = null
-let pageErrors: string[] = []
-
-beforeAll(async () => {
-  if (noBrowser) return
-  ensureRendererBuilt()
-  browsing = await openBrowser()
-}, 180_000)
-
-afterAll(async () => {
-  await browsing?.close()
-})
 
 afterEach(async () => {
   await lab?.close().catch(() => {})
   lab = null
 })
 
-async function freshPage(width: number): Promise<Page> {
-  for (const p of browsing.context.pages()) await p.close()
-  const page = await browsing.context.newPage()
-  await page.setViewportSize({ width, height: 900 })
-  pageErrors = []
-  page.on('pageerror', (e) => pageErrors.push(String(e)))
-  page.on('console', (m) => {
-    if (m.type() === 'error') pageErrors.push(m.text())
-  })
-  return page
-}
-
-describe.skipIf(noBrowser !== null)('drills in the UI', () => {
+describe.skipIf(ui.skip !== null)('drills in the UI', () => {
   it('runs the no-output-rule experiment on the simulated lab: a loud banner while it runs, then the verdict with its explanation', async () => {
     lab = await startLab({ lab: 'none' })
-    const page = await freshPage(1440)
+    const page = await ui.page(1440)
     await page.goto(lab.server.url)
     await page.locator('[data-test=drills-open]').click()
     await page.locator('[data-test=drill-view]').waitFor()
@@ -69,12 +42,12 @@ describe.skipIf(noBrowser !== null)('drills in the UI', () => {
     await shoot(page, '61-drill-verdict-1440')
     await page.setViewportSize({ width: 1024, height: 900 })
     await shoot(page, '62-drill-verdict-1024')
-    expect(pageErrors).toEqual([])
+    expect(ui.errors).toEqual([])
   }, 120_000)
 
   it('shows a broken scenario’s errors with line and field, and will not run it', async () => {
     lab = await startLab({ lab: 'none' })
-    const page = await freshPage(1024)
+    const page = await ui.page(1024)
     await page.goto(lab.server.url)
     await page.locator('[data-test=drills-open]').click()
     await page.locator('[data-test=drill-own]').click()
@@ -99,6 +72,6 @@ describe.skipIf(noBrowser !== null)('drills in the UI', () => {
     await page.fill('[data-test=drill-text]', text.replace('target: c', 'target: a'))
     await page.locator('.ok').filter({ hasText: 'reads without error' }).waitFor()
     expect(await page.locator('[data-test=drill-run]').isDisabled()).toBe(false)
-    expect(pageErrors).toEqual([])
+    expect(ui.errors).toEqual([])
   }, 60_000)
 })

@@ -7,11 +7,11 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } fro
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
-import { expect } from 'vitest'
+import { afterAll, beforeAll, expect } from 'vitest'
 import type { LabStatus } from '../../main/api/contract.js'
 import { ConsoleBackend } from '../../main/console/console-backend.js'
 import { startApiServer, type ApiServer } from '../../main/transport/ws-server.js'
-import { chromiumPath } from '../support/skips.js'
+import { chromiumPath, lacks, needChromium } from '../support/skips.js'
 
 export const root = resolve(import.meta.dirname, '../..')
 export const rendererDir = join(root, 'out/renderer')
@@ -129,4 +129,60 @@ export async function shoot(page: Page, name: string): Promise<void> {
   const dir = join(root, process.env.FTLAB_SCREENSHOTS === '1' ? 'screenshots' : 'screenshots/tmp')
   mkdirSync(dir, { recursive: true })
   await page.screenshot({ path: join(dir, `${name}.png`) })
+}
+
+/** One browser per test file, a fresh page per test, and what each page reported as errors. */
+export interface BrowserUse {
+  /** why the file's suites skip (this machine has no Chromium), or null */
+  readonly skip: string | null
+  /** the current page's uncaught exceptions and console errors */
+  readonly errors: string[]
+  readonly browsing: Browsing
+  /** closes the pages of the test before and opens a fresh one */
+  page(width?: number, height?: number): Promise<Page>
+}
+
+/** Registers the file's beforeAll (renderer build, Chromium) and afterAll; call it at the top level of a test file. */
+export function useBrowser(setupTimeoutMs = 180_000): BrowserUse {
+  const skip = lacks(needChromium())
+  let browsing: Browsing | null = null
+  let errors: string[] = []
+  beforeAll(async () => {
+    if (skip) return
+    ensureRendererBuilt()
+    browsing = await openBrowser()
+  }, setupTimeoutMs)
+  afterAll(async () => {
+    await browsing?.close()
+  })
+  const open = (): Browsing => {
+    if (!browsing) throw new Error('the browser is not open (useBrowser skips when Chromium is missing)')
+    return browsing
+  }
+  return {
+    skip,
+    get errors() {
+      return errors
+    },
+    get browsing() {
+      return open()
+    },
+    async page(width = 1440, height = 900) {
+      const { context } = open()
+      for (const p of context.pages()) await p.close()
+      const page = await context.newPage()
+      await page.setViewportSize({ width, height })
+      errors = []
+      page.on('pageerror', (e) => errors.push(String(e)))
+      page.on('console', (m) => {
+        if (m.type() === 'error') errors.push(m.text())
+      })
+      return page
+    }
+  }
+}
+
+/** Waits until an element matching the selector shows the text. */
+export async function expectText(page: Page, selector: string, text: string | RegExp, timeout = 20_000): Promise<void> {
+  await page.locator(selector).filter({ hasText: text }).first().waitFor({ timeout })
 }

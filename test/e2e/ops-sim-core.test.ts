@@ -6,29 +6,16 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
 import { ConsoleBackend } from '../../main/console/console-backend.js'
 import { startApiServer, type ApiServer } from '../../main/transport/ws-server.js'
-import { ensureRendererBuilt, openBrowser, rendererDir, shoot, type Browsing } from './harness.js'
-import { lacks, needChromium } from '../support/skips.js'
+import { expectText, rendererDir, shoot, useBrowser } from './harness.js'
 
-let browsing: Browsing
+const ui = useBrowser()
 let backend: ConsoleBackend | null = null
 let server: ApiServer | null = null
 let home = ''
-
-const noBrowser = lacks(needChromium())
-
-beforeAll(async () => {
-  if (noBrowser) return
-  ensureRendererBuilt()
-  browsing = await openBrowser()
-}, 180_000)
-
-afterAll(async () => {
-  await browsing?.close()
-})
 
 afterEach(async () => {
   await backend?.handle('lab.stop', {}).catch(() => {})
@@ -45,9 +32,7 @@ async function simLab(guest: 'kv' | 'bank' = 'kv'): Promise<Page> {
   server = await startApiServer({ backend, rendererDir })
   await backend.handle('lab.start', { kind: 'simulated', guest, mode: 'rsm' })
   await expect.poll(async () => (await backend!.handle('lab.status', {})).state, { timeout: 30_000 }).toBe('running')
-  for (const p of browsing.context.pages()) await p.close()
-  const page = await browsing.context.newPage()
-  await page.setViewportSize({ width: 1440, height: 900 })
+  const page = await ui.page()
   await page.goto(server.url)
   await expectText(page, '[data-host=a] [data-test=host-role]', 'primary')
   await page.click('[data-test=load-start]')
@@ -55,11 +40,7 @@ async function simLab(guest: 'kv' | 'bank' = 'kv'): Promise<Page> {
   return page
 }
 
-async function expectText(page: Page, selector: string, text: string | RegExp, timeout = 20_000): Promise<void> {
-  await page.locator(selector).filter({ hasText: text }).first().waitFor({ timeout })
-}
-
-describe.skipIf(noBrowser !== null)('operator views on the simulated lab on the real core', () => {
+describe.skipIf(ui.skip !== null)('operator views on the simulated lab on the real core', () => {
   it('a power cut of the primary: the fault stays until restore, b goes live, the diagram shows test-and-set and go-live', async () => {
     const page = await simLab()
     await page.waitForTimeout(3000)

@@ -3,47 +3,17 @@
 // emergency stop's keyboard shortcut, a reload that keeps the picture, a console that goes
 // away, and the layout at 1024 px. Runs on the simulated lab (the real console backend over
 // the real core) behind browser mode.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
-import { ensureRendererBuilt, openBrowser, shoot, startLab, type Browsing, type Lab } from './harness.js'
-import { lacks, needChromium } from '../support/skips.js'
+import { expectText, shoot, startLab, type Lab, useBrowser } from './harness.js'
 
-let browsing: Browsing
+const ui = useBrowser()
 let lab: Lab | null = null
-let pageErrors: string[] = []
-
-const noBrowser = lacks(needChromium())
-
-beforeAll(async () => {
-  if (noBrowser) return
-  ensureRendererBuilt()
-  browsing = await openBrowser()
-}, 180_000)
-
-afterAll(async () => {
-  await browsing?.close()
-})
 
 afterEach(async () => {
   await lab?.close().catch(() => {})
   lab = null
 })
-
-async function freshPage(width = 1440, height = 900): Promise<Page> {
-  for (const p of browsing.context.pages()) await p.close()
-  const page = await browsing.context.newPage()
-  await page.setViewportSize({ width, height })
-  pageErrors = []
-  page.on('pageerror', (e) => pageErrors.push(String(e)))
-  page.on('console', (m) => {
-    if (m.type() === 'error') pageErrors.push(m.text())
-  })
-  return page
-}
-
-async function expectText(page: Page, selector: string, text: string | RegExp, timeout = 15_000): Promise<void> {
-  await page.locator(selector).filter({ hasText: text }).first().waitFor({ timeout })
-}
 
 async function startedWithLoad(page: Page): Promise<void> {
   await page.goto(lab!.server.url)
@@ -73,10 +43,10 @@ async function diagramInk(page: Page): Promise<number> {
   })
 }
 
-describe.skipIf(noBrowser !== null)('operator views on the simulated lab', () => {
+describe.skipIf(ui.skip !== null)('operator views on the simulated lab', () => {
   it('draws the logging channel on the space-time diagram and reads a failover message by message', async () => {
     lab = await startLab()
-    const page = await freshPage()
+    const page = await ui.page()
     await startedWithLoad(page)
     await page.locator('[data-test=space-time]').waitFor()
     await expect.poll(() => diagramInk(page), { timeout: 10_000 }).toBeGreaterThan(500)
@@ -117,12 +87,12 @@ describe.skipIf(noBrowser !== null)('operator views on the simulated lab', () =>
     await expectText(page, '[data-test=fault-item]', /cut b/)
     await expect.poll(() => restore.isDisabled()).toBe(true)
     expect(await restore.getAttribute('title')).toMatch(/^heal .*cut.* first/)
-    expect(pageErrors).toEqual([])
+    expect(ui.errors).toEqual([])
   })
 
   it('charts throughput and latency with the fault as a band, and the invariants panel jumps to the evidence', async () => {
     lab = await startLab()
-    const page = await freshPage()
+    const page = await ui.page()
     await startedWithLoad(page)
     await page.waitForTimeout(2500)
     await page.click('[data-host=b] [data-test=fault-pause]')
@@ -144,12 +114,12 @@ describe.skipIf(noBrowser !== null)('operator views on the simulated lab', () =>
     await page.locator('[data-test=timeline-mark].hl').waitFor()
     expect(await page.locator('[data-test=space-time]').getAttribute('data-paused')).toBe('true')
     await shoot(page, '33-invariants-and-highlight')
-    expect(pageErrors).toEqual([])
+    expect(ui.errors).toEqual([])
   })
 
   it('isolating the primary reads as a compound state and the channel as cut off, not a → b', async () => {
     lab = await startLab()
-    const page = await freshPage()
+    const page = await ui.page()
     await startedWithLoad(page)
     await page.click('[data-host=a] [data-test=fault-isolate]')
     await expectText(page, '[data-host=a] [data-test=host-state]', 'isolated')
@@ -177,12 +147,12 @@ describe.skipIf(noBrowser !== null)('operator views on the simulated lab', () =>
     await page.keyboard.press('Control+Shift+H')
     await page.locator('[data-test=fault-item]').waitFor({ state: 'detached' })
     expect((await lab.status()).faults).toEqual([])
-    expect(pageErrors).toEqual([])
+    expect(ui.errors).toEqual([])
   })
 
   it('a reload keeps the timeline, the charts and the running lab’s settings', async () => {
     lab = await startLab()
-    const page = await freshPage()
+    const page = await ui.page()
     await page.goto(lab.server.url)
     await page.selectOption('[data-test=mode]', 'state-transfer')
     await page.click('[data-test=lab-start]')
@@ -207,12 +177,12 @@ describe.skipIf(noBrowser !== null)('operator views on the simulated lab', () =>
     await page.click('[data-test=lab-stop]')
     await page.locator('[data-test=mode]').waitFor({ timeout: 20_000 })
     expect(await page.locator('[data-test=mode]').inputValue()).toBe('state-transfer')
-    expect(pageErrors).toEqual([])
+    expect(ui.errors).toEqual([])
   })
 
   it('with the console gone the page greys out and disables what cannot work', async () => {
     lab = await startLab()
-    const page = await freshPage()
+    const page = await ui.page()
     await startedWithLoad(page)
     await lab.server.close()
     await page.locator('.app.stale').waitFor({ timeout: 15_000 })
@@ -228,7 +198,7 @@ describe.skipIf(noBrowser !== null)('operator views on the simulated lab', () =>
   for (const width of [1024, 900]) {
     it(`at ${width} px the right column does not cover replica b`, async () => {
       lab = await startLab()
-      const page = await freshPage(width, 800)
+      const page = await ui.page(width, 800)
       await startedWithLoad(page)
       await page.waitForTimeout(1500)
       const b = (await page.locator('[data-host=b]').boundingBox())!
@@ -248,7 +218,7 @@ describe.skipIf(noBrowser !== null)('operator views on the simulated lab', () =>
       await page.selectOption('[data-test=chart-window]', '30000')
       await page.locator('[data-test=invariants]').scrollIntoViewIfNeeded()
       await shoot(page, `39-charts-${width}`)
-      expect(pageErrors).toEqual([])
+      expect(ui.errors).toEqual([])
     })
   }
 })

@@ -4,50 +4,20 @@
 // played, exported and imported again. Screenshots 80–89 at 1440 and 1024 px.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
 import type { LabStatus, MethodName, ResultOf } from '../../main/api/contract.js'
 import { dispatch } from '../../main/api/dispatch.js'
 import { Recording } from '../../main/record/reader.js'
-import { ensureRendererBuilt, openBrowser, shoot, startLab, type Browsing, type Lab } from './harness.js'
-import { lacks, needChromium } from '../support/skips.js'
+import { expectText, shoot, startLab, type Lab, useBrowser } from './harness.js'
 
-const noBrowser = lacks(needChromium())
-
-let browsing: Browsing
+const ui = useBrowser()
 let lab: Lab | null = null
-let pageErrors: string[] = []
-
-beforeAll(async () => {
-  if (noBrowser) return
-  ensureRendererBuilt()
-  browsing = await openBrowser()
-}, 180_000)
-
-afterAll(async () => {
-  await browsing?.close()
-})
 
 afterEach(async () => {
   await lab?.close().catch(() => {})
   lab = null
 })
-
-async function freshPage(width = 1440, height = 900): Promise<Page> {
-  for (const p of browsing.context.pages()) await p.close()
-  const page = await browsing.context.newPage()
-  await page.setViewportSize({ width, height })
-  pageErrors = []
-  page.on('pageerror', (e) => pageErrors.push(String(e)))
-  page.on('console', (m) => {
-    if (m.type() === 'error') pageErrors.push(m.text())
-  })
-  return page
-}
-
-async function expectText(page: Page, selector: string, text: string | RegExp, timeout = 20_000): Promise<void> {
-  await page.locator(selector).filter({ hasText: text }).first().waitFor({ timeout })
-}
 
 /** A failover on the simulated lab under load, recorded by the console: start, load, power cut of a, b live, restore, stop. */
 async function recordFailover(l: Lab): Promise<void> {
@@ -78,11 +48,11 @@ async function recordFailover(l: Lab): Promise<void> {
 const time = async (page: Page) => (await page.locator('[data-test=playback-time]').textContent()) ?? ''
 const marks = (page: Page) => page.locator('[data-test=space-time]').getAttribute('data-marks')
 
-describe.skipIf(noBrowser !== null)('playback of a recorded session', () => {
+describe.skipIf(ui.skip !== null)('playback of a recorded session', () => {
   it('library → open → scrub to the go-live → step entry by entry → play → back to live; export and import', async () => {
     lab = await startLab({ lab: 'none' })
     await recordFailover(lab)
-    const page = await freshPage()
+    const page = await ui.page()
     await page.goto(lab.server.url)
 
     // the library lists the session with its lab, duration, size and marks
@@ -210,6 +180,6 @@ describe.skipIf(noBrowser !== null)('playback of a recorded session', () => {
     await page.locator('[data-test=recording-row][data-name=copy-of-failover] [data-test=recording-delete]').click()
     await page.click('[data-test=confirm-ok]')
     await page.locator('[data-test=recording-row][data-name=copy-of-failover]').waitFor({ state: 'detached' })
-    expect(pageErrors).toEqual([])
+    expect(ui.errors).toEqual([])
   }, 180_000)
 })

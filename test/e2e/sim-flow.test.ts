@@ -3,54 +3,24 @@
 // the test but the console: pick "simulated" in the lab picker, start it, start load,
 // power-cut the primary, read the failover on the space-time diagram, restore redundancy,
 // and see generation 2 and the load's verdict. Screenshots 50-sim-*.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
-import { ensureRendererBuilt, openBrowser, shoot, startLab, type Browsing, type Lab } from './harness.js'
-import { lacks, needChromium } from '../support/skips.js'
+import { expectText, shoot, startLab, type Lab, useBrowser } from './harness.js'
 
-const noBrowser = lacks(needChromium())
-
-let browsing: Browsing
+const ui = useBrowser()
 let lab: Lab | null = null
-let pageErrors: string[] = []
-
-beforeAll(async () => {
-  if (noBrowser) return
-  ensureRendererBuilt()
-  browsing = await openBrowser()
-}, 180_000)
-
-afterAll(async () => {
-  await browsing?.close()
-})
 
 afterEach(async () => {
   await lab?.close().catch(() => {})
   lab = null
 })
 
-async function freshPage(): Promise<Page> {
-  for (const p of browsing.context.pages()) await p.close()
-  const page = await browsing.context.newPage()
-  await page.setViewportSize({ width: 1440, height: 900 })
-  pageErrors = []
-  page.on('pageerror', (e) => pageErrors.push(String(e)))
-  page.on('console', (m) => {
-    if (m.type() === 'error') pageErrors.push(m.text())
-  })
-  return page
-}
-
-async function expectText(page: Page, selector: string, text: string | RegExp, timeout = 20_000): Promise<void> {
-  await page.locator(selector).filter({ hasText: text }).first().waitFor({ timeout })
-}
-
 const marks = (page: Page) => page.locator('[data-test=space-time]').getAttribute('data-marks')
 
-describe.skipIf(noBrowser !== null)('the operator flow on the simulated lab', () => {
+describe.skipIf(ui.skip !== null)('the operator flow on the simulated lab', () => {
   it('picker → simulated lab → load → power cut of the primary read on the diagram → restore → generation 2, load valid', async () => {
     lab = await startLab({ lab: 'none' })
-    const page = await freshPage()
+    const page = await ui.page()
     await page.goto(lab.server.url)
 
     // no lab yet: the picker offers the simulated lab for what it is
@@ -119,6 +89,6 @@ describe.skipIf(noBrowser !== null)('the operator flow on the simulated lab', ()
     expect(await verdict.textContent()).toMatch(/✓ valid.* 0 lost/s)
     expect((await lab.status()).load.verdict).toMatchObject({ result: 'valid', lostWrites: 0 })
     await shoot(page, '50-sim-6-verdict')
-    expect(pageErrors).toEqual([])
+    expect(ui.errors).toEqual([])
   })
 })
