@@ -445,6 +445,29 @@ export interface LabStatus {
   invariants: Invariants
 }
 
+/** No lab: every host down, nothing loaded or seen (the status before a lab starts; tests build theirs on it). */
+export function stoppedLabStatus(): LabStatus {
+  return {
+    state: 'stopped',
+    kind: null,
+    name: null,
+    error: null,
+    guest: null,
+    mode: null,
+    gen: 0,
+    startedAt: null,
+    timing: null,
+    sim: null,
+    experiments: [],
+    spare: null,
+    hosts: HOST_IDS.map((id) => downHostStatus(id)),
+    channel: null,
+    faults: [],
+    load: idleLoadStatus(),
+    invariants: emptyInvariants()
+  }
+}
+
 export interface ConsoleInfo {
   apiVersion: number
   /** the current lab's kind, or 'none' */

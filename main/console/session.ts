@@ -5,9 +5,7 @@
 import {
   ApiError,
   HOST_IDS,
-  emptyInvariants,
-  idleLoadStatus,
-  downHostStatus,
+  stoppedLabStatus,
   type DeployStep,
   type LabDeployParams,
   type LabKind,
@@ -77,25 +75,7 @@ export class LabSession {
 
   status(): LabStatus {
     if (this.current) return this.current.status()
-    const s: LabStatus = {
-      state: this.idle.state,
-      kind: this.idle.kind,
-      name: this.idle.name,
-      error: this.idle.error,
-      guest: null,
-      mode: null,
-      gen: 0,
-      startedAt: null,
-      timing: null,
-      sim: null,
-      experiments: [],
-      spare: null,
-      hosts: HOST_IDS.map((id) => downHostStatus(id)),
-      channel: null,
-      faults: [],
-      load: idleLoadStatus(),
-      invariants: emptyInvariants()
-    }
+    const s: LabStatus = { ...stoppedLabStatus(), state: this.idle.state, kind: this.idle.kind, name: this.idle.name, error: this.idle.error }
     if (this.idle.state === 'error' && this.idle.error) s.hosts[0].error = this.idle.error
     return s
   }

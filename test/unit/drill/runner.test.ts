@@ -3,8 +3,8 @@
 import { describe, expect, it } from 'vitest'
 import {
   downHostStatus,
-  emptyInvariants,
   idleLoadStatus,
+  stoppedLabStatus,
   type ApiEvent,
   type HostRole,
   type LabStatus,
@@ -45,27 +45,20 @@ class ScriptedConsole implements DrillConsole {
 
   status(): LabStatus {
     return {
+      ...stoppedLabStatus(),
       state: this.state,
       kind: 'simulated',
       name: 'simulated',
-      error: null,
       guest: 'kv',
       mode: 'rsm',
       gen: 1,
       startedAt: 0,
-      timing: null,
-      sim: null,
-      experiments: [],
-      spare: null,
       hosts: [
         { ...downHostStatus('a'), reachable: this.roles.a !== 'down', role: this.roles.a },
         { ...downHostStatus('b'), reachable: true, role: this.roles.b },
         { ...downHostStatus('disk'), reachable: true, role: 'disk-server' }
       ],
-      channel: null,
-      faults: [],
-      load: this.load,
-      invariants: emptyInvariants()
+      load: this.load
     }
   }
 

@@ -4,7 +4,7 @@
 // what an isolated primary cannot do.
 import { beforeEach, describe, expect, it } from 'vitest'
 import { createPinia, setActivePinia } from 'pinia'
-import { downHostStatus, emptyInvariants, idleLoadStatus, type FaultInfo, type HostStatus, type LabStatus } from '../../../main/api/contract'
+import { downHostStatus, stoppedLabStatus, type FaultInfo, type HostStatus, type LabStatus } from '../../../main/api/contract'
 import { useDiagramStore, DIAGRAM_KEEP_MS } from '../../../renderer/src/stores/diagram'
 import { useMetricsStore } from '../../../renderer/src/stores/metrics'
 import { channelCutOff, compoundRole, faultWhat, hostNotes, labInvariants } from '../../../renderer/src/model'
@@ -21,23 +21,15 @@ function fault(over: Partial<FaultInfo>): FaultInfo {
 
 function status(over: Partial<LabStatus> = {}): LabStatus {
   return {
+    ...stoppedLabStatus(),
     state: 'running',
     kind: 'simulated',
     name: 'simulated',
-    error: null,
     guest: 'kv',
     mode: 'rsm',
     gen: 1,
     startedAt: 0,
-    timing: null,
-    sim: null,
-    experiments: [],
-    spare: null,
     hosts: [host('a'), host('b'), host('disk')],
-    channel: null,
-    faults: [],
-    load: idleLoadStatus(),
-    invariants: emptyInvariants(),
     ...over
   }
 }

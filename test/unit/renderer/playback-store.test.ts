@@ -6,8 +6,7 @@ import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { createPinia, setActivePinia } from 'pinia'
 import {
   downHostStatus,
-  emptyInvariants,
-  idleLoadStatus,
+  stoppedLabStatus,
   type ApiEvent,
   type HostStatus,
   type LabStatus,
@@ -44,23 +43,15 @@ function host(id: 'a' | 'b' | 'disk', role: HostStatus['role']): HostStatus {
 
 function status(a: HostStatus['role'], b: HostStatus['role']): LabStatus {
   return {
+    ...stoppedLabStatus(),
     state: 'running',
     kind: 'simulated',
     name: 'simulated',
-    error: null,
     guest: 'kv',
     mode: 'rsm',
     gen: 1,
     startedAt: T0,
-    timing: null,
-    sim: null,
-    experiments: [],
-    spare: null,
-    hosts: [host('a', a), host('b', b), host('disk', 'disk-server')],
-    channel: null,
-    faults: [],
-    load: idleLoadStatus(),
-    invariants: emptyInvariants()
+    hosts: [host('a', a), host('b', b), host('disk', 'disk-server')]
   }
 }
 

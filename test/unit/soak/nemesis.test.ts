@@ -1,7 +1,7 @@
 // The nemesis's choices over a lab's status: what it may inject, what it may heal, and what
 // brings redundancy back (restore, power-on after a double failure, or wait).
 import { describe, expect, it } from 'vitest'
-import { downHostStatus, emptyInvariants, idleLoadStatus, type FaultInfo, type HostRole, type LabStatus } from '../../../main/api/contract.js'
+import { downHostStatus, stoppedLabStatus, type FaultInfo, type HostRole, type LabStatus } from '../../../main/api/contract.js'
 import { isOpen, isPaired, recoveryFor, whyNotApplicable } from '../../../main/soak/nemesis.js'
 
 interface HostSpec {
@@ -25,18 +25,15 @@ function lab(a: HostRole | HostSpec, b: HostRole | HostSpec, faults: FaultInfo[]
   const hb = host('b', spec(b))
   const pair = [ha.role, hb.role].sort().join() === 'backup,primary'
   return {
+    ...stoppedLabStatus(),
     state: 'running',
     kind: 'simulated',
     name: 'simulated',
-    error: null,
     guest: 'kv',
     mode: 'rsm',
     gen: 1,
     startedAt: 0,
     timing: { heartbeatMs: 100, suspectMs: 800 },
-    sim: null,
-    experiments: [],
-    spare: null,
     hosts: [ha, hb, host('disk', { role: disk })],
     channel: pair
       ? {
@@ -58,9 +55,7 @@ function lab(a: HostRole | HostSpec, b: HostRole | HostSpec, faults: FaultInfo[]
           holdMs: { p50: 0, p99: 0, max: 0 }
         }
       : null,
-    faults,
-    load: idleLoadStatus(),
-    invariants: emptyInvariants()
+    faults
   }
 }
 
