@@ -1,0 +1,174 @@
+// Restore redundancy when the snapshot is slow to reach the new backup (found by the soak on the
+// local lab: a snapshot 246 ms on its way against a 160 ms suspicion timeout). The joining replica
+// must not look dead meanwhile, a joining replica that answers but takes no part must still be
+// given up on, and the caller of a restore that cannot complete must hear so at once.
+import { describe, expect, it } from 'vitest'
+import { PASS_FILTER } from '../../../agent/faults/filter.js'
+import { ReplicaCore } from '../../../agent/replica/core.js'
+import { ReplicaEdge, type EdgePorts } from '../../../agent/replica/edge.js'
+import type { Action, DiskReq, DiskRes, PeerMsg } from '../../../agent/replica/types.js'
+import { RegisterVmm } from '../../../sim/register-vmm.js'
+import { confirmedPrimary, deliver, diskReqs, fixedEntropy, ftreq, makeCore, ok, peerMsgs, releases, roles, telemetry, testConfig } from './harness.js'
+
+/** suspectMs of the harness's test configuration */
+const SUSPECT_MS = 50
+
+/** A primary that lost its backup, went live, and has begun restoring onto 'c' in generation 2 (registered at t=101). */
+function restoringPrimary() {
+  const p = confirmedPrimary()
+  p.core.step({ t: 'input', now: 1, input: ftreq('c1', 1, 'SET', 'k', 'before') })
+  p.core.step({ t: 'tick', now: 60 })
+  p.core.step({ t: 'disk', now: 61, res: ok(diskReqs(p.core.takeActions()).find((r) => r.op === 'tas')!) })
+  p.core.takeActions()
+  p.core.beginRestore('c', 2, 100)
+  const [reg] = diskReqs(p.core.takeActions())
+  p.core.step({ t: 'disk', now: 101, res: ok(reg) })
+  const started = p.core.takeActions()
+  expect(p.core.status()).toMatchObject({ role: 'primary', gen: 2, restoring: true })
+  return { ...p, snapshot: peerMsgs(started).filter((m) => m.t === 'snapshot') }
+}
+
+/** Every message in `as` except snapshot parts: the link carries heartbeats while the snapshot is still on its way. */
+function withoutSnapshot(as: Action[]): Action[] {
+  return as.filter((a) => !(a.t === 'send-peer' && a.msg.t === 'snapshot'))
+}
+
+describe('restore redundancy with a slow snapshot', () => {
+  it('keeps the joining replica from looking dead while its snapshot is on the way for longer than the suspicion timeout', () => {
+    const p = restoringPrimary()
+    const c = makeCore('joining', { id: 'c', peer: 'a', gen: 2, now: 100 })
+    c.core.takeActions()
+    // two suspicion timeouts pass with the snapshot still in transit (the soak saw one and a half); heartbeats cross both ways
+    for (let now = 105; now <= 101 + 2 * SUSPECT_MS; now += 5) {
+      p.core.step({ t: 'tick', now })
+      const ticked = p.core.takeActions()
+      const answers = deliver(withoutSnapshot(ticked), c.core, now)
+      for (const msg of peerMsgs(answers)) p.core.step({ t: 'peer', now, msg })
+      expect(
+        diskReqs([...ticked, ...p.core.takeActions()]).filter((r) => r.op === 'tas'),
+        `no test-and-set at t=${now}`
+      ).toEqual([])
+    }
+    expect(p.core.status()).toMatchObject({ role: 'primary', gen: 2, peerSuspected: false, restoring: true })
+    expect(c.core.status().role).toBe('joining')
+
+    // the snapshot arrives at last: the joining replica becomes the backup and the channel runs
+    const now = 102 + 2 * SUSPECT_MS
+    const joined = deliver(
+      p.snapshot.map((msg) => ({ t: 'send-peer', msg, to: 'c' }) as Action),
+      c.core,
+      now
+    )
+    expect(roles(joined)).toMatchObject([{ role: 'backup', gen: 2 }])
+    deliver(joined, p.core, now)
+    expect(p.core.status()).toMatchObject({ role: 'primary', gen: 2, restoring: false })
+    p.core.step({ t: 'input', now, input: ftreq('c1', 2, 'SET', 'k', 'after') })
+    const acks = deliver(p.core.takeActions(), c.core, now + 1)
+    expect(releases(deliver(acks, p.core, now + 2))).toHaveLength(1)
+    expect(c.vmm.stateHash()).toBe(p.vmm.stateHash())
+  })
+
+  it('the joining replica answers its primary heartbeat with the parts it holds, -1 before the first', () => {
+    const c = makeCore('joining', { id: 'c', peer: 'a', gen: 2, now: 100 })
+    c.core.takeActions()
+    c.core.step({ t: 'peer', now: 101, msg: { t: 'heartbeat', gen: 2, from: 'a', last: 0, releasedThrough: 0 } })
+    expect(peerMsgs(c.core.takeActions())).toEqual([{ t: 'snapshot-ack', gen: 2, from: 'c', part: -1 }])
+    // a heartbeat of another generation, or from a replica that is not its primary, gets no answer
+    c.core.step({ t: 'peer', now: 102, msg: { t: 'heartbeat', gen: 1, from: 'a', last: 0, releasedThrough: 0 } })
+    c.core.step({ t: 'peer', now: 103, msg: { t: 'heartbeat', gen: 2, from: 'x', last: 0, releasedThrough: 0 } })
+    expect(peerMsgs(c.core.takeActions())).toEqual([])
+  })
+
+  it('gives up on a joining replica that answers heartbeats but never acknowledges a snapshot part', () => {
+    const p = restoringPrimary()
+    const c = makeCore('joining', { id: 'c', peer: 'a', gen: 2, now: 100 })
+    c.core.takeActions()
+    let tasAt: number | null = null
+    let why: string | undefined
+    for (let now = 105; now <= 101 + 20 * SUSPECT_MS && tasAt === null; now += 5) {
+      p.core.step({ t: 'tick', now })
+      const acts = p.core.takeActions()
+      if (diskReqs(acts).some((r) => r.op === 'tas')) {
+        tasAt = now
+        why = telemetry(acts).flatMap((e) => (e.k === 'dropped' ? [e.why] : []))[0]
+        break
+      }
+      for (const msg of peerMsgs(deliver(withoutSnapshot(acts), c.core, now))) p.core.step({ t: 'peer', now, msg })
+      const after = p.core.takeActions()
+      if (diskReqs(after).some((r) => r.op === 'tas')) tasAt = now
+    }
+    expect(tasAt, 'the primary asked for the test-and-set: it does not hold outputs for ever').not.toBeNull()
+    expect(why).toMatch(/part 0 unacknowledged for \d+ms although the joining replica answers/)
+    expect(p.core.status().peerSuspected).toBe(true)
+  })
+})
+
+describe('waitRestored', () => {
+  it('fails as soon as the restoring replica goes live alone, without waiting out its timeout', async () => {
+    let now = 0
+    const timers: { at: number; fn: () => void }[] = []
+    const asked: { req: DiskReq; done: (res: DiskRes | null) => void }[] = []
+    const sent: PeerMsg[] = []
+    const ports: EdgePorts = {
+      clock: { now: () => now, wall: () => 1_700_000_000_000 + now },
+      timers: {
+        set: (fn, ms) => {
+          const t = { at: now + ms, fn }
+          timers.push(t)
+          return t
+        },
+        clear: (h) => {
+          const i = timers.indexOf(h as (typeof timers)[number])
+          if (i >= 0) timers.splice(i, 1)
+        }
+      },
+      // the new backup never hears anything: a snapshot that has not arrived yet looks the same
+      peer: {
+        send: (_to, msg) => void sent.push(msg),
+        connect: () => {},
+        hangUp: () => {},
+        connected: () => true,
+        stats: () => ({ bytesSent: 0, bytesReceived: 0 })
+      },
+      disk: { request: (req, done) => void asked.push({ req, done }) },
+      filter: PASS_FILTER,
+      emit: () => {},
+      log: { info: () => {}, warn: () => {}, error: () => {} }
+    }
+    const answer = (op: DiskReq['op']) => {
+      const a = asked.find((x) => x.req.op === op)!
+      asked.splice(asked.indexOf(a), 1)
+      a.done({ id: a.req.id, ok: true, ...(op === 'tas' ? { winner: 'a' } : {}) })
+    }
+    /** runs the fake timers due up to `until` */
+    const advance = (until: number) => {
+      for (let next = timers.sort((x, y) => x.at - y.at)[0]; next && next.at <= until; next = timers.sort((x, y) => x.at - y.at)[0]) {
+        timers.shift()
+        now = next.at
+        next.fn()
+        for (const op of ['generation', 'tas'] as const) while (asked.some((x) => x.req.op === op)) answer(op)
+      }
+      now = until
+    }
+    const vmm = new RegisterVmm({ mode: 'rsm', entropy: fixedEntropy() })
+    const core = new ReplicaCore(testConfig('a', 'b'), vmm, { role: 'primary', gen: 1, now: 0 })
+    const edge = new ReplicaEdge(core, vmm, ports, { self: 'a', guest: 'register', mode: 'rsm', heartbeatMs: 10, diskRetryMs: 20 })
+    edge.start()
+    answer('generation')
+    advance(200) // the backup of generation 1 is silent: 'a' goes live alone
+    expect(core.status()).toMatchObject({ role: 'live', gen: 1 })
+
+    const peer = { id: 'c', channel: { host: '127.0.0.1', port: 1 } }
+    edge.beginRestore(peer, 2)
+    let settled: string | null = null
+    edge.waitRestored(peer, 2, 15_000).then(
+      () => (settled = 'resolved'),
+      (err: Error) => (settled = err.message)
+    )
+    advance(600) // far less than the 15 s timeout, far more than the suspicion timeout
+    await Promise.resolve()
+    expect(core.status()).toMatchObject({ role: 'live', gen: 2 })
+    expect(settled).toMatch(/restore redundancy onto c \(127\.0\.0\.1:1\) failed: a went live alone in generation 2/)
+    edge.stop()
+  })
+})
