@@ -172,7 +172,9 @@ export class SnapshotAssembly {
       last[1] = last[1] + more[1]
       first = 1
     }
-    for (let i = first; i < msg.pages.length; i++) this.pages.push(msg.pages[i])
+    // copies: the next part may append to the last page, and the sender may still hold this part to resend
+    // (in the simulator, and in any binding that passes messages by reference, it is the same array)
+    for (let i = first; i < msg.pages.length; i++) this.pages.push([msg.pages[i][0], msg.pages[i][1]])
     this.held++
     return true
   }

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { PASS_FILTER } from '../../../agent/faults/filter.js'
 import { ReplicaCore } from '../../../agent/replica/core.js'
 import { ReplicaEdge, type EdgePorts } from '../../../agent/replica/edge.js'
+import { SnapshotAssembly, SnapshotCutter } from '../../../agent/replica/parts.js'
 import type { Action, DiskReq, DiskRes, PeerMsg } from '../../../agent/replica/types.js'
 import { RegisterVmm } from '../../../sim/register-vmm.js'
 import { confirmedPrimary, deliver, diskReqs, fixedEntropy, ftreq, makeCore, ok, peerMsgs, releases, roles, telemetry, testConfig } from './harness.js'
@@ -100,6 +101,26 @@ describe('restore redundancy with a slow snapshot', () => {
     expect(tasAt, 'the primary asked for the test-and-set: it does not hold outputs for ever').not.toBeNull()
     expect(why).toMatch(/part 0 unacknowledged for \d+ms although the joining replica answers/)
     expect(p.core.status().peerSuspected).toBe(true)
+  })
+})
+
+describe('the snapshot assembly', () => {
+  it('leaves the parts it was handed as they were, so that a resent part is the part first sent', () => {
+    // a slow snapshot is resent while the joining replica already holds it; where messages travel by reference
+    // (the simulator), appending the next slice to the held page made the resent part larger than the frame limit
+    const value = 'x'.repeat(5000)
+    const cutter = new SnapshotCutter({ guest: 'kv', hash: 'h', pages: [['g:kv:tail', value]] }, 2000, { gen: 2, from: 'a', last: 0 })
+    const parts = [cutter.next()!, cutter.next()!, cutter.next()!]
+    expect(parts.map((p) => [p.part, p.append, p.done])).toEqual([
+      [0, false, false],
+      [1, true, false],
+      [2, true, true]
+    ])
+    const sizes = parts.map((p) => p.pages[0][1]!.length)
+    const have = new SnapshotAssembly()
+    for (const p of parts) expect(have.add(p)).toBe(true)
+    expect(have.snapshot(parts[2]).pages).toEqual([['g:kv:tail', value]])
+    expect(parts.map((p) => p.pages[0][1]!.length)).toEqual(sizes)
   })
 })
 
