@@ -121,6 +121,8 @@ interface SnapshotOut {
   sentAt: number
   /** since when no part has been acknowledged (or since the snapshot began) */
   progressAt: number
+  /** the joining replica has answered at least once */
+  heard: boolean
 }
 
 interface DiskCall {
@@ -843,7 +845,7 @@ export class ReplicaCore {
     const snapshot = this.vmm.snapshot()
     const bytes = approxBytes(snapshot)
     const cutter = new SnapshotCutter(snapshot, this.cfg.maxMessageBytes, { gen, from: this.cfg.id, last: 0, nextConn: this.nextConn })
-    this.snapshotOut = { cutter, inFlight: [], bytes, sentAt: this.now, progressAt: this.now }
+    this.snapshotOut = { cutter, inFlight: [], bytes, sentAt: this.now, progressAt: this.now, heard: false }
     this.setRole('primary', `restoring redundancy onto ${peer}`)
     this.sendSnapshotParts()
     this.telemetry({ k: 'snapshot', gen, bytes, direction: 'sent' })
@@ -875,6 +877,13 @@ export class ReplicaCore {
       }
     }
     if (out.inFlight.length < before) out.sentAt = this.now
+    else if (!out.heard && out.inFlight.length > 0) {
+      // The first answer, and it holds none of the parts: they went out before the new link was up and were lost
+      // (a heartbeat that got an answer went after them on the same ordered link). Resend now, not a half timeout on.
+      out.sentAt = this.now
+      for (const p of out.inFlight) this.sendPeer(p)
+    }
+    out.heard = true
     this.sendSnapshotParts()
   }
 

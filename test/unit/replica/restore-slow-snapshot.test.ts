@@ -69,6 +69,26 @@ describe('restore redundancy with a slow snapshot', () => {
     expect(c.vmm.stateHash()).toBe(p.vmm.stateHash())
   })
 
+  it('resends the snapshot at the joining replica first answer when that answer holds no part (lost before the link was up)', () => {
+    const p = restoringPrimary()
+    const c = makeCore('joining', { id: 'c', peer: 'a', gen: 2, now: 100 })
+    c.core.takeActions()
+    // the parts sent at t=101 were lost; the first heartbeat after them reaches the joining replica
+    let now = 101
+    let answers: Action[] = []
+    while (answers.length === 0) {
+      now += 5
+      p.core.step({ t: 'tick', now })
+      answers = deliver(withoutSnapshot(p.core.takeActions()), c.core, now).filter((a) => a.t === 'send-peer')
+    }
+    expect(now, 'the heartbeat went before the half-timeout resend').toBeLessThan(101 + SUSPECT_MS / 2)
+    expect(peerMsgs(answers)).toEqual([{ t: 'snapshot-ack', gen: 2, from: 'c', part: -1 }])
+    for (const msg of peerMsgs(answers)) p.core.step({ t: 'peer', now, msg })
+    const resent = p.core.takeActions()
+    expect(peerMsgs(resent).filter((m) => m.t === 'snapshot')).toMatchObject([{ part: 0 }])
+    expect(roles(deliver(resent, c.core, now + 1))).toMatchObject([{ role: 'backup', gen: 2 }])
+  })
+
   it('the joining replica answers its primary heartbeat with the parts it holds, -1 before the first', () => {
     const c = makeCore('joining', { id: 'c', peer: 'a', gen: 2, now: 100 })
     c.core.takeActions()
