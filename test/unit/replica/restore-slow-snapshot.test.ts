@@ -7,7 +7,7 @@ import { PASS_FILTER } from '../../../agent/faults/filter.js'
 import { ReplicaCore } from '../../../agent/replica/core.js'
 import { ReplicaEdge, type EdgePorts } from '../../../agent/replica/edge.js'
 import { SnapshotAssembly, SnapshotCutter } from '../../../agent/replica/parts.js'
-import type { Action, DiskReq, DiskRes, PeerMsg } from '../../../agent/replica/types.js'
+import type { Action, DiskReq, DiskRes } from '../../../agent/replica/types.js'
 import { RegisterVmm } from '../../../sim/register-vmm.js'
 import { confirmedPrimary, deliver, diskReqs, fixedEntropy, ftreq, makeCore, ok, peerMsgs, releases, roles, telemetry, testConfig } from './harness.js'
 
@@ -144,72 +144,94 @@ describe('the snapshot assembly', () => {
   })
 })
 
-describe('waitRestored', () => {
-  it('fails as soon as the restoring replica goes live alone, without waiting out its timeout', async () => {
-    let now = 0
-    const timers: { at: number; fn: () => void }[] = []
-    const asked: { req: DiskReq; done: (res: DiskRes | null) => void }[] = []
-    const sent: PeerMsg[] = []
-    const ports: EdgePorts = {
-      clock: { now: () => now, wall: () => 1_700_000_000_000 + now },
-      timers: {
-        set: (fn, ms) => {
-          const t = { at: now + ms, fn }
-          timers.push(t)
-          return t
-        },
-        clear: (h) => {
-          const i = timers.indexOf(h as (typeof timers)[number])
-          if (i >= 0) timers.splice(i, 1)
-        }
+/** An edge over fake ports and timers, whose replica 'a' has gone live alone in generation 1. */
+function liveEdge() {
+  let now = 0
+  const timers: { at: number; fn: () => void }[] = []
+  const asked: { req: DiskReq; done: (res: DiskRes | null) => void }[] = []
+  const ports: EdgePorts = {
+    clock: { now: () => now, wall: () => 1_700_000_000_000 + now },
+    timers: {
+      set: (fn, ms) => {
+        const t = { at: now + ms, fn }
+        timers.push(t)
+        return t
       },
-      // the new backup never hears anything: a snapshot that has not arrived yet looks the same
-      peer: {
-        send: (_to, msg) => void sent.push(msg),
-        connect: () => {},
-        hangUp: () => {},
-        connected: () => true,
-        stats: () => ({ bytesSent: 0, bytesReceived: 0 })
-      },
-      disk: { request: (req, done) => void asked.push({ req, done }) },
-      filter: PASS_FILTER,
-      emit: () => {},
-      log: { info: () => {}, warn: () => {}, error: () => {} }
-    }
-    const answer = (op: DiskReq['op']) => {
-      const a = asked.find((x) => x.req.op === op)!
-      asked.splice(asked.indexOf(a), 1)
-      a.done({ id: a.req.id, ok: true, ...(op === 'tas' ? { winner: 'a' } : {}) })
-    }
-    /** runs the fake timers due up to `until` */
-    const advance = (until: number) => {
-      for (let next = timers.sort((x, y) => x.at - y.at)[0]; next && next.at <= until; next = timers.sort((x, y) => x.at - y.at)[0]) {
-        timers.shift()
-        now = next.at
-        next.fn()
-        for (const op of ['generation', 'tas'] as const) while (asked.some((x) => x.req.op === op)) answer(op)
+      clear: (h) => {
+        const i = timers.indexOf(h as (typeof timers)[number])
+        if (i >= 0) timers.splice(i, 1)
       }
-      now = until
+    },
+    // the new backup never hears anything: a snapshot that has not arrived yet looks the same
+    peer: { send: () => {}, connect: () => {}, hangUp: () => {}, connected: () => true, stats: () => ({ bytesSent: 0, bytesReceived: 0 }) },
+    disk: { request: (req, done) => void asked.push({ req, done }) },
+    filter: PASS_FILTER,
+    emit: () => {},
+    log: { info: () => {}, warn: () => {}, error: () => {} }
+  }
+  /** how the disk server answers a generation request (yes unless told otherwise); a test-and-set is always won */
+  let generation = (req: DiskReq): DiskRes => ({ id: req.id, ok: true })
+  const answerAll = () => {
+    while (asked.length > 0) {
+      const { req, done } = asked.shift()!
+      if (req.op === 'generation') done(generation(req))
+      else if (req.op === 'tas') done({ id: req.id, ok: true, winner: 'a' })
     }
-    const vmm = new RegisterVmm({ mode: 'rsm', entropy: fixedEntropy() })
-    const core = new ReplicaCore(testConfig('a', 'b'), vmm, { role: 'primary', gen: 1, now: 0 })
-    const edge = new ReplicaEdge(core, vmm, ports, { self: 'a', guest: 'register', mode: 'rsm', heartbeatMs: 10, diskRetryMs: 20 })
-    edge.start()
-    answer('generation')
-    advance(200) // the backup of generation 1 is silent: 'a' goes live alone
-    expect(core.status()).toMatchObject({ role: 'live', gen: 1 })
-
-    const peer = { id: 'c', channel: { host: '127.0.0.1', port: 1 } }
+  }
+  /** runs the fake timers due up to `until`, the disk server answering as it goes */
+  const advance = (until: number) => {
+    answerAll()
+    for (let next = timers.sort((x, y) => x.at - y.at)[0]; next && next.at <= until; next = timers.sort((x, y) => x.at - y.at)[0]) {
+      timers.shift()
+      now = next.at
+      next.fn()
+      answerAll()
+    }
+    now = until
+  }
+  const vmm = new RegisterVmm({ mode: 'rsm', entropy: fixedEntropy() })
+  const core = new ReplicaCore(testConfig('a', 'b'), vmm, { role: 'primary', gen: 1, now: 0 })
+  const edge = new ReplicaEdge(core, vmm, ports, { self: 'a', guest: 'register', mode: 'rsm', heartbeatMs: 10, diskRetryMs: 20 })
+  edge.start()
+  advance(200) // the backup of generation 1 is silent: 'a' goes live alone
+  expect(core.status()).toMatchObject({ role: 'live', gen: 1 })
+  const peer = { id: 'c', channel: { host: '127.0.0.1', port: 1 } }
+  /** begins a restore onto 'c' in generation 2 and lets `ms` pass: what waitRestored said by then, or null */
+  const restore = async (ms: number): Promise<string | null> => {
     edge.beginRestore(peer, 2)
     let settled: string | null = null
     edge.waitRestored(peer, 2, 15_000).then(
       () => (settled = 'resolved'),
       (err: Error) => (settled = err.message)
     )
-    advance(600) // far less than the 15 s timeout, far more than the suspicion timeout
+    advance(now + ms)
     await Promise.resolve()
+    return settled
+  }
+  return {
+    core,
+    edge,
+    restore,
+    refuseGenerations: (message: string) => (generation = (req) => ({ id: req.id, ok: false, error: 'stale-generation', message }))
+  }
+}
+
+describe('waitRestored', () => {
+  it('fails as soon as the restoring replica goes live alone, without waiting out its timeout', async () => {
+    const { core, edge, restore } = liveEdge()
+    // far less than the 15 s timeout, far more than the suspicion timeout and the snapshot patience
+    const said = await restore(600)
     expect(core.status()).toMatchObject({ role: 'live', gen: 2 })
-    expect(settled).toMatch(/restore redundancy onto c \(127\.0\.0\.1:1\) failed: a went live alone in generation 2/)
+    expect(said).toMatch(/restore redundancy onto c \(127\.0\.0\.1:1\) failed: a went live alone in generation 2/)
+    edge.stop()
+  })
+
+  it('fails at once, saying why, when the disk server refuses the new generation', async () => {
+    const { core, edge, restore, refuseGenerations } = liveEdge()
+    refuseGenerations('generation 2 is stale: the disk server is at 5')
+    const said = await restore(100)
+    expect(core.status()).toMatchObject({ role: 'live', gen: 1, restoring: false })
+    expect(said).toMatch(/restore redundancy onto c \(127\.0\.0\.1:1\) failed: the disk server refused generation 2: generation 2 is stale/)
     edge.stop()
   })
 })
