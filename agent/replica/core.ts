@@ -9,15 +9,16 @@
 //   logging channel ............ the primary's `unacked` entries, flush(), onAck(); the backup's onEntries()
 //   Output Rule ................ `held` outputs, releaseHeld(), outputRuleAllows()
 //   backup output suppressed ... applyEntry() keeps outputs instead of releasing them
-//   failure detection .......... onTick(): silence longer than suspectMs, or (primary) an unacked entry waiting
-//                                that long, makes the peer suspect; so does a message the channel refused
+//   failure detection .......... onTick(): silence longer than suspectMs, or (primary) an unacked entry or snapshot
+//                                part waiting that long, makes the peer suspect; so does a message the channel refused
 //   bounded messages ........... flush() bounds 'entries' by maxMessageBytes and slices larger entries (parts.ts);
 //                                the snapshot goes in parts (SnapshotCutter), SNAPSHOT_WINDOW at a time
 //   divergence ................. applyEntry(): at the first state-hash mismatch the backup reports and halts
 //   go live, test-and-set ...... suspect(), onTasAnswer(), goLive(); the loser halts
 //   generation, fencing ........ every message and disk request carries `gen`; other generations are dropped
 //   duplicate output ........... a backup going live re-emits outputs after the primary's `releasedThrough`
-//   restore redundancy ......... beginRestore(), onRegistered(), the snapshot handshake
+//   restore redundancy ......... beginRestore(), onRegistered(), the snapshot handshake; a joining replica answers
+//                                heartbeats with what it holds, so a slow snapshot is judged by progress, not silence
 import type { ConnId, GuestInput, Output, Vmm } from '../vmm/types.js'
 import type { Action, DiskReq, DiskRes, Event, LogEntry, PeerMsg, ReplicaConfig, ReplicaId, Role, Telemetry } from './types.js'
 import { approxBytes, describeInput, entryBytes } from './size.js'
@@ -25,6 +26,13 @@ import { EntryAssembly, SnapshotAssembly, SnapshotCutter, entryParts } from './p
 
 /** snapshot parts in flight at once: enough to fill a fast link, little enough to hold in memory */
 const SNAPSHOT_WINDOW = 4
+/**
+ * Suspicion timeouts a restoring primary waits for the next snapshot part to be acknowledged by a
+ * joining replica that answers its heartbeats. It is alive and the link carries messages, and parts
+ * are resent every half timeout: a slow link or a busy new host gets several chances before the
+ * primary gives up and goes on alone. Outputs are held meanwhile, so the wait stays bounded.
+ */
+const SNAPSHOT_PATIENCE = 4
 
 export const defaultReplicaConfig = (id: string, peer: string | null): ReplicaConfig => ({
   id,
@@ -111,6 +119,10 @@ interface SnapshotOut {
   /** approxBytes of the whole snapshot */
   bytes: number
   sentAt: number
+  /** since when no part has been acknowledged (or since the snapshot began) */
+  progressAt: number
+  /** the joining replica has answered at least once */
+  heard: boolean
 }
 
 interface DiskCall {
@@ -331,6 +343,16 @@ export class ReplicaCore {
       })
       this.suspect()
     }
+    const snap = this.snapshotOut
+    if (this.role === 'primary' && !this.suspected && snap && this.now - snap.progressAt > this.snapshotProgressLimit()) {
+      // the joining replica answers (its heartbeat answers say what it holds) but takes no part: as good as dead
+      this.telemetry({
+        k: 'dropped',
+        what: `the snapshot to ${this.peer}`,
+        why: `part ${snap.inFlight[0]?.part ?? 0} unacknowledged for ${this.now - snap.progressAt}ms although the joining replica answers`
+      })
+      this.suspect()
+    }
     if (this.role === 'primary') {
       this.maybeResend()
       this.maybeResendSnapshot()
@@ -339,13 +361,19 @@ export class ReplicaCore {
   }
 
   /**
-   * While a snapshot goes out the new backup says little: it restores the whole guest once the
-   * last part is in, which takes time in proportion to the guest (about 10 MB/s assumed, a
-   * slow disk-less host). Without the allowance a large restore would always look like a death.
+   * While a snapshot goes out the new backup says little: it answers heartbeats, but restores the
+   * whole guest once the last part is in, which takes time in proportion to the guest (about
+   * 10 MB/s assumed, a slow disk-less host). Without the allowance a large restore would always
+   * look like a death. A joining replica that answers but acknowledges no part for longer than
+   * snapshotProgressLimit() is given up on all the same.
    */
   private silenceLimit(): number {
     if (this.snapshotOut) return this.cfg.suspectMs + Math.ceil(this.snapshotOut.bytes / 10_000)
     return this.cfg.suspectMs
+  }
+
+  private snapshotProgressLimit(): number {
+    return SNAPSHOT_PATIENCE * this.cfg.suspectMs + Math.ceil((this.snapshotOut?.bytes ?? 0) / 10_000)
   }
 
   private sendHeartbeat(): void {
@@ -752,6 +780,16 @@ export class ReplicaCore {
   // ======================================================== restore redundancy
 
   private onJoiningMessage(msg: PeerMsg): void {
+    if (msg.t === 'heartbeat' && msg.gen === this.gen && (this.peer === null || msg.from === this.peer)) {
+      // The restoring primary judges us by what it hears: silent until the last part is in, we would look dead
+      // whenever the snapshot is slow to arrive, and it would go live alone. Say we are here and what we hold
+      // (-1: nothing yet); the primary's progress check still catches a replica that answers but takes no part.
+      // Only the primary that registered this generation at the disk server sends heartbeats of it.
+      this.peer = msg.from
+      this.lastHeard = this.now
+      this.sendPeer({ t: 'snapshot-ack', gen: this.gen, from: this.cfg.id, part: (this.snapshotIn?.held ?? 0) - 1 })
+      return
+    }
     if (msg.t !== 'snapshot' || msg.gen !== this.gen) {
       this.telemetry({ k: 'dropped', what: `${msg.t} of generation ${msg.gen}`, why: `joining: waiting for the snapshot of generation ${this.gen}` })
       return
@@ -807,7 +845,7 @@ export class ReplicaCore {
     const snapshot = this.vmm.snapshot()
     const bytes = approxBytes(snapshot)
     const cutter = new SnapshotCutter(snapshot, this.cfg.maxMessageBytes, { gen, from: this.cfg.id, last: 0, nextConn: this.nextConn })
-    this.snapshotOut = { cutter, inFlight: [], bytes, sentAt: this.now }
+    this.snapshotOut = { cutter, inFlight: [], bytes, sentAt: this.now, progressAt: this.now, heard: false }
     this.setRole('primary', `restoring redundancy onto ${peer}`)
     this.sendSnapshotParts()
     this.telemetry({ k: 'snapshot', gen, bytes, direction: 'sent' })
@@ -829,6 +867,7 @@ export class ReplicaCore {
     const before = out.inFlight.length
     while (out.inFlight.length > 0 && out.inFlight[0].part <= part) {
       const acked = out.inFlight.shift()!
+      out.progressAt = this.now
       if (acked.done) {
         this.snapshotOut = null
         this.channelReady = true
@@ -838,6 +877,13 @@ export class ReplicaCore {
       }
     }
     if (out.inFlight.length < before) out.sentAt = this.now
+    else if (!out.heard && out.inFlight.length > 0) {
+      // The first answer, and it holds none of the parts: they went out before the new link was up and were lost
+      // (a heartbeat that got an answer went after them on the same ordered link). Resend now, not a half timeout on.
+      out.sentAt = this.now
+      for (const p of out.inFlight) this.sendPeer(p)
+    }
+    out.heard = true
     this.sendSnapshotParts()
   }
 

@@ -143,6 +143,10 @@ export class ReplicaEdge {
   private flusher: unknown = null
   private stalled = false
   private stopped = false
+  /** why the role last changed: what a failed restore tells its caller */
+  private roleReason = ''
+  /** why the core last gave up a restore without a new generation (the disk server refused it) */
+  private restoreDropped = ''
   readonly tickMs: number
 
   constructor(
@@ -206,19 +210,36 @@ export class ReplicaEdge {
   beginRestore(peer: { id: ReplicaId; channel: Endpoint }, gen: number): void {
     this.ports.peer.connect(peer)
     this.core.beginRestore(peer.id, gen, this.ports.clock.now())
+    this.restoreDropped = ''
     this.perform(this.core.takeActions())
     this.opts.observer?.stepped()
   }
 
-  /** Resolves once the new backup holds the snapshot and the new generation runs. */
+  /**
+   * Resolves once the new backup holds the snapshot and the new generation runs. Fails as soon as
+   * the restore cannot complete any more: this replica went live alone (it suspected the new
+   * backup) or stayed live without the new generation (the disk server refused it), halted or stopped.
+   */
   waitRestored(peer: { id: ReplicaId; channel: Endpoint }, gen: number, timeoutMs = 15_000): Promise<{ gen: number; backup: ReplicaId }> {
     const deadline = this.ports.clock.wall() + timeoutMs
+    const onto = `restore redundancy onto ${peer.id} (${peer.channel.host}:${peer.channel.port})`
     return new Promise((resolve, reject) => {
       const check = () => {
         const s = this.core.status()
         if (s.gen === gen && s.role === 'primary' && !s.restoring) return resolve({ gen: s.gen, backup: peer.id })
-        if (s.role === 'halted') return reject(new Error(`replica ${this.opts.self} halted during restore redundancy`))
+        if (s.role === 'halted') return reject(new Error(`replica ${this.opts.self} halted during restore redundancy: ${this.roleReason}`))
         if (this.stopped) return reject(new Error(`replica ${this.opts.self} stopped during restore redundancy`))
+        if (s.role === 'live' && s.gen >= gen) {
+          return reject(
+            new Error(
+              `${onto} failed: ${this.opts.self} went live alone in generation ${s.gen} (${this.roleReason}); the new backup did not take the snapshot in time. Restore again`
+            )
+          )
+        }
+        if (s.role === 'live' && !s.restoring) {
+          const why = this.restoreDropped || `${this.opts.self} is still live in generation ${s.gen}`
+          return reject(new Error(`${onto} failed: ${why}. Check the disk server, then restore again`))
+        }
         if (this.ports.clock.wall() > deadline) {
           return reject(
             new Error(
@@ -418,6 +439,7 @@ export class ReplicaEdge {
   }
 
   private onTelemetry(ev: Telemetry): void {
+    if (ev.k === 'dropped' && ev.what.startsWith('restore redundancy onto')) this.restoreDropped = ev.why
     if (ev.k === 'entry') this.telemetry.entry(ev.n, ev.bytes, ev.input)
     else if (ev.k === 'ack') this.telemetry.ack(ev.n)
     else this.ports.emit(ev.k, { ...ev })
@@ -495,6 +517,7 @@ export class ReplicaEdge {
   }
 
   private onRole(role: string, gen: number, reason: string): void {
+    this.roleReason = reason
     this.ports.log.info('role', { role, gen, reason })
     this.ports.emit('replica-role', { role, gen, reason })
     this.telemetry.newRolePeriod()
