@@ -20,6 +20,33 @@ export function findDrillsDir(env: NodeJS.ProcessEnv = process.env): string {
   throw new Error('the built-in drills (drills/*.yaml) were not found next to the console; set FTLAB_DRILLS to their folder')
 }
 
+/**
+ * The built-ins in the order the lecture builds its argument: fail-stop of each replica and of
+ * both, the split brain the test-and-set averts, the disk server (or etcd) as the arbiter and
+ * its single point of failure, a paused primary's late outputs, duplicates at cut-over,
+ * restore, the two replication modes, then the two experiments that switch a rule off.
+ * Files not named here follow in alphabetical order.
+ */
+const LECTURE_ORDER = [
+  'power-cut-primary',
+  'power-cut-backup',
+  'power-cut-both',
+  'channel-cut-split-brain',
+  'disk-server-partition',
+  'etcd-arbiter-split-brain',
+  'pause-primary',
+  'duplicate-output',
+  'restore-fail-back',
+  'state-transfer-vs-rsm',
+  'no-output-rule',
+  'read-fast-path'
+]
+
+function lectureRank(name: string): number {
+  const i = LECTURE_ORDER.indexOf(name)
+  return i < 0 ? LECTURE_ORDER.length : i
+}
+
 export class DrillLibrary {
   constructor(private readonly dir: string = findDrillsDir()) {}
 
@@ -27,7 +54,7 @@ export class DrillLibrary {
     return readdirSync(this.dir)
       .filter((f) => f.endsWith('.yaml'))
       .map((f) => f.slice(0, -'.yaml'.length))
-      .sort()
+      .sort((x, y) => lectureRank(x) - lectureRank(y) || x.localeCompare(y))
   }
 
   /** The file a built-in drill lives in (its path is what errors name). */

@@ -38,6 +38,18 @@ describe('ftlab drill', () => {
     expect(r.out).toMatch(/etcd-arbiter-split-brain .*\[local, remote\]/)
   })
 
+  it('lists the built-ins in the lecture order: the power cuts first, the experiments last, a drill of your own after them', async () => {
+    const src = new DrillLibrary()
+    const dir = mkdtempSync(join(tmpdir(), 'ftlab-drills-'))
+    dirs.push(dir)
+    for (const n of src.names()) writeFileSync(join(dir, `${n}.yaml`), src.text(n))
+    writeFileSync(join(dir, 'aaa-mine.yaml'), src.text('power-cut-backup'))
+    const names = new DrillLibrary(dir).names()
+    expect(names.slice(0, 3)).toEqual(['power-cut-primary', 'power-cut-backup', 'power-cut-both'])
+    expect(names.indexOf('no-output-rule')).toBeGreaterThan(names.indexOf('state-transfer-vs-rsm'))
+    expect(names.at(-1)).toBe('aaa-mine')
+  })
+
   it('exits 2 on a broken scenario file, naming file:line:column and field', async () => {
     const p = file('broken.yaml', new DrillLibrary().text('power-cut-primary').replace('target: a }', 'target: q }'))
     const r = await cli(p)
