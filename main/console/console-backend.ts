@@ -17,13 +17,14 @@ import {
   type ResultOf
 } from '../api/contract.js'
 import { callHandler, type ApiHandlers, type ConsoleService } from '../api/dispatch.js'
-import { ApiEventLog } from '../api/event-log.js'
+import { ApiEventLog, type UnnumberedEvent } from '../api/event-log.js'
 import { ftlabHome } from '../lab/lab-state.js'
 import { LabFileError, parseLabFile } from '../remote/lab-file.js'
 import { RemoteStore } from '../remote/remote-state.js'
 import { SessionLibrary } from '../record/library.js'
 import { RecordingService } from '../record/playback.js'
 import { ConsoleRecorder } from '../record/recorder.js'
+import type { RecordedHistory } from '../record/format.js'
 import { DrillService } from '../drill/drill-service.js'
 import { forgetfulSecretStore, Prompts, type SecretStore } from './prompts.js'
 import { labFileProblem, LabSession, LOCAL_LAB_NAME, SIMULATED_LAB_NAME, type SessionOptions } from './session.js'
@@ -62,7 +63,16 @@ export class ConsoleBackend implements ConsoleService {
     this.events = new ApiEventLog(opts.ringSize ?? 10_000)
     this.prompts = new Prompts(this.events, opts.secrets ?? forgetfulSecretStore, opts.promptTimeoutMs)
     this.terminals = new Terminals(this.events)
-    this.session = new LabSession({ ...opts, home: this.home }, { sink: this.events, prompts: this.prompts, onShells: (o) => this.terminals.setOpener(o) })
+    const events = this.events
+    // the session's events go out as they are; a load run's client history goes only to the recording
+    const sink = {
+      publish: (ev: UnnumberedEvent) => events.publish(ev),
+      get seq() {
+        return events.seq
+      },
+      history: (h: RecordedHistory) => this.recorder?.history(h)
+    }
+    this.session = new LabSession({ ...opts, home: this.home }, { sink, prompts: this.prompts, onShells: (o) => this.terminals.setOpener(o) })
     this.recorder =
       opts.record === false
         ? null

@@ -31,12 +31,15 @@ import type { HostStatusRow, Lab, RestoreResult } from '../lab/lab.js'
 import { EventTranslator } from './event-translator.js'
 import { LoadSession } from './load-session.js'
 import { StatusPoller } from './status-poller.js'
+import type { RecordedHistory } from '../record/format.js'
 
 /** Where the driver's events go: the console's event log. */
 export interface EventSink {
   publish(ev: UnnumberedEvent): void
   /** the seq of the event published last */
   readonly seq: number
+  /** a load run's client history, for the recording only (too big for the event stream) */
+  history?(h: RecordedHistory): void
 }
 
 /** What only a remote lab has: machines reached over SSH. */
@@ -98,7 +101,8 @@ export class LabDriver {
     this.load = new LoadSession({
       mark: (m) => this.mark(m),
       line: (t) => this.translator.channelLine(t),
-      load: (l) => this.publish({ ts: Date.now(), topic: 'load', load: l })
+      load: (l) => this.publish({ ts: Date.now(), topic: 'load', load: l }),
+      history: (h) => this.sink.history?.(h)
     })
   }
 

@@ -11,12 +11,15 @@ import { checkRun, type RunVerdict } from '../check/check-run.js'
 import { ApiError, idleLoadStatus, type LoadStartParams, type LoadStatus, type LoadVerdict, type Mark, type ReplicaHostId } from '../api/contract.js'
 import { finalRead, runLoad, type LoadProgress, type LoadResult } from '../load/load-runner.js'
 import { runBankLoad } from './bank-load.js'
+import type { RecordedHistory } from '../record/format.js'
 import { round2 } from './status-poller.js'
 
 export interface LoadSink {
   mark(m: Mark): void
   line(text: string): void
   load(status: LoadStatus): void
+  /** a kv run ended: its client history, final read and verdict, for the recording */
+  history?(h: RecordedHistory): void
 }
 
 interface Run {
@@ -163,6 +166,21 @@ export class LoadSession {
     this.last = idleLoadStatus()
   }
 
+  private histories = 0
+
+  private recordHistory(st: LoadStatus, result: LoadResult, final: [string, string | null][] | null, verdict: LoadVerdict | null): void {
+    this.sink.history?.({
+      run: `L${++this.histories}`,
+      workload: st.workload,
+      startedAt: st.startedAt ?? 0,
+      clients: st.clients,
+      keys: st.keys,
+      ops: result.history,
+      final,
+      verdict
+    })
+  }
+
   private async finish(run: Run, targets: Endpoint[], result: LoadResult): Promise<void> {
     const s = result.summary
     const st = run.status
@@ -175,13 +193,15 @@ export class LoadSession {
     const head = `load done: ${s.completed} ops in ${(s.elapsedMs / 1000).toFixed(1)} s (${s.ok} ok, ${s.failed} failed, ${s.unknown} unknown), p50 ${s.latencyMs.p50.toFixed(1)} ms, p99 ${s.latencyMs.p99.toFixed(1)} ms, ${s.failoversFollowed} failover${s.failoversFollowed === 1 ? '' : 's'} followed, ${s.duplicatesDropped} duplicates dropped`
     if (run.abandoned) {
       this.sink.mark({ kind: 'stop', label: `${head}; not checked (the lab stopped)` })
+      this.recordHistory(st, result, null, null)
       return
     }
     st.state = 'stopping'
     this.sink.load(this.status())
     let verdict: RunVerdict
+    let final: Awaited<ReturnType<typeof finalRead>>
     try {
-      const final = await finalRead(targets, result.keys)
+      final = await finalRead(targets, result.keys)
       verdict = checkRun(result.history, final)
     } catch (err) {
       st.verdict = {
@@ -194,9 +214,11 @@ export class LoadSession {
         details: []
       }
       this.sink.mark({ kind: 'error', label: `${head}; the checks could not run: ${errText(err)}` })
+      this.recordHistory(st, result, null, st.verdict)
       return
     }
     st.verdict = toVerdict(verdict, s)
+    this.recordHistory(st, result, [...final], st.verdict)
     const word = st.verdict.result === 'invalid' ? 'INVALID' : st.verdict.result
     const failing = verdict.checks.filter((c) => c.valid !== true).map((c) => `${c.checker} ${c.valid === false ? 'violated' : 'unknown'}`)
     this.sink.mark({

@@ -14,7 +14,21 @@
 //           TRAILER   the INDEX frame's offset, f64 LE (the file's last frame)
 // A file without a valid TRAILER (the console died) is indexed by a scan of its frames.
 import { crc32 as zlibCrc32, deflateRawSync, inflateRawSync } from 'node:zlib'
-import type { ApiEvent, DrillRun, LabKind, LabStatus, LoadStatus, MarkKind, HostId, GuestName, ReplicationMode, TermInfo } from '../api/contract.js'
+import type {
+  ApiEvent,
+  DrillRun,
+  LabKind,
+  LabStatus,
+  LoadStatus,
+  LoadVerdict,
+  MarkKind,
+  HostId,
+  GuestName,
+  ReplicationMode,
+  TermInfo,
+  Workload
+} from '../api/contract.js'
+import type { HistoryOp } from '../load/history.js'
 
 export const FORMAT_VERSION = 1
 export const MAGIC = Buffer.from('FTREC\x00\x01\n', 'latin1')
@@ -49,10 +63,35 @@ export interface RecordingHeader {
 /**
  * One recorded line. ev: an ApiEvent as the console published it (its ts is the console
  * clock); req: an operator's request (params with secrets redacted); fail: that request
- * was refused. t is the console clock in ms.
+ * was refused; hist: part of a load run's client history (every operation, as the checkers
+ * saw it), written when the run ends. t is the console clock in ms.
  */
 export type RecordEntry =
-  { k: 'ev'; t: number; ev: ApiEvent } | { k: 'req'; t: number; method: string; params: unknown } | { k: 'fail'; t: number; method: string; error: string }
+  | { k: 'ev'; t: number; ev: ApiEvent }
+  | { k: 'req'; t: number; method: string; params: unknown }
+  | { k: 'fail'; t: number; method: string; error: string }
+  | ({ k: 'hist'; t: number; part: number; parts: number } & RecordedHistory)
+
+/**
+ * A load run's client history: every operation with its invocation and completion (console
+ * clock), the final read the checkers compared it with, and their verdict; enough to check
+ * the run again from the recording. Long runs are split over several `hist` records of at
+ * most HISTORY_PART_OPS operations each (same `run`, `part` 0…parts-1).
+ */
+export interface RecordedHistory {
+  /** unique within the recording, e.g. "L3" */
+  run: string
+  workload: Workload
+  startedAt: number
+  clients: number
+  keys: number
+  ops: HistoryOp[]
+  /** the final value of every key read after the run ([key, value]); null when the run was not checked */
+  final: [string, string | null][] | null
+  verdict: LoadVerdict | null
+}
+
+export const HISTORY_PART_OPS = 5000
 
 /** A marked moment on the timeline, with the record it comes from. */
 export interface RecordedMark {

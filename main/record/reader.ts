@@ -20,6 +20,7 @@ import {
   type Keyframe,
   type KeyframeRef,
   type RecordEntry,
+  type RecordedHistory,
   type RecordedMark,
   type RecordingHeader,
   type RecordingIndex
@@ -345,6 +346,34 @@ export class Recording {
       }
     }
     return { records: out, next: Math.max(next, this.records), end: true }
+  }
+
+  /** The load runs' client histories recorded in this file, parts joined, in the order the runs ended. */
+  histories(): RecordedHistory[] {
+    const runs = new Map<string, RecordedHistory>()
+    for (const b of this.blocks) {
+      for (const r of this.block(b) ?? []) {
+        if (r.k !== 'hist') continue
+        const h: RecordedHistory = {
+          run: r.run,
+          workload: r.workload,
+          startedAt: r.startedAt,
+          clients: r.clients,
+          keys: r.keys,
+          ops: r.ops,
+          final: r.final,
+          verdict: r.verdict
+        }
+        const got = runs.get(h.run)
+        if (!got) runs.set(h.run, { ...h, ops: [...h.ops] })
+        else {
+          got.ops.push(...h.ops)
+          if (h.final) got.final = h.final
+          if (h.verdict) got.verdict = h.verdict
+        }
+      }
+    }
+    return [...runs.values()]
   }
 
   /**

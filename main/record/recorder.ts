@@ -5,7 +5,7 @@
 // in a short pre-roll and opens the recording.
 import { hostname } from 'node:os'
 import type { ApiEvent, LabStatus } from '../api/contract.js'
-import type { RecordEntry } from './format.js'
+import { HISTORY_PART_OPS, type RecordEntry, type RecordedHistory } from './format.js'
 import { SessionLibrary } from './library.js'
 import { redactParams } from './state.js'
 import { RecordingWriter, type WriterOptions } from './writer.js'
@@ -78,6 +78,18 @@ export class ConsoleRecorder {
   request(method: string, params: unknown): void {
     if (READ_ONLY.has(method)) return
     this.add({ k: 'req', t: Date.now(), method, params: redactParams(method, params) })
+  }
+
+  /** A load run ended: its client history goes into the recording (in parts, so no block gets huge). */
+  history(h: RecordedHistory): void {
+    const parts = Math.max(1, Math.ceil(h.ops.length / HISTORY_PART_OPS))
+    const t = Date.now()
+    for (let part = 0; part < parts; part++) {
+      const ops = h.ops.slice(part * HISTORY_PART_OPS, (part + 1) * HISTORY_PART_OPS)
+      // the final read and the verdict go with the last part: a reader has the whole run once it has that
+      const last = part === parts - 1
+      this.add({ k: 'hist', t, part, parts, ...h, ops, final: last ? h.final : null, verdict: last ? h.verdict : null })
+    }
   }
 
   requestFailed(method: string, err: unknown): void {

@@ -104,6 +104,7 @@ export function collectReport(rec: Recording): ReportData {
       if (last) last.error = r.error
       continue
     }
+    if (r.k !== 'ev') continue // client histories: the verdicts they led to are in the load events
     const ev = r.ev
     switch (ev.topic) {
       case 'drill':

@@ -6,6 +6,7 @@ import type { MethodName, ResultOf } from '../../../main/api/contract.js'
 import { dispatch } from '../../../main/api/dispatch.js'
 import { ConsoleBackend } from '../../../main/console/console-backend.js'
 import { Recording } from '../../../main/record/reader.js'
+import { checkRun } from '../../../main/check/check-run.js'
 
 const cleanups: (() => unknown)[] = []
 afterEach(async () => {
@@ -65,6 +66,42 @@ describe('the console records every lab session', () => {
     expect(s.status?.state).toBe('running')
     expect(s.faults.map((f) => f.what)).toEqual(['power cut a'])
     expect(s.recent.some((r) => r.k === 'ev' && r.ev.topic === 'mark' && r.ev.mark.kind === 'go-live')).toBe(true)
+  })
+
+  it("keeps each load run's client history, final read and verdict: the run can be checked again from the file alone", async () => {
+    const home = mkdtempSync(join(tmpdir(), 'ftlab-rec-hist-'))
+    cleanups.push(() => rmSync(home, { recursive: true, force: true }))
+    const b = new ConsoleBackend({ home, reattach: false, statusEveryMs: 100 })
+    cleanups.push(() => b.close())
+    await call(b, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm', seed: 11 })
+    for (let i = 0; i < 200 && (await call(b, 'lab.status')).hosts[1].role !== 'backup'; i++) await new Promise((r) => setTimeout(r, 50))
+    await call(b, 'load.start', { clients: 3, seconds: 2, keys: 10 })
+    let load = await call(b, 'lab.status')
+    for (let i = 0; i < 300 && !load.load.verdict; i++) {
+      await new Promise((r) => setTimeout(r, 50))
+      load = await call(b, 'lab.status')
+    }
+    const verdict = load.load.verdict
+    expect(verdict?.result).toBe('valid')
+    await call(b, 'lab.stop')
+    await new Promise((r) => setTimeout(r, 200))
+
+    const rec = Recording.open(b.recorder!.finished[0])
+    cleanups.push(() => rec.close())
+    const runs = rec.histories()
+    expect(runs).toHaveLength(1)
+    const h = runs[0]
+    expect(h).toMatchObject({ workload: 'kv', clients: 3, keys: 10, verdict })
+    expect(h.ops.length).toBe(load.load.completed)
+    expect(new Set(h.ops.map((o) => o.client)).size).toBe(3)
+    // the checkers, run again on what the file holds, reach the verdict the console showed
+    const again = checkRun(h.ops, new Map(h.final ?? []))
+    expect(again.valid).toBe(true)
+    // and a history that lost an acknowledged write is caught from the file as well
+    const lastSet = [...h.ops].reverse().find((o) => o.op === 'set' && o.status === 'ok')!
+    const tampered = new Map(h.final ?? [])
+    tampered.set(lastSet.key, 'never-written')
+    expect(checkRun(h.ops, tampered).valid).toBe(false)
   })
 
   it("writes an operator's request without its secret, and the refusal with it", async () => {
