@@ -491,6 +491,23 @@ export function createVmm(opts: VmmOptions): Vmm {
 
     isOpen: (conn) => mem.has(CONN + conn),
     openConns: () => mem.keys(CONN).map((k) => k.slice(CONN.length)),
-    memoryBytes: () => mem.sizeBytes()
+    memoryBytes: () => mem.sizeBytes(),
+
+    query(conn, data) {
+      if (step !== null) throw new Error('vmm.query called during the handling of an input')
+      if (!mem.has(CONN + conn)) return null
+      // run() begins a fresh undo log, so rolling back to 0 undoes exactly this query's writes (the
+      // previous input's dirty pages were taken by its execute); values read from the devices are dropped
+      let s: ReturnType<typeof run>
+      try {
+        s = run({ t: 'data', conn, data }, null)
+      } finally {
+        mem.rollback(0)
+        mem.beginInput()
+      }
+      if (s.fault !== undefined || s.refused !== null || s.io.length > 0 || s.outputs.length !== 1) return null
+      const out = s.outputs[0]
+      return out.t === 'reply' && out.conn === conn ? out.data : null
+    }
   }
 }
