@@ -56,6 +56,8 @@ export interface SimReplicaOptions {
   emit?: (type: string, data: Record<string, unknown>) => void
   log?: EdgeLog
   observer?: EdgeObserver
+  /** drill experiment 'read-fast-path': the edge answers reads unlogged (agent/replica/fast-path.ts) */
+  readFastPath?: boolean
   /** the disk server's answer reached this replica (the checker's view of what it knows) */
   diskAnswered?: (req: DiskReq, res: DiskRes) => void
 }
@@ -155,7 +157,15 @@ export class SimReplica {
         emit: o.emit ?? (() => {}),
         log: o.log ?? SILENT
       },
-      { self: o.id, guest: o.guest, mode: o.vmm.mode, heartbeatMs: o.heartbeatMs, diskRetryMs: o.diskRetryMs, observer: o.observer }
+      {
+        self: o.id,
+        guest: o.guest,
+        mode: o.vmm.mode,
+        heartbeatMs: o.heartbeatMs,
+        diskRetryMs: o.diskRetryMs,
+        observer: o.observer,
+        ...(o.readFastPath === true ? { readFastPath: true } : {})
+      }
     )
   }
 

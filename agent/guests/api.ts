@@ -77,6 +77,12 @@ export interface Guest {
   timer?(id: number): void
   /** the writes before the disk.sync() that returned `tag` are durable */
   diskSynced?(tag: number): void
+  /**
+   * Drill experiment 'read-fast-path' only: answer the one command in `bytes` now with nic.send, as a read
+   * served outside the log would be (ahead of replies held for durability). Never an input: the VMM undoes
+   * every change it makes, and uses the answer only if it is one reply to `conn` (see Vmm.query).
+   */
+  query?(conn: string, bytes: string): void
 }
 
 export interface GuestLib {

@@ -149,7 +149,8 @@ export const bankGuest: GuestFactory = function bankGuest(dev, lib) {
     },
     open: svc.open,
     data: svc.data,
-    close: svc.close
+    close: svc.close,
+    query: svc.query
   }
 }
 

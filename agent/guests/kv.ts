@@ -1705,6 +1705,7 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
     open: svc.open,
     data: svc.data,
     close: svc.close,
+    query: svc.query,
     diskRead,
     timer,
     diskSynced: svc.synced

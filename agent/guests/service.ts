@@ -67,6 +67,8 @@ export interface Service {
   wake(conn: string, reply: string): void
   /** after an input the service did not receive itself (a timer): answer the woken connections, write out, send */
   settle(): void
+  /** Guest.query: answer one complete command at once, bypassing the held replies' order (the read-fast-path experiment) */
+  query(conn: string, bytes: string): void
 }
 
 export interface ServiceLib {
@@ -724,7 +726,19 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
         mem.set(WAKE + conn, reply)
         mem.set(WAKE_N, '')
       },
-      settle
+      settle,
+      query(conn, bytes) {
+        // only a connection at a command boundary, as the edge saw it, with nothing waiting in the guest
+        if (!app.ready() || mem.has(BLOCK + conn) || mem.has(BUF + conn)) return
+        const cmd = resp.parseCommand(bytes, 0)
+        if (cmd === null || cmd.end !== bytes.length || cmd.args.length === 0) return
+        const r = cmd.args[0].toUpperCase() === 'FTREQ' ? ftreq(conn, cmd.args) : dispatch(conn, cmd.args)
+        // anything else the command produced (a woken client's reply) means it was no plain read: no answer
+        const other = outbox.length
+        outbox = []
+        if (r.reply === BLOCKED || r.quit || other > 0) return
+        dev.nic.send(conn, r.reply)
+      }
     }
   }
 

@@ -11,6 +11,7 @@ import type { LinkFilter } from '../faults/filter.js'
 import type { ConnId, GuestInput, IoRequest, Output, Vmm } from '../vmm/types.js'
 import type { ReplicaCore } from './core.js'
 import { ChannelTelemetry } from './telemetry.js'
+import { ReadFastPath, newFastPathConn, type FastPathConn } from './fast-path.js'
 import type { Action, DiskReq, DiskRes, Event, PeerMsg, ReplicaId, Telemetry } from './types.js'
 
 /** The session preamble an FT Lab client sends first, so it keeps its connection id across failover. */
@@ -113,6 +114,8 @@ export interface EdgeOptions {
   heartbeatMs: number
   diskRetryMs: number
   observer?: EdgeObserver
+  /** drill experiment 'read-fast-path' (fast-path.ts): reads answered from the guest's state, unlogged */
+  readFastPath?: boolean
 }
 
 /** What the service-port binding calls for one accepted client connection. */
@@ -126,6 +129,8 @@ interface ServiceConn {
   id: ConnId | null
   /** bytes before the connection's id is known (the preamble may be split) */
   head: Buffer
+  /** the read fast path's view of this connection's stream (experiment only) */
+  fast?: FastPathConn
 }
 
 /** The replica's edge: one per replica role, between its core and its ports. */
@@ -148,6 +153,8 @@ export class ReplicaEdge {
   /** why the core last gave up a restore without a new generation (the disk server refused it) */
   private restoreDropped = ''
   readonly tickMs: number
+  /** null unless the drill experiment 'read-fast-path' is on */
+  readonly fastPath: ReadFastPath | null
 
   constructor(
     readonly core: ReplicaCore,
@@ -157,6 +164,7 @@ export class ReplicaEdge {
   ) {
     this.telemetry = new ChannelTelemetry((type, data) => ports.emit(type, data))
     this.tickMs = Math.max(5, Math.min(50, Math.floor(opts.heartbeatMs / 4)))
+    this.fastPath = opts.readFastPath === true ? new ReadFastPath(vmm, opts.guest) : null
   }
 
   /** Arm the core's tick and the telemetry flush, and perform what the core asked at creation. */
@@ -361,12 +369,26 @@ export class ReplicaEdge {
       // frame from the old stream must not be glued to this one's bytes. 'open' of an open
       // connection resets its stream in the guest; it is an input, so the backup does the same.
       this.input({ t: 'open', conn: c.id })
+      if (this.fastPath) c.fast = newFastPathConn()
       const w = this.takeWaiting(c.id)
       if (w && w.until >= this.ports.clock.wall()) for (const d of w.data) c.port.write(d)
-      if (rest.length) this.input({ t: 'data', conn: c.id, data: new Uint8Array(rest) })
+      if (rest.length && !this.answeredFast(c, c.id, rest)) this.input({ t: 'data', conn: c.id, data: new Uint8Array(rest) })
       return
     }
+    if (this.answeredFast(c, c.id, chunk)) return
     this.input({ t: 'data', conn: c.id, data: new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength) })
+  }
+
+  /**
+   * Experiment only: answer a read from the guest's current state, unlogged (fast-path.ts). Not
+   * while the core holds inputs it has not run yet: the read would overtake them.
+   */
+  private answeredFast(c: ServiceConn, id: ConnId, bytes: Buffer): boolean {
+    if (this.fastPath === null || c.fast === undefined) return false
+    const reply = this.fastPath.offer(c.fast, id, bytes, this.serving() && this.core.status().queuedInputs === 0)
+    if (reply === null) return false
+    this.deliver({ t: 'reply', conn: id, data: reply })
+    return true
   }
 
   private refuse(c: ServiceConn, why: string): void {

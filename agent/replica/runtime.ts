@@ -227,7 +227,14 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
       emit: (type, data) => ctx.emit(type, data),
       log: ctx.log
     },
-    { self, guest: spec.guest, mode: spec.mode, heartbeatMs: cfg.heartbeatMs, diskRetryMs: cfg.diskRetryMs }
+    {
+      self,
+      guest: spec.guest,
+      mode: spec.mode,
+      heartbeatMs: cfg.heartbeatMs,
+      diskRetryMs: cfg.diskRetryMs,
+      ...(spec.readFastPath === true ? { readFastPath: true } : {})
+    }
   )
   const theEdge = edge
 

@@ -128,4 +128,13 @@ export interface Vmm {
   openConns(): ConnId[]
   /** Size of the guest's memory in bytes (keys + values), for the UI and for bounds. */
   memoryBytes(): number
+  /**
+   * Drill experiment 'read-fast-path' only: the guest's answer to the one command in `data` on `conn` now
+   * (its Guest.query handler), without it becoming an input. The guest runs on the current state and every
+   * change it makes is undone, so the state (and its hash) is as before. Null unless the answer is exactly one
+   * reply to `conn` and nothing else (no other output, no I/O, no fault), or when the guest does not know
+   * `conn` or has no query handler: the caller then logs the input.
+   * Optional: a VMM without it has no fast path.
+   */
+  query?(conn: ConnId, data: Uint8Array): Uint8Array | null
 }

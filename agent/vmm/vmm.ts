@@ -491,6 +491,27 @@ export function createVmm(opts: VmmOptions): Vmm {
 
     isOpen: (conn) => mem.has(CONN + conn),
     openConns: () => mem.keys(CONN).map((k) => k.slice(CONN.length)),
-    memoryBytes: () => mem.sizeBytes()
+    memoryBytes: () => mem.sizeBytes(),
+
+    query(conn, data) {
+      if (step !== null) throw new Error('vmm.query called during the handling of an input')
+      if (!mem.has(CONN + conn)) return null
+      // a fresh undo log, so rolling back to 0 undoes exactly this query's writes (the previous input's
+      // dirty pages were taken by its execute); the values it read from the devices are dropped with it
+      mem.beginInput()
+      const s: Step = { outputs: [], io: [], nondet: [], logged: null, divergence: null, marks: [], start: null, overflow: false, refused: null }
+      const fault: { msg?: string } = {}
+      step = s
+      try {
+        call(s, fault, conn, 'query', conn, bytesToByteString(data))
+      } finally {
+        step = null
+        mem.rollback(0)
+        mem.beginInput()
+      }
+      if (fault.msg !== undefined || s.refused !== null || s.io.length > 0 || s.outputs.length !== 1) return null
+      const out = s.outputs[0]
+      return out.t === 'reply' && out.conn === conn ? out.data : null
+    }
   }
 }

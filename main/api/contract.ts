@@ -874,7 +874,14 @@ export const requestSchemas = {
   'labfile.save': obj({ name: labName, file: labFileSchema }),
   'fault.inject': faultInject,
   'fault.heal': obj({ id: str('a fault id (letters, digits, "-" or "_", at most 64) or "all"', (s) => s === 'all' || FAULT_ID.test(s)) }),
-  'load.start': obj({ clients: int(1, 256), seconds: int(1, 3600), keys: int(1, 1_000_000), workload: oneOf(WORKLOADS).optional() }),
+  'load.start': obj({
+    clients: int(1, 256),
+    seconds: int(1, 3600),
+    keys: int(1, 1_000_000),
+    workload: oneOf(WORKLOADS).optional(),
+    /** kv: extra read-only clients that talk to replica `on` only, and stay there after a failover (drills' stale readers) */
+    readers: obj({ on: oneOf(REPLICA_IDS), clients: int(1, 64) }).optional()
+  }),
   'load.stop': noParams,
   'prompt.answer': obj({
     id: plainId,

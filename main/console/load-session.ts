@@ -62,6 +62,15 @@ export class LoadSession {
       )
     }
     const targets = lab.targets
+    const readerAt = p.readers ? targets[p.readers.on === 'a' ? 0 : 1] : undefined
+    if (p.readers && (workload !== 'kv' || !readerAt)) {
+      throw new ApiError(
+        'bad-request',
+        workload !== 'kv'
+          ? `load.start.readers: pinned readers read kv registers; this is the ${workload} workload (leave readers out)`
+          : `load.start.readers: the lab has no service address for replica ${p.readers.on}`
+      )
+    }
     const byAddr = new Map(targets.map((t, i) => [`${t.host}:${t.port}`, (['a', 'b'] as const)[i]]))
     const status: LoadStatus = {
       ...idleLoadStatus(),
@@ -104,7 +113,8 @@ export class LoadSession {
           keys: p.keys,
           progressEveryMs: 500,
           onProgress,
-          signal: abort.signal
+          signal: abort.signal,
+          ...(p.readers && readerAt ? { readers: { targets: [readerAt], clients: p.readers.clients } } : {})
         })
       } catch (err) {
         this.sink.mark({ kind: 'error', label: `load failed: ${errText(err)}` })

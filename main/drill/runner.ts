@@ -136,11 +136,6 @@ class DrillRunner {
     )
     if (this.kind === 'remote' && this.sc.lab.experiments.length > 0)
       throw new DrillFailed(`experiments (${this.sc.lab.experiments.join(', ')}) switch the agents at lab start: run this drill on the local or simulated lab`)
-    // StartRole.readFastPath reaches the agents but nothing in them reads it yet: a run would "pass" showing nothing
-    if (this.sc.lab.experiments.includes('read-fast-path'))
-      throw new DrillFailed(
-        'the read-fast-path experiment is not built into the agent yet (the replicas accept the switch and ignore it), so this drill cannot show the stale read'
-      )
     if (this.kind === 'simulated' && this.sc.lab.arbiter === 'etcd')
       throw new DrillFailed('the simulated lab has no etcd: run this drill on the local or remote lab')
     for (const mode of this.sc.lab.modes) {
@@ -163,10 +158,14 @@ class DrillRunner {
         clients: this.sc.workload.clients,
         keys: this.sc.workload.keys,
         seconds: this.sc.workload.seconds,
-        workload: this.sc.lab.guest
+        workload: this.sc.lab.guest,
+        ...(this.sc.workload.readers ? { readers: this.sc.workload.readers } : {})
       })
       this.leg.t0 = Date.now()
-      this.say(`load: ${this.sc.workload.clients} clients, ${this.sc.workload.keys} keys, up to ${this.sc.workload.seconds} s (${mode})`)
+      const rd = this.sc.workload.readers
+      this.say(
+        `load: ${this.sc.workload.clients} clients${rd ? ` and ${rd.clients} readers kept on ${rd.on}` : ''}, ${this.sc.workload.keys} keys, up to ${this.sc.workload.seconds} s (${mode})`
+      )
       let prev = this.leg.t0
       for (const [i, step] of this.sc.steps.entries()) {
         await this.trigger(step, i, schedule[i], prev)

@@ -82,7 +82,13 @@ export interface Scenario {
     etcd: string[] | null
     experiments: Experiment[]
   }
-  workload: { clients: number; keys: number; seconds: number }
+  workload: {
+    clients: number
+    keys: number
+    seconds: number
+    /** extra read-only clients that talk to one replica only, also after it failed (the read-fast-path drill's stale reader) */
+    readers?: { on: 'a' | 'b'; clients: number }
+  }
   steps: Step[]
   expect: Expectation[]
   /** the file's text, for the run and its report */
@@ -334,11 +340,16 @@ class Reader {
   }
 
   private workload(node: YamlNode): Scenario['workload'] {
-    const m = this.map(node, 'workload', ['clients', 'keys', 'seconds'])
+    const m = this.map(node, 'workload', ['clients', 'keys', 'seconds', 'readers'])
     const clients = m.get('clients')?.value ? this.int(m.get('clients')!.value!, 'workload.clients', 1, 256) : 4
     const keys = m.get('keys')?.value ? this.int(m.get('keys')!.value!, 'workload.keys', 1, 1_000_000) : 40
     const seconds = this.int(this.need(m, 'seconds', 'workload.seconds', node), 'workload.seconds', 1, 3600)
-    return { clients, keys, seconds }
+    const r = m.get('readers')?.value
+    if (!r) return { clients, keys, seconds }
+    const rm = this.map(r, 'workload.readers', ['on', 'clients'])
+    const on = this.oneOf(this.need(rm, 'on', 'workload.readers.on', r), 'workload.readers.on', REPLICA_IDS)
+    const readers = rm.get('clients')?.value ? this.int(rm.get('clients')!.value!, 'workload.readers.clients', 1, 64) : 2
+    return { clients, keys, seconds, readers: { on, clients: readers } }
   }
 
   private steps(node: YamlNode): Step[] {

@@ -24,6 +24,12 @@ export interface LoadOptions {
   onProgress?: (p: LoadProgress) => void
   /** ends the run early (the operator pressed ^C) */
   signal?: AbortSignal
+  /**
+   * Extra clients that only read, and only from these addresses: they never follow the service to
+   * another replica. A drill keeps them on a primary it cut off, to catch what that replica answers
+   * after the other one went live (the read-fast-path experiment's stale reads).
+   */
+  readers?: { targets: Endpoint[]; clients: number }
 }
 
 export interface LoadProgress {
@@ -65,6 +71,8 @@ export interface LoadResult {
 }
 
 export const now = (): number => performance.timeOrigin + performance.now()
+
+const READS_ONLY: Mix = { set: 0, get: 1, incr: 0 }
 
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const clientCount = opts.clients ?? 4
@@ -113,21 +121,37 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     }
   }
   // an abort (^C) ends operations in flight at once: they go into the history as unknown
-  const onAbort = () => clients.forEach((c) => c.close())
+  const readerCount = opts.readers?.clients ?? 0
+  const readers = Array.from(
+    { length: readerCount },
+    (_, i) =>
+      new SessionClient({
+        clientId: `${prefix}r${i}`,
+        targets: opts.readers!.targets,
+        attemptTimeoutMs: opts.attemptTimeoutMs,
+        opDeadlineMs: opts.opDeadlineMs,
+        now
+      })
+  )
+  const onAbort = () => [...clients, ...readers].forEach((c) => c.close())
   opts.signal?.addEventListener('abort', onAbort, { once: true })
   const ticker = opts.onProgress ? setInterval(() => opts.onProgress!(progress()), opts.progressEveryMs ?? 1000) : null
 
   try {
-    await Promise.all(
-      clients.map(async (client, i) => {
+    await Promise.all([
+      ...clients.map(async (client, i) => {
         const workload = new Workload(client.clientId, ns, keys, seed * 7919 + i, opts.mix ?? DEFAULT_MIX)
         while (!stopped()) history.push(await perform(client, workload.next()))
+      }),
+      ...readers.map(async (client, i) => {
+        const workload = new Workload(client.clientId, ns, keys, seed * 7919 + clientCount + i, READS_ONLY)
+        while (!stopped()) history.push(await perform(client, workload.next()))
       })
-    )
+    ])
   } finally {
     if (ticker) clearInterval(ticker)
     opts.signal?.removeEventListener('abort', onAbort)
-    for (const c of clients) c.close()
+    for (const c of [...clients, ...readers]) c.close()
   }
   const elapsedMs = now() - started
   const ok = history.filter((h) => h.status === 'ok')

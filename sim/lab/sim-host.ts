@@ -304,6 +304,7 @@ export class SimLab {
         peerLink: LAN,
         diskLink: LAN,
         epoch: world.epoch,
+        ...(spec.readFastPath === true ? { readFastPath: true } : {}),
         filter: ctx.filter,
         emit: (type, data) => ctx.emit(type, data),
         log: ctx.log

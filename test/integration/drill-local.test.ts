@@ -17,10 +17,7 @@ afterEach(async () => {
 })
 
 const lib = new DrillLibrary()
-const onLocal = lib.names().filter((n) => {
-  const sc = lib.load(n)
-  return labsFor(sc).includes('local') && !sc.lab.experiments.includes('read-fast-path')
-})
+const onLocal = lib.names().filter((n) => labsFor(lib.load(n)).includes('local'))
 const noEtcd = lacks(hasEtcd ? null : 'etcd is not installed (Debian package etcd-server)')
 
 async function runOnLocal(name: string, etcd?: string[]): Promise<DrillRun> {

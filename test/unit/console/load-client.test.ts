@@ -175,6 +175,26 @@ describe('runLoad', () => {
     expect(result.summary.duplicatesDropped).toBeGreaterThanOrEqual(result.summary.completed - 2)
   })
 
+  it('keeps pinned readers on their one address, reading only, beside the ordinary clients', async () => {
+    const svc = await service()
+    svc.live = 1
+    const result = await runLoad({
+      targets: svc.endpoints,
+      durationMs: 300,
+      clients: 2,
+      keys: 2,
+      clientPrefix: 'p-',
+      readers: { targets: [svc.endpoints[1]], clients: 2 }
+    })
+    const byReaders = svc.requests.filter((r) => /^p-r\d$/.test(r.clientId))
+    expect(new Set(byReaders.map((r) => r.clientId))).toEqual(new Set(['p-r0', 'p-r1']))
+    expect(byReaders.every((r) => r.cmd === 'GET' && r.replica === 1)).toBe(true)
+    // the ordinary clients still start at the first address and follow the service
+    expect(svc.requests.some((r) => r.clientId === 'p-0' && r.replica === 0)).toBe(true)
+    expect(result.history.filter((h) => h.client === 'p-r0' && h.status === 'ok').length).toBeGreaterThan(0)
+    expect(result.summary.clients).toBe(2)
+  })
+
   it('stops early when aborted', async () => {
     const svc = await service()
     const ac = new AbortController()

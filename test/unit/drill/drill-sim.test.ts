@@ -34,7 +34,7 @@ async function drill(b: ConsoleBackend, name: string, seed = 7): Promise<{ run: 
 const explain = (r: DrillRun) => `${r.verdict?.summary}\n${r.log.map((l) => l.text).join('\n')}\n${JSON.stringify(r.expectations, null, 1)}`
 
 const lib = new DrillLibrary()
-const onSim = lib.names().filter((n) => labsFor(lib.load(n)).includes('simulated') && !lib.load(n).lab.experiments.includes('read-fast-path'))
+const onSim = lib.names().filter((n) => labsFor(lib.load(n)).includes('simulated'))
 
 describe('built-in drills on the simulated lab', () => {
   it('covers every built-in that the simulated lab can run', () => {

@@ -55,6 +55,15 @@ describe('lab.start and drill.run in the contract', () => {
     )
   })
 
+  it('load.start takes readers kept on one replica, and refuses another target', () => {
+    expect(validateRequest('load.start', { clients: 2, seconds: 5, keys: 4, readers: { on: 'a', clients: 2 } })).toMatchObject({
+      readers: { on: 'a', clients: 2 }
+    })
+    expect(() => validateRequest('load.start', { clients: 2, seconds: 5, keys: 4, readers: { on: 'disk', clients: 2 } })).toThrow(
+      /load\.start\.readers\.on must be one of "a", "b"/
+    )
+  })
+
   it('take etcd URLs for the local lab only', () => {
     expect(validateRequest('lab.start', { guest: 'kv', mode: 'rsm', etcd: ['http://127.0.0.1:2379'] })).toMatchObject({ etcd: ['http://127.0.0.1:2379'] })
     expect(() => validateRequest('lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm', etcd: ['http://127.0.0.1:2379'] })).toThrow(

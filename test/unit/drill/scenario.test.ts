@@ -75,6 +75,16 @@ describe('scenario files', () => {
     expect(sc.expect.map((e) => e.kind)).toEqual(['failover', 'no-lost-writes', 'throughput', 'end-roles'])
   })
 
+  it('reads readers kept on one replica, and names a wrong replica or count', () => {
+    const withReaders = GOOD.replace('  seconds: 10\n', '  seconds: 10\n  readers: { on: a, clients: 3 }\n')
+    expect(parseScenario(withReaders, 'x.yaml').workload).toEqual({ clients: 4, keys: 40, seconds: 10, readers: { on: 'a', clients: 3 } })
+    expect(parseScenario(GOOD, 'x.yaml').workload.readers).toBeUndefined()
+    const e = errorFor('  seconds: 10\n', '  seconds: 10\n  readers: { on: disk }\n')
+    expect(e.field).toBe('workload.readers.on')
+    expect(e.message).toMatch(/must be one of a, b/)
+    expect(errorFor('  seconds: 10\n', '  seconds: 10\n  readers: { on: b, clients: 0 }\n').field).toBe('workload.readers.clients')
+  })
+
   it('names file, line, column and field of a wrong fault target, with the choices', () => {
     const e = errorFor('fault: { kind: power, target: a }', 'fault: { kind: cut, target: c }')
     const col = '    fault: { kind: cut, target: c }'.indexOf('target: c') + 'target: '.length + 1
