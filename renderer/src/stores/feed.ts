@@ -72,7 +72,7 @@ export function applyEvents(events: ApiEvent[], replay = false): void {
         session.onDeploy(ev)
         break
       case 'prompt':
-        prompt.add(ev.prompt)
+        prompt.add(ev.prompt, ev.seq)
         break
       case 'prompt-done':
         prompt.done(ev.id, ev.answer)
@@ -160,7 +160,7 @@ export function startFeed(): () => void {
     lastSeq = 0
     await replayRing()
     await lab.refresh()
-    if (lab.info) usePromptStore().sync(lab.info.prompts ?? [])
+    if (lab.info) usePromptStore().sync(lab.info.prompts ?? [], lab.info.seq)
     if (lab.status) load.adopt(lab.status.load)
     if (lab.status?.kind === 'remote') await terminals.load()
   }
@@ -172,7 +172,7 @@ export function startFeed(): () => void {
       if (!replayed) await replayRing()
       if (lab.playback) return // the recording's status stays on screen
       await lab.refresh()
-      if (lab.info) usePromptStore().sync(lab.info.prompts ?? [])
+      if (lab.info) usePromptStore().sync(lab.info.prompts ?? [], lab.info.seq)
       if (lab.status) load.adopt(lab.status.load)
     })()
   })

@@ -39,17 +39,23 @@ export const usePromptStore = defineStore('prompt', () => {
   /** the question shown now; the others wait in arrival order */
   const current = computed<Prompt | null>(() => queue.value[0] ?? null)
 
-  function add(p: Prompt): void {
-    if (!queue.value.some((q) => q.id === p.id)) queue.value.push(p)
+  /** the event seq each question arrived with (0: from a console.info list) */
+  const seqOf = new Map<string, number>()
+
+  function add(p: Prompt, seq = 0): void {
+    if (queue.value.some((q) => q.id === p.id)) return
+    queue.value.push(p)
+    seqOf.set(p.id, seq)
   }
 
   /**
-   * The questions still open in the core, read after (re)connecting: the event ring may have
-   * dropped a prompt event while the page was away, or its prompt-done.
+   * The questions still open in the core as console.info listed them at event seq `asOf`, read
+   * after (re)connecting: the event ring may have dropped a prompt event while the page was
+   * away, or its prompt-done. A question that arrived after `asOf` is newer than the list and stays.
    */
-  function sync(open: Prompt[]): void {
+  function sync(open: Prompt[], asOf: number): void {
     const ids = new Set(open.map((p) => p.id))
-    queue.value = queue.value.filter((q) => ids.has(q.id))
+    queue.value = queue.value.filter((q) => ids.has(q.id) || (seqOf.get(q.id) ?? 0) > asOf)
     for (const p of open) add(p)
   }
 
@@ -61,6 +67,7 @@ export const usePromptStore = defineStore('prompt', () => {
       lab.reportError(`The question about ${what} was not answered in time, so that connection was refused; deploy again to be asked again.`)
     }
     queue.value = queue.value.filter((q) => q.id !== id)
+    seqOf.delete(id)
     lastOutcome.value = { id, answer }
   }
 
