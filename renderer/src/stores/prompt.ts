@@ -41,9 +41,11 @@ export const usePromptStore = defineStore('prompt', () => {
 
   /** the event seq each question arrived with (0: from a console.info list) */
   const seqOf = new Map<string, number>()
+  /** questions answered here or settled in the core: a list read before that must not bring them back */
+  const settled = new Set<string>()
 
   function add(p: Prompt, seq = 0): void {
-    if (queue.value.some((q) => q.id === p.id)) return
+    if (settled.has(p.id) || queue.value.some((q) => q.id === p.id)) return
     queue.value.push(p)
     seqOf.set(p.id, seq)
   }
@@ -68,6 +70,7 @@ export const usePromptStore = defineStore('prompt', () => {
     }
     queue.value = queue.value.filter((q) => q.id !== id)
     seqOf.delete(id)
+    settled.add(id)
     lastOutcome.value = { id, answer }
   }
 
@@ -76,6 +79,7 @@ export const usePromptStore = defineStore('prompt', () => {
     try {
       await lab.act('prompt.answer', () => useClient().call('prompt.answer', { id, ...a }))
       // the prompt-done event follows; dropping it now keeps the dialog from lingering
+      settled.add(id)
       queue.value = queue.value.filter((q) => q.id !== id)
     } finally {
       answering.value = false

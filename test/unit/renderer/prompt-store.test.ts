@@ -37,6 +37,18 @@ describe('prompt store sync', () => {
     expect(s.queue).toHaveLength(1)
   })
 
+  it('a question settled after the list was read does not come back with it', () => {
+    const s = usePromptStore()
+    s.add(hostKey('p4', 'spare'), 6)
+    // the list was read while p4 was open; its prompt-done came before the page synced
+    s.done('p4', 'accepted')
+    s.sync([hostKey('p4', 'spare')], 6)
+    expect(s.queue).toHaveLength(0)
+    // nor does a replayed prompt event
+    s.add(hostKey('p4', 'spare'), 6)
+    expect(s.current).toBeNull()
+  })
+
   it('a question asked after the list was read stays: the list is older than it', () => {
     const s = usePromptStore()
     // console.info answered as of event 7; the host-key question came as event 8 before the page synced
