@@ -323,6 +323,8 @@ export class LabSession {
       this.remote = null
       this.current = null
       this.hooks.onShells(null)
+      // a question a connection of the lab left open (a host's password for a reconnect) goes with it
+      this.hooks.prompts.withdrawAll()
       this.setIdle('stopped', null, null, null)
       this.mark({ kind: 'stop', label: `detached from lab '${cur.name}': its agents keep running (reopen it from the lab list)` })
       return this.status()

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { AgentStatus } from '../../../agent/control/protocol.js'
-import { TERM_SCROLLBACK_BYTES, type ApiEvent, type FaultInfo, type MethodName, type ResultOf } from '../../../main/api/contract.js'
+import { TERM_SCROLLBACK_BYTES, type ApiEvent, type ConsoleInfo, type FaultInfo, type MethodName, type ResultOf } from '../../../main/api/contract.js'
 import { dispatch } from '../../../main/api/dispatch.js'
 import { ApiEventLog } from '../../../main/api/event-log.js'
 import { ConsoleBackend } from '../../../main/console/console-backend.js'
@@ -223,6 +223,23 @@ describe('prompts', () => {
         expect(store.kept.size).toBe(0)
         p.withdrawAll()
       }
+    }
+  })
+
+  it('detaching from a lab withdraws the questions its connections left open', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'ftlab-detach-prompt-'))
+    const b = new ConsoleBackend({ home, reattach: false, statusEveryMs: 100 })
+    try {
+      await dispatch(b, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm', seed: 2 })
+      const asked = b.prompts.ask({ kind: 'secret', slot: 'spare', host: 'h4', user: 'ftlab4', what: 'password', keyPath: null, canRemember: false })
+      expect(((await dispatch(b, 'console.info', {})) as ConsoleInfo).prompts).toHaveLength(1)
+      await dispatch(b, 'lab.detach', {})
+      expect(await asked).toBeNull()
+      expect(((await dispatch(b, 'console.info', {})) as ConsoleInfo).prompts).toEqual([])
+      expect(b.events.since(0).events.some((e) => e.topic === 'prompt-done' && e.answer === 'refused')).toBe(true)
+    } finally {
+      await b.close()
+      rmSync(home, { recursive: true, force: true })
     }
   })
 
