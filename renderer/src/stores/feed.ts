@@ -13,14 +13,6 @@ import { useTerminalStore } from './terminal'
 import { usePlaybackStore } from './playback'
 
 /**
- * Connects the event stream to the stores, once, at start. Events are applied in seq
- * order; anything already seen (a reconnect's catch-up overlapping live events) is skipped.
- *
- * On the first connection the page replays the backend's ring (events.since 0) before
- * taking live events, so a reload gets its timeline, charts, diagram and channel pane
- * back; live events that arrive meanwhile wait and are applied after it, in order.
- */
-/**
  * Applies events to the views' stores, in the order given (no seq check: live events and a
  * recording's both come through here, so every view shows a playback as it showed the lab).
  * replay: old events (a reload's catch-up, a playback seek's window), which say nothing
