@@ -180,7 +180,7 @@ export class LoadSession {
 
   private recordHistory(st: LoadStatus, result: LoadResult, final: [string, string | null][] | null, verdict: LoadVerdict | null): void {
     this.sink.history?.({
-      run: `L${++this.histories}`,
+      run: `L${++this.histories}-${st.startedAt ?? Date.now()}`,
       workload: st.workload,
       startedAt: st.startedAt ?? 0,
       clients: st.clients,

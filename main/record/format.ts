@@ -79,7 +79,7 @@ export type RecordEntry =
  * most HISTORY_PART_OPS operations each (same `run`, `part` 0…parts-1).
  */
 export interface RecordedHistory {
-  /** unique within the recording, e.g. "L3" */
+  /** unique within the recording: the run number and its start time, e.g. "L3-1764612345678" */
   run: string
   workload: Workload
   startedAt: number
