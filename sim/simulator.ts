@@ -409,6 +409,12 @@ class Simulation {
   private injectFault(): void {
     if (!this.faultsOn) return
     const r = this.chaos
+    if (!this.started()) {
+      // Lab.start returns only once the backup holds the boot entry (before that a dead primary is a failed
+      // start, reported as one, and the backup rightly never goes live with an unbooted guest): faults begin then
+      this.q.schedule(this.q.now + 10, () => this.injectFault())
+      return
+    }
     const kind = r.pick(['crash', 'crash', 'pause', 'pause', 'peer-cut', 'peer-cut', 'disk-cut', 'disk-restart', 'client-cut', 'isolate'] as const)
     const up = [...this.nodes.values()].filter((n) => n.replica.alive && !n.replica.paused)
     const victim = up.length > 0 ? r.pick(up) : undefined
@@ -484,6 +490,14 @@ class Simulation {
     this.q.schedule(this.q.now + r.int(100, 400), () => this.injectFault())
   }
 
+  private startedAt: number | null = null
+
+  /** The lab is started, as Lab.start means it: the backup of generation 1 has applied the boot entry. */
+  private started(): boolean {
+    if (this.startedAt === null && [...this.nodes.values()].some((n) => n.role === 'backup' && n.core.status().lastEntry > 0)) this.startedAt = this.q.now
+    return this.startedAt !== null
+  }
+
   /**
    * Whether a crash of `victim` now is one the lab claims to survive, and which (null: not now). Primary/backup
    * replication survives one failure at a time; with a guest that keeps its state on the disk server (kv), a second
@@ -513,6 +527,14 @@ class Simulation {
     if (victim.core.status().restoring) return 'restorer'
     if (!otherUp || other.role === 'joining') return 'second'
     return null
+  }
+
+  private crashRestorer(node: SimNode): void {
+    if (!this.faultsOn || !node.replica.alive || node.replica.paused || !node.core.status().restoring) return
+    node.replica.kill()
+    this.stats.crashes++
+    this.stats.restorerCrashes++
+    this.log(`FAULT crash ${node.id}#${node.inc} (${node.role}, ${CRASHES.restorer})`)
   }
 
   /** The disk server process restarts: every connection breaks; its store and generation survive, the blocks' write ids do not. */
@@ -581,6 +603,9 @@ class Simulation {
         this.stats.restores++
         this.log(`RESTORE ${live.id} onto a fresh ${other.id}, generation ${gen}`)
         live.replica.edge.beginRestore({ id: other.id, channel: { host: other.id, port: 0 } }, gen)
+        // a crash of the restorer before its new backup holds the snapshot: rare if left to the fault draws
+        // (a restore takes a few ms), so some restores get one on purpose
+        if (this.recoverable && this.faultsOn && this.chaos.chance(0.15)) this.q.schedule(this.q.now + this.chaos.int(1, 20), () => this.crashRestorer(live))
       }
       this.q.schedule(this.q.now + 50, check)
     }

@@ -24,6 +24,8 @@ import type { Action, DiskReq, DiskRes, Event, LogEntry, PeerMsg, ReplicaConfig,
 import { approxBytes, describeInput, entryBytes } from './size.js'
 import { EntryAssembly, SnapshotAssembly, SnapshotCutter, entryParts } from './parts.js'
 
+/** duplicate acks naming one gap that make the primary resend it at once (the simulator's links reorder: one is not proof of loss) */
+const DUP_ACKS_TO_RESEND = 2
 /** snapshot parts in flight at once: enough to fill a fast link, little enough to hold in memory */
 const SNAPSHOT_WINDOW = 4
 /**
@@ -181,6 +183,9 @@ export class ReplicaCore {
   private progressAt = 0
   /** bytes of entry acked + 1 the backup reported holding (entries sent in slices) */
   private partProgress = 0
+  /** the gap (generation, entry and byte offset the backup stands at) the last duplicate acks named, and how many */
+  private dupGap = ''
+  private dupAcks = 0
 
   // ---- backup
   private kept: Kept[] = []
@@ -491,6 +496,36 @@ export class ReplicaCore {
   }
 
   /**
+   * The backup answered something we sent after entry `n` (and, inside a sliced entry, after
+   * byte `at`) yet still stands there. On a TCP link that means what filled the gap was lost;
+   * the simulator's links also reorder, so it takes DUP_ACKS_TO_RESEND such answers (TCP's fast
+   * retransmit, with a smaller threshold because the backup answers every message). Then resend
+   * just that message rather than wait out resendMs: the backup keeps what came behind the gap,
+   * so the one message brings it level. Under steady loss the timer alone let a healthy pair
+   * fall behind its progress limit and suspect each other round after round (sim kv seed 24156,
+   * state-transfer, whose entries go in many slices). Once per gap; a resend lost too waits for
+   * the timer.
+   */
+  private resendGap(n: number, at: number): void {
+    if (!this.channelReady || this.sentThrough <= n || this.unacked.length === 0) return
+    const gap = `${this.gen}:${n}:${at}`
+    if (this.dupGap !== gap) {
+      this.dupGap = gap
+      this.dupAcks = 0
+    }
+    if (++this.dupAcks !== DUP_ACKS_TO_RESEND) return
+    const next = this.unacked[0]
+    const extra = { releasedThrough: this.reportedReleased(), nextConn: this.nextConn }
+    if (next.bytes > this.cfg.maxMessageBytes) {
+      const parts = entryParts(next.entry, this.cfg.maxMessageBytes, extra)
+      const missing = parts.filter((p) => p.t === 'entry-part' && p.at + p.bytes.length > at)
+      this.sendPeer(missing[0] ?? parts[0])
+    } else {
+      this.sendPeer({ t: 'entries', gen: this.gen, entries: [next.entry], ...extra })
+    }
+  }
+
+  /**
    * Go back only once what is outstanding could have crossed and been applied: resending a
    * backup that is busy applying a large entry makes it (and us) busier still.
    */
@@ -601,6 +636,7 @@ export class ReplicaCore {
   private onPrimaryMessage(msg: PeerMsg): void {
     switch (msg.t) {
       case 'ack':
+        if (msg.n === this.acked && (msg.part ?? 0) === this.partProgress) this.resendGap(msg.n, msg.part ?? 0)
         return this.onAck(msg.n, `ack ${msg.n}`, msg.part)
       case 'heartbeat':
         if (msg.from !== this.peer) {
