@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { FrameReader, FrameType, HEADER_BYTES, TAG_BYTES, encodeFrame, verifyFrame, type RawFrame } from '../../../agent/net/frame.js'
+import { FrameReader, FrameType, HEADER_BYTES, TAG_BYTES, decodeBatch, encodeBatch, encodeFrame, verifyFrame, type RawFrame } from '../../../agent/net/frame.js'
 
 const key = randomBytes(32)
 const nonce = randomBytes(16)
@@ -61,5 +61,19 @@ describe('FrameReader', () => {
     h.set([0x46, 0x54, 1, 3])
     h.writeUInt32BE(0xffffffff, 4)
     expect(new FrameReader().push(h)[0]).toMatchObject({ kind: 'fatal', why: expect.stringMatching(/absurd frame length/) })
+  })
+})
+
+describe('batch frames', () => {
+  it('carry several messages in order, the empty one and a long one too', () => {
+    const msgs = [Buffer.from('one'), Buffer.alloc(0), Buffer.alloc(300, 7)]
+    const body = encodeBatch(msgs, 303)
+    expect(body.length).toBe(303 + 1 + 1 + 2)
+    expect(decodeBatch(Buffer.from(body))).toEqual(msgs)
+  })
+
+  it('refuse a batch whose message overruns it, naming the offset', () => {
+    expect(() => decodeBatch(Buffer.from([2, 0x61, 0x62, 9, 0x63]))).toThrow(/message of 9 bytes at offset 3 overruns the frame/)
+    expect(() => decodeBatch(Buffer.from([0x80]))).toThrow(/length at offset 0 runs past the end/)
   })
 })
