@@ -35,6 +35,7 @@ import {
   type Progress
 } from './measure.js'
 import { deployRun } from './deploy.js'
+import { SCALE_DEFAULTS, renderScale, scaleRun, writeScaleSvg, type ScaleOptions } from './scale.js'
 import { BenchUsageError, parseBenchArgs, USAGE, type BenchOptions } from './options.js'
 import { BASELINE_HOW, renderReport, type BenchResult, type FailoverRep, type FailoverResult, type MemoryResult, type ModeResult } from './report.js'
 import { runIfMain } from '../core/entry.js'
@@ -438,6 +439,25 @@ async function failoverRun(
   }
 }
 
+/** `--scale`: the sweep on one replicated rsm lab; tables on stdout (or JSON), the plot into docs/bench/. */
+async function scaleMain(opts: BenchOptions, labs: LabRegistry, progress: Progress, signal: AbortSignal): Promise<number> {
+  const started = new Date()
+  progress('scale: starting a lab (rsm; replicas a and b, disk server)')
+  const lab = await labs.start({ name: 'bench-scale', mode: 'rsm' })
+  const sweep: ScaleOptions = { ...SCALE_DEFAULTS, keys: SCALE_DEFAULTS.keys.filter((k) => k <= opts.scaleMaxKeys), fillBudgetSeconds: opts.scaleFillSeconds }
+  try {
+    const series = await scaleRun(lab, sweep, progress, signal)
+    const title = `FT Lab scaling, ${started.toISOString().slice(0, 16)}Z, ${cpus().length} × ${cpus()[0]?.model?.trim() ?? 'CPU'}, load ${loadavg()[0].toFixed(1)}`
+    writeScaleSvg(sweep.svg, series, title)
+    progress(`scale: wrote ${sweep.svg}`)
+    if (opts.json) process.stdout.write(JSON.stringify({ startedAt: started.toISOString(), series }, null, 2) + '\n')
+    else process.stdout.write([title, ...renderScale(series), ''].join('\n'))
+    return 0
+  } finally {
+    await labs.stop('bench-scale')
+  }
+}
+
 function mixText(): string {
   const m = DEFAULT_MIX
   const t = m.set + m.get + m.incr
@@ -484,6 +504,18 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
   for (const s of sigs) process.on(s, onSignal)
+  if (opts.scale) {
+    try {
+      return await scaleMain(opts, labs, progress, ac.signal)
+    } catch (err) {
+      process.stderr.write(`bench --scale: ${(err as Error)?.stack ?? String(err)}\n`)
+      return ac.signal.aborted ? 130 : 1
+    } finally {
+      await labs.stopAll().catch(() => labs.kill())
+      rmSync(home, { recursive: true, force: true })
+      for (const s of sigs) process.off(s, onSignal)
+    }
+  }
   try {
     const result = await runBench(opts, labs, progress, ac.signal)
     if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n')

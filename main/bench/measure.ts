@@ -321,9 +321,10 @@ export function redisBenchmark(
   signal?: AbortSignal,
   timeoutMs = 180_000,
   tests = 'set,get,incr',
-  clients = 50
+  clients = 50,
+  extra: readonly string[] = []
 ): Promise<RedisRun> {
-  const args = ['-h', ep.host, '-p', String(ep.port), '-t', tests, '-n', String(requests), '-c', String(clients), '--csv']
+  const args = ['-h', ep.host, '-p', String(ep.port), '-t', tests, '-n', String(requests), '-c', String(clients), '--csv', ...extra]
   if (pipeline > 1) args.push('-P', String(pipeline))
   return new Promise((resolve) => {
     const p = spawn('redis-benchmark', args, { stdio: ['ignore', 'pipe', 'pipe'] })

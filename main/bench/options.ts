@@ -28,6 +28,12 @@ export interface BenchOptions {
   redisRounds: number
   /** cold and warm deploys each in the deploy section */
   deployReps: number
+  /** run the scaling sweep (clients, value sizes, guest state) instead of the sections */
+  scale: boolean
+  /** the largest guest state of the sweep, in keys */
+  scaleMaxKeys: number
+  /** seconds a fill of the guest's state may take before the sweep stops growing it */
+  scaleFillSeconds: number
   json: boolean
   help: boolean
 }
@@ -45,6 +51,9 @@ export const DEFAULTS: BenchOptions = {
   redisRequests: 3000,
   redisRounds: 3,
   deployReps: 3,
+  scale: false,
+  scaleMaxKeys: 1_000_000,
+  scaleFillSeconds: 240,
   json: false,
   help: false
 }
@@ -69,6 +78,10 @@ the deploy section times deploying the agent over SSH to the network-namespace t
   --redis-requests N   -n of redis-benchmark against FT Lab; 4 × N with -P 16; redis-server gets 10 × (default ${DEFAULTS.redisRequests})
   --redis-rounds N     rounds of the side-by-side table, each figure their median (default ${DEFAULTS.redisRounds})
   --deploy-reps N      cold and warm deploys each in the deploy section (default ${DEFAULTS.deployReps})
+  --scale              instead of the sections: throughput, p99 and backup lag as clients (1..256), values
+                       (16 B..1 MiB) and the guest's state (1k..1M keys) grow; writes docs/bench/scale.svg
+  --scale-max-keys N   the largest state of the sweep (default ${DEFAULTS.scaleMaxKeys})
+  --scale-fill-seconds N  stop growing the state when a fill would take longer (default ${DEFAULTS.scaleFillSeconds})
   --json               print the figures as JSON on stdout (progress stays on stderr)
   -h, --help           this text
 
@@ -94,6 +107,9 @@ const OPTS: Record<string, { key: keyof BenchOptions; kind: Kind; min?: number; 
   'redis-requests': { key: 'redisRequests', kind: 'int', min: 100, max: 10_000_000 },
   'redis-rounds': { key: 'redisRounds', kind: 'int', min: 1, max: 50 },
   'deploy-reps': { key: 'deployReps', kind: 'int', min: 1, max: 50 },
+  scale: { key: 'scale', kind: 'flag' },
+  'scale-max-keys': { key: 'scaleMaxKeys', kind: 'int', min: 1000, max: 10_000_000 },
+  'scale-fill-seconds': { key: 'scaleFillSeconds', kind: 'number', min: 1, max: 86_400 },
   json: { key: 'json', kind: 'flag' },
   help: { key: 'help', kind: 'flag' }
 }
