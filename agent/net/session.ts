@@ -50,6 +50,8 @@ export interface SessionEvents {
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000
 /** a turn's batch is sent early once it holds this many bytes, so one frame never waits on a huge turn */
 const BATCH_FLUSH_BYTES = 256 * 1024
+/** ... or once its oldest message has waited this long in a busy turn */
+const BATCH_MAX_WAIT_MS = 2
 
 export function checkKey(key: Uint8Array): void {
   if (!(key instanceof Uint8Array) || key.length !== KEY_BYTES)
@@ -74,6 +76,8 @@ export class Session extends EventEmitter<SessionEvents> {
   private pending: Uint8Array[] = []
   private pendingBytes = 0
   private flushArmed = false
+  /** when the oldest pending payload was handed over (ms) */
+  private pendingSince = 0
 
   constructor(
     private readonly socket: Socket,
@@ -114,10 +118,13 @@ export class Session extends EventEmitter<SessionEvents> {
    */
   sendPayload(payload: Uint8Array): boolean {
     if (!this.isUp || this.closed || !this.peerNonce) return false
+    const now = performance.now()
+    if (this.pending.length === 0) this.pendingSince = now
     this.pending.push(payload)
     this.pendingBytes += payload.length
-    // keep a batch well inside the receiver's frame limit (each payload is at most the limit alone)
-    if (this.pendingBytes >= Math.min(BATCH_FLUSH_BYTES, this.maxFrameBytes / 2)) this.flush()
+    // keep a batch well inside the receiver's frame limit (each payload is at most the limit alone),
+    // and a long turn from keeping the peer waiting (heartbeats are among the payloads)
+    if (this.pendingBytes >= Math.min(BATCH_FLUSH_BYTES, this.maxFrameBytes / 2) || now - this.pendingSince >= BATCH_MAX_WAIT_MS) this.flush()
     else if (!this.flushArmed) {
       this.flushArmed = true
       setImmediate(() => {

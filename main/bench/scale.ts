@@ -9,7 +9,7 @@ import { dirname } from 'node:path'
 import type { Endpoint } from '../../agent/control/protocol.js'
 import type { Lab } from '../lab/lab.js'
 import { renderTable } from '../cli/table.js'
-import { checkAbort, paired, redisBenchmark, until, type Progress } from './measure.js'
+import { checkAbort, redisBenchmark, until, type Progress } from './measure.js'
 
 export interface ScalePoint {
   x: number
@@ -45,13 +45,13 @@ export const SCALE_DEFAULTS: ScaleOptions = {
 }
 
 /** While `work` runs, the largest gap between the primary's last entry and its backup's ack. */
-async function withLag<T>(lab: Lab, work: () => Promise<T>): Promise<{ result: T; maxLag: number | null }> {
+async function withLag<T>(lab: Lab, host: () => string, work: () => Promise<T>): Promise<{ result: T; maxLag: number | null }> {
   let maxLag: number | null = null
   let done = false
   const poll = (async () => {
     while (!done) {
       const rows = await lab.status(500).catch(() => [])
-      const a = rows.find((r) => r.host === 'a')?.status?.channel
+      const a = rows.find((r) => r.host === host())?.status?.channel
       if (a) maxLag = Math.max(maxLag ?? 0, a.lastEntry - a.acked)
       await new Promise((r) => setTimeout(r, 100))
     }
@@ -111,20 +111,59 @@ export function fillKeys(ep: Endpoint, from: number, to: number, window = 512, s
 }
 
 export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress, signal: AbortSignal): Promise<ScaleSeries[]> {
-  const ep = lab.serviceEndpoints()[0]
-  const ready = () => until(lab, 'a primary with b as its backup', paired('a', 'b'), { signal })
+  let ep = lab.serviceEndpoints()[0]
+  /**
+   * A pair again before each point. Under a heavy point the backup may have gone live (a false
+   * failover: the primary was alive but busy); the sweep then restores redundancy and says so.
+   */
+  const ready = async (): Promise<string | undefined> => {
+    const rows = new Map((await lab.status(1000)).map((r) => [r.host, r]))
+    const live = [...rows.values()].find((r) => r.status?.role === 'live')
+    if (!live) {
+      await until(
+        lab,
+        'a primary with its backup',
+        (rs) => [...rs.values()].some((r) => r.status?.role === 'primary') || [...rs.values()].some((r) => r.status?.role === 'live'),
+        { signal }
+      )
+    }
+    const now = new Map((await lab.status(1000)).map((r) => [r.host, r]))
+    const alone = [...now.values()].find((r) => r.status?.role === 'live')
+    let note: string | undefined
+    if (alone) {
+      note = `${alone.host} had gone live alone before this point (failover under the previous load); redundancy restored`
+      await lab.restore({ timeoutMs: 30_000 })
+    }
+    await until(
+      lab,
+      'a primary with a backup',
+      (rs) => [...rs.values()].some((r) => r.status?.role === 'primary') && [...rs.values()].some((r) => r.status?.role === 'backup'),
+      {
+        signal
+      }
+    )
+    const prim = (await lab.status(1000)).find((r) => r.status?.role === 'primary')
+    if (prim) ep = lab.serviceEndpoints()[['a', 'b'].indexOf(prim.host)] ?? ep
+    primaryHost = prim?.host ?? 'a'
+    return note
+  }
+  let primaryHost = 'a'
   const point = async (x: number, args: { clients: number; requests: number; value: number; tests: string; keyspace?: number }): Promise<ScalePoint> => {
-    await ready()
-    const { result, maxLag } = await withLag(lab, () =>
-      redisBenchmark(ep, args.requests, 1, signal, 300_000, args.tests, args.clients, [
-        '-d',
-        String(args.value),
-        ...(args.keyspace ? ['-r', String(args.keyspace)] : [])
-      ])
+    const restored = await ready()
+    const { result, maxLag } = await withLag(
+      lab,
+      () => primaryHost,
+      () =>
+        redisBenchmark(ep, args.requests, 1, signal, 300_000, args.tests, args.clients, [
+          '-d',
+          String(args.value),
+          ...(args.keyspace ? ['-r', String(args.keyspace)] : [])
+        ])
     )
     checkAbort(signal)
     const t = result.tests[0]
-    return { x, rps: t?.rps ?? null, p99Ms: t?.p99Ms ?? null, maxLagEntries: maxLag, ...(result.ok ? {} : { note: result.error }) }
+    const note = [restored, result.ok ? undefined : result.error].filter(Boolean).join('; ')
+    return { x, rps: t?.rps ?? null, p99Ms: t?.p99Ms ?? null, maxLagEntries: maxLag, ...(note ? { note } : {}) }
   }
   const out: ScaleSeries[] = []
 
@@ -154,6 +193,7 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
     while (have < k) {
       const step = Math.min(k - have, Math.max(1000, Math.floor(k / 10)))
       const s0 = Date.now()
+      await ready()
       await fillKeys(ep, have, have + step, 512, signal)
       rate.keys += step
       rate.ms += Date.now() - s0
