@@ -86,6 +86,8 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
   /** replies waiting for a disk.sync(): `svc:hold:<seq>` = `<tag>\n<s|c>\n<conn>\n<bytes>` (send or close) */
   const HOLD = 'svc:hold:'
   const HOLD_SEQ = 'svc:hold-seq'
+  /** the oldest hold not yet sent: holds leave in seq order, so svc:hold-head..svc:hold-seq are the waiting ones (no mem.keys scan per input) */
+  const HOLD_HEAD = 'svc:hold-head'
   const LAST_SYNC = 'svc:sync'
   /** HELLO 3: `svc:proto:<conn>` = '3' */
   const PROTO = 'svc:proto:'
@@ -209,7 +211,7 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
       const out = outbox
       outbox = []
       // replies keep their order: behind a held reply, every reply waits
-      const waiting = mem.keys(HOLD).length > 0 || (wrote && app.durable?.() === true)
+      const waiting = holdsWaiting() || (wrote && app.durable?.() === true)
       for (const [conn, bytes] of out) {
         if (!waiting) {
           if (bytes === null) dev.nic.close(conn)
@@ -239,11 +241,19 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
       }
     }
 
+    function holdsWaiting(): boolean {
+      return Number(mem.get(HOLD_HEAD) ?? '1') <= Number(mem.get(HOLD_SEQ) ?? '0')
+    }
+
     function synced(tag: number): void {
-      for (const key of mem.keys(HOLD)) {
-        const v = mem.get(key)!
+      const last = Number(mem.get(HOLD_SEQ) ?? '0')
+      let head = Number(mem.get(HOLD_HEAD) ?? '1')
+      for (; head <= last; head++) {
+        const key = HOLD + String(head).padStart(15, '0')
+        const v = mem.get(key)
+        if (v === undefined) continue
         const a = v.indexOf('\n')
-        if (Number(v.slice(0, a)) > tag) return
+        if (Number(v.slice(0, a)) > tag) break
         const kind = v[a + 1]
         const b = v.indexOf('\n', a + 3)
         const conn = v.slice(a + 3, b)
@@ -251,6 +261,7 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
         if (kind === 'c') dev.nic.close(conn)
         else dev.nic.send(conn, v.slice(b + 1))
       }
+      mem.set(HOLD_HEAD, String(head))
     }
 
     function message(e: unknown): string {

@@ -9,7 +9,9 @@
 //   0x03 uint (varint)  0x04 negative int (varint of -n)  0x05 float64 LE
 //   0x06 string (varint length, UTF-8)  0x07 bytes (varint length)
 //   0x08 array (varint count, items)  0x09 object (varint count, key string + value pairs)
+//   0x0a log entry of client data (the logging channel's common case, see packDataEntry)
 //   0x20..0x3f string of length 0..31 (keys and short names)
+//   0x40..0x7f one of the 64 strings of DICTIONARY (the protocol's keys and names)
 //   0x80..0xff unsigned integer 0..127
 // Varints are unsigned LEB128 up to 2^53 - 1 (at most 8 bytes).
 
@@ -33,10 +35,86 @@ const T_STR = 0x06
 const T_BYTES = 0x07
 const T_ARRAY = 0x08
 const T_OBJECT = 0x09
+const T_DATA_ENTRY = 0x0a
 const T_FIXSTR = 0x20
+const T_DICT = 0x40
 const FIXSTR_MAX = 31
 const T_FIXUINT = 0x80
 const FIXUINT_MAX = 127
+
+/**
+ * Strings sent as one byte: the keys and names of the logging channel's and the disk protocol's
+ * messages (replica/types.ts, vmm/types.ts). Both ends run the same bundle, so the list only has
+ * to be the same on both; appending is safe, reordering changes the wire format. At most 64.
+ */
+export const DICTIONARY: readonly string[] = [
+  't',
+  'gen',
+  'n',
+  'body',
+  'kind',
+  'input',
+  'nondet',
+  'hash',
+  'conn',
+  'data',
+  'entries',
+  'releasedThrough',
+  'nextConn',
+  'ack',
+  'part',
+  'heartbeat',
+  'from',
+  'last',
+  'entry-part',
+  'at',
+  'total',
+  'bytes',
+  'snapshot',
+  'snapshot-ack',
+  'pages',
+  'outputs',
+  'io',
+  'state',
+  'open',
+  'close',
+  'reply',
+  'disk-write',
+  'disk-sync',
+  'disk-read',
+  'disk-synced',
+  'tag',
+  'block',
+  'timer',
+  'id',
+  'd',
+  'v',
+  'clock',
+  'random',
+  'replica',
+  'refused',
+  'op',
+  'ok',
+  'write',
+  'read',
+  'flush',
+  'tas',
+  'entry',
+  'index',
+  'error',
+  'message',
+  'done',
+  'append',
+  'guest',
+  'status',
+  'winner',
+  'generation',
+  'primary',
+  'backup',
+  'diverged'
+]
+const DICT_INDEX = new Map(DICTIONARY.map((w, i) => [w, i]))
+if (DICTIONARY.length > 64 || DICT_INDEX.size !== DICTIONARY.length) throw new Error('codec: DICTIONARY must hold at most 64 distinct strings')
 
 /** Nesting deeper than this is refused both ways (cycles on encode, stack exhaustion on decode). */
 export const MAX_DEPTH = 256
@@ -93,6 +171,12 @@ export class Encoder {
   }
 
   private string(s: string): void {
+    const d = DICT_INDEX.get(s)
+    if (d !== undefined) {
+      this.ensure(1)
+      this.buf[this.pos++] = T_DICT + d
+      return
+    }
     // ASCII fast path: most keys and names; avoids TextEncoder's call overhead
     const n = s.length
     if (n <= FIXSTR_MAX) {
@@ -171,6 +255,7 @@ export class Encoder {
       }
       return
     }
+    if (this.dataEntry(v as Record<string, unknown>, depth, path)) return
     const proto = Object.getPrototypeOf(v)
     if (proto !== Object.prototype && proto !== null) {
       const name = (v as object).constructor?.name ?? 'object'
@@ -191,6 +276,38 @@ export class Encoder {
       this.string(k)
       this.value(item, depth + 1, path ? `${path}.${k}` : k)
     }
+  }
+
+  /**
+   * A log entry of client bytes, `{ gen, n, body: { kind: 'input', input: { t: 'data', conn, data }, nondet }, hash? }`,
+   * packed by position: the keys and the nesting would cost more than a small request itself.
+   * Anything else of that look (another key, a refusal, a non-integer) takes the general path.
+   */
+  private dataEntry(e: Record<string, unknown>, depth: number, path: string): boolean {
+    const { gen, n, body, hash } = e
+    if (typeof gen !== 'number' || typeof n !== 'number' || typeof body !== 'object' || body === null) return false
+    if (!Number.isSafeInteger(gen) || gen < 0 || !Number.isSafeInteger(n) || n < 0) return false
+    if (hash !== undefined && typeof hash !== 'string') return false
+    if (countKeys(e) !== (hash === undefined ? 3 : 4)) return false
+    const b = body as Record<string, unknown>
+    if (b.kind !== 'input' || !Array.isArray(b.nondet) || countKeys(b) !== 3 || typeof b.input !== 'object' || b.input === null) return false
+    const i = b.input as Record<string, unknown>
+    if (i.t !== 'data' || typeof i.conn !== 'string' || !(i.data instanceof Uint8Array) || countKeys(i) !== 3) return false
+    this.ensure(1)
+    this.buf[this.pos++] = T_DATA_ENTRY
+    this.varint(gen)
+    this.varint(n)
+    this.string(i.conn)
+    this.varint(i.data.length)
+    this.ensure(i.data.length)
+    this.buf.set(i.data, this.pos)
+    this.pos += i.data.length
+    this.value(b.nondet, depth + 1, path ? `${path}.body.nondet` : 'body.nondet')
+    if (hash === undefined) {
+      this.ensure(1)
+      this.buf[this.pos++] = T_NULL
+    } else this.string(hash)
+    return true
   }
 
   private number(v: number): void {
@@ -214,6 +331,13 @@ export class Encoder {
     this.view.setFloat64(this.pos, v, true)
     this.pos += 8
   }
+}
+
+/** Own keys whose value is not undefined (the keys the general path would write). */
+function countKeys(o: Record<string, unknown>): number {
+  let c = 0
+  for (const k in o) if (Object.prototype.hasOwnProperty.call(o, k) && o[k] !== undefined) c++
+  return c
 }
 
 const shared = new Encoder()
@@ -301,7 +425,32 @@ class Decoder {
     const tag = this.buf[this.pos++]
     if (tag >= T_FIXSTR && tag <= T_FIXSTR + FIXSTR_MAX) return this.str(tag - T_FIXSTR)
     if (tag === T_STR) return this.str(this.length('string length', 1))
+    if (tag >= T_DICT && tag < T_FIXUINT) return this.dict(tag, at)
     throw new CodecError(`object key must be a string, found tag 0x${tag.toString(16)}`, at)
+  }
+
+  private dict(tag: number, at: number): string {
+    const w = DICTIONARY[tag - T_DICT]
+    if (w === undefined) throw new CodecError(`dictionary string ${tag - T_DICT} is not defined (an agent of another version?)`, at)
+    return w
+  }
+
+  private dataEntry(depth: number, at: number): unknown {
+    const gen = this.varint('entry generation')
+    const n = this.varint('entry number')
+    const conn = this.value(depth + 1)
+    if (typeof conn !== 'string') throw new CodecError('data entry: the connection id is not a string', at)
+    const len = this.length('data entry length', 1)
+    const data = new Uint8Array(len)
+    data.set(this.buf.subarray(this.pos, this.pos + len))
+    this.pos += len
+    const nondet = this.value(depth + 1)
+    if (!Array.isArray(nondet)) throw new CodecError('data entry: the non-deterministic values are not an array', at)
+    const hash = this.value(depth + 1)
+    if (hash !== null && typeof hash !== 'string') throw new CodecError('data entry: the state hash is neither a string nor null', at)
+    const entry: Record<string, unknown> = { gen, n, body: { kind: 'input', input: { t: 'data', conn, data }, nondet } }
+    if (hash !== null) entry.hash = hash
+    return entry
   }
 
   value(depth: number): unknown {
@@ -311,7 +460,10 @@ class Decoder {
     const tag = this.buf[this.pos++]
     if (tag >= T_FIXUINT) return tag - T_FIXUINT
     if (tag >= T_FIXSTR && tag <= T_FIXSTR + FIXSTR_MAX) return this.str(tag - T_FIXSTR)
+    if (tag >= T_DICT) return this.dict(tag, at)
     switch (tag) {
+      case T_DATA_ENTRY:
+        return this.dataEntry(depth, at)
       case T_NULL:
         return null
       case T_FALSE:

@@ -29,6 +29,8 @@ export const MAX_WAITING_BYTES_PER_SESSION = 1024 * 1024
 /** all sessions together; past either bound the session fed longest ago goes first */
 export const MAX_WAITING_BYTES = 64 * 1024 * 1024
 export const MAX_WAITING_SESSIONS = 4096
+/** the longest a client input's actions wait for the end of its event-loop turn (see EdgePorts.turnEnd) */
+export const MAX_DEFER_MS = 2
 /** the service traffic's name in the transport filter: `isolate` cuts clients off too */
 export const CLIENTS_PEER = 'clients'
 
@@ -98,6 +100,13 @@ export interface EdgePorts {
   filter: LinkFilter
   emit(type: string, data: Record<string, unknown>): void
   log: EdgeLog
+  /**
+   * Run `fn` once this event-loop turn's I/O callbacks have run (setImmediate on a host).
+   * Given, the edge steps every client input of a turn into the core and takes the core's
+   * actions once at the turn's end: the turn's entries then leave as one logging-channel
+   * message (one frame, one ack) instead of one each. Without it every step is performed at once.
+   */
+  turnEnd?(fn: () => void): void
 }
 
 /** Watches every action before it is performed (the simulator's invariant checks). */
@@ -148,6 +157,10 @@ export class ReplicaEdge {
   private flusher: unknown = null
   private stalled = false
   private stopped = false
+  /** client inputs were stepped this turn and their actions wait for the turn's end (see EdgePorts.turnEnd) */
+  private drainArmed = false
+  /** when the oldest of those inputs was stepped: a long turn (large values) must not hold the channel silent */
+  private deferredSince = 0
   /** why the role last changed: what a failed restore tells its caller */
   private roleReason = ''
   /** why the core last gave up a restore without a new generation (the disk server refused it) */
@@ -396,8 +409,32 @@ export class ReplicaEdge {
     this.ports.emit('dropped', { what: 'client connection', from: c.port.remote, why })
   }
 
+  /** A client's input: with a turnEnd port, its actions are taken with the rest of the turn's. */
   private input(i: GuestInput): void {
-    this.step({ t: 'input', now: this.ports.clock.now(), input: i })
+    const turnEnd = this.ports.turnEnd
+    if (!turnEnd) return this.step({ t: 'input', now: this.ports.clock.now(), input: i })
+    if (this.stopped) return
+    try {
+      this.core.step({ t: 'input', now: this.ports.clock.now(), input: i })
+    } catch (err) {
+      this.ports.log.error('replica step failed', { event: 'input', message: (err as Error).message })
+      this.ports.emit('error', { where: `replica ${this.opts.self} step(input)`, message: (err as Error).message })
+    }
+    const now = this.ports.clock.now()
+    if (this.drainArmed) {
+      // a turn busy for longer than this sends what it has: the backup hears the primary, entries keep flowing
+      if (now - this.deferredSince >= MAX_DEFER_MS) {
+        this.deferredSince = now
+        this.perform(this.core.takeActions())
+      }
+      return
+    }
+    this.drainArmed = true
+    this.deferredSince = now
+    turnEnd(() => {
+      this.drainArmed = false
+      if (!this.stopped) this.perform(this.core.takeActions())
+    })
   }
 
   private takeWaiting(id: ConnId) {

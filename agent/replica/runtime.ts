@@ -225,7 +225,8 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
       disk: diskPort,
       filter: ctx.filter,
       emit: (type, data) => ctx.emit(type, data),
-      log: ctx.log
+      log: ctx.log,
+      turnEnd: (fn) => void setImmediate(fn)
     },
     {
       self,
@@ -244,7 +245,14 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
     socket.on('error', () => {})
     const client = theEdge.accept({
       remote: `${socket.remoteAddress}:${socket.remotePort}`,
-      write: (data) => void socket.write(data),
+      // replies released in one turn (a pipelined client's, or a batch the Output Rule let go) leave in one write
+      write: (data) => {
+        if (!socket.writableCorked) {
+          socket.cork()
+          process.nextTick(() => socket.uncork())
+        }
+        socket.write(data)
+      },
       end: (text) => void (text === undefined ? socket.end() : socket.end(text)),
       destroy: () => void socket.destroy(),
       pause: () => void socket.pause(),

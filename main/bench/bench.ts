@@ -35,22 +35,17 @@ import {
   type Progress
 } from './measure.js'
 import { deployRun } from './deploy.js'
+import { SCALE_DEFAULTS, renderScale, scaleRun, writeScaleSvg, type ScaleOptions } from './scale.js'
 import { BenchUsageError, parseBenchArgs, USAGE, type BenchOptions } from './options.js'
-import {
-  BASELINE_HOW,
-  renderReport,
-  type BenchResult,
-  type FailoverRep,
-  type FailoverResult,
-  type MemoryResult,
-  type ModeResult,
-  type RedisResult
-} from './report.js'
+import { BASELINE_HOW, renderReport, type BenchResult, type FailoverRep, type FailoverResult, type MemoryResult, type ModeResult } from './report.js'
 import { runIfMain } from '../core/entry.js'
+import { samplesOf, startRedisServer, type RedisServer, type SbsChannelSample, type SbsTarget, type SideBySideResult } from './side-by-side.js'
 
 const HOSTS = ['a', 'b', 'disk'] as const
 const SAMPLE_EVERY_MS = 1000
 const REDIS_PIPELINE = 16
+/** redis-server is that much faster: it gets this many times FT Lab's -n, so its runs are not over before they begin */
+const REDIS_SERVER_FACTOR = 10
 /** after a signal, how long the benchmark may take to unwind before it kills the agents itself */
 const UNWIND_GRACE_MS = 12_000
 
@@ -131,6 +126,8 @@ function agentsUnder(dir: string): number[] {
 
 /** Set while the deploy section has the testbed up, so that a signal can take it down. */
 let testbedCleanup: (() => void) | null = null
+/** Set while the benchmark's own redis-server runs, so that every exit path stops it. */
+let redisServer: RedisServer | null = null
 
 export async function runBench(opts: BenchOptions, labs: LabRegistry, progress: Progress, signal: AbortSignal): Promise<BenchResult> {
   const started = Date.now()
@@ -157,11 +154,25 @@ export async function runBench(opts: BenchOptions, labs: LabRegistry, progress: 
   let redisVersion: string | null = null
   if (has('redis')) {
     redisVersion = await redisBenchmarkVersion()
-    result.redis = {
-      available: redisVersion !== null,
-      requests: opts.redisRequests,
-      byMode: [],
-      ...(redisVersion ? { version: redisVersion } : { note: 'redis-benchmark is not on the PATH (Debian/Ubuntu: apt-get install redis-tools)' })
+    const plain = opts.redisRequests
+    result.sideBySide = {
+      redisServer: { available: false, why: 'redis-benchmark is not on the PATH (Debian/Ubuntu: apt-get install redis-tools)' },
+      rounds: opts.redisRounds,
+      requests: { plain, pipelined: plain * 4, redisFactor: REDIS_SERVER_FACTOR },
+      samples: [],
+      channel: [],
+      errors: []
+    }
+    if (redisVersion) {
+      progress('redis: starting redis-server on a free loopback port')
+      const rs = await startRedisServer(signal)
+      if ('why' in rs) {
+        result.sideBySide.redisServer = { available: false, why: rs.why }
+        progress(`redis: redis-server not measured: ${rs.why}`)
+      } else {
+        redisServer = rs
+        result.sideBySide.redisServer = { available: true, version: rs.version }
+      }
     }
   }
 
@@ -290,20 +301,12 @@ async function modeRun(
       }
     }
 
-    if (has('redis') && redisAvailable && result.redis) {
-      const entry: RedisResult['byMode'][number] = { mode, runs: [] }
-      result.redis.byMode.push(entry)
+    if (has('redis') && redisAvailable && result.sideBySide) {
       try {
-        await pairedAB()
-        for (const pipeline of [1, REDIS_PIPELINE]) {
-          progress(`${mode}: redis-benchmark -t set,get,incr -n ${opts.redisRequests * (pipeline > 1 ? 4 : 1)}${pipeline > 1 ? ` -P ${pipeline}` : ''}`)
-          // pipelined runs finish in a fraction of a second at -n; give them more to chew on
-          entry.runs.push(await redisBenchmark(targets[0], opts.redisRequests * (pipeline > 1 ? 4 : 1), pipeline, signal))
-          checkAbort(signal)
-        }
+        await sideBySideRounds(lab, mode, opts, result.sideBySide, progress, signal)
       } catch (err) {
         if (err instanceof Aborted) throw err
-        entry.error = (err as Error).message
+        result.sideBySide.errors.push(`${mode}: ${(err as Error).message}`)
       }
     }
   } finally {
@@ -311,6 +314,66 @@ async function modeRun(
     await labs.stop(name)
   }
   return out
+}
+
+/**
+ * The headline table's rounds on one lab: each round runs redis-benchmark with and without
+ * -P 16 against redis-server, the replicated primary (SET, GET, INCR one at a time, with the
+ * logging channel's byte counters read around each) and the primary alone after a power cut of
+ * the backup, then restores redundancy for the next round.
+ */
+async function sideBySideRounds(
+  lab: Lab,
+  mode: ReplicationMode,
+  opts: BenchOptions,
+  sbs: SideBySideResult,
+  progress: Progress,
+  signal: AbortSignal
+): Promise<void> {
+  const pairedAB = () => until(lab, 'a primary with b as its backup', paired('a', 'b'), { signal })
+  const primary = lab.serviceEndpoints()[0]
+  const n = (pipeline: number) => (pipeline > 1 ? sbs.requests.pipelined : sbs.requests.plain)
+  const bench = async (target: SbsTarget, round: number, pipeline: number, tests: string, requests: number) => {
+    const ep = target === 'redis' ? redisServer!.ep : primary
+    const run = await redisBenchmark(ep, requests, pipeline, signal, 180_000, tests)
+    checkAbort(signal)
+    if (!run.ok) sbs.errors.push(`${mode} round ${round}: redis-benchmark -t ${tests}${pipeline > 1 ? ` -P ${pipeline}` : ''} against ${target}: ${run.error}`)
+    sbs.samples.push(...samplesOf(run, mode, target, round))
+  }
+  for (let round = 1; round <= opts.redisRounds; round++) {
+    const tag = `${mode} side by side ${round}/${opts.redisRounds}`
+    for (const pipeline of [1, REDIS_PIPELINE]) {
+      if (redisServer) {
+        progress(`${tag}: redis-server${pipeline > 1 ? ' -P 16' : ''}`)
+        await bench('redis', round, pipeline, 'set,get,incr', n(pipeline) * sbs.requests.redisFactor)
+      }
+      await pairedAB()
+      for (const test of ['set', 'get', 'incr'] as const) {
+        progress(`${tag}: FT Lab replicated ${test}${pipeline > 1 ? ' -P 16' : ''}`)
+        const before = new Map((await lab.status(1000)).map((r) => [r.host, r]))
+        await bench('replicated', round, pipeline, test, n(pipeline))
+        const after = new Map((await lab.status(1000)).map((r) => [r.host, r]))
+        const sent = (rows: typeof before) => rows.get('a')?.status?.channel?.bytesSent
+        const b0 = sent(before)
+        const b1 = sent(after)
+        if (b0 !== undefined && b1 !== undefined && b1 >= b0) {
+          const c: SbsChannelSample = { mode, test: test.toUpperCase() as SbsChannelSample['test'], pipeline, round, bytesPerOp: (b1 - b0) / n(pipeline) }
+          sbs.channel.push(c)
+        }
+      }
+    }
+    progress(`${tag}: power cut of the backup b; waiting for a to go live alone`)
+    await lab.powerCut('b')
+    await until(lab, 'a live alone', (rows) => rows.get('b')?.state === 'down' && roleOf(rows, 'a') === 'live', { signal })
+    for (const pipeline of [1, REDIS_PIPELINE]) {
+      progress(`${tag}: FT Lab alone${pipeline > 1 ? ' -P 16' : ''}`)
+      await bench('alone', round, pipeline, 'set,get,incr', n(pipeline))
+    }
+    if (round === opts.redisRounds) break // the lab stops next
+    progress(`${tag}: restoring redundancy onto a fresh b`)
+    await lab.restore({ timeoutMs: 20_000 })
+    await pairedAB()
+  }
 }
 
 /**
@@ -376,6 +439,25 @@ async function failoverRun(
   }
 }
 
+/** `--scale`: the sweep on one replicated rsm lab; tables on stdout (or JSON), the plot into docs/bench/. */
+async function scaleMain(opts: BenchOptions, labs: LabRegistry, progress: Progress, signal: AbortSignal): Promise<number> {
+  const started = new Date()
+  progress('scale: starting a lab (rsm; replicas a and b, disk server)')
+  const lab = await labs.start({ name: 'bench-scale', mode: 'rsm' })
+  const sweep: ScaleOptions = { ...SCALE_DEFAULTS, keys: SCALE_DEFAULTS.keys.filter((k) => k <= opts.scaleMaxKeys), fillBudgetSeconds: opts.scaleFillSeconds }
+  try {
+    const series = await scaleRun(lab, sweep, progress, signal)
+    const title = `FT Lab scaling, ${started.toISOString().slice(0, 16)}Z, ${cpus().length} × ${cpus()[0]?.model?.trim() ?? 'CPU'}, load ${loadavg()[0].toFixed(1)}`
+    writeScaleSvg(sweep.svg, series, title)
+    progress(`scale: wrote ${sweep.svg}`)
+    if (opts.json) process.stdout.write(JSON.stringify({ startedAt: started.toISOString(), series }, null, 2) + '\n')
+    else process.stdout.write([title, ...renderScale(series), ''].join('\n'))
+    return 0
+  } finally {
+    await labs.stop('bench-scale')
+  }
+}
+
 function mixText(): string {
   const m = DEFAULT_MIX
   const t = m.set + m.get + m.incr
@@ -415,12 +497,25 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const hardExit = async () => {
     testbedCleanup?.()
+    await redisServer?.stop().catch(() => {})
     await labs.kill().catch(() => {})
     rmSync(home, { recursive: true, force: true })
     process.exit(130)
   }
   const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
   for (const s of sigs) process.on(s, onSignal)
+  if (opts.scale) {
+    try {
+      return await scaleMain(opts, labs, progress, ac.signal)
+    } catch (err) {
+      process.stderr.write(`bench --scale: ${(err as Error)?.stack ?? String(err)}\n`)
+      return ac.signal.aborted ? 130 : 1
+    } finally {
+      await labs.stopAll().catch(() => labs.kill())
+      rmSync(home, { recursive: true, force: true })
+      for (const s of sigs) process.off(s, onSignal)
+    }
+  }
   try {
     const result = await runBench(opts, labs, progress, ac.signal)
     if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n')
@@ -436,6 +531,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 1
   } finally {
     await labs.stopAll().catch(() => labs.kill())
+    await redisServer?.stop().catch(() => {})
+    redisServer = null
     testbedCleanup?.()
     rmSync(home, { recursive: true, force: true })
     for (const s of sigs) process.off(s, onSignal)

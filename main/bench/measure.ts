@@ -314,8 +314,17 @@ export function redisBenchmarkVersion(): Promise<string | null> {
 }
 
 /** redis-benchmark -t set,get,incr against one service address; figures from its CSV output. */
-export function redisBenchmark(ep: Endpoint, requests: number, pipeline: number, signal?: AbortSignal, timeoutMs = 180_000): Promise<RedisRun> {
-  const args = ['-h', ep.host, '-p', String(ep.port), '-t', 'set,get,incr', '-n', String(requests), '--csv']
+export function redisBenchmark(
+  ep: Endpoint,
+  requests: number,
+  pipeline: number,
+  signal?: AbortSignal,
+  timeoutMs = 180_000,
+  tests = 'set,get,incr',
+  clients = 50,
+  extra: readonly string[] = []
+): Promise<RedisRun> {
+  const args = ['-h', ep.host, '-p', String(ep.port), '-t', tests, '-n', String(requests), '-c', String(clients), '--csv', ...extra]
   if (pipeline > 1) args.push('-P', String(pipeline))
   return new Promise((resolve) => {
     const p = spawn('redis-benchmark', args, { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -332,10 +341,10 @@ export function redisBenchmark(ep: Endpoint, requests: number, pipeline: number,
     p.on('close', (code, sig) => {
       clearTimeout(timer)
       signal?.removeEventListener('abort', kill)
-      const tests = parseRedisCsv(out)
+      const got = parseRedisCsv(out)
       // redis-benchmark 7 stops at the first error reply and says so
       const serverError = /Error from server: ([^\r\n]*)/.exec(out)?.[1]
-      const ok = code === 0 && !serverError && tests.length === 3
+      const ok = code === 0 && !serverError && got.length === tests.split(',').length
       const error = ok
         ? undefined
         : serverError
@@ -343,7 +352,7 @@ export function redisBenchmark(ep: Endpoint, requests: number, pipeline: number,
           : sig
             ? `killed (${sig})`
             : `exit code ${code}: ${out.trim().split('\n').slice(-2).join(' ')}`
-      resolve({ pipeline, requests, ok, error, tests })
+      resolve({ pipeline, requests, ok, error, tests: got })
     })
   })
 }

@@ -22,10 +22,18 @@ export interface BenchOptions {
   memorySeconds: number
   /** how many power cuts the failover section makes */
   failovers: number
-  /** -n for each redis-benchmark run */
+  /** -n for each redis-benchmark run against FT Lab (redis-server gets ten times as many) */
   redisRequests: number
+  /** rounds of the side-by-side table; each figure is the median over them */
+  redisRounds: number
   /** cold and warm deploys each in the deploy section */
   deployReps: number
+  /** run the scaling sweep (clients, value sizes, guest state) instead of the sections */
+  scale: boolean
+  /** the largest guest state of the sweep, in keys */
+  scaleMaxKeys: number
+  /** seconds a fill of the guest's state may take before the sweep stops growing it */
+  scaleFillSeconds: number
   json: boolean
   help: boolean
 }
@@ -40,8 +48,12 @@ export const DEFAULTS: BenchOptions = {
   sections: [...SECTIONS],
   memorySeconds: 12,
   failovers: 3,
-  redisRequests: 5000,
+  redisRequests: 3000,
+  redisRounds: 3,
   deployReps: 3,
+  scale: false,
+  scaleMaxKeys: 1_000_000,
+  scaleFillSeconds: 240,
   json: false,
   help: false
 }
@@ -63,12 +75,20 @@ the deploy section times deploying the agent over SSH to the network-namespace t
   --only LIST          same as --sections
   --memory-seconds N   length of the sustained run sampled for memory (default ${DEFAULTS.memorySeconds})
   --failovers N        power cuts in the failover section (default ${DEFAULTS.failovers})
-  --redis-requests N   -n of redis-benchmark; 4 × N with -P 16 (default ${DEFAULTS.redisRequests})
+  --redis-requests N   -n of redis-benchmark against FT Lab; 4 × N with -P 16; redis-server gets 10 × (default ${DEFAULTS.redisRequests})
+  --redis-rounds N     rounds of the side-by-side table, each figure their median (default ${DEFAULTS.redisRounds})
   --deploy-reps N      cold and warm deploys each in the deploy section (default ${DEFAULTS.deployReps})
+  --scale              instead of the sections: throughput, p99 and backup lag as clients (1..256), values
+                       (16 B..1 MiB) and the guest's state (1k..1M keys) grow; writes docs/bench/scale.svg
+  --scale-max-keys N   the largest state of the sweep (default ${DEFAULTS.scaleMaxKeys})
+  --scale-fill-seconds N  stop growing the state when a fill would take longer (default ${DEFAULTS.scaleFillSeconds})
   --json               print the figures as JSON on stdout (progress stays on stderr)
   -h, --help           this text
 
-The redis section runs only where redis-benchmark is installed (Debian: redis-tools).
+The redis section is the headline table: redis-benchmark against redis-server (started by the
+benchmark on a free loopback port), FT Lab replicated and FT Lab alone, side by side in each
+round, with every goal judged MET or NOT MET. It runs where redis-benchmark is installed
+(Debian: redis-tools); without redis-server the FT Lab columns are still measured.
 The deploy section runs only as root where network namespaces work and the testbed is not
 already up (it brings the testbed up and down itself); elsewhere the report says why not.`
 
@@ -85,7 +105,11 @@ const OPTS: Record<string, { key: keyof BenchOptions; kind: Kind; min?: number; 
   'memory-seconds': { key: 'memorySeconds', kind: 'number', min: 1, max: 86_400 },
   failovers: { key: 'failovers', kind: 'int', min: 1, max: 100 },
   'redis-requests': { key: 'redisRequests', kind: 'int', min: 100, max: 10_000_000 },
+  'redis-rounds': { key: 'redisRounds', kind: 'int', min: 1, max: 50 },
   'deploy-reps': { key: 'deployReps', kind: 'int', min: 1, max: 50 },
+  scale: { key: 'scale', kind: 'flag' },
+  'scale-max-keys': { key: 'scaleMaxKeys', kind: 'int', min: 1000, max: 10_000_000 },
+  'scale-fill-seconds': { key: 'scaleFillSeconds', kind: 'number', min: 1, max: 86_400 },
   json: { key: 'json', kind: 'flag' },
   help: { key: 'help', kind: 'flag' }
 }

@@ -3,7 +3,8 @@ import type { TimingConfig } from '../../agent/control/protocol.js'
 import type { ReplicationMode } from '../../agent/vmm/types.js'
 import { renderTable } from '../cli/table.js'
 import type { DeployResult } from './deploy.js'
-import type { ChannelFigures, HostMemory, OutputRuleFigures, RedisRun, RunFigures } from './measure.js'
+import type { ChannelFigures, HostMemory, OutputRuleFigures, RunFigures } from './measure.js'
+import { renderSideBySide, type SideBySideResult } from './side-by-side.js'
 
 export const BASELINE_HOW =
   'unreplicated = the same lab after a power cut (SIGKILL) of the backup: the primary won the ' +
@@ -65,14 +66,6 @@ export interface FailoverResult {
   error?: string
 }
 
-export interface RedisResult {
-  available: boolean
-  version?: string
-  note?: string
-  requests: number
-  byMode: { mode: ReplicationMode; runs: RedisRun[]; error?: string }[]
-}
-
 export interface BenchResult {
   startedAt: string
   elapsedMs: number
@@ -84,7 +77,8 @@ export interface BenchResult {
   modes: ModeResult[]
   memory: MemoryResult[]
   failover?: FailoverResult
-  redis?: RedisResult
+  /** the headline: redis-benchmark against redis-server and FT Lab side by side, and the goals judged */
+  sideBySide?: SideBySideResult
   deploy?: DeployResult
   interrupted: boolean
 }
@@ -95,7 +89,7 @@ const mib = (b: number) => (b > 0 ? (b / 1048576).toFixed(1) : '-')
 
 export function renderReport(r: BenchResult): string {
   const out: string[] = []
-  const localLab = r.modes.length > 0 || r.memory.length > 0 || r.failover !== undefined || r.redis !== undefined
+  const localLab = r.modes.length > 0 || r.memory.length > 0 || r.failover !== undefined || r.sideBySide !== undefined
   out.push(`FT Lab benchmark: ${localLab ? 'embedded local lab on 127.0.0.1, ' : ''}${r.machine.cpus} × ${r.machine.cpuModel}, Node ${r.machine.node}`)
   if (localLab) {
     out.push(
@@ -104,6 +98,7 @@ export function renderReport(r: BenchResult): string {
     )
   } else out.push(`1-min load average ${r.machine.loadAvg[0].toFixed(2)} at the start, ${r.machine.loadAvg[1].toFixed(2)} at the end`)
   if (r.interrupted) out.push('INTERRUPTED: the figures below are partial')
+  if (r.sideBySide) out.push('', ...renderSideBySide(r.sideBySide, [...new Set(r.sideBySide.samples.map((x) => x.mode))]))
 
   const tp = r.modes.filter((m) => m.replicated || m.unreplicated || m.error)
   if (tp.length) {
@@ -199,21 +194,6 @@ export function renderReport(r: BenchResult): string {
     if (m.error) out.push(`FAILED: ${m.error}`)
   }
 
-  if (r.redis) {
-    const x = r.redis
-    out.push('', `redis-benchmark -t set,get,incr (50 connections) against the replicated primary${x.version ? ` (${x.version})` : ''}`)
-    if (!x.available) out.push(`skipped: ${x.note ?? 'redis-benchmark is not installed'}`)
-    for (const b of x.byMode) {
-      const rows: string[][] = []
-      for (const run of b.runs) {
-        const p = run.pipeline > 1 ? `-P ${run.pipeline}` : '-'
-        for (const t of run.tests) rows.push([b.mode, p, String(run.requests), t.test, int(t.rps), ms(t.p50Ms, 2), ms(t.p99Ms, 2)])
-        if (!run.ok) rows.push([b.mode, p, String(run.requests), 'FAILED', run.error ?? '', '', ''])
-      }
-      if (rows.length) out.push(renderTable(['MODE', 'PIPELINE', '-n', 'TEST', 'REQ/S', 'p50 ms', 'p99 ms'], rows))
-      if (b.error) out.push(`FAILED (${b.mode}): ${b.error}`)
-    }
-  }
   if (r.deploy) out.push('', ...renderDeploy(r.deploy))
   out.push('', `total ${(r.elapsedMs / 1000).toFixed(1)} s`)
   return out.join('\n') + '\n'

@@ -49,7 +49,9 @@ export class LocalHost implements LabHost {
     if (process.versions.electron) env.ELECTRON_RUN_AS_NODE = '1'
     let child
     try {
-      child = spawn(process.execPath, [this.bundle], { detached: true, stdio: ['pipe', out, err], cwd: boot.dataDir, env })
+      // FTLAB_AGENT_NODE_OPTIONS: extra Node flags for the agents only (profiling: --cpu-prof --cpu-prof-dir=DIR)
+      const nodeFlags = (process.env.FTLAB_AGENT_NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean)
+      child = spawn(process.execPath, [...nodeFlags, this.bundle], { detached: true, stdio: ['pipe', out, err], cwd: boot.dataDir, env })
     } finally {
       // the child holds its own copies of the descriptors
       closeSync(out)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { CodecError, Encoder, MAX_DEPTH, decode, encode } from '../../../agent/net/codec.js'
+import { CodecError, DICTIONARY, Encoder, MAX_DEPTH, decode, encode } from '../../../agent/net/codec.js'
 
 function codecError(fn: () => unknown): CodecError {
   try {
@@ -80,7 +80,47 @@ describe('codec round-trips', () => {
 
   it('encodes small integers and short keys in one byte each', () => {
     expect(encode(5).length).toBe(1)
-    expect(encode({ n: 1 }).length).toBe(1 + 1 + 1 + 1 + 1)
+    expect(encode({ q: 1 }).length).toBe(1 + 1 + 1 + 1 + 1)
+  })
+
+  it("sends the protocol's keys and names as one byte each", () => {
+    expect(DICTIONARY.length).toBeLessThanOrEqual(64)
+    expect(encode('releasedThrough').length).toBe(1)
+    expect(encode({ t: 'entries', gen: 3 }).length).toBe(2 + 1 + 1 + 1 + 1)
+    expect(decode(encode({ t: 'entries', releasedThrough: 'ack' }))).toEqual({ t: 'entries', releasedThrough: 'ack' })
+  })
+
+  it('packs a log entry of client data into the request bytes plus a few bytes', () => {
+    const data = new TextEncoder().encode('*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n')
+    const entry = { gen: 2, n: 70_000, body: { kind: 'input', input: { t: 'data', conn: 't:12', data }, nondet: [] } }
+    const enc = encode(entry)
+    expect(enc.length).toBeLessThanOrEqual(data.length + 16)
+    expect(decode(enc)).toEqual(entry)
+    const hashed = { ...entry, hash: 'abc123', body: { ...entry.body, nondet: [{ d: 'clock', v: 1700000000000 }] } }
+    expect(decode(encode(hashed))).toEqual(hashed)
+  })
+
+  it('keeps an entry that only looks like a data entry on the general path, whole', () => {
+    const refused = {
+      gen: 1,
+      n: 2,
+      body: { kind: 'input', input: { t: 'data', conn: 't:1', data: new Uint8Array([1]) }, nondet: [], refused: 'stack-overflow' }
+    }
+    const extra = { gen: 1, n: 2, body: { kind: 'input', input: { t: 'data', conn: 't:1', data: new Uint8Array([1]), more: 1 }, nondet: [] } }
+    const fractional = { gen: 1.5, n: 2, body: { kind: 'input', input: { t: 'data', conn: 't:1', data: new Uint8Array([1]) }, nondet: [] } }
+    for (const v of [refused, extra, fractional]) {
+      expect(encode(v)[0]).toBe(0x09)
+      expect(decode(encode(v))).toEqual(v)
+    }
+  })
+
+  it('refuses a malformed data entry with the offset and what is wrong', () => {
+    // tag, gen 1, n 2, conn given as the integer 5 instead of a string
+    expect(codecError(() => decode(new Uint8Array([0x0a, 1, 2, 0x85, 0, 0x08, 0, 0x00]))).message).toMatch(/connection id is not a string at offset 0/)
+    // data longer than what is left
+    expect(codecError(() => decode(new Uint8Array([0x0a, 1, 2, 0x21, 0x41, 9, 1]))).message).toMatch(/absurd data entry length 9/)
+    // hash of the wrong type
+    expect(codecError(() => decode(new Uint8Array([0x0a, 1, 2, 0x21, 0x41, 0, 0x08, 0, 0x85]))).message).toMatch(/state hash/)
   })
 
   it('grows its scratch buffer for large values', () => {

@@ -1,6 +1,17 @@
 import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { FrameReader, FrameType, HEADER_BYTES, TAG_BYTES, encodeFrame, verifyFrame, type RawFrame } from '../../../agent/net/frame.js'
+import {
+  FRAME_VERSION,
+  FrameReader,
+  FrameType,
+  HEADER_BYTES,
+  TAG_BYTES,
+  decodeBatch,
+  encodeBatch,
+  encodeFrame,
+  verifyFrame,
+  type RawFrame
+} from '../../../agent/net/frame.js'
 
 const key = randomBytes(32)
 const nonce = randomBytes(16)
@@ -58,8 +69,32 @@ describe('FrameReader', () => {
     v[2] = 9
     expect(new FrameReader().push(v)[0]).toMatchObject({ kind: 'fatal', why: expect.stringMatching(/version 9/) })
     const h = Buffer.alloc(HEADER_BYTES + TAG_BYTES)
-    h.set([0x46, 0x54, 1, 3])
+    h.set([0x46, 0x54, FRAME_VERSION, 3])
     h.writeUInt32BE(0xffffffff, 4)
     expect(new FrameReader().push(h)[0]).toMatchObject({ kind: 'fatal', why: expect.stringMatching(/absurd frame length/) })
+  })
+})
+
+describe('batch frames', () => {
+  it('carry several messages in order, the empty one and a long one too', () => {
+    const msgs = [Buffer.from('one'), Buffer.alloc(0), Buffer.alloc(300, 7)]
+    const body = encodeBatch(msgs, 303)
+    expect(body.length).toBe(303 + 1 + 1 + 2)
+    expect(decodeBatch(Buffer.from(body))).toEqual(msgs)
+  })
+
+  it('refuse a batch whose message overruns it, naming the offset', () => {
+    expect(() => decodeBatch(Buffer.from([2, 0x61, 0x62, 9, 0x63]))).toThrow(/message of 9 bytes at offset 3 overruns the frame/)
+    expect(() => decodeBatch(Buffer.from([0x80]))).toThrow(/length at offset 0 runs past the end/)
+  })
+})
+
+describe('frame tags', () => {
+  it('are the first 128 bits of the HMAC and fail on any changed bit of the payload', () => {
+    const f = frames(new FrameReader().push(encodeFrame(FrameType.Message, 3, Buffer.from('payload'), key, nonce)))[0]
+    expect(f.tag.length).toBe(16)
+    expect(verifyFrame(f, key, nonce)).toBe(true)
+    f.payload[0] ^= 1
+    expect(verifyFrame(f, key, nonce)).toBe(false)
   })
 })

@@ -43,6 +43,21 @@ function nextDrop(l: { once(ev: 'dropped', fn: (r: DropReport) => void): unknown
 }
 
 describe('links over loopback', () => {
+  it('sends the messages of one event-loop turn in one frame, in order', async () => {
+    const l = await listener()
+    const accepted = once(l, 'link') as Promise<[Link]>
+    const a = dial(l.port)
+    await once(a, 'up')
+    const [b] = await accepted
+    const atB = nextMessages(b, 100)
+    const before = a.stats().bytesSent
+    for (let i = 0; i < 100; i++) a.send({ t: 'ack', n: i })
+    const got = await atB
+    expect(got).toEqual(Array.from({ length: 100 }, (_, i) => ({ t: 'ack', n: i })))
+    // one 48-byte header and tag for all 100, not one each
+    expect(a.stats().bytesSent - before).toBeLessThan(100 * 48)
+  })
+
   it('comes up with the peer id learned from the hello and carries messages both ways', async () => {
     const l = await listener()
     const accepted = once(l, 'link') as Promise<[Link]>
