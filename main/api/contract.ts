@@ -863,7 +863,12 @@ export const requestSchemas = {
   'lab.list': noParams,
   'lab.start': labStart,
   'lab.open': obj({ kind: oneOf(['local', 'remote']), name: labName }),
-  'lab.deploy': obj({ name: labName, file: labFileSchema }),
+  'lab.deploy': obj({
+    name: labName,
+    file: labFileSchema,
+    /** drill-only agent switches, as lab.start's: a drill redeploys a remote lab with them (the UI shows them loudly) */
+    experiments: z.array(oneOf(EXPERIMENTS), { error: `${MUST}a list of ${quoted(EXPERIMENTS)}` }).optional()
+  }),
   'lab.stop': noParams,
   'lab.teardown': obj({ confirm: str("the lab's name, typed to confirm", (s) => s.length <= 64) }),
   'lab.detach': noParams,
@@ -904,6 +909,10 @@ export const requestSchemas = {
     as: recordingName.optional()
   }),
   'recording.export': obj({ name: recordingName, to: str('a path on the console machine', (s) => s.trim() !== '' && s.length <= 4096).optional() }),
+  /** the desktop app: a native open dialog, then recording.import of the file chosen */
+  'recording.importDialog': noParams,
+  /** the desktop app: a native save dialog, then a copy of the recording there */
+  'recording.exportDialog': obj({ name: recordingName }),
   'recording.report': obj({ name: recordingName }),
   'playback.open': obj({ name: recordingName }),
   'playback.seek': obj({ id: plainId, t: num(0, 8.64e15) }),
@@ -1003,6 +1012,10 @@ export interface ApiMethods {
   'recording.import': { params: RecordingImportParams; result: RecordingInfo }
   /** without `to`: where the file is, and the browser mode's download address (GET, token-guarded) */
   'recording.export': { params: RecordingExportParams; result: { path: string; download: string } }
+  /** null: the operator cancelled the dialog; refused as 'unavailable' in browser mode */
+  'recording.importDialog': { params: NoParams; result: RecordingInfo | null }
+  /** null: the operator cancelled the dialog; refused as 'unavailable' in browser mode */
+  'recording.exportDialog': { params: In<'recording.exportDialog'>; result: { path: string } | null }
   /** writes the recording's HTML report next to it; `view` is the browser mode's address for it (GET, token-guarded) */
   'recording.report': { params: In<'recording.report'>; result: { path: string; view: string } }
   'playback.open': { params: In<'playback.open'>; result: PlaybackOpened }

@@ -19,10 +19,10 @@ import {
 import { callHandler, type ApiHandlers, type ConsoleService } from '../api/dispatch.js'
 import { ApiEventLog, type UnnumberedEvent } from '../api/event-log.js'
 import { ftlabHome } from '../lab/lab-state.js'
-import { LabFileError, parseLabFile } from '../remote/lab-file.js'
+import { LabFileError, labFileForm, parseLabFile } from '../remote/lab-file.js'
 import { RemoteStore } from '../remote/remote-state.js'
 import { SessionLibrary } from '../record/library.js'
-import { RecordingService } from '../record/playback.js'
+import { RecordingService, type RecordingDialogs } from '../record/playback.js'
 import { ConsoleRecorder } from '../record/recorder.js'
 import type { RecordedHistory } from '../record/format.js'
 import { DrillService } from '../drill/drill-service.js'
@@ -41,6 +41,8 @@ export interface ConsoleBackendOptions extends SessionOptions {
   promptTimeoutMs?: number
   /** record every lab session into <home>/recordings (default true) */
   record?: boolean
+  /** the desktop app's native file dialogs for recording import and export (main/electron) */
+  recordingDialogs?: RecordingDialogs
   /** the built-in drills' folder (default: drills/ next to the console) and etcd URLs for etcd drills */
   drills?: { dir?: string; etcd?: string[] }
 }
@@ -81,14 +83,21 @@ export class ConsoleBackend implements ConsoleService {
             { home: this.home, onError: (e) => console.error(`ftlab: ${e.message}`) }
           )
     if (this.recorder) this.events.subscribe((ev) => this.recorder?.event(ev))
-    this.recordings = new RecordingService(this.recorder?.library ?? new SessionLibrary(this.home), { writing: () => this.recorder?.path ?? null })
+    this.recordings = new RecordingService(this.recorder?.library ?? new SessionLibrary(this.home), {
+      writing: () => this.recorder?.path ?? null,
+      ...(opts.recordingDialogs ? { dialogs: opts.recordingDialogs } : {})
+    })
     // a drill is a scripted operator: it goes through handle() like the UI, so it is recorded alike
     this.drills = new DrillService(
       {
         call: (method, params) => this.handle(method, params),
         subscribe: (l) => this.events.subscribe(l),
         publish: (ev) => this.events.publish(ev),
-        recording: () => this.recorder?.path ?? null
+        recording: () => this.recorder?.path ?? null,
+        remoteLabFile: (name) => {
+          const st = new RemoteStore(this.home).load(name)
+          return st ? labFileForm(st.file) : null
+        }
       },
       { drillsDir: opts.drills?.dir, etcd: opts.drills?.etcd }
     )
@@ -134,6 +143,8 @@ export class ConsoleBackend implements ConsoleService {
     'recording.delete': (p) => this.recordings.delete(p.name),
     'recording.import': (p) => this.recordings.import(p.path, p.as),
     'recording.export': (p) => this.recordings.export(p.name, p.to),
+    'recording.importDialog': () => this.recordings.importWithDialog(),
+    'recording.exportDialog': (p) => this.recordings.exportWithDialog(p.name),
     'recording.report': (p) => this.recordings.report(p.name),
     'playback.open': (p) => this.recordings.openPlayback(p.name),
     'playback.seek': (p) => this.recordings.seek(p.id, p.t),

@@ -219,7 +219,7 @@ export class LabSession {
         kind: 'deploy',
         label: `deploy lab '${p.name}': ${Object.entries(file.hosts)
           .map(([slot, h]) => `${slot} ${h!.user ? `${h!.user}@` : ''}${h!.address}`)
-          .join(', ')}`
+          .join(', ')}${p.experiments?.length ? `, EXPERIMENT ${p.experiments.join(', ')}` : ''}`
       })
       let rl: RemoteLab
       try {
@@ -228,6 +228,7 @@ export class LabSession {
           {
             name: p.name,
             readyTimeoutMs: this.opts.readyTimeoutMs,
+            ...(p.experiments?.length ? { experiments: p.experiments } : {}),
             // the preflight: connected, host key known, nothing else of FT Lab's in the way
             onLine: (l) => this.deployEvent(l.slot, 'connect', l.ok ? 'done' : 'failed', l.detail)
           },

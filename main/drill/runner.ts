@@ -5,7 +5,7 @@
 //
 // Progress is one DrillRun (main/api/contract.ts), published whole as a `drill` event at every
 // change; the CLI, the UI and reports read the same object.
-import type { ApiEvent, DrillExpectation, DrillRun, HostId, LabStatus, LoadStatus, MethodName, ParamsOf, ResultOf } from '../api/contract.js'
+import type { ApiEvent, DrillExpectation, LabFileForm, DrillRun, HostId, LabStatus, LoadStatus, MethodName, ParamsOf, ResultOf } from '../api/contract.js'
 import type { UnnumberedEvent } from '../api/event-log.js'
 import { Prng } from '../../agent/prng.js'
 import { holds } from './condition.js'
@@ -17,6 +17,8 @@ export interface DrillConsole {
   subscribe(listener: (ev: ApiEvent) => void): () => void
   publish(ev: UnnumberedEvent): void
   recording(): string | null
+  /** the lab file a remote lab was deployed from, to redeploy it in a drill's shape and put it back; null if unknown */
+  remoteLabFile?(name: string): LabFileForm | null
 }
 
 export interface DrillOptions {
@@ -97,6 +99,8 @@ class DrillRunner {
   private wake: (() => void) | null = null
   /** the lab is the drill's to clean up: it started it (or, remote, began to drive it) */
   private owns = false
+  /** the remote lab's own lab file, when the drill redeployed the lab in a shape of its own: put back at the end */
+  private redeployed: { name: string; file: LabFileForm; arbiter?: 'disk' | 'etcd' } | null = null
 
   constructor(
     private readonly c: DrillConsole,
@@ -134,8 +138,6 @@ class DrillRunner {
     this.say(
       `drill ${this.sc.name} on the ${this.kind} lab${this.remoteName && this.kind === 'remote' ? ` '${this.remoteName}'` : ''}, seed ${this.opts.seed}, repeat ${this.run.repeat} of ${this.run.repeats}${drawn.length ? ` (drawn: ${drawn.join(', ')})` : ''}`
     )
-    if (this.kind === 'remote' && this.sc.lab.experiments.length > 0)
-      throw new DrillFailed(`experiments (${this.sc.lab.experiments.join(', ')}) switch the agents at lab start: run this drill on the local or simulated lab`)
     if (this.kind === 'simulated' && this.sc.lab.arbiter === 'etcd')
       throw new DrillFailed('the simulated lab has no etcd: run this drill on the local or remote lab')
     for (const mode of this.sc.lab.modes) {
@@ -187,6 +189,7 @@ class DrillRunner {
     this.opts.signal?.addEventListener('abort', onAbort)
     try {
       await this.legs_()
+      await this.putBack()
       this.judge()
     } catch (err) {
       const stopped = err instanceof DrillStopped || this.opts.signal?.aborted
@@ -200,6 +203,7 @@ class DrillRunner {
         explanation: stopped ? 'The drill was stopped; nothing was shown.' : this.sc.explain
       }
       for (const e of this.run.expectations) if (e.ok === null) e.detail ||= 'not decided (the drill did not finish)'
+      await this.putBack().catch((e: unknown) => this.say(`the remote lab was not put back as deployed: ${e instanceof Error ? e.message : String(e)}`))
     } finally {
       off()
       this.opts.signal?.removeEventListener('abort', onAbort)
@@ -224,12 +228,8 @@ class DrillRunner {
         await this.call('lab.open', { kind: 'remote', name: this.remoteName })
       }
       this.owns = true
+      await this.reshapeRemote(this.remoteName, mode)
       await this.redundant('the remote lab')
-      const s = this.status!
-      if (s.guest !== this.sc.lab.guest || s.mode !== mode)
-        throw new DrillFailed(
-          `remote lab '${this.remoteName}' runs ${s.guest} in ${s.mode} mode; this drill needs ${this.sc.lab.guest} in ${mode} (deploy it so)`
-        )
       this.run.recording = this.c.recording()
       return
     }
@@ -263,6 +263,56 @@ class DrillRunner {
     if (this.sc.lab.experiments.length) this.say(`EXPERIMENT on: ${this.sc.lab.experiments.join(', ')}`)
     await this.redundant('the lab')
     this.run.recording = this.c.recording()
+  }
+
+  /**
+   * A remote lab runs the guest, mode and tie-breaker of its lab file, and no experiments. A
+   * drill that needs others redeploys it (teardown, then lab.deploy of its lab file changed so,
+   * with the experiments: the only way they reach a remote agent) and puts it back at the end.
+   */
+  private async reshapeRemote(name: string, mode: string): Promise<void> {
+    const s = await this.call('lab.status', {})
+    const deployed = this.redeployed?.file ?? this.c.remoteLabFile?.(name) ?? null
+    const arbiter = deployed?.arbiter
+    const want = [...this.sc.lab.experiments].sort().join(',')
+    const etcd = this.sc.lab.arbiter === 'etcd' ? (this.sc.lab.etcd ?? this.opts.etcd ?? (arbiter?.kind === 'etcd' ? arbiter.endpoints : null)) : null
+    const differs: string[] = []
+    if (s.guest !== this.sc.lab.guest || s.mode !== mode) differs.push(`${this.sc.lab.guest} in ${mode} mode (it runs ${s.guest} in ${s.mode})`)
+    if ([...s.experiments].sort().join(',') !== want)
+      differs.push(want ? `EXPERIMENT ${this.sc.lab.experiments.join(', ')}` : `no experiments (it runs ${s.experiments.join(', ')})`)
+    const current = this.redeployed?.arbiter ?? arbiter?.kind ?? 'disk'
+    if (current !== this.sc.lab.arbiter) differs.push(`the ${this.sc.lab.arbiter === 'etcd' ? 'etcd' : 'disk server'} as the tie-breaker`)
+    if (differs.length === 0) return
+    if (!deployed)
+      throw new DrillFailed(`remote lab '${name}' must run ${differs.join(', ')} for this drill, and its lab file is not known to redeploy it: deploy it so`)
+    if (this.sc.lab.arbiter === 'etcd' && !etcd)
+      throw new DrillFailed('arbiter: etcd on a remote lab needs etcd client URLs: lab.etcd in the scenario, --etcd URLS, or an etcd arbiter in the lab file')
+    const { arbiter: _a, ...base } = deployed
+    const file: LabFileForm = {
+      ...base,
+      guest: this.sc.lab.guest,
+      mode: mode as 'rsm' | 'state-transfer',
+      ...(this.sc.lab.arbiter === 'etcd' ? { arbiter: { kind: 'etcd' as const, endpoints: etcd! } } : {})
+    }
+    this.say(`redeploying remote lab '${name}' for the drill with ${differs.join(', ')}; it is put back as deployed when the drill ends`)
+    this.redeployed = { name, file: deployed, arbiter: this.sc.lab.arbiter }
+    this.setStep(`redeploying remote lab '${name}'`)
+    await this.call('lab.teardown', { confirm: name })
+    await this.call('lab.deploy', { name, file, ...(want ? { experiments: this.sc.lab.experiments } : {}) })
+    if (want) this.say(`EXPERIMENT on: ${this.sc.lab.experiments.join(', ')}`)
+  }
+
+  /** Redeploys a remote lab the drill reshaped from its own lab file again, without experiments. */
+  private async putBack(): Promise<void> {
+    const r = this.redeployed
+    if (!r) return
+    this.redeployed = null
+    this.setStep(`putting remote lab '${r.name}' back as deployed`)
+    this.say(`putting remote lab '${r.name}' back as deployed (its own lab file, no experiments)`)
+    // straight to the console: this.call refuses once the drill is stopped
+    const s = await this.c.call('lab.status', {})
+    if (s.kind === 'remote' && s.name === r.name && s.state === 'running') await this.c.call('lab.teardown', { confirm: r.name })
+    await this.c.call('lab.deploy', { name: r.name, file: r.file })
   }
 
   /** Waits for a primary with its backup, restoring redundancy on a remote lab that lost it. */

@@ -8,13 +8,14 @@
 // loads in development), no permissions, navigation and new windows blocked, webviews
 // refused, and every IPC message checked for its sender frame before its arguments are
 // validated against the contract.
-import { app, BrowserWindow, ipcMain, session, shell, type WebContents } from 'electron'
+import { app, BrowserWindow, dialog, ipcMain, session, shell, type WebContents } from 'electron'
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { ConsoleBackend } from '../console/console-backend.js'
 import { ftlabHome } from '../lab/lab-state.js'
 import { serveIpc, streamEventsTo, type IpcCallEvent } from '../transport/ipc.js'
+import { recordingDialogs } from './file-dialogs.js'
 import { SafeStorageSecrets } from './safe-secrets.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -108,7 +109,15 @@ app.on('web-contents-created', (_e, contents) => harden(contents))
 
 app.whenReady().then(
   () => {
-    backend = new ConsoleBackend({ shell: 'electron', secrets: new SafeStorageSecrets(ftlabHome()) })
+    backend = new ConsoleBackend({
+      shell: 'electron',
+      secrets: new SafeStorageSecrets(ftlabHome()),
+      recordingDialogs: recordingDialogs(
+        dialog,
+        () => mainWindow,
+        () => app.getPath('downloads')
+      )
+    })
     const b = backend
     session.defaultSession.setPermissionRequestHandler((_wc, _permission, cb) => cb(false))
     session.defaultSession.setPermissionCheckHandler(() => false)

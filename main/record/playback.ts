@@ -6,8 +6,8 @@
 // record. The renderer feeds both to its stores exactly as live events, so every view
 // follows the scrubber without a second code path.
 import { randomBytes } from 'node:crypto'
-import { existsSync, statSync } from 'node:fs'
-import { join } from 'node:path'
+import { copyFileSync, existsSync, statSync } from 'node:fs'
+import { basename, join } from 'node:path'
 import {
   ApiError,
   type ApiEvent,
@@ -49,6 +49,16 @@ const NOT_REPLAYED = new Set<ApiEvent['topic']>(['prompt', 'prompt-done', 'deplo
 export interface RecordingServiceOptions {
   /** the recording being written now (it cannot be renamed or deleted), or null */
   writing?: () => string | null
+  /** the desktop app's native file dialogs (main/electron/file-dialogs.ts); browser mode has none */
+  dialogs?: RecordingDialogs
+}
+
+/** Native file dialogs for import and export: each resolves with the chosen path, or null when cancelled. */
+export interface RecordingDialogs {
+  /** a .ftrec file to import */
+  open(): Promise<string | null>
+  /** where to save a copy of the recording `name` (suggested as `<name>.ftrec`) */
+  save(name: string): Promise<string | null>
 }
 
 export class RecordingService {
@@ -83,6 +93,35 @@ export class RecordingService {
     } catch (err) {
       throw new ApiError('bad-request', `recording.import: ${(err as Error).message}`)
     }
+  }
+
+  /** The desktop app's Import…: a file dialog, then import; null when the operator cancelled. */
+  async importWithDialog(): Promise<RecordingInfo | null> {
+    const path = await this.dialogs('recording.importDialog').open()
+    return path === null ? null : this.import(path)
+  }
+
+  /** The desktop app's Export…: a save dialog, then a copy there; null when the operator cancelled. */
+  async exportWithDialog(name: string): Promise<{ path: string } | null> {
+    const src = this.library.pathOf(name) // an unknown name fails before any dialog opens
+    const to = await this.dialogs('recording.exportDialog').save(stripExt(basename(src)))
+    if (to === null) return null
+    try {
+      // the save dialog asked before replacing a file: no second refusal here
+      copyFileSync(src, to)
+      return { path: to }
+    } catch (err) {
+      throw new ApiError('bad-request', `recording.exportDialog: ${(err as Error).message}`)
+    }
+  }
+
+  private dialogs(method: string): RecordingDialogs {
+    if (!this.opts.dialogs)
+      throw new ApiError(
+        'unavailable',
+        `${method}: file dialogs are the desktop app's; in browser mode upload (recording import) or download (recording.export) instead`
+      )
+    return this.opts.dialogs
   }
 
   /** Copies a recording to `to`, or says where it is and where browser mode serves it. */

@@ -71,6 +71,13 @@ export interface OpenOptions {
   verify?: boolean
 }
 
+/**
+ * Decoded records kept per open recording: a seek decodes the blocks of its window (8 s, 4000
+ * records in a busy lab), so this holds the windows of the last ten or so seeks and a scrub
+ * back and forth decodes little again (about 20 MB at most).
+ */
+const BLOCK_CACHE_RECORDS = 40_000
+
 interface Frame {
   type: number
   offset: number
@@ -92,7 +99,11 @@ export class Recording {
   private keyframes: KeyframeRef[] = []
   /** the newest record time up to each block (block times need not be monotonic) */
   private maxT1: number[] = []
+  /** decoded blocks, least recently used first: a scrub or a replay decodes each block once */
   private readonly cache = new Map<number, (RecordEntry & { n: number })[] | null>()
+  private cachedRecords = 0
+  /** each keyframe's lab status, decoded once: the charts' history of every seek reads up to 60 of them */
+  private readonly keyStatus = new Map<number, LabStatus | null>()
   private fd: number
 
   private constructor(
@@ -309,9 +320,14 @@ export class Recording {
   statusesAt(from: number, to: number): { t: number; status: LabStatus }[] {
     const out: { t: number; status: LabStatus }[] = []
     for (let i = upperBound(this.keyframes, (k) => k.t < from); i < this.keyframes.length && this.keyframes[i].t < to; i++) {
-      const k = this.keyframeAt(this.keyframes[i])
-      const s = k ? DerivedState.from(k).labStatus() : null
-      if (k && s) out.push({ t: k.t, status: s })
+      const ref = this.keyframes[i]
+      let s = this.keyStatus.get(ref.offset)
+      if (s === undefined) {
+        const k = this.keyframeAt(ref)
+        s = k ? DerivedState.from(k).labStatus() : null
+        this.keyStatus.set(ref.offset, s)
+      }
+      if (s) out.push({ t: ref.t, status: s })
     }
     return out
   }
@@ -412,7 +428,11 @@ export class Recording {
 
   private block(b: BlockRef): (RecordEntry & { n: number })[] | null {
     const hit = this.cache.get(b.offset)
-    if (hit !== undefined) return hit
+    if (hit !== undefined) {
+      this.cache.delete(b.offset)
+      this.cache.set(b.offset, hit)
+      return hit
+    }
     const f = this.frameAt(b.offset)
     let recs: (RecordEntry & { n: number })[] | null = null
     if (f.frame && f.frame.type === FrameType.Block) {
@@ -431,8 +451,13 @@ export class Recording {
         message: `the block at byte ${b.offset} (records ${b.n0} to ${b.n0 + b.count - 1}) is ${f.why ?? 'not a block'}: its ${b.count} records are skipped`
       })
     }
-    if (this.cache.size >= 64) this.cache.delete(this.cache.keys().next().value!)
+    for (const [offset, old] of this.cache) {
+      if (this.cachedRecords + b.count <= BLOCK_CACHE_RECORDS) break
+      this.cache.delete(offset)
+      this.cachedRecords -= old?.length ?? 0
+    }
     this.cache.set(b.offset, recs)
+    this.cachedRecords += recs?.length ?? 0
     return recs
   }
 

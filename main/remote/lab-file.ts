@@ -9,6 +9,7 @@ import { dirname, isAbsolute, resolve } from 'node:path'
 import { isIP } from 'node:net'
 import type { ArbiterSpec } from '../../agent/control/protocol.js'
 import type { ReplicationMode } from '../../agent/vmm/types.js'
+import type { LabFileForm } from '../api/contract.js'
 
 export const LAB_FILE_VERSION = 1
 export const SLOTS = ['a', 'b', 'disk', 'spare'] as const
@@ -476,4 +477,19 @@ function isCidr(v: unknown): boolean {
 /** Which machines the lab uses, in a stable order. */
 export function labHosts(file: LabFile): HostSpec[] {
   return SLOTS.map((s) => file.hosts[s]).filter((h): h is HostSpec => h !== undefined)
+}
+
+/**
+ * A validated lab file back in the form lab.deploy takes (no resolved path, no slots): what a
+ * drill redeploys a remote lab from, and puts it back with.
+ */
+export function labFileForm(file: LabFile): LabFileForm {
+  const { path: _path, hosts, ...rest } = file
+  const form: Record<string, unknown> = { ...rest, hosts: {} }
+  for (const [slot, h] of Object.entries(hosts)) {
+    if (!h) continue
+    const { slot: _slot, ...host } = h
+    ;(form.hosts as Record<string, unknown>)[slot] = host
+  }
+  return form as LabFileForm
 }

@@ -7,7 +7,7 @@
 import { join } from 'node:path'
 import { choosePath, type FaultPath } from '../faults/network.js'
 import type { HostCapabilities } from '../faults/probe.js'
-import { HOST_IDS, Lab, REPLICA_IDS, type HostStatusRow, type RestoreResult } from '../lab/lab.js'
+import { HOST_IDS, Lab, REPLICA_IDS, type HostStatusRow, type LabExperiment, type RestoreResult } from '../lab/lab.js'
 import { ftlabHome, LabStore } from '../lab/lab-state.js'
 import { findAgentBundle } from '../lab/local-host.js'
 import type { HostKeyPrompt, SecretSource } from '../ssh/connection.js'
@@ -83,7 +83,7 @@ export class RemoteLab {
    */
   static async deploy(
     file: LabFile,
-    cfg: { name?: string; readyTimeoutMs?: number; onLine?: (l: PreflightLine) => void },
+    cfg: { name?: string; readyTimeoutMs?: number; onLine?: (l: PreflightLine) => void; experiments?: LabExperiment[] },
     opts: RemoteLabOptions = {}
   ): Promise<{ lab: RemoteLab; lines: PreflightLine[] }> {
     const name = cfg.name ?? file.name ?? 'remote'
@@ -114,7 +114,15 @@ export class RemoteLab {
     let lab: Lab
     try {
       lab = await Lab.start(
-        { name, guest: file.guest, mode: file.mode, readyTimeoutMs: cfg.readyTimeoutMs, ...(file.arbiter ? { arbiter: file.arbiter } : {}) },
+        {
+          name,
+          guest: file.guest,
+          mode: file.mode,
+          readyTimeoutMs: cfg.readyTimeoutMs,
+          ...(file.arbiter ? { arbiter: file.arbiter } : {}),
+          // drill-only switches: the agents get them in their start spec (a drill's redeploy, never a plain one)
+          ...(cfg.experiments?.length ? { experiments: cfg.experiments } : {})
+        },
         hostOf,
         store
       )

@@ -60,10 +60,7 @@ export const useRecordingStore = defineStore('recordings', () => {
         .replace(/\.ftrec$/i, '')
         .replace(/[^A-Za-z0-9_.-]/g, '-')
         .replace(/^[^A-Za-z0-9]+/, '') || 'imported'
-    if (!browser) {
-      lab.reportError('importing from the desktop app needs a file dialog that is not there yet: run `ftlab sessions import FILE`, or use the browser mode')
-      return
-    }
+    if (!browser) return importWithDialog()
     try {
       const res = await fetch(`/recordings?token=${encodeURIComponent(readToken())}&name=${encodeURIComponent(as)}`, { method: 'POST', body: file })
       const text = await res.text()
@@ -77,8 +74,21 @@ export const useRecordingStore = defineStore('recordings', () => {
     await refresh()
   }
 
-  /** Browser mode: a download link; the desktop app: where the file is. */
+  /** The desktop app: the console's native open dialog, then the import (nothing happens when cancelled). */
+  async function importWithDialog(): Promise<void> {
+    notice.value = null
+    const info = await lab.act('recording.importDialog', () => useClient().call('recording.importDialog', {}))
+    if (info) notice.value = `imported ${info.name}${info.problems.length ? ` (damaged: ${info.problems.join('; ')})` : ''}`
+    await refresh()
+  }
+
+  /** Browser mode: a download link; the desktop app: a native save dialog. */
   async function exportRecording(name: string): Promise<void> {
+    if (!browser) {
+      const saved = await lab.act('recording.exportDialog', () => useClient().call('recording.exportDialog', { name }))
+      if (saved) notice.value = `exported ${name} to ${saved.path}`
+      return
+    }
     const r = await lab.act('recording.export', () => useClient().call('recording.export', { name }))
     if (!r) return
     if (browser) {
@@ -89,7 +99,7 @@ export const useRecordingStore = defineStore('recordings', () => {
       a.click()
       a.remove()
       notice.value = `exporting ${name}.ftrec (your browser saves it)`
-    } else notice.value = `the file is ${r.path} (a save dialog is to come: copy it from there)`
+    }
   }
 
   /** Writes the recording's HTML report; browser mode opens it in a new tab, the desktop app says where it is. */
@@ -102,5 +112,5 @@ export const useRecordingStore = defineStore('recordings', () => {
     } else notice.value = `the report is ${r.path}: open it in any browser`
   }
 
-  return { recordings, dir, loading, error, notice, browser, refresh, rename, remove, importFile, exportRecording, report }
+  return { recordings, dir, loading, error, notice, browser, refresh, rename, remove, importFile, importWithDialog, exportRecording, report }
 })
