@@ -153,6 +153,9 @@ export class SimReplica {
             })
           }
         },
+        // a host's event-loop turn is one simulated event: deferred client inputs are performed right after it,
+        // at the same simulated time (a paused process performs them when it resumes, a dead one never)
+        turnEnd: (fn: () => void) => q.schedule(q.now, () => this.deliver(fn)),
         filter: o.filter ?? PASS_FILTER,
         emit: o.emit ?? (() => {}),
         log: o.log ?? SILENT
