@@ -69,6 +69,11 @@ const show = (v: string | undefined): string => {
  * differ, said plainly; null when they hold the same keys, values and expiry times.
  */
 export function firstDurableDifference(live: PageWrite[], booted: PageWrite[]): string | null {
+  // a snapshot with no guest page at all means the VMM names pages otherwise now: comparing nothing would pass anything
+  if (!live.some(([k]) => k.startsWith(GUEST)))
+    throw new Error(
+      `disk check: the live guest's snapshot has no page under '${GUEST}'; update GUEST in sim/disk-check.ts to how agent/vmm/vmm.ts names guest pages`
+    )
   const a = durablePages(live)
   const b = durablePages(booted)
   const keys = [...new Set([...a.keys(), ...b.keys()])].sort()
