@@ -64,6 +64,12 @@ function main(argv: string[]): number {
     return 1
   }
   console.log(`${seeds.length} seeds of guest ${guest} passed in ${((Date.now() - started) / 1000).toFixed(1)} s (${figures})`)
+  const secs = (Date.now() - started) / 1000
+  console.log(
+    `end of run: final guest states compared in ${sum.finalStatesCompared ?? 0} of ${seeds.length} seeds, ${sum.endedAlone ?? 0} ended with one replica alone` +
+      (guest === 'kv' ? `, disk contents checked in ${sum.diskContentsChecked ?? 0}` : '') +
+      `; ${(seeds.length / Math.max(secs, 0.001)).toFixed(1)} seeds/s`
+  )
   return 0
 }
 

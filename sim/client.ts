@@ -73,13 +73,15 @@ export class SimClient {
   private expiring = new Map<string, { value: string; from: number; by: number }>()
   private lastProgress = 0
   private stream: ClientStream | null = null
+  /** no new requests (the run's end drains the pair); a request under way still goes on until answered */
+  private stopped = false
 
   constructor(private readonly o: ClientOptions) {
     this.id = o.id
   }
 
   next(): void {
-    if (this.pending) return
+    if (this.pending || this.stopped) return
     const seq = ++this.seq
     // a value above the message bound now and then: enough to slice entries and snapshot pages, not to make every run slow
     const kind = this.o.bigValueBytes && this.o.rng.chance(0.04) ? 'big' : this.o.rng.pick(this.o.kinds)
@@ -216,6 +218,16 @@ export class SimClient {
   describe(): string {
     const p = this.pending
     return `${this.id} -> ${this.o.targets[this.target]} ${p ? `waiting on seq ${p.seq} (${p.kind}, attempt ${p.attempt})` : 'idle'}, last progress at ${this.lastProgress}ms`
+  }
+
+  /** Sends no new request from now on; one under way is still retried until it is answered. */
+  stop(): void {
+    this.stopped = true
+  }
+
+  /** Whether a request is under way. */
+  get busy(): boolean {
+    return this.pending !== null
   }
 
   /** Liveness: with every fault healed and one replica live, every client must get answers. */

@@ -11,12 +11,18 @@
 // disk server, also two failures in a row (the restorer, or the last replica serving, or a
 // contender that may have won): the lab powers a replica on from disk, as drills do, and
 // the clients check that no acknowledged write was lost.
+//
+// Every run ends drained: the clients stop sending, and a live primary and the backup of its
+// generation must come to stand at one entry with equal state hashes (or the run fails for
+// liveness); with kv, a guest booted from the disk server's blocks must then hold the live
+// guest's keys, values and expiry times (sim/disk-check.ts).
 import { DiskArbiter, MemoryBlockStore } from '../agent/disk/arbiter.js'
 import { ReplicaCore } from '../agent/replica/core.js'
 import type { Action, ReplicaConfig, Role } from '../agent/replica/types.js'
 import type { Entropy, ReplicationMode, Vmm } from '../agent/vmm/types.js'
 import { createVmm } from '../agent/vmm/vmm.js'
 import { Checker, SimFailure } from './checker.js'
+import { bootFromDisk, firstDurableDifference, syncsEveryWrite } from './disk-check.js'
 import { MUTANTS, type MutantName } from './mutants.js'
 import { Prng } from '../agent/prng.js'
 import { encodeCommand } from './resp.js'
@@ -41,6 +47,8 @@ export interface SimOptions {
   /** virtual ms with faults, then virtual ms healed, in which every client must make progress */
   faultMs?: number
   settleMs?: number
+  /** virtual ms, after the settle period, in which the clients send nothing new and the pair must come to one entry */
+  drainMs?: number
   clients?: number
 }
 
@@ -71,8 +79,12 @@ export interface SimStats {
   messages: number
   dropped: number
   checks: number
-  /** runs that ended with a primary and its backup at the same entry, whose guests were compared whole */
+  /** runs whose pair, drained at the end, stood at the same entry and whose guests were compared whole (all but endedAlone) */
   finalStatesCompared: number
+  /** runs that ended with one replica serving alone (its restore of redundancy not done when the drain ran out) */
+  endedAlone: number
+  /** runs whose disk server's blocks booted a guest that was compared with the live one (kv) */
+  diskContentsChecked: number
 }
 
 const REPLICAS = ['a', 'b'] as const
@@ -144,6 +156,7 @@ class Simulation {
   private readonly diskLink: LinkQuality
   private readonly faultMs: number
   private readonly settleMs: number
+  private readonly drainMs: number
   private readonly makeVmm: VmmFactory
   private readonly makeCore: CoreFactory
   private readonly entropyFor: (id: string) => Entropy
@@ -159,6 +172,7 @@ class Simulation {
     this.mode = setup.chance(0.5) ? 'rsm' : 'state-transfer'
     this.faultMs = opts.faultMs ?? 3000
     this.settleMs = opts.settleMs ?? 1500
+    this.drainMs = opts.drainMs ?? 3000
     this.cfg = {
       mode: this.mode,
       heartbeatMs: 20,
@@ -208,7 +222,9 @@ class Simulation {
       messages: 0,
       dropped: 0,
       checks: 0,
-      finalStatesCompared: 0
+      finalStatesCompared: 0,
+      endedAlone: 0,
+      diskContentsChecked: 0
     }
     // each replica incarnation's devices get their own stream: the primary's reads must not depend on the backup's
     const entropySeed = setup.u32()
@@ -269,20 +285,6 @@ class Simulation {
       /* every event checks its own invariants */
     }
     for (const c of this.clients) c.checkProgress(end, this.settleMs / 2)
-    // final guest states are equal: a primary and its backup that stand at the same entry hold the same guest
-    const nodes = [...this.nodes.values()].filter((n) => n.replica.alive)
-    const p = nodes.find((n) => n.role === 'primary')
-    const b = nodes.find((n) => n.role === 'backup')
-    if (p && b && p.gen === b.gen) {
-      const ps = p.core.status()
-      const bs = b.core.status()
-      if (ps.lastEntry === bs.lastEntry && p.vmm.stateHash() !== b.vmm.stateHash()) {
-        this.checker.fail(
-          `final guest states differ: primary ${p.id} and backup ${b.id} both stand at entry ${ps.lastEntry} of generation ${p.gen} with different state hashes`
-        )
-      }
-      if (ps.lastEntry === bs.lastEntry) this.stats.finalStatesCompared++
-    }
     // pending I/O resumes after go-live: the guest's periodic timer keeps firing on whoever serves
     for (const n of this.serving()) {
       const before = ticksAt.get(n)
@@ -292,10 +294,100 @@ class Simulation {
         )
       }
     }
+    this.drainAndCompare(end)
     this.stats.messages = this.net.sent
     this.stats.dropped = this.net.dropped
     this.stats.checks = this.checker.checks
     return this.stats
+  }
+
+  /**
+   * The end of every run: clients send no new requests, the pair drains (restore redundancy goes on, faults do not),
+   * and then a live primary and a backup of its generation must stand at the same entry with the same guest state.
+   * A pair that does not get there within drainMs is a liveness failure; a run that still has one replica serving
+   * alone then (its restore not done) is counted (endedAlone). With the kv guest, the disk server's blocks must
+   * also boot a guest whose durable state is the live guest's (sim/disk-check.ts).
+   */
+  private drainAndCompare(end: number): void {
+    for (const c of this.clients) c.stop()
+    const until = end + this.drainMs
+    this.log(`DRAIN clients stop; the pair has until ${until}ms to stand at one entry`)
+    let pair = this.convergedPair()
+    while (!pair && this.q.runNext(until)) pair = this.convergedPair()
+    if (pair) {
+      const [p, b] = pair
+      const entry = p.core.status().lastEntry
+      const ph = p.vmm.stateHash()
+      const bh = b.vmm.stateHash()
+      if (ph !== bh)
+        this.checker.fail(
+          `final guest states differ: primary ${p.id}#${p.inc} and backup ${b.id}#${b.inc} both stand at entry ${entry} of generation ${p.gen} with state hashes ${ph} and ${bh}`
+        )
+      this.stats.finalStatesCompared++
+      this.log(`DRAINED ${p.id} and ${b.id} stand at entry ${entry} of generation ${p.gen} with the same state`)
+      this.checkDisk(p)
+      return
+    }
+    const up = [...this.nodes.values()].filter((n) => n.replica.alive && n.role !== 'halted')
+    const p = up.find((n) => n.role === 'primary')
+    const b = up.find((n) => n.role === 'backup' && n.gen === p?.gen)
+    if (p && b) {
+      const ps = p.core.status()
+      const bs = b.core.status()
+      this.checker.fail(
+        `liveness: primary ${p.id}#${p.inc} and backup ${b.id}#${b.inc} of generation ${p.gen} did not converge within ${this.drainMs}ms after every fault healed ` +
+          `and the clients stopped: the primary stands at entry ${ps.lastEntry} (acked ${ps.acked}, ${ps.heldOutputs} outputs held, ${ps.queuedInputs} inputs queued, ` +
+          `${p.vmm.pendingSyncs?.().length ?? 0} syncs pending), the backup at entry ${bs.lastEntry} (${bs.queuedInputs} inputs queued)`
+      )
+    }
+    const live = up.find((n) => n.role === 'live')
+    if (!live) {
+      this.checker.fail(
+        `liveness: no replica serves ${this.drainMs}ms after the clients stopped (${up.map((n) => `${n.id}#${n.inc} ${n.role} of generation ${n.gen}`).join(', ') || 'none is up'})`
+      )
+    }
+    // one replica serves alone: its restore of redundancy did not finish; its guest still must match the disk
+    this.stats.endedAlone++
+    this.log(`DRAINED ${live.id} serves alone in generation ${live.gen}: restore redundancy not done`)
+    if (this.quiescent(live)) this.checkDisk(live)
+  }
+
+  /** A live primary and the backup of its generation, at the same entry with nothing in flight between them; null if not (yet). */
+  private convergedPair(): [SimNode, SimNode] | null {
+    let p: SimNode | undefined
+    let b: SimNode | undefined
+    for (const n of this.nodes.values()) {
+      if (!n.replica.alive || n.replica.paused) continue
+      if (n.role === 'primary') p = n
+      else if (n.role === 'backup') b = n
+    }
+    if (!p || !b || p.gen !== b.gen || !this.quiescent(p)) return null
+    const ps = p.core.status()
+    const bs = b.core.status()
+    return bs.gen === ps.gen && bs.lastEntry === ps.lastEntry && bs.queuedInputs === 0 && ps.acked === ps.lastEntry ? [p, b] : null
+  }
+
+  /** Nothing of the serving replica is waiting: no queued input, no held output, no restore, no disk sync outstanding. */
+  private quiescent(n: SimNode): boolean {
+    const s = n.core.status()
+    return s.genConfirmed && s.queuedInputs === 0 && s.heldOutputs === 0 && !s.restoring && (n.vmm.pendingSyncs?.().length ?? 0) === 0
+  }
+
+  /**
+   * Disk contents match the acknowledged writes (kv): a guest booted from the disk server's blocks, as a power-on from
+   * disk boots it, holds the live guest's keys, values and expiry times. Only with appendfsync always (sim/disk-check.ts).
+   */
+  private checkDisk(n: SimNode): void {
+    if (!this.recoverable) return
+    // the live guest's snapshot restarts its realm: harmless here, the run is over
+    const live = n.vmm.snapshot().pages
+    if (!syncsEveryWrite(live)) return
+    const fresh = this.makeVmm(this.mode, this.entropyFor('disk-check'))
+    bootFromDisk(fresh, this.diskStore)
+    const diff = firstDurableDifference(live, fresh.snapshot().pages)
+    if (diff !== null)
+      this.checker.fail(`disk contents do not match the acknowledged writes of ${n.id}#${n.inc} (${n.role}, generation ${n.gen}): first difference at ${diff}`)
+    this.stats.diskContentsChecked++
   }
 
   /** The replicas serving clients now (alive, not paused, primary or live). */
