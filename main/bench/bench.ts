@@ -25,9 +25,12 @@ import {
   pooled,
   redisBenchmark,
   redisBenchmarkVersion,
+  FailoverWatch,
   roleOf,
   sampling,
+  saturatedRun,
   spread,
+  tail,
   timedFailover,
   until,
   type ChannelFigures,
@@ -44,7 +47,8 @@ import {
   type FailoverResult,
   type MemoryResult,
   type ModeResult,
-  type RedisResult
+  type RedisResult,
+  type SaturateResult
 } from './report.js'
 import { runIfMain } from '../core/entry.js'
 
@@ -174,6 +178,7 @@ export async function runBench(opts: BenchOptions, labs: LabRegistry, progress: 
       }
     }
     if (has('failover')) result.failover = await failoverRun(opts.modes[0], opts, shape, labs, progress, signal)
+    if (has('saturate')) result.saturate = await saturateRun(opts.modes[0], opts, labs, progress, signal)
     if (has('deploy')) {
       result.deploy = await deployRun(opts.deployReps, progress, signal, (fn) => (testbedCleanup = fn))
       if (result.deploy.skipped) progress(`deploy: skipped: ${result.deploy.skipped}`)
@@ -327,17 +332,20 @@ async function failoverRun(
 ): Promise<FailoverResult> {
   const name = 'bench-failover'
   const reps: FailoverRep[] = []
+  let watch: FailoverWatch | null = null
   const res = (): FailoverResult => {
     const done = reps.filter((r) => !r.error)
     return {
       mode,
       reps,
-      firstOpMs: spread(done.map((r) => r.firstOpMs).filter((x): x is number => x !== null)),
-      liveMs: spread(done.map((r) => r.liveMs).filter((x): x is number => x !== null))
+      firstOpMs: tail(done.map((r) => r.firstOpMs).filter((x): x is number => x !== null)),
+      liveMs: spread(done.map((r) => r.liveMs).filter((x): x is number => x !== null)),
+      ...(watch ? { falseFailovers: watch.judge.count } : {})
     }
   }
   progress(`failover (${mode}): starting a lab`)
   const lab = await labs.start({ name, mode })
+  watch = new FailoverWatch(lab)
   let primary = 'a'
   let backup = 'b'
   try {
@@ -353,8 +361,13 @@ async function failoverRun(
         const t = await timedFailover(lab, primary, backup, shape, { leadMs: 1000, afterMs, settleMs: 1500, signal })
         rep.liveMs = t.liveMs
         rep.firstOpMs = t.firstOpMs
+        rep.timeoutMs = t.timeoutMs
+        Object.assign(rep, watch.breakdown(backup, t.cutWall))
         if (t.firstOpMs === null) rep.error = `no operation answered by ${backup} within ${afterMs} ms of the cut`
-        progress(`failover ${i}: first op on ${backup} ${t.firstOpMs === null ? 'never' : `${t.firstOpMs.toFixed(0)} ms`} after the cut`)
+        progress(
+          `failover ${i}: first op on ${backup} ${t.firstOpMs === null ? 'never' : `${t.firstOpMs.toFixed(0)} ms`} after the cut` +
+            ` (suspected at ${rep.suspectMs?.toFixed(0) ?? '?'} ms, live at ${rep.goLiveMs?.toFixed(0) ?? '?'} ms)`
+        )
       } catch (err) {
         if (err instanceof Aborted) throw err
         rep.error = (err as Error).message
@@ -371,7 +384,46 @@ async function failoverRun(
     if (err instanceof Aborted) throw err
     return { ...res(), error: (err as Error).message }
   } finally {
+    watch.off()
     progress('failover: stopping the lab')
+    await labs.stop(name)
+  }
+}
+
+/** A saturated lab with no faults for --saturate minutes: every go-live in it is a false failover. */
+async function saturateRun(mode: ReplicationMode, opts: BenchOptions, labs: LabRegistry, progress: Progress, signal: AbortSignal): Promise<SaturateResult> {
+  const name = 'bench-saturate'
+  const bigWriters = 4
+  progress(`saturate (${mode}): starting a lab`)
+  const lab = await labs.start({ name, mode })
+  const watch = new FailoverWatch(lab)
+  try {
+    await until(lab, 'a primary with b as its backup', paired('a', 'b'), { signal })
+    const shape = { clients: opts.saturateClients, keys: 1024, minutes: opts.saturateMinutes, bigWriters }
+    return { mode, ...(await saturatedRun(lab, watch, shape, progress, signal)) }
+  } catch (err) {
+    if (err instanceof Aborted) throw err
+    const empty = { min: NaN, median: NaN, p99: NaN, max: NaN, n: 0 }
+    return {
+      mode,
+      minutes: opts.saturateMinutes,
+      clients: opts.saturateClients,
+      bigWriters,
+      completed: 0,
+      opsPerSec: 0,
+      bigSets: 0,
+      bigBytes: 0,
+      falseFailovers: watch.judge.count,
+      suspicions: watch.events.filter((e) => e.type === 'suspect').length,
+      timeoutMs: empty,
+      restores: 0,
+      latencyMs: { p50: NaN, p99: NaN, max: NaN },
+      notes: [],
+      error: (err as Error).message
+    }
+  } finally {
+    watch.off()
+    progress('saturate: stopping the lab')
     await labs.stop(name)
   }
 }
