@@ -393,7 +393,7 @@ async function failoverRun(
 /** A saturated lab with no faults for --saturate minutes: every go-live in it is a false failover. */
 async function saturateRun(mode: ReplicationMode, opts: BenchOptions, labs: LabRegistry, progress: Progress, signal: AbortSignal): Promise<SaturateResult> {
   const name = 'bench-saturate'
-  const bigWriters = 4
+  const bigWriters = opts.saturateBig
   progress(`saturate (${mode}): starting a lab`)
   const lab = await labs.start({ name, mode })
   const watch = new FailoverWatch(lab)

@@ -333,7 +333,9 @@ export class FailoverWatch {
 
   constructor(lab: Lab) {
     this.off = lab.onEvent((ev) => {
-      if (!FAILOVER_EVENTS.has(ev.type)) return
+      // the lack-of-progress rule says why it suspected in a 'dropped' event
+      const stalled = ev.type === 'dropped' && /unacknowledged for/.test(String(ev.data.why))
+      if (!FAILOVER_EVENTS.has(ev.type) && !stalled) return
       this.events.push(ev)
       this.judge.observe(ev)
     })
@@ -381,8 +383,8 @@ export interface SaturateFigures {
 
 /**
  * A saturated lab for `minutes`: `clients` closed-loop clients on small values, and `bigWriters`
- * more that SET values of 64 KiB to 1 MiB (the primary's event loop busy encoding, hashing and
- * logging them: the stalls that make a live peer look dead). No faults: every go-live is false.
+ * more that SET values of 16 KiB to 1 MiB every BIG_WRITER_PAUSE_MS (both event loops busy encoding,
+ * hashing, logging and applying them: the stalls that make a live peer look dead). No faults: every go-live is false.
  * The load runs in chunks so that its history does not grow with the run; after a false failover
  * redundancy is restored and the run goes on.
  */
@@ -400,7 +402,7 @@ export async function saturatedRun(
   let restores = 0
   const notes: string[] = []
   const big = { sets: 0, bytes: 0 }
-  const suspicionsBefore = watch.events.filter((e) => e.type === 'suspect').length
+  const seenBefore = watch.events.length
   const started = Date.now()
   let done = false
   const sampler = (async () => {
@@ -430,7 +432,7 @@ export async function saturatedRun(
       const rows = new Map((await lab.status(1000)).map((x) => [x.host, x]))
       const roles = ['a', 'b'].map((id) => roleOf(rows, id))
       if (!(roles.includes('primary') && roles.includes('backup'))) {
-        notes.push(`after ${Math.round((Date.now() - started) / 1000)} s the pair was ${roles.join('/')}: restored redundancy`)
+        notes.push(`${Math.round((Date.now() - started) / 1000)} s: the pair was ${roles.map((r) => r ?? 'down').join('/')}: restored redundancy`)
         await lab.restore({ timeoutMs: 30_000 })
         restores++
       }
@@ -443,6 +445,14 @@ export async function saturatedRun(
   }
   const elapsed = (Date.now() - started) / 1000
   const l = summarizeLatency(lat)
+  // each suspicion, and which rule raised it: silence beyond the detector's timeout, or an entry unacknowledged too long
+  const during = watch.events.slice(seenBefore)
+  for (const e of during) {
+    const at = `${Math.round((e.ts - started) / 1000)} s`
+    if (e.type === 'suspect') notes.push(`${at}: ${e.host} suspected ${String(e.data.peer)} after ${Math.round(Number(e.data.silentMs))} ms of silence`)
+    if (e.type === 'dropped') notes.push(`${at}: ${e.host}: ${String(e.data.why)}`)
+  }
+  for (const f of watch.judge.found) notes.push(`${Math.round((f.at - started) / 1000)} s: false failover: ${f.host} deposed (${f.why})`)
   return {
     minutes: shape.minutes,
     clients: shape.clients,
@@ -452,7 +462,7 @@ export async function saturatedRun(
     bigSets: big.sets,
     bigBytes: big.bytes,
     falseFailovers: watch.judge.count,
-    suspicions: watch.events.filter((e) => e.type === 'suspect').length - suspicionsBefore,
+    suspicions: during.filter((e) => e.type === 'suspect').length,
     timeoutMs: tail(timeouts),
     restores,
     latencyMs: { p50: l.p50, p99: l.p99, max: l.max },
@@ -460,19 +470,23 @@ export async function saturatedRun(
   }
 }
 
-/** One client that SETs large values (64 KiB to 1 MiB) on a key of its own until stopped. */
+/** A big writer's pause between two SETs: big values mixed into the load, not a stream of them. */
+export const BIG_WRITER_PAUSE_MS = 100
+
+/** One client that SETs large values (16 KiB to 1 MiB) on a key of its own until stopped. */
 async function bigWriter(targets: Endpoint[], id: string, tally: { sets: number; bytes: number }, signal: AbortSignal): Promise<void> {
   const client = new SessionClient({ clientId: id, targets, opDeadlineMs: 30_000, attemptTimeoutMs: 10_000 })
   signal.addEventListener('abort', () => client.close(), { once: true })
   let n = 0
   try {
     while (!signal.aborted) {
-      const size = 64 * 1024 * 2 ** (n++ % 5) // 64 KiB, 128, 256, 512 KiB, 1 MiB
+      const size = 16 * 1024 * 2 ** (n++ % 7) // 16 KiB, 32, …, 1 MiB
       const r = await client.call('SET', [`${id}:v`, 'x'.repeat(size)])
       if (r.status === 'ok') {
         tally.sets++
         tally.bytes += size
       }
+      await sleep(BIG_WRITER_PAUSE_MS, signal).catch(() => {})
     }
   } finally {
     client.close()

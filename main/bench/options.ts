@@ -26,6 +26,8 @@ export interface BenchOptions {
   saturateMinutes: number
   /** clients of the saturated run on small values (big-value writers come on top) */
   saturateClients: number
+  /** clients of the saturated run that write values of 16 KiB to 1 MiB */
+  saturateBig: number
   /** -n for each redis-benchmark run */
   redisRequests: number
   /** cold and warm deploys each in the deploy section */
@@ -47,6 +49,7 @@ export const DEFAULTS: BenchOptions = {
   failovers: 3,
   saturateMinutes: 3,
   saturateClients: 64,
+  saturateBig: 2,
   redisRequests: 5000,
   deployReps: 3,
   json: false,
@@ -77,6 +80,7 @@ the deploy section times deploying the agent over SSH to the network-namespace t
                        counts false failovers and the failure detectors' timeouts; alone unless
                        --only/--sections names more (default ${DEFAULTS.saturateMinutes} with --only saturate)
   --saturate-clients C clients of the saturated run (default ${DEFAULTS.saturateClients})
+  --saturate-big N     writers of 16 KiB to 1 MiB values besides them, a SET every 100 ms each (default ${DEFAULTS.saturateBig})
   --redis-requests N   -n of redis-benchmark; 4 × N with -P 16 (default ${DEFAULTS.redisRequests})
   --deploy-reps N      cold and warm deploys each in the deploy section (default ${DEFAULTS.deployReps})
   --json               print the figures as JSON on stdout (progress stays on stderr)
@@ -100,6 +104,7 @@ const OPTS: Record<string, { key: keyof BenchOptions; kind: Kind; min?: number; 
   failovers: { key: 'failovers', kind: 'int', min: 1, max: 100 },
   saturate: { key: 'saturateMinutes', kind: 'number', min: 0.1, max: 600 },
   'saturate-clients': { key: 'saturateClients', kind: 'int', min: 1, max: 1000 },
+  'saturate-big': { key: 'saturateBig', kind: 'int', min: 0, max: 64 },
   'redis-requests': { key: 'redisRequests', kind: 'int', min: 100, max: 10_000_000 },
   'deploy-reps': { key: 'deployReps', kind: 'int', min: 1, max: 50 },
   json: { key: 'json', kind: 'flag' },

@@ -208,7 +208,7 @@ export function renderReport(r: BenchResult): string {
     const x = r.saturate
     out.push(
       '',
-      `Saturated run (${x.mode}, ${x.minutes} min, no faults): ${x.clients} clients on small values + ${x.bigWriters} writing 64 KiB to 1 MiB values`
+      `Saturated run (${x.mode}, ${x.minutes} min, no faults): ${x.clients} clients on small values + ${x.bigWriters} writing 16 KiB to 1 MiB values`
     )
     out.push(
       renderTable(
