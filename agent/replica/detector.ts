@@ -12,7 +12,8 @@
 // TAIL_MARGIN times the longest silence still in the history, because stalls are heavy-tailed and a
 // normal fit calls a repeat of last minute's GC pause impossible. The result is kept between a floor
 // (a few heartbeats: never suspect a peer for missing one) and a ceiling (the configured suspectMs:
-// a peer that stalls longer is treated as dead, however often it did so before).
+// a peer that stalls longer is treated as dead, however often it did so before). A fresh detector
+// starts at the ceiling and comes down over PRIOR_WINDOWS: a short history has not met every stall.
 //
 // Our own pauses are not the peer's: when the ticks that drive us arrive late, the event loop was
 // blocked and the peer's messages may be waiting unread behind the tick. The detector then holds its
@@ -30,8 +31,16 @@ export const WINDOW_HEARTBEATS = 5
 export const HISTORY_WINDOWS = 600
 /** Ticks seen before a late one can be told from the normal rate. */
 export const TICKS_TO_LEARN = 8
-/** Windows learned before the learned timeout replaces the ceiling. */
-export const MIN_WINDOWS = 5
+/**
+ * Windows over which a fresh detector comes down from the ceiling (10 s with 20 ms heartbeats): it
+ * trusts a short history only so far. A new peer that has been quiet for a second has not yet met
+ * its first large value or GC pause; with the timeout already at the floor that first stall would
+ * be a false failover (the saturated benchmark showed exactly that, seconds after each restore).
+ */
+export const PRIOR_WINDOWS = 100
+
+/** How long a fresh detector takes to come down from the ceiling to what it learned. */
+export const learningMs = (heartbeatMs: number): number => PRIOR_WINDOWS * WINDOW_HEARTBEATS * heartbeatMs
 
 export interface DetectorBounds {
   /** the interval at which the peer sends at least one message */
@@ -212,8 +221,9 @@ export class FailureDetector {
     for (let i = 0; i < this.count; i++) sq += (this.maxima[i] - mean) ** 2
     const std = Math.sqrt(sq / this.count)
     this.stats = { meanMs: mean, stdMs: std, longestMs: longest }
-    if (this.count < MIN_WINDOWS) return
     const learned = Math.max(mean + Z * Math.max(std, this.minStdMs), TAIL_MARGIN * longest)
-    this.timeout = Math.min(this.ceilingMs, Math.max(this.floorMs, Math.ceil(learned)))
+    // the prior: from the ceiling down to the floor over PRIOR_WINDOWS, then gone
+    const prior = this.ceilingMs - ((this.ceilingMs - this.floorMs) * this.count) / PRIOR_WINDOWS
+    this.timeout = Math.min(this.ceilingMs, Math.max(this.floorMs, prior, Math.ceil(learned)))
   }
 }

@@ -8,6 +8,7 @@ import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ReplicationMode } from '../../agent/vmm/types.js'
+import { learningMs } from '../../agent/replica/detector.js'
 import { DEFAULT_TIMING, type Lab, type LabConfig } from '../lab/lab.js'
 import { LabStore } from '../lab/lab-state.js'
 import { LocalHost } from '../lab/local-host.js'
@@ -358,7 +359,10 @@ async function failoverRun(
       try {
         // enough after the cut for suspicion, the test-and-set and the clients' retries
         const afterMs = Math.max(3000, DEFAULT_TIMING.suspectMs * 4)
-        const t = await timedFailover(lab, primary, backup, shape, { leadMs: 1000, afterMs, settleMs: 1500, signal })
+        // the survivor is a fresh agent after each restore: its failure detector comes down from the ceiling
+        // while it learns the peer (detector.ts), and the cut should meet the detector as it runs, not that start
+        const leadMs = learningMs(DEFAULT_TIMING.heartbeatMs) + 1000
+        const t = await timedFailover(lab, primary, backup, shape, { leadMs, afterMs, settleMs: 1500, signal })
         rep.liveMs = t.liveMs
         rep.firstOpMs = t.firstOpMs
         rep.timeoutMs = t.timeoutMs

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { FailureDetector, MIN_WINDOWS, PHI, WINDOW_HEARTBEATS, zForPhi } from '../../../agent/replica/detector.js'
+import { FailureDetector, learningMs, PHI, zForPhi } from '../../../agent/replica/detector.js'
 import { makeCore, diskReqs } from './harness.js'
 
 /** A seeded stream of numbers in [0, 1): the tests must not depend on Math.random. */
@@ -43,16 +43,21 @@ describe('the failure detector', () => {
     expect(zForPhi(3)).toBeCloseTo(3.09, 2)
   })
 
-  it('waits out the ceiling until it has learned the peer', () => {
+  it('starts at the ceiling and comes down to what it learned over its learning time, not at once', () => {
     const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 800 }, 0)
     expect(d.timeoutMs()).toBe(800)
-    d.heard(20)
-    expect(d.timeoutMs()).toBe(800)
+    const learn = learningMs(20)
+    expect(learn).toBe(10_000)
+    const r = drive(d, 0, learn / 2, () => 20)
+    expect(d.timeoutMs()).toBeGreaterThan(400)
+    expect(d.timeoutMs()).toBeLessThan(800)
+    drive(d, r.now, learn + 500, () => 20)
+    expect(d.timeoutMs()).toBe(60)
   })
 
   it('suspects a dead peer within its floor once it learned regular heartbeats', () => {
     const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 800 }, 0)
-    const r = drive(d, 0, 5_000, () => 20)
+    const r = drive(d, 0, 12_000, () => 20)
     expect(r.suspected).toBe(false)
     expect(d.timeoutMs()).toBe(d.floorMs)
     expect(d.floorMs).toBe(60)
@@ -76,7 +81,7 @@ describe('the failure detector', () => {
   it('follows a peer whose stalls grow, and comes back down once they leave the history', () => {
     const rnd = prng(11)
     const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 800 }, 0)
-    let r = drive(d, 0, 3_000, () => 20)
+    let r = drive(d, 0, 12_000, () => 20)
     expect(d.timeoutMs()).toBe(60)
     // a heap that grows: every 50th gap a stall, growing from 40 to 300 ms over two minutes
     let now = r.now
@@ -105,7 +110,7 @@ describe('the failure detector', () => {
 
   it('holds its judgement on a tick that came late, and does not learn the gap across its own pause', () => {
     const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 800 }, 0)
-    const r = drive(d, 0, 3_000, () => 20)
+    const r = drive(d, 0, 12_000, () => 20)
     expect(d.timeoutMs()).toBe(60)
     // this replica's event loop stalls 200 ms: the first tick after it sees a long silence, but the
     // peer's messages wait unread behind it
@@ -114,7 +119,7 @@ describe('the failure detector', () => {
     expect(d.state().localPauses).toBe(1)
     d.heard(late + 1)
     // the 200 ms gap was ours, not the peer's: nothing learned from it
-    const after = drive(d, late + 1, late + 1 + 20 * WINDOW_HEARTBEATS * MIN_WINDOWS, () => 20)
+    const after = drive(d, late + 1, late + 1001, () => 20)
     expect(after.suspected).toBe(false)
     expect(d.state().longestMs).toBeLessThan(60)
     // and a second late tick in a row is judged: a starved replica still suspects a dead peer
@@ -124,9 +129,9 @@ describe('the failure detector', () => {
 
   it('starts over on reset: the ceiling until the new peer is learned', () => {
     const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 800 }, 0)
-    drive(d, 0, 3_000, () => 20)
+    drive(d, 0, 12_000, () => 20)
     expect(d.timeoutMs()).toBe(60)
-    d.reset(3_000)
+    d.reset(12_000)
     expect(d.timeoutMs()).toBe(800)
     expect(d.state().windows).toBe(0)
   })
@@ -145,15 +150,15 @@ describe('the replica core with its detector', () => {
     for (const a of boot) if (a.t === 'send-peer') core.step({ t: 'peer', now: 0, msg: a.msg })
     core.takeActions()
     let now = 0
-    for (; now <= 3_000; now += 5) {
+    for (; now <= 12_000; now += 5) {
       if (now % 20 === 0) core.step({ t: 'peer', now, msg: { t: 'heartbeat', gen: 1, from: 'a', last: 1, releasedThrough: 0 } })
       core.step({ t: 'tick', now })
     }
     expect(diskReqs(core.takeActions())).toEqual([])
     expect(core.status().suspectAfterMs).toBe(60)
-    const lastHeard = 3_000
+    const lastHeard = 12_000
     let suspectedAt = -1
-    for (; suspectedAt < 0 && now < 4_000; now += 5) {
+    for (; suspectedAt < 0 && now < 13_000; now += 5) {
       core.step({ t: 'tick', now })
       if (diskReqs(core.takeActions()).some((r) => r.op === 'tas')) suspectedAt = now
     }
