@@ -109,7 +109,7 @@ const mib = (b: number) => (b > 0 ? (b / 1048576).toFixed(1) : '-')
 
 export function renderReport(r: BenchResult): string {
   const out: string[] = []
-  const localLab = r.modes.length > 0 || r.memory.length > 0 || r.failover !== undefined || r.redis !== undefined
+  const localLab = r.modes.length > 0 || r.memory.length > 0 || r.failover !== undefined || r.saturate !== undefined || r.redis !== undefined
   out.push(`FT Lab benchmark: ${localLab ? 'embedded local lab on 127.0.0.1, ' : ''}${r.machine.cpus} × ${r.machine.cpuModel}, Node ${r.machine.node}`)
   if (localLab) {
     out.push(
