@@ -379,6 +379,8 @@ export interface SaturateFigures {
   restores: number
   latencyMs: { p50: number; p99: number; max: number }
   notes: string[]
+  /** why the run ended early (the figures cover the time until then) */
+  error?: string
 }
 
 /**
@@ -417,6 +419,7 @@ export async function saturatedRun(
   })()
   const stopBig = new AbortController()
   const writers = Array.from({ length: shape.bigWriters }, (_, i) => bigWriter(lab.serviceEndpoints(), `sat-big-${i}`, big, stopBig.signal))
+  let error: string | undefined
   try {
     while (Date.now() < endAt) {
       checkAbort(signal)
@@ -432,11 +435,19 @@ export async function saturatedRun(
       const rows = new Map((await lab.status(1000)).map((x) => [x.host, x]))
       const roles = ['a', 'b'].map((id) => roleOf(rows, id))
       if (!(roles.includes('primary') && roles.includes('backup'))) {
-        notes.push(`${Math.round((Date.now() - started) / 1000)} s: the pair was ${roles.map((r) => r ?? 'down').join('/')}: restored redundancy`)
-        await lab.restore({ timeoutMs: 30_000 })
+        notes.push(`${Math.round((Date.now() - started) / 1000)} s: the pair was ${roles.map((r) => r ?? 'down').join('/')}: restoring redundancy`)
+        // a restore under this load may itself fail (the new backup too slow to take the snapshot): once more, then give up
+        await lab.restore({ timeoutMs: 30_000 }).catch(async (err: Error) => {
+          notes.push(`${Math.round((Date.now() - started) / 1000)} s: restore failed (${err.message}); trying once more`)
+          await sleep(2000, signal)
+          await lab.restore({ timeoutMs: 60_000 })
+        })
         restores++
       }
     }
+  } catch (err) {
+    if (err instanceof Aborted) throw err
+    error = (err as Error).message
   } finally {
     done = true
     stopBig.abort()
@@ -466,7 +477,8 @@ export async function saturatedRun(
     timeoutMs: tail(timeouts),
     restores,
     latencyMs: { p50: l.p50, p99: l.p99, max: l.max },
-    notes
+    notes,
+    ...(error ? { error } : {})
   }
 }
 
