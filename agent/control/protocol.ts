@@ -114,6 +114,8 @@ export interface AgentStatus {
     peer: string | null
     releasedThrough: number
     peerSuspected: boolean
+    /** the silence after which this replica suspects its peer now: its failure detector's learned timeout (absent from older agents) */
+    suspectAfterMs?: number
     queuedInputs: number
     clients: number
     guestConns: number

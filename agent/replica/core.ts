@@ -9,7 +9,8 @@
 //   logging channel ............ the primary's `unacked` entries, flush(), onAck(); the backup's onEntries()
 //   Output Rule ................ `held` outputs, releaseHeld(), outputRuleAllows()
 //   backup output suppressed ... applyEntry() keeps outputs instead of releasing them
-//   failure detection .......... onTick(): silence longer than suspectMs, or (primary) an unacked entry or snapshot
+//   failure detection .......... onTick(): silence longer than the detector's learned timeout (detector.ts, at most
+//                                suspectMs), or (primary) an unacked entry or snapshot
 //                                part waiting that long, makes the peer suspect; so does a message the channel refused
 //   bounded messages ........... flush() bounds 'entries' by maxMessageBytes and slices larger entries (parts.ts);
 //                                the snapshot goes in parts (SnapshotCutter), SNAPSHOT_WINDOW at a time
@@ -23,6 +24,7 @@ import type { ConnId, GuestInput, Output, Vmm } from '../vmm/types.js'
 import type { Action, DiskReq, DiskRes, Event, LogEntry, PeerMsg, ReplicaConfig, ReplicaId, Role, Telemetry } from './types.js'
 import { approxBytes, describeInput, entryBytes } from './size.js'
 import { EntryAssembly, SnapshotAssembly, SnapshotCutter, entryParts } from './parts.js'
+import { FailureDetector } from './detector.js'
 
 /** duplicate acks naming one gap that make the primary resend it at once (the simulator's links reorder: one is not proof of loss) */
 const DUP_ACKS_TO_RESEND = 2
@@ -72,6 +74,8 @@ export interface CoreStatus {
   genConfirmed: boolean
   /** a restore-redundancy handshake is under way */
   restoring: boolean
+  /** the silence after which the peer is suspect now: the failure detector's learned timeout (at most suspectMs) */
+  suspectAfterMs: number
 }
 
 /** An entry the backup has not acknowledged yet, kept for resending. */
@@ -202,6 +206,8 @@ export class ReplicaCore {
 
   // ---- failure detection and the disk server
   private suspected = false
+  /** how long a silence of the peer may last: learned from its messages (detector.ts) */
+  private readonly detector: FailureDetector
   /**
    * A backup holds a guest worth going live with only once it applied an entry (the boot
    * entry first of all) or restored a snapshot. Until then it never suspects its primary.
@@ -224,6 +230,7 @@ export class ReplicaCore {
     this.now = init.now
     this.lastHeard = init.now
     this.lastSent = init.now
+    this.detector = new FailureDetector({ heartbeatMs: cfg.heartbeatMs, ceilingMs: cfg.suspectMs }, init.now)
     this.channelReady = init.role === 'primary'
     this.genConfirmed = false
     this.emitRole(`start as ${init.role} of generation ${init.gen}`)
@@ -296,7 +303,8 @@ export class ReplicaCore {
       peerSuspected: this.suspected,
       queuedInputs: this.queue.length,
       genConfirmed: this.genConfirmed,
-      restoring: this.registration?.purpose === 'restore' || this.snapshotOut !== null
+      restoring: this.registration?.purpose === 'restore' || this.snapshotOut !== null,
+      suspectAfterMs: this.silenceLimit()
     }
   }
 
@@ -334,11 +342,13 @@ export class ReplicaCore {
   // ================================================================ time passes
 
   private onTick(): void {
+    // a late tick means this replica was paused: the peer's messages may be waiting unread behind it
+    const onTime = this.detector.tick(this.now)
     this.retryDisk()
     if (this.role !== 'primary' && this.role !== 'backup') return
     // A backup that never got an entry from its primary has a guest that has not even
     // booted: it waits rather than take over with an empty guest.
-    const mayJudge = this.role === 'primary' || this.holdsState
+    const mayJudge = (this.role === 'primary' || this.holdsState) && onTime
     if (mayJudge && !this.suspected && this.now - this.lastHeard > this.silenceLimit()) this.suspect()
     if (this.role === 'primary' && !this.suspected && this.channelReady && this.unacked.length > 0 && this.now - this.progressAt > this.progressLimit()) {
       this.telemetry({
@@ -374,7 +384,7 @@ export class ReplicaCore {
    */
   private silenceLimit(): number {
     if (this.snapshotOut) return this.cfg.suspectMs + Math.ceil(this.snapshotOut.bytes / 10_000)
-    return this.cfg.suspectMs
+    return this.detector.timeoutMs()
   }
 
   private snapshotProgressLimit(): number {
@@ -628,6 +638,7 @@ export class ReplicaCore {
       this.telemetry({ k: 'dropped', what: msg.t, why: 'live: the logging channel is closed' })
       return
     }
+    this.detector.heard(this.now)
     this.lastHeard = this.now
     if (this.role === 'primary') this.onPrimaryMessage(msg)
     else this.onBackupMessage(msg)
@@ -853,6 +864,8 @@ export class ReplicaCore {
     this.releasedThrough = last.last
     this.verifiedThrough = last.last
     this.lastHeard = this.now
+    // a new primary: what was learned of the old peer (or of nobody) says nothing of it
+    this.detector.reset(this.now)
     this.holdsState = true
     this.telemetry({ k: 'snapshot', gen: this.gen, bytes: this.vmm.memoryBytes(), direction: 'received' })
     this.setRole('backup', `restored the snapshot of ${last.from}`)
@@ -878,6 +891,8 @@ export class ReplicaCore {
     this.channelReady = false
     this.genConfirmed = true
     this.lastHeard = this.now
+    // a new backup, likely a fresh process: learn it from scratch (the ceiling applies meanwhile)
+    this.detector.reset(this.now)
     const snapshot = this.vmm.snapshot()
     const bytes = approxBytes(snapshot)
     const cutter = new SnapshotCutter(snapshot, this.cfg.maxMessageBytes, { gen, from: this.cfg.id, last: 0, nextConn: this.nextConn })

@@ -312,6 +312,7 @@ export class ReplicaEdge {
         peer: s.peer,
         releasedThrough: s.releasedThrough,
         peerSuspected: s.peerSuspected,
+        suspectAfterMs: s.suspectAfterMs,
         queuedInputs: s.queuedInputs,
         clients: this.conns.size,
         guestConns: this.vmm.openConns().length,

@@ -263,6 +263,34 @@ export function emptyInvariants(): Invariants {
 }
 
 // ---------------------------------------------------------------------------------------
+// Failure detection (issue 9): how fast a replica suspects its peer, and how often wrongly
+
+/**
+ * A false failover: a replica went live while the other was still alive and no operator fault
+ * separated them (the deposed one lost the test-and-set or had a write fenced, and said so).
+ */
+export interface FalseFailoverInfo {
+  /** the replica that was alive when its peer went live */
+  host: ReplicaHostId
+  gen: number
+  /** console clock, ms */
+  at: number
+  why: string
+}
+
+export interface FailureDetection {
+  /** false failovers seen since the console began watching this lab */
+  falseFailovers: number
+  last: FalseFailoverInfo | null
+  /** each replica's current suspicion timeout (learned by its failure detector, at most timing.suspectMs); null: unknown or down */
+  suspectAfterMs: Record<ReplicaHostId, number | null>
+}
+
+export function emptyDetection(): FailureDetection {
+  return { falseFailovers: 0, last: null, suspectAfterMs: { a: null, b: null } }
+}
+
+// ---------------------------------------------------------------------------------------
 // Drills and soaks
 
 /**
@@ -443,6 +471,7 @@ export interface LabStatus {
   faults: FaultInfo[]
   load: LoadStatus
   invariants: Invariants
+  detection: FailureDetection
 }
 
 /** No lab: every host down, nothing loaded or seen (the status before a lab starts; tests build theirs on it). */
@@ -464,7 +493,8 @@ export function stoppedLabStatus(): LabStatus {
     channel: null,
     faults: [],
     load: idleLoadStatus(),
-    invariants: emptyInvariants()
+    invariants: emptyInvariants(),
+    detection: emptyDetection()
   }
 }
 

@@ -8,6 +8,7 @@ import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ReplicationMode } from '../../agent/vmm/types.js'
+import { learningMs } from '../../agent/replica/detector.js'
 import { DEFAULT_TIMING, type Lab, type LabConfig } from '../lab/lab.js'
 import { LabStore } from '../lab/lab-state.js'
 import { LocalHost } from '../lab/local-host.js'
@@ -25,9 +26,12 @@ import {
   pooled,
   redisBenchmark,
   redisBenchmarkVersion,
+  FailoverWatch,
   roleOf,
   sampling,
+  saturatedRun,
   spread,
+  tail,
   timedFailover,
   until,
   type ChannelFigures,
@@ -37,7 +41,16 @@ import {
 import { deployRun } from './deploy.js'
 import { SCALE_DEFAULTS, renderScale, scaleRun, writeScaleSvg, type ScaleOptions } from './scale.js'
 import { BenchUsageError, parseBenchArgs, USAGE, type BenchOptions } from './options.js'
-import { BASELINE_HOW, renderReport, type BenchResult, type FailoverRep, type FailoverResult, type MemoryResult, type ModeResult } from './report.js'
+import {
+  BASELINE_HOW,
+  renderReport,
+  type BenchResult,
+  type FailoverRep,
+  type FailoverResult,
+  type MemoryResult,
+  type ModeResult,
+  type SaturateResult
+} from './report.js'
 import { runIfMain } from '../core/entry.js'
 import { samplesOf, startRedisServer, type RedisServer, type SbsChannelSample, type SbsTarget, type SideBySideResult } from './side-by-side.js'
 
@@ -185,6 +198,7 @@ export async function runBench(opts: BenchOptions, labs: LabRegistry, progress: 
       }
     }
     if (has('failover')) result.failover = await failoverRun(opts.modes[0], opts, shape, labs, progress, signal)
+    if (has('saturate')) result.saturate = await saturateRun(opts.modes[0], opts, labs, progress, signal)
     if (has('deploy')) {
       result.deploy = await deployRun(opts.deployReps, progress, signal, (fn) => (testbedCleanup = fn))
       if (result.deploy.skipped) progress(`deploy: skipped: ${result.deploy.skipped}`)
@@ -390,17 +404,20 @@ async function failoverRun(
 ): Promise<FailoverResult> {
   const name = 'bench-failover'
   const reps: FailoverRep[] = []
+  let watch: FailoverWatch | null = null
   const res = (): FailoverResult => {
     const done = reps.filter((r) => !r.error)
     return {
       mode,
       reps,
-      firstOpMs: spread(done.map((r) => r.firstOpMs).filter((x): x is number => x !== null)),
-      liveMs: spread(done.map((r) => r.liveMs).filter((x): x is number => x !== null))
+      firstOpMs: tail(done.map((r) => r.firstOpMs).filter((x): x is number => x !== null)),
+      liveMs: spread(done.map((r) => r.liveMs).filter((x): x is number => x !== null)),
+      ...(watch ? { falseFailovers: watch.judge.count } : {})
     }
   }
   progress(`failover (${mode}): starting a lab`)
   const lab = await labs.start({ name, mode })
+  watch = new FailoverWatch(lab)
   let primary = 'a'
   let backup = 'b'
   try {
@@ -413,11 +430,19 @@ async function failoverRun(
       try {
         // enough after the cut for suspicion, the test-and-set and the clients' retries
         const afterMs = Math.max(3000, DEFAULT_TIMING.suspectMs * 4)
-        const t = await timedFailover(lab, primary, backup, shape, { leadMs: 1000, afterMs, settleMs: 1500, signal })
+        // the survivor is a fresh agent after each restore: its failure detector comes down from the ceiling
+        // while it learns the peer (detector.ts), and the cut should meet the detector as it runs, not that start
+        const leadMs = learningMs(DEFAULT_TIMING.heartbeatMs) + 1000
+        const t = await timedFailover(lab, primary, backup, shape, { leadMs, afterMs, settleMs: 1500, signal })
         rep.liveMs = t.liveMs
         rep.firstOpMs = t.firstOpMs
+        rep.timeoutMs = t.timeoutMs
+        Object.assign(rep, watch.breakdown(backup, t.cutWall))
         if (t.firstOpMs === null) rep.error = `no operation answered by ${backup} within ${afterMs} ms of the cut`
-        progress(`failover ${i}: first op on ${backup} ${t.firstOpMs === null ? 'never' : `${t.firstOpMs.toFixed(0)} ms`} after the cut`)
+        progress(
+          `failover ${i}: first op on ${backup} ${t.firstOpMs === null ? 'never' : `${t.firstOpMs.toFixed(0)} ms`} after the cut` +
+            ` (suspected at ${rep.suspectMs?.toFixed(0) ?? '?'} ms, live at ${rep.goLiveMs?.toFixed(0) ?? '?'} ms)`
+        )
       } catch (err) {
         if (err instanceof Aborted) throw err
         rep.error = (err as Error).message
@@ -434,6 +459,7 @@ async function failoverRun(
     if (err instanceof Aborted) throw err
     return { ...res(), error: (err as Error).message }
   } finally {
+    watch.off()
     progress('failover: stopping the lab')
     await labs.stop(name)
   }
@@ -455,6 +481,44 @@ async function scaleMain(opts: BenchOptions, labs: LabRegistry, progress: Progre
     return 0
   } finally {
     await labs.stop('bench-scale')
+  }
+}
+
+/** A saturated lab with no faults for --saturate minutes: every go-live in it is a false failover. */
+async function saturateRun(mode: ReplicationMode, opts: BenchOptions, labs: LabRegistry, progress: Progress, signal: AbortSignal): Promise<SaturateResult> {
+  const name = 'bench-saturate'
+  const bigWriters = opts.saturateBig
+  progress(`saturate (${mode}): starting a lab`)
+  const lab = await labs.start({ name, mode })
+  const watch = new FailoverWatch(lab)
+  try {
+    await until(lab, 'a primary with b as its backup', paired('a', 'b'), { signal })
+    const shape = { clients: opts.saturateClients, keys: 1024, minutes: opts.saturateMinutes, bigWriters }
+    return { mode, ...(await saturatedRun(lab, watch, shape, progress, signal)) }
+  } catch (err) {
+    if (err instanceof Aborted) throw err
+    const empty = { min: NaN, median: NaN, p99: NaN, max: NaN, n: 0 }
+    return {
+      mode,
+      minutes: opts.saturateMinutes,
+      clients: opts.saturateClients,
+      bigWriters,
+      completed: 0,
+      opsPerSec: 0,
+      bigSets: 0,
+      bigBytes: 0,
+      falseFailovers: watch.judge.count,
+      suspicions: watch.events.filter((e) => e.type === 'suspect').length,
+      timeoutMs: empty,
+      restores: 0,
+      latencyMs: { p50: NaN, p99: NaN, max: NaN },
+      notes: [],
+      error: (err as Error).message
+    }
+  } finally {
+    watch.off()
+    progress('saturate: stopping the lab')
+    await labs.stop(name)
   }
 }
 

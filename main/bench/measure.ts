@@ -5,6 +5,9 @@
 import { spawn } from 'node:child_process'
 import type { AgentStatus, Endpoint } from '../../agent/control/protocol.js'
 import type { HostStatusRow, Lab } from '../lab/lab.js'
+import type { LabEvent } from '../lab/lab-events.js'
+import { FalseFailoverJudge } from '../lab/false-failover.js'
+import { SessionClient } from '../load/session-client.js'
 import { summarizeLatency } from '../load/latency.js'
 import { now, runLoad, type LoadResult, type LoadSummary } from '../load/load-runner.js'
 
@@ -245,7 +248,7 @@ export async function timedFailover(
   survivor: string,
   shape: LoadShape,
   opts: { leadMs: number; afterMs: number; settleMs: number; signal?: AbortSignal }
-): Promise<{ liveMs: number | null; firstOpMs: number | null; ok: number; unknown: number }> {
+): Promise<{ liveMs: number | null; firstOpMs: number | null; ok: number; unknown: number; cutWall: number; timeoutMs: number | null }> {
   const eps = new Map(lab.serviceEndpoints().map((e, i) => [['a', 'b'][i], `${e.host}:${e.port}`]))
   const survivorAddr = eps.get(survivor)!
   // the clients stop early on ^C, and also when the cut itself fails
@@ -261,10 +264,16 @@ export async function timedFailover(
   })
   running.catch(() => {}) // observed below; this only keeps an early rejection from counting as unhandled
   let cutAt = 0
+  let cutWall: number
   let liveAt: number | null = null
+  let timeoutMs: number | null
   try {
     await sleep(opts.leadMs, opts.signal)
+    // the survivor's suspicion timeout as its detector learned it under this load, just before the cut
+    const before = await lab.status(500).catch(() => [] as HostStatusRow[])
+    timeoutMs = before.find((r) => r.host === survivor)?.status?.replica?.suspectAfterMs ?? null
     cutAt = now()
+    cutWall = Date.now()
     await lab.powerCut(victim)
     // the status poll is only for the report ("live after"); the figure that matters is
     // the first answered operation, which the load clients record themselves
@@ -298,7 +307,201 @@ export async function timedFailover(
     liveMs: liveAt === null ? null : liveAt - cutAt,
     firstOpMs: Number.isFinite(firstOk) ? firstOk - cutAt : null,
     ok: result.summary.ok,
-    unknown: result.summary.unknown
+    unknown: result.summary.unknown,
+    cutWall,
+    timeoutMs
+  }
+}
+
+/** min, median, p99 (nearest rank: over fewer than 100 samples, the largest) and max. */
+export function tail(xs: number[]): { min: number; median: number; p99: number; max: number; n: number } {
+  const s = [...xs].sort((a, b) => a - b)
+  return { ...spread(s), p99: s.length ? s[Math.min(s.length - 1, Math.ceil(0.99 * s.length) - 1)] : NaN }
+}
+
+/** Lab events the failover measurements read: the steps of a go-live, and faults and heals for the false-failover judge. */
+const FAILOVER_EVENTS = new Set(['suspect', 'tas', 'go-live', 'replica-role', 'fault', 'heal'])
+
+/**
+ * Watches a lab's events for the failover section: keeps the go-live steps (each cut is broken
+ * down from them) and judges false failovers as they come.
+ */
+export class FailoverWatch {
+  readonly judge = new FalseFailoverJudge()
+  readonly events: LabEvent[] = []
+  readonly off: () => void
+
+  constructor(lab: Lab) {
+    this.off = lab.onEvent((ev) => {
+      // the lack-of-progress rule says why it suspected in a 'dropped' event
+      const stalled = ev.type === 'dropped' && /unacknowledged for/.test(String(ev.data.why))
+      if (!FAILOVER_EVENTS.has(ev.type) && !stalled) return
+      this.events.push(ev)
+      this.judge.observe(ev)
+    })
+  }
+
+  /**
+   * Where the milliseconds of one cut went, from the survivor's own events (same clock as the
+   * cut on a local lab): the silence it waited before suspecting, the test-and-set's round trip,
+   * and the go-live, as ms after the cut. Null where an event is missing.
+   */
+  breakdown(survivor: string, cutWall: number): { suspectMs: number | null; silentMs: number | null; tasMs: number | null; goLiveMs: number | null } {
+    const after = this.events.filter((e) => e.source === 'agent' && e.host === survivor && e.ts >= cutWall - 1000)
+    const suspect = after.find((e) => e.type === 'suspect')
+    const won = after.find((e) => e.type === 'tas' && e.data.result === 'won')
+    const live = after.find((e) => e.type === 'go-live')
+    return {
+      suspectMs: suspect ? suspect.ts - cutWall : null,
+      silentMs: suspect && typeof suspect.data.silentMs === 'number' ? suspect.data.silentMs : null,
+      tasMs: suspect && won ? won.ts - suspect.ts : null,
+      goLiveMs: live ? live.ts - cutWall : null
+    }
+  }
+}
+
+/** What a saturated run found: false failovers, suspicions, and the timeouts the detectors settled on. */
+export interface SaturateFigures {
+  minutes: number
+  clients: number
+  bigWriters: number
+  completed: number
+  opsPerSec: number
+  bigSets: number
+  bigBytes: number
+  /** go-lives while the other replica was alive and no fault separated them */
+  falseFailovers: number
+  /** every suspicion a replica raised (a false failover starts with one) */
+  suspicions: number
+  /** the replicas' suspicion timeouts, sampled once a second: the detectors' effective timeouts */
+  timeoutMs: { min: number; median: number; p99: number; max: number; n: number }
+  /** times redundancy was restored after a false failover */
+  restores: number
+  latencyMs: { p50: number; p99: number; max: number }
+  notes: string[]
+  /** why the run ended early (the figures cover the time until then) */
+  error?: string
+}
+
+/**
+ * A saturated lab for `minutes`: `clients` closed-loop clients on small values, and `bigWriters`
+ * more that SET values of 16 KiB to 1 MiB every BIG_WRITER_PAUSE_MS (both event loops busy encoding,
+ * hashing, logging and applying them: the stalls that make a live peer look dead). No faults: every go-live is false.
+ * The load runs in chunks so that its history does not grow with the run; after a false failover
+ * redundancy is restored and the run goes on.
+ */
+export async function saturatedRun(
+  lab: Lab,
+  watch: FailoverWatch,
+  shape: LoadShape & { minutes: number; bigWriters: number },
+  progress: Progress,
+  signal?: AbortSignal
+): Promise<SaturateFigures> {
+  const endAt = Date.now() + shape.minutes * 60_000
+  const timeouts: number[] = []
+  const lat: number[] = []
+  let completed = 0
+  let restores = 0
+  const notes: string[] = []
+  const big = { sets: 0, bytes: 0 }
+  const seenBefore = watch.events.length
+  const started = Date.now()
+  let done = false
+  const sampler = (async () => {
+    while (!done) {
+      const rows = await lab.status(1000).catch(() => [] as HostStatusRow[])
+      for (const r of rows) {
+        const t = r.state === 'up' ? r.status?.replica?.suspectAfterMs : undefined
+        if (typeof t === 'number' && (r.status?.role === 'primary' || r.status?.role === 'backup')) timeouts.push(t)
+      }
+      await sleep(1000).catch(() => {})
+    }
+  })()
+  const stopBig = new AbortController()
+  const writers = Array.from({ length: shape.bigWriters }, (_, i) => bigWriter(lab.serviceEndpoints(), `sat-big-${i}`, big, stopBig.signal))
+  let error: string | undefined
+  try {
+    while (Date.now() < endAt) {
+      checkAbort(signal)
+      const chunk = Math.min(30_000, endAt - Date.now())
+      if (chunk < 500) break
+      const r = await runLoad({ targets: lab.serviceEndpoints(), durationMs: chunk, clients: shape.clients, keys: shape.keys, signal })
+      completed += r.summary.completed
+      for (const h of r.history) if (h.status === 'ok' && h.completeMs !== null) lat.push(h.completeMs - h.invokeMs)
+      const left = Math.max(0, (endAt - Date.now()) / 1000)
+      progress(
+        `saturate: ${Math.round((Date.now() - started) / 1000)} s, ${Math.round(r.summary.opsPerSec)} ops/s, ${big.sets} big SETs, false failovers ${watch.judge.count}, ${Math.round(left)} s left`
+      )
+      const rows = new Map((await lab.status(1000)).map((x) => [x.host, x]))
+      const roles = ['a', 'b'].map((id) => roleOf(rows, id))
+      if (!(roles.includes('primary') && roles.includes('backup'))) {
+        notes.push(`${Math.round((Date.now() - started) / 1000)} s: the pair was ${roles.map((r) => r ?? 'down').join('/')}: restoring redundancy`)
+        // a restore under this load may itself fail (the new backup too slow to take the snapshot): once more, then give up
+        await lab.restore({ timeoutMs: 30_000 }).catch(async (err: Error) => {
+          notes.push(`${Math.round((Date.now() - started) / 1000)} s: restore failed (${err.message}); trying once more`)
+          await sleep(2000, signal)
+          await lab.restore({ timeoutMs: 60_000 })
+        })
+        restores++
+      }
+    }
+  } catch (err) {
+    if (err instanceof Aborted) throw err
+    error = (err as Error).message
+  } finally {
+    done = true
+    stopBig.abort()
+    await Promise.all(writers)
+    await sampler
+  }
+  const elapsed = (Date.now() - started) / 1000
+  const l = summarizeLatency(lat)
+  // each suspicion, and which rule raised it: silence beyond the detector's timeout, or an entry unacknowledged too long
+  const during = watch.events.slice(seenBefore)
+  for (const e of during) {
+    const at = `${Math.round((e.ts - started) / 1000)} s`
+    if (e.type === 'suspect') notes.push(`${at}: ${e.host} suspected ${String(e.data.peer)} after ${Math.round(Number(e.data.silentMs))} ms of silence`)
+    if (e.type === 'dropped') notes.push(`${at}: ${e.host}: ${String(e.data.why)}`)
+  }
+  for (const f of watch.judge.found) notes.push(`${Math.round((f.at - started) / 1000)} s: false failover: ${f.host} deposed (${f.why})`)
+  return {
+    minutes: shape.minutes,
+    clients: shape.clients,
+    bigWriters: shape.bigWriters,
+    completed,
+    opsPerSec: completed / Math.max(0.001, elapsed),
+    bigSets: big.sets,
+    bigBytes: big.bytes,
+    falseFailovers: watch.judge.count,
+    suspicions: during.filter((e) => e.type === 'suspect').length,
+    timeoutMs: tail(timeouts),
+    restores,
+    latencyMs: { p50: l.p50, p99: l.p99, max: l.max },
+    notes,
+    ...(error ? { error } : {})
+  }
+}
+
+/** A big writer's pause between two SETs: big values mixed into the load, not a stream of them. */
+export const BIG_WRITER_PAUSE_MS = 100
+
+/** One client that SETs large values (16 KiB to 1 MiB) on a key of its own until stopped. */
+async function bigWriter(targets: Endpoint[], id: string, tally: { sets: number; bytes: number }, signal: AbortSignal): Promise<void> {
+  const client = new SessionClient({ clientId: id, targets, opDeadlineMs: 30_000, attemptTimeoutMs: 10_000 })
+  signal.addEventListener('abort', () => client.close(), { once: true })
+  let n = 0
+  try {
+    while (!signal.aborted) {
+      const size = 16 * 1024 * 2 ** (n++ % 7) // 16 KiB, 32, …, 1 MiB
+      const r = await client.call('SET', [`${id}:v`, 'x'.repeat(size)])
+      if (r.status === 'ok') {
+        tally.sets++
+        tally.bytes += size
+      }
+      await sleep(BIG_WRITER_PAUSE_MS, signal).catch(() => {})
+    }
+  } finally {
+    client.close()
   }
 }
 

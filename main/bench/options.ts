@@ -3,7 +3,7 @@
 // chosen to finish in a minute or two on a small machine.
 import type { ReplicationMode } from '../../agent/vmm/types.js'
 
-export const SECTIONS = ['throughput', 'memory', 'failover', 'redis', 'deploy'] as const
+export const SECTIONS = ['throughput', 'memory', 'failover', 'redis', 'deploy', 'saturate'] as const
 export type Section = (typeof SECTIONS)[number]
 const ALL_MODES: readonly ReplicationMode[] = ['rsm', 'state-transfer']
 
@@ -22,6 +22,12 @@ export interface BenchOptions {
   memorySeconds: number
   /** how many power cuts the failover section makes */
   failovers: number
+  /** minutes of the saturated run (section 'saturate') that counts false failovers */
+  saturateMinutes: number
+  /** clients of the saturated run on small values (big-value writers come on top) */
+  saturateClients: number
+  /** clients of the saturated run that write values of 16 KiB to 1 MiB */
+  saturateBig: number
   /** -n for each redis-benchmark run against FT Lab (redis-server gets ten times as many) */
   redisRequests: number
   /** rounds of the side-by-side table; each figure is the median over them */
@@ -45,9 +51,13 @@ export const DEFAULTS: BenchOptions = {
   clients: 8,
   keys: 64,
   modes: [...ALL_MODES],
-  sections: [...SECTIONS],
+  // the saturated run lasts minutes: only on request (--saturate or --only saturate)
+  sections: SECTIONS.filter((s) => s !== 'saturate'),
   memorySeconds: 12,
   failovers: 3,
+  saturateMinutes: 3,
+  saturateClients: 64,
+  saturateBig: 2,
   redisRequests: 3000,
   redisRounds: 3,
   deployReps: 3,
@@ -59,6 +69,9 @@ export const DEFAULTS: BenchOptions = {
 }
 
 export class BenchUsageError extends Error {}
+
+/** Cuts of the failover section when it runs alone: enough for a p99 worth the name. */
+export const ONLY_FAILOVER_CUTS = 20
 
 export const USAGE = `usage: npm run bench -- [options]
 
@@ -74,7 +87,12 @@ the deploy section times deploying the agent over SSH to the network-namespace t
   --sections LIST      any of ${SECTIONS.join(',')} (default all)
   --only LIST          same as --sections
   --memory-seconds N   length of the sustained run sampled for memory (default ${DEFAULTS.memorySeconds})
-  --failovers N        power cuts in the failover section (default ${DEFAULTS.failovers})
+  --failovers N        power cuts in the failover section (default ${DEFAULTS.failovers}; ${ONLY_FAILOVER_CUTS} with --only failover)
+  --saturate MIN       a saturated run of MIN minutes (${DEFAULTS.saturateClients} clients and big values, no faults) that
+                       counts false failovers and the failure detectors' timeouts; alone unless
+                       --only/--sections names more (default ${DEFAULTS.saturateMinutes} with --only saturate)
+  --saturate-clients C clients of the saturated run (default ${DEFAULTS.saturateClients})
+  --saturate-big N     writers of 16 KiB to 1 MiB values besides them, a SET every 100 ms each (default ${DEFAULTS.saturateBig})
   --redis-requests N   -n of redis-benchmark against FT Lab; 4 × N with -P 16; redis-server gets 10 × (default ${DEFAULTS.redisRequests})
   --redis-rounds N     rounds of the side-by-side table, each figure their median (default ${DEFAULTS.redisRounds})
   --deploy-reps N      cold and warm deploys each in the deploy section (default ${DEFAULTS.deployReps})
@@ -104,6 +122,9 @@ const OPTS: Record<string, { key: keyof BenchOptions; kind: Kind; min?: number; 
   only: { key: 'sections', kind: 'list', choices: SECTIONS },
   'memory-seconds': { key: 'memorySeconds', kind: 'number', min: 1, max: 86_400 },
   failovers: { key: 'failovers', kind: 'int', min: 1, max: 100 },
+  saturate: { key: 'saturateMinutes', kind: 'number', min: 0.1, max: 600 },
+  'saturate-clients': { key: 'saturateClients', kind: 'int', min: 1, max: 1000 },
+  'saturate-big': { key: 'saturateBig', kind: 'int', min: 0, max: 64 },
   'redis-requests': { key: 'redisRequests', kind: 'int', min: 100, max: 10_000_000 },
   'redis-rounds': { key: 'redisRounds', kind: 'int', min: 1, max: 50 },
   'deploy-reps': { key: 'deployReps', kind: 'int', min: 1, max: 50 },
@@ -159,5 +180,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     if (n < spec.min! || n > spec.max!) throw new BenchUsageError(`--${name} must be from ${spec.min} to ${spec.max}, got ${n}`)
     ;(out[spec.key] as number) = n
   }
+  if (seen.has('saturateMinutes') && !out.sections.includes('saturate')) out.sections = seen.has('sections') ? [...out.sections, 'saturate'] : ['saturate']
+  if (!seen.has('failovers') && out.sections.length === 1 && out.sections[0] === 'failover') out.failovers = ONLY_FAILOVER_CUTS
   return out
 }

@@ -3,7 +3,7 @@ import type { TimingConfig } from '../../agent/control/protocol.js'
 import type { ReplicationMode } from '../../agent/vmm/types.js'
 import { renderTable } from '../cli/table.js'
 import type { DeployResult } from './deploy.js'
-import type { ChannelFigures, HostMemory, OutputRuleFigures, RunFigures } from './measure.js'
+import type { ChannelFigures, HostMemory, OutputRuleFigures, RunFigures, SaturateFigures } from './measure.js'
 import { renderSideBySide, type SideBySideResult } from './side-by-side.js'
 
 export const BASELINE_HOW =
@@ -48,6 +48,12 @@ export interface FailoverRep {
   liveMs: number | null
   /** power cut → the first operation the survivor answered */
   firstOpMs: number | null
+  /** the survivor's suspicion timeout just before the cut (its failure detector's, learned) */
+  timeoutMs?: number | null
+  /** power cut → the survivor suspects; then the test-and-set's round trip; power cut → go-live (the survivor's own events) */
+  suspectMs?: number | null
+  tasMs?: number | null
+  goLiveMs?: number | null
   error?: string
 }
 
@@ -61,11 +67,17 @@ export interface Spread {
 export interface FailoverResult {
   mode: ReplicationMode
   reps: FailoverRep[]
-  firstOpMs: Spread
+  firstOpMs: Spread & { p99: number }
   liveMs: Spread
+  /** go-lives while the other replica was alive and no fault separated them, over the whole section */
+  falseFailovers?: number
   error?: string
 }
 
+/** The failover goal of issue 9: p99 of power cut → first answered operation, over at least 20 cuts. */
+export const FAILOVER_GOAL = { p99Ms: 150, cuts: 20 }
+
+export type SaturateResult = SaturateFigures & { mode: ReplicationMode; error?: string }
 export interface BenchResult {
   startedAt: string
   elapsedMs: number
@@ -77,6 +89,7 @@ export interface BenchResult {
   modes: ModeResult[]
   memory: MemoryResult[]
   failover?: FailoverResult
+  saturate?: SaturateResult
   /** the headline: redis-benchmark against redis-server and FT Lab side by side, and the goals judged */
   sideBySide?: SideBySideResult
   deploy?: DeployResult
@@ -89,7 +102,7 @@ const mib = (b: number) => (b > 0 ? (b / 1048576).toFixed(1) : '-')
 
 export function renderReport(r: BenchResult): string {
   const out: string[] = []
-  const localLab = r.modes.length > 0 || r.memory.length > 0 || r.failover !== undefined || r.sideBySide !== undefined
+  const localLab = r.modes.length > 0 || r.memory.length > 0 || r.failover !== undefined || r.saturate !== undefined || r.sideBySide !== undefined
   out.push(`FT Lab benchmark: ${localLab ? 'embedded local lab on 127.0.0.1, ' : ''}${r.machine.cpus} × ${r.machine.cpuModel}, Node ${r.machine.node}`)
   if (localLab) {
     out.push(
@@ -156,18 +169,59 @@ export function renderReport(r: BenchResult): string {
     if (f.reps.length) {
       out.push(
         renderTable(
-          ['REP', 'CUT', 'SURVIVOR', 'LIVE AFTER ms', 'FIRST OP AFTER ms', 'NOTE'],
-          f.reps.map((x) => [String(x.rep), x.cut, x.survivor, ms(x.liveMs, 0), ms(x.firstOpMs, 0), x.error ?? ''])
+          ['REP', 'CUT', 'SURVIVOR', 'TIMEOUT ms', 'SUSPECT ms', 'TAS ms', 'GO-LIVE ms', 'FIRST OP ms', 'NOTE'],
+          f.reps.map((x) => [
+            String(x.rep),
+            x.cut,
+            x.survivor,
+            ms(x.timeoutMs, 0),
+            ms(x.suspectMs, 0),
+            ms(x.tasMs, 0),
+            ms(x.goLiveMs ?? x.liveMs, 0),
+            ms(x.firstOpMs, 0),
+            x.error ?? ''
+          ])
         )
       )
+      const g = f.firstOpMs
+      const met = g.n >= FAILOVER_GOAL.cuts && g.p99 <= FAILOVER_GOAL.p99Ms && (f.falseFailovers ?? 0) === 0
       out.push(
-        `first op after the cut: min ${ms(f.firstOpMs.min, 0)} / median ${ms(f.firstOpMs.median, 0)} / max ${ms(f.firstOpMs.max, 0)} ms over ${f.firstOpMs.n} cuts`
+        `first op after the cut: min ${ms(g.min, 0)} / median ${ms(g.median, 0)} / p99 ${ms(g.p99, 0)} / max ${ms(g.max, 0)} ms over ${g.n} cuts` +
+          `; goal p99 ≤ ${FAILOVER_GOAL.p99Ms} ms over ≥ ${FAILOVER_GOAL.cuts} cuts: ${met ? 'met' : 'NOT met'}`
       )
+      if (f.falseFailovers !== undefined) out.push(`false failovers during the section: ${f.falseFailovers}`)
       out.push(
-        `(live after: when a status poll first saw the survivor live; the go-live itself waits for ${r.timing.suspectMs} ms of silence, then the test-and-set)`
+        `(all ms after the cut except TIMEOUT, the survivor's learned suspicion timeout before it (at most ${r.timing.suspectMs}), and TAS, the test-and-set's round trip;`,
+        ' p99 is the nearest rank: over fewer than 100 cuts, the largest)'
       )
     }
     if (f.error) out.push(`FAILED: ${f.error}`)
+  }
+
+  if (r.saturate) {
+    const x = r.saturate
+    out.push(
+      '',
+      `Saturated run (${x.mode}, ${x.minutes} min, no faults): ${x.clients} clients on small values + ${x.bigWriters} writing 16 KiB to 1 MiB values`
+    )
+    out.push(
+      renderTable(
+        ['OPS/s', 'p50/p99/max ms', 'BIG SETs', 'SUSPICIONS', 'FALSE FAILOVERS', 'TIMEOUT min/median/p99/max ms'],
+        [
+          [
+            int(x.opsPerSec),
+            `${ms(x.latencyMs.p50)}/${ms(x.latencyMs.p99)}/${ms(x.latencyMs.max, 0)}`,
+            `${int(x.bigSets)} (${mib(x.bigBytes)} MiB)`,
+            String(x.suspicions),
+            String(x.falseFailovers),
+            `${ms(x.timeoutMs.min, 0)}/${ms(x.timeoutMs.median, 0)}/${ms(x.timeoutMs.p99, 0)}/${ms(x.timeoutMs.max, 0)}`
+          ]
+        ]
+      )
+    )
+    out.push(`(TIMEOUT: both replicas' learned suspicion timeouts, sampled every second; ${x.timeoutMs.n} samples)`)
+    for (const n of x.notes) out.push(`note: ${n}`)
+    if (x.error) out.push(`FAILED: ${x.error}`)
   }
 
   for (const m of r.memory) {

@@ -292,7 +292,8 @@ export class LabDriver {
       channel: this.poller.channelFor(hosts),
       faults,
       load,
-      invariants: this.poller.invariants({ duplicatesDropped: load.duplicatesDropped, acknowledgedLost: this.load.acknowledgedLost() })
+      invariants: this.poller.invariants({ duplicatesDropped: load.duplicatesDropped, acknowledgedLost: this.load.acknowledgedLost() }),
+      detection: this.poller.detection()
     }
   }
 
@@ -363,6 +364,7 @@ export class LabDriver {
   private onLabEvent(ev: LabEvent): void {
     if (this.closed) return
     this.translator.translate(ev)
+    this.poller.noteLabEvent(ev)
     if (ev.source === 'agent' && ev.type === 'diverged' && isHost(ev.host)) this.poller.noteDivergence(ev.host, Number(ev.data.n))
   }
 

@@ -16,7 +16,7 @@ import {
 } from '../api/contract.js'
 import type { UnnumberedEvent } from '../api/event-log.js'
 import { LabStore } from '../lab/lab-state.js'
-import type { Lab } from '../lab/lab.js'
+import { DEFAULT_TIMING, type Lab } from '../lab/lab.js'
 import { startSimLab } from '../lab/sim-lab.js'
 import { LOCAL_LAB_NAME, openLocalLab, startLocalLab, type LocalLabOptions } from '../lab/local-lab.js'
 import { LabFileError, validateLabFile, type LabFile } from '../remote/lab-file.js'
@@ -474,8 +474,8 @@ export function labFileProblem(err: LabFileError): string {
 /** The timing asked for, with the lab's defaults for what was left out (suspicion at least 8 heartbeats). */
 function timingOf(p: LabStartParams): { heartbeatMs: number; suspectMs: number } | undefined {
   if (p.heartbeatMs === undefined && p.suspectMs === undefined) return undefined
-  const heartbeatMs = p.heartbeatMs ?? 100
-  return { heartbeatMs, suspectMs: p.suspectMs ?? Math.max(800, heartbeatMs * 8) }
+  const heartbeatMs = p.heartbeatMs ?? DEFAULT_TIMING.heartbeatMs
+  return { heartbeatMs, suspectMs: p.suspectMs ?? Math.max(DEFAULT_TIMING.suspectMs, heartbeatMs * 8) }
 }
 
 const experimentsText = (p: LabStartParams): string => (p.experiments?.length ? `, EXPERIMENT ${p.experiments.join(', ')}` : '')

@@ -13,7 +13,9 @@ import {
   HOST_IDS,
   REPLICA_IDS,
   downHostStatus,
+  emptyDetection,
   emptyInvariants,
+  type FailureDetection,
   type ChannelStatus,
   type FaultInfo,
   type HostId,
@@ -24,6 +26,8 @@ import {
   type ReplicaHostId
 } from '../api/contract.js'
 import type { HostStatusRow } from '../lab/lab.js'
+import type { LabEvent } from '../lab/lab-events.js'
+import { FalseFailoverJudge } from '../lab/false-failover.js'
 
 /** The replica's buffer limit (agent/replica/core.ts, maxUnackedBytes); the agent's status does not carry it. */
 export const MAX_UNACKED_BYTES = 4 * 1024 * 1024
@@ -57,6 +61,8 @@ export class StatusPoller {
   private divergence: Invariants['divergence'] = null
   private splitBrain = false
   private readonly evidence: Invariants['evidence'] = []
+  /** go-lives while the other replica was alive (main/lab/false-failover.ts) */
+  private readonly falseFailovers = new FalseFailoverJudge()
   /** the lab's last poll error, or null */
   error: string | null = null
 
@@ -123,6 +129,26 @@ export class StatusPoller {
   /** A restore moved a slot or started a fresh agent: its rates and its channel start over. */
   resetRates(): void {
     this.rate = null
+  }
+
+  /** Every lab event, in order: a deposed replica's report, and the operator's faults that may explain it. */
+  noteLabEvent(ev: LabEvent): void {
+    this.falseFailovers.observe(ev)
+  }
+
+  /** False failovers so far, and each replica's current suspicion timeout as its last status said. */
+  detection(): FailureDetection {
+    const out = emptyDetection()
+    const found = this.falseFailovers.found
+    out.falseFailovers = found.length
+    const last = found[found.length - 1]
+    if (last && (REPLICA_IDS as readonly string[]).includes(last.host)) out.last = { ...last, host: last.host as ReplicaHostId }
+    for (const id of REPLICA_IDS) {
+      const row = this.rows.get(id)
+      const ms = row?.state === 'up' ? row.status?.replica?.suspectAfterMs : undefined
+      out.suspectAfterMs[id] = typeof ms === 'number' ? ms : null
+    }
+    return out
   }
 
   noteDivergence(host: HostId, entry: number): void {

@@ -45,6 +45,21 @@ interface Conn {
 
 export const SESSION_PREAMBLE = 'FTLAB-SESSION'
 
+/** The longest pause between two rounds of tries over every replica. */
+export const RETRY_PAUSE_CAP_MS = 30
+
+/**
+ * The pause after `round` rounds in a row in which every replica failed: 10 ms more each round up
+ * to RETRY_PAUSE_CAP_MS, each drawn from its upper half so that many clients cut off together do not
+ * come back in step. A round costs a refused connection (a dead replica) and a -NOTLIVE answer (a
+ * backup not yet live), both cheap, and the cap is what a client may lose after the go-live: it
+ * was 200 ms, most of a failover once the detector had done its part.
+ */
+export function retryPauseMs(round: number, random: () => number = Math.random): number {
+  const top = Math.min(RETRY_PAUSE_CAP_MS, 10 * Math.max(1, round))
+  return top / 2 + (top / 2) * random()
+}
+
 export class SessionClient {
   readonly stats: SessionStats = { retries: 0, duplicatesDropped: 0, strays: 0, failoversFollowed: 0, errors: 0 }
   private readonly attemptTimeoutMs: number
@@ -107,9 +122,10 @@ export class SessionClient {
       // on any trouble, try the other replica: it may be the one that went live
       this.switchTarget()
       failedInARow++
-      // every replica failed in a row (a cut-over in progress): back off instead of spinning
+      // every replica failed in a row (a cut-over in progress): back off instead of spinning, but
+      // briefly: the wait after the survivor goes live adds to every client's failover time
       if (failedInARow % this.opts.targets.length === 0) {
-        const pause = Math.min(200, 20 * failedInARow, Math.max(0, deadline - this.now()))
+        const pause = Math.min(retryPauseMs(failedInARow / this.opts.targets.length), Math.max(0, deadline - this.now()))
         if (pause > 0) await new Promise((res) => setTimeout(res, pause))
       }
     }

@@ -1,7 +1,17 @@
 // A synthetic lab session for the recording tests and the benchmark: status snapshots, agent
 // log entries and acks, terminal lines, load progress and marks (a power cut, a go-live), at
 // a chosen event rate, with the state a live console would show at each moment.
-import { downHostStatus, emptyInvariants, idleLoadStatus, HOST_IDS, type ApiEvent, type LabStatus, type LoadStatus, type Mark } from '../api/contract.js'
+import {
+  downHostStatus,
+  emptyDetection,
+  emptyInvariants,
+  idleLoadStatus,
+  HOST_IDS,
+  type ApiEvent,
+  type LabStatus,
+  type LoadStatus,
+  type Mark
+} from '../api/contract.js'
 import type { RecordEntry } from './format.js'
 
 export function labStatus(t: number, i: number, primary: 'a' | 'b', load: LoadStatus): LabStatus {
@@ -29,7 +39,8 @@ export function labStatus(t: number, i: number, primary: 'a' | 'b', load: LoadSt
     faults:
       primary === 'b' ? [{ id: 'f1', target: 'a', kind: 'power', params: {}, startedAt: 0, healsAt: null, path: 'sim', note: null, what: 'power cut a' }] : [],
     load: { ...load, completed: i },
-    invariants: emptyInvariants()
+    invariants: emptyInvariants(),
+    detection: emptyDetection()
   }
 }
 

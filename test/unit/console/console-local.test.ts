@@ -148,7 +148,7 @@ describe('ConsoleBackend on the local lab', () => {
     let s = await until(b, 'a primary with b as backup', (x) => role(x, 'a') === 'primary' && role(x, 'b') === 'backup' && x.channel?.connected === true)
     expect(role(s, 'disk')).toBe('disk-server')
     expect(s.channel).toMatchObject({ from: 'a', to: 'b', gen: 1 })
-    expect(s).toMatchObject({ kind: 'local', name: 'local', timing: { heartbeatMs: 100, suspectMs: 800 } })
+    expect(s).toMatchObject({ kind: 'local', name: 'local', timing: { heartbeatMs: 20, suspectMs: 800 } })
     expect((await b.call('console.info')).lab).toEqual({ kind: 'local', name: 'local' })
     expect(s.hosts.every((h) => h.reachable && h.pid !== null && h.memory !== null)).toBe(true)
     const firstPids = s.hosts.map((h) => h.pid!)

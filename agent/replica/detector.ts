@@ -1,0 +1,229 @@
+// The failure detector of a replica: how long a silence of the peer may last before it is
+// suspect. Pure, like the core that owns it (no clock, no timer: `now` comes with every call),
+// so the simulator runs it as the hosts do.
+//
+// In the spirit of phi accrual (Hayashibara et al., 2004; Akka's and Cassandra's detectors): it
+// learns how silent the peer is while alive, and suspects once the current silence is improbable
+// given that history. What it learns is the longest silence in each window of a few heartbeats,
+// not every gap between messages: under load the peer sends many messages a millisecond apart, and
+// those say nothing about the stalls (a GC pause, a large value being encoded, a busy event loop)
+// that make a live peer look dead. The per-window longest silences are fitted with a normal
+// distribution; the timeout is where its upper tail falls below 10^-PHI, and never less than
+// TAIL_MARGIN times the longest silence still in the history, because stalls are heavy-tailed and a
+// normal fit calls a repeat of last minute's GC pause impossible. The result is kept between a floor
+// (a few heartbeats: never suspect a peer for missing one) and a ceiling (the configured suspectMs:
+// a peer that stalls longer is treated as dead, however often it did so before). A fresh detector
+// starts at the ceiling and comes down over PRIOR_WINDOWS: a short history has not met every stall.
+//
+// Our own pauses are not the peer's: when the ticks that drive us arrive late, the event loop was
+// blocked and the peer's messages may be waiting unread behind the tick. The detector then holds its
+// judgement for that tick and does not learn the gap that spans the pause.
+
+/** Suspect when the upper tail of the learned silence distribution is below 10^-PHI. */
+export const PHI = 8
+/** The timeout is at least this many times the longest silence of a live peer still in the history. */
+export const TAIL_MARGIN = 1.5
+/** The floor, in heartbeats: a peer is never suspected for fewer missed heartbeats than this. */
+export const FLOOR_HEARTBEATS = 3
+/** Length of one learning window, in heartbeats. */
+export const WINDOW_HEARTBEATS = 5
+/** Windows kept: with 20 ms heartbeats, one minute of history. */
+export const HISTORY_WINDOWS = 600
+/** Ticks seen before a late one can be told from the normal rate. */
+export const TICKS_TO_LEARN = 8
+/**
+ * Windows over which a fresh detector comes down from the ceiling (10 s with 20 ms heartbeats): it
+ * trusts a short history only so far. A new peer that has been quiet for a second has not yet met
+ * its first large value or GC pause; with the timeout already at the floor that first stall would
+ * be a false failover (the saturated benchmark showed exactly that, seconds after each restore).
+ */
+export const PRIOR_WINDOWS = 100
+
+/** How long a fresh detector takes to come down from the ceiling to what it learned. */
+export const learningMs = (heartbeatMs: number): number => PRIOR_WINDOWS * WINDOW_HEARTBEATS * heartbeatMs
+
+export interface DetectorBounds {
+  /** the interval at which the peer sends at least one message */
+  heartbeatMs: number
+  /** the longest timeout: the configured suspectMs */
+  ceilingMs: number
+}
+
+export interface DetectorState {
+  /** the silence after which the peer is suspect, as of the last learned window */
+  timeoutMs: number
+  floorMs: number
+  ceilingMs: number
+  /** windows learned (at most HISTORY_WINDOWS) */
+  windows: number
+  /** mean and standard deviation of the windows' longest silences */
+  meanMs: number
+  stdMs: number
+  /** the longest silence of a live peer in the history */
+  longestMs: number
+  /** ticks on which judgement was held because this replica itself had been paused */
+  localPauses: number
+}
+
+/** z such that the normal upper tail beyond z is 10^-phi (bisection on the complementary error function). */
+export function zForPhi(phi: number): number {
+  const tail = (z: number) => 0.5 * erfc(z / Math.SQRT2)
+  let lo = 0
+  let hi = 40
+  for (let i = 0; i < 100; i++) {
+    const mid = (lo + hi) / 2
+    if (tail(mid) > 10 ** -phi) lo = mid
+    else hi = mid
+  }
+  return hi
+}
+
+/** Complementary error function (Numerical Recipes' erfcc: fractional error below 1.2e-7 everywhere). */
+function erfc(x: number): number {
+  const z = Math.abs(x)
+  const t = 1 / (1 + 0.5 * z)
+  const r =
+    t *
+    Math.exp(
+      -z * z -
+        1.26551223 +
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
+    )
+  return x >= 0 ? r : 2 - r
+}
+
+const Z = zForPhi(PHI)
+
+export class FailureDetector {
+  readonly floorMs: number
+  readonly ceilingMs: number
+  private readonly windowMs: number
+  /** a jitter the normal fit always allows for, however regular the peer has been */
+  private readonly minStdMs: number
+  private readonly maxima = new Float64Array(HISTORY_WINDOWS)
+  private count = 0
+  private next = 0
+  private lastArrival: number
+  private windowStart: number
+  private windowMax = 0
+  private lastTick: number | null = null
+  /** the shortest recent interval between ticks: what "on time" means for this replica's ticks */
+  private tickPeriod = Infinity
+  /** a local pause happened since the last arrival: the gap that ends at the next arrival is not the peer's */
+  private pausedSinceArrival = false
+  private timeout: number
+  private stats = { meanMs: 0, stdMs: 0, longestMs: 0 }
+  private localPauses = 0
+  private ticks = 0
+  /** the previous tick's judgement was held */
+  private held = false
+
+  constructor(bounds: DetectorBounds, now: number) {
+    if (!(bounds.heartbeatMs > 0) || !(bounds.ceilingMs > bounds.heartbeatMs))
+      throw new Error(`FailureDetector: the ceiling (${bounds.ceilingMs} ms) must exceed the heartbeat interval (${bounds.heartbeatMs} ms)`)
+    this.ceilingMs = bounds.ceilingMs
+    this.floorMs = Math.min(bounds.ceilingMs, FLOOR_HEARTBEATS * bounds.heartbeatMs)
+    this.windowMs = WINDOW_HEARTBEATS * bounds.heartbeatMs
+    this.minStdMs = bounds.heartbeatMs / 4
+    this.lastArrival = now
+    this.windowStart = now
+    this.timeout = this.ceilingMs
+  }
+
+  /** Start over (a new peer or a new generation): until it has learned again, the ceiling applies. */
+  reset(now: number): void {
+    this.count = 0
+    this.next = 0
+    this.lastArrival = now
+    this.windowStart = now
+    this.windowMax = 0
+    this.pausedSinceArrival = false
+    this.timeout = this.ceilingMs
+    this.stats = { meanMs: 0, stdMs: 0, longestMs: 0 }
+  }
+
+  /** A message from the peer arrived. */
+  heard(now: number): void {
+    const gap = now - this.lastArrival
+    this.lastArrival = now
+    if (this.pausedSinceArrival) this.pausedSinceArrival = false
+    else if (gap > this.windowMax) this.windowMax = gap
+    if (now - this.windowStart >= this.windowMs) {
+      this.learn(this.windowMax)
+      this.windowStart = now
+      this.windowMax = 0
+    }
+  }
+
+  /**
+   * A tick of this replica's timer. Answers whether the peer may be judged on it: not when the
+   * tick came late (this replica was paused, and what the peer sent meanwhile may be unread).
+   */
+  tick(now: number): boolean {
+    const last = this.lastTick
+    this.lastTick = now
+    if (last === null) return true
+    const interval = now - last
+    // the shortest of recent intervals, slowly forgotten, so a change of the tick rate is followed
+    this.tickPeriod = Math.min(this.tickPeriod * 1.01, Math.max(interval, 0.1))
+    this.ticks++
+    // Judgement is held for one late tick only: the next one comes after the loop has read what
+    // waited, and a replica whose every tick is late (starved, or driven in big steps by a test)
+    // must still judge. Until the tick rate is known, no tick counts as late.
+    const late = this.ticks > TICKS_TO_LEARN && interval > Math.max(4 * this.tickPeriod, this.floorMs / 2)
+    if (late && !this.held) {
+      this.held = true
+      this.localPauses++
+      this.pausedSinceArrival = true
+      return false
+    }
+    this.held = false
+    return true
+  }
+
+  /** The silence after which the peer is suspect. */
+  timeoutMs(): number {
+    return this.timeout
+  }
+
+  /** Is the peer, silent since `lastHeard`, suspect now? */
+  suspects(now: number, lastHeard: number): boolean {
+    return now - lastHeard > this.timeout
+  }
+
+  state(): DetectorState {
+    return {
+      timeoutMs: this.timeout,
+      floorMs: this.floorMs,
+      ceilingMs: this.ceilingMs,
+      windows: this.count,
+      ...this.stats,
+      localPauses: this.localPauses
+    }
+  }
+
+  private learn(longestSilence: number): void {
+    this.maxima[this.next] = longestSilence
+    this.next = (this.next + 1) % HISTORY_WINDOWS
+    if (this.count < HISTORY_WINDOWS) this.count++
+    let sum = 0
+    let longest = 0
+    for (let i = 0; i < this.count; i++) {
+      sum += this.maxima[i]
+      if (this.maxima[i] > longest) longest = this.maxima[i]
+    }
+    const mean = sum / this.count
+    let sq = 0
+    for (let i = 0; i < this.count; i++) sq += (this.maxima[i] - mean) ** 2
+    const std = Math.sqrt(sq / this.count)
+    this.stats = { meanMs: mean, stdMs: std, longestMs: longest }
+    const learned = Math.max(mean + Z * Math.max(std, this.minStdMs), TAIL_MARGIN * longest)
+    // the prior: from the ceiling down to the floor over PRIOR_WINDOWS, then gone
+    const prior = this.ceilingMs - ((this.ceilingMs - this.floorMs) * this.count) / PRIOR_WINDOWS
+    this.timeout = Math.min(this.ceilingMs, Math.max(this.floorMs, prior, Math.ceil(learned)))
+  }
+}
