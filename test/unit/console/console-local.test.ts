@@ -225,7 +225,10 @@ describe('ConsoleBackend on the local lab', () => {
     const agentTypes = new Set(events.flatMap((e) => (e.topic === 'agent' ? [`${e.host}:${e.type}`] : [])))
     for (const t of ['a:entries', 'b:ack', 'b:role', 'b:go-live', 'b:snapshot', 'a:snapshot']) expect(agentTypes, t).toContain(t)
     expect(events.some((e) => e.topic === 'terminal' && /b goes live/.test(e.data))).toBe(true)
-    // status snapshots told the UI each state it went through (how many depends on how fast the run was)
+    // status snapshots told the UI each state it went through (how many depends on how fast the run was; status
+    // events are at least 250 ms apart, and a quick restore and verdict can come within that, so wait for the last)
+    const isStatus = (e: ApiEvent) => e.topic === 'status' && role(e.status, 'b') === 'primary' && role(e.status, 'a') === 'backup' && e.status.gen === 2
+    await until(b, 'a status event of b primary with a as backup', () => events.some(isStatus))
     const statuses = events.flatMap((e) => (e.topic === 'status' ? [e.status] : []))
     expect(statuses.some((x) => role(x, 'a') === 'primary' && role(x, 'b') === 'backup' && x.gen === 1)).toBe(true)
     expect(statuses.some((x) => role(x, 'b') === 'live' && role(x, 'a') === 'down')).toBe(true)
