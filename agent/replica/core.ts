@@ -510,11 +510,13 @@ export class ReplicaCore {
    * byte `at`) yet still stands there. On a TCP link that means what filled the gap was lost;
    * the simulator's links also reorder, so it takes DUP_ACKS_TO_RESEND such answers (TCP's fast
    * retransmit, with a smaller threshold because the backup answers every message). Then resend
-   * just that message rather than wait out resendMs: the backup keeps what came behind the gap,
-   * so the one message brings it level. Under steady loss the timer alone let a healthy pair
-   * fall behind its progress limit and suspect each other round after round (sim kv seed 24156,
-   * state-transfer, whose entries go in many slices). Once per gap; a resend lost too waits for
-   * the timer.
+   * the gap rather than wait out resendMs: the next entry alone (the backup keeps what came
+   * behind it, so it brings the backup level), or, inside a sliced entry, that entry's slices
+   * from the gap on (more than one of a dozen slices may be lost; those the backup holds it
+   * ignores). Under steady loss the timer alone let a healthy pair fall behind its progress
+   * limit and suspect each other round after round (sim kv seed 24156), and a big SET waited
+   * half a second slice by slice while its client gave up on it attempt after attempt (kv seed
+   * 100095). Once per gap; a resend lost too waits for the timer.
    */
   private resendGap(n: number, at: number): void {
     if (!this.channelReady || this.sentThrough <= n || this.unacked.length === 0) return
@@ -529,7 +531,7 @@ export class ReplicaCore {
     if (next.bytes > this.cfg.maxMessageBytes) {
       const parts = entryParts(next.entry, this.cfg.maxMessageBytes, extra)
       const missing = parts.filter((p) => p.t === 'entry-part' && p.at + p.bytes.length > at)
-      this.sendPeer(missing[0] ?? parts[0])
+      for (const p of missing.length > 0 ? missing : parts) this.sendPeer(p)
     } else {
       this.sendPeer({ t: 'entries', gen: this.gen, entries: [next.entry], ...extra })
     }
