@@ -39,6 +39,30 @@ interface Open {
   prompt: Prompt
   settle: (a: PromptAnswer | null) => void
   timer: ReturnType<typeof setTimeout>
+  scope?: PromptScope
+}
+
+/**
+ * The questions of one lab's connections. The console closes it when it lets go of the lab
+ * (detach, teardown, a failed deploy, quitting): the questions still open are withdrawn, and
+ * one asked later (a reconnect that was already under way) is answered "no" at once instead of
+ * being shown to an operator who has moved on.
+ */
+export class PromptScope {
+  private shut = false
+  readonly open = new Set<string>()
+
+  constructor(private readonly onClose: (scope: PromptScope) => void) {}
+
+  get closed(): boolean {
+    return this.shut
+  }
+
+  close(): void {
+    if (this.shut) return
+    this.shut = true
+    this.onClose(this)
+  }
 }
 
 export const PROMPT_TIMEOUT_MS = 5 * 60_000
@@ -57,14 +81,23 @@ export class Prompts {
     return [...this.open.values()].map((o) => ({ ...o.prompt }))
   }
 
-  /** Ask the operator; null when nobody answers in time or the question is withdrawn. */
-  ask(body: PromptBody): Promise<PromptAnswer | null> {
+  /** A scope for one lab's questions (see PromptScope). */
+  scope(): PromptScope {
+    return new PromptScope((s) => {
+      for (const id of [...s.open]) this.settle(id, null, 'refused')
+    })
+  }
+
+  /** Ask the operator; null when nobody answers in time, the question is withdrawn, or its scope is closed. */
+  ask(body: PromptBody, scope?: PromptScope): Promise<PromptAnswer | null> {
+    if (scope?.closed) return Promise.resolve(null)
     const id = `p${randomBytes(6).toString('hex')}`
     const prompt = { ...body, id } as Prompt
     return new Promise((resolve) => {
       const timer = setTimeout(() => this.settle(id, null, 'timeout'), this.timeoutMs)
       timer.unref?.()
-      this.open.set(id, { prompt, settle: resolve, timer })
+      scope?.open.add(id)
+      this.open.set(id, { prompt, settle: resolve, timer, ...(scope ? { scope } : {}) })
       this.sink.publish({ ts: Date.now(), topic: 'prompt', prompt })
     })
   }
@@ -93,14 +126,15 @@ export class Prompts {
     const o = this.open.get(id)
     if (!o) return
     this.open.delete(id)
+    o.scope?.open.delete(id)
     clearTimeout(o.timer)
     this.sink.publish({ ts: Date.now(), topic: 'prompt-done', id, answer })
     o.settle(a)
   }
 
   /** For RemoteLab: asks about an unknown host key; true records it in FT Lab's known_hosts. */
-  confirmHostKey = async (p: HostKeyPrompt & { slot: string }): Promise<boolean> => {
-    const a = await this.ask({ kind: 'host-key', slot: p.slot, host: p.host, port: p.port, keyType: p.keyType, fingerprint: p.fingerprint })
+  confirmHostKey = async (p: HostKeyPrompt & { slot: string }, scope?: PromptScope): Promise<boolean> => {
+    const a = await this.ask({ kind: 'host-key', slot: p.slot, host: p.host, port: p.port, keyType: p.keyType, fingerprint: p.fingerprint }, scope)
     return a?.accept === true
   }
 
@@ -109,13 +143,13 @@ export class Prompts {
    * only: a remembered secret that fails is forgotten), else asked. `slotOf` names the lab
    * slot a host address plays, for the question.
    */
-  secretsFor(slotOf: (host: string) => string): SecretSource {
+  secretsFor(slotOf: (host: string) => string, scope?: PromptScope): SecretSource {
     const ask = async (key: string, body: PromptBody, attempt: number): Promise<string | null> => {
       if (attempt === 1) {
         const kept = this.store.get(key)
         if (kept !== null) return kept
       } else this.store.forget(key)
-      const a = await this.ask(body)
+      const a = await this.ask(body, scope)
       if (!a || !a.accept || a.secret === undefined) return null
       if (a.remember && this.store.canRemember) this.store.remember(key, a.secret)
       return a.secret

@@ -25,7 +25,7 @@ import { PtyShell } from '../ssh/shell.js'
 import type { DeployProgress } from '../ssh/deploy.js'
 import { driverLab, type CurrentLab } from './current-lab.js'
 import { LabDriver, apiError, type EventSink } from './lab-driver.js'
-import type { Prompts } from './prompts.js'
+import type { PromptScope, Prompts } from './prompts.js'
 import type { ShellOpener } from './terminals.js'
 
 /** The console's local lab has the name every CLI command defaults to. */
@@ -52,6 +52,8 @@ export interface SessionHooks {
 export class LabSession {
   private current: CurrentLab | null = null
   private remote: RemoteLab | null = null
+  /** the questions the current remote lab's connections ask; closed when the console lets go of the lab */
+  private promptScope: PromptScope | null = null
   /** what the status says while no lab is current (starting, deploying, stopped, error) */
   private idle: { state: LabState; kind: LabKind | null; name: string | null; error: string | null } = { state: 'stopped', kind: null, name: null, error: null }
   private lifecycle: Promise<unknown> = Promise.resolve()
@@ -190,9 +192,11 @@ export class LabSession {
       try {
         rl = await RemoteLab.open(name, this.remoteOptions(null))
       } catch (err) {
+        this.closePrompts()
         throw apiError('lab.open', err)
       }
       if (!rl.lab) {
+        this.closePrompts()
         rl.close()
         throw new ApiError(
           'conflict',
@@ -238,6 +242,7 @@ export class LabSession {
         for (const slot of Object.keys(file.hosts))
           this.deployEvent(slot, 'ready', 'done', slot === 'spare' ? 'spare: checked, kept free for restore' : `${slot}: agent running`)
       } catch (err) {
+        this.closePrompts()
         this.hooks.prompts.withdrawAll()
         const msg = err instanceof RemoteDeployError ? err.message : errText(err)
         this.setIdle('error', 'remote', p.name, msg)
@@ -295,6 +300,7 @@ export class LabSession {
         r = await rl.teardown()
       } catch (err) {
         rl.close()
+        this.closePrompts()
         this.current = null
         this.remote = null
         this.hooks.onShells(null)
@@ -302,6 +308,7 @@ export class LabSession {
         throw apiError('lab.teardown', err)
       }
       rl.close()
+      this.closePrompts()
       this.current = null
       this.remote = null
       this.hooks.onShells(null)
@@ -319,6 +326,9 @@ export class LabSession {
     return this.serially(async () => {
       const cur = this.current
       if (!cur) return this.status()
+      // from now on nothing of this lab asks the operator anything: a reconnect already under
+      // way (the spare's check, a status poll) would otherwise ask for a password after the detach
+      this.closePrompts()
       await cur.detach()
       this.remote?.close()
       this.remote = null
@@ -336,9 +346,15 @@ export class LabSession {
     await this.lifecycle.catch(() => {})
     const cur = this.current
     this.current = null
+    this.closePrompts()
     await cur?.detach().catch(() => {})
     this.remote?.close()
     this.remote = null
+  }
+
+  private closePrompts(): void {
+    this.promptScope?.close()
+    this.promptScope = null
   }
 
   // ----- helpers -----------------------------------------------------------------------
@@ -429,18 +445,21 @@ export class LabSession {
       for (const [slot, h] of Object.entries(file?.hosts ?? {})) if (h && (h.address === host || h.labAddress === host)) return slot
       return host
     }
+    // the questions of this lab's connections (a new deploy or open replaces the previous lab's)
+    this.closePrompts()
+    const scope = (this.promptScope = this.hooks.prompts.scope())
     return {
       ...this.opts.remote,
       home: this.opts.home,
       agentBundle: this.opts.remote?.agentBundle ?? this.opts.agentBundle,
       confirmHostKey: (p) => {
         this.deployEvent(p.slot, 'host-key', 'running', `unknown host key ${p.keyType} ${p.fingerprint}: waiting for the operator`)
-        return this.hooks.prompts.confirmHostKey(p).then((ok) => {
+        return this.hooks.prompts.confirmHostKey(p, scope).then((ok) => {
           this.deployEvent(p.slot, 'host-key', ok ? 'done' : 'failed', ok ? `accepted ${p.fingerprint}` : `refused ${p.fingerprint}`)
           return ok
         })
       },
-      secrets: this.hooks.prompts.secretsFor(slotOf),
+      secrets: this.hooks.prompts.secretsFor(slotOf, scope),
       onProgress: (pr: DeployProgress) => this.deployEvent(pr.hostId, pr.step, pr.state === 'skipped' ? 'done' : pr.state, pr.detail)
     }
   }

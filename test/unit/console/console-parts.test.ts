@@ -243,6 +243,26 @@ describe('prompts', () => {
     }
   })
 
+  it("a lab's questions are withdrawn when the console lets go of it, and one asked later is answered no without being shown", async () => {
+    const log = new ApiEventLog()
+    const p = new Prompts(log)
+    const lab = p.scope()
+    const src = p.secretsFor(() => 'spare', lab)
+    const open = src.password!({ user: 'ftlab4', host: 'h4', port: 22, attempt: 1 })
+    const unscoped = p.ask({ kind: 'host-key', slot: 'a', host: 'h1', port: 22, keyType: 'ssh-ed25519', fingerprint: 'SHA256:x' })
+    expect(p.pending()).toHaveLength(2)
+    lab.close()
+    expect(await open).toBeNull()
+    expect(p.pending().map((q) => q.kind)).toEqual(['host-key']) // only the lab's own question went
+    const before = log.since(0).events.length
+    // a reconnect that was under way asks after the close: no question reaches the page
+    expect(await src.password!({ user: 'ftlab4', host: 'h4', port: 22, attempt: 2 })).toBeNull()
+    expect(await p.confirmHostKey({ slot: 'spare', host: 'h4', port: 22, keyType: 'ssh-ed25519', fingerprint: 'SHA256:y', otherKeyTypes: [] }, lab)).toBe(false)
+    expect(log.since(0).events.length).toBe(before)
+    p.withdrawAll()
+    expect(await unscoped).toBeNull()
+  })
+
   it('an unanswered question times out', async () => {
     const log = new ApiEventLog()
     const p = new Prompts(log, undefined, 20)
