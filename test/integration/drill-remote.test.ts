@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { DrillRun } from '../../main/api/contract.js'
 import { dispatch } from '../../main/api/dispatch.js'
 import { ConsoleBackend } from '../../main/console/console-backend.js'
+import { DrillLibrary } from '../../main/drill/library.js'
 import { RemoteStore } from '../../main/remote/remote-state.js'
 import { KnownHosts } from '../../main/ssh/known-hosts.js'
 import { SshConfig } from '../../main/ssh/ssh-config.js'
@@ -28,6 +29,7 @@ import { lacks } from '../support/skips.js'
 const skip = lacks(testbedUnavailable())
 if (!skip) await requireReplicaAgent()
 const LAB = 'drill-it'
+const lib = new DrillLibrary()
 const say = (line: string) => console.log(`[drill-remote] ${line}`)
 
 describe.skipIf(skip !== null)(`built-in drills on the testbed${skip ? ` (skipped: ${skip})` : ''}`, () => {
@@ -81,20 +83,8 @@ describe.skipIf(skip !== null)(`built-in drills on the testbed${skip ? ` (skippe
     } else if (home) rmSync(home, { recursive: true, force: true })
   }, 120_000)
 
-  const all = [
-    'power-cut-primary',
-    'power-cut-backup',
-    'power-cut-both',
-    'channel-cut-split-brain',
-    'disk-server-partition',
-    'etcd-arbiter-split-brain',
-    'pause-primary',
-    'duplicate-output',
-    'restore-fail-back',
-    'state-transfer-vs-rsm',
-    'no-output-rule',
-    'read-fast-path'
-  ]
+  // every built-in, in the library's lecture order (the experiments too: the runner redeploys the lab with them)
+  const all = lib.names()
   const only = process.env.DRILL_REMOTE_ONLY?.split(',')
   for (const name of only ? all.filter((n) => only.includes(n)) : all) {
     const noEtcd = name === 'etcd-arbiter-split-brain' && !hasEtcd ? ' (skipped: etcd is not installed, Debian package etcd-server)' : ''

@@ -7,7 +7,7 @@ import { DEFAULT_MAX_FRAME_BYTES } from '../../../agent/net/frame.js'
 import type { Action, PeerMsg } from '../../../agent/replica/types.js'
 import type { ReplicationMode } from '../../../agent/vmm/types.js'
 import type { ReplicaCore } from '../../../agent/replica/core.js'
-import { confirmedPrimary, deliver, diskReqs, ftreq, makeCore, ok, peerMsgs, releases, replyText, roles } from './harness.js'
+import { confirmedPrimary, deliver, diskReqs, ftreq, makeCore, ok, pairWithSlicedSet, peerMsgs, releases, replyText, roles } from './harness.js'
 
 const MiB = 1024 * 1024
 
@@ -128,13 +128,7 @@ describe('restore redundancy of a guest larger than a frame', () => {
 
 describe('an entry sent in slices', () => {
   it('is assembled across a resend that starts over, and a lost slice costs a resend, not a wedge', () => {
-    const p = confirmedPrimary({ mode: 'state-transfer', cfg: { maxMessageBytes: 64 * 1024 } })
-    const b = makeCore('backup', { mode: 'state-transfer', cfg: { maxMessageBytes: 64 * 1024 } })
-    b.core.takeActions()
-    deliver(deliver(p.start, b.core, 1), p.core, 1)
-    p.core.takeActions()
-    p.core.step({ t: 'input', now: 2, input: ftreq('c1', 1, 'SET', 'k', 'z'.repeat(300 * 1024)) })
-    const parts = peerMsgs(p.core.takeActions()).filter((m) => m.t === 'entry-part')
+    const { p, b, parts } = pairWithSlicedSet()
     expect(parts.length).toBeGreaterThanOrEqual(5)
     // the first two arrive, the third is lost; the backup reports progress
     for (const msg of parts.slice(0, 2)) b.core.step({ t: 'peer', now: 3, msg })

@@ -4,7 +4,7 @@
 // once per gap.
 import { describe, expect, it } from 'vitest'
 import type { PeerMsg } from '../../../agent/replica/types.js'
-import { confirmedPrimary, deliver, ftreq, makeCore, peerMsgs, releases } from './harness.js'
+import { confirmedPrimary, deliver, ftreq, makeCore, pairWithSlicedSet, peerMsgs, releases } from './harness.js'
 
 const sendAll = (msgs: PeerMsg[]) => msgs.map((msg) => ({ t: 'send-peer' as const, msg }))
 
@@ -40,21 +40,14 @@ describe('a lost logging-channel message', () => {
   })
 
   it('inside a sliced entry resends its slices from the gap on, not the entries before it', () => {
-    const cfg = { maxMessageBytes: 64 * 1024 }
-    const p = confirmedPrimary({ mode: 'state-transfer', cfg })
-    const b = makeCore('backup', { mode: 'state-transfer', cfg })
-    b.core.takeActions()
-    deliver(deliver(p.start, b.core, 1), p.core, 1)
-    p.core.takeActions()
-    p.core.step({ t: 'input', now: 2, input: ftreq('c1', 1, 'SET', 'k', 'z'.repeat(300 * 1024)) })
-    const parts = peerMsgs(p.core.takeActions()).filter((m) => m.t === 'entry-part')
+    const { p, b, parts, value } = pairWithSlicedSet()
     expect(parts.length).toBeGreaterThanOrEqual(5)
     // the third slice is lost, the rest arrive
     const acks = deliver(sendAll(parts.filter((_, i) => i !== 2)), b.core, 3)
     const resent = peerMsgs(deliver(acks, p.core, 3))
     expect(resent.map((m) => (m.t === 'entry-part' ? m.at : -1))).toEqual(parts.slice(2).map((m) => (m.t === 'entry-part' ? m.at : -2)))
     const out = deliver(deliver(sendAll(resent), b.core, 4), p.core, 4)
-    expect(b.vmm.peek('k')).toBe('z'.repeat(300 * 1024))
+    expect(b.vmm.peek('k')).toBe(value)
     expect(releases(out)).toHaveLength(1)
   })
 })

@@ -64,3 +64,19 @@ export function deliver(as: Action[], to: ReplicaCore, now: number): Action[] {
   for (const msg of peerMsgs(as)) to.step({ t: 'peer', now, msg })
   return to.takeActions()
 }
+
+/**
+ * A state-transfer pair in step after the boot entry, and the slices (64 KiB each) of one
+ * 300 KiB SET the primary has just logged: what the tests of sliced entries start from.
+ */
+export function pairWithSlicedSet(value = 'z'.repeat(300 * 1024)) {
+  const cfg = { maxMessageBytes: 64 * 1024 }
+  const p = confirmedPrimary({ mode: 'state-transfer', cfg })
+  const b = makeCore('backup', { mode: 'state-transfer', cfg })
+  b.core.takeActions()
+  deliver(deliver(p.start, b.core, 1), p.core, 1)
+  p.core.takeActions()
+  p.core.step({ t: 'input', now: 2, input: ftreq('c1', 1, 'SET', 'k', value) })
+  const parts = peerMsgs(p.core.takeActions()).filter((m) => m.t === 'entry-part')
+  return { p, b, parts, value }
+}
