@@ -84,8 +84,12 @@ export class DrillLibrary {
   }
 }
 
-/** The lab kinds a scenario can run on. */
+/**
+ * The lab kinds a scenario can run on: all but the simulated lab where it needs etcd. A remote
+ * lab that runs another shape (experiments, a mode, the tie-breaker) is redeployed for the drill
+ * with the scenario's, and put back as deployed at the end (DrillRunner.reshapeRemote).
+ */
 export function labsFor(sc: Scenario): LabKind[] {
   const all: LabKind[] = ['simulated', 'local', 'remote']
-  return all.filter((k) => !(k === 'simulated' && sc.lab.arbiter === 'etcd') && !(k === 'remote' && sc.lab.experiments.length > 0))
+  return all.filter((k) => !(k === 'simulated' && sc.lab.arbiter === 'etcd'))
 }

@@ -334,8 +334,6 @@ class Reader {
       if (!isSeq(x)) this.fail(x, 'lab.experiments', `must be a list of ${list(EXPERIMENTS)} (got ${describeNode(x)})`)
       experiments = x.items.map((it, i) => this.oneOf(it as YamlNode, `lab.experiments[${i}]`, EXPERIMENTS))
     }
-    if (experiments.length > 0 && kind === 'remote')
-      this.fail(x, 'lab.experiments', 'experiments switch the agents at lab start, so they run on the local and simulated labs only')
     return { kind, remote, guest, modes, timing, arbiter, etcd, experiments }
   }
 

@@ -4,6 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { holds, parseCondition } from '../../../main/drill/condition.js'
+import { labsFor, DrillLibrary } from '../../../main/drill/library.js'
 import { drawSchedule } from '../../../main/drill/runner.js'
 import { checkScenario, parseScenario, ScenarioError } from '../../../main/drill/scenario.js'
 import { emptyInvariants, idleLoadStatus, downHostStatus, type LabStatus } from '../../../main/api/contract.js'
@@ -153,18 +154,26 @@ describe('scenario files', () => {
     expect(errorFor('  - no-lost-writes', '  - lost-writes: maybe').message).toMatch(/expect\[1\]\.lost-writes: must be one of detected/)
   })
 
-  it('refuses checks that do not fit the guest, and experiments or etcd where they cannot run', () => {
+  it('refuses checks that do not fit the guest, unknown experiments, and etcd where it cannot run', () => {
     expect(errorFor('  guest: kv', '  guest: bank').message).toMatch(
       /expect\[1\]\.no-lost-writes: is checked on the kv workload's history; this drill runs guest bank/
     )
     expect(errorFor('  mode: rsm', '  mode: rsm\n  arbiter: etcd').message).toMatch(/lab\.arbiter: etcd is for the local and remote labs/)
-    expect(errorFor('  kind: simulated', '  kind: remote\n  remote: rack3\n  experiments: [no-output-rule]').message).toMatch(
-      /lab\.experiments: experiments switch the agents at lab start/
-    )
     expect(errorFor('  mode: rsm', '  mode: rsm\n  experiments: [no-rules]').message).toMatch(
       /lab\.experiments\[0\]: must be one of no-output-rule, read-fast-path/
     )
     expect(errorFor('  kind: simulated', '  kind: remote').message).toMatch(/lab\.remote: is missing/)
+  })
+
+  it('reads an experiment on a remote lab (the drill redeploys that lab with it), and offers every built-in drill on the remote lab', () => {
+    const sc = parseScenario(GOOD.replace('  kind: simulated', '  kind: remote\n  remote: rack3\n  experiments: [no-output-rule]'), 'x.yaml')
+    expect(sc.lab).toMatchObject({ kind: 'remote', remote: 'rack3', experiments: ['no-output-rule'] })
+    const lib = new DrillLibrary()
+    for (const n of lib.names()) expect(labsFor(lib.load(n)), n).toContain('remote')
+    // the simulated lab has no etcd: the etcd drill is offered on the local and remote labs only
+    const etcd = lib.names().filter((n) => lib.load(n).lab.arbiter === 'etcd')
+    expect(etcd.length).toBeGreaterThan(0)
+    for (const n of etcd) expect(labsFor(lib.load(n))).toEqual(['local', 'remote'])
   })
 
   it('collects one error per broken field rather than stopping at the first', () => {
