@@ -284,7 +284,7 @@ export class ReplicaCore {
     this.flush()
     const out = this.actions
     this.actions = []
-    return out
+    return withoutSupersededWrites(out)
   }
 
   status(): CoreStatus {
@@ -1172,6 +1172,26 @@ export class ReplicaCore {
   private telemetry(ev: Telemetry): void {
     this.actions.push({ t: 'telemetry', ev })
   }
+}
+
+/**
+ * The actions less every disk write that a later write of the same batch supersedes (olderWriteToSameBlock: a write
+ * replaces its whole block). The kv guest rewrites its log's tail block and its superblock for every input, so the
+ * entries one ack releases carry many writes of the same two blocks, each up to a block long: only the newest need
+ * cross. The older ones stay in writesInFlight, as if sent: the newer one's answer settles them (onWriteAnswer), and
+ * should it never come, retryDisk sends them like any unanswered write. Barriers still wait for both.
+ */
+function withoutSupersededWrites(actions: Action[]): Action[] {
+  let newest: Map<number, DiskReq> | null = null
+  let writes = 0
+  for (const a of actions) {
+    if (a.t !== 'send-disk' || a.req.op !== 'write') continue
+    writes++
+    const prev = (newest ??= new Map()).get(a.req.block)
+    if (prev === undefined || olderWriteToSameBlock(prev, a.req)) newest.set(a.req.block, a.req)
+  }
+  if (newest === null || newest.size === writes) return actions
+  return actions.filter((a) => a.t !== 'send-disk' || a.req.op !== 'write' || newest.get(a.req.block) === a.req)
 }
 
 function olderWriteToSameBlock(a: DiskReq, b: DiskReq): boolean {
