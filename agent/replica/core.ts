@@ -114,7 +114,11 @@ interface Sync {
   gen: number
   entry: number
   tag: number
-  waitFor: Set<number>
+  /**
+   * the highest write id in flight when it was released: it completes once no write up to this one is in flight (ids
+   * grow with each write and writesInFlight keeps them in that order, so the oldest in flight is its first key)
+   */
+  after: number
 }
 
 /** A snapshot on its way to a new backup. */
@@ -176,6 +180,8 @@ export class ReplicaCore {
   /** disk writes released but not yet accepted by the disk server, by request id */
   private writesInFlight = new Map<number, InFlightWrite>()
   private syncs: Sync[] = []
+  /** the id of the last disk write released (see Sync.after) */
+  private lastWriteId = 0
   /** barriers complete: their 'disk-synced' inputs run once the current event is handled */
   private synced: number[] = []
   private snapshotOut: SnapshotOut | null = null
@@ -594,15 +600,15 @@ export class ReplicaCore {
       // carries gen and our id so the disk server can fence a replica that is no longer live, and the write id
       // (gen, entry, index) so a retry is applied once and never over a newer write
       const id = this.diskId()
+      this.lastWriteId = id
       const req: DiskReq = { id, op: 'write', gen: this.gen, from: this.cfg.id, block: h.out.block, data: h.out.data, entry: h.entry, index: h.index ?? 0 }
       this.actions.push({ t: 'send-disk', req, entry: h.entry })
       this.writesInFlight.set(id, { gen: this.gen, entry: h.entry, req, sentAt: this.now, attempts: 1 })
       return
     }
     if (h.out.t === 'disk-sync') {
-      const sync: Sync = { gen: this.gen, entry: h.entry, tag: h.out.tag, waitFor: new Set(this.writesInFlight.keys()) }
-      if (sync.waitFor.size === 0) this.synced.push(sync.tag)
-      else this.syncs.push(sync)
+      if (this.writesInFlight.size === 0) this.synced.push(h.out.tag)
+      else this.syncs.push({ gen: this.gen, entry: h.entry, tag: h.out.tag, after: this.lastWriteId })
       return
     }
     this.actions.push({ t: 'release', out: h.out, entry: h.entry, heldMs: this.now - h.at })
@@ -1115,11 +1121,9 @@ export class ReplicaCore {
       // disk-server restart (which forgets the blocks' last write ids) its retry could overwrite this newer write.
       for (const [id, w] of this.writesInFlight) if (id !== res.id && olderWriteToSameBlock(w.req, write.req)) done.push(id)
     }
-    for (const id of done) {
-      this.writesInFlight.delete(id)
-      for (const s of this.syncs) s.waitFor.delete(id)
-    }
-    while (this.syncs.length > 0 && this.syncs[0].waitFor.size === 0) this.synced.push(this.syncs.shift()!.tag)
+    for (const id of done) this.writesInFlight.delete(id)
+    const oldest = this.writesInFlight.size === 0 ? Infinity : this.writesInFlight.keys().next().value!
+    while (this.syncs.length > 0 && this.syncs[0].after < oldest) this.synced.push(this.syncs.shift()!.tag)
     if (this.registration && this.registration.sentAt === -Infinity && !this.restoreWaitsForWrites()) this.retryDisk()
     if (res.ok) return
     if (res.error === 'fenced' && write.gen === this.gen) {
