@@ -236,7 +236,9 @@ export function bytesToByteString(b: Uint8Array): string {
 /** A byte string to a fresh, unshared Uint8Array. */
 export function byteStringToBytes(s: string): Uint8Array {
   const out = new Uint8Array(s.length)
-  Buffer.from(out.buffer, 0, out.length).write(s, 'latin1')
+  // most replies are a few bytes: a loop beats making a Buffer view to write through (chars above 255 keep their low byte, as latin1 does)
+  if (s.length <= 64) for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i)
+  else Buffer.from(out.buffer, 0, out.length).write(s, 'latin1')
   return out
 }
 
