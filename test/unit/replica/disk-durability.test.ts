@@ -113,12 +113,12 @@ describe('the test-and-set never retries forever', () => {
   })
 })
 
-describe('appendfsync always through the replica protocol', () => {
-  function kvCore(id: string, role: 'primary' | 'backup') {
-    const vmm = createVmm({ guest: 'kv', mode: 'rsm', entropy: fixedEntropy() })
-    return new ReplicaCore(testConfig(id, id === 'a' ? 'b' : 'a'), vmm, { role, gen: 1, now: 0 })
-  }
+function kvCore(id: string, role: 'primary' | 'backup') {
+  const vmm = createVmm({ guest: 'kv', mode: 'rsm', entropy: fixedEntropy() })
+  return new ReplicaCore(testConfig(id, id === 'a' ? 'b' : 'a'), vmm, { role, gen: 1, now: 0 })
+}
 
+describe('appendfsync always through the replica protocol', () => {
   it('releases a write reply only after the disk server answered its writes; the completion is an entry the backup replays', () => {
     const a = kvCore('a', 'primary')
     const b = kvCore('b', 'backup')
@@ -151,6 +151,31 @@ describe('appendfsync always through the replica protocol', () => {
     for (const m of ackMsgs(later)) a.step({ t: 'peer', now: 9, msg: m })
     const out = releases(a.takeActions())
     expect(out.map(replyText)).toEqual(['+OK\r\n'])
+  })
+})
+
+describe('disk barriers', () => {
+  it('completes a barrier only once every write released before it is answered, whatever order the answers come in', () => {
+    const a = kvCore('a', 'primary')
+    const b = kvCore('b', 'backup')
+    b.takeActions()
+    const start = a.takeActions()
+    a.step({ t: 'disk', now: 1, res: ok(diskReqs(start)[0]) })
+    const read = start.find((x) => x.t === 'io')!
+    a.step({ t: 'input', now: 2, input: { t: 'disk-read', tag: (read as { req: { tag: number } }).req.tag, block: 0, data: new Uint8Array(0) } })
+    a.step({ t: 'input', now: 3, input: { t: 'data', conn: 't:1', data: encodeCommand(['SET', 'k', 'v']) } })
+    for (const m of ackMsgs(deliver([...start, ...a.takeActions()], b, 4))) a.step({ t: 'peer', now: 5, msg: m })
+    const writes = writesIn(a.takeActions())
+    expect(writes.map((w) => w.block)).toEqual([1, 0])
+    const completions = () =>
+      entriesMsgs(a.takeActions())
+        .flatMap((m) => m.entries)
+        .filter((e) => e.body.kind === 'input' && e.body.input.t === 'disk-synced')
+    // the newer write (the superblock) is answered first: the log block is not on disk yet
+    a.step({ t: 'disk', now: 6, res: ok(writes[1]) })
+    expect(completions()).toEqual([])
+    a.step({ t: 'disk', now: 7, res: ok(writes[0]) })
+    expect(completions()).toHaveLength(1)
   })
 })
 
