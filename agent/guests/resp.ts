@@ -66,10 +66,28 @@ export function respLibrary(): RespLib {
     return Number(text)
   }
 
+  /**
+   * The integer line at pos (a length after '*' or '$') and the position after its CRLF; null if no CRLF yet.
+   * Every command has several: the common form (-?digits CRLF) is read in place, without a slice or a
+   * regular expression; anything else takes line() and integer(), so errors and limits are theirs.
+   */
+  function lengthLine(buf: string, pos: number, what: string): [number, number] | null {
+    let i = pos
+    const neg = buf.charCodeAt(i) === 45
+    if (neg) i++
+    let n = 0
+    const from = i
+    for (let c = buf.charCodeAt(i); c >= 48 && c <= 57; c = buf.charCodeAt(++i)) n = n * 10 + (c - 48)
+    const digits = i - from
+    if (digits > 0 && digits <= 15 && buf.charCodeAt(i) === 13 && buf.charCodeAt(i + 1) === 10) return [neg ? -n : n, i + 2]
+    const l = line(buf, pos)
+    return l === null ? null : [integer(l[0], what), l[1]]
+  }
+
   function bulkAt(buf: string, pos: number): [string | null, number] | null {
-    const l = line(buf, pos + 1)
+    const l = lengthLine(buf, pos + 1, 'bulk length')
     if (l === null) return null
-    const n = integer(l[0], 'bulk length')
+    const n = l[0]
     if (n === -1) return [null, l[1]]
     if (n < 0 || n > MAX_BULK) fail('invalid bulk length ' + n)
     if (buf.length < l[1] + n + 2) return null
@@ -140,15 +158,15 @@ export function respLibrary(): RespLib {
       const text = buf.slice(pos, at > pos && buf[at - 1] === '\r' ? at - 1 : at)
       return { args: splitInline(text), end: at + 1 }
     }
-    const head = line(buf, pos + 1)
+    const head = lengthLine(buf, pos + 1, 'multibulk length')
     if (head === null) return null
-    const n = integer(head[0], 'multibulk length')
+    const n = head[0]
     if (n > MAX_ITEMS) fail('invalid multibulk length ' + n)
     const args: string[] = []
     let p = head[1]
     for (let i = 0; i < n; i++) {
       if (p >= buf.length) return null
-      if (buf[p] !== '$') fail("expected '$', got '" + buf[p] + "'")
+      if (buf.charCodeAt(p) !== 36) fail("expected '$', got '" + buf[p] + "'")
       const b = bulkAt(buf, p)
       if (b === null) return null
       if (b[0] === null) fail('nil bulk string in a command')
@@ -218,7 +236,9 @@ export function bytesToByteString(b: Uint8Array): string {
 /** A byte string to a fresh, unshared Uint8Array. */
 export function byteStringToBytes(s: string): Uint8Array {
   const out = new Uint8Array(s.length)
-  Buffer.from(out.buffer, 0, out.length).write(s, 'latin1')
+  // most replies are a few bytes: a loop beats making a Buffer view to write through (chars above 255 keep their low byte, as latin1 does)
+  if (s.length <= 64) for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i)
+  else Buffer.from(out.buffer, 0, out.length).write(s, 'latin1')
   return out
 }
 

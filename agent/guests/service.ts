@@ -399,9 +399,8 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
       return proto(conn) === 3 ? '=' + (text.length + 4) + '\r\ntxt:' + text + '\r\n' : resp.bulk(text)
     }
 
-    function common(conn: string, args: string[]): Result | null {
-      const name = args[0].toUpperCase()
-      const sub = args.length > 1 ? args[1].toUpperCase() : ''
+    /** `name`: args[0] in capitals. The subcommand is read only by the commands that have one (not every key needs capitals). */
+    function common(conn: string, args: string[], name: string): Result | null {
       switch (name) {
         case 'PING':
           if (args.length > 2) return { reply: wrongArity(name) }
@@ -412,9 +411,10 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
           return { reply: resp.simple('OK'), quit: true }
         case 'COMMAND':
           // redis-cli asks for COMMAND DOCS at start to drive its hints: none here.
-          return { reply: sub === 'COUNT' ? resp.int(0) : resp.array([]) }
-        case 'CONFIG':
+          return { reply: subcommand(args) === 'COUNT' ? resp.int(0) : resp.array([]) }
+        case 'CONFIG': {
           if (args.length < 2) return { reply: wrongArity(name) }
+          const sub = subcommand(args)
           if (sub === 'GET' && args.length >= 3) {
             const out: string[] = []
             const all: Record<string, string> = { ...CONFIG, ...(app.settings ? app.settings() : {}) }
@@ -430,6 +430,7 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
           }
           if (sub === 'RESETSTAT') return { reply: resp.simple('OK') }
           return { reply: resp.error("ERR CONFIG subcommand '" + (args[1] ?? '') + "' is not supported by this guest") }
+        }
         case 'CLIENT':
           if (args.length < 2) return { reply: wrongArity(name) }
           return { reply: client(conn, args) }
@@ -455,10 +456,12 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
       return resp.error("ERR unknown command '" + args[0].slice(0, 64) + "', with args beginning with: " + shown)
     }
 
-    function execute(conn: string, args: string[]): Result {
+    const subcommand = (args: string[]): string => (args.length > 1 ? args[1].toUpperCase() : '')
+
+    function execute(conn: string, args: string[], name: string = args[0].toUpperCase()): Result {
       try {
         return dev.atomic(() => {
-          const r = common(conn, args)
+          const r = common(conn, args, name)
           if (r !== null) return r
           const reply = app.command(conn, args)
           if (reply !== null) return { reply }
@@ -536,8 +539,8 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
     const NOT_QUEUED = ['EXEC', 'DISCARD', 'MULTI', 'WATCH', 'QUIT', 'RESET']
 
     /** One client command: the transaction commands, queueing inside MULTI, or execution. */
-    function dispatch(conn: string, args: string[]): Result {
-      const name = args[0].toUpperCase()
+    /** `name`: args[0] in capitals, when the caller has it already */
+    function dispatch(conn: string, args: string[], name: string = args[0].toUpperCase()): Result {
       const inMulti = mem.has(MULTI + conn)
       if (inMulti && !NOT_QUEUED.includes(name)) {
         const arity = COMMON_ARITY[name] ?? (app.arity ? app.arity(name) : 0)
@@ -599,7 +602,7 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
           return { reply: resp.simple('RESET') }
       }
       if (inMulti && name === 'QUIT') reset(conn)
-      return execute(conn, args)
+      return execute(conn, args, name)
     }
 
     const wrap = (seq: number, reply: string): string => '*2\r\n:' + seq + '\r\n' + reply
@@ -661,7 +664,8 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
         if (cmd === null) break
         pos = cmd.end
         if (cmd.args.length === 0) continue
-        const r = cmd.args[0].toUpperCase() === 'FTREQ' ? ftreq(conn, cmd.args) : dispatch(conn, cmd.args)
+        const name = cmd.args[0].toUpperCase()
+        const r = name === 'FTREQ' ? ftreq(conn, cmd.args) : dispatch(conn, cmd.args, name)
         if (r.reply === BLOCKED) {
           // Redis reads nothing more of a blocked client's stream: the rest waits for its wake()
           mem.set(BLOCK + conn, '')
@@ -743,7 +747,8 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
         if (!app.ready() || mem.has(BLOCK + conn) || mem.has(BUF + conn)) return
         const cmd = resp.parseCommand(bytes, 0)
         if (cmd === null || cmd.end !== bytes.length || cmd.args.length === 0) return
-        const r = cmd.args[0].toUpperCase() === 'FTREQ' ? ftreq(conn, cmd.args) : dispatch(conn, cmd.args)
+        const name = cmd.args[0].toUpperCase()
+        const r = name === 'FTREQ' ? ftreq(conn, cmd.args) : dispatch(conn, cmd.args, name)
         // anything else the command produced (a woken client's reply) means it was no plain read: no answer
         const other = outbox.length
         outbox = []

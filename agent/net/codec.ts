@@ -9,7 +9,8 @@
 //   0x03 uint (varint)  0x04 negative int (varint of -n)  0x05 float64 LE
 //   0x06 string (varint length, UTF-8)  0x07 bytes (varint length)
 //   0x08 array (varint count, items)  0x09 object (varint count, key string + value pairs)
-//   0x0a log entry of client data (the logging channel's common case, see packDataEntry)
+//   0x0a log entry of client data (a single entry, e.g. one sliced into entry-parts; see dataEntry)
+//   0x0b an 'entries' message of the logging channel, its entries packed (see entriesMessage)
 //   0x20..0x3f string of length 0..31 (keys and short names)
 //   0x40..0x7f one of the 64 strings of DICTIONARY (the protocol's keys and names)
 //   0x80..0xff unsigned integer 0..127
@@ -36,11 +37,27 @@ const T_BYTES = 0x07
 const T_ARRAY = 0x08
 const T_OBJECT = 0x09
 const T_DATA_ENTRY = 0x0a
+const T_ENTRIES = 0x0b
 const T_FIXSTR = 0x20
 const T_DICT = 0x40
 const FIXSTR_MAX = 31
 const T_FIXUINT = 0x80
 const FIXUINT_MAX = 127
+
+// An entry inside a packed 'entries' message (T_ENTRIES) starts with one byte: its kind in the low
+// nibble, flags in the high one. Packed kinds leave out gen (the message's) and n (the previous
+// entry's plus one) and the keys; anything else travels whole (E_WHOLE) and still decodes equal.
+const E_WHOLE = 0x00 // the entry as a general value
+const E_DATA = 0x01 // client bytes: conn, length, bytes
+const E_SYNCED = 0x02 // a disk barrier's completion: its tag
+const E_KIND = 0x0f
+const E_HASH = 0x10 // a state hash follows (a string value)
+const E_NONDET = 0x20 // non-deterministic values follow (an array value); without it they are []
+const E_HASH64 = 0x40 // the state hash as 8 raw bytes: it is 16 lowercase hex digits (memory.ts), 9 bytes less
+const E_FLAGS = E_HASH | E_NONDET | E_HASH64
+/** a plain connection's id, `t:<n>`, travels as the varint n + 1; 0 means a string follows */
+const PLAIN_CONN = /^t:(0|[1-9][0-9]{0,14})$/
+const HEX16 = /^[0-9a-f]{16}$/
 
 /**
  * Strings sent as one byte: the keys and names of the logging channel's and the disk protocol's
@@ -255,6 +272,7 @@ export class Encoder {
       }
       return
     }
+    if (this.entriesMessage(v as Record<string, unknown>, depth, path)) return
     if (this.dataEntry(v as Record<string, unknown>, depth, path)) return
     const proto = Object.getPrototypeOf(v)
     if (proto !== Object.prototype && proto !== null) {
@@ -276,6 +294,75 @@ export class Encoder {
       this.string(k)
       this.value(item, depth + 1, path ? `${path}.${k}` : k)
     }
+  }
+
+  /**
+   * The logging channel's 'entries' message, `{ t: 'entries', gen, entries, releasedThrough, nextConn? }`,
+   * with its entries packed: under load it carries a turn's client requests and disk-barrier
+   * completions, and keys, generations and entry numbers would cost more than a small request.
+   *   T_ENTRIES, varint gen, varint releasedThrough, varint nextConn + 1 (0: none), varint first n,
+   *   varint count, then each entry: kind|flags byte and its fields (E_DATA, E_SYNCED) or the whole entry (E_WHOLE).
+   */
+  private entriesMessage(m: Record<string, unknown>, depth: number, path: string): boolean {
+    if (m.t !== 'entries') return false
+    const { gen, entries, releasedThrough, nextConn } = m
+    if (!isCount(gen) || !isCount(releasedThrough) || (nextConn !== undefined && !isCount(nextConn))) return false
+    if (!Array.isArray(entries) || entries.length === 0 || countKeys(m) !== (nextConn === undefined ? 4 : 5)) return false
+    if (Object.getPrototypeOf(m) !== Object.prototype && Object.getPrototypeOf(m) !== null) return false
+    for (let i = 0; i < entries.length; i++) if (entries[i] === undefined) return false // the general path writes null
+    const first = entries[0] as { n?: unknown } | null
+    const firstN = typeof first === 'object' && first !== null && isCount(first.n) ? first.n : 0
+    this.ensure(1)
+    this.buf[this.pos++] = T_ENTRIES
+    this.varint(gen)
+    this.varint(releasedThrough)
+    this.varint(nextConn === undefined ? 0 : nextConn + 1)
+    this.varint(firstN)
+    this.varint(entries.length)
+    let next = firstN
+    const at = path ? `${path}.entries` : 'entries'
+    for (let i = 0; i < entries.length; i++) next = this.packedEntry(entries[i], gen, next, depth + 2, at)
+    return true
+  }
+
+  /** One entry of a packed 'entries' message; returns the n the next entry is expected to have. */
+  private packedEntry(e: unknown, gen: number, n: number, depth: number, path: string): number {
+    const p = packable(e, gen, n)
+    if (p === null) {
+      this.ensure(1)
+      this.buf[this.pos++] = E_WHOLE
+      this.value(e, depth, path)
+      return nextN(e, n)
+    }
+    const { input, nondet, hash } = p
+    let flags = 0
+    if (nondet.length > 0) flags |= E_NONDET
+    if (hash !== undefined) flags |= HEX16.test(hash) ? E_HASH64 : E_HASH
+    this.ensure(1)
+    if (input.t === 'data') {
+      this.buf[this.pos++] = E_DATA | flags
+      const conn = input.conn as string
+      const plain = PLAIN_CONN.exec(conn)
+      if (plain !== null && Number.isSafeInteger(Number(plain[1]) + 1)) this.varint(Number(plain[1]) + 1)
+      else {
+        this.varint(0)
+        this.string(conn)
+      }
+      const data = input.data as Uint8Array
+      this.varint(data.length)
+      this.ensure(data.length)
+      this.buf.set(data, this.pos)
+      this.pos += data.length
+    } else {
+      this.buf[this.pos++] = E_SYNCED | flags
+      this.varint(input.tag as number)
+    }
+    if (flags & E_NONDET) this.value(nondet, depth + 1, path)
+    if (flags & E_HASH64) {
+      this.ensure(8)
+      for (let i = 0; i < 16; i += 2) this.buf[this.pos++] = parseInt((hash as string).slice(i, i + 2), 16)
+    } else if (flags & E_HASH) this.string(hash as string)
+    return n + 1
   }
 
   /**
@@ -338,6 +425,41 @@ function countKeys(o: Record<string, unknown>): number {
   let c = 0
   for (const k in o) if (Object.prototype.hasOwnProperty.call(o, k) && o[k] !== undefined) c++
   return c
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+}
+
+/** The n after entry `e` in a packed message: both ends compute it alike from the value itself. */
+function nextN(e: unknown, n: number): number {
+  const en = typeof e === 'object' && e !== null ? (e as { n?: unknown }).n : undefined
+  return isCount(en) ? en + 1 : n + 1
+}
+
+/**
+ * The parts of an entry that packs as E_DATA or E_SYNCED: generation `gen`, number `n`, an input
+ * of client data or a barrier's completion, and nothing else (no refusal, no other key), so that
+ * what is decoded equals what was encoded. Null for anything else.
+ */
+function packable(e: unknown, gen: number, n: number): { input: Record<string, unknown>; nondet: unknown[]; hash?: string } | null {
+  if (typeof e !== 'object' || e === null || Object.getPrototypeOf(e) !== Object.prototype) return null
+  const { gen: g, n: en, body, hash } = e as Record<string, unknown>
+  if (g !== gen || en !== n || typeof body !== 'object' || body === null) return null
+  if (hash !== undefined && typeof hash !== 'string') return null
+  if (countKeys(e as Record<string, unknown>) !== (hash === undefined ? 3 : 4)) return null
+  const b = body as Record<string, unknown>
+  if (Object.getPrototypeOf(b) !== Object.prototype || b.kind !== 'input' || !Array.isArray(b.nondet) || countKeys(b) !== 3) return null
+  const i = b.input
+  if (typeof i !== 'object' || i === null || Object.getPrototypeOf(i) !== Object.prototype) return null
+  const input = i as Record<string, unknown>
+  if (input.t === 'data') {
+    if (typeof input.conn !== 'string' || !(input.data instanceof Uint8Array) || countKeys(input) !== 3) return null
+  } else if (input.t === 'disk-synced') {
+    if (!isCount(input.tag) || countKeys(input) !== 2) return null
+  } else return null
+  for (const x of b.nondet) if (x === undefined) return null // the general path writes null for it
+  return hash === undefined ? { input, nondet: b.nondet } : { input, nondet: b.nondet, hash }
 }
 
 const shared = new Encoder()
@@ -435,6 +557,73 @@ class Decoder {
     return w
   }
 
+  /** A packed 'entries' message (Encoder.entriesMessage). */
+  private entriesMessage(depth: number, at: number): unknown {
+    const gen = this.varint('entries generation')
+    const releasedThrough = this.varint('entries releasedThrough')
+    const nc = this.varint('entries nextConn')
+    let n = this.varint('entries first number')
+    // each entry takes at least one byte
+    const count = this.length('entries count', 1)
+    if (count === 0) throw new CodecError('packed entries message without entries', at)
+    const entries = new Array<unknown>(count)
+    for (let i = 0; i < count; i++) {
+      const kindAt = this.pos
+      this.need(1, 'entry kind')
+      const kb = this.buf[this.pos++]
+      const kind = kb & E_KIND
+      if ((kb & ~(E_KIND | E_FLAGS)) !== 0 || (kb & E_HASH && kb & E_HASH64))
+        throw new CodecError(`entry kind byte 0x${kb.toString(16)} has unknown flags`, kindAt)
+      if (kind === E_WHOLE) {
+        if (kb !== E_WHOLE) throw new CodecError('a whole entry takes no flags', kindAt)
+        const e = this.value(depth + 2)
+        entries[i] = e
+        n = nextN(e, n)
+        continue
+      }
+      let input: Record<string, unknown>
+      if (kind === E_DATA) {
+        const c = this.varint('data entry connection')
+        let conn: string
+        if (c > 0) conn = `t:${c - 1}`
+        else {
+          const v = this.value(depth + 3)
+          if (typeof v !== 'string') throw new CodecError('data entry: the connection id is not a string', kindAt)
+          conn = v
+        }
+        const len = this.length('data entry length', 1)
+        const data = new Uint8Array(len)
+        data.set(this.buf.subarray(this.pos, this.pos + len))
+        this.pos += len
+        input = { t: 'data', conn, data }
+      } else if (kind === E_SYNCED) {
+        input = { t: 'disk-synced', tag: this.varint('disk-synced tag') }
+      } else throw new CodecError(`unknown entry kind ${kind}`, kindAt)
+      let nondet: unknown[] = []
+      if (kb & E_NONDET) {
+        const v = this.value(depth + 3)
+        if (!Array.isArray(v)) throw new CodecError('packed entry: the non-deterministic values are not an array', kindAt)
+        nondet = v
+      }
+      const entry: Record<string, unknown> = { gen, n, body: { kind: 'input', input, nondet } }
+      if (kb & E_HASH64) {
+        this.need(8, 'state hash')
+        let h = ''
+        for (let j = 0; j < 8; j++) h += this.buf[this.pos++].toString(16).padStart(2, '0')
+        entry.hash = h
+      } else if (kb & E_HASH) {
+        const h = this.value(depth + 2)
+        if (typeof h !== 'string') throw new CodecError('packed entry: the state hash is not a string', kindAt)
+        entry.hash = h
+      }
+      entries[i] = entry
+      n++
+    }
+    const msg: Record<string, unknown> = { t: 'entries', gen, entries, releasedThrough }
+    if (nc > 0) msg.nextConn = nc - 1
+    return msg
+  }
+
   private dataEntry(depth: number, at: number): unknown {
     const gen = this.varint('entry generation')
     const n = this.varint('entry number')
@@ -464,6 +653,8 @@ class Decoder {
     switch (tag) {
       case T_DATA_ENTRY:
         return this.dataEntry(depth, at)
+      case T_ENTRIES:
+        return this.entriesMessage(depth, at)
       case T_NULL:
         return null
       case T_FALSE:

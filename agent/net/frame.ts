@@ -15,7 +15,11 @@ import { createHmac, timingSafeEqual } from 'node:crypto'
 
 export const FRAME_MAGIC_0 = 0x46 // 'F'
 export const FRAME_MAGIC_1 = 0x54 // 'T'
-export const FRAME_VERSION = 2
+/**
+ * 3: the codec packs 'entries' messages (codec.ts, T_ENTRIES). A peer of another version is refused at its
+ * first header ("unsupported frame version"), rather than dropping the messages it cannot decode one by one.
+ */
+export const FRAME_VERSION = 3
 export const HEADER_BYTES = 16
 export const TAG_BYTES = 16
 export const NONCE_BYTES = 16

@@ -114,7 +114,11 @@ interface Sync {
   gen: number
   entry: number
   tag: number
-  waitFor: Set<number>
+  /**
+   * the highest write id in flight when it was released: it completes once no write up to this one is in flight (ids
+   * grow with each write and writesInFlight keeps them in that order, so the oldest in flight is its first key)
+   */
+  after: number
 }
 
 /** A snapshot on its way to a new backup. */
@@ -176,6 +180,8 @@ export class ReplicaCore {
   /** disk writes released but not yet accepted by the disk server, by request id */
   private writesInFlight = new Map<number, InFlightWrite>()
   private syncs: Sync[] = []
+  /** the id of the last disk write released (see Sync.after) */
+  private lastWriteId = 0
   /** barriers complete: their 'disk-synced' inputs run once the current event is handled */
   private synced: number[] = []
   private snapshotOut: SnapshotOut | null = null
@@ -284,7 +290,7 @@ export class ReplicaCore {
     this.flush()
     const out = this.actions
     this.actions = []
-    return out
+    return withoutSupersededWrites(out)
   }
 
   status(): CoreStatus {
@@ -594,15 +600,15 @@ export class ReplicaCore {
       // carries gen and our id so the disk server can fence a replica that is no longer live, and the write id
       // (gen, entry, index) so a retry is applied once and never over a newer write
       const id = this.diskId()
+      this.lastWriteId = id
       const req: DiskReq = { id, op: 'write', gen: this.gen, from: this.cfg.id, block: h.out.block, data: h.out.data, entry: h.entry, index: h.index ?? 0 }
       this.actions.push({ t: 'send-disk', req, entry: h.entry })
       this.writesInFlight.set(id, { gen: this.gen, entry: h.entry, req, sentAt: this.now, attempts: 1 })
       return
     }
     if (h.out.t === 'disk-sync') {
-      const sync: Sync = { gen: this.gen, entry: h.entry, tag: h.out.tag, waitFor: new Set(this.writesInFlight.keys()) }
-      if (sync.waitFor.size === 0) this.synced.push(sync.tag)
-      else this.syncs.push(sync)
+      if (this.writesInFlight.size === 0) this.synced.push(h.out.tag)
+      else this.syncs.push({ gen: this.gen, entry: h.entry, tag: h.out.tag, after: this.lastWriteId })
       return
     }
     this.actions.push({ t: 'release', out: h.out, entry: h.entry, heldMs: this.now - h.at })
@@ -1115,11 +1121,9 @@ export class ReplicaCore {
       // disk-server restart (which forgets the blocks' last write ids) its retry could overwrite this newer write.
       for (const [id, w] of this.writesInFlight) if (id !== res.id && olderWriteToSameBlock(w.req, write.req)) done.push(id)
     }
-    for (const id of done) {
-      this.writesInFlight.delete(id)
-      for (const s of this.syncs) s.waitFor.delete(id)
-    }
-    while (this.syncs.length > 0 && this.syncs[0].waitFor.size === 0) this.synced.push(this.syncs.shift()!.tag)
+    for (const id of done) this.writesInFlight.delete(id)
+    const oldest = this.writesInFlight.size === 0 ? Infinity : this.writesInFlight.keys().next().value!
+    while (this.syncs.length > 0 && this.syncs[0].after < oldest) this.synced.push(this.syncs.shift()!.tag)
     if (this.registration && this.registration.sentAt === -Infinity && !this.restoreWaitsForWrites()) this.retryDisk()
     if (res.ok) return
     if (res.error === 'fenced' && write.gen === this.gen) {
@@ -1172,6 +1176,26 @@ export class ReplicaCore {
   private telemetry(ev: Telemetry): void {
     this.actions.push({ t: 'telemetry', ev })
   }
+}
+
+/**
+ * The actions less every disk write that a later write of the same batch supersedes (olderWriteToSameBlock: a write
+ * replaces its whole block). The kv guest rewrites its log's tail block and its superblock for every input, so the
+ * entries one ack releases carry many writes of the same two blocks, each up to a block long: only the newest need
+ * cross. The older ones stay in writesInFlight, as if sent: the newer one's answer settles them (onWriteAnswer), and
+ * should it never come, retryDisk sends them like any unanswered write. Barriers still wait for both.
+ */
+function withoutSupersededWrites(actions: Action[]): Action[] {
+  let newest: Map<number, DiskReq> | null = null
+  let writes = 0
+  for (const a of actions) {
+    if (a.t !== 'send-disk' || a.req.op !== 'write') continue
+    writes++
+    const prev = (newest ??= new Map()).get(a.req.block)
+    if (prev === undefined || olderWriteToSameBlock(prev, a.req)) newest.set(a.req.block, a.req)
+  }
+  if (newest === null || newest.size === writes) return actions
+  return actions.filter((a) => a.t !== 'send-disk' || a.req.op !== 'write' || newest.get(a.req.block) === a.req)
 }
 
 function olderWriteToSameBlock(a: DiskReq, b: DiskReq): boolean {

@@ -102,9 +102,10 @@ export interface EdgePorts {
   log: EdgeLog
   /**
    * Run `fn` once this event-loop turn's I/O callbacks have run (setImmediate on a host).
-   * Given, the edge steps every client input of a turn into the core and takes the core's
-   * actions once at the turn's end: the turn's entries then leave as one logging-channel
-   * message (one frame, one ack) instead of one each. Without it every step is performed at once.
+   * Given, the edge steps every client input, logging-channel message and disk answer of a turn
+   * into the core and takes the core's actions once at the turn's end: the turn's entries then
+   * leave as one logging-channel message (one frame, one ack) instead of one each. Without it
+   * every step is performed at once.
    */
   turnEnd?(fn: () => void): void
 }
@@ -157,7 +158,7 @@ export class ReplicaEdge {
   private flusher: unknown = null
   private stalled = false
   private stopped = false
-  /** client inputs were stepped this turn and their actions wait for the turn's end (see EdgePorts.turnEnd) */
+  /** events were stepped this turn and their actions wait for the turn's end (see stepInTurn) */
   private drainArmed = false
   /** when the oldest of those inputs was stepped: a long turn (large values) must not hold the channel silent */
   private deferredSince = 0
@@ -224,7 +225,7 @@ export class ReplicaEdge {
   /** A message arrived on the logging channel. */
   peerMessage(msg: PeerMsg): void {
     if (msg?.t === 'entries' && Array.isArray(msg.entries)) this.telemetry.received(msg.entries.length)
-    this.step({ t: 'peer', now: this.ports.clock.now(), msg })
+    this.stepInTurn({ t: 'peer', now: this.ports.clock.now(), msg })
   }
 
   /** Restore redundancy onto `peer` in generation `gen` (the answer comes with waitRestored). */
@@ -412,14 +413,25 @@ export class ReplicaEdge {
 
   /** A client's input: with a turnEnd port, its actions are taken with the rest of the turn's. */
   private input(i: GuestInput): void {
+    this.stepInTurn({ t: 'input', now: this.ports.clock.now(), input: i })
+  }
+
+  /**
+   * Step the core now and take its actions at the end of this event-loop turn (with a turnEnd port;
+   * without one, at once). Client inputs, logging-channel messages and disk answers all come this way:
+   * a turn's requests, its acks' releases and its barrier completions then leave as one 'entries'
+   * message in one frame, rather than one message (and its envelope) per event. Nothing the core
+   * decides is changed or reordered by the wait: the Output Rule is the core's, the actions only leave later.
+   */
+  private stepInTurn(ev: Event): void {
     const turnEnd = this.ports.turnEnd
-    if (!turnEnd) return this.step({ t: 'input', now: this.ports.clock.now(), input: i })
+    if (!turnEnd) return this.step(ev)
     if (this.stopped) return
     try {
-      this.core.step({ t: 'input', now: this.ports.clock.now(), input: i })
+      this.core.step(ev)
     } catch (err) {
-      this.ports.log.error('replica step failed', { event: 'input', message: (err as Error).message })
-      this.ports.emit('error', { where: `replica ${this.opts.self} step(input)`, message: (err as Error).message })
+      this.ports.log.error('replica step failed', { event: ev.t, message: (err as Error).message })
+      this.ports.emit('error', { where: `replica ${this.opts.self} step(${ev.t})`, message: (err as Error).message })
     }
     const now = this.ports.clock.now()
     if (this.drainArmed) {
@@ -465,7 +477,7 @@ export class ReplicaEdge {
           this.ports.disk.request(a.req, (res, problem) => {
             // no answer: the core retries by itself (diskRetryMs); a replica that cannot
             // reach the disk server never goes live
-            if (res) this.step({ t: 'disk', now: this.ports.clock.now(), res })
+            if (res) this.stepInTurn({ t: 'disk', now: this.ports.clock.now(), res })
             else if (problem) this.ports.log.warn('disk request failed', { op, message: problem })
           })
           break

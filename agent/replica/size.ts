@@ -21,7 +21,8 @@ export function approxBytes(v: unknown): number {
         for (const x of v) sum += approxBytes(x) + 1
         return sum
       }
-      for (const [k, x] of Object.entries(v)) sum += k.length + 3 + approxBytes(x)
+      // Object.entries' own enumerable string keys, without its arrays (this runs for every entry, on both replicas)
+      for (const k in v) if (Object.prototype.hasOwnProperty.call(v, k)) sum += k.length + 3 + approxBytes((v as Record<string, unknown>)[k])
       return sum
     }
     default:

@@ -301,14 +301,19 @@ export function createSandbox(def: GuestDefinition, host: HostDevices): Sandbox 
   // The host side of the boundary: whatever a device throws is described for the guest's
   // side to remake, and a host stack overflow is reported even if the guest swallows the error.
   let pending = ''
+  const failed = (e: unknown): void => {
+    pending = e instanceof Error ? `${e.name}\n${e.message}` : `Error\n${String(e)}`
+    if (isStackOverflow(e)) host.overflow()
+  }
+  // Every device takes at most two arguments: a fixed-arity wrapper, called several times per command,
+  // spares the rest array and the spread that a variadic one costs on each call.
   const guard =
-    <A extends unknown[], R>(f: (...a: A) => R) =>
-    (...a: A): R => {
+    <A, B, R>(f: (a: A, b: B) => R) =>
+    (a: A, b: B): R => {
       try {
-        return f(...a)
+        return f(a, b)
       } catch (e) {
-        pending = e instanceof Error ? `${e.name}\n${e.message}` : `Error\n${String(e)}`
-        if (isStackOverflow(e)) host.overflow()
+        failed(e)
         throw e
       }
     }

@@ -123,6 +123,88 @@ describe('codec round-trips', () => {
     expect(codecError(() => decode(new Uint8Array([0x0a, 1, 2, 0x21, 0x41, 0, 0x08, 0, 0x85]))).message).toMatch(/state hash/)
   })
 
+  const setBytes = new TextEncoder().encode('*3\r\n$3\r\nSET\r\n$16\r\nkey:000000001234\r\n$3\r\nxxx\r\n')
+  const dataEntry = (n: number, conn: string, extra: Record<string, unknown> = {}) => ({
+    gen: 4,
+    n,
+    body: { kind: 'input', input: { t: 'data', conn, data: setBytes }, nondet: [] },
+    ...extra
+  })
+  const syncedEntry = (n: number, tag: number) => ({ gen: 4, n, body: { kind: 'input', input: { t: 'disk-synced', tag }, nondet: [] } })
+
+  it("packs an 'entries' message of requests and barrier completions into the requests' bytes plus a few per entry", () => {
+    const entries = []
+    for (let i = 0; i < 10; i++) entries.push(dataEntry(90_000 + 2 * i, `t:${200 + i}`), syncedEntry(90_001 + 2 * i, 300_000 + i))
+    const msg = { t: 'entries', gen: 4, entries, releasedThrough: 89_990, nextConn: 251 }
+    const enc = encode(msg)
+    expect(enc[0]).toBe(0x0b)
+    // per request: its bytes, a kind byte, the connection and the length (2 + 1); per completion: a kind byte and the tag (3)
+    expect(enc.length).toBeLessThanOrEqual(10 * (setBytes.length + 4) + 10 * 4 + 12)
+    expect(decode(enc)).toEqual(msg)
+    const general = decode(new Encoder().encode({ ...msg, nextConn: undefined }))
+    expect(general).toEqual({ t: 'entries', gen: 4, entries, releasedThrough: 89_990 })
+  })
+
+  it('packs session connections, non-deterministic values and state hashes, and keeps them exact', () => {
+    const entries = [
+      dataEntry(7, 's:client-9', { hash: '0123456789abcdef' }),
+      { ...dataEntry(8, 't:0'), body: { kind: 'input', input: { t: 'data', conn: 't:0', data: setBytes }, nondet: [{ d: 'clock', v: 1.5e12 }] } },
+      syncedEntry(9, 1),
+      dataEntry(10, 't:007', { hash: 'not hex, kept as a string' }),
+      dataEntry(11, 't:12', { hash: '0123456789ABCDEF' })
+    ]
+    const msg = { t: 'entries', gen: 4, entries, releasedThrough: 0 }
+    const back = decode(encode(msg)) as typeof msg
+    expect(back).toEqual(msg)
+    expect(back.entries.map((e) => (e.body.input as { conn?: string }).conn)).toEqual(['s:client-9', 't:0', undefined, 't:007', 't:12'])
+  })
+
+  it('keeps entries that do not pack (another generation, a gap, a refusal, a timer) whole and in order inside a packed message', () => {
+    const entries = [
+      dataEntry(5, 't:1'),
+      { gen: 3, n: 6, body: { kind: 'input', input: { t: 'data', conn: 't:1', data: setBytes }, nondet: [] } },
+      dataEntry(9, 't:1'),
+      { gen: 4, n: 10, body: { kind: 'input', input: { t: 'data', conn: 't:1', data: setBytes }, nondet: [], refused: 'stack-overflow' } },
+      { gen: 4, n: 11, body: { kind: 'input', input: { t: 'timer', id: 3 }, nondet: [] } },
+      { gen: 4, n: 12, body: { kind: 'state', pages: [['g:k', 'v']], outputs: [], io: [] } },
+      syncedEntry(13, 2),
+      null
+    ]
+    const msg = { t: 'entries', gen: 4, entries, releasedThrough: 3, nextConn: 0 }
+    expect(encode(msg)[0]).toBe(0x0b)
+    expect(decode(encode(msg))).toEqual(msg)
+  })
+
+  it("leaves an 'entries' message that does not have exactly the protocol's shape on the general path", () => {
+    const entries = [dataEntry(1, 't:1')]
+    for (const m of [
+      { t: 'entries', gen: 4, entries: [], releasedThrough: 0 },
+      { t: 'entries', gen: 4, entries, releasedThrough: -1 },
+      { t: 'entries', gen: 4, entries, releasedThrough: 0, nextConn: 1.5 },
+      { t: 'entries', gen: 4, entries, releasedThrough: 0, extra: true },
+      { t: 'entries', gen: '4', entries, releasedThrough: 0 }
+    ]) {
+      expect(encode(m)[0]).toBe(0x09)
+      expect(decode(encode(m))).toEqual(m)
+    }
+  })
+
+  it('refuses a malformed packed entries message with the offset and what is wrong', () => {
+    // tag, gen 1, releasedThrough 0, no nextConn, first n 1, count 0
+    expect(codecError(() => decode(new Uint8Array([0x0b, 1, 0, 0, 1, 0]))).message).toMatch(/without entries at offset 0/)
+    // count 5 with 1 byte left
+    expect(codecError(() => decode(new Uint8Array([0x0b, 1, 0, 0, 1, 5, 2]))).message).toMatch(/absurd entries count 5/)
+    // an unknown entry kind, then unknown flags
+    expect(codecError(() => decode(new Uint8Array([0x0b, 1, 0, 0, 1, 1, 0x07]))).message).toMatch(/unknown entry kind 7 at offset 6/)
+    expect(codecError(() => decode(new Uint8Array([0x0b, 1, 0, 0, 1, 1, 0x82, 1]))).message).toMatch(/unknown flags at offset 6/)
+    // a data entry whose length runs past the end
+    expect(codecError(() => decode(new Uint8Array([0x0b, 1, 0, 0, 1, 1, 0x01, 2, 9, 1]))).message).toMatch(/absurd data entry length 9/)
+    // a state hash of 8 raw bytes cut short
+    expect(codecError(() => decode(new Uint8Array([0x0b, 1, 0, 0, 1, 1, 0x42, 5, 1, 2]))).message).toMatch(/truncated state hash/)
+    // a session connection id that is not a string
+    expect(codecError(() => decode(new Uint8Array([0x0b, 1, 0, 0, 1, 1, 0x01, 0, 0x85, 0]))).message).toMatch(/connection id is not a string/)
+  })
+
   it('grows its scratch buffer for large values', () => {
     const enc = new Encoder(16)
     const big = new Uint8Array(100_000).fill(7)

@@ -14,6 +14,7 @@ import {
   ftreq,
   makeCore,
   ok,
+  peerMsgs,
   releases,
   replyText,
   roles,
@@ -112,12 +113,12 @@ describe('the test-and-set never retries forever', () => {
   })
 })
 
-describe('appendfsync always through the replica protocol', () => {
-  function kvCore(id: string, role: 'primary' | 'backup') {
-    const vmm = createVmm({ guest: 'kv', mode: 'rsm', entropy: fixedEntropy() })
-    return new ReplicaCore(testConfig(id, id === 'a' ? 'b' : 'a'), vmm, { role, gen: 1, now: 0 })
-  }
+function kvCore(id: string, role: 'primary' | 'backup') {
+  const vmm = createVmm({ guest: 'kv', mode: 'rsm', entropy: fixedEntropy() })
+  return new ReplicaCore(testConfig(id, id === 'a' ? 'b' : 'a'), vmm, { role, gen: 1, now: 0 })
+}
 
+describe('appendfsync always through the replica protocol', () => {
   it('releases a write reply only after the disk server answered its writes; the completion is an entry the backup replays', () => {
     const a = kvCore('a', 'primary')
     const b = kvCore('b', 'backup')
@@ -153,6 +154,31 @@ describe('appendfsync always through the replica protocol', () => {
   })
 })
 
+describe('disk barriers', () => {
+  it('completes a barrier only once every write released before it is answered, whatever order the answers come in', () => {
+    const a = kvCore('a', 'primary')
+    const b = kvCore('b', 'backup')
+    b.takeActions()
+    const start = a.takeActions()
+    a.step({ t: 'disk', now: 1, res: ok(diskReqs(start)[0]) })
+    const read = start.find((x) => x.t === 'io')!
+    a.step({ t: 'input', now: 2, input: { t: 'disk-read', tag: (read as { req: { tag: number } }).req.tag, block: 0, data: new Uint8Array(0) } })
+    a.step({ t: 'input', now: 3, input: { t: 'data', conn: 't:1', data: encodeCommand(['SET', 'k', 'v']) } })
+    for (const m of ackMsgs(deliver([...start, ...a.takeActions()], b, 4))) a.step({ t: 'peer', now: 5, msg: m })
+    const writes = writesIn(a.takeActions())
+    expect(writes.map((w) => w.block)).toEqual([1, 0])
+    const completions = () =>
+      entriesMsgs(a.takeActions())
+        .flatMap((m) => m.entries)
+        .filter((e) => e.body.kind === 'input' && e.body.input.t === 'disk-synced')
+    // the newer write (the superblock) is answered first: the log block is not on disk yet
+    a.step({ t: 'disk', now: 6, res: ok(writes[1]) })
+    expect(completions()).toEqual([])
+    a.step({ t: 'disk', now: 7, res: ok(writes[0]) })
+    expect(completions()).toHaveLength(1)
+  })
+})
+
 describe('recovery from disk after a double failure', () => {
   it('a replica started to recover begins the next generation at the disk server, then boots the guest and serves alone', () => {
     const arbiter = new DiskArbiter(new MemoryBlockStore())
@@ -185,16 +211,47 @@ describe('recovery from disk after a double failure', () => {
 })
 
 describe('superseded writes', () => {
-  it('stops retrying an older write to a block once a newer write to it is answered', () => {
-    const { core } = confirmedPrimary()
-    core.step({ t: 'input', now: 1, input: ftreq('c1', 1, 'SAVE', 'k', '7') })
-    core.step({ t: 'input', now: 1, input: ftreq('c1', 2, 'SET', 'k', 'w') })
-    core.step({ t: 'input', now: 1, input: ftreq('c1', 3, 'SAVE', 'k', '7') })
-    core.step({ t: 'peer', now: 2, msg: { t: 'ack', gen: 1, n: 4 } })
-    const [older, newer] = writesIn(core.takeActions())
-    expect([older.block, newer.block, older.entry, newer.entry]).toEqual([7, 7, 2, 4])
-    core.step({ t: 'disk', now: 3, res: ok(newer) })
+  const threeInputs = () => {
+    const made = confirmedPrimary()
+    made.core.step({ t: 'input', now: 1, input: ftreq('c1', 1, 'SAVE', 'k', '7') })
+    made.core.step({ t: 'input', now: 1, input: ftreq('c1', 2, 'SET', 'k', 'w') })
+    made.core.step({ t: 'input', now: 1, input: ftreq('c1', 3, 'SAVE', 'k', '7') })
+    made.core.step({ t: 'peer', now: 2, msg: { t: 'ack', gen: 1, n: 4 } })
+    return made
+  }
+
+  it('sends only the newest of the writes one batch makes to a block, and settles the older with its answer', () => {
+    const { core } = threeInputs()
+    const sent = writesIn(core.takeActions())
+    expect(sent.map((w) => [w.block, w.entry])).toEqual([[7, 4]])
+    const told = (now: number) => {
+      core.step({ t: 'tick', now })
+      const as = core.takeActions()
+      const hb = peerMsgs(as).find((m) => m.t === 'heartbeat')
+      return { writes: writesIn(as), released: hb?.t === 'heartbeat' ? hb.releasedThrough : undefined }
+    }
+    expect(told(15).released, 'the older write (entry 2) is in flight until the newer one is answered').toBe(1)
+    core.step({ t: 'disk', now: 16, res: ok(sent[0]) })
+    const after = told(500)
+    expect(after.writes, 'nothing left to retry').toEqual([])
+    expect(after.released).toBe(4)
+  })
+
+  it('retries an unanswered write together with the older one it superseded, again as the newest alone', () => {
+    const { core } = threeInputs()
+    const [newer] = writesIn(core.takeActions())
     core.step({ t: 'tick', now: 500 })
+    expect(writesIn(core.takeActions())).toEqual([newer])
+    core.step({ t: 'disk', now: 501, res: ok(newer) })
+    core.step({ t: 'tick', now: 5000 })
     expect(writesIn(core.takeActions())).toEqual([])
+  })
+
+  it('sends an older write after all when the newer one is refused without fencing', () => {
+    const { core } = threeInputs()
+    const [newer] = writesIn(core.takeActions())
+    core.step({ t: 'disk', now: 3, res: { id: newer.id, ok: false, error: 'bad-request', message: 'refused in this test' } })
+    core.step({ t: 'tick', now: 500 })
+    expect(writesIn(core.takeActions()).map((w) => [w.block, w.entry])).toEqual([[7, 2]])
   })
 })

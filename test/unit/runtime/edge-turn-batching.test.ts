@@ -1,0 +1,118 @@
+// The edge takes the core's actions once per event-loop turn for client inputs, logging-channel
+// messages and disk answers alike (stepInTurn), so that a turn's requests and the completions of
+// its disk barriers leave in one 'entries' message. Waiting for the turn's end must never let an
+// output out early: a reply leaves only once the backup has acknowledged the entry that made it.
+import { describe, expect, it } from 'vitest'
+import { PASS_FILTER } from '../../../agent/faults/filter.js'
+import { ReplicaCore } from '../../../agent/replica/core.js'
+import { ReplicaEdge, type ClientPort, type EdgePorts } from '../../../agent/replica/edge.js'
+import type { DiskReq, DiskRes, LogEntry, PeerMsg } from '../../../agent/replica/types.js'
+import { createVmm } from '../../../agent/vmm/vmm.js'
+import { fixedEntropy, testConfig } from '../replica/harness.js'
+
+const enc = new TextEncoder()
+const dec = new TextDecoder()
+const set = (k: string, v: string) => enc.encode(`*3\r\n$3\r\nSET\r\n$${k.length}\r\n${k}\r\n$${v.length}\r\n${v}\r\n`)
+
+function harness() {
+  let now = 0
+  const turn: (() => void)[] = []
+  const disk: { req: DiskReq; done: (res: DiskRes | null) => void }[] = []
+  const sent: PeerMsg[] = []
+  const ports: EdgePorts = {
+    clock: { now: () => now, wall: () => 1_700_000_000_000 + now },
+    timers: { set: () => null, clear: () => {} },
+    peer: {
+      send: (_to, msg) => void sent.push(msg),
+      connect: () => {},
+      hangUp: () => {},
+      connected: () => true,
+      stats: () => ({ bytesSent: 0, bytesReceived: 0 })
+    },
+    disk: { request: (req, done) => void disk.push({ req, done }) },
+    filter: PASS_FILTER,
+    emit: () => {},
+    log: { info: () => {}, warn: () => {}, error: () => {} },
+    turnEnd: (fn) => void turn.push(fn)
+  }
+  const vmm = createVmm({ guest: 'kv', mode: 'rsm', entropy: fixedEntropy() })
+  const core = new ReplicaCore(testConfig('a', 'b', { hashEvery: 1000, suspectMs: 10_000 }), vmm, { role: 'primary', gen: 1, now: 0 })
+  const edge = new ReplicaEdge(core, vmm, ports, { self: 'a', guest: 'kv', mode: 'rsm', heartbeatMs: 10, diskRetryMs: 20 })
+  edge.start()
+  const endTurn = () => {
+    now += 1
+    for (const fn of turn.splice(0)) fn()
+  }
+  const answerDisk = (pred: (r: DiskReq) => boolean) => {
+    const due = disk.filter((d) => pred(d.req))
+    for (const d of due) disk.splice(disk.indexOf(d), 1)
+    // a fresh disk: reads find nothing
+    for (const d of due) d.done(d.req.op === 'read' ? { id: d.req.id, ok: true, data: new Uint8Array(0) } : { id: d.req.id, ok: true })
+    return due.length
+  }
+  const client = () => {
+    const got: string[] = []
+    const port: ClientPort = { remote: 'test', write: (d) => void got.push(dec.decode(d)), end: () => {}, destroy: () => {}, pause: () => {}, resume: () => {} }
+    return { handle: edge.accept(port), got }
+  }
+  const entries = () => sent.splice(0).flatMap((m) => (m.t === 'entries' ? [m] : []))
+  const ack = (n: number) => edge.peerMessage({ t: 'ack', gen: 1, n })
+  return { edge, core, disk, endTurn, answerDisk, client, entries, ack }
+}
+
+const inputKinds = (es: LogEntry[]) => es.map((e) => (e.body.kind === 'input' ? e.body.input.t : e.body.kind))
+
+describe('the edge batches a turn', () => {
+  it("sends a turn's barrier completions as one entries message, and releases each reply only after its completion is acknowledged", () => {
+    const h = harness()
+    // the generation registered, the guest booted from an empty disk, all of it acknowledged
+    expect(h.answerDisk((r) => r.op === 'generation')).toBe(1)
+    h.endTurn()
+    expect(h.answerDisk((r) => r.op === 'read')).toBe(1)
+    h.endTurn()
+    h.ack(h.core.status().lastEntry)
+    h.endTurn()
+    h.answerDisk((r) => r.op === 'write')
+    h.endTurn()
+    h.ack(h.core.status().lastEntry)
+    h.endTurn()
+    h.entries()
+
+    const c1 = h.client()
+    const c2 = h.client()
+    c1.handle.data(set('k1', 'v1'))
+    c2.handle.data(set('k2', 'v2'))
+    expect(h.entries(), 'nothing leaves before the turn ends').toEqual([])
+    h.endTurn()
+    const requests = h.entries()
+    expect(requests).toHaveLength(1)
+    expect(inputKinds(requests[0].entries)).toEqual(['open', 'data', 'open', 'data'])
+    expect(
+      h.disk.filter((d) => d.req.op === 'write'),
+      'the log writes wait for the backup (Output Rule)'
+    ).toEqual([])
+
+    h.ack(requests[0].entries.at(-1)!.n)
+    h.endTurn()
+    expect(h.disk.some((d) => d.req.op === 'write')).toBe(true)
+    // the disk server answers every write in one turn: both barriers complete together
+    h.answerDisk((r) => r.op === 'write')
+    expect(h.entries(), 'the completions wait for the turn end too').toEqual([])
+    h.endTurn()
+    const completions = h.entries()
+    expect(completions, 'one message for the turn').toHaveLength(1)
+    const synced = completions[0].entries.filter((e) => e.body.kind === 'input' && e.body.input.t === 'disk-synced')
+    expect(synced.length).toBeGreaterThanOrEqual(1)
+    expect(c1.got.join('') + c2.got.join(''), 'no reply before the completion is acknowledged').toBe('')
+
+    h.ack(completions[0].entries.at(-1)!.n - 1)
+    h.endTurn()
+    expect(c1.got.join('') + c2.got.join(''), 'not while the last completion is unacknowledged').not.toBe('+OK\r\n+OK\r\n')
+    h.ack(completions[0].entries.at(-1)!.n)
+    expect(c1.got.join('') + c2.got.join(''), 'released at the turn end, not at once').not.toBe('+OK\r\n+OK\r\n')
+    h.endTurn()
+    expect(c1.got.join('')).toBe('+OK\r\n')
+    expect(c2.got.join('')).toBe('+OK\r\n')
+    h.edge.stop()
+  })
+})
