@@ -595,6 +595,7 @@ export class ReplicaCore {
       // (gen, entry, index) so a retry is applied once and never over a newer write
       const id = this.diskId()
       const req: DiskReq = { id, op: 'write', gen: this.gen, from: this.cfg.id, block: h.out.block, data: h.out.data, entry: h.entry, index: h.index ?? 0 }
+      if (h.out.offset !== undefined) req.offset = h.out.offset
       this.actions.push({ t: 'send-disk', req, entry: h.entry })
       this.writesInFlight.set(id, { gen: this.gen, entry: h.entry, req, sentAt: this.now, attempts: 1 })
       return
@@ -1108,7 +1109,8 @@ export class ReplicaCore {
   }
 
   private onWriteAnswer(res: DiskRes, write: InFlightWrite): void {
-    if (!res.ok && res.error === 'io') return // the disk server could not store it: retryDisk sends it again
+    // the disk server could not store it, or an earlier append to its block has not arrived yet: retryDisk sends it again
+    if (!res.ok && (res.error === 'io' || res.error === 'out-of-order')) return
     const done = [res.id]
     if (res.ok) {
       // An older write to the same block that is still unanswered is superseded: asking again is pointless, and after a

@@ -27,7 +27,8 @@ export type GuestInput =
 export type Output =
   | { t: 'reply'; conn: ConnId; data: Uint8Array }
   | { t: 'close'; conn: ConnId }
-  | { t: 'disk-write'; block: number; data: Uint8Array }
+  /** `offset`: append `data` there (the block must end at it); without it `data` replaces the whole block */
+  | { t: 'disk-write'; block: number; data: Uint8Array; offset?: number }
   /** a barrier after the guest's earlier disk writes: its completion comes back as the input 'disk-synced' */
   | { t: 'disk-sync'; tag: number }
 

@@ -226,12 +226,19 @@ export function createVmm(opts: VmmOptions): Vmm {
       s.io.push({ t: 'disk-read', tag, block })
       return tag
     },
-    diskWrite(block, bytes) {
+    diskWrite(block, bytes, offset) {
       const s = current('disk.write')
       nonNegInt(block, 'disk.write block')
       byteString(bytes, `disk.write block ${block}`)
-      if (bytes.length > BLOCK_SIZE) throw new RangeError(`disk.write block ${block}: ${bytes.length} bytes exceed the block size ${BLOCK_SIZE}`)
-      s.outputs.push({ t: 'disk-write', block, data: byteStringToBytes(bytes) })
+      if (offset === undefined) {
+        if (bytes.length > BLOCK_SIZE) throw new RangeError(`disk.write block ${block}: ${bytes.length} bytes exceed the block size ${BLOCK_SIZE}`)
+        s.outputs.push({ t: 'disk-write', block, data: byteStringToBytes(bytes) })
+        return
+      }
+      nonNegInt(offset, `disk.write block ${block} offset`)
+      if (offset + bytes.length > BLOCK_SIZE)
+        throw new RangeError(`disk.write block ${block}: ${bytes.length} bytes at offset ${offset} end beyond the block size ${BLOCK_SIZE}`)
+      s.outputs.push({ t: 'disk-write', block, data: byteStringToBytes(bytes), offset })
     },
     diskSync() {
       const s = current('disk.sync')
