@@ -136,7 +136,7 @@ export class Encoder {
   private view: DataView
   private pos = 0
   /** page keys of the state entries encoded so far in this value, most recent first (see stateEntry) */
-  private stateKeys: string[] = []
+  private stateKeys: readonly string[] = STATE_KEY_SEED
 
   constructor(initialBytes = 64 * 1024) {
     this.buf = new Uint8Array(initialBytes)
@@ -145,7 +145,7 @@ export class Encoder {
 
   encode(value: unknown): Uint8Array {
     this.pos = 0
-    this.stateKeys = []
+    this.stateKeys = STATE_KEY_SEED
     this.value(value, 0, '')
     const out = this.buf.slice(0, this.pos)
     // a one-off huge message should not pin its scratch buffer forever
@@ -326,8 +326,8 @@ export class Encoder {
    * ref * 8 + same * 4 + op (ref 0: the key before, r: the r-th key of the context; same: the key is that one; op: 0
    * deleted, 1 whole value, 2 diff, 3 whole value that is a decimal number), then, unless same, the units it shares
    * with it and the rest. Then the value (op 3: as a varint), or the diff's prefix, suffix and middle. Outputs and I/O requests are a kind byte and their fields. Anything else of
-   * that look takes the general path, so decoding gives back exactly what was encoded. Each decode() starts with an
-   * empty context, as each encode() does: a message (or an entry sent in parts) decodes on its own.
+   * that look takes the general path, so decoding gives back exactly what was encoded. Each decode() starts from the
+   * same context (STATE_KEY_SEED) as each encode() does: a message (or an entry sent in parts) decodes on its own.
    */
   private stateEntry(e: Record<string, unknown>): boolean {
     const { gen, n, body, hash } = e
@@ -536,8 +536,26 @@ function isDecimal(v: string): boolean {
 /** At most this many keys of earlier state entries are kept to send keys against (refs up to 15 take one byte). */
 const STATE_KEY_CONTEXT = 15
 
+/**
+ * The context a message's first state entry is sent against: the pages a kv write changes (the VMM's under `vmm:`, the
+ * guest's under `g:`, agent/guests/kv.ts and service.ts), so that an entry alone in its message spells out none of
+ * them. Like DICTIONARY, both ends run the same bundle: changing it changes the wire format. At most STATE_KEY_CONTEXT.
+ */
+const STATE_KEY_SEED: readonly string[] = [
+  'g:kv:loglen',
+  'g:svc:hold-seq',
+  'g:svc:hold:0000000000',
+  'g:svc:sync',
+  'vmm:next-tag',
+  'vmm:sync:',
+  'g:svc:hold-head',
+  'g:kv:count',
+  'g:k:',
+  'vmm:conn:'
+]
+
 /** The context after an entry: its keys, then the older ones it did not repeat. */
-function nextStateKeys(keys: string[], ctx: string[]): string[] {
+function nextStateKeys(keys: string[], ctx: readonly string[]): string[] {
   const out = keys.slice(0, STATE_KEY_CONTEXT)
   for (let i = 0; i < ctx.length && out.length < STATE_KEY_CONTEXT; i++) if (!out.includes(ctx[i])) out.push(ctx[i])
   return out
@@ -583,7 +601,7 @@ export function decode(bytes: Uint8Array): unknown {
 class Decoder {
   pos = 0
   /** page keys of the state entries decoded so far, most recent first: the encoder's context, rebuilt */
-  private stateKeys: string[] = []
+  private stateKeys: readonly string[] = STATE_KEY_SEED
   private readonly view: DataView
 
   constructor(private readonly buf: Uint8Array) {

@@ -58,7 +58,7 @@ describe('packed state entries', () => {
     expect(digits).toBeLessThan(text - 2)
   })
 
-  it('send keys repeated from earlier entries of the same message in a byte or two', () => {
+  it('send keys repeated from earlier entries of the same message, or common ones, in a byte or two', () => {
     const keys = ['g:kv:loglen', 'g:svc:hold-seq', 'g:svc:hold:000000000000031', 'g:svc:sync', 'vmm:next-tag', 'vmm:sync:32']
     const entry = (i: number) => ({ gen: 1, n: i, body: state(keys.map((k) => [k.replace('31', String(31 + i)), String(i)] as [string, string])) })
     const one = encode({ t: 'entries', gen: 1, entries: [entry(0)], releasedThrough: 0 }).length
@@ -67,9 +67,13 @@ describe('packed state entries', () => {
     expect(decode(ten)).toEqual({ t: 'entries', gen: 1, entries: many, releasedThrough: 0 })
     // the first entry spells its keys out; the nine after it pay little for theirs
     expect(ten.length - one).toBeLessThan(9 * 35)
+    // the kv guest's and the VMM's common pages cost little even to an entry alone in its message
+    const alone = encode(entry(0)).length
+    const odd = encode({ gen: 1, n: 0, body: state(keys.map((k) => ['z:' + k, '0'] as [string, string])) }).length
+    expect(alone).toBeLessThan(odd - 40)
   })
 
-  it('decode an entry on its own exactly as inside a message (each decode starts with no context)', () => {
+  it('decode an entry on its own exactly as inside a message (each decode starts from the same context)', () => {
     const e1 = { gen: 1, n: 1, body: state([['g:k', '1']]) }
     const e2 = { gen: 1, n: 2, body: state([['g:k', '2']]) }
     encode({ t: 'entries', gen: 1, entries: [e1, e2], releasedThrough: 0 })
@@ -89,11 +93,11 @@ describe('packed state entries', () => {
   it('refuse a truncated or corrupted packed entry with a CodecError', () => {
     const bytes = encode({ gen: 1, n: 1, body: state([['g:key', 'value']], { outputs: [{ t: 'disk-sync', tag: 1 }] }) })
     for (let cut = 1; cut < bytes.length; cut++) expect(() => decode(bytes.subarray(0, cut))).toThrow(CodecError)
-    // a key that refers to a context this decode never saw
+    // a key that refers to a key beyond the context (the seed's 10 keys, as no entry came before)
     const bad = Uint8Array.from(bytes)
-    // tag, gen, n, page count, then the key's head
-    expect(bad[4]).toBe(1)
-    bad[4] = 3 * 8 + 4 + 1
+    // tag, gen, n, page count, then the key's head: 'g:key' against the seed's first key sharing 'g:k' (ref 1), a whole value
+    expect(bad[4]).toBe(1 * 8 + 1)
+    bad[4] = 11 * 8 + 4 + 1
     expect(() => decode(bad)).toThrow(CodecError)
   })
 })
