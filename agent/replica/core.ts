@@ -776,7 +776,7 @@ export class ReplicaCore {
       k: 'entry',
       n: e.n,
       bytes: entryBytes(e),
-      input: e.body.kind === 'input' ? describeInput(e.body.input) : `state ${e.body.pages.length} pages`
+      input: e.body.kind === 'input' ? describeInput(e.body.input) : `state ${e.body.pages.length + (e.body.diffs?.length ?? 0)} pages`
     })
     // Suppressed, but kept: if the primary dies before releasing them, this replica will.
     const outputs = e.body.kind === 'state' ? e.body.outputs : r.outputs
