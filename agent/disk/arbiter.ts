@@ -6,6 +6,11 @@ import type { DiskReq, DiskRes, DiskStatus, ReplicaId } from '../replica/types.j
 export interface BlockStore {
   read(block: number): Uint8Array
   write(block: number, data: Uint8Array): void
+  /**
+   * Optional: the block becomes its first `offset` bytes followed by `data`, writing only `data` (and the length).
+   * The arbiter has checked that the block holds exactly `offset` bytes. Without it the arbiter reads, splices, writes.
+   */
+  writeAt?(block: number, offset: number, data: Uint8Array): void
   flush(): void
   loadMeta(): string | null
   saveMeta(json: string): void
@@ -32,6 +37,10 @@ export class MemoryBlockStore implements CountingBlockStore {
   write(block: number, data: Uint8Array): void {
     // copy: the caller may reuse its buffer (codec output, socket chunk)
     this.blocks.set(block, data.slice())
+  }
+
+  writeAt(block: number, offset: number, data: Uint8Array): void {
+    this.blocks.set(block, spliceBlock(this.blocks.get(block) ?? new Uint8Array(0), offset, data))
   }
 
   flush(): void {}
@@ -72,6 +81,20 @@ export interface DiskArbiterOptions {
 }
 
 class BadRequest extends Error {}
+
+/** A block after an offset write: its first `offset` bytes, then `data` (what a whole-block write of the same result holds). */
+export function spliceBlock(cur: Uint8Array, offset: number, data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(offset + data.length)
+  out.set(cur.subarray(0, offset))
+  out.set(data, offset)
+  return out
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
 
 export class DiskArbiter {
   readonly blockSize: number
@@ -148,6 +171,7 @@ export class DiskArbiter {
     const from = replicaId(req.from, 'write.from')
     const block = this.blockNumber(req.block)
     if (!(req.data instanceof Uint8Array)) throw new BadRequest('write.data must be bytes')
+    const offset = req.offset === undefined ? null : this.offsetIn(req.offset, req.data.length, block)
     if (req.data.length > this.blockSize) throw new BadRequest(`write.data is ${req.data.length} bytes, larger than the block size ${this.blockSize}`)
     const m = this.meta
     if (gen !== m.gen || from !== m.live) {
@@ -156,15 +180,43 @@ export class DiskArbiter {
       return { id, ok: false, error: 'fenced', message: `write to block ${block} refused: ${why}`, winner: m.live ?? undefined }
     }
     const version = writeId(gen, req.entry, req.index)
-    if (version !== null) {
-      const last = this.versions.get(block)
-      // a duplicate, or a late retry of a write a newer one has replaced: done already
-      if (last !== undefined && compareIds(version, last) <= 0) return { id, ok: true }
-      this.versions.set(block, version)
+    const last = version === null ? undefined : this.versions.get(block)
+    // a duplicate, or a late retry of a write a newer one has replaced: done already
+    if (version !== null && last !== undefined && compareIds(version, last) <= 0) return { id, ok: true }
+    if (offset !== null) {
+      // An offset write appends: it must start where the block ends. Writes to one block can arrive out of order (a
+      // retry on a fresh connection overtakes a lost original), and a later append landing first would leave a hole
+      // that the earlier one, once superseded, would never fill; so it is refused and retried until its turn comes.
+      const cur = this.store.read(block)
+      if (cur.length !== offset) {
+        // its bytes are there already: a retry of a write applied before this server's restart forgot its id
+        if (cur.length >= offset + req.data.length && sameBytes(cur.subarray(offset, offset + req.data.length), req.data)) return { id, ok: true }
+        return {
+          id,
+          ok: false,
+          error: 'out-of-order',
+          message: `write of ${req.data.length} bytes at offset ${offset} of block ${block} refused: the block holds ${cur.length} bytes, and an offset write must start where the block ends (an earlier write to it has not arrived yet: retry)`
+        }
+      }
+      if (this.store.writeAt) this.store.writeAt(block, offset, req.data)
+      else this.store.write(block, spliceBlock(cur, offset, req.data))
+      // after the store took it: a write the store failed is not done, and its retry must be applied
+      if (version !== null) this.versions.set(block, version)
+      this.writes++
+      return { id, ok: true }
     }
     this.store.write(block, req.data)
+    if (version !== null) this.versions.set(block, version)
     this.writes++
     return { id, ok: true }
+  }
+
+  private offsetIn(v: unknown, bytes: number, block: number): number {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > this.blockSize)
+      throw new BadRequest(`write.offset must be an integer from 0 to the block size ${this.blockSize}, got ${describe(v)}`)
+    if (v + bytes > this.blockSize)
+      throw new BadRequest(`write of ${bytes} bytes at offset ${v} of block ${block} would end beyond the block size ${this.blockSize}`)
+    return v
   }
 
   private testAndSet(req: Extract<DiskReq, { op: 'tas' }>, id: number): DiskRes {

@@ -15,7 +15,7 @@ import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readF
 import { join } from 'node:path'
 import type { CountingBlockStore } from './arbiter.js'
 import { writeFileAtomic } from './atomic-write.js'
-import { DEFAULT_BLOCK_SIZE } from './arbiter.js'
+import { DEFAULT_BLOCK_SIZE, spliceBlock } from './arbiter.js'
 
 const INDEX_MAGIC = 0x46544249 // "FTBI"
 const SLOT_HEADER = 4
@@ -99,6 +99,24 @@ export class FileBlockStore implements CountingBlockStore {
       this.written.add(block)
       this.indexDirty = true
     }
+  }
+
+  /**
+   * An append (the arbiter has checked that the block holds exactly `offset` bytes): the new bytes go in place, then the
+   * slot's length. A crash between the two leaves the old length, so the block reads as before the write.
+   */
+  writeAt(block: number, offset: number, data: Uint8Array): void {
+    this.check()
+    if (offset + data.length > this.blockSize) throw new Error(`block ${block}: ${data.length} bytes at offset ${offset} exceed block size ${this.blockSize}`)
+    if (!this.written.has(block)) {
+      // a block never written holds nothing: the append is its first write
+      this.write(block, offset === 0 ? data : spliceBlock(new Uint8Array(0), offset, data))
+      return
+    }
+    writeSync(this.imageFd, data, 0, data.length, this.slot(block) + SLOT_HEADER + offset)
+    const head = Buffer.allocUnsafe(SLOT_HEADER)
+    head.writeUInt32BE(offset + data.length, 0)
+    writeSync(this.imageFd, head, 0, SLOT_HEADER, this.slot(block))
   }
 
   /** One fsync per batch is the disk server's cost per write under load: the index is synced only when it grew. */

@@ -36,8 +36,14 @@ export interface GuestDevices {
     readonly blockSize: number
     /** ask for a block; the result arrives later as `diskRead(tag, block, bytes)`. Returns the tag. */
     read(block: number): number
-    /** write a block (an output: held by the Output Rule, suppressed on a backup); at most blockSize bytes */
-    write(block: number, bytes: string): void
+    /**
+     * Write a block (an output: held by the Output Rule, suppressed on a backup). Without `offset`, `bytes` (at most
+     * blockSize) replace the block. With it, `bytes` are appended at `offset`, which must be where the block ends (the
+     * length it was last written to; offset + bytes at most blockSize): only the new bytes travel, and the disk server
+     * holds such a write back until the writes before it have landed. An append to a block whose length on disk the
+     * guest does not know (after a boot from disk, say) must be a whole-block write first.
+     */
+    write(block: number, bytes: string, offset?: number): void
     /**
      * A barrier after every write made so far (this input's included): `diskSynced(tag)` arrives, as a logged input,
      * once they are all on the disk server's stable storage. Returns the tag. For replies that must not leave before

@@ -21,7 +21,7 @@
 //                R<clen>:<client><elen>:<entry> FTREQ's reply-table entry
 //                S<klen>:<key><vlen>:<value>   set, D<klen>:<key> delete (older disks; still read)
 //                F                             (not written: FLUSHALL restarts the log)
-// Each input's records are written at its end: the blocks they touched, then the
+// Each input's records are written at its end: appended where the log's last block ends, then the
 // superblock, so a reader never sees a length that covers unwritten records. At boot the
 // guest reads the superblock and the log back (the reads are logged inputs) and serves
 // requests only when the log is applied; earlier requests wait in memory.
@@ -41,6 +41,7 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
   const COUNT = 'kv:count'
   const STATE = 'kv:state'
   const LOGLEN = 'kv:loglen'
+  /** the log's partial last block, only while it must be rewritten whole (see flush) */
   const TAIL = 'kv:tail'
   const PEND = 'kv:pend'
   const SB_DIRTY = 'kv:sb-dirty'
@@ -131,22 +132,37 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
 
   function restartLog(): void {
     mem.set(LOGLEN, '0')
-    mem.set(TAIL, '')
+    mem.delete(TAIL)
     mem.delete(PEND)
     mem.set(SB_DIRTY, '')
   }
 
+  /**
+   * The input's records go after the log's end: appended at the offset where its partial last block ends (only the new
+   * bytes travel, to the disk server and in a state-transfer entry), the blocks after that written whole. The blocks
+   * hold what rewriting the last block whole with the records after it would leave, byte for byte. `kv:tail`, the
+   * last block's log bytes, is kept only where the block on disk may hold more than them (after a boot from disk, a
+   * torn end): that block is then written whole once, and the page dropped.
+   */
   function flush(): boolean {
     const pend = mem.get(PEND)
     if (pend === undefined && !mem.has(SB_DIRTY)) return false
     let len = Number(mem.get(LOGLEN) ?? '0')
     if (pend !== undefined && pend !== '') {
-      // the tail block starts at a block boundary; rewrite it with the new records after it
-      const bytes = (mem.get(TAIL) ?? '') + pend
-      const first = Math.floor(len / BS) + 1
-      for (let off = 0; off < bytes.length; off += BS) disk.write(first + off / BS, bytes.slice(off, off + BS))
+      let block = Math.floor(len / BS) + 1
+      const at = len % BS
+      let rest = pend
+      if (at > 0) {
+        const n = Math.min(BS - at, rest.length)
+        const tail = mem.get(TAIL)
+        if (tail !== undefined) disk.write(block, tail + rest.slice(0, n))
+        else disk.write(block, rest.slice(0, n), at)
+        rest = rest.slice(n)
+        block++
+      }
+      for (let off = 0; off < rest.length; off += BS) disk.write(block + off / BS, rest.slice(off, off + BS))
       len += pend.length
-      mem.set(TAIL, bytes.slice(Math.floor(bytes.length / BS) * BS))
+      mem.delete(TAIL)
       mem.set(LOGLEN, String(len))
     }
     mem.delete(PEND)
@@ -215,7 +231,10 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
     }
     const kept = log.slice(0, valid)
     mem.set(LOGLEN, String(kept.length))
-    mem.set(TAIL, kept.slice(Math.floor(kept.length / BS) * BS))
+    // the last block on disk may run on past the log's end (records of a write whose superblock never landed, a torn
+    // record): the next records rewrite it whole, as appending at the log's end would be refused
+    if (kept.length % BS > 0) mem.set(TAIL, kept.slice(Math.floor(kept.length / BS) * BS))
+    else mem.delete(TAIL)
     if (valid !== log.length) mem.set(SB_DIRTY, '')
     for (const k of mem.keys('kv:rec:')) mem.delete(k)
     mem.set(STATE, 'ready')

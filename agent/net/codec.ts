@@ -11,10 +11,13 @@
 //   0x08 array (varint count, items)  0x09 object (varint count, key string + value pairs)
 //   0x0a log entry of client data (a single entry, e.g. one sliced into entry-parts; see dataEntry)
 //   0x0b an 'entries' message of the logging channel, its entries packed (see entriesMessage)
+//   0x0c..0x0f log entry of state transfer (pages, diffs, outputs, I/O packed by position, see stateEntry)
 //   0x20..0x3f string of length 0..31 (keys and short names)
 //   0x40..0x7f one of the 64 strings of DICTIONARY (the protocol's keys and names)
 //   0x80..0xff unsigned integer 0..127
 // Varints are unsigned LEB128 up to 2^53 - 1 (at most 8 bytes).
+
+import type { EntryBody, IoRequest, Output, PageDiff, PageWrite } from '../vmm/types.js'
 
 export class CodecError extends Error {
   constructor(
@@ -38,6 +41,8 @@ const T_ARRAY = 0x08
 const T_OBJECT = 0x09
 const T_DATA_ENTRY = 0x0a
 const T_ENTRIES = 0x0b
+/** 0x0c..0x0f: + 1 with a state hash, + 2 with diffs */
+const T_STATE_ENTRY = 0x0c
 const T_FIXSTR = 0x20
 const T_DICT = 0x40
 const FIXSTR_MAX = 31
@@ -147,6 +152,8 @@ export class Encoder {
   private buf: Uint8Array
   private view: DataView
   private pos = 0
+  /** page keys of the state entries encoded so far in this value, most recent first (see stateEntry) */
+  private stateKeys: readonly string[] = STATE_KEY_SEED
 
   constructor(initialBytes = 64 * 1024) {
     this.buf = new Uint8Array(initialBytes)
@@ -155,6 +162,7 @@ export class Encoder {
 
   encode(value: unknown): Uint8Array {
     this.pos = 0
+    this.stateKeys = STATE_KEY_SEED
     this.value(value, 0, '')
     const out = this.buf.slice(0, this.pos)
     // a one-off huge message should not pin its scratch buffer forever
@@ -274,6 +282,7 @@ export class Encoder {
     }
     if (this.entriesMessage(v as Record<string, unknown>, depth, path)) return
     if (this.dataEntry(v as Record<string, unknown>, depth, path)) return
+    if (this.stateEntry(v as Record<string, unknown>)) return
     const proto = Object.getPrototypeOf(v)
     if (proto !== Object.prototype && proto !== null) {
       const name = (v as object).constructor?.name ?? 'object'
@@ -397,6 +406,134 @@ export class Encoder {
     return true
   }
 
+  /**
+   * A state-transfer log entry, `{ gen, n, body: { kind: 'state', pages, outputs, io, diffs? }, hash? }`, packed by
+   * position. A page key is sent against the key before it in the entry or a key of the state entries before it in the
+   * same message (consecutive SETs touch the same pages: `g:kv:loglen`, `g:svc:hold:<seq>`): one varint
+   * ref * 8 + same * 4 + op (ref 0: the key before, r: the r-th key of the context; same: the key is that one; op: 0
+   * deleted, 1 whole value, 2 diff, 3 whole value that is a decimal number), then, unless same, the units it shares
+   * with it and the rest. Then the value (op 3: as a varint), or the diff's prefix, suffix and middle. Outputs and I/O requests are a kind byte and their fields. Anything else of
+   * that look takes the general path, so decoding gives back exactly what was encoded. Each decode() starts from the
+   * same context (STATE_KEY_SEED) as each encode() does: a message (or an entry sent in parts) decodes on its own.
+   */
+  private stateEntry(e: Record<string, unknown>): boolean {
+    const { gen, n, body, hash } = e
+    if (typeof gen !== 'number' || typeof n !== 'number' || typeof body !== 'object' || body === null) return false
+    if (!Number.isSafeInteger(gen) || gen < 0 || !Number.isSafeInteger(n) || n < 0) return false
+    if (hash !== undefined && typeof hash !== 'string') return false
+    if (countKeys(e) !== (hash === undefined ? 3 : 4)) return false
+    const b = body as Record<string, unknown>
+    const { pages, outputs, io, diffs } = b
+    if (b.kind !== 'state' || !Array.isArray(pages) || !Array.isArray(outputs) || !Array.isArray(io)) return false
+    if (diffs !== undefined && !Array.isArray(diffs)) return false
+    if (countKeys(b) !== (diffs === undefined ? 4 : 5)) return false
+    if (!pages.every(isPageWrite) || !(diffs ?? []).every(isPageDiff) || !outputs.every(isPackableOutput) || !io.every(isPackableIo)) return false
+    this.ensure(1)
+    this.buf[this.pos++] = T_STATE_ENTRY + (hash === undefined ? 0 : 1) + (diffs === undefined ? 0 : 2)
+    this.varint(gen)
+    this.varint(n)
+    if (hash !== undefined) this.string(hash)
+    const ctx = this.stateKeys
+    const keys: string[] = []
+    let prev = ''
+    const key = (k: string, op: number): void => {
+      // the same key as the one before, or as one of the entries before: its reference alone
+      let ref = k === prev && keys.length > 0 ? 0 : ctx.indexOf(k) + 1
+      if (ref > 0 || (k === prev && keys.length > 0)) this.varint(ref * 8 + 4 + op)
+      else {
+        // else the longest prefix it shares with one of them, and the rest
+        let shared = sharedPrefix(prev, k)
+        ref = 0
+        for (let i = 0; i < ctx.length; i++) {
+          const sh = sharedPrefix(ctx[i], k)
+          if (sh > shared) {
+            shared = sh
+            ref = i + 1
+          }
+        }
+        this.varint(ref * 8 + op)
+        this.varint(shared)
+        this.string(k.slice(shared))
+      }
+      keys.push(k)
+      prev = k
+    }
+    this.varint(pages.length)
+    for (const [k, v] of pages as PageWrite[]) {
+      if (v === null) key(k, 0)
+      else if (isDecimal(v)) {
+        // counters, lengths, sequence numbers: a varint instead of their digits
+        key(k, 3)
+        this.varint(Number(v))
+      } else {
+        key(k, 1)
+        this.string(v)
+      }
+    }
+    const ds = (diffs ?? []) as PageDiff[]
+    this.varint(ds.length)
+    for (const [k, prefix, suffix, middle] of ds) {
+      key(k, 2)
+      this.varint(prefix)
+      this.varint(suffix)
+      this.string(middle)
+    }
+    this.varint(outputs.length)
+    for (const o of outputs as Output[]) {
+      this.ensure(1)
+      switch (o.t) {
+        case 'reply':
+          this.buf[this.pos++] = OUT_REPLY
+          this.string(o.conn)
+          this.rawBytes(o.data)
+          break
+        case 'close':
+          this.buf[this.pos++] = OUT_CLOSE
+          this.string(o.conn)
+          break
+        case 'disk-write':
+          this.buf[this.pos++] = o.offset === undefined ? OUT_WRITE : OUT_APPEND
+          this.varint(o.block)
+          if (o.offset !== undefined) this.varint(o.offset)
+          this.rawBytes(o.data)
+          break
+        case 'disk-sync':
+          this.buf[this.pos++] = OUT_SYNC
+          this.varint(o.tag)
+          break
+      }
+    }
+    this.varint(io.length)
+    for (const r of io as IoRequest[]) {
+      this.ensure(1)
+      switch (r.t) {
+        case 'disk-read':
+          this.buf[this.pos++] = IO_READ
+          this.varint(r.tag)
+          this.varint(r.block)
+          break
+        case 'timer-set':
+          this.buf[this.pos++] = IO_TIMER_SET
+          this.varint(r.id)
+          this.number(r.ms)
+          break
+        case 'timer-cancel':
+          this.buf[this.pos++] = IO_TIMER_CANCEL
+          this.varint(r.id)
+          break
+      }
+    }
+    this.stateKeys = nextStateKeys(keys, ctx)
+    return true
+  }
+
+  private rawBytes(data: Uint8Array): void {
+    this.varint(data.length)
+    this.ensure(data.length)
+    this.buf.set(data, this.pos)
+    this.pos += data.length
+  }
+
   private number(v: number): void {
     if (Number.isSafeInteger(v) && !Object.is(v, -0)) {
       if (v >= 0 && v <= FIXUINT_MAX) {
@@ -418,6 +555,109 @@ export class Encoder {
     this.view.setFloat64(this.pos, v, true)
     this.pos += 8
   }
+}
+
+// ---- state-transfer entries (T_STATE_ENTRY): the kinds of their outputs and I/O requests
+const OUT_REPLY = 0
+const OUT_CLOSE = 1
+const OUT_WRITE = 2
+const OUT_APPEND = 3
+const OUT_SYNC = 4
+const IO_READ = 0
+const IO_TIMER_SET = 1
+const IO_TIMER_CANCEL = 2
+
+const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+
+function isPageWrite(p: unknown): boolean {
+  return Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && (typeof p[1] === 'string' || p[1] === null)
+}
+
+function isPageDiff(d: unknown): boolean {
+  return Array.isArray(d) && d.length === 4 && typeof d[0] === 'string' && isUint(d[1]) && isUint(d[2]) && typeof d[3] === 'string'
+}
+
+function isPackableOutput(o: unknown): boolean {
+  if (typeof o !== 'object' || o === null) return false
+  const r = o as Record<string, unknown>
+  switch (r.t) {
+    case 'reply':
+      return typeof r.conn === 'string' && r.data instanceof Uint8Array && countKeys(r) === 3
+    case 'close':
+      return typeof r.conn === 'string' && countKeys(r) === 2
+    case 'disk-write':
+      return isUint(r.block) && r.data instanceof Uint8Array && (r.offset === undefined ? countKeys(r) === 3 : isUint(r.offset) && countKeys(r) === 4)
+    case 'disk-sync':
+      return isUint(r.tag) && countKeys(r) === 2
+    default:
+      return false
+  }
+}
+
+function isPackableIo(o: unknown): boolean {
+  if (typeof o !== 'object' || o === null) return false
+  const r = o as Record<string, unknown>
+  switch (r.t) {
+    case 'disk-read':
+      return isUint(r.tag) && isUint(r.block) && countKeys(r) === 3
+    case 'timer-set':
+      return isUint(r.id) && typeof r.ms === 'number' && countKeys(r) === 3
+    case 'timer-cancel':
+      return isUint(r.id) && countKeys(r) === 2
+    default:
+      return false
+  }
+}
+
+/** A canonical decimal integer below 10^15 ("0", "42"; not "042", "-1", "1e3"): it comes back the same from a varint. */
+function isDecimal(v: string): boolean {
+  const n = v.length
+  if (n === 0 || n > 15 || (n > 1 && v.charCodeAt(0) === 0x30)) return false
+  for (let i = 0; i < n; i++) {
+    const c = v.charCodeAt(i)
+    if (c < 0x30 || c > 0x39) return false
+  }
+  return true
+}
+
+/** At most this many keys of earlier state entries are kept to send keys against (refs up to 15 take one byte). */
+const STATE_KEY_CONTEXT = 15
+
+/**
+ * The context a message's first state entry is sent against: the pages a kv write changes (the VMM's under `vmm:`, the
+ * guest's under `g:`, agent/guests/kv.ts and service.ts), so that an entry alone in its message spells out none of
+ * them. Like DICTIONARY, both ends run the same bundle: changing it changes the wire format. At most STATE_KEY_CONTEXT.
+ */
+const STATE_KEY_SEED: readonly string[] = [
+  'g:kv:loglen',
+  'g:svc:hold-seq',
+  'g:svc:hold:0000000000',
+  'g:svc:sync',
+  'vmm:next-tag',
+  'vmm:sync:',
+  'g:svc:hold-head',
+  'g:kv:count',
+  'g:k:',
+  'vmm:conn:'
+]
+
+/** The context after an entry: its keys, then the older ones it did not repeat. */
+function nextStateKeys(keys: string[], ctx: readonly string[]): string[] {
+  const out = keys.slice(0, STATE_KEY_CONTEXT)
+  for (let i = 0; i < ctx.length && out.length < STATE_KEY_CONTEXT; i++) if (!out.includes(ctx[i])) out.push(ctx[i])
+  return out
+}
+
+/** Length of the common prefix of two keys, never ending inside a surrogate pair (the rest travels as UTF-8). */
+function sharedPrefix(a: string, b: string): number {
+  const max = Math.min(a.length, b.length)
+  let i = 0
+  while (i < max && a.charCodeAt(i) === b.charCodeAt(i)) i++
+  if (i > 0 && i < b.length) {
+    const c = b.charCodeAt(i - 1)
+    if (c >= 0xd800 && c <= 0xdbff) i--
+  }
+  return i
 }
 
 /** Own keys whose value is not undefined (the keys the general path would write). */
@@ -482,6 +722,8 @@ export function decode(bytes: Uint8Array): unknown {
 
 class Decoder {
   pos = 0
+  /** page keys of the state entries decoded so far, most recent first: the encoder's context, rebuilt */
+  private stateKeys: readonly string[] = STATE_KEY_SEED
   private readonly view: DataView
 
   constructor(private readonly buf: Uint8Array) {
@@ -642,6 +884,105 @@ class Decoder {
     return entry
   }
 
+  private stateEntry(depth: number, at: number): unknown {
+    const flags = this.buf[at] - T_STATE_ENTRY
+    const gen = this.varint('entry generation')
+    const n = this.varint('entry number')
+    let hash: unknown
+    if (flags & 1) {
+      hash = this.value(depth + 1)
+      if (typeof hash !== 'string') throw new CodecError('state entry: the state hash is not a string', at)
+    }
+    const str = (what: string): string => {
+      const v = this.value(depth + 1)
+      if (typeof v !== 'string') throw new CodecError(`state entry: ${what} is not a string`, at)
+      return v
+    }
+    const ctx = this.stateKeys
+    const keys: string[] = []
+    let prev = ''
+    const key = (): [string, number] => {
+      const keyAt = this.pos
+      const head = this.varint('page key')
+      const op = head % 4
+      const ref = Math.floor(head / 8)
+      if (ref > ctx.length) throw new CodecError(`state entry: a page key refers to key ${ref} of ${ctx.length} before it`, keyAt)
+      if (ref === 0 && keys.length === 0 && head & 4) throw new CodecError('state entry: the first page key refers to the key before it', keyAt)
+      const base = ref === 0 ? prev : ctx[ref - 1]
+      let k: string
+      if (head & 4) k = base
+      else {
+        const shared = this.varint('shared key units')
+        if (shared > base.length) throw new CodecError(`state entry: a page key shares ${shared} units with a key of ${base.length}`, keyAt)
+        k = base.slice(0, shared) + str('a page key')
+      }
+      keys.push(k)
+      prev = k
+      return [k, op]
+    }
+    const pages: PageWrite[] = []
+    const pageCount = this.length('state entry page count', 2)
+    for (let i = 0; i < pageCount; i++) {
+      const [k, op] = key()
+      if (op === 2) throw new CodecError('state entry: a diff among the whole pages', at)
+      pages.push([k, op === 0 ? null : op === 3 ? String(this.varint('page value')) : str('a page value')])
+    }
+    const diffs: PageDiff[] = []
+    const diffCount = this.length('state entry diff count', 5)
+    for (let i = 0; i < diffCount; i++) {
+      const [k, op] = key()
+      if (op !== 2) throw new CodecError('state entry: a whole page among the diffs', at)
+      const prefix = this.varint('diff prefix')
+      const suffix = this.varint('diff suffix')
+      diffs.push([k, prefix, suffix, str('a diff middle')])
+    }
+    const bytes = (): Uint8Array => {
+      const len = this.length('output bytes', 1)
+      const data = new Uint8Array(len)
+      data.set(this.buf.subarray(this.pos, this.pos + len))
+      this.pos += len
+      return data
+    }
+    const outputs: Output[] = []
+    const outCount = this.length('state entry output count', 2)
+    for (let i = 0; i < outCount; i++) {
+      this.need(1, 'output kind')
+      const kindAt = this.pos
+      const kind = this.buf[this.pos++]
+      if (kind === OUT_REPLY) outputs.push({ t: 'reply', conn: str('a reply connection'), data: bytes() })
+      else if (kind === OUT_CLOSE) outputs.push({ t: 'close', conn: str('a closed connection') })
+      else if (kind === OUT_WRITE) outputs.push({ t: 'disk-write', block: this.varint('disk-write block'), data: bytes() })
+      else if (kind === OUT_APPEND) {
+        const block = this.varint('disk-write block')
+        const offset = this.varint('disk-write offset')
+        outputs.push({ t: 'disk-write', block, data: bytes(), offset })
+      } else if (kind === OUT_SYNC) outputs.push({ t: 'disk-sync', tag: this.varint('disk-sync tag') })
+      else throw new CodecError(`state entry: unknown output kind ${kind}`, kindAt)
+    }
+    const io: IoRequest[] = []
+    const ioCount = this.length('state entry I/O count', 2)
+    for (let i = 0; i < ioCount; i++) {
+      this.need(1, 'I/O kind')
+      const kindAt = this.pos
+      const kind = this.buf[this.pos++]
+      if (kind === IO_READ) {
+        const tag = this.varint('disk-read tag')
+        io.push({ t: 'disk-read', tag, block: this.varint('disk-read block') })
+      } else if (kind === IO_TIMER_SET) {
+        const id = this.varint('timer id')
+        const ms = this.value(depth + 1)
+        if (typeof ms !== 'number') throw new CodecError('state entry: a timer delay is not a number', kindAt)
+        io.push({ t: 'timer-set', id, ms })
+      } else if (kind === IO_TIMER_CANCEL) io.push({ t: 'timer-cancel', id: this.varint('timer id') })
+      else throw new CodecError(`state entry: unknown I/O kind ${kind}`, kindAt)
+    }
+    this.stateKeys = nextStateKeys(keys, ctx)
+    const body: EntryBody = flags & 2 ? { kind: 'state', pages, outputs, io, diffs } : { kind: 'state', pages, outputs, io }
+    const entry: Record<string, unknown> = { gen, n, body }
+    if (hash !== undefined) entry.hash = hash
+    return entry
+  }
+
   value(depth: number): unknown {
     const at = this.pos
     if (depth > MAX_DEPTH) throw new CodecError(`value nested deeper than ${MAX_DEPTH}`, at)
@@ -655,6 +996,11 @@ class Decoder {
         return this.dataEntry(depth, at)
       case T_ENTRIES:
         return this.entriesMessage(depth, at)
+      case T_STATE_ENTRY:
+      case T_STATE_ENTRY + 1:
+      case T_STATE_ENTRY + 2:
+      case T_STATE_ENTRY + 3:
+        return this.stateEntry(depth, at)
       case T_NULL:
         return null
       case T_FALSE:

@@ -602,6 +602,7 @@ export class ReplicaCore {
       const id = this.diskId()
       this.lastWriteId = id
       const req: DiskReq = { id, op: 'write', gen: this.gen, from: this.cfg.id, block: h.out.block, data: h.out.data, entry: h.entry, index: h.index ?? 0 }
+      if (h.out.offset !== undefined) req.offset = h.out.offset
       this.actions.push({ t: 'send-disk', req, entry: h.entry })
       this.writesInFlight.set(id, { gen: this.gen, entry: h.entry, req, sentAt: this.now, attempts: 1 })
       return
@@ -781,7 +782,7 @@ export class ReplicaCore {
       k: 'entry',
       n: e.n,
       bytes: entryBytes(e),
-      input: e.body.kind === 'input' ? describeInput(e.body.input) : `state ${e.body.pages.length} pages`
+      input: e.body.kind === 'input' ? describeInput(e.body.input) : `state ${e.body.pages.length + (e.body.diffs?.length ?? 0)} pages`
     })
     // Suppressed, but kept: if the primary dies before releasing them, this replica will.
     const outputs = e.body.kind === 'state' ? e.body.outputs : r.outputs
@@ -1114,7 +1115,8 @@ export class ReplicaCore {
   }
 
   private onWriteAnswer(res: DiskRes, write: InFlightWrite): void {
-    if (!res.ok && res.error === 'io') return // the disk server could not store it: retryDisk sends it again
+    // the disk server could not store it, or an earlier append to its block has not arrived yet: retryDisk sends it again
+    if (!res.ok && (res.error === 'io' || res.error === 'out-of-order')) return
     const done = [res.id]
     if (res.ok) {
       // An older write to the same block that is still unanswered is superseded: asking again is pointless, and after a

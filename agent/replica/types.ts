@@ -62,8 +62,10 @@ export type DiskReq =
    * A guest's disk write. (gen, entry, index) is its write id: the entry that produced it and its place among that
    * entry's writes, the same on primary and backup. Writes are retried until answered, so the disk server applies a
    * write only if its id is above the block's last one: a late duplicate never overwrites a newer write.
+   * `offset`: the write appends `data` at that offset, which must be where the block ends (else 'out-of-order', to be
+   * retried: an earlier write to the block has not arrived); without it `data` replaces the whole block.
    */
-  | { id: number; op: 'write'; gen: number; from: ReplicaId; block: number; data: Uint8Array; entry?: number; index?: number }
+  | { id: number; op: 'write'; gen: number; from: ReplicaId; block: number; data: Uint8Array; offset?: number; entry?: number; index?: number }
   | { id: number; op: 'flush' }
   | { id: number; op: 'tas'; gen: number; from: ReplicaId }
   /** begin generation `gen` with this live primary (lab start, restore redundancy). Only the current live replica (or anyone, for gen 1 on an empty store) may ask. */
@@ -76,7 +78,7 @@ export type DiskReq =
 
 export type DiskRes =
   | { id: number; ok: true; data?: Uint8Array; winner?: ReplicaId; status?: DiskStatus }
-  | { id: number; ok: false; error: 'fenced' | 'tas-lost' | 'stale-generation' | 'bad-request' | 'io'; message: string; winner?: ReplicaId }
+  | { id: number; ok: false; error: 'fenced' | 'tas-lost' | 'stale-generation' | 'bad-request' | 'io' | 'out-of-order'; message: string; winner?: ReplicaId }
 
 export interface DiskStatus {
   gen: number

@@ -5,7 +5,7 @@
 // and removing a page is O(page size), reading the hash is O(1), and the result does not
 // depend on the order pages were written in (a backup that received a snapshot has the
 // same pages in a different Map order).
-import type { PageWrite } from './types.js'
+import type { PageDiff, PageWrite } from './types.js'
 
 const HEX = (n: number): string => (n >>> 0).toString(16).padStart(8, '0')
 
@@ -33,6 +33,35 @@ function pageHash(key: string, value: string): [number, number] {
 
 /** Pages at least this long keep their hash, so overwriting them hashes only the new value. */
 const CACHE_HASH_FROM = 64
+
+/** Pages shorter than this always travel whole: a diff's two lengths would cost about as much as they save. */
+const DIFF_FROM = 16
+/** What a diff costs beyond its middle bytes, about (its two lengths, their tags): a diff must save more than this. */
+const DIFF_COST = 6
+
+const isHighSurrogate = (c: number): boolean => c >= 0xd800 && c <= 0xdbff
+const isLowSurrogate = (c: number): boolean => c >= 0xdc00 && c <= 0xdfff
+
+/**
+ * `cur` as the common prefix and suffix it shares with `old` and the middle between them. Neither cut falls inside a
+ * surrogate pair: the middle travels as UTF-8, which cannot carry half a pair (it would arrive as U+FFFD).
+ */
+export function pageDiff(key: string, old: string, cur: string): PageDiff {
+  const max = Math.min(old.length, cur.length)
+  let p = 0
+  while (p < max && old.charCodeAt(p) === cur.charCodeAt(p)) p++
+  if (p > 0 && p < cur.length && isHighSurrogate(cur.charCodeAt(p - 1))) p--
+  let s = 0
+  while (s < max - p && old.charCodeAt(old.length - 1 - s) === cur.charCodeAt(cur.length - 1 - s)) s++
+  if (s > 0 && s < cur.length - p && isLowSurrogate(cur.charCodeAt(cur.length - s))) s--
+  return [key, p, s, cur.slice(p, cur.length - s)]
+}
+
+/** `old` with a diff applied, or null if the diff does not fit it (the two sides' pages differ). */
+export function applyPageDiff(old: string, prefix: number, suffix: number, middle: string): string | null {
+  if (!Number.isSafeInteger(prefix) || !Number.isSafeInteger(suffix) || prefix < 0 || suffix < 0 || prefix + suffix > old.length) return null
+  return old.slice(0, prefix) + middle + old.slice(old.length - suffix)
+}
 
 /** A change made during the current input, for rollback (a guest fault) and for state transfer (dirty pages). */
 type Undo = [key: string, old: string | undefined]
@@ -149,6 +178,29 @@ export class Memory {
       if (cur !== old) out.push([key, cur === undefined ? null : cur])
     }
     return out
+  }
+
+  /**
+   * The same pages as dirty(), sorted by key: each one whole (or deleted), or as a diff against its value before the
+   * input where that is smaller (a changed field in a big hash or list, an append to a long value).
+   */
+  changes(): { pages: PageWrite[]; diffs: PageDiff[] } {
+    const pages: PageWrite[] = []
+    const diffs: PageDiff[] = []
+    const keys = [...this.before.keys()].sort()
+    for (const key of keys) {
+      const old = this.before.get(key)
+      const cur = this.pages.get(key)
+      if (cur === old) continue
+      if (cur === undefined || old === undefined || cur.length < DIFF_FROM) {
+        pages.push([key, cur === undefined ? null : cur])
+        continue
+      }
+      const d = pageDiff(key, old, cur)
+      if (d[3].length + DIFF_COST < cur.length) diffs.push(d)
+      else pages.push([key, cur])
+    }
+    return { pages, diffs }
   }
 
   private track(key: string, old: string | undefined): void {

@@ -125,7 +125,8 @@ export interface HostDevices {
   nicClose(conn: string): void
   nicIsOpen(conn: string): boolean
   diskRead(block: number): number
-  diskWrite(block: number, bytes: string): void
+  /** `offset`: an append at that offset of the block (see GuestDevices.disk.write); undefined: a whole-block write */
+  diskWrite(block: number, bytes: string, offset?: number): void
   diskSync(): number
   clockNow(): number
   replicaInfo(): string
@@ -184,6 +185,7 @@ const BOUNDARY = `(function (host, blockSize, overflowMessage) {
   const h0 = (f) => { try { return f() } catch (_) { throw remake() } };
   const h1 = (f, a) => { try { return f(a) } catch (_) { throw remake() } };
   const h2 = (f, a, b) => { try { return f(a, b) } catch (_) { throw remake() } };
+  const h3 = (f, a, b, c) => { try { return f(a, b, c) } catch (_) { throw remake() } };
 
   const dev = freeze({
     mem: freeze({
@@ -206,7 +208,9 @@ const BOUNDARY = `(function (host, blockSize, overflowMessage) {
     disk: freeze({
       blockSize: blockSize,
       read: function read(block) { return h1(diskRead, prim(block, 'disk.read block')) },
-      write: function write(block, bytes) { return void h2(diskWrite, prim(block, 'disk.write block'), prim(bytes, 'disk.write bytes')) },
+      write: function write(block, bytes, offset) {
+        return void (offset === undefined ? h2(diskWrite, prim(block, 'disk.write block'), prim(bytes, 'disk.write bytes')) : h3(diskWrite, prim(block, 'disk.write block'), prim(bytes, 'disk.write bytes'), prim(offset, 'disk.write offset')))
+      },
       sync: function sync() { return h0(diskSync) }
     }),
     clock: freeze({ now: function now() { return h0(clockNow) } }),

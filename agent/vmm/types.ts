@@ -27,7 +27,8 @@ export type GuestInput =
 export type Output =
   | { t: 'reply'; conn: ConnId; data: Uint8Array }
   | { t: 'close'; conn: ConnId }
-  | { t: 'disk-write'; block: number; data: Uint8Array }
+  /** `offset`: append `data` there (the block must end at it); without it `data` replaces the whole block */
+  | { t: 'disk-write'; block: number; data: Uint8Array; offset?: number }
   /** a barrier after the guest's earlier disk writes: its completion comes back as the input 'disk-synced' */
   | { t: 'disk-sync'; tag: number }
 
@@ -44,6 +45,12 @@ export type Nondet = { d: 'clock'; v: number } | { d: 'random'; v: number } | { 
 /** A memory page change, for state-transfer mode. `null` deletes the page. */
 export type PageWrite = [key: string, value: string | null]
 
+/**
+ * A page changed in part, for state-transfer mode: its new value is the first `prefix` and the last `suffix` UTF-16
+ * units of its value before the entry, with `middle` between. Sent instead of the whole page when smaller.
+ */
+export type PageDiff = [key: string, prefix: number, suffix: number, middle: string]
+
 /** What a log entry carries, by replication mode. */
 export type EntryBody =
   | {
@@ -53,7 +60,8 @@ export type EntryBody =
       /** the primary refused this input (see ExecResult.refused): the backup applies the refusal without running the guest */
       refused?: Refusal
     }
-  | { kind: 'state'; pages: PageWrite[]; outputs: Output[]; io: IoRequest[] }
+  /** `pages` whole or deleted, `diffs` changed in part (absent: none); each key at most once in the two */
+  | { kind: 'state'; pages: PageWrite[]; outputs: Output[]; io: IoRequest[]; diffs?: PageDiff[] }
 
 export type ReplicationMode = 'rsm' | 'state-transfer'
 

@@ -6,9 +6,23 @@
 import { BLOCK_SIZE, type GuestDefinition } from '../guests/api.js'
 import { getGuest } from '../guests/index.js'
 import { byteStringToBytes, bytesToByteString } from '../guests/resp.js'
-import { Memory } from './memory.js'
+import { Memory, applyPageDiff } from './memory.js'
 import { createSandbox, isStackOverflow, type HostDevices, type Sandbox } from './sandbox.js'
-import type { EntryBody, Entropy, ExecResult, GuestInput, IoRequest, Nondet, Output, PageWrite, Refusal, ReplicationMode, Snapshot, Vmm } from './types.js'
+import type {
+  EntryBody,
+  Entropy,
+  ExecResult,
+  GuestInput,
+  IoRequest,
+  Nondet,
+  Output,
+  PageDiff,
+  PageWrite,
+  Refusal,
+  ReplicationMode,
+  Snapshot,
+  Vmm
+} from './types.js'
 
 export { BLOCK_SIZE }
 
@@ -132,6 +146,17 @@ function checkPages(pages: unknown, where: string): PageWrite[] {
   return pages as PageWrite[]
 }
 
+function checkDiffs(diffs: unknown, where: string): PageDiff[] {
+  if (diffs === undefined) return []
+  if (!Array.isArray(diffs)) throw new TypeError(`${where}: diffs must be an array`)
+  for (const d of diffs) {
+    if (!Array.isArray(d) || typeof d[0] !== 'string' || typeof d[1] !== 'number' || typeof d[2] !== 'number' || typeof d[3] !== 'string') {
+      throw new TypeError(`${where}: each diff must be [key: string, prefix: number, suffix: number, middle: string], got ${JSON.stringify(d)?.slice(0, 80)}`)
+    }
+  }
+  return diffs as PageDiff[]
+}
+
 export interface VmmOptions {
   guest: string
   mode: ReplicationMode
@@ -226,12 +251,19 @@ export function createVmm(opts: VmmOptions): Vmm {
       s.io.push({ t: 'disk-read', tag, block })
       return tag
     },
-    diskWrite(block, bytes) {
+    diskWrite(block, bytes, offset) {
       const s = current('disk.write')
       nonNegInt(block, 'disk.write block')
       byteString(bytes, `disk.write block ${block}`)
-      if (bytes.length > BLOCK_SIZE) throw new RangeError(`disk.write block ${block}: ${bytes.length} bytes exceed the block size ${BLOCK_SIZE}`)
-      s.outputs.push({ t: 'disk-write', block, data: byteStringToBytes(bytes) })
+      if (offset === undefined) {
+        if (bytes.length > BLOCK_SIZE) throw new RangeError(`disk.write block ${block}: ${bytes.length} bytes exceed the block size ${BLOCK_SIZE}`)
+        s.outputs.push({ t: 'disk-write', block, data: byteStringToBytes(bytes) })
+        return
+      }
+      nonNegInt(offset, `disk.write block ${block} offset`)
+      if (offset + bytes.length > BLOCK_SIZE)
+        throw new RangeError(`disk.write block ${block}: ${bytes.length} bytes at offset ${offset} end beyond the block size ${BLOCK_SIZE}`)
+      s.outputs.push({ t: 'disk-write', block, data: byteStringToBytes(bytes), offset })
     },
     diskSync() {
       const s = current('disk.sync')
@@ -415,7 +447,10 @@ export function createVmm(opts: VmmOptions): Vmm {
     execute(input) {
       const s = run(input, null)
       let body: EntryBody
-      if (opts.mode === 'state-transfer') body = { kind: 'state', pages: mem.dirty(), outputs: s.outputs, io: s.io }
+      if (opts.mode === 'state-transfer') {
+        const { pages, diffs } = mem.changes()
+        body = diffs.length > 0 ? { kind: 'state', pages, outputs: s.outputs, io: s.io, diffs } : { kind: 'state', pages, outputs: s.outputs, io: s.io }
+      }
       // the values a refused input read are of no use to the backup, which will not run it
       else if (s.refused !== null) body = { kind: 'input', input, nondet: [], refused: s.refused }
       else body = { kind: 'input', input, nondet: s.nondet }
@@ -434,11 +469,24 @@ export function createVmm(opts: VmmOptions): Vmm {
       }
       if (body.kind === 'state') {
         const pages = checkPages(body.pages, 'vmm.replay state entry')
+        const diffs = checkDiffs(body.diffs, 'vmm.replay state entry')
+        // every diff must fit this side's copy before anything changes: a misfit means the two states already differ
+        const patched: [string, string][] = []
+        for (const [k, prefix, suffix, middle] of diffs) {
+          const old = mem.get(k)
+          const next = old === undefined ? null : applyPageDiff(old, prefix, suffix, middle)
+          if (next === null)
+            throw new DivergenceError(
+              `state entry changes page ${JSON.stringify(k.slice(0, 80))} by a diff (keep ${prefix} + ${suffix} of its units) that does not fit this replica's copy (${old === undefined ? 'absent' : `${old.length} units`}): the states differ`
+            )
+          patched.push([k, next])
+        }
         mem.beginInput()
         for (const [k, v] of pages) {
           if (v === null) mem.delete(k)
           else mem.set(k, v)
         }
+        for (const [k, v] of patched) mem.set(k, v)
         return { outputs: body.outputs ?? [], io: body.io ?? [] }
       }
       throw new TypeError(`vmm.replay: unknown entry kind ${JSON.stringify((body as { kind?: unknown }).kind)}`)

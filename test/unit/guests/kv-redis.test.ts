@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { encodeCommand } from '../../../agent/guests/resp.js'
 import { createVmm } from '../../../agent/vmm/vmm.js'
 import type { Entropy, Output } from '../../../agent/vmm/types.js'
-import { Rig, bytes, latin1, repliesTo } from '../vmm/harness.js'
+import { Rig, applyDiskWrite, bytes, latin1, repliesTo } from '../vmm/harness.js'
 
 /** a Rig whose clock stands still unless the test moves it */
 function rigAt(t0: number, opts: ConstructorParameters<typeof Rig>[1] = {}): Rig & { clock: { t: number } } {
@@ -150,7 +150,7 @@ describe('kv expiry on the virtual clock', () => {
       const r = primary.execute(input)
       backup.replay(structuredClone(r.body))
       expect(backup.stateHash()).toBe(primary.stateHash())
-      for (const o of r.outputs) if (o.t === 'disk-write') disk.set(o.block, o.data)
+      for (const o of r.outputs) if (o.t === 'disk-write') applyDiskWrite(disk, o)
       for (const io of r.io) if (io.t === 'disk-read') step({ t: 'disk-read', tag: io.tag, block: io.block, data: disk.get(io.block) ?? new Uint8Array(0) })
       return r.outputs
     }

@@ -22,7 +22,10 @@ function kvVmm(): Vmm {
 function run(vmm: Vmm, store: MemoryBlockStore, input: GuestInput, lose: (o: Extract<Output, { t: 'disk-write' }>) => boolean = () => false): void {
   const synced: number[] = []
   for (const o of vmm.execute(input).outputs) {
-    if (o.t === 'disk-write' && !lose(o)) store.write(o.block, o.data)
+    if (o.t === 'disk-write' && !lose(o)) {
+      if (o.offset === undefined) store.write(o.block, o.data)
+      else store.writeAt(o.block, o.offset, o.data)
+    }
     if (o.t === 'disk-sync') synced.push(o.tag)
   }
   for (const tag of synced) run(vmm, store, { t: 'disk-synced', tag }, lose)

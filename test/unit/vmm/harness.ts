@@ -3,6 +3,7 @@
 import { expect } from 'vitest'
 import { encodeCommand } from '../../../agent/guests/resp.js'
 import type { GuestDefinition } from '../../../agent/guests/api.js'
+import { spliceBlock } from '../../../agent/disk/arbiter.js'
 import { createVmm } from '../../../agent/vmm/vmm.js'
 import type { EntryBody, Entropy, ExecResult, GuestInput, Output, ReplicationMode, Vmm } from '../../../agent/vmm/types.js'
 
@@ -27,6 +28,17 @@ export const bytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'l
 /** Replies to `conn` among outputs, concatenated. */
 export function repliesTo(conn: string, outputs: Output[]): string {
   return outputs.map((o) => (o.t === 'reply' && o.conn === conn ? latin1(o.data) : '')).join('')
+}
+
+/**
+ * A disk write landing on a disk kept as a map, as the disk server applies it: whole, or appended at its offset, which
+ * must be where the block ends (the disk server refuses anything else until the writes before it land).
+ */
+export function applyDiskWrite(disk: Map<number, Uint8Array>, o: Extract<Output, { t: 'disk-write' }>): void {
+  if (o.offset === undefined) return void disk.set(o.block, o.data)
+  const cur = disk.get(o.block) ?? new Uint8Array(0)
+  expect(cur.length, `append at offset ${o.offset} of block ${o.block}, which holds ${cur.length} bytes`).toBe(o.offset)
+  disk.set(o.block, spliceBlock(cur, o.offset, o.data))
 }
 
 export interface RigOptions {
@@ -75,7 +87,7 @@ export class Rig {
   step(input: GuestInput): ExecResult {
     const r = this.primary.execute(input)
     this.log.push(r.body)
-    for (const o of r.outputs) if (o.t === 'disk-write') this.disk.set(o.block, o.data)
+    for (const o of r.outputs) if (o.t === 'disk-write') applyDiskWrite(this.disk, o)
     for (const io of r.io) {
       if (io.t === 'disk-read') this.reads.push({ tag: io.tag, block: io.block })
       else if (io.t === 'timer-set') this.timers.set(io.id, io.ms)
