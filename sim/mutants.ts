@@ -63,13 +63,16 @@ class AcksAhead extends ReplicaCore {
 }
 
 /**
- * A block's writes stop reaching the disk server after its first `upTo` (the guest's disk-write outputs are dropped
- * in its VMM), though the guest's syncs complete and its replies go out: acknowledged writes that the disk never holds.
+ * A block's whole-block writes stop reaching the disk server after its first `upTo` (the guest's disk-write outputs
+ * are dropped in its VMM), though the guest's syncs complete and its replies go out: acknowledged writes that the disk
+ * never holds. Whole-block writes only: the kv guest's superblock, whose log length then stays behind the records
+ * appended after it. A lost append would leave a hole the disk server refuses to write past (its next append waits
+ * for ever, which the liveness check reports instead of the disk check this mutant is for).
  */
 function loseDiskWrites(vmm: Vmm, upTo: number): Vmm {
   const writes = new Map<number, number>()
   const keep = (o: Output) => {
-    if (o.t !== 'disk-write') return true
+    if (o.t !== 'disk-write' || o.offset !== undefined) return true
     const n = (writes.get(o.block) ?? 0) + 1
     writes.set(o.block, n)
     return n <= upTo

@@ -199,6 +199,12 @@ export class RegisterVmm implements Vmm {
         outputs.push({ t: 'disk-write', block: Number(b), data: enc.encode(v) })
         return respSimple('OK')
       }
+      case 'APPEND': {
+        // APPEND key block offset: the key's value written into the block at offset (where the block ends: an append)
+        const v = this.pages.get(`kv:${a}`) ?? ''
+        outputs.push({ t: 'disk-write', block: Number(b), data: enc.encode(v), offset: Number(args[3]) })
+        return respSimple('OK')
+      }
       default:
         return respError(`ERR unknown command ${name}`)
     }

@@ -107,6 +107,12 @@ interface InFlightWrite {
   sentAt: number
   /** sends so far: the retry interval doubles with each */
   attempts: number
+  /**
+   * An append (a write at an offset) not sent yet because a whole-block write of its block is unanswered: the disk
+   * server takes an append where the block ends, and until that write lands the block may still hold older bytes of
+   * the same length (a log restarted by FLUSHALL), which the append would extend. Sent once no such write is left.
+   */
+  waiting?: true
 }
 
 /** A guest's disk.sync() barrier, released: it completes once the writes released before it are answered. */
@@ -603,6 +609,10 @@ export class ReplicaCore {
       this.lastWriteId = id
       const req: DiskReq = { id, op: 'write', gen: this.gen, from: this.cfg.id, block: h.out.block, data: h.out.data, entry: h.entry, index: h.index ?? 0 }
       if (h.out.offset !== undefined) req.offset = h.out.offset
+      if (req.offset !== undefined && this.wholeWriteUnanswered(req.block)) {
+        this.writesInFlight.set(id, { gen: this.gen, entry: h.entry, req, sentAt: this.now, attempts: 0, waiting: true })
+        return
+      }
       this.actions.push({ t: 'send-disk', req, entry: h.entry })
       this.writesInFlight.set(id, { gen: this.gen, entry: h.entry, req, sentAt: this.now, attempts: 1 })
       return
@@ -1085,6 +1095,9 @@ export class ReplicaCore {
     if (!res.ok && res.error === 'fenced' && res.winner !== undefined && res.winner !== this.cfg.id && (this.role === 'primary' || this.role === 'live')) {
       return this.halt(`the disk server fenced a write (a retry answered late): ${res.message}`)
     }
+    // the answer to a write settled already (a newer whole-block write's answer superseded it, or a retry was answered
+    // first): expected, and under load there are thousands, so not worth a line each
+    if (res.ok && res.id < this.nextDiskId) return
     this.telemetry({ k: 'dropped', what: `disk reply ${res.id}`, why: 'no request of this replica is waiting for it' })
   }
 
@@ -1124,6 +1137,7 @@ export class ReplicaCore {
       for (const [id, w] of this.writesInFlight) if (id !== res.id && olderWriteToSameBlock(w.req, write.req)) done.push(id)
     }
     for (const id of done) this.writesInFlight.delete(id)
+    this.sendWaitingAppends()
     const oldest = this.writesInFlight.size === 0 ? Infinity : this.writesInFlight.keys().next().value!
     while (this.syncs.length > 0 && this.syncs[0].after < oldest) this.synced.push(this.syncs.shift()!.tag)
     if (this.registration && this.registration.sentAt === -Infinity && !this.restoreWaitsForWrites()) this.retryDisk()
@@ -1136,10 +1150,27 @@ export class ReplicaCore {
     this.telemetry({ k: 'dropped', what: `disk write of entry ${write.entry} (generation ${write.gen})`, why: res.message })
   }
 
+  private wholeWriteUnanswered(block: number): boolean {
+    for (const w of this.writesInFlight.values()) if (w.req.block === block && w.req.offset === undefined) return true
+    return false
+  }
+
+  /** Sends, in the order they were released, the appends whose block has no whole-block write unanswered any more. */
+  private sendWaitingAppends(): void {
+    for (const w of this.writesInFlight.values()) {
+      if (!w.waiting || this.wholeWriteUnanswered(w.req.block)) continue
+      delete w.waiting
+      w.sentAt = this.now
+      w.attempts = 1
+      this.actions.push({ t: 'send-disk', req: w.req, entry: w.entry })
+    }
+  }
+
   private retryDisk(): void {
     // A write is sent again until the disk server answers it (the connection broke, a message was lost): its write
     // id makes the retry harmless. The interval doubles up to the suspicion timeout, so a long outage costs little.
     for (const w of this.writesInFlight.values()) {
+      if (w.waiting) continue
       const wait = Math.min(this.cfg.diskRetryMs * 2 ** (w.attempts - 1), Math.max(this.cfg.diskRetryMs, this.cfg.suspectMs))
       if (this.now - w.sentAt < wait) continue
       w.sentAt = this.now
@@ -1181,27 +1212,34 @@ export class ReplicaCore {
 }
 
 /**
- * The actions less every disk write that a later write of the same batch supersedes (olderWriteToSameBlock: a write
- * replaces its whole block). The kv guest rewrites its log's tail block and its superblock for every input, so the
- * entries one ack releases carry many writes of the same two blocks, each up to a block long: only the newest need
- * cross. The older ones stay in writesInFlight, as if sent: the newer one's answer settles them (onWriteAnswer), and
+ * The actions less every disk write that a later write of the same batch supersedes (olderWriteToSameBlock: a
+ * whole-block write replaces everything written to its block before it; an append replaces nothing). The kv guest
+ * rewrites its superblock for every input (and its log's blocks whole after a boot or FLUSHALL), so the entries one
+ * ack releases carry many writes of the same block: only the newest need cross. The older ones stay in writesInFlight, as if sent: the newer one's answer settles them (onWriteAnswer), and
  * should it never come, retryDisk sends them like any unanswered write. Barriers still wait for both.
  */
 function withoutSupersededWrites(actions: Action[]): Action[] {
-  let newest: Map<number, DiskReq> | null = null
-  let writes = 0
+  let newestWhole: Map<number, DiskReq> | null = null
   for (const a of actions) {
-    if (a.t !== 'send-disk' || a.req.op !== 'write') continue
-    writes++
-    const prev = (newest ??= new Map()).get(a.req.block)
-    if (prev === undefined || olderWriteToSameBlock(prev, a.req)) newest.set(a.req.block, a.req)
+    if (a.t !== 'send-disk' || a.req.op !== 'write' || a.req.offset !== undefined) continue
+    const prev = (newestWhole ??= new Map()).get(a.req.block)
+    if (prev === undefined || olderWriteToSameBlock(prev, a.req)) newestWhole.set(a.req.block, a.req)
   }
-  if (newest === null || newest.size === writes) return actions
-  return actions.filter((a) => a.t !== 'send-disk' || a.req.op !== 'write' || newest.get(a.req.block) === a.req)
+  if (newestWhole === null) return actions
+  const whole = newestWhole
+  let dropped = false
+  const kept = actions.filter((a) => {
+    if (a.t !== 'send-disk' || a.req.op !== 'write') return true
+    const w = whole.get(a.req.block)
+    if (w === undefined || w === a.req || !olderWriteToSameBlock(a.req, w)) return true
+    dropped = true
+    return false
+  })
+  return dropped ? kept : actions
 }
 
 function olderWriteToSameBlock(a: DiskReq, b: DiskReq): boolean {
-  if (a.op !== 'write' || b.op !== 'write' || a.block !== b.block) return false
+  if (a.op !== 'write' || b.op !== 'write' || a.block !== b.block || b.offset !== undefined) return false
   return a.gen < b.gen || (a.gen === b.gen && ((a.entry ?? 0) < (b.entry ?? 0) || ((a.entry ?? 0) === (b.entry ?? 0) && (a.index ?? 0) < (b.index ?? 0))))
 }
 

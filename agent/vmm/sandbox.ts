@@ -309,13 +309,23 @@ export function createSandbox(def: GuestDefinition, host: HostDevices): Sandbox 
     pending = e instanceof Error ? `${e.name}\n${e.message}` : `Error\n${String(e)}`
     if (isStackOverflow(e)) host.overflow()
   }
-  // Every device takes at most two arguments: a fixed-arity wrapper, called several times per command,
-  // spares the rest array and the spread that a variadic one costs on each call.
+  // Devices take two arguments (disk.write three): a fixed-arity wrapper, called several times per
+  // command, spares the rest array and the spread that a variadic one costs on each call.
   const guard =
     <A, B, R>(f: (a: A, b: B) => R) =>
     (a: A, b: B): R => {
       try {
         return f(a, b)
+      } catch (e) {
+        failed(e)
+        throw e
+      }
+    }
+  const guard3 =
+    <A, B, C, R>(f: (a: A, b: B, c: C) => R) =>
+    (a: A, b: B, c: C): R => {
+      try {
+        return f(a, b, c)
       } catch (e) {
         failed(e)
         throw e
@@ -336,7 +346,7 @@ export function createSandbox(def: GuestDefinition, host: HostDevices): Sandbox 
     nicClose: guard(host.nicClose),
     nicIsOpen: guard(host.nicIsOpen),
     diskRead: guard(host.diskRead),
-    diskWrite: guard(host.diskWrite),
+    diskWrite: guard3(host.diskWrite),
     diskSync: guard(host.diskSync),
     clockNow: guard(host.clockNow),
     replicaInfo: guard(host.replicaInfo),

@@ -255,3 +255,49 @@ describe('superseded writes', () => {
     expect(writesIn(core.takeActions()).map((w) => [w.block, w.entry])).toEqual([[7, 2]])
   })
 })
+
+describe('appends (disk writes at an offset)', () => {
+  const inputs = (...cmds: string[][]) => {
+    const made = confirmedPrimary()
+    cmds.forEach((cmd, i) => made.core.step({ t: 'input', now: 1, input: ftreq('c1', i + 1, ...cmd) }))
+    made.core.step({ t: 'peer', now: 2, msg: { t: 'ack', gen: 1, n: cmds.length + 1 } })
+    return made
+  }
+  const shape = (ws: Extract<DiskReq, { op: 'write' }>[]) => ws.map((w) => [w.block, w.entry, w.offset])
+
+  it('holds an append back while a whole-block write of its block is unanswered (the block may still hold older bytes of that length), and sends it once that write is answered', () => {
+    const { core } = inputs(['SET', 'k', 'v1'], ['SAVE', 'k', '7'], ['SET', 'k', 'v2'], ['APPEND', 'k', '7', '2'])
+    const sent = writesIn(core.takeActions())
+    expect(shape(sent)).toEqual([[7, 3, undefined]])
+    core.step({ t: 'tick', now: 500 })
+    expect(shape(writesIn(core.takeActions())), 'a retry sends the whole-block write alone').toEqual([[7, 3, undefined]])
+    core.step({ t: 'disk', now: 501, res: ok(sent[0]) })
+    const appended = writesIn(core.takeActions())
+    expect(shape(appended)).toEqual([[7, 5, 2]])
+    expect(new TextDecoder().decode(appended[0].data)).toBe('v2')
+    core.step({ t: 'disk', now: 502, res: ok(appended[0]) })
+    core.step({ t: 'tick', now: 5000 })
+    expect(writesIn(core.takeActions())).toEqual([])
+  })
+
+  it('sends every append of a batch, in order, and the answer to a later append settles no earlier one', () => {
+    const { core } = inputs(['SET', 'k', 'ab'], ['APPEND', 'k', '7', '0'], ['APPEND', 'k', '7', '2'])
+    const sent = writesIn(core.takeActions())
+    expect(shape(sent)).toEqual([
+      [7, 3, 0],
+      [7, 4, 2]
+    ])
+    core.step({ t: 'disk', now: 3, res: ok(sent[1]) })
+    core.step({ t: 'tick', now: 500 })
+    expect(shape(writesIn(core.takeActions())), 'the first append is still unanswered: it is retried').toEqual([[7, 3, 0]])
+  })
+
+  it('a whole-block write supersedes the appends before it in the same batch, and its answer settles them', () => {
+    const { core } = inputs(['SET', 'k', 'ab'], ['APPEND', 'k', '7', '0'], ['SAVE', 'k', '7'])
+    const sent = writesIn(core.takeActions())
+    expect(shape(sent)).toEqual([[7, 4, undefined]])
+    core.step({ t: 'disk', now: 3, res: ok(sent[0]) })
+    core.step({ t: 'tick', now: 500 })
+    expect(writesIn(core.takeActions())).toEqual([])
+  })
+})
