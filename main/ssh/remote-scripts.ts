@@ -16,21 +16,37 @@ export function sh(script: string): string {
 export const AGENT_DIR = '.ftlab'
 export const AGENT_FILE = 'ftlab-agent.cjs'
 
-/** Prints: OS, machine, $HOME, node's version (or "none"), then free KiB under $HOME. */
-export const detectScript = sh(
-  [
-    'uname -s',
-    'uname -m',
-    `printf '%s\\n' "$HOME"`,
-    'v=$(node --version 2>/dev/null) && printf \'%s\\n\' "$v" || echo none',
-    `df -Pk "$HOME" 2>/dev/null | awk 'NR==2 {print $4}'`
-  ].join('; ')
-)
+/** The one command that prints a file's SHA-256 (hex first), whichever tool the host has. */
+const SHA256 = '(sha256sum 2>/dev/null || shasum -a 256 2>/dev/null || openssl dgst -sha256 -r)'
 
-/** Prints the SHA-256 of a remote file, or nothing when it is absent. */
-export function sha256Script(path: string): string {
+/**
+ * Prints what deploy needs to know before it uploads anything, in one round trip: OS,
+ * machine, $HOME, node's version (or "none"), free KiB under ~/.ftlab (created here, as deploy
+ * would: a host may mount a filesystem of its own there), then `key=value` lines: whether
+ * gzip is there, the installed agent bundle's SHA-256, and, only where the host has no usable
+ * Node of its own, `runtime=<dir> <sha256>` for every runtime FT Lab uploaded before. Hashing
+ * the runtime here is the check before use: a runtime that no longer hashes as the console's
+ * copy is uploaded again rather than run.
+ */
+export function detectScript(minNodeMajor: number): string {
   return sh(
-    `f=${shq(path)}; [ -f "$f" ] || exit 0; ` + `(sha256sum "$f" 2>/dev/null || shasum -a 256 "$f" 2>/dev/null || openssl dgst -sha256 -r "$f") | cut -c1-64`
+    [
+      'uname -s',
+      'uname -m',
+      `printf '%s\\n' "$HOME"`,
+      'v=$(node --version 2>/dev/null) && printf \'%s\\n\' "$v" || { v=none; echo none; }',
+      `D="$HOME/${AGENT_DIR}"`,
+      `mkdir -p "$D" 2>/dev/null; df -Pk "$D" 2>/dev/null | awk 'NR==2 {print $4}'`,
+      'command -v gzip >/dev/null 2>&1 && echo gzip=yes || echo gzip=no',
+      `f="$D/agent/${AGENT_FILE}"; [ -f "$f" ] && printf 'agent=%s\\n' "$( ${SHA256} < "$f" | cut -c1-64)"`,
+      `major=$(printf '%s' "$v" | sed -n 's/^v\\([0-9]*\\)\\..*/\\1/p')`,
+      `if [ -z "$major" ] || [ "$major" -lt ${minNodeMajor} ]; then`,
+      '  for n in "$D"/runtime/*/bin/node; do',
+      `    [ -f "$n" ] && printf 'runtime=%s %s\\n' "$(basename "$(dirname "$(dirname "$n")")")" "$( ${SHA256} < "$n" | cut -c1-64)"`,
+      '  done',
+      'fi',
+      'true'
+    ].join('\n')
   )
 }
 
@@ -39,20 +55,48 @@ export function freeSpaceScript(dir: string): string {
   return sh(`mkdir -p ${shq(dir)} && df -Pk ${shq(dir)} | awk 'NR==2 {print $4}'`)
 }
 
-/** Moves an uploaded temp file into place atomically and prints its SHA-256. */
-export function installScript(tmp: string, dest: string, mode: string): string {
-  return sh(`chmod ${mode} ${shq(tmp)} && mv -f ${shq(tmp)} ${shq(dest)} && (sha256sum ${shq(dest)} 2>/dev/null || shasum -a 256 ${shq(dest)}) | cut -c1-64`)
+/**
+ * Writes stdin to `dest` (the agent bundle) through a temp name: atomically, and only once what
+ * arrived hashes as `sha256`.
+ */
+export function receiveFileScript(dest: string, sha256: string, mode: string): string {
+  const tmp = `${dest}.partial`
+  const dir = dest.slice(0, dest.lastIndexOf('/'))
+  return sh(
+    `mkdir -p ${shq(dir)} && cat > ${shq(tmp)} && h=$( ${SHA256} < ${shq(tmp)} | cut -c1-64) && ` +
+      `{ [ "$h" = ${shq(sha256)} ] || { echo "arrived with sha256 $h, expected ${sha256}: the upload was corrupted" >&2; false; }; } && ` +
+      `chmod ${mode} ${shq(tmp)} && mv -f ${shq(tmp)} ${shq(dest)} || { rc=$?; rm -f ${shq(tmp)}; exit $rc; }`
+  )
 }
 
-/** Reads a gzip stream on stdin into `dest` (through a temp name), then prints `node --version`. */
-export function receiveRuntimeScript(dest: string, gz: boolean): string {
+/**
+ * Reads the Node runtime on stdin (gzip-compressed when `gz`), hashing it as it is written;
+ * only a runtime whose SHA-256 and size are as expected is made executable, moved into place and run
+ * (`--version`, printed). A corrupted or truncated upload is removed and says so on stderr.
+ */
+export function receiveRuntimeScript(dest: string, expect: { sha256: string; bytes: number }, gz: boolean): string {
   const tmp = `${dest}.partial`
   const dir = dest.slice(0, dest.lastIndexOf('/'))
   const unpack = gz ? 'gzip -dc' : 'cat'
   return sh(
-    `mkdir -p ${shq(dir)} && ${unpack} > ${shq(tmp)} && chmod 755 ${shq(tmp)} && mv -f ${shq(tmp)} ${shq(dest)} && ${shq(dest)} --version` +
+    // tee writes the file while the hash is taken from the same bytes: one pass, two cores
+    `mkdir -p ${shq(dir)} && h=$(${unpack} | tee ${shq(tmp)} | ${SHA256} | cut -c1-64) && ` +
+      `{ [ "$h" = ${shq(expect.sha256)} ] || { echo "the runtime arrived with sha256 $h, expected ${expect.sha256}: the upload was corrupted or cut short" >&2; false; }; } && ` +
+      // the hash is of what tee read; a write that failed (a full disk) shows in the file's size
+      `n=$(wc -c < ${shq(tmp)}) && { [ "$n" -eq ${expect.bytes} ] || { echo "the runtime was written with $n of its ${expect.bytes} bytes" >&2; false; }; } && chmod 755 ${shq(tmp)} && mv -f ${shq(tmp)} ${shq(dest)} && ${shq(dest)} --version` +
       ` || { rc=$?; rm -f ${shq(tmp)}; exit $rc; }`
   )
+}
+
+/**
+ * A command printing the pids of every process one of whose arguments is exactly `bundleExpr`
+ * (a shell word: the agent's bundle path), with one grep over all command lines. The hosts of
+ * a namespace testbed share one pid namespace: a loop forking a `tr` per process took seconds
+ * on a busy machine (the heal script's dead-man search had the same fix). The pattern comes
+ * on stdin (-f -), so grep's own command line never matches it.
+ */
+export function agentPidsScript(bundleExpr: string): string {
+  return `printf '%s\\n' ${bundleExpr} | grep -lxzF -f - /proc/[0-9]*/cmdline 2>/dev/null | sed -e 's|^/proc/||' -e 's|/cmdline$||'`
 }
 
 // A zombie still answers kill -0; it is dead all the same (and on hosts whose init does not
@@ -67,11 +111,7 @@ function stopAgentSnippet(): string {
   return [
     ALIVE,
     'bundle="$D/agent/ftlab-agent.cjs"',
-    'pids=""',
-    'for p in /proc/[0-9]*; do',
-    '  [ -r "$p/cmdline" ] || continue',
-    `  case "$(tr '\\000' ' ' < "$p/cmdline" 2>/dev/null)" in *"$bundle"*) pids="$pids \${p#/proc/}" ;; esac`,
-    'done',
+    `pids=$(${agentPidsScript('"$bundle"')})`,
     'if [ -n "$pids" ]; then',
     '  kill $pids 2>/dev/null',
     '  i=0',
