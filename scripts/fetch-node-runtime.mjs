@@ -9,7 +9,7 @@
 //
 // Cache layout: DIR/node-v<version>-linux-<arch>/bin/node (main/ssh/runtime-cache.ts reads it),
 // and beside bin/ the copy deploy sends: node.gz (gzip -9) with node.gz.json (the binary's size,
-// mtime and SHA-256), made here so that no deploy pays for compressing 119 MiB; deploy makes
+// mtime and SHA-256, node.gz's size and SHA-256), made here so that no deploy pays for compressing 119 MiB; deploy makes
 // them itself for an entry without them (runtime-cache.ts prepareRuntime, the same format).
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -102,7 +102,7 @@ async function compress(dest) {
   const st = await stat(bin)
   try {
     const meta = JSON.parse(await readFile(`${gz}.json`, 'utf8'))
-    if (meta.bytes === st.size && meta.mtimeMs === st.mtimeMs && (await stat(gz)).size === meta.gzBytes) return
+    if (meta.bytes === st.size && meta.mtimeMs === st.mtimeMs && (await stat(gz)).size === meta.gzBytes && meta.gzSha256) return
   } catch {
     // absent: made below
   }
@@ -112,7 +112,9 @@ async function compress(dest) {
   src.on('data', (d) => hash.update(d))
   try {
     await pipeline(src, createGzip({ level: 9 }), createWriteStream(tmp))
-    const meta = { bytes: st.size, mtimeMs: st.mtimeMs, sha256: hash.digest('hex'), gzBytes: (await stat(tmp)).size }
+    const gzHash = createHash('sha256')
+    for await (const chunk of createReadStream(tmp)) gzHash.update(chunk)
+    const meta = { bytes: st.size, mtimeMs: st.mtimeMs, sha256: hash.digest('hex'), gzBytes: (await stat(tmp)).size, gzSha256: gzHash.digest('hex') }
     await rename(tmp, gz)
     await writeFile(`${gz}.json.partial-${process.pid}`, JSON.stringify(meta) + '\n')
     await rename(`${gz}.json.partial-${process.pid}`, `${gz}.json`)

@@ -237,9 +237,9 @@ async function uploadRuntime(conn: SshConnection, facts: HostFacts, plan: Extrac
   const rt = plan.runtime
   const what = 'the Node runtime'
   const input = facts.gzip ? createReadStream(rt.gzPath, { highWaterMark: 1 << 20 }) : createReadStream(rt.path, { highWaterMark: 1 << 20 })
-  const r = await conn.exec(receiveRuntimeScript(plan.nodePath, { sha256: rt.sha256, bytes: rt.bytes }, facts.gzip), { stdin: input })
+  const r = await conn.exec(receiveRuntimeScript(plan.nodePath, { sha256: rt.sha256, gzSha256: rt.gzSha256, bytes: rt.bytes }, facts.gzip), { stdin: input })
   if (r.code === 0 && r.stdout.toString().trim() === plan.nodeVersion) return
-  if (/no space left|written with/i.test(r.stderr.toString())) throw await uploadFailure(conn, `${plan.dir}/bin`, what, rt.bytes, r)
+  if (/no space left|written with|could not unpack/i.test(r.stderr.toString())) throw await uploadFailure(conn, `${plan.dir}/bin`, what, rt.bytes, r)
   if (/arrived with sha256/.test(r.stderr.toString())) throw new SshError('remote', conn.name, `${what} for ${conn.name}: ${r.stderr.toString().trim()}`)
   const out = (r.stderr.toString() || r.stdout.toString()).trim()
   throw new SshError('remote', conn.name, `uploaded Node runtime does not run on ${conn.name}: ${out || `exit ${r.code}`}`)

@@ -77,6 +77,7 @@ export interface PreparedRuntime extends CachedRuntime {
   /** node.gz beside bin/: the same binary, gzip -9 */
   gzPath: string
   gzBytes: number
+  gzSha256: string
 }
 
 interface GzMeta {
@@ -84,6 +85,13 @@ interface GzMeta {
   mtimeMs: number
   sha256: string
   gzBytes: number
+  gzSha256: string
+}
+
+async function sha256Of(path: string): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer)
+  return hash.digest('hex')
 }
 
 /**
@@ -113,8 +121,9 @@ async function prepare(rt: CachedRuntime): Promise<PreparedRuntime> {
   try {
     const meta = JSON.parse(await readFile(metaPath, 'utf8')) as GzMeta
     const gz = await stat(gzPath)
-    if (meta.bytes === st.size && meta.mtimeMs === st.mtimeMs && gz.size === meta.gzBytes && /^[0-9a-f]{64}$/.test(meta.sha256)) {
-      return { ...rt, sha256: meta.sha256, bytes: meta.bytes, gzPath, gzBytes: meta.gzBytes }
+    const hex = (x: unknown): boolean => typeof x === 'string' && /^[0-9a-f]{64}$/.test(x)
+    if (meta.bytes === st.size && meta.mtimeMs === st.mtimeMs && gz.size === meta.gzBytes && hex(meta.sha256) && hex(meta.gzSha256)) {
+      return { ...rt, sha256: meta.sha256, bytes: meta.bytes, gzPath, gzBytes: meta.gzBytes, gzSha256: meta.gzSha256 }
     }
   } catch {
     // absent or unreadable: made below
@@ -127,11 +136,12 @@ async function prepare(rt: CachedRuntime): Promise<PreparedRuntime> {
     await pipeline(src, createGzip({ level: 9 }), createWriteStream(tmp))
     const sha256 = hash.digest('hex')
     const gzBytes = (await stat(tmp)).size
+    const gzSha256 = await sha256Of(tmp)
     await rename(tmp, gzPath)
-    const meta: GzMeta = { bytes: st.size, mtimeMs: st.mtimeMs, sha256, gzBytes }
+    const meta: GzMeta = { bytes: st.size, mtimeMs: st.mtimeMs, sha256, gzBytes, gzSha256 }
     await writeFile(`${metaPath}.partial-${process.pid}`, JSON.stringify(meta) + '\n')
     await rename(`${metaPath}.partial-${process.pid}`, metaPath)
-    return { ...rt, sha256, bytes: st.size, gzPath, gzBytes }
+    return { ...rt, sha256, bytes: st.size, gzPath, gzBytes, gzSha256 }
   } catch (e) {
     await rm(tmp, { force: true })
     throw new Error(`cannot prepare the cached Node runtime ${rt.path} for upload (writing ${gzPath}): ${(e as Error).message}`, { cause: e })

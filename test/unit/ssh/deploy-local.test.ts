@@ -154,7 +154,7 @@ describe('deploy against a local sh host', () => {
     const prepared = await prepareRuntime({ version: RUNTIME_VERSION, arch: 'x64', path: join(rtDir, 'bin', 'node') })
     // the console's record of the hash no longer matches what it sends (as a corrupted transfer would look)
     const meta = JSON.parse(readFileSync(`${prepared.gzPath}.json`, 'utf8')) as { sha256: string }
-    writeFileSync(`${prepared.gzPath}.json`, JSON.stringify({ ...meta, sha256: '0'.repeat(64) }))
+    writeFileSync(`${prepared.gzPath}.json`, JSON.stringify({ ...meta, sha256: '0'.repeat(64), gzSha256: '0'.repeat(64) }))
     const err = await deployAgent(target(h), { bundlePath: bundle, runtimeCacheDir: join(root, 'cache-corrupt') }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(DeployError)
     expect((err as DeployError).step).toBe('runtime')
