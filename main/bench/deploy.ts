@@ -14,7 +14,7 @@ import { deployAgent, teardownHost, type DeployedAgent, type DeployProgress, typ
 import { KnownHosts } from '../ssh/known-hosts.js'
 import { findCachedRuntime, nodeArchFor, prepareRuntime } from '../ssh/runtime-cache.js'
 import { SshConfig } from '../ssh/ssh-config.js'
-import { LAB_FILE, labHost, readLab, testbed, testbedUnavailable, type LabHost } from '../../scripts/testbed/harness.js'
+import { LAB_FILE, labHost, readLab, testbedFor, testbedUnavailable, type LabHost } from '../../scripts/testbed/harness.js'
 import { Aborted, checkAbort, spread, type Progress } from './measure.js'
 import type { Spread } from './report.js'
 
@@ -114,8 +114,9 @@ export function deployFigures(reps: DeployRep[], phase: 'cold' | 'warm'): Deploy
 
 /**
  * Brings the testbed up, deploys cold and warm `reps` times each (interleaved), and brings it
- * down again, also on failure or abort. `registerCleanup` hands the caller a way to take the
- * testbed down should the process be interrupted before this returns.
+ * down again (one that was already up, with --deploy-on-up-testbed, is given back as it was),
+ * also on failure or abort. `registerCleanup` hands the caller a way to do that should the
+ * process be interrupted before this returns.
  */
 export async function deployRun(
   reps: number,
@@ -138,14 +139,12 @@ export async function deployRun(
   if (cached) progress(`deploy: preparing the cached Node v${cached.version} runtime for upload (once per cache)`)
   const runtime = cached ? await prepareRuntime(cached) : null
   const home = await mkdtemp(join(tmpdir(), 'ftlab-bench-deploy-'))
-  const keep = [...(before?.hosts.some((h) => h.id === 'h4') ? ['--spare'] : []), ...(before?.hosts.some((h) => h.id === 'h5') ? ['--etcd'] : [])]
-  let up = false
+  let release: (() => void) | null = null
   const down = () => {
-    if (!up) return
-    up = false
+    const r = release
+    release = null
     try {
-      if (before) testbed('-q', 'up', ...keep, ...before.hosts.filter((h) => !h.node).flatMap((h) => ['--no-node', h.id]))
-      else testbed('-q', 'down')
+      r?.()
     } catch {
       // last resort from a signal handler: nothing more can be done here
     }
@@ -155,9 +154,8 @@ export async function deployRun(
     progress(
       `deploy: bringing the testbed up (${DEPLOY_HOSTS.join(' ')}${runtime ? `, ${NO_NODE_HOST} without Node` : ''})${before ? ': using the one already up' : ''}`
     )
-    up = true
     registerCleanup(down)
-    testbed('-q', 'up', ...keep, ...(runtime ? ['--no-node', NO_NODE_HOST] : []))
+    release = testbedFor(...(runtime ? ['--no-node', NO_NODE_HOST] : []))
     checkAbort(signal)
     const tb = readLab()
     const hosts = DEPLOY_HOSTS.map((id) => labHost(tb, id))
