@@ -33,14 +33,18 @@ const SHA256 = '(sha256sum 2>/dev/null || shasum -a 256 2>/dev/null || openssl d
 export function detectScript(minNodeMajor: number): string {
   return sh(
     [
-      'uname -s',
-      'uname -m',
-      `printf '%s\\n' "$HOME"`,
-      'v=$(node --version 2>/dev/null) && printf \'%s\\n\' "$v" || { v=none; echo none; }',
       `D="$HOME/${AGENT_DIR}"`,
-      `mkdir -p "$D" 2>/dev/null; df -Pk "$D" 2>/dev/null | awk 'NR==2 {print $4}'`,
-      'command -v gzip >/dev/null 2>&1 && echo gzip=yes || echo gzip=no',
-      `f="$D/agent/${AGENT_FILE}"; [ -f "$f" ] && printf 'agent=%s\\n' "$( ${SHA256} < "$f" | cut -c1-64)"`,
+      'mkdir -p "$D" 2>/dev/null',
+      // starting Node is the slow part (a few hundred ms on a busy host): it runs beside the rest
+      'vf="$D/.node-version.$$"',
+      'if [ -w "$D" ]; then { node --version > "$vf" 2>/dev/null || : > "$vf"; } & vp=$!; else vp=""; fi',
+      `free=$(df -Pk "$D" 2>/dev/null | awk 'NR==2 {print $4}')`,
+      'command -v gzip >/dev/null 2>&1 && gz=yes || gz=no',
+      `f="$D/agent/${AGENT_FILE}"; a=""; [ -f "$f" ] && a=$( ${SHA256} < "$f" | cut -c1-64)`,
+      'if [ -n "$vp" ]; then wait $vp; v=$(cat "$vf" 2>/dev/null); rm -f "$vf"; else v=$(node --version 2>/dev/null); fi',
+      '[ -n "$v" ] || v=none',
+      `printf '%s\\n' "$(uname -s)" "$(uname -m)" "$HOME" "$v" "$free" "gzip=$gz"`,
+      '[ -n "$a" ] && printf \'agent=%s\\n\' "$a"',
       `major=$(printf '%s' "$v" | sed -n 's/^v\\([0-9]*\\)\\..*/\\1/p')`,
       `if [ -z "$major" ] || [ "$major" -lt ${minNodeMajor} ]; then`,
       '  for n in "$D"/runtime/*/bin/node; do',
