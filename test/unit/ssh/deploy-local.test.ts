@@ -3,7 +3,7 @@
 // they would over SSH, without the testbed. A fake PATH directory stands in for what differs
 // between hosts (an old Node, another architecture, a full disk).
 import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -142,6 +142,30 @@ describe('deploy against a local sh host', () => {
     deployed.push(again)
     expect(again.uploaded.runtime).toBe(true)
     expect(readFileSync(remote, 'utf8')).toContain('padding')
+  })
+
+  it("takes an untouched runtime at its upload stamp's hash, and hashes one modified since", async () => {
+    const h = localHost(root, 'stamp')
+    script(join(h.bin, 'node'), 'exit 127')
+    const cold = await deployAgent(target(h), { bundlePath: bundle, runtimeCacheDir: cache })
+    deployed.push(cold)
+    const remote = cold.nodePath
+    const stamp = `${remote}.sha256`
+    const [sum, bytes] = readFileSync(stamp, 'utf8').trim().split(' ')
+    expect(bytes).toBe(String(statSync(remote).size))
+    // a stamp with another hash is believed while the binary is untouched: the runtime is sent again
+    writeFileSync(stamp, `${'1'.repeat(64)} ${bytes}\n`)
+    const stamped = await deployAgent(target(h), { bundlePath: bundle, runtimeCacheDir: cache })
+    deployed.push(stamped)
+    expect(stamped.uploaded.runtime).toBe(true)
+    expect(readFileSync(stamp, 'utf8')).toBe(`${sum} ${bytes}\n`)
+    // the same wrong stamp, but the binary modified after it: hashed, found right, not sent
+    writeFileSync(stamp, `${'1'.repeat(64)} ${bytes}\n`)
+    const later = new Date(Date.now() + 5000)
+    utimesSync(remote, later, later)
+    const hashed = await deployAgent(target(h), { bundlePath: bundle, runtimeCacheDir: cache })
+    deployed.push(hashed)
+    expect(hashed.uploaded.runtime).toBe(false)
   })
 
   it('refuses a runtime that arrives with another hash, leaving nothing in its place', async () => {
