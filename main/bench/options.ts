@@ -34,6 +34,8 @@ export interface BenchOptions {
   redisRounds: number
   /** cold and warm deploys each in the deploy section */
   deployReps: number
+  /** the deploy section uses a testbed that is already up (and leaves it up) instead of skipping */
+  deployOnUpTestbed: boolean
   /** run the scaling sweep (clients, value sizes, guest state) instead of the sections */
   scale: boolean
   /** the largest guest state of the sweep, in keys */
@@ -61,6 +63,7 @@ export const DEFAULTS: BenchOptions = {
   redisRequests: 3000,
   redisRounds: 3,
   deployReps: 3,
+  deployOnUpTestbed: false,
   scale: false,
   scaleMaxKeys: 1_000_000,
   scaleFillSeconds: 240,
@@ -96,6 +99,8 @@ the deploy section times deploying the agent over SSH to the network-namespace t
   --redis-requests N   -n of redis-benchmark against FT Lab; 4 × N with -P 16; redis-server gets 10 × (default ${DEFAULTS.redisRequests})
   --redis-rounds N     rounds of the side-by-side table, each figure their median (default ${DEFAULTS.redisRounds})
   --deploy-reps N      cold and warm deploys each in the deploy section (default ${DEFAULTS.deployReps})
+  --deploy-on-up-testbed  where the testbed is already up, measure on it (repaired, h2's Node hidden for the
+                       run, then given back as it was and left up) instead of skipping the deploy section
   --scale              instead of the sections: throughput, p99 and backup lag as clients (1..256), values
                        (16 B..1 MiB) and the guest's state (1k..1M keys) grow; writes docs/bench/scale.svg
   --scale-max-keys N   the largest state of the sweep (default ${DEFAULTS.scaleMaxKeys})
@@ -108,7 +113,8 @@ benchmark on a free loopback port), FT Lab replicated and FT Lab alone, side by 
 round, with every goal judged MET or NOT MET. It runs where redis-benchmark is installed
 (Debian: redis-tools); without redis-server the FT Lab columns are still measured.
 The deploy section runs only as root where network namespaces work and the testbed is not
-already up (it brings the testbed up and down itself); elsewhere the report says why not.`
+already up (it brings the testbed up and down itself; --deploy-on-up-testbed uses one that is
+up); elsewhere the report says why not.`
 
 type Kind = 'number' | 'int' | 'list' | 'flag'
 const OPTS: Record<string, { key: keyof BenchOptions; kind: Kind; min?: number; max?: number; choices?: readonly string[] }> = {
@@ -128,6 +134,7 @@ const OPTS: Record<string, { key: keyof BenchOptions; kind: Kind; min?: number; 
   'redis-requests': { key: 'redisRequests', kind: 'int', min: 100, max: 10_000_000 },
   'redis-rounds': { key: 'redisRounds', kind: 'int', min: 1, max: 50 },
   'deploy-reps': { key: 'deployReps', kind: 'int', min: 1, max: 50 },
+  'deploy-on-up-testbed': { key: 'deployOnUpTestbed', kind: 'flag' },
   scale: { key: 'scale', kind: 'flag' },
   'scale-max-keys': { key: 'scaleMaxKeys', kind: 'int', min: 1000, max: 10_000_000 },
   'scale-fill-seconds': { key: 'scaleFillSeconds', kind: 'number', min: 1, max: 86_400 },

@@ -264,7 +264,7 @@ export function renderDeploy(d: DeployResult): string[] {
   )
   if (d.runtime && 'version' in d.runtime) {
     out.push(
-      `${d.runtime.host} has no Node: cold deploys there include uploading Node v${d.runtime.version} (${(d.runtime.bytes / 1048576).toFixed(0)} MiB, gzip on the wire); the other hosts run their own Node`
+      `${d.runtime.host} has no Node: cold deploys there include uploading Node v${d.runtime.version} (${(d.runtime.bytes / 1048576).toFixed(0)} MiB${d.runtime.gzBytes ? `, ${(d.runtime.gzBytes / 1048576).toFixed(0)} MiB on the wire: the cache's gzip -9 copy` : ''}, sha256 checked on the host); the other hosts run their own Node`
     )
   } else if (d.runtime) out.push(`note: ${d.runtime.note}`)
   if (d.phases.length) {
@@ -289,7 +289,7 @@ export function renderDeploy(d: DeployResult): string[] {
     }
     out.push(
       '',
-      'Deploy steps, median ms (connect: SSH handshake; runtime: Node check or upload; upload: bundle hash compare and upload; start: agent up to its ready line)'
+      "Deploy steps, median ms (connect: SSH handshake; detect: host facts and hashes of what is there; runtime: Node check or upload; upload: bundle upload, beside the runtime's; start: agent up to its ready line)"
     )
     out.push(renderTable(['PHASE', 'HOST', 'CONNECT', 'DETECT', 'RUNTIME', 'UPLOAD', 'START'], steps))
   }

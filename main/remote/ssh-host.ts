@@ -25,7 +25,7 @@ import { connect, type HostKeyPrompt, type SecretSource, type SshConnection } fr
 import { deployAgent, type DeployProgress } from '../ssh/deploy.js'
 import { SshError } from '../ssh/errors.js'
 import type { KnownHosts } from '../ssh/known-hosts.js'
-import { stopScript, teardownScript } from '../ssh/remote-scripts.js'
+import { agentPidsScript, stopScript, teardownScript } from '../ssh/remote-scripts.js'
 import type { SshConfig } from '../ssh/ssh-config.js'
 import type { HostSpec } from './lab-file.js'
 
@@ -207,7 +207,8 @@ export class SshHost implements LabHost {
     // stays a zombie, which the new agent's pid-file check (kill -0) takes for a live one.
     await this.exec(
       `${ALIVE_FN}\n${IS_AGENT_FN}\nD="$HOME/.ftlab"\n[ -d "$D" ] || exit 0\n` +
-        `for p in /proc/[0-9]*; do case "$(tr '\\000' ' ' < "$p/cmdline" 2>/dev/null)" in *"$D/agent/ftlab-agent.cjs"*) kill -KILL "\${p#/proc/}" 2>/dev/null;; esac; done\n` +
+        // one grep over every command line: the testbed's hosts share one pid namespace
+        `for p in $(${agentPidsScript('"$D/agent/ftlab-agent.cjs"')}); do kill -KILL "$p" 2>/dev/null; done\n` +
         `f="$D/data/agent.pid"; [ -f "$f" ] || exit 0\np=$(cat "$f" 2>/dev/null)\ni=0; while [ -n "$p" ] && is_agent "$p" && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done\n` +
         `is_agent "$p" || rm -f "$f"`,
       { timeoutMs: 30_000 }

@@ -6,7 +6,8 @@ import { EventEmitter } from 'node:events'
 import { readFile, stat } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import type { Duplex } from 'node:stream'
+import { Readable, type Duplex } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import type { AnyAuthMethod, Client as SshClient, ClientChannel, ConnectConfig, SFTPWrapper } from 'ssh2'
 // ssh2 is CommonJS: Node's ESM loader gives its named exports only through the default export
 import ssh2 from 'ssh2'
@@ -123,8 +124,12 @@ export class SshConnection extends EventEmitter {
     return targetName(this.target)
   }
 
-  /** Runs one command; `stdin` is written then closed (how secrets reach a remote process). */
-  exec(command: string, opts: { stdin?: string | Buffer; timeoutMs?: number } = {}): Promise<ExecResult> {
+  /**
+   * Runs one command; `stdin` is written then closed (how secrets reach a remote process). A
+   * stream as `stdin` is piped in with backpressure: how files are uploaded (one channel, no
+   * SFTP subsystem, and the remote command can check what it received before using it).
+   */
+  exec(command: string, opts: { stdin?: string | Buffer | Readable; timeoutMs?: number } = {}): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
       if (this.ended) return reject(new SshError('closed', this.name, `connection to ${this.name} is closed`))
       this.client.exec(command, (err, ch) => {
@@ -154,7 +159,11 @@ export class SshConnection extends EventEmitter {
           clearTimeout(timer)
           reject(new SshError('remote', this.name, `command on ${this.name} failed: ${e.message}`))
         })
-        if (opts.stdin !== undefined) ch.end(opts.stdin)
+        if (opts.stdin instanceof Readable) {
+          pipeline(opts.stdin, ch).catch(() => {
+            // the remote command stopped reading (a full disk, a failed check): its exit status and stderr say why
+          })
+        } else if (opts.stdin !== undefined) ch.end(opts.stdin)
         else ch.end()
       })
     })

@@ -6,9 +6,7 @@ import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { resolve as resolvePath } from 'node:path'
-import type { Duplex, Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
-import { createGzip } from 'node:zlib'
+import type { Duplex } from 'node:stream'
 import type { AgentBootConfig } from '../../agent/control/protocol.js'
 import type { SshConnection } from './connection.js'
 import { SshError } from './errors.js'
@@ -16,15 +14,13 @@ import {
   AGENT_FILE,
   detectScript,
   freeSpaceScript,
-  installScript,
+  receiveFileScript,
   receiveRuntimeScript,
-  shq,
-  sha256Script,
   startAgentScript,
   stopScript,
   teardownScript
 } from './remote-scripts.js'
-import { defaultRuntimeCacheDir, findCachedRuntime, nodeArchFor, type NodeArch } from './runtime-cache.js'
+import { defaultRuntimeCacheDir, findCachedRuntime, nodeArchFor, prepareRuntime, type NodeArch, type PreparedRuntime } from './runtime-cache.js'
 
 export const MIN_NODE_MAJOR = 18
 
@@ -60,7 +56,14 @@ export interface HostFacts {
   home: string
   /** version of the host's own `node`, or null */
   systemNode: string | null
+  /** free KiB under ~/.ftlab */
   freeKiB: number | null
+  /** the host can decompress a gzip stream (the runtime travels compressed) */
+  gzip: boolean
+  /** SHA-256 of the agent bundle already on the host, or null */
+  agentSha256: string | null
+  /** runtimes uploaded before (directory name under ~/.ftlab/runtime → SHA-256 of its bin/node), hashed only where the host's own Node will not do */
+  runtimes: Record<string, string>
 }
 
 export interface DeployedAgent {
@@ -98,19 +101,34 @@ export function parseNodeVersion(v: string): { major: number; text: string } | n
   return m ? { major: Number(m[1]), text: v.trim() } : null
 }
 
+/** Reads what detectScript printed: five lines of facts, then `key=value` lines. */
 export function parseDetect(stdout: string, host: string): HostFacts {
   const lines = stdout.split('\n').map((l) => l.trim())
   const [os, machine, home, node, free] = lines
   if (!os || !machine || !home?.startsWith('/')) {
     throw new SshError('remote', host, `cannot tell what ${host} is: 'uname -s; uname -m; echo $HOME' printed ${JSON.stringify(stdout.slice(0, 200))}`)
   }
-  return {
+  const facts: HostFacts = {
     os,
     machine,
     home,
     systemNode: node && node !== 'none' ? node : null,
-    freeKiB: free && /^\d+$/.test(free) ? Number(free) : null
+    freeKiB: free && /^\d+$/.test(free) ? Number(free) : null,
+    gzip: false,
+    agentSha256: null,
+    runtimes: {}
   }
+  for (const l of lines.slice(5)) {
+    const eq = l.indexOf('=')
+    const [key, value] = [l.slice(0, eq), l.slice(eq + 1)]
+    if (key === 'gzip') facts.gzip = value === 'yes'
+    else if (key === 'agent' && /^[0-9a-f]{64}$/.test(value)) facts.agentSha256 = value
+    else if (key === 'runtime') {
+      const m = /^(\S+) ([0-9a-f]{64})$/.exec(value)
+      if (m) facts.runtimes[m[1]!] = m[2]!
+    }
+  }
+  return facts
 }
 
 /** Parses what startAgentScript printed: the agent's ready line or its agent.json. */
@@ -156,64 +174,29 @@ async function freeKiB(conn: SshConnection, dir: string): Promise<number | null>
 /** Room for the file plus a little slack: an agent that cannot write its logs is no better. */
 const SLACK_BYTES = 256 * 1024
 
-async function ensureRoom(conn: SshConnection, dir: string, bytes: number, what: string): Promise<void> {
-  const free = await freeKiB(conn, dir)
-  if (free !== null && free * 1024 < bytes + SLACK_BYTES) throw diskFull(conn.name, `${what} (${dir})`, bytes + SLACK_BYTES, free)
+/** After a failed upload: a full disk when the host says so (or has no room left), else the host's own words. */
+async function uploadFailure(conn: SshConnection, dir: string, what: string, bytes: number, r: { code: number | null; stderr: Buffer }): Promise<SshError> {
+  const stderr = r.stderr.toString().trim()
+  const free = await freeKiB(conn, dir).catch(() => null)
+  if (/no space left/i.test(stderr) || (free !== null && free * 1024 < bytes + SLACK_BYTES)) return diskFull(conn.name, `${what} (${dir})`, bytes, free ?? 0)
+  return new SshError('remote', conn.name, `upload of ${what} to ${conn.name}:${dir} failed: ${stderr || `exit ${r.code}`}`)
 }
 
-async function uploadBySftp(conn: SshConnection, local: string, remoteDir: string, name: string, mode: string): Promise<string> {
-  const sftp = await conn.sftp()
-  const tmp = `${remoteDir}/.${name}.upload-${process.pid}`
-  const size = (await stat(local)).size
-  try {
-    await new Promise<void>((resolve, reject) => sftp.fastPut(local, tmp, (err) => (err ? reject(err) : resolve())))
-  } catch (e) {
-    await new Promise<void>((resolve) => sftp.unlink(tmp, () => resolve()))
-    // SFTP v3 reports ENOSPC as a bare "Failure"; ask the filesystem what happened.
-    const free = await freeKiB(conn, remoteDir).catch(() => null)
-    if (free !== null && free * 1024 < size + SLACK_BYTES) throw diskFull(conn.name, `${name} (${remoteDir})`, size, free)
-    throw new SshError('remote', conn.name, `upload of ${name} to ${conn.name}:${remoteDir} failed: ${(e as Error).message}`)
-  }
-  const r = await conn.exec(installScript(tmp, `${remoteDir}/${name}`, mode))
-  if (r.code !== 0) throw new SshError('remote', conn.name, `cannot install ${name} on ${conn.name}: ${r.stderr.toString().trim()}`)
-  return r.stdout.toString().trim()
-}
+/** What ensureNode decided before any byte moves: the host's own Node, a runtime already there, or one to upload. */
+type NodePlan =
+  | { kind: 'system'; nodePath: string; nodeVersion: string; detail: string }
+  | { kind: 'present'; nodePath: string; nodeVersion: string; detail: string }
+  | { kind: 'upload'; nodePath: string; nodeVersion: string; detail: string; runtime: PreparedRuntime; dir: string }
 
-/** Streams a local file, gzip-compressed, into a remote command's stdin. */
-function execWithInput(conn: SshConnection, command: string, input: Readable): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    conn.client.exec(command, (err, ch) => {
-      if (err) return reject(new SshError('remote', conn.name, `cannot run a command on ${conn.name}: ${err.message}`))
-      let stdout = ''
-      let stderr = ''
-      let code: number | null = null
-      ch.on('data', (d: Buffer) => (stdout += d.toString()))
-      ch.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-      ch.on('exit', (c: number | null) => (code = c))
-      ch.on('close', () => resolve({ code, stdout, stderr }))
-      pipeline(input, ch).catch(() => {
-        // The remote side stopped reading (for example a full disk); its exit status says why.
-      })
-    })
-  })
-}
-
-async function ensureNode(
-  conn: SshConnection,
-  facts: HostFacts,
-  opts: DeployOptions,
-  progress: (state: DeployProgress['state'], detail: string) => void
-): Promise<{ nodePath: string; nodeVersion: string; uploaded: boolean }> {
+/** Decides where Node comes from on this host; every refusal says what to do about it. */
+export async function planNode(host: string, facts: HostFacts, runtimeCacheDir: string | undefined): Promise<NodePlan> {
   const sys = facts.systemNode ? parseNodeVersion(facts.systemNode) : null
-  if (sys && sys.major >= MIN_NODE_MAJOR) {
-    progress('skipped', `host has Node ${sys.text}`)
-    return { nodePath: 'node', nodeVersion: sys.text, uploaded: false }
-  }
+  if (sys && sys.major >= MIN_NODE_MAJOR) return { kind: 'system', nodePath: 'node', nodeVersion: sys.text, detail: `host has Node ${sys.text}` }
   const why = sys ? `host's Node ${sys.text} is older than ${MIN_NODE_MAJOR}` : 'host has no Node'
   if (facts.os !== 'Linux') {
     throw new SshError(
       'remote',
-      conn.name,
+      host,
       `${why}, and FT Lab carries Node runtimes only for Linux (this host is ${facts.os}); install Node ${MIN_NODE_MAJOR}+ on it`
     )
   }
@@ -221,44 +204,64 @@ async function ensureNode(
   if (!arch) {
     throw new SshError(
       'remote',
-      conn.name,
+      host,
       `${why}, and FT Lab carries Node runtimes only for x86_64 and aarch64 (this host is ${facts.machine}); install Node ${MIN_NODE_MAJOR}+ on it`
     )
   }
-  const cacheDir = opts.runtimeCacheDir ?? defaultRuntimeCacheDir()
+  const cacheDir = runtimeCacheDir ?? defaultRuntimeCacheDir()
   const cached = await findCachedRuntime(arch, cacheDir)
   if (!cached) {
     throw new SshError(
       'remote',
-      conn.name,
+      host,
       `${why}, and no Node runtime for linux-${arch} is cached in ${cacheDir}; run: node scripts/fetch-node-runtime.mjs --arch ${arch}`
     )
   }
-  const dir = `${facts.home}/.ftlab/runtime/node-v${cached.version}-linux-${arch}`
+  const runtime = await prepareRuntime(cached)
+  const name = `node-v${cached.version}-linux-${arch}`
+  const dir = `${facts.home}/.ftlab/runtime/${name}`
   const nodePath = `${dir}/bin/node`
-  const want = `v${cached.version}`
-  const have = await conn.exec(`${shq(nodePath)} --version`)
-  if (have.code === 0 && have.stdout.toString().trim() === want) {
-    progress('skipped', `${why}; runtime ${want} already uploaded`)
-    return { nodePath, nodeVersion: want, uploaded: false }
-  }
-  progress('running', `${why}; uploading Node ${want} for linux-${arch}`)
-  const size = (await stat(cached.path)).size
-  await ensureRoom(conn, `${dir}/bin`, size, 'the Node runtime')
-  const gz = (await conn.exec('command -v gzip')).code === 0
-  const input = gz ? createReadStream(cached.path).pipe(createGzip({ level: 1 })) : createReadStream(cached.path)
-  const r = await execWithInput(conn, receiveRuntimeScript(nodePath, gz), input)
-  if (r.code !== 0 || r.stdout.trim() !== want) {
-    if (/no space left/i.test(r.stderr)) {
-      const free = (await freeKiB(conn, `${dir}/bin`).catch(() => null)) ?? 0
-      throw diskFull(conn.name, `the Node runtime (${dir})`, size, free)
-    }
-    throw new SshError('remote', conn.name, `uploaded Node runtime does not run on ${conn.name}: ${(r.stderr || r.stdout).trim() || `exit ${r.code}`}`)
-  }
-  return { nodePath, nodeVersion: want, uploaded: true }
+  const nodeVersion = `v${cached.version}`
+  // detect hashed what is there: the same bytes as the console's copy, or it is sent again
+  if (facts.runtimes[name] === runtime.sha256)
+    return { kind: 'present', nodePath, nodeVersion, detail: `${why}; runtime ${nodeVersion} already uploaded (sha256 checked)` }
+  const again = facts.runtimes[name] ? ' (the copy there no longer hashes as it should)' : ''
+  return { kind: 'upload', nodePath, nodeVersion, runtime, dir, detail: `${why}; uploading Node ${nodeVersion} for linux-${arch}${again}` }
 }
 
-/** Deploys to one host; progress goes to opts.onProgress, failures throw with their step. */
+/**
+ * Sends the runtime (its gzip -9 copy where the host has gzip) into a command that unpacks it,
+ * hashes it as it is written and puts it in place only when hash and size match.
+ */
+async function uploadRuntime(conn: SshConnection, facts: HostFacts, plan: Extract<NodePlan, { kind: 'upload' }>): Promise<void> {
+  const rt = plan.runtime
+  const what = 'the Node runtime'
+  const input = facts.gzip ? createReadStream(rt.gzPath, { highWaterMark: 1 << 20 }) : createReadStream(rt.path, { highWaterMark: 1 << 20 })
+  const r = await conn.exec(receiveRuntimeScript(plan.nodePath, { sha256: rt.sha256, gzSha256: rt.gzSha256, bytes: rt.bytes }, facts.gzip), { stdin: input })
+  if (r.code === 0 && r.stdout.toString().trim() === plan.nodeVersion) return
+  if (/no space left|written with|could not unpack/i.test(r.stderr.toString())) throw await uploadFailure(conn, `${plan.dir}/bin`, what, rt.bytes, r)
+  if (/arrived with sha256/.test(r.stderr.toString())) throw new SshError('remote', conn.name, `${what} for ${conn.name}: ${r.stderr.toString().trim()}`)
+  const out = (r.stderr.toString() || r.stdout.toString()).trim()
+  throw new SshError('remote', conn.name, `uploaded Node runtime does not run on ${conn.name}: ${out || `exit ${r.code}`}`)
+}
+
+/** Uploads the agent bundle unless the host has the same bytes; true when it was uploaded. */
+async function uploadBundle(conn: SshConnection, facts: HostFacts, bundlePath: string, local: { sha256: string; bytes: number }): Promise<void> {
+  const dir = `${facts.home}/.ftlab/agent`
+  const what = 'the agent bundle'
+  const r = await conn.exec(receiveFileScript(`${dir}/${AGENT_FILE}`, local.sha256, '644'), { stdin: createReadStream(bundlePath) })
+  if (r.code === 0) return
+  if (/arrived with sha256/.test(r.stderr.toString())) throw new SshError('remote', conn.name, `${what} on ${conn.name} ${r.stderr.toString().trim()}`)
+  throw await uploadFailure(conn, dir, what, local.bytes, r)
+}
+
+/**
+ * Deploys to one host; progress goes to opts.onProgress, failures throw with their step.
+ * Round trips are few and overlap: the bundle is hashed and the runtime prepared while the
+ * connection is made, one command tells everything about the host (including the hashes of
+ * what is already there), the runtime and the bundle go up at once on two channels, then the
+ * agent starts. Cold: connect, detect, two uploads side by side, start; warm: connect, detect, start.
+ */
 export async function deployAgent(target: DeployTarget, opts: DeployOptions = {}): Promise<DeployedAgent> {
   const emit = (step: DeployStep, state: DeployProgress['state'], detail: string): void => opts.onProgress?.({ hostId: target.id, step, state, detail })
   let step: DeployStep = 'connect'
@@ -268,40 +271,74 @@ export async function deployAgent(target: DeployTarget, opts: DeployOptions = {}
     emit(s, 'running', detail)
     return fn()
   }
+  // the local bundle's hash is computed while connecting; its failure is reported at its own step
+  let localHash: Promise<string> | undefined
   try {
     const bundlePath = resolvePath(opts.bundlePath ?? 'out/agent/ftlab-agent.cjs')
     const bundle = await stat(bundlePath).catch(() => null)
     if (!bundle?.isFile()) throw new SshError('bad-input', target.id, `agent bundle ${bundlePath} is missing; build it with: node scripts/build-node.mjs`)
+    localHash = sha256File(bundlePath)
+    localHash.catch(() => {})
 
     conn = await run('connect', 'connecting', () => target.connect())
     const c = conn
     emit('connect', 'done', `connected to ${c.name}`)
 
-    const facts = await run('detect', 'detecting OS, architecture and Node', async () => {
-      const r = await c.exec(detectScript)
+    const facts = await run('detect', 'detecting OS, architecture, Node and what is already there', async () => {
+      const r = await c.exec(detectScript(MIN_NODE_MAJOR))
       if (r.code !== 0) throw new SshError('remote', c.name, `host detection failed on ${c.name}: ${r.stderr.toString().trim()}`)
       return parseDetect(r.stdout.toString(), c.name)
     })
     emit('detect', 'done', `${facts.os} ${facts.machine}, Node ${facts.systemNode ?? 'none'}`)
 
-    step = 'runtime'
-    const node = await ensureNode(c, facts, opts, (state, detail) => emit('runtime', state, detail))
-    if (node.uploaded) emit('runtime', 'done', `Node ${node.nodeVersion} uploaded`)
-
-    const agentDir = `${facts.home}/.ftlab/agent`
-    const uploadedAgent = await run('upload', 'comparing agent bundle', async () => {
-      const [localHash, remote] = await Promise.all([sha256File(bundlePath), c.exec(sha256Script(`${agentDir}/${AGENT_FILE}`))])
-      if (remote.stdout.toString().trim() === localHash) {
-        emit('upload', 'skipped', `agent bundle unchanged (sha256 ${localHash.slice(0, 12)})`)
+    const node = await run('runtime', 'checking for Node', () => planNode(c.name, facts, opts.runtimeCacheDir))
+    const local = { sha256: await localHash, bytes: bundle.size }
+    const sendBundle = facts.agentSha256 !== local.sha256
+    // one check for everything about to be written, before a byte moves
+    const needs = [
+      ...(node.kind === 'upload' ? [{ what: 'the Node runtime', bytes: node.runtime.bytes }] : []),
+      ...(sendBundle ? [{ what: 'the agent bundle', bytes: local.bytes }] : [])
+    ]
+    const needBytes = needs.reduce((n, x) => n + x.bytes, 0) + SLACK_BYTES
+    if (needs.length && facts.freeKiB !== null && facts.freeKiB * 1024 < needBytes) {
+      step = sendBundle && node.kind !== 'upload' ? 'upload' : 'runtime'
+      throw diskFull(c.name, `${needs.map((x) => x.what).join(' and ')} (${facts.home}/.ftlab)`, needBytes, facts.freeKiB)
+    }
+    const runtimeUpload = (async () => {
+      if (node.kind !== 'upload') {
+        emit('runtime', 'skipped', node.detail)
         return false
       }
-      await ensureRoom(c, agentDir, bundle.size, 'the agent bundle')
-      const got = await uploadBySftp(c, bundlePath, agentDir, AGENT_FILE, '644')
-      if (got !== localHash)
-        throw new SshError('remote', c.name, `agent bundle on ${c.name} has sha256 ${got}, expected ${localHash}: the upload was corrupted`)
-      emit('upload', 'done', `agent bundle uploaded (${bundle.size} bytes)`)
+      emit('runtime', 'running', node.detail)
+      const t0 = Date.now()
+      await uploadRuntime(c, facts, node)
+      const sent = facts.gzip ? `${(node.runtime.gzBytes / 1048576).toFixed(0)} MiB gzip` : `${(node.runtime.bytes / 1048576).toFixed(0)} MiB`
+      emit('runtime', 'done', `Node ${node.nodeVersion} uploaded (${sent}, sha256 checked) in ${Date.now() - t0} ms`)
       return true
+    })().catch((e: unknown) => {
+      throw Object.assign(e as Error, { deployStep: 'runtime' as const })
     })
+    const bundleUpload = (async () => {
+      emit('upload', 'running', 'comparing agent bundle')
+      if (!sendBundle) {
+        emit('upload', 'skipped', `agent bundle unchanged (sha256 ${local.sha256.slice(0, 12)})`)
+        return false
+      }
+      await uploadBundle(c, facts, bundlePath, local)
+      emit('upload', 'done', `agent bundle uploaded (${bundle.size} bytes, sha256 checked)`)
+      return true
+    })().catch((e: unknown) => {
+      throw Object.assign(e as Error, { deployStep: 'upload' as const })
+    })
+    // both run to the end before either failure is reported, so no upload is left running on a closed connection
+    const [rt, up] = await Promise.allSettled([runtimeUpload, bundleUpload])
+    for (const x of [rt, up]) {
+      if (x.status === 'rejected') {
+        step = (x.reason as { deployStep?: DeployStep }).deployStep ?? step
+        throw x.reason
+      }
+    }
+    const uploaded = { agent: up.status === 'fulfilled' && up.value, runtime: rt.status === 'fulfilled' && rt.value }
 
     const dataDir = `${facts.home}/.ftlab/data`
     const boot: AgentBootConfig = { ...target.boot, controlPort: target.boot.controlPort ?? 0, dataDir }
@@ -323,7 +360,7 @@ export async function deployAgent(target: DeployTarget, opts: DeployOptions = {}
       nodePath: node.nodePath,
       nodeVersion: node.nodeVersion,
       facts,
-      uploaded: { agent: uploadedAgent, runtime: node.uploaded },
+      uploaded,
       connection: c,
       connect: () => c.forwardOut('127.0.0.1', ready.controlPort),
       stop: async () => {

@@ -80,3 +80,30 @@ export function labHost(lab: Lab, id: string): LabHost {
   if (!h) throw new Error(`testbed host ${id} is not up (hosts: ${lab.hosts.map((x) => x.id).join(', ')})`)
   return h
 }
+
+/**
+ * Brings the testbed up with `args` (`--spare`, `--etcd`, `--no-node HOST`) for one test file
+ * or benchmark run and returns how to give it back: down when it was not up before, otherwise
+ * `up` again as it was (its hosts, and which had Node), so a testbed that someone else brought
+ * up is never taken away. Hosts already up stay up meanwhile (`up` removes the ones it is not
+ * asked for).
+ */
+export function testbedFor(...args: string[]): () => void {
+  const before = existsSync(LAB_FILE) ? readLab() : null
+  const had = (id: string): boolean => before?.hosts.some((h) => h.id === id) ?? false
+  const extra = (flag: string, id: string): string[] => (had(id) && !args.includes(flag) ? [flag] : [])
+  testbed('-q', 'up', ...args, ...extra('--spare', 'h4'), ...extra('--etcd', 'h5'))
+  return () => {
+    if (!before) {
+      testbed('-q', 'down')
+      return
+    }
+    testbed(
+      '-q',
+      'up',
+      ...(had('h4') ? ['--spare'] : []),
+      ...(had('h5') ? ['--etcd'] : []),
+      ...before.hosts.filter((h) => !h.node).flatMap((h) => ['--no-node', h.id])
+    )
+  }
+}

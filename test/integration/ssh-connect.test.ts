@@ -8,7 +8,7 @@ import { SshError } from '../../main/ssh/errors.js'
 import { KnownHosts } from '../../main/ssh/known-hosts.js'
 import { PtyShell } from '../../main/ssh/shell.js'
 import { SshConfig } from '../../main/ssh/ssh-config.js'
-import { labHost, readLab, testbed, testbedUnavailable, type Lab, type LabHost } from '../../scripts/testbed/harness.js'
+import { labHost, readLab, testbed, testbedFor, testbedUnavailable, type Lab, type LabHost } from '../../scripts/testbed/harness.js'
 import { lacks } from '../support/skips.js'
 
 const unavailable = lacks(testbedUnavailable())
@@ -25,6 +25,8 @@ async function rejection(p: Promise<unknown>): Promise<SshError> {
 
 describe.skipIf(unavailable !== null)(`SSH against the testbed's OpenSSH${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
   let lab: Lab
+  // a testbed that was already up is given back as it was, not taken down
+  let release: (() => void) | undefined
   let home: string
   let knownHosts: KnownHosts
   const open: SshConnection[] = []
@@ -42,7 +44,7 @@ describe.skipIf(unavailable !== null)(`SSH against the testbed's OpenSSH${unavai
   const hostFingerprint = (h: LabHost): string => execFileSync('ssh-keygen', ['-lf', h.hostKey], { encoding: 'utf8' }).split(' ')[1]!
 
   beforeAll(async () => {
-    testbed('-q', 'up')
+    release = testbedFor()
     lab = readLab()
     home = mkdtempSync(join(tmpdir(), 'ftlab-home-'))
     // Only FT Lab's own store: the machine's ~/.ssh/known_hosts must not decide these tests.
@@ -51,7 +53,7 @@ describe.skipIf(unavailable !== null)(`SSH against the testbed's OpenSSH${unavai
 
   afterAll(() => {
     for (const c of open) c.close()
-    if (lab) testbed('-q', 'down')
+    release?.()
     if (home) rmSync(home, { recursive: true, force: true })
   })
 

@@ -11,7 +11,7 @@ import { SshError } from '../../main/ssh/errors.js'
 import { KnownHosts } from '../../main/ssh/known-hosts.js'
 import { defaultRuntimeCacheDir, findCachedRuntime } from '../../main/ssh/runtime-cache.js'
 import { SshConfig } from '../../main/ssh/ssh-config.js'
-import { labHost, readLab, testbed, testbedUnavailable, type Lab, type LabHost } from '../../scripts/testbed/harness.js'
+import { labHost, readLab, testbed, testbedFor, testbedUnavailable, type Lab, type LabHost } from '../../scripts/testbed/harness.js'
 import { lacks, skipNow } from '../support/skips.js'
 
 const unavailable = lacks(testbedUnavailable())
@@ -59,6 +59,8 @@ function ask(stream: Duplex, token: string): Promise<{ id: string; tokenOk: bool
 
 describe.skipIf(unavailable !== null)(`deploy over SSH to the testbed${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
   let lab: Lab
+  // a testbed that was already up is given back as it was, not taken down
+  let release: (() => void) | undefined
   let home: string
   let bundle: string
   let bigBundle: string
@@ -87,7 +89,7 @@ describe.skipIf(unavailable !== null)(`deploy over SSH to the testbed${unavailab
   })
 
   beforeAll(async () => {
-    testbed('-q', 'up', '--no-node', 'h2')
+    release = testbedFor('--no-node', 'h2')
     lab = readLab()
     home = mkdtempSync(join(tmpdir(), 'ftlab-home-'))
     knownHosts = await KnownHosts.load({ readOnly: [], store: join(home, 'known_hosts') })
@@ -110,7 +112,7 @@ describe.skipIf(unavailable !== null)(`deploy over SSH to the testbed${unavailab
 
   afterAll(() => {
     for (const c of conns) c.close()
-    if (lab) testbed('-q', 'down')
+    release?.()
     if (home) rmSync(home, { recursive: true, force: true })
   })
 

@@ -129,6 +129,22 @@ describe('deploy figures', () => {
     expect(stepDurations([...ev], 1700)).toEqual({ connect: 100, detect: 30, runtime: 1000, upload: 170, start: 300 })
   })
 
+  it('times steps that overlap (runtime and bundle uploads side by side) each to its own done or skipped line', () => {
+    const ev = [
+      { step: 'connect', at: 0, state: 'running' },
+      { step: 'connect', at: 100, state: 'done' },
+      { step: 'detect', at: 100, state: 'running' },
+      { step: 'detect', at: 150, state: 'done' },
+      { step: 'runtime', at: 150, state: 'running' },
+      { step: 'upload', at: 160, state: 'running' },
+      { step: 'upload', at: 400, state: 'done' },
+      { step: 'runtime', at: 2150, state: 'done' },
+      { step: 'start', at: 2150, state: 'running' },
+      { step: 'start', at: 2900, state: 'done' }
+    ] as const
+    expect(stepDurations([...ev], 3000)).toEqual({ connect: 100, detect: 50, runtime: 2000, upload: 240, start: 750 })
+  })
+
   it('spreads per phase and host, and counts uploads', () => {
     const rep = (rep: number, phase: 'cold' | 'warm', wallMs: number, h2: number, uploaded: boolean): DeployRep => ({
       rep,

@@ -12,9 +12,17 @@ describe('deploy parsing', () => {
       machine: 'x86_64',
       home: '/home/u',
       systemNode: 'v16.20.0',
-      freeKiB: 123456
+      freeKiB: 123456,
+      gzip: false,
+      agentSha256: null,
+      runtimes: {}
     })
     expect(parseDetect('Linux\naarch64\n/root\nnone\n\n', 'h')).toMatchObject({ systemNode: null, freeKiB: null })
+    const a = 'a'.repeat(64)
+    const b = 'b'.repeat(64)
+    expect(
+      parseDetect(`Linux\nx86_64\n/home/u\nnone\n99\ngzip=yes\nagent=${a}\nruntime=node-v22.1.0-linux-x64 ${b}\nruntime=broken\nagent=short\n`, 'h')
+    ).toMatchObject({ gzip: true, agentSha256: a, runtimes: { 'node-v22.1.0-linux-x64': b } })
     expect(() => parseDetect('garbage', 'u@h:22')).toThrow(/cannot tell what u@h:22 is/)
   })
 
