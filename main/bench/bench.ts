@@ -470,7 +470,12 @@ async function scaleMain(opts: BenchOptions, labs: LabRegistry, progress: Progre
   const started = new Date()
   progress('scale: starting a lab (rsm; replicas a and b, disk server)')
   const lab = await labs.start({ name: 'bench-scale', mode: 'rsm' })
-  const sweep: ScaleOptions = { ...SCALE_DEFAULTS, keys: SCALE_DEFAULTS.keys.filter((k) => k <= opts.scaleMaxKeys), fillBudgetSeconds: opts.scaleFillSeconds }
+  const sweep: ScaleOptions = {
+    ...SCALE_DEFAULTS,
+    keys: SCALE_DEFAULTS.keys.filter((k) => k <= opts.scaleMaxKeys),
+    fillBudgetSeconds: opts.scaleFillSeconds,
+    series: opts.scaleSeries
+  }
   try {
     const series = await scaleRun(lab, sweep, progress, signal)
     const title = `FT Lab scaling, ${started.toISOString().slice(0, 16)}Z, ${cpus().length} × ${cpus()[0]?.model?.trim() ?? 'CPU'}, load ${loadavg()[0].toFixed(1)}`

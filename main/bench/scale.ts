@@ -34,6 +34,8 @@ export interface ScaleOptions {
   /** give up growing the state once a fill would take longer than this */
   fillBudgetSeconds: number
   svg: string
+  /** the series to run, in this order of the sweep */
+  series: readonly ('clients' | 'values' | 'keys')[]
 }
 
 export const SCALE_DEFAULTS: ScaleOptions = {
@@ -41,7 +43,8 @@ export const SCALE_DEFAULTS: ScaleOptions = {
   values: [16, 1024, 16 * 1024, 256 * 1024, 1024 * 1024],
   keys: [1_000, 10_000, 100_000, 1_000_000],
   fillBudgetSeconds: 240,
-  svg: 'docs/bench/scale.svg'
+  svg: 'docs/bench/scale.svg',
+  series: ['clients', 'values', 'keys']
 }
 
 /** While `work` runs, the largest gap between the primary's last entry and its backup's ack. */
@@ -168,24 +171,24 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
   const out: ScaleSeries[] = []
 
   const clients: ScaleSeries = { name: 'clients', what: 'redis-benchmark -t set -d 16, clients 1..256', points: [] }
-  out.push(clients)
-  for (const c of opts.clients) {
+  if (opts.series.includes('clients')) out.push(clients)
+  for (const c of opts.series.includes('clients') ? opts.clients : []) {
     progress(`scale: ${c} client(s)`)
     clients.points.push(await point(c, { clients: c, requests: Math.max(400, c * 40), value: 16, tests: 'set' }))
   }
 
   const values: ScaleSeries = { name: 'value bytes', what: 'redis-benchmark -t set -c 16, value size 16 B..1 MiB', points: [] }
-  out.push(values)
-  for (const v of opts.values) {
+  if (opts.series.includes('values')) out.push(values)
+  for (const v of opts.series.includes('values') ? opts.values : []) {
     progress(`scale: values of ${v} bytes`)
     // bounded bytes per point: a 1 MiB value is logged, sent to the backup and written to the disk server whole
     values.points.push(await point(v, { clients: 16, requests: Math.max(64, Math.min(2000, Math.floor((64 * 1024 * 1024) / v))), value: v, tests: 'set' }))
   }
 
   const keys: ScaleSeries = { name: 'keys', what: 'redis-benchmark -t get -c 16 -r <keys> after filling the state with pipelined SETs', points: [] }
-  out.push(keys)
+  if (opts.series.includes('keys')) out.push(keys)
   let have = 0
-  for (const k of opts.keys) {
+  for (const k of opts.series.includes('keys') ? opts.keys : []) {
     const t0 = Date.now()
     progress(`scale: filling the guest to ${k.toLocaleString('en-US')} keys (pipelined SETs)`)
     // fill the first slice, and give up before a fill that would outrun the budget
@@ -198,6 +201,7 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
       rate.keys += step
       rate.ms += Date.now() - s0
       have += step
+      progress(`scale: ${have.toLocaleString('en-US')} keys (${Math.round((step / Math.max(1, Date.now() - s0)) * 1000).toLocaleString('en-US')} keys/s)`)
       const left = ((k - have) * rate.ms) / Math.max(1, rate.keys) / 1000
       if ((Date.now() - t0) / 1000 + left > opts.fillBudgetSeconds) {
         keys.stoppedAt = `stopped at ${have.toLocaleString('en-US')} of ${k.toLocaleString('en-US')} keys: filling at ${Math.round((rate.keys / rate.ms) * 1000).toLocaleString('en-US')} keys/s would take ${Math.round(left)} s more than the budget of ${opts.fillBudgetSeconds} s on this machine`
