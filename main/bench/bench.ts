@@ -141,6 +141,8 @@ function agentsUnder(dir: string): number[] {
 let testbedCleanup: (() => void) | null = null
 /** Set while the benchmark's own redis-server runs, so that every exit path stops it. */
 let redisServer: RedisServer | null = null
+/** The same, durable (appendfsync always): the side-by-side table's fairer column */
+let redisAof: RedisServer | null = null
 
 export async function runBench(opts: BenchOptions, labs: LabRegistry, progress: Progress, signal: AbortSignal): Promise<BenchResult> {
   const started = Date.now()
@@ -185,6 +187,15 @@ export async function runBench(opts: BenchOptions, labs: LabRegistry, progress: 
       } else {
         redisServer = rs
         result.sideBySide.redisServer = { available: true, version: rs.version }
+      }
+      progress('redis: starting redis-server with appendonly yes, appendfsync always')
+      const aof = await startRedisServer(signal, 'aof-always')
+      if ('why' in aof) {
+        result.sideBySide.redisAof = { available: false, why: aof.why }
+        progress(`redis: redis-server with appendfsync always not measured: ${aof.why}`)
+      } else {
+        redisAof = aof
+        result.sideBySide.redisAof = { available: true }
       }
     }
   }
@@ -348,7 +359,7 @@ async function sideBySideRounds(
   const primary = lab.serviceEndpoints()[0]
   const n = (pipeline: number) => (pipeline > 1 ? sbs.requests.pipelined : sbs.requests.plain)
   const bench = async (target: SbsTarget, round: number, pipeline: number, tests: string, requests: number) => {
-    const ep = target === 'redis' ? redisServer!.ep : primary
+    const ep = target === 'redis' ? redisServer!.ep : target === 'redis-aof' ? redisAof!.ep : primary
     const run = await redisBenchmark(ep, requests, pipeline, signal, 180_000, tests)
     checkAbort(signal)
     if (!run.ok) sbs.errors.push(`${mode} round ${round}: redis-benchmark -t ${tests}${pipeline > 1 ? ` -P ${pipeline}` : ''} against ${target}: ${run.error}`)
@@ -360,6 +371,10 @@ async function sideBySideRounds(
       if (redisServer) {
         progress(`${tag}: redis-server${pipeline > 1 ? ' -P 16' : ''}`)
         await bench('redis', round, pipeline, 'set,get,incr', n(pipeline) * sbs.requests.redisFactor)
+      }
+      if (redisAof) {
+        progress(`${tag}: redis-server appendfsync always${pipeline > 1 ? ' -P 16' : ''}`)
+        await bench('redis-aof', round, pipeline, 'set,get,incr', n(pipeline) * sbs.requests.redisFactor)
       }
       await pairedAB()
       for (const test of ['set', 'get', 'incr'] as const) {
@@ -567,6 +582,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const hardExit = async () => {
     testbedCleanup?.()
     await redisServer?.stop().catch(() => {})
+    await redisAof?.stop().catch(() => {})
     await labs.kill().catch(() => {})
     rmSync(home, { recursive: true, force: true })
     process.exit(130)
@@ -602,6 +618,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     await labs.stopAll().catch(() => labs.kill())
     await redisServer?.stop().catch(() => {})
     redisServer = null
+    await redisAof?.stop().catch(() => {})
+    redisAof = null
     testbedCleanup?.()
     rmSync(home, { recursive: true, force: true })
     for (const s of sigs) process.off(s, onSignal)
