@@ -6,7 +6,7 @@
 // snapshots, state transfer and the state hash trivial.
 import { createHash } from 'node:crypto'
 import type { EntryBody, Entropy, ExecResult, GuestInput, IoRequest, Nondet, Output, PageWrite, ReplicationMode, Snapshot, Vmm } from '../agent/vmm/types.js'
-import { encodeCommand, parseResp, respBulk, respError, respInt, respSimple } from './resp.js'
+import { encodeCommand, parseRespAll, respBulk, respError, respInt, respSimple } from './resp.js'
 
 export const TICK_TIMER = 1
 export const TICK_MS = 50
@@ -138,22 +138,32 @@ export class RegisterVmm implements Vmm {
         this.put(`disk:${input.block}`, dec.decode(input.data))
         break
       case 'data':
-        this.onRequest(input.conn, input.data, outputs)
+        this.onRequests(input.conn, input.data, outputs)
         break
     }
     return { outputs, io }
   }
 
-  private onRequest(conn: string, data: Uint8Array, outputs: Output[]): void {
-    let args: string[]
+  /**
+   * One data input may carry several requests: the edge gathers a connection's bytes of one
+   * turn into one input, and TCP keeps no message boundaries. A request is never split here
+   * (the simulated stream delivers whole writes), so an incomplete one is an error.
+   */
+  private onRequests(conn: string, data: Uint8Array, outputs: Output[]): void {
+    let all: string[][]
     try {
-      const v = parseResp(data)
-      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new Error('expected an array of bulk strings')
-      args = v as string[]
+      all = parseRespAll(data).map((v) => {
+        if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new Error('expected an array of bulk strings')
+        return v as string[]
+      })
     } catch (err) {
       outputs.push({ t: 'reply', conn, data: enc.encode(respError(`ERR ${(err as Error).message}`)) })
       return
     }
+    for (const args of all) this.onRequest(conn, args, outputs)
+  }
+
+  private onRequest(conn: string, args: string[], outputs: Output[]): void {
     if (args[0]?.toUpperCase() !== 'FTREQ') {
       outputs.push({ t: 'reply', conn, data: enc.encode(this.command(args, outputs)) })
       return

@@ -31,6 +31,12 @@ export const MAX_WAITING_BYTES = 64 * 1024 * 1024
 export const MAX_WAITING_SESSIONS = 4096
 /** the longest a client input's actions wait for the end of its event-loop turn (see EdgePorts.turnEnd) */
 export const MAX_DEFER_MS = 2
+/**
+ * The most bytes of one connection gathered into one input (see EdgePorts.turnEnd): a 1 MiB SET read in
+ * 64 KiB pieces is one log entry, not sixteen, while a client that pipelines without pause still has its
+ * bytes logged every few MiB.
+ */
+export const MAX_INPUT_BYTES = 4 * 1024 * 1024
 /** the service traffic's name in the transport filter: `isolate` cuts clients off too */
 export const CLIENTS_PEER = 'clients'
 
@@ -102,9 +108,11 @@ export interface EdgePorts {
   log: EdgeLog
   /**
    * Run `fn` once this event-loop turn's I/O callbacks have run (setImmediate on a host).
-   * Given, the edge steps every client input, logging-channel message and disk answer of a turn
-   * into the core and takes the core's actions once at the turn's end: the turn's entries then
-   * leave as one logging-channel message (one frame, one ack) instead of one each. Without it
+   * Given, the edge gathers a connection's bytes of one turn (every TCP read of it, up to
+   * MAX_INPUT_BYTES) into one input, steps every client input, logging-channel message and disk
+   * answer of a turn into the core and takes the core's actions once at the turn's end: the turn's
+   * entries then leave as one logging-channel message (one frame, one ack) instead of one each.
+   * Without it every read is an input and
    * every step is performed at once.
    */
   turnEnd?(fn: () => void): void
@@ -141,6 +149,9 @@ interface ServiceConn {
   head: Buffer
   /** the read fast path's view of this connection's stream (experiment only) */
   fast?: FastPathConn
+  /** bytes read this event-loop turn, not yet an input (see EdgePorts.turnEnd) */
+  gathered: Buffer[]
+  gatheredBytes: number
 }
 
 /** The replica's edge: one per replica role, between its core and its ports. */
@@ -148,6 +159,8 @@ export class ReplicaEdge {
   readonly telemetry: ChannelTelemetry
   private readonly conns = new Map<ConnId, ServiceConn>()
   private readonly sockets = new Set<ServiceConn>()
+  /** connections with bytes gathered this turn, in the order their first bytes came */
+  private readonly gathering = new Set<ServiceConn>()
   /** connections told they are not served here: end() waits for the client's side, which may never come */
   private readonly refused = new Set<ClientPort>()
   /** replies re-emitted for a session that has not reconnected to this replica yet */
@@ -284,6 +297,7 @@ export class ReplicaEdge {
     this.guestTimers.clear()
     for (const c of this.sockets) c.port.destroy()
     for (const s of this.refused) s.destroy()
+    this.gathering.clear()
   }
 
   status(where: { channelPort: number; servicePort: number }): Partial<AgentStatus> {
@@ -335,7 +349,7 @@ export class ReplicaEdge {
       port.end(`-NOTLIVE ftlab replica ${this.opts.self} is ${this.core.status().role}, not serving\r\n`)
       return { data: () => {}, closed: () => void this.refused.delete(port) }
     }
-    const c: ServiceConn = { port, id: null, head: Buffer.alloc(0) }
+    const c: ServiceConn = { port, id: null, head: Buffer.alloc(0), gathered: [], gatheredBytes: 0 }
     this.sockets.add(c)
     if (this.stalled) port.pause()
     return { data: (chunk) => this.onServiceData(c, chunk), closed: () => this.onServiceClosed(c) }
@@ -343,6 +357,8 @@ export class ReplicaEdge {
 
   private onServiceClosed(c: ServiceConn): void {
     this.sockets.delete(c)
+    // what the connection sent before it closed comes before its close
+    this.flushGathered(c)
     if (c.id === null || this.conns.get(c.id) !== c) return
     this.conns.delete(c.id)
     // A plain connection is gone for good; an FT Lab session may come back (to us or the
@@ -377,7 +393,11 @@ export class ReplicaEdge {
       }
       c.head = Buffer.alloc(0)
       const prev = this.conns.get(c.id)
-      if (prev && prev !== c) prev.port.destroy()
+      if (prev && prev !== c) {
+        // the old stream's last bytes belong before the new stream's 'open', which resets it in the guest
+        this.flushGathered(prev)
+        prev.port.destroy()
+      }
       this.conns.set(c.id, c)
       // A new TCP connection is a new byte stream, also for a session the guest holds open
       // (a reconnect, or a session that followed the service here): the guest's partial
@@ -387,11 +407,39 @@ export class ReplicaEdge {
       if (this.fastPath) c.fast = newFastPathConn()
       const w = this.takeWaiting(c.id)
       if (w && w.until >= this.ports.clock.wall()) for (const d of w.data) c.port.write(d)
-      if (rest.length && !this.answeredFast(c, c.id, rest)) this.input({ t: 'data', conn: c.id, data: new Uint8Array(rest) })
+      if (rest.length && !this.answeredFast(c, c.id, rest)) this.clientData(c, c.id, rest)
       return
     }
     if (this.answeredFast(c, c.id, chunk)) return
-    this.input({ t: 'data', conn: c.id, data: new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength) })
+    this.clientData(c, c.id, chunk)
+  }
+
+  /**
+   * A connection's bytes become an input at the end of the turn, with the rest of its bytes of
+   * that turn (see EdgePorts.turnEnd). Not with the read fast path: a read it answers at once must
+   * not overtake a write of the same connection that waits for the turn's end.
+   */
+  private clientData(c: ServiceConn, id: ConnId, chunk: Buffer): void {
+    if (!this.ports.turnEnd || this.fastPath !== null || this.conns.get(id) !== c) {
+      return this.input({ t: 'data', conn: id, data: new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength) })
+    }
+    c.gathered.push(chunk)
+    c.gatheredBytes += chunk.length
+    this.gathering.add(c)
+    if (c.gatheredBytes >= MAX_INPUT_BYTES) this.flushGathered(c)
+    else this.armTurnEnd()
+  }
+
+  /** The connection's gathered bytes as one input (in the order they came, up to MAX_INPUT_BYTES each). */
+  private flushGathered(c: ServiceConn): void {
+    if (!this.gathering.delete(c) || c.id === null) return
+    const all = c.gathered.length === 1 ? c.gathered[0] : Buffer.concat(c.gathered, c.gatheredBytes)
+    c.gathered = []
+    c.gatheredBytes = 0
+    for (let at = 0; at < all.length; at += MAX_INPUT_BYTES) {
+      const n = Math.min(all.length - at, MAX_INPUT_BYTES)
+      this.input({ t: 'data', conn: c.id, data: new Uint8Array(all.buffer, all.byteOffset + at, n) })
+    }
   }
 
   /**
@@ -442,9 +490,21 @@ export class ReplicaEdge {
       }
       return
     }
+    this.armTurnEnd()
+  }
+
+  /** Have the turn's end step the gathered client bytes and perform the core's actions. */
+  private armTurnEnd(): void {
+    const turnEnd = this.ports.turnEnd
+    if (this.drainArmed || !turnEnd) return
     this.drainArmed = true
-    this.deferredSince = now
+    this.deferredSince = this.ports.clock.now()
     turnEnd(() => {
+      // the turn's client bytes first, one input per connection, so that their actions leave with this drain
+      for (const c of this.gathering) {
+        if (this.stopped) break
+        this.flushGathered(c)
+      }
       this.drainArmed = false
       if (!this.stopped) this.perform(this.core.takeActions())
     })
@@ -605,6 +665,8 @@ export class ReplicaEdge {
       for (const t of this.guestTimers.values()) this.ports.timers.clear(t)
       this.guestTimers.clear()
       for (const c of this.sockets) c.port.destroy()
+      // bytes not yet logged are lost with the connections, as a primary's unread socket buffers are
+      this.gathering.clear()
       // a halted replica serves no session again
       this.waiting.clear()
       this.waitingBytes = 0

@@ -4,7 +4,10 @@
 // The state hash is a sum (mod 2^32, two independent lanes) of a per-page hash: adding
 // and removing a page is O(page size), reading the hash is O(1), and the result does not
 // depend on the order pages were written in (a backup that received a snapshot has the
-// same pages in a different Map order).
+// same pages in a different Map order). It is settled lazily: a page's old hash leaves the sum
+// at its first write after a hash() and its new one joins at the next hash(), so a page written
+// many times in between (a log buffer a pipelined input appends to 2,000 times, a large value
+// arriving in parts) is hashed once, not once per write.
 import type { PageDiff, PageWrite } from './types.js'
 
 const HEX = (n: number): string => (n >>> 0).toString(16).padStart(8, '0')
@@ -33,6 +36,8 @@ function pageHash(key: string, value: string): [number, number] {
 
 /** Pages at least this long keep their hash, so overwriting them hashes only the new value. */
 const CACHE_HASH_FROM = 64
+/** the most pages left stale before they are settled without a hash() */
+const MAX_STALE_PAGES = 65_536
 
 /** Pages shorter than this always travel whole: a diff's two lengths would cost about as much as they save. */
 const DIFF_FROM = 16
@@ -71,6 +76,8 @@ export class Memory {
   private readonly bigHashes = new Map<string, [number, number]>()
   private lane1 = 0
   private lane2 = 0
+  /** pages written since the last hash(): their old hash has left the lanes, their current one has not joined yet */
+  private stale = new Set<string>()
   private bytes = 0
   /** every write since beginInput, oldest first */
   private undo: Undo[] = []
@@ -98,9 +105,8 @@ export class Memory {
       throw new RangeError(`out of guest memory: ${this.bytes + grow} bytes would exceed the limit of ${this.maxBytes}`)
     }
     this.track(key, old)
-    if (old !== undefined) this.unhash(key, old)
+    this.touch(key, old)
     this.pages.set(key, value)
-    this.rehash(key, value)
     this.bytes += grow
   }
 
@@ -108,7 +114,7 @@ export class Memory {
     const old = this.pages.get(key)
     if (old === undefined) return
     this.track(key, old)
-    this.unhash(key, old)
+    this.touch(key, old)
     this.pages.delete(key)
     this.bytes -= key.length + old.length
   }
@@ -121,6 +127,7 @@ export class Memory {
   }
 
   hash(): string {
+    this.settle()
     return HEX(this.lane1) + HEX(this.lane2)
   }
 
@@ -136,6 +143,7 @@ export class Memory {
     this.pages.clear()
     this.bigHashes.clear()
     this.lane1 = this.lane2 = this.bytes = 0
+    this.stale.clear()
     this.undo = []
     this.before = new Map()
   }
@@ -156,15 +164,13 @@ export class Memory {
   rollback(mark: number): void {
     while (this.undo.length > mark) {
       const [key, old] = this.undo.pop() as Undo
+      // stale again (a hash() may have come since the write): the restored value's hash joins at the next hash()
       const cur = this.pages.get(key)
-      if (cur !== undefined) {
-        this.unhash(key, cur)
-        this.bytes -= key.length + cur.length
-      }
+      this.touch(key, cur)
+      if (cur !== undefined) this.bytes -= key.length + cur.length
       if (old === undefined) this.pages.delete(key)
       else {
         this.pages.set(key, old)
-        this.rehash(key, old)
         this.bytes += key.length + old.length
       }
     }
@@ -206,6 +212,24 @@ export class Memory {
   private track(key: string, old: string | undefined): void {
     this.undo.push([key, old])
     if (!this.before.has(key)) this.before.set(key, old)
+  }
+
+  /** The first write to `key` since the last hash() takes its old value's hash out of the lanes. */
+  private touch(key: string, old: string | undefined): void {
+    if (this.stale.has(key)) return
+    // a replica that hashes rarely (live alone) must not collect every key it writes
+    if (this.stale.size >= MAX_STALE_PAGES) this.settle()
+    this.stale.add(key)
+    if (old !== undefined) this.unhash(key, old)
+  }
+
+  /** The stale pages' current hashes join the lanes. */
+  private settle(): void {
+    for (const key of this.stale) {
+      const value = this.pages.get(key)
+      if (value !== undefined) this.rehash(key, value)
+    }
+    this.stale.clear()
   }
 
   private rehash(key: string, value: string): void {

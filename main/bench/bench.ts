@@ -59,6 +59,8 @@ const SAMPLE_EVERY_MS = 1000
 const REDIS_PIPELINE = 16
 /** redis-server is that much faster: it gets this many times FT Lab's -n, so its runs are not over before they begin */
 const REDIS_SERVER_FACTOR = 10
+/** the same for redis-server with appendfsync always */
+const REDIS_AOF_FACTOR = 3
 /** after a signal, how long the benchmark may take to unwind before it kills the agents itself */
 const UNWIND_GRACE_MS = 12_000
 
@@ -141,6 +143,8 @@ function agentsUnder(dir: string): number[] {
 let testbedCleanup: (() => void) | null = null
 /** Set while the benchmark's own redis-server runs, so that every exit path stops it. */
 let redisServer: RedisServer | null = null
+/** The same, durable (appendfsync always): the side-by-side table's fairer column */
+let redisAof: RedisServer | null = null
 
 export async function runBench(opts: BenchOptions, labs: LabRegistry, progress: Progress, signal: AbortSignal): Promise<BenchResult> {
   const started = Date.now()
@@ -185,6 +189,15 @@ export async function runBench(opts: BenchOptions, labs: LabRegistry, progress: 
       } else {
         redisServer = rs
         result.sideBySide.redisServer = { available: true, version: rs.version }
+      }
+      progress('redis: starting redis-server with appendonly yes, appendfsync always')
+      const aof = await startRedisServer(signal, 'aof-always')
+      if ('why' in aof) {
+        result.sideBySide.redisAof = { available: false, why: aof.why }
+        progress(`redis: redis-server with appendfsync always not measured: ${aof.why}`)
+      } else {
+        redisAof = aof
+        result.sideBySide.redisAof = { available: true }
       }
     }
   }
@@ -348,7 +361,7 @@ async function sideBySideRounds(
   const primary = lab.serviceEndpoints()[0]
   const n = (pipeline: number) => (pipeline > 1 ? sbs.requests.pipelined : sbs.requests.plain)
   const bench = async (target: SbsTarget, round: number, pipeline: number, tests: string, requests: number) => {
-    const ep = target === 'redis' ? redisServer!.ep : primary
+    const ep = target === 'redis' ? redisServer!.ep : target === 'redis-aof' ? redisAof!.ep : primary
     const run = await redisBenchmark(ep, requests, pipeline, signal, 180_000, tests)
     checkAbort(signal)
     if (!run.ok) sbs.errors.push(`${mode} round ${round}: redis-benchmark -t ${tests}${pipeline > 1 ? ` -P ${pipeline}` : ''} against ${target}: ${run.error}`)
@@ -360,6 +373,11 @@ async function sideBySideRounds(
       if (redisServer) {
         progress(`${tag}: redis-server${pipeline > 1 ? ' -P 16' : ''}`)
         await bench('redis', round, pipeline, 'set,get,incr', n(pipeline) * sbs.requests.redisFactor)
+      }
+      if (redisAof) {
+        progress(`${tag}: redis-server appendfsync always${pipeline > 1 ? ' -P 16' : ''}`)
+        // an fsync per write makes it a few times slower than the in-memory one: fewer requests keep its runs as short
+        await bench('redis-aof', round, pipeline, 'set,get,incr', n(pipeline) * REDIS_AOF_FACTOR)
       }
       await pairedAB()
       for (const test of ['set', 'get', 'incr'] as const) {
@@ -470,7 +488,12 @@ async function scaleMain(opts: BenchOptions, labs: LabRegistry, progress: Progre
   const started = new Date()
   progress('scale: starting a lab (rsm; replicas a and b, disk server)')
   const lab = await labs.start({ name: 'bench-scale', mode: 'rsm' })
-  const sweep: ScaleOptions = { ...SCALE_DEFAULTS, keys: SCALE_DEFAULTS.keys.filter((k) => k <= opts.scaleMaxKeys), fillBudgetSeconds: opts.scaleFillSeconds }
+  const sweep: ScaleOptions = {
+    ...SCALE_DEFAULTS,
+    keys: SCALE_DEFAULTS.keys.filter((k) => k <= opts.scaleMaxKeys),
+    fillBudgetSeconds: opts.scaleFillSeconds,
+    series: opts.scaleSeries
+  }
   try {
     const series = await scaleRun(lab, sweep, progress, signal)
     const title = `FT Lab scaling, ${started.toISOString().slice(0, 16)}Z, ${cpus().length} × ${cpus()[0]?.model?.trim() ?? 'CPU'}, load ${loadavg()[0].toFixed(1)}`
@@ -562,6 +585,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const hardExit = async () => {
     testbedCleanup?.()
     await redisServer?.stop().catch(() => {})
+    await redisAof?.stop().catch(() => {})
     await labs.kill().catch(() => {})
     rmSync(home, { recursive: true, force: true })
     process.exit(130)
@@ -597,6 +621,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     await labs.stopAll().catch(() => labs.kill())
     await redisServer?.stop().catch(() => {})
     redisServer = null
+    await redisAof?.stop().catch(() => {})
+    redisAof = null
     testbedCleanup?.()
     rmSync(home, { recursive: true, force: true })
     for (const s of sigs) process.off(s, onSignal)

@@ -3,6 +3,9 @@
 // chosen to finish in a minute or two on a small machine.
 import type { ReplicationMode } from '../../agent/vmm/types.js'
 
+/** the scaling sweep's three series (`--scale-series`) */
+export const SCALE_SERIES = ['clients', 'values', 'keys'] as const
+export type ScaleSeriesName = (typeof SCALE_SERIES)[number]
 export const SECTIONS = ['throughput', 'memory', 'failover', 'redis', 'deploy', 'saturate'] as const
 export type Section = (typeof SECTIONS)[number]
 const ALL_MODES: readonly ReplicationMode[] = ['rsm', 'state-transfer']
@@ -42,6 +45,8 @@ export interface BenchOptions {
   scaleMaxKeys: number
   /** seconds a fill of the guest's state may take before the sweep stops growing it */
   scaleFillSeconds: number
+  /** which of the sweep's series run (all by default): a profile or a rerun of one need not wait for the others */
+  scaleSeries: ScaleSeriesName[]
   json: boolean
   help: boolean
 }
@@ -67,6 +72,7 @@ export const DEFAULTS: BenchOptions = {
   scale: false,
   scaleMaxKeys: 1_000_000,
   scaleFillSeconds: 240,
+  scaleSeries: [...SCALE_SERIES],
   json: false,
   help: false
 }
@@ -105,6 +111,7 @@ the deploy section times deploying the agent over SSH to the network-namespace t
                        (16 B..1 MiB) and the guest's state (1k..1M keys) grow; writes docs/bench/scale.svg
   --scale-max-keys N   the largest state of the sweep (default ${DEFAULTS.scaleMaxKeys})
   --scale-fill-seconds N  stop growing the state when a fill would take longer (default ${DEFAULTS.scaleFillSeconds})
+  --scale-series LIST  which series of the sweep: ${SCALE_SERIES.join(',')} (default all)
   --json               print the figures as JSON on stdout (progress stays on stderr)
   -h, --help           this text
 
@@ -138,6 +145,7 @@ const OPTS: Record<string, { key: keyof BenchOptions; kind: Kind; min?: number; 
   scale: { key: 'scale', kind: 'flag' },
   'scale-max-keys': { key: 'scaleMaxKeys', kind: 'int', min: 1000, max: 10_000_000 },
   'scale-fill-seconds': { key: 'scaleFillSeconds', kind: 'number', min: 1, max: 86_400 },
+  'scale-series': { key: 'scaleSeries', kind: 'list', choices: SCALE_SERIES },
   json: { key: 'json', kind: 'flag' },
   help: { key: 'help', kind: 'flag' }
 }

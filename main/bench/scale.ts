@@ -34,6 +34,8 @@ export interface ScaleOptions {
   /** give up growing the state once a fill would take longer than this */
   fillBudgetSeconds: number
   svg: string
+  /** the series to run, in this order of the sweep */
+  series: readonly ('clients' | 'values' | 'keys')[]
 }
 
 export const SCALE_DEFAULTS: ScaleOptions = {
@@ -41,8 +43,14 @@ export const SCALE_DEFAULTS: ScaleOptions = {
   values: [16, 1024, 16 * 1024, 256 * 1024, 1024 * 1024],
   keys: [1_000, 10_000, 100_000, 1_000_000],
   fillBudgetSeconds: 240,
-  svg: 'docs/bench/scale.svg'
+  svg: 'docs/bench/scale.svg',
+  series: ['clients', 'values', 'keys']
 }
+
+/** restores of the pair tried before a point, before the sweep gives up */
+const RESTORE_ATTEMPTS = 3
+/** fill slices tried again after the pair broke under them, over the whole sweep */
+const FILL_RETRIES = 3
 
 /** While `work` runs, the largest gap between the primary's last entry and its backup's ack. */
 async function withLag<T>(lab: Lab, host: () => string, work: () => Promise<T>): Promise<{ result: T; maxLag: number | null }> {
@@ -132,7 +140,17 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
     let note: string | undefined
     if (alone) {
       note = `${alone.host} had gone live alone before this point (failover under the previous load); redundancy restored`
-      await lab.restore({ timeoutMs: 30_000 })
+      // a restore that fails (the fresh backup did not take a large snapshot in time) says to restore again
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await lab.restore({ timeoutMs: 30_000 })
+          break
+        } catch (err) {
+          checkAbort(signal)
+          if (attempt >= RESTORE_ATTEMPTS) throw err
+          progress(`scale: restoring redundancy failed (${(err as Error).message}); again`)
+        }
+      }
     }
     await until(
       lab,
@@ -166,50 +184,73 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
     return { x, rps: t?.rps ?? null, p99Ms: t?.p99Ms ?? null, maxLagEntries: maxLag, ...(note ? { note } : {}) }
   }
   const out: ScaleSeries[] = []
-
-  const clients: ScaleSeries = { name: 'clients', what: 'redis-benchmark -t set -d 16, clients 1..256', points: [] }
-  out.push(clients)
-  for (const c of opts.clients) {
-    progress(`scale: ${c} client(s)`)
-    clients.points.push(await point(c, { clients: c, requests: Math.max(400, c * 40), value: 16, tests: 'set' }))
+  try {
+    await sweep(out)
+  } catch (err) {
+    // a lab that cannot be made a pair again ends the sweep; what was measured is still reported
+    checkAbort(signal)
+    const last = out.at(-1)
+    const why = `the sweep stopped here: ${(err as Error).message}`
+    if (last) last.stoppedAt = last.stoppedAt ?? why
+    progress(`scale: ${why}`)
   }
-
-  const values: ScaleSeries = { name: 'value bytes', what: 'redis-benchmark -t set -c 16, value size 16 B..1 MiB', points: [] }
-  out.push(values)
-  for (const v of opts.values) {
-    progress(`scale: values of ${v} bytes`)
-    // bounded bytes per point: a 1 MiB value is logged, sent to the backup and written to the disk server whole
-    values.points.push(await point(v, { clients: 16, requests: Math.max(64, Math.min(2000, Math.floor((64 * 1024 * 1024) / v))), value: v, tests: 'set' }))
-  }
-
-  const keys: ScaleSeries = { name: 'keys', what: 'redis-benchmark -t get -c 16 -r <keys> after filling the state with pipelined SETs', points: [] }
-  out.push(keys)
-  let have = 0
-  for (const k of opts.keys) {
-    const t0 = Date.now()
-    progress(`scale: filling the guest to ${k.toLocaleString('en-US')} keys (pipelined SETs)`)
-    // fill the first slice, and give up before a fill that would outrun the budget
-    const rate = { keys: 0, ms: 0 }
-    while (have < k) {
-      const step = Math.min(k - have, Math.max(1000, Math.floor(k / 10)))
-      const s0 = Date.now()
-      await ready()
-      await fillKeys(ep, have, have + step, 512, signal)
-      rate.keys += step
-      rate.ms += Date.now() - s0
-      have += step
-      const left = ((k - have) * rate.ms) / Math.max(1, rate.keys) / 1000
-      if ((Date.now() - t0) / 1000 + left > opts.fillBudgetSeconds) {
-        keys.stoppedAt = `stopped at ${have.toLocaleString('en-US')} of ${k.toLocaleString('en-US')} keys: filling at ${Math.round((rate.keys / rate.ms) * 1000).toLocaleString('en-US')} keys/s would take ${Math.round(left)} s more than the budget of ${opts.fillBudgetSeconds} s on this machine`
-        break
-      }
-    }
-    if (have < k) break
-    progress(`scale: ${k.toLocaleString('en-US')} keys filled in ${((Date.now() - t0) / 1000).toFixed(1)} s; measuring GET`)
-    keys.points.push(await point(k, { clients: 16, requests: 4000, value: 3, tests: 'get', keyspace: k }))
-  }
-  if (keys.stoppedAt) progress(`scale: ${keys.stoppedAt}`)
   return out
+
+  async function sweep(out: ScaleSeries[]): Promise<void> {
+    const clients: ScaleSeries = { name: 'clients', what: 'redis-benchmark -t set -d 16, clients 1..256', points: [] }
+    if (opts.series.includes('clients')) out.push(clients)
+    for (const c of opts.series.includes('clients') ? opts.clients : []) {
+      progress(`scale: ${c} client(s)`)
+      clients.points.push(await point(c, { clients: c, requests: Math.max(400, c * 40), value: 16, tests: 'set' }))
+    }
+
+    const values: ScaleSeries = { name: 'value bytes', what: 'redis-benchmark -t set -c 16, value size 16 B..1 MiB', points: [] }
+    if (opts.series.includes('values')) out.push(values)
+    for (const v of opts.series.includes('values') ? opts.values : []) {
+      progress(`scale: values of ${v} bytes`)
+      // bounded bytes per point: a 1 MiB value is logged, sent to the backup and written to the disk server whole
+      values.points.push(await point(v, { clients: 16, requests: Math.max(64, Math.min(2000, Math.floor((64 * 1024 * 1024) / v))), value: v, tests: 'set' }))
+    }
+
+    const keys: ScaleSeries = { name: 'keys', what: 'redis-benchmark -t get -c 16 -r <keys> after filling the state with pipelined SETs', points: [] }
+    if (opts.series.includes('keys')) out.push(keys)
+    let have = 0
+    let fillRetries = 0
+    for (const k of opts.series.includes('keys') ? opts.keys : []) {
+      const t0 = Date.now()
+      progress(`scale: filling the guest to ${k.toLocaleString('en-US')} keys (pipelined SETs)`)
+      // fill the first slice, and give up before a fill that would outrun the budget
+      const rate = { keys: 0, ms: 0 }
+      while (have < k) {
+        const step = Math.min(k - have, Math.max(1000, Math.floor(k / 10)))
+        const s0 = Date.now()
+        await ready()
+        try {
+          await fillKeys(ep, have, have + step, 512, signal)
+        } catch (err) {
+          // the pair broke under the fill (a false failover closes the primary's connections): SET is idempotent, so
+          // the same slice goes again once ready() has a pair again
+          checkAbort(signal)
+          if (++fillRetries > FILL_RETRIES) throw err
+          progress(`scale: filling failed at ${have.toLocaleString('en-US')} keys (${(err as Error).message}); again`)
+          continue
+        }
+        rate.keys += step
+        rate.ms += Date.now() - s0
+        have += step
+        progress(`scale: ${have.toLocaleString('en-US')} keys (${Math.round((step / Math.max(1, Date.now() - s0)) * 1000).toLocaleString('en-US')} keys/s)`)
+        const left = ((k - have) * rate.ms) / Math.max(1, rate.keys) / 1000
+        if ((Date.now() - t0) / 1000 + left > opts.fillBudgetSeconds) {
+          keys.stoppedAt = `stopped at ${have.toLocaleString('en-US')} of ${k.toLocaleString('en-US')} keys: filling at ${Math.round((rate.keys / rate.ms) * 1000).toLocaleString('en-US')} keys/s would take ${Math.round(left)} s more than the budget of ${opts.fillBudgetSeconds} s on this machine`
+          break
+        }
+      }
+      if (have < k) break
+      progress(`scale: ${k.toLocaleString('en-US')} keys filled in ${((Date.now() - t0) / 1000).toFixed(1)} s; measuring GET`)
+      keys.points.push(await point(k, { clients: 16, requests: 4000, value: 3, tests: 'get', keyspace: k }))
+    }
+    if (keys.stoppedAt) progress(`scale: ${keys.stoppedAt}`)
+  }
 }
 
 const fmt = (n: number | null, d = 0) => (n === null || !Number.isFinite(n) ? '-' : d ? n.toFixed(d) : Math.round(n).toLocaleString('en-US'))

@@ -3,7 +3,8 @@
 // that a change in the machine's load (the cores are shared) hits every column alike. Each
 // figure is the median over the rounds; each goal of issue 9 is judged MET or NOT MET.
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { createConnection, createServer } from 'node:net'
 import { delimiter, join } from 'node:path'
 import type { Endpoint } from '../../agent/control/protocol.js'
@@ -13,7 +14,8 @@ import { sleep, type RedisRun } from './measure.js'
 
 export const SBS_TESTS = ['SET', 'GET', 'INCR'] as const
 export type SbsTest = (typeof SBS_TESTS)[number]
-export type SbsTarget = 'redis' | 'replicated' | 'alone'
+/** 'redis-aof': redis-server with `appendonly yes, appendfsync always`, durable per write as kv's SET is (not judged) */
+export type SbsTarget = 'redis' | 'redis-aof' | 'replicated' | 'alone'
 export const SBS_PIPELINES = [1, 16] as const
 
 /**
@@ -55,6 +57,8 @@ export interface SbsChannelSample {
 
 export interface SideBySideResult {
   redisServer: { available: boolean; version?: string; why?: string }
+  /** the durable redis-server column (appendfsync always); absent in results from before it existed */
+  redisAof?: { available: boolean; why?: string }
   rounds: number
   /** -n of the FT Lab runs without and with -P 16; redis-server gets ten times as many (it is that much faster) */
   requests: { plain: number; pipelined: number; redisFactor: number }
@@ -168,6 +172,7 @@ export function renderSideBySide(r: SideBySideResult, modes: readonly Replicatio
       ` median req/s over ${r.rounds} round(s), each round measuring every column in turn`
   )
   if (!rs.available) out.push(`redis-server not measured: ${rs.why ?? 'not found'}`)
+  out.push(...aofNote(r))
   const verdicts = judge(r, modes)
   const find = (goal: string) => verdicts.find((x) => x.goal === goal)
   const rows: string[][] = []
@@ -186,7 +191,8 @@ export function renderSideBySide(r: SideBySideResult, modes: readonly Replicatio
           `${fix(vr?.value ?? null)} (${vr?.target ?? '-'})`,
           metText(vr?.met ?? null),
           `${fix(va?.value ?? null)} (${va?.target ?? '-'})`,
-          metText(va?.met ?? null)
+          metText(va?.met ?? null),
+          ...aofCells(r, mode, test, pipeline)
         ])
       }
     }
@@ -203,10 +209,17 @@ export function renderSideBySide(r: SideBySideResult, modes: readonly Replicatio
       v ? `${mode === 'rsm' ? int(v.value) : fix(v.value)} (${v.target})` : '',
       v ? metText(v.met) : '',
       '',
+      '',
+      '',
       ''
     ])
   }
-  out.push(renderTable(['MODE', 'WORKLOAD', 'REDIS-SERVER', 'FT REPLICATED', 'FT ALONE', 'REPL/REDIS (GOAL)', '', 'REPL/ALONE (GOAL)', ''], rows))
+  out.push(
+    renderTable(
+      ['MODE', 'WORKLOAD', 'REDIS-SERVER', 'FT REPLICATED', 'FT ALONE', 'REPL/REDIS (GOAL)', '', 'REPL/ALONE (GOAL)', '', 'REDIS AOF ALWAYS', 'REPL/AOF'],
+      rows
+    )
+  )
   const met = verdicts.filter((x) => x.met === true).length
   const judged = verdicts.filter((x) => x.met !== null).length
   out.push(
@@ -215,6 +228,26 @@ export function renderSideBySide(r: SideBySideResult, modes: readonly Replicatio
   )
   if (r.errors.length) out.push(...r.errors.map((e) => `FAILED: ${e}`))
   return out
+}
+
+// ------------------------------------------------------------------ the durable redis-server column
+
+/**
+ * kv's SET and INCR answer once the write is fsynced on the disk server; the default redis-server
+ * keeps its data in memory only. Beside it, a redis-server with `appendonly yes, appendfsync always`
+ * shows the ratio against a store as durable as kv. Not judged: the goals are against the default.
+ */
+export function aofCells(r: SideBySideResult, mode: ReplicationMode, test: SbsTest, pipeline: number): [string, string] {
+  const aof = cell(r, 'redis-aof', null, test, pipeline)
+  return [int(aof), fix(ratio(cell(r, 'replicated', mode, test, pipeline), aof))]
+}
+
+function aofNote(r: SideBySideResult): string[] {
+  if (r.redisAof === undefined) return []
+  if (!r.redisAof.available) return [`redis-server with appendfsync always not measured: ${r.redisAof.why ?? 'not found'}`]
+  return [
+    'REDIS AOF ALWAYS: the same redis-server with appendonly yes, appendfsync always (every write fsynced before its reply, as kv does); REPL/AOF is not judged'
+  ]
 }
 
 // ------------------------------------------------------------------ redis-server
@@ -255,11 +288,20 @@ function accepts(port: number): Promise<boolean> {
 }
 
 /**
- * Start redis-server on a free loopback port, with no persistence (its default for a bare
- * command line has RDB snapshots: off, so a snapshot never lands in a measured run). Answers
+ * redis-server's persistence options: 'none' (RDB snapshots off, so a snapshot never lands in a
+ * measured run; no AOF), or 'aof-always' (an append-only file in `dir`, fsynced before every reply).
+ */
+export function redisPersistenceArgs(persistence: 'none' | 'aof-always', dir: string): string[] {
+  const common = ['--save', '', '--dir', dir]
+  return persistence === 'none' ? [...common, '--appendonly', 'no'] : [...common, '--appendonly', 'yes', '--appendfsync', 'always']
+}
+
+/**
+ * Start redis-server on a free loopback port, with no persistence unless asked (see
+ * redisPersistenceArgs; the AOF goes into a directory of its own, removed at stop). Answers
  * with why not when the binary is missing or does not come up.
  */
-export async function startRedisServer(signal?: AbortSignal): Promise<RedisServer | { why: string }> {
+export async function startRedisServer(signal?: AbortSignal, persistence: 'none' | 'aof-always' = 'none'): Promise<RedisServer | { why: string }> {
   const bin = onPath('redis-server')
   if (!bin) return { why: 'redis-server is not on the PATH (Debian/Ubuntu: apt-get install redis-server)' }
   const version = await new Promise<string>((resolve) => {
@@ -270,7 +312,8 @@ export async function startRedisServer(signal?: AbortSignal): Promise<RedisServe
     p.on('close', () => resolve(/v=([0-9.]+)/.exec(out)?.[1] ?? '?'))
   })
   const port = await freePort()
-  const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', '/tmp'], {
+  const dir = persistence === 'none' ? '/tmp' : mkdtempSync(join(tmpdir(), 'ftlab-bench-redis-aof-'))
+  const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--daemonize', 'no', ...redisPersistenceArgs(persistence, dir)], {
     stdio: ['ignore', 'ignore', 'pipe']
   })
   let err = ''
@@ -278,10 +321,12 @@ export async function startRedisServer(signal?: AbortSignal): Promise<RedisServe
   let exited = false
   child.once('exit', () => (exited = true))
   const stop = async () => {
-    if (exited) return
-    child.kill('SIGTERM')
-    for (let i = 0; i < 50 && !exited; i++) await sleep(20)
-    if (!exited) child.kill('SIGKILL')
+    if (!exited) {
+      child.kill('SIGTERM')
+      for (let i = 0; i < 50 && !exited; i++) await sleep(20)
+      if (!exited) child.kill('SIGKILL')
+    }
+    if (dir !== '/tmp') rmSync(dir, { recursive: true, force: true })
   }
   for (let i = 0; i < 100; i++) {
     if (signal?.aborted || exited) break

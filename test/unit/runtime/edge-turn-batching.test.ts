@@ -99,7 +99,12 @@ describe('the edge batches a turn', () => {
     h.endTurn()
     const requests = h.entries()
     expect(requests).toHaveLength(1)
-    expect(inputKinds(requests[0].entries)).toEqual(['open', 'data', 'open', 'data'])
+    expect(inputKinds(requests[0].entries), 'the connections open at once; their bytes of the turn are gathered into one input each at its end').toEqual([
+      'open',
+      'open',
+      'data',
+      'data'
+    ])
     expect(
       h.disk.filter((d) => d.req.op === 'write'),
       'the log writes wait for the backup (Output Rule)'
