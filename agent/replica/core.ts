@@ -1151,14 +1151,14 @@ export class ReplicaCore {
   }
 
   private wholeWriteUnanswered(block: number): boolean {
-    for (const w of this.writesInFlight.values()) if (w.req.block === block && w.req.offset === undefined) return true
+    for (const w of this.writesInFlight.values()) if (w.req.op === 'write' && w.req.block === block && w.req.offset === undefined) return true
     return false
   }
 
   /** Sends, in the order they were released, the appends whose block has no whole-block write unanswered any more. */
   private sendWaitingAppends(): void {
     for (const w of this.writesInFlight.values()) {
-      if (!w.waiting || this.wholeWriteUnanswered(w.req.block)) continue
+      if (!w.waiting || w.req.op !== 'write' || this.wholeWriteUnanswered(w.req.block)) continue
       delete w.waiting
       w.sentAt = this.now
       w.attempts = 1

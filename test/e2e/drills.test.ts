@@ -23,7 +23,9 @@ describe.skipIf(ui.skip !== null)('drills in the UI', () => {
     await page.locator('[data-test=drill-no-output-rule]').click()
     expect(await page.locator('[data-test=drill-lab]').inputValue()).toBe('simulated')
     // an experiment runs on every lab kind: a remote lab is redeployed with it for the drill
-    const disabled = await page.locator('[data-test=drill-lab] option').evaluateAll((os) => os.filter((o) => (o as HTMLOptionElement).disabled).length)
+    const disabled = await page
+      .locator('[data-test=drill-lab] option')
+      .evaluateAll((os) => os.filter((o) => (o as unknown as { disabled: boolean }).disabled).length)
     expect(disabled).toBe(0)
     expect(await page.locator('[data-test=drill-lab] option').allTextContents()).toContain('remote')
     await page.fill('[data-test=drill-seed]', '9')
