@@ -1137,7 +1137,8 @@ export class ReplicaCore {
       for (const [id, w] of this.writesInFlight) if (id !== res.id && olderWriteToSameBlock(w.req, write.req)) done.push(id)
     }
     for (const id of done) this.writesInFlight.delete(id)
-    this.sendWaitingAppends()
+    // a fenced replica sends nothing more: not even the appends that waited for this write
+    if (!(!res.ok && res.error === 'fenced' && write.gen === this.gen)) this.sendWaitingAppends()
     const oldest = this.writesInFlight.size === 0 ? Infinity : this.writesInFlight.keys().next().value!
     while (this.syncs.length > 0 && this.syncs[0].after < oldest) this.synced.push(this.syncs.shift()!.tag)
     if (this.registration && this.registration.sentAt === -Infinity && !this.restoreWaitsForWrites()) this.retryDisk()

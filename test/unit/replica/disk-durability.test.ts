@@ -292,6 +292,17 @@ describe('appends (disk writes at an offset)', () => {
     expect(shape(writesIn(core.takeActions())), 'the first append is still unanswered: it is retried').toEqual([[7, 3, 0]])
   })
 
+  it('a replica whose whole-block write is fenced halts without sending the appends that waited for it (kv seed 401125)', () => {
+    const { core } = inputs(['SET', 'k', 'v1'], ['SAVE', 'k', '7'], ['SET', 'k', 'v2'], ['APPEND', 'k', '7', '2'])
+    const [whole] = writesIn(core.takeActions())
+    core.step({ t: 'disk', now: 3, res: { id: whole.id, ok: false, error: 'fenced', message: 'b is live' } })
+    const as = core.takeActions()
+    expect(writesIn(as)).toEqual([])
+    expect(roles(as).map((r) => r.role)).toEqual(['halted'])
+    core.step({ t: 'tick', now: 5000 })
+    expect(writesIn(core.takeActions())).toEqual([])
+  })
+
   it('a whole-block write supersedes the appends before it in the same batch, and its answer settles them', () => {
     const { core } = inputs(['SET', 'k', 'ab'], ['APPEND', 'k', '7', '0'], ['SAVE', 'k', '7'])
     const sent = writesIn(core.takeActions())
