@@ -45,6 +45,23 @@ describe('primary: the Output Rule', () => {
     expect(writes[0]).toMatchObject({ op: 'write', gen: 1, from: 'a', block: 7, data: new TextEncoder().encode('v') })
   })
 
+  it('outputs released in the same turn as the fence, not yet taken by the host, never leave (register seed 501721)', () => {
+    const { core } = confirmedPrimary()
+    core.step({ t: 'input', now: 1, input: ftreq('c1', 1, 'SAVE', 'k', '7') })
+    core.step({ t: 'peer', now: 2, msg: { t: 'ack', gen: 1, n: 2 } })
+    const write = diskReqs(core.takeActions()).find((r) => r.op === 'write')!
+    core.step({ t: 'input', now: 3, input: ftreq('c1', 2, 'SET', 'k', 'w') })
+    core.step({ t: 'input', now: 3, input: ftreq('c1', 3, 'SAVE', 'k', '8') })
+    core.takeActions()
+    // one host turn: the backup's ack releases a reply and a disk write, then the disk server's fence arrives
+    core.step({ t: 'peer', now: 4, msg: { t: 'ack', gen: 1, n: 4 } })
+    core.step({ t: 'disk', now: 4, res: { id: write.id, ok: false, error: 'fenced', message: 'b is live' } })
+    const as = core.takeActions()
+    expect(releases(as)).toEqual([])
+    expect(diskReqs(as).filter((r) => r.op === 'write')).toEqual([])
+    expect(roles(as)).toMatchObject([{ role: 'halted', gen: 1 }])
+  })
+
   it('a fenced write in its own generation halts the primary for good', () => {
     const { core } = confirmedPrimary()
     core.step({ t: 'input', now: 1, input: ftreq('c1', 1, 'SAVE', 'k', '7') })
