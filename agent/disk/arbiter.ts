@@ -108,6 +108,12 @@ export class DiskArbiter {
    * from before it arrives after it), and a replica stops retrying a write once a newer write to its block is answered.
    */
   private readonly versions = new Map<number, [number, number, number]>()
+  /**
+   * Which replica wrote each block's last version. Write ids order one replica's history; another replica's ids are of
+   * another history where the Output Rule was off (the drill experiment: the live replica never had the entries the
+   * primary wrote), so they are not compared with them.
+   */
+  private readonly writers = new Map<number, string>()
 
   constructor(
     private readonly store: BlockStore,
@@ -180,7 +186,7 @@ export class DiskArbiter {
       return { id, ok: false, error: 'fenced', message: `write to block ${block} refused: ${why}`, winner: m.live ?? undefined }
     }
     const version = writeId(gen, req.entry, req.index)
-    const last = version === null ? undefined : this.versions.get(block)
+    const last = version === null || this.writers.get(block) !== from ? undefined : this.versions.get(block)
     // a duplicate, or a late retry of a write a newer one has replaced: done already
     if (version !== null && last !== undefined && compareIds(version, last) <= 0) return { id, ok: true }
     if (offset !== null) {
@@ -188,7 +194,17 @@ export class DiskArbiter {
       // retry on a fresh connection overtakes a lost original), and a later append landing first would leave a hole
       // that the earlier one, once superseded, would never fill; so it is refused and retried until its turn comes.
       const cur = this.store.read(block)
-      if (cur.length !== offset) {
+      // The block runs past the offset with bytes this write does not build on, and the write is newer than the block's
+      // last one (or of another replica's history): the replica live before wrote what this one never learned of. Under the Output Rule that cannot happen
+      // (a write leaves only once the backup has its entry, and a fenced replica's writes are refused above); with the
+      // rule off (the drill experiment) it does, and the newer write's view wins, as a whole-block write of it would:
+      // the old bytes are cut off. (A stale write a restarted server applied, not knowing its id, is cut off the same way.)
+      const diverged =
+        cur.length > offset &&
+        version !== null &&
+        this.versions.has(block) &&
+        !sameBytes(cur.subarray(offset, Math.min(cur.length, offset + req.data.length)), req.data.subarray(0, Math.min(req.data.length, cur.length - offset)))
+      if (cur.length !== offset && !diverged) {
         // its bytes are there already: a retry of a write applied before this server's restart forgot its id
         if (cur.length >= offset + req.data.length && sameBytes(cur.subarray(offset, offset + req.data.length), req.data)) return { id, ok: true }
         return {
@@ -201,14 +217,19 @@ export class DiskArbiter {
       if (this.store.writeAt) this.store.writeAt(block, offset, req.data)
       else this.store.write(block, spliceBlock(cur, offset, req.data))
       // after the store took it: a write the store failed is not done, and its retry must be applied
-      if (version !== null) this.versions.set(block, version)
+      if (version !== null) this.setVersion(block, version, from)
       this.writes++
       return { id, ok: true }
     }
     this.store.write(block, req.data)
-    if (version !== null) this.versions.set(block, version)
+    if (version !== null) this.setVersion(block, version, from)
     this.writes++
     return { id, ok: true }
+  }
+
+  private setVersion(block: number, version: [number, number, number], from: string): void {
+    this.versions.set(block, version)
+    this.writers.set(block, from)
   }
 
   private offsetIn(v: unknown, bytes: number, block: number): number {

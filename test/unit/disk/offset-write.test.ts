@@ -48,6 +48,25 @@ function read(arb: DiskArbiter, block: number): string {
 }
 
 describe('offset writes at the arbiter', () => {
+  it('cut off bytes the replaced live replica left past the offset when a newer write builds on less (the Output Rule off), and still refuse a hole', () => {
+    const arb = started()
+    expect(write(arb, 2, 'abc', undefined, 1)).toMatchObject({ ok: true })
+    // the primary's append of an entry its backup never got: possible only with the Output Rule off
+    expect(write(arb, 2, 'XYZ', 3, 5)).toMatchObject({ ok: true })
+    expect(arb.handle({ id: nextId++, op: 'tas', gen: 1, from: 'b' })).toMatchObject({ ok: true, winner: 'b' })
+    // b, live, appends its entry 4 where its view of the block ends: a's ids (entry 5) are of another history, and
+    // b's view wins, as a whole-block write of it would
+    expect(write(arb, 2, 'de', 3, 4, 'b')).toMatchObject({ ok: true })
+    expect(read(arb, 2)).toBe('abcde')
+    expect(write(arb, 2, 'f', 5, 6, 'b')).toMatchObject({ ok: true })
+    // b's own late retry of an older write is done already, never applied; a hole is refused as before
+    expect(write(arb, 2, 'zz', 3, 4, 'b')).toMatchObject({ ok: true })
+    expect(write(arb, 2, 'q', 9, 7, 'b')).toMatchObject({ ok: false, error: 'out-of-order' })
+    expect(read(arb, 2)).toBe('abcdef')
+    // the deposed primary's writes are fenced, appends included
+    expect(write(arb, 2, 'W', 5, 8, 'a')).toMatchObject({ ok: false, error: 'fenced' })
+  })
+
   it('append at the offset where the block ends, leaving the bytes before untouched', () => {
     for (const store of [new MemoryBlockStore(), new FileBlockStore(tempDir(), { blockSize: 16 })]) {
       if (store instanceof FileBlockStore) cleanups.push(() => store.close())
