@@ -87,7 +87,10 @@ export function recoveryFor(s: LabStatus, holdPower: ReadonlySet<string> = new S
     ['a', 'b'],
     ['b', 'a']
   ] as const) {
-    if (host(s, live)?.role === 'live' && isGone(host(s, other))) return { action: 'restore', from: live, to: other }
+    // idle: the agent answers and runs no replica, as a restore onto it that failed leaves it (its channel port was
+    // taken: EADDRINUSE in a soak); nothing else will start one there, so restore again
+    const o = host(s, other)
+    if (host(s, live)?.role === 'live' && (isGone(o) || o?.role === 'idle')) return { action: 'restore', from: live, to: other }
   }
   return { action: 'wait', why: `the replicas are settling (${roleText(a, 'a')}, ${roleText(b, 'b')})` }
 }

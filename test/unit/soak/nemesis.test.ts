@@ -122,6 +122,8 @@ describe('how the nemesis restores redundancy', () => {
   it('restores redundancy onto the gone replica when the other is live alone', () => {
     expect(recoveryFor(lab('down', 'live', [fault('f1', 'a', 'power', 'power cut a')]))).toEqual({ action: 'restore', from: 'b', to: 'a' })
     expect(recoveryFor(lab('live', 'halted'))).toEqual({ action: 'restore', from: 'a', to: 'b' })
+    // a restore that failed on the new agent (its channel port taken) leaves it idle: restore again
+    expect(recoveryFor(lab('idle', 'live'))).toEqual({ action: 'restore', from: 'b', to: 'a' })
   })
 
   it('powers a replica on from the disk server when both are gone (a double failure)', () => {
