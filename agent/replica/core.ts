@@ -1043,7 +1043,7 @@ export class ReplicaCore {
 
   private halt(reason: string): void {
     // Outputs released earlier in this step but not yet taken leave no more: the host takes a turn's actions at its
-    // end, after the disk answer that fenced this replica (kv/register seed 501721). Dropping them is safe: each one's
+    // end, after the disk answer that fenced this replica (register seed 501721). Dropping them is safe: each one's
     // entry is acknowledged, so the replica that went live has it and answers a client's retry from its reply table,
     // and re-emits a disk write it was told had not left.
     this.actions = this.actions.filter((a) => a.t !== 'release' && !(a.t === 'send-disk' && a.req.op === 'write'))
