@@ -263,10 +263,7 @@ export class Encoder {
     if (v instanceof Uint8Array) {
       this.ensure(1)
       this.buf[this.pos++] = T_BYTES
-      this.varint(v.length)
-      this.ensure(v.length)
-      this.buf.set(v, this.pos)
-      this.pos += v.length
+      this.rawBytes(v)
       return
     }
     if (Array.isArray(v)) {
@@ -357,11 +354,7 @@ export class Encoder {
         this.varint(0)
         this.string(conn)
       }
-      const data = input.data as Uint8Array
-      this.varint(data.length)
-      this.ensure(data.length)
-      this.buf.set(data, this.pos)
-      this.pos += data.length
+      this.rawBytes(input.data as Uint8Array)
     } else {
       this.buf[this.pos++] = E_SYNCED | flags
       this.varint(input.tag as number)
@@ -394,10 +387,7 @@ export class Encoder {
     this.varint(gen)
     this.varint(n)
     this.string(i.conn)
-    this.varint(i.data.length)
-    this.ensure(i.data.length)
-    this.buf.set(i.data, this.pos)
-    this.pos += i.data.length
+    this.rawBytes(i.data)
     this.value(b.nondet, depth + 1, path ? `${path}.body.nondet` : 'body.nondet')
     if (hash === undefined) {
       this.ensure(1)
@@ -527,6 +517,7 @@ export class Encoder {
     return true
   }
 
+  /** varint length, then the bytes */
   private rawBytes(data: Uint8Array): void {
     this.varint(data.length)
     this.ensure(data.length)
