@@ -28,8 +28,13 @@ export function findAgentBundle(env: NodeJS.ProcessEnv = process.env): string {
   throw new Error(`the agent bundle ${AGENT_BUNDLE_NAME} was not found; build it with \`node scripts/build-node.mjs\` or set FTLAB_AGENT_BUNDLE`)
 }
 
-/** Ports handed out by this process, so two hosts on one machine never get the same one. */
-const handedOut = new Set<number>()
+/**
+ * Ports handed out by this process, with when, so two hosts on one machine never get the same
+ * one while the first has yet to bind it. After HAND_OUT_MS a port is bound (and so not free) or
+ * given up, and may be handed out again: a console that restores for days does not run dry.
+ */
+const handedOut = new Map<number, number>()
+const HAND_OUT_MS = 10 * 60_000
 
 export class LocalHost implements LabHost {
   readonly address = '127.0.0.1'
@@ -218,24 +223,51 @@ async function isOurAgent(pid: number, bundle: string): Promise<boolean> {
  * Ports free on loopback now, none handed out before in this process (a lab's ports are
  * chosen before its agents bind them, so two labs of one console must not draw the same).
  * The simulated lab's service ports are real listeners too and draw from the same pool.
+ *
+ * They come from below the kernel's ephemeral range, never from `listen(0)`: a port from
+ * that range is free only until some outgoing connection draws it as its source port, and a
+ * replica restarted on its slot's channel port then failed with EADDRINUSE (the soak's CI run).
+ * A random start keeps the consoles and test workers that pick at the same moment apart.
  */
-export async function freeLoopbackPorts(n: number): Promise<number[]> {
-  const servers: Server[] = []
+export async function freeLoopbackPorts(n: number, startAt?: number): Promise<number[]> {
+  const [lo, hi] = labPortRange()
   const ports: number[] = []
-  try {
-    while (ports.length < n) {
-      const s = createServer()
-      servers.push(s)
-      const port = await new Promise<number>((res, rej) => {
-        s.once('error', rej)
-        s.listen(0, '127.0.0.1', () => res((s.address() as { port: number }).port))
-      })
-      if (handedOut.has(port)) continue
-      handedOut.add(port)
-      ports.push(port)
-    }
-  } finally {
-    await Promise.all(servers.map((s) => new Promise((r) => s.close(() => r(null)))))
+  const span = hi - lo
+  let next = startAt !== undefined && startAt >= lo && startAt < hi ? startAt : lo + Math.floor(Math.random() * span)
+  for (let tried = 0; ports.length < n; tried++) {
+    if (tried >= span) throw new Error(`no ${n} free loopback ports in ${lo}–${hi - 1} (below the ephemeral range)`)
+    const port = next
+    next = next + 1 >= hi ? lo : next + 1
+    const at = handedOut.get(port)
+    if ((at !== undefined && Date.now() - at < HAND_OUT_MS) || !(await canListen(port))) continue
+    handedOut.set(port, Date.now())
+    ports.push(port)
   }
   return ports
+}
+
+/** [first, end) of the ports labs use: 20000 up to the ephemeral range (32768 on Linux by default), at most 12768 ports. */
+export function labPortRange(ephemeralLow = ephemeralRangeStart()): [number, number] {
+  const lo = 20000
+  const hi = Math.min(ephemeralLow, 32768)
+  return hi - lo >= 1000 ? [lo, hi] : [10000, 20000]
+}
+
+/** Linux says where its ephemeral range starts; elsewhere (macOS, Windows) IANA's 49152. */
+function ephemeralRangeStart(): number {
+  try {
+    const first = parseInt(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0] ?? '', 10)
+    if (Number.isInteger(first) && first > 1024) return first
+  } catch {
+    /* not Linux */
+  }
+  return 49152
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s: Server = createServer()
+    s.once('error', () => res(false))
+    s.listen({ port, host: '127.0.0.1', exclusive: true }, () => s.close(() => res(true)))
+  })
 }
