@@ -113,7 +113,16 @@ interface InFlightWrite {
    * the same length (a log restarted by FLUSHALL), which the append would extend. Sent once no such write is left.
    */
   waiting?: true
+  /** times the disk server answered `out-of-order`: counted so that one that never stops is reported, once */
+  refusals?: number
 }
+
+/**
+ * An append refused as out of order this many times, with no earlier write to its block still unanswered, is
+ * reported: nothing this replica still sends will fill the hole (with the retry interval doubling up to the
+ * suspicion timeout, about 5 s at the defaults). It is still retried: a restored disk may yet take it.
+ */
+const OUT_OF_ORDER_REPORT_AFTER = 10
 
 /** A guest's disk.sync() barrier, released: it completes once the writes released before it are answered. */
 interface Sync {
@@ -1134,7 +1143,18 @@ export class ReplicaCore {
 
   private onWriteAnswer(res: DiskRes, write: InFlightWrite): void {
     // the disk server could not store it, or an earlier append to its block has not arrived yet: retryDisk sends it again
-    if (!res.ok && (res.error === 'io' || res.error === 'out-of-order')) return
+    if (!res.ok && res.error === 'io') return
+    if (!res.ok && res.error === 'out-of-order') {
+      write.refusals = (write.refusals ?? 0) + 1
+      if (write.refusals === OUT_OF_ORDER_REPORT_AFTER && !this.earlierWriteUnanswered(res.id, write)) {
+        this.telemetry({
+          k: 'dropped',
+          what: `disk write of entry ${write.entry} (generation ${write.gen}), refused ${write.refusals} times`,
+          why: `${res.message}; no earlier write of this replica to that block is unanswered, so the block on the disk server lacks bytes this replica wrote (was the disk replaced or wiped under the running guest?). It is still retried, and the replies waiting for it are held`
+        })
+      }
+      return
+    }
     const done = [res.id]
     if (res.ok) {
       // An older write to the same block that is still unanswered is superseded: asking again is pointless, and after a
@@ -1154,6 +1174,12 @@ export class ReplicaCore {
       return
     }
     this.telemetry({ k: 'dropped', what: `disk write of entry ${write.entry} (generation ${write.gen})`, why: res.message })
+  }
+
+  private earlierWriteUnanswered(id: number, write: InFlightWrite): boolean {
+    if (write.req.op !== 'write') return false
+    for (const [other, w] of this.writesInFlight) if (other < id && w.req.op === 'write' && w.req.block === write.req.block) return true
+    return false
   }
 
   private wholeWriteUnanswered(block: number): boolean {

@@ -18,6 +18,7 @@ import {
   releases,
   replyText,
   roles,
+  telemetry,
   testConfig
 } from './harness.js'
 
@@ -301,6 +302,37 @@ describe('appends (disk writes at an offset)', () => {
     expect(roles(as).map((r) => r.role)).toEqual(['halted'])
     core.step({ t: 'tick', now: 5000 })
     expect(writesIn(core.takeActions())).toEqual([])
+  })
+
+  it('reports, once, an append the disk server keeps refusing as out of order with nothing earlier of its block unanswered (a hole no retry fills), and keeps retrying it', () => {
+    const { core } = inputs(['SET', 'k', 'ab'], ['APPEND', 'k', '7', '4'])
+    const [append] = writesIn(core.takeActions())
+    expect(shape([append])).toEqual([[7, 3, 4]])
+    const refuse = (now: number) =>
+      core.step({
+        t: 'disk',
+        now,
+        res: { id: append.id, ok: false, error: 'out-of-order', message: 'write of 2 bytes at offset 4 of block 7 refused: the block holds 0 bytes' }
+      })
+    const dropped = () => telemetry(core.takeActions()).filter((e) => e.k === 'dropped')
+    for (let i = 0; i < 9; i++) refuse(10 + i)
+    expect(dropped(), 'an append refused a few times is waiting for its turn: not worth a line').toEqual([])
+    refuse(20)
+    const lines = dropped()
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatchObject({ what: expect.stringContaining('entry 3') })
+    expect(lines[0]).toMatchObject({ why: expect.stringContaining('offset 4 of block 7') })
+    for (let i = 0; i < 20; i++) refuse(30 + i)
+    expect(dropped(), 'said once').toEqual([])
+    core.step({ t: 'tick', now: 10_000 })
+    expect(shape(writesIn(core.takeActions())), 'still retried').toEqual([[7, 3, 4]])
+  })
+
+  it('does not report an append refused while an earlier write to its block is unanswered: that one is what it waits for', () => {
+    const { core } = inputs(['SET', 'k', 'ab'], ['APPEND', 'k', '7', '0'], ['APPEND', 'k', '7', '2'])
+    const [, second] = writesIn(core.takeActions())
+    for (let i = 0; i < 12; i++) core.step({ t: 'disk', now: 10 + i, res: { id: second.id, ok: false, error: 'out-of-order', message: 'not yet' } })
+    expect(telemetry(core.takeActions()).filter((e) => e.k === 'dropped')).toEqual([])
   })
 
   it('a whole-block write supersedes the appends before it in the same batch, and its answer settles them', () => {
