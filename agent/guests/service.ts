@@ -209,7 +209,7 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
       if (wrote && app.durable?.() === true) mem.set(LAST_SYNC, String(dev.disk.sync()))
       const out = outbox
       outbox = []
-      // replies keep their order: behind a held reply, every reply waits
+      // replies keep their order: while a barrier is pending, every reply waits for the newest one
       const last = mem.get(LAST_SYNC)
       const after = last === undefined ? undefined : Number(last)
       for (const [conn, bytes] of out) {

@@ -545,7 +545,8 @@ export function createVmm(opts: VmmOptions): Vmm {
         const outputs: Output[] = []
         if (body.synced !== undefined && !releaseSynced(body.synced, outputs))
           throw new DivergenceError(`state entry completes disk barrier ${body.synced}, which this replica does not hold pending: the states differ`)
-        // every diff must fit this side's copy before anything changes: a misfit means the two states already differ
+        // every diff must fit this side's copy before a page of the entry is written: a misfit means the two states already
+        // differ (and undoes the release)
         const patched: [string, string][] = []
         for (const [k, prefix, suffix, middle] of diffs) {
           const old = mem.get(k)
