@@ -86,7 +86,9 @@ function loseDiskWrites(vmm: Vmm, upTo: number): Vmm {
           // the same writes leave the entry (state transfer: a backup that goes live releases what the body lists)
           if (r.body.kind === 'state') {
             const body = strip(r.body)
-            return { ...r, body, outputs: body.kind === 'state' ? body.outputs : r.outputs }
+            // the outputs a completed barrier held are not in the body (the backup releases them itself): keep those
+            const dropped = new Set(r.body.outputs.filter((o) => body.kind === 'state' && !body.outputs.includes(o)))
+            return { ...r, body, outputs: r.outputs.filter((o) => !dropped.has(o)) }
           }
           return { ...r, outputs: r.outputs.filter((o) => keep(o)) }
         }

@@ -26,10 +26,16 @@ export interface GuestDevices {
   /** The guest's whole state lives here; anything kept in JS variables between inputs is lost on snapshot and state transfer. */
   mem: GuestMemory
   nic: {
-    /** queue `bytes` for the client; ignored if the connection is closed */
-    send(conn: string, bytes: string): void
-    /** close the connection after the replies queued so far */
-    close(conn: string): void
+    /**
+     * Queue `bytes` for the client; ignored if the connection is closed. With `afterSync`, the tag of a disk.sync()
+     * whose completion has not arrived: the VMM holds the reply (in its memory pages, so a backup holds it too) until
+     * that barrier completes and sends it then, before `diskSynced` runs, if the connection is still open; replies
+     * held this way leave in the order of their barriers, then in the order they were held. A barrier that completed
+     * already (or a tag that is no barrier): at once, as without it.
+     */
+    send(conn: string, bytes: string, afterSync?: number): void
+    /** close the connection after the replies queued so far; `afterSync` as for send (it stays open until then) */
+    close(conn: string, afterSync?: number): void
     isOpen(conn: string): boolean
   }
   disk: {

@@ -83,11 +83,10 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
   const WAIT = 'svc:wait:'
   const NAME = 'svc:name:'
   const REPLY = 'svc:reply:'
-  /** replies waiting for a disk.sync(): `svc:hold:<seq>` = `<tag>\n<s|c>\n<conn>\n<bytes>` (send or close) */
-  const HOLD = 'svc:hold:'
-  const HOLD_SEQ = 'svc:hold-seq'
-  /** the oldest hold not yet sent: holds leave in seq order, so svc:hold-head..svc:hold-seq are the waiting ones (no mem.keys scan per input) */
-  const HOLD_HEAD = 'svc:hold-head'
+  /**
+   * The newest disk.sync() whose completion has not arrived, while there is one: every reply waits for it (nic.send
+   * with afterSync, held by the VMM), those of the batch that wrote and any later one, so that replies keep their order.
+   */
   const LAST_SYNC = 'svc:sync'
   /** HELLO 3: `svc:proto:<conn>` = '3' */
   const PROTO = 'svc:proto:'
@@ -210,17 +209,12 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
       if (wrote && app.durable?.() === true) mem.set(LAST_SYNC, String(dev.disk.sync()))
       const out = outbox
       outbox = []
-      // replies keep their order: behind a held reply, every reply waits
-      const waiting = holdsWaiting() || (wrote && app.durable?.() === true)
+      // replies keep their order: while a barrier is pending, every reply waits for the newest one
+      const last = mem.get(LAST_SYNC)
+      const after = last === undefined ? undefined : Number(last)
       for (const [conn, bytes] of out) {
-        if (!waiting) {
-          if (bytes === null) dev.nic.close(conn)
-          else dev.nic.send(conn, bytes)
-          continue
-        }
-        const seq = Number(mem.get(HOLD_SEQ) ?? '0') + 1
-        mem.set(HOLD_SEQ, String(seq))
-        mem.set(HOLD + String(seq).padStart(15, '0'), mem.get(LAST_SYNC) + '\n' + (bytes === null ? 'c\n' + conn + '\n' : 's\n' + conn + '\n' + bytes))
+        if (bytes === null) dev.nic.close(conn, after)
+        else dev.nic.send(conn, bytes, after)
       }
     }
 
@@ -241,27 +235,10 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
       }
     }
 
-    function holdsWaiting(): boolean {
-      return Number(mem.get(HOLD_HEAD) ?? '1') <= Number(mem.get(HOLD_SEQ) ?? '0')
-    }
-
+    /** The VMM sent the replies held for barrier `tag` (and any before it) already; once the newest one completes, none wait. */
     function synced(tag: number): void {
-      const last = Number(mem.get(HOLD_SEQ) ?? '0')
-      let head = Number(mem.get(HOLD_HEAD) ?? '1')
-      for (; head <= last; head++) {
-        const key = HOLD + String(head).padStart(15, '0')
-        const v = mem.get(key)
-        if (v === undefined) continue
-        const a = v.indexOf('\n')
-        if (Number(v.slice(0, a)) > tag) break
-        const kind = v[a + 1]
-        const b = v.indexOf('\n', a + 3)
-        const conn = v.slice(a + 3, b)
-        mem.delete(key)
-        if (kind === 'c') dev.nic.close(conn)
-        else dev.nic.send(conn, v.slice(b + 1))
-      }
-      mem.set(HOLD_HEAD, String(head))
+      const last = mem.get(LAST_SYNC)
+      if (last !== undefined && Number(last) <= tag) mem.delete(LAST_SYNC)
     }
 
     function message(e: unknown): string {

@@ -11,7 +11,7 @@
 //   0x08 array (varint count, items)  0x09 object (varint count, key string + value pairs)
 //   0x0a log entry of client data (a single entry, e.g. one sliced into entry-parts; see dataEntry)
 //   0x0b an 'entries' message of the logging channel, its entries packed (see entriesMessage)
-//   0x0c..0x0f log entry of state transfer (pages, diffs, outputs, I/O packed by position, see stateEntry)
+//   0x0c..0x13 log entry of state transfer (pages, diffs, outputs, I/O packed by position, see stateEntry)
 //   0x20..0x3f string of length 0..31 (keys and short names)
 //   0x40..0x7f one of the 64 strings of DICTIONARY (the protocol's keys and names)
 //   0x80..0xff unsigned integer 0..127
@@ -41,8 +41,9 @@ const T_ARRAY = 0x08
 const T_OBJECT = 0x09
 const T_DATA_ENTRY = 0x0a
 const T_ENTRIES = 0x0b
-/** 0x0c..0x0f: + 1 with a state hash, + 2 with diffs */
+/** 0x0c..0x13: + 1 with a state hash, + 2 with diffs, + 4 the completion of a disk barrier (its tag) */
 const T_STATE_ENTRY = 0x0c
+const T_STATE_ENTRY_LAST = T_STATE_ENTRY + 7
 const T_FIXSTR = 0x20
 const T_DICT = 0x40
 const FIXSTR_MAX = 31
@@ -55,11 +56,15 @@ const FIXUINT_MAX = 127
 const E_WHOLE = 0x00 // the entry as a general value
 const E_DATA = 0x01 // client bytes: conn, length, bytes
 const E_SYNCED = 0x02 // a disk barrier's completion: its tag
+const E_STATE = 0x03 // a state-transfer entry: its body as stateBody packs it (with E_DIFFS, E_SYNCED_TAG)
 const E_KIND = 0x0f
 const E_HASH = 0x10 // a state hash follows (a string value)
 const E_NONDET = 0x20 // non-deterministic values follow (an array value); without it they are []
 const E_HASH64 = 0x40 // the state hash as 8 raw bytes: it is 16 lowercase hex digits (memory.ts), 9 bytes less
 const E_FLAGS = E_HASH | E_NONDET | E_HASH64
+/** E_STATE only, which has no non-deterministic values: its body has `diffs` (E_NONDET's bit), `synced` (a varint follows the kind byte) */
+const E_DIFFS = E_NONDET
+const E_SYNCED_TAG = 0x80
 /** a plain connection's id, `t:<n>`, travels as the varint n + 1; 0 means a string follows */
 const PLAIN_CONN = /^t:(0|[1-9][0-9]{0,14})$/
 const HEX16 = /^[0-9a-f]{16}$/
@@ -335,6 +340,11 @@ export class Encoder {
   private packedEntry(e: unknown, gen: number, n: number, depth: number, path: string): number {
     const p = packable(e, gen, n)
     if (p === null) {
+      const st = packableState(e)
+      if (st !== null && st.gen === gen && st.n === n) {
+        this.packedState(st.body, st.hash)
+        return n + 1
+      }
       this.ensure(1)
       this.buf[this.pos++] = E_WHOLE
       this.value(e, depth, path)
@@ -367,6 +377,26 @@ export class Encoder {
     return n + 1
   }
 
+  /** A state-transfer entry inside an 'entries' message: a kind byte, the barrier's tag (E_SYNCED_TAG), the body, the hash. */
+  private packedState(body: Extract<EntryBody, { kind: 'state' }>, hash: string | undefined): void {
+    let kb = E_STATE
+    if (body.diffs !== undefined) kb |= E_DIFFS
+    if (body.synced !== undefined) kb |= E_SYNCED_TAG
+    if (hash !== undefined) kb |= HEX16.test(hash) ? E_HASH64 : E_HASH
+    this.ensure(1)
+    this.buf[this.pos++] = kb
+    if (body.synced !== undefined) this.varint(body.synced)
+    this.stateBody(body)
+    this.hash64(hash, kb)
+  }
+
+  private hash64(hash: string | undefined, kb: number): void {
+    if (kb & E_HASH64) {
+      this.ensure(8)
+      for (let i = 0; i < 16; i += 2) this.buf[this.pos++] = parseInt((hash as string).slice(i, i + 2), 16)
+    } else if (kb & E_HASH) this.string(hash as string)
+  }
+
   /**
    * A log entry of client bytes, `{ gen, n, body: { kind: 'input', input: { t: 'data', conn, data }, nondet }, hash? }`,
    * packed by position: the keys and the nesting would cost more than a small request itself.
@@ -397,9 +427,10 @@ export class Encoder {
   }
 
   /**
-   * A state-transfer log entry, `{ gen, n, body: { kind: 'state', pages, outputs, io, diffs? }, hash? }`, packed by
-   * position. A page key is sent against the key before it in the entry or a key of the state entries before it in the
-   * same message (consecutive SETs touch the same pages: `g:kv:loglen`, `g:svc:hold:<seq>`): one varint
+   * A state-transfer log entry, `{ gen, n, body: { kind: 'state', pages, outputs, io, diffs?, synced? }, hash? }`, packed
+   * by position (the tag byte says which of hash, diffs and synced follow; synced as a varint after the hash). A page key
+   * is sent against the key before it in the entry or a key of the state entries before it in the
+   * same message (consecutive SETs touch the same pages: `g:kv:loglen`, `vmm:sync:<tag>`): one varint
    * ref * 8 + same * 4 + op (ref 0: the key before, r: the r-th key of the context; same: the key is that one; op: 0
    * deleted, 1 whole value, 2 diff, 3 whole value that is a decimal number), then, unless same, the units it shares
    * with it and the rest. Then the value (op 3: as a varint), or the diff's prefix, suffix and middle. Outputs and I/O requests are a kind byte and their fields. Anything else of
@@ -407,22 +438,22 @@ export class Encoder {
    * same context (STATE_KEY_SEED) as each encode() does: a message (or an entry sent in parts) decodes on its own.
    */
   private stateEntry(e: Record<string, unknown>): boolean {
-    const { gen, n, body, hash } = e
-    if (typeof gen !== 'number' || typeof n !== 'number' || typeof body !== 'object' || body === null) return false
-    if (!Number.isSafeInteger(gen) || gen < 0 || !Number.isSafeInteger(n) || n < 0) return false
-    if (hash !== undefined && typeof hash !== 'string') return false
-    if (countKeys(e) !== (hash === undefined ? 3 : 4)) return false
-    const b = body as Record<string, unknown>
-    const { pages, outputs, io, diffs } = b
-    if (b.kind !== 'state' || !Array.isArray(pages) || !Array.isArray(outputs) || !Array.isArray(io)) return false
-    if (diffs !== undefined && !Array.isArray(diffs)) return false
-    if (countKeys(b) !== (diffs === undefined ? 4 : 5)) return false
-    if (!pages.every(isPageWrite) || !(diffs ?? []).every(isPageDiff) || !outputs.every(isPackableOutput) || !io.every(isPackableIo)) return false
+    const p = packableState(e)
+    if (p === null) return false
+    const { gen, n, hash, body } = p
     this.ensure(1)
-    this.buf[this.pos++] = T_STATE_ENTRY + (hash === undefined ? 0 : 1) + (diffs === undefined ? 0 : 2)
+    this.buf[this.pos++] = T_STATE_ENTRY + (hash === undefined ? 0 : 1) + (body.diffs === undefined ? 0 : 2) + (body.synced === undefined ? 0 : 4)
     this.varint(gen)
     this.varint(n)
     if (hash !== undefined) this.string(hash)
+    if (body.synced !== undefined) this.varint(body.synced)
+    this.stateBody(body)
+    return true
+  }
+
+  /** What follows a state entry's header, in both of its forms (T_STATE_ENTRY, E_STATE): pages, diffs, outputs, I/O. */
+  private stateBody(b: Extract<EntryBody, { kind: 'state' }>): void {
+    const { pages, outputs, io, diffs } = b
     const ctx = this.stateKeys
     const keys: string[] = []
     let prev = ''
@@ -449,7 +480,7 @@ export class Encoder {
       prev = k
     }
     this.varint(pages.length)
-    for (const [k, v] of pages as PageWrite[]) {
+    for (const [k, v] of pages) {
       if (v === null) key(k, 0)
       else if (isDecimal(v)) {
         // counters, lengths, sequence numbers: a varint instead of their digits
@@ -460,7 +491,7 @@ export class Encoder {
         this.string(v)
       }
     }
-    const ds = (diffs ?? []) as PageDiff[]
+    const ds = diffs ?? []
     this.varint(ds.length)
     for (const [k, prefix, suffix, middle] of ds) {
       key(k, 2)
@@ -469,7 +500,7 @@ export class Encoder {
       this.string(middle)
     }
     this.varint(outputs.length)
-    for (const o of outputs as Output[]) {
+    for (const o of outputs) {
       this.ensure(1)
       switch (o.t) {
         case 'reply':
@@ -494,7 +525,7 @@ export class Encoder {
       }
     }
     this.varint(io.length)
-    for (const r of io as IoRequest[]) {
+    for (const r of io) {
       this.ensure(1)
       switch (r.t) {
         case 'disk-read':
@@ -514,7 +545,6 @@ export class Encoder {
       }
     }
     this.stateKeys = nextStateKeys(keys, ctx)
-    return true
   }
 
   /** varint length, then the bytes */
@@ -600,6 +630,28 @@ function isPackableIo(o: unknown): boolean {
   }
 }
 
+/**
+ * The parts of a state-transfer entry that packs (Encoder.stateEntry, E_STATE): a generation, a number, a state body of
+ * exactly the known fields with outputs and I/O requests of the known kinds, and an optional hash; null for anything
+ * else, which takes the general path.
+ */
+function packableState(e: unknown): { gen: number; n: number; hash?: string; body: Extract<EntryBody, { kind: 'state' }> } | null {
+  if (typeof e !== 'object' || e === null) return null
+  const { gen, n, body, hash } = e as Record<string, unknown>
+  if (!isUint(gen) || !isUint(n) || typeof body !== 'object' || body === null) return null
+  if (hash !== undefined && typeof hash !== 'string') return null
+  if (countKeys(e as Record<string, unknown>) !== (hash === undefined ? 3 : 4)) return null
+  const b = body as Record<string, unknown>
+  const { pages, outputs, io, diffs, synced } = b
+  if (b.kind !== 'state' || !Array.isArray(pages) || !Array.isArray(outputs) || !Array.isArray(io)) return null
+  if (diffs !== undefined && !Array.isArray(diffs)) return null
+  if (synced !== undefined && !isUint(synced)) return null
+  if (countKeys(b) !== 4 + (diffs === undefined ? 0 : 1) + (synced === undefined ? 0 : 1)) return null
+  if (!pages.every(isPageWrite) || !(diffs ?? []).every(isPageDiff) || !outputs.every(isPackableOutput) || !io.every(isPackableIo)) return null
+  const state = b as Extract<EntryBody, { kind: 'state' }>
+  return hash === undefined ? { gen, n, body: state } : { gen, n, hash, body: state }
+}
+
 /** A canonical decimal integer below 10^15 ("0", "42"; not "042", "-1", "1e3"): it comes back the same from a varint. */
 function isDecimal(v: string): boolean {
   const n = v.length
@@ -619,18 +671,7 @@ const STATE_KEY_CONTEXT = 15
  * guest's under `g:`, agent/guests/kv.ts and service.ts), so that an entry alone in its message spells out none of
  * them. Like DICTIONARY, both ends run the same bundle: changing it changes the wire format. At most STATE_KEY_CONTEXT.
  */
-const STATE_KEY_SEED: readonly string[] = [
-  'g:kv:loglen',
-  'g:svc:hold-seq',
-  'g:svc:hold:0000000000',
-  'g:svc:sync',
-  'vmm:next-tag',
-  'vmm:sync:',
-  'g:svc:hold-head',
-  'g:kv:count',
-  'g:k:',
-  'vmm:conn:'
-]
+const STATE_KEY_SEED: readonly string[] = ['g:kv:loglen', 'g:svc:sync', 'vmm:next-tag', 'vmm:sync:', 'g:kv:count', 'g:k:', 'vmm:conn:']
 
 /** The context after an entry: its keys, then the older ones it did not repeat. */
 function nextStateKeys(keys: string[], ctx: readonly string[]): string[] {
@@ -805,13 +846,21 @@ class Decoder {
       this.need(1, 'entry kind')
       const kb = this.buf[this.pos++]
       const kind = kb & E_KIND
-      if ((kb & ~(E_KIND | E_FLAGS)) !== 0 || (kb & E_HASH && kb & E_HASH64))
+      if ((kb & ~(E_KIND | E_FLAGS | (kind === E_STATE ? E_SYNCED_TAG : 0))) !== 0 || (kb & E_HASH && kb & E_HASH64))
         throw new CodecError(`entry kind byte 0x${kb.toString(16)} has unknown flags`, kindAt)
       if (kind === E_WHOLE) {
         if (kb !== E_WHOLE) throw new CodecError('a whole entry takes no flags', kindAt)
         const e = this.value(depth + 2)
         entries[i] = e
         n = nextN(e, n)
+        continue
+      }
+      if (kind === E_STATE) {
+        const synced = kb & E_SYNCED_TAG ? this.varint('state entry synced tag') : undefined
+        const entry: Record<string, unknown> = { gen, n, body: this.stateBody(depth + 2, kindAt, (kb & E_DIFFS) !== 0, synced) }
+        this.entryHash(entry, kb, depth, kindAt)
+        entries[i] = entry
+        n++
         continue
       }
       let input: Record<string, unknown>
@@ -857,6 +906,20 @@ class Decoder {
     return msg
   }
 
+  /** The state hash of a packed entry, as its kind byte says (E_HASH64, E_HASH or none). */
+  private entryHash(entry: Record<string, unknown>, kb: number, depth: number, kindAt: number): void {
+    if (kb & E_HASH64) {
+      this.need(8, 'state hash')
+      let h = ''
+      for (let j = 0; j < 8; j++) h += this.buf[this.pos++].toString(16).padStart(2, '0')
+      entry.hash = h
+    } else if (kb & E_HASH) {
+      const h = this.value(depth + 2)
+      if (typeof h !== 'string') throw new CodecError('packed entry: the state hash is not a string', kindAt)
+      entry.hash = h
+    }
+  }
+
   private dataEntry(depth: number, at: number): unknown {
     const gen = this.varint('entry generation')
     const n = this.varint('entry number')
@@ -884,6 +947,15 @@ class Decoder {
       hash = this.value(depth + 1)
       if (typeof hash !== 'string') throw new CodecError('state entry: the state hash is not a string', at)
     }
+    const synced = flags & 4 ? this.varint('state entry synced tag') : undefined
+    const body = this.stateBody(depth, at, (flags & 2) !== 0, synced)
+    const entry: Record<string, unknown> = { gen, n, body }
+    if (hash !== undefined) entry.hash = hash
+    return entry
+  }
+
+  /** A state entry's body after its header (Encoder.stateBody); `diffs`: the body has the field (else its count is 0). */
+  private stateBody(depth: number, at: number, hasDiffs: boolean, synced: number | undefined): EntryBody {
     const str = (what: string): string => {
       const v = this.value(depth + 1)
       if (typeof v !== 'string') throw new CodecError(`state entry: ${what} is not a string`, at)
@@ -968,10 +1040,11 @@ class Decoder {
       else throw new CodecError(`state entry: unknown I/O kind ${kind}`, kindAt)
     }
     this.stateKeys = nextStateKeys(keys, ctx)
-    const body: EntryBody = flags & 2 ? { kind: 'state', pages, outputs, io, diffs } : { kind: 'state', pages, outputs, io }
-    const entry: Record<string, unknown> = { gen, n, body }
-    if (hash !== undefined) entry.hash = hash
-    return entry
+    const body: Extract<EntryBody, { kind: 'state' }> = { kind: 'state', pages, outputs, io }
+    if (hasDiffs) body.diffs = diffs
+    else if (diffs.length > 0) throw new CodecError('state entry: diffs in an entry that says it has none', at)
+    if (synced !== undefined) body.synced = synced
+    return body
   }
 
   value(depth: number): unknown {
@@ -991,6 +1064,10 @@ class Decoder {
       case T_STATE_ENTRY + 1:
       case T_STATE_ENTRY + 2:
       case T_STATE_ENTRY + 3:
+      case T_STATE_ENTRY + 4:
+      case T_STATE_ENTRY + 5:
+      case T_STATE_ENTRY + 6:
+      case T_STATE_ENTRY_LAST:
         return this.stateEntry(depth, at)
       case T_NULL:
         return null

@@ -804,7 +804,8 @@ export class ReplicaCore {
       input: e.body.kind === 'input' ? describeInput(e.body.input) : `state ${e.body.pages.length + (e.body.diffs?.length ?? 0)} pages`
     })
     // Suppressed, but kept: if the primary dies before releasing them, this replica will.
-    const outputs = e.body.kind === 'state' ? e.body.outputs : r.outputs
+    // a state entry's outputs as replay gave them: those it lists after those a completed barrier held (VMM pages)
+    const outputs = r.outputs
     if (outputs.length > 0 && e.n > this.releasedThrough) this.keep({ n: e.n, outputs, at: this.now })
     if (e.hash !== undefined) {
       const mine = this.vmm.stateHash()

@@ -83,8 +83,19 @@ export class Memory {
   private undo: Undo[] = []
   /** value of each touched page before the current input (undefined = absent) */
   private before = new Map<string, string | undefined>()
+  /** the keys under each indexed prefix: keys() of one of them costs what it finds, not a scan of every page */
+  private readonly index = new Map<string, Set<string>>()
 
-  constructor(private readonly maxBytes: number) {}
+  /**
+   * `indexed`: prefixes whose keys are listed often and are few (the VMM's pending disk barriers), kept in an index so
+   * that listing them does not scan every page (a million keys of a guest).
+   */
+  constructor(
+    private readonly maxBytes: number,
+    indexed: readonly string[] = []
+  ) {
+    for (const p of indexed) this.index.set(p, new Set())
+  }
 
   get(key: string): string | undefined {
     return this.pages.get(key)
@@ -108,6 +119,7 @@ export class Memory {
     this.touch(key, old)
     this.pages.set(key, value)
     this.bytes += grow
+    if (old === undefined && this.index.size > 0) this.indexed(key, true)
   }
 
   delete(key: string): void {
@@ -117,10 +129,13 @@ export class Memory {
     this.touch(key, old)
     this.pages.delete(key)
     this.bytes -= key.length + old.length
+    if (this.index.size > 0) this.indexed(key, false)
   }
 
   /** Keys under `prefix`, sorted: Map order depends on history (a restored snapshot differs), sorted order does not. */
   keys(prefix: string): string[] {
+    const known = this.index.get(prefix)
+    if (known !== undefined) return [...known].sort()
     const out: string[] = []
     for (const k of this.pages.keys()) if (k.startsWith(prefix)) out.push(k)
     return out.sort()
@@ -146,6 +161,7 @@ export class Memory {
     this.stale.clear()
     this.undo = []
     this.before = new Map()
+    for (const set of this.index.values()) set.clear()
   }
 
   // --- per-input bookkeeping -------------------------------------------------------
@@ -173,6 +189,7 @@ export class Memory {
         this.pages.set(key, old)
         this.bytes += key.length + old.length
       }
+      if ((cur === undefined) !== (old === undefined) && this.index.size > 0) this.indexed(key, old !== undefined)
     }
   }
 
@@ -188,14 +205,24 @@ export class Memory {
 
   /**
    * The same pages as dirty(), sorted by key: each one whole (or deleted), or as a diff against its value before the
-   * input where that is smaller (a changed field in a big hash or list, an append to a long value).
+   * input where that is smaller (a changed field in a big hash or list, an append to a long value). With `since` (a
+   * mark()), the changes after that point of the input, against the values the pages had there: what the VMM did
+   * before it (released the outputs a completed disk barrier held) the backup does itself.
    */
-  changes(): { pages: PageWrite[]; diffs: PageDiff[] } {
+  changes(since = 0): { pages: PageWrite[]; diffs: PageDiff[] } {
     const pages: PageWrite[] = []
     const diffs: PageDiff[] = []
-    const keys = [...this.before.keys()].sort()
+    let before = this.before
+    if (since > 0) {
+      before = new Map()
+      for (let i = since; i < this.undo.length; i++) {
+        const [key, old] = this.undo[i]
+        if (!before.has(key)) before.set(key, old)
+      }
+    }
+    const keys = [...before.keys()].sort()
     for (const key of keys) {
-      const old = this.before.get(key)
+      const old = before.get(key)
       const cur = this.pages.get(key)
       if (cur === old) continue
       if (cur === undefined || old === undefined || cur.length < DIFF_FROM) {
@@ -207,6 +234,14 @@ export class Memory {
       else pages.push([key, cur])
     }
     return { pages, diffs }
+  }
+
+  private indexed(key: string, present: boolean): void {
+    for (const [prefix, set] of this.index) {
+      if (!key.startsWith(prefix)) continue
+      if (present) set.add(key)
+      else set.delete(key)
+    }
   }
 
   private track(key: string, old: string | undefined): void {

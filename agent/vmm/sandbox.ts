@@ -121,8 +121,9 @@ export interface HostDevices {
   memSet(key: string, value: string): void
   memDelete(key: string): void
   memKeys(prefix: string): string[]
-  nicSend(conn: string, bytes: string): void
-  nicClose(conn: string): void
+  /** `afterSync`: held until that disk barrier completes (see GuestDevices.nic.send) */
+  nicSend(conn: string, bytes: string, afterSync?: number): void
+  nicClose(conn: string, afterSync?: number): void
   nicIsOpen(conn: string): boolean
   diskRead(block: number): number
   /** `offset`: an append at that offset of the block (see GuestDevices.disk.write); undefined: a whole-block write */
@@ -201,8 +202,12 @@ const BOUNDARY = `(function (host, blockSize, overflowMessage) {
       }
     }),
     nic: freeze({
-      send: function send(conn, bytes) { return void h2(nicSend, str(conn, 'nic.send connection'), prim(bytes, 'nic.send bytes')) },
-      close: function close(conn) { return void h1(nicClose, str(conn, 'nic.close connection')) },
+      send: function send(conn, bytes, afterSync) {
+        return void (afterSync === undefined ? h2(nicSend, str(conn, 'nic.send connection'), prim(bytes, 'nic.send bytes')) : h3(nicSend, str(conn, 'nic.send connection'), prim(bytes, 'nic.send bytes'), prim(afterSync, 'nic.send afterSync')))
+      },
+      close: function close(conn, afterSync) {
+        return void (afterSync === undefined ? h1(nicClose, str(conn, 'nic.close connection')) : h2(nicClose, str(conn, 'nic.close connection'), prim(afterSync, 'nic.close afterSync')))
+      },
       isOpen: function isOpen(conn) { return h1(nicIsOpen, str(conn, 'nic.isOpen connection')) }
     }),
     disk: freeze({
@@ -309,7 +314,7 @@ export function createSandbox(def: GuestDefinition, host: HostDevices): Sandbox 
     pending = e instanceof Error ? `${e.name}\n${e.message}` : `Error\n${String(e)}`
     if (isStackOverflow(e)) host.overflow()
   }
-  // Devices take two arguments (disk.write three): a fixed-arity wrapper, called several times per
+  // Devices take two arguments (disk.write and nic.send three): a fixed-arity wrapper, called several times per
   // command, spares the rest array and the spread that a variadic one costs on each call.
   const guard =
     <A, B, R>(f: (a: A, b: B) => R) =>
@@ -342,7 +347,7 @@ export function createSandbox(def: GuestDefinition, host: HostDevices): Sandbox 
     memSet: guard(host.memSet),
     memDelete: guard(host.memDelete),
     memKeys: guard(host.memKeys),
-    nicSend: guard(host.nicSend),
+    nicSend: guard3(host.nicSend),
     nicClose: guard(host.nicClose),
     nicIsOpen: guard(host.nicIsOpen),
     diskRead: guard(host.diskRead),

@@ -60,8 +60,13 @@ export type EntryBody =
       /** the primary refused this input (see ExecResult.refused): the backup applies the refusal without running the guest */
       refused?: Refusal
     }
-  /** `pages` whole or deleted, `diffs` changed in part (absent: none); each key at most once in the two */
-  | { kind: 'state'; pages: PageWrite[]; outputs: Output[]; io: IoRequest[]; diffs?: PageDiff[] }
+  /**
+   * `pages` whole or deleted, `diffs` changed in part (absent: none); each key at most once in the two. `synced`: the
+   * entry is the completion of that disk barrier, and the backup first releases what the barrier held itself (its page
+   * goes, the outputs held with it come first, before `outputs`), as the primary's VMM did before the guest ran; the
+   * pages and diffs are what changed after that.
+   */
+  | { kind: 'state'; pages: PageWrite[]; outputs: Output[]; io: IoRequest[]; diffs?: PageDiff[]; synced?: number }
 
 export type ReplicationMode = 'rsm' | 'state-transfer'
 

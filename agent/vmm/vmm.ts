@@ -40,6 +40,12 @@ const G = 'g:'
 const CONN = 'vmm:conn:'
 const DISK = 'vmm:disk:'
 const TIMER = 'vmm:timer:'
+/**
+ * A disk barrier whose completion has not been applied: `vmm:sync:<tag>`, its value the outputs held until it completes
+ * (nic.send and nic.close with `afterSync`), back to back: `s<conn length>:<conn><bytes length>:<bytes>` or
+ * `c<conn length>:<conn>`. They live with the barrier, in pages the backup holds too, so the entry of the completion
+ * names only the barrier: the backup releases what it holds (see releaseSynced).
+ */
 const SYNC = 'vmm:sync:'
 const NEXT_TAG = 'vmm:next-tag'
 
@@ -63,6 +69,8 @@ interface Step {
   overflow: boolean
   /** primary: refused (no more handlers run); backup: replaying a refused entry */
   refused: Refusal | null
+  /** a disk barrier's completion released what it held: the memory mark and output count after that, where the guest's part begins */
+  released?: [mark: number, outputs: number]
 }
 
 const BYTE_STRING = /[^\x00-\xff]/
@@ -171,8 +179,55 @@ export function createVmm(opts: VmmOptions): Vmm {
   const def: GuestDefinition = opts.definition ?? getGuest(opts.guest)
   if (opts.mode !== 'rsm' && opts.mode !== 'state-transfer') throw new TypeError(`createVmm: unknown replication mode ${JSON.stringify(opts.mode)}`)
   const entropy = opts.entropy
-  const mem = new Memory(opts.maxMemoryBytes ?? DEFAULT_MAX_MEMORY)
+  const mem = new Memory(opts.maxMemoryBytes ?? DEFAULT_MAX_MEMORY, [SYNC])
   let step: Step | null = null
+
+  /** Keep an output until barrier `tag` completes; false when it is no pending barrier (the output leaves at once). */
+  function hold(tag: unknown, where: string, record: () => string): boolean {
+    nonNegInt(tag, `${where} afterSync`)
+    const held = mem.get(SYNC + String(tag))
+    if (held === undefined) return false
+    mem.set(SYNC + String(tag), held + record())
+    return true
+  }
+
+  /**
+   * Barrier `tag` completed: every barrier before it did too (a barrier follows every earlier write). The outputs held
+   * for it and for the pending ones before it go out, oldest barrier first, each only to a connection still open (as
+   * nic.send and nic.close would have at this point). Its page goes; an earlier one stays, emptied, for its own
+   * completion. False when `tag` is no pending barrier (a completion that came twice). Primary and backup alike.
+   */
+  function releaseSynced(tag: number, outputs: Output[]): boolean {
+    if (!mem.has(SYNC + tag)) return false
+    const tags = mem
+      .keys(SYNC)
+      .map((k) => Number(k.slice(SYNC.length)))
+      .filter((t) => t <= tag)
+      .sort((a, b) => a - b)
+    for (const t of tags) {
+      const held = mem.get(SYNC + t)!
+      if (t === tag) mem.delete(SYNC + t)
+      else if (held !== '') mem.set(SYNC + t, '')
+      for (let p = 0; p < held.length;) {
+        const kind = held[p]
+        const c = held.indexOf(':', p + 1)
+        const connEnd = c + 1 + Number(held.slice(p + 1, c))
+        const conn = held.slice(c + 1, connEnd)
+        p = connEnd
+        if (kind === 'c') {
+          if (!mem.has(CONN + conn)) continue
+          mem.delete(CONN + conn)
+          outputs.push({ t: 'close', conn })
+          continue
+        }
+        const b = held.indexOf(':', p)
+        const end = b + 1 + Number(held.slice(p, b))
+        if (mem.has(CONN + conn)) outputs.push({ t: 'reply', conn, data: byteStringToBytes(held.slice(b + 1, end)) })
+        p = end
+      }
+    }
+    return true
+  }
 
   function current(what: string): Step {
     if (step === null) throw new Error(`${what} called outside the handling of an input`)
@@ -230,14 +285,21 @@ export function createVmm(opts: VmmOptions): Vmm {
     },
     memDelete: (k) => mem.delete(G + k),
     memKeys: (prefix) => mem.keys(G + prefix).map((k) => k.slice(G.length)),
-    nicSend(conn, bytes) {
+    nicSend(conn, bytes, afterSync) {
       const s = current('nic.send')
       byteString(bytes, `nic.send to ${conn}`)
+      if (
+        afterSync !== undefined &&
+        hold(afterSync, `nic.send to ${conn}`, () => (bytes.length === 0 ? '' : `s${conn.length}:${conn}${bytes.length}:${bytes}`))
+      )
+        return
       if (bytes.length > 0 && mem.has(CONN + conn)) s.outputs.push({ t: 'reply', conn, data: byteStringToBytes(bytes) })
     },
-    nicClose(conn) {
+    nicClose(conn, afterSync) {
       const s = current('nic.close')
       if (!mem.has(CONN + conn)) return
+      // the connection stays open until the close leaves: replies held before it still go out
+      if (afterSync !== undefined && hold(afterSync, `nic.close of ${conn}`, () => `c${conn.length}:${conn}`)) return
       mem.delete(CONN + conn)
       s.outputs.push({ t: 'close', conn })
     },
@@ -406,8 +468,8 @@ export function createVmm(opts: VmmOptions): Vmm {
         }
         case 'disk-synced':
           // a barrier re-issued at go-live may complete twice: only the first completion counts
-          if (!mem.has(SYNC + input.tag)) break
-          mem.delete(SYNC + input.tag)
+          if (!releaseSynced(input.tag, s.outputs)) break
+          s.released = [mem.mark(), s.outputs.length]
           call(s, fault, null, 'diskSynced', input.tag)
           break
         case 'timer':
@@ -448,8 +510,15 @@ export function createVmm(opts: VmmOptions): Vmm {
       const s = run(input, null)
       let body: EntryBody
       if (opts.mode === 'state-transfer') {
-        const { pages, diffs } = mem.changes()
-        body = diffs.length > 0 ? { kind: 'state', pages, outputs: s.outputs, io: s.io, diffs } : { kind: 'state', pages, outputs: s.outputs, io: s.io }
+        // a barrier's completion: the backup releases what the barrier held itself, so the entry carries only the tag
+        // and what the guest did after (the held replies travelled once, in the entry that held them)
+        const from = s.released
+        const { pages, diffs } = mem.changes(from?.[0] ?? 0)
+        const outputs = from === undefined ? s.outputs : s.outputs.slice(from[1])
+        const state: Extract<EntryBody, { kind: 'state' }> = { kind: 'state', pages, outputs, io: s.io }
+        if (diffs.length > 0) state.diffs = diffs
+        if (from !== undefined && input.t === 'disk-synced') state.synced = input.tag
+        body = state
       }
       // the values a refused input read are of no use to the backup, which will not run it
       else if (s.refused !== null) body = { kind: 'input', input, nondet: [], refused: s.refused }
@@ -470,24 +539,33 @@ export function createVmm(opts: VmmOptions): Vmm {
       if (body.kind === 'state') {
         const pages = checkPages(body.pages, 'vmm.replay state entry')
         const diffs = checkDiffs(body.diffs, 'vmm.replay state entry')
-        // every diff must fit this side's copy before anything changes: a misfit means the two states already differ
+        if (body.synced !== undefined) nonNegInt(body.synced, 'vmm.replay state entry synced')
+        mem.beginInput()
+        // a barrier's completion: release what it held, as the primary did before its guest ran
+        const outputs: Output[] = []
+        if (body.synced !== undefined && !releaseSynced(body.synced, outputs))
+          throw new DivergenceError(`state entry completes disk barrier ${body.synced}, which this replica does not hold pending: the states differ`)
+        // every diff must fit this side's copy before a page of the entry is written: a misfit means the two states already
+        // differ (and undoes the release)
         const patched: [string, string][] = []
         for (const [k, prefix, suffix, middle] of diffs) {
           const old = mem.get(k)
           const next = old === undefined ? null : applyPageDiff(old, prefix, suffix, middle)
-          if (next === null)
+          if (next === null) {
+            mem.rollback(0)
             throw new DivergenceError(
               `state entry changes page ${JSON.stringify(k.slice(0, 80))} by a diff (keep ${prefix} + ${suffix} of its units) that does not fit this replica's copy (${old === undefined ? 'absent' : `${old.length} units`}): the states differ`
             )
+          }
           patched.push([k, next])
         }
-        mem.beginInput()
         for (const [k, v] of pages) {
           if (v === null) mem.delete(k)
           else mem.set(k, v)
         }
         for (const [k, v] of patched) mem.set(k, v)
-        return { outputs: body.outputs ?? [], io: body.io ?? [] }
+        for (const o of body.outputs ?? []) outputs.push(o)
+        return { outputs, io: body.io ?? [] }
       }
       throw new TypeError(`vmm.replay: unknown entry kind ${JSON.stringify((body as { kind?: unknown }).kind)}`)
     },

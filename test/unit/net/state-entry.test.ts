@@ -3,12 +3,16 @@
 // same message, the general path for anything of another shape, and refusal of corrupt input.
 import { describe, expect, it } from 'vitest'
 import { CodecError, decode, encode } from '../../../agent/net/codec.js'
+import type { LogEntry } from '../../../agent/replica/types.js'
 import type { EntryBody } from '../../../agent/vmm/types.js'
 
 const b = (s: string) => new Uint8Array(Buffer.from(s, 'latin1'))
 
-function state(pages: [string, string | null][], extra: Partial<Extract<EntryBody, { kind: 'state' }>> = {}): EntryBody {
-  return { kind: 'state', pages, outputs: [], io: [], ...extra }
+function state(pages: [string, string | null][], extra: Partial<Extract<EntryBody, { kind: 'state' }>> = {}): Extract<EntryBody, { kind: 'state' }> {
+  const body: Extract<EntryBody, { kind: 'state' }> = { kind: 'state', pages, outputs: [], io: [], ...extra }
+  // as the VMM makes them: a field that is not there is absent, not undefined
+  for (const k of ['diffs', 'synced'] as const) if (body[k] === undefined) delete body[k]
+  return body
 }
 
 describe('packed state entries', () => {
@@ -59,7 +63,7 @@ describe('packed state entries', () => {
   })
 
   it('send keys repeated from earlier entries of the same message, or common ones, in a byte or two', () => {
-    const keys = ['g:kv:loglen', 'g:svc:hold-seq', 'g:svc:hold:000000000000031', 'g:svc:sync', 'vmm:next-tag', 'vmm:sync:32']
+    const keys = ['g:k:key:31', 'g:kv:count', 'g:kv:loglen', 'g:svc:sync', 'vmm:next-tag', 'vmm:sync:32']
     const entry = (i: number) => ({ gen: 1, n: i, body: state(keys.map((k) => [k.replace('31', String(31 + i)), String(i)] as [string, string])) })
     const one = encode({ t: 'entries', gen: 1, entries: [entry(0)], releasedThrough: 0 }).length
     const many = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map(entry)
@@ -90,10 +94,58 @@ describe('packed state entries', () => {
     for (const e of odd) expect(decode(encode(e))).toEqual(e)
   })
 
+  it('pack state entries inside an entries message without their generation and number, every field kept', () => {
+    const body = (i: number): Extract<EntryBody, { kind: 'state' }> =>
+      i % 2 === 0
+        ? state([['vmm:sync:' + (40 + i), 's3:t:15:+OK\r\n']], {
+            outputs: [
+              { t: 'disk-write', block: 1, data: b('S1:k1:v'), offset: 7 },
+              { t: 'disk-sync', tag: 40 + i }
+            ]
+          })
+        : state([['g:svc:sync', null]], { synced: 39 + i, diffs: i === 3 ? [['g:big', 1, 2, 'm']] : undefined })
+    const entries: LogEntry[] = [0, 1, 2, 3].map((i) => ({ gen: 4, n: 300 + i, body: body(i) }))
+    entries[1].hash = '00112233445566ff'
+    entries[2].hash = 'not hex'
+    const msg = { t: 'entries', gen: 4, entries, releasedThrough: 299 }
+    const packed = encode(msg)
+    expect(decode(packed)).toEqual(msg)
+    // each one as a whole entry would spell out its generation and number: about 4 bytes more each here
+    const whole = entries.map((e) => encode(e).length + 1).reduce((x, y) => x + y, 0)
+    expect(packed.length).toBeLessThan(whole - 4 * 3)
+    // one whose generation or number is not the message's next travels whole, and still decodes equal
+    const odd = { t: 'entries', gen: 4, entries: [entries[0], { ...entries[1], n: 900 }, { ...entries[2], gen: 3 }], releasedThrough: 0 }
+    expect(decode(encode(odd))).toEqual(odd)
+    // an entry alone (sliced entries travel so) keeps its barrier too
+    expect(decode(encode(entries[1]))).toEqual(entries[1])
+  })
+
+  it('refuse a packed state entry with flags it cannot have', () => {
+    const msg = encode({ t: 'entries', gen: 1, entries: [{ gen: 1, n: 1, body: state([]) }], releasedThrough: 0 })
+    // T_ENTRIES, gen, releasedThrough, nextConn, first n, count, then the entry's kind byte
+    expect(msg[6]).toBe(0x03)
+    const synced = Uint8Array.from(msg)
+    synced[6] = 0x83 // a barrier's tag, which is not there: the rest no longer fits
+    expect(() => decode(synced)).toThrow(CodecError)
+    const data = encode({
+      t: 'entries',
+      gen: 1,
+      entries: [{ gen: 1, n: 1, body: { kind: 'input', input: { t: 'disk-synced', tag: 5 }, nondet: [] } }],
+      releasedThrough: 0
+    })
+    const flagged = Uint8Array.from(data)
+    flagged[6] |= 0x80 // only a state entry has a barrier flag
+    expect(() => decode(flagged)).toThrow(/unknown flags/)
+    const diffs = encode({ gen: 1, n: 1, body: state([], { diffs: [['g:x', 0, 0, 'y']] }) })
+    const nodiffs = Uint8Array.from(diffs)
+    nodiffs[0] -= 2 // says it has no diffs, yet one follows
+    expect(() => decode(nodiffs)).toThrow(/diffs/)
+  })
+
   it('refuse a truncated or corrupted packed entry with a CodecError', () => {
     const bytes = encode({ gen: 1, n: 1, body: state([['g:key', 'value']], { outputs: [{ t: 'disk-sync', tag: 1 }] }) })
     for (let cut = 1; cut < bytes.length; cut++) expect(() => decode(bytes.subarray(0, cut))).toThrow(CodecError)
-    // a key that refers to a key beyond the context (the seed's 10 keys, as no entry came before)
+    // a key that refers to a key beyond the context (the seed's 7 keys, as no entry came before)
     const bad = Uint8Array.from(bytes)
     // tag, gen, n, page count, then the key's head: 'g:key' against the seed's first key sharing 'g:k' (ref 1), a whole value
     expect(bad[4]).toBe(1 * 8 + 1)
