@@ -31,7 +31,8 @@ export interface StartExpectation {
 /**
  * Prints what deploy needs to know before it uploads anything, in one round trip: OS,
  * machine, $HOME, node's version (or "none"), free KiB under ~/.ftlab (created here, as deploy
- * would: a host may mount a filesystem of its own there), then `key=value` lines: whether
+ * would: a host may mount a filesystem of its own there; empty where the agent is started at
+ * once, as nothing is written), then `key=value` lines: whether
  * gzip and zstd are there, the installed agent bundle's SHA-256, and, only where the host has
  * no usable Node of its own, `runtime=<dir> <sha256>` for every runtime FT Lab uploaded
  * before: the check before use, as a runtime that does not hash as the console's copy is
@@ -50,7 +51,8 @@ export interface StartExpectation {
 export function detectScript(minNodeMajor: number, start?: StartExpectation): string {
   const lines = [
     `D="$HOME/${AGENT_DIR}"`,
-    'mkdir -p "$D" 2>/dev/null',
+    // every command forked is a wait for a core on a busy host: only what is needed runs
+    '[ -d "$D" ] || mkdir -p "$D" 2>/dev/null',
     'v=none',
     'n=$(command -v node 2>/dev/null)',
     'if [ -n "$n" ]; then',
@@ -63,17 +65,14 @@ export function detectScript(minNodeMajor: number, start?: StartExpectation): st
     `    [ -n "$id" ] && printf '%s %s\\n' "$v" "$id" > "$D/.node-version" 2>/dev/null`,
     '  fi',
     'fi',
-    `free=$(df -Pk "$D" 2>/dev/null | { read -r _; read -r _ _ _ f _; echo "$f"; })`,
     'command -v gzip >/dev/null 2>&1 && gz=yes || gz=no',
     'command -v zstd >/dev/null 2>&1 && zs=yes || zs=no',
     `f="$D/agent/${AGENT_FILE}"; a=""; [ -f "$f" ] && { set -- $( ${SHA256} < "$f"); a=$1; }`,
     'set -- $(uname -sm)',
-    `printf '%s\\n' "$1" "$2" "$HOME" "$v" "$free" "gzip=$gz" "zstd=$zs"`,
-    'machine=$2',
-    `[ -n "$a" ] && printf 'agent=%s\\n' "$a"`,
+    'os=$1; machine=$2',
     'major=${v#v}; major=${major%%.*}',
     "case $major in ''|*[!0-9]*) major=0 ;; esac",
-    'node=""',
+    'node=""; rts=""',
     `if [ "$major" -ge ${minNodeMajor} ]; then`,
     '  node=node',
     'else',
@@ -87,18 +86,22 @@ export function detectScript(minNodeMajor: number, start?: StartExpectation): st
     '    fi',
     `    [ -n "$h" ] || { set -- $( ${SHA256} < "$n"); h=$1; }`,
     '    r=${n%/bin/node}; r=${r##*/}',
-    `    printf 'runtime=%s %s\\n' "$r" "$h"`,
+    // printed with the other facts below, once it is known whether df is needed
+    '    rts="${rts}runtime=$r $h',
+    '"',
     ...(start ? runtimeMatch(start) : []),
     '  done',
-    'fi'
+    'fi',
+    // free space matters only to an upload: a host whose agent starts at once is not asked
+    start ? `go=""; [ -n "$node" ] && [ "$a" = ${shq(start.agentSha256)} ] && go=1` : 'go=""',
+    'free=""',
+    `[ -n "$go" ] || free=$(df -Pk "$D" 2>/dev/null | { read -r _; read -r _ _ _ f _; echo "$f"; })`,
+    `printf '%s\\n' "$os" "$machine" "$HOME" "$v" "$free" "gzip=$gz" "zstd=$zs"`,
+    `[ -n "$a" ] && printf 'agent=%s\\n' "$a"`,
+    `printf '%s' "$rts"`
   ]
   if (start) {
-    lines.push(
-      `[ -n "$node" ] && [ "$a" = ${shq(start.agentSha256)} ] || exit 0`,
-      READ_BOOT,
-      `printf 'START %s\\n' "$node"`,
-      startSnippet(start.readyTimeoutMs)
-    )
+    lines.push('[ -n "$go" ] || exit 0', READ_BOOT, `printf 'START %s\\n' "$node"`, startSnippet(start.readyTimeoutMs))
   } else lines.push('true')
   return sh(lines.join('\n'))
 }
@@ -234,7 +237,9 @@ function stopAgentSnippet(): string {
   return [
     ALIVE,
     'bundle="$D/agent/ftlab-agent.cjs"',
-    `pids=$(${agentPidsScript('"$bundle"')})`,
+    // agentPidsScript, with the shell taking the pids out of the paths instead of a sed
+    'pids=""',
+    `for p in $(printf '%s\\n' "$bundle" | grep -lxzF -f - /proc/[0-9]*/cmdline 2>/dev/null); do p=\${p#/proc/}; pids="$pids \${p%/cmdline}"; done`,
     'if [ -n "$pids" ]; then',
     '  kill $pids 2>/dev/null',
     '  i=0',
@@ -264,9 +269,10 @@ function startSnippet(timeoutMs: number): string {
     'cd "$D" || exit 10',
     stopAgentSnippet(),
     '[ -d data ] || mkdir -p data',
-    'rdy="$D/ready.$$"',
-    'rm -f data/agent.json "$rdy"',
-    'mkfifo "$rdy" || { echo "cannot make a fifo in $D for the agent\'s ready line" >&2; exit 14; }',
+    '[ -e data/agent.json ] && rm -f data/agent.json',
+    // the fifo stays for the next start (one command fewer); the agent it served is stopped by now
+    'rdy="$D/ready.fifo"',
+    '[ -p "$rdy" ] || { rm -f "$rdy"; mkfifo "$rdy"; } || { echo "cannot make a fifo in $D for the agent\'s ready line" >&2; exit 14; }',
     ': > agent.out',
     // printf is a builtin: the secret reaches the agent through a pipe and nowhere else
     'printf \'%s\\n\' "$boot" | setsid "$node" "$bundle" > "$rdy" 2>> agent.out &',
@@ -276,7 +282,6 @@ function startSnippet(timeoutMs: number): string {
     `( sleep ${seconds}; kill $pid ) < /dev/null > /dev/null 2>&1 &`,
     'w=$!',
     'exec 3< "$rdy"',
-    'rm -f "$rdy"',
     'while IFS= read -r line <&3; do',
     `  case $line in *'"ready"'*) kill $w 2>/dev/null; printf 'READY %s\\n' "$line"; exit 0 ;; esac`,
     'done',
