@@ -294,6 +294,10 @@ async function uploadRuntime(
   const r = await conn.exec(script, { stdin: start ? bootThen(start.bootLine, path) : createReadStream(path, { highWaterMark: 1 << 20 }) })
   const started = start ? parseStarted(r.stdout.toString(), conn.name) : ({ tried: false } as const)
   if (started.tried) {
+    // 126/127: the runtime could not be executed at all (another architecture, a missing loader)
+    if (r.code === 12 && /exited \(status 12[67]\)/.test(r.stderr.toString())) {
+      throw new SshError('remote', conn.name, `uploaded Node runtime does not run on ${conn.name}: ${r.stderr.toString().trim()}`)
+    }
     if (r.code !== 0 || !started.ready) throw startFailure(conn.name, r, plan.nodePath)
     return { started }
   }
@@ -476,6 +480,10 @@ export async function deployAgent(target: DeployTarget, opts: DeployOptions = {}
     if (!ready) {
       ready = await run('start', 'starting agent', async () => {
         const r = await c.exec(startAgentScript(node.nodePath, readyTimeoutMs), { stdin: bootLine, timeoutMs: readyTimeoutMs + 10_000 })
+        if (node.kind === 'upload' && r.code === 12 && /exited \(status 12[67]\)/.test(r.stderr.toString())) {
+          step = 'runtime'
+          throw new SshError('remote', c.name, `uploaded Node runtime does not run on ${c.name}: ${r.stderr.toString().trim()}`)
+        }
         if (r.code !== 0) throw new SshError('remote', c.name, startFailure(c.name, r, node.nodePath).message)
         return parseReady(r.stdout.toString(), c.name)
       })

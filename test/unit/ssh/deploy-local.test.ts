@@ -244,6 +244,20 @@ describe('deploy against a local sh host', () => {
     expect(existsSync(join(dir, 'node.partial'))).toBe(false)
   })
 
+  it('names an uploaded runtime that cannot be executed on the host, at the runtime step', async () => {
+    const h = localHost(root, 'unrunnable')
+    script(join(h.bin, 'node'), 'exit 127')
+    const rtDir = join(root, 'cache-unrunnable', `node-v${RUNTIME_VERSION}-linux-x64`)
+    mkdirSync(join(rtDir, 'bin'), { recursive: true })
+    // as a binary for another architecture would: execve fails, setsid says so and exits 127
+    writeFileSync(join(rtDir, 'bin', 'node'), `#!/nonexistent/interpreter\n# ${'x'.repeat(4096)}\n`)
+    chmodSync(join(rtDir, 'bin', 'node'), 0o755)
+    const err = (await deployAgent(target(h), { bundlePath: bundle, runtimeCacheDir: join(root, 'cache-unrunnable') }).catch((e: unknown) => e)) as DeployError
+    expect(err).toBeInstanceOf(DeployError)
+    expect(err.step).toBe('runtime')
+    expect(err.message).toMatch(/uploaded Node runtime does not run on local-unrunnable: the agent exited \(status 127\) before it was ready/)
+  })
+
   it('names the missing runtime and the command that caches one', async () => {
     const h = localHost(root, 'no-cache')
     script(join(h.bin, 'node'), 'exit 127')
