@@ -172,6 +172,8 @@ describe.skipIf(unavailable !== null)(`deploy over SSH to the testbed${unavailab
     if (runtimeSkip) skipNow(ctx, runtimeSkip)
     const h2 = labHost(lab, 'h2')
     expect(h2.node).toBe(false)
+    // a runtime left there by an earlier run would be found and not sent
+    await teardownHost(await open(h2))
     const token = randomBytes(32).toString('hex')
     const a = await deployAgent(target(h2, token), { bundlePath: bundle })
     const cached = await findCachedRuntime('x64')
