@@ -1,18 +1,24 @@
 // Agent entry point. Reads one JSON line (the boot config) from stdin, prints one ready
 // line on stdout, and from then on talks only through its control port and its log
 // file: the console may detach it, close the pipes, or go away altogether.
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Agent, AGENT_VERSION } from './agent.js'
 import { BootConfigError, MAX_BOOT_LINE_BYTES, parseBootConfig } from './boot.js'
 import type { StartReplica } from './context.js'
 import type { AgentBootConfig } from './control/protocol.js'
-import { writeFileAtomic } from './disk/atomic-write.js'
 import { FileLogger } from './log.js'
 
-import { startReplica } from './replica/runtime.js'
-
-const START_REPLICA: StartReplica | null = startReplica
+// The replica runtime (VMM, guests, logging channel, the etcd client with node:http and
+// node:https) is evaluated when a replica role starts, not before the ready line: an agent
+// that serves as the disk server, or waits for its role, never needs it. The bundle stays
+// one file (esbuild turns this import into a lazily run module initialiser).
+const START_REPLICA: StartReplica | null = async (spec, ctx) => {
+  // null in a build without the replica role (test/support/agent.ts makes one)
+  const start = (await import('./replica/runtime.js')).startReplica as StartReplica | null
+  if (!start) throw new Error('replica role not available in this agent build')
+  return start(spec, ctx)
+}
 
 // A write to a closed stdout/stderr pipe must never kill the agent.
 process.stdout.on('error', () => {})
@@ -50,6 +56,17 @@ function fatal(message: string): never {
   process.exit(2)
 }
 
+/**
+ * Replaces a file through a temp name, so a reader never sees half of it, without fsync:
+ * the pid file and agent.json describe this process, which a machine crash ends anyway
+ * (four fsyncs were a third of the agent's start-up on a busy host).
+ */
+function replaceFile(path: string, content: string, mode: number): void {
+  const tmp = `${path}.tmp-${process.pid}`
+  writeFileSync(tmp, content, { mode })
+  renameSync(tmp, path)
+}
+
 /** Another live agent on the same data directory would fight over the disk image. */
 function claimPidFile(boot: AgentBootConfig): string {
   const pidPath = join(boot.dataDir, 'agent.pid')
@@ -59,7 +76,7 @@ function claimPidFile(boot: AgentBootConfig): string {
       fatal(`another agent (pid ${other}) is running with dataDir ${boot.dataDir}; stop it first or use another dataDir`)
     }
   }
-  writeFileAtomic(pidPath, `${process.pid}\n`, 0o644)
+  replaceFile(pidPath, `${process.pid}\n`, 0o644)
   return pidPath
 }
 
@@ -141,8 +158,9 @@ async function main(): Promise<void> {
     fatal((err as Error).message)
   }
   const startedAt = new Date().toISOString()
-  writeFileAtomic(infoPath, JSON.stringify({ controlPort: agent.controlPort, pid: process.pid, version: AGENT_VERSION, startedAt }) + '\n', 0o600)
-  process.stdout.write(JSON.stringify({ ready: { controlPort: agent.controlPort, pid: process.pid } }) + '\n')
+  replaceFile(infoPath, JSON.stringify({ controlPort: agent.controlPort, pid: process.pid, version: AGENT_VERSION, startedAt }) + '\n', 0o600)
+  // the Node version lets deploy check a runtime it has just uploaded without running it a second time
+  process.stdout.write(JSON.stringify({ ready: { controlPort: agent.controlPort, pid: process.pid, node: process.version } }) + '\n')
 }
 
 void main()

@@ -8,17 +8,16 @@
 //   node scripts/fetch-node-runtime.mjs [--arch x64|arm64|all] [--version 22.x.y] [--cache DIR] [--json]
 //
 // Cache layout: DIR/node-v<version>-linux-<arch>/bin/node (main/ssh/runtime-cache.ts reads it),
-// and beside bin/ the copy deploy sends: node.gz (gzip -9) with node.gz.json (the binary's size,
-// mtime and SHA-256, node.gz's size and SHA-256), made here so that no deploy pays for compressing 119 MiB; deploy makes
-// them itself for an entry without them (runtime-cache.ts prepareRuntime, the same format).
+// and beside bin/ the copies deploy sends: node.gz (gzip -9) and, where this machine has zstd,
+// node.zst (zstd -19) of the binary stripped of its symbols (where `strip` exists and the result
+// still runs), with node.gz.json (sizes and SHA-256s), made here so that no deploy pays for
+// compressing 119 MiB; deploy makes them itself for an entry without them (the same code:
+// runtime-cache.ts prepareRuntime).
 import { execFile } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdtemp, mkdir, rename, rm, chmod, access, readdir, readFile, stat, writeFile } from 'node:fs/promises'
-import { pipeline } from 'node:stream/promises'
-import { createGzip } from 'node:zlib'
+import { mkdtemp, mkdir, rename, rm, chmod, access, readdir } from 'node:fs/promises'
 import { homedir, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
 const run = promisify(execFile)
@@ -95,39 +94,32 @@ async function exists(p) {
   }
 }
 
-/** node.gz and node.gz.json beside bin/ (see the head of this file); kept when still current. */
-async function compress(dest) {
-  const bin = join(dest, 'bin', 'node')
-  const gz = join(dest, 'node.gz')
-  const st = await stat(bin)
-  try {
-    const meta = JSON.parse(await readFile(`${gz}.json`, 'utf8'))
-    if (meta.bytes === st.size && meta.mtimeMs === st.mtimeMs && (await stat(gz)).size === meta.gzBytes && meta.gzSha256) return
-  } catch {
-    // absent: made below
-  }
-  const tmp = `${gz}.partial-${process.pid}`
-  const hash = createHash('sha256')
-  const src = createReadStream(bin)
-  src.on('data', (d) => hash.update(d))
-  try {
-    await pipeline(src, createGzip({ level: 9 }), createWriteStream(tmp))
-    const gzHash = createHash('sha256')
-    for await (const chunk of createReadStream(tmp)) gzHash.update(chunk)
-    const meta = { bytes: st.size, mtimeMs: st.mtimeMs, sha256: hash.digest('hex'), gzBytes: (await stat(tmp)).size, gzSha256: gzHash.digest('hex') }
-    await rename(tmp, gz)
-    await writeFile(`${gz}.json.partial-${process.pid}`, JSON.stringify(meta) + '\n')
-    await rename(`${gz}.json.partial-${process.pid}`, `${gz}.json`)
-  } finally {
-    await rm(tmp, { force: true })
-  }
+/**
+ * The copies deploy sends (node.gz, node.zst where this machine has zstd, node.gz.json; kept when
+ * still current), made by main/ssh/runtime-cache.ts's prepareRuntime itself, so that this script
+ * and deploy never disagree on the format: esbuild (the repo's bundler) compiles that one module
+ * for plain Node here.
+ */
+async function prepare(arch, version, bin) {
+  const { build } = await import('esbuild')
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+  const out = await build({
+    entryPoints: [join(root, 'main/ssh/runtime-cache.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    write: false,
+    logLevel: 'silent'
+  })
+  const { prepareRuntime } = await import(`data:text/javascript;base64,${Buffer.from(out.outputFiles[0].text).toString('base64')}`)
+  return prepareRuntime({ version, arch, path: bin })
 }
 
 async function fetchOne(arch, version, cache) {
   const dest = join(cache, `node-v${version}-linux-${arch}`)
   const bin = join(dest, 'bin', 'node')
   if (await exists(bin)) {
-    await compress(dest)
+    await prepare(arch, version, bin)
     return { arch, version, path: bin, fetched: false }
   }
   const versions = await publishedVersions(arch)
@@ -149,7 +141,7 @@ async function fetchOne(arch, version, cache) {
     await rename(join(work, 'package/bin/node'), join(staging, 'bin', 'node'))
     await rm(dest, { recursive: true, force: true })
     await rename(staging, dest)
-    await compress(dest)
+    await prepare(arch, version, bin)
     return { arch, version, path: bin, fetched: true }
   } finally {
     await rm(work, { recursive: true, force: true })

@@ -51,7 +51,7 @@ export interface DeployResult {
   hosts: { id: string; node: boolean }[]
   bundleBytes?: number
   /** the runtime uploaded to the host without Node, or why no host was without Node */
-  runtime?: { version: string; bytes: number; gzBytes?: number; host: string } | { note: string }
+  runtime?: { version: string; bytes: number; gzBytes?: number; zstBytes?: number; stripped?: boolean; host: string } | { note: string }
   reps: DeployRep[]
   phases: DeployPhaseFigures[]
   error?: string
@@ -161,7 +161,14 @@ export async function deployRun(
     const hosts = DEPLOY_HOSTS.map((id) => labHost(tb, id))
     res.hosts = hosts.map((h) => ({ id: h.id, node: h.node }))
     res.runtime = runtime
-      ? { version: runtime.version, bytes: runtime.bytes, gzBytes: runtime.gzBytes, host: NO_NODE_HOST }
+      ? {
+          version: runtime.version,
+          bytes: runtime.bytes,
+          gzBytes: runtime.gzBytes,
+          ...(runtime.zst ? { zstBytes: runtime.zst.bytes } : {}),
+          stripped: runtime.stripped,
+          host: NO_NODE_HOST
+        }
       : {
           note: `no Node runtime is cached for ${nodeArch ?? machine}, so every host keeps its own Node and no runtime upload is measured (node scripts/fetch-node-runtime.mjs caches one)`
         }

@@ -264,7 +264,7 @@ export function renderDeploy(d: DeployResult): string[] {
   )
   if (d.runtime && 'version' in d.runtime) {
     out.push(
-      `${d.runtime.host} has no Node: cold deploys there include uploading Node v${d.runtime.version} (${(d.runtime.bytes / 1048576).toFixed(0)} MiB${d.runtime.gzBytes ? `, ${(d.runtime.gzBytes / 1048576).toFixed(0)} MiB on the wire: the cache's gzip -9 copy` : ''}, sha256 checked on the host); the other hosts run their own Node`
+      `${d.runtime.host} has no Node: cold deploys there include uploading Node v${d.runtime.version} (${(d.runtime.bytes / 1048576).toFixed(0)} MiB${d.runtime.stripped ? ' stripped' : ''}${d.runtime.zstBytes ? `, ${(d.runtime.zstBytes / 1048576).toFixed(0)} MiB on the wire to a host with zstd: the cache's zstd -19 copy` : d.runtime.gzBytes ? `, ${(d.runtime.gzBytes / 1048576).toFixed(0)} MiB on the wire: the cache's gzip -9 copy` : ''}, sha256 checked on the host); the other hosts run their own Node`
     )
   } else if (d.runtime) out.push(`note: ${d.runtime.note}`)
   if (d.phases.length) {

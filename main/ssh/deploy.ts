@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { resolve as resolvePath } from 'node:path'
-import type { Duplex } from 'node:stream'
+import { Readable, type Duplex } from 'node:stream'
 import type { AgentBootConfig } from '../../agent/control/protocol.js'
 import type { SshConnection } from './connection.js'
 import { SshError } from './errors.js'
@@ -18,9 +18,20 @@ import {
   receiveRuntimeScript,
   startAgentScript,
   stopScript,
-  teardownScript
+  teardownScript,
+  type RuntimeEncoding,
+  type StartAfter,
+  type StartExpectation
 } from './remote-scripts.js'
-import { defaultRuntimeCacheDir, findCachedRuntime, nodeArchFor, prepareRuntime, type NodeArch, type PreparedRuntime } from './runtime-cache.js'
+import {
+  defaultRuntimeCacheDir,
+  findCachedRuntime,
+  nodeArchFor,
+  preparedIfCurrent,
+  prepareRuntime,
+  type NodeArch,
+  type PreparedRuntime
+} from './runtime-cache.js'
 
 export const MIN_NODE_MAJOR = 18
 
@@ -60,6 +71,8 @@ export interface HostFacts {
   freeKiB: number | null
   /** the host can decompress a gzip stream (the runtime travels compressed) */
   gzip: boolean
+  /** the host has zstd (the runtime's smaller copy, unpacked in a third of gzip's time) */
+  zstd: boolean
   /** SHA-256 of the agent bundle already on the host, or null */
   agentSha256: string | null
   /** runtimes uploaded before (directory name under ~/.ftlab/runtime → SHA-256 of its bin/node), hashed only where the host's own Node will not do */
@@ -115,6 +128,7 @@ export function parseDetect(stdout: string, host: string): HostFacts {
     systemNode: node && node !== 'none' ? node : null,
     freeKiB: free && /^\d+$/.test(free) ? Number(free) : null,
     gzip: false,
+    zstd: false,
     agentSha256: null,
     runtimes: {}
   }
@@ -122,6 +136,7 @@ export function parseDetect(stdout: string, host: string): HostFacts {
     const eq = l.indexOf('=')
     const [key, value] = [l.slice(0, eq), l.slice(eq + 1)]
     if (key === 'gzip') facts.gzip = value === 'yes'
+    else if (key === 'zstd') facts.zstd = value === 'yes'
     else if (key === 'agent' && /^[0-9a-f]{64}$/.test(value)) facts.agentSha256 = value
     else if (key === 'runtime') {
       const m = /^(\S+) ([0-9a-f]{64})$/.exec(value)
@@ -132,7 +147,7 @@ export function parseDetect(stdout: string, host: string): HostFacts {
 }
 
 /** Parses what startAgentScript printed: the agent's ready line or its agent.json. */
-export function parseReady(stdout: string, host: string): { controlPort: number; pid: number; version?: number } {
+export function parseReady(stdout: string, host: string): { controlPort: number; pid: number; version?: number; node?: string } {
   const line = stdout.split('\n').find((l) => l.startsWith('READY ') || l.startsWith('JSON '))
   if (!line) throw new SshError('remote', host, `the agent on ${host} did not report ready: ${JSON.stringify(stdout.slice(0, 300))}`)
   let obj: unknown
@@ -141,14 +156,23 @@ export function parseReady(stdout: string, host: string): { controlPort: number;
   } catch {
     throw new SshError('remote', host, `the agent on ${host} printed a malformed ready line: ${JSON.stringify(line.slice(0, 300))}`)
   }
-  const o = obj as { ready?: { controlPort?: unknown; pid?: unknown }; controlPort?: unknown; pid?: unknown; version?: unknown }
+  const o = obj as { ready?: { controlPort?: unknown; pid?: unknown; node?: unknown }; controlPort?: unknown; pid?: unknown; version?: unknown }
   const src = line.startsWith('READY ') ? (o.ready ?? {}) : o
   const controlPort = Number(src.controlPort)
   const pid = Number(src.pid)
   if (!Number.isInteger(controlPort) || controlPort < 1 || controlPort > 65535 || !Number.isInteger(pid) || pid < 1) {
     throw new SshError('remote', host, `the agent on ${host} reported no valid control port and pid: ${JSON.stringify(line.slice(0, 300))}`)
   }
-  return { controlPort, pid, ...(typeof o.version === 'number' ? { version: o.version } : {}) }
+  const node = line.startsWith('READY ') ? o.ready?.node : undefined
+  return { controlPort, pid, ...(typeof o.version === 'number' ? { version: o.version } : {}), ...(typeof node === 'string' ? { node } : {}) }
+}
+
+/** What a command that may start the agent printed after its own output: not tried, not started (NOSTART), or the ready line. */
+export function parseStarted(stdout: string, host: string): { tried: false } | { tried: true; node: string; ready: ReturnType<typeof parseReady> | null } {
+  const lines = stdout.split('\n')
+  const start = lines.find((l) => l.startsWith('START '))
+  if (!start) return { tried: false }
+  return { tried: true, node: start.slice(6).trim(), ready: lines.some((l) => l.startsWith('READY ')) ? parseReady(stdout, host) : null }
 }
 
 async function sha256File(path: string): Promise<string> {
@@ -229,38 +253,106 @@ export async function planNode(host: string, facts: HostFacts, runtimeCacheDir: 
   return { kind: 'upload', nodePath, nodeVersion, runtime, dir, detail: `${why}; uploading Node ${nodeVersion} for linux-${arch}${again}` }
 }
 
+/** The marker the host's shell replaces with its $HOME in the boot line: deploy learns the home only from the command that may start the agent. */
+export const HOME_MARKER = '@HOME@'
+
+/** stdin for a command that may start the agent: the boot line first, then the file (if any). */
+function bootThen(bootLine: string, path?: string): Readable {
+  return Readable.from(
+    (async function* () {
+      yield Buffer.from(bootLine)
+      if (path) yield* createReadStream(path, { highWaterMark: 1 << 20 })
+    })()
+  )
+}
+
+/** An upload command's failure in its own words; a start it went on to make that failed is a start failure. */
+class StartFailed extends Error {}
+
+function startFailure(host: string, r: { code: number | null; stderr: Buffer }, node: string): StartFailed {
+  return new StartFailed(
+    `agent did not start on ${host} (with ${node === 'node' ? "the host's node" : node}): ${r.stderr.toString().trim() || `exit ${r.code}`}`
+  )
+}
+
 /**
- * Sends the runtime (its gzip -9 copy where the host has gzip) into a command that unpacks it,
- * hashes it as it is written and puts it in place only when hash and size match.
+ * Sends the runtime (the cache's zstd copy where the host has zstd, else its gzip copy where
+ * it has gzip) into a command that unpacks it, hashes it as it is written, puts it in place
+ * only when hash and size match, and then, with `start`, starts the agent on it.
  */
-async function uploadRuntime(conn: SshConnection, facts: HostFacts, plan: Extract<NodePlan, { kind: 'upload' }>): Promise<void> {
+async function uploadRuntime(
+  conn: SshConnection,
+  facts: HostFacts,
+  plan: Extract<NodePlan, { kind: 'upload' }>,
+  start: (StartAfter & { bootLine: string }) | null
+): Promise<{ started: ReturnType<typeof parseStarted> }> {
   const rt = plan.runtime
   const what = 'the Node runtime'
-  const input = facts.gzip ? createReadStream(rt.gzPath, { highWaterMark: 1 << 20 }) : createReadStream(rt.path, { highWaterMark: 1 << 20 })
-  const r = await conn.exec(receiveRuntimeScript(plan.nodePath, { sha256: rt.sha256, gzSha256: rt.gzSha256, bytes: rt.bytes }, facts.gzip), { stdin: input })
-  if (r.code === 0 && r.stdout.toString().trim() === plan.nodeVersion) return
+  const [encoding, path, packedSha256]: [RuntimeEncoding, string, string] =
+    facts.zstd && rt.zst ? ['zstd', rt.zst.path, rt.zst.sha256] : facts.gzip ? ['gzip', rt.gzPath, rt.gzSha256] : ['none', rt.path, rt.sha256]
+  const script = receiveRuntimeScript(plan.nodePath, { sha256: rt.sha256, packedSha256, bytes: rt.bytes }, encoding, start ?? undefined)
+  const r = await conn.exec(script, { stdin: start ? bootThen(start.bootLine, path) : createReadStream(path, { highWaterMark: 1 << 20 }) })
+  const started = start ? parseStarted(r.stdout.toString(), conn.name) : ({ tried: false } as const)
+  if (started.tried) {
+    // 126/127: the runtime could not be executed at all (another architecture, a missing loader)
+    if (r.code === 12 && /exited \(status 12[67]\)/.test(r.stderr.toString())) {
+      throw new SshError('remote', conn.name, `uploaded Node runtime does not run on ${conn.name}: ${r.stderr.toString().trim()}`)
+    }
+    if (r.code !== 0 || !started.ready) throw startFailure(conn.name, r, plan.nodePath)
+    return { started }
+  }
+  if (r.code === 0 && (start ? r.stdout.toString().includes('NOSTART') : r.stdout.toString().trim() === plan.nodeVersion)) return { started }
   if (/no space left|written with|could not unpack/i.test(r.stderr.toString())) throw await uploadFailure(conn, `${plan.dir}/bin`, what, rt.bytes, r)
   if (/arrived with sha256/.test(r.stderr.toString())) throw new SshError('remote', conn.name, `${what} for ${conn.name}: ${r.stderr.toString().trim()}`)
   const out = (r.stderr.toString() || r.stdout.toString()).trim()
   throw new SshError('remote', conn.name, `uploaded Node runtime does not run on ${conn.name}: ${out || `exit ${r.code}`}`)
 }
 
-/** Uploads the agent bundle unless the host has the same bytes; true when it was uploaded. */
-async function uploadBundle(conn: SshConnection, facts: HostFacts, bundlePath: string, local: { sha256: string; bytes: number }): Promise<void> {
+/** Uploads the agent bundle and then, with `start`, starts the agent. */
+async function uploadBundle(
+  conn: SshConnection,
+  facts: HostFacts,
+  bundlePath: string,
+  local: { sha256: string; bytes: number },
+  start: (StartAfter & { bootLine: string }) | null
+): Promise<{ started: ReturnType<typeof parseStarted> }> {
   const dir = `${facts.home}/.ftlab/agent`
   const what = 'the agent bundle'
-  const r = await conn.exec(receiveFileScript(`${dir}/${AGENT_FILE}`, local.sha256, '644'), { stdin: createReadStream(bundlePath) })
-  if (r.code === 0) return
+  const r = await conn.exec(receiveFileScript(`${dir}/${AGENT_FILE}`, local.sha256, '644', start ?? undefined), {
+    stdin: start ? bootThen(start.bootLine, bundlePath) : createReadStream(bundlePath)
+  })
+  const started = start ? parseStarted(r.stdout.toString(), conn.name) : ({ tried: false } as const)
+  if (started.tried) {
+    if (r.code !== 0 || !started.ready) throw startFailure(conn.name, r, started.node)
+    return { started }
+  }
+  if (r.code === 0) return { started }
   if (/arrived with sha256/.test(r.stderr.toString())) throw new SshError('remote', conn.name, `${what} on ${conn.name} ${r.stderr.toString().trim()}`)
   throw await uploadFailure(conn, dir, what, local.bytes, r)
 }
 
+/** The console's runtimes for each architecture, as far as they are already prepared (nothing is made here). */
+async function knownRuntimes(cacheDir: string | undefined): Promise<StartExpectation['runtimes']> {
+  const out: StartExpectation['runtimes'] = {}
+  await Promise.all(
+    (['x64', 'arm64'] as const).map(async (arch) => {
+      const cached = await findCachedRuntime(arch, cacheDir ?? defaultRuntimeCacheDir())
+      const rt = cached && (await preparedIfCurrent(cached))
+      if (rt) out[arch] = { name: `node-v${rt.version}-linux-${arch}`, sha256: rt.sha256 }
+    })
+  )
+  return out
+}
+
 /**
  * Deploys to one host; progress goes to opts.onProgress, failures throw with their step.
- * Round trips are few and overlap: the bundle is hashed and the runtime prepared while the
- * connection is made, one command tells everything about the host (including the hashes of
- * what is already there), the runtime and the bundle go up at once on two channels, then the
- * agent starts. Cold: connect, detect, two uploads side by side, start; warm: connect, detect, start.
+ * Round trips are few and overlap: the bundle is hashed and the console's runtimes looked up
+ * while the connection is made; one command tells everything about the host (including the
+ * hashes of what is already there) and, when nothing needs uploading, starts the agent at
+ * once; otherwise the runtime and the bundle go up at once on two channels, and the command
+ * that finishes the upload starts the agent (the runtime's, which checks the bundle is in
+ * place; a separate start command only when it was not). Warm: connect, one command; cold:
+ * connect, detect, the uploads that start the agent.
  */
 export async function deployAgent(target: DeployTarget, opts: DeployOptions = {}): Promise<DeployedAgent> {
   const emit = (step: DeployStep, state: DeployProgress['state'], detail: string): void => opts.onProgress?.({ hostId: target.id, step, state, detail })
@@ -271,7 +363,7 @@ export async function deployAgent(target: DeployTarget, opts: DeployOptions = {}
     emit(s, 'running', detail)
     return fn()
   }
-  // the local bundle's hash is computed while connecting; its failure is reported at its own step
+  // the local bundle's hash and the cached runtimes are looked up while connecting; a failure is reported at its own step
   let localHash: Promise<string> | undefined
   try {
     const bundlePath = resolvePath(opts.bundlePath ?? 'out/agent/ftlab-agent.cjs')
@@ -279,90 +371,146 @@ export async function deployAgent(target: DeployTarget, opts: DeployOptions = {}
     if (!bundle?.isFile()) throw new SshError('bad-input', target.id, `agent bundle ${bundlePath} is missing; build it with: node scripts/build-node.mjs`)
     localHash = sha256File(bundlePath)
     localHash.catch(() => {})
+    const runtimes = knownRuntimes(opts.runtimeCacheDir).catch(() => ({}))
+    const readyTimeoutMs = opts.readyTimeoutMs ?? 15_000
+    // the host's shell puts its $HOME in place of the marker (the console learns the home from the same command)
+    const bootLine =
+      JSON.stringify({ ...target.boot, controlPort: target.boot.controlPort ?? 0, dataDir: `${HOME_MARKER}/.ftlab/data` } satisfies AgentBootConfig) + '\n'
 
     conn = await run('connect', 'connecting', () => target.connect())
     const c = conn
     emit('connect', 'done', `connected to ${c.name}`)
 
-    const facts = await run('detect', 'detecting OS, architecture, Node and what is already there', async () => {
-      const r = await c.exec(detectScript(MIN_NODE_MAJOR))
-      if (r.code !== 0) throw new SshError('remote', c.name, `host detection failed on ${c.name}: ${r.stderr.toString().trim()}`)
-      return parseDetect(r.stdout.toString(), c.name)
-    })
+    const expectation: StartExpectation = { agentSha256: await localHash, runtimes: await runtimes, readyTimeoutMs }
+    const detected = await run(
+      'detect',
+      'detecting OS, architecture, Node and what is already there (and starting the agent if nothing needs uploading)',
+      async () => {
+        const r = await c.exec(detectScript(MIN_NODE_MAJOR, expectation), { stdin: bootLine, timeoutMs: readyTimeoutMs + 10_000 })
+        const stdout = r.stdout.toString()
+        if (r.code !== 0 && !stdout.includes('\nSTART '))
+          throw new SshError('remote', c.name, `host detection failed on ${c.name}: ${r.stderr.toString().trim()}`)
+        return { facts: parseDetect(stdout, c.name), started: parseStarted(stdout, c.name), r }
+      }
+    )
+    const facts = detected.facts
     emit('detect', 'done', `${facts.os} ${facts.machine}, Node ${facts.systemNode ?? 'none'}`)
-
-    const node = await run('runtime', 'checking for Node', () => planNode(c.name, facts, opts.runtimeCacheDir))
-    const local = { sha256: await localHash, bytes: bundle.size }
-    const sendBundle = facts.agentSha256 !== local.sha256
-    // one check for everything about to be written, before a byte moves
-    const needs = [
-      ...(node.kind === 'upload' ? [{ what: 'the Node runtime', bytes: node.runtime.bytes }] : []),
-      ...(sendBundle ? [{ what: 'the agent bundle', bytes: local.bytes }] : [])
-    ]
-    const needBytes = needs.reduce((n, x) => n + x.bytes, 0) + SLACK_BYTES
-    if (needs.length && facts.freeKiB !== null && facts.freeKiB * 1024 < needBytes) {
-      step = sendBundle && node.kind !== 'upload' ? 'upload' : 'runtime'
-      throw diskFull(c.name, `${needs.map((x) => x.what).join(' and ')} (${facts.home}/.ftlab)`, needBytes, facts.freeKiB)
-    }
-    const runtimeUpload = (async () => {
-      if (node.kind !== 'upload') {
-        emit('runtime', 'skipped', node.detail)
-        return false
-      }
-      emit('runtime', 'running', node.detail)
-      const t0 = Date.now()
-      await uploadRuntime(c, facts, node)
-      const sent = facts.gzip ? `${(node.runtime.gzBytes / 1048576).toFixed(0)} MiB gzip` : `${(node.runtime.bytes / 1048576).toFixed(0)} MiB`
-      emit('runtime', 'done', `Node ${node.nodeVersion} uploaded (${sent}, sha256 checked) in ${Date.now() - t0} ms`)
-      return true
-    })().catch((e: unknown) => {
-      throw Object.assign(e as Error, { deployStep: 'runtime' as const })
-    })
-    const bundleUpload = (async () => {
-      emit('upload', 'running', 'comparing agent bundle')
-      if (!sendBundle) {
-        emit('upload', 'skipped', `agent bundle unchanged (sha256 ${local.sha256.slice(0, 12)})`)
-        return false
-      }
-      await uploadBundle(c, facts, bundlePath, local)
-      emit('upload', 'done', `agent bundle uploaded (${bundle.size} bytes, sha256 checked)`)
-      return true
-    })().catch((e: unknown) => {
-      throw Object.assign(e as Error, { deployStep: 'upload' as const })
-    })
-    // both run to the end before either failure is reported, so no upload is left running on a closed connection
-    const [rt, up] = await Promise.allSettled([runtimeUpload, bundleUpload])
-    for (const x of [rt, up]) {
-      if (x.status === 'rejected') {
-        step = (x.reason as { deployStep?: DeployStep }).deployStep ?? step
-        throw x.reason
-      }
-    }
-    const uploaded = { agent: up.status === 'fulfilled' && up.value, runtime: rt.status === 'fulfilled' && rt.value }
-
     const dataDir = `${facts.home}/.ftlab/data`
-    const boot: AgentBootConfig = { ...target.boot, controlPort: target.boot.controlPort ?? 0, dataDir }
-    const readyTimeoutMs = opts.readyTimeoutMs ?? 15_000
-    const ready = await run('start', 'starting agent', async () => {
-      const r = await c.exec(startAgentScript(node.nodePath, readyTimeoutMs), { stdin: JSON.stringify(boot) + '\n', timeoutMs: readyTimeoutMs + 10_000 })
-      if (r.code !== 0) {
-        throw new SshError('remote', c.name, `agent did not start on ${c.name}: ${r.stderr.toString().trim() || `exit ${r.code}`}`)
+    const local = { sha256: expectation.agentSha256, bytes: bundle.size }
+
+    let node: NodePlan
+    let uploaded = { agent: false, runtime: false }
+    let ready: ReturnType<typeof parseReady> | null = null
+    if (detected.started.tried) {
+      // warm: everything was there and the detect command started the agent
+      step = 'start'
+      if (detected.r.code !== 0 || !detected.started.ready) throw startFailure(c.name, detected.r, detected.started.node)
+      ready = detected.started.ready
+      const startedWith = detected.started.node
+      node = await run('runtime', 'checking for Node', () => planNode(c.name, facts, opts.runtimeCacheDir))
+      emit('runtime', 'skipped', node.detail)
+      emit('upload', 'skipped', `agent bundle unchanged (sha256 ${local.sha256.slice(0, 12)})`)
+      if (node.nodePath !== startedWith)
+        throw new SshError('remote', c.name, `the agent on ${c.name} was started with ${startedWith}, but deploy chose ${node.nodePath}`)
+      emit('start', 'running', 'started by the detect command')
+    } else {
+      node = await run('runtime', 'checking for Node', () => planNode(c.name, facts, opts.runtimeCacheDir))
+      const sendBundle = facts.agentSha256 !== local.sha256
+      // one check for everything about to be written, before a byte moves
+      const needs = [
+        ...(node.kind === 'upload' ? [{ what: 'the Node runtime', bytes: node.runtime.bytes }] : []),
+        ...(sendBundle ? [{ what: 'the agent bundle', bytes: local.bytes }] : [])
+      ]
+      const needBytes = needs.reduce((n, x) => n + x.bytes, 0) + SLACK_BYTES
+      if (needs.length && facts.freeKiB !== null && facts.freeKiB * 1024 < needBytes) {
+        step = sendBundle && node.kind !== 'upload' ? 'upload' : 'runtime'
+        throw diskFull(c.name, `${needs.map((x) => x.what).join(' and ')} (${facts.home}/.ftlab)`, needBytes, facts.freeKiB)
       }
-      return parseReady(r.stdout.toString(), c.name)
-    })
+      // the last upload to finish starts the agent: the runtime's when there is one (the bundle, 1/100 of its size, is in place by then)
+      const start = (nodePath: string) => ({ node: nodePath, agentSha256: local.sha256, readyTimeoutMs, bootLine })
+      const plan = node
+      const runtimeUpload = (async () => {
+        if (plan.kind !== 'upload') {
+          emit('runtime', 'skipped', plan.detail)
+          return null
+        }
+        emit('runtime', 'running', plan.detail)
+        const t0 = Date.now()
+        const res = await uploadRuntime(c, facts, plan, start(plan.nodePath))
+        const rt = plan.runtime
+        const sent =
+          facts.zstd && rt.zst
+            ? `${(rt.zst.bytes / 1048576).toFixed(0)} MiB zstd`
+            : facts.gzip
+              ? `${(rt.gzBytes / 1048576).toFixed(0)} MiB gzip`
+              : `${(rt.bytes / 1048576).toFixed(0)} MiB`
+        emit('runtime', 'done', `Node ${plan.nodeVersion} uploaded (${sent}${rt.stripped ? ', stripped' : ''}, sha256 checked) in ${Date.now() - t0} ms`)
+        return res
+      })().catch((e: unknown) => {
+        throw Object.assign(e as Error, { deployStep: e instanceof StartFailed ? 'start' : ('runtime' as const) })
+      })
+      const bundleUpload = (async () => {
+        emit('upload', 'running', 'comparing agent bundle')
+        if (!sendBundle) {
+          emit('upload', 'skipped', `agent bundle unchanged (sha256 ${local.sha256.slice(0, 12)})`)
+          return null
+        }
+        const res = await uploadBundle(c, facts, bundlePath, local, plan.kind === 'upload' ? null : start(plan.nodePath))
+        emit('upload', 'done', `agent bundle uploaded (${bundle.size} bytes, sha256 checked)`)
+        return res
+      })().catch((e: unknown) => {
+        throw Object.assign(e as Error, { deployStep: e instanceof StartFailed ? 'start' : ('upload' as const) })
+      })
+      // both run to the end before either failure is reported, so no upload is left running on a closed connection
+      const [rt, up] = await Promise.allSettled([runtimeUpload, bundleUpload])
+      for (const x of [rt, up]) {
+        if (x.status === 'rejected') {
+          step = (x.reason as { deployStep?: DeployStep }).deployStep ?? step
+          throw x.reason
+        }
+      }
+      uploaded = { agent: up.status === 'fulfilled' && up.value !== null, runtime: rt.status === 'fulfilled' && rt.value !== null }
+      for (const x of [rt, up]) {
+        const started = x.status === 'fulfilled' ? x.value?.started : undefined
+        if (started?.tried && started.ready) ready = started.ready
+      }
+      if (ready) emit('start', 'running', 'started by the upload command')
+    }
+
+    if (!ready) {
+      ready = await run('start', 'starting agent', async () => {
+        const r = await c.exec(startAgentScript(node.nodePath, readyTimeoutMs), { stdin: bootLine, timeoutMs: readyTimeoutMs + 10_000 })
+        if (node.kind === 'upload' && r.code === 12 && /exited \(status 12[67]\)/.test(r.stderr.toString())) {
+          step = 'runtime'
+          throw new SshError('remote', c.name, `uploaded Node runtime does not run on ${c.name}: ${r.stderr.toString().trim()}`)
+        }
+        if (r.code !== 0) throw new SshError('remote', c.name, startFailure(c.name, r, node.nodePath).message)
+        return parseReady(r.stdout.toString(), c.name)
+      })
+    }
+    step = 'start'
+    // a runtime's ready line names the Node it runs on: the version deploy meant to run
+    if (node.kind !== 'system' && ready.node !== undefined && ready.node !== node.nodeVersion) {
+      throw new SshError(
+        'remote',
+        c.name,
+        `the Node runtime on ${c.name} (${node.nodePath}) reports ${ready.node}, expected ${node.nodeVersion}; deploy again to replace it`
+      )
+    }
     emit('start', 'done', `agent pid ${ready.pid}, control port ${ready.controlPort}`)
+    const controlPort = ready.controlPort
 
     return {
       hostId: target.id,
       pid: ready.pid,
-      controlPort: ready.controlPort,
+      controlPort,
       dataDir,
       nodePath: node.nodePath,
       nodeVersion: node.nodeVersion,
       facts,
       uploaded,
       connection: c,
-      connect: () => c.forwardOut('127.0.0.1', ready.controlPort),
+      connect: () => c.forwardOut('127.0.0.1', controlPort),
       stop: async () => {
         const r = await c.exec(stopScript)
         if (r.code !== 0) throw new SshError('remote', c.name, `cannot stop the agent on ${c.name}: ${r.stderr.toString().trim()}`)
@@ -370,7 +518,7 @@ export async function deployAgent(target: DeployTarget, opts: DeployOptions = {}
     }
   } catch (e) {
     conn?.close()
-    const err = e instanceof Error ? e : new Error(String(e))
+    const err = e instanceof StartFailed ? new SshError('remote', conn?.name ?? target.id, e.message) : e instanceof Error ? e : new Error(String(e))
     emit(step, 'failed', err.message)
     throw new DeployError(target.id, step, err)
   }

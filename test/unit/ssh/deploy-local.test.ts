@@ -110,13 +110,61 @@ describe('deploy against a local sh host', () => {
     expect(first.uploaded).toEqual({ agent: true, runtime: false })
     expect(first.nodePath).toBe('node')
     expect(readFileSync(join(h.home, '.ftlab', 'agent', 'ftlab-agent.cjs'), 'utf8')).toBe(STUB_AGENT)
+    // cold: detect, then the bundle's upload, which starts the agent
+    expect(h.commands).toHaveLength(2)
+    expect(alive(first.pid)).toBe('yes')
     const events: DeployProgress[] = []
     const second = await deployAgent(target(h), { bundlePath: bundle, runtimeCacheDir: cache, onProgress: (p) => events.push(p) })
     deployed.push(second)
     expect(second.uploaded).toEqual({ agent: false, runtime: false })
     expect(events).toContainEqual(expect.objectContaining({ step: 'upload', state: 'skipped' }))
+    // warm: one command found everything in place and started the agent
+    expect(h.commands).toHaveLength(3)
+    expect(alive(second.pid)).toBe('yes')
+    // the boot line's dataDir is the host's own home
+    expect(second.dataDir).toBe(join(h.home, '.ftlab', 'data'))
+    expect(existsSync(join(h.home, '.ftlab', 'data'))).toBe(true)
     // the redeploy replaced the first agent (a zombie, where init does not reap, is gone too)
     expect(alive(first.pid)).toBe('no')
+  })
+
+  it("asks the host's node for its version once, and again only when the binary is replaced", async () => {
+    const h = localHost(root, 'node-stamp')
+    const calls = join(root, 'node-stamp', 'calls')
+    const fake = join(h.bin, 'node')
+    const body = `[ "$1" = --version ] && { echo x >> ${calls}; echo v20.5.0; exit 0; }\nexec ${process.execPath} "$@"`
+    script(fake, body)
+    const count = (): number => (existsSync(calls) ? readFileSync(calls, 'utf8').split('\n').filter(Boolean).length : 0)
+    deployed.push(await deployAgent(target(h), { bundlePath: bundle, runtimeCacheDir: cache }))
+    expect(count()).toBe(1)
+    const warm = await deployAgent(target(h), { bundlePath: bundle, runtimeCacheDir: cache })
+    deployed.push(warm)
+    expect(count()).toBe(1)
+    expect(warm.facts.systemNode).toBe('v20.5.0')
+    // a replaced binary (a package upgrade writes a new file) is asked again
+    rmSync(fake)
+    script(fake, body.replace('v20.5.0', 'v20.10.0'))
+    const upgraded = await deployAgent(target(h), { bundlePath: bundle, runtimeCacheDir: cache })
+    deployed.push(upgraded)
+    expect(count()).toBe(2)
+    expect(upgraded.facts.systemNode).toBe('v20.10.0')
+  })
+
+  it('reports an agent that exits before its ready line at the start step, with the tail of its log', async () => {
+    const h = localHost(root, 'crashing')
+    const crashing = join(root, 'crashing', 'ftlab-agent.cjs')
+    writeFileSync(crashing, "process.stderr.write('boot config rejected: boom\\n'); process.exit(3)\n")
+    const err = (await deployAgent(target(h), { bundlePath: crashing, runtimeCacheDir: cache }).catch((e: unknown) => e)) as DeployError
+    expect(err).toBeInstanceOf(DeployError)
+    expect(err.step).toBe('start')
+    expect(err.message).toMatch(
+      /agent did not start on local-crashing .*: the agent exited \(status 3\) before it was ready; last lines of ~\/\.ftlab\/agent\.out:\nboot config rejected: boom/
+    )
+    // the same from the warm path, where the detect command starts it
+    const again = (await deployAgent(target(h), { bundlePath: crashing, runtimeCacheDir: cache }).catch((e: unknown) => e)) as DeployError
+    expect(again.step).toBe('start')
+    expect(again.message).toMatch(/exited \(status 3\) before it was ready.*\nboot config rejected: boom/s)
+    expect(h.commands).toHaveLength(3)
   })
 
   it('uploads the runtime where the host Node is too old, checks its hash on the host, and sends it again once it no longer matches', async () => {
@@ -129,8 +177,13 @@ describe('deploy against a local sh host', () => {
     expect(cold.nodePath).toBe(remote)
     expect(cold.nodeVersion).toBe(`v${RUNTIME_VERSION}`)
     expect(readFileSync(remote)).toEqual(readFileSync(join(cache, `node-v${RUNTIME_VERSION}-linux-x64`, 'bin', 'node')))
-    // the runtime travelled as the cache's gzip copy
-    expect(h.commands.some((c) => c.includes('gzip -dc'))).toBe(true)
+    // the runtime travelled as one of the cache's compressed copies (zstd where both ends have it), and that command started the agent
+    const prepared = await prepareRuntime({ version: RUNTIME_VERSION, arch: 'x64', path: join(cache, `node-v${RUNTIME_VERSION}-linux-x64`, 'bin', 'node') })
+    const runtimeCommand = h.commands.find((c) => c.includes(prepared.zst ? 'zstd -dcq' : 'gzip -dc'))
+    expect(runtimeCommand).toBeDefined()
+    expect(runtimeCommand).toContain('setsid')
+    // a separate start command only when the bundle was not in place yet as the runtime landed (this runtime is 4 KiB)
+    expect(h.commands.length).toBeLessThanOrEqual(4)
 
     const warm = await deployAgent(target(h), { bundlePath: bundle, runtimeCacheDir: cache })
     deployed.push(warm)
@@ -178,7 +231,10 @@ describe('deploy against a local sh host', () => {
     const prepared = await prepareRuntime({ version: RUNTIME_VERSION, arch: 'x64', path: join(rtDir, 'bin', 'node') })
     // the console's record of the hash no longer matches what it sends (as a corrupted transfer would look)
     const meta = JSON.parse(readFileSync(`${prepared.gzPath}.json`, 'utf8')) as { sha256: string }
-    writeFileSync(`${prepared.gzPath}.json`, JSON.stringify({ ...meta, sha256: '0'.repeat(64), gzSha256: '0'.repeat(64) }))
+    writeFileSync(
+      `${prepared.gzPath}.json`,
+      JSON.stringify({ ...meta, sha256: '0'.repeat(64), gzSha256: '0'.repeat(64), ...(prepared.zst ? { zstSha256: '0'.repeat(64) } : {}) })
+    )
     const err = await deployAgent(target(h), { bundlePath: bundle, runtimeCacheDir: join(root, 'cache-corrupt') }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(DeployError)
     expect((err as DeployError).step).toBe('runtime')
@@ -186,6 +242,20 @@ describe('deploy against a local sh host', () => {
     const dir = join(h.home, '.ftlab', 'runtime', `node-v${RUNTIME_VERSION}-linux-x64`, 'bin')
     expect(existsSync(join(dir, 'node'))).toBe(false)
     expect(existsSync(join(dir, 'node.partial'))).toBe(false)
+  })
+
+  it('names an uploaded runtime that cannot be executed on the host, at the runtime step', async () => {
+    const h = localHost(root, 'unrunnable')
+    script(join(h.bin, 'node'), 'exit 127')
+    const rtDir = join(root, 'cache-unrunnable', `node-v${RUNTIME_VERSION}-linux-x64`)
+    mkdirSync(join(rtDir, 'bin'), { recursive: true })
+    // as a binary for another architecture would: execve fails, setsid says so and exits 127
+    writeFileSync(join(rtDir, 'bin', 'node'), `#!/nonexistent/interpreter\n# ${'x'.repeat(4096)}\n`)
+    chmodSync(join(rtDir, 'bin', 'node'), 0o755)
+    const err = (await deployAgent(target(h), { bundlePath: bundle, runtimeCacheDir: join(root, 'cache-unrunnable') }).catch((e: unknown) => e)) as DeployError
+    expect(err).toBeInstanceOf(DeployError)
+    expect(err.step).toBe('runtime')
+    expect(err.message).toMatch(/uploaded Node runtime does not run on local-unrunnable: the agent exited \(status 127\) before it was ready/)
   })
 
   it('names the missing runtime and the command that caches one', async () => {
@@ -203,7 +273,7 @@ describe('deploy against a local sh host', () => {
   it('refuses an architecture it carries no runtime for', async () => {
     const h = localHost(root, 'riscv')
     script(join(h.bin, 'node'), 'exit 127')
-    script(join(h.bin, 'uname'), '[ "$1" = -m ] && echo riscv64 || echo Linux')
+    script(join(h.bin, 'uname'), 'case "$1" in -m) echo riscv64 ;; -sm) echo Linux riscv64 ;; *) echo Linux ;; esac')
     const err = (await deployAgent(target(h), { bundlePath: bundle, runtimeCacheDir: cache }).catch((e: unknown) => e)) as DeployError
     expect(err.step).toBe('runtime')
     expect(err.message).toMatch(

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
-import { parseDetect, parseNodeVersion, parseReady } from '../../../main/ssh/deploy.js'
+import { parseDetect, parseNodeVersion, parseReady, parseStarted } from '../../../main/ssh/deploy.js'
 import { SshError } from '../../../main/ssh/errors.js'
 import { shq } from '../../../main/ssh/remote-scripts.js'
 import { nodeArchFor } from '../../../main/ssh/runtime-cache.js'
@@ -14,6 +14,7 @@ describe('deploy parsing', () => {
       systemNode: 'v16.20.0',
       freeKiB: 123456,
       gzip: false,
+      zstd: false,
       agentSha256: null,
       runtimes: {}
     })
@@ -21,14 +22,33 @@ describe('deploy parsing', () => {
     const a = 'a'.repeat(64)
     const b = 'b'.repeat(64)
     expect(
-      parseDetect(`Linux\nx86_64\n/home/u\nnone\n99\ngzip=yes\nagent=${a}\nruntime=node-v22.1.0-linux-x64 ${b}\nruntime=broken\nagent=short\n`, 'h')
-    ).toMatchObject({ gzip: true, agentSha256: a, runtimes: { 'node-v22.1.0-linux-x64': b } })
+      parseDetect(`Linux\nx86_64\n/home/u\nnone\n99\ngzip=yes\nzstd=yes\nagent=${a}\nruntime=node-v22.1.0-linux-x64 ${b}\nruntime=broken\nagent=short\n`, 'h')
+    ).toMatchObject({ gzip: true, zstd: true, agentSha256: a, runtimes: { 'node-v22.1.0-linux-x64': b } })
     expect(() => parseDetect('garbage', 'u@h:22')).toThrow(/cannot tell what u@h:22 is/)
   })
 
   it('takes the control port and pid from the ready line or from agent.json', () => {
     expect(parseReady('READY {"ready":{"controlPort":4100,"pid":77}}\n', 'h')).toEqual({ controlPort: 4100, pid: 77 })
     expect(parseReady('JSON {"controlPort":4101,"pid":78,"version":1,"startedAt":1}\n', 'h')).toEqual({ controlPort: 4101, pid: 78, version: 1 })
+  })
+
+  it("takes the Node version from an agent's ready line", () => {
+    expect(parseReady('READY {"ready":{"controlPort":4100,"pid":77,"node":"v22.1.0"}}\n', 'h')).toEqual({ controlPort: 4100, pid: 77, node: 'v22.1.0' })
+  })
+
+  it('tells a command that did not try to start the agent from one that did, and from one whose start printed no ready line', () => {
+    expect(parseStarted('Linux\nx86_64\n/home/u\nv20.1.0\n99\ngzip=yes\n', 'h')).toEqual({ tried: false })
+    expect(parseStarted('NOSTART\n', 'h')).toEqual({ tried: false })
+    expect(parseStarted('Linux\nx86_64\n/home/u\nv20.1.0\n99\nSTART node\nREADY {"ready":{"controlPort":4100,"pid":77}}\n', 'h')).toEqual({
+      tried: true,
+      node: 'node',
+      ready: { controlPort: 4100, pid: 77 }
+    })
+    expect(parseStarted('START /home/u/.ftlab/runtime/node-v22.1.0-linux-x64/bin/node\n', 'h')).toEqual({
+      tried: true,
+      node: '/home/u/.ftlab/runtime/node-v22.1.0-linux-x64/bin/node',
+      ready: null
+    })
   })
 
   it('rejects a ready line without a usable port or pid, naming the host', () => {
