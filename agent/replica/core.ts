@@ -1136,14 +1136,18 @@ export class ReplicaCore {
     // the disk server could not store it, or an earlier append to its block has not arrived yet: retryDisk sends it again
     if (!res.ok && (res.error === 'io' || res.error === 'out-of-order')) return
     const done = [res.id]
-    if (res.ok) {
+    // Only a whole-block write supersedes older writes and holds appends back; an append's answer (one per write
+    // command under load) settles itself alone, and walking every write in flight for it twice was the primary's
+    // busiest JavaScript without pipelining.
+    const whole = write.req.op === 'write' && write.req.offset === undefined
+    if (res.ok && whole) {
       // An older write to the same block that is still unanswered is superseded: asking again is pointless, and after a
       // disk-server restart (which forgets the blocks' last write ids) its retry could overwrite this newer write.
       for (const [id, w] of this.writesInFlight) if (id !== res.id && olderWriteToSameBlock(w.req, write.req)) done.push(id)
     }
     for (const id of done) this.writesInFlight.delete(id)
     // a fenced replica sends nothing more: not even the appends that waited for this write
-    if (!(!res.ok && res.error === 'fenced' && write.gen === this.gen)) this.sendWaitingAppends()
+    if (whole && !(!res.ok && res.error === 'fenced' && write.gen === this.gen)) this.sendWaitingAppends()
     const oldest = this.writesInFlight.size === 0 ? Infinity : this.writesInFlight.keys().next().value!
     while (this.syncs.length > 0 && this.syncs[0].after < oldest) this.synced.push(this.syncs.shift()!.tag)
     if (this.registration && this.registration.sentAt === -Infinity && !this.restoreWaitsForWrites()) this.retryDisk()
