@@ -185,6 +185,8 @@ export class ReplicaCore {
   private stalled = false
   /** disk writes released but not yet accepted by the disk server, by request id */
   private writesInFlight = new Map<number, InFlightWrite>()
+  /** how many of writesInFlight are whole-block writes, per block: what holds an append to the block back */
+  private wholeInFlight = new Map<number, number>()
   private syncs: Sync[] = []
   /** the id of the last disk write released (see Sync.after) */
   private lastWriteId = 0
@@ -615,6 +617,7 @@ export class ReplicaCore {
       }
       this.actions.push({ t: 'send-disk', req, entry: h.entry })
       this.writesInFlight.set(id, { gen: this.gen, entry: h.entry, req, sentAt: this.now, attempts: 1 })
+      if (req.offset === undefined) this.wholeInFlight.set(req.block, (this.wholeInFlight.get(req.block) ?? 0) + 1)
       return
     }
     if (h.out.t === 'disk-sync') {
@@ -1145,7 +1148,15 @@ export class ReplicaCore {
       // disk-server restart (which forgets the blocks' last write ids) its retry could overwrite this newer write.
       for (const [id, w] of this.writesInFlight) if (id !== res.id && olderWriteToSameBlock(w.req, write.req)) done.push(id)
     }
-    for (const id of done) this.writesInFlight.delete(id)
+    for (const id of done) {
+      const w = this.writesInFlight.get(id)
+      if (w?.req.op === 'write' && w.req.offset === undefined) {
+        const left = (this.wholeInFlight.get(w.req.block) ?? 0) - 1
+        if (left > 0) this.wholeInFlight.set(w.req.block, left)
+        else this.wholeInFlight.delete(w.req.block)
+      }
+      this.writesInFlight.delete(id)
+    }
     // a fenced replica sends nothing more: not even the appends that waited for this write
     if (whole && !(!res.ok && res.error === 'fenced' && write.gen === this.gen)) this.sendWaitingAppends()
     const oldest = this.writesInFlight.size === 0 ? Infinity : this.writesInFlight.keys().next().value!
@@ -1161,8 +1172,7 @@ export class ReplicaCore {
   }
 
   private wholeWriteUnanswered(block: number): boolean {
-    for (const w of this.writesInFlight.values()) if (w.req.op === 'write' && w.req.block === block && w.req.offset === undefined) return true
-    return false
+    return this.wholeInFlight.has(block)
   }
 
   /** Sends, in the order they were released, the appends whose block has no whole-block write unanswered any more. */
