@@ -11,6 +11,8 @@ export interface BlockStore {
    * The arbiter has checked that the block holds exactly `offset` bytes. Without it the arbiter reads, splices, writes.
    */
   writeAt?(block: number, offset: number, data: Uint8Array): void
+  /** Optional: the block's length (what `read(block).length` would be), without reading its bytes. */
+  length?(block: number): number
   flush(): void
   loadMeta(): string | null
   saveMeta(json: string): void
@@ -41,6 +43,10 @@ export class MemoryBlockStore implements CountingBlockStore {
 
   writeAt(block: number, offset: number, data: Uint8Array): void {
     this.blocks.set(block, spliceBlock(this.blocks.get(block) ?? new Uint8Array(0), offset, data))
+  }
+
+  length(block: number): number {
+    return this.blocks.get(block)?.length ?? 0
   }
 
   flush(): void {}
@@ -193,29 +199,35 @@ export class DiskArbiter {
       // An offset write appends: it must start where the block ends. Writes to one block can arrive out of order (a
       // retry on a fresh connection overtakes a lost original), and a later append landing first would leave a hole
       // that the earlier one, once superseded, would never fill; so it is refused and retried until its turn comes.
-      const cur = this.store.read(block)
+      // Only the block's length decides an append that lands where the block ends, the common case; its bytes are read
+      // when it runs past the offset (a retry, or a history this write does not build on) or the store cannot append.
+      const known = this.store.length?.(block)
+      const cur = known === undefined || known > offset || !this.store.writeAt ? this.store.read(block) : null
+      const curLength = cur === null ? known! : cur.length
       // The block runs past the offset with bytes this write does not build on, and the write is newer than the block's
       // last one (or of another replica's history): the replica live before wrote what this one never learned of. Under the Output Rule that cannot happen
       // (a write leaves only once the backup has its entry, and a fenced replica's writes are refused above); with the
       // rule off (the drill experiment) it does, and the newer write's view wins, as a whole-block write of it would:
       // the old bytes are cut off. (A stale write a restarted server applied, not knowing its id, is cut off the same way.)
       const diverged =
+        cur !== null &&
         cur.length > offset &&
         version !== null &&
         this.versions.has(block) &&
         !sameBytes(cur.subarray(offset, Math.min(cur.length, offset + req.data.length)), req.data.subarray(0, Math.min(req.data.length, cur.length - offset)))
-      if (cur.length !== offset && !diverged) {
+      if (curLength !== offset && !diverged) {
         // its bytes are there already: a retry of a write applied before this server's restart forgot its id
-        if (cur.length >= offset + req.data.length && sameBytes(cur.subarray(offset, offset + req.data.length), req.data)) return { id, ok: true }
+        if (cur !== null && cur.length >= offset + req.data.length && sameBytes(cur.subarray(offset, offset + req.data.length), req.data))
+          return { id, ok: true }
         return {
           id,
           ok: false,
           error: 'out-of-order',
-          message: `write of ${req.data.length} bytes at offset ${offset} of block ${block} refused: the block holds ${cur.length} bytes, and an offset write must start where the block ends (an earlier write to it has not arrived yet: retry)`
+          message: `write of ${req.data.length} bytes at offset ${offset} of block ${block} refused: the block holds ${curLength} bytes, and an offset write must start where the block ends (an earlier write to it has not arrived yet: retry)`
         }
       }
       if (this.store.writeAt) this.store.writeAt(block, offset, req.data)
-      else this.store.write(block, spliceBlock(cur, offset, req.data))
+      else this.store.write(block, spliceBlock(cur!, offset, req.data))
       // after the store took it: a write the store failed is not done, and its retry must be applied
       if (version !== null) this.setVersion(block, version, from)
       this.writes++

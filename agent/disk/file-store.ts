@@ -3,8 +3,12 @@
 //   disk.img        fixed slots of (u32 length, blockSize bytes): a block keeps the exact
 //                   length it was written with, so a never-written block reads as empty,
 //                   as in MemoryBlockStore
-//   disk.index      "FTBI", u32 block size, then the u32 number of each block the first
-//                   time it is written (so the block count needs no scan of a sparse image)
+//   disk.index      "FTBI", u32 block size, then u32 block numbers: every block ever written
+//                   is in it (a block not in it reads as empty without a look at the image).
+//                   A block's first write enters its whole group of INDEX_GROUP blocks, so
+//                   the index grows, and needs an fsync of its own, once per group rather
+//                   than once per block (the kv guest's log fills its blocks in order); which
+//                   of a group's blocks hold data the slot lengths say, read once at open
 //   disk.meta.json  the arbiter's metadata, replaced atomically (write, fsync, rename, fsync dir)
 //
 // Writes reach the page cache at once and the platter on flush() (fsync of image and index),
@@ -19,12 +23,20 @@ import { DEFAULT_BLOCK_SIZE, spliceBlock } from './arbiter.js'
 
 const INDEX_MAGIC = 0x46544249 // "FTBI"
 const SLOT_HEADER = 4
+/** blocks entered into the index together (see the layout above): 64 blocks of 4 KiB are 256 KiB of log */
+export const INDEX_GROUP = 64
 
 export class FileBlockStore implements CountingBlockStore {
   readonly blockSize: number
   private readonly imageFd: number
   private readonly indexFd: number
-  private readonly written = new Set<number>()
+  /** blocks in the index: every block written, and the rest of their groups */
+  private readonly indexed = new Set<number>()
+  /**
+   * The length of each block known to hold data (written, or found written at open). An append asks only for its
+   * block's length (arbiter.ts): this answers without reading the block from the image.
+   */
+  private readonly lengths = new Map<number, number>()
   private readonly metaPath: string
   private closed = false
   /** the index grew since the last flush: only then does it need its own fsync */
@@ -52,6 +64,7 @@ export class FileBlockStore implements CountingBlockStore {
         this.loadIndex(indexPath)
       }
       this.imageFd = openSync(join(dir, 'disk.img'), existsSync(join(dir, 'disk.img')) ? 'r+' : 'w+', 0o600)
+      this.loadLengths()
     } catch (err) {
       closeSync(this.indexFd)
       throw err
@@ -65,7 +78,18 @@ export class FileBlockStore implements CountingBlockStore {
     const size = buf.readUInt32BE(4)
     if (size !== this.blockSize) throw new Error(`${path} was created with block size ${size}, but block size ${this.blockSize} was asked for`)
     // a torn last entry (crash mid-append) is ignored: that block's first write was not flushed either
-    for (let at = 8; at + 4 <= buf.length; at += 4) this.written.add(buf.readUInt32BE(at))
+    for (let at = 8; at + 4 <= buf.length; at += 4) this.indexed.add(buf.readUInt32BE(at))
+  }
+
+  /** Which indexed blocks hold data, and how much: their slots' lengths (a block never written is a hole, length 0). */
+  private loadLengths(): void {
+    const head = Buffer.alloc(SLOT_HEADER)
+    for (const block of this.indexed) {
+      if (readSync(this.imageFd, head, 0, SLOT_HEADER, this.slot(block)) < SLOT_HEADER) continue
+      const len = head.readUInt32BE(0)
+      if (len > this.blockSize) throw new Error(`block ${block} in ${this.dir} is corrupt: length ${len} exceeds block size ${this.blockSize}`)
+      if (len > 0) this.lengths.set(block, len)
+    }
   }
 
   private slot(block: number): number {
@@ -74,15 +98,18 @@ export class FileBlockStore implements CountingBlockStore {
 
   read(block: number): Uint8Array {
     this.check()
-    if (!this.written.has(block)) return new Uint8Array(0)
-    const head = Buffer.alloc(SLOT_HEADER)
-    if (readSync(this.imageFd, head, 0, SLOT_HEADER, this.slot(block)) < SLOT_HEADER) return new Uint8Array(0)
-    const len = head.readUInt32BE(0)
-    if (len > this.blockSize) throw new Error(`block ${block} in ${this.dir} is corrupt: length ${len} exceeds block size ${this.blockSize}`)
+    const len = this.lengths.get(block)
+    if (len === undefined) return new Uint8Array(0)
     const out = new Uint8Array(len)
     const got = readSync(this.imageFd, out, 0, len, this.slot(block) + SLOT_HEADER)
     if (got < len) throw new Error(`block ${block} in ${this.dir} is truncated: read ${got} of ${len} bytes`)
     return out
+  }
+
+  /** The block's length, without reading it (an append needs no more). */
+  length(block: number): number {
+    this.check()
+    return this.lengths.get(block) ?? 0
   }
 
   write(block: number, data: Uint8Array): void {
@@ -92,13 +119,20 @@ export class FileBlockStore implements CountingBlockStore {
     buf.writeUInt32BE(data.length, 0)
     buf.set(data, SLOT_HEADER)
     writeSync(this.imageFd, buf, 0, buf.length, this.slot(block))
-    if (!this.written.has(block)) {
-      const e = Buffer.alloc(4)
-      e.writeUInt32BE(block, 0)
-      writeSync(this.indexFd, e, 0, 4, fstatSync(this.indexFd).size)
-      this.written.add(block)
-      this.indexDirty = true
-    }
+    this.lengths.set(block, data.length)
+    if (!this.indexed.has(block)) this.indexGroupOf(block)
+  }
+
+  /** Enter the block's whole group into the index (the layout above says why), in one write. */
+  private indexGroupOf(block: number): void {
+    const first = block - (block % INDEX_GROUP)
+    const add: number[] = []
+    for (let b = first; b < first + INDEX_GROUP; b++) if (!this.indexed.has(b)) add.push(b)
+    const e = Buffer.allocUnsafe(4 * add.length)
+    add.forEach((b, i) => e.writeUInt32BE(b, 4 * i))
+    writeSync(this.indexFd, e, 0, e.length, fstatSync(this.indexFd).size)
+    for (const b of add) this.indexed.add(b)
+    this.indexDirty = true
   }
 
   /**
@@ -108,7 +142,7 @@ export class FileBlockStore implements CountingBlockStore {
   writeAt(block: number, offset: number, data: Uint8Array): void {
     this.check()
     if (offset + data.length > this.blockSize) throw new Error(`block ${block}: ${data.length} bytes at offset ${offset} exceed block size ${this.blockSize}`)
-    if (!this.written.has(block)) {
+    if (!this.lengths.has(block)) {
       // a block never written holds nothing: the append is its first write
       this.write(block, offset === 0 ? data : spliceBlock(new Uint8Array(0), offset, data))
       return
@@ -117,6 +151,7 @@ export class FileBlockStore implements CountingBlockStore {
     const head = Buffer.allocUnsafe(SLOT_HEADER)
     head.writeUInt32BE(offset + data.length, 0)
     writeSync(this.imageFd, head, 0, SLOT_HEADER, this.slot(block))
+    this.lengths.set(block, offset + data.length)
   }
 
   /** One fsync per batch is the disk server's cost per write under load: the index is synced only when it grew. */
@@ -143,8 +178,9 @@ export class FileBlockStore implements CountingBlockStore {
     writeFileAtomic(this.metaPath, json)
   }
 
+  /** Blocks that hold data (a block written empty reads as never written, and is not counted after a reopen). */
   blockCount(): number {
-    return this.written.size
+    return this.lengths.size
   }
 
   close(): void {

@@ -106,6 +106,8 @@ export class DiskServer {
       return
     }
     for (const [link, res] of answers) link.send(res)
+    // the batch's answers leave now, not a turn later: a writer waits for them, and the next requests may be read first
+    for (const link of new Set(answers.map(([l]) => l))) link.flush()
   }
 
   private answer(peer: string, msg: unknown): DiskRes {

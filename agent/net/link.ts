@@ -116,6 +116,15 @@ export class Link extends EventEmitter<LinkEvents> {
     return 'accepted'
   }
 
+  /**
+   * Put the messages sent so far on the wire now, rather than when the event-loop turn ends: for a sender whose own
+   * turn-end work is done (the edge's drain, the disk server's group commit), so its frame does not wait a further
+   * turn, in which new input would be handled first.
+   */
+  flush(): void {
+    this.session?.flush()
+  }
+
   stats(): LinkStats {
     const s = this.session
     return {

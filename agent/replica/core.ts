@@ -194,6 +194,8 @@ export class ReplicaCore {
   private stalled = false
   /** disk writes released but not yet accepted by the disk server, by request id */
   private writesInFlight = new Map<number, InFlightWrite>()
+  /** how many of writesInFlight are whole-block writes, per block: what holds an append to the block back */
+  private wholeInFlight = new Map<number, number>()
   private syncs: Sync[] = []
   /** the id of the last disk write released (see Sync.after) */
   private lastWriteId = 0
@@ -624,6 +626,7 @@ export class ReplicaCore {
       }
       this.actions.push({ t: 'send-disk', req, entry: h.entry })
       this.writesInFlight.set(id, { gen: this.gen, entry: h.entry, req, sentAt: this.now, attempts: 1 })
+      if (req.offset === undefined) this.wholeInFlight.set(req.block, (this.wholeInFlight.get(req.block) ?? 0) + 1)
       return
     }
     if (h.out.t === 'disk-sync') {
@@ -1157,14 +1160,26 @@ export class ReplicaCore {
       return
     }
     const done = [res.id]
-    if (res.ok) {
+    // Only a whole-block write supersedes older writes and holds appends back; an append's answer (one per write
+    // command under load) settles itself alone, and walking every write in flight for it twice was the primary's
+    // busiest JavaScript without pipelining.
+    const whole = write.req.op === 'write' && write.req.offset === undefined
+    if (res.ok && whole) {
       // An older write to the same block that is still unanswered is superseded: asking again is pointless, and after a
       // disk-server restart (which forgets the blocks' last write ids) its retry could overwrite this newer write.
       for (const [id, w] of this.writesInFlight) if (id !== res.id && olderWriteToSameBlock(w.req, write.req)) done.push(id)
     }
-    for (const id of done) this.writesInFlight.delete(id)
+    for (const id of done) {
+      const w = this.writesInFlight.get(id)
+      if (w?.req.op === 'write' && w.req.offset === undefined) {
+        const left = (this.wholeInFlight.get(w.req.block) ?? 0) - 1
+        if (left > 0) this.wholeInFlight.set(w.req.block, left)
+        else this.wholeInFlight.delete(w.req.block)
+      }
+      this.writesInFlight.delete(id)
+    }
     // a fenced replica sends nothing more: not even the appends that waited for this write
-    if (!(!res.ok && res.error === 'fenced' && write.gen === this.gen)) this.sendWaitingAppends()
+    if (whole && !(!res.ok && res.error === 'fenced' && write.gen === this.gen)) this.sendWaitingAppends()
     const oldest = this.writesInFlight.size === 0 ? Infinity : this.writesInFlight.keys().next().value!
     while (this.syncs.length > 0 && this.syncs[0].after < oldest) this.synced.push(this.syncs.shift()!.tag)
     if (this.registration && this.registration.sentAt === -Infinity && !this.restoreWaitsForWrites()) this.retryDisk()
@@ -1184,8 +1199,7 @@ export class ReplicaCore {
   }
 
   private wholeWriteUnanswered(block: number): boolean {
-    for (const w of this.writesInFlight.values()) if (w.req.op === 'write' && w.req.block === block && w.req.offset === undefined) return true
-    return false
+    return this.wholeInFlight.has(block)
   }
 
   /** Sends, in the order they were released, the appends whose block has no whole-block write unanswered any more. */

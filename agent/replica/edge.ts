@@ -116,6 +116,11 @@ export interface EdgePorts {
    * every step is performed at once.
    */
   turnEnd?(fn: () => void): void
+  /**
+   * Optional: the turn's messages to the peer and the disk server are all handed over (the turnEnd drain has run);
+   * put them on the wire now instead of at the next turn's end (a host's links batch a turn's messages into one frame).
+   */
+  sent?(): void
 }
 
 /** Watches every action before it is performed (the simulator's invariant checks). */
@@ -506,7 +511,9 @@ export class ReplicaEdge {
         this.flushGathered(c)
       }
       this.drainArmed = false
-      if (!this.stopped) this.perform(this.core.takeActions())
+      if (this.stopped) return
+      this.perform(this.core.takeActions())
+      this.ports.sent?.()
     })
   }
 

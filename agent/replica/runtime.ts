@@ -226,7 +226,12 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
       filter: ctx.filter,
       emit: (type, data) => ctx.emit(type, data),
       log: ctx.log,
-      turnEnd: (fn) => void setImmediate(fn)
+      turnEnd: (fn) => void setImmediate(fn),
+      sent: () => {
+        for (const l of dialed.values()) l.flush()
+        for (const l of listener.allLinks()) l.flush()
+        disk.link.flush()
+      }
     },
     {
       self,

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { DiskArbiter } from '../../../agent/disk/arbiter.js'
-import { FileBlockStore } from '../../../agent/disk/file-store.js'
+import { FileBlockStore, INDEX_GROUP } from '../../../agent/disk/file-store.js'
 
 const dirs: string[] = []
 const stores: FileBlockStore[] = []
@@ -79,6 +79,43 @@ describe('FileBlockStore', () => {
     expect(open(dir).blockCount()).toBe(1)
   })
 
+  it('answers a length query that agrees with the block read back, after writes, appends and a reopen', () => {
+    const dir = tempDir()
+    const a = open(dir)
+    a.write(7, new Uint8Array([1, 2, 3, 4, 5]))
+    a.write(7, new Uint8Array([9, 9]))
+    a.writeAt(7, 2, new Uint8Array([3, 3, 3]))
+    a.writeAt(70, 0, new Uint8Array([1]))
+    for (const b of [0, 6, 7, 8, 70, 5000]) expect(a.length(b)).toBe(a.read(b).length)
+    expect(a.length(7)).toBe(5)
+    a.flush()
+    a.close()
+    const b = open(dir)
+    for (const n of [0, 6, 7, 8, 70, 5000]) expect(b.length(n)).toBe(b.read(n).length)
+    expect(b.read(7)).toEqual(new Uint8Array([9, 9, 3, 3, 3]))
+  })
+
+  it('grows its index once per group of blocks, and counts and reads only the blocks written after a reopen', () => {
+    const dir = tempDir()
+    const a = open(dir)
+    const indexBytes = () => statSync(join(dir, 'disk.index')).size
+    a.write(0, new Uint8Array([1]))
+    expect(indexBytes()).toBe(8 + 4 * INDEX_GROUP)
+    for (let b = 1; b < INDEX_GROUP; b += 2) a.write(b, new Uint8Array([b]))
+    expect(indexBytes()).toBe(8 + 4 * INDEX_GROUP)
+    a.write(INDEX_GROUP + 3, new Uint8Array([2]))
+    expect(indexBytes()).toBe(8 + 8 * INDEX_GROUP)
+    const count = a.blockCount()
+    expect(count).toBe(2 + INDEX_GROUP / 2)
+    a.close()
+    const b = open(dir)
+    expect(b.blockCount()).toBe(count)
+    expect(b.read(2)).toEqual(new Uint8Array(0))
+    expect(b.read(3)).toEqual(new Uint8Array([3]))
+    expect(b.read(INDEX_GROUP + 3)).toEqual(new Uint8Array([2]))
+    expect(b.read(INDEX_GROUP + 4)).toEqual(new Uint8Array(0))
+  })
+
   it('refuses use after close', () => {
     const s = new FileBlockStore(tempDir())
     s.close()
@@ -87,6 +124,31 @@ describe('FileBlockStore', () => {
 })
 
 describe('DiskArbiter over a FileBlockStore', () => {
+  it('takes an append where its block ends from the block length alone, and reads the block for a retry over its bytes', () => {
+    const reads: number[] = []
+    class Watched extends FileBlockStore {
+      override read(block: number): Uint8Array {
+        reads.push(block)
+        return super.read(block)
+      }
+    }
+    const s = new Watched(tempDir(), { blockSize: 16 })
+    stores.push(s)
+    const a = new DiskArbiter(s, { blockSize: 16 })
+    a.handle({ id: 1, op: 'generation', gen: 1, from: 'a', primary: 'a', backup: 'b' })
+    expect(a.handle({ id: 2, op: 'write', gen: 1, from: 'a', block: 2, data: new Uint8Array([1, 2]), offset: 0 })).toMatchObject({ ok: true })
+    expect(a.handle({ id: 3, op: 'write', gen: 1, from: 'a', block: 2, data: new Uint8Array([3]), offset: 2 })).toMatchObject({ ok: true })
+    expect(a.handle({ id: 4, op: 'write', gen: 1, from: 'a', block: 2, data: new Uint8Array([5]), offset: 4 })).toMatchObject({
+      ok: false,
+      error: 'out-of-order'
+    })
+    expect(reads).toEqual([])
+    // a retry (no write id) of bytes the block holds already is recognised by reading them
+    expect(a.handle({ id: 5, op: 'write', gen: 1, from: 'a', block: 2, data: new Uint8Array([3]), offset: 2 })).toMatchObject({ ok: true })
+    expect(reads).toEqual([2])
+    expect(a.handle({ id: 6, op: 'read', block: 2 })).toEqual({ id: 6, ok: true, data: new Uint8Array([1, 2, 3]) })
+  })
+
   it('a new arbiter over the same files keeps the generation, the live replica, the winner and the data', () => {
     const dir = tempDir()
     const s1 = open(dir)

@@ -58,6 +58,24 @@ describe('links over loopback', () => {
     expect(a.stats().bytesSent - before).toBeLessThan(100 * 48)
   })
 
+  it('puts the messages sent so far on the wire as one frame when flushed, before the turn ends', async () => {
+    const l = await listener()
+    const accepted = once(l, 'link') as Promise<[Link]>
+    const a = dial(l.port)
+    await once(a, 'up')
+    const [b] = await accepted
+    const atB = nextMessages(b, 3)
+    const before = a.stats().bytesSent
+    for (let i = 0; i < 3; i++) a.send({ t: 'ack', n: i })
+    expect(a.stats().bytesSent, 'held for the turn end').toBe(before)
+    a.flush()
+    const frame = a.stats().bytesSent - before
+    expect(frame, 'written in this turn').toBeGreaterThan(0)
+    expect(frame).toBeLessThan(2 * 48)
+    expect(await atB).toEqual([0, 1, 2].map((n) => ({ t: 'ack', n })))
+    expect(a.stats().bytesSent - before, 'nothing left for the turn end').toBe(frame)
+  })
+
   it('comes up with the peer id learned from the hello and carries messages both ways', async () => {
     const l = await listener()
     const accepted = once(l, 'link') as Promise<[Link]>

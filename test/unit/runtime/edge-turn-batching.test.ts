@@ -19,21 +19,32 @@ function harness() {
   const turn: (() => void)[] = []
   const disk: { req: DiskReq; done: (res: DiskRes | null) => void }[] = []
   const sent: PeerMsg[] = []
+  /** what the edge handed to its ports, in order: peer messages, disk requests, and 'sent' (see EdgePorts.sent) */
+  const order: string[] = []
   const ports: EdgePorts = {
     clock: { now: () => now, wall: () => 1_700_000_000_000 + now },
     timers: { set: () => null, clear: () => {} },
     peer: {
-      send: (_to, msg) => void sent.push(msg),
+      send: (_to, msg) => {
+        sent.push(msg)
+        order.push(`peer ${msg.t}`)
+      },
       connect: () => {},
       hangUp: () => {},
       connected: () => true,
       stats: () => ({ bytesSent: 0, bytesReceived: 0 })
     },
-    disk: { request: (req, done) => void disk.push({ req, done }) },
+    disk: {
+      request: (req, done) => {
+        disk.push({ req, done })
+        order.push(`disk ${req.op}`)
+      }
+    },
     filter: PASS_FILTER,
     emit: () => {},
     log: { info: () => {}, warn: () => {}, error: () => {} },
-    turnEnd: (fn) => void turn.push(fn)
+    turnEnd: (fn) => void turn.push(fn),
+    sent: () => void order.push('sent')
   }
   const vmm = createVmm({ guest: 'kv', mode: 'rsm', entropy: fixedEntropy() })
   const core = new ReplicaCore(testConfig('a', 'b', { hashEvery: 1000, suspectMs: 10_000 }), vmm, { role: 'primary', gen: 1, now: 0 })
@@ -57,12 +68,36 @@ function harness() {
   }
   const entries = () => sent.splice(0).flatMap((m) => (m.t === 'entries' ? [m] : []))
   const ack = (n: number) => edge.peerMessage({ t: 'ack', gen: 1, n })
-  return { edge, core, disk, endTurn, answerDisk, client, entries, ack }
+  return { edge, core, disk, endTurn, answerDisk, client, entries, ack, order }
 }
 
 const inputKinds = (es: LogEntry[]) => es.map((e) => (e.body.kind === 'input' ? e.body.input.t : e.body.kind))
 
 describe('the edge batches a turn', () => {
+  it("tells its ports the turn's sends are complete once, after the turn's messages and disk requests", () => {
+    const h = harness()
+    h.answerDisk((r) => r.op === 'generation')
+    h.endTurn()
+    h.answerDisk((r) => r.op === 'read')
+    h.endTurn()
+    h.ack(h.core.status().lastEntry)
+    h.endTurn()
+    h.order.length = 0
+    h.client().handle.data(set('k', 'v'))
+    h.endTurn()
+    expect(h.order, "the request's entry, then the word that the turn is sent").toEqual(['peer entries', 'sent'])
+    h.order.length = 0
+    h.ack(h.core.status().lastEntry)
+    h.endTurn()
+    expect(h.order.at(-1)).toBe('sent')
+    expect(h.order.filter((o) => o === 'sent')).toHaveLength(1)
+    expect(h.order, 'the acknowledged entry released its disk write in that turn').toContain('disk write')
+    h.order.length = 0
+    h.endTurn()
+    expect(h.order, 'a turn with nothing stepped sends nothing').toEqual([])
+    h.edge.stop()
+  })
+
   it("sends a turn's barrier completions as one entries message, and releases each reply only after its completion is acknowledged", () => {
     const h = harness()
     // the generation registered, the guest booted from an empty disk, all of it acknowledged
