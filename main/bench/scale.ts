@@ -8,6 +8,8 @@ import { createConnection } from 'node:net'
 import { dirname } from 'node:path'
 import type { Endpoint } from '../../agent/control/protocol.js'
 import type { Lab } from '../lab/lab.js'
+import type { LabEvent } from '../lab/lab-events.js'
+import { FalseFailoverJudge } from '../lab/false-failover.js'
 import { renderTable } from '../cli/table.js'
 import { checkAbort, redisBenchmark, until, type Progress } from './measure.js'
 
@@ -18,6 +20,19 @@ export interface ScalePoint {
   /** the most entries the backup was behind the primary (lastEntry - acked), sampled every 100 ms */
   maxLagEntries: number | null
   note?: string
+  /** what the replicas' detectors did during the point: each suspicion with the silence and the limit, the loops' stalls */
+  detection?: PointDetection
+}
+
+export interface PointDetection {
+  /** go-lives while the other replica was alive */
+  falseFailovers: number
+  /** each suspicion: who, in which role, after how long a silence, against which limit */
+  suspicions: string[]
+  /** the longest event-loop stall of each replica during the point (ticks at least LOOP_STALL_MS late), ms */
+  longestStallMs: Record<string, number>
+  /** stalls of each replica at least LOOP_STALL_MS long */
+  stalls: Record<string, number>
 }
 
 export interface ScaleSeries {
@@ -69,6 +84,52 @@ async function withLag<T>(lab: Lab, host: () => string, work: () => Promise<T>):
   } finally {
     done = true
     await poll
+  }
+}
+
+/** Watches one point's agent events: suspicions (with the silence and the limit), event-loop stalls, false failovers. */
+export class DetectionWatch {
+  private readonly judge = new FalseFailoverJudge()
+  private readonly events: LabEvent[] = []
+  private readonly off: () => void
+
+  constructor(lab: Pick<Lab, 'onEvent'>) {
+    this.off = lab.onEvent((ev) => {
+      this.judge.observe(ev)
+      if (ev.source !== 'agent') return
+      const stalled = ev.type === 'dropped' && /unacknowledged for/.test(String(ev.data.why))
+      if (ev.type === 'suspect' || ev.type === 'loop-stall' || stalled) this.events.push(ev)
+    })
+  }
+
+  /** What happened since the last take (or since the watch began), and start over. */
+  take(): PointDetection {
+    const out: PointDetection = { falseFailovers: this.judge.count, suspicions: [], longestStallMs: {}, stalls: {} }
+    const t0 = this.events[0]?.ts ?? 0
+    for (const e of this.events) {
+      const host = e.host ?? '?'
+      if (e.type === 'loop-stall') {
+        const ms = Number(e.data.ms)
+        out.stalls[host] = (out.stalls[host] ?? 0) + 1
+        out.longestStallMs[host] = Math.max(out.longestStallMs[host] ?? 0, ms)
+      } else if (e.type === 'suspect') {
+        // the stalls of both replicas in the second before, which is what the silence is made of
+        const near = this.events
+          .filter((x) => x.type === 'loop-stall' && x.ts <= e.ts + 50 && x.ts >= e.ts - 1000)
+          .map((x) => `${x.host} ${String(x.data.role)} stalled ${String(x.data.ms)} ms at +${x.ts - t0} ms`)
+        const limit = typeof e.data.timeoutMs === 'number' ? `, limit ${e.data.timeoutMs} ms` : ''
+        out.suspicions.push(
+          `+${e.ts - t0} ms: ${host} suspected ${String(e.data.peer)} after ${Math.round(Number(e.data.silentMs))} ms of silence${limit}${near.length ? ` (${near.join('; ')})` : ' (no stall of either loop in the second before)'}`
+        )
+      } else out.suspicions.push(`+${e.ts - t0} ms: ${host}: ${String(e.data.why)}`)
+    }
+    this.events.length = 0
+    this.judge.found.length = 0
+    return out
+  }
+
+  close(): void {
+    this.off()
   }
 }
 
@@ -168,6 +229,7 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
   let primaryHost = 'a'
   const point = async (x: number, args: { clients: number; requests: number; value: number; tests: string; keyspace?: number }): Promise<ScalePoint> => {
     const restored = await ready()
+    watch.take()
     const { result, maxLag } = await withLag(
       lab,
       () => primaryHost,
@@ -180,10 +242,14 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
     )
     checkAbort(signal)
     const t = result.tests[0]
-    const note = [restored, result.ok ? undefined : result.error].filter(Boolean).join('; ')
-    return { x, rps: t?.rps ?? null, p99Ms: t?.p99Ms ?? null, maxLagEntries: maxLag, ...(note ? { note } : {}) }
+    const detection = watch.take()
+    const suspected = detection.suspicions.length ? `${detection.suspicions.length} suspicion(s), ${detection.falseFailovers} false failover(s)` : undefined
+    for (const line of detection.suspicions) progress(`scale: ${line}`)
+    const note = [restored, suspected, result.ok ? undefined : result.error].filter(Boolean).join('; ')
+    return { x, rps: t?.rps ?? null, p99Ms: t?.p99Ms ?? null, maxLagEntries: maxLag, ...(note ? { note } : {}), detection }
   }
   const out: ScaleSeries[] = []
+  const watch = new DetectionWatch(lab)
   try {
     await sweep(out)
   } catch (err) {
@@ -193,6 +259,8 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
     const why = `the sweep stopped here: ${(err as Error).message}`
     if (last) last.stoppedAt = last.stoppedAt ?? why
     progress(`scale: ${why}`)
+  } finally {
+    watch.close()
   }
   return out
 
