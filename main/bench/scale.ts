@@ -40,6 +40,8 @@ export interface ScaleSeries {
   what: string
   points: ScalePoint[]
   stoppedAt?: string
+  /** keys series: redundancy restored onto a fresh backup at the largest state filled (a power cut of the backup first) */
+  restore?: { keys: number; ms: number | null; error?: string }
 }
 
 export interface ScaleOptions {
@@ -64,6 +66,8 @@ export const SCALE_DEFAULTS: ScaleOptions = {
 
 /** restores of the pair tried before a point, before the sweep gives up */
 const RESTORE_ATTEMPTS = 3
+/** a fill that gets no answer for this long gives up (and is tried again once the pair is back) */
+const FILL_QUIET_MS = 30_000
 /** fill slices tried again after the pair broke under them, over the whole sweep */
 const FILL_RETRIES = 3
 
@@ -134,9 +138,11 @@ export class DetectionWatch {
 }
 
 /** SET key:<i> for i in [from, to) over one connection, `window` commands in flight: the guest's state grows by to - from keys. */
-export function fillKeys(ep: Endpoint, from: number, to: number, window = 512, signal?: AbortSignal): Promise<void> {
+export function fillKeys(ep: Endpoint, from: number, to: number, window = 512, signal?: AbortSignal, quietMs = FILL_QUIET_MS): Promise<void> {
   return new Promise((resolve, reject) => {
     const sock = createConnection({ host: ep.host, port: ep.port })
+    // a primary deposed by a false failover halts and may keep the connection open unanswered: the fill would wait for ever
+    sock.setTimeout(quietMs, () => sock.destroy(new Error(`no answer from the service for ${quietMs / 1000} s (its replica may have halted)`)))
     let next = from
     let answered = 0
     let pending = ''
@@ -299,10 +305,12 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
           // the pair broke under the fill (a false failover closes the primary's connections): SET is idempotent, so
           // the same slice goes again once ready() has a pair again
           checkAbort(signal)
+          for (const line of watch.take().suspicions) progress(`scale: while filling: ${line}`)
           if (++fillRetries > FILL_RETRIES) throw err
           progress(`scale: filling failed at ${have.toLocaleString('en-US')} keys (${(err as Error).message}); again`)
           continue
         }
+        for (const line of watch.take().suspicions) progress(`scale: while filling: ${line}`)
         rate.keys += step
         rate.ms += Date.now() - s0
         have += step
@@ -318,6 +326,31 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
       keys.points.push(await point(k, { clients: 16, requests: 4000, value: 3, tests: 'get', keyspace: k }))
     }
     if (keys.stoppedAt) progress(`scale: ${keys.stoppedAt}`)
+    if (have > 0) keys.restore = await restoreAt(have)
+  }
+
+  /**
+   * A new backup for a guest of `keys` keys: the backup's power is cut, and redundancy restored onto a fresh one,
+   * which must take the whole snapshot while the live replica waits (a restore at 200,000 to 300,000 keys once failed,
+   * the joining replica silent while it applied the snapshot in one step).
+   */
+  async function restoreAt(keys: number): Promise<NonNullable<ScaleSeries['restore']>> {
+    try {
+      await ready()
+      const backup = primaryHost === 'a' ? 'b' : 'a'
+      progress(`scale: power cut of the backup ${backup} at ${keys.toLocaleString('en-US')} keys, then restoring redundancy onto a fresh one`)
+      await lab.powerCut(backup)
+      await until(lab, `${primaryHost} live alone`, (rs) => rs.get(primaryHost)?.status?.role === 'live', { signal })
+      const t0 = Date.now()
+      await lab.restore({ timeoutMs: 300_000 })
+      const ms = Date.now() - t0
+      progress(`scale: restored redundancy at ${keys.toLocaleString('en-US')} keys in ${(ms / 1000).toFixed(1)} s`)
+      return { keys, ms }
+    } catch (err) {
+      checkAbort(signal)
+      progress(`scale: restoring redundancy at ${keys.toLocaleString('en-US')} keys failed: ${(err as Error).message}`)
+      return { keys, ms: null, error: (err as Error).message }
+    }
   }
 }
 
@@ -336,6 +369,15 @@ export function renderScale(series: ScaleSeries[]): string[] {
       )
     )
     if (s.stoppedAt) out.push(s.stoppedAt)
+    if (s.restore) {
+      const r = s.restore
+      const at = `${r.keys.toLocaleString('en-US')} keys`
+      out.push(
+        r.ms === null
+          ? `restoring redundancy at ${at} failed: ${r.error ?? 'unknown'}`
+          : `redundancy restored onto a fresh backup at ${at} in ${(r.ms / 1000).toFixed(1)} s`
+      )
+    }
   }
   return out
 }
