@@ -97,13 +97,24 @@ export class DetectionWatch {
   private readonly events: LabEvent[] = []
   private readonly off: () => void
 
-  constructor(lab: Pick<Lab, 'onEvent'>) {
+  /** `live`: told of each suspicion as it happens (a fill is long, and a sweep may hang after one) */
+  constructor(lab: Pick<Lab, 'onEvent'>, live?: (line: string) => void) {
     this.off = lab.onEvent((ev) => {
       this.judge.observe(ev)
       if (ev.source !== 'agent') return
       const stalled = ev.type === 'dropped' && /unacknowledged for/.test(String(ev.data.why))
       if (ev.type === 'suspect' || ev.type === 'loop-stall' || stalled) this.events.push(ev)
+      if (live && ev.type === 'suspect') live(this.describe(ev, ev.ts))
     })
+  }
+
+  private describe(e: LabEvent, t0: number): string {
+    // the stalls of both replicas in the second before, which is what the silence is made of
+    const near = this.events
+      .filter((x) => x.type === 'loop-stall' && x.ts <= e.ts + 50 && x.ts >= e.ts - 1000)
+      .map((x) => `${x.host} ${String(x.data.role)} stalled ${String(x.data.ms)} ms at ${x.ts - t0} ms`)
+    const limit = typeof e.data.timeoutMs === 'number' ? `, limit ${e.data.timeoutMs} ms` : ''
+    return `${e.host ?? '?'} suspected ${String(e.data.peer)} after ${Math.round(Number(e.data.silentMs))} ms of silence${limit}${near.length ? ` (${near.join('; ')})` : ' (no stall of either loop in the second before)'}`
   }
 
   /** What happened since the last take (or since the watch began), and start over. */
@@ -116,16 +127,8 @@ export class DetectionWatch {
         const ms = Number(e.data.ms)
         out.stalls[host] = (out.stalls[host] ?? 0) + 1
         out.longestStallMs[host] = Math.max(out.longestStallMs[host] ?? 0, ms)
-      } else if (e.type === 'suspect') {
-        // the stalls of both replicas in the second before, which is what the silence is made of
-        const near = this.events
-          .filter((x) => x.type === 'loop-stall' && x.ts <= e.ts + 50 && x.ts >= e.ts - 1000)
-          .map((x) => `${x.host} ${String(x.data.role)} stalled ${String(x.data.ms)} ms at +${x.ts - t0} ms`)
-        const limit = typeof e.data.timeoutMs === 'number' ? `, limit ${e.data.timeoutMs} ms` : ''
-        out.suspicions.push(
-          `+${e.ts - t0} ms: ${host} suspected ${String(e.data.peer)} after ${Math.round(Number(e.data.silentMs))} ms of silence${limit}${near.length ? ` (${near.join('; ')})` : ' (no stall of either loop in the second before)'}`
-        )
-      } else out.suspicions.push(`+${e.ts - t0} ms: ${host}: ${String(e.data.why)}`)
+      } else if (e.type === 'suspect') out.suspicions.push(`+${e.ts - t0} ms: ${this.describe(e, t0)}`)
+      else out.suspicions.push(`+${e.ts - t0} ms: ${host}: ${String(e.data.why)}`)
     }
     this.events.length = 0
     this.judge.found.length = 0
@@ -181,6 +184,11 @@ export function fillKeys(ep: Endpoint, from: number, to: number, window = 512, s
     sock.on('error', (e) => {
       signal?.removeEventListener('abort', onAbort)
       reject(e)
+    })
+    // a replica that halts or stops serving ends its clients' connections without an error: the fill must hear it
+    sock.on('close', () => {
+      signal?.removeEventListener('abort', onAbort)
+      reject(new Error(`the service closed the connection after ${answered.toLocaleString('en-US')} of ${want.toLocaleString('en-US')} SETs`))
     })
   })
 }
@@ -250,12 +258,11 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
     const t = result.tests[0]
     const detection = watch.take()
     const suspected = detection.suspicions.length ? `${detection.suspicions.length} suspicion(s), ${detection.falseFailovers} false failover(s)` : undefined
-    for (const line of detection.suspicions) progress(`scale: ${line}`)
     const note = [restored, suspected, result.ok ? undefined : result.error].filter(Boolean).join('; ')
     return { x, rps: t?.rps ?? null, p99Ms: t?.p99Ms ?? null, maxLagEntries: maxLag, ...(note ? { note } : {}), detection }
   }
   const out: ScaleSeries[] = []
-  const watch = new DetectionWatch(lab)
+  const watch = new DetectionWatch(lab, (line) => progress(`scale: ${line}`))
   try {
     await sweep(out)
   } catch (err) {
@@ -305,12 +312,12 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
           // the pair broke under the fill (a false failover closes the primary's connections): SET is idempotent, so
           // the same slice goes again once ready() has a pair again
           checkAbort(signal)
-          for (const line of watch.take().suspicions) progress(`scale: while filling: ${line}`)
+          watch.take()
           if (++fillRetries > FILL_RETRIES) throw err
           progress(`scale: filling failed at ${have.toLocaleString('en-US')} keys (${(err as Error).message}); again`)
           continue
         }
-        for (const line of watch.take().suspicions) progress(`scale: while filling: ${line}`)
+        watch.take()
         rate.keys += step
         rate.ms += Date.now() - s0
         have += step

@@ -1,7 +1,7 @@
 // A replica that has lately logged or received a large entry allows its peer a longer silence: the peer has that
 // much to run, encode, decode or replay, beyond the stalls the failure detector learned while values were small.
 import { describe, expect, it } from 'vitest'
-import { WORK_BYTES_PER_MS, WORK_WINDOW_MS } from '../../../agent/replica/core.js'
+import { HEAP_BYTES_PER_MS, WORK_BYTES_PER_MS, WORK_WINDOW_MS } from '../../../agent/replica/core.js'
 import type { ReplicaCore } from '../../../agent/replica/core.js'
 import { confirmedPrimary, deliver, diskReqs, ftreq, makeCore, telemetry } from './harness.js'
 
@@ -80,5 +80,49 @@ describe('the work allowance of a large entry', () => {
     expect(limit).toBeGreaterThanOrEqual(30 + Math.floor(BIG / WORK_BYTES_PER_MS))
     expect(suspectsBetween(b.core, now + 5, now + limit)).toBe(false)
     expect(suspectsBetween(b.core, now + limit + 5, now + limit + 20)).toBe(true)
+  })
+})
+
+describe('the allowance of a large guest', () => {
+  it('a replica holding a large guest allows its peer a garbage collection’s worth more silence', () => {
+    const p = confirmedPrimary({ cfg })
+    let now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry)
+    expect(p.core.status().suspectAfterMs).toBe(30)
+    p.core.step({ t: 'input', now, input: { t: 'open', conn: 's:c1' } })
+    p.core.step({ t: 'input', now, input: ftreq('c1', 1, 'SET', 'big', 'v'.repeat(100 * HEAP_BYTES_PER_MS)) })
+    p.core.takeActions()
+    // past the large entry's own allowance, the guest's size still counts
+    now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
+    now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
+    expect(p.core.status().suspectAfterMs).toBeGreaterThanOrEqual(30 + 100)
+    expect(p.core.status().suspectAfterMs).toBeLessThan(30 + 110)
+  })
+})
+
+describe('a restoring primary busy cutting its snapshot', () => {
+  it('does not count its own stall as the joining replica’s silence, and still suspects one silent after it', () => {
+    const p = confirmedPrimary()
+    p.core.step({ t: 'tick', now: 60 })
+    p.core.step({ t: 'disk', now: 61, res: { id: diskReqs(p.core.takeActions()).find((r) => r.op === 'tas')!.id, ok: true, winner: 'a' } })
+    p.core.takeActions()
+    expect(p.core.status().role).toBe('live')
+    p.core.beginRestore('c', 2, 100)
+    p.core.step({ t: 'disk', now: 101, res: { id: diskReqs(p.core.takeActions())[0].id, ok: true } })
+    p.core.takeActions()
+    expect(p.core.status()).toMatchObject({ role: 'primary', restoring: true })
+    // the joining replica answers every 5 ms tick (what it holds so far), so the ticks' rate is learned
+    let now = 102
+    for (; now < 200; now += 5) {
+      p.core.step({ t: 'peer', now, msg: { t: 'snapshot-ack', gen: 2, from: 'c', part: -1 } })
+      p.core.step({ t: 'tick', now })
+      p.core.takeActions()
+    }
+    const limit = p.core.status().suspectAfterMs
+    // this primary's loop was busy for ten limits (no tick, nothing sent): its first ticks after judge the joining replica by what came since
+    now += 10 * limit
+    expect(suspected(p.core, now)).toBe(false)
+    expect(suspected(p.core, now + 5)).toBe(false)
+    // and a joining replica that stays silent is suspected all the same
+    expect(suspectsBetween(p.core, now + 10, now + 2 * limit)).toBe(true)
   })
 })
