@@ -218,7 +218,7 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
       // a restore that fails (the fresh backup did not take a large snapshot in time) says to restore again
       for (let attempt = 1; ; attempt++) {
         try {
-          await lab.restore({ timeoutMs: 30_000 })
+          await lab.restore({ timeoutMs: 120_000 })
           break
         } catch (err) {
           checkAbort(signal)
