@@ -20,7 +20,7 @@
 //   duplicate output ........... a backup going live re-emits outputs after the primary's `releasedThrough`
 //   restore redundancy ......... beginRestore(), onRegistered(), the snapshot handshake; a joining replica answers
 //                                heartbeats with what it holds, so a slow snapshot is judged by progress, not silence
-import type { ConnId, GuestInput, Output, Vmm } from '../vmm/types.js'
+import type { ConnId, GuestInput, Output, SnapshotLoader, Vmm } from '../vmm/types.js'
 import type { Action, DiskReq, DiskRes, Event, LogEntry, PeerMsg, ReplicaConfig, ReplicaId, Role, Telemetry } from './types.js'
 import { approxBytes, describeInput, entryBytes } from './size.js'
 import { EntryAssembly, SnapshotAssembly, SnapshotCutter, entryParts } from './parts.js'
@@ -31,12 +31,29 @@ const DUP_ACKS_TO_RESEND = 2
 /** snapshot parts in flight at once: enough to fill a fast link, little enough to hold in memory */
 const SNAPSHOT_WINDOW = 4
 /**
+ * The largest snapshot part (the logging channel's message bound if that is smaller): the joining replica decodes
+ * and loads one part per step, and a 4 MiB part (100,000 small keys) held its loop up to 1.4 s on a busy machine.
+ */
+export const SNAPSHOT_PART_BYTES = 512 * 1024
+/**
  * Suspicion timeouts a restoring primary waits for the next snapshot part to be acknowledged by a
  * joining replica that answers its heartbeats. It is alive and the link carries messages, and parts
  * are resent every half timeout: a slow link or a busy new host gets several chances before the
  * primary gives up and goes on alone. Outputs are held meanwhile, so the wait stays bounded.
  */
 const SNAPSHOT_PATIENCE = 4
+/**
+ * Bytes of a log entry either replica handles per millisecond, at the least, on a busy host: the primary runs the
+ * input, encodes and authenticates it; the backup decodes and replays it. A peer that has lately handled an entry
+ * of B bytes may be silent for about B / WORK_BYTES_PER_MS more than the detector learned while values were
+ * small. The scale sweep's 256 KiB point showed it: silences of 84-200 ms against learned limits of 73-103 ms,
+ * with neither event loop stalled 100 ms. Small entries add nothing (a 45-byte SET, 0 ms).
+ */
+export const WORK_BYTES_PER_MS = 2000
+/** Guest bytes per millisecond of garbage-collection pause allowed for: 16 MB (560,000 small keys) allow 500 ms. */
+export const HEAP_BYTES_PER_MS = 32_000
+/** How long the largest recent entry keeps its allowance: large values tend to come in runs. */
+export const WORK_WINDOW_MS = 10_000
 
 export const defaultReplicaConfig = (id: string, peer: string | null): ReplicaConfig => ({
   id,
@@ -225,6 +242,10 @@ export class ReplicaCore {
   private verifiedThrough = 0
   /** joining: the snapshot parts so far; backup: the last part, to re-ack a resent one */
   private snapshotIn: SnapshotAssembly | null = null
+  /** the largest entry of the last WORK_WINDOW_MS, and when: see workAllowance() */
+  private work = { bytes: 0, at: -Infinity }
+  /** joining: the VMM's restore under way, fed each part as it comes (null where the VMM restores only whole) */
+  private snapshotLoader: SnapshotLoader | null = null
   private snapshotParts = 0
 
   // ---- failure detection and the disk server
@@ -367,6 +388,14 @@ export class ReplicaCore {
   private onTick(): void {
     // a late tick means this replica was paused: the peer's messages may be waiting unread behind it
     const onTime = this.detector.tick(this.now)
+    // A joining replica speaks only when spoken to: while this primary was too busy to send it parts (cutting, encoding
+    // and authenticating megabytes of snapshot: 300-1000 ms per window at 560,000 keys on a busy machine) its silence
+    // is ours, and so is its lack of progress. The restore at that size failed three times in a row, the joining
+    // replica never stalled.
+    if (!onTime && this.snapshotOut) {
+      this.lastHeard = Math.max(this.lastHeard, this.now - this.cfg.heartbeatMs)
+      this.snapshotOut.progressAt = Math.max(this.snapshotOut.progressAt, this.now - this.cfg.heartbeatMs)
+    }
     this.retryDisk()
     if (this.role !== 'primary' && this.role !== 'backup') return
     // A backup that never got an entry from its primary has a guest that has not even
@@ -407,7 +436,28 @@ export class ReplicaCore {
    */
   private silenceLimit(): number {
     if (this.snapshotOut) return this.cfg.suspectMs + Math.ceil(this.snapshotOut.bytes / 10_000)
-    return this.detector.timeoutMs()
+    const learned = this.detector.timeoutMs()
+    return Math.max(learned, Math.min(this.cfg.suspectMs, learned + this.workAllowance() + this.heapAllowance()))
+  }
+
+  /**
+   * Both replicas hold the same guest, and a garbage collection of a large one stops either for longer than the
+   * detector may have seen yet (filling the kv guest at 25,000 keys/s grows the heap faster than a minute of history
+   * learns its pauses): at 550,000 keys both replicas stalled 290-330 ms against learned limits of 228 and 509 ms, a
+   * false failover. A small guest adds nothing (a 1,000-key kv guest: 0 ms).
+   */
+  private heapAllowance(): number {
+    return Math.floor(this.vmm.memoryBytes() / HEAP_BYTES_PER_MS)
+  }
+
+  /** A large entry was logged (primary) or received (backup): both replicas have work of that size to do. */
+  private noteWork(bytes: number): void {
+    if (bytes >= this.work.bytes || this.now - this.work.at > WORK_WINDOW_MS) this.work = { bytes, at: this.now }
+  }
+
+  /** The silence beyond the learned timeout that the largest entry of the last WORK_WINDOW_MS allows for. */
+  private workAllowance(): number {
+    return this.now - this.work.at > WORK_WINDOW_MS ? 0 : Math.floor(this.work.bytes / WORK_BYTES_PER_MS)
   }
 
   private snapshotProgressLimit(): number {
@@ -449,6 +499,7 @@ export class ReplicaCore {
     const entry: LogEntry = { gen: this.gen, n, body: res.body }
     if (this.role === 'primary' && n % this.cfg.hashEvery === 0) entry.hash = this.vmm.stateHash()
     const bytes = entryBytes(entry)
+    this.noteWork(bytes)
     this.telemetry({ k: 'entry', n, bytes, input: describeInput(input) })
     // the VMM refused the input (a guest stack overflow, whose depth differs between hosts); the entry carries the refusal
     if (res.refused !== undefined) this.telemetry({ k: 'dropped', what: `input ${describeInput(input)} (entry ${n})`, why: res.fault ?? res.refused })
@@ -738,6 +789,8 @@ export class ReplicaCore {
     // or overtaken message costs one resend, not a resend of everything after it.
     const ahead = this.cfg.maxUnackedEntries + this.cfg.batchEntries
     for (const e of msg.entries) {
+      // cheap beside the replay: a byte string's size is its length, approxBytes does not walk it
+      this.noteWork(entryBytes(e))
       if (e.gen !== this.gen || e.n <= this.lastEntry) continue // duplicate
       if (e.n === this.lastEntry + 1) {
         if (!this.applyEntry(e)) return
@@ -878,7 +931,14 @@ export class ReplicaCore {
     // one joining replica takes one snapshot (a new restore is a new generation and a fresh replica),
     // so parts are never started over: a late duplicate of part 0 must not throw away what came since
     // (the primary keeps SNAPSHOT_WINDOW parts in flight: a part further ahead is not one it sent)
-    const have = (this.snapshotIn ??= new SnapshotAssembly(2 * SNAPSHOT_WINDOW))
+    if (!this.snapshotIn) {
+      // where the VMM can, each part is loaded as it comes: a large guest restored in one step kept this replica
+      // silent for seconds (the restoring primary then suspects it), each part's slice is short
+      this.snapshotLoader = this.vmm.restoreInParts?.(msg.guest) ?? null
+      const loader = this.snapshotLoader
+      this.snapshotIn = new SnapshotAssembly(2 * SNAPSHOT_WINDOW, loader ? (pages) => loader.pages(pages) : undefined)
+    }
+    const have = this.snapshotIn
     have.add(msg)
     if (!have.last) {
       // say what we hold, in order: a resent or overtaken part sends the primary back to the gap
@@ -886,10 +946,12 @@ export class ReplicaCore {
       return
     }
     const last = have.last
-    const snapshot = have.snapshot(last)
+    const loader = this.snapshotLoader
     this.snapshotIn = null
+    this.snapshotLoader = null
     this.snapshotParts = last.part + 1
-    this.vmm.restore(snapshot)
+    if (loader) loader.finish(last.hash)
+    else this.vmm.restore(have.snapshot(last))
     if (typeof last.nextConn === 'number' && last.nextConn > this.nextConn) this.nextConn = last.nextConn
     this.lastEntry = last.last
     this.acked = last.last
@@ -927,7 +989,12 @@ export class ReplicaCore {
     this.detector.reset(this.now)
     const snapshot = this.vmm.snapshot()
     const bytes = approxBytes(snapshot)
-    const cutter = new SnapshotCutter(snapshot, this.cfg.maxMessageBytes, { gen, from: this.cfg.id, last: 0, nextConn: this.nextConn })
+    const cutter = new SnapshotCutter(snapshot, Math.min(this.cfg.maxMessageBytes, SNAPSHOT_PART_BYTES), {
+      gen,
+      from: this.cfg.id,
+      last: 0,
+      nextConn: this.nextConn
+    })
     this.snapshotOut = { cutter, inFlight: [], bytes, sentAt: this.now, progressAt: this.now, heard: false }
     this.setRole('primary', `restoring redundancy onto ${peer}`)
     this.sendSnapshotParts()
@@ -988,7 +1055,7 @@ export class ReplicaCore {
 
   private suspect(): void {
     this.suspected = true
-    this.telemetry({ k: 'suspect', peer: this.peer, silentMs: this.now - this.lastHeard })
+    this.telemetry({ k: 'suspect', peer: this.peer, silentMs: this.now - this.lastHeard, timeoutMs: this.silenceLimit() })
     const req: DiskReq = { id: this.diskId(), op: 'tas', gen: this.gen, from: this.cfg.id }
     this.tas = { req, sentAt: this.now }
     this.actions.push({ t: 'send-disk', req })
@@ -1066,6 +1133,7 @@ export class ReplicaCore {
     this.early.clear()
     this.assembly = null
     this.snapshotIn = null
+    this.snapshotLoader = null
     this.unacked = []
     this.unackedBytes = 0
     this.tas = null

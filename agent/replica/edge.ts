@@ -14,6 +14,9 @@ import { ChannelTelemetry } from './telemetry.js'
 import { ReadFastPath, newFastPathConn, type FastPathConn } from './fast-path.js'
 import type { Action, DiskReq, DiskRes, Event, PeerMsg, ReplicaId, Telemetry } from './types.js'
 
+/** A tick at least this late is reported as a 'loop-stall' event (the event loop was busy that long). */
+export const LOOP_STALL_MS = 100
+
 /** The session preamble an FT Lab client sends first, so it keeps its connection id across failover. */
 export const SESSION_PREAMBLE = 'FTLAB-SESSION '
 const MAX_PREAMBLE_BYTES = 256
@@ -37,6 +40,15 @@ export const MAX_DEFER_MS = 2
  * bytes logged every few MiB.
  */
 export const MAX_INPUT_BYTES = 4 * 1024 * 1024
+/**
+ * The most client bytes one turn's end makes inputs of; the other connections' bytes wait for the next turn.
+ * Sixteen clients' 256 KiB SETs (4 MiB) stepped, logged, encoded and authenticated in one turn held the
+ * primary's event loop for 470 ms on a busy machine: no tick, no heartbeat, its backup's messages unread, and
+ * the backup's learned timeout (75 ms) was long past. Each input is still whole (up to MAX_INPUT_BYTES).
+ */
+export const TURN_INPUT_BYTES = 256 * 1024
+/** The most connections one turn's end makes inputs of: 256 clients' SETs in one turn stalled the primary 120-170 ms. */
+export const TURN_INPUTS = 64
 /** the service traffic's name in the transport filter: `isolate` cuts clients off too */
 export const CLIENTS_PEER = 'clients'
 
@@ -202,10 +214,16 @@ export class ReplicaEdge {
   /** Arm the core's tick and the telemetry flush, and perform what the core asked at creation. */
   start(): void {
     const { timers } = this.ports
+    let lastTick = this.ports.clock.now()
     const tick = () => {
       if (this.stopped) return
       this.ticker = timers.set(tick, this.tickMs)
-      this.step({ t: 'tick', now: this.ports.clock.now() })
+      const now = this.ports.clock.now()
+      // a tick this late means the event loop was busy (or the process paused): said, so that a suspicion
+      // can be set beside the stalls of both replicas (the scale sweep and the saturated run read these)
+      if (now - lastTick >= LOOP_STALL_MS) this.ports.emit('loop-stall', { ms: Math.round(now - lastTick), role: this.core.status().role })
+      lastTick = now
+      this.step({ t: 'tick', now })
       const t = this.ports.clock.wall()
       for (const [id, w] of this.waiting) if (w.until < t) this.takeWaiting(id)
     }
@@ -505,15 +523,20 @@ export class ReplicaEdge {
     this.drainArmed = true
     this.deferredSince = this.ports.clock.now()
     turnEnd(() => {
-      // the turn's client bytes first, one input per connection, so that their actions leave with this drain
+      // the turn's client bytes first, one input per connection, so that their actions leave with this drain;
+      // at most TURN_INPUT_BYTES and TURN_INPUTS of them: the rest waits for the next turn, after the loop's timers and reads
+      let budget = TURN_INPUT_BYTES
+      let inputs = TURN_INPUTS
       for (const c of this.gathering) {
-        if (this.stopped) break
+        if (this.stopped || budget <= 0 || inputs-- <= 0) break
+        budget -= c.gatheredBytes
         this.flushGathered(c)
       }
       this.drainArmed = false
       if (this.stopped) return
       this.perform(this.core.takeActions())
       this.ports.sent?.()
+      if (this.gathering.size > 0) this.armTurnEnd()
     })
   }
 

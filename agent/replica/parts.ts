@@ -177,7 +177,14 @@ export class SnapshotAssembly {
   /** the last part, once every part is here */
   last: SnapshotPart | null = null
 
-  constructor(private readonly maxAhead = 8) {}
+  /**
+   * With a `sink`, pages go to it as soon as they are whole, in order (a page may continue into the next part, so the
+   * last one waits for it), and snapshot() has none left: the joining replica loads each part as it comes.
+   */
+  constructor(
+    private readonly maxAhead = 8,
+    private readonly sink?: (pages: PageWrite[]) => void
+  ) {}
 
   get complete(): boolean {
     return this.last !== null
@@ -215,6 +222,10 @@ export class SnapshotAssembly {
     for (let i = first; i < msg.pages.length; i++) this.pages.push([msg.pages[i][0], msg.pages[i][1]])
     this.held++
     if (msg.done) this.last = msg
+    if (this.sink && this.pages.length > (msg.done ? 0 : 1)) {
+      const whole = msg.done ? this.pages.splice(0) : this.pages.splice(0, this.pages.length - 1)
+      this.sink(whole)
+    }
     return true
   }
 

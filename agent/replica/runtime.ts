@@ -68,6 +68,12 @@ export function replicaConfig(self: string, spec: ReplicaSpec): ReplicaConfig {
   }
 }
 
+/**
+ * How long the agent waits for a restore onto a new backup: 15 s, and a second per MB of guest (cutting, sending and
+ * loading the snapshot on a busy host). A fixed 15 s failed the restore of a million keys (28 MB) while it went on.
+ */
+export const restoreWaitMs = (guestBytes: number): number => 15_000 + Math.ceil(guestBytes / 1000)
+
 const realTimers: TimerPort = {
   set: (fn, ms) => setTimeout(fn, ms),
   clear: (h) => clearTimeout(h as NodeJS.Timeout | undefined)
@@ -283,8 +289,9 @@ export const startReplica: StartReplica = async (spec: ReplicaSpec, ctx: AgentCo
     status: () => theEdge.status({ channelPort: listener.port, servicePort }),
     async restore(req: { peer: { id: string; channel: Endpoint }; gen: number }) {
       theEdge.beginRestore(req.peer, req.gen)
-      // answer once the new backup holds the snapshot and the new generation runs
-      return theEdge.waitRestored(req.peer, req.gen)
+      // answer once the new backup holds the snapshot and the new generation runs; a large guest takes its time (the
+      // core gives up on a joining replica that answers but takes no part, or falls silent, long before this)
+      return theEdge.waitRestored(req.peer, req.gen, restoreWaitMs(vmm.memoryBytes()))
     },
     async stop() {
       theEdge.stop()

@@ -144,7 +144,8 @@ export type Action =
 export type Telemetry =
   | { k: 'entry'; n: number; bytes: number; input: string }
   | { k: 'ack'; n: number }
-  | { k: 'suspect'; peer: ReplicaId | null; silentMs: number }
+  /** `timeoutMs`: the silence limit in force when it suspected (the detector's learned timeout, or a restore's allowance) */
+  | { k: 'suspect'; peer: ReplicaId | null; silentMs: number; timeoutMs?: number }
   | { k: 'tas'; gen: number; result: 'won' | 'lost' | 'unreachable' }
   | { k: 'go-live'; gen: number; replayed: number; reemitted: number }
   /** `host`: the backup whose state differs; it has halted. `since`: the divergence began at or after this entry */

@@ -106,6 +106,12 @@ export interface Entropy {
   replica?(): string
 }
 
+/** A restore under way: see Vmm.restoreInParts. */
+export interface SnapshotLoader {
+  pages(pages: PageWrite[]): void
+  finish(hash: string): void
+}
+
 /**
  * The VMM as the replica protocol sees it. Implementations must be deterministic given
  * the same sequence of execute/replay calls and the same Entropy answers.
@@ -131,6 +137,13 @@ export interface Vmm {
   snapshot(): Snapshot
   /** Replace the guest's state with a snapshot, in a fresh guest realm. */
   restore(snapshot: Snapshot): void
+  /**
+   * restore() a slice at a time, for a snapshot that arrives in parts: the guest's state is cleared now, each
+   * call of pages() loads the next pages (in the snapshot's order, each page whole), finish() starts the fresh
+   * realm and checks the hash (throwing as restore() does). A joining replica loads each part as it comes,
+   * so no single step holds its event loop for the whole guest (a million keys took seconds in one step).
+   */
+  restoreInParts?(guest: string): SnapshotLoader
   /** I/O the guest is still waiting on (disk reads without a result, armed timers). */
   pendingIo(): IoRequest[]
   /** tags of the guest's disk.sync() barriers whose 'disk-synced' has not been applied yet (optional: VMMs whose guests never sync) */

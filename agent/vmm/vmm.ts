@@ -21,6 +21,7 @@ import type {
   Refusal,
   ReplicationMode,
   Snapshot,
+  SnapshotLoader,
   Vmm
 } from './types.js'
 
@@ -502,6 +503,29 @@ export function createVmm(opts: VmmOptions): Vmm {
     return fault === undefined ? r : { ...r, fault }
   }
 
+  function restoreInParts(guest: string): SnapshotLoader {
+    if (guest !== def.name) throw new Error(`vmm.restore: snapshot is of guest '${guest}', this VMM runs '${def.name}'`)
+    mem.clear()
+    let finished = false
+    return {
+      pages(pages) {
+        if (finished) throw new Error('vmm.restore: pages after the snapshot was finished')
+        // load(), not set(): a restore needs no undo or dirty bookkeeping (memory.ts)
+        mem.load(pages)
+      },
+      finish(hash) {
+        if (finished) return
+        finished = true
+        mem.beginInput()
+        // a fresh realm, as snapshot() starts on the side that shipped it
+        restartRealm()
+        if (mem.hash() !== hash) {
+          throw new Error(`vmm.restore: snapshot pages hash to ${mem.hash()}, but the snapshot says ${hash}: it is corrupt or from another version`)
+        }
+      }
+    }
+  }
+
   return {
     guestName: def.name,
     mode: opts.mode,
@@ -585,17 +609,12 @@ export function createVmm(opts: VmmOptions): Vmm {
 
     restore(snap) {
       if (snap === null || typeof snap !== 'object') throw new TypeError('vmm.restore: snapshot must be an object')
-      if (snap.guest !== def.name) throw new Error(`vmm.restore: snapshot is of guest '${snap.guest}', this VMM runs '${def.name}'`)
-      const pages = checkPages(snap.pages, 'vmm.restore')
-      mem.clear()
-      for (const [k, v] of pages) if (v !== null) mem.set(k, v)
-      mem.beginInput()
-      // a fresh realm, as snapshot() starts on the side that shipped it
-      restartRealm()
-      if (mem.hash() !== snap.hash) {
-        throw new Error(`vmm.restore: snapshot pages hash to ${mem.hash()}, but the snapshot says ${snap.hash}: it is corrupt or from another version`)
-      }
+      const loader = restoreInParts(snap.guest)
+      loader.pages(checkPages(snap.pages, 'vmm.restore'))
+      loader.finish(snap.hash)
     },
+
+    restoreInParts,
 
     pendingIo(): IoRequest[] {
       const reads: IoRequest[] = mem

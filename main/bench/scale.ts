@@ -8,6 +8,8 @@ import { createConnection } from 'node:net'
 import { dirname } from 'node:path'
 import type { Endpoint } from '../../agent/control/protocol.js'
 import type { Lab } from '../lab/lab.js'
+import type { LabEvent } from '../lab/lab-events.js'
+import { FalseFailoverJudge } from '../lab/false-failover.js'
 import { renderTable } from '../cli/table.js'
 import { checkAbort, redisBenchmark, until, type Progress } from './measure.js'
 
@@ -18,6 +20,19 @@ export interface ScalePoint {
   /** the most entries the backup was behind the primary (lastEntry - acked), sampled every 100 ms */
   maxLagEntries: number | null
   note?: string
+  /** what the replicas' detectors did during the point: each suspicion with the silence and the limit, the loops' stalls */
+  detection?: PointDetection
+}
+
+export interface PointDetection {
+  /** go-lives while the other replica was alive */
+  falseFailovers: number
+  /** each suspicion: who, in which role, after how long a silence, against which limit */
+  suspicions: string[]
+  /** the longest event-loop stall of each replica during the point (ticks at least LOOP_STALL_MS late), ms */
+  longestStallMs: Record<string, number>
+  /** stalls of each replica at least LOOP_STALL_MS long */
+  stalls: Record<string, number>
 }
 
 export interface ScaleSeries {
@@ -25,6 +40,8 @@ export interface ScaleSeries {
   what: string
   points: ScalePoint[]
   stoppedAt?: string
+  /** keys series: redundancy restored onto a fresh backup at the largest state filled (a power cut of the backup first) */
+  restore?: { keys: number; ms: number | null; error?: string }
 }
 
 export interface ScaleOptions {
@@ -49,6 +66,8 @@ export const SCALE_DEFAULTS: ScaleOptions = {
 
 /** restores of the pair tried before a point, before the sweep gives up */
 const RESTORE_ATTEMPTS = 3
+/** a fill that gets no answer for this long gives up (and is tried again once the pair is back) */
+const FILL_QUIET_MS = 30_000
 /** fill slices tried again after the pair broke under them, over the whole sweep */
 const FILL_RETRIES = 3
 
@@ -72,10 +91,61 @@ async function withLag<T>(lab: Lab, host: () => string, work: () => Promise<T>):
   }
 }
 
+/** Watches one point's agent events: suspicions (with the silence and the limit), event-loop stalls, false failovers. */
+export class DetectionWatch {
+  private readonly judge = new FalseFailoverJudge()
+  private readonly events: LabEvent[] = []
+  private readonly off: () => void
+
+  /** `live`: told of each suspicion as it happens (a fill is long, and a sweep may hang after one) */
+  constructor(lab: Pick<Lab, 'onEvent'>, live?: (line: string) => void) {
+    this.off = lab.onEvent((ev) => {
+      this.judge.observe(ev)
+      if (ev.source !== 'agent') return
+      const stalled = ev.type === 'dropped' && /unacknowledged for/.test(String(ev.data.why))
+      if (ev.type === 'suspect' || ev.type === 'loop-stall' || stalled) this.events.push(ev)
+      if (live && ev.type === 'suspect') live(this.describe(ev, ev.ts))
+    })
+  }
+
+  private describe(e: LabEvent, t0: number): string {
+    // the stalls of both replicas in the second before, which is what the silence is made of
+    const near = this.events
+      .filter((x) => x.type === 'loop-stall' && x.ts <= e.ts + 50 && x.ts >= e.ts - 1000)
+      .map((x) => `${x.host} ${String(x.data.role)} stalled ${String(x.data.ms)} ms at ${x.ts - t0} ms`)
+    const limit = typeof e.data.timeoutMs === 'number' ? `, limit ${e.data.timeoutMs} ms` : ''
+    return `${e.host ?? '?'} suspected ${String(e.data.peer)} after ${Math.round(Number(e.data.silentMs))} ms of silence${limit}${near.length ? ` (${near.join('; ')})` : ' (no stall of either loop in the second before)'}`
+  }
+
+  /** What happened since the last take (or since the watch began), and start over. */
+  take(): PointDetection {
+    const out: PointDetection = { falseFailovers: this.judge.count, suspicions: [], longestStallMs: {}, stalls: {} }
+    const t0 = this.events[0]?.ts ?? 0
+    for (const e of this.events) {
+      const host = e.host ?? '?'
+      if (e.type === 'loop-stall') {
+        const ms = Number(e.data.ms)
+        out.stalls[host] = (out.stalls[host] ?? 0) + 1
+        out.longestStallMs[host] = Math.max(out.longestStallMs[host] ?? 0, ms)
+      } else if (e.type === 'suspect') out.suspicions.push(`+${e.ts - t0} ms: ${this.describe(e, t0)}`)
+      else out.suspicions.push(`+${e.ts - t0} ms: ${host}: ${String(e.data.why)}`)
+    }
+    this.events.length = 0
+    this.judge.found.length = 0
+    return out
+  }
+
+  close(): void {
+    this.off()
+  }
+}
+
 /** SET key:<i> for i in [from, to) over one connection, `window` commands in flight: the guest's state grows by to - from keys. */
-export function fillKeys(ep: Endpoint, from: number, to: number, window = 512, signal?: AbortSignal): Promise<void> {
+export function fillKeys(ep: Endpoint, from: number, to: number, window = 512, signal?: AbortSignal, quietMs = FILL_QUIET_MS): Promise<void> {
   return new Promise((resolve, reject) => {
     const sock = createConnection({ host: ep.host, port: ep.port })
+    // a primary deposed by a false failover halts and may keep the connection open unanswered: the fill would wait for ever
+    sock.setTimeout(quietMs, () => sock.destroy(new Error(`no answer from the service for ${quietMs / 1000} s (its replica may have halted)`)))
     let next = from
     let answered = 0
     let pending = ''
@@ -115,6 +185,11 @@ export function fillKeys(ep: Endpoint, from: number, to: number, window = 512, s
       signal?.removeEventListener('abort', onAbort)
       reject(e)
     })
+    // a replica that halts or stops serving ends its clients' connections without an error: the fill must hear it
+    sock.on('close', () => {
+      signal?.removeEventListener('abort', onAbort)
+      reject(new Error(`the service closed the connection after ${answered.toLocaleString('en-US')} of ${want.toLocaleString('en-US')} SETs`))
+    })
   })
 }
 
@@ -143,7 +218,7 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
       // a restore that fails (the fresh backup did not take a large snapshot in time) says to restore again
       for (let attempt = 1; ; attempt++) {
         try {
-          await lab.restore({ timeoutMs: 30_000 })
+          await lab.restore({ timeoutMs: 120_000 })
           break
         } catch (err) {
           checkAbort(signal)
@@ -168,6 +243,7 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
   let primaryHost = 'a'
   const point = async (x: number, args: { clients: number; requests: number; value: number; tests: string; keyspace?: number }): Promise<ScalePoint> => {
     const restored = await ready()
+    watch.take()
     const { result, maxLag } = await withLag(
       lab,
       () => primaryHost,
@@ -180,10 +256,13 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
     )
     checkAbort(signal)
     const t = result.tests[0]
-    const note = [restored, result.ok ? undefined : result.error].filter(Boolean).join('; ')
-    return { x, rps: t?.rps ?? null, p99Ms: t?.p99Ms ?? null, maxLagEntries: maxLag, ...(note ? { note } : {}) }
+    const detection = watch.take()
+    const suspected = detection.suspicions.length ? `${detection.suspicions.length} suspicion(s), ${detection.falseFailovers} false failover(s)` : undefined
+    const note = [restored, suspected, result.ok ? undefined : result.error].filter(Boolean).join('; ')
+    return { x, rps: t?.rps ?? null, p99Ms: t?.p99Ms ?? null, maxLagEntries: maxLag, ...(note ? { note } : {}), detection }
   }
   const out: ScaleSeries[] = []
+  const watch = new DetectionWatch(lab, (line) => progress(`scale: ${line}`))
   try {
     await sweep(out)
   } catch (err) {
@@ -193,6 +272,8 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
     const why = `the sweep stopped here: ${(err as Error).message}`
     if (last) last.stoppedAt = last.stoppedAt ?? why
     progress(`scale: ${why}`)
+  } finally {
+    watch.close()
   }
   return out
 
@@ -231,10 +312,12 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
           // the pair broke under the fill (a false failover closes the primary's connections): SET is idempotent, so
           // the same slice goes again once ready() has a pair again
           checkAbort(signal)
+          watch.take()
           if (++fillRetries > FILL_RETRIES) throw err
           progress(`scale: filling failed at ${have.toLocaleString('en-US')} keys (${(err as Error).message}); again`)
           continue
         }
+        watch.take()
         rate.keys += step
         rate.ms += Date.now() - s0
         have += step
@@ -250,6 +333,31 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
       keys.points.push(await point(k, { clients: 16, requests: 4000, value: 3, tests: 'get', keyspace: k }))
     }
     if (keys.stoppedAt) progress(`scale: ${keys.stoppedAt}`)
+    if (have > 0) keys.restore = await restoreAt(have)
+  }
+
+  /**
+   * A new backup for a guest of `keys` keys: the backup's power is cut, and redundancy restored onto a fresh one,
+   * which must take the whole snapshot while the live replica waits (a restore at 200,000 to 300,000 keys once failed,
+   * the joining replica silent while it applied the snapshot in one step).
+   */
+  async function restoreAt(keys: number): Promise<NonNullable<ScaleSeries['restore']>> {
+    try {
+      await ready()
+      const backup = primaryHost === 'a' ? 'b' : 'a'
+      progress(`scale: power cut of the backup ${backup} at ${keys.toLocaleString('en-US')} keys, then restoring redundancy onto a fresh one`)
+      await lab.powerCut(backup)
+      await until(lab, `${primaryHost} live alone`, (rs) => rs.get(primaryHost)?.status?.role === 'live', { signal })
+      const t0 = Date.now()
+      await lab.restore({ timeoutMs: 300_000 })
+      const ms = Date.now() - t0
+      progress(`scale: restored redundancy at ${keys.toLocaleString('en-US')} keys in ${(ms / 1000).toFixed(1)} s`)
+      return { keys, ms }
+    } catch (err) {
+      checkAbort(signal)
+      progress(`scale: restoring redundancy at ${keys.toLocaleString('en-US')} keys failed: ${(err as Error).message}`)
+      return { keys, ms: null, error: (err as Error).message }
+    }
   }
 }
 
@@ -268,6 +376,15 @@ export function renderScale(series: ScaleSeries[]): string[] {
       )
     )
     if (s.stoppedAt) out.push(s.stoppedAt)
+    if (s.restore) {
+      const r = s.restore
+      const at = `${r.keys.toLocaleString('en-US')} keys`
+      out.push(
+        r.ms === null
+          ? `restoring redundancy at ${at} failed: ${r.error ?? 'unknown'}`
+          : `redundancy restored onto a fresh backup at ${at} in ${(r.ms / 1000).toFixed(1)} s`
+      )
+    }
   }
   return out
 }

@@ -74,4 +74,22 @@ describe('snapshot parts', () => {
     expect(a.add(stray)).toBe(false)
     expect(a.held).toBe(1)
   })
+
+  it('with a sink, hands over each page whole as soon as it is, in order, also when parts overtake each other', () => {
+    const parts = cut(400)
+    const sunk: [string, string | null][] = []
+    const sizes: number[] = []
+    const a = new SnapshotAssembly(8, (pages) => {
+      sizes.push(pages.length)
+      sunk.push(...pages)
+    })
+    a.add(parts[1])
+    expect(sunk).toEqual([]) // ahead of the gap: nothing loads out of order
+    for (const p of [parts[0], ...parts.slice(2)]) expect(a.add(p)).toBe(true)
+    expect(a.complete).toBe(true)
+    // every page once and whole, in the snapshot's order, though the large ones came in many parts
+    expect(sunk).toEqual(snapshot.pages)
+    expect(sizes.length).toBeGreaterThan(1)
+    expect(a.snapshot(parts.at(-1)!).pages).toEqual([])
+  })
 })

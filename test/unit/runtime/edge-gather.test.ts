@@ -6,7 +6,7 @@ import { PASS_FILTER } from '../../../agent/faults/filter.js'
 import { encodeCommand } from '../../../agent/guests/resp.js'
 import { decode, encode } from '../../../agent/net/codec.js'
 import { ReplicaCore } from '../../../agent/replica/core.js'
-import { MAX_INPUT_BYTES, ReplicaEdge, type ClientHandle, type EdgePorts } from '../../../agent/replica/edge.js'
+import { MAX_INPUT_BYTES, ReplicaEdge, TURN_INPUT_BYTES, TURN_INPUTS, type ClientHandle, type EdgePorts } from '../../../agent/replica/edge.js'
 import type { Action, DiskReq, DiskRes, PeerMsg } from '../../../agent/replica/types.js'
 import { createVmm } from '../../../agent/vmm/vmm.js'
 import { fixedEntropy, testConfig } from '../replica/harness.js'
@@ -70,7 +70,7 @@ function kvPair() {
   b.edge.start()
   run()
   // the primary logs every entry it makes (telemetry); the core says how many the backup applied
-  return { a, b, run, entries }
+  return { a, b, run, entries, queue }
 }
 
 /** A client on the primary's service port: what it was answered, as text. */
@@ -170,5 +170,32 @@ describe('the edge gathers a connection’s reads of one turn into one input', (
     expect(sizes[0] + sizes[1]).toBe(set.length)
     expect(c.answered()).toBe('+OK\r\n')
     expect(b.vmm.stateHash()).toBe(a.vmm.stateHash())
+  })
+
+  it('a turn makes inputs of at most TURN_INPUT_BYTES of its connections’ bytes; the rest wait for the next turn', () => {
+    const { a, b, run, entries, queue } = kvPair()
+    const clients = [1, 2, 3, 4].map(() => client(a.edge))
+    const value = 'w'.repeat(Math.floor(TURN_INPUT_BYTES * 0.75))
+    const before = entries.a.length
+    for (const [i, c] of clients.entries()) c.handle.data(encodeCommand(['SET', `big${i}`, value]))
+    // the turn's end alone: two connections' bytes reach the budget, the other two wait for a turn of their own
+    queue.shift()!()
+    expect(entries.a.slice(before).filter((e) => e.startsWith('data '))).toHaveLength(2)
+    run()
+    expect(entries.a.slice(before).filter((e) => e.startsWith('data '))).toHaveLength(4)
+    for (const c of clients) expect(c.answered()).toBe('+OK\r\n')
+    expect(b.vmm.stateHash()).toBe(a.vmm.stateHash())
+  })
+
+  it('a turn makes inputs of at most TURN_INPUTS connections', () => {
+    const { a, run, entries, queue } = kvPair()
+    const clients = Array.from({ length: TURN_INPUTS + 3 }, () => client(a.edge))
+    const before = entries.a.length
+    for (const [i, c] of clients.entries()) c.handle.data(encodeCommand(['GET', `k${i}`]))
+    queue.shift()!()
+    expect(entries.a.slice(before).filter((e) => e.startsWith('data '))).toHaveLength(TURN_INPUTS)
+    run()
+    expect(entries.a.slice(before).filter((e) => e.startsWith('data '))).toHaveLength(TURN_INPUTS + 3)
+    for (const c of clients) expect(c.answered()).toBe('$-1\r\n')
   })
 })
