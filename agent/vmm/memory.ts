@@ -195,6 +195,8 @@ export class Memory {
         this.rehash(key, value)
       }
       this.bytes += grow
+      // the indexed prefixes (the VMM's pending disk barriers) must list a restored page like a written one
+      if ((old === undefined) !== (value === null) && this.index.size > 0) this.indexed(key, value !== null)
     }
   }
 

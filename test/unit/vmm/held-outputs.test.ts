@@ -126,7 +126,7 @@ describe('state transfer: the completion of a barrier', () => {
 })
 
 describe('memory: an indexed prefix', () => {
-  it('lists the same keys as a scan, through writes, deletes, rollbacks and clear', () => {
+  it('lists the same keys as a scan, through writes, deletes, rollbacks, clear and a snapshot load', () => {
     const indexed = new Memory(1 << 20, ['vmm:sync:'])
     const plain = new Memory(1 << 20)
     const both = (f: (m: Memory) => void) => [indexed, plain].forEach(f)
@@ -153,5 +153,18 @@ describe('memory: an indexed prefix', () => {
     both((m) => m.clear())
     same()
     expect(indexed.keys('vmm:sync:')).toEqual([])
+    // a restore loads pages without a guest write's bookkeeping: the index must list them all the same
+    both((m) =>
+      m.load([
+        ['vmm:sync:4', 'a'],
+        ['vmm:sync:5', ''],
+        ['k', 'v']
+      ])
+    )
+    same()
+    expect(indexed.keys('vmm:sync:')).toEqual(['vmm:sync:4', 'vmm:sync:5'])
+    both((m) => m.load([['vmm:sync:4', null]]))
+    same()
+    expect(indexed.keys('vmm:sync:')).toEqual(['vmm:sync:5'])
   })
 })
