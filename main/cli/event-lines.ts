@@ -127,7 +127,9 @@ export function describeEvent(ev: LabEvent): string {
     case 'replica-role':
       return `now ${str(d.role)} in generation ${num(d.gen)}${d.reason ? `: ${str(d.reason)}` : ''}`
     case 'suspect':
-      return `suspects ${d.peer === null ? 'its peer' : str(d.peer)}: silent for ${round(num(d.silentMs))} ms`
+      return `suspects ${d.peer === null ? 'its peer' : str(d.peer)}: silent for ${round(num(d.silentMs))} ms${typeof d.timeoutMs === 'number' ? ` (limit ${round(d.timeoutMs)} ms)` : ''}`
+    case 'loop-stall':
+      return `event loop stalled ${round(num(d.ms))} ms (as ${str(d.role)}): its timers and heartbeats waited that long`
     case 'tas':
       return `test-and-set for generation ${num(d.gen)}: ${str(d.result)}`
     case 'go-live':

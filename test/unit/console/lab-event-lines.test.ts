@@ -88,4 +88,12 @@ describe('ftlab events as readable lines', () => {
     expect(describeEvent(agent(0, 'a', 'something-new', { n: 3, why: 'because' }))).toBe('something-new n=3 why=because')
     expect(run([{ ts: T0, source: 'lab', host: 'a', type: 'caught-up', data: { seq: 9 } }])).toEqual([])
   })
+
+  it('says the limit a suspicion was judged against, and what a stalled event loop held up', () => {
+    expect(describeEvent(agent(0, 'b', 'suspect', { peer: 'a', silentMs: 84.4, timeoutMs: 61.2 }))).toBe('suspects a: silent for 84.4 ms (limit 61.2 ms)')
+    expect(describeEvent(agent(0, 'b', 'suspect', { peer: 'a', silentMs: 84.4 }))).toBe('suspects a: silent for 84.4 ms')
+    expect(describeEvent(agent(0, 'a', 'loop-stall', { ms: 412, role: 'primary' }))).toBe(
+      'event loop stalled 412 ms (as primary): its timers and heartbeats waited that long'
+    )
+  })
 })
