@@ -888,16 +888,7 @@ class Decoder {
         nondet = v
       }
       const entry: Record<string, unknown> = { gen, n, body: { kind: 'input', input, nondet } }
-      if (kb & E_HASH64) {
-        this.need(8, 'state hash')
-        let h = ''
-        for (let j = 0; j < 8; j++) h += this.buf[this.pos++].toString(16).padStart(2, '0')
-        entry.hash = h
-      } else if (kb & E_HASH) {
-        const h = this.value(depth + 2)
-        if (typeof h !== 'string') throw new CodecError('packed entry: the state hash is not a string', kindAt)
-        entry.hash = h
-      }
+      this.entryHash(entry, kb, depth, kindAt)
       entries[i] = entry
       n++
     }
