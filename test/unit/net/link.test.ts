@@ -24,6 +24,16 @@ function dial(port: number, extra: Partial<Parameters<typeof dialLink>[0]> = {})
   return link
 }
 
+/** A dialled link `a` and the link `b` its listener accepted, both up. */
+async function connectedPair(): Promise<{ a: Link; b: Link }> {
+  const l = await listener()
+  const accepted = once(l, 'link') as Promise<[Link]>
+  const a = dial(l.port)
+  await once(a, 'up')
+  const [b] = await accepted
+  return { a, b }
+}
+
 function nextMessages(link: Link, n: number): Promise<unknown[]> {
   return new Promise((resolve) => {
     const got: unknown[] = []
@@ -44,11 +54,7 @@ function nextDrop(l: { once(ev: 'dropped', fn: (r: DropReport) => void): unknown
 
 describe('links over loopback', () => {
   it('sends the messages of one event-loop turn in one frame, in order', async () => {
-    const l = await listener()
-    const accepted = once(l, 'link') as Promise<[Link]>
-    const a = dial(l.port)
-    await once(a, 'up')
-    const [b] = await accepted
+    const { a, b } = await connectedPair()
     const atB = nextMessages(b, 100)
     const before = a.stats().bytesSent
     for (let i = 0; i < 100; i++) a.send({ t: 'ack', n: i })
@@ -59,11 +65,7 @@ describe('links over loopback', () => {
   })
 
   it('puts the messages sent so far on the wire as one frame when flushed, before the turn ends', async () => {
-    const l = await listener()
-    const accepted = once(l, 'link') as Promise<[Link]>
-    const a = dial(l.port)
-    await once(a, 'up')
-    const [b] = await accepted
+    const { a, b } = await connectedPair()
     const atB = nextMessages(b, 3)
     const before = a.stats().bytesSent
     for (let i = 0; i < 3; i++) a.send({ t: 'ack', n: i })
@@ -77,11 +79,7 @@ describe('links over loopback', () => {
   })
 
   it('comes up with the peer id learned from the hello and carries messages both ways', async () => {
-    const l = await listener()
-    const accepted = once(l, 'link') as Promise<[Link]>
-    const a = dial(l.port)
-    await once(a, 'up')
-    const [b] = await accepted
+    const { a, b } = await connectedPair()
     expect(a.peerId).toBe('b')
     expect(b.peerId).toBe('a')
     expect(b.up).toBe(true)
