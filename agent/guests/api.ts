@@ -53,7 +53,8 @@ export interface GuestDevices {
     /**
      * A barrier after every write made so far (this input's included): `diskSynced(tag)` arrives, as a logged input,
      * once they are all on the disk server's stable storage. Returns the tag. For replies that must not leave before
-     * their data is durable (kv's appendfsync always).
+     * their data is durable (kv's appendfsync always). Barriers that complete together (a group commit) arrive as one
+     * `diskSynced`, of the newest: it completes the earlier ones too, whose own tags the guest then never hears.
      */
     sync(): number
   }
@@ -87,7 +88,7 @@ export interface Guest {
   close?(conn: string): void
   diskRead?(tag: number, block: number, bytes: string): void
   timer?(id: number): void
-  /** the writes before the disk.sync() that returned `tag` are durable */
+  /** the writes before the disk.sync() that returned `tag` are durable, and so are every earlier barrier's (one call for them all) */
   diskSynced?(tag: number): void
   /**
    * Drill experiment 'read-fast-path' only: answer the one command in `bytes` now with nic.send, as a read

@@ -20,7 +20,7 @@
 //   duplicate output ........... a backup going live re-emits outputs after the primary's `releasedThrough`
 //   restore redundancy ......... beginRestore(), onRegistered(), the snapshot handshake; a joining replica answers
 //                                heartbeats with what it holds, so a slow snapshot is judged by progress, not silence
-import type { ConnId, GuestInput, Output, SnapshotLoader, Vmm } from '../vmm/types.js'
+import type { ConnId, ExecResult, GuestInput, Output, SnapshotLoader, Vmm } from '../vmm/types.js'
 import type { Action, DiskReq, DiskRes, Event, LogEntry, PeerMsg, ReplicaConfig, ReplicaId, Role, Telemetry } from './types.js'
 import { approxBytes, describeInput, entryBytes } from './size.js'
 import { EntryAssembly, SnapshotAssembly, SnapshotCutter, entryParts } from './parts.js'
@@ -216,8 +216,10 @@ export class ReplicaCore {
   private syncs: Sync[] = []
   /** the id of the last disk write released (see Sync.after) */
   private lastWriteId = 0
-  /** barriers complete: their 'disk-synced' inputs run once the current event is handled */
+  /** barriers complete: one 'disk-synced' input, of the newest, runs when the actions are next taken (completeBarriers) */
   private synced: number[] = []
+  /** pending disk barriers: the last entry that created one or kept an output for it (see noteBarriers) */
+  private barrierEntry = new Map<number, { gen: number; n: number }>()
   private snapshotOut: SnapshotOut | null = null
   /**
    * Since when the oldest unacked entry has waited without progress (an ack, or a slice of a
@@ -300,8 +302,20 @@ export class ReplicaCore {
     if (this.role === 'halted') return
     if (typeof ev?.now === 'number' && ev.now > this.now) this.now = ev.now
     this.dispatch(ev)
-    // a completed barrier is an input like any other: logged, replayed by the backup
-    while (this.synced.length > 0 && (this.role === 'primary' || this.role === 'live')) this.onInput({ t: 'disk-synced', tag: this.synced.shift()! })
+  }
+
+  /**
+   * Completed barriers become one input, of the newest: it completes every barrier before it too (a barrier follows
+   * every earlier write, so they are durable as well). An input like any other: logged, replayed by the backup. Run
+   * when the actions are taken, so that a disk server's answers to a whole group commit, stepped one by one in a
+   * turn, make one entry rather than one per barrier (each run through the guest on both replicas).
+   */
+  private completeBarriers(): void {
+    if (this.synced.length === 0 || (this.role !== 'primary' && this.role !== 'live')) return
+    let tag = this.synced[0]
+    for (const t of this.synced) if (t > tag) tag = t
+    this.synced = []
+    this.onInput({ t: 'disk-synced', tag })
   }
 
   private dispatch(ev: Event): void {
@@ -325,6 +339,7 @@ export class ReplicaCore {
 
   /** Drains the pending actions, in order. Entries go out here, so inputs stepped together travel together. */
   takeActions(): Action[] {
+    this.completeBarriers()
     this.flush()
     const out = this.actions
     this.actions = []
@@ -506,6 +521,8 @@ export class ReplicaCore {
     // Device requests are invisible to the world: performed at once, re-issued by a backup that goes live.
     for (const req of res.io) this.actions.push({ t: 'io', req })
     const outs = withWriteIndex(res.outputs, n, this.now)
+    const licence = this.noteBarriers(res, n)
+    if (licence < n) for (let i = 0; i < res.released!.outputs; i++) outs[i].entry = licence
     if (this.role === 'live') {
       for (const h of outs) this.release(h)
       this.releasedThrough = n
@@ -517,6 +534,33 @@ export class ReplicaCore {
     this.held.push(...outs)
     if (this.channelFull()) this.setStalled(true)
     this.releaseHeld()
+  }
+
+  /**
+   * Notes which entry created or last kept outputs for each pending disk barrier, and, at a barrier's completion (entry
+   * n), returns the entry whose acknowledgement licenses what the completed barriers kept: the last entry that created
+   * one of them or kept an output for it. Those outputs were produced by such entries, and only leave once the
+   * barrier's writes are durable; the completion's own entry adds nothing to them that the backup needs first. A backup
+   * that goes live without the completion re-issues the barrier and sends the same bytes again (to connections that
+   * ended with the old primary, or to clients that drop duplicates), as for any output after `releasedThrough`. So a
+   * write's reply waits for one round trip to the backup and one to the disk server, not a second one to the backup.
+   * n itself where a barrier's entry is unknown (created in an earlier generation, or by a VMM that does not say).
+   */
+  private noteBarriers(res: ExecResult, n: number): number {
+    let licence = 0
+    if (res.released !== undefined) {
+      for (const tag of res.released.barriers) {
+        const b = this.barrierEntry.get(tag)
+        this.barrierEntry.delete(tag)
+        licence = b === undefined || b.gen !== this.gen ? n : Math.max(licence, b.n)
+      }
+      if (res.released.barriers.length === 0) licence = n
+    }
+    for (const out of res.outputs) if (out.t === 'disk-sync') this.barrierEntry.set(out.tag, { gen: this.gen, n })
+    // (a barrier of an earlier generation becomes known here too: what that generation kept for it is in the snapshot
+    // the backup acknowledged before any entry)
+    for (const tag of res.heldFor ?? []) this.barrierEntry.set(tag, { gen: this.gen, n })
+    return res.released === undefined ? n : licence
   }
 
   private channelFull(): boolean {
@@ -970,6 +1014,7 @@ export class ReplicaCore {
   private startGeneration(gen: number, peer: ReplicaId): void {
     this.gen = gen
     this.peer = peer
+    this.barrierEntry.clear()
     this.lastEntry = 0
     this.acked = 0
     this.releasedThrough = 0

@@ -85,6 +85,18 @@ export interface ExecResult {
   fault?: string
   /** set when the VMM refused the input (fault says why); the entry body carries it so the backup does the same */
   refused?: Refusal
+  /**
+   * The pending disk barriers this input kept outputs for (nic.send or nic.close with `afterSync`). The replica
+   * protocol notes which entry last did, so that what a barrier kept may leave as soon as that entry is acknowledged
+   * and the barrier complete, without waiting for the completion's own entry. Optional: without it, a barrier's
+   * outputs wait for the completion's entry.
+   */
+  heldFor?: number[]
+  /**
+   * A barrier's completion: the first `outputs` of `outputs` are what the completed barrier and the pending ones before
+   * it (`barriers`) kept, in order; the guest's own outputs follow.
+   */
+  released?: { outputs: number; barriers: number[] }
 }
 
 export interface Snapshot {

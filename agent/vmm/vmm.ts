@@ -72,6 +72,10 @@ interface Step {
   refused: Refusal | null
   /** a disk barrier's completion released what it held: the memory mark and output count after that, where the guest's part begins */
   released?: [mark: number, outputs: number]
+  /** the barriers that completion released (the completed one and the pending ones before it) */
+  barriers?: number[]
+  /** pending barriers this input kept outputs for (ExecResult.heldFor) */
+  heldFor?: number[]
 }
 
 const BYTE_STRING = /[^\x00-\xff]/
@@ -185,30 +189,33 @@ export function createVmm(opts: VmmOptions): Vmm {
 
   /** Keep an output until barrier `tag` completes; false when it is no pending barrier (the output leaves at once). */
   function hold(tag: unknown, where: string, record: () => string): boolean {
-    nonNegInt(tag, `${where} afterSync`)
-    const held = mem.get(SYNC + String(tag))
+    const t = nonNegInt(tag, `${where} afterSync`)
+    const held = mem.get(SYNC + String(t))
     if (held === undefined) return false
-    mem.set(SYNC + String(tag), held + record())
+    mem.set(SYNC + String(t), held + record())
+    const s = step
+    if (s !== null && s.heldFor?.[s.heldFor.length - 1] !== t) (s.heldFor ??= []).push(t)
     return true
   }
 
   /**
    * Barrier `tag` completed: every barrier before it did too (a barrier follows every earlier write). The outputs held
    * for it and for the pending ones before it go out, oldest barrier first, each only to a connection still open (as
-   * nic.send and nic.close would have at this point). Its page goes; an earlier one stays, emptied, for its own
-   * completion. False when `tag` is no pending barrier (a completion that came twice). Primary and backup alike.
+   * nic.send and nic.close would have at this point), and all their pages go: the guest hears of the newest alone (the
+   * replica protocol completes a turn's barriers as one input). False when `tag` is no pending barrier (a completion
+   * that came twice, or one a later barrier's completion covered). Primary and backup alike.
    */
-  function releaseSynced(tag: number, outputs: Output[]): boolean {
+  function releaseSynced(tag: number, outputs: Output[], released?: number[]): boolean {
     if (!mem.has(SYNC + tag)) return false
     const tags = mem
       .keys(SYNC)
       .map((k) => Number(k.slice(SYNC.length)))
       .filter((t) => t <= tag)
       .sort((a, b) => a - b)
+    released?.push(...tags)
     for (const t of tags) {
       const held = mem.get(SYNC + t)!
-      if (t === tag) mem.delete(SYNC + t)
-      else if (held !== '') mem.set(SYNC + t, '')
+      mem.delete(SYNC + t)
       for (let p = 0; p < held.length;) {
         const kind = held[p]
         const c = held.indexOf(':', p + 1)
@@ -469,7 +476,8 @@ export function createVmm(opts: VmmOptions): Vmm {
         }
         case 'disk-synced':
           // a barrier re-issued at go-live may complete twice: only the first completion counts
-          if (!releaseSynced(input.tag, s.outputs)) break
+          s.barriers = []
+          if (!releaseSynced(input.tag, s.outputs, s.barriers)) break
           s.released = [mem.mark(), s.outputs.length]
           call(s, fault, null, 'diskSynced', input.tag)
           break
@@ -549,6 +557,10 @@ export function createVmm(opts: VmmOptions): Vmm {
       else body = { kind: 'input', input, nondet: s.nondet }
       const r: ExecResult = { body, outputs: s.outputs, io: s.io }
       if (s.refused !== null) r.refused = s.refused
+      // (what a refused or faulted handler kept was undone: heldFor may name more barriers than hold its outputs, which
+      // only makes them wait longer)
+      if (s.heldFor !== undefined) r.heldFor = s.heldFor
+      if (s.released !== undefined) r.released = { outputs: s.released[1], barriers: s.barriers! }
       return withFault(r, s.fault)
     },
 

@@ -37,7 +37,7 @@ function pairWithSet(mode: ReplicationMode) {
 }
 
 describe('replies held for a disk barrier', () => {
-  it('state transfer: the completion entry names the barrier and carries no reply bytes; the reply leaves once it is acked', () => {
+  it('state transfer: the completion entry names the barrier and carries no reply bytes', () => {
     const { a, b, set, writes, released } = pairWithSet('state-transfer')
     // the SET's entry holds the reply, with the barrier, in a VMM page the backup now has
     expect(set.body.kind).toBe('state')
@@ -46,16 +46,54 @@ describe('replies held for a disk barrier', () => {
     expect(releases(released)).toEqual([])
     for (const w of writes) a.step({ t: 'disk', now: 6, res: ok(w) })
     const sent = a.takeActions()
-    expect(releases(sent)).toEqual([]) // the completion's entry waits for the backup like any other
     const completion = entriesIn(sent).at(-1)!
     expect(completion.body).toMatchObject({ kind: 'state', synced: Number(held![0].slice('vmm:sync:'.length)), outputs: [] })
     expect(latin1(encode(completion))).not.toContain('+OK')
     expect(JSON.stringify(completion.body)).not.toContain('+OK')
-    // the backup releases what the barrier held itself: its state hash agrees, and the reply is kept for re-emission
-    for (const m of ackMsgs(deliver(sent, b, 7))) a.step({ t: 'peer', now: 8, msg: m })
-    expect(b.status().lastEntry).toBe(completion.n)
-    expect(releases(a.takeActions()).map(replyText)).toEqual(['+OK\r\n'])
+    // the backup releases what the barrier held itself: its state hash agrees (hashEvery 1), and it keeps the reply
+    const acks = ackMsgs(deliver(sent, b, 7))
+    expect(b.status()).toMatchObject({ lastEntry: completion.n, role: 'backup' })
+    expect(acks.at(-1)).toMatchObject({ n: completion.n })
   })
+
+  it.each<ReplicationMode>(['state-transfer', 'rsm'])(
+    '%s: the held reply leaves once its write is durable, licensed by its own entry, not by the completion',
+    (mode) => {
+      const { a, writes } = pairWithSet(mode)
+      for (const w of writes) a.step({ t: 'disk', now: 6, res: ok(w) })
+      const sent = a.takeActions()
+      // the completion's entry is logged (the backup must hear of it) but the reply does not wait for its ack
+      const completion = entriesIn(sent).at(-1)!
+      expect(a.status().acked).toBeLessThan(completion.n)
+      const out = releases(sent)
+      expect(out.map(replyText)).toEqual(['+OK\r\n'])
+      expect(out[0].entry).toBeLessThanOrEqual(a.status().acked)
+    }
+  )
+
+  it.each<ReplicationMode>(['state-transfer', 'rsm'])(
+    "%s: a reply a later entry kept for the same barrier waits for that entry's ack, and the replies keep their order",
+    (mode) => {
+      const { a, b, writes } = pairWithSet(mode)
+      // t:2 asks while the barrier is pending: kv keeps its reply with the barrier, from an entry the backup has not acked
+      a.step({ t: 'input', now: 6, input: { t: 'data', conn: 't:2', data: encodeCommand(['GET', 'k']) } })
+      const get = a.takeActions()
+      const getEntry = entriesIn(get).at(-1)!
+      expect(releases(get)).toEqual([])
+      for (const w of writes) a.step({ t: 'disk', now: 7, res: ok(w) })
+      const done = a.takeActions()
+      expect(releases(done)).toEqual([]) // the GET's entry is not acknowledged yet
+      // the backup acks the GET's entry only (the completion's entry has not reached it): both replies leave, in order
+      for (const m of ackMsgs(deliver(get, b, 8))) a.step({ t: 'peer', now: 9, msg: m })
+      expect(a.status().acked).toBe(getEntry.n)
+      const out = releases(a.takeActions())
+      expect(out.map((r) => [r.out.t === 'reply' ? r.out.conn : '', replyText(r)])).toEqual([
+        ['t:1', '+OK\r\n'],
+        ['t:2', '$1\r\nv\r\n']
+      ])
+      expect(out.every((r) => r.entry === getEntry.n)).toBe(true)
+    }
+  )
 
   it.each<ReplicationMode>(['state-transfer', 'rsm'])(
     '%s: a backup that goes live between the write and its completion releases the held reply exactly once',
