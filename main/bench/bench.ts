@@ -176,6 +176,7 @@ export async function runBench(opts: BenchOptions, labs: LabRegistry, progress: 
       redisServer: { available: false, why: 'redis-benchmark is not on the PATH (Debian/Ubuntu: apt-get install redis-tools)' },
       rounds: opts.redisRounds,
       requests: { plain, pipelined: plain * 4, redisFactor: REDIS_SERVER_FACTOR },
+      warmup: !opts.redisCold,
       samples: [],
       channel: [],
       errors: []
@@ -360,10 +361,15 @@ async function sideBySideRounds(
   const pairedAB = () => until(lab, 'a primary with b as its backup', paired('a', 'b'), { signal })
   const primary = lab.serviceEndpoints()[0]
   const n = (pipeline: number) => (pipeline > 1 ? sbs.requests.pipelined : sbs.requests.plain)
-  const bench = async (target: SbsTarget, round: number, pipeline: number, tests: string, requests: number) => {
+  const bench = async (target: SbsTarget | 'warm-up', round: number, pipeline: number, tests: string, requests: number) => {
     const ep = target === 'redis' ? redisServer!.ep : target === 'redis-aof' ? redisAof!.ep : primary
     const run = await redisBenchmark(ep, requests, pipeline, signal, 180_000, tests)
     checkAbort(signal)
+    if (target === 'warm-up') {
+      if (!run.ok)
+        sbs.errors.push(`${mode} round ${round}: the warm-up run (redis-benchmark -t ${tests}${pipeline > 1 ? ` -P ${pipeline}` : ''}): ${run.error}`)
+      return
+    }
     if (!run.ok) sbs.errors.push(`${mode} round ${round}: redis-benchmark -t ${tests}${pipeline > 1 ? ` -P ${pipeline}` : ''} against ${target}: ${run.error}`)
     sbs.samples.push(...samplesOf(run, mode, target, round))
   }
@@ -380,6 +386,10 @@ async function sideBySideRounds(
         await bench('redis-aof', round, pipeline, 'set,get,incr', n(pipeline) * REDIS_AOF_FACTOR)
       }
       await pairedAB()
+      if (!opts.redisCold) {
+        progress(`${tag}: warming FT Lab replicated up${pipeline > 1 ? ' -P 16' : ''} (not recorded)`)
+        await bench('warm-up', round, pipeline, 'set,get,incr', n(pipeline))
+      }
       for (const test of ['set', 'get', 'incr'] as const) {
         progress(`${tag}: FT Lab replicated ${test}${pipeline > 1 ? ' -P 16' : ''}`)
         const before = new Map((await lab.status(1000)).map((r) => [r.host, r]))
@@ -398,6 +408,10 @@ async function sideBySideRounds(
     await lab.powerCut('b')
     await until(lab, 'a live alone', (rows) => rows.get('b')?.state === 'down' && roleOf(rows, 'a') === 'live', { signal })
     for (const pipeline of [1, REDIS_PIPELINE]) {
+      if (!opts.redisCold) {
+        progress(`${tag}: warming FT Lab alone up${pipeline > 1 ? ' -P 16' : ''} (not recorded)`)
+        await bench('warm-up', round, pipeline, 'set,get,incr', n(pipeline))
+      }
       progress(`${tag}: FT Lab alone${pipeline > 1 ? ' -P 16' : ''}`)
       await bench('alone', round, pipeline, 'set,get,incr', n(pipeline))
     }

@@ -33,6 +33,8 @@ export interface BenchOptions {
   saturateBig: number
   /** -n for each redis-benchmark run against FT Lab (redis-server gets ten times as many) */
   redisRequests: number
+  /** no unrecorded warm-up run before FT Lab's recorded ones in the side-by-side table */
+  redisCold: boolean
   /** rounds of the side-by-side table; each figure is the median over them */
   redisRounds: number
   /** cold and warm deploys each in the deploy section */
@@ -65,7 +67,8 @@ export const DEFAULTS: BenchOptions = {
   saturateMinutes: 3,
   saturateClients: 64,
   saturateBig: 2,
-  redisRequests: 3000,
+  redisRequests: 10_000,
+  redisCold: false,
   redisRounds: 3,
   deployReps: 3,
   deployOnUpTestbed: false,
@@ -104,6 +107,8 @@ the deploy section times deploying the agent over SSH to the network-namespace t
   --saturate-big N     writers of 16 KiB to 1 MiB values besides them, a SET every 100 ms each (default ${DEFAULTS.saturateBig})
   --redis-requests N   -n of redis-benchmark against FT Lab; 4 × N with -P 16; redis-server gets 10 × (default ${DEFAULTS.redisRequests})
   --redis-rounds N     rounds of the side-by-side table, each figure their median (default ${DEFAULTS.redisRounds})
+  --redis-cold         measure FT Lab's agents without the unrecorded warm-up run of the same size before each
+                       recorded one (a fresh agent's first second of load runs before V8 has compiled its hot paths)
   --deploy-reps N      cold and warm deploys each in the deploy section (default ${DEFAULTS.deployReps})
   --deploy-on-up-testbed  where the testbed is already up, measure on it (repaired, h2's Node hidden for the
                        run, then given back as it was and left up) instead of skipping the deploy section
@@ -140,6 +145,7 @@ const OPTS: Record<string, { key: keyof BenchOptions; kind: Kind; min?: number; 
   'saturate-big': { key: 'saturateBig', kind: 'int', min: 0, max: 64 },
   'redis-requests': { key: 'redisRequests', kind: 'int', min: 100, max: 10_000_000 },
   'redis-rounds': { key: 'redisRounds', kind: 'int', min: 1, max: 50 },
+  'redis-cold': { key: 'redisCold', kind: 'flag' },
   'deploy-reps': { key: 'deployReps', kind: 'int', min: 1, max: 50 },
   'deploy-on-up-testbed': { key: 'deployOnUpTestbed', kind: 'flag' },
   scale: { key: 'scale', kind: 'flag' },

@@ -62,6 +62,12 @@ export interface SideBySideResult {
   rounds: number
   /** -n of the FT Lab runs without and with -P 16; redis-server gets ten times as many (it is that much faster) */
   requests: { plain: number; pipelined: number; redisFactor: number }
+  /**
+   * FT Lab's agents ran one unrecorded run of the same size before each recorded one (each round's fresh backup and
+   * the primary gone alone included): V8 compiles the hot paths in the first second of load, and a fresh agent
+   * measured cold for a fraction of a second is not the service under sustained load. Absent: results from before.
+   */
+  warmup?: boolean
   samples: SbsSample[]
   channel: SbsChannelSample[]
   errors: string[]
@@ -169,7 +175,12 @@ export function renderSideBySide(r: SideBySideResult, modes: readonly Replicatio
   const rs = r.redisServer
   out.push(
     `redis-benchmark -c 50 side by side: redis-server${rs.version ? ` ${rs.version}` : ''} | FT Lab replicated | FT Lab alone (backup power-cut);` +
-      ` median req/s over ${r.rounds} round(s), each round measuring every column in turn`
+      ` median req/s over ${r.rounds} round(s), each round measuring every column in turn` +
+      (r.warmup === true
+        ? '; FT Lab measured warm (after an unrecorded run of the same size)'
+        : r.warmup === false
+          ? '; FT Lab measured cold (--redis-cold)'
+          : '')
   )
   if (!rs.available) out.push(`redis-server not measured: ${rs.why ?? 'not found'}`)
   out.push(...aofNote(r))
