@@ -13,7 +13,10 @@
 //
 // Writes reach the page cache at once and the platter on flush() (fsync of image and index),
 // like a disk with a write cache; the disk server flushes before it acknowledges a write
-// (one fsync per batch, agent/disk/server.ts). Metadata is durable before saveMeta returns,
+// (one fsync per batch, agent/disk/server.ts). An append's bytes go in place at once, its
+// slot's new length at the next flush (once per block per batch, however many appends it
+// took): until then the block reads, after a crash, as before the appends, none of which
+// was acknowledged. Metadata is durable before saveMeta returns,
 // because the arbiter answers a test-and-set only after it.
 import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
@@ -41,6 +44,8 @@ export class FileBlockStore implements CountingBlockStore {
   private closed = false
   /** the index grew since the last flush: only then does it need its own fsync */
   private indexDirty = false
+  /** blocks appended to since the last flush: their slot's length is written then (see the layout above) */
+  private readonly lengthDirty = new Set<number>()
 
   constructor(
     readonly dir: string,
@@ -148,15 +153,25 @@ export class FileBlockStore implements CountingBlockStore {
       return
     }
     writeSync(this.imageFd, data, 0, data.length, this.slot(block) + SLOT_HEADER + offset)
-    const head = Buffer.allocUnsafe(SLOT_HEADER)
-    head.writeUInt32BE(offset + data.length, 0)
-    writeSync(this.imageFd, head, 0, SLOT_HEADER, this.slot(block))
     this.lengths.set(block, offset + data.length)
+    this.lengthDirty.add(block)
+  }
+
+  /** The slot lengths appends changed, each written once (the bytes are in place already). */
+  private writeLengths(): void {
+    if (this.lengthDirty.size === 0) return
+    const head = Buffer.allocUnsafe(SLOT_HEADER)
+    for (const block of this.lengthDirty) {
+      head.writeUInt32BE(this.lengths.get(block) ?? 0, 0)
+      writeSync(this.imageFd, head, 0, SLOT_HEADER, this.slot(block))
+    }
+    this.lengthDirty.clear()
   }
 
   /** One fsync per batch is the disk server's cost per write under load: the index is synced only when it grew. */
   flush(): void {
     this.check()
+    this.writeLengths()
     fsyncSync(this.imageFd)
     if (this.indexDirty) {
       fsyncSync(this.indexFd)
@@ -187,6 +202,7 @@ export class FileBlockStore implements CountingBlockStore {
     if (this.closed) return
     this.closed = true
     try {
+      this.writeLengths()
       fsyncSync(this.imageFd)
       fsyncSync(this.indexFd)
     } finally {

@@ -95,6 +95,24 @@ describe('FileBlockStore', () => {
     expect(b.read(7)).toEqual(new Uint8Array([9, 9, 3, 3, 3]))
   })
 
+  it("writes an append's bytes at once and its block's new length at the flush: a crash before it reads the block as before", () => {
+    const dir = tempDir()
+    const a = open(dir)
+    a.write(5, new Uint8Array([1, 2]))
+    a.flush()
+    a.writeAt(5, 2, new Uint8Array([3]))
+    a.writeAt(5, 3, new Uint8Array([4, 5]))
+    expect(a.read(5)).toEqual(new Uint8Array([1, 2, 3, 4, 5]))
+    // what a disk server killed now would find on restart: no append was acknowledged (that waits for the flush)
+    const crashed = open(dir)
+    expect(crashed.read(5)).toEqual(new Uint8Array([1, 2]))
+    crashed.close()
+    a.flush()
+    const after = open(dir)
+    expect(after.read(5)).toEqual(new Uint8Array([1, 2, 3, 4, 5]))
+    expect(after.length(5)).toBe(5)
+  })
+
   it('grows its index once per group of blocks, and counts and reads only the blocks written after a reopen', () => {
     const dir = tempDir()
     const a = open(dir)
