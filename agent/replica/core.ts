@@ -7,7 +7,8 @@
 //
 // The lecture's ideas, and where they live below:
 //   logging channel ............ the primary's `unacked` entries, flush(), onAck(); the backup's onEntries()
-//   Output Rule ................ `held` outputs, releaseHeld(), outputRuleAllows()
+//   Output Rule ................ `held` outputs, releaseHeld(), outputRuleAllows(); what a disk barrier kept is licensed
+//                                by the entries that kept it, not by the completion's (noteBarriers())
 //   backup output suppressed ... applyEntry() keeps outputs instead of releasing them
 //   failure detection .......... onTick(): silence longer than the detector's learned timeout (detector.ts, at most
 //                                suspectMs), or (primary) an unacked entry or snapshot
@@ -104,6 +105,10 @@ interface Unacked {
 /** An output waiting for the Output Rule. */
 interface Held {
   out: Output
+  /**
+   * the entry whose acknowledgement lets it leave: its own, or for what a completed disk barrier kept, the last entry
+   * that kept an output for it (noteBarriers); `held` stays in the order outputs were produced, which this may not follow
+   */
   entry: number
   at: number
   /** a disk write's place among its entry's writes: with gen and entry, its write id */
