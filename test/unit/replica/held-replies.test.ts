@@ -50,7 +50,7 @@ describe('replies held for a disk barrier', () => {
     expect(completion.body).toMatchObject({ kind: 'state', synced: Number(held![0].slice('vmm:sync:'.length)), outputs: [] })
     expect(latin1(encode(completion))).not.toContain('+OK')
     expect(JSON.stringify(completion.body)).not.toContain('+OK')
-    // the backup releases what the barrier held itself: its state hash agrees (hashEvery 1), and it keeps the reply
+    // the backup releases what the barrier held itself: its state hash agrees (hashEvery 1), so it stays a backup and acks
     const acks = ackMsgs(deliver(sent, b, 7))
     expect(b.status()).toMatchObject({ lastEntry: completion.n, role: 'backup' })
     expect(acks.at(-1)).toMatchObject({ n: completion.n })
