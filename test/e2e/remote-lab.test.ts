@@ -247,6 +247,10 @@ describe.skipIf(skip !== null)(`the console runs a lab on real hosts (testbed, r
     // paste: the clipboard's text reaches the shell (bracketed: the shell waits for Enter)
     await page.evaluate(`navigator.clipboard.writeText('echo pasted-$((40+2))')`)
     await paneA.locator('[data-test=term-paste]').click()
+    // the button reads the clipboard, pastes and then gives the terminal focus, all after the click returns: an Enter
+    // pressed before that lands on the button (a second paste, no Enter for the shell). Wait for both.
+    await expectText(page, '[data-test=host-terminal][data-host=a] .xterm-rows', 'echo pasted-$((40+2))')
+    await expect.poll(() => page.evaluate(`document.activeElement?.classList.contains('xterm-helper-textarea') === true`)).toBe(true)
     await page.keyboard.press('Enter')
     await expectText(page, '[data-test=host-terminal][data-host=a] .xterm-rows', 'pasted-42')
     await shoot(page, '25-host-terminals')
