@@ -365,12 +365,12 @@ async function sideBySideRounds(
     const ep = target === 'redis' ? redisServer!.ep : target === 'redis-aof' ? redisAof!.ep : primary
     const run = await redisBenchmark(ep, requests, pipeline, signal, 180_000, tests)
     checkAbort(signal)
+    const what = `redis-benchmark -t ${tests}${pipeline > 1 ? ` -P ${pipeline}` : ''}`
     if (target === 'warm-up') {
-      if (!run.ok)
-        sbs.errors.push(`${mode} round ${round}: the warm-up run (redis-benchmark -t ${tests}${pipeline > 1 ? ` -P ${pipeline}` : ''}): ${run.error}`)
+      if (!run.ok) sbs.errors.push(`${mode} round ${round}: the warm-up run (${what}): ${run.error}`)
       return
     }
-    if (!run.ok) sbs.errors.push(`${mode} round ${round}: redis-benchmark -t ${tests}${pipeline > 1 ? ` -P ${pipeline}` : ''} against ${target}: ${run.error}`)
+    if (!run.ok) sbs.errors.push(`${mode} round ${round}: ${what} against ${target}: ${run.error}`)
     sbs.samples.push(...samplesOf(run, mode, target, round))
   }
   for (let round = 1; round <= opts.redisRounds; round++) {
