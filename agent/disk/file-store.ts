@@ -13,10 +13,10 @@
 //
 // Writes reach the page cache at once and the platter on flush() (fsync of image and index),
 // like a disk with a write cache; the disk server flushes before it acknowledges a write
-// (one fsync per batch, agent/disk/server.ts). An append's bytes go in place at once, its
-// slot's new length at the next flush (once per block per batch, however many appends it
-// took): until then the block reads, after a crash, as before the appends, none of which
-// was acknowledged. Metadata is durable before saveMeta returns,
+// (one fsync per batch, agent/disk/server.ts). An append's bytes and its slot's new length
+// go in at the next flush, once per block per batch however many appends it took (a read
+// or a whole-block write of the block sooner): until then the block reads, after a crash,
+// as before the appends, none of which was acknowledged. Metadata is durable before saveMeta returns,
 // because the arbiter answers a test-and-set only after it.
 import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
@@ -46,6 +46,12 @@ export class FileBlockStore implements CountingBlockStore {
   private indexDirty = false
   /** blocks appended to since the last flush: their slot's length is written then (see the layout above) */
   private readonly lengthDirty = new Set<number>()
+  /**
+   * Appends not yet in the image, per block: where they start and their bytes, contiguous (the arbiter admits an append
+   * only at the block's length). They go in with one write per block at the flush, or before anything reads or replaces
+   * the block: a batch of one-record appends (the kv guest's SETs, one input each) costs one write, not one each.
+   */
+  private readonly pendingAppends = new Map<number, { at: number; parts: Uint8Array[]; bytes: number }>()
 
   constructor(
     readonly dir: string,
@@ -103,6 +109,7 @@ export class FileBlockStore implements CountingBlockStore {
 
   read(block: number): Uint8Array {
     this.check()
+    this.writeAppends(block)
     const len = this.lengths.get(block)
     if (len === undefined) return new Uint8Array(0)
     const out = new Uint8Array(len)
@@ -123,6 +130,8 @@ export class FileBlockStore implements CountingBlockStore {
     const buf = Buffer.allocUnsafe(SLOT_HEADER + data.length)
     buf.writeUInt32BE(data.length, 0)
     buf.set(data, SLOT_HEADER)
+    // the block's earlier appends are superseded by this write, whole: they never reach the image
+    this.pendingAppends.delete(block)
     writeSync(this.imageFd, buf, 0, buf.length, this.slot(block))
     this.lengths.set(block, data.length)
     if (!this.indexed.has(block)) this.indexGroupOf(block)
@@ -141,8 +150,9 @@ export class FileBlockStore implements CountingBlockStore {
   }
 
   /**
-   * An append (the arbiter has checked that the block holds exactly `offset` bytes): the new bytes go in place, then the
-   * slot's length. A crash between the two leaves the old length, so the block reads as before the write.
+   * An append (the arbiter has checked that the block holds exactly `offset` bytes): the new bytes go in place at the
+   * flush (or sooner, see pendingAppends), then the slot's length. A crash before the length is written leaves the old
+   * one, so the block reads as before the append, which was not acknowledged.
    */
   writeAt(block: number, offset: number, data: Uint8Array): void {
     this.check()
@@ -152,13 +162,31 @@ export class FileBlockStore implements CountingBlockStore {
       this.write(block, offset === 0 ? data : spliceBlock(new Uint8Array(0), offset, data))
       return
     }
-    writeSync(this.imageFd, data, 0, data.length, this.slot(block) + SLOT_HEADER + offset)
+    const p = this.pendingAppends.get(block)
+    if (p !== undefined && p.at + p.bytes === offset) {
+      p.parts.push(data)
+      p.bytes += data.length
+    } else {
+      // not where the pending bytes end (the arbiter does not ask this, but a store must not lose a write to it)
+      this.writeAppends(block)
+      this.pendingAppends.set(block, { at: offset, parts: [data], bytes: data.length })
+    }
     this.lengths.set(block, offset + data.length)
     this.lengthDirty.add(block)
   }
 
-  /** The slot lengths appends changed, each written once (the bytes are in place already). */
+  /** The block's pending appends into the image, in one write (its slot length stays for writeLengths). */
+  private writeAppends(block: number): void {
+    const p = this.pendingAppends.get(block)
+    if (p === undefined) return
+    this.pendingAppends.delete(block)
+    const bytes = p.parts.length === 1 ? p.parts[0] : Buffer.concat(p.parts, p.bytes)
+    writeSync(this.imageFd, bytes, 0, p.bytes, this.slot(block) + SLOT_HEADER + p.at)
+  }
+
+  /** The appends' bytes, then the slot lengths they changed, each block's written once. */
   private writeLengths(): void {
+    for (const block of [...this.pendingAppends.keys()]) this.writeAppends(block)
     if (this.lengthDirty.size === 0) return
     const head = Buffer.allocUnsafe(SLOT_HEADER)
     for (const block of this.lengthDirty) {

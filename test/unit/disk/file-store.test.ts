@@ -95,7 +95,7 @@ describe('FileBlockStore', () => {
     expect(b.read(7)).toEqual(new Uint8Array([9, 9, 3, 3, 3]))
   })
 
-  it("writes an append's bytes at once and its block's new length at the flush: a crash before it reads the block as before", () => {
+  it("writes an append's bytes and its block's new length at the flush: a crash before it reads the block as before", () => {
     const dir = tempDir()
     const a = open(dir)
     a.write(5, new Uint8Array([1, 2]))
@@ -111,6 +111,40 @@ describe('FileBlockStore', () => {
     const after = open(dir)
     expect(after.read(5)).toEqual(new Uint8Array([1, 2, 3, 4, 5]))
     expect(after.length(5)).toBe(5)
+  })
+
+  it("puts a batch's appends to a block into the image together at the flush; a read sees them sooner, a whole write supersedes them", () => {
+    const dir = tempDir()
+    const a = open(dir)
+    // slot of block 5 with 16-byte blocks: 5 * (4 + 16); its bytes follow the 4-byte length
+    // (the file may end before: a byte never written reads as 0)
+    const image = (from: number, n: number) => {
+      const got = readFileSync(join(dir, 'disk.img')).subarray(5 * 20 + 4 + from, 5 * 20 + 4 + from + n)
+      return [...got, ...new Array<number>(n - got.length).fill(0)]
+    }
+    a.write(5, new Uint8Array([1, 2]))
+    a.flush()
+    a.writeAt(5, 2, new Uint8Array([3]))
+    a.writeAt(5, 3, new Uint8Array([4, 5]))
+    a.writeAt(5, 5, new Uint8Array([6]))
+    expect(a.length(5)).toBe(6)
+    expect(image(0, 6)).toEqual([1, 2, 0, 0, 0, 0])
+    a.flush()
+    expect(image(0, 6)).toEqual([1, 2, 3, 4, 5, 6])
+    // a read of the block writes its pending appends first
+    a.writeAt(5, 6, new Uint8Array([7, 8]))
+    expect(a.read(5)).toEqual(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]))
+    expect(image(6, 2)).toEqual([7, 8])
+    // a whole-block write replaces the block: appends pending before it never reach the image
+    a.writeAt(5, 8, new Uint8Array([9, 9]))
+    a.write(5, new Uint8Array([4, 4, 4]))
+    a.writeAt(5, 3, new Uint8Array([5]))
+    a.flush()
+    expect(image(0, 10)).toEqual([4, 4, 4, 5, 5, 6, 7, 8, 0, 0])
+    a.close()
+    const b = open(dir)
+    expect(b.read(5)).toEqual(new Uint8Array([4, 4, 4, 5]))
+    expect(b.length(5)).toBe(4)
   })
 
   it('grows its index once per group of blocks, and counts and reads only the blocks written after a reopen', () => {
