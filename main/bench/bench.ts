@@ -25,6 +25,7 @@ import {
   paired,
   pooled,
   redisBenchmark,
+  respCall,
   redisBenchmarkVersion,
   FailoverWatch,
   roleOf,
@@ -52,7 +53,7 @@ import {
   type SaturateResult
 } from './report.js'
 import { runIfMain } from '../core/entry.js'
-import { samplesOf, startRedisServer, type RedisServer, type SbsChannelSample, type SbsTarget, type SideBySideResult } from './side-by-side.js'
+import { SBS_WRITES, samplesOf, startRedisServer, type RedisServer, type SbsChannelSample, type SbsTarget, type SideBySideResult } from './side-by-side.js'
 
 const HOSTS = ['a', 'b', 'disk'] as const
 const SAMPLE_EVERY_MS = 1000
@@ -402,6 +403,19 @@ async function sideBySideRounds(
           const c: SbsChannelSample = { mode, test: test.toUpperCase() as SbsChannelSample['test'], pipeline, round, bytesPerOp: (b1 - b0) / n(pipeline) }
           sbs.channel.push(c)
         }
+      }
+      // The writes again with the guest keeping them in memory (replies wait for the backup's ack, not the disk's
+      // fsync), as the in-memory redis-server does; then back to the default for the rest of the run.
+      progress(`${tag}: FT Lab replicated, appendfsync no: set, incr${pipeline > 1 ? ' -P 16' : ''}`)
+      try {
+        await respCall(primary, ['CONFIG', 'SET', 'appendfsync', 'no'])
+        try {
+          await bench('replicated-nofsync', round, pipeline, SBS_WRITES.join(',').toLowerCase(), n(pipeline))
+        } finally {
+          await respCall(primary, ['CONFIG', 'SET', 'appendfsync', 'always'])
+        }
+      } catch (err) {
+        sbs.errors.push(`${mode} round ${round}: FT Lab replicated with appendfsync no: ${(err as Error).message}`)
       }
     }
     progress(`${tag}: power cut of the backup b; waiting for a to go live alone`)

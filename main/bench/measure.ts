@@ -3,12 +3,14 @@
 // replicas did), never from guesses: bytes on the logging channel are the links' byte
 // counters, Output Rule holds are the primary's own percentiles.
 import { spawn } from 'node:child_process'
+import { createConnection } from 'node:net'
 import type { AgentStatus, Endpoint } from '../../agent/control/protocol.js'
 import type { HostStatusRow, Lab } from '../lab/lab.js'
 import type { LabEvent } from '../lab/lab-events.js'
 import { FalseFailoverJudge } from '../lab/false-failover.js'
 import { SessionClient } from '../load/session-client.js'
 import { summarizeLatency } from '../load/latency.js'
+import { RespError, RespReader, encodeCommand, type RespValue } from '../load/resp.js'
 import { now, runLoad, type LoadResult, type LoadSummary } from '../load/load-runner.js'
 
 export class Aborted extends Error {
@@ -573,4 +575,37 @@ export function parseRedisCsv(text: string): RedisRun['tests'] {
     .filter((r) => r !== header && r[0] !== 'test')
     .map((r) => ({ test: r[0], rps: Number(r[col('rps')]), p50Ms: Number(r[col('p50_latency_ms')]), p99Ms: Number(r[col('p99_latency_ms')]) }))
     .filter((t) => Number.isFinite(t.rps))
+}
+
+/**
+ * One command to a service, its one reply: for the benchmark's own settings (CONFIG SET), not for measuring.
+ * Rejects with what went wrong and where: no connection, no reply in time, an error reply, a reply not RESP.
+ */
+export function respCall(ep: Endpoint, args: readonly string[], timeoutMs = 5000): Promise<RespValue> {
+  const where = `${args.join(' ')} to ${ep.host}:${ep.port}`
+  return new Promise((resolve, reject) => {
+    const reader = new RespReader()
+    const sock = createConnection({ host: ep.host, port: ep.port })
+    const done = (err: Error | null, v?: RespValue) => {
+      clearTimeout(timer)
+      sock.destroy()
+      if (err) reject(err)
+      else resolve(v as RespValue)
+    }
+    const timer = setTimeout(() => done(new Error(`${where}: no reply within ${timeoutMs} ms`)), timeoutMs)
+    sock.once('connect', () => sock.write(encodeCommand(args)))
+    sock.on('data', (chunk: Buffer) => {
+      let got: RespValue[]
+      try {
+        got = reader.push(chunk)
+      } catch (err) {
+        return done(new Error(`${where}: the reply is not RESP: ${(err as Error).message}`))
+      }
+      if (got.length === 0) return
+      if (got[0] instanceof RespError) return done(new Error(`${where}: ${got[0].message}`))
+      done(null, got[0])
+    })
+    sock.once('error', (err) => done(new Error(`${where}: ${err.message}`)))
+    sock.once('close', () => done(new Error(`${where}: the connection closed before a reply`)))
+  })
 }
