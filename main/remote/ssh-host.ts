@@ -25,7 +25,7 @@ import { connect, type HostKeyPrompt, type SecretSource, type SshConnection } fr
 import { deployAgent, type DeployProgress } from '../ssh/deploy.js'
 import { SshError } from '../ssh/errors.js'
 import type { KnownHosts } from '../ssh/known-hosts.js'
-import { agentPidsScript, stopScript, teardownScript } from '../ssh/remote-scripts.js'
+import { ALIVE_FN, IS_AGENT_FN, agentPidsScript, stopScript, teardownScript } from '../ssh/remote-scripts.js'
 import type { SshConfig } from '../ssh/ssh-config.js'
 import type { HostSpec } from './lab-file.js'
 
@@ -63,10 +63,6 @@ export interface AgentInfo {
 
 /** Where deploy puts the agent's data on every host (main/ssh/deploy.ts). */
 export const REMOTE_DATA_DIR = '~/.ftlab/data'
-
-// A zombie answers kill -0 but is gone all the same.
-const ALIVE_FN = `alive() { kill -0 "$1" 2>/dev/null && [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" != Z ]; }`
-const IS_AGENT_FN = `is_agent() { alive "$1" && tr '\\000' ' ' < "/proc/$1/cmdline" 2>/dev/null | grep -q 'ftlab-agent.cjs'; }`
 
 export class SshHost implements LabHost {
   readonly sameClock = false

@@ -225,9 +225,16 @@ export function agentPidsScript(bundleExpr: string): string {
   return `printf '%s\\n' ${bundleExpr} | grep -lxzF -f - /proc/[0-9]*/cmdline 2>/dev/null | sed -e 's|^/proc/||' -e 's|/cmdline$||'`
 }
 
-// A zombie still answers kill -0; it is dead all the same (and on hosts whose init does not
-// reap orphans it stays a zombie for good).
-const ALIVE = `alive() { kill -0 "$1" 2>/dev/null && [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" != Z ]; }`
+/**
+ * `alive PID`: the process runs. A zombie still answers kill -0; it is dead all the same (and on hosts whose init does
+ * not reap orphans it stays a zombie for good). Its state is the field after the last ") " of /proc/PID/stat, read
+ * with the shell's own `read` and cut out by parameter expansion: the stop loops ask every 50 ms for every pid, and a
+ * `sed | cut` there was two forks each time on a busy host. Without a /proc it goes by kill -0 alone.
+ */
+export const ALIVE_FN =
+  'alive() { kill -0 "$1" 2>/dev/null || return 1; _st=""; { read -r _st < "/proc/$1/stat"; } 2>/dev/null || return 0; _st=${_st##*) }; [ "${_st%% *}" != Z ]; }'
+/** `is_agent PID`: the process runs and runs the agent bundle (one grep over its argument list). */
+export const IS_AGENT_FN = `is_agent() { alive "$1" && grep -qaF 'ftlab-agent.cjs' "/proc/$1/cmdline" 2>/dev/null; }`
 
 /**
  * Kills this user's running agent from `home`/.ftlab (the pid in agent.json, and any other
@@ -235,7 +242,7 @@ const ALIVE = `alive() { kill -0 "$1" 2>/dev/null && [ "$(sed 's/.*) //' "/proc/
  */
 function stopAgentSnippet(): string {
   return [
-    ALIVE,
+    ALIVE_FN,
     'bundle="$D/agent/ftlab-agent.cjs"',
     // agentPidsScript, with the shell taking the pids out of the paths instead of a sed
     'pids=""',
@@ -278,8 +285,9 @@ function startSnippet(timeoutMs: number): string {
     'printf \'%s\\n\' "$boot" | setsid "$node" "$bundle" > "$rdy" 2>> agent.out &',
     'pid=$!',
     'boot=""',
-    // the watchdog's fds are not the channel's, or sshd would keep the command open until it ends
-    `( sleep ${seconds}; kill $pid ) < /dev/null > /dev/null 2>&1 &`,
+    // the watchdog's fds are not the channel's, or sshd would keep the command open until it ends; killed once the
+    // agent is ready, it takes its sleep with it (a sleep left behind lingered on the host for the whole timeout)
+    `( trap 'kill $s 2>/dev/null; exit 0' TERM; sleep ${seconds} & s=$!; wait $s; kill $pid ) < /dev/null > /dev/null 2>&1 &`,
     'w=$!',
     'exec 3< "$rdy"',
     'while IFS= read -r line <&3; do',

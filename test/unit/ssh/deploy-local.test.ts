@@ -3,7 +3,7 @@
 // they would over SSH, without the testbed. A fake PATH directory stands in for what differs
 // between hosts (an old Node, another architecture, a full disk).
 import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -64,6 +64,21 @@ const alive = (pid: number | undefined): string =>
   spawnSync('sh', ['-c', `kill -0 ${pid} 2>/dev/null && [ "$(sed 's/.*) //' /proc/${pid}/stat | cut -c1)" != Z ] && echo yes || echo no`], {
     encoding: 'utf8'
   }).stdout.trim()
+
+/** `sleep` processes started with this HOME (the start script's watchdog runs one while it waits for the agent). */
+function sleepsOf(home: string): number[] {
+  const out: number[] = []
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const argv0 = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0')[0]
+      if (!/(^|\/)sleep$/.test(argv0)) continue
+      if (readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`HOME=${home}`)) out.push(Number(pid))
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return out
+}
 
 function script(path: string, body: string): void {
   writeFileSync(path, `#!/bin/sh\n${body}\n`)
@@ -126,6 +141,9 @@ describe('deploy against a local sh host', () => {
     expect(existsSync(join(h.home, '.ftlab', 'data'))).toBe(true)
     // the redeploy replaced the first agent (a zombie, where init does not reap, is gone too)
     expect(alive(first.pid)).toBe('no')
+    // the start's watchdog went with its sleep once the agent was ready: nothing of it stays on the host
+    for (let i = 0; i < 40 && sleepsOf(h.home).length > 0; i++) await new Promise((r) => setTimeout(r, 50))
+    expect(sleepsOf(h.home)).toEqual([])
   })
 
   it("asks the host's node for its version once, and again only when the binary is replaced", async () => {
