@@ -233,8 +233,8 @@ export function agentPidsScript(bundleExpr: string): string {
  */
 export const ALIVE_FN =
   'alive() { kill -0 "$1" 2>/dev/null || return 1; _st=""; { read -r _st < "/proc/$1/stat"; } 2>/dev/null || return 0; _st=${_st##*) }; [ "${_st%% *}" != Z ]; }'
-/** `is_agent PID`: the process runs and runs the agent bundle (one grep over its argument list). */
-export const IS_AGENT_FN = `is_agent() { alive "$1" && grep -qaF 'ftlab-agent.cjs' "/proc/$1/cmdline" 2>/dev/null; }`
+/** `is_agent PID`: the process runs and runs the agent bundle (one grep over its NUL-separated argument list; with -q a match in a binary file needs no -a, which not every grep has). */
+export const IS_AGENT_FN = `is_agent() { alive "$1" && grep -qF 'ftlab-agent.cjs' "/proc/$1/cmdline" 2>/dev/null; }`
 
 /**
  * Kills this user's running agent from `home`/.ftlab (the pid in agent.json, and any other
