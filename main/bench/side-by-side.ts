@@ -118,6 +118,9 @@ export function channelMedian(r: SideBySideResult, mode: ReplicationMode, test: 
   return median(r.channel.filter((c) => c.mode === mode && c.test === test && c.pipeline === pipeline).map((c) => c.bytesPerOp))
 }
 
+/** A row's workload as the verdicts and tables name it: `SET`, `SET -P 16` */
+const workload = (test: SbsTest, pipeline: number) => `${test}${pipeline > 1 ? ` -P ${pipeline}` : ''}`
+
 const ratio = (a: number | null, b: number | null) => (a === null || b === null || b <= 0 ? null : a / b)
 
 /** Every goal with its measured value; `met` is null when the figures to judge it are missing. */
@@ -136,7 +139,7 @@ export function judge(r: SideBySideResult, modes: readonly ReplicationMode[]): V
         const rep = cell(r, 'replicated', mode, test, pipeline)
         out.push(
           v(
-            `${mode} ${test}${pipeline > 1 ? ' -P 16' : ''}: replicated / redis-server`,
+            `${mode} ${workload(test, pipeline)}: replicated / redis-server`,
             ratio(rep, cell(r, 'redis', null, test, pipeline)),
             `>= ${goal}`,
             (x) => x >= goal
@@ -144,7 +147,7 @@ export function judge(r: SideBySideResult, modes: readonly ReplicationMode[]): V
         )
         out.push(
           v(
-            `${mode} ${test}${pipeline > 1 ? ' -P 16' : ''}: replicated / alone`,
+            `${mode} ${workload(test, pipeline)}: replicated / alone`,
             ratio(rep, cell(r, 'alone', mode, test, pipeline)),
             `>= ${GOALS.replicatedOverAlone}`,
             (x) => x >= GOALS.replicatedOverAlone
@@ -156,7 +159,7 @@ export function judge(r: SideBySideResult, modes: readonly ReplicationMode[]): V
         if (mem === null) continue // results from before the column, or a run that could not switch the guest
         out.push({
           ...v(
-            `${mode} ${test}${pipeline > 1 ? ' -P 16' : ''}: replicated, appendfsync no / redis-server`,
+            `${mode} ${workload(test, pipeline)}: replicated, appendfsync no / redis-server`,
             ratio(mem, cell(r, 'redis', null, test, pipeline)),
             `>= ${goal}`,
             (x) => x >= goal
@@ -214,7 +217,7 @@ export function renderSideBySide(r: SideBySideResult, modes: readonly Replicatio
   for (const mode of modes) {
     for (const pipeline of SBS_PIPELINES) {
       for (const test of SBS_TESTS) {
-        const name = `${test}${pipeline > 1 ? ' -P 16' : ''}`
+        const name = workload(test, pipeline)
         const vr = find(`${mode} ${name}: replicated / redis-server`)
         const va = find(`${mode} ${name}: replicated / alone`)
         rows.push([
@@ -274,7 +277,7 @@ function renderDurabilityMatched(r: SideBySideResult, modes: readonly Replicatio
   for (const mode of modes) {
     for (const pipeline of SBS_PIPELINES) {
       for (const test of SBS_WRITES) {
-        const name = `${test}${pipeline > 1 ? ' -P 16' : ''}`
+        const name = workload(test, pipeline)
         const vm = find(`${mode} ${name}: replicated, appendfsync no / redis-server`)
         const aof = cell(r, 'redis-aof', null, test, pipeline)
         const rep = cell(r, 'replicated', mode, test, pipeline)
