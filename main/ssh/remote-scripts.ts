@@ -227,12 +227,16 @@ export function agentPidsScript(bundleExpr: string): string {
 
 /**
  * `alive PID`: the process runs. A zombie still answers kill -0; it is dead all the same (and on hosts whose init does
- * not reap orphans it stays a zombie for good). Its state is the field after the last ") " of /proc/PID/stat, read
- * with the shell's own `read` and cut out by parameter expansion: the stop loops ask every 50 ms for every pid, and a
- * `sed | cut` there was two forks each time on a busy host. Without a /proc it goes by kill -0 alone.
+ * not reap orphans it stays a zombie for good), once it is alone: a process whose main thread has exited shows as a
+ * zombie while its other threads are still exiting, holding its files and sockets, so it counts as alive while
+ * /proc/PID/task lists more than one thread. The state is the field after the last ") " of /proc/PID/stat, read with
+ * the shell's own `read` and cut out by parameter expansion, the threads counted by a glob: the stop loops ask every
+ * 50 ms for every pid, and a `sed | cut` there was two forks each time on a busy host. Without a /proc it goes by
+ * kill -0 alone.
  */
 export const ALIVE_FN =
-  'alive() { kill -0 "$1" 2>/dev/null || return 1; _st=""; { read -r _st < "/proc/$1/stat"; } 2>/dev/null || return 0; _st=${_st##*) }; [ "${_st%% *}" != Z ]; }'
+  'alive() { kill -0 "$1" 2>/dev/null || return 1; _st=""; { read -r _st < "/proc/$1/stat"; } 2>/dev/null || return 0; _st=${_st##*) }; ' +
+  '[ "${_st%% *}" != Z ] && return 0; set -- /proc/"$1"/task/*; [ $# -gt 1 ]; }'
 /** `is_agent PID`: the process runs and runs the agent bundle (one grep over its NUL-separated argument list; with -q a match in a binary file needs no -a, which not every grep has). */
 export const IS_AGENT_FN = `is_agent() { alive "$1" && grep -qF 'ftlab-agent.cjs' "/proc/$1/cmdline" 2>/dev/null; }`
 
@@ -277,9 +281,12 @@ function startSnippet(timeoutMs: number): string {
     stopAgentSnippet(),
     '[ -d data ] || mkdir -p data',
     '[ -e data/agent.json ] && rm -f data/agent.json',
-    // the fifo stays for the next start (one command fewer); the agent it served is stopped by now
+    // A fresh fifo for each start. The agent stopped above may still hold its end of the old one: its main thread shows
+    // as a zombie while its other threads exit, and those hold its files. A reader of the old fifo paired with it, and
+    // took its close for the end of the new agent's output when that agent had not opened its end yet: the ready line
+    // went into a pipe nobody read, and the start waited out its timeout (seen once in CI, after a redeploy).
     'rdy="$D/ready.fifo"',
-    '[ -p "$rdy" ] || { rm -f "$rdy"; mkfifo "$rdy"; } || { echo "cannot make a fifo in $D for the agent\'s ready line" >&2; exit 14; }',
+    'rm -f "$rdy" && mkfifo "$rdy" || { echo "cannot make a fifo in $D for the agent\'s ready line" >&2; exit 14; }',
     ': > agent.out',
     // printf is a builtin: the secret reaches the agent through a pipe and nowhere else
     'printf \'%s\\n\' "$boot" | setsid "$node" "$bundle" > "$rdy" 2>> agent.out &',

@@ -3,7 +3,21 @@
 // they would over SSH, without the testbed. A fake PATH directory stands in for what differs
 // between hosts (an old Node, another architecture, a full disk).
 import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+  writeSync
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -144,6 +158,25 @@ describe('deploy against a local sh host', () => {
     // the start's watchdog went with its sleep once the agent was ready: nothing of it stays on the host
     for (let i = 0; i < 40 && sleepsOf(h.home).length > 0; i++) await new Promise((r) => setTimeout(r, 50))
     expect(sleepsOf(h.home)).toEqual([])
+  })
+
+  it('reads the ready line of the agent it started, not what a process still holding the last start’s fifo wrote', async () => {
+    const h = localHost(root, 'stale-fifo')
+    const first = await deployAgent(target(h), { bundlePath: bundle, runtimeCacheDir: cache })
+    deployed.push(first)
+    // A process of the last start that still holds the ready fifo (the stopped agent's threads or children, on their
+    // way out) and has written into it: here a line that says ready for a pid that is no agent.
+    const stale = openSync(join(h.home, '.ftlab', 'ready.fifo'), 'r+')
+    try {
+      writeSync(stale, JSON.stringify({ ready: { controlPort: 1, pid: 1 } }) + '\n')
+      const second = await deployAgent(target(h), { bundlePath: bundle, runtimeCacheDir: cache })
+      deployed.push(second)
+      expect(second.pid).not.toBe(1)
+      expect(alive(second.pid)).toBe('yes')
+      expect(alive(first.pid)).toBe('no')
+    } finally {
+      closeSync(stale)
+    }
   })
 
   it("asks the host's node for its version once, and again only when the binary is replaced", async () => {
