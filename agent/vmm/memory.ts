@@ -85,7 +85,11 @@ export class Memory {
   private pages = new Map<string, string | undefined>()
   /** pages that hold a value: pages.size less the tombstones */
   private live = 0
-  private readonly bigHashes = new Map<string, [number, number]>()
+  /**
+   * The hash of each big page as it joined the lanes: a cache (unhash computes a missing one). Entries are overwritten,
+   * never deleted one by one, for the reason pages keeps tombstones; compact() drops those of pages gone or small.
+   */
+  private bigHashes = new Map<string, [number, number]>()
   private lane1 = 0
   private lane2 = 0
   /** pages written since the last hash(): their old hash has left the lanes, their current one has not joined yet */
@@ -170,6 +174,9 @@ export class Memory {
     const next = new Map<string, string | undefined>()
     for (const [k, v] of this.pages) if (v !== undefined) next.set(k, v)
     this.pages = next
+    const hashes = new Map<string, [number, number]>()
+    for (const [k, h] of this.bigHashes) if ((next.get(k)?.length ?? 0) >= CACHE_HASH_FROM) hashes.set(k, h)
+    this.bigHashes = hashes
   }
 
   /** Keys under `prefix`, sorted: Map order depends on history (a restored snapshot differs), sorted order does not. */
@@ -199,7 +206,7 @@ export class Memory {
   clear(): void {
     this.pages = new Map()
     this.live = 0
-    this.bigHashes.clear()
+    this.bigHashes = new Map()
     this.lane1 = this.lane2 = this.bytes = 0
     this.stale.clear()
     this.undo = []
@@ -358,11 +365,8 @@ export class Memory {
   }
 
   private unhash(key: string, value: string): void {
-    let h: [number, number] | undefined
-    if (value.length >= CACHE_HASH_FROM) {
-      h = this.bigHashes.get(key)
-      this.bigHashes.delete(key)
-    }
+    // a big page's cached hash is its value's: rehash() overwrote it when that value joined the lanes
+    const h = value.length >= CACHE_HASH_FROM ? this.bigHashes.get(key) : undefined
     const [a, b] = h ?? pageHash(key, value)
     this.lane1 = (this.lane1 - a) >>> 0
     this.lane2 = (this.lane2 - b) >>> 0
