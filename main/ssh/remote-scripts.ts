@@ -282,9 +282,10 @@ function startSnippet(timeoutMs: number): string {
     '[ -d data ] || mkdir -p data',
     '[ -e data/agent.json ] && rm -f data/agent.json',
     // A fresh fifo for each start. The agent stopped above may still hold its end of the old one: its main thread shows
-    // as a zombie while its other threads exit, and those hold its files. A reader of the old fifo paired with it, and
-    // took its close for the end of the new agent's output when that agent had not opened its end yet: the ready line
-    // went into a pipe nobody read, and the start waited out its timeout (seen once in CI, after a redeploy).
+    // as a zombie while its other threads exit, and those hold its files. A reader of the old fifo would pair with it, and
+    // could take its close for the end of the new agent's output when that agent had not opened its end yet: the ready
+    // line would go into a pipe nobody reads, and the start wait out its timeout (the likeliest cause of one such start
+    // in CI, after a redeploy; not reproduced since).
     'rdy="$D/ready.fifo"',
     'rm -f "$rdy" && mkfifo "$rdy" || { echo "cannot make a fifo in $D for the agent\'s ready line" >&2; exit 14; }',
     ': > agent.out',
