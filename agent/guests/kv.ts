@@ -67,6 +67,8 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
   const NOT_INT = resp.error('ERR value is not an integer or out of range')
   const INT64_MIN = -(BigInt(1) << BigInt(63))
   const INT64_MAX = (BigInt(1) << BigInt(63)) - BigInt(1)
+  const ONE = BigInt(1)
+  const MINUS_ONE = BigInt(-1)
 
   // --- the store ---------------------------------------------------------------------
 
@@ -370,8 +372,21 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
   const aSet = (conn: string, items: string[]): string => (svc.proto(conn) === 3 ? resp.set(items.map((i) => resp.bulk(i))) : resp.bulks(items))
   const aMap = (conn: string, encoded: string[]): string => (svc.proto(conn) === 3 ? resp.map(encoded) : resp.array(encoded))
 
+  /**
+   * At most 15 digits, no leading zero, not '-0': an integer of this form and that plus or minus one are exact in a
+   * double and far inside int64, so INCR and DECR of one need no BigInt (their text is the same either way).
+   */
+  const SMALL_INT = /^(?:0|-?[1-9][0-9]{0,14})$/
+
   function incr(key: string, by: bigint): string {
     const cur = str(key)
+    if ((by === ONE || by === MINUS_ONE) && (cur === undefined || SMALL_INT.test(cur))) {
+      const next = (cur === undefined ? 0 : Number(cur)) + Number(by)
+      const text = String(next)
+      setString(key, text, true)
+      log(['SET', key, text, 'KEEPTTL'])
+      return resp.int(next)
+    }
     const n = cur === undefined ? BigInt(0) : int64(cur)
     if (n === null) return NOT_INT
     const next = n + by
@@ -922,7 +937,7 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
       }
       case 'INCR':
       case 'DECR':
-        return incr(key, BigInt(name === 'INCR' ? 1 : -1))
+        return incr(key, name === 'INCR' ? ONE : MINUS_ONE)
       case 'INCRBY':
       case 'DECRBY': {
         const by = int64(args[2])

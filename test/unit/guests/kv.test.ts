@@ -46,6 +46,44 @@ describe('kv commands', () => {
     expect(c('GET')).toBe("-ERR wrong number of arguments for 'get' command\r\n")
   })
 
+  it('counts INCR and DECR exactly on both sides of the range a double holds exactly, and a guest booted from disk agrees', () => {
+    const rig = booted()
+    const c = (...a: string[]) => rig.cmd('t:1', ...a)
+    c('SET', 'a', '999999999999999')
+    expect(c('INCR', 'a')).toBe(':1000000000000000\r\n')
+    expect(c('INCR', 'a')).toBe(':1000000000000001\r\n')
+    c('SET', 'b', '-999999999999999')
+    expect(c('DECR', 'b')).toBe(':-1000000000000000\r\n')
+    // past 2^53 a double would answer 9007199254740992 again
+    c('SET', 'c', '9007199254740992')
+    expect(c('INCR', 'c')).toBe(':9007199254740993\r\n')
+    c('SET', 'd', '-9223372036854775808')
+    expect(c('DECR', 'd')).toBe('-ERR increment or decrement would overflow\r\n')
+    expect(c('INCR', 'd')).toBe(':-9223372036854775807\r\n')
+    for (const bad of ['-0', '01', '+1', ' 1', '1.0', '']) {
+      c('SET', 'e', bad)
+      expect(c('INCR', 'e'), `INCR of '${bad}'`).toBe('-ERR value is not an integer or out of range\r\n')
+      expect(c('GET', 'e')).toBe(`$${bad.length}\r\n${bad}\r\n`)
+    }
+    expect(c('DECR', 'zero')).toBe(':-1\r\n')
+    expect(c('INCR', 'zero')).toBe(':0\r\n')
+    expect(c('INCR', 'zero')).toBe(':1\r\n')
+    // INCR keeps an expiry, as SET KEEPTTL does
+    c('SET', 't', '5', 'EX', '100')
+    expect(c('INCR', 't')).toBe(':6\r\n')
+    expect(c('TTL', 't')).toMatch(/^:(99|100)\r\n/)
+    const fresh = new Rig('kv', { disk: rig.disk, seed: 2 })
+    fresh.boot()
+    const f = (...a: string[]) => fresh.cmd('t:1', ...a)
+    expect([f('GET', 'a'), f('GET', 'b'), f('GET', 'c'), f('GET', 'd'), f('GET', 'zero')]).toEqual([
+      '$16\r\n1000000000000001\r\n',
+      '$17\r\n-1000000000000000\r\n',
+      '$16\r\n9007199254740993\r\n',
+      '$20\r\n-9223372036854775807\r\n',
+      '$1\r\n1\r\n'
+    ])
+  })
+
   it('answers what redis-cli and redis-benchmark ask first', () => {
     const rig = booted()
     const c = (...a: string[]) => rig.cmd('t:1', ...a)
