@@ -40,6 +40,7 @@ import {
   type Progress
 } from './measure.js'
 import { deployRun } from './deploy.js'
+import { measureVmmCost } from './vmm-cost.js'
 import { SCALE_DEFAULTS, renderScale, scaleRun, writeScaleSvg, type ScaleOptions } from './scale.js'
 import { BenchUsageError, parseBenchArgs, USAGE, type BenchOptions } from './options.js'
 import {
@@ -214,6 +215,10 @@ export async function runBench(opts: BenchOptions, labs: LabRegistry, progress: 
     }
     if (has('failover')) result.failover = await failoverRun(opts.modes[0], opts, shape, labs, progress, signal)
     if (has('saturate')) result.saturate = await saturateRun(opts.modes[0], opts, labs, progress, signal)
+    if (has('vmm')) {
+      progress('vmm: the guest and the VMM alone, per command')
+      result.vmm = measureVmmCost({ modes: opts.modes })
+    }
     if (has('deploy')) {
       result.deploy = await deployRun(opts.deployReps, progress, signal, (fn) => (testbedCleanup = fn), { onUpTestbed: opts.deployOnUpTestbed })
       if (result.deploy.skipped) progress(`deploy: skipped: ${result.deploy.skipped}`)

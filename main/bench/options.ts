@@ -6,7 +6,7 @@ import type { ReplicationMode } from '../../agent/vmm/types.js'
 /** the scaling sweep's three series (`--scale-series`) */
 export const SCALE_SERIES = ['clients', 'values', 'keys'] as const
 export type ScaleSeriesName = (typeof SCALE_SERIES)[number]
-export const SECTIONS = ['throughput', 'memory', 'failover', 'redis', 'deploy', 'saturate'] as const
+export const SECTIONS = ['throughput', 'memory', 'failover', 'redis', 'vmm', 'deploy', 'saturate'] as const
 export type Section = (typeof SECTIONS)[number]
 const ALL_MODES: readonly ReplicationMode[] = ['rsm', 'state-transfer']
 
@@ -126,7 +126,8 @@ round, with every goal judged MET or NOT MET. It runs where redis-benchmark is i
 (Debian: redis-tools); without redis-server the FT Lab columns are still measured.
 The deploy section runs only as root where network namespaces work and the testbed is not
 already up (it brings the testbed up and down itself; --deploy-on-up-testbed uses one that is
-up); elsewhere the report says why not.`
+up); elsewhere the report says why not. The vmm section needs no lab: the guest and the VMM alone, in this
+process, per command (primary execute, backup replay), a floor under the lab's cost per request.`
 
 type Kind = 'number' | 'int' | 'list' | 'flag'
 const OPTS: Record<string, { key: keyof BenchOptions; kind: Kind; min?: number; max?: number; choices?: readonly string[] }> = {

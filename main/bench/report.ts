@@ -5,6 +5,7 @@ import { renderTable } from '../cli/table.js'
 import type { DeployResult } from './deploy.js'
 import type { ChannelFigures, HostMemory, OutputRuleFigures, RunFigures, SaturateFigures } from './measure.js'
 import { renderSideBySide, type SideBySideResult } from './side-by-side.js'
+import { renderVmmCost, type VmmCostResult } from './vmm-cost.js'
 
 export const BASELINE_HOW =
   'unreplicated = the same lab after a power cut (SIGKILL) of the backup: the primary won the ' +
@@ -93,6 +94,8 @@ export interface BenchResult {
   /** the headline: redis-benchmark against redis-server and FT Lab side by side, and the goals judged */
   sideBySide?: SideBySideResult
   deploy?: DeployResult
+  /** the guest and the VMM alone, per command (no lab) */
+  vmm?: VmmCostResult
   interrupted: boolean
 }
 
@@ -248,6 +251,7 @@ export function renderReport(r: BenchResult): string {
     if (m.error) out.push(`FAILED: ${m.error}`)
   }
 
+  if (r.vmm) out.push('', ...renderVmmCost(r.vmm))
   if (r.deploy) out.push('', ...renderDeploy(r.deploy))
   out.push('', `total ${(r.elapsedMs / 1000).toFixed(1)} s`)
   return out.join('\n') + '\n'

@@ -38,7 +38,7 @@ describe('bench options', () => {
   it('has defaults that run every section in both modes', () => {
     const o = parseBenchArgs([])
     expect(o).toEqual(DEFAULTS)
-    expect(o.sections).toEqual(['throughput', 'memory', 'failover', 'redis', 'deploy'])
+    expect(o.sections).toEqual(['throughput', 'memory', 'failover', 'redis', 'vmm', 'deploy'])
     expect(o.deployReps).toBe(3)
     expect(o.modes).toEqual(['rsm', 'state-transfer'])
   })
