@@ -364,6 +364,11 @@ export async function scaleRun(lab: Lab, opts: ScaleOptions, progress: Progress,
 const fmt = (n: number | null, d = 0) => (n === null || !Number.isFinite(n) ? '-' : d ? n.toFixed(d) : Math.round(n).toLocaleString('en-US'))
 const xText = (s: ScaleSeries, x: number) =>
   s.name === 'value bytes' ? (x >= 1048576 ? `${x / 1048576} MiB` : x >= 1024 ? `${x / 1024} KiB` : `${x} B`) : x.toLocaleString('en-US')
+/** a plot's tick: thousands and millions short (K and M of bytes binary), so that neighbouring ticks do not run into each other */
+const tickText = (s: ScaleSeries, x: number) => {
+  const [k, m, K, M] = s.name === 'value bytes' ? [1024, 1048576, 'K', 'M'] : [1e3, 1e6, 'k', 'M']
+  return x >= m && x % m === 0 ? `${x / m}${M}` : x >= k && x % k === 0 ? `${x / k}${K}` : String(x)
+}
 
 export function renderScale(series: ScaleSeries[]): string[] {
   const out: string[] = []
@@ -391,13 +396,14 @@ export function renderScale(series: ScaleSeries[]): string[] {
 
 /** Three panels (one per series), req/s and p99 against a log x axis; a plain SVG the README embeds. */
 export function scaleSvg(series: ScaleSeries[], title: string): string {
-  const W = 300
+  const W = 320
   const H = 200
-  const pad = { l: 52, r: 44, t: 28, b: 36 }
+  const pad = { l: 52, r: 60, t: 28, b: 36 }
   const panels = series.map((s, i) => {
     const pts = s.points.filter((p) => p.rps !== null)
     const xs = pts.map((p) => Math.log10(p.x))
-    const x0 = Math.min(...xs, 0)
+    // the axis spans the points measured (a lone point sits at its left end)
+    const x0 = xs.length > 0 ? Math.min(...xs) : 0
     const x1 = Math.max(...xs, x0 + 1)
     const rMax = Math.max(1, ...pts.map((p) => p.rps ?? 0))
     const lMax = Math.max(1, ...pts.map((p) => p.p99Ms ?? 0))
@@ -408,7 +414,7 @@ export function scaleSvg(series: ScaleSeries[], title: string): string {
         .filter((p) => get(p) !== null)
         .map((p) => `${px(p.x).toFixed(1)},${py(get(p)!, max).toFixed(1)}`)
         .join(' ')
-    const ticks = pts.map((p) => `<text x="${px(p.x).toFixed(1)}" y="${H - pad.b + 14}" font-size="9" text-anchor="middle">${xText(s, p.x)}</text>`).join('')
+    const ticks = pts.map((p) => `<text x="${px(p.x).toFixed(1)}" y="${H - pad.b + 14}" font-size="9" text-anchor="middle">${tickText(s, p.x)}</text>`).join('')
     return `<g transform="translate(${i * W},0)">
 <text x="${W / 2}" y="16" font-size="11" text-anchor="middle" font-weight="bold">${s.name}</text>
 <rect x="${pad.l}" y="${pad.t}" width="${W - pad.l - pad.r}" height="${H - pad.t - pad.b}" fill="none" stroke="#ccc"/>
@@ -417,6 +423,7 @@ export function scaleSvg(series: ScaleSeries[], title: string): string {
 <text x="${pad.l - 4}" y="${pad.t + 8}" font-size="9" text-anchor="end" fill="#1f77b4">${fmt(rMax)}</text>
 <text x="${pad.l - 4}" y="${H - pad.b}" font-size="9" text-anchor="end" fill="#1f77b4">0</text>
 <text x="${W - pad.r + 4}" y="${pad.t + 8}" font-size="9" fill="#d62728">${fmt(lMax, 1)} ms</text>
+<text x="${W - pad.r + 4}" y="${H - pad.b}" font-size="9" fill="#d62728">0 ms</text>
 ${ticks}
 </g>`
   })

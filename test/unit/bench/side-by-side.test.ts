@@ -86,4 +86,21 @@ describe('the scaling report', () => {
     expect(svg.match(/<polyline/g)).toHaveLength(4)
     expect(svg).toContain('>clients<')
   })
+
+  it('spans each x axis over the points measured, with short ticks for thousands and millions', () => {
+    const keys: ScaleSeries = {
+      name: 'keys',
+      what: 'keys',
+      points: [1000, 10_000, 100_000, 1_000_000].map((x) => ({ x, rps: 1000, p99Ms: 5, maxLagEntries: 1 }))
+    }
+    const svg = scaleSvg([keys], 'test')
+    const ticks = [...svg.matchAll(/<text x="([0-9.]+)" y="[0-9.]+" font-size="9" text-anchor="middle">([^<]+)<\/text>/g)].map((m) => [Number(m[1]), m[2]])
+    expect(ticks.map((t) => t[1])).toEqual(['1k', '10k', '100k', '1M'])
+    // the first point on the frame's left edge, the last on its right one, evenly between on the log scale
+    const frame = /<rect x="([0-9.]+)" y="[0-9.]+" width="([0-9.]+)"/.exec(svg)!
+    const [left, width] = [Number(frame[1]), Number(frame[2])]
+    expect(ticks[0][0]).toBeCloseTo(left, 0)
+    expect(ticks[3][0]).toBeCloseTo(left + width, 0)
+    expect((ticks[1][0] as number) - (ticks[0][0] as number)).toBeCloseTo((ticks[2][0] as number) - (ticks[1][0] as number), 0)
+  })
 })
