@@ -1,13 +1,14 @@
 // The guest and the VMM alone, per command: what a replica's CPU spends in `Vmm.execute` (primary) and `Vmm.replay`
-// (backup) with no network, no disk server, no logging channel and no other process on the cores. It bounds the lab's
-// throughput from below the protocol: a request can cost no less than this, whatever the transport does. The kv guest
-// at its defaults (`appendfsync always`), so a SET or INCR is also a disk barrier whose completion is an input of its
-// own, answered at once, as a disk server that is never slow would answer it; the figures are per command, those
-// inputs included. In-process and deterministic (seeded clock and random), so a change to the VMM or the guest can be
-// measured against the code before it without the lab's noise.
+// (backup) with no network, no disk server, no logging channel and no other process on the cores. A request in a lab
+// costs at least this, whatever the transport around it does. The kv guest runs at its defaults (`appendfsync
+// always`), so a SET or INCR is also a disk barrier whose completion is an input of its own, answered at once, as a
+// disk server that is never slow would answer it; the figures are per command, those inputs included. Everything runs
+// in this process on a seeded clock and random, so every run executes the same inputs, and a change to the VMM or a
+// guest can be measured against the code before it (in alternated runs) without a lab's noise.
 import { encodeCommand } from '../../agent/guests/resp.js'
 import { createVmm } from '../../agent/vmm/vmm.js'
 import type { EntryBody, Entropy, GuestInput, ReplicationMode, Vmm } from '../../agent/vmm/types.js'
+import { Prng } from '../../agent/prng.js'
 import { renderTable } from '../cli/table.js'
 
 export const VMM_COMMANDS = ['SET', 'GET', 'INCR'] as const
@@ -45,20 +46,11 @@ const KEYS = 1000
 /** data inputs the primary executes before the backup replays their entries */
 const REPLAY_BATCH = 32
 
-/** Seeded entropy, as the tests' rig uses: the figures must not depend on the machine's clock or randomness. */
+/** The primary's clock and random from one seed (a clock that moves 1 ms a read): every run executes the same inputs. */
 function seeded(seed: number): Entropy {
-  let x = seed >>> 0 || 1
+  const prng = new Prng(seed)
   let t = 1_700_000_000_000
-  return {
-    u32: () => {
-      x ^= x << 13
-      x >>>= 0
-      x ^= x >>> 17
-      x ^= x << 5
-      return (x >>>= 0)
-    },
-    now: () => (t += 1)
-  }
+  return { u32: () => prng.u32(), now: () => (t += 1) }
 }
 
 const refuse = (what: string) => (): never => {
