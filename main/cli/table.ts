@@ -49,9 +49,13 @@ function healsText(f: FaultRecord, now: number): string {
 /** What `ftlab fault` prints for the fault it opened: one line, the host-side pieces, the note. */
 export function faultLines(f: FaultRecord, lab: string): string {
   const named = lab === LOCAL_LAB_NAME ? '' : ` --name ${lab}`
+  const host = f.spec.kind === 'power' ? f.spec.host : null
+  // the disk server comes back only by power-on; a replica's slot is refilled by restore (or switched on by its driver)
+  const until =
+    host === 'disk' ? `\`ftlab power-on disk${named}\`` : `\`ftlab restore${named}\`${f.path === 'driver' ? ` or \`ftlab power-on ${host}${named}\`` : ''}`
   const head =
     f.healsAt === null
-      ? `${f.id}: ${describeFault(f.spec)} via ${f.path}; it stays cut until \`ftlab restore${named}\`${f.path === 'driver' ? ` or \`ftlab power-on ${(f.spec as { host: string }).host}${named}\`` : ''}`
+      ? `${f.id}: ${describeFault(f.spec)} via ${f.path}; it stays cut until ${until}`
       : `${f.id}: ${describeFault(f.spec)} via ${f.path} until ${new Date(f.healsAt).toISOString()} (heal now with \`ftlab heal ${f.id}${named}\`)`
   const lines = [head, ...(f.kernel ?? []).map((k) => `  ${k.part.detail}`)]
   if (f.note) lines.push(`  ${f.healsAt === null ? '' : 'note: '}${f.note}`)

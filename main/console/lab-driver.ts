@@ -128,7 +128,9 @@ export class LabDriver {
         rec = await this.lab.powerCut(p.target)
         this.downBecause.set(
           p.target,
-          `power cut by the operator (${rec.note ?? rec.path}); ${this.lab.canPowerOn(p.target) ? 'power it on or ' : ''}restore redundancy`
+          p.target === 'disk'
+            ? `power cut by the operator (${rec.note ?? rec.path}); power it on: the disk server restarts on its blocks`
+            : `power cut by the operator (${rec.note ?? rec.path}); ${this.lab.canPowerOn(p.target) ? 'power it on or ' : ''}restore redundancy`
         )
       } else rec = await this.lab.injectFault(toSpec(p), p.durationMs)
     } catch (err) {
@@ -182,7 +184,8 @@ export class LabDriver {
 
   /**
    * Switch a host back on: its power driver where it has one. A local or simulated host has
-   * no power to switch: its "power" is its agent, which restore redundancy starts afresh.
+   * no power to switch: its "power" is its agent, which restore redundancy starts afresh. The
+   * disk server's agent restarts on the blocks its data directory kept (Lab.powerOn).
    */
   async powerOn(host: HostId): Promise<LabStatus> {
     this.requireRunning('lab.powerOn')
@@ -202,7 +205,7 @@ export class LabDriver {
       await this.poll()
       return this.snapshot()
     }
-    if (this.lab.canPowerOn(host)) {
+    if (host !== 'disk' && this.lab.canPowerOn(host)) {
       try {
         const r = await this.lab.powerOn(host)
         this.mark({ kind: 'power-on', label: `power on ${host} (${r.driver}: ${r.detail}); restore redundancy starts its agent`, host })
@@ -213,13 +216,24 @@ export class LabDriver {
       await this.poll()
       return this.snapshot()
     }
+    if (host === 'disk') {
+      // its blocks and metadata are on its data directory: the agent restarts on them, where the replicas reconnect
+      if (this.poller.row('disk')?.state !== 'down') throw new ApiError('conflict', 'lab.powerOn: the disk server is not down')
+      try {
+        const r = await this.lab.powerOn('disk')
+        this.mark({ kind: 'power-on', label: `power on disk: ${r.detail}`, host })
+      } catch (err) {
+        throw apiError('lab.powerOn', err)
+      }
+      this.downBecause.delete(host)
+      await this.poll()
+      return this.snapshot()
+    }
     if (this.kind === 'remote')
       throw new ApiError(
         'conflict',
         `lab.powerOn: host ${host} (${this.lab.machineOf(host)}) has no power driver that can switch it on; switch it on by hand, then restore redundancy`
       )
-    if (host === 'disk')
-      throw new ApiError('conflict', 'lab.powerOn: the disk server cannot be restarted under a running lab; stop the lab and start a new one')
     if (this.poller.row(host)?.state !== 'down') throw new ApiError('conflict', `lab.powerOn: host ${host} is not down`)
     this.mark({ kind: 'power-on', label: `power on ${host}: a fresh agent joins as backup`, host })
     return this.restore()
@@ -268,8 +282,9 @@ export class LabDriver {
       addressOf: (id) => this.opts.remote?.where(id) ?? '127.0.0.1',
       // a power driver switches a machine on. Without one (local, simulated) a down replica's
       // "power" is its agent: power-on starts a fresh one (restore redundancy), or, after a
-      // double failure, boots it from the disk server; a remote replica only in that last case
-      canPowerOn: (id) => this.lab.canPowerOn(id) || (id !== 'disk' && (this.kind !== 'remote' || this.poller.replicasGone)),
+      // double failure, boots it from the disk server; a remote replica only in that last case.
+      // The disk server always can: its agent restarts on its data directory
+      canPowerOn: (id) => id === 'disk' || this.lab.canPowerOn(id) || this.kind !== 'remote' || this.poller.replicasGone,
       downBecause: (id) => this.downBecause.get(id) ?? null
     })
     const load = this.load.status()

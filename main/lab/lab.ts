@@ -279,6 +279,7 @@ export class Lab extends EventEmitter {
   async powerOn(id: string): Promise<{ driver: string; detail: string }> {
     this.host(id)
     const driver = this.machineHost(id).powerDriver?.() ?? null
+    if (id === DISK_ID) return this.restartDisk(driver)
     if ((REPLICA_IDS as readonly string[]).includes(id)) {
       const rows = await this.status()
       const gone = (row: HostStatusRow) => row.state === 'down' || (row.state === 'up' && row.status?.role === 'halted')
@@ -296,6 +297,31 @@ export class Lab extends EventEmitter {
     this.store.save(this.state)
     this.operator('power-on', { host: id, driver: driver.kind, detail, closed })
     return { driver: driver.kind, detail }
+  }
+
+  /**
+   * The disk server comes back on the blocks and metadata its data directory holds, as a disk keeps them through a
+   * power cut: the same test-and-set winners and fencing per generation (durable before it answered), on the same
+   * address, where the replicas' disk clients reconnect. Nothing else can restart it: restore redundancy refills a
+   * replica's slot. A machine its driver switched off is switched on first; one without such a driver must be on (by
+   * hand) for the agent to start.
+   */
+  private async restartDisk(driver: HostPowerDriver | null): Promise<{ driver: string; detail: string }> {
+    const cut = this.state.faults.find((f) => f.spec.kind === 'power' && f.spec.host === DISK_ID)
+    const [row] = (await this.status()).filter((r) => r.host === DISK_ID)
+    if (!cut && row.state === 'up') throw new Error('the disk server is up: there is nothing to power on')
+    let detail = 'its agent restarted on its data directory'
+    if (cut?.path === 'driver' && driver?.canPowerOn) detail = `${await driver.on()}; ${detail}`
+    // a halted or unresponsive agent still holds the port
+    if (row.state !== 'down') await this.stopAgent(DISK_ID)
+    await this.launch(DISK_ID)
+    const disk = this.state.hosts[DISK_ID]
+    await this.client(DISK_ID).start({ role: 'disk-server', listen: disk.listen!, blockSize: BLOCK_SIZE })
+    const closed = this.closePowerFault(DISK_ID)
+    this.store.save(this.state)
+    const kind = driver?.kind ?? 'agent'
+    this.operator('power-on', { host: DISK_ID, driver: kind, detail, closed })
+    return { driver: kind, detail }
   }
 
   /**
@@ -441,7 +467,9 @@ export class Lab extends EventEmitter {
     }
     if (f.spec.kind === 'power') {
       throw new Error(
-        `${f.id} is a power cut of ${f.spec.host}: it heals by restore redundancy${this.canPowerOn(f.spec.host) ? ' or power-on' : ''}, not by heal`
+        f.spec.host === DISK_ID
+          ? `${f.id} is a power cut of the disk server: it heals by power-on (\`ftlab power-on disk\`), not by heal`
+          : `${f.id} is a power cut of ${f.spec.host}: it heals by restore redundancy${this.canPowerOn(f.spec.host) ? ' or power-on' : ''}, not by heal`
       )
     }
     try {

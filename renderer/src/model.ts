@@ -36,7 +36,9 @@ const NOTE_WHY: Record<HostNote, string> = {
 export function noteText(n: HostNote): string {
   return NOTE_TEXT[n] ?? n
 }
-export function noteWhy(n: HostNote): string {
+export function noteWhy(n: HostNote, host?: HostId): string {
+  // restore redundancy refills a replica's slot; the disk server comes back only by power-on
+  if (n === 'power-off' && host === 'disk') return 'powered off: comes back by power-on, on the blocks and metadata it kept'
   return NOTE_WHY[n] ?? ''
 }
 

@@ -1,7 +1,8 @@
 // End to end on the embedded local lab: a double failure is survivable. Power-cut the primary under
 // load, then the replica that went live; power on the first: it boots the guest from the disk server
 // in the next generation. With kv's appendfsync always (the default), no acknowledged write is lost.
-// Then restore redundancy and load again.
+// Then restore redundancy and load again. And the disk server's own power cut: power-on restarts it
+// on the blocks it kept.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -84,6 +85,39 @@ describe('local lab: double failure', () => {
         v3.checks.filter((c) => c.valid !== true),
         JSON.stringify(v3.checks, null, 1)
       ).toEqual([])
+    },
+    120_000
+  )
+
+  it.skipIf(!probe.replicaRole)(
+    `a power cut of the disk server under load: power-on restarts it on its blocks, the primary that lost its backup meanwhile wins the test-and-set there, and nothing acknowledged is lost${skipNote}`,
+    async () => {
+      const home = mkdtempSync(join(tmpdir(), 'ftlab-it-'))
+      cleanups.push(() => rmSync(home, { recursive: true, force: true }))
+      const lab = await startLocalLab({ name: 'diskcut', mode: 'rsm' }, { home })
+      cleanups.push(() => lab.stop())
+      await untilStatus(lab, 'a primary with b as its backup', paired('a', 'b'))
+
+      const one = await loadThroughPowerCut(lab, 'disk', 'k1-', 1500, 150)
+      await untilStatus(lab, 'the disk server down', (rows) => rows.get('disk')?.state === 'down')
+      await expect(lab.heal('f1')).rejects.toThrow(/power cut of the disk server: it heals by power-on \(`ftlab power-on disk`\)/)
+      // the primary loses b while nobody can run the test-and-set: b is power-cut, and a must stay a primary that waits
+      await lab.powerCut('b')
+      const on = await lab.powerOn('disk')
+      expect(on.detail).toMatch(/restarted on its data directory/)
+      expect(lab.openFaults().map((f) => f.spec.kind === 'power' && f.spec.host)).toEqual(['b'])
+      // back on its blocks: the test-and-set of this generation goes to a, and the guest's data is all there
+      const rows = await untilStatus(lab, 'a live alone', (r) => role(r, 'a') === 'live' && r.get('disk')?.state === 'up')
+      expect(rows.get('disk')?.status?.disk).toMatchObject({ live: 'a', tasWinner: 'a' })
+      const two = await runLoad({ targets: lab.serviceEndpoints(), durationMs: 1000, clients: 4, keys: KEYS, clientPrefix: 'k2-' })
+      expect(two.summary.ok).toBeGreaterThan(0)
+      const final = await finalRead(lab.serviceEndpoints(), [...one.keys, ...two.keys])
+      const verdict = checkRun([...one.history, ...two.history], final)
+      expect(
+        verdict.checks.filter((c) => c.valid !== true),
+        JSON.stringify(verdict.checks, null, 1)
+      ).toEqual([])
+      await expect(lab.powerOn('disk')).rejects.toThrow(/the disk server is up: there is nothing to power on/)
     },
     120_000
   )

@@ -186,7 +186,7 @@ describe('ConsoleBackend on the local lab', () => {
     expect(host(s, 'a').notes).toContain('power-off')
     expect(host(s, 'a').canPowerOn).toBe(true)
     await expect(b.call('lab.powerOn', { host: 'b' })).rejects.toThrow(/lab.powerOn: host b is not down/)
-    await expect(b.call('lab.powerOn', { host: 'disk' })).rejects.toThrow(/the disk server cannot be restarted under a running lab/)
+    await expect(b.call('lab.powerOn', { host: 'disk' })).rejects.toThrow(/lab.powerOn: the disk server is not down/)
     expect(s.channel).toBeNull()
     // a power cut stays open, with no deadline, until restore redundancy (or power-on) closes it
     expect(cut).toMatchObject({ healsAt: null, path: 'kill', what: 'power cut a' })
@@ -207,6 +207,17 @@ describe('ConsoleBackend on the local lab', () => {
     expect(host(s, 'a').pid).not.toBe(firstPids[0])
     expect(s.faults).toEqual([])
 
+    // the disk server's power cut: the load stalls on its writes; power-on restarts it on its blocks and the load goes on
+    const diskCut = await b.faultInject({ target: 'disk', kind: 'power', params: {}, durationMs: 60_000 })
+    s = await until(b, 'the disk server down', (x) => host(x, 'disk').reachable === false)
+    expect(host(s, 'disk').canPowerOn).toBe(true)
+    expect(host(s, 'disk').error).toMatch(/power it on: the disk server restarts on its blocks/)
+    s = await b.call('lab.powerOn', { host: 'disk' })
+    expect(s.faults.map((f) => f.id)).not.toContain(diskCut.id)
+    const atPowerOn = (await b.labStatus()).load.completed
+    s = await until(b, 'the disk server up and the load going on', (x) => host(x, 'disk').reachable && x.load.completed > atPowerOn + 50)
+    expect(role(s, 'b')).toBe('primary')
+
     // the load ends with the checkers' verdict
     await b.loadStop()
     await until(b, 'the load checked', () => events.some((e) => e.topic === 'mark' && /checks:/.test(e.mark.label)))
@@ -222,6 +233,7 @@ describe('ConsoleBackend on the local lab', () => {
     expect(marks.some((m) => m.kind === 'go-live' && m.host === 'b')).toBe(true)
     expect(marks.some((m) => m.kind === 'tas' && m.host === 'b' && /won/.test(m.label))).toBe(true)
     expect(marks.some((m) => m.kind === 'restore' && /b → a \(gen 2\)/.test(m.label))).toBe(true)
+    expect(marks.some((m) => m.kind === 'power-on' && m.host === 'disk' && /restarted on its data directory/.test(m.label))).toBe(true)
     const agentTypes = new Set(events.flatMap((e) => (e.topic === 'agent' ? [`${e.host}:${e.type}`] : [])))
     for (const t of ['a:entries', 'b:ack', 'b:role', 'b:go-live', 'b:snapshot', 'a:snapshot']) expect(agentTypes, t).toContain(t)
     expect(events.some((e) => e.topic === 'terminal' && /b goes live/.test(e.data))).toBe(true)
