@@ -201,7 +201,7 @@ export interface LoadStatus {
 }
 
 export interface Invariants {
-  /** which hosts were seen live (primary or live) in each generation, over the lab's life (a failover adds the backup to its generation) */
+  /** which hosts were seen live (primary or live) in each generation, in the order they went live, over the lab's life (a failover adds the backup to its generation) */
   liveByGen: { gen: number; live: HostId[] }[]
   /** two replicas were seen releasing outputs at the same time (a primary with held outputs does not count) */
   splitBrain: boolean
@@ -255,6 +255,15 @@ export function idleLoadStatus(): LoadStatus {
     target: null,
     verdict: null
   }
+}
+
+/**
+ * Who served each generation, in the order they went live: `g1: a → b` is a's generation that b took over after a
+ * failover (both served it, one after the other; two at once is split brain, flagged apart). `prefix` names a
+ * generation ('g' in the console's panel, 'gen ' in a report).
+ */
+export function liveByGenText(liveByGen: Invariants['liveByGen'], prefix: string, none: string): string {
+  return liveByGen.map((g) => `${prefix}${g.gen}: ${g.live.join(' → ') || none}`).join(' · ')
 }
 
 /** Nothing observed yet. */

@@ -304,7 +304,8 @@ export class StatusPoller {
 
   invariants(extra: { duplicatesDropped: number; acknowledgedLost: number | null }): Invariants {
     const inv = emptyInvariants()
-    inv.liveByGen = [...this.liveByGen.entries()].sort((x, y) => x[0] - y[0]).map(([gen, live]) => ({ gen, live: [...live].sort() }))
+    // each generation's replicas in the order this console first saw them serve it (a → b: b took over after a failover)
+    inv.liveByGen = [...this.liveByGen.entries()].sort((x, y) => x[0] - y[0]).map(([gen, live]) => ({ gen, live: [...live] }))
     inv.splitBrain = this.splitBrain
     inv.fencedWrites = this.lastSeen.get('disk')?.disk?.fenced ?? 0
     inv.duplicatesDropped = extra.duplicatesDropped

@@ -5,7 +5,7 @@
 // failovers (durations and a space-time diagram around each), throughput and latency with the
 // faults as bands, the invariants, the faults, and the scenario itself.
 import { writeFile } from 'node:fs/promises'
-import type { DrillRun } from '../api/contract.js'
+import { liveByGenText, type DrillRun } from '../api/contract.js'
 import { EXT } from '../record/format.js'
 import { Recording } from '../record/reader.js'
 import { collectReport, type Failover, type ReportData } from './collect.js'
@@ -202,7 +202,7 @@ function causeOf(d: ReportData, f: Failover): string {
 function invariantSection(d: ReportData): string {
   const inv = d.invariants
   if (!inv) return '<section id="invariants"><h2>Invariants</h2><p>No status was recorded.</p></section>'
-  const gens = inv.liveByGen.map((g) => `gen ${g.gen}: ${g.live.join(', ') || '—'}`).join(' · ')
+  const gens = liveByGenText(inv.liveByGen, 'gen ', '—')
   const rows: [boolean | null, string, string][] = [
     [!inv.splitBrain, 'never two live replicas', inv.splitBrain ? 'two replicas released outputs at the same time' : 'never seen'],
     [inv.divergence === null, 'no divergence', inv.divergence ? `${inv.divergence.host} at entry ${inv.divergence.entry}` : 'none reported'],

@@ -86,6 +86,15 @@ describe('status poller: compound states', () => {
     expect(inv).toMatchObject({ liveByGen: [{ gen: 1, live: ['a', 'b'] }], splitBrain: false, fencedWrites: 2, duplicatesDropped: 4, acknowledgedLost: 0 })
   })
 
+  it('lists who served each generation in the order it first served, not by name', () => {
+    const poller = new StatusPoller({ status: async () => [], machineOf: (id) => id })
+    const disk = row('disk', agent('disk', 'disk-server', 0, { disk: { gen: 2, live: null, tasWinner: null, blocks: 1, writes: 3, fenced: 0 } }))
+    // generation 2: b primary with a as backup, then a power cut of b, and a goes live in b's generation
+    poller.absorb([row('a', agent('a', 'backup', 2)), row('b', agent('b', 'primary', 2)), disk])
+    poller.absorb([row('a', agent('a', 'live', 2)), { ...row('b', agent('b', 'primary', 2)), state: 'down', status: undefined }, disk])
+    expect(poller.invariants({ duplicatesDropped: 0, acknowledgedLost: null })).toMatchObject({ liveByGen: [{ gen: 2, live: ['b', 'a'] }], splitBrain: false })
+  })
+
   it('two replicas releasing outputs at once is split brain', () => {
     const poller = new StatusPoller({ status: async () => [], machineOf: (id) => id })
     poller.absorb([row('a', agent('a', 'live', 1)), row('b', agent('b', 'live', 1)), row('disk', agent('disk', 'disk-server', 0))])

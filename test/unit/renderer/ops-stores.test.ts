@@ -4,7 +4,7 @@
 // what an isolated primary cannot do.
 import { beforeEach, describe, expect, it } from 'vitest'
 import { createPinia, setActivePinia } from 'pinia'
-import { downHostStatus, stoppedLabStatus, type FaultInfo, type HostStatus, type LabStatus } from '../../../main/api/contract'
+import { downHostStatus, liveByGenText, stoppedLabStatus, type FaultInfo, type HostId, type HostStatus, type LabStatus } from '../../../main/api/contract'
 import { useDiagramStore, DIAGRAM_KEEP_MS } from '../../../renderer/src/stores/diagram'
 import { useMetricsStore } from '../../../renderer/src/stores/metrics'
 import { channelCutOff, compoundRole, faultWhat, hostNotes, labInvariants } from '../../../renderer/src/model'
@@ -131,5 +131,16 @@ describe('compound host state', () => {
     expect(derived).toBe(true)
     expect(inv.liveByGen).toEqual([{ gen: 2, live: ['a', 'b'] }])
     expect(inv.splitBrain).toBe(true)
+  })
+
+  it('reads who served a generation in turn, not as two at once', () => {
+    const gens = [
+      { gen: 1, live: ['a', 'b'] as HostId[] },
+      { gen: 2, live: ['b'] as HostId[] },
+      { gen: 3, live: [] as HostId[] }
+    ]
+    expect(liveByGenText(gens, 'g', 'none')).toBe('g1: a → b · g2: b · g3: none')
+    expect(liveByGenText(gens.slice(0, 1), 'gen ', '—')).toBe('gen 1: a → b')
+    expect(liveByGenText([], 'g', 'none')).toBe('')
   })
 })
