@@ -103,9 +103,10 @@ class SimDiskRole implements SimDiskEndpoint {
     readonly id: string,
     private readonly proc: SimProcess,
     private readonly ctx: AgentContext,
+    store: MemoryBlockStore,
     blockSize: number
   ) {
-    this.arbiter = new DiskArbiter(new MemoryBlockStore(), { blockSize })
+    this.arbiter = new DiskArbiter(store, { blockSize })
   }
 
   handle(from: string, req: DiskReq, answer: (res: DiskRes) => void): void {
@@ -132,6 +133,11 @@ export class SimLab {
   private readonly replicas = new Map<string, SimReplica>()
   /** disk servers by the port replicas are told to reach them on */
   private readonly disks = new Map<number, SimDiskRole>()
+  /**
+   * What a disk server's data directory holds, by that directory: blocks and metadata outlive its process, as a host's
+   * disk-server files do, so a disk server started again there (power-on) finds them
+   */
+  private readonly diskStores = new Map<string, MemoryBlockStore>()
   private readonly resumes = new Map<string, NodeJS.Timeout>()
   private nextControlPort = 1
   private nextResume = 1
@@ -253,7 +259,9 @@ export class SimLab {
     ctx: AgentContext
   ): Promise<RoleHandle & { result: { listen: { host: string; port: number } } }> {
     checkDiskServerSpec(spec)
-    const role = new SimDiskRole(ctx.boot.id, proc, ctx, spec.blockSize)
+    let store = this.diskStores.get(ctx.boot.dataDir)
+    if (!store) this.diskStores.set(ctx.boot.dataDir, (store = new MemoryBlockStore()))
+    const role = new SimDiskRole(ctx.boot.id, proc, ctx, store, spec.blockSize)
     proc.disk = role
     this.disks.set(spec.listen.port, role)
     ctx.emit('role', { role: 'disk-server', listen: spec.listen })

@@ -1,6 +1,7 @@
 // A double failure in the console, on the simulated lab (the real core, disk arbiter and
 // guest): both replicas power-cut under load, power-on boots a replica from the disk server in
 // the next generation, no acknowledged write is lost, and restore redundancy takes a backup again.
+// And the disk server's own power cut, which power-on ends.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -64,5 +65,28 @@ describe('the console after a double failure', () => {
     await call(b, 'lab.restore', {})
     s = await until(b, 'a primary with b as its backup', (x) => role(x, 'a') === 'primary' && role(x, 'b') === 'backup')
     expect(s.gen).toBe(3)
+  }, 60_000)
+
+  it('a power cut of the disk server under load ends by power-on: it restarts on its blocks and the load goes on', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'ftlab-diskcut-'))
+    cleanups.push(() => rmSync(home, { recursive: true, force: true }))
+    const b = new ConsoleBackend({ home, reattach: false, record: false, statusEveryMs: 100 })
+    cleanups.push(() => b.close())
+    await call(b, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm', seed: 22 })
+    await until(b, 'a primary, b backup', (x) => role(x, 'a') === 'primary' && role(x, 'b') === 'backup')
+    await call(b, 'load.start', { clients: 4, seconds: 120, keys: 40 })
+    await until(b, 'load under way', (x) => x.load.completed > 200)
+    await call(b, 'fault.inject', { target: 'disk', kind: 'power', durationMs: 60_000 })
+    let s = await until(b, 'the disk server down', (x) => role(x, 'disk') === 'down')
+    expect(host(s, 'disk').canPowerOn).toBe(true)
+    await expect(call(b, 'fault.heal', { id: s.faults[0].id })).rejects.toThrow(/heals by power-on/)
+    await call(b, 'lab.powerOn', { host: 'disk' })
+    s = await until(b, 'the disk server back', (x) => role(x, 'disk') === 'disk-server' && x.faults.length === 0)
+    const on = s.load.completed
+    s = await until(b, 'the load going on', (x) => x.load.completed > on + 100)
+    expect(role(s, 'a')).toBe('primary')
+    await call(b, 'load.stop')
+    s = await until(b, 'the verdict', (x) => x.load.verdict !== null)
+    expect(s.load.verdict, JSON.stringify(s.load.verdict)).toMatchObject({ result: 'valid', lostWrites: 0 })
   }, 60_000)
 })
