@@ -380,19 +380,17 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
 
   function incr(key: string, by: bigint): string {
     const cur = str(key)
-    if ((by === ONE || by === MINUS_ONE) && (cur === undefined || SMALL_INT.test(cur))) {
-      const next = (cur === undefined ? 0 : Number(cur)) + Number(by)
-      const text = String(next)
-      setString(key, text, true)
-      log(['SET', key, text, 'KEEPTTL'])
-      return resp.int(next)
+    let next: number | bigint
+    if ((by === ONE || by === MINUS_ONE) && (cur === undefined || SMALL_INT.test(cur))) next = (cur === undefined ? 0 : Number(cur)) + Number(by)
+    else {
+      const n = cur === undefined ? BigInt(0) : int64(cur)
+      if (n === null) return NOT_INT
+      next = n + by
+      if (next < INT64_MIN || next > INT64_MAX) return resp.error('ERR increment or decrement would overflow')
     }
-    const n = cur === undefined ? BigInt(0) : int64(cur)
-    if (n === null) return NOT_INT
-    const next = n + by
-    if (next < INT64_MIN || next > INT64_MAX) return resp.error('ERR increment or decrement would overflow')
-    setString(key, String(next), true)
-    log(['SET', key, String(next), 'KEEPTTL'])
+    const text = String(next)
+    setString(key, text, true)
+    log(['SET', key, text, 'KEEPTTL'])
     return resp.int(next)
   }
 
