@@ -10,6 +10,7 @@ import { createVmm } from '../../agent/vmm/vmm.js'
 import type { EntryBody, Entropy, GuestInput, ReplicationMode, Vmm } from '../../agent/vmm/types.js'
 import { Prng } from '../../agent/prng.js'
 import { renderTable } from '../cli/table.js'
+import { median } from './side-by-side.js'
 
 export const VMM_COMMANDS = ['SET', 'GET', 'INCR'] as const
 export type VmmCommand = (typeof VMM_COMMANDS)[number]
@@ -130,11 +131,6 @@ function run(p: Pair, command: VmmCommand, perInput: number, commands: number): 
   return { primaryUs: primaryUs / commands, backupUs: backupUs / commands, entries: entries / commands }
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
-}
-
 export function measureVmmCost(opts: VmmCostOptions): VmmCostResult {
   const commands = opts.commands ?? 10_000
   const rounds = opts.rounds ?? 5
@@ -155,7 +151,8 @@ export function measureVmmCost(opts: VmmCostOptions): VmmCostResult {
           back.push(f.backupUs)
           entries = f.entries
         }
-        rows.push({ mode, command, perInput, primaryUs: median(prim), backupUs: median(back), entriesPerCommand: entries })
+        // rounds ≥ 1: the medians exist
+        rows.push({ mode, command, perInput, primaryUs: median(prim)!, backupUs: median(back)!, entriesPerCommand: entries })
       }
     }
   }

@@ -189,7 +189,20 @@ export class LabDriver {
    */
   async powerOn(host: HostId): Promise<LabStatus> {
     this.requireRunning('lab.powerOn')
-    if (host !== 'disk' && this.poller.replicasGone) {
+    if (host === 'disk') {
+      // its blocks and metadata are on its data directory: the agent restarts on them, where the replicas reconnect
+      if (this.poller.row('disk')?.state !== 'down') throw new ApiError('conflict', 'lab.powerOn: the disk server is not down')
+      try {
+        const r = await this.lab.powerOn('disk')
+        this.mark({ kind: 'power-on', label: `power on disk: ${r.detail}`, host })
+      } catch (err) {
+        throw apiError('lab.powerOn', err)
+      }
+      this.downBecause.delete(host)
+      await this.poll()
+      return this.snapshot()
+    }
+    if (this.poller.replicasGone) {
       // both replicas are gone: the guest comes back from the disk server in the next generation
       try {
         await this.lab.powerOn(host)
@@ -205,7 +218,7 @@ export class LabDriver {
       await this.poll()
       return this.snapshot()
     }
-    if (host !== 'disk' && this.lab.canPowerOn(host)) {
+    if (this.lab.canPowerOn(host)) {
       try {
         const r = await this.lab.powerOn(host)
         this.mark({ kind: 'power-on', label: `power on ${host} (${r.driver}: ${r.detail}); restore redundancy starts its agent`, host })
@@ -213,19 +226,6 @@ export class LabDriver {
         throw apiError('lab.powerOn', err)
       }
       this.downBecause.set(host, 'powered on; restore redundancy starts a fresh agent here')
-      await this.poll()
-      return this.snapshot()
-    }
-    if (host === 'disk') {
-      // its blocks and metadata are on its data directory: the agent restarts on them, where the replicas reconnect
-      if (this.poller.row('disk')?.state !== 'down') throw new ApiError('conflict', 'lab.powerOn: the disk server is not down')
-      try {
-        const r = await this.lab.powerOn('disk')
-        this.mark({ kind: 'power-on', label: `power on disk: ${r.detail}`, host })
-      } catch (err) {
-        throw apiError('lab.powerOn', err)
-      }
-      this.downBecause.delete(host)
       await this.poll()
       return this.snapshot()
     }

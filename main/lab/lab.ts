@@ -308,7 +308,7 @@ export class Lab extends EventEmitter {
    */
   private async restartDisk(driver: HostPowerDriver | null): Promise<{ driver: string; detail: string }> {
     const cut = this.state.faults.find((f) => f.spec.kind === 'power' && f.spec.host === DISK_ID)
-    const [row] = (await this.status()).filter((r) => r.host === DISK_ID)
+    const row = (await this.status()).find((r) => r.host === DISK_ID)!
     if (!cut && row.state === 'up') throw new Error('the disk server is up: there is nothing to power on')
     let detail = 'its agent restarted on its data directory'
     if (cut?.path === 'driver' && driver?.canPowerOn) detail = `${await driver.on()}; ${detail}`
