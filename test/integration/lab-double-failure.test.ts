@@ -42,15 +42,21 @@ async function loadThroughPowerCut(lab: Lab, victim: string, prefix: string, dur
   return result
 }
 
+/** A local lab in its own home, a primary with b as its backup; both go away after the test. */
+async function pairedLab(name: string): Promise<Lab> {
+  const home = mkdtempSync(join(tmpdir(), 'ftlab-it-'))
+  cleanups.push(() => rmSync(home, { recursive: true, force: true }))
+  const lab = await startLocalLab({ name, mode: 'rsm' }, { home })
+  cleanups.push(() => lab.stop())
+  await untilStatus(lab, 'a primary with b as its backup', paired('a', 'b'))
+  return lab
+}
+
 describe('local lab: double failure', () => {
   it.skipIf(!probe.replicaRole)(
     `both replicas power-cut under load; power-on boots from the disk server in the next generation and no acknowledged write is lost${skipNote}`,
     async () => {
-      const home = mkdtempSync(join(tmpdir(), 'ftlab-it-'))
-      cleanups.push(() => rmSync(home, { recursive: true, force: true }))
-      const lab = await startLocalLab({ name: 'double', mode: 'rsm' }, { home })
-      cleanups.push(() => lab.stop())
-      await untilStatus(lab, 'a primary with b as its backup', paired('a', 'b'))
+      const lab = await pairedLab('double')
 
       const one = await loadThroughPowerCut(lab, 'a', 'd1-', 3000, 150)
       await untilStatus(lab, 'b live alone', (rows) => rows.get('a')?.state === 'down' && role(rows, 'b') === 'live')
@@ -92,11 +98,7 @@ describe('local lab: double failure', () => {
   it.skipIf(!probe.replicaRole)(
     `a power cut of the disk server under load: power-on restarts it on its blocks, the primary that lost its backup meanwhile wins the test-and-set there, and nothing acknowledged is lost${skipNote}`,
     async () => {
-      const home = mkdtempSync(join(tmpdir(), 'ftlab-it-'))
-      cleanups.push(() => rmSync(home, { recursive: true, force: true }))
-      const lab = await startLocalLab({ name: 'diskcut', mode: 'rsm' }, { home })
-      cleanups.push(() => lab.stop())
-      await untilStatus(lab, 'a primary with b as its backup', paired('a', 'b'))
+      const lab = await pairedLab('diskcut')
 
       const one = await loadThroughPowerCut(lab, 'disk', 'k1-', 1500, 150)
       await untilStatus(lab, 'the disk server down', (rows) => rows.get('disk')?.state === 'down')

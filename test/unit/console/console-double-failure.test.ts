@@ -32,13 +32,19 @@ async function until(b: ConsoleBackend, what: string, ok: (x: LabStatus) => bool
 const role = (s: LabStatus, id: string) => s.hosts.find((h) => h.id === id)!.role
 const host = (s: LabStatus, id: string) => s.hosts.find((h) => h.id === id)!
 
+/** A console on a simulated kv lab of this seed, in its own home; both go away after the test. */
+async function simulatedLab(seed: number): Promise<ConsoleBackend> {
+  const home = mkdtempSync(join(tmpdir(), 'ftlab-console-sim-'))
+  cleanups.push(() => rmSync(home, { recursive: true, force: true }))
+  const b = new ConsoleBackend({ home, reattach: false, record: false, statusEveryMs: 100 })
+  cleanups.push(() => b.close())
+  await call(b, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm', seed })
+  return b
+}
+
 describe('the console after a double failure', () => {
   it('after both replicas are power-cut under load, power-on boots a from the disk server and no acknowledged write is lost', async () => {
-    const home = mkdtempSync(join(tmpdir(), 'ftlab-double-'))
-    cleanups.push(() => rmSync(home, { recursive: true, force: true }))
-    const b = new ConsoleBackend({ home, reattach: false, record: false, statusEveryMs: 100 })
-    cleanups.push(() => b.close())
-    await call(b, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm', seed: 21 })
+    const b = await simulatedLab(21)
     let s = await until(b, 'a primary, b backup', (x) => role(x, 'a') === 'primary' && role(x, 'b') === 'backup')
     expect(s.hosts.every((h) => !h.canPowerOn)).toBe(true)
 
@@ -68,11 +74,7 @@ describe('the console after a double failure', () => {
   }, 60_000)
 
   it('a power cut of the disk server under load ends by power-on: it restarts on its blocks and the load goes on', async () => {
-    const home = mkdtempSync(join(tmpdir(), 'ftlab-diskcut-'))
-    cleanups.push(() => rmSync(home, { recursive: true, force: true }))
-    const b = new ConsoleBackend({ home, reattach: false, record: false, statusEveryMs: 100 })
-    cleanups.push(() => b.close())
-    await call(b, 'lab.start', { kind: 'simulated', guest: 'kv', mode: 'rsm', seed: 22 })
+    const b = await simulatedLab(22)
     await until(b, 'a primary, b backup', (x) => role(x, 'a') === 'primary' && role(x, 'b') === 'backup')
     await call(b, 'load.start', { clients: 4, seconds: 120, keys: 40 })
     await until(b, 'load under way', (x) => x.load.completed > 200)
