@@ -59,6 +59,11 @@ export interface LabDriverOptions {
   statusEveryMs?: number
   remote?: RemoteSide
   sim?: { speed: number; seed: number }
+  /**
+   * Another process stopped this lab (its state file is gone) or started a new lab of its name:
+   * the session lets go of this one (and follows the new one). The driver has stopped polling.
+   */
+  onLost?: (why: string, replaced: boolean) => void
 }
 
 const STATUS_TIMEOUT_MS = 1000
@@ -378,9 +383,37 @@ export class LabDriver {
 
   private onLabEvent(ev: LabEvent): void {
     if (this.closed) return
+    if (ev.source === 'lab' && ev.type === 'state-changed') return this.followOutside(ev.data)
+    if (ev.source === 'lab' && ev.type === 'state-lost') return this.lostToOutside(String(ev.data.message), ev.data.replaced === true)
     this.translator.translate(ev)
     this.poller.noteLabEvent(ev)
     if (ev.source === 'agent' && ev.type === 'diverged' && isHost(ev.host)) this.poller.noteDivergence(ev.host, Number(ev.data.n))
+  }
+
+  /**
+   * Another process (`ftlab restore` in a terminal, another console) changed the lab: the Lab has
+   * taken over its state; say what changed, and forget what this console knew of the hosts it touched.
+   */
+  private followOutside(d: Record<string, unknown>): void {
+    const changes = Array.isArray(d.changes) ? d.changes.map(String) : []
+    for (const h of Array.isArray(d.hosts) ? d.hosts : []) this.downBecause.delete(String(h))
+    if (Array.isArray(d.hosts) && d.hosts.length) this.poller.resetRates()
+    const who = typeof d.by === 'string' ? `${d.by}${typeof d.doing === 'string' ? `, ${d.doing}` : ''}` : 'another process'
+    this.mark({ kind: 'warning', label: `changed outside the console by ${who}${changes.length ? `: ${changes.join('; ')}` : ''}` })
+    // every action refused because the agents seemed gone works again once the poll sees them
+    if (this.state === 'error' && this.poller.allDown) {
+      this.state = 'running'
+      this.error = null
+    }
+  }
+
+  private lostToOutside(why: string, replaced: boolean): void {
+    this.stopPolling()
+    this.state = 'error'
+    this.error = why
+    this.mark({ kind: replaced ? 'warning' : 'stop', label: why })
+    this.emitStatus(true)
+    this.opts.onLost?.(why, replaced)
   }
 
   private publish(ev: UnnumberedEvent): void {

@@ -51,6 +51,8 @@ export interface SessionHooks {
 
 export class LabSession {
   private current: CurrentLab | null = null
+  /** the driver behind `current` (a late word from a driver let go of must not touch its successor) */
+  private currentDriver: LabDriver | null = null
   private remote: RemoteLab | null = null
   /** the questions the current remote lab's connections ask; closed when the console lets go of the lab */
   private promptScope: PromptScope | null = null
@@ -135,6 +137,7 @@ export class LabSession {
           }
         })
         const cur = driverLab(d)
+        this.currentDriver = d
         // the simulator's world goes with the lab: stopping or detaching a simulated lab ends it
         this.current = {
           ...cur,
@@ -402,13 +405,37 @@ export class LabSession {
   }
 
   private async adopt(lab: Lab, kind: LabKind, note: string | null): Promise<void> {
-    const d = new LabDriver(lab, this.hooks.sink, { kind, statusEveryMs: this.opts.statusEveryMs })
+    const d = new LabDriver(lab, this.hooks.sink, { kind, statusEveryMs: this.opts.statusEveryMs, onLost: (_why, replaced) => this.lost(d, replaced) })
     this.current = driverLab(d)
+    this.currentDriver = d
     this.hooks.onShells(null)
     if (note) this.mark({ kind: 'start', label: note })
     await d.attach()
     const rows = HOST_IDS.map((id) => `${id} ${d.poller.row(id)?.state === 'up' ? d.poller.row(id)?.status?.role : (d.poller.row(id)?.state ?? 'down')}`)
     d.line(`\x1b[2m── lab '${lab.name}' (${kind}): ${rows.join(', ')} ──\x1b[0m`)
+  }
+
+  /**
+   * Another process stopped (or tore down) the lab this console drives, or started a new local lab
+   * of its name: let go of it, and follow the new one. The driver has said why on the timeline.
+   */
+  private lost(d: LabDriver, replaced: boolean): void {
+    void this.serially(async () => {
+      const cur = this.current
+      if (!cur || cur.name !== d.name || this.currentDriver !== d) return
+      this.closePrompts()
+      await cur.detach().catch(() => {})
+      this.remote?.close()
+      this.remote = null
+      this.current = null
+      this.currentDriver = null
+      this.hooks.onShells(null)
+      this.hooks.prompts.withdrawAll()
+      const next = replaced && cur.kind === 'local' ? await this.openLocal(cur.name, false).catch(() => null) : null
+      if (next)
+        await this.adopt(next, 'local', `following the new lab '${cur.name}' (running since ${new Date(next.snapshot().createdAt).toLocaleTimeString()})`)
+      else this.setIdle('stopped', cur.kind, cur.name, null)
+    })
   }
 
   private async adoptRemote(rl: RemoteLab, note: string): Promise<void> {
@@ -417,6 +444,7 @@ export class LabSession {
     const d = new LabDriver(lab, this.hooks.sink, {
       kind: 'remote',
       statusEveryMs: this.opts.statusEveryMs,
+      onLost: () => this.lost(d, false),
       remote: {
         where: (slot) => rl.slotHost(slot).label,
         spare: spare ? { machine: 'spare', address: spare.address } : null,
@@ -426,6 +454,7 @@ export class LabSession {
     })
     this.remote = rl
     this.current = driverLab(d)
+    this.currentDriver = d
     this.hooks.onShells({
       title: (host) => {
         const h = host === 'spare' ? rl.host('spare') : rl.slotHost(host)

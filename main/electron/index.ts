@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { ConsoleBackend } from '../console/console-backend.js'
-import { ftlabHome } from '../lab/lab-state.js'
+import { ftlabHome, setLabActor } from '../lab/lab-state.js'
 import { serveIpc, streamEventsTo, type IpcCallEvent } from '../transport/ipc.js'
 import { recordingDialogs } from './file-dialogs.js'
 import { SafeStorageSecrets } from './safe-secrets.js'
@@ -109,6 +109,7 @@ app.on('web-contents-created', (_e, contents) => harden(contents))
 
 app.whenReady().then(
   () => {
+    setLabActor('the console')
     backend = new ConsoleBackend({
       shell: 'electron',
       secrets: new SafeStorageSecrets(ftlabHome()),

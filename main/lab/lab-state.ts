@@ -1,8 +1,8 @@
 // What a lab remembers between commands: which process is which host, its ports, tokens and
 // generation. Saved as ~/.ftlab/labs/<name>.json (FTLAB_HOME overrides ~/.ftlab), mode 0600
 // because it holds the lab key and the control tokens.
-import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
-import { homedir } from 'node:os'
+import { closeSync, fchmodSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { homedir, hostname } from 'node:os'
 import { join } from 'node:path'
 import type { AgentFault, Endpoint, TimingConfig } from '../../agent/control/protocol.js'
 import type { ArbiterSpec } from '../../agent/control/protocol.js'
@@ -88,7 +88,36 @@ export interface LabState {
   hosts: Record<string, HostRecord>
   faults: FaultRecord[]
   nextFault: number
+  /** who wrote this state last, and doing what: a console that finds the file changed under it says so */
+  changedBy?: { actor: string; doing: string; at: number }
 }
+
+/**
+ * Who this process is, in the lock and the state's `changedBy` ("ftlab (pid 4711)", "the console
+ * (pid 815)"); the command line and the console set it at their start.
+ */
+let actorName = 'a process'
+export function setLabActor(name: string): void {
+  actorName = name
+}
+export function labActor(): string {
+  return `${actorName} (pid ${process.pid})`
+}
+
+/** What the lock file says: who holds the lab, doing what, since when. */
+interface LockRecord {
+  pid: number
+  host: string
+  actor: string
+  doing: string
+  since: number
+}
+
+/** Another process holds the lab's lock longer than the caller would wait. */
+export class LabBusyError extends Error {}
+
+/** How many times this process holds each lock (one operation may call another: restore powers on). */
+const held = new Map<string, number>()
 
 export function ftlabHome(env: NodeJS.ProcessEnv = process.env): string {
   return env.FTLAB_HOME && env.FTLAB_HOME.length > 0 ? env.FTLAB_HOME : join(homedir(), '.ftlab')
@@ -117,10 +146,22 @@ export class LabStore {
   }
 
   load(name: string): LabState | null {
+    return this.read(name)?.state ?? null
+  }
+
+  /** The state and the stamp of the file it came from (see `stamp`), or null when there is none. */
+  read(name: string): { state: LabState; stamp: string } | null {
     const p = this.path(name)
     let text: string
+    let stamp: string
     try {
-      text = readFileSync(p, 'utf8')
+      const fd = openSync(p, 'r')
+      try {
+        stamp = stampOf(fstatSync(fd))
+        text = readFileSync(fd, 'utf8')
+      } finally {
+        closeSync(fd)
+      }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
       throw new Error(`cannot read lab state ${p}: ${(err as Error).message}`, { cause: err })
@@ -144,17 +185,82 @@ export class LabStore {
     }
     // a state written before faults carried their path
     for (const f of (s.faults ?? []) as FaultRecord[]) f.path ??= f.spec.kind === 'pause' ? 'sigstop' : 'agent-filter'
-    return raw as LabState
+    return { state: raw as LabState, stamp }
   }
 
-  /** Write to a temp file and rename, so a crash never leaves half a state behind. */
-  save(state: LabState): void {
+  /**
+   * Write to a temp file and rename, so a crash never leaves half a state behind. Returns the
+   * written file's stamp (see `stamp`), taken before the rename so no other writer can slip in.
+   */
+  save(state: LabState): string {
     mkdirSync(this.labsDir, { recursive: true, mode: 0o700 })
     const p = this.path(state.name)
     const tmp = `${p}.${process.pid}.tmp`
-    writeFileSync(tmp, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 })
-    chmodSync(tmp, 0o600)
+    const fd = openSync(tmp, 'w', 0o600)
+    let stamp: string
+    try {
+      fchmodSync(fd, 0o600)
+      writeSync(fd, JSON.stringify(state, null, 2) + '\n')
+      stamp = stampOf(fstatSync(fd))
+    } finally {
+      closeSync(fd)
+    }
     renameSync(tmp, p)
+    return stamp
+  }
+
+  /**
+   * Which version of the state file is on disk: inode, modification time and size (every save
+   * renames a new file into place, so its inode differs), or null when there is none. A holder of
+   * the state compares it with the stamp of what it last read or wrote to see another process's change.
+   */
+  stamp(name: string): string | null {
+    try {
+      return stampOf(statSync(this.path(name)))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+      throw err
+    }
+  }
+
+  /**
+   * Hold lab `name` for one operation, so two processes (the console and a command in a terminal,
+   * two terminals) never change it at once: each would save its own copy over the other's. A
+   * holder that died leaves a lock whose process is gone: taken over. Another live holder is waited
+   * for up to `waitMs`, then refused, saying who holds it and doing what. The same process may hold
+   * it more than once (an operation that calls another). Returns the release.
+   */
+  async lock(name: string, doing: string, waitMs = 15_000): Promise<() => void> {
+    const p = join(this.labsDir, `${checkLabName(name)}.lock`)
+    mkdirSync(this.labsDir, { recursive: true, mode: 0o700 })
+    const deadline = Date.now() + waitMs
+    for (;;) {
+      const mine = held.get(p) ?? 0
+      if (mine > 0) {
+        held.set(p, mine + 1)
+        break
+      }
+      const other = tryLock(p, doing)
+      if (other === null) {
+        held.set(p, 1)
+        break
+      }
+      if (Date.now() >= deadline) {
+        throw new LabBusyError(
+          `lab '${name}' is busy: ${other.actor} has been ${other.doing} since ${new Date(other.since).toLocaleTimeString()}; try again when it is done (a holder that died frees it at once; the lock is ${p})`
+        )
+      }
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const n = (held.get(p) ?? 1) - 1
+      if (n > 0) return void held.set(p, n)
+      held.delete(p)
+      if (readLock(p)?.pid === process.pid) rmSync(p, { force: true })
+    }
   }
 
   remove(name: string): void {
@@ -163,5 +269,75 @@ export class LabStore {
 
   removeData(name: string): void {
     rmSync(join(this.labsDir, checkLabName(name)), { recursive: true, force: true })
+  }
+}
+
+function stampOf(st: { ino: number; mtimeMs: number; size: number }): string {
+  return `${st.ino}:${st.mtimeMs}:${st.size}`
+}
+
+/** Take the lock file, or say who holds it. A lock whose process is gone (on this machine) is taken over. */
+function tryLock(p: string, doing: string): LockRecord | null {
+  const rec: LockRecord = { pid: process.pid, host: hostname(), actor: labActor(), doing, since: Date.now() }
+  for (let attempt = 0; attempt < 2; attempt++) {
+    let fd: number
+    try {
+      fd = openSync(p, 'wx', 0o600)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot lock lab state (${p}): ${(err as Error).message}`, { cause: err })
+      const other = readLock(p)
+      if (other && other.host === rec.host && !alive(other.pid)) {
+        // its holder died mid-operation: the state says what it got done
+        unlinkSync(p)
+        continue
+      }
+      // unreadable: a holder between creating and writing it, or a file someone broke; its age tells
+      if (!other) {
+        let age: number
+        try {
+          age = Date.now() - statSync(p).mtimeMs
+        } catch {
+          continue
+        }
+        if (age > 5_000) {
+          rmSync(p, { force: true })
+          continue
+        }
+        return { pid: 0, host: rec.host, actor: 'another process', doing: 'starting an operation', since: Date.now() }
+      }
+      return other
+    }
+    try {
+      writeSync(fd, JSON.stringify(rec))
+    } finally {
+      closeSync(fd)
+    }
+    return null
+  }
+  return { pid: 0, host: rec.host, actor: 'another process', doing: 'taking the lock', since: Date.now() }
+}
+
+function readLock(p: string): LockRecord | null {
+  try {
+    const r = JSON.parse(readFileSync(p, 'utf8')) as Partial<LockRecord>
+    return typeof r.pid === 'number' && typeof r.host === 'string' && typeof r.since === 'number'
+      ? { pid: r.pid, host: r.host, actor: String(r.actor ?? `pid ${r.pid}`), doing: String(r.doing ?? 'an operation'), since: r.since }
+      : null
+  } catch {
+    return null
+  }
+}
+
+/** Is `pid` a running process on this machine? One that exited but is not reaped yet (a zombie, on Linux) is not. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+  try {
+    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    return true
   }
 }

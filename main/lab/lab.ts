@@ -9,7 +9,7 @@ import { AgentClient } from './agent-client.js'
 import { ClockMap, type LabEvent } from './lab-events.js'
 import { describeFault, planAgentFaults, planKernelShares, type KernelSharePart } from './lab-faults.js'
 import type { HostPowerDriver, LabHost } from './lab-host.js'
-import { checkLabName, LAB_STATE_VERSION, type FaultRecord, type HostRecord, type LabFaultSpec, type LabState, type LabStore } from './lab-state.js'
+import { checkLabName, LAB_STATE_VERSION, labActor, type FaultRecord, type HostRecord, type LabFaultSpec, type LabState, type LabStore } from './lab-state.js'
 
 export const REPLICA_IDS = ['a', 'b'] as const
 export const DISK_ID = 'disk'
@@ -83,10 +83,16 @@ export class Lab extends EventEmitter {
   private readonly subscribed = new Set<string>()
   private readonly clocks = new Map<string, ClockMap>()
   private wantEvents = false
+  /** the state file as this lab last read or wrote it (LabStore.stamp) */
+  private stamp: string | null = null
+  /** why this lab no longer follows its state file (stopped or replaced by another process), or null */
+  private lost: string | null = null
+  /** what the operation under way is doing, for the lock and the state's changedBy */
+  private doing = 'starting the lab'
 
   private constructor(
     private readonly store: LabStore,
-    private readonly state: LabState,
+    private state: LabState,
     private readonly hostOf: HostResolver
   ) {
     super()
@@ -99,6 +105,15 @@ export class Lab extends EventEmitter {
     const mode = cfg.mode ?? 'rsm'
     if (!(GUESTS as readonly string[]).includes(guest)) throw new Error(`guest ${JSON.stringify(guest)}: choose one of ${GUESTS.join(', ')}`)
     if (!MODES.includes(mode)) throw new Error(`mode ${JSON.stringify(mode)}: choose one of ${MODES.join(', ')}`)
+    const release = await store.lock(name, 'starting the lab')
+    try {
+      return await Lab.startLocked(name, guest, mode, cfg, hostOf, store)
+    } finally {
+      release()
+    }
+  }
+
+  private static async startLocked(name: string, guest: string, mode: ReplicationMode, cfg: LabConfig, hostOf: HostResolver, store: LabStore): Promise<Lab> {
     const existing = store.load(name)
     if (existing) {
       const old = new Lab(store, existing, hostOf)
@@ -164,16 +179,17 @@ export class Lab extends EventEmitter {
       await lab.teardown()
       throw new Error(`lab '${name}' did not start: ${(err as Error).message}`, { cause: err })
     }
-    store.save(state)
+    lab.save()
     lab.operator('lab-start', { guest, mode, gen: 1 })
     return lab
   }
 
   /** Reattach to a lab started earlier (by this console, another command, or before a restart). */
   static open(name: string, hostOf: HostResolver, store: LabStore): Lab {
-    const state = store.load(checkLabName(name))
-    if (!state) throw new Error(`no lab named '${name}' (start one with \`ftlab lab start --name ${name}\`)`)
-    const lab = new Lab(store, state, hostOf)
+    const read = store.read(checkLabName(name))
+    if (!read) throw new Error(`no lab named '${name}' (start one with \`ftlab lab start --name ${name}\`)`)
+    const lab = new Lab(store, read.state, hostOf)
+    lab.stamp = read.stamp
     lab.expireFaults()
     return lab
   }
@@ -202,6 +218,7 @@ export class Lab extends EventEmitter {
   }
 
   async status(timeoutMs = 1500): Promise<HostStatusRow[]> {
+    this.refresh()
     this.expireFaults()
     return Promise.all(
       HOST_IDS.map(async (id): Promise<HostStatusRow> => {
@@ -219,9 +236,15 @@ export class Lab extends EventEmitter {
   }
 
   /** Stop every agent (gracefully, then by force) and forget the lab. */
-  async stop(): Promise<void> {
-    this.operator('lab-stop', {})
-    await this.teardown()
+  stop(): Promise<void> {
+    return this.exclusive(
+      'stopping the lab',
+      async () => {
+        this.operator('lab-stop', {})
+        await this.teardown()
+      },
+      { evenIfLost: true }
+    )
   }
 
   /**
@@ -229,42 +252,44 @@ export class Lab extends EventEmitter {
    * else SIGKILL of its agent. Recorded as a fault { kind: 'power' } with no deadline: it
    * stays open until restore redundancy refills the slot or power-on switches the machine on.
    */
-  async powerCut(id: string): Promise<FaultRecord> {
-    const r = this.host(id)
-    this.expireFaults()
-    const open = this.state.faults.find((f) => f.spec.kind === 'power' && f.spec.host === id)
-    if (open) throw new Error(`host ${id}'s power is already cut (${open.id}); power it on or restore redundancy`)
-    // a paused agent first resumes: a SIGKILL works on it anyway, but its dead-man would linger
-    for (const f of this.state.faults.filter((f) => f.spec.kind === 'pause' && f.spec.host === id)) await this.healRecord(f).catch(() => {})
-    const host = this.machineHost(id)
-    const driver = host.powerDriver?.() ?? null
-    const pid = r.pid
-    let path: FaultRecord['path']
-    let note: string
-    if (driver) {
-      const said = await driver.off()
-      note = `${driver.kind} driver${said ? `: ${said}` : ''}`
-      path = 'driver'
-    } else {
-      if (!(await host.kill(pid))) throw new Error(`host ${id} is already down (no agent with pid ${pid})`)
-      note = `agent ${id} (pid ${pid}) killed`
-      path = 'kill'
-    }
-    r.paused = false
-    this.dropClient(id)
-    const record: FaultRecord = {
-      id: `f${this.state.nextFault++}`,
-      spec: { kind: 'power', host: id },
-      parts: [],
-      createdAt: Date.now(),
-      healsAt: null,
-      path,
-      note
-    }
-    this.state.faults.push(record)
-    this.store.save(this.state)
-    this.operator('fault', { id: record.id, kind: 'power', host: id, pid, path, note, what: describeFault(record.spec) })
-    return record
+  powerCut(id: string): Promise<FaultRecord> {
+    return this.exclusive(`cutting the power of ${id}`, async () => {
+      const r = this.host(id)
+      this.expireFaults()
+      const open = this.state.faults.find((f) => f.spec.kind === 'power' && f.spec.host === id)
+      if (open) throw new Error(`host ${id}'s power is already cut (${open.id}); power it on or restore redundancy`)
+      // a paused agent first resumes: a SIGKILL works on it anyway, but its dead-man would linger
+      for (const f of this.state.faults.filter((f) => f.spec.kind === 'pause' && f.spec.host === id)) await this.healRecord(f).catch(() => {})
+      const host = this.machineHost(id)
+      const driver = host.powerDriver?.() ?? null
+      const pid = r.pid
+      let path: FaultRecord['path']
+      let note: string
+      if (driver) {
+        const said = await driver.off()
+        note = `${driver.kind} driver${said ? `: ${said}` : ''}`
+        path = 'driver'
+      } else {
+        if (!(await host.kill(pid))) throw new Error(`host ${id} is already down (no agent with pid ${pid})`)
+        note = `agent ${id} (pid ${pid}) killed`
+        path = 'kill'
+      }
+      r.paused = false
+      this.dropClient(id)
+      const record: FaultRecord = {
+        id: `f${this.state.nextFault++}`,
+        spec: { kind: 'power', host: id },
+        parts: [],
+        createdAt: Date.now(),
+        healsAt: null,
+        path,
+        note
+      }
+      this.state.faults.push(record)
+      this.save()
+      this.operator('fault', { id: record.id, kind: 'power', host: id, pid, path, note, what: describeFault(record.spec) })
+      return record
+    })
   }
 
   /** Can `id`'s machine be switched on by its power driver? */
@@ -276,27 +301,29 @@ export class Lab extends EventEmitter {
    * Switch a machine back on through its power driver, and close its power fault. The agent
    * is not running after that: restore redundancy starts a fresh one in the slot.
    */
-  async powerOn(id: string): Promise<{ driver: string; detail: string }> {
-    this.host(id)
-    const driver = this.machineHost(id).powerDriver?.() ?? null
-    if (id === DISK_ID) return this.restartDisk(driver)
-    if ((REPLICA_IDS as readonly string[]).includes(id)) {
-      const rows = await this.status()
-      const gone = (row: HostStatusRow) => row.state === 'down' || (row.state === 'up' && row.status?.role === 'halted')
-      if (REPLICA_IDS.every((r) => gone(rows.find((row) => row.host === r)!))) return this.recoverFromDisk(id, rows, driver)
-    }
-    const where = this.machineOf(id) === id ? `host ${id}` : `host ${id} (machine ${this.machineOf(id)})`
-    if (!driver)
-      throw new Error(
-        `${where} has no power driver, so nothing can switch it on (a power cut killed its agent); restore redundancy starts a fresh agent in its slot`
-      )
-    if (!driver.canPowerOn)
-      throw new Error(`${where}: the ${driver.kind} power driver cannot switch a machine on; switch it on by hand, then restore redundancy`)
-    const detail = await driver.on()
-    const closed = this.closePowerFault(id)
-    this.store.save(this.state)
-    this.operator('power-on', { host: id, driver: driver.kind, detail, closed })
-    return { driver: driver.kind, detail }
+  powerOn(id: string): Promise<{ driver: string; detail: string }> {
+    return this.exclusive(`powering on ${id}`, async () => {
+      this.host(id)
+      const driver = this.machineHost(id).powerDriver?.() ?? null
+      if (id === DISK_ID) return this.restartDisk(driver)
+      if ((REPLICA_IDS as readonly string[]).includes(id)) {
+        const rows = await this.status()
+        const gone = (row: HostStatusRow) => row.state === 'down' || (row.state === 'up' && row.status?.role === 'halted')
+        if (REPLICA_IDS.every((r) => gone(rows.find((row) => row.host === r)!))) return this.recoverFromDisk(id, rows, driver)
+      }
+      const where = this.machineOf(id) === id ? `host ${id}` : `host ${id} (machine ${this.machineOf(id)})`
+      if (!driver)
+        throw new Error(
+          `${where} has no power driver, so nothing can switch it on (a power cut killed its agent); restore redundancy starts a fresh agent in its slot`
+        )
+      if (!driver.canPowerOn)
+        throw new Error(`${where}: the ${driver.kind} power driver cannot switch a machine on; switch it on by hand, then restore redundancy`)
+      const detail = await driver.on()
+      const closed = this.closePowerFault(id)
+      this.save()
+      this.operator('power-on', { host: id, driver: driver.kind, detail, closed })
+      return { driver: driver.kind, detail }
+    })
   }
 
   /**
@@ -318,7 +345,7 @@ export class Lab extends EventEmitter {
     const disk = this.state.hosts[DISK_ID]
     await this.client(DISK_ID).start({ role: 'disk-server', listen: disk.listen!, blockSize: BLOCK_SIZE })
     const closed = this.closePowerFault(DISK_ID)
-    this.store.save(this.state)
+    this.save()
     const kind = driver?.kind ?? 'agent'
     this.operator('power-on', { host: DISK_ID, driver: kind, detail, closed })
     return { driver: kind, detail }
@@ -353,7 +380,7 @@ export class Lab extends EventEmitter {
     await this.client(id).start(this.replicaSpec(id, 'recover', gen, peer))
     this.state.gen = gen
     const closed = this.closePowerFault(id)
-    this.store.save(this.state)
+    this.save()
     // the replica goes live once the disk server has begun the generation with it: wait for that, or say why not
     const deadline = Date.now() + 10_000
     for (;;) {
@@ -377,77 +404,79 @@ export class Lab extends EventEmitter {
    * root: nft, iptables, netem, each with a dead-man on the host), else into the agents' own
    * transport filter; the record says which (`path`) and why (`note`).
    */
-  async injectFault(spec: LabFaultSpec, forMs = DEFAULT_FAULT_MS): Promise<FaultRecord> {
-    if (!Number.isFinite(forMs) || forMs <= 0) throw new Error(`a fault needs a positive duration, got ${forMs} ms`)
-    if (!(['pause', 'isolate', 'cut', 'loss', 'delay'] as string[]).includes((spec as { kind?: unknown })?.kind as string)) {
-      throw new Error(
-        `unknown fault kind ${JSON.stringify((spec as { kind?: unknown })?.kind)}; expected pause, isolate, cut, loss or delay (a power cut is powerCut)`
-      )
-    }
-    for (const id of hostsOf(spec)) this.host(id)
-    if ('from' in spec && spec.from === spec.to) throw new Error(`a link needs two different hosts, got ${spec.from}-${spec.to}`)
-    this.expireFaults()
-    // over SSH every check is a round trip: ask them all at once
-    const [kernel, alive] = await Promise.all([
-      spec.kind === 'pause' ? null : this.kernelPlan(spec, forMs),
-      Promise.all(hostsOf(spec).map((id) => this.machineHost(id).isAgentAlive(this.host(id).pid)))
-    ])
-    for (const [i, id] of hostsOf(spec).entries()) {
-      const r = this.host(id)
-      if (!alive[i]) throw new Error(`host ${id} is down; cannot apply ${describeFault(spec)}`)
-      if (r.paused && spec.kind === 'pause') throw new Error(`host ${id} is already paused`)
-      // a stopped agent cannot take a request: say so now rather than after a timeout
-      if (r.paused && !kernel?.shares) throw new Error(`host ${id} is paused, so its agent cannot apply ${describeFault(spec)}; heal the pause first`)
-    }
-    const no = this.state.nextFault++
-    const id = `f${no}`
-    const now = Date.now()
-    const path: FaultRecord['path'] = spec.kind === 'pause' ? 'sigstop' : kernel?.shares ? 'nft' : this.filterPath(hostsOf(spec))
-    const record: FaultRecord = { id, spec, parts: [], createdAt: now, healsAt: now + forMs, path, ...(kernel?.note ? { note: kernel.note } : {}) }
-    try {
-      if (spec.kind === 'pause') {
-        const r = this.host(spec.host)
-        const host = this.machineHost(spec.host)
-        // the dead-man first: a paused agent cannot heal itself
-        record.watchdog = await host.scheduleResume(r.pid, forMs)
-        await host.pause(r.pid)
-        r.paused = true
-      } else if (kernel?.shares) {
-        // every share at once; what was applied is recorded, so a failure heals exactly that
-        const applied = await Promise.allSettled(
-          kernel.shares.map(async (s, i) => {
-            const machine = this.machineOf(s.host)
-            return { host: s.host, machine, part: await this.hostOf(machine).applyKernelFault!(this.kernelId(no, i), s.share, forMs) }
-          })
+  injectFault(spec: LabFaultSpec, forMs = DEFAULT_FAULT_MS): Promise<FaultRecord> {
+    return this.exclusive(`injecting ${describeFault(spec)}`, async () => {
+      if (!Number.isFinite(forMs) || forMs <= 0) throw new Error(`a fault needs a positive duration, got ${forMs} ms`)
+      if (!(['pause', 'isolate', 'cut', 'loss', 'delay'] as string[]).includes((spec as { kind?: unknown })?.kind as string)) {
+        throw new Error(
+          `unknown fault kind ${JSON.stringify((spec as { kind?: unknown })?.kind)}; expected pause, isolate, cut, loss or delay (a power cut is powerCut)`
         )
-        record.kernel = applied.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
-        const failed = applied.find((r): r is PromiseRejectedResult => r.status === 'rejected')
-        if (failed) throw failed.reason
-        record.path = record.kernel[0]?.part.path ?? 'nft'
-      } else {
-        for (const part of planAgentFaults(spec)) {
-          await this.client(part.host).fault(id, part.fault, forMs)
-          record.parts.push({ host: part.host, agentFaultId: id, fault: part.fault })
-        }
       }
-    } catch (err) {
-      await this.healRecord(record).catch(() => {})
-      this.store.save(this.state)
-      throw err
-    }
-    this.state.faults.push(record)
-    this.store.save(this.state)
-    this.operator('fault', {
-      id,
-      kind: spec.kind,
-      spec,
-      forMs,
-      healsAt: record.healsAt,
-      path: record.path,
-      ...(record.note ? { note: record.note } : {}),
-      what: describeFault(spec)
+      for (const id of hostsOf(spec)) this.host(id)
+      if ('from' in spec && spec.from === spec.to) throw new Error(`a link needs two different hosts, got ${spec.from}-${spec.to}`)
+      this.expireFaults()
+      // over SSH every check is a round trip: ask them all at once
+      const [kernel, alive] = await Promise.all([
+        spec.kind === 'pause' ? null : this.kernelPlan(spec, forMs),
+        Promise.all(hostsOf(spec).map((id) => this.machineHost(id).isAgentAlive(this.host(id).pid)))
+      ])
+      for (const [i, id] of hostsOf(spec).entries()) {
+        const r = this.host(id)
+        if (!alive[i]) throw new Error(`host ${id} is down; cannot apply ${describeFault(spec)}`)
+        if (r.paused && spec.kind === 'pause') throw new Error(`host ${id} is already paused`)
+        // a stopped agent cannot take a request: say so now rather than after a timeout
+        if (r.paused && !kernel?.shares) throw new Error(`host ${id} is paused, so its agent cannot apply ${describeFault(spec)}; heal the pause first`)
+      }
+      const no = this.state.nextFault++
+      const id = `f${no}`
+      const now = Date.now()
+      const path: FaultRecord['path'] = spec.kind === 'pause' ? 'sigstop' : kernel?.shares ? 'nft' : this.filterPath(hostsOf(spec))
+      const record: FaultRecord = { id, spec, parts: [], createdAt: now, healsAt: now + forMs, path, ...(kernel?.note ? { note: kernel.note } : {}) }
+      try {
+        if (spec.kind === 'pause') {
+          const r = this.host(spec.host)
+          const host = this.machineHost(spec.host)
+          // the dead-man first: a paused agent cannot heal itself
+          record.watchdog = await host.scheduleResume(r.pid, forMs)
+          await host.pause(r.pid)
+          r.paused = true
+        } else if (kernel?.shares) {
+          // every share at once; what was applied is recorded, so a failure heals exactly that
+          const applied = await Promise.allSettled(
+            kernel.shares.map(async (s, i) => {
+              const machine = this.machineOf(s.host)
+              return { host: s.host, machine, part: await this.hostOf(machine).applyKernelFault!(this.kernelId(no, i), s.share, forMs) }
+            })
+          )
+          record.kernel = applied.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
+          const failed = applied.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+          if (failed) throw failed.reason
+          record.path = record.kernel[0]?.part.path ?? 'nft'
+        } else {
+          for (const part of planAgentFaults(spec)) {
+            await this.client(part.host).fault(id, part.fault, forMs)
+            record.parts.push({ host: part.host, agentFaultId: id, fault: part.fault })
+          }
+        }
+      } catch (err) {
+        await this.healRecord(record).catch(() => {})
+        this.save()
+        throw err
+      }
+      this.state.faults.push(record)
+      this.save()
+      this.operator('fault', {
+        id,
+        kind: spec.kind,
+        spec,
+        forMs,
+        healsAt: record.healsAt,
+        path: record.path,
+        ...(record.note ? { note: record.note } : {}),
+        what: describeFault(spec)
+      })
+      return record
     })
-    return record
   }
 
   /**
@@ -457,28 +486,30 @@ export class Lab extends EventEmitter {
    * is returned as warnings: an emergency stop does as much as it can. One fault by id that
    * cannot be healed is an error. Power cuts stay open: restore or power-on closes them.
    */
-  async heal(which: string): Promise<{ healed: string[]; warnings: string[] }> {
-    this.expireFaults()
-    if (which === 'all') return this.healAll()
-    const f = this.state.faults.find((x) => x.id === which)
-    if (!f) {
-      const open = this.state.faults.map((x) => x.id)
-      throw new Error(`no open fault '${which}'${open.length ? ` (open: ${open.join(', ')})` : ' (none are open)'}`)
-    }
-    if (f.spec.kind === 'power') {
-      throw new Error(
-        f.spec.host === DISK_ID
-          ? `${f.id} is a power cut of the disk server: it heals by power-on (\`ftlab power-on disk\`), not by heal`
-          : `${f.id} is a power cut of ${f.spec.host}: it heals by restore redundancy${this.canPowerOn(f.spec.host) ? ' or power-on' : ''}, not by heal`
-      )
-    }
-    try {
-      await this.healRecord(f)
-    } finally {
-      this.store.save(this.state)
-    }
-    this.operator('heal', { id: which, healed: [which], warnings: [] })
-    return { healed: [which], warnings: [] }
+  heal(which: string): Promise<{ healed: string[]; warnings: string[] }> {
+    return this.exclusive(which === 'all' ? 'healing every fault' : `healing ${which}`, async () => {
+      this.expireFaults()
+      if (which === 'all') return this.healAll()
+      const f = this.state.faults.find((x) => x.id === which)
+      if (!f) {
+        const open = this.state.faults.map((x) => x.id)
+        throw new Error(`no open fault '${which}'${open.length ? ` (open: ${open.join(', ')})` : ' (none are open)'}`)
+      }
+      if (f.spec.kind === 'power') {
+        throw new Error(
+          f.spec.host === DISK_ID
+            ? `${f.id} is a power cut of the disk server: it heals by power-on (\`ftlab power-on disk\`), not by heal`
+            : `${f.id} is a power cut of ${f.spec.host}: it heals by restore redundancy${this.canPowerOn(f.spec.host) ? ' or power-on' : ''}, not by heal`
+        )
+      }
+      try {
+        await this.healRecord(f)
+      } finally {
+        this.save()
+      }
+      this.operator('heal', { id: which, healed: [which], warnings: [] })
+      return { healed: [which], warnings: [] }
+    })
   }
 
   private async healAll(): Promise<{ healed: string[]; warnings: string[] }> {
@@ -525,7 +556,7 @@ export class Lab extends EventEmitter {
           .catch((e: Error) => warnings.push(`agent ${id}: ${e.message}`))
       })
     ])
-    this.store.save(this.state)
+    this.save()
     const open = this.state.faults.filter((f) => f.spec.kind === 'power')
     this.operator('heal', { id: 'all', healed, warnings, ...(open.length ? { stillOpen: open.map((f) => f.id) } : {}) })
     return { healed, warnings }
@@ -536,54 +567,56 @@ export class Lab extends EventEmitter {
    * replica ships it a snapshot and begins generation g+1 with it as backup. Repeatable,
    * so failover can go back and forth.
    */
-  async restore(opts: RestoreOptions = {}): Promise<RestoreResult> {
-    const rows = await this.status()
-    const byId = new Map(rows.map((r) => [r.host, r]))
-    const live = REPLICA_IDS.find((id) => byId.get(id)?.status?.role === 'live')
-    if (!live) {
-      const what = REPLICA_IDS.map((id) => `${id} is ${describeRow(byId.get(id)!)}`).join(', ')
-      throw new Error(`no replica is live alone, so there is nothing to restore from: ${what}`)
-    }
-    const to = REPLICA_IDS.find((id) => id !== live)!
-    // The snapshot and its ack must cross between the live replica and the new one: a cut
-    // or an isolation on that path would only show as a timeout much later.
-    const blocking = this.openFaults().filter(
-      (f) =>
-        (f.spec.kind === 'isolate' && f.spec.host === live) || (f.spec.kind === 'cut' && [f.spec.from, f.spec.to].sort().join() === [live, to].sort().join())
-    )
-    if (blocking.length) {
-      const which = blocking.map((f) => `${f.id} (${describeFault(f.spec)})`).join(', ')
-      throw new Error(
-        `cannot restore redundancy from ${live} onto ${to} while ${which} is open: the snapshot could not get through; heal it first (\`ftlab heal ${blocking[0].id}\`)`
+  restore(opts: RestoreOptions = {}): Promise<RestoreResult> {
+    return this.exclusive('restoring redundancy', async () => {
+      const rows = await this.status()
+      const byId = new Map(rows.map((r) => [r.host, r]))
+      const live = REPLICA_IDS.find((id) => byId.get(id)?.status?.role === 'live')
+      if (!live) {
+        const what = REPLICA_IDS.map((id) => `${id} is ${describeRow(byId.get(id)!)}`).join(', ')
+        throw new Error(`no replica is live alone, so there is nothing to restore from: ${what}`)
+      }
+      const to = REPLICA_IDS.find((id) => id !== live)!
+      // The snapshot and its ack must cross between the live replica and the new one: a cut
+      // or an isolation on that path would only show as a timeout much later.
+      const blocking = this.openFaults().filter(
+        (f) =>
+          (f.spec.kind === 'isolate' && f.spec.host === live) || (f.spec.kind === 'cut' && [f.spec.from, f.spec.to].sort().join() === [live, to].sort().join())
       )
-    }
-    const other = byId.get(to)!
-    const moved = opts.onto !== undefined && opts.onto !== this.machineOf(to)
-    // a machine switched off by its driver comes back first, where the driver can
-    const cut = this.state.faults.find((f) => f.spec.kind === 'power' && f.spec.host === to && f.path === 'driver')
-    if (cut && !moved && this.canPowerOn(to)) await this.powerOn(to)
-    if (other.state === 'paused') throw new Error(`host ${to} is paused; heal it (\`ftlab heal all\`) or cut its power before restoring`)
-    if (other.state !== 'down') {
-      // a halted or unresponsive agent still holds the slot's ports
-      await this.stopAgent(to)
-    }
-    const gen = Math.max(this.state.gen, byId.get(live)!.status!.gen) + 1
-    const r = this.state.hosts[to]
-    if (moved) await this.rebind(to, opts.onto!)
-    r.incarnation++
-    r.dataDir = this.store.dataDir(this.state.name, to, r.incarnation)
-    r.startedAs = 'joining'
-    this.operator('restore-begin', { from: live, to, gen, machine: this.machineOf(to), channel: r.channel, service: r.service })
-    await this.launch(to, opts.readyTimeoutMs)
-    await this.client(to).start(this.replicaSpec(to, 'joining', gen, live))
-    await this.client(live).restore({ id: to, channel: r.channel! }, gen, opts.timeoutMs ?? 30_000)
-    this.state.gen = gen
-    const closed = this.closePowerFault(to)
-    this.store.save(this.state)
-    if (closed.length) this.operator('heal', { id: closed.join(','), healed: closed, by: 'restore' })
-    const out: RestoreResult = { from: live, to, gen, ...(moved ? { machine: this.machineOf(to) } : {}) }
-    this.operator('restore', { ...out })
-    return out
+      if (blocking.length) {
+        const which = blocking.map((f) => `${f.id} (${describeFault(f.spec)})`).join(', ')
+        throw new Error(
+          `cannot restore redundancy from ${live} onto ${to} while ${which} is open: the snapshot could not get through; heal it first (\`ftlab heal ${blocking[0].id}\`)`
+        )
+      }
+      const other = byId.get(to)!
+      const moved = opts.onto !== undefined && opts.onto !== this.machineOf(to)
+      // a machine switched off by its driver comes back first, where the driver can
+      const cut = this.state.faults.find((f) => f.spec.kind === 'power' && f.spec.host === to && f.path === 'driver')
+      if (cut && !moved && this.canPowerOn(to)) await this.powerOn(to)
+      if (other.state === 'paused') throw new Error(`host ${to} is paused; heal it (\`ftlab heal all\`) or cut its power before restoring`)
+      if (other.state !== 'down') {
+        // a halted or unresponsive agent still holds the slot's ports
+        await this.stopAgent(to)
+      }
+      const gen = Math.max(this.state.gen, byId.get(live)!.status!.gen) + 1
+      const r = this.state.hosts[to]
+      if (moved) await this.rebind(to, opts.onto!)
+      r.incarnation++
+      r.dataDir = this.store.dataDir(this.state.name, to, r.incarnation)
+      r.startedAs = 'joining'
+      this.operator('restore-begin', { from: live, to, gen, machine: this.machineOf(to), channel: r.channel, service: r.service })
+      await this.launch(to, opts.readyTimeoutMs)
+      await this.client(to).start(this.replicaSpec(to, 'joining', gen, live))
+      await this.client(live).restore({ id: to, channel: r.channel! }, gen, opts.timeoutMs ?? 30_000)
+      this.state.gen = gen
+      const closed = this.closePowerFault(to)
+      this.save()
+      if (closed.length) this.operator('heal', { id: closed.join(','), healed: closed, by: 'restore' })
+      const out: RestoreResult = { from: live, to, gen, ...(moved ? { machine: this.machineOf(to) } : {}) }
+      this.operator('restore', { ...out })
+      return out
+    })
   }
 
   /** The machine (a host name the resolver knows: 'a', 'spare', …) that plays slot `id` now. */
@@ -609,7 +642,75 @@ export class Lab extends EventEmitter {
     this.wantEvents = false
   }
 
+  /**
+   * Follow what another process (the command line, another console) did to this lab since this
+   * one last read or wrote its state: a restore's new agent, a fault, a power-on. Called before
+   * every status and operation. A changed state is taken over and reported as a lab event
+   * 'state-changed' with what changed; a lab stopped (its state file gone) or replaced (a new lab
+   * of the same name) is reported once as 'state-lost', and from then on this lab neither writes
+   * the file nor changes anything but stop.
+   */
+  refresh(): LabRefresh {
+    if (this.lost) return { kind: 'lost', why: this.lost }
+    if (this.store.stamp(this.state.name) === this.stamp) return { kind: 'same' }
+    const read = this.store.read(this.state.name)
+    let why: string | null = null
+    if (!read) why = `lab '${this.state.name}' was stopped by another process (its state file ${this.store.path(this.state.name)} is gone)`
+    else if (read.state.labKey !== this.state.labKey)
+      why = `lab '${this.state.name}' was replaced: ${read.state.changedBy?.actor ?? 'another process'} started a new lab of that name at ${new Date(read.state.createdAt).toLocaleTimeString()}`
+    if (why !== null || !read) {
+      this.lost = why
+      this.emitEvent({ ts: Date.now(), source: 'lab', type: 'state-lost', data: { message: why, replaced: read !== null } })
+      return { kind: 'lost', why: why! }
+    }
+    const changes = describeChanges(this.state, read.state)
+    const before = this.state
+    this.state = read.state
+    this.stamp = read.stamp
+    // an agent that is not the one this lab spoke to: a fresh client (and event subscription) for it
+    const restarted = HOST_IDS.filter((id) => before.hosts[id]?.pid !== this.state.hosts[id]?.pid)
+    for (const id of restarted) this.dropClient(id)
+    if (this.wantEvents) this.ensureSubscriptions()
+    const powered = (st: LabState) => new Set(st.faults.flatMap((f) => (f.spec.kind === 'power' ? [f.spec.host] : [])))
+    const stillCut = powered(this.state)
+    const poweredOn = [...powered(before)].filter((id) => !stillCut.has(id))
+    const by = read.state.changedBy
+    this.emitEvent({
+      ts: Date.now(),
+      source: 'lab',
+      type: 'state-changed',
+      data: { changes, hosts: [...new Set([...restarted, ...poweredOn])], ...(by ? { by: by.actor, doing: by.doing, at: by.at } : {}) }
+    })
+    return { kind: 'changed', changes }
+  }
+
   // ——— internals ———
+
+  /**
+   * Run one operation that changes the lab, holding its lock (LabStore.lock) so that no other
+   * process changes it meanwhile, on the state as the file has it now.
+   */
+  private async exclusive<T>(doing: string, f: () => Promise<T>, opts: { evenIfLost?: boolean } = {}): Promise<T> {
+    if (this.lost && !opts.evenIfLost) throw new Error(`${this.lost}; nothing to do here`)
+    const release = this.lost ? () => {} : await this.store.lock(this.state.name, doing)
+    const outer = this.doing
+    this.doing = doing
+    try {
+      const r = this.refresh()
+      if (r.kind === 'lost' && !opts.evenIfLost) throw new Error(`${r.why}; nothing to do here`)
+      return await f()
+    } finally {
+      this.doing = outer
+      release()
+    }
+  }
+
+  /** Write the state (unless another process stopped or replaced the lab), saying who changed it doing what. */
+  private save(): void {
+    if (this.lost) return
+    this.state.changedBy = { actor: labActor(), doing: this.doing, at: Date.now() }
+    this.stamp = this.store.save(this.state)
+  }
 
   private async untilBackupHoldsState(id: string, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs
@@ -658,7 +759,7 @@ export class Lab extends EventEmitter {
     // the slot's own name stays implicit, so a lab state that never moved looks as before
     if (machine === id) delete r.machine
     else r.machine = machine
-    this.store.save(this.state)
+    this.save()
     this.operator('rebind', { host: id, from, to: machine, channel: r.channel, service: r.service })
   }
 
@@ -701,7 +802,7 @@ export class Lab extends EventEmitter {
     r.controlPort = started.controlPort
     this.dropClient(id)
     // saved at once, so a later `lab stop` finds even a half-started lab's processes
-    this.store.save(this.state)
+    this.save()
     if (this.wantEvents) this.ensureSubscriptions()
   }
 
@@ -785,8 +886,9 @@ export class Lab extends EventEmitter {
     const expired = this.state.faults.filter((f) => f.healsAt !== null && f.healsAt <= now)
     if (expired.length === 0) return
     for (const f of expired) if (f.spec.kind === 'pause') this.state.hosts[f.spec.host].paused = false
+    // forgotten here only: the file keeps them until the next operation saves (a reader saving
+    // outside the lock could write over another process's operation), and every reader expires them alike
     this.state.faults = this.state.faults.filter((f) => !expired.includes(f))
-    this.store.save(this.state)
   }
 
   /**
@@ -891,8 +993,34 @@ export class Lab extends EventEmitter {
       HOST_IDS.filter((id) => this.state.hosts[id]).map((id) => this.stopAgent(id).catch(() => this.machineHost(id).kill(this.state.hosts[id].pid)))
     )
     this.close()
-    this.store.remove(this.state.name)
+    // a state file another process replaced belongs to its lab now
+    if (!this.lost) this.store.remove(this.state.name)
+    this.lost = `lab '${this.state.name}' was stopped`
   }
+}
+
+export type LabRefresh = { kind: 'same' } | { kind: 'changed'; changes: string[] } | { kind: 'lost'; why: string }
+
+/** What another process changed, in the operator's words: "b: a new agent (pid 41 → 97, incarnation 2)". */
+export function describeChanges(before: LabState, after: LabState): string[] {
+  const out: string[] = []
+  if (after.gen !== before.gen) out.push(`generation ${before.gen} → ${after.gen}`)
+  for (const id of HOST_IDS) {
+    const was = before.hosts[id]
+    const is = after.hosts[id]
+    if (!was || !is) continue
+    if (is.pid !== was.pid)
+      out.push(
+        `${id}: ${is.incarnation !== was.incarnation ? `a new agent (pid ${was.pid} → ${is.pid}, incarnation ${is.incarnation})` : `its agent restarted (pid ${was.pid} → ${is.pid})`}`
+      )
+    if ((is.machine ?? id) !== (was.machine ?? id)) out.push(`${id}: now on machine ${is.machine ?? id}`)
+    if (!!is.paused !== !!was.paused && is.pid === was.pid) out.push(`${id}: ${is.paused ? 'paused' : 'resumed'}`)
+  }
+  const had = new Set(before.faults.map((f) => f.id))
+  const has = new Set(after.faults.map((f) => f.id))
+  for (const f of after.faults) if (!had.has(f.id)) out.push(`fault ${f.id} opened: ${describeFault(f.spec)}`)
+  for (const f of before.faults) if (!has.has(f.id)) out.push(`fault ${f.id} closed: ${describeFault(f.spec)}`)
+  return out
 }
 
 function hostsOf(spec: LabFaultSpec): string[] {

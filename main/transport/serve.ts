@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ConsoleBackend } from '../console/console-backend.js'
 import { startApiServer } from './ws-server.js'
+import { setLabActor } from '../lab/lab-state.js'
 
 interface Args {
   port: number
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
     console.error(`ftlab serve: the console UI is not built (no ${args.renderer}/index.html); run: npx electron-vite build`)
     process.exit(1)
   }
+  setLabActor('the console')
   const backend = new ConsoleBackend({ shell: 'browser' })
   await backend.whenReady()
   const server = await startApiServer({ backend, rendererDir: args.renderer, port: args.port, host: args.host }).catch((err: Error) => {

@@ -4,8 +4,9 @@
 // host; isolate the new primary with nftables and fail back. Then: a console that goes away
 // mid-load (the service keeps serving, a new console reattaches from the state file), faults
 // that heal by their dead-man with no console, a power cut through the testbed's power switch
-// with restore onto the powered-on host, and a deploy whose bad hosts fail on their own lines
-// while the running lab is untouched. Prints the fault path each step took.
+// with restore onto the powered-on host, the disk server's power cut and power-on under load,
+// and a deploy whose bad hosts fail on their own lines while the running lab is untouched.
+// Prints the fault path each step took.
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -270,6 +271,30 @@ describe.skipIf(skip !== null)(`remote lab on the testbed over OpenSSH${skip ? `
     // restore switched b on with its driver and refilled the slot: the cut is closed
     expect(l.lab!.openFaults()).toEqual([])
     await until(l, 'a primary with the redeployed b as its backup', paired('a', 'b'))
+  }, 120_000)
+
+  it("cuts the disk server's power under load and powers it on over SSH: its agent restarts on its blocks, and the pair writes on", async () => {
+    const l = lab!
+    const disk = l.lab!.snapshot().hosts.disk
+    const four = await loadThrough(l, 'r4-', async () => {
+      const cut = await l.lab!.powerCut('disk')
+      say(`power cut disk: ${cut.note} (path: ${cut.path} over ssh)`)
+      expect(cut.path).toBe('kill')
+      await until(l, 'the disk server down', (rows) => rows.get('disk')?.state === 'down')
+      const on = await l.lab!.powerOn('disk')
+      say(`power on disk: ${on.driver}: ${on.detail}`)
+      expect(on.detail).toMatch(/its agent restarted on its data directory/)
+    })
+    expect(l.lab!.openFaults()).toEqual([])
+    const after = l.lab!.snapshot().hosts.disk
+    // the same slot, data directory and address; a new process
+    expect([after.incarnation, after.dataDir, after.listen]).toEqual([disk.incarnation, disk.dataDir, disk.listen])
+    expect(after.pid).not.toBe(disk.pid)
+    expect(four.result.history.filter((h) => h.status === 'ok' && h.invokeMs > four.at + 500).length, 'writes answered after the power-on').toBeGreaterThan(0)
+    histories.push(...four.result.history)
+    four.result.keys.forEach((k) => keys.add(k))
+    expectValid(histories, await finalRead(l.lab!.serviceEndpoints(), [...keys]))
+    await until(l, 'the pair as before, the disk server up', (rows) => paired('a', 'b')(rows) && rows.get('disk')?.state === 'up')
   }, 120_000)
 
   it('reports an unreachable host and a wrong password on their own lines, and the running lab is unharmed', async () => {
