@@ -452,7 +452,7 @@ export interface PlaybackStep {
 }
 
 /** Marked moments playback jumps between. */
-export const PLAYBACK_JUMP_KINDS: readonly MarkKind[] = ['fault', 'heal', 'suspect', 'tas', 'go-live', 'halt', 'restore']
+export const PLAYBACK_JUMP_KINDS: readonly MarkKind[] = ['fault', 'heal', 'suspect', 'tas', 'go-live', 'halt', 'restore', 'outside']
 
 export type LabState = 'stopped' | 'starting' | 'running' | 'stopping' | 'error'
 
@@ -557,6 +557,8 @@ export type MarkKind =
   | 'deploy'
   | 'teardown'
   | 'warning'
+  /** another process (\`ftlab\` in a terminal, another console) changed, stopped or replaced the lab */
+  | 'outside'
 
 export interface Mark {
   kind: MarkKind

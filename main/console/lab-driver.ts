@@ -399,7 +399,7 @@ export class LabDriver {
     for (const h of Array.isArray(d.hosts) ? d.hosts : []) this.downBecause.delete(String(h))
     if (Array.isArray(d.hosts) && d.hosts.length) this.poller.resetRates()
     const who = typeof d.by === 'string' ? `${d.by}${typeof d.doing === 'string' ? `, ${d.doing}` : ''}` : 'another process'
-    this.mark({ kind: 'warning', label: `changed outside the console by ${who}${changes.length ? `: ${changes.join('; ')}` : ''}` })
+    this.mark({ kind: 'outside', label: `changed outside the console by ${who}${changes.length ? `: ${changes.join('; ')}` : ''}` })
     // every action refused because the agents seemed gone works again once the poll sees them
     if (this.state === 'error' && this.poller.allDown) {
       this.state = 'running'
@@ -411,7 +411,7 @@ export class LabDriver {
     this.stopPolling()
     this.state = 'error'
     this.error = why
-    this.mark({ kind: replaced ? 'warning' : 'stop', label: why })
+    this.mark({ kind: 'outside', label: why })
     this.emitStatus(true)
     this.opts.onLost?.(why, replaced)
   }

@@ -237,9 +237,14 @@ function faultSection(d: ReportData): string {
   return `<section id="faults"><h2>Faults (${d.spans.length})</h2><details${d.spans.length <= 40 ? ' open' : ''}><summary>every fault, from the status the console recorded</summary><table><tr><th>id</th><th>fault</th><th>from</th><th>to</th><th>lasted</th></tr>${rows}</table></details></section>`
 }
 
+/** The console's requests, and what other processes (\`ftlab\` in a terminal) did to the lab meanwhile, in time order. */
 function requestList(d: ReportData): string {
-  if (!d.requests.length) return '<p>None recorded.</p>'
-  return `<pre>${esc(d.requests.map((r) => `${when(d, r.t).padStart(10)}  ${r.method} ${JSON.stringify(r.params)}${r.error ? `  → refused: ${r.error}` : ''}`).join('\n'))}</pre>`
+  const lines = [
+    ...d.requests.map((r) => ({ t: r.t, text: `${r.method} ${JSON.stringify(r.params)}${r.error ? `  → refused: ${r.error}` : ''}` })),
+    ...d.marks.filter((m) => m.mark.kind === 'outside').map((m) => ({ t: m.t, text: m.mark.label }))
+  ].sort((x, y) => x.t - y.t)
+  if (!lines.length) return '<p>None recorded.</p>'
+  return `<pre>${esc(lines.map((l) => `${when(d, l.t).padStart(10)}  ${l.text}`).join('\n'))}</pre>`
 }
 
 const CSS = `

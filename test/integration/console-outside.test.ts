@@ -77,7 +77,7 @@ describe('a console beside the command line', () => {
     s = await c.until('a live alone, b down', (x) => role(x, 'a') === 'live' && role(x, 'b') === 'down')
     expect(s.faults.map((f) => `${f.kind} ${f.target}`)).toEqual(['power b'])
     expect(
-      c.marks().some((m) => /^warning: changed outside the console by ftlab fault \(pid \d+\), cutting the power of b: fault f1 opened: power cut b$/.test(m))
+      c.marks().some((m) => /^outside: changed outside the console by ftlab fault \(pid \d+\), cutting the power of b: fault f1 opened: power cut b$/.test(m))
     ).toBe(true)
 
     const restore = await ftlab(home, 'restore')
@@ -90,7 +90,7 @@ describe('a console beside the command line', () => {
     expect(pid(s, 'b')).not.toBe(oldB)
     expect(pidAlive(pid(s, 'b')!)).toBe(true)
     // seen in one step or, when a poll falls between the restore's saves, in two
-    const byRestore = c.marks().filter((m) => /^warning: changed outside the console by ftlab restore \(pid \d+\), restoring redundancy: /.test(m))
+    const byRestore = c.marks().filter((m) => /^outside: changed outside the console by ftlab restore \(pid \d+\), restoring redundancy: /.test(m))
     expect(byRestore.length).toBeGreaterThanOrEqual(1)
     expect(byRestore.join(' | ')).toMatch(/b: a new agent \(pid \d+ → \d+, incarnation 2\)/)
     expect(byRestore.join(' | ')).toMatch(/generation 1 → 2/)
@@ -143,6 +143,6 @@ describe('a console beside the command line', () => {
     expect(await ftlab(home, 'lab', 'stop')).toMatchObject({ code: 0 })
     const gone = await d.until('the lab let go of', (x) => x.state === 'stopped' && x.kind === 'local')
     expect(gone.hosts.every((h) => h.pid === null)).toBe(true)
-    expect(d.marks().some((m) => /^stop: lab 'local' was stopped by another process \(its state file .* is gone\)$/.test(m))).toBe(true)
+    expect(d.marks().some((m) => /^outside: lab 'local' was stopped by another process \(its state file .* is gone\)$/.test(m))).toBe(true)
   })
 })

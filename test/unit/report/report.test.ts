@@ -102,6 +102,35 @@ describe('the report of a recording without a drill run', () => {
   })
 })
 
+describe("the report's list of actions", () => {
+  it('puts what a terminal did to the lab among the console requests, in time order', () => {
+    const recs: RecordEntry[] = [
+      ...syntheticSession(T0, 3, 100),
+      { k: 'req' as const, t: T0 + 100, method: 'load.start', params: { clients: 2 } },
+      ev(T0 + 1500, {
+        topic: 'mark',
+        mark: { kind: 'outside', label: `changed outside the console by ftlab fault (pid 7), cutting the power of b: fault f1 opened: power cut b ${EVIL}` }
+      }),
+      ev(T0 + 1600, { topic: 'mark', mark: { kind: 'warning', label: 'not an action' } }),
+      { k: 'req' as const, t: T0 + 2000, method: 'lab.restore', params: {} }
+    ].sort((x, y) => x.t - y.t)
+    const rec = Recording.open(recording(recs))
+    try {
+      const html = renderReport(collectReport(rec))
+      const list = html.slice(html.indexOf('<section id="scenario">'))
+      const at = (s: string) => list.indexOf(s)
+      expect(at('load.start')).toBeGreaterThan(-1)
+      expect(at('load.start')).toBeLessThan(at('changed outside the console by ftlab fault (pid 7)'))
+      expect(at('changed outside the console')).toBeLessThan(at('lab.restore'))
+      expect(list).toContain(esc(EVIL))
+      expect(list).not.toContain(EVIL)
+      expect(list).not.toContain('not an action')
+    } finally {
+      rec.close()
+    }
+  })
+})
+
 describe('the report of a drill run', () => {
   const run = (ok: boolean): DrillRun => ({
     id: 'power-cut-primary-1',
