@@ -9,7 +9,7 @@ import type { Lab } from '../lab/lab.js'
 import type { LabEvent } from '../lab/lab-events.js'
 import { openLocalLab, startLocalLab } from '../lab/local-lab.js'
 import { DEFAULT_TIMING } from '../lab/lab.js'
-import { setLabActor } from '../lab/lab-state.js'
+import { onLabLockWait, setLabActor } from '../lab/lab-state.js'
 import { finalRead, runLoad, type LoadProgress } from '../load/load-runner.js'
 import { COMMANDS, commandUsage, DEFAULT_LAB, parseArgs, usage, UsageError, type ParsedCommand } from './args.js'
 import { EventLines } from './event-lines.js'
@@ -288,6 +288,7 @@ runIfMain(
     // how another process holding this lab names us: "ftlab restore (pid 4711)"
     const argv = process.argv.slice(2)
     setLabActor(['ftlab', ...argv.slice(0, argv[0] === 'lab' ? 2 : 1)].join(' '))
+    onLabLockWait((text) => process.stderr.write(`${text}\n`))
     return runCli(argv)
   },
   EXIT_FAILED

@@ -104,6 +104,12 @@ export function labActor(): string {
   return `${actorName} (pid ${process.pid})`
 }
 
+/** Told once per wait when an operation has to wait for another process's (the command line prints it). */
+let waitNotice: ((text: string) => void) | null = null
+export function onLabLockWait(notice: ((text: string) => void) | null): void {
+  waitNotice = notice
+}
+
 /** What the lock file says: who holds the lab, doing what, since when. */
 interface LockRecord {
   pid: number
@@ -234,6 +240,7 @@ export class LabStore {
     const p = join(this.labsDir, `${checkLabName(name)}.lock`)
     mkdirSync(this.labsDir, { recursive: true, mode: 0o700 })
     const deadline = Date.now() + waitMs
+    let told = false
     for (;;) {
       const mine = held.get(p) ?? 0
       if (mine > 0) {
@@ -244,6 +251,10 @@ export class LabStore {
       if (other === null) {
         held.set(p, 1)
         break
+      }
+      if (!told && waitMs > 0) {
+        told = true
+        waitNotice?.(`lab '${name}' is busy: ${other.actor} is ${other.doing}; waiting for it (up to ${Math.round(waitMs / 1000)} s)`)
       }
       if (Date.now() >= deadline) {
         throw new LabBusyError(

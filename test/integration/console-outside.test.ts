@@ -119,6 +119,7 @@ describe('a console beside the command line', () => {
     const r = await ftlab(home, 'fault', 'pause', 'b', '--for', '2s')
     expect(r.code, r.err).toBe(0)
     expect(r.ms).toBeGreaterThanOrEqual(900)
+    expect(r.err).toMatch(/^lab 'local' is busy: a process \(pid \d+\) is restoring redundancy; waiting for it \(up to 15 s\)$/m)
     await c.until('b paused', (x) => x.hosts.find((h) => h.id === 'b')!.paused)
   })
 
