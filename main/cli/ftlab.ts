@@ -15,7 +15,7 @@ import { COMMANDS, commandUsage, DEFAULT_LAB, parseArgs, usage, UsageError, type
 import { EventLines } from './event-lines.js'
 import { faultFromArgs } from './fault-args.js'
 import { dispatchRemote, runRemoteCli } from './remote.js'
-import { faultLines, healText, labStartedText, statusTable } from './table.js'
+import { busyLine, faultLines, healText, labStartedText, statusTable } from './table.js'
 import { runIfMain } from '../core/entry.js'
 import { runSessionsCli } from './sessions.js'
 import { runReportCli } from './report.js'
@@ -118,8 +118,8 @@ async function dispatch(cmd: ParsedCommand, name: string, io: CliIo): Promise<nu
     case 'status':
       return withLab(name, opts, async (lab) => {
         const rows = await lab.status()
-        if (o.json) io.out(JSON.stringify({ name, gen: lab.generation, hosts: rows, faults: lab.openFaults() }, null, 2) + '\n')
-        else io.out(`lab '${name}', generation ${lab.generation}\n${statusTable(rows, lab.openFaults())}\n`)
+        if (o.json) io.out(JSON.stringify({ name, gen: lab.generation, hosts: rows, faults: lab.openFaults(), busy: lab.busy() }, null, 2) + '\n')
+        else io.out(`lab '${name}', generation ${lab.generation}\n${statusTable(rows, lab.openFaults())}\n${busyLine(lab.busy())}`)
         return EXIT_OK
       })
     case 'load':

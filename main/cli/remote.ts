@@ -12,7 +12,7 @@ import type { DeployProgress } from '../ssh/deploy.js'
 import { KnownHosts } from '../ssh/known-hosts.js'
 import { DEFAULT_REMOTE_LAB, type ParsedCommand } from './args.js'
 import { faultFromArgs } from './fault-args.js'
-import { faultLines, healText, labStartedText, statusTable } from './table.js'
+import { busyLine, faultLines, healText, labStartedText, statusTable } from './table.js'
 
 export interface RemoteCliIo {
   out: (text: string) => void
@@ -206,12 +206,13 @@ export async function dispatchRemote(cmd: ParsedCommand, name: string, io: Remot
         const rows = await lab.status()
         const faults = orch!.openFaults()
         if (o.json) {
-          io.out(JSON.stringify({ name, gen: orch!.generation, hosts: rows, faults }, null, 2) + '\n')
+          io.out(JSON.stringify({ name, gen: orch!.generation, hosts: rows, faults, busy: orch!.busy() }, null, 2) + '\n')
           return OK
         }
         io.out(`lab '${name}' (remote), generation ${orch!.generation}\n${statusTable(rows, faults)}\n`)
         for (const r of rows) io.out(`  ${r.host.padEnd(5)} ${r.where}${r.reason ? `: ${r.reason}` : ''}\n`)
         for (const f of faults) for (const k of f.kernel ?? []) io.out(`  fault ${f.id}: ${k.part.detail}\n`)
+        io.out(busyLine(orch!.busy()))
         return OK
       }
       case 'fault': {

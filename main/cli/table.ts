@@ -16,6 +16,11 @@ export function renderTable(header: string[], rows: string[][]): string {
   return [line(header), ...rows.map(line)].join('\n')
 }
 
+/** "busy: the console (pid 815) has been restoring redundancy since 18:31:02", or nothing */
+export function busyLine(busy: { actor: string; doing: string; since: number } | null): string {
+  return busy ? `busy: ${busy.actor} has been ${busy.doing} since ${new Date(busy.since).toLocaleTimeString()}\n` : ''
+}
+
 export function statusTable(rows: HostStatusRow[], faults: FaultRecord[], now = Date.now()): string {
   const body = rows.map((r) => {
     const s: AgentStatus | undefined = r.status

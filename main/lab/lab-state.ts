@@ -229,6 +229,14 @@ export class LabStore {
     }
   }
 
+  /** Who holds lab `name`'s lock now (a live process; this one included), or null. */
+  holder(name: string): { actor: string; doing: string; since: number } | null {
+    const p = join(this.labsDir, `${checkLabName(name)}.lock`)
+    const r = readLock(p)
+    if (!r || (r.host === hostname() && !alive(r.pid))) return null
+    return { actor: r.actor, doing: r.doing, since: r.since }
+  }
+
   /**
    * Hold lab `name` for one operation, so two processes (the console and a command in a terminal,
    * two terminals) never change it at once: each would save its own copy over the other's. A

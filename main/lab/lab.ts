@@ -684,6 +684,11 @@ export class Lab extends EventEmitter {
     return { kind: 'changed', changes }
   }
 
+  /** The operation another process (or this one) is running on the lab now, or null. */
+  busy(): { actor: string; doing: string; since: number } | null {
+    return this.store.holder(this.state.name)
+  }
+
   // ——— internals ———
 
   /**

@@ -2,7 +2,7 @@
 // is open (a power cut, restore redundancy, a fault, a stop, a new lab of the same name), the
 // console follows and says so, and the two never run an operation at the same time. Real
 // agents, the bundled command line in its own process.
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -32,11 +32,10 @@ function tempHome(): string {
 }
 
 /** The bundled command line, as a user runs it in a terminal beside the console. */
-function ftlab(home: string, ...args: string[]): Promise<{ code: number; out: string; err: string; ms: number }> {
-  const t0 = Date.now()
+function ftlab(home: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) =>
     execFile(process.execPath, ['out/cli/ftlab.mjs', ...args], { env: { ...process.env, FTLAB_HOME: home }, timeout: 60_000 }, (err, out, stderr) =>
-      resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, out, err: stderr, ms: Date.now() - t0 })
+      resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, out, err: stderr })
     )
   )
 }
@@ -102,6 +101,7 @@ describe('a console beside the command line', () => {
     expect(f.id).toBe('f2')
     const status = await ftlab(home, 'status')
     expect(status.out).toMatch(/f2 .*delay/)
+    expect(status.out).not.toMatch(/busy:/)
     const heal = await ftlab(home, 'heal', 'f2')
     expect(heal.code, heal.err).toBe(0)
     await c.until('the delay healed', (x) => x.faults.length === 0)
@@ -112,14 +112,29 @@ describe('a console beside the command line', () => {
     const c = console_(home)
     await c.call('lab.start', { guest: 'kv', mode: 'rsm' })
     await c.until('a primary, b backup', (x) => role(x, 'a') === 'primary' && role(x, 'b') === 'backup')
-    // hold the lab as an operation of the console's would, for a second
+    // hold the lab as an operation of the console's would, until the command has said it waits
     const release = await new LabStore(home).lock('local', 'restoring redundancy')
-    const held = setTimeout(release, 1000)
-    cleanups.push(() => clearTimeout(held))
-    const r = await ftlab(home, 'fault', 'pause', 'b', '--for', '2s')
-    expect(r.code, r.err).toBe(0)
-    expect(r.ms).toBeGreaterThanOrEqual(900)
-    expect(r.err).toMatch(/^lab 'local' is busy: a process \(pid \d+\) is restoring redundancy; waiting for it \(up to 15 s\)$/m)
+    cleanups.push(release)
+    // a reader does not wait, and says who holds the lab
+    const st = await ftlab(home, 'status')
+    expect(st.code, st.err).toBe(0)
+    expect(st.out).toMatch(/^busy: a process \(pid \d+\) has been restoring redundancy since /m)
+    const fault = spawn(process.execPath, ['out/cli/ftlab.mjs', 'fault', 'pause', 'b', '--for', '2s'], { env: { ...process.env, FTLAB_HOME: home } })
+    cleanups.push(() => fault.kill('SIGKILL'))
+    let err = ''
+    let releasedAt = 0
+    fault.stderr.on('data', (d: Buffer) => {
+      err += d.toString()
+      if (!releasedAt && err.includes('is busy')) {
+        releasedAt = Date.now()
+        release()
+      }
+    })
+    const code = await new Promise<number | null>((res) => fault.once('exit', res))
+    expect(err).toMatch(/^lab 'local' is busy: a process \(pid \d+\) is restoring redundancy; waiting for it \(up to 15 s\)$/m)
+    expect(code, err).toBe(0)
+    // it waited (the notice comes from the lock's wait) and went ahead once the lab was let go of
+    expect(releasedAt).toBeGreaterThan(0)
     await c.until('b paused', (x) => x.hosts.find((h) => h.id === 'b')!.paused)
   })
 
