@@ -8,6 +8,7 @@ import { BootConfigError, MAX_BOOT_LINE_BYTES, parseBootConfig } from './boot.js
 import type { StartReplica } from './context.js'
 import type { AgentBootConfig } from './control/protocol.js'
 import { FileLogger } from './log.js'
+import { processAlive } from './process.js'
 
 // The replica runtime (VMM, guests, logging channel, the etcd client with node:http and
 // node:https) is evaluated when a replica role starts, not before the ready line: an agent
@@ -72,28 +73,12 @@ function claimPidFile(boot: AgentBootConfig): string {
   const pidPath = join(boot.dataDir, 'agent.pid')
   if (existsSync(pidPath)) {
     const other = Number(readFileSync(pidPath, 'utf8').trim())
-    if (Number.isInteger(other) && other > 0 && other !== process.pid && isAlive(other)) {
+    if (Number.isInteger(other) && other > 0 && other !== process.pid && processAlive(other)) {
       fatal(`another agent (pid ${other}) is running with dataDir ${boot.dataDir}; stop it first or use another dataDir`)
     }
   }
   replaceFile(pidPath, `${process.pid}\n`, 0o644)
   return pidPath
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-  // A killed agent whose parent never reaped it (an init that does not reap orphans, as in
-  // some containers) still answers signal 0 as a zombie; it holds no port and no file.
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
-  } catch {
-    return true // no /proc (macOS): trust the signal
-  }
 }
 
 async function main(): Promise<void> {

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import type { AgentFault, Endpoint, TimingConfig } from '../../agent/control/protocol.js'
 import type { ArbiterSpec } from '../../agent/control/protocol.js'
 import type { ReplicationMode } from '../../agent/vmm/types.js'
+import { processAlive } from '../../agent/process.js'
 import type { KernelFaultPart } from './lab-host.js'
 
 export const LAB_STATE_VERSION = 1
@@ -233,7 +234,7 @@ export class LabStore {
   holder(name: string): { actor: string; doing: string; since: number } | null {
     const p = join(this.labsDir, `${checkLabName(name)}.lock`)
     const r = readLock(p)
-    if (!r || (r.host === hostname() && !alive(r.pid))) return null
+    if (!r || (r.host === hostname() && !processAlive(r.pid))) return null
     return { actor: r.actor, doing: r.doing, since: r.since }
   }
 
@@ -305,7 +306,7 @@ function tryLock(p: string, doing: string): LockRecord | null {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot lock lab state (${p}): ${(err as Error).message}`, { cause: err })
       const other = readLock(p)
-      if (other && other.host === rec.host && !alive(other.pid)) {
+      if (other && other.host === rec.host && !processAlive(other.pid)) {
         // its holder died mid-operation: the state says what it got done
         unlinkSync(p)
         continue
@@ -344,19 +345,5 @@ function readLock(p: string): LockRecord | null {
       : null
   } catch {
     return null
-  }
-}
-
-/** Is `pid` a running process on this machine? One that exited but is not reaped yet (a zombie, on Linux) is not. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-  try {
-    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
-  } catch {
-    return true
   }
 }
