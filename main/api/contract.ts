@@ -557,7 +557,7 @@ export type MarkKind =
   | 'deploy'
   | 'teardown'
   | 'warning'
-  /** another process (\`ftlab\` in a terminal, another console) changed, stopped or replaced the lab */
+  /** another process (`ftlab` in a terminal, another console) changed, stopped or replaced the lab */
   | 'outside'
 
 export interface Mark {

@@ -63,7 +63,7 @@ export interface LabDriverOptions {
    * Another process stopped this lab (its state file is gone) or started a new lab of its name:
    * the session lets go of this one (and follows the new one). The driver has stopped polling.
    */
-  onLost?: (why: string, replaced: boolean) => void
+  onLost?: (replaced: boolean) => void
 }
 
 const STATUS_TIMEOUT_MS = 1000
@@ -413,7 +413,7 @@ export class LabDriver {
     this.error = why
     this.mark({ kind: 'outside', label: why })
     this.emitStatus(true)
-    this.opts.onLost?.(why, replaced)
+    this.opts.onLost?.(replaced)
   }
 
   private publish(ev: UnnumberedEvent): void {

@@ -405,7 +405,7 @@ export class LabSession {
   }
 
   private async adopt(lab: Lab, kind: LabKind, note: string | null): Promise<void> {
-    const d = new LabDriver(lab, this.hooks.sink, { kind, statusEveryMs: this.opts.statusEveryMs, onLost: (_why, replaced) => this.lost(d, replaced) })
+    const d = new LabDriver(lab, this.hooks.sink, { kind, statusEveryMs: this.opts.statusEveryMs, onLost: (replaced) => this.lost(d, replaced) })
     this.current = driverLab(d)
     this.currentDriver = d
     this.hooks.onShells(null)

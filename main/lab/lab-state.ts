@@ -306,8 +306,9 @@ function tryLock(p: string, doing: string): LockRecord | null {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot lock lab state (${p}): ${(err as Error).message}`, { cause: err })
       const other = readLock(p)
-      if (other && other.host === rec.host && !processAlive(other.pid)) {
-        // its holder died mid-operation: the state says what it got done
+      // its holder died mid-operation (the state says what it got done), or it names this process,
+      // which does not hold it (the caller checked): a dead holder whose pid came round again
+      if (other && other.host === rec.host && (other.pid === process.pid || !processAlive(other.pid))) {
         unlinkSync(p)
         continue
       }

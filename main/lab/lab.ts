@@ -88,7 +88,7 @@ export class Lab extends EventEmitter {
   /** why this lab no longer follows its state file (stopped or replaced by another process), or null */
   private lost: string | null = null
   /** what the operation under way is doing, for the lock and the state's changedBy */
-  private doing = 'starting the lab'
+  private doing = 'changing the lab'
 
   private constructor(
     private readonly store: LabStore,
@@ -162,6 +162,7 @@ export class Lab extends EventEmitter {
       nextFault: 1
     }
     const lab = new Lab(store, state, hostOf)
+    lab.doing = 'starting the lab'
     try {
       // every launch settles before a failure tears down, or a slow one could leave an agent behind
       const launched = await Promise.allSettled(HOST_IDS.map((id) => lab.launch(id, cfg.readyTimeoutMs)))
@@ -180,6 +181,7 @@ export class Lab extends EventEmitter {
       throw new Error(`lab '${name}' did not start: ${(err as Error).message}`, { cause: err })
     }
     lab.save()
+    lab.doing = 'changing the lab'
     lab.operator('lab-start', { guest, mode, gen: 1 })
     return lab
   }
@@ -654,14 +656,13 @@ export class Lab extends EventEmitter {
     if (this.lost) return { kind: 'lost', why: this.lost }
     if (this.store.stamp(this.state.name) === this.stamp) return { kind: 'same' }
     const read = this.store.read(this.state.name)
-    let why: string | null = null
-    if (!read) why = `lab '${this.state.name}' was stopped by another process (its state file ${this.store.path(this.state.name)} is gone)`
-    else if (read.state.labKey !== this.state.labKey)
-      why = `lab '${this.state.name}' was replaced: ${read.state.changedBy?.actor ?? 'another process'} started a new lab of that name at ${new Date(read.state.createdAt).toLocaleTimeString()}`
-    if (why !== null || !read) {
+    if (!read || read.state.labKey !== this.state.labKey) {
+      const why = !read
+        ? `lab '${this.state.name}' was stopped by another process (its state file ${this.store.path(this.state.name)} is gone)`
+        : `lab '${this.state.name}' was replaced: ${read.state.changedBy?.actor ?? 'another process'} started a new lab of that name at ${new Date(read.state.createdAt).toLocaleTimeString()}`
       this.lost = why
       this.emitEvent({ ts: Date.now(), source: 'lab', type: 'state-lost', data: { message: why, replaced: read !== null } })
-      return { kind: 'lost', why: why! }
+      return { kind: 'lost', why }
     }
     const changes = describeChanges(this.state, read.state)
     const before = this.state

@@ -237,7 +237,7 @@ function faultSection(d: ReportData): string {
   return `<section id="faults"><h2>Faults (${d.spans.length})</h2><details${d.spans.length <= 40 ? ' open' : ''}><summary>every fault, from the status the console recorded</summary><table><tr><th>id</th><th>fault</th><th>from</th><th>to</th><th>lasted</th></tr>${rows}</table></details></section>`
 }
 
-/** The console's requests, and what other processes (\`ftlab\` in a terminal) did to the lab meanwhile, in time order. */
+/** The console's requests, and what other processes (`ftlab` in a terminal) did to the lab meanwhile, in time order. */
 function requestList(d: ReportData): string {
   const lines = [
     ...d.requests.map((r) => ({ t: r.t, text: `${r.method} ${JSON.stringify(r.params)}${r.error ? `  → refused: ${r.error}` : ''}` })),
