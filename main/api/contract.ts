@@ -481,6 +481,11 @@ export interface LabStatus {
   load: LoadStatus
   invariants: Invariants
   detection: FailureDetection
+  /**
+   * Another process (`ftlab restore` in a terminal, another console) holds the lab for an
+   * operation now: the console's own actions wait for it (up to 15 s). null otherwise.
+   */
+  heldBy: { actor: string; doing: string; since: number } | null
 }
 
 /** No lab: every host down, nothing loaded or seen (the status before a lab starts; tests build theirs on it). */
@@ -503,7 +508,8 @@ export function stoppedLabStatus(): LabStatus {
     faults: [],
     load: idleLoadStatus(),
     invariants: emptyInvariants(),
-    detection: emptyDetection()
+    detection: emptyDetection(),
+    heldBy: null
   }
 }
 

@@ -288,7 +288,7 @@ runIfMain(
     // how another process holding this lab names us: "ftlab restore (pid 4711)"
     const argv = process.argv.slice(2)
     setLabActor(['ftlab', ...argv.slice(0, argv[0] === 'lab' ? 2 : 1)].join(' '))
-    onLabLockWait((text) => process.stderr.write(`${text}\n`))
+    onLabLockWait((w) => void process.stderr.write(`${w.text}\n`))
     return runCli(argv)
   },
   EXIT_FAILED

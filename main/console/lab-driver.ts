@@ -26,7 +26,7 @@ import {
 } from '../api/contract.js'
 import type { UnnumberedEvent } from '../api/event-log.js'
 import type { LabEvent } from '../lab/lab-events.js'
-import type { FaultRecord, LabFaultSpec } from '../lab/lab-state.js'
+import { onLabLockWait, type FaultRecord, type LabFaultSpec } from '../lab/lab-state.js'
 import type { HostStatusRow, Lab, RestoreResult } from '../lab/lab.js'
 import { EventTranslator } from './event-translator.js'
 import { LoadSession } from './load-session.js'
@@ -82,6 +82,7 @@ export class LabDriver {
   private readonly startedAt: number
   private readonly downBecause = new Map<string, string>()
   private offLab: (() => void) | null = null
+  private offLockWait: (() => void) | null = null
   private pollTimer: ReturnType<typeof setTimeout> | null = null
   private polling: Promise<void> | null = null
   private statusTimer: ReturnType<typeof setTimeout> | null = null
@@ -118,6 +119,10 @@ export class LabDriver {
   /** Start listening and polling; the first poll has happened when this resolves. */
   async attach(): Promise<void> {
     this.offLab = this.lab.onEvent((ev) => this.onLabEvent(ev))
+    // an action of the console's that waits for another process's says so at once, not only when it gives up
+    this.offLockWait = onLabLockWait((w) => {
+      if (w.name === this.lab.name && !this.closed) this.mark({ kind: 'outside', label: w.text })
+    })
     await this.poll()
     this.schedulePoll()
   }
@@ -270,6 +275,8 @@ export class LabDriver {
     if (this.statusTimer) clearTimeout(this.statusTimer)
     this.offLab?.()
     this.offLab = null
+    this.offLockWait?.()
+    this.offLockWait = null
     this.lab.close()
   }
 
@@ -313,7 +320,18 @@ export class LabDriver {
       faults,
       load,
       invariants: this.poller.invariants({ duplicatesDropped: load.duplicatesDropped, acknowledgedLost: this.load.acknowledgedLost() }),
-      detection: this.poller.detection()
+      detection: this.poller.detection(),
+      heldBy: this.heldElsewhere()
+    }
+  }
+
+  /** The operation another process runs on the lab now (its lock), or null; the console's own is not shown here. */
+  private heldElsewhere(): LabStatus['heldBy'] {
+    try {
+      const h = this.lab.busy()
+      return h && !h.mine ? { actor: h.actor, doing: h.doing, since: h.since } : null
+    } catch {
+      return null
     }
   }
 

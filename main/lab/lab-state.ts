@@ -1,7 +1,22 @@
 // What a lab remembers between commands: which process is which host, its ports, tokens and
 // generation. Saved as ~/.ftlab/labs/<name>.json (FTLAB_HOME overrides ~/.ftlab), mode 0600
 // because it holds the lab key and the control tokens.
-import { closeSync, fchmodSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import {
+  closeSync,
+  existsSync,
+  fchmodSync,
+  fstatSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync
+} from 'node:fs'
 import { homedir, hostname } from 'node:os'
 import { join } from 'node:path'
 import type { AgentFault, Endpoint, TimingConfig } from '../../agent/control/protocol.js'
@@ -105,10 +120,29 @@ export function labActor(): string {
   return `${actorName} (pid ${process.pid})`
 }
 
-/** Told once per wait when an operation has to wait for another process's (the command line prints it). */
-let waitNotice: ((text: string) => void) | null = null
-export function onLabLockWait(notice: ((text: string) => void) | null): void {
-  waitNotice = notice
+/** An operation of this process waits for another process's hold on lab `name`. */
+export interface LabLockWait {
+  name: string
+  /** who holds it: "ftlab restore (pid 4711)" */
+  actor: string
+  /** doing what: "restoring redundancy" */
+  doing: string
+  since: number
+  /** how long this process waits before it gives up */
+  waitMs: number
+  /** the whole notice, in words */
+  text: string
+}
+
+/**
+ * Told once per wait when an operation of this process has to wait for another process's: the
+ * command line prints it, the console's lab driver marks it on the timeline. Returns the
+ * unsubscribe.
+ */
+const waitListeners = new Set<(w: LabLockWait) => void>()
+export function onLabLockWait(listener: (w: LabLockWait) => void): () => void {
+  waitListeners.add(listener)
+  return () => void waitListeners.delete(listener)
 }
 
 /** What the lock file says: who holds the lab, doing what, since when. */
@@ -118,6 +152,14 @@ interface LockRecord {
   actor: string
   doing: string
   since: number
+}
+
+/** Who holds a lab now, doing what, since when; `mine` when it is this process. */
+export interface LabHolder {
+  actor: string
+  doing: string
+  since: number
+  mine: boolean
 }
 
 /** Another process holds the lab's lock longer than the caller would wait. */
@@ -230,12 +272,12 @@ export class LabStore {
     }
   }
 
-  /** Who holds lab `name`'s lock now (a live process; this one included), or null. */
-  holder(name: string): { actor: string; doing: string; since: number } | null {
+  /** Who holds lab `name`'s lock now (a live process; `mine` when it is this one), or null. */
+  holder(name: string): LabHolder | null {
     const p = join(this.labsDir, `${checkLabName(name)}.lock`)
     const r = readLock(p)
     if (!r || (r.host === hostname() && !processAlive(r.pid))) return null
-    return { actor: r.actor, doing: r.doing, since: r.since }
+    return { actor: r.actor, doing: r.doing, since: r.since, mine: r.host === hostname() && r.pid === process.pid }
   }
 
   /**
@@ -263,7 +305,8 @@ export class LabStore {
       }
       if (!told && waitMs > 0) {
         told = true
-        waitNotice?.(`lab '${name}' is busy: ${other.actor} is ${other.doing}; waiting for it (up to ${Math.round(waitMs / 1000)} s)`)
+        const text = `lab '${name}' is busy: ${other.actor} is ${other.doing}; waiting for it (up to ${waitMs >= 1000 ? `${Math.round(waitMs / 1000)} s` : `${waitMs} ms`})`
+        for (const l of waitListeners) l({ name, actor: other.actor, doing: other.doing, since: other.since, waitMs, text })
       }
       if (Date.now() >= deadline) {
         throw new LabBusyError(
@@ -296,46 +339,90 @@ function stampOf(st: { ino: number; mtimeMs: number; size: number }): string {
   return `${st.ino}:${st.mtimeMs}:${st.size}`
 }
 
-/** Take the lock file, or say who holds it. A lock whose process is gone (on this machine) is taken over. */
+/** how old an unreadable lock file, or a steal guard, must be before it counts as left behind */
+const ORPHAN_AFTER_MS = 5_000
+
+/**
+ * Take the lock file, or say who holds it. The record is written to a file of this process's own
+ * and hard-linked into place: link() fails when the lock exists, and the lock is never seen
+ * half-written. A lock left behind (its holder gone, on this machine; or unreadable for 5 s) is
+ * removed under a steal guard, then taken like a free one.
+ */
 function tryLock(p: string, doing: string): LockRecord | null {
   const rec: LockRecord = { pid: process.pid, host: hostname(), actor: labActor(), doing, since: Date.now() }
-  for (let attempt = 0; attempt < 2; attempt++) {
-    let fd: number
-    try {
-      fd = openSync(p, 'wx', 0o600)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot lock lab state (${p}): ${(err as Error).message}`, { cause: err })
+  const mine = `${p}.${process.pid}.new`
+  try {
+    writeFileSync(mine, JSON.stringify(rec), { mode: 0o600 })
+  } catch (err) {
+    throw new Error(`cannot lock lab state (${p}): ${(err as Error).message}`, { cause: err })
+  }
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (linked(mine, p)) return null
       const other = readLock(p)
-      // its holder died mid-operation (the state says what it got done), or it names this process,
-      // which does not hold it (the caller checked): a dead holder whose pid came round again
-      if (other && other.host === rec.host && (other.pid === process.pid || !processAlive(other.pid))) {
-        unlinkSync(p)
+      if (other === null && !existsSync(p)) continue // released meanwhile
+      if (leftBehind(p, other)) {
+        removeLeftBehind(p, mine)
         continue
       }
-      // unreadable: a holder between creating and writing it, or a file someone broke; its age tells
-      if (!other) {
-        let age: number
-        try {
-          age = Date.now() - statSync(p).mtimeMs
-        } catch {
-          continue
-        }
-        if (age > 5_000) {
-          rmSync(p, { force: true })
-          continue
-        }
-        return { pid: 0, host: rec.host, actor: 'another process', doing: 'starting an operation', since: Date.now() }
-      }
-      return other
+      return other ?? { pid: 0, host: rec.host, actor: 'another process', doing: 'starting an operation', since: Date.now() }
     }
-    try {
-      writeSync(fd, JSON.stringify(rec))
-    } finally {
-      closeSync(fd)
-    }
-    return null
+    return { pid: 0, host: rec.host, actor: 'another process', doing: 'taking the lock', since: Date.now() }
+  } finally {
+    rmSync(mine, { force: true })
   }
-  return { pid: 0, host: rec.host, actor: 'another process', doing: 'taking the lock', since: Date.now() }
+}
+
+/** Hard-link `from` as `to`: true, or false when `to` exists. */
+function linked(from: string, to: string): boolean {
+  try {
+    linkSync(from, to)
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw new Error(`cannot lock lab state (${to}): ${(err as Error).message}`, { cause: err })
+  }
+}
+
+/**
+ * Whether lock `p` (as read: `rec`, null if unreadable) was left behind: its holder died
+ * mid-operation (the state says what it got done); or it names this process, which does not hold
+ * it (the caller checked), so a dead holder's pid came round again; or it has been unreadable
+ * for 5 s (a file someone broke: a holder of an older version between creating and writing it
+ * is younger).
+ */
+function leftBehind(p: string, rec: LockRecord | null): boolean {
+  if (rec !== null) return rec.host === hostname() && (rec.pid === process.pid || !processAlive(rec.pid))
+  return olderThan(p, ORPHAN_AFTER_MS)
+}
+
+function olderThan(p: string, ms: number): boolean {
+  try {
+    return Date.now() - statSync(p).mtimeMs > ms
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Remove lock `p` if it is still left behind, holding the steal guard `<p>.steal` (linked from
+ * `mine` like a lock). Without the guard, two processes that found the same dead holder could
+ * both remove "it", the second removing the lock the first had just taken. Only a remover can
+ * take a lock that exists away, and removers take turns under the guard, so what the one holding
+ * it reads stays in place until it unlinks. A guard is held for microseconds: one 5 s old was
+ * left by a process that died holding it, and is removed (that removal alone is unguarded).
+ */
+function removeLeftBehind(p: string, mine: string): void {
+  const guard = `${p}.steal`
+  if (!linked(mine, guard)) {
+    if (olderThan(guard, ORPHAN_AFTER_MS)) rmSync(guard, { force: true })
+    return
+  }
+  try {
+    if (existsSync(p) && leftBehind(p, readLock(p))) unlinkSync(p)
+  } finally {
+    rmSync(guard, { force: true })
+  }
 }
 
 function readLock(p: string): LockRecord | null {

@@ -9,7 +9,17 @@ import { AgentClient } from './agent-client.js'
 import { ClockMap, type LabEvent } from './lab-events.js'
 import { describeFault, planAgentFaults, planKernelShares, type KernelSharePart } from './lab-faults.js'
 import type { HostPowerDriver, LabHost } from './lab-host.js'
-import { checkLabName, LAB_STATE_VERSION, labActor, type FaultRecord, type HostRecord, type LabFaultSpec, type LabState, type LabStore } from './lab-state.js'
+import {
+  checkLabName,
+  LAB_STATE_VERSION,
+  labActor,
+  type FaultRecord,
+  type HostRecord,
+  type LabFaultSpec,
+  type LabHolder,
+  type LabState,
+  type LabStore
+} from './lab-state.js'
 
 export const REPLICA_IDS = ['a', 'b'] as const
 export const DISK_ID = 'disk'
@@ -686,7 +696,7 @@ export class Lab extends EventEmitter {
   }
 
   /** The operation another process (or this one) is running on the lab now, or null. */
-  busy(): { actor: string; doing: string; since: number } | null {
+  busy(): LabHolder | null {
     return this.store.holder(this.state.name)
   }
 

@@ -40,7 +40,8 @@ export function labStatus(t: number, i: number, primary: 'a' | 'b', load: LoadSt
       primary === 'b' ? [{ id: 'f1', target: 'a', kind: 'power', params: {}, startedAt: 0, healsAt: null, path: 'sim', note: null, what: 'power cut a' }] : [],
     load: { ...load, completed: i },
     invariants: emptyInvariants(),
-    detection: emptyDetection()
+    detection: emptyDetection(),
+    heldBy: null
   }
 }
 

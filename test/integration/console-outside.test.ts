@@ -3,8 +3,8 @@
 // console follows and says so, and the two never run an operation at the same time. Real
 // agents, the bundled command line in its own process.
 import { execFile, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ApiEvent, LabStatus, MethodName, ResultOf } from '../../main/api/contract.js'
@@ -136,6 +136,38 @@ describe('a console beside the command line', () => {
     // it waited (the notice comes from the lock's wait) and went ahead once the lab was let go of
     expect(releasedAt).toBeGreaterThan(0)
     await c.until('b paused', (x) => x.hosts.find((h) => h.id === 'b')!.paused)
+  })
+
+  it('shows who holds the lab from another process, and says at once when its own action waits for it', async () => {
+    const home = tempHome()
+    const c = console_(home)
+    await c.call('lab.start', { guest: 'kv', mode: 'rsm' })
+    await c.until('a primary, b backup', (x) => role(x, 'a') === 'primary' && role(x, 'b') === 'backup')
+    // a terminal's restore holds the lab: its lock names a live process that is not the console
+    const holder = spawn('sleep', ['60'], { stdio: 'ignore' })
+    cleanups.push(() => holder.kill('SIGKILL'))
+    const lock = join(home, 'labs', 'local.lock')
+    writeFileSync(
+      lock,
+      JSON.stringify({ pid: holder.pid, host: hostname(), actor: `ftlab restore (pid ${holder.pid})`, doing: 'restoring redundancy', since: Date.now() })
+    )
+    const held = await c.until('the status naming the holder', (x) => x.heldBy !== null)
+    expect(held.heldBy).toMatchObject({ actor: `ftlab restore (pid ${holder.pid})`, doing: 'restoring redundancy' })
+    // the console's own action waits, and its timeline says so before the action ends
+    const injected = c.call('fault.inject', { target: 'a-b', kind: 'delay', params: { ms: 2 }, durationMs: 30_000 })
+    const waitMark = `outside: lab 'local' is busy: ftlab restore (pid ${holder.pid}) is restoring redundancy; waiting for it (up to 15 s)`
+    const deadline = Date.now() + 10_000
+    while (!c.marks().includes(waitMark) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    expect(c.marks()).toContain(waitMark)
+    expect(c.marks().some((m) => m.startsWith('fault: '))).toBe(false)
+    // the holder ends (its process gone): the action goes ahead, and the banner's cause is gone
+    holder.kill('SIGKILL')
+    const f = await injected
+    expect(f.id).toBe('f1')
+    const after = await c.until('no holder', (x) => x.heldBy === null && x.faults.length === 1)
+    expect(after.faults[0]!.kind).toBe('delay')
+    // the console's own hold is not shown as another process's
+    expect(c.marks().filter((m) => m.includes('is busy'))).toHaveLength(1)
   })
 
   it('lets go of a lab stopped from a terminal, and follows a new lab of its name', async () => {

@@ -1,12 +1,13 @@
 // The lab state file as two processes share it: the stamp that tells a holder the file changed
 // under it, and the lock that keeps two operations (a console's, a terminal's) from interleaving.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { build } from 'esbuild'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { hostname } from 'node:os'
 import { afterEach, describe, expect, it } from 'vitest'
-import { LabBusyError, LabStore, LAB_STATE_VERSION, type LabState } from '../../../main/lab/lab-state.js'
+import { LabBusyError, LabStore, LAB_STATE_VERSION, onLabLockWait, type LabLockWait, type LabState } from '../../../main/lab/lab-state.js'
 
 const cleanups: (() => void)[] = []
 afterEach(() => {
@@ -111,6 +112,56 @@ describe('the lab state file', () => {
     expect(existsSync(p)).toBe(true)
     outer()
     expect(existsSync(p)).toBe(false)
+  })
+
+  it('tells its wait listeners once per wait, who holds the lab and doing what', async () => {
+    const s = store()
+    const holder = otherProcess()
+    writeLock(s, holder.pid!, 'restoring redundancy')
+    const heard: LabLockWait[] = []
+    const off = onLabLockWait((w) => heard.push(w))
+    cleanups.push(off)
+    const err = await s.lock('local', 'healing f1', 200).catch((e: Error) => e)
+    expect(err).toBeInstanceOf(LabBusyError)
+    expect(heard).toHaveLength(1)
+    expect(heard[0]).toMatchObject({ name: 'local', actor: `ftlab restore (pid ${holder.pid})`, doing: 'restoring redundancy', waitMs: 200 })
+    expect(heard[0]!.text).toBe(`lab 'local' is busy: ftlab restore (pid ${holder.pid}) is restoring redundancy; waiting for it (up to 200 ms)`)
+    off()
+    await s.lock('local', 'healing f1', 100).catch(() => {})
+    expect(heard).toHaveLength(1)
+  })
+
+  it('lets exactly one of several processes that find the same dead holder take its lock at a time', async () => {
+    const s = store()
+    const child = join(s.labsDir, '..', 'lock-child.mjs')
+    await build({
+      entryPoints: [join(import.meta.dirname, 'lock-child.ts')],
+      outfile: child,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      logLevel: 'silent'
+    })
+    const dead = spawn('true')
+    await new Promise((r) => dead.once('exit', r))
+    for (let round = 0; round < 4; round++) {
+      const p = writeLock(s, dead.pid!, 'restoring redundancy')
+      const startAt = Date.now() + 400
+      const racers = Array.from({ length: 6 }, () => {
+        const c = spawn(process.execPath, [child, join(s.labsDir, '..'), String(startAt), '30'], { stdio: ['ignore', 'pipe', 'inherit'] })
+        let out = ''
+        c.stdout.on('data', (d: Buffer) => (out += d.toString()))
+        return new Promise<[number, number]>((resolve, reject) =>
+          c.once('exit', (code) => (code === 0 ? resolve(out.trim().split(' ').map(Number) as [number, number]) : reject(new Error(`racer exited ${code}`))))
+        )
+      })
+      const held = (await Promise.all(racers)).sort((x, y) => x[0] - y[0])
+      for (let i = 1; i < held.length; i++)
+        expect(held[i]![0], `round ${round}: racer ${i} took the lock while another held it`).toBeGreaterThanOrEqual(held[i - 1]![1])
+      expect(existsSync(p)).toBe(false)
+      expect(existsSync(`${p}.steal`)).toBe(false)
+    }
   })
 
   it('treats an unreadable lock as a holder starting up, and as stale after 5 s', async () => {
