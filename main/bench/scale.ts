@@ -394,7 +394,7 @@ export function renderScale(series: ScaleSeries[]): string[] {
   return out
 }
 
-/** Three panels (one per series), req/s and p99 against a log x axis; a plain SVG the README embeds. */
+/** Three panels (one per series), req/s and p99 against a log x axis; a plain SVG docs/performance.md embeds. */
 export function scaleSvg(series: ScaleSeries[], title: string): string {
   const W = 320
   const H = 200
