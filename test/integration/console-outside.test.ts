@@ -2,13 +2,14 @@
 // is open (a power cut, restore redundancy, a fault, a stop, a new lab of the same name), the
 // console follows and says so, and the two never run an operation at the same time. Real
 // agents, the bundled command line in its own process.
-import { execFile, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ApiEvent, LabStatus, MethodName, ResultOf } from '../../main/api/contract.js'
 import { dispatch } from '../../main/api/dispatch.js'
+import { ftlab } from '../support/cli.js'
 import { ConsoleBackend } from '../../main/console/console-backend.js'
 import { LabStore } from '../../main/lab/lab-state.js'
 import { openLocalLab } from '../../main/lab/local-lab.js'
@@ -29,15 +30,6 @@ function tempHome(): string {
     if (new LabStore(home).load('local')) await openLocalLab('local', { home }).stop()
   })
   return home
-}
-
-/** The bundled command line, as a user runs it in a terminal beside the console. */
-function ftlab(home: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) =>
-    execFile(process.execPath, ['out/cli/ftlab.mjs', ...args], { env: { ...process.env, FTLAB_HOME: home }, timeout: 60_000 }, (err, out, stderr) =>
-      resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) : 0, out, err: stderr })
-    )
-  )
 }
 
 function console_(home: string, statusEveryMs = 150) {

@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ApiEvent, LabStatus, MethodName, ResultOf } from '../../main/api/contract.js'
 import { dispatch } from '../../main/api/dispatch.js'
+import { ftlab } from '../support/cli.js'
 import { ConsoleBackend } from '../../main/console/console-backend.js'
 import { requireReplicaAgent } from '../support/agent.js'
 import { lacks } from '../support/skips.js'
@@ -26,6 +27,7 @@ import { tearDownTestbedLab, testbedHostSpec, testbedLabOptions } from '../suppo
 const skip = lacks(testbedUnavailable())
 if (!skip) await requireReplicaAgent()
 const LAB = 'console-it'
+
 const say = (line: string) => console.log(`[console-remote] ${line}`)
 
 describe.skipIf(skip !== null)(`the console drives a remote lab on the testbed${skip ? ` (skipped: ${skip})` : ''}`, () => {
@@ -146,6 +148,20 @@ describe.skipIf(skip !== null)(`the console drives a remote lab on the testbed${
     expect((await call('term.list')).terms).toEqual([])
     expect(await call('lab.open', { kind: 'remote', name: LAB })).toMatchObject({ kind: 'remote', name: LAB, state: 'running' })
     await until('the reopened lab showing a primary with b as its backup', (x) => x.hosts[0].role === 'primary' && x.hosts[1].role === 'backup')
+
+    // `ftlab` in a terminal beside the console, on the same lab: its delay on the logging channel shows in the
+    // console, marked as done outside it; its heal closes it there too
+    const delayed = await ftlab(home, 'fault', 'delay', 'a-b', '--ms', '2', '--for', '60s', '--name', LAB)
+    expect(delayed.code, delayed.err).toBe(0)
+    await until("the terminal's delay open", (x) => x.faults.some((f) => f.kind === 'delay' && f.target === 'a-b'))
+    const outside = events.flatMap((e) => (e.topic === 'mark' && e.mark.kind === 'outside' ? [e.mark.label] : []))
+    say(`the terminal's fault, as the console marked it: ${outside.join(' | ')}`)
+    expect(
+      outside.some((l) => /^changed outside the console by ftlab fault \(pid \d+\), injecting delay 2ms a↔b: fault f1 opened: delay 2ms a↔b$/.test(l))
+    ).toBe(true)
+    const healed = await ftlab(home, 'heal', 'all', '--name', LAB)
+    expect(healed.code, healed.err).toBe(0)
+    await until('no fault open, a primary with b as its backup', (x) => x.faults.length === 0 && x.hosts[0].role === 'primary' && x.hosts[1].role === 'backup')
 
     // power cut of the primary: b goes live; the cut stays open until restore or power-on
     const cut = await call('fault.inject', { target: 'a', kind: 'power', durationMs: 60_000 })
