@@ -2,8 +2,9 @@
 // browser mode. Start the lab from the UI, run the load, cut the primary's power, see the
 // backup go live with the clients following it, restore redundancy, and stop, leaving no
 // agent behind. Skips (with the reason) without chromium; fails when the agent bundle cannot start a replica.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Page } from 'playwright-core'
@@ -119,6 +120,20 @@ describe('console in browser mode over the real local lab', () => {
       await expectText(page, '[data-test=timeline-mark]', 'checks: valid', 30_000)
       await page.waitForTimeout(500)
       await shoot(page, '10-real-load-checked')
+
+      // another process holds the lab (a terminal's restore): the banner names it; gone with its holder
+      const holder = spawn('sleep', ['60'], { stdio: 'ignore' })
+      try {
+        writeFileSync(
+          join(home, 'labs', 'local.lock'),
+          JSON.stringify({ pid: holder.pid, host: hostname(), actor: `ftlab restore (pid ${holder.pid})`, doing: 'restoring redundancy', since: Date.now() })
+        )
+        await expectText(page, '[data-test=lab-held]', `ftlab restore (pid ${holder.pid}) has been restoring redundancy since`)
+        await shoot(page, '10-real-held-by-terminal')
+      } finally {
+        holder.kill('SIGKILL')
+      }
+      await page.locator('[data-test=lab-held]').waitFor({ state: 'detached', timeout: 20_000 })
 
       // stop the lab: every agent process gone
       const last = (await b.handle('lab.status', {})).hosts.map((h) => h.pid!)
