@@ -1,12 +1,12 @@
 // The lab state file as two processes share it: the stamp that tells a holder the file changed
 // under it, and the lock that keeps two operations (a console's, a terminal's) from interleaving.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { build } from 'esbuild'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { hostname } from 'node:os'
 import { afterEach, describe, expect, it } from 'vitest'
+import { bundleChild } from '../../support/child.js'
 import { LabBusyError, LabStore, LAB_STATE_VERSION, onLabLockWait, type LabLockWait, type LabState } from '../../../main/lab/lab-state.js'
 
 const cleanups: (() => void)[] = []
@@ -133,16 +133,7 @@ describe('the lab state file', () => {
 
   it('lets exactly one of several processes that find the same dead holder take its lock at a time', async () => {
     const s = store()
-    const child = join(s.labsDir, '..', 'lock-child.mjs')
-    await build({
-      entryPoints: [join(import.meta.dirname, 'lock-child.ts')],
-      outfile: child,
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      logLevel: 'silent'
-    })
+    const child = await bundleChild(join(import.meta.dirname, 'lock-child.ts'), join(s.labsDir, '..', 'lock-child.mjs'))
     const dead = spawn('true')
     await new Promise((r) => dead.once('exit', r))
     for (let round = 0; round < 4; round++) {

@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { build } from 'esbuild'
 import { afterAll, describe, expect, it } from 'vitest'
+import { bundleChild } from '../../support/child.js'
 import { Recording } from '../../../main/record/reader.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'ftlab-record-kill-'))
@@ -11,16 +11,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 describe('a recording whose writer is killed', () => {
   it('opens after a SIGKILL mid-write, with every record the writer had written', async () => {
-    const child = join(dir, 'kill-child.mjs')
-    await build({
-      entryPoints: [join(import.meta.dirname, 'kill-child.ts')],
-      outfile: child,
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      logLevel: 'silent'
-    })
+    const child = await bundleChild(join(import.meta.dirname, 'kill-child.ts'), join(dir, 'kill-child.mjs'))
     for (const after of [3, 9]) {
       const path = join(dir, `killed-${after}.ftrec`)
       const p = spawn(process.execPath, [child, path], { stdio: ['ignore', 'pipe', 'inherit'] })
