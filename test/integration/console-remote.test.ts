@@ -4,7 +4,8 @@
 // prompt.answer, open a terminal on each host and run a command in it, detach and reopen the
 // lab by name (as a restarted console does), cut the primary's power and see b go live,
 // restore redundancy onto the spare (h4) and reach a's new machine in a terminal, then tear
-// the lab down with its name as confirmation.
+// the lab down with its name as confirmation. Then, from a console of its own, a deploy onto a
+// host whose key changed is refused without asking.
 //
 // Uses the shared testbed: run under `flock /tmp/ftlab-testbed.lock`. It brings the testbed
 // up if needed and leaves it up.
@@ -27,6 +28,7 @@ import { tearDownTestbedLab, testbedHostSpec, testbedLabOptions } from '../suppo
 const skip = lacks(testbedUnavailable())
 if (!skip) await requireReplicaAgent()
 const LAB = 'console-it'
+const KEY_LAB = 'console-key'
 
 const say = (line: string) => console.log(`[console-remote] ${line}`)
 
@@ -196,33 +198,31 @@ describe.skipIf(skip !== null)(`the console drives a remote lab on the testbed${
   }, 300_000)
 
   it('refuses a changed host key without asking, failing that host with the explanation', async () => {
-    // the first test recorded the hosts' real keys; now h1's record names h2's key instead
-    const store = join(home, 'known_hosts')
-    const lines = readFileSync(store, 'utf8').split('\n')
-    const keyOf = (addr: string) =>
-      lines
-        .find((l) => l.split(' ')[0].split(',').includes(addr))
-        ?.split(' ')
-        .slice(1)
-        .join(' ')
-    const [h1, h2] = [labHost(tb, 'h1').address, labHost(tb, 'h2').address]
-    expect(keyOf(h1), `h1 in ${store}`).toBeDefined()
-    writeFileSync(store, lines.map((l) => (l.split(' ')[0].split(',').includes(h1) ? `${l.split(' ')[0]} ${keyOf(h2)}` : l)).join('\n'))
+    // a console of its own, whose known_hosts records the testbed's real keys, except that h1's line names h2's key:
+    // nothing here depends on the first case, and its lab's teardown keeps the store it deployed with
+    const own = mkdtempSync(join(tmpdir(), 'ftlab-console-key-'))
+    const keyOf = (id: string) => readFileSync(labHost(tb, id).hostKey, 'utf8').trim().split(/\s+/).slice(0, 2).join(' ')
+    const store = join(own, 'known_hosts')
+    writeFileSync(store, [`${labHost(tb, 'h1').address} ${keyOf('h2')}`, ...['h2', 'h3'].map((id) => `${labHost(tb, id).address} ${keyOf(id)}`), ''].join('\n'))
     const knownHosts = await KnownHosts.load({ readOnly: [], store })
-    const again = new ConsoleBackend({ home, reattach: false, remote: { knownHosts, sshConfig: SshConfig.empty(), connectTimeoutMs: 8000 } })
+    const again = new ConsoleBackend({ home: own, reattach: false, remote: { knownHosts, sshConfig: SshConfig.empty(), connectTimeoutMs: 8000 } })
     const seen: ApiEvent[] = []
     again.subscribe((ev) => seen.push(ev))
     try {
       const spec = (id: string) => testbedHostSpec(tb, id)
       const file = { version: 1, network: tb.network, hosts: { a: spec('h1'), b: spec('h2'), disk: spec('h3') } }
-      await expect(dispatch(again, 'lab.deploy', { name: LAB, file })).rejects.toThrow(/lab.deploy: lab 'console-it' not deployed: a: .*HOST KEY CHANGED/)
+      await expect(dispatch(again, 'lab.deploy', { name: KEY_LAB, file })).rejects.toThrow(/lab.deploy: lab 'console-key' not deployed: a: .*HOST KEY CHANGED/)
       expect(seen.some((e) => e.topic === 'prompt')).toBe(false)
       const failedA = seen.find((e) => e.topic === 'deploy' && e.slot === 'a' && e.state === 'failed')
       expect(failedA && failedA.topic === 'deploy' && failedA.detail).toMatch(/HOST KEY CHANGED .* SHA256:/)
       say(`changed key refused: ${failedA && failedA.topic === 'deploy' ? failedA.detail.slice(0, 300) : ''}`)
       expect(seen.some((e) => e.topic === 'deploy' && e.slot !== 'a' && e.state === 'failed')).toBe(false)
+      // a refused deploy leaves no lab behind
+      expect(existsSync(new RemoteStore(own).path(KEY_LAB))).toBe(false)
+      expect(((await dispatch(again, 'lab.list', {})) as ResultOf<'lab.list'>).labs.some((l) => l.kind === 'remote' && l.name === KEY_LAB)).toBe(false)
     } finally {
       await again.close()
+      rmSync(own, { recursive: true, force: true })
     }
   }, 120_000)
 })
