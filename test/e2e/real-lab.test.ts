@@ -86,6 +86,18 @@ describe('console in browser mode over the real local lab', () => {
       expect((await b.handle('lab.status', {})).load).toMatchObject({ state: 'running', target: 'a' })
       await page.waitForTimeout(2500) // let the sparklines and the channel pane fill for the picture; nothing is asserted on time
       await shoot(page, '10-real-running-under-load')
+      // every host fact ("58.4 MiB") and channel figure is whole at any width the console supports: none cut to an
+      // ellipsis, none running out of its cell (the disk server's six facts in a row used to show "58.4 …")
+      for (const width of [1440, 1100, 820]) {
+        await page.setViewportSize({ width, height: 900 })
+        await expect.poll(async () => (await page.locator('[data-host=disk] dd').allTextContents()).join(' '), { timeout: 10_000 }).toMatch(/MiB/)
+        const cut = await page.$$eval('[data-test=host-card] dd, [data-test=channel-stats] .metric', (els) =>
+          els.filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => (e.textContent ?? '').trim())
+        )
+        expect(cut, `cut off at ${width} px`).toEqual([])
+      }
+      await shoot(page, '10-real-running-under-load-820')
+      await page.setViewportSize({ width: 1440, height: 900 })
 
       // power cut of the primary: a down, b live, the load goes on against b
       await page.click('[data-host=a] [data-test=fault-power]')
