@@ -11,7 +11,8 @@
 //                                by the entries that kept it, not by the completion's (noteBarriers())
 //   backup output suppressed ... applyEntry() keeps outputs instead of releasing them
 //   failure detection .......... onTick(): silence longer than the detector's learned timeout (detector.ts, at most
-//                                suspectMs), or (primary) an unacked entry or snapshot
+//                                suspectMs; silenceLimit() allows for large entries, a growing guest and this
+//                                replica's own pauses), or (primary) an unacked entry or snapshot
 //                                part waiting that long, makes the peer suspect; so does a message the channel refused
 //   bounded messages ........... flush() bounds 'entries' by maxMessageBytes and slices larger entries (parts.ts);
 //                                the snapshot goes in parts (SnapshotCutter), SNAPSHOT_WINDOW at a time
@@ -25,7 +26,7 @@ import type { ConnId, ExecResult, GuestInput, Output, SnapshotLoader, Vmm } from
 import type { Action, DiskReq, DiskRes, Event, LogEntry, PeerMsg, ReplicaConfig, ReplicaId, Role, Telemetry } from './types.js'
 import { approxBytes, describeInput, entryBytes } from './size.js'
 import { EntryAssembly, SnapshotAssembly, SnapshotCutter, entryParts } from './parts.js'
-import { FailureDetector } from './detector.js'
+import { FailureDetector, historyMs, TAIL_MARGIN } from './detector.js'
 
 /** duplicate acks naming one gap that make the primary resend it at once (the simulator's links reorder: one is not proof of loss) */
 const DUP_ACKS_TO_RESEND = 2
@@ -51,10 +52,14 @@ const SNAPSHOT_PATIENCE = 4
  * with neither event loop stalled 100 ms. Small entries add nothing (a 45-byte SET, 0 ms).
  */
 export const WORK_BYTES_PER_MS = 2000
-/** Guest bytes per millisecond of garbage-collection pause allowed for: 16 MB (560,000 small keys) allow 500 ms. */
+/**
+ * Bytes of guest growth per millisecond of garbage-collection pause allowed for, while the detector's history is
+ * younger than the growth: a guest grown by 16 MB (560,000 small keys) within the last minute allows 500 ms.
+ */
 export const HEAP_BYTES_PER_MS = 32_000
 /** How long the largest recent entry keeps its allowance: large values tend to come in runs. */
 export const WORK_WINDOW_MS = 10_000
+const GUEST_SAMPLE_MS = 100
 
 export const defaultReplicaConfig = (id: string, peer: string | null): ReplicaConfig => ({
   id,
@@ -251,6 +256,8 @@ export class ReplicaCore {
   private snapshotIn: SnapshotAssembly | null = null
   /** the largest entry of the last WORK_WINDOW_MS, and when: see workAllowance() */
   private work = { bytes: 0, at: -Infinity }
+  /** the guest's size over the last minute, for growthAllowance: each entry smaller than every later one */
+  private readonly guestSizes: { at: number; bytes: number }[] = []
   /** joining: the VMM's restore under way, fed each part as it comes (null where the VMM restores only whole) */
   private snapshotLoader: SnapshotLoader | null = null
   private snapshotParts = 0
@@ -408,6 +415,7 @@ export class ReplicaCore {
   private onTick(): void {
     // a late tick means this replica was paused: the peer's messages may be waiting unread behind it
     const onTime = this.detector.tick(this.now)
+    this.noteGuestSize()
     // A joining replica speaks only when spoken to: while this primary was too busy to send it parts (cutting, encoding
     // and authenticating megabytes of snapshot: 300-1000 ms per window at 560,000 keys on a busy machine) its silence
     // is ours, and so is its lack of progress. The restore at that size failed three times in a row, the joining
@@ -457,17 +465,46 @@ export class ReplicaCore {
   private silenceLimit(): number {
     if (this.snapshotOut) return this.cfg.suspectMs + Math.ceil(this.snapshotOut.bytes / 10_000)
     const learned = this.detector.timeoutMs()
-    return Math.max(learned, Math.min(this.cfg.suspectMs, learned + this.workAllowance() + this.heapAllowance()))
+    return Math.max(learned, Math.min(this.cfg.suspectMs, Math.max(learned + this.workAllowance() + this.growthAllowance(), this.pauseFloor())))
   }
 
   /**
-   * Both replicas hold the same guest, and a garbage collection of a large one stops either for longer than the
-   * detector may have seen yet (filling the kv guest at 25,000 keys/s grows the heap faster than a minute of history
-   * learns its pauses): at 550,000 keys both replicas stalled 290-330 ms against learned limits of 228 and 509 ms, a
-   * false failover. A small guest adds nothing (a 1,000-key kv guest: 0 ms).
+   * Both replicas hold the same guest, and while it grows its garbage collections grow faster than the detector's
+   * minute of history learns them: filling the kv guest at 25,000 keys/s, both replicas stalled 290-330 ms at 550,000
+   * keys against learned limits of 228 and 509 ms, and a primary parsing a pipelined fill stalls longer than its
+   * backup replaying it, so neither replica's own pauses (pauseFloor) speak for the other's. The peer may be silent
+   * guest growth of the last minute / HEAP_BYTES_PER_MS more. A guest that has kept its size for a minute allows
+   * nothing: the history has met its collections by then. (The model before, the guest's size, held the timeout at the
+   * ceiling from about 800,000 small keys on, where the agents' longest collections took 20-75 ms: a failover there
+   * took 900 ms.)
    */
-  private heapAllowance(): number {
-    return Math.floor(this.vmm.memoryBytes() / HEAP_BYTES_PER_MS)
+  private growthAllowance(): number {
+    const q = this.guestSizes
+    return q.length === 0 ? 0 : Math.floor(Math.max(0, this.vmm.memoryBytes() - q[0].bytes) / HEAP_BYTES_PER_MS)
+  }
+
+  /** Samples the guest's size for growthAllowance: the smallest of the last minute heads the queue. */
+  private noteGuestSize(): void {
+    const bytes = this.vmm.memoryBytes()
+    const q = this.guestSizes
+    const span = historyMs(this.cfg.heartbeatMs)
+    while (q.length > 0 && this.now - q[0].at > span) q.shift()
+    const last = q[q.length - 1]
+    // a growing guest is sampled every GUEST_SAMPLE_MS, not every tick: the queue stays short
+    if (last !== undefined && last.bytes <= bytes && this.now - last.at < GUEST_SAMPLE_MS) return
+    while (q.length > 0 && q[q.length - 1].bytes >= bytes) q.pop()
+    q.push({ at: this.now, bytes })
+  }
+
+  /**
+   * Both replicas hold the same guest and run the same inputs, so a garbage collection that stopped this replica stops
+   * its peer for about as long, often at the same moment: the replica that resumes first must not take the other's
+   * pause for a death. The peer's silence may last TAIL_MARGIN times this replica's own longest pause of the last
+   * minute, as the learned timeout is TAIL_MARGIN times the peer's longest silence: a floor under the timeout, not an
+   * addition to it (added, a restored replica's own 40-60 ms pauses made failovers 110-180 ms against 60-80).
+   */
+  private pauseFloor(): number {
+    return Math.ceil(TAIL_MARGIN * this.detector.ownPauseMs())
   }
 
   /** A large entry was logged (primary) or received (backup): both replicas have work of that size to do. */

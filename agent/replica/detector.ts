@@ -18,6 +18,14 @@
 // Our own pauses are not the peer's: when the ticks that drive us arrive late, the event loop was
 // blocked and the peer's messages may be waiting unread behind the tick. The detector then holds its
 // judgement for that tick and does not learn the gap that spans the pause.
+//
+// Our own pauses do say what the peer's may be, though: both replicas hold the same guest and run the
+// same inputs, so a garbage collection that stopped this replica for 200 ms will stop the peer for
+// about as long, often at the same moment, before the peer's history has shown it (a guest that grows
+// fast grows its pauses faster than a minute of history learns them). The detector keeps the longest
+// of its own pauses of the last HISTORY_WINDOWS windows (ownPauseMs); the core allows the peer that much
+// more silence (core.ts, silenceLimit). A pause longer than the ceiling is not counted: that host was
+// stopped (SIGSTOP, a suspended VM), not collecting garbage, and it says nothing of the peer.
 
 /** Suspect when the upper tail of the learned silence distribution is below 10^-PHI. */
 export const PHI = 8
@@ -38,6 +46,9 @@ export const TICKS_TO_LEARN = 8
  * be a false failover (the saturated benchmark showed exactly that, seconds after each restore).
  */
 export const PRIOR_WINDOWS = 100
+
+/** The span of the history a detector learns from: one minute with 20 ms heartbeats. */
+export const historyMs = (heartbeatMs: number): number => HISTORY_WINDOWS * WINDOW_HEARTBEATS * heartbeatMs
 
 /** How long a fresh detector takes to come down from the ceiling to what it learned. */
 export const learningMs = (heartbeatMs: number): number => PRIOR_WINDOWS * WINDOW_HEARTBEATS * heartbeatMs
@@ -63,6 +74,8 @@ export interface DetectorState {
   longestMs: number
   /** ticks on which judgement was held because this replica itself had been paused */
   localPauses: number
+  /** the longest pause of this replica's own event loop in the last minute (at most the ceiling; see above) */
+  ownPauseMs: number
 }
 
 /** z such that the normal upper tail beyond z is 10^-phi (bisection on the complementary error function). */
@@ -121,6 +134,13 @@ export class FailureDetector {
   private ticks = 0
   /** the previous tick's judgement was held */
   private held = false
+  /**
+   * This replica's own pauses within the history's span, for their longest: a monotonic queue (each entry longer
+   * than every later one), so its head is the longest and it holds few entries however many ticks come late.
+   */
+  private readonly ownPauses: { at: number; ms: number }[] = []
+  /** how long an own pause is remembered: the span of the peer's history (one minute with 20 ms heartbeats) */
+  private readonly ownPauseSpanMs: number
 
   constructor(bounds: DetectorBounds, now: number) {
     if (!(bounds.heartbeatMs > 0) || !(bounds.ceilingMs > bounds.heartbeatMs))
@@ -129,6 +149,7 @@ export class FailureDetector {
     this.floorMs = Math.min(bounds.ceilingMs, FLOOR_HEARTBEATS * bounds.heartbeatMs)
     this.windowMs = WINDOW_HEARTBEATS * bounds.heartbeatMs
     this.minStdMs = bounds.heartbeatMs / 4
+    this.ownPauseSpanMs = historyMs(bounds.heartbeatMs)
     this.lastArrival = now
     this.windowStart = now
     this.timeout = this.ceilingMs
@@ -175,6 +196,8 @@ export class FailureDetector {
     // waited, and a replica whose every tick is late (starved, or driven in big steps by a test)
     // must still judge. Until the tick rate is known, no tick counts as late.
     const late = this.ticks > TICKS_TO_LEARN && interval > Math.max(4 * this.tickPeriod, this.floorMs / 2)
+    if (late) this.notePause(now, interval - this.tickPeriod)
+    else this.forgetPauses(now)
     if (late && !this.held) {
       this.held = true
       this.localPauses++
@@ -190,6 +213,24 @@ export class FailureDetector {
     return this.timeout
   }
 
+  /** The longest pause of this replica itself within the history's span, as of its last tick (0: none). */
+  ownPauseMs(): number {
+    return this.ownPauses.length === 0 ? 0 : this.ownPauses[0].ms
+  }
+
+  private notePause(now: number, ms: number): void {
+    this.forgetPauses(now)
+    if (ms > this.ceilingMs) return
+    const q = this.ownPauses
+    while (q.length > 0 && q[q.length - 1].ms <= ms) q.pop()
+    q.push({ at: now, ms })
+  }
+
+  private forgetPauses(now: number): void {
+    const q = this.ownPauses
+    while (q.length > 0 && now - q[0].at > this.ownPauseSpanMs) q.shift()
+  }
+
   /** Is the peer, silent since `lastHeard`, suspect now? */
   suspects(now: number, lastHeard: number): boolean {
     return now - lastHeard > this.timeout
@@ -202,7 +243,8 @@ export class FailureDetector {
       ceilingMs: this.ceilingMs,
       windows: this.count,
       ...this.stats,
-      localPauses: this.localPauses
+      localPauses: this.localPauses,
+      ownPauseMs: this.ownPauseMs()
     }
   }
 

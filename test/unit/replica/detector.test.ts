@@ -127,6 +127,31 @@ describe('the failure detector', () => {
     expect(d.tick(after.now + 400)).toBe(true)
   })
 
+  it('remembers its own longest pause for the history’s span, the longest first, and not a stop beyond the ceiling', () => {
+    const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 800 }, 0)
+    let r = drive(d, 0, 2_000, () => 20)
+    expect(d.ownPauseMs()).toBe(0)
+    // three pauses of its own event loop (ticks every 5 ms): 120 ms, then 60 ms, then a stop of 5 s
+    expect(d.tick(r.now + 125)).toBe(false)
+    r = drive(d, r.now + 125, r.now + 10_000, () => 20)
+    d.tick(r.now + 65)
+    expect(d.state().ownPauseMs).toBeCloseTo(120, 0)
+    r = drive(d, r.now + 65, r.now + 10_000, () => 20)
+    d.tick(r.now + 5_005)
+    expect(d.ownPauseMs()).toBeCloseTo(120, 0)
+    // the 120 ms pause leaves the span (600 windows of 5 heartbeats: 60 s) before the 60 ms one
+    const pausedAt = r.now + 5_005
+    const at120 = 2_000 + 125
+    r = drive(d, pausedAt, at120 + 60_000 + 5, () => 20)
+    expect(d.ownPauseMs()).toBeCloseTo(60, 0)
+    r = drive(d, r.now, at120 + 10_000 + 65 + 60_000 + 5, () => 20)
+    expect(d.ownPauseMs()).toBe(0)
+    // reset (a new peer) forgets the peer's history, not this host's own pauses
+    d.tick(r.now + 45)
+    d.reset(r.now + 45)
+    expect(d.ownPauseMs()).toBeCloseTo(40, 0)
+  })
+
   it('starts over on reset: the ceiling until the new peer is learned', () => {
     const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 800 }, 0)
     drive(d, 0, 12_000, () => 20)

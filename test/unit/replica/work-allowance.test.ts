@@ -1,5 +1,7 @@
 // A replica that has lately logged or received a large entry allows its peer a longer silence: the peer has that
 // much to run, encode, decode or replay, beyond the stalls the failure detector learned while values were small.
+// So does one whose guest grew lately (its collections grow faster than the detector learns them), and one whose own
+// event loop stalled lately allows its peer as long: both hold the same guest and run the same inputs.
 import { describe, expect, it } from 'vitest'
 import { HEAP_BYTES_PER_MS, WORK_BYTES_PER_MS, WORK_WINDOW_MS } from '../../../agent/replica/core.js'
 import type { ReplicaCore } from '../../../agent/replica/core.js'
@@ -83,19 +85,66 @@ describe('the work allowance of a large entry', () => {
   })
 })
 
-describe('the allowance of a large guest', () => {
-  it('a replica holding a large guest allows its peer a garbage collection’s worth more silence', () => {
+describe('the allowance of a growing guest', () => {
+  it('a guest grown within the detector’s history allows its peer a garbage collection’s worth more silence, and a guest that kept its size none', () => {
     const p = confirmedPrimary({ cfg })
     let now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry)
     expect(p.core.status().suspectAfterMs).toBe(30)
     p.core.step({ t: 'input', now, input: { t: 'open', conn: 's:c1' } })
     p.core.step({ t: 'input', now, input: ftreq('c1', 1, 'SET', 'big', 'v'.repeat(100 * HEAP_BYTES_PER_MS)) })
     p.core.takeActions()
-    // past the large entry's own allowance, the guest's size still counts
+    // past the large entry's own allowance (WORK_WINDOW_MS), the guest's growth still counts
     now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
-    learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
+    now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
     expect(p.core.status().suspectAfterMs).toBeGreaterThanOrEqual(30 + 100)
     expect(p.core.status().suspectAfterMs).toBeLessThan(30 + 110)
+    // the history's span (30 s with 10 ms heartbeats) after the growth, the guest is as large but allows nothing
+    for (let i = 0; i < 4; i++) now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
+    expect(p.core.status().suspectAfterMs).toBe(30)
+  })
+})
+
+describe('the allowance of this replica’s own pauses', () => {
+  it('a replica whose own loop stalled allows its peer a silence of that stall and half again, for a minute', () => {
+    const p = confirmedPrimary({ cfg })
+    let now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry)
+    expect(p.core.status().suspectAfterMs).toBe(30)
+    // its own event loop stops for 100 ms (its ticks come every 10 ms, the last at now - 5): a collection of a large guest, say
+    now += 105
+    p.core.step({ t: 'tick', now })
+    p.core.takeActions()
+    expect(p.core.status().suspectAfterMs).toBe(150)
+    // remembered for the span of the detector's history (600 windows of 5 heartbeats: 30 s at 10 ms), then gone
+    now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
+    expect(p.core.status().suspectAfterMs).toBe(150)
+    for (let i = 0; i < 5; i++) now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
+    expect(p.core.status().suspectAfterMs).toBe(30)
+  })
+
+  it('both replicas stopped by the same collection: the one that resumes first does not suspect the other', () => {
+    const p = confirmedPrimary({ cfg })
+    let now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry)
+    const heardAt = now - 10
+    // both loops stop 300 ms; the backup resumes 60 ms after the primary, and its heartbeats with it
+    now += 300
+    expect(suspected(p.core, now)).toBe(false)
+    expect(suspectsBetween(p.core, now + 5, heardAt + 300 + 60)).toBe(false)
+    p.core.step({ t: 'peer', now: heardAt + 370, msg: { t: 'heartbeat', gen: 1, from: 'b', last: p.core.status().lastEntry, releasedThrough: 0 } })
+    expect(suspectsBetween(p.core, heardAt + 375, heardAt + 600)).toBe(false)
+    // a peer that stays silent after that is still suspected, within its learned limit plus the allowance
+    expect(suspectsBetween(p.core, heardAt + 605, heardAt + 370 + 450 + 10)).toBe(true)
+  })
+
+  it('a stop longer than the ceiling (SIGSTOP, a suspended VM) is not a pause of the guest’s, and allows nothing', () => {
+    const p = confirmedPrimary({ cfg })
+    let now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry)
+    now += 2500
+    p.core.step({ t: 'tick', now })
+    p.core.takeActions()
+    p.core.step({ t: 'peer', now: now + 1, msg: { t: 'heartbeat', gen: 1, from: 'b', last: p.core.status().lastEntry, releasedThrough: 0 } })
+    p.core.step({ t: 'tick', now: now + 5 })
+    p.core.takeActions()
+    expect(p.core.status().suspectAfterMs).toBe(30)
   })
 })
 
