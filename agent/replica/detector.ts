@@ -23,8 +23,8 @@
 // same inputs, so a garbage collection that stopped this replica for 200 ms will stop the peer for
 // about as long, often at the same moment, before the peer's history has shown it (a guest that grows
 // fast grows its pauses faster than a minute of history learns them). The detector keeps the longest
-// of its own pauses of the last HISTORY_WINDOWS windows (ownPauseMs); the core allows the peer that much
-// more silence (core.ts, silenceLimit). A pause longer than the ceiling is not counted: that host was
+// of its own pauses of the last HISTORY_WINDOWS windows (ownPauseMs); the core lets the peer's silence
+// last TAIL_MARGIN times that (core.ts, silenceLimit). A pause longer than the ceiling is not counted: that host was
 // stopped (SIGSTOP, a suspended VM), not collecting garbage, and it says nothing of the peer.
 
 /** Suspect when the upper tail of the learned silence distribution is below 10^-PHI. */
