@@ -27,6 +27,7 @@ import type { Action, DiskReq, DiskRes, Event, LogEntry, PeerMsg, ReplicaConfig,
 import { approxBytes, describeInput, entryBytes } from './size.js'
 import { EntryAssembly, SnapshotAssembly, SnapshotCutter, entryParts } from './parts.js'
 import { FailureDetector, historyMs, TAIL_MARGIN } from './detector.js'
+import { WindowExtreme } from './window-extreme.js'
 
 /** duplicate acks naming one gap that make the primary resend it at once (the simulator's links reorder: one is not proof of loss) */
 const DUP_ACKS_TO_RESEND = 2
@@ -256,8 +257,8 @@ export class ReplicaCore {
   private snapshotIn: SnapshotAssembly | null = null
   /** the largest entry of the last WORK_WINDOW_MS, and when: see workAllowance() */
   private work = { bytes: 0, at: -Infinity }
-  /** the guest's size over the last minute, for growthAllowance: each entry smaller than every later one */
-  private readonly guestSizes: { at: number; bytes: number }[] = []
+  /** the guest's size over the detector's history span, for its smallest: see growthAllowance() */
+  private readonly guestSizes: WindowExtreme
   /** joining: the VMM's restore under way, fed each part as it comes (null where the VMM restores only whole) */
   private snapshotLoader: SnapshotLoader | null = null
   private snapshotParts = 0
@@ -289,6 +290,7 @@ export class ReplicaCore {
     this.lastHeard = init.now
     this.lastSent = init.now
     this.detector = new FailureDetector({ heartbeatMs: cfg.heartbeatMs, ceilingMs: cfg.suspectMs }, init.now)
+    this.guestSizes = new WindowExtreme(historyMs(cfg.heartbeatMs), 'min')
     this.channelReady = init.role === 'primary'
     this.genConfirmed = false
     this.emitRole(`start as ${init.role} of generation ${init.gen}`)
@@ -479,21 +481,17 @@ export class ReplicaCore {
    * took 900 ms.)
    */
   private growthAllowance(): number {
-    const q = this.guestSizes
-    return q.length === 0 ? 0 : Math.floor(Math.max(0, this.vmm.memoryBytes() - q[0].bytes) / HEAP_BYTES_PER_MS)
+    const smallest = this.guestSizes.value()
+    return smallest === undefined ? 0 : Math.floor(Math.max(0, this.vmm.memoryBytes() - smallest) / HEAP_BYTES_PER_MS)
   }
 
-  /** Samples the guest's size for growthAllowance: the smallest of the last minute heads the queue. */
+  /** Samples the guest's size for growthAllowance, on every tick. */
   private noteGuestSize(): void {
     const bytes = this.vmm.memoryBytes()
-    const q = this.guestSizes
-    const span = historyMs(this.cfg.heartbeatMs)
-    while (q.length > 0 && this.now - q[0].at > span) q.shift()
-    const last = q[q.length - 1]
+    const last = this.guestSizes.newest()
     // a growing guest is sampled every GUEST_SAMPLE_MS, not every tick: the queue stays short
-    if (last !== undefined && last.bytes <= bytes && this.now - last.at < GUEST_SAMPLE_MS) return
-    while (q.length > 0 && q[q.length - 1].bytes >= bytes) q.pop()
-    q.push({ at: this.now, bytes })
+    if (last !== undefined && last.value <= bytes && this.now - last.at < GUEST_SAMPLE_MS) this.guestSizes.forget(this.now)
+    else this.guestSizes.add(this.now, bytes)
   }
 
   /**

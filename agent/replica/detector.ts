@@ -27,6 +27,8 @@
 // last TAIL_MARGIN times that (core.ts, silenceLimit). A pause longer than the ceiling is not counted: that host was
 // stopped (SIGSTOP, a suspended VM), not collecting garbage, and it says nothing of the peer.
 
+import { WindowExtreme } from './window-extreme.js'
+
 /** Suspect when the upper tail of the learned silence distribution is below 10^-PHI. */
 export const PHI = 8
 /** The timeout is at least this many times the longest silence of a live peer still in the history. */
@@ -134,13 +136,8 @@ export class FailureDetector {
   private ticks = 0
   /** the previous tick's judgement was held */
   private held = false
-  /**
-   * This replica's own pauses within the history's span, for their longest: a monotonic queue (each entry longer
-   * than every later one), so its head is the longest and it holds few entries however many ticks come late.
-   */
-  private readonly ownPauses: { at: number; ms: number }[] = []
-  /** how long an own pause is remembered: the span of the peer's history (one minute with 20 ms heartbeats) */
-  private readonly ownPauseSpanMs: number
+  /** this replica's own pauses within the span of the peer's history (one minute with 20 ms heartbeats), for their longest */
+  private readonly ownPauses: WindowExtreme
 
   constructor(bounds: DetectorBounds, now: number) {
     if (!(bounds.heartbeatMs > 0) || !(bounds.ceilingMs > bounds.heartbeatMs))
@@ -149,7 +146,7 @@ export class FailureDetector {
     this.floorMs = Math.min(bounds.ceilingMs, FLOOR_HEARTBEATS * bounds.heartbeatMs)
     this.windowMs = WINDOW_HEARTBEATS * bounds.heartbeatMs
     this.minStdMs = bounds.heartbeatMs / 4
-    this.ownPauseSpanMs = historyMs(bounds.heartbeatMs)
+    this.ownPauses = new WindowExtreme(historyMs(bounds.heartbeatMs), 'max')
     this.lastArrival = now
     this.windowStart = now
     this.timeout = this.ceilingMs
@@ -196,8 +193,9 @@ export class FailureDetector {
     // waited, and a replica whose every tick is late (starved, or driven in big steps by a test)
     // must still judge. Until the tick rate is known, no tick counts as late.
     const late = this.ticks > TICKS_TO_LEARN && interval > Math.max(4 * this.tickPeriod, this.floorMs / 2)
-    if (late) this.notePause(now, interval - this.tickPeriod)
-    else this.forgetPauses(now)
+    // a stop longer than the ceiling is not a pause of the guest's (see above)
+    if (late && interval - this.tickPeriod <= this.ceilingMs) this.ownPauses.add(now, interval - this.tickPeriod)
+    else this.ownPauses.forget(now)
     if (late && !this.held) {
       this.held = true
       this.localPauses++
@@ -215,20 +213,7 @@ export class FailureDetector {
 
   /** The longest pause of this replica itself within the history's span, as of its last tick (0: none). */
   ownPauseMs(): number {
-    return this.ownPauses.length === 0 ? 0 : this.ownPauses[0].ms
-  }
-
-  private notePause(now: number, ms: number): void {
-    this.forgetPauses(now)
-    if (ms > this.ceilingMs) return
-    const q = this.ownPauses
-    while (q.length > 0 && q[q.length - 1].ms <= ms) q.pop()
-    q.push({ at: now, ms })
-  }
-
-  private forgetPauses(now: number): void {
-    const q = this.ownPauses
-    while (q.length > 0 && now - q[0].at > this.ownPauseSpanMs) q.shift()
+    return this.ownPauses.value() ?? 0
   }
 
   /** Is the peer, silent since `lastHeard`, suspect now? */
