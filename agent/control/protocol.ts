@@ -4,7 +4,7 @@
 // The first line from the console must be {"t":"auth","token":...}; anything else, or a
 // wrong token, closes the connection. Binary payloads never cross this channel.
 import type { ReplicationMode } from '../vmm/types.js'
-import type { Role } from '../replica/types.js'
+import type { Role, SilenceLimit } from '../replica/types.js'
 
 export const CONTROL_PROTOCOL_VERSION = 1
 
@@ -116,6 +116,8 @@ export interface AgentStatus {
     peerSuspected: boolean
     /** the silence after which this replica suspects its peer now: its failure detector's learned timeout (absent from older agents) */
     suspectAfterMs?: number
+    /** what set suspectAfterMs (absent from older agents) */
+    suspectLimit?: SilenceLimit
     queuedInputs: number
     clients: number
     guestConns: number

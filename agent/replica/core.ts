@@ -23,7 +23,7 @@
 //   restore redundancy ......... beginRestore(), onRegistered(), the snapshot handshake; a joining replica answers
 //                                heartbeats with what it holds, so a slow snapshot is judged by progress, not silence
 import type { ConnId, ExecResult, GuestInput, Output, SnapshotLoader, Vmm } from '../vmm/types.js'
-import type { Action, DiskReq, DiskRes, Event, LogEntry, PeerMsg, ReplicaConfig, ReplicaId, Role, Telemetry } from './types.js'
+import type { Action, DiskReq, DiskRes, Event, LogEntry, PeerMsg, ReplicaConfig, ReplicaId, Role, SilenceLimit, SilenceLimitBy, Telemetry } from './types.js'
 import { approxBytes, describeInput, entryBytes } from './size.js'
 import { EntryAssembly, SnapshotAssembly, SnapshotCutter, entryParts } from './parts.js'
 import { FailureDetector, historyMs, TAIL_MARGIN } from './detector.js'
@@ -100,6 +100,8 @@ export interface CoreStatus {
   restoring: boolean
   /** the silence after which the peer is suspect now: the failure detector's learned timeout (at most suspectMs) */
   suspectAfterMs: number
+  /** what set it */
+  suspectLimit: SilenceLimit
 }
 
 /** An entry the backup has not acknowledged yet, kept for resending. */
@@ -377,7 +379,8 @@ export class ReplicaCore {
       queuedInputs: this.queue.length,
       genConfirmed: this.genConfirmed,
       restoring: this.registration?.purpose === 'restore' || this.snapshotOut !== null,
-      suspectAfterMs: this.silenceLimit()
+      suspectAfterMs: this.silenceLimit(),
+      suspectLimit: this.silenceLimitWhy()
     }
   }
 
@@ -468,6 +471,29 @@ export class ReplicaCore {
     if (this.snapshotOut) return this.cfg.suspectMs + Math.ceil(this.snapshotOut.bytes / 10_000)
     const learned = this.detector.timeoutMs()
     return Math.max(learned, Math.min(this.cfg.suspectMs, Math.max(learned + this.workAllowance() + this.growthAllowance(), this.pauseFloor())))
+  }
+
+  /** The silence limit and what set it (types.ts, SilenceLimit): told with a suspicion and in the status. */
+  silenceLimitWhy(): SilenceLimit {
+    const d = this.detector
+    const work = this.workAllowance()
+    const growth = this.growthAllowance()
+    const ownPauseMs = d.ownPauseMs()
+    const ms = this.silenceLimit()
+    const detectorMs = d.timeoutMs()
+    let by: SilenceLimitBy = d.limitBy()
+    if (this.snapshotOut) by = 'snapshot'
+    else if (ms > detectorMs) by = this.pauseFloor() >= detectorMs + work + growth ? 'own-pause' : work >= growth ? 'large-entry' : 'guest-growth'
+    return {
+      ms,
+      by,
+      ceilingMs: this.cfg.suspectMs,
+      detectorMs,
+      learnedForMs: d.learnedForMs(),
+      learningMs: d.learningMs(),
+      allowanceMs: work + growth,
+      ownPauseMs
+    }
   }
 
   /**
@@ -1140,7 +1166,8 @@ export class ReplicaCore {
 
   private suspect(): void {
     this.suspected = true
-    this.telemetry({ k: 'suspect', peer: this.peer, silentMs: this.now - this.lastHeard, timeoutMs: this.silenceLimit() })
+    const limit = this.silenceLimitWhy()
+    this.telemetry({ k: 'suspect', peer: this.peer, silentMs: this.now - this.lastHeard, timeoutMs: limit.ms, limit })
     const req: DiskReq = { id: this.diskId(), op: 'tas', gen: this.gen, from: this.cfg.id }
     this.tas = { req, sentAt: this.now }
     this.actions.push({ t: 'send-disk', req })

@@ -55,6 +55,13 @@ export const historyMs = (heartbeatMs: number): number => HISTORY_WINDOWS * WIND
 /** How long a fresh detector takes to come down from the ceiling to what it learned. */
 export const learningMs = (heartbeatMs: number): number => PRIOR_WINDOWS * WINDOW_HEARTBEATS * heartbeatMs
 
+/**
+ * What set the detector's timeout: still coming down from the ceiling over PRIOR_WINDOWS ('learning'), the history of
+ * the peer's silences ('history'), the floor of FLOOR_HEARTBEATS heartbeats, or the ceiling, which caps a history of
+ * silences as long as it.
+ */
+export type DetectorLimitBy = 'learning' | 'history' | 'floor' | 'ceiling'
+
 export interface DetectorBounds {
   /** the interval at which the peer sends at least one message */
   heartbeatMs: number
@@ -78,6 +85,11 @@ export interface DetectorState {
   localPauses: number
   /** the longest pause of this replica's own event loop in the last minute (at most the ceiling; see above) */
   ownPauseMs: number
+  /** what set timeoutMs */
+  by: DetectorLimitBy
+  /** how long the history learned so far spans (windows × window length), and how long it takes to be trusted alone */
+  learnedForMs: number
+  learningMs: number
 }
 
 /** z such that the normal upper tail beyond z is 10^-phi (bisection on the complementary error function). */
@@ -131,6 +143,7 @@ export class FailureDetector {
   /** a local pause happened since the last arrival: the gap that ends at the next arrival is not the peer's */
   private pausedSinceArrival = false
   private timeout: number
+  private by: DetectorLimitBy = 'learning'
   private stats = { meanMs: 0, stdMs: 0, longestMs: 0 }
   private localPauses = 0
   private ticks = 0
@@ -161,6 +174,7 @@ export class FailureDetector {
     this.windowMax = 0
     this.pausedSinceArrival = false
     this.timeout = this.ceilingMs
+    this.by = 'learning'
     this.stats = { meanMs: 0, stdMs: 0, longestMs: 0 }
   }
 
@@ -211,6 +225,21 @@ export class FailureDetector {
     return this.timeout
   }
 
+  /** What set the timeout (see DetectorLimitBy). */
+  limitBy(): DetectorLimitBy {
+    return this.by
+  }
+
+  /** How long the history learned so far spans: the prior weighs less as this nears learningMs(). */
+  learnedForMs(): number {
+    return this.count * this.windowMs
+  }
+
+  /** How long a fresh detector takes to come down from the ceiling to what it learned. */
+  learningMs(): number {
+    return PRIOR_WINDOWS * this.windowMs
+  }
+
   /** The longest pause of this replica itself within the history's span, as of its last tick (0: none). */
   ownPauseMs(): number {
     return this.ownPauses.value() ?? 0
@@ -229,7 +258,10 @@ export class FailureDetector {
       windows: this.count,
       ...this.stats,
       localPauses: this.localPauses,
-      ownPauseMs: this.ownPauseMs()
+      ownPauseMs: this.ownPauseMs(),
+      by: this.by,
+      learnedForMs: this.learnedForMs(),
+      learningMs: this.learningMs()
     }
   }
 
@@ -251,6 +283,11 @@ export class FailureDetector {
     const learned = Math.max(mean + Z * Math.max(std, this.minStdMs), TAIL_MARGIN * longest)
     // the prior: from the ceiling down to the floor over PRIOR_WINDOWS, then gone
     const prior = this.ceilingMs - ((this.ceilingMs - this.floorMs) * this.count) / PRIOR_WINDOWS
-    this.timeout = Math.min(this.ceilingMs, Math.max(this.floorMs, prior, Math.ceil(learned)))
+    const fit = Math.ceil(learned)
+    this.timeout = Math.min(this.ceilingMs, Math.max(this.floorMs, prior, fit))
+    if (prior > this.floorMs && prior >= fit) this.by = 'learning'
+    else if (fit >= this.ceilingMs) this.by = 'ceiling'
+    else if (fit > this.floorMs) this.by = 'history'
+    else this.by = 'floor'
   }
 }

@@ -351,6 +351,7 @@ export class ReplicaEdge {
         releasedThrough: s.releasedThrough,
         peerSuspected: s.peerSuspected,
         suspectAfterMs: s.suspectAfterMs,
+        suspectLimit: s.suspectLimit,
         queuedInputs: s.queuedInputs,
         clients: this.conns.size,
         guestConns: this.vmm.openConns().length,

@@ -3,6 +3,7 @@
 // and processes live at the edge (edge.ts, bound to the world by runtime.ts on hosts and
 // by sim/ in the simulator).
 import type { EntryBody, GuestInput, IoRequest, Output, PageWrite, ReplicationMode } from '../vmm/types.js'
+import type { DetectorLimitBy } from './detector.js'
 
 export type ReplicaId = string
 export type Role = 'primary' | 'backup' | 'live' | 'halted' | 'joining'
@@ -140,12 +141,36 @@ export type Action =
   | { t: 'stall'; on: boolean }
   | { t: 'telemetry'; ev: Telemetry }
 
+/**
+ * What set a replica's silence limit, the silence of its peer after which it suspects it (core.ts, silenceLimit): the
+ * failure detector's timeout for the detector's own reasons (detector.ts, DetectorLimitBy); or, above it, an allowance
+ * for a large entry being logged, for the guest's growth of the last minute, or TAIL_MARGIN times this replica's own
+ * longest pause; or a snapshot going out. Shown beside a suspicion, so that a failover's length explains itself.
+ */
+export type SilenceLimitBy = DetectorLimitBy | 'large-entry' | 'guest-growth' | 'own-pause' | 'snapshot'
+
+export interface SilenceLimit {
+  ms: number
+  by: SilenceLimitBy
+  /** the configured suspectMs: the most any of these allows, but for a snapshot going out */
+  ceilingMs: number
+  /** the failure detector's timeout alone */
+  detectorMs: number
+  /** how long the detector has learned the peer's heartbeats, and how long before it trusts them alone */
+  learnedForMs: number
+  learningMs: number
+  /** allowed beyond the detector's timeout for large entries and the guest's growth */
+  allowanceMs: number
+  /** this replica's own longest pause of the last minute */
+  ownPauseMs: number
+}
+
 /** Things worth showing and recording; never needed for correctness. */
 export type Telemetry =
   | { k: 'entry'; n: number; bytes: number; input: string }
   | { k: 'ack'; n: number }
-  /** `timeoutMs`: the silence limit in force when it suspected (the detector's learned timeout, or a restore's allowance) */
-  | { k: 'suspect'; peer: ReplicaId | null; silentMs: number; timeoutMs?: number }
+  /** `timeoutMs`: the silence limit in force when it suspected; `limit`: what set it (absent from older agents) */
+  | { k: 'suspect'; peer: ReplicaId | null; silentMs: number; timeoutMs?: number; limit?: SilenceLimit }
   | { k: 'tas'; gen: number; result: 'won' | 'lost' | 'unreachable' }
   | { k: 'go-live'; gen: number; replayed: number; reemitted: number }
   /** `host`: the backup whose state differs; it has halted. `since`: the divergence began at or after this entry */

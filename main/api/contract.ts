@@ -293,10 +293,89 @@ export interface FailureDetection {
   last: FalseFailoverInfo | null
   /** each replica's current suspicion timeout (learned by its failure detector, at most timing.suspectMs); null: unknown or down */
   suspectAfterMs: Record<ReplicaHostId, number | null>
+  /** what set each of them (absent from older consoles and recordings; null: unknown, down, or an older agent) */
+  suspectLimit?: Record<ReplicaHostId, SilenceLimit | null>
 }
 
 export function emptyDetection(): FailureDetection {
-  return { falseFailovers: 0, last: null, suspectAfterMs: { a: null, b: null } }
+  return { falseFailovers: 0, last: null, suspectAfterMs: { a: null, b: null }, suspectLimit: { a: null, b: null } }
+}
+
+/**
+ * What set a replica's silence limit, as its agent reports it with a suspicion and in its status (the agent's
+ * agent/replica/types.ts SilenceLimit, which test/unit/console/silence-limit.test.ts holds to this one):
+ *  learning      a fresh failure detector (a new peer, a new generation) comes down from the ceiling while it learns
+ *  history       learned from the peer's silences of the last minute
+ *  floor         a few heartbeats: the least it ever waits
+ *  ceiling       the configured suspect time, the most it waits
+ *  large-entry   the detector's timeout plus an allowance for a large entry both replicas are handling
+ *  guest-growth  the detector's timeout plus an allowance for the guest's growth (its garbage collections grow with it)
+ *  own-pause     this replica's own longest pause of the last minute, with a margin: a pause of both replicas at once
+ *  snapshot      a snapshot is going out: the ceiling plus its transfer time
+ */
+export const SILENCE_LIMIT_BY = ['learning', 'history', 'floor', 'ceiling', 'large-entry', 'guest-growth', 'own-pause', 'snapshot'] as const
+export type SilenceLimitBy = (typeof SILENCE_LIMIT_BY)[number]
+
+export interface SilenceLimit {
+  ms: number
+  by: SilenceLimitBy
+  ceilingMs: number
+  detectorMs: number
+  learnedForMs: number
+  learningMs: number
+  allowanceMs: number
+  ownPauseMs: number
+}
+
+/** A silence limit from an event or a status, or null when it is absent or not one (an older agent's, a broken recording's). */
+export function asSilenceLimit(x: unknown): SilenceLimit | null {
+  if (typeof x !== 'object' || x === null) return null
+  const o = x as Record<string, unknown>
+  if (!(SILENCE_LIMIT_BY as readonly unknown[]).includes(o.by)) return null
+  const fields = ['ms', 'ceilingMs', 'detectorMs', 'learnedForMs', 'learningMs', 'allowanceMs', 'ownPauseMs'] as const
+  return fields.every((f) => typeof o[f] === 'number' && Number.isFinite(o[f])) ? (o as unknown as SilenceLimit) : null
+}
+
+/**
+ * A suspicion as one phrase, from its event's data: "suspects a: silent for 512 ms (limit 504 ms: a fresh detector, …)".
+ * Older agents' suspicions carry no limit, or only its length.
+ */
+export function suspicionText(d: Record<string, unknown>): string {
+  const peer = typeof d.peer === 'string' ? d.peer : 'its peer'
+  const limit = asSilenceLimit(d.limit)
+  const timeout = limit?.ms ?? (typeof d.timeoutMs === 'number' && Number.isFinite(d.timeoutMs) ? d.timeoutMs : null)
+  const why = limit ? `: ${silenceLimitText(limit, peer)}` : ''
+  return `suspects ${peer}: silent for ${Math.round(Number(d.silentMs))} ms${timeout === null ? '' : ` (limit ${Math.round(timeout)} ms${why})`}`
+}
+
+/**
+ * Why a replica waits as long as it does before suspecting `peer`, in a phrase: "a fresh detector, 4.1 of the 10 s it
+ * takes to learn a's heartbeats, coming down from the 800 ms ceiling". Shown beside a suspicion and the status's
+ * timeouts, so that a slow failover explains itself.
+ */
+export function silenceLimitText(limit: SilenceLimit, peer: string): string {
+  const secs = (ms: number) => (ms >= 10_000 ? Math.round(ms / 1000) : Math.round(ms / 100) / 10)
+  const s = (ms: number) => `${secs(ms)} s`
+  const ms = (x: number) => `${Math.round(x)} ms`
+  const capped = limit.ms >= limit.ceilingMs ? `, held to the ${ms(limit.ceilingMs)} ceiling` : ''
+  switch (limit.by) {
+    case 'learning':
+      return `a fresh detector, ${secs(limit.learnedForMs)} of the ${s(limit.learningMs)} it takes to learn ${peer}'s heartbeats, coming down from the ${ms(limit.ceilingMs)} ceiling`
+    case 'history':
+      return `learned from ${s(limit.learnedForMs)} of ${peer}'s heartbeats`
+    case 'floor':
+      return `${peer}'s heartbeats have been regular, so the floor of a few heartbeats`
+    case 'ceiling':
+      return `the ${ms(limit.ceilingMs)} ceiling: ${peer} has been silent as long while alive`
+    case 'large-entry':
+      return `the detector's ${ms(limit.detectorMs)}, and ${ms(limit.allowanceMs)} more for a large entry both replicas are handling${capped}`
+    case 'guest-growth':
+      return `the detector's ${ms(limit.detectorMs)}, and ${ms(limit.allowanceMs)} more for the guest's growth in the last minute: its garbage collections grow with it${capped}`
+    case 'own-pause':
+      return `this replica's own longest pause of the last minute was ${ms(limit.ownPauseMs)}, and ${peer}'s may be as long${capped}`
+    case 'snapshot':
+      return `a snapshot is going out: the ${ms(limit.ceilingMs)} ceiling and its transfer time`
+  }
 }
 
 // ---------------------------------------------------------------------------------------

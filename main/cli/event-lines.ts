@@ -4,6 +4,7 @@
 // second) printed once, then "… ×N" when something else happens on that host or at the end.
 import type { LabEvent } from '../lab/lab-events.js'
 import { formatDuration } from '../core/duration.js'
+import { suspicionText } from '../api/contract.js'
 
 const CHANNEL_WINDOW_MS = 1000
 
@@ -127,7 +128,7 @@ export function describeEvent(ev: LabEvent): string {
     case 'replica-role':
       return `now ${str(d.role)} in generation ${num(d.gen)}${d.reason ? `: ${str(d.reason)}` : ''}`
     case 'suspect':
-      return `suspects ${d.peer === null ? 'its peer' : str(d.peer)}: silent for ${round(num(d.silentMs))} ms${typeof d.timeoutMs === 'number' ? ` (limit ${round(d.timeoutMs)} ms)` : ''}`
+      return suspicionText(d)
     case 'loop-stall':
       return `event loop stalled ${round(num(d.ms))} ms (as ${str(d.role)}): its timers and heartbeats waited that long`
     case 'tas':

@@ -6,7 +6,7 @@
 // keeps happening. The first occurrence passes; further ones within REPEAT_WINDOW_MS are
 // counted; the next one after the window passes with `repeats` = how many were held back.
 import type { HostId, Mark, ReplicaHostId } from '../api/contract.js'
-import { HOST_IDS, REPLICA_IDS } from '../api/contract.js'
+import { HOST_IDS, REPLICA_IDS, asSilenceLimit, suspicionText } from '../api/contract.js'
 import type { UnnumberedEvent } from '../api/event-log.js'
 import type { LabEvent } from '../lab/lab-events.js'
 
@@ -92,8 +92,10 @@ export class EventTranslator {
         const shown = this.repeats.admit(`${host}:suspect:${String(d.peer)}`, ev.ts)
         if (!shown) return
         const silent = Math.round(Number(d.silentMs))
-        agent('suspect', { peer: d.peer, silentMs: silent, repeats: shown.repeats })
-        mark({ kind: 'suspect', label: `${host} suspects ${String(d.peer)} (silent ${silent} ms)${again(shown.repeats)}`, host })
+        const limit = asSilenceLimit(d.limit)
+        const timeoutMs = typeof d.timeoutMs === 'number' ? Math.round(d.timeoutMs) : undefined
+        agent('suspect', { peer: d.peer, silentMs: silent, timeoutMs, ...(limit ? { limit } : {}), repeats: shown.repeats })
+        mark({ kind: 'suspect', label: `${host} ${suspicionText({ ...d, silentMs: silent })}${again(shown.repeats)}`, host })
         return
       }
       case 'tas': {

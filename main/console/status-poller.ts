@@ -12,6 +12,7 @@ import type { AgentStatus } from '../../agent/control/protocol.js'
 import {
   HOST_IDS,
   REPLICA_IDS,
+  asSilenceLimit,
   downHostStatus,
   emptyDetection,
   emptyInvariants,
@@ -145,8 +146,10 @@ export class StatusPoller {
     if (last && (REPLICA_IDS as readonly string[]).includes(last.host)) out.last = { ...last, host: last.host as ReplicaHostId }
     for (const id of REPLICA_IDS) {
       const row = this.rows.get(id)
-      const ms = row?.state === 'up' ? row.status?.replica?.suspectAfterMs : undefined
-      out.suspectAfterMs[id] = typeof ms === 'number' ? ms : null
+      // a replica live alone has no peer to suspect: its timeout says nothing
+      const replica = row?.state === 'up' && row.status?.replica?.peer !== null ? row.status?.replica : undefined
+      out.suspectAfterMs[id] = typeof replica?.suspectAfterMs === 'number' ? replica.suspectAfterMs : null
+      out.suspectLimit![id] = asSilenceLimit(replica?.suspectLimit)
     }
     return out
   }

@@ -486,7 +486,10 @@ class DrillRunner {
             fo.liveAt = ev.ts
             this.say(`${ev.mark.label}: ${Math.round(ev.ts - fo.at)} ms after the fault`)
           } else this.say(ev.mark.label)
-        } else if (leg && (ev.mark.kind === 'halt' || ev.mark.kind === 'tas' || ev.mark.kind === 'power-on' || ev.mark.kind === 'restore'))
+        } else if (
+          leg &&
+          (ev.mark.kind === 'suspect' || ev.mark.kind === 'halt' || ev.mark.kind === 'tas' || ev.mark.kind === 'power-on' || ev.mark.kind === 'restore')
+        )
           this.say(ev.mark.label)
         break
       case 'agent':

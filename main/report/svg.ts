@@ -2,6 +2,7 @@
 // throughput/latency charts with faults as bands. Plain strings, so the report is one file
 // that any browser opens from disk. Every piece of text from the recording goes through esc().
 import type { AgentPoint, Failover, FaultSpan, LoadPoint, ReportData } from './collect.js'
+import { suspicionText } from '../api/contract.js'
 
 /** Text and attribute values from a recording are data: never markup. */
 export function esc(v: unknown): string {
@@ -152,9 +153,7 @@ function agentMarks(e: AgentPoint, x: (t: number) => number, yOf: (h: string) =>
       break
     case 'suspect':
       out.push(text(hx, hy - 8, '?', C.warn, 'middle', 14))
-      out.push(
-        `<circle cx="${f1(hx)}" cy="${hy}" r="3" fill="${C.warn}"><title>${esc(`${e.host} suspects ${String(d.peer)}: silent ${n(d.silentMs)} ms`)}</title></circle>`
-      )
+      out.push(`<circle cx="${f1(hx)}" cy="${hy}" r="3" fill="${C.warn}"><title>${esc(`${e.host} ${suspicionText(d)}`)}</title></circle>`)
       break
     case 'tas': {
       const res = String(d.result)

@@ -1,5 +1,6 @@
 // Plain formatting helpers shared by components and the channel terminal.
 import type { ApiEvent } from '../../main/api/contract'
+import { suspicionText } from '../../main/api/contract'
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${Math.round(n)} B`
@@ -57,7 +58,7 @@ export function formatAgentEvent(ev: Extract<ApiEvent, { topic: 'agent' }>): str
     case 'role':
       return `${t}${color('1', host)}role ${color('1', String(d.role))} (gen ${d.gen}): ${d.reason}`
     case 'suspect':
-      return `${t}${color('33', host)}suspects ${d.peer}: silent for ${d.silentMs} ms`
+      return `${t}${color('33', host)}${suspicionText(d)}`
     case 'tas':
       return `${t}${color('35', host)}test-and-set gen ${d.gen}: ${color('1', String(d.result))}`
     case 'go-live':

@@ -90,8 +90,14 @@ describe('ftlab events as readable lines', () => {
   })
 
   it('says the limit a suspicion was judged against, and what a stalled event loop held up', () => {
-    expect(describeEvent(agent(0, 'b', 'suspect', { peer: 'a', silentMs: 84.4, timeoutMs: 61.2 }))).toBe('suspects a: silent for 84.4 ms (limit 61.2 ms)')
-    expect(describeEvent(agent(0, 'b', 'suspect', { peer: 'a', silentMs: 84.4 }))).toBe('suspects a: silent for 84.4 ms')
+    // an older agent's suspicion: the limit's length, or nothing of it
+    expect(describeEvent(agent(0, 'b', 'suspect', { peer: 'a', silentMs: 84.4, timeoutMs: 61.2 }))).toBe('suspects a: silent for 84 ms (limit 61 ms)')
+    expect(describeEvent(agent(0, 'b', 'suspect', { peer: 'a', silentMs: 84.4 }))).toBe('suspects a: silent for 84 ms')
+    // this one's: what set the limit
+    const limit = { ms: 504.2, by: 'learning', ceilingMs: 800, detectorMs: 504.2, learnedForMs: 4100, learningMs: 10_000, allowanceMs: 0, ownPauseMs: 12 }
+    expect(describeEvent(agent(0, 'b', 'suspect', { peer: 'a', silentMs: 512, timeoutMs: 504.2, limit }))).toBe(
+      "suspects a: silent for 512 ms (limit 504 ms: a fresh detector, 4.1 of the 10 s it takes to learn a's heartbeats, coming down from the 800 ms ceiling)"
+    )
     expect(describeEvent(agent(0, 'a', 'loop-stall', { ms: 412, role: 'primary' }))).toBe(
       'event loop stalled 412 ms (as primary): its timers and heartbeats waited that long'
     )

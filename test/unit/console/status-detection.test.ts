@@ -32,7 +32,22 @@ describe('status poller: failure detection', () => {
   it("shows each replica's learned suspicion timeout, null for an agent too old to say", () => {
     const poller = new StatusPoller({ status: async () => [], machineOf: (id) => id })
     poller.absorb([replicaRow('a', 'primary', 60), replicaRow('b', 'backup')])
-    expect(poller.detection()).toEqual({ falseFailovers: 0, last: null, suspectAfterMs: { a: 60, b: null } })
+    expect(poller.detection()).toEqual({ falseFailovers: 0, last: null, suspectAfterMs: { a: 60, b: null }, suspectLimit: { a: null, b: null } })
+  })
+
+  it('passes on what set each timeout, and nothing for a limit it cannot read', () => {
+    const poller = new StatusPoller({ status: async () => [], machineOf: (id) => id })
+    const limit = { ms: 60, by: 'floor' as const, ceilingMs: 800, detectorMs: 60, learnedForMs: 60_000, learningMs: 10_000, allowanceMs: 0, ownPauseMs: 8 }
+    const a = replicaRow('a', 'primary', 60)
+    a.status!.replica!.suspectLimit = limit
+    const b = replicaRow('b', 'backup', 90)
+    b.status!.replica!.suspectLimit = { ...limit, by: 'no-such-reason' } as unknown as typeof limit
+    poller.absorb([a, b])
+    expect(poller.detection().suspectLimit).toEqual({ a: limit, b: null })
+    // live alone, a has no peer to suspect
+    a.status!.replica!.peer = null
+    poller.absorb([a, b])
+    expect(poller.detection()).toMatchObject({ suspectAfterMs: { a: null, b: 90 }, suspectLimit: { a: null, b: null } })
   })
 
   it('counts a false failover from the lab events, and not one an operator fault explains', () => {

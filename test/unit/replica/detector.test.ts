@@ -46,13 +46,21 @@ describe('the failure detector', () => {
   it('starts at the ceiling and comes down to what it learned over its learning time, not at once', () => {
     const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 800 }, 0)
     expect(d.timeoutMs()).toBe(800)
+    expect(d.limitBy()).toBe('learning')
     const learn = learningMs(20)
     expect(learn).toBe(10_000)
+    expect(d.learningMs()).toBe(learn)
     const r = drive(d, 0, learn / 2, () => 20)
     expect(d.timeoutMs()).toBeGreaterThan(400)
     expect(d.timeoutMs()).toBeLessThan(800)
+    // it says why: still learning, and for how long so far (the window closing at 5 s waits for the next heartbeat)
+    expect(d.limitBy()).toBe('learning')
+    expect(d.learnedForMs()).toBeGreaterThanOrEqual(learn / 2 - 100)
+    expect(d.learnedForMs()).toBeLessThanOrEqual(learn / 2)
     drive(d, r.now, learn + 500, () => 20)
     expect(d.timeoutMs()).toBe(60)
+    // regular heartbeats: the floor of three
+    expect(d.limitBy()).toBe('floor')
   })
 
   it('suspects a dead peer within its floor once it learned regular heartbeats', () => {
@@ -95,6 +103,7 @@ describe('the failure detector', () => {
     expect(r.suspected).toBe(false)
     const slow = d.timeoutMs()
     expect(slow).toBeGreaterThanOrEqual(1.5 * 280)
+    expect(d.state()).toMatchObject({ by: 'history', learnedForMs: 60_000 })
     // the stalls stop: after a minute and more of regular heartbeats they have aged out
     r = drive(d, r.now, r.now + 70_000, () => 20)
     expect(r.suspected).toBe(false)
@@ -105,6 +114,7 @@ describe('the failure detector', () => {
     const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 300 }, 0)
     const r = drive(d, 0, 20_000, () => 250)
     expect(d.timeoutMs()).toBe(300)
+    expect(d.limitBy()).toBe('ceiling')
     expect(detectionMs(d, r.now, r.lastHeard)).toBeLessThanOrEqual(305)
   })
 
@@ -158,7 +168,7 @@ describe('the failure detector', () => {
     expect(d.timeoutMs()).toBe(60)
     d.reset(12_000)
     expect(d.timeoutMs()).toBe(800)
-    expect(d.state().windows).toBe(0)
+    expect(d.state()).toMatchObject({ windows: 0, by: 'learning', learnedForMs: 0 })
   })
 
   it('refuses a ceiling that does not exceed the heartbeat interval', () => {

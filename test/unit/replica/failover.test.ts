@@ -23,7 +23,13 @@ describe('heartbeats, suspicion and the test-and-set', () => {
     expect(diskReqs(core.takeActions())).toEqual([])
     core.step({ t: 'tick', now: 71 })
     const a = core.takeActions()
-    expect(telemetry(a)).toContainEqual({ k: 'suspect', peer: 'b', silentMs: 51, timeoutMs: 50 })
+    expect(telemetry(a)).toContainEqual({
+      k: 'suspect',
+      peer: 'b',
+      silentMs: 51,
+      timeoutMs: 50,
+      limit: expect.objectContaining({ ms: 50, by: 'learning', learnedForMs: 0 })
+    })
     const [tas] = diskReqs(a)
     expect(tas).toMatchObject({ op: 'tas', gen: 1, from: 'a' })
     expect(core.status().peerSuspected).toBe(true)

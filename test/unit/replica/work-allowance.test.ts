@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest'
 import { HEAP_BYTES_PER_MS, WORK_BYTES_PER_MS, WORK_WINDOW_MS } from '../../../agent/replica/core.js'
 import type { ReplicaCore } from '../../../agent/replica/core.js'
+import type { Telemetry } from '../../../agent/replica/types.js'
 import { confirmedPrimary, deliver, diskReqs, ftreq, makeCore, telemetry } from './harness.js'
 
 const cfg = { heartbeatMs: 10, suspectMs: 2000 }
@@ -44,6 +45,10 @@ describe('the work allowance of a large entry', () => {
     p.core.takeActions()
     const allowance = Math.floor(BIG / WORK_BYTES_PER_MS)
     expect(p.core.status().suspectAfterMs).toBeGreaterThanOrEqual(learned + allowance)
+    // the large entry's allowance, and the guest's growth by it (HEAP_BYTES_PER_MS: a few ms more)
+    expect(p.core.status().suspectLimit).toMatchObject({ by: 'large-entry', detectorMs: 30 })
+    expect(p.core.status().suspectLimit.allowanceMs).toBeGreaterThanOrEqual(allowance)
+    expect(p.core.status().suspectLimit.allowanceMs).toBeLessThan(allowance + BIG / HEAP_BYTES_PER_MS + 1)
     const limit = p.core.status().suspectAfterMs
     // the backup's last heartbeat came 10 ms before; silent from there on: not suspected within the limit, suspected once past it
     const heard = now - 10
@@ -98,9 +103,11 @@ describe('the allowance of a growing guest', () => {
     now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
     expect(p.core.status().suspectAfterMs).toBeGreaterThanOrEqual(30 + 100)
     expect(p.core.status().suspectAfterMs).toBeLessThan(30 + 110)
+    expect(p.core.status().suspectLimit.by).toBe('guest-growth')
     // the history's span (30 s with 10 ms heartbeats) after the growth, the guest is as large but allows nothing
     for (let i = 0; i < 4; i++) now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
     expect(p.core.status().suspectAfterMs).toBe(30)
+    expect(p.core.status().suspectLimit.by).toBe('floor')
   })
 })
 
@@ -114,6 +121,8 @@ describe('the allowance of this replica’s own pauses', () => {
     p.core.step({ t: 'tick', now })
     p.core.takeActions()
     expect(p.core.status().suspectAfterMs).toBe(150)
+    expect(p.core.status().suspectLimit).toMatchObject({ ms: 150, by: 'own-pause', detectorMs: 30 })
+    expect(p.core.status().suspectLimit.ownPauseMs).toBeCloseTo(100, 0)
     // remembered for the span of the detector's history (600 windows of 5 heartbeats: 30 s at 10 ms), then gone
     now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
     expect(p.core.status().suspectAfterMs).toBe(150)
@@ -173,5 +182,48 @@ describe('a restoring primary busy cutting its snapshot', () => {
     expect(suspected(p.core, now + 5)).toBe(false)
     // and a joining replica that stays silent is suspected all the same
     expect(suspectsBetween(p.core, now + 10, now + 2 * limit)).toBe(true)
+  })
+})
+
+describe('what set the silence limit, told with a suspicion', () => {
+  it('a fresh pair: the detector is learning, and the suspicion says how far it has come', () => {
+    const p = confirmedPrimary({ cfg })
+    // two seconds of regular heartbeats: 40 of the 100 windows a fresh detector takes to come down from the ceiling
+    let now = 0
+    for (; now < 2000; now += 10) {
+      p.core.step({ t: 'peer', now, msg: { t: 'heartbeat', gen: 1, from: 'b', last: p.core.status().lastEntry, releasedThrough: 0 } })
+      p.core.step({ t: 'tick', now: now + 5 })
+      p.core.takeActions()
+    }
+    const limit = p.core.status().suspectLimit
+    // 39 windows of 50 ms learned (the 40th closes with the next heartbeat)
+    expect(limit).toMatchObject({ by: 'learning', ceilingMs: 2000, learnedForMs: 1950, learningMs: 5000 })
+    expect(limit.ms).toBe(p.core.status().suspectAfterMs)
+    expect(limit.ms).toBeGreaterThan(1000)
+    // the backup falls silent: the suspicion carries the limit it passed, and why
+    let said: Telemetry | undefined
+    for (let t = now; t <= now + 2000 && !said; t += 5) {
+      p.core.step({ t: 'tick', now: t })
+      said = telemetry(p.core.takeActions()).find((x) => x.k === 'suspect')
+    }
+    expect(said).toMatchObject({ k: 'suspect', peer: 'b', timeoutMs: limit.ms, limit: { ms: limit.ms, by: 'learning' } })
+    expect(said!.k === 'suspect' && said!.silentMs).toBeGreaterThan(limit.ms)
+  })
+
+  it('a detector whose peer was silent as long as the ceiling while alive: the ceiling', () => {
+    const p = confirmedPrimary({ cfg: { heartbeatMs: 10, suspectMs: 300 } })
+    // heartbeats every 10 ms, but in every window one silence of 250 ms (a peer that stalls often): 1.5 × 250 > 300
+    let now = 0
+    for (let w = 0; w < 120; w++) {
+      for (let i = 0; i < 5; i++, now += 10) {
+        p.core.step({ t: 'peer', now, msg: { t: 'heartbeat', gen: 1, from: 'b', last: p.core.status().lastEntry, releasedThrough: 0 } })
+        p.core.step({ t: 'tick', now: now + 5 })
+        p.core.takeActions()
+      }
+      now += 240
+      for (let t = now - 235; t < now; t += 5) p.core.step({ t: 'tick', now: t })
+      p.core.takeActions()
+    }
+    expect(p.core.status().suspectLimit).toMatchObject({ ms: 300, by: 'ceiling' })
   })
 })
