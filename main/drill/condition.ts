@@ -3,8 +3,12 @@
 //
 //   condition := all ( "or" all )*            all := clause ( "and" clause )*
 //   clause    := replica "is" [ "not" ] role          b is live · a is not primary
+//              | replica "is" [ "not" ] "learning"    b is not learning
 //              | metric op number [ unit ]             backup lag > 50ms · ops >= 2000
 //   replica   := a | b            role := primary | backup | live | halted | joining | down
+//   learning: the replica's failure detector is still coming down from its ceiling (a new peer, a new generation);
+//             either way the clause holds only while the replica has a peer and reports its limit (an agent too old
+//             to say, a replica down or live alone: neither "is learning" nor "is not learning")
 //   op        := > | >= | < | <= | =
 //   metric    := ops            operations the load completed so far
 //              | ops/s          the load's throughput (recent window)
@@ -28,7 +32,10 @@ const METRICS = {
 } as const
 type Metric = keyof typeof METRICS
 
-export type Clause = { kind: 'role'; host: 'a' | 'b'; not: boolean; role: Role } | { kind: 'metric'; metric: Metric; op: Op; value: number }
+export type Clause =
+  | { kind: 'role'; host: 'a' | 'b'; not: boolean; role: Role }
+  | { kind: 'learning'; host: 'a' | 'b'; not: boolean }
+  | { kind: 'metric'; metric: Metric; op: Op; value: number }
 
 /** Any of `anyOf` holds when all of its clauses hold ("and" binds tighter than "or"). */
 export interface Condition {
@@ -47,8 +54,10 @@ export function parseCondition(text: string): Condition {
 
 function parseClause(c: string, whole: string): Clause {
   const role = /^(a|b)\s+is\s+(not\s+)?([a-z]+)$/.exec(c)
+  if (role?.[3] === 'learning') return { kind: 'learning', host: role[1] as 'a' | 'b', not: !!role[2] }
   if (role) {
-    if (!(ROLES as readonly string[]).includes(role[3])) throw new Error(`"${c}": a replica's role is one of ${ROLES.join(', ')} (got "${role[3]}")`)
+    if (!(ROLES as readonly string[]).includes(role[3]))
+      throw new Error(`"${c}": a replica's role is one of ${ROLES.join(', ')}, or "learning" (got "${role[3]}")`)
     return { kind: 'role', host: role[1] as 'a' | 'b', not: !!role[2], role: role[3] as Role }
   }
   const m = /^([a-z/ ]+?)\s*(>=|<=|>|<|=)\s*(\d+(?:\.\d+)?)\s*([a-z]*)$/.exec(c)
@@ -78,6 +87,10 @@ function clauseHolds(c: Clause, s: LabStatus): boolean {
   if (c.kind === 'role') {
     const h = s.hosts.find((x) => x.id === c.host)
     return (h?.role === c.role) !== c.not
+  }
+  if (c.kind === 'learning') {
+    const limit = s.detection?.suspectLimit?.[c.host]
+    return limit ? (limit.by === 'learning') !== c.not : false
   }
   const v = METRICS[c.metric].read(s)
   switch (c.op) {

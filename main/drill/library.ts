@@ -29,6 +29,7 @@ export function findDrillsDir(env: NodeJS.ProcessEnv = process.env): string {
  */
 const LECTURE_ORDER = [
   'power-cut-primary',
+  'learned-failover',
   'power-cut-backup',
   'power-cut-both',
   'channel-cut-split-brain',

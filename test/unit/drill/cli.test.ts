@@ -45,7 +45,7 @@ describe('ftlab drill', () => {
     for (const n of src.names()) writeFileSync(join(dir, `${n}.yaml`), src.text(n))
     writeFileSync(join(dir, 'aaa-mine.yaml'), src.text('power-cut-backup'))
     const names = new DrillLibrary(dir).names()
-    expect(names.slice(0, 3)).toEqual(['power-cut-primary', 'power-cut-backup', 'power-cut-both'])
+    expect(names.slice(0, 4)).toEqual(['power-cut-primary', 'learned-failover', 'power-cut-backup', 'power-cut-both'])
     expect(names.indexOf('no-output-rule')).toBeGreaterThan(names.indexOf('state-transfer-vs-rsm'))
     expect(names.at(-1)).toBe('aaa-mine')
   })

@@ -7,7 +7,7 @@ import { holds, parseCondition } from '../../../main/drill/condition.js'
 import { labsFor, DrillLibrary } from '../../../main/drill/library.js'
 import { drawSchedule } from '../../../main/drill/runner.js'
 import { checkScenario, parseScenario, ScenarioError } from '../../../main/drill/scenario.js'
-import { emptyInvariants, idleLoadStatus, downHostStatus, type LabStatus } from '../../../main/api/contract.js'
+import { emptyDetection, emptyInvariants, idleLoadStatus, downHostStatus, type LabStatus, type SilenceLimit } from '../../../main/api/contract.js'
 
 const GOOD = `name: my-drill
 title: My drill
@@ -228,5 +228,32 @@ describe('the condition language', () => {
     expect(holds(parseCondition('backup lag > 0.1s'), s)).toBe(false)
     expect(holds(parseCondition('ops >= 2500 and gen = 2'), s)).toBe(true)
     expect(holds(parseCondition('ops/s < 100'), s)).toBe(false)
+  })
+
+  it('judges whether a replica’s failure detector is still learning, and says nothing of one that reports no limit', () => {
+    const limit = (by: SilenceLimit['by']): SilenceLimit => ({
+      ms: 400,
+      by,
+      ceilingMs: 800,
+      detectorMs: 400,
+      learnedForMs: 5000,
+      learningMs: 10_000,
+      allowanceMs: 0,
+      ownPauseMs: 0
+    })
+    const s = status({ a: 'primary', b: 'backup' })
+    s.detection = { ...emptyDetection(), suspectLimit: { a: limit('learning'), b: limit('history') } }
+    expect(holds(parseCondition('a is learning'), s)).toBe(true)
+    expect(holds(parseCondition('b is not learning'), s)).toBe(true)
+    expect(holds(parseCondition('a is not learning and b is not learning'), s)).toBe(false)
+    s.detection.suspectLimit!.a = limit('floor')
+    expect(holds(parseCondition('a is not learning and b is not learning'), s)).toBe(true)
+    // down, live alone, or an agent too old to say: neither learning nor not
+    s.detection.suspectLimit!.a = null
+    expect(holds(parseCondition('a is learning'), s)).toBe(false)
+    expect(holds(parseCondition('a is not learning'), s)).toBe(false)
+    delete (s as Partial<LabStatus>).detection
+    expect(holds(parseCondition('b is not learning'), s)).toBe(false)
+    expect(() => parseCondition('a is lerning')).toThrow(/one of primary, backup, live, halted, joining, down, or "learning" \(got "lerning"\)/)
   })
 })
