@@ -29,6 +29,9 @@ export function statusTable(rows: HostStatusRow[], faults: FaultRecord[], now = 
     const gen = s ? String(s.disk?.gen ?? s.gen) : ''
     // only a primary has acks to wait for: a live replica logs to nobody, and a backup's acks are its own
     const onChannel = ch && s?.role === 'primary'
+    // how long a silence of its peer it waits before suspecting it, and what set that (only a primary and its backup judge each other)
+    const limit = (s?.role === 'primary' || s?.role === 'backup') && s.replica?.suspectLimit
+    const suspect = limit ? `${Math.round(limit.ms)} ms ${limit.by}` : ''
     return [
       r.host,
       role,
@@ -38,10 +41,11 @@ export function statusTable(rows: HostStatusRow[], faults: FaultRecord[], now = 
       ch ? (onChannel || s?.role === 'backup' ? String(ch.acked) : '-') : '',
       ch ? (onChannel ? String(Math.max(0, ch.lastEntry - ch.acked)) : '-') : '',
       ch ? String(ch.heldOutputs) : '',
+      suspect,
       r.error ? r.error : s?.disk ? `live=${s.disk.live ?? '-'} tas=${s.disk.tasWinner ?? '-'} fenced=${s.disk.fenced}` : ''
     ]
   })
-  const table = renderTable(['HOST', 'ROLE', 'GEN', 'PID', 'ENTRIES', 'ACKED', 'LAG', 'HELD', 'NOTE'], body)
+  const table = renderTable(['HOST', 'ROLE', 'GEN', 'PID', 'ENTRIES', 'ACKED', 'LAG', 'HELD', 'SUSPECT AFTER', 'NOTE'], body)
   if (faults.length === 0) return table
   const fl = faults.map((f) => `  ${f.id}  ${describeFault(f.spec)}  via ${f.path}  ${healsText(f, now)}${f.note ? `\n        ${f.note}` : ''}`)
   return `${table}\n\nopen faults:\n${fl.join('\n')}`

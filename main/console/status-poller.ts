@@ -146,8 +146,9 @@ export class StatusPoller {
     if (last && (REPLICA_IDS as readonly string[]).includes(last.host)) out.last = { ...last, host: last.host as ReplicaHostId }
     for (const id of REPLICA_IDS) {
       const row = this.rows.get(id)
-      // a replica live alone has no peer to suspect: its timeout says nothing
-      const replica = row?.state === 'up' && row.status?.replica?.peer !== null ? row.status?.replica : undefined
+      // only a primary and its backup judge each other: a replica live alone (or joining, or halted) suspects nobody
+      const judging = row?.state === 'up' && (row.status?.role === 'primary' || row.status?.role === 'backup')
+      const replica = judging ? row.status?.replica : undefined
       out.suspectAfterMs[id] = typeof replica?.suspectAfterMs === 'number' ? replica.suspectAfterMs : null
       out.suspectLimit![id] = asSilenceLimit(replica?.suspectLimit)
     }

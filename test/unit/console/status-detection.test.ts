@@ -44,8 +44,8 @@ describe('status poller: failure detection', () => {
     b.status!.replica!.suspectLimit = { ...limit, by: 'no-such-reason' } as unknown as typeof limit
     poller.absorb([a, b])
     expect(poller.detection().suspectLimit).toEqual({ a: limit, b: null })
-    // live alone, a has no peer to suspect
-    a.status!.replica!.peer = null
+    // live alone, a has no peer to suspect (it still names the one it had)
+    a.status!.role = 'live'
     poller.absorb([a, b])
     expect(poller.detection()).toMatchObject({ suspectAfterMs: { a: null, b: 90 }, suspectLimit: { a: null, b: null } })
   })

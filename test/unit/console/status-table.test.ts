@@ -20,7 +20,29 @@ const channel = {
 
 describe('status table', () => {
   it('shows host, role, gen, pid, entries, acked, lag and held outputs, and a down host as down', () => {
-    const a: AgentStatus = { ...base, id: 'a', role: 'primary', gen: 2, channel }
+    const limit = {
+      ms: 61.6,
+      by: 'history' as const,
+      ceilingMs: 800,
+      detectorMs: 61.6,
+      learnedForMs: 60_000,
+      learningMs: 10_000,
+      allowanceMs: 0,
+      ownPauseMs: 9
+    }
+    const replica = {
+      peer: 'b',
+      releasedThrough: 117,
+      peerSuspected: false,
+      suspectAfterMs: 61.6,
+      suspectLimit: limit,
+      queuedInputs: 0,
+      clients: 2,
+      guestConns: 0,
+      channelPort: 1,
+      servicePort: 2
+    }
+    const a: AgentStatus = { ...base, id: 'a', role: 'primary', gen: 2, channel, replica }
     const disk: AgentStatus = {
       ...base,
       id: 'disk',
@@ -38,14 +60,26 @@ describe('status table', () => {
       0
     )
     const lines = text.split('\n')
-    expect(lines[0].split(/\s+/)).toEqual(['HOST', 'ROLE', 'GEN', 'PID', 'ENTRIES', 'ACKED', 'LAG', 'HELD', 'NOTE'])
-    expect(lines[1].split(/\s+/)).toEqual(['a', 'primary', '2', '4242', '120', '117', '3', '2'])
+    expect(lines[0].split(/\s{2,}/)).toEqual(['HOST', 'ROLE', 'GEN', 'PID', 'ENTRIES', 'ACKED', 'LAG', 'HELD', 'SUSPECT AFTER', 'NOTE'])
+    expect(lines[1].split(/\s{2,}/)).toEqual(['a', 'primary', '2', '4242', '120', '117', '3', '2', '62 ms history'])
     expect(lines[2].split(/\s+/)).toEqual(['b', 'down', '4243'])
     expect(lines[3]).toMatch(/^disk\s+disk-server\s+2\s+4244\s+live=a tas=- fenced=1$/)
     expect(text).toMatch(/open faults:\n {2}f1 {2}isolate b {2}via agent-filter {2}heals in 30s/)
   })
-  it('shows no lag for a replica that went live alone: it has nobody to wait for', () => {
-    const b: AgentStatus = { ...base, id: 'b', role: 'live', gen: 1, channel: { ...channel, lastEntry: 36_218, acked: 15_708 } }
+  it('shows no lag and no suspicion limit for a replica that went live alone: it has nobody to wait for', () => {
+    const limit = { ms: 60, by: 'floor' as const, ceilingMs: 800, detectorMs: 60, learnedForMs: 60_000, learningMs: 10_000, allowanceMs: 0, ownPauseMs: 0 }
+    const replica = {
+      peer: 'a',
+      releasedThrough: 0,
+      peerSuspected: false,
+      suspectLimit: limit,
+      queuedInputs: 0,
+      clients: 0,
+      guestConns: 0,
+      channelPort: 1,
+      servicePort: 2
+    }
+    const b: AgentStatus = { ...base, id: 'b', role: 'live', gen: 1, channel: { ...channel, lastEntry: 36_218, acked: 15_708 }, replica }
     const line = statusTable([{ host: 'b', kind: 'replica', pid: 7, incarnation: 1, state: 'up', status: b }], [], 0).split('\n')[1]
     expect(line.split(/\s+/)).toEqual(['b', 'live', '1', '7', '36218', '-', '-', '2'])
   })
