@@ -99,12 +99,23 @@ describe('console in browser mode over the real local lab', () => {
       await shoot(page, '10-real-running-under-load-820')
       await page.setViewportSize({ width: 1440, height: 900 })
 
+      // each replica's suspicion limit and what set it, on the invariants panel's false-failover row
+      const limits = page.locator('[data-test=inv-false-failovers] .v')
+      await expect
+        .poll(async () => (await limits.getAttribute('title')) ?? '', { timeout: 10_000 })
+        .toMatch(/^a suspects b after \d+ ms of silence: .+\nb suspects a after \d+ ms of silence: .+$/)
+
       // power cut of the primary: a down, b live, the load goes on against b
       await page.click('[data-host=a] [data-test=fault-power]')
       await expectText(page, '[data-host=a] [data-test=host-role]', 'down')
       await expectText(page, '[data-host=b] [data-test=host-role]', 'live')
       await expectText(page, '[data-test=timeline-mark]', 'b goes live')
       await expectText(page, '[data-test=timeline-mark]', 'power cut a')
+      // the suspicion says the limit it passed and why; b, live alone, suspects nobody now and shows no limit
+      await expect
+        .poll(async () => (await page.locator('[data-test=timeline-mark]').allTextContents()).join('\n'), { timeout: 10_000 })
+        .toMatch(/b suspects a: silent for \d+ ms \(limit \d+ ms: [^)]+\)/)
+      await expect.poll(async () => (await limits.textContent())?.trim(), { timeout: 10_000 }).toBe('0')
       await expectText(page, '[data-host=a] [data-test=host-error]', 'power cut')
       expect(alive(pids[0])).toBe(false)
       const atLive = (await b.handle('lab.status', {})).load.completed
