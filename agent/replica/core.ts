@@ -363,6 +363,7 @@ export class ReplicaCore {
   }
 
   status(): CoreStatus {
+    const limit = this.silenceLimitWhy()
     return {
       id: this.cfg.id,
       role: this.role,
@@ -379,8 +380,8 @@ export class ReplicaCore {
       queuedInputs: this.queue.length,
       genConfirmed: this.genConfirmed,
       restoring: this.registration?.purpose === 'restore' || this.snapshotOut !== null,
-      suspectAfterMs: this.silenceLimit(),
-      suspectLimit: this.silenceLimitWhy()
+      suspectAfterMs: limit.ms,
+      suspectLimit: limit
     }
   }
 

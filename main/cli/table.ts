@@ -1,6 +1,6 @@
 // Plain-text tables and lines for the terminal.
 import type { AgentStatus } from '../../agent/control/protocol.js'
-import type { HostStatusRow } from '../lab/lab.js'
+import { judgingReplica, type HostStatusRow } from '../lab/lab.js'
 import type { FaultRecord, LabState } from '../lab/lab-state.js'
 import { describeFault } from '../lab/lab-faults.js'
 import { formatDuration } from '../core/duration.js'
@@ -29,8 +29,8 @@ export function statusTable(rows: HostStatusRow[], faults: FaultRecord[], now = 
     const gen = s ? String(s.disk?.gen ?? s.gen) : ''
     // only a primary has acks to wait for: a live replica logs to nobody, and a backup's acks are its own
     const onChannel = ch && s?.role === 'primary'
-    // how long a silence of its peer it waits before suspecting it, and what set that (only a primary and its backup judge each other)
-    const limit = (s?.role === 'primary' || s?.role === 'backup') && s.replica?.suspectLimit
+    // how long a silence of its peer it waits before suspecting it, and what set that
+    const limit = judgingReplica(r)?.suspectLimit
     const suspect = limit ? `${Math.round(limit.ms)} ms ${limit.by}` : ''
     return [
       r.host,

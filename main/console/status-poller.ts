@@ -26,7 +26,7 @@ import {
   type Invariants,
   type ReplicaHostId
 } from '../api/contract.js'
-import type { HostStatusRow } from '../lab/lab.js'
+import { judgingReplica, type HostStatusRow } from '../lab/lab.js'
 import type { LabEvent } from '../lab/lab-events.js'
 import { FalseFailoverJudge } from '../lab/false-failover.js'
 
@@ -146,9 +146,7 @@ export class StatusPoller {
     if (last && (REPLICA_IDS as readonly string[]).includes(last.host)) out.last = { ...last, host: last.host as ReplicaHostId }
     for (const id of REPLICA_IDS) {
       const row = this.rows.get(id)
-      // only a primary and its backup judge each other: a replica live alone (or joining, or halted) suspects nobody
-      const judging = row?.state === 'up' && (row.status?.role === 'primary' || row.status?.role === 'backup')
-      const replica = judging ? row.status?.replica : undefined
+      const replica = judgingReplica(row)
       out.suspectAfterMs[id] = typeof replica?.suspectAfterMs === 'number' ? replica.suspectAfterMs : null
       out.suspectLimit![id] = asSilenceLimit(replica?.suspectLimit)
     }

@@ -67,6 +67,14 @@ export interface HostStatusRow {
   error?: string
 }
 
+/**
+ * A replica's status when it judges a peer now, so that its suspicion limit means something: up, and primary or
+ * backup. A replica live alone (which keeps naming its old peer), joining or halted suspects nobody.
+ */
+export function judgingReplica(row: HostStatusRow | undefined): AgentStatus['replica'] | undefined {
+  return row?.state === 'up' && (row.status?.role === 'primary' || row.status?.role === 'backup') ? row.status.replica : undefined
+}
+
 export interface RestoreResult {
   from: string
   to: string
