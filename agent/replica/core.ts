@@ -26,7 +26,7 @@ import type { ConnId, ExecResult, GuestInput, Output, SnapshotLoader, Vmm } from
 import type { Action, DiskReq, DiskRes, Event, LogEntry, PeerMsg, ReplicaConfig, ReplicaId, Role, SilenceLimit, SilenceLimitBy, Telemetry } from './types.js'
 import { approxBytes, describeInput, entryBytes } from './size.js'
 import { EntryAssembly, SnapshotAssembly, SnapshotCutter, entryParts } from './parts.js'
-import { FailureDetector, historyMs, TAIL_MARGIN } from './detector.js'
+import { FailureDetector, historyMs, REPORT_MS, TAIL_MARGIN } from './detector.js'
 import { WindowExtreme } from './window-extreme.js'
 
 /** duplicate acks naming one gap that make the primary resend it at once (the simulator's links reorder: one is not proof of loss) */
@@ -208,6 +208,8 @@ export class ReplicaCore {
   private releasedThrough = 0
   private lastHeard: number
   private lastSent: number
+  /** when this replica last told its peer its own pauses (detector.ts, PauseReport) */
+  private lastReported: number
 
   // ---- primary
   private unacked: Unacked[] = []
@@ -291,6 +293,7 @@ export class ReplicaCore {
     this.now = init.now
     this.lastHeard = init.now
     this.lastSent = init.now
+    this.lastReported = init.now
     this.detector = new FailureDetector({ heartbeatMs: cfg.heartbeatMs, ceilingMs: cfg.suspectMs }, init.now)
     this.guestSizes = new WindowExtreme(historyMs(cfg.heartbeatMs), 'min')
     this.channelReady = init.role === 'primary'
@@ -458,7 +461,8 @@ export class ReplicaCore {
       this.maybeResend()
       this.maybeResendSnapshot()
     }
-    if (this.now - this.lastSent >= this.cfg.heartbeatMs) this.sendHeartbeat()
+    // a heartbeat also goes, with the report of this replica's own pauses, every REPORT_MS however busy the channel
+    if (this.now - this.lastSent >= this.cfg.heartbeatMs || this.now - this.lastReported >= REPORT_MS) this.sendHeartbeat()
   }
 
   /**
@@ -480,6 +484,7 @@ export class ReplicaCore {
     const work = this.workAllowance()
     const growth = this.growthAllowance()
     const ownPauseMs = d.ownPauseMs()
+    const report = d.peerReport()
     const ms = this.silenceLimit()
     const detectorMs = d.timeoutMs()
     let by: SilenceLimitBy = d.limitBy()
@@ -493,7 +498,8 @@ export class ReplicaCore {
       learnedForMs: d.learnedForMs(),
       learningMs: d.learningMs(),
       allowanceMs: work + growth,
-      ownPauseMs
+      ownPauseMs,
+      ...(report !== null && d.learnedForMs() < d.learningMs() ? { report } : {})
     }
   }
 
@@ -549,7 +555,19 @@ export class ReplicaCore {
   private sendHeartbeat(): void {
     // entries about to be flushed say everything a heartbeat would
     if (this.role === 'primary' && this.channelReady && this.sentThrough < this.lastEntry) return
-    this.sendPeer({ t: 'heartbeat', gen: this.gen, from: this.cfg.id, last: this.lastEntry, releasedThrough: this.reportedReleased() })
+    const hb: Extract<PeerMsg, { t: 'heartbeat' }> = {
+      t: 'heartbeat',
+      gen: this.gen,
+      from: this.cfg.id,
+      last: this.lastEntry,
+      releasedThrough: this.reportedReleased()
+    }
+    if (this.now - this.lastReported >= REPORT_MS) {
+      const r = this.detector.ownReport(this.now)
+      hb.pauses = [Math.round(r.longestMs), Math.round(r.forMs)]
+      this.lastReported = this.now
+    }
+    this.sendPeer(hb)
   }
 
   // ============================================================ primary: inputs
@@ -833,6 +851,8 @@ export class ReplicaCore {
     }
     this.detector.heard(this.now)
     this.lastHeard = this.now
+    if (msg.t === 'heartbeat' && msg.pauses !== undefined && msg.from === this.peer)
+      this.detector.peerReported({ longestMs: msg.pauses[0], forMs: msg.pauses[1] })
     if (this.role === 'primary') this.onPrimaryMessage(msg)
     else this.onBackupMessage(msg)
   }
@@ -1514,6 +1534,8 @@ function malformed(msg: PeerMsg): string | null {
     case 'ack':
       return typeof msg.n === 'number' ? null : 'ack: n is not a number'
     case 'heartbeat':
+      if (msg.pauses !== undefined && !(Array.isArray(msg.pauses) && msg.pauses.length === 2 && msg.pauses.every((x) => typeof x === 'number' && x >= 0)))
+        return 'heartbeat: pauses is not two non-negative numbers (the longest pause, and how long it was watched)'
       return typeof msg.last === 'number' && typeof msg.releasedThrough === 'number' ? null : 'heartbeat: last or releasedThrough is not a number'
     case 'snapshot':
       if (typeof msg.from !== 'string' || typeof msg.part !== 'number' || !Array.isArray(msg.pages)) return 'snapshot: missing sender, part or pages'

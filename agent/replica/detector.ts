@@ -26,6 +26,16 @@
 // of its own pauses of the last HISTORY_WINDOWS windows (ownPauseMs); the core lets the peer's silence
 // last TAIL_MARGIN times that (core.ts, silenceLimit). A pause longer than the ceiling is not counted: that host was
 // stopped (SIGSTOP, a suspended VM), not collecting garbage, and it says nothing of the peer.
+//
+// The peer keeps the same record of its own pauses, and says what it holds (PauseReport, with a
+// heartbeat every REPORT_MS): its longest pause of its last minute, and how long it has watched.
+// A fresh detector takes that report for the part of the peer's history it has not seen itself. A
+// replica restored next to a peer that has run for a minute need not wait 10 s at a limit near the
+// ceiling: the peer's pauses of that minute are known, and TAIL_MARGIN times the silence they make
+// (the pause and a heartbeat interval) stands in for the history it would have learned. The report
+// says nothing of the network between the two, so it only stands in while the detector's own
+// history is shorter than learningMs(); then the history alone rules, as before. Both replicas
+// started together (a fresh lab) report no more than each has seen: the ramp is as before.
 
 import { WindowExtreme } from './window-extreme.js'
 
@@ -57,10 +67,22 @@ export const learningMs = (heartbeatMs: number): number => PRIOR_WINDOWS * WINDO
 
 /**
  * What set the detector's timeout: still coming down from the ceiling over PRIOR_WINDOWS ('learning'), the history of
- * the peer's silences ('history'), the floor of FLOOR_HEARTBEATS heartbeats, or the ceiling, which caps a history of
- * silences as long as it.
+ * the peer's silences ('history'), the peer's own report of its pauses standing in for a history still short
+ * ('reported'), the floor of FLOOR_HEARTBEATS heartbeats, or the ceiling, which caps a history of silences as long as it.
  */
-export type DetectorLimitBy = 'learning' | 'history' | 'floor' | 'ceiling'
+export type DetectorLimitBy = 'learning' | 'history' | 'reported' | 'floor' | 'ceiling'
+
+/**
+ * What a replica says of its own pauses, with a heartbeat (see above): the longest pause of its event loop within the
+ * history's span (one minute with 20 ms heartbeats), and how long it has watched its own ticks (at most that span).
+ */
+export interface PauseReport {
+  longestMs: number
+  forMs: number
+}
+
+/** How often a replica tells its peer its PauseReport, however busy the logging channel is. */
+export const REPORT_MS = 250
 
 export interface DetectorBounds {
   /** the interval at which the peer sends at least one message */
@@ -87,6 +109,8 @@ export interface DetectorState {
   ownPauseMs: number
   /** what set timeoutMs */
   by: DetectorLimitBy
+  /** the peer's last report of its own pauses, since the last reset (null: none yet) */
+  report: PauseReport | null
   /** how long the history learned so far spans (windows × window length), and how long it takes to be trusted alone */
   learnedForMs: number
   learningMs: number
@@ -131,6 +155,8 @@ export class FailureDetector {
   private readonly windowMs: number
   /** a jitter the normal fit always allows for, however regular the peer has been */
   private readonly minStdMs: number
+  private readonly heartbeatMs: number
+  private readonly historySpanMs: number
   private readonly maxima = new Float64Array(HISTORY_WINDOWS)
   private count = 0
   private next = 0
@@ -151,6 +177,10 @@ export class FailureDetector {
   private held = false
   /** this replica's own pauses within the span of the peer's history (one minute with 20 ms heartbeats), for their longest */
   private readonly ownPauses: WindowExtreme
+  /** when this replica began to tell its own late ticks from on-time ones (null: not yet): what its report covers */
+  private watchingSince: number | null = null
+  /** the peer's last report of its own pauses (see above), cleared with the history on a reset */
+  private report: PauseReport | null = null
 
   constructor(bounds: DetectorBounds, now: number) {
     if (!(bounds.heartbeatMs > 0) || !(bounds.ceilingMs > bounds.heartbeatMs))
@@ -159,7 +189,9 @@ export class FailureDetector {
     this.floorMs = Math.min(bounds.ceilingMs, FLOOR_HEARTBEATS * bounds.heartbeatMs)
     this.windowMs = WINDOW_HEARTBEATS * bounds.heartbeatMs
     this.minStdMs = bounds.heartbeatMs / 4
-    this.ownPauses = new WindowExtreme(historyMs(bounds.heartbeatMs), 'max')
+    this.heartbeatMs = bounds.heartbeatMs
+    this.historySpanMs = historyMs(bounds.heartbeatMs)
+    this.ownPauses = new WindowExtreme(this.historySpanMs, 'max')
     this.lastArrival = now
     this.windowStart = now
     this.timeout = this.ceilingMs
@@ -176,6 +208,23 @@ export class FailureDetector {
     this.timeout = this.ceilingMs
     this.by = 'learning'
     this.stats = { meanMs: 0, stdMs: 0, longestMs: 0 }
+    this.report = null
+  }
+
+  /**
+   * The peer's report of its own pauses (see above) came. A report that is not two non-negative numbers is ignored:
+   * the detector then learns as if none had come.
+   */
+  peerReported(report: PauseReport): void {
+    const { longestMs, forMs } = report
+    if (!Number.isFinite(longestMs) || !Number.isFinite(forMs) || longestMs < 0 || forMs < 0) return
+    this.report = { longestMs: Math.min(longestMs, this.ceilingMs), forMs: Math.min(forMs, this.historySpanMs) }
+    this.fit()
+  }
+
+  /** What this replica tells its peer of its own pauses, as of its last tick. */
+  ownReport(now: number): PauseReport {
+    return { longestMs: this.ownPauseMs(), forMs: this.watchingSince === null ? 0 : Math.min(now - this.watchingSince, this.historySpanMs) }
   }
 
   /** A message from the peer arrived. */
@@ -203,6 +252,7 @@ export class FailureDetector {
     // the shortest of recent intervals, slowly forgotten, so a change of the tick rate is followed
     this.tickPeriod = Math.min(this.tickPeriod * 1.01, Math.max(interval, 0.1))
     this.ticks++
+    if (this.ticks === TICKS_TO_LEARN) this.watchingSince = now
     // Judgement is held for one late tick only: the next one comes after the loop has read what
     // waited, and a replica whose every tick is late (starved, or driven in big steps by a test)
     // must still judge. Until the tick rate is known, no tick counts as late.
@@ -261,8 +311,14 @@ export class FailureDetector {
       ownPauseMs: this.ownPauseMs(),
       by: this.by,
       learnedForMs: this.learnedForMs(),
-      learningMs: this.learningMs()
+      learningMs: this.learningMs(),
+      report: this.report
     }
+  }
+
+  /** The peer's last report of its own pauses since the last reset, if any. */
+  peerReport(): PauseReport | null {
+    return this.report
   }
 
   private learn(longestSilence: number): void {
@@ -280,14 +336,41 @@ export class FailureDetector {
     for (let i = 0; i < this.count; i++) sq += (this.maxima[i] - mean) ** 2
     const std = Math.sqrt(sq / this.count)
     this.stats = { meanMs: mean, stdMs: std, longestMs: longest }
-    const learned = Math.max(mean + Z * Math.max(std, this.minStdMs), TAIL_MARGIN * longest)
+    this.fit()
+  }
+
+  /** The timeout from the history learned, the prior and the peer's report (see above), and what set it. */
+  private fit(): void {
+    const { meanMs, stdMs, longestMs } = this.stats
+    const learned = this.count === 0 ? 0 : Math.ceil(Math.max(meanMs + Z * Math.max(stdMs, this.minStdMs), TAIL_MARGIN * longestMs))
+    const alone = this.bound(learned, this.count, 0)
+    // the peer's report stands in for the part of its history not yet seen here, and for no more: both cover the same
+    // stretch of time when the two started together, so the longer of the two counts, not their sum
+    const report = this.count < PRIOR_WINDOWS ? this.report : null
+    if (report === null) {
+      this.timeout = alone.timeout
+      this.by = alone.by
+      return
+    }
+    // the longest silence the reported pauses make: the pause, and the heartbeat that was due during it
+    const vouched = Math.ceil(TAIL_MARGIN * (report.longestMs + this.heartbeatMs))
+    const withReport = this.bound(learned, Math.max(this.count, Math.floor(report.forMs / this.windowMs)), vouched)
+    this.timeout = withReport.timeout
+    // 'reported' when the report changed the timeout, unless it is still coming down (the limit's text then tells both)
+    // or at the ceiling
+    if (withReport.by === 'learning' || withReport.by === 'ceiling') this.by = withReport.by
+    else if (withReport.timeout === alone.timeout) this.by = alone.by
+    else this.by = 'reported'
+  }
+
+  /** The timeout from a learned fit, the windows known (for the prior) and a reported silence, between floor and ceiling. */
+  private bound(learned: number, known: number, vouched: number): { timeout: number; by: DetectorLimitBy } {
     // the prior: from the ceiling down to the floor over PRIOR_WINDOWS, then gone
-    const prior = this.ceilingMs - ((this.ceilingMs - this.floorMs) * this.count) / PRIOR_WINDOWS
-    const fit = Math.ceil(learned)
-    this.timeout = Math.min(this.ceilingMs, Math.max(this.floorMs, prior, fit))
-    if (prior > this.floorMs && prior >= fit) this.by = 'learning'
-    else if (fit >= this.ceilingMs) this.by = 'ceiling'
-    else if (fit > this.floorMs) this.by = 'history'
-    else this.by = 'floor'
+    const prior = this.ceilingMs - ((this.ceilingMs - this.floorMs) * Math.min(known, PRIOR_WINDOWS)) / PRIOR_WINDOWS
+    const fit = Math.max(learned, vouched)
+    const timeout = Math.min(this.ceilingMs, Math.max(this.floorMs, prior, fit))
+    if (prior > this.floorMs && prior >= fit) return { timeout, by: 'learning' }
+    if (fit >= this.ceilingMs) return { timeout, by: 'ceiling' }
+    return { timeout, by: fit > this.floorMs ? 'history' : 'floor' }
   }
 }

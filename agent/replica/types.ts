@@ -3,7 +3,7 @@
 // and processes live at the edge (edge.ts, bound to the world by runtime.ts on hosts and
 // by sim/ in the simulator).
 import type { EntryBody, GuestInput, IoRequest, Output, PageWrite, ReplicationMode } from '../vmm/types.js'
-import type { DetectorLimitBy } from './detector.js'
+import type { DetectorLimitBy, PauseReport } from './detector.js'
 
 export type ReplicaId = string
 export type Role = 'primary' | 'backup' | 'live' | 'halted' | 'joining'
@@ -33,7 +33,11 @@ export type PeerMsg =
   | { t: 'entry-part'; gen: number; n: number; at: number; total: number; bytes: Uint8Array; releasedThrough: number; nextConn?: number }
   /** `part`: bytes of entry n + 1 the backup holds so far (progress on an entry sent in parts) */
   | { t: 'ack'; gen: number; n: number; part?: number }
-  | { t: 'heartbeat'; gen: number; from: ReplicaId; last: number; releasedThrough: number }
+  /**
+   * `pauses`, every REPORT_MS (detector.ts, PauseReport): the sender's longest pause of its last minute, and how long it
+   * has watched its own ticks, both in ms; a fresh failure detector at the other end takes it for the history it lacks
+   */
+  | { t: 'heartbeat'; gen: number; from: ReplicaId; last: number; releasedThrough: number; pauses?: [longestMs: number, forMs: number] }
   /**
    * Part `part` of the snapshot (from 0; `done` on the last). Pages are cut to bound the message:
    * `append` says the first page continues the value of the previous part's last page.
@@ -163,6 +167,8 @@ export interface SilenceLimit {
   allowanceMs: number
   /** this replica's own longest pause of the last minute */
   ownPauseMs: number
+  /** the peer's own report of its pauses, while it stands in for a history shorter than learningMs (detector.ts) */
+  report?: PauseReport
 }
 
 /** Things worth showing and recording; never needed for correctness. */

@@ -306,6 +306,7 @@ export function emptyDetection(): FailureDetection {
  * agent/replica/types.ts SilenceLimit, which test/unit/console/silence-limit.test.ts holds to this one):
  *  learning      a fresh failure detector (a new peer, a new generation) comes down from the ceiling while it learns
  *  history       learned from the peer's silences of the last minute
+ *  reported      the peer's own report of its pauses of the last minute, standing in for a history still short
  *  floor         a few heartbeats: the least it ever waits
  *  ceiling       the configured suspect time, the most it waits
  *  large-entry   the detector's timeout plus an allowance for a large entry both replicas are handling
@@ -313,7 +314,7 @@ export function emptyDetection(): FailureDetection {
  *  own-pause     this replica's own longest pause of the last minute, with a margin: a pause of both replicas at once
  *  snapshot      a snapshot is going out: the ceiling plus its transfer time
  */
-export const SILENCE_LIMIT_BY = ['learning', 'history', 'floor', 'ceiling', 'large-entry', 'guest-growth', 'own-pause', 'snapshot'] as const
+export const SILENCE_LIMIT_BY = ['learning', 'history', 'reported', 'floor', 'ceiling', 'large-entry', 'guest-growth', 'own-pause', 'snapshot'] as const
 export type SilenceLimitBy = (typeof SILENCE_LIMIT_BY)[number]
 
 export interface SilenceLimit {
@@ -325,6 +326,8 @@ export interface SilenceLimit {
   learningMs: number
   allowanceMs: number
   ownPauseMs: number
+  /** the peer's report of its own pauses: its longest of the last minute, and how long it watched (absent: none used) */
+  report?: { longestMs: number; forMs: number }
 }
 
 /** A silence limit from an event or a status, or null when it is absent or not one (an older agent's, a broken recording's). */
@@ -333,7 +336,15 @@ export function asSilenceLimit(x: unknown): SilenceLimit | null {
   const o = x as Record<string, unknown>
   if (!(SILENCE_LIMIT_BY as readonly unknown[]).includes(o.by)) return null
   const fields = ['ms', 'ceilingMs', 'detectorMs', 'learnedForMs', 'learningMs', 'allowanceMs', 'ownPauseMs'] as const
-  return fields.every((f) => typeof o[f] === 'number' && Number.isFinite(o[f])) ? (o as unknown as SilenceLimit) : null
+  if (!fields.every((f) => typeof o[f] === 'number' && Number.isFinite(o[f]))) return null
+  const limit = Object.fromEntries(fields.map((f) => [f, o[f]])) as Omit<SilenceLimit, 'by' | 'report'>
+  const r = o.report as Record<string, unknown> | undefined
+  const report =
+    typeof r === 'object' && r !== null && Number.isFinite(r.longestMs) && Number.isFinite(r.forMs)
+      ? { longestMs: Number(r.longestMs), forMs: Number(r.forMs) }
+      : null
+  // a broken report loses the report, not the limit
+  return { ...limit, by: o.by as SilenceLimitBy, ...(report ? { report } : {}) }
 }
 
 /**
@@ -360,9 +371,13 @@ export function silenceLimitText(limit: SilenceLimit, peer: string): string {
   const capped = limit.ms >= limit.ceilingMs ? `, held to the ${ms(limit.ceilingMs)} ceiling` : ''
   switch (limit.by) {
     case 'learning':
-      return `a fresh detector, ${secs(limit.learnedForMs)} of the ${s(limit.learningMs)} it takes to learn ${peer}'s heartbeats, coming down from the ${ms(limit.ceilingMs)} ceiling`
+      return limit.report && limit.report.forMs > limit.learnedForMs
+        ? `a fresh detector, coming down from the ${ms(limit.ceilingMs)} ceiling over the ${s(limit.learningMs)} it takes to learn ${peer}'s heartbeats: ${peer}'s report of its own pauses covers ${s(limit.report.forMs)}, and this replica has heard ${peer} for ${s(limit.learnedForMs)}`
+        : `a fresh detector, ${secs(limit.learnedForMs)} of the ${s(limit.learningMs)} it takes to learn ${peer}'s heartbeats, coming down from the ${ms(limit.ceilingMs)} ceiling`
     case 'history':
       return `learned from ${s(limit.learnedForMs)} of ${peer}'s heartbeats`
+    case 'reported':
+      return `${peer} reported its own longest pause of the last ${s(limit.report?.forMs ?? 0)} as ${ms(limit.report?.longestMs ?? 0)}, which stands in for the heartbeats not yet heard here (${secs(limit.learnedForMs)} of the ${s(limit.learningMs)} it takes to learn them)`
     case 'floor':
       return `${peer}'s heartbeats have been regular, so the floor of a few heartbeats`
     case 'ceiling':

@@ -481,9 +481,12 @@ async function failoverRun(
       try {
         // enough after the cut for suspicion, the test-and-set and the clients' retries
         const afterMs = Math.max(3000, DEFAULT_TIMING.suspectMs * 4)
-        // the survivor is a fresh agent after each restore: its failure detector comes down from the ceiling
-        // while it learns the peer (detector.ts), and the cut should meet the detector as it runs, not that start
-        const leadMs = learningMs(DEFAULT_TIMING.heartbeatMs) + 1000
+        // The first cut meets two fresh detectors, both coming down from the ceiling while they learn (detector.ts): it
+        // waits until they have, and so by default does every cut after a restore, whose survivor is a fresh agent too.
+        // --failover-lead cuts sooner after a restore: the survivor then judges its peer on the peer's own report of its
+        // pauses, which stands in for the history it lacks, as far as the peer's own life reaches
+        const settled = learningMs(DEFAULT_TIMING.heartbeatMs) + 1000
+        const leadMs = i === 1 || opts.failoverLeadSec === null ? settled : opts.failoverLeadSec * 1000
         const t = await timedFailover(lab, primary, backup, shape, { leadMs, afterMs, settleMs: 1500, signal })
         rep.liveMs = t.liveMs
         rep.firstOpMs = t.firstOpMs
@@ -549,7 +552,7 @@ async function saturateRun(mode: ReplicationMode, opts: BenchOptions, labs: LabR
   const watch = new FailoverWatch(lab)
   try {
     await until(lab, 'a primary with b as its backup', paired('a', 'b'), { signal })
-    const shape = { clients: opts.saturateClients, keys: 1024, minutes: opts.saturateMinutes, bigWriters }
+    const shape = { clients: opts.saturateClients, keys: 1024, minutes: opts.saturateMinutes, bigWriters, restoreEverySec: opts.saturateRestoreEvery }
     return { mode, ...(await saturatedRun(lab, watch, shape, progress, signal)) }
   } catch (err) {
     if (err instanceof Aborted) throw err

@@ -8,6 +8,7 @@ import type { AgentStatus, Endpoint } from '../../agent/control/protocol.js'
 import type { HostStatusRow, Lab } from '../lab/lab.js'
 import type { LabEvent } from '../lab/lab-events.js'
 import { FalseFailoverJudge } from '../lab/false-failover.js'
+import { suspicionText } from '../api/contract.js'
 import { SessionClient } from '../load/session-client.js'
 import { summarizeLatency } from '../load/latency.js'
 import { RespError, RespReader, encodeCommand, type RespValue } from '../load/resp.js'
@@ -379,6 +380,12 @@ export interface SaturateFigures {
   timeoutMs: { min: number; median: number; p99: number; max: number; n: number }
   /** times redundancy was restored after a false failover */
   restores: number
+  /**
+   * With restoreEverySec: power cuts of the backup, each followed by a restore onto a fresh agent, how many failed, and
+   * the suspicions raised between a restore's end and the next cut (none is provoked: both replicas are up; the false
+   * failover count above forgives what follows a fault by FAULT_GRACE_MS, so it would not see these)
+   */
+  churn?: { every: number; restores: number; failed: number; suspicions: number }
   latencyMs: { p50: number; p99: number; max: number }
   notes: string[]
   /** why the run ended early (the figures cover the time until then) */
@@ -395,7 +402,7 @@ export interface SaturateFigures {
 export async function saturatedRun(
   lab: Lab,
   watch: FailoverWatch,
-  shape: LoadShape & { minutes: number; bigWriters: number },
+  shape: LoadShape & { minutes: number; bigWriters: number; restoreEverySec?: number },
   progress: Progress,
   signal?: AbortSignal
 ): Promise<SaturateFigures> {
@@ -421,6 +428,51 @@ export async function saturatedRun(
   })()
   const stopBig = new AbortController()
   const writers = Array.from({ length: shape.bigWriters }, (_, i) => bigWriter(lab.serviceEndpoints(), `sat-big-${i}`, big, stopBig.signal))
+  // churn: the backup loses power and a fresh agent is restored in its place, over and over, so that the run also covers
+  // fresh failure detectors judging a saturated peer (the seconds after a restore, where false failovers came from)
+  const churn = shape.restoreEverySec ? { every: shape.restoreEverySec, restores: 0, failed: 0, suspicions: 0 } : undefined
+  /** console-clock spans from a churn restore's end to the next cut: both replicas up, no fault */
+  const calm: [number, number][] = []
+  // one restore at a time: the churn's and the one after a false failover (below) take turns
+  let restoring: Promise<unknown> = Promise.resolve()
+  const restore = (timeoutMs: number): Promise<void> => {
+    const next = restoring.then(async () => void (await lab.restore({ timeoutMs })))
+    restoring = next.catch(() => {})
+    return next
+  }
+  let churning = false
+  const churner = (async () => {
+    if (!churn) return
+    while (!done) {
+      await sleep(churn.every * 1000, stopBig.signal).catch(() => {})
+      if (done) return
+      const rows = new Map((await lab.status(1000).catch(() => [] as HostStatusRow[])).map((x) => [x.host, x]))
+      const backup = ['a', 'b'].find((id) => roleOf(rows, id) === 'backup')
+      if (backup === undefined || !['a', 'b'].some((id) => roleOf(rows, id) === 'primary')) continue
+      churning = true
+      try {
+        const open = calm[calm.length - 1]
+        if (open && open[1] === Infinity) open[1] = Date.now()
+        await lab.powerCut(backup)
+        // the primary suspects its dead backup and goes on alone: only a live replica can be restored from
+        const primary = backup === 'a' ? 'b' : 'a'
+        for (let waited = 0; ; waited += 100) {
+          const now = new Map((await lab.status(1000).catch(() => [] as HostStatusRow[])).map((x) => [x.host, x]))
+          if (roleOf(now, primary) === 'live') break
+          if (waited > 10_000) throw new Error(`${primary} did not go live within 10 s of the power cut of ${backup}`)
+          await sleep(100)
+        }
+        await restore(30_000)
+        churn.restores++
+        calm.push([Date.now(), Infinity])
+      } catch (err) {
+        churn.failed++
+        notes.push(`${Math.round((Date.now() - started) / 1000)} s: churn: ${(err as Error).message}`)
+      } finally {
+        churning = false
+      }
+    }
+  })()
   let error: string | undefined
   try {
     while (Date.now() < endAt) {
@@ -436,13 +488,13 @@ export async function saturatedRun(
       )
       const rows = new Map((await lab.status(1000)).map((x) => [x.host, x]))
       const roles = ['a', 'b'].map((id) => roleOf(rows, id))
-      if (!(roles.includes('primary') && roles.includes('backup'))) {
+      if (!churning && !(roles.includes('primary') && roles.includes('backup'))) {
         notes.push(`${Math.round((Date.now() - started) / 1000)} s: the pair was ${roles.map((r) => r ?? 'down').join('/')}: restoring redundancy`)
         // a restore under this load may itself fail (the new backup too slow to take the snapshot): once more, then give up
-        await lab.restore({ timeoutMs: 30_000 }).catch(async (err: Error) => {
+        await restore(30_000).catch(async (err: Error) => {
           notes.push(`${Math.round((Date.now() - started) / 1000)} s: restore failed (${err.message}); trying once more`)
           await sleep(2000, signal)
-          await lab.restore({ timeoutMs: 60_000 })
+          await restore(60_000)
         })
         restores++
       }
@@ -455,11 +507,19 @@ export async function saturatedRun(
     stopBig.abort()
     await Promise.all(writers)
     await sampler
+    await churner
   }
   const elapsed = (Date.now() - started) / 1000
   const l = summarizeLatency(lat)
   // each suspicion, and which rule raised it: silence beyond the detector's timeout, or an entry unacknowledged too long
   const during = watch.events.slice(seenBefore)
+  if (churn) {
+    const open = calm[calm.length - 1]
+    if (open && open[1] === Infinity) open[1] = Date.now()
+    const unprovoked = during.filter((e) => e.type === 'suspect' && calm.some(([from, to]) => e.ts >= from && e.ts < to))
+    churn.suspicions = unprovoked.length
+    for (const e of unprovoked) notes.push(`${Math.round((e.ts - started) / 1000)} s: churn: ${e.host} ${suspicionText(e.data)} with no fault`)
+  }
   for (const e of during) {
     const at = `${Math.round((e.ts - started) / 1000)} s`
     if (e.type === 'suspect') notes.push(`${at}: ${e.host} suspected ${String(e.data.peer)} after ${Math.round(Number(e.data.silentMs))} ms of silence`)
@@ -478,6 +538,7 @@ export async function saturatedRun(
     suspicions: during.filter((e) => e.type === 'suspect').length,
     timeoutMs: tail(timeouts),
     restores,
+    ...(churn ? { churn } : {}),
     latencyMs: { p50: l.p50, p99: l.p99, max: l.max },
     notes,
     ...(error ? { error } : {})

@@ -25,12 +25,16 @@ export interface BenchOptions {
   memorySeconds: number
   /** how many power cuts the failover section makes */
   failovers: number
+  /** seconds from a restore to the next cut in the failover section (null: as long as the first cut waits) */
+  failoverLeadSec: number | null
   /** minutes of the saturated run (section 'saturate') that counts false failovers */
   saturateMinutes: number
   /** clients of the saturated run on small values (big-value writers come on top) */
   saturateClients: number
   /** clients of the saturated run that write values of 16 KiB to 1 MiB */
   saturateBig: number
+  /** seconds between power cuts of the backup, each followed by a restore, during the saturated run (0: none) */
+  saturateRestoreEvery: number
   /** -n for each redis-benchmark run against FT Lab (redis-server gets ten times as many) */
   redisRequests: number
   /** no unrecorded warm-up run before FT Lab's recorded ones in the side-by-side table */
@@ -64,9 +68,11 @@ export const DEFAULTS: BenchOptions = {
   sections: SECTIONS.filter((s) => s !== 'saturate'),
   memorySeconds: 12,
   failovers: 3,
+  failoverLeadSec: null,
   saturateMinutes: 3,
   saturateClients: 64,
   saturateBig: 2,
+  saturateRestoreEvery: 0,
   redisRequests: 10_000,
   redisCold: false,
   redisRounds: 3,
@@ -100,11 +106,17 @@ the deploy section times deploying the agent over SSH to the network-namespace t
   --only LIST          same as --sections
   --memory-seconds N   length of the sustained run sampled for memory (default ${DEFAULTS.memorySeconds})
   --failovers N        power cuts in the failover section (default ${DEFAULTS.failovers}; ${ONLY_FAILOVER_CUTS} with --only failover)
+  --failover-lead S    seconds from a restore to the next power cut in the failover section (default: as long as
+                       the first cut waits, until both fresh failure detectors have learned: 11 s with the default
+                       timing); sooner, the restored survivor judges its peer on the peer's own report of its pauses
   --saturate MIN       a saturated run of MIN minutes (${DEFAULTS.saturateClients} clients and big values, no faults) that
                        counts false failovers and the failure detectors' timeouts; alone unless
                        --only/--sections names more (default ${DEFAULTS.saturateMinutes} with --only saturate)
   --saturate-clients C clients of the saturated run (default ${DEFAULTS.saturateClients})
   --saturate-big N     writers of 16 KiB to 1 MiB values besides them, a SET every 100 ms each (default ${DEFAULTS.saturateBig})
+  --saturate-restore-every S  during the saturated run, every S seconds a power cut of the backup and a restore onto a
+                       fresh agent: counts the suspicions between a restore and the next cut (fresh failure detectors
+                       judging a saturated peer); default off
   --redis-requests N   -n of redis-benchmark against FT Lab; 4 × N with -P 16; redis-server gets 10 × (default ${DEFAULTS.redisRequests})
   --redis-rounds N     rounds of the side-by-side table, each figure their median (default ${DEFAULTS.redisRounds})
   --redis-cold         measure FT Lab's agents without the unrecorded warm-up run of the same size before each
@@ -141,9 +153,11 @@ const OPTS: Record<string, { key: keyof BenchOptions; kind: Kind; min?: number; 
   only: { key: 'sections', kind: 'list', choices: SECTIONS },
   'memory-seconds': { key: 'memorySeconds', kind: 'number', min: 1, max: 86_400 },
   failovers: { key: 'failovers', kind: 'int', min: 1, max: 100 },
+  'failover-lead': { key: 'failoverLeadSec', kind: 'number', min: 0.5, max: 600 },
   saturate: { key: 'saturateMinutes', kind: 'number', min: 0.1, max: 600 },
   'saturate-clients': { key: 'saturateClients', kind: 'int', min: 1, max: 1000 },
   'saturate-big': { key: 'saturateBig', kind: 'int', min: 0, max: 64 },
+  'saturate-restore-every': { key: 'saturateRestoreEvery', kind: 'number', min: 1, max: 3600 },
   'redis-requests': { key: 'redisRequests', kind: 'int', min: 100, max: 10_000_000 },
   'redis-rounds': { key: 'redisRounds', kind: 'int', min: 1, max: 50 },
   'redis-cold': { key: 'redisCold', kind: 'flag' },

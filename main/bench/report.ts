@@ -205,7 +205,7 @@ export function renderReport(r: BenchResult): string {
     const x = r.saturate
     out.push(
       '',
-      `Saturated run (${x.mode}, ${x.minutes} min, no faults): ${x.clients} clients on small values + ${x.bigWriters} writing 16 KiB to 1 MiB values`
+      `Saturated run (${x.mode}, ${x.minutes} min, ${x.churn ? `a power cut of the backup and a restore every ${x.churn.every} s` : 'no faults'}): ${x.clients} clients on small values + ${x.bigWriters} writing 16 KiB to 1 MiB values`
     )
     out.push(
       renderTable(
@@ -223,6 +223,11 @@ export function renderReport(r: BenchResult): string {
       )
     )
     out.push(`(TIMEOUT: both replicas' learned suspicion timeouts, sampled every second; ${x.timeoutMs.n} samples)`)
+    if (x.churn)
+      out.push(
+        `churn: ${x.churn.restores} restores (${x.churn.failed} failed); suspicions between a restore's end and the next cut, with both replicas up: ${x.churn.suspicions}` +
+          ' (FALSE FAILOVERS forgives what follows a fault by 5 s, so it cannot see these)'
+      )
     for (const n of x.notes) out.push(`note: ${n}`)
     if (x.error) out.push(`FAILED: ${x.error}`)
   }

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { DrillRun } from '../../main/api/contract.js'
+import { asSilenceLimit, type DrillRun } from '../../main/api/contract.js'
 import { ConsoleBackend } from '../../main/console/console-backend.js'
 import { DrillLibrary, labsFor } from '../../main/drill/library.js'
 import { hasEtcd, startEtcd } from '../support/etcd.js'
@@ -20,13 +20,16 @@ const lib = new DrillLibrary()
 const onLocal = lib.names().filter((n) => labsFor(lib.load(n)).includes('local'))
 const noEtcd = lacks(hasEtcd ? null : 'etcd is not installed (Debian package etcd-server)')
 
-async function runOnLocal(name: string, etcd?: string[]): Promise<DrillRun> {
+/** The drill's last run, and the agents' suspicions in it (host, and the event's data). */
+async function runOnLocal(name: string, etcd?: string[]): Promise<DrillRun & { suspects: { host: string; data: Record<string, unknown> }[] }> {
   const home = mkdtempSync(join(tmpdir(), 'ftlab-drill-local-'))
   cleanups.push(() => rmSync(home, { recursive: true, force: true }))
   const b = new ConsoleBackend({ home, reattach: false, statusEveryMs: 100, drills: { etcd } })
   cleanups.push(() => b.close())
+  const suspects: { host: string; data: Record<string, unknown> }[] = []
+  cleanups.push(b.subscribe((ev) => ev.topic === 'agent' && ev.type === 'suspect' && suspects.push({ host: ev.host, data: ev.data })))
   const runs = await b.drills.start({ name, seed: 11, lab: 'local' }).done
-  return runs[runs.length - 1]
+  return { ...runs[runs.length - 1], suspects }
 }
 
 const explain = (r: DrillRun) => `${r.verdict?.summary}\n${r.log.map((l) => `${l.t - r.startedAt} ${l.text}`).join('\n')}`
@@ -67,6 +70,14 @@ describe('built-in drills on the local lab', () => {
         const suspicions = run.log.map((l) => l.text).filter((t) => /^b suspects a: silent for \d+ ms \(limit \d+ ms: .+\)$/.test(t))
         if (name === 'power-cut-primary' || name === 'learned-failover') expect(suspicions, explain(run)).toHaveLength(1)
         if (name === 'learned-failover') expect(suspicions[0], explain(run)).not.toMatch(/a fresh detector/)
+        // restore-fail-back's second cut: a, restored 2-3 s before, judges b, which has run since the start, on b's own
+        // report of its pauses (sent with b's heartbeats), which reaches further back than what a has heard itself
+        if (name === 'restore-fail-back') {
+          const second = run.suspects.find((s) => s.host === 'a')
+          const limit = asSilenceLimit(second?.data.limit)
+          expect(limit?.report, explain(run)).toBeDefined()
+          expect(limit!.report!.forMs, explain(run)).toBeGreaterThan(limit!.learnedForMs)
+        }
       },
       150_000
     )

@@ -52,6 +52,15 @@ describe('bench options', () => {
     expect(o.json).toBe(true)
   })
 
+  it('cuts after a restore as late as the first cut unless told, and churns the saturated run only when asked', () => {
+    expect(DEFAULTS.failoverLeadSec).toBeNull()
+    expect(DEFAULTS.saturateRestoreEvery).toBe(0)
+    const o = parseBenchArgs(['--only', 'failover,saturate', '--failover-lead', '2', '--saturate-restore-every', '8'])
+    expect(o.failoverLeadSec).toBe(2)
+    expect(o.saturateRestoreEvery).toBe(8)
+    expect(() => parseBenchArgs(['--failover-lead', '0'])).toThrow(/from 0.5 to/)
+  })
+
   it('refuses what it does not understand, saying what was wrong', () => {
     expect(() => parseBenchArgs(['--clients', '2.5'])).toThrow(/whole number/)
     expect(() => parseBenchArgs(['--clients', '0'])).toThrow(/from 1 to/)

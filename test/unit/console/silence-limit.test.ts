@@ -27,6 +27,15 @@ describe('the silence limit in the contract', () => {
     // an allowance held to the ceiling says so
     expect(of('large-entry', { ms: 800, detectorMs: 90, allowanceMs: 1200 })).toMatch(/1200 ms more for a large entry .*, held to the 800 ms ceiling$/)
     expect(of('own-pause', { ms: 246, ownPauseMs: 164 })).toBe("this replica's own longest pause of the last minute was 164 ms, and b's may be as long")
+    // the peer's own report of its pauses: standing in for the heartbeats not heard yet, or bringing the prior down
+    expect(of('reported', { ms: 75, learnedForMs: 1200, report: { longestMs: 30, forMs: 60_000 } })).toBe(
+      'b reported its own longest pause of the last 60 s as 30 ms, which stands in for the heartbeats not yet heard here (1.2 of the 10 s it takes to learn them)'
+    )
+    expect(of('learning', { learnedForMs: 2500, report: { longestMs: 0, forMs: 8200 } })).toBe(
+      "a fresh detector, coming down from the 800 ms ceiling over the 10 s it takes to learn b's heartbeats: b's report of its own pauses covers 8.2 s, and this replica has heard b for 2.5 s"
+    )
+    // a report reaching no further than what it heard itself adds nothing to say
+    expect(of('learning', { learnedForMs: 2500, report: { longestMs: 0, forMs: 2000 } })).toBe(of('learning', { learnedForMs: 2500 }))
   })
 
   it('reads a limit only when it is whole, and tells a suspicion without one as before', () => {
@@ -35,6 +44,10 @@ describe('the silence limit in the contract', () => {
     expect(asSilenceLimit({ ...base, ms: Number.NaN })).toBeNull()
     expect(asSilenceLimit({ ...base, ownPauseMs: undefined })).toBeNull()
     expect(asSilenceLimit('62 ms')).toBeNull()
+    const reported: SilenceLimit = { ...base, by: 'reported', report: { longestMs: 30, forMs: 60_000 } }
+    expect(asSilenceLimit(reported)).toEqual(reported)
+    // a broken report costs the report, not the limit; nothing else the object holds comes along
+    expect(asSilenceLimit({ ...base, report: { longestMs: 'x', forMs: 1 }, extra: 1 })).toEqual(base)
     // a recording whose limit is broken still shows the suspicion, with the length it carried
     expect(suspicionText({ peer: 'a', silentMs: 70.4, timeoutMs: 62, limit: { by: 'history' } })).toBe('suspects a: silent for 70 ms (limit 62 ms)')
     expect(suspicionText({ peer: null, silentMs: 70 })).toBe('suspects its peer: silent for 70 ms')

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { FailureDetector, learningMs, PHI, zForPhi } from '../../../agent/replica/detector.js'
-import { makeCore, diskReqs } from './harness.js'
+import { FailureDetector, learningMs, PHI, REPORT_MS, TAIL_MARGIN, zForPhi } from '../../../agent/replica/detector.js'
+import type { PeerMsg } from '../../../agent/replica/types.js'
+import { makeCore, diskReqs, ftreq, peerMsgs, telemetry } from './harness.js'
 
 /** A seeded stream of numbers in [0, 1): the tests must not depend on Math.random. */
 function prng(seed: number): () => number {
@@ -171,6 +172,77 @@ describe('the failure detector', () => {
     expect(d.state()).toMatchObject({ windows: 0, by: 'learning', learnedForMs: 0 })
   })
 
+  it("takes the peer's report of its own pauses for the history it has not heard yet", () => {
+    // a replica restored a second ago, next to a peer that has watched its own ticks for a minute
+    const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 800 }, 0)
+    const r = drive(d, 0, 1_000, () => 20)
+    expect(d.limitBy()).toBe('learning')
+    expect(d.timeoutMs()).toBeGreaterThan(700)
+    d.peerReported({ longestMs: 4, forMs: 60_000 })
+    // its pauses make silences shorter than the floor: the floor, at once
+    expect(d.timeoutMs()).toBe(60)
+    expect(d.limitBy()).toBe('reported')
+    expect(d.state().report).toEqual({ longestMs: 4, forMs: 60_000 })
+    // a peer that paused 120 ms in its minute: TAIL_MARGIN times the silence that makes, a pause and a heartbeat
+    d.peerReported({ longestMs: 120, forMs: 60_000 })
+    expect(d.timeoutMs()).toBe(Math.ceil(TAIL_MARGIN * (120 + 20)))
+    expect(d.limitBy()).toBe('reported')
+    // a pause longer than the ceiling is held to it
+    d.peerReported({ longestMs: 5_000, forMs: 60_000 })
+    expect(d.timeoutMs()).toBe(800)
+    expect(d.limitBy()).toBe('ceiling')
+    // once it has heard the peer for its whole learning time, what it heard rules alone, as without a report
+    d.peerReported({ longestMs: 120, forMs: 60_000 })
+    drive(d, r.now, learningMs(20) + 1_000, () => 20)
+    expect(d.timeoutMs()).toBe(60)
+    expect(d.limitBy()).toBe('floor')
+  })
+
+  it('counts a report of a peer as young as itself once, not on top of what it heard', () => {
+    // both started together (a fresh lab): the peer's 4 s and its own 4 s are the same 4 s
+    const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 800 }, 0)
+    drive(d, 0, 4_000, () => 20)
+    const alone = d.timeoutMs()
+    d.peerReported({ longestMs: 0, forMs: 4_000 })
+    expect(d.timeoutMs()).toBe(alone)
+    expect(d.limitBy()).toBe('learning')
+    // a peer that has run 8 s: the prior comes down as for 8 s heard, and the limit says how far each reaches
+    d.peerReported({ longestMs: 0, forMs: 8_000 })
+    expect(d.timeoutMs()).toBe(Math.ceil(800 - (740 * 8_000) / 10_000))
+    expect(d.state()).toMatchObject({ by: 'learning', report: { forMs: 8_000 } })
+  })
+
+  it('forgets the report on reset, and ignores one that is not two non-negative numbers', () => {
+    const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 800 }, 0)
+    d.peerReported({ longestMs: 0, forMs: 60_000 })
+    expect(d.timeoutMs()).toBe(60)
+    d.reset(100)
+    expect(d.timeoutMs()).toBe(800)
+    expect(d.state().report).toBeNull()
+    for (const bad of [
+      { longestMs: -1, forMs: 60_000 },
+      { longestMs: 0, forMs: NaN },
+      { longestMs: Infinity, forMs: 60_000 }
+    ]) {
+      d.peerReported(bad)
+      expect(d.timeoutMs()).toBe(800)
+      expect(d.peerReport()).toBeNull()
+    }
+  })
+
+  it('reports its own longest pause, and how long it has told late ticks from on-time ones, at most the span', () => {
+    const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 800 }, 0)
+    expect(d.ownReport(0)).toEqual({ longestMs: 0, forMs: 0 })
+    // from the TICKS_TO_LEARN-th interval between ticks (every 5 ms here) on, a late tick can be told
+    const r = drive(d, 0, 3_000, () => 20)
+    // (the first tick only starts the count: the 9th, at 45 ms)
+    expect(d.ownReport(r.now)).toEqual({ longestMs: 0, forMs: 3_000 - 45 })
+    d.tick(r.now + 105)
+    expect(d.ownReport(r.now + 105).longestMs).toBeCloseTo(100, 0)
+    drive(d, r.now + 105, 70_000, () => 20)
+    expect(d.ownReport(70_000).forMs).toBe(60_000)
+  })
+
   it('refuses a ceiling that does not exceed the heartbeat interval', () => {
     expect(() => new FailureDetector({ heartbeatMs: 20, ceilingMs: 20 }, 0)).toThrow(/ceiling \(20 ms\) must exceed the heartbeat interval \(20 ms\)/)
   })
@@ -199,5 +271,56 @@ describe('the replica core with its detector', () => {
     }
     expect(suspectedAt - lastHeard).toBeGreaterThan(60)
     expect(suspectedAt - lastHeard).toBeLessThanOrEqual(65)
+  })
+  it('tells its peer its own pauses every REPORT_MS, also while entries keep the channel busy', () => {
+    const { core } = makeCore('primary', { cfg: { heartbeatMs: 20, suspectMs: 800 } })
+    core.step({ t: 'peer', now: 0, msg: { t: 'ack', gen: 1, n: 1 } })
+    core.takeActions()
+    const sent: { now: number; msg: PeerMsg }[] = []
+    for (let now = 5, seq = 1; now <= 1_000; now += 5) {
+      // a request every 5 ms: its entry goes out each time, so no heartbeat is due for want of traffic (the tick comes
+      // first in a turn, as Node runs timers before the reads that bring input)
+      core.step({ t: 'tick', now })
+      core.step({ t: 'input', now, input: ftreq('c', seq++, 'SET', 'k', String(now)) })
+      for (const msg of peerMsgs(core.takeActions())) sent.push({ now, msg })
+      core.step({ t: 'peer', now, msg: { t: 'ack', gen: 1, n: core.status().lastEntry } })
+      core.takeActions()
+    }
+    const reports = sent.filter((x) => x.msg.t === 'heartbeat')
+    expect(reports.map((x) => x.now)).toEqual([REPORT_MS, 2 * REPORT_MS, 3 * REPORT_MS, 4 * REPORT_MS])
+    for (const x of reports) expect(x.msg).toMatchObject({ t: 'heartbeat', pauses: [0, expect.any(Number)] })
+    expect(sent.filter((x) => x.msg.t === 'entries').length).toBeGreaterThan(100)
+  })
+
+  it("a backup restored next to a primary that has run for a minute judges it on the primary's report", () => {
+    const cfg = { heartbeatMs: 20, suspectMs: 800 }
+    const { core } = makeCore('backup', { cfg })
+    const primary = makeCore('primary', { cfg })
+    for (const a of primary.core.takeActions()) if (a.t === 'send-peer') core.step({ t: 'peer', now: 0, msg: a.msg })
+    core.takeActions()
+    let now = 0
+    for (; now <= 1_000; now += 5) {
+      if (now % 20 === 0) core.step({ t: 'peer', now, msg: { t: 'heartbeat', gen: 1, from: 'a', last: 1, releasedThrough: 0 } })
+      core.step({ t: 'tick', now })
+    }
+    expect(core.status().suspectLimit).toMatchObject({ by: 'learning' })
+    expect(core.status().suspectAfterMs).toBeGreaterThan(700)
+    core.step({ t: 'peer', now, msg: { t: 'heartbeat', gen: 1, from: 'a', last: 1, releasedThrough: 0, pauses: [30, 60_000] } })
+    expect(core.status().suspectAfterMs).toBe(Math.ceil(TAIL_MARGIN * (30 + 20)))
+    expect(core.status().suspectLimit).toMatchObject({ by: 'reported', report: { longestMs: 30, forMs: 60_000 } })
+    // a report from a replica that is not its peer is not taken
+    const other = makeCore('backup', { cfg }).core
+    for (const a of primary.core.takeActions()) if (a.t === 'send-peer') other.step({ t: 'peer', now: 0, msg: a.msg })
+    other.step({ t: 'peer', now: 20, msg: { t: 'heartbeat', gen: 1, from: 'c', last: 1, releasedThrough: 0, pauses: [0, 60_000] } })
+    expect(other.status().suspectLimit).toMatchObject({ by: 'learning' })
+  })
+
+  it('drops a heartbeat whose report is not two non-negative numbers, and says why', () => {
+    const { core } = makeCore('backup', { cfg: { heartbeatMs: 20, suspectMs: 800 } })
+    const bad = { t: 'heartbeat', gen: 1, from: 'a', last: 0, releasedThrough: 0, pauses: [5, -1] } as unknown as PeerMsg
+    core.step({ t: 'peer', now: 20, msg: bad })
+    expect(telemetry(core.takeActions())).toContainEqual(
+      expect.objectContaining({ k: 'dropped', why: expect.stringMatching(/^heartbeat: pauses is not two non-negative numbers/) })
+    )
   })
 })
