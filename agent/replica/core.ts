@@ -489,7 +489,9 @@ export class ReplicaCore {
     const detectorMs = d.timeoutMs()
     let by: SilenceLimitBy = d.limitBy()
     if (this.snapshotOut) by = 'snapshot'
-    else if (ms > detectorMs) by = this.pauseFloor() >= detectorMs + work + growth ? 'own-pause' : work >= growth ? 'large-entry' : 'guest-growth'
+    else if (this.pauseFloor() >= detectorMs + work + growth && ms > detectorMs) by = 'own-pause'
+    // an allowance of less than a heartbeat (a guest that grew by a few keys) does not hide why the detector waits
+    else if (ms > detectorMs && work + growth >= this.cfg.heartbeatMs) by = work >= growth ? 'large-entry' : 'guest-growth'
     return {
       ms,
       by,

@@ -148,7 +148,7 @@ export type Action =
 /**
  * What set a replica's silence limit, the silence of its peer after which it suspects it (core.ts, silenceLimit): the
  * failure detector's timeout for the detector's own reasons (detector.ts, DetectorLimitBy); or, above it, an allowance
- * for a large entry being logged, for the guest's growth of the last minute, or TAIL_MARGIN times this replica's own
+ * (named only from a heartbeat interval up) for a large entry being logged, for the guest's growth of the last minute, or TAIL_MARGIN times this replica's own
  * longest pause; or a snapshot going out. Shown beside a suspicion, so that a failover's length explains itself.
  */
 export type SilenceLimitBy = DetectorLimitBy | 'large-entry' | 'guest-growth' | 'own-pause' | 'snapshot'

@@ -111,6 +111,31 @@ describe('the allowance of a growing guest', () => {
   })
 })
 
+describe('what a small allowance leaves said', () => {
+  it('a guest grown by less than a heartbeat’s allowance adds it, but the limit still says why the detector waits', () => {
+    const p = confirmedPrimary({ cfg })
+    // past the history's span (30 s with 10 ms heartbeats): the guest's first growth allows nothing any more
+    let now = 0
+    for (let i = 0; i < 6; i++) now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
+    expect(p.core.status().suspectLimit).toMatchObject({ ms: 30, allowanceMs: 0, by: 'floor' })
+    p.core.step({ t: 'input', now, input: { t: 'open', conn: 's:c1' } })
+    p.core.step({ t: 'input', now, input: ftreq('c1', 1, 'SET', 'k', 'v'.repeat(5 * HEAP_BYTES_PER_MS)) })
+    p.core.takeActions()
+    // past the entry's own allowance (WORK_WINDOW_MS)
+    learnQuietPeer(
+      p.core,
+      'b',
+      () => p.core.status().lastEntry,
+      learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
+    )
+    const limit = p.core.status().suspectLimit
+    expect(limit.allowanceMs).toBeGreaterThanOrEqual(5)
+    expect(limit.allowanceMs).toBeLessThan(cfg.heartbeatMs)
+    expect(limit.ms).toBe(30 + limit.allowanceMs)
+    expect(limit.by).toBe('floor')
+  })
+})
+
 describe('the allowance of this replica’s own pauses', () => {
   it('a replica whose own loop stalled allows its peer a silence of that stall and half again, for a minute', () => {
     const p = confirmedPrimary({ cfg })
