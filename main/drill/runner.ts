@@ -413,13 +413,17 @@ class DrillRunner {
           if (a.fault === 'cut') this.channelCuts.add(fo)
           leg.failovers.push(fo)
           this.run.failovers.push(fo)
+          this.injecting.add(fo)
         }
-        const f = await this.call('fault.inject', { target: a.target, kind: a.fault, params, durationMs: a.forMs })
+        const f = await this.call('fault.inject', { target: a.target, kind: a.fault, params, durationMs: a.forMs }).finally(
+          () => fo && this.injecting.delete(fo)
+        )
         const at = f.startedAt || Date.now()
         leg.faults.push({ at, kind: a.fault, target: a.target })
-        // the fault's own time, unless the go-live was marked before it (clocks of two machines)
+        // the fault's own time (a power cut's: the SIGKILL on its host), unless the go-live was marked before it (clocks of two machines)
         if (fo && (fo.liveAt === null || fo.liveAt >= at)) fo.at = at
-        this.say(`${f.what} (${f.path}${f.note ? `: ${f.note}` : ''})${fo?.liveAt ? `; ${fo.host === 'a' ? 'b' : 'a'} already live` : ''}`)
+        const already = fo?.liveAt ? `; ${fo.host === 'a' ? 'b' : 'a'} already live, ${Math.round(fo.liveAt - fo.at)} ms after the fault` : ''
+        this.say(`${f.what} (${f.path}${f.note ? `: ${f.note}` : ''})${already}`)
         break
       }
       case 'heal': {
@@ -484,7 +488,12 @@ class DrillRunner {
           const fo = leg.failovers.find((f) => f.liveAt === null && f.at <= ev.ts + 50 && (f.host !== ev.mark.host || this.isChannelCut(f)))
           if (fo) {
             fo.liveAt = ev.ts
-            this.say(`${ev.mark.label}: ${Math.round(ev.ts - fo.at)} ms after the fault`)
+            // over SSH the go-live can come before the fault's call returns with the fault's own time: said then
+            this.say(
+              this.injecting.has(fo)
+                ? `${ev.mark.label}, before the fault's call returned`
+                : `${ev.mark.label}: ${Math.round(ev.ts - fo.at)} ms after the fault`
+            )
           } else this.say(ev.mark.label)
         } else if (
           leg &&
@@ -502,6 +511,8 @@ class DrillRunner {
   }
 
   private readonly channelCuts = new WeakSet<object>()
+  /** failovers whose fault's call has not returned yet: their `at` is still when the call began */
+  private readonly injecting = new WeakSet<object>()
   private isChannelCut(fo: object): boolean {
     return this.channelCuts.has(fo)
   }

@@ -56,8 +56,12 @@ export interface LabHost {
   startAgent(boot: AgentBootConfig, opts?: { readyTimeoutMs?: number }): Promise<StartedAgent>
   /** is `pid` a running FT Lab agent on this host (a stopped one counts as running) */
   isAgentAlive(pid: number): Promise<boolean>
-  /** fail-stop: SIGKILL. False when no agent with that pid was running. */
-  kill(pid: number): Promise<boolean>
+  /**
+   * Fail-stop: SIGKILL. Resolves once the agent is gone, with when the signal went, on the host's own clock (ms since the
+   * epoch: the lab maps it as it maps the agents' events, so a failover is timed from the kill, not from the call; absent
+   * where the host cannot tell the time that finely); null when no agent with that pid was running.
+   */
+  kill(pid: number): Promise<{ at?: number } | null>
   pause(pid: number): Promise<void>
   resume(pid: number): Promise<void>
   /** the dead-man for a pause: the host resumes `pid` after `ms` even without the console */

@@ -285,12 +285,19 @@ export class Lab extends EventEmitter {
       const pid = r.pid
       let path: FaultRecord['path']
       let note: string
+      let cutAt: number | null = null
       if (driver) {
         const said = await driver.off()
         note = `${driver.kind} driver${said ? `: ${said}` : ''}`
         path = 'driver'
       } else {
-        if (!(await host.kill(pid))) throw new Error(`host ${id} is already down (no agent with pid ${pid})`)
+        const calledAt = Date.now()
+        const killed = await host.kill(pid)
+        if (!killed) throw new Error(`host ${id} is already down (no agent with pid ${pid})`)
+        // the fault began when the signal went, on the host (mapped to this clock as the agent's events are), not when the
+        // call that sent it returned: over SSH the survivor may have gone live in between; without the host's word, when
+        // the call began
+        cutAt = killed.at === undefined ? calledAt : Math.max(calledAt, this.clocks.get(id)?.toConsole(killed.at) ?? killed.at)
         note = `agent ${id} (pid ${pid}) killed`
         path = 'kill'
       }
@@ -300,7 +307,7 @@ export class Lab extends EventEmitter {
         id: `f${this.state.nextFault++}`,
         spec: { kind: 'power', host: id },
         parts: [],
-        createdAt: Date.now(),
+        createdAt: Math.min(cutAt ?? Date.now(), Date.now()),
         healsAt: null,
         path,
         note

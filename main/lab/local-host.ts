@@ -113,17 +113,18 @@ export class LocalHost implements LabHost {
     return isOurAgent(pid, this.bundle)
   }
 
-  async kill(pid: number): Promise<boolean> {
-    if (!(await this.isAgentAlive(pid))) return false
+  async kill(pid: number): Promise<{ at?: number } | null> {
+    if (!(await this.isAgentAlive(pid))) return null
+    const at = Date.now()
     try {
       process.kill(pid, 'SIGKILL')
     } catch {
-      return false
+      return null
     }
     // a power cut is over when the process is gone, not when the signal is sent
     const deadline = Date.now() + 5000
     while (Date.now() < deadline && (await this.isAgentAlive(pid))) await new Promise((r) => setTimeout(r, 10))
-    return true
+    return { at }
   }
 
   async pause(pid: number): Promise<void> {

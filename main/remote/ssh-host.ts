@@ -17,7 +17,7 @@ import {
   type ManagementPeer,
   type NetworkFaultSpec
 } from '../faults/network.js'
-import { createPowerDriver, killDriver, type PowerDriverSpec } from '../faults/power.js'
+import { createPowerDriver, type PowerDriverSpec } from '../faults/power.js'
 import { probeHost, type HostCapabilities } from '../faults/probe.js'
 import type { HostPowerDriver, KernelFaultPart, KernelFaultShare, LabHost, StartedAgent } from '../lab/lab-host.js'
 import { describeKernelPart, kernelSpec, parseRouteDev } from './fault-plan.js'
@@ -242,14 +242,26 @@ export class SshHost implements LabHost {
     }
   }
 
-  async kill(pid: number): Promise<boolean> {
-    if (!(await this.isAgentAlive(pid))) return false
-    const driver = killDriver({ exec: this.loginExec(), pid })
-    await driver.powerOff()
-    // the cut is over when the process is gone, not when the signal is sent
-    const deadline = Date.now() + 5000
-    while (Date.now() < deadline && (await driver.status!()) !== 'off') await new Promise((r) => setTimeout(r, 25))
-    return true
+  async kill(pid: number): Promise<{ at?: number } | null> {
+    if (!Number.isInteger(pid) || pid <= 1) return null
+    // One round trip: the check, the host's clock as the signal goes (GNU date's nanoseconds), the SIGKILL, and the wait
+    // until the process is gone (the cut is over then, not when the signal is sent), at most 5 s.
+    const script = [
+      ALIVE_FN,
+      IS_AGENT_FN,
+      `is_agent ${pid} || { echo "no-agent"; exit 0; }`,
+      'at=$(date +%s%N 2>/dev/null)',
+      `kill -KILL ${pid} || exit 3`,
+      `i=0; while alive ${pid} && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done`,
+      `alive ${pid} && { echo "pid ${pid} still runs 5 s after SIGKILL" >&2; exit 4; }`,
+      'echo "killed $at"'
+    ].join('\n')
+    const r = await this.exec(script, { timeoutMs: 15_000 })
+    if (r.stdout.includes('no-agent')) return null
+    if (r.code !== 0) throw new Error(`power cut (SIGKILL) of pid ${pid} on ${this.label} failed: ${r.stderr.trim() || `exit ${r.code}`}`)
+    // nanoseconds since the epoch, or something else where date has no %N (busybox): then the host cannot say
+    const ns = /killed (\d{19})\b/.exec(r.stdout)?.[1]
+    return ns === undefined ? {} : { at: Number(BigInt(ns) / 1_000_000n) }
   }
 
   async pause(pid: number): Promise<void> {

@@ -400,9 +400,10 @@ export class SimHost implements LabHost {
     return this.lab.process(pid, this.machine)?.alive === true
   }
 
-  async kill(pid: number): Promise<boolean> {
-    if (!this.lab.process(pid, this.machine)) return false
-    return this.lab.kill(pid)
+  async kill(pid: number): Promise<{ at?: number } | null> {
+    if (!this.lab.process(pid, this.machine)) return null
+    const at = Date.now()
+    return this.lab.kill(pid) ? { at } : null
   }
 
   async pause(pid: number): Promise<void> {

@@ -154,12 +154,25 @@ describe.skipIf(skip !== null)(`remote lab on the testbed over OpenSSH${skip ? `
     await until(l, 'a primary with b as its backup', paired('a', 'b'))
 
     // power cut (kill) of the primary under load: b goes live, the clients follow it
+    const goLives: number[] = []
+    const off = l.lab!.onEvent((ev) => ev.source === 'agent' && ev.host === 'b' && ev.type === 'go-live' && goLives.push(ev.ts))
+    let cutAt = 0
     const one = await loadThrough(l, 'r1-', async () => {
+      const called = Date.now()
       const cut = await l.lab!.powerCut('a')
-      say(`power cut a: ${cut.note} (path: ${cut.path} over ssh)`)
+      say(`power cut a: ${cut.note} (path: ${cut.path} over ssh), ${cut.createdAt - called} ms into a call of ${Date.now() - called} ms`)
       expect(cut.path).toBe('kill')
+      // the fault began when the signal went on h1, inside the call, not when the call returned
+      expect(cut.createdAt).toBeGreaterThanOrEqual(called)
+      expect(cut.createdAt).toBeLessThanOrEqual(Date.now())
+      cutAt = cut.createdAt
     })
     await until(l, 'b live alone', (rows) => rows.get('a')?.state === 'down' && role(rows, 'b') === 'live')
+    off()
+    // b went live after the cut, by the lab's one clock for both (the go-live is b's own event, mapped from h2's clock)
+    expect(goLives).toHaveLength(1)
+    expect(goLives[0]).toBeGreaterThan(cutAt)
+    say(`b went live ${goLives[0] - cutAt} ms after the SIGKILL on h1`)
     expect(one.result.summary.failoversFollowed).toBeGreaterThanOrEqual(1)
     expect(answeredAfter(one.result.history, one.at, `${bService.host}:${bService.port}`)).toBeGreaterThan(0)
     histories.push(...one.result.history)

@@ -181,11 +181,12 @@ export class FakeLabHost extends EventEmitter implements LabHost {
     return this.byPid(pid) !== undefined
   }
 
-  async kill(pid: number): Promise<boolean> {
+  async kill(pid: number): Promise<{ at?: number } | null> {
     const a = this.byPid(pid)
-    if (!a) return false
+    if (!a) return null
+    const at = Date.now()
     await a.exit()
-    return true
+    return { at }
   }
 
   async pause(pid: number): Promise<void> {
