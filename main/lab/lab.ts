@@ -1021,7 +1021,13 @@ export class Lab extends EventEmitter {
     )
     this.state.faults = []
     await Promise.all(
-      HOST_IDS.filter((id) => this.state.hosts[id]).map((id) => this.stopAgent(id).catch(() => this.machineHost(id).kill(this.state.hosts[id].pid)))
+      HOST_IDS.filter((id) => this.state.hosts[id]).map((id) =>
+        this.stopAgent(id).catch(() =>
+          this.machineHost(id)
+            .kill(this.state.hosts[id].pid)
+            .catch(() => null)
+        )
+      )
     )
     this.close()
     // a state file another process replaced belongs to its lab now
