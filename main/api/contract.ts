@@ -371,7 +371,8 @@ export function silenceLimitText(limit: SilenceLimit, peer: string): string {
   const capped = limit.ms >= limit.ceilingMs ? `, held to the ${ms(limit.ceilingMs)} ceiling` : ''
   switch (limit.by) {
     case 'learning':
-      return limit.report && limit.report.forMs > limit.learnedForMs
+      // the peer's report is worth a mention where it reaches a second or more further back than what was heard here
+      return limit.report && limit.report.forMs >= limit.learnedForMs + 1000
         ? `a fresh detector, coming down from the ${ms(limit.ceilingMs)} ceiling over the ${s(limit.learningMs)} it takes to learn ${peer}'s heartbeats: ${peer}'s report of its own pauses covers ${s(limit.report.forMs)}, and this replica has heard ${peer} for ${s(limit.learnedForMs)}`
         : `a fresh detector, ${secs(limit.learnedForMs)} of the ${s(limit.learningMs)} it takes to learn ${peer}'s heartbeats, coming down from the ${ms(limit.ceilingMs)} ceiling`
     case 'history':

@@ -34,8 +34,9 @@ describe('the silence limit in the contract', () => {
     expect(of('learning', { learnedForMs: 2500, report: { longestMs: 0, forMs: 8200 } })).toBe(
       "a fresh detector, coming down from the 800 ms ceiling over the 10 s it takes to learn b's heartbeats: b's report of its own pauses covers 8.2 s, and this replica has heard b for 2.5 s"
     )
-    // a report reaching no further than what it heard itself adds nothing to say
+    // a report reaching no further back than what it heard itself, or hardly (two replicas started together), adds nothing to say
     expect(of('learning', { learnedForMs: 2500, report: { longestMs: 0, forMs: 2000 } })).toBe(of('learning', { learnedForMs: 2500 }))
+    expect(of('learning', { learnedForMs: 2900, report: { longestMs: 0, forMs: 3000 } })).toBe(of('learning', { learnedForMs: 2900 }))
   })
 
   it('reads a limit only when it is whole, and tells a suspicion without one as before', () => {
