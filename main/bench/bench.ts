@@ -463,7 +463,8 @@ async function failoverRun(
       reps,
       firstOpMs: tail(done.map((r) => r.firstOpMs).filter((x): x is number => x !== null)),
       liveMs: spread(done.map((r) => r.liveMs).filter((x): x is number => x !== null)),
-      ...(watch ? { falseFailovers: watch.judge.count } : {})
+      ...(watch ? { falseFailovers: watch.judge.count } : {}),
+      ...(opts.failoverLeadSec === null ? {} : { leadSec: opts.failoverLeadSec })
     }
   }
   progress(`failover (${mode}): starting a lab`)

@@ -72,6 +72,8 @@ export interface FailoverResult {
   liveMs: Spread
   /** go-lives while the other replica was alive and no fault separated them, over the whole section */
   falseFailovers?: number
+  /** --failover-lead: the cuts after the first came this many seconds after a restore (absent: once both detectors had learned) */
+  leadSec?: number
   error?: string
 }
 
@@ -168,7 +170,11 @@ export function renderReport(r: BenchResult): string {
 
   if (r.failover) {
     const f = r.failover
-    out.push('', `Failover (${f.mode}): power cut of the primary (SIGKILL) → first client operation answered by the survivor`)
+    out.push(
+      '',
+      `Failover (${f.mode}): power cut of the primary (SIGKILL) → first client operation answered by the survivor` +
+        (f.leadSec === undefined ? '' : `; after the first, each cut ${f.leadSec} s after the restore before it`)
+    )
     if (f.reps.length) {
       out.push(
         renderTable(
