@@ -489,9 +489,11 @@ export class ReplicaCore {
     const detectorMs = d.timeoutMs()
     let by: SilenceLimitBy = d.limitBy()
     if (this.snapshotOut) by = 'snapshot'
-    else if (this.pauseFloor() >= detectorMs + work + growth && ms > detectorMs) by = 'own-pause'
-    // an allowance of less than a heartbeat (a guest that grew by a few keys) does not hide why the detector waits
-    else if (ms > detectorMs && work + growth >= this.cfg.heartbeatMs) by = work >= growth ? 'large-entry' : 'guest-growth'
+    else if (ms > detectorMs) {
+      if (this.pauseFloor() >= detectorMs + work + growth) by = 'own-pause'
+      // an allowance of less than a heartbeat (a guest that grew by a few keys) does not hide why the detector waits
+      else if (work + growth >= this.cfg.heartbeatMs) by = work >= growth ? 'large-entry' : 'guest-growth'
+    }
     return {
       ms,
       by,
@@ -501,7 +503,7 @@ export class ReplicaCore {
       learningMs: d.learningMs(),
       allowanceMs: work + growth,
       ownPauseMs,
-      ...(report !== null && d.learnedForMs() < d.learningMs() ? { report } : {})
+      ...(report !== null ? { report } : {})
     }
   }
 

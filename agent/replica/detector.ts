@@ -109,7 +109,7 @@ export interface DetectorState {
   ownPauseMs: number
   /** what set timeoutMs */
   by: DetectorLimitBy
-  /** the peer's last report of its own pauses, since the last reset (null: none yet) */
+  /** the peer's last report of its own pauses while it stands in for a short history (null: none, or no longer) */
   report: PauseReport | null
   /** how long the history learned so far spans (windows × window length), and how long it takes to be trusted alone */
   learnedForMs: number
@@ -312,13 +312,13 @@ export class FailureDetector {
       by: this.by,
       learnedForMs: this.learnedForMs(),
       learningMs: this.learningMs(),
-      report: this.report
+      report: this.peerReport()
     }
   }
 
-  /** The peer's last report of its own pauses since the last reset, if any. */
+  /** The peer's last report of its own pauses, while it stands in for a history shorter than learningMs() (see above). */
   peerReport(): PauseReport | null {
-    return this.report
+    return this.count < PRIOR_WINDOWS ? this.report : null
   }
 
   private learn(longestSilence: number): void {
@@ -346,7 +346,7 @@ export class FailureDetector {
     const alone = this.bound(learned, this.count, 0)
     // the peer's report stands in for the part of its history not yet seen here, and for no more: both cover the same
     // stretch of time when the two started together, so the longer of the two counts, not their sum
-    const report = this.count < PRIOR_WINDOWS ? this.report : null
+    const report = this.peerReport()
     if (report === null) {
       this.timeout = alone.timeout
       this.by = alone.by

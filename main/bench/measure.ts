@@ -456,12 +456,7 @@ export async function saturatedRun(
         await lab.powerCut(backup)
         // the primary suspects its dead backup and goes on alone: only a live replica can be restored from
         const primary = backup === 'a' ? 'b' : 'a'
-        for (let waited = 0; ; waited += 100) {
-          const now = new Map((await lab.status(1000).catch(() => [] as HostStatusRow[])).map((x) => [x.host, x]))
-          if (roleOf(now, primary) === 'live') break
-          if (waited > 10_000) throw new Error(`${primary} did not go live within 10 s of the power cut of ${backup}`)
-          await sleep(100)
-        }
+        await until(lab, `${primary} live after the power cut of ${backup}`, (now) => roleOf(now, primary) === 'live', { timeoutMs: 10_000, everyMs: 100 })
         await restore(30_000)
         churn.restores++
         calm.push([Date.now(), Infinity])
