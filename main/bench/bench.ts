@@ -8,7 +8,6 @@ import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ReplicationMode } from '../../agent/vmm/types.js'
-import { learningMs } from '../../agent/replica/detector.js'
 import { DEFAULT_TIMING, type Lab, type LabConfig } from '../lab/lab.js'
 import { LabStore } from '../lab/lab-state.js'
 import { LocalHost } from '../lab/local-host.js'
@@ -42,7 +41,7 @@ import {
 import { deployRun } from './deploy.js'
 import { measureVmmCost } from './vmm-cost.js'
 import { SCALE_DEFAULTS, renderScale, scaleRun, writeScaleSvg, type ScaleOptions } from './scale.js'
-import { BenchUsageError, parseBenchArgs, USAGE, type BenchOptions } from './options.js'
+import { BenchUsageError, parseBenchArgs, SETTLED_LEAD_MS, USAGE, type BenchOptions } from './options.js'
 import {
   BASELINE_HOW,
   renderReport,
@@ -486,8 +485,7 @@ async function failoverRun(
         // waits until they have, and so by default does every cut after a restore, whose survivor is a fresh agent too.
         // --failover-lead cuts sooner after a restore: the survivor then judges its peer on the peer's own report of its
         // pauses, which stands in for the history it lacks, as far as the peer's own life reaches
-        const settled = learningMs(DEFAULT_TIMING.heartbeatMs) + 1000
-        const leadMs = i === 1 || opts.failoverLeadSec === null ? settled : opts.failoverLeadSec * 1000
+        const leadMs = i === 1 || opts.failoverLeadSec === null ? SETTLED_LEAD_MS : opts.failoverLeadSec * 1000
         const t = await timedFailover(lab, primary, backup, shape, { leadMs, afterMs, settleMs: 1500, signal })
         rep.liveMs = t.liveMs
         rep.firstOpMs = t.firstOpMs

@@ -1,7 +1,15 @@
 // The benchmark's command line. Kept apart from the `ftlab` grammar on purpose: the
 // benchmark is a measuring tool with its own knobs, not a lab command, and its defaults are
 // chosen to finish in a minute or two on a small machine.
+import { learningMs } from '../../agent/replica/detector.js'
 import type { ReplicationMode } from '../../agent/vmm/types.js'
+import { DEFAULT_TIMING } from '../lab/lab.js'
+
+/**
+ * How long after a lab starts or a restore the failover section cuts by default: until both fresh failure detectors
+ * have learned their peer (detector.ts), and a second more.
+ */
+export const SETTLED_LEAD_MS = learningMs(DEFAULT_TIMING.heartbeatMs) + 1000
 
 /** the scaling sweep's three series (`--scale-series`) */
 export const SCALE_SERIES = ['clients', 'values', 'keys'] as const
@@ -107,7 +115,7 @@ the deploy section times deploying the agent over SSH to the network-namespace t
   --memory-seconds N   length of the sustained run sampled for memory (default ${DEFAULTS.memorySeconds})
   --failovers N        power cuts in the failover section (default ${DEFAULTS.failovers}; ${ONLY_FAILOVER_CUTS} with --only failover)
   --failover-lead S    seconds from a restore to the next power cut in the failover section (default: as long as
-                       the first cut waits, until both fresh failure detectors have learned: 11 s with the default
+                       the first cut waits, until both fresh failure detectors have learned: ${SETTLED_LEAD_MS / 1000} s with the default
                        timing); sooner, the restored survivor judges its peer on the peer's own report of its pauses
   --saturate MIN       a saturated run of MIN minutes (${DEFAULTS.saturateClients} clients and big values, no faults) that
                        counts false failovers and the failure detectors' timeouts; alone unless

@@ -49,12 +49,12 @@ describe('the failure detector', () => {
     expect(d.timeoutMs()).toBe(800)
     expect(d.limitBy()).toBe('learning')
     const learn = learningMs(20)
-    expect(learn).toBe(10_000)
+    expect(learn).toBe(2_000)
     expect(d.learningMs()).toBe(learn)
     const r = drive(d, 0, learn / 2, () => 20)
     expect(d.timeoutMs()).toBeGreaterThan(400)
     expect(d.timeoutMs()).toBeLessThan(800)
-    // it says why: still learning, and for how long so far (the window closing at 5 s waits for the next heartbeat)
+    // it says why: still learning, and for how long so far (the window closing at 1 s waits for the next heartbeat)
     expect(d.limitBy()).toBe('learning')
     expect(d.learnedForMs()).toBeGreaterThanOrEqual(learn / 2 - 100)
     expect(d.learnedForMs()).toBeLessThanOrEqual(learn / 2)
@@ -173,9 +173,9 @@ describe('the failure detector', () => {
   })
 
   it("takes the peer's report of its own pauses for the history it has not heard yet", () => {
-    // a replica restored a second ago, next to a peer that has watched its own ticks for a minute
+    // a replica restored a tenth of its learning time ago, next to a peer that has watched its own ticks for a minute
     const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 800 }, 0)
-    const r = drive(d, 0, 1_000, () => 20)
+    const r = drive(d, 0, learningMs(20) / 10, () => 20)
     expect(d.limitBy()).toBe('learning')
     expect(d.timeoutMs()).toBeGreaterThan(700)
     d.peerReported({ longestMs: 4, forMs: 60_000 })
@@ -199,17 +199,18 @@ describe('the failure detector', () => {
   })
 
   it('counts a report of a peer as young as itself once, not on top of what it heard', () => {
-    // both started together (a fresh lab): the peer's 4 s and its own 4 s are the same 4 s
+    // both started together (a fresh lab): the peer's 0.8 s and its own 0.8 s are the same 0.8 s
+    const learn = learningMs(20)
     const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 800 }, 0)
-    drive(d, 0, 4_000, () => 20)
+    drive(d, 0, 0.4 * learn, () => 20)
     const alone = d.timeoutMs()
-    d.peerReported({ longestMs: 0, forMs: 4_000 })
+    d.peerReported({ longestMs: 0, forMs: 0.4 * learn })
     expect(d.timeoutMs()).toBe(alone)
     expect(d.limitBy()).toBe('learning')
-    // a peer that has run 8 s: the prior comes down as for 8 s heard, and the limit says how far each reaches
-    d.peerReported({ longestMs: 0, forMs: 8_000 })
-    expect(d.timeoutMs()).toBe(Math.ceil(800 - (740 * 8_000) / 10_000))
-    expect(d.state()).toMatchObject({ by: 'learning', report: { forMs: 8_000 } })
+    // a peer that has run 1.6 s: the prior comes down as for 1.6 s heard, and the limit says how far each reaches
+    d.peerReported({ longestMs: 0, forMs: 0.8 * learn })
+    expect(d.timeoutMs()).toBe(Math.ceil(800 - 740 * 0.8))
+    expect(d.state()).toMatchObject({ by: 'learning', report: { forMs: 0.8 * learn } })
   })
 
   it('forgets the report on reset, and ignores one that is not two non-negative numbers', () => {
@@ -299,7 +300,8 @@ describe('the replica core with its detector', () => {
     for (const a of primary.core.takeActions()) if (a.t === 'send-peer') core.step({ t: 'peer', now: 0, msg: a.msg })
     core.takeActions()
     let now = 0
-    for (; now <= 1_000; now += 5) {
+    // a tenth of its learning time of regular heartbeats
+    for (; now <= learningMs(20) / 10; now += 5) {
       if (now % 20 === 0) core.step({ t: 'peer', now, msg: { t: 'heartbeat', gen: 1, from: 'a', last: 1, releasedThrough: 0 } })
       core.step({ t: 'tick', now })
     }

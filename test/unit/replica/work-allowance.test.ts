@@ -213,16 +213,16 @@ describe('a restoring primary busy cutting its snapshot', () => {
 describe('what set the silence limit, told with a suspicion', () => {
   it('a fresh pair: the detector is learning, and the suspicion says how far it has come', () => {
     const p = confirmedPrimary({ cfg })
-    // two seconds of regular heartbeats: 40 of the 100 windows a fresh detector takes to come down from the ceiling
+    // 0.4 s of regular heartbeats: 8 of the 20 windows a fresh detector takes to come down from the ceiling
     let now = 0
-    for (; now < 2000; now += 10) {
+    for (; now < 400; now += 10) {
       p.core.step({ t: 'peer', now, msg: { t: 'heartbeat', gen: 1, from: 'b', last: p.core.status().lastEntry, releasedThrough: 0 } })
       p.core.step({ t: 'tick', now: now + 5 })
       p.core.takeActions()
     }
     const limit = p.core.status().suspectLimit
-    // 39 windows of 50 ms learned (the 40th closes with the next heartbeat)
-    expect(limit).toMatchObject({ by: 'learning', ceilingMs: 2000, learnedForMs: 1950, learningMs: 5000 })
+    // 7 windows of 50 ms learned (the 8th closes with the next heartbeat)
+    expect(limit).toMatchObject({ by: 'learning', ceilingMs: 2000, learnedForMs: 350, learningMs: 1000 })
     expect(limit.ms).toBe(p.core.status().suspectAfterMs)
     expect(limit.ms).toBeGreaterThan(1000)
     // the backup falls silent: the suspicion carries the limit it passed, and why
