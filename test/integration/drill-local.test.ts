@@ -70,7 +70,7 @@ describe('built-in drills on the local lab', () => {
         const suspicions = run.log.map((l) => l.text).filter((t) => /^b suspects a: silent for \d+ ms \(limit \d+ ms: .+\)$/.test(t))
         if (name === 'power-cut-primary' || name === 'learned-failover') expect(suspicions, explain(run)).toHaveLength(1)
         if (name === 'learned-failover') expect(suspicions[0], explain(run)).not.toMatch(/a fresh detector/)
-        // restore-fail-back's second cut: a, restored a second before, judges b, which has run since the start, on b's own
+        // restore-fail-back's second cut: a, restored half a second before, judges b, which has run since the start, on b's own
         // report of its pauses (sent with b's heartbeats), which reaches further back than what a has heard itself
         if (name === 'restore-fail-back') {
           const second = run.suspects.find((s) => s.host === 'a')
