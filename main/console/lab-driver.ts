@@ -85,6 +85,8 @@ export class LabDriver {
   private offLockWait: (() => void) | null = null
   private pollTimer: ReturnType<typeof setTimeout> | null = null
   private polling: Promise<void> | null = null
+  /** an operator's action waits for the poll under way: its snapshot skips STATUS_MIN_GAP_MS (see poll) */
+  private statusUrgent = false
   private statusTimer: ReturnType<typeof setTimeout> | null = null
   private lastStatusAt = 0
   private closed = false
@@ -152,7 +154,7 @@ export class LabDriver {
       label: `${info.what}${info.path === 'agent-filter' || info.path === 'sim' ? '' : ` (${info.path})`}${info.note ? `: ${info.note}` : ''}`,
       host
     })
-    await this.poll()
+    await this.poll(true)
     return info
   }
 
@@ -164,12 +166,12 @@ export class LabDriver {
     } catch (err) {
       const e = apiError('fault.heal', err)
       this.mark({ kind: 'error', label: e.message })
-      await this.poll()
+      await this.poll(true)
       throw e
     }
     this.mark({ kind: 'heal', label: id === 'all' ? `heal all${r.healed.length ? `: ${r.healed.join(', ')}` : ' (nothing open)'}` : `heal ${id}` })
     for (const w of r.warnings) this.mark({ kind: 'warning', label: w })
-    await this.poll()
+    await this.poll(true)
     return r
   }
 
@@ -188,7 +190,7 @@ export class LabDriver {
     this.poller.resetRates()
     this.mark({ kind: 'restore', label: `redundancy restored: ${r.from} → ${r.to}${r.machine ? ` on ${r.machine}` : ''} (gen ${r.gen})`, host: r.to as HostId })
     this.translator.channelLine(`\x1b[2m── generation ${r.gen}: logging channel ${r.from} → ${r.to} ──\x1b[0m`)
-    await this.poll()
+    await this.poll(true)
     return this.snapshot()
   }
 
@@ -209,7 +211,7 @@ export class LabDriver {
         throw apiError('lab.powerOn', err)
       }
       this.downBecause.delete(host)
-      await this.poll()
+      await this.poll(true)
       return this.snapshot()
     }
     if (this.poller.replicasGone) {
@@ -225,7 +227,7 @@ export class LabDriver {
         label: `power on ${host}: boots the guest from the disk server in generation ${this.lab.generation}, alone; restore redundancy to take a backup`,
         host
       })
-      await this.poll()
+      await this.poll(true)
       return this.snapshot()
     }
     if (this.lab.canPowerOn(host)) {
@@ -236,7 +238,7 @@ export class LabDriver {
         throw apiError('lab.powerOn', err)
       }
       this.downBecause.set(host, 'powered on; restore redundancy starts a fresh agent here')
-      await this.poll()
+      await this.poll(true)
       return this.snapshot()
     }
     if (this.kind === 'remote')
@@ -343,8 +345,18 @@ export class LabDriver {
     }
   }
 
-  /** Ask every agent for its status and send a snapshot; concurrent callers share one poll. */
-  poll(): Promise<void> {
+  /**
+   * Ask every agent for its status and send a snapshot; concurrent callers share one poll. After an operator's action
+   * (`afterAction`) a poll begun before the action would show the lab as it was: the action waits for that one to end,
+   * and the snapshot of the next goes out at once rather than after STATUS_MIN_GAP_MS. A power cut's go-live follows it
+   * within a few heartbeats, and the cards (and a recording, whose playback shows the last status before each moment)
+   * must show the cut host down by then.
+   */
+  async poll(afterAction = false): Promise<void> {
+    if (afterAction) {
+      if (this.polling) await this.polling
+      this.statusUrgent = true
+    }
     if (!this.polling) {
       this.polling = (async () => {
         if (this.closed) return
@@ -360,7 +372,9 @@ export class LabDriver {
           this.error = `every agent of lab '${this.lab.name}' is gone (killed outside the console?); stop the lab to clear it`
           this.mark({ kind: 'error', label: this.error })
         }
-        this.emitStatus()
+        const now = this.statusUrgent
+        this.statusUrgent = false
+        this.emitStatus(now)
       })().finally(() => {
         this.polling = null
       })

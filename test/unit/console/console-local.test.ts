@@ -180,6 +180,10 @@ describe('ConsoleBackend on the local lab', () => {
     // power cut of the primary: b goes live, the clients follow it
     const cut = await b.faultInject({ target: 'a', kind: 'power', params: {}, durationMs: 60_000 })
     expect(cut).toMatchObject({ target: 'a', kind: 'power' })
+    // the cut's status goes out before the call returns, not after the status rate limit's gap: b goes live within a few
+    // heartbeats, and the cards (and a recording's playback) must show a down by then
+    const afterCut = events.filter((e) => e.topic === 'status').at(-1)
+    expect(afterCut?.topic === 'status' && role(afterCut.status, 'a')).toBe('down')
     s = await until(b, 'b live alone', (x) => role(x, 'b') === 'live' && role(x, 'a') === 'down')
     expect(host(s, 'a')).toMatchObject({ reachable: false, pid: null })
     expect(host(s, 'a').error).toMatch(/power cut/)
