@@ -140,6 +140,14 @@ export class RegisterVmm implements Vmm {
       case 'data':
         this.onRequests(input.conn, input.data, outputs)
         break
+      case 'reads':
+        // a turn's bytes of several connections: each connection's requests in the order they came
+        for (const r of input.reads) this.onRequests(r.conn, r.data, outputs)
+        break
+      case 'disk-synced':
+        break
+      default:
+        throw new Error(`register guest: unknown input ${JSON.stringify((input as { t?: unknown }).t)}`)
     }
     return { outputs, io }
   }

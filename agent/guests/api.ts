@@ -83,7 +83,14 @@ export interface Guest {
   boot?(): void
   /** a client connected; may come again for the same id (a session that reconnected): start it afresh */
   open?(conn: string): void
-  data?(conn: string, bytes: string): void
+  /**
+   * Bytes from a client. `batched`: this input carries several connections' bytes (one event-loop turn's), and
+   * `endInput` runs once after the last of them; a guest may leave the work it does at the end of each input (kv:
+   * writing out its log, the barrier, sending the replies) to it, so that the batch shares it.
+   */
+  data?(conn: string, bytes: string, batched?: boolean): void
+  /** the end of an input of several connections' bytes (see `data`); not called after other inputs */
+  endInput?(): void
   /** the client went away (not called for nic.close) */
   close?(conn: string): void
   diskRead?(tag: number, block: number, bytes: string): void

@@ -149,6 +149,7 @@ export const bankGuest: GuestFactory = function bankGuest(dev, lib) {
     },
     open: svc.open,
     data: svc.data,
+    endInput: svc.endInput,
     close: svc.close,
     query: svc.query
   }

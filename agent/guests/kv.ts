@@ -1736,6 +1736,7 @@ export const kvGuest: GuestFactory = function kvGuest(dev, lib) {
     },
     open: svc.open,
     data: svc.data,
+    endInput: svc.endInput,
     close: svc.close,
     query: svc.query,
     diskRead,

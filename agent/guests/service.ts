@@ -45,7 +45,10 @@ export interface ServiceApp {
 
 export interface Service {
   open(conn: string): void
-  data(conn: string, bytes: string): void
+  /** Guest.data: with `batched`, the replies and the write-out wait for endInput */
+  data(conn: string, bytes: string, batched?: boolean): void
+  /** Guest.endInput: answer, write out and send a batch of several connections' bytes */
+  endInput(): void
   close(conn: string): void
   /** serve the requests that waited while the guest was not ready */
   drain(): void
@@ -684,16 +687,24 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
     return {
       open: forget,
       close: forget,
-      data(conn, bytes) {
+      data(conn, bytes, batched) {
         const buf = (mem.get(BUF + conn) ?? '') + bytes
         if (!app.ready() || mem.has(BLOCK + conn)) {
           mem.set(BUF + conn, buf)
           if (!app.ready()) mem.set(WAIT + conn, '')
           return
         }
-        run(conn, buf)
-        settle()
+        // a fault undoes this call's memory writes (the VMM) and its queued replies (here): the batch's end sends the rest
+        const queued = outbox.length
+        try {
+          run(conn, buf)
+        } catch (e) {
+          outbox.length = queued
+          throw e
+        }
+        if (batched !== true) settle()
       },
+      endInput: () => settle(),
       drain() {
         for (const key of mem.keys(WAIT)) {
           const conn = key.slice(WAIT.length)

@@ -57,6 +57,7 @@ const E_WHOLE = 0x00 // the entry as a general value
 const E_DATA = 0x01 // client bytes: conn, length, bytes
 const E_SYNCED = 0x02 // a disk barrier's completion: its tag
 const E_STATE = 0x03 // a state-transfer entry: its body as stateBody packs it (with E_DIFFS, E_SYNCED_TAG)
+const E_READS = 0x04 // several connections' bytes: a count, then each as E_DATA's conn, length, bytes
 const E_KIND = 0x0f
 const E_HASH = 0x10 // a state hash follows (a string value)
 const E_NONDET = 0x20 // non-deterministic values follow (an array value); without it they are []
@@ -312,7 +313,8 @@ export class Encoder {
    * with its entries packed: under load it carries a turn's client requests and disk-barrier
    * completions, and keys, generations and entry numbers would cost more than a small request.
    *   T_ENTRIES, varint gen, varint releasedThrough, varint nextConn + 1 (0: none), varint first n,
-   *   varint count, then each entry: kind|flags byte and its fields (E_DATA, E_SYNCED) or the whole entry (E_WHOLE).
+   *   varint count, then each entry: kind|flags byte and its fields (E_DATA, E_READS, E_SYNCED, E_STATE) or the whole
+   *   entry (E_WHOLE).
    */
   private entriesMessage(m: Record<string, unknown>, depth: number, path: string): boolean {
     if (m.t !== 'entries') return false
@@ -357,14 +359,16 @@ export class Encoder {
     this.ensure(1)
     if (input.t === 'data') {
       this.buf[this.pos++] = E_DATA | flags
-      const conn = input.conn as string
-      const plain = PLAIN_CONN.exec(conn)
-      if (plain !== null && Number.isSafeInteger(Number(plain[1]) + 1)) this.varint(Number(plain[1]) + 1)
-      else {
-        this.varint(0)
-        this.string(conn)
-      }
+      this.packedConn(input.conn as string)
       this.rawBytes(input.data as Uint8Array)
+    } else if (input.t === 'reads') {
+      this.buf[this.pos++] = E_READS | flags
+      const reads = input.reads as { conn: string; data: Uint8Array }[]
+      this.varint(reads.length)
+      for (const r of reads) {
+        this.packedConn(r.conn)
+        this.rawBytes(r.data)
+      }
     } else {
       this.buf[this.pos++] = E_SYNCED | flags
       this.varint(input.tag as number)
@@ -375,6 +379,16 @@ export class Encoder {
       for (let i = 0; i < 16; i += 2) this.buf[this.pos++] = parseInt((hash as string).slice(i, i + 2), 16)
     } else if (flags & E_HASH) this.string(hash as string)
     return n + 1
+  }
+
+  /** A connection id in a packed entry: a plain one (`t:<n>`) as the varint n + 1, any other as 0 and the string. */
+  private packedConn(conn: string): void {
+    const plain = PLAIN_CONN.exec(conn)
+    if (plain !== null && Number.isSafeInteger(Number(plain[1]) + 1)) this.varint(Number(plain[1]) + 1)
+    else {
+      this.varint(0)
+      this.string(conn)
+    }
   }
 
   /** A state-transfer entry inside an 'entries' message: a kind byte, the barrier's tag (E_SYNCED_TAG), the body, the hash. */
@@ -710,8 +724,8 @@ function nextN(e: unknown, n: number): number {
 }
 
 /**
- * The parts of an entry that packs as E_DATA or E_SYNCED: generation `gen`, number `n`, an input
- * of client data or a barrier's completion, and nothing else (no refusal, no other key), so that
+ * The parts of an entry that packs as E_DATA, E_READS or E_SYNCED: generation `gen`, number `n`, an input
+ * of client data (of one connection or several) or a barrier's completion, and nothing else (no refusal, no other key), so that
  * what is decoded equals what was encoded. Null for anything else.
  */
 function packable(e: unknown, gen: number, n: number): { input: Record<string, unknown>; nondet: unknown[]; hash?: string } | null {
@@ -727,6 +741,14 @@ function packable(e: unknown, gen: number, n: number): { input: Record<string, u
   const input = i as Record<string, unknown>
   if (input.t === 'data') {
     if (typeof input.conn !== 'string' || !(input.data instanceof Uint8Array) || countKeys(input) !== 3) return null
+  } else if (input.t === 'reads') {
+    const reads = input.reads
+    if (!Array.isArray(reads) || reads.length === 0 || countKeys(input) !== 2) return null
+    for (const r of reads) {
+      if (typeof r !== 'object' || r === null || Object.getPrototypeOf(r) !== Object.prototype) return null
+      const { conn, data } = r as Record<string, unknown>
+      if (typeof conn !== 'string' || !(data instanceof Uint8Array) || countKeys(r as Record<string, unknown>) !== 2) return null
+    }
   } else if (input.t === 'disk-synced') {
     if (!isCount(input.tag) || countKeys(input) !== 2) return null
   } else return null
@@ -865,19 +887,18 @@ class Decoder {
       }
       let input: Record<string, unknown>
       if (kind === E_DATA) {
-        const c = this.varint('data entry connection')
-        let conn: string
-        if (c > 0) conn = `t:${c - 1}`
-        else {
-          const v = this.value(depth + 3)
-          if (typeof v !== 'string') throw new CodecError('data entry: the connection id is not a string', kindAt)
-          conn = v
+        const conn = this.packedConn(depth, kindAt, 'data entry')
+        input = { t: 'data', conn, data: this.packedBytes('data entry length') }
+      } else if (kind === E_READS) {
+        // each read takes at least two bytes (its connection and its length)
+        const count = this.length('reads entry count', 2)
+        if (count === 0) throw new CodecError('reads entry without reads', kindAt)
+        const reads = new Array<{ conn: string; data: Uint8Array }>(count)
+        for (let r = 0; r < count; r++) {
+          const conn = this.packedConn(depth, kindAt, `reads entry #${r}`)
+          reads[r] = { conn, data: this.packedBytes(`reads entry #${r} length`) }
         }
-        const len = this.length('data entry length', 1)
-        const data = new Uint8Array(len)
-        data.set(this.buf.subarray(this.pos, this.pos + len))
-        this.pos += len
-        input = { t: 'data', conn, data }
+        input = { t: 'reads', reads }
       } else if (kind === E_SYNCED) {
         input = { t: 'disk-synced', tag: this.varint('disk-synced tag') }
       } else throw new CodecError(`unknown entry kind ${kind}`, kindAt)
@@ -895,6 +916,24 @@ class Decoder {
     const msg: Record<string, unknown> = { t: 'entries', gen, entries, releasedThrough }
     if (nc > 0) msg.nextConn = nc - 1
     return msg
+  }
+
+  /** A packed entry's connection id (Encoder.packedConn). */
+  private packedConn(depth: number, kindAt: number, what: string): string {
+    const c = this.varint(`${what} connection`)
+    if (c > 0) return `t:${c - 1}`
+    const v = this.value(depth + 3)
+    if (typeof v !== 'string') throw new CodecError(`${what}: the connection id is not a string`, kindAt)
+    return v
+  }
+
+  /** A packed entry's bytes: a length, then that many bytes (a copy). */
+  private packedBytes(what: string): Uint8Array {
+    const len = this.length(what, 1)
+    const data = new Uint8Array(len)
+    data.set(this.buf.subarray(this.pos, this.pos + len))
+    this.pos += len
+    return data
   }
 
   /** The state hash of a packed entry, as its kind byte says (E_HASH64, E_HASH or none). */

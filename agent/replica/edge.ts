@@ -47,7 +47,7 @@ export const MAX_INPUT_BYTES = 4 * 1024 * 1024
  * the backup's learned timeout (75 ms) was long past. Each input is still whole (up to MAX_INPUT_BYTES).
  */
 export const TURN_INPUT_BYTES = 256 * 1024
-/** The most connections one turn's end makes inputs of: 256 clients' SETs in one turn stalled the primary 120-170 ms. */
+/** The most connections one turn's end makes an input of: 256 clients' SETs in one turn stalled the primary 120-170 ms. */
 export const TURN_INPUTS = 64
 /** the service traffic's name in the transport filter: `isolate` cuts clients off too */
 export const CLIENTS_PEER = 'clients'
@@ -120,8 +120,8 @@ export interface EdgePorts {
   log: EdgeLog
   /**
    * Run `fn` once this event-loop turn's I/O callbacks have run (setImmediate on a host).
-   * Given, the edge gathers a connection's bytes of one turn (every TCP read of it, up to
-   * MAX_INPUT_BYTES) into one input, steps every client input, logging-channel message and disk
+   * Given, the edge gathers the client bytes of one turn (every TCP read, up to MAX_INPUT_BYTES of a
+   * connection) into one input ('reads' when several connections sent), steps every client input, logging-channel message and disk
    * answer of a turn into the core and takes the core's actions once at the turn's end: the turn's
    * entries then leave as one logging-channel message (one frame, one ack) instead of one each.
    * Without it every read is an input and
@@ -456,14 +456,41 @@ export class ReplicaEdge {
 
   /** The connection's gathered bytes as one input (in the order they came, up to MAX_INPUT_BYTES each). */
   private flushGathered(c: ServiceConn): void {
-    if (!this.gathering.delete(c) || c.id === null) return
-    const all = c.gathered.length === 1 ? c.gathered[0] : Buffer.concat(c.gathered, c.gatheredBytes)
-    c.gathered = []
-    c.gatheredBytes = 0
+    const all = this.takeGathered(c)
+    if (all === null || c.id === null) return
     for (let at = 0; at < all.length; at += MAX_INPUT_BYTES) {
       const n = Math.min(all.length - at, MAX_INPUT_BYTES)
       this.input({ t: 'data', conn: c.id, data: new Uint8Array(all.buffer, all.byteOffset + at, n) })
     }
+  }
+
+  /** The connection's gathered bytes, in the order they came; null when it has none (or no id). */
+  private takeGathered(c: ServiceConn): Buffer | null {
+    if (!this.gathering.delete(c) || c.id === null) return null
+    const all = c.gathered.length === 1 ? c.gathered[0] : Buffer.concat(c.gathered, c.gatheredBytes)
+    c.gathered = []
+    c.gatheredBytes = 0
+    return all
+  }
+
+  /**
+   * The turn's gathered client bytes as one input: 'data' for one connection, 'reads' for several, which the guest
+   * handles as one batch (one log write and one barrier for kv). At most TURN_INPUT_BYTES and TURN_INPUTS of them: the
+   * rest waits for the next turn, after the loop's timers and reads. (Each connection's bytes here are under
+   * MAX_INPUT_BYTES: clientData makes an input of them as soon as they reach it.)
+   */
+  private stepGathered(): void {
+    let budget = TURN_INPUT_BYTES
+    let left = TURN_INPUTS
+    const reads: { conn: ConnId; data: Uint8Array }[] = []
+    for (const c of this.gathering) {
+      if (budget <= 0 || left-- <= 0) break
+      budget -= c.gatheredBytes
+      const all = this.takeGathered(c)
+      if (all !== null && c.id !== null) reads.push({ conn: c.id, data: new Uint8Array(all.buffer, all.byteOffset, all.byteLength) })
+    }
+    if (reads.length === 1) this.input({ t: 'data', conn: reads[0].conn, data: reads[0].data })
+    else if (reads.length > 1) this.input({ t: 'reads', reads })
   }
 
   /**
@@ -524,15 +551,8 @@ export class ReplicaEdge {
     this.drainArmed = true
     this.deferredSince = this.ports.clock.now()
     turnEnd(() => {
-      // the turn's client bytes first, one input per connection, so that their actions leave with this drain;
-      // at most TURN_INPUT_BYTES and TURN_INPUTS of them: the rest waits for the next turn, after the loop's timers and reads
-      let budget = TURN_INPUT_BYTES
-      let inputs = TURN_INPUTS
-      for (const c of this.gathering) {
-        if (this.stopped || budget <= 0 || inputs-- <= 0) break
-        budget -= c.gatheredBytes
-        this.flushGathered(c)
-      }
+      // the turn's client bytes first, so that their actions leave with this drain
+      if (!this.stopped) this.stepGathered()
       this.drainArmed = false
       if (this.stopped) return
       this.perform(this.core.takeActions())

@@ -14,6 +14,13 @@ export type GuestInput =
   | { t: 'boot' }
   | { t: 'open'; conn: ConnId }
   | { t: 'data'; conn: ConnId; data: Uint8Array }
+  /**
+   * Several connections' bytes of one event-loop turn, in the order they came (each connection at most once): one
+   * entry for them all, and one end of input for the guest (kv's group commit: one log write and one barrier for a
+   * turn's writes, as Redis fsyncs an event-loop iteration's appends once). The edge sends a lone connection's bytes as
+   * 'data'.
+   */
+  | { t: 'reads'; reads: { conn: ConnId; data: Uint8Array }[] }
   | { t: 'close'; conn: ConnId }
   | { t: 'disk-read'; tag: number; block: number; data: Uint8Array }
   | { t: 'timer'; id: number }

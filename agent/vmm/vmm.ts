@@ -76,6 +76,10 @@ interface Step {
   barriers?: number[]
   /** pending barriers this input kept outputs for (ExecResult.heldFor) */
   heldFor?: number[]
+  /** the connection an 'open', 'data' or 'close' input is of: a refusal tells and closes it */
+  conn?: string
+  /** a 'reads' input's connections: a refusal tells and closes them all */
+  conns?: string[]
 }
 
 const BYTE_STRING = /[^\x00-\xff]/
@@ -110,6 +114,8 @@ export function describeInput(input: GuestInput): string {
       return `close ${input.conn}`
     case 'data':
       return `data ${input.conn} (${input.data.length} bytes)`
+    case 'reads':
+      return `reads of ${input.reads.length} connections (${input.reads.reduce((n, r) => n + r.data.length, 0)} bytes)`
     case 'disk-read':
       return `disk-read tag ${input.tag} block ${input.block} (${input.data.length} bytes)`
     case 'timer':
@@ -133,6 +139,18 @@ function checkInput(input: GuestInput): void {
       connId(input.conn, `${where} 'data'`)
       if (!(input.data instanceof Uint8Array)) throw new TypeError(`${where} 'data' on ${input.conn}: data must be a Uint8Array`)
       return
+    case 'reads': {
+      if (!Array.isArray(input.reads) || input.reads.length === 0) throw new TypeError(`${where} 'reads': reads must be a non-empty array`)
+      const seen = new Set<string>()
+      input.reads.forEach((r, i) => {
+        if (r === null || typeof r !== 'object') throw new TypeError(`${where} 'reads' #${i}: must be an object, got ${String(r)}`)
+        const conn = connId(r.conn, `${where} 'reads' #${i}`)
+        if (seen.has(conn)) throw new TypeError(`${where} 'reads' #${i}: connection ${conn} comes twice`)
+        seen.add(conn)
+        if (!(r.data instanceof Uint8Array)) throw new TypeError(`${where} 'reads' #${i} on ${conn}: data must be a Uint8Array`)
+      })
+      return
+    }
     case 'disk-read':
       nonNegInt(input.tag, `${where} 'disk-read' tag`)
       nonNegInt(input.block, `${where} 'disk-read' block`)
@@ -382,16 +400,16 @@ export function createVmm(opts: VmmOptions): Vmm {
   /**
    * Run one guest handler. A throw must not take the agent down, and must leave the same
    * state on every replica: the handler's writes, outputs and I/O are undone, and the
-   * client (where there is one) is told.
+   * client (where there is one; `conn` may name several) is told.
    */
-  function call(s: Step, fault: { msg?: string }, conn: string | null, handler: string, a?: unknown, b?: unknown, c?: unknown): void {
+  function call(s: Step, fault: { msg?: string }, conn: string | readonly string[] | null, handler: string, a?: unknown, b?: unknown, c?: unknown): void {
     const mark = mem.mark()
     const outs = s.outputs.length
     const ios = s.io.length
     s.start ??= [mark, outs, ios]
     if (s.refused !== null) {
       // primary: an earlier handler of this input overflowed; backup: the primary refused this input
-      if (s.logged !== null && fault.msg === undefined) refuse(s, fault, conn, handler)
+      if (s.logged !== null && fault.msg === undefined) refuse(s, fault, handler)
       return
     }
     let r: ReturnType<Sandbox['call']>
@@ -409,7 +427,7 @@ export function createVmm(opts: VmmOptions): Vmm {
       // the refusal; a backup that overflows where the primary did not cannot follow it.
       if (s.logged !== null)
         s.divergence ??= `stack overflow in '${handler}' on this replica but not on the primary (their stack limits differ), so this replica cannot reproduce the entry`
-      else refuse(s, fault, conn, handler)
+      else refuse(s, fault, handler)
       return
     }
     if (r.fault === null) return
@@ -418,23 +436,27 @@ export function createVmm(opts: VmmOptions): Vmm {
     s.io.length = ios
     const msg = r.fault.replace(/[\r\n]+/g, ' ')
     fault.msg ??= `${handler}: ${msg}`
-    if (conn !== null && mem.has(CONN + conn)) {
-      s.outputs.push({ t: 'reply', conn, data: byteStringToBytes(`-ERR guest fault: ${msg}\r\n`) })
+    for (const c of conn === null ? [] : typeof conn === 'string' ? [conn] : conn) {
+      if (mem.has(CONN + c)) s.outputs.push({ t: 'reply', conn: c, data: byteStringToBytes(`-ERR guest fault: ${msg}\r\n`) })
     }
   }
 
-  /** Undo every handler of this input, tell the client and close its connection: the same on primary and backup. */
-  function refuse(s: Step, fault: { msg?: string }, conn: string | null, handler: string): void {
+  /**
+   * Undo every handler of this input, tell the client (every client of a 'reads' input) and close its connection: the
+   * same on primary and backup.
+   */
+  function refuse(s: Step, fault: { msg?: string }, handler: string): void {
     const [mark, outs, ios] = s.start!
     mem.rollback(mark)
     s.outputs.length = outs
     s.io.length = ios
     s.refused = 'stack-overflow'
     fault.msg = `${handler}: ${STACK_OVERFLOW_FAULT}`
-    if (conn !== null && mem.has(CONN + conn)) {
-      s.outputs.push({ t: 'reply', conn, data: byteStringToBytes(`-ERR guest fault: ${STACK_OVERFLOW_FAULT}\r\n`) })
-      mem.delete(CONN + conn)
-      s.outputs.push({ t: 'close', conn })
+    for (const c of s.conns ?? (s.conn === undefined ? [] : [s.conn])) {
+      if (!mem.has(CONN + c)) continue
+      s.outputs.push({ t: 'reply', conn: c, data: byteStringToBytes(`-ERR guest fault: ${STACK_OVERFLOW_FAULT}\r\n`) })
+      mem.delete(CONN + c)
+      s.outputs.push({ t: 'close', conn: c })
     }
   }
 
@@ -450,10 +472,12 @@ export function createVmm(opts: VmmOptions): Vmm {
           call(s, fault, null, 'boot')
           break
         case 'open':
+          s.conn = input.conn
           mem.set(CONN + input.conn, '')
           call(s, fault, input.conn, 'open', input.conn)
           break
         case 'data':
+          s.conn = input.conn
           // a session's bytes can arrive on a new primary before its 'open' does
           if (!mem.has(CONN + input.conn)) {
             mem.set(CONN + input.conn, '')
@@ -461,6 +485,23 @@ export function createVmm(opts: VmmOptions): Vmm {
           }
           call(s, fault, input.conn, 'data', input.conn, bytesToByteString(input.data))
           break
+        case 'reads': {
+          // each connection's bytes as its 'data' (a fault undoes and answers that connection's alone), told that
+          // endInput follows; then endInput once, where a guest writes out and answers the whole batch
+          s.conns = input.reads.map((r) => r.conn)
+          for (const r of input.reads) {
+            // refused (a handler overflowed; on a backup, at once): nothing more of the batch runs, nor opens
+            if (s.refused !== null && fault.msg !== undefined) break
+            if (!mem.has(CONN + r.conn)) {
+              mem.set(CONN + r.conn, '')
+              call(s, fault, r.conn, 'open', r.conn)
+            }
+            call(s, fault, r.conn, 'data', r.conn, bytesToByteString(r.data), true)
+          }
+          // a failed end (undone) is told to every client of the batch, as a failed 'data' is to its one
+          call(s, fault, s.conns, 'endInput')
+          break
+        }
         case 'close':
           if (mem.has(CONN + input.conn)) {
             mem.delete(CONN + input.conn)

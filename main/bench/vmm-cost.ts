@@ -18,8 +18,10 @@ export type VmmCommand = (typeof VMM_COMMANDS)[number]
 export interface VmmCostRow {
   mode: ReplicationMode
   command: VmmCommand
-  /** commands in one data input: 1 as redis-benchmark sends them without -P, 16 with -P 16 */
+  /** commands in one data input: 1 as redis-benchmark sends them without -P, 16 with -P 16 (or in a batch, below) */
   perInput: number
+  /** connections in one input: 1 (a 'data' input), or perInput with one command each (a 'reads' input: one turn of many clients) */
+  connsPerInput: number
   /** median over the rounds, µs of this process's time per command */
   primaryUs: number
   backupUs: number
@@ -107,13 +109,19 @@ function pair(mode: ReplicationMode): Pair {
   return p
 }
 
-/** `commands` commands, `perInput` to an input, round robin over the connections: µs per command on each side. */
-function run(p: Pair, command: VmmCommand, perInput: number, commands: number): { primaryUs: number; backupUs: number; entries: number } {
-  const inputs: Uint8Array[] = []
+/**
+ * `commands` commands, `perInput` to an input, round robin over the connections: µs per command on each side. Spread:
+ * each input a 'reads' of `perInput` connections, one command each, as one event-loop turn of that many clients.
+ */
+function run(p: Pair, command: VmmCommand, perInput: number, commands: number, spread = false): { primaryUs: number; backupUs: number; entries: number } {
+  const inputs: GuestInput[] = []
+  let conn = 0
+  const next = () => 'c' + (conn++ % CONNECTIONS)
   for (let i = 0; i < commands / perInput; i++) {
     const parts: Uint8Array[] = []
     for (let k = 0; k < perInput; k++) parts.push(encodeCommand(request(command, p.sent++)))
-    inputs.push(perInput === 1 ? parts[0] : Buffer.concat(parts))
+    if (spread) inputs.push({ t: 'reads', reads: parts.map((data) => ({ conn: next(), data })) })
+    else inputs.push({ t: 'data', conn: next(), data: perInput === 1 ? parts[0] : Buffer.concat(parts) })
   }
   let primaryUs = 0
   let backupUs = 0
@@ -122,12 +130,12 @@ function run(p: Pair, command: VmmCommand, perInput: number, commands: number): 
   // pile up in the heap (which both VMMs share here) as they would if the backup waited for the whole round
   for (let i = 0; i < inputs.length; i += REPLAY_BATCH) {
     const bodies: EntryBody[] = []
-    for (let j = i; j < Math.min(inputs.length, i + REPLAY_BATCH); j++)
-      primaryUs += execute(p, { t: 'data', conn: 'c' + (j % CONNECTIONS), data: inputs[j] }, bodies)
+    for (let j = i; j < Math.min(inputs.length, i + REPLAY_BATCH); j++) primaryUs += execute(p, inputs[j], bodies)
     backupUs += replay(p, bodies)
     entries += bodies.length
   }
-  if (p.backup.stateHash() !== p.primary.stateHash()) throw new Error(`vmm cost: the backup's state differs from the primary's after ${command} ×${perInput}`)
+  if (p.backup.stateHash() !== p.primary.stateHash())
+    throw new Error(`vmm cost: the backup's state differs from the primary's after ${command} ×${perInput}${spread ? ' connections' : ''}`)
   return { primaryUs: primaryUs / commands, backupUs: backupUs / commands, entries: entries / commands }
 }
 
@@ -137,22 +145,34 @@ export function measureVmmCost(opts: VmmCostOptions): VmmCostResult {
   const rows: VmmCostRow[] = []
   for (const mode of opts.modes) {
     for (const command of VMM_COMMANDS) {
-      for (const perInput of [1, 16]) {
+      for (const [perInput, spread] of [
+        [1, false],
+        [16, false],
+        [16, true]
+      ] as const) {
         const n = Math.max(perInput, Math.floor(commands / perInput) * perInput)
         const p = pair(mode)
         // unmeasured first: V8 compiles the hot paths, and the keys exist, as they do in a lab under load
-        run(p, command, perInput, n)
+        run(p, command, perInput, n, spread)
         const prim: number[] = []
         const back: number[] = []
         let entries = 0
         for (let r = 0; r < rounds; r++) {
-          const f = run(p, command, perInput, n)
+          const f = run(p, command, perInput, n, spread)
           prim.push(f.primaryUs)
           back.push(f.backupUs)
           entries = f.entries
         }
         // rounds ≥ 1: the medians exist
-        rows.push({ mode, command, perInput, primaryUs: median(prim)!, backupUs: median(back)!, entriesPerCommand: entries })
+        rows.push({
+          mode,
+          command,
+          perInput,
+          connsPerInput: spread ? perInput : 1,
+          primaryUs: median(prim)!,
+          backupUs: median(back)!,
+          entriesPerCommand: entries
+        })
       }
     }
   }
@@ -164,7 +184,15 @@ export function renderVmmCost(r: VmmCostResult): string[] {
     `guest and VMM per command, in this process, no network (kv at appendfsync always, ${r.connections} connections, ${r.keys.toLocaleString('en-US')} keys; median of ${r.rounds} rounds of ${r.commandsPerRound.toLocaleString('en-US')} commands):`,
     renderTable(
       ['MODE', 'COMMAND', 'PER INPUT', 'PRIMARY µs', 'BACKUP µs', 'ENTRIES/CMD'],
-      r.rows.map((x) => [x.mode, x.command, String(x.perInput), x.primaryUs.toFixed(2), x.backupUs.toFixed(2), x.entriesPerCommand.toFixed(3)])
-    )
+      r.rows.map((x) => [
+        x.mode,
+        x.command,
+        x.connsPerInput > 1 ? `${x.perInput} conns` : String(x.perInput),
+        x.primaryUs.toFixed(2),
+        x.backupUs.toFixed(2),
+        x.entriesPerCommand.toFixed(3)
+      ])
+    ),
+    "PER INPUT: commands per input; 'N conns': N connections' commands, one each, as one 'reads' input (a turn of N clients without -P)"
   ]
 }

@@ -159,6 +159,55 @@ describe('codec round-trips', () => {
     expect(back.entries.map((e) => (e.body.input as { conn?: string }).conn)).toEqual(['s:client-9', 't:0', undefined, 't:007', 't:12'])
   })
 
+  it("packs a turn's reads of several connections as one entry: each read's bytes plus its connection and length", () => {
+    const reads = (conns: string[]) => conns.map((conn, i) => ({ conn, data: setBytes.subarray(0, setBytes.length - i) }))
+    const readsEntry = (n: number, conns: string[], extra: Record<string, unknown> = {}) => ({
+      gen: 4,
+      n,
+      body: { kind: 'input', input: { t: 'reads', reads: reads(conns) }, nondet: [] },
+      ...extra
+    })
+    const plain = Array.from({ length: 20 }, (_, i) => `t:${300 + i}`)
+    const msg = { t: 'entries', gen: 4, entries: [readsEntry(50, plain), syncedEntry(51, 9)], releasedThrough: 40 }
+    const enc = encode(msg)
+    expect(enc[0]).toBe(0x0b)
+    const bytes = reads(plain).reduce((n, r) => n + r.data.length, 0)
+    // per read: a 2-byte connection and a 1-byte length; per entry: a kind byte and the count; the completion 3
+    expect(enc.length).toBeLessThanOrEqual(bytes + 20 * 3 + 2 + 3 + 8)
+    expect(decode(enc)).toEqual(msg)
+    // session connections, a state hash and non-deterministic values keep exact
+    const mixed = {
+      t: 'entries',
+      gen: 4,
+      entries: [
+        {
+          ...readsEntry(7, ['s:client-1', 't:0', 't:007'], { hash: '0123456789abcdef' }),
+          body: { ...readsEntry(7, ['s:client-1', 't:0', 't:007']).body, nondet: [{ d: 'clock', v: 3 }] }
+        }
+      ],
+      releasedThrough: 0
+    }
+    expect(decode(encode(mixed))).toEqual(mixed)
+    // what only looks like reads (an empty list, an extra key in a read, a read without bytes) travels whole, and decodes equal
+    for (const input of [
+      { t: 'reads', reads: [] },
+      { t: 'reads', reads: [{ conn: 't:1', data: setBytes, more: 1 }] },
+      { t: 'reads', reads: [{ conn: 't:1', data: 'text' }] }
+    ]) {
+      const m = { t: 'entries', gen: 4, entries: [{ gen: 4, n: 1, body: { kind: 'input', input, nondet: [] } }], releasedThrough: 0 }
+      expect(decode(encode(m))).toEqual(m)
+    }
+  })
+
+  it('refuses a malformed reads entry with the offset and what is wrong', () => {
+    // tag, gen 1, releasedThrough 0, no nextConn, first n 1, count 1, then a reads entry (kind 4)
+    const head = [0x0b, 1, 0, 0, 1, 1, 0x04]
+    expect(codecError(() => decode(new Uint8Array([...head, 0]))).message).toMatch(/reads entry without reads at offset 6/)
+    expect(codecError(() => decode(new Uint8Array([...head, 3, 2, 1, 65]))).message).toMatch(/absurd reads entry count 3/)
+    expect(codecError(() => decode(new Uint8Array([...head, 2, 2, 1, 65, 3, 9, 1]))).message).toMatch(/absurd reads entry #1 length 9/)
+    expect(codecError(() => decode(new Uint8Array([...head, 1, 0, 0x85, 0]))).message).toMatch(/reads entry #0: the connection id is not a string/)
+  })
+
   it('keeps entries that do not pack (another generation, a gap, a refusal, a timer) whole and in order inside a packed message', () => {
     const entries = [
       dataEntry(5, 't:1'),

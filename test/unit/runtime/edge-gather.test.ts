@@ -1,6 +1,6 @@
-// The edge gathers a client connection's bytes of one event-loop turn into one input: a large
-// request that TCP hands over in many reads is one log entry, which the backup replays to the
-// same state; a cap bounds how many bytes one input carries.
+// The edge gathers the client bytes of one event-loop turn into one input: a large request that
+// TCP hands over in many reads is one log entry, which the backup replays to the same state, and
+// several connections' bytes are one 'reads' entry; caps bound how many bytes one input carries.
 import { describe, expect, it } from 'vitest'
 import { PASS_FILTER } from '../../../agent/faults/filter.js'
 import { encodeCommand } from '../../../agent/guests/resp.js'
@@ -179,10 +179,11 @@ describe('the edge gathers a connection’s reads of one turn into one input', (
     const before = entries.a.length
     for (const [i, c] of clients.entries()) c.handle.data(encodeCommand(['SET', `big${i}`, value]))
     // the turn's end alone: two connections' bytes reach the budget, the other two wait for a turn of their own
+    const bytes = 2 * encodeCommand(['SET', 'big0', value]).length
     queue.shift()!()
-    expect(entries.a.slice(before).filter((e) => e.startsWith('data '))).toHaveLength(2)
+    expect(entries.a.slice(before).filter((e) => e.startsWith('reads '))).toEqual([`reads 2 conns ${bytes}B`])
     run()
-    expect(entries.a.slice(before).filter((e) => e.startsWith('data '))).toHaveLength(4)
+    expect(entries.a.slice(before).filter((e) => e.startsWith('reads '))).toEqual([`reads 2 conns ${bytes}B`, `reads 2 conns ${bytes}B`])
     for (const c of clients) expect(c.answered()).toBe('+OK\r\n')
     expect(b.vmm.stateHash()).toBe(a.vmm.stateHash())
   })
@@ -193,9 +194,10 @@ describe('the edge gathers a connection’s reads of one turn into one input', (
     const before = entries.a.length
     for (const [i, c] of clients.entries()) c.handle.data(encodeCommand(['GET', `k${i}`]))
     queue.shift()!()
-    expect(entries.a.slice(before).filter((e) => e.startsWith('data '))).toHaveLength(TURN_INPUTS)
+    const kinds = () => entries.a.slice(before).flatMap((e) => (/^(reads \d+ conns|data)/.exec(e) ?? [])[0] ?? [])
+    expect(kinds()).toEqual([`reads ${TURN_INPUTS} conns`])
     run()
-    expect(entries.a.slice(before).filter((e) => e.startsWith('data '))).toHaveLength(TURN_INPUTS + 3)
+    expect(kinds()).toEqual([`reads ${TURN_INPUTS} conns`, 'reads 3 conns'])
     for (const c of clients) expect(c.answered()).toBe('$-1\r\n')
   })
 })

@@ -126,26 +126,29 @@ describe('the edge batches a turn', () => {
     expect(c0.got.join('')).toBe('+OK\r\n')
     h.entries()
 
+    // two writes in two turns: two entries, two barriers
     const c1 = h.client()
     const c2 = h.client()
     c1.handle.data(set('k1', 'v1'))
-    c2.handle.data(set('k2', 'v2'))
     expect(h.entries(), 'nothing leaves before the turn ends').toEqual([])
     h.endTurn()
+    c2.handle.data(set('k2', 'v2'))
+    h.endTurn()
     const requests = h.entries()
-    expect(requests).toHaveLength(1)
-    expect(inputKinds(requests[0].entries), 'the connections open at once; their bytes of the turn are gathered into one input each at its end').toEqual([
-      'open',
-      'open',
-      'data',
-      'data'
+    expect(requests).toHaveLength(2)
+    expect(
+      requests.map((r) => inputKinds(r.entries)),
+      'a connection opens at its first bytes; its bytes of the turn are an input at its end'
+    ).toEqual([
+      ['open', 'data'],
+      ['open', 'data']
     ])
     expect(
       h.disk.filter((d) => d.req.op === 'write'),
       'the log writes wait for the backup (Output Rule)'
     ).toEqual([])
 
-    h.ack(requests[0].entries.at(-1)!.n)
+    h.ack(requests[1].entries.at(-1)!.n)
     h.endTurn()
     expect(h.disk.some((d) => d.req.op === 'write')).toBe(true)
     // the disk server answers every write in one turn: both barriers complete together
@@ -162,6 +165,61 @@ describe('the edge batches a turn', () => {
     expect(h.core.status().acked).toBeLessThan(synced[0].n)
     expect(c1.got.join('')).toBe('+OK\r\n')
     expect(c2.got.join('')).toBe('+OK\r\n')
+    h.edge.stop()
+  })
+
+  it("makes one input of a turn's bytes on several connections: one log write and one barrier for them all", () => {
+    const h = harness()
+    h.endTurn()
+    h.answerDisk((r) => r.op === 'read')
+    h.endTurn()
+    h.answerDisk((r) => r.op === 'write')
+    h.endTurn()
+    h.ack(h.core.status().lastEntry)
+    h.endTurn()
+    h.entries()
+    const cs = [1, 2, 3].map(() => h.client())
+    // connections open in a turn of their own, so that the measured turn holds only their requests
+    for (const [i, c] of cs.entries()) c.handle.data(enc.encode(`*2\r\n$3\r\nGET\r\n$2\r\nk${i}\r\n`))
+    for (let i = 0; i < 10 && cs.some((c) => c.got.join('') === ''); i++) {
+      h.endTurn()
+      h.ack(h.core.status().lastEntry)
+      h.endTurn()
+      h.answerDisk(() => true)
+      h.endTurn()
+    }
+    expect(cs.map((c) => c.got.join(''))).toEqual(['$-1\r\n', '$-1\r\n', '$-1\r\n'])
+    h.entries()
+    h.answerDisk(() => true)
+    h.endTurn()
+    h.ack(h.core.status().lastEntry)
+    h.endTurn()
+    h.answerDisk(() => true)
+    h.endTurn()
+    h.entries()
+    for (const [i, c] of cs.entries()) c.handle.data(set(`k${i}`, `v${i}`))
+    h.endTurn()
+    const requests = h.entries()
+    expect(requests).toHaveLength(1)
+    expect(inputKinds(requests[0].entries)).toEqual(['reads'])
+    const input = requests[0].entries[0].body.kind === 'input' ? requests[0].entries[0].body.input : null
+    expect(input?.t === 'reads' ? input.reads.map((r) => [r.conn, dec.decode(r.data)]) : null, 'each connection once, in the order its bytes came').toEqual(
+      cs.map((_, i) => [`t:${i + 1}`, dec.decode(set(`k${i}`, `v${i}`))])
+    )
+    h.ack(requests[0].entries.at(-1)!.n)
+    h.endTurn()
+    const writes = h.disk.filter((d) => d.req.op === 'write').map((d) => (d.req.op === 'write' ? d.req.block : -1))
+    // the batch's records go to the log in one append (block 1), then the superblock (block 0): not one pair per request
+    expect(writes).toEqual([1, 0])
+    expect(
+      cs.map((c) => c.got.join('')),
+      'the replies wait for the batch write to be durable'
+    ).toEqual(['$-1\r\n', '$-1\r\n', '$-1\r\n'])
+    h.answerDisk((r) => r.op === 'write')
+    h.endTurn()
+    const completions = h.entries().flatMap((m) => m.entries.filter((e) => e.body.kind === 'input' && e.body.input.t === 'disk-synced'))
+    expect(completions, 'one barrier, completed once').toHaveLength(1)
+    expect(cs.map((c) => c.got.join(''))).toEqual(cs.map(() => '$-1\r\n+OK\r\n'))
     h.edge.stop()
   })
 })
