@@ -140,7 +140,7 @@ export class RegisterVmm implements Vmm {
       case 'data':
         this.onRequests(input.conn, input.data, outputs)
         break
-      case 'reads':
+      case 'batch':
         // a turn's bytes of several connections: each connection's requests in the order they came
         for (const r of input.reads) this.onRequests(r.conn, r.data, outputs)
         break

@@ -57,7 +57,7 @@ const E_WHOLE = 0x00 // the entry as a general value
 const E_DATA = 0x01 // client bytes: conn, length, bytes
 const E_SYNCED = 0x02 // a disk barrier's completion: its tag
 const E_STATE = 0x03 // a state-transfer entry: its body as stateBody packs it (with E_DIFFS, E_SYNCED_TAG)
-const E_READS = 0x04 // several connections' bytes: a count, then each as E_DATA's conn, length, bytes
+const E_BATCH = 0x04 // several connections' bytes: a count, then each as E_DATA's conn, length, bytes
 const E_KIND = 0x0f
 const E_HASH = 0x10 // a state hash follows (a string value)
 const E_NONDET = 0x20 // non-deterministic values follow (an array value); without it they are []
@@ -313,7 +313,7 @@ export class Encoder {
    * with its entries packed: under load it carries a turn's client requests and disk-barrier
    * completions, and keys, generations and entry numbers would cost more than a small request.
    *   T_ENTRIES, varint gen, varint releasedThrough, varint nextConn + 1 (0: none), varint first n,
-   *   varint count, then each entry: kind|flags byte and its fields (E_DATA, E_READS, E_SYNCED, E_STATE) or the whole
+   *   varint count, then each entry: kind|flags byte and its fields (E_DATA, E_BATCH, E_SYNCED, E_STATE) or the whole
    *   entry (E_WHOLE).
    */
   private entriesMessage(m: Record<string, unknown>, depth: number, path: string): boolean {
@@ -361,8 +361,8 @@ export class Encoder {
       this.buf[this.pos++] = E_DATA | flags
       this.packedConn(input.conn as string)
       this.rawBytes(input.data as Uint8Array)
-    } else if (input.t === 'reads') {
-      this.buf[this.pos++] = E_READS | flags
+    } else if (input.t === 'batch') {
+      this.buf[this.pos++] = E_BATCH | flags
       const reads = input.reads as { conn: string; data: Uint8Array }[]
       this.varint(reads.length)
       for (const r of reads) {
@@ -724,7 +724,7 @@ function nextN(e: unknown, n: number): number {
 }
 
 /**
- * The parts of an entry that packs as E_DATA, E_READS or E_SYNCED: generation `gen`, number `n`, an input
+ * The parts of an entry that packs as E_DATA, E_BATCH or E_SYNCED: generation `gen`, number `n`, an input
  * of client data (of one connection or several) or a barrier's completion, and nothing else (no refusal, no other key), so that
  * what is decoded equals what was encoded. Null for anything else.
  */
@@ -741,7 +741,7 @@ function packable(e: unknown, gen: number, n: number): { input: Record<string, u
   const input = i as Record<string, unknown>
   if (input.t === 'data') {
     if (typeof input.conn !== 'string' || !(input.data instanceof Uint8Array) || countKeys(input) !== 3) return null
-  } else if (input.t === 'reads') {
+  } else if (input.t === 'batch') {
     const reads = input.reads
     if (!Array.isArray(reads) || reads.length === 0 || countKeys(input) !== 2) return null
     for (const r of reads) {
@@ -889,16 +889,16 @@ class Decoder {
       if (kind === E_DATA) {
         const conn = this.packedConn(depth, kindAt, 'data entry')
         input = { t: 'data', conn, data: this.packedBytes('data entry length') }
-      } else if (kind === E_READS) {
+      } else if (kind === E_BATCH) {
         // each read takes at least two bytes (its connection and its length)
-        const count = this.length('reads entry count', 2)
-        if (count === 0) throw new CodecError('reads entry without reads', kindAt)
+        const count = this.length('batch entry count', 2)
+        if (count === 0) throw new CodecError('batch entry without reads', kindAt)
         const reads = new Array<{ conn: string; data: Uint8Array }>(count)
         for (let r = 0; r < count; r++) {
-          const conn = this.packedConn(depth, kindAt, `reads entry #${r}`)
-          reads[r] = { conn, data: this.packedBytes(`reads entry #${r} length`) }
+          const conn = this.packedConn(depth, kindAt, `batch entry #${r}`)
+          reads[r] = { conn, data: this.packedBytes(`batch entry #${r} length`) }
         }
-        input = { t: 'reads', reads }
+        input = { t: 'batch', reads }
       } else if (kind === E_SYNCED) {
         input = { t: 'disk-synced', tag: this.varint('disk-synced tag') }
       } else throw new CodecError(`unknown entry kind ${kind}`, kindAt)

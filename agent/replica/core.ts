@@ -585,7 +585,7 @@ export class ReplicaCore {
       // Stalled: the edge has stopped reading client sockets; what still arrives waits here.
       // Only client data may be refused (the client retries); timers, disk results, opens
       // and closes are bounded by the guest itself and must not be lost.
-      if ((input.t === 'data' || input.t === 'reads') && this.queue.length >= this.cfg.maxUnackedEntries) {
+      if ((input.t === 'data' || input.t === 'batch') && this.queue.length >= this.cfg.maxUnackedEntries) {
         this.telemetry({ k: 'dropped', what: `input ${describeInput(input)}`, why: 'logging channel full and input queue full' })
         return
       }

@@ -121,7 +121,7 @@ export interface EdgePorts {
   /**
    * Run `fn` once this event-loop turn's I/O callbacks have run (setImmediate on a host).
    * Given, the edge gathers the client bytes of one turn (every TCP read, up to MAX_INPUT_BYTES of a
-   * connection) into one input ('reads' when several connections sent), steps every client input, logging-channel message and disk
+   * connection) into one input ('batch' when several connections sent), steps every client input, logging-channel message and disk
    * answer of a turn into the core and takes the core's actions once at the turn's end: the turn's
    * entries then leave as one logging-channel message (one frame, one ack) instead of one each.
    * Without it every read is an input and
@@ -474,7 +474,7 @@ export class ReplicaEdge {
   }
 
   /**
-   * The turn's gathered client bytes as one input: 'data' for one connection, 'reads' for several, which the guest
+   * The turn's gathered client bytes as one input: 'data' for one connection, 'batch' for several, which the guest
    * handles as one batch (one log write and one barrier for kv). At most TURN_INPUT_BYTES and TURN_INPUTS of them: the
    * rest waits for the next turn, after the loop's timers and reads. (Each connection's bytes here are under
    * MAX_INPUT_BYTES: clientData makes an input of them as soon as they reach it.)
@@ -490,7 +490,7 @@ export class ReplicaEdge {
       if (all !== null && c.id !== null) reads.push({ conn: c.id, data: new Uint8Array(all.buffer, all.byteOffset, all.byteLength) })
     }
     if (reads.length === 1) this.input({ t: 'data', conn: reads[0].conn, data: reads[0].data })
-    else if (reads.length > 1) this.input({ t: 'reads', reads })
+    else if (reads.length > 1) this.input({ t: 'batch', reads })
   }
 
   /**

@@ -44,8 +44,8 @@ export function describeInput(input: GuestInput): string {
       return `${input.t} ${input.conn}`
     case 'data':
       return `data ${input.conn} ${input.data.byteLength}B`
-    case 'reads':
-      return `reads ${input.reads.length} conns ${input.reads.reduce((n, r) => n + r.data.byteLength, 0)}B`
+    case 'batch':
+      return `batch ${input.reads.length} conns ${input.reads.reduce((n, r) => n + r.data.byteLength, 0)}B`
     case 'disk-read':
       return `disk-read block ${input.block}`
     case 'timer':

@@ -20,7 +20,7 @@ export type GuestInput =
    * turn's writes, as Redis fsyncs an event-loop iteration's appends once). The edge sends a lone connection's bytes as
    * 'data'.
    */
-  | { t: 'reads'; reads: { conn: ConnId; data: Uint8Array }[] }
+  | { t: 'batch'; reads: { conn: ConnId; data: Uint8Array }[] }
   | { t: 'close'; conn: ConnId }
   | { t: 'disk-read'; tag: number; block: number; data: Uint8Array }
   | { t: 'timer'; id: number }

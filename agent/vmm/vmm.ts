@@ -78,7 +78,7 @@ interface Step {
   heldFor?: number[]
   /** the connection an 'open', 'data' or 'close' input is of: a refusal tells and closes it */
   conn?: string
-  /** a 'reads' input's connections: a refusal tells and closes them all */
+  /** a 'batch' input's connections: a refusal tells and closes them all */
   conns?: string[]
 }
 
@@ -114,8 +114,8 @@ export function describeInput(input: GuestInput): string {
       return `close ${input.conn}`
     case 'data':
       return `data ${input.conn} (${input.data.length} bytes)`
-    case 'reads':
-      return `reads of ${input.reads.length} connections (${input.reads.reduce((n, r) => n + r.data.length, 0)} bytes)`
+    case 'batch':
+      return `batch of ${input.reads.length} connections (${input.reads.reduce((n, r) => n + r.data.length, 0)} bytes)`
     case 'disk-read':
       return `disk-read tag ${input.tag} block ${input.block} (${input.data.length} bytes)`
     case 'timer':
@@ -139,15 +139,15 @@ function checkInput(input: GuestInput): void {
       connId(input.conn, `${where} 'data'`)
       if (!(input.data instanceof Uint8Array)) throw new TypeError(`${where} 'data' on ${input.conn}: data must be a Uint8Array`)
       return
-    case 'reads': {
-      if (!Array.isArray(input.reads) || input.reads.length === 0) throw new TypeError(`${where} 'reads': reads must be a non-empty array`)
+    case 'batch': {
+      if (!Array.isArray(input.reads) || input.reads.length === 0) throw new TypeError(`${where} 'batch': reads must be a non-empty array`)
       const seen = new Set<string>()
       input.reads.forEach((r, i) => {
-        if (r === null || typeof r !== 'object') throw new TypeError(`${where} 'reads' #${i}: must be an object, got ${String(r)}`)
-        const conn = connId(r.conn, `${where} 'reads' #${i}`)
-        if (seen.has(conn)) throw new TypeError(`${where} 'reads' #${i}: connection ${conn} comes twice`)
+        if (r === null || typeof r !== 'object') throw new TypeError(`${where} 'batch' #${i}: must be an object, got ${String(r)}`)
+        const conn = connId(r.conn, `${where} 'batch' #${i}`)
+        if (seen.has(conn)) throw new TypeError(`${where} 'batch' #${i}: connection ${conn} comes twice`)
         seen.add(conn)
-        if (!(r.data instanceof Uint8Array)) throw new TypeError(`${where} 'reads' #${i} on ${conn}: data must be a Uint8Array`)
+        if (!(r.data instanceof Uint8Array)) throw new TypeError(`${where} 'batch' #${i} on ${conn}: data must be a Uint8Array`)
       })
       return
     }
@@ -442,7 +442,7 @@ export function createVmm(opts: VmmOptions): Vmm {
   }
 
   /**
-   * Undo every handler of this input, tell the client (every client of a 'reads' input) and close its connection: the
+   * Undo every handler of this input, tell the client (every client of a 'batch' input) and close its connection: the
    * same on primary and backup.
    */
   function refuse(s: Step, fault: { msg?: string }, handler: string): void {
@@ -485,7 +485,7 @@ export function createVmm(opts: VmmOptions): Vmm {
           }
           call(s, fault, input.conn, 'data', input.conn, bytesToByteString(input.data))
           break
-        case 'reads': {
+        case 'batch': {
           // each connection's bytes as its 'data' (a fault undoes and answers that connection's alone), told that
           // endInput follows; then endInput once, where a guest writes out and answers the whole batch
           s.conns = input.reads.map((r) => r.conn)

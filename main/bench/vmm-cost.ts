@@ -20,7 +20,7 @@ export interface VmmCostRow {
   command: VmmCommand
   /** commands in one data input: 1 as redis-benchmark sends them without -P, 16 with -P 16 (or in a batch, below) */
   perInput: number
-  /** connections in one input: 1 (a 'data' input), or perInput with one command each (a 'reads' input: one turn of many clients) */
+  /** connections in one input: 1 (a 'data' input), or perInput with one command each (a 'batch' input: one turn of many clients) */
   connsPerInput: number
   /** median over the rounds, µs of this process's time per command */
   primaryUs: number
@@ -111,7 +111,7 @@ function pair(mode: ReplicationMode): Pair {
 
 /**
  * `commands` commands, `perInput` to an input, round robin over the connections: µs per command on each side. Spread:
- * each input a 'reads' of `perInput` connections, one command each, as one event-loop turn of that many clients.
+ * each input a 'batch' of `perInput` connections, one command each, as one event-loop turn of that many clients.
  */
 function run(p: Pair, command: VmmCommand, perInput: number, commands: number, spread = false): { primaryUs: number; backupUs: number; entries: number } {
   const inputs: GuestInput[] = []
@@ -120,7 +120,7 @@ function run(p: Pair, command: VmmCommand, perInput: number, commands: number, s
   for (let i = 0; i < commands / perInput; i++) {
     const parts: Uint8Array[] = []
     for (let k = 0; k < perInput; k++) parts.push(encodeCommand(request(command, p.sent++)))
-    if (spread) inputs.push({ t: 'reads', reads: parts.map((data) => ({ conn: next(), data })) })
+    if (spread) inputs.push({ t: 'batch', reads: parts.map((data) => ({ conn: next(), data })) })
     else inputs.push({ t: 'data', conn: next(), data: perInput === 1 ? parts[0] : Buffer.concat(parts) })
   }
   let primaryUs = 0
@@ -193,6 +193,6 @@ export function renderVmmCost(r: VmmCostResult): string[] {
         x.entriesPerCommand.toFixed(3)
       ])
     ),
-    "PER INPUT: commands per input; 'N conns': N connections' commands, one each, as one 'reads' input (a turn of N clients without -P)"
+    "PER INPUT: commands per input; 'N conns': N connections' commands, one each, as one 'batch' input (a turn of N clients without -P)"
   ]
 }

@@ -164,7 +164,7 @@ describe('codec round-trips', () => {
     const readsEntry = (n: number, conns: string[], extra: Record<string, unknown> = {}) => ({
       gen: 4,
       n,
-      body: { kind: 'input', input: { t: 'reads', reads: reads(conns) }, nondet: [] },
+      body: { kind: 'input', input: { t: 'batch', reads: reads(conns) }, nondet: [] },
       ...extra
     })
     const plain = Array.from({ length: 20 }, (_, i) => `t:${300 + i}`)
@@ -190,22 +190,22 @@ describe('codec round-trips', () => {
     expect(decode(encode(mixed))).toEqual(mixed)
     // what only looks like reads (an empty list, an extra key in a read, a read without bytes) travels whole, and decodes equal
     for (const input of [
-      { t: 'reads', reads: [] },
-      { t: 'reads', reads: [{ conn: 't:1', data: setBytes, more: 1 }] },
-      { t: 'reads', reads: [{ conn: 't:1', data: 'text' }] }
+      { t: 'batch', reads: [] },
+      { t: 'batch', reads: [{ conn: 't:1', data: setBytes, more: 1 }] },
+      { t: 'batch', reads: [{ conn: 't:1', data: 'text' }] }
     ]) {
       const m = { t: 'entries', gen: 4, entries: [{ gen: 4, n: 1, body: { kind: 'input', input, nondet: [] } }], releasedThrough: 0 }
       expect(decode(encode(m))).toEqual(m)
     }
   })
 
-  it('refuses a malformed reads entry with the offset and what is wrong', () => {
-    // tag, gen 1, releasedThrough 0, no nextConn, first n 1, count 1, then a reads entry (kind 4)
+  it('refuses a malformed batch entry with the offset and what is wrong', () => {
+    // tag, gen 1, releasedThrough 0, no nextConn, first n 1, count 1, then a batch entry (kind 4)
     const head = [0x0b, 1, 0, 0, 1, 1, 0x04]
-    expect(codecError(() => decode(new Uint8Array([...head, 0]))).message).toMatch(/reads entry without reads at offset 6/)
-    expect(codecError(() => decode(new Uint8Array([...head, 3, 2, 1, 65]))).message).toMatch(/absurd reads entry count 3/)
-    expect(codecError(() => decode(new Uint8Array([...head, 2, 2, 1, 65, 3, 9, 1]))).message).toMatch(/absurd reads entry #1 length 9/)
-    expect(codecError(() => decode(new Uint8Array([...head, 1, 0, 0x85, 0]))).message).toMatch(/reads entry #0: the connection id is not a string/)
+    expect(codecError(() => decode(new Uint8Array([...head, 0]))).message).toMatch(/batch entry without reads at offset 6/)
+    expect(codecError(() => decode(new Uint8Array([...head, 3, 2, 1, 65]))).message).toMatch(/absurd batch entry count 3/)
+    expect(codecError(() => decode(new Uint8Array([...head, 2, 2, 1, 65, 3, 9, 1]))).message).toMatch(/absurd batch entry #1 length 9/)
+    expect(codecError(() => decode(new Uint8Array([...head, 1, 0, 0x85, 0]))).message).toMatch(/batch entry #0: the connection id is not a string/)
   })
 
   it('keeps entries that do not pack (another generation, a gap, a refusal, a timer) whole and in order inside a packed message', () => {

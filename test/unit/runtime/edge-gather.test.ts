@@ -1,6 +1,6 @@
 // The edge gathers the client bytes of one event-loop turn into one input: a large request that
 // TCP hands over in many reads is one log entry, which the backup replays to the same state, and
-// several connections' bytes are one 'reads' entry; caps bound how many bytes one input carries.
+// several connections' bytes are one 'batch' entry; caps bound how many bytes one input carries.
 import { describe, expect, it } from 'vitest'
 import { PASS_FILTER } from '../../../agent/faults/filter.js'
 import { encodeCommand } from '../../../agent/guests/resp.js'
@@ -181,9 +181,9 @@ describe('the edge gathers a connection’s reads of one turn into one input', (
     // the turn's end alone: two connections' bytes reach the budget, the other two wait for a turn of their own
     const bytes = 2 * encodeCommand(['SET', 'big0', value]).length
     queue.shift()!()
-    expect(entries.a.slice(before).filter((e) => e.startsWith('reads '))).toEqual([`reads 2 conns ${bytes}B`])
+    expect(entries.a.slice(before).filter((e) => e.startsWith('batch '))).toEqual([`batch 2 conns ${bytes}B`])
     run()
-    expect(entries.a.slice(before).filter((e) => e.startsWith('reads '))).toEqual([`reads 2 conns ${bytes}B`, `reads 2 conns ${bytes}B`])
+    expect(entries.a.slice(before).filter((e) => e.startsWith('batch '))).toEqual([`batch 2 conns ${bytes}B`, `batch 2 conns ${bytes}B`])
     for (const c of clients) expect(c.answered()).toBe('+OK\r\n')
     expect(b.vmm.stateHash()).toBe(a.vmm.stateHash())
   })
@@ -194,10 +194,10 @@ describe('the edge gathers a connection’s reads of one turn into one input', (
     const before = entries.a.length
     for (const [i, c] of clients.entries()) c.handle.data(encodeCommand(['GET', `k${i}`]))
     queue.shift()!()
-    const kinds = () => entries.a.slice(before).flatMap((e) => (/^(reads \d+ conns|data)/.exec(e) ?? [])[0] ?? [])
-    expect(kinds()).toEqual([`reads ${TURN_INPUTS} conns`])
+    const kinds = () => entries.a.slice(before).flatMap((e) => (/^(batch \d+ conns|data)/.exec(e) ?? [])[0] ?? [])
+    expect(kinds()).toEqual([`batch ${TURN_INPUTS} conns`])
     run()
-    expect(kinds()).toEqual([`reads ${TURN_INPUTS} conns`, 'reads 3 conns'])
+    expect(kinds()).toEqual([`batch ${TURN_INPUTS} conns`, 'batch 3 conns'])
     for (const c of clients) expect(c.answered()).toBe('$-1\r\n')
   })
 })

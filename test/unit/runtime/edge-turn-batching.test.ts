@@ -201,9 +201,9 @@ describe('the edge batches a turn', () => {
     h.endTurn()
     const requests = h.entries()
     expect(requests).toHaveLength(1)
-    expect(inputKinds(requests[0].entries)).toEqual(['reads'])
+    expect(inputKinds(requests[0].entries)).toEqual(['batch'])
     const input = requests[0].entries[0].body.kind === 'input' ? requests[0].entries[0].body.input : null
-    expect(input?.t === 'reads' ? input.reads.map((r) => [r.conn, dec.decode(r.data)]) : null, 'each connection once, in the order its bytes came').toEqual(
+    expect(input?.t === 'batch' ? input.reads.map((r) => [r.conn, dec.decode(r.data)]) : null, 'each connection once, in the order its bytes came').toEqual(
       cs.map((_, i) => [`t:${i + 1}`, dec.decode(set(`k${i}`, `v${i}`))])
     )
     h.ack(requests[0].entries.at(-1)!.n)

@@ -1,4 +1,4 @@
-// A 'reads' input: several connections' bytes of one event-loop turn as one entry. The guest sees
+// A 'batch' input: several connections' bytes of one event-loop turn as one entry. The guest sees
 // each connection's bytes as its own `data` call, told that `endInput` follows, and ends the batch
 // once; a fault stays with its connection, a refusal takes the whole batch. The backup replays it
 // to the same state and outputs (Rig.step checks every entry).
@@ -10,7 +10,7 @@ import { STACK_OVERFLOW_FAULT } from '../../../agent/vmm/vmm.js'
 import { Rig, bytes, latin1, repliesTo } from './harness.js'
 
 const reads = (...rs: [conn: string, data: string | Uint8Array][]) => ({
-  t: 'reads' as const,
+  t: 'batch' as const,
   reads: rs.map(([conn, data]) => ({ conn, data: typeof data === 'string' ? bytes(data) : data }))
 })
 
@@ -45,7 +45,7 @@ const probe: GuestDefinition = {
   }
 }
 
-describe("a 'reads' input", () => {
+describe("a 'batch' input", () => {
   it("is one kv batch: each client's replies, one log append, one barrier; the state of the same requests sent one by one", () => {
     const batched = new Rig('kv')
     batched.boot()
@@ -118,8 +118,8 @@ describe("a 'reads' input", () => {
 
   it('refuses a malformed reads input before the guest sees it', () => {
     const rig = new Rig('probe', { definition: probe, backup: false })
-    expect(() => rig.step({ t: 'reads', reads: [] })).toThrow(/reads must be a non-empty array/)
+    expect(() => rig.step({ t: 'batch', reads: [] })).toThrow(/reads must be a non-empty array/)
     expect(() => rig.step(reads(['t:1', 'x'], ['t:1', 'y']))).toThrow(/connection t:1 comes twice/)
-    expect(() => rig.step({ t: 'reads', reads: [{ conn: '', data: bytes('x') }] })).toThrow(/connection id must be a non-empty string/)
+    expect(() => rig.step({ t: 'batch', reads: [{ conn: '', data: bytes('x') }] })).toThrow(/connection id must be a non-empty string/)
   })
 })
