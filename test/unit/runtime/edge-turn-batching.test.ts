@@ -68,7 +68,18 @@ function harness() {
   }
   const entries = () => sent.splice(0).flatMap((m) => (m.t === 'entries' ? [m] : []))
   const ack = (n: number) => edge.peerMessage({ t: 'ack', gen: 1, n })
-  return { edge, core, disk, endTurn, answerDisk, client, entries, ack, order }
+  /** Answer every disk request and acknowledge every entry, turn after turn, until none is left; then forget the messages. */
+  const settle = () => {
+    for (let i = 0; i < 10; i++) {
+      answerDisk(() => true)
+      endTurn()
+      ack(core.status().lastEntry)
+      endTurn()
+      if (disk.length === 0) break
+    }
+    entries()
+  }
+  return { edge, core, disk, endTurn, answerDisk, client, entries, ack, order, settle }
 }
 
 const inputKinds = (es: LogEntry[]) => es.map((e) => (e.body.kind === 'input' ? e.body.input.t : e.body.kind))
@@ -170,33 +181,13 @@ describe('the edge batches a turn', () => {
 
   it("makes one input of a turn's bytes on several connections: one log write and one barrier for them all", () => {
     const h = harness()
-    h.endTurn()
-    h.answerDisk((r) => r.op === 'read')
-    h.endTurn()
-    h.answerDisk((r) => r.op === 'write')
-    h.endTurn()
-    h.ack(h.core.status().lastEntry)
-    h.endTurn()
-    h.entries()
+    // the generation registered, the guest booted from an empty disk, all of it acknowledged
+    h.settle()
     const cs = [1, 2, 3].map(() => h.client())
     // connections open in a turn of their own, so that the measured turn holds only their requests
     for (const [i, c] of cs.entries()) c.handle.data(enc.encode(`*2\r\n$3\r\nGET\r\n$2\r\nk${i}\r\n`))
-    for (let i = 0; i < 10 && cs.some((c) => c.got.join('') === ''); i++) {
-      h.endTurn()
-      h.ack(h.core.status().lastEntry)
-      h.endTurn()
-      h.answerDisk(() => true)
-      h.endTurn()
-    }
+    h.settle()
     expect(cs.map((c) => c.got.join(''))).toEqual(['$-1\r\n', '$-1\r\n', '$-1\r\n'])
-    h.entries()
-    h.answerDisk(() => true)
-    h.endTurn()
-    h.ack(h.core.status().lastEntry)
-    h.endTurn()
-    h.answerDisk(() => true)
-    h.endTurn()
-    h.entries()
     for (const [i, c] of cs.entries()) c.handle.data(set(`k${i}`, `v${i}`))
     h.endTurn()
     const requests = h.entries()
