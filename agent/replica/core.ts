@@ -473,6 +473,10 @@ export class ReplicaCore {
    * snapshotProgressLimit() is given up on all the same.
    */
   private silenceLimit(): number {
+    // A joining replica that has not answered once is a process still starting (a fresh Node, its modules, its first
+    // connection): under CI's load one stayed silent 801 ms and the restore gave up on a replica that was fine. Until it
+    // answers it has the patience a slow snapshot part gets; the outputs held meanwhile keep the wait bounded.
+    if (this.snapshotOut && !this.snapshotOut.heard) return this.snapshotProgressLimit()
     if (this.snapshotOut) return this.cfg.suspectMs + Math.ceil(this.snapshotOut.bytes / 10_000)
     const learned = this.detector.timeoutMs()
     return Math.max(learned, Math.min(this.cfg.suspectMs, Math.max(learned + this.workAllowance() + this.growthAllowance(), this.pauseFloor())))
@@ -488,7 +492,7 @@ export class ReplicaCore {
     const ms = this.silenceLimit()
     const detectorMs = d.timeoutMs()
     let by: SilenceLimitBy = d.limitBy()
-    if (this.snapshotOut) by = 'snapshot'
+    if (this.snapshotOut) by = this.snapshotOut.heard ? 'snapshot' : 'joining'
     else if (ms > detectorMs) {
       if (this.pauseFloor() >= detectorMs + work + growth) by = 'own-pause'
       // an allowance of less than a heartbeat (a guest that grew by a few keys) does not hide why the detector waits

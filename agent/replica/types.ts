@@ -149,9 +149,9 @@ export type Action =
  * What set a replica's silence limit, the silence of its peer after which it suspects it (core.ts, silenceLimit): the
  * failure detector's timeout for the detector's own reasons (detector.ts, DetectorLimitBy); or, above it, an allowance
  * (named only from a heartbeat interval up) for a large entry being logged, for the guest's growth of the last minute, or TAIL_MARGIN times this replica's own
- * longest pause; or a snapshot going out. Shown beside a suspicion, so that a failover's length explains itself.
+ * longest pause; or a snapshot going out, to a joining replica that has answered ('snapshot') or not yet ('joining'). Shown beside a suspicion, so that a failover's length explains itself.
  */
-export type SilenceLimitBy = DetectorLimitBy | 'large-entry' | 'guest-growth' | 'own-pause' | 'snapshot'
+export type SilenceLimitBy = DetectorLimitBy | 'large-entry' | 'guest-growth' | 'own-pause' | 'snapshot' | 'joining'
 
 export interface SilenceLimit {
   ms: number

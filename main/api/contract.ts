@@ -313,8 +313,21 @@ export function emptyDetection(): FailureDetection {
  *  guest-growth  the detector's timeout plus an allowance for the guest's growth (its garbage collections grow with it)
  *  own-pause     this replica's own longest pause of the last minute, with a margin: a pause of both replicas at once
  *  snapshot      a snapshot is going out: the ceiling plus its transfer time
+ *  joining       a snapshot is going out to a replica that has not answered yet (a process still starting): a few
+ *                ceilings plus its transfer time
  */
-export const SILENCE_LIMIT_BY = ['learning', 'history', 'reported', 'floor', 'ceiling', 'large-entry', 'guest-growth', 'own-pause', 'snapshot'] as const
+export const SILENCE_LIMIT_BY = [
+  'learning',
+  'history',
+  'reported',
+  'floor',
+  'ceiling',
+  'large-entry',
+  'guest-growth',
+  'own-pause',
+  'snapshot',
+  'joining'
+] as const
 export type SilenceLimitBy = (typeof SILENCE_LIMIT_BY)[number]
 
 export interface SilenceLimit {
@@ -391,6 +404,8 @@ export function silenceLimitText(limit: SilenceLimit, peer: string): string {
       return `this replica's own longest pause of the last minute was ${ms(limit.ownPauseMs)}, and ${peer}'s may be as long${capped}`
     case 'snapshot':
       return `a snapshot is going out: the ${ms(limit.ceilingMs)} ceiling and its transfer time`
+    case 'joining':
+      return `a snapshot is going out to ${peer}, which has not answered yet: a process still starting gets ${ms(limit.ms)}, a few times the ${ms(limit.ceilingMs)} ceiling`
   }
 }
 

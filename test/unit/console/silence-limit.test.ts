@@ -26,6 +26,9 @@ describe('the silence limit in the contract', () => {
     )
     // an allowance held to the ceiling says so
     expect(of('large-entry', { ms: 800, detectorMs: 90, allowanceMs: 1200 })).toMatch(/1200 ms more for a large entry .*, held to the 800 ms ceiling$/)
+    expect(of('joining', { ms: 3210 })).toBe(
+      'a snapshot is going out to b, which has not answered yet: a process still starting gets 3210 ms, a few times the 800 ms ceiling'
+    )
     expect(of('own-pause', { ms: 246, ownPauseMs: 164 })).toBe("this replica's own longest pause of the last minute was 164 ms, and b's may be as long")
     // the peer's own report of its pauses: standing in for the heartbeats not heard yet, or bringing the prior down
     expect(of('reported', { ms: 75, learnedForMs: 1200, report: { longestMs: 30, forMs: 60_000 } })).toBe(

@@ -100,6 +100,37 @@ describe('restore redundancy with a slow snapshot', () => {
     expect(peerMsgs(c.core.takeActions())).toEqual([])
   })
 
+  it('waits a few ceilings for a joining replica that has not answered yet, then the ceiling once it has', () => {
+    // a fresh process still starting (CI saw one silent for 801 ms): silence past the ceiling is not yet a death
+    const silentFor = (p: ReturnType<typeof restoringPrimary>, from: number, to: number): number | null => {
+      for (let now = from; now <= to; now += 5) {
+        p.core.step({ t: 'tick', now })
+        const acts = p.core.takeActions()
+        if (diskReqs(acts).some((r) => r.op === 'tas')) return now
+      }
+      return null
+    }
+    const p = restoringPrimary()
+    expect(p.core.status().suspectLimit).toMatchObject({ by: 'joining', ceilingMs: SUSPECT_MS })
+    const patience = p.core.status().suspectLimit!.ms
+    expect(patience).toBeGreaterThanOrEqual(4 * SUSPECT_MS)
+    const tasAt = silentFor(p, 105, 101 + 20 * SUSPECT_MS)
+    expect(tasAt, 'a joining replica silent throughout is given up on all the same').not.toBeNull()
+    expect(tasAt! - 101).toBeGreaterThan(patience)
+    expect(tasAt! - 101).toBeLessThanOrEqual(patience + 10)
+
+    // once it has answered, a silence of a little more than the ceiling (and the transfer time) is suspected
+    const q = restoringPrimary()
+    q.core.step({ t: 'peer', now: 110, msg: { t: 'snapshot-ack', gen: 2, from: 'c', part: -1 } })
+    q.core.takeActions()
+    expect(q.core.status().suspectLimit).toMatchObject({ by: 'snapshot' })
+    const limit = q.core.status().suspectLimit!.ms
+    expect(limit).toBeLessThan(patience)
+    const after = silentFor(q, 115, 101 + 20 * SUSPECT_MS)
+    expect(after! - 110).toBeGreaterThan(limit)
+    expect(after! - 110).toBeLessThanOrEqual(limit + 10)
+  })
+
   it('gives up on a joining replica that answers heartbeats but never acknowledges a snapshot part', () => {
     const p = restoringPrimary()
     const c = makeCore('joining', { id: 'c', peer: 'a', gen: 2, now: 100 })
