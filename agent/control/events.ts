@@ -42,11 +42,14 @@ export class EventRing {
     return ev
   }
 
-  /** Events with seq > `since` still in the ring, oldest first; `missed` counts those already overwritten. */
-  since(since: number): { events: AgentEvent[]; missed: number } {
+  /**
+   * Events with seq > `since` still in the ring, oldest first, at most `max` of them; `missed` counts those already
+   * overwritten.
+   */
+  since(since: number, max = Infinity): { events: AgentEvent[]; missed: number } {
     const from = Math.max(since + 1, this.firstSeq)
     const events: AgentEvent[] = []
-    for (let s = from; s < this.nextSeq; s++) events.push(this.buf[s % this.capacity]!)
+    for (let s = from; s < this.nextSeq && events.length < max; s++) events.push(this.buf[s % this.capacity]!)
     return { events, missed: Math.max(0, from - (since + 1)) }
   }
 

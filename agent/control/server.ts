@@ -11,6 +11,15 @@ export const CONTROL_HOST = '127.0.0.1'
 export const MAX_LINE_BYTES = 1024 * 1024
 /** A subscriber this far behind is cut off; it resumes from its last seq when it reconnects. */
 export const MAX_SUBSCRIBER_BACKLOG_BYTES = 8 * 1024 * 1024
+/**
+ * Events of the ring replayed to a new subscriber per event-loop turn. The agent's loop also runs the replica: a console
+ * that attached and asked for a full ring (10,000 events) held it 50 ms in one piece on an idle machine, longer on a
+ * busy one, and the peer, whose learned silence limit was 96 ms, took the pause for a death (a false failover in CI
+ * after the console detached and reopened a lab). A slice takes about a millisecond.
+ */
+export const REPLAY_SLICE_EVENTS = 200
+/** The replay waits for the subscriber to read while this much is still unsent, rather than buffer the whole ring. */
+export const REPLAY_PAUSE_BYTES = 1024 * 1024
 
 export type ControlRequestType = ControlRequest['t']
 
@@ -161,17 +170,10 @@ export class ControlServer {
           return true
         }
         unsubscribe?.()
-        const { events, missed } = this.opts.ring.since(since)
-        send({ t: 'res', id, ok: true, result: { first: events[0]?.seq ?? this.opts.ring.lastSeq + 1, last: this.opts.ring.lastSeq, missed } })
-        for (const ev of events) send({ t: 'event', ev })
-        unsubscribe = this.opts.ring.subscribe((ev) => {
-          if (socket.writableLength > MAX_SUBSCRIBER_BACKLOG_BYTES) {
-            this.opts.onProblem?.(`control subscriber ${remote} fell too far behind; disconnected (it resumes from its last seq)`)
-            socket.destroy()
-            return
-          }
-          send({ t: 'event', ev })
-        })
+        const ring = this.opts.ring
+        const from = Math.max(since + 1, ring.firstSeq)
+        send({ t: 'res', id, ok: true, result: { first: Math.min(from, ring.lastSeq + 1), last: ring.lastSeq, missed: from - (since + 1) } })
+        unsubscribe = this.stream(socket, remote, from - 1)
         return true
       }
       if (req.t === 'hello') {
@@ -228,6 +230,48 @@ export class ControlServer {
         pending = Buffer.alloc(0)
       }
     })
+  }
+
+  /**
+   * Send a subscriber the ring's events after `cursor`, then every new one as it comes. The replay goes
+   * REPLAY_SLICE_EVENTS a turn, so the replica sharing this event loop keeps its heartbeats; events emitted meanwhile
+   * are in the ring and follow in order. Returns what stops it.
+   */
+  private stream(socket: Duplex, remote: string, cursor: number): () => void {
+    const ring = this.opts.ring
+    let stopped = false
+    let live: (() => void) | null = null
+    const behind = () => {
+      this.opts.onProblem?.(`control subscriber ${remote} fell too far behind; disconnected (it resumes from its last seq)`)
+      socket.destroy()
+    }
+    const pump = () => {
+      if (stopped || socket.destroyed) return
+      if (socket.writableLength > REPLAY_PAUSE_BYTES) {
+        socket.once('drain', pump)
+        return
+      }
+      const { events, missed } = ring.since(cursor, REPLAY_SLICE_EVENTS)
+      // the ring wrapped past the replay: what it lost cannot be sent in order
+      if (missed > 0) return behind()
+      if (events.length > 0) {
+        socket.write(events.map((ev) => JSON.stringify({ t: 'event', ev } satisfies ControlMessage) + '\n').join(''))
+        cursor = events[events.length - 1].seq
+      }
+      if (cursor < ring.lastSeq) {
+        setImmediate(pump)
+        return
+      }
+      live = ring.subscribe((ev) => {
+        if (socket.writableLength > MAX_SUBSCRIBER_BACKLOG_BYTES) return behind()
+        if (!socket.destroyed) socket.write(JSON.stringify({ t: 'event', ev } satisfies ControlMessage) + '\n')
+      })
+    }
+    pump()
+    return () => {
+      stopped = true
+      live?.()
+    }
   }
 }
 
