@@ -92,7 +92,7 @@ export const COMMANDS: CommandSpec[] = [
         bare: 'ms',
         min: 20,
         max: 60_000,
-        help: 'the longest silence before a replica suspects its peer, in ms (or 2s; default: 800); its failure detector learns a shorter one, from 3 heartbeats up',
+        help: 'the longest silence before a replica suspects its peer, in ms (or 2s; default: 800); its failure detector learns a shorter one, from 5 heartbeats up',
         placeholder: 'ms'
       },
       { name: 'etcd', type: 'string', help: 'break ties with this etcd cluster instead of the disk server (comma-separated client URLs)', placeholder: 'urls' },

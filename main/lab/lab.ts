@@ -30,7 +30,7 @@ export const MODES: readonly ReplicationMode[] = ['rsm', 'state-transfer']
 /**
  * 20 ms heartbeats (the edge ticks every 5 ms) and 800 ms as the longest suspicion timeout: each
  * replica's failure detector (agent/replica/detector.ts) learns how long its live peer goes silent and
- * suspects after 60 ms (three heartbeats) on a quiet or moderately loaded lab, longer as far as
+ * suspects after 100 ms (five heartbeats, its floor) on a quiet or moderately loaded lab, longer as far as
  * 800 ms where it has seen the peer stall. docs/performance.md has the measurements behind these.
  */
 export const DEFAULT_TIMING: TimingConfig = { heartbeatMs: 20, suspectMs: 800 }

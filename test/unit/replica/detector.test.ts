@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { FailureDetector, learningMs, PHI, REPORT_MS, TAIL_MARGIN, zForPhi } from '../../../agent/replica/detector.js'
+import { FailureDetector, FLOOR_HEARTBEATS, learningMs, PHI, REPORT_MS, TAIL_MARGIN, zForPhi } from '../../../agent/replica/detector.js'
 import type { PeerMsg } from '../../../agent/replica/types.js'
 import { makeCore, diskReqs, ftreq, peerMsgs, telemetry } from './harness.js'
+
+/** The floor with the 20 ms heartbeats of these tests: where a peer with regular heartbeats settles. */
+const FLOOR = FLOOR_HEARTBEATS * 20
 
 /** A seeded stream of numbers in [0, 1): the tests must not depend on Math.random. */
 function prng(seed: number): () => number {
@@ -59,8 +62,8 @@ describe('the failure detector', () => {
     expect(d.learnedForMs()).toBeGreaterThanOrEqual(learn / 2 - 100)
     expect(d.learnedForMs()).toBeLessThanOrEqual(learn / 2)
     drive(d, r.now, learn + 500, () => 20)
-    expect(d.timeoutMs()).toBe(60)
-    // regular heartbeats: the floor of three
+    expect(d.timeoutMs()).toBe(FLOOR)
+    // regular heartbeats: the floor of FLOOR_HEARTBEATS
     expect(d.limitBy()).toBe('floor')
   })
 
@@ -69,29 +72,30 @@ describe('the failure detector', () => {
     const r = drive(d, 0, 12_000, () => 20)
     expect(r.suspected).toBe(false)
     expect(d.timeoutMs()).toBe(d.floorMs)
-    expect(d.floorMs).toBe(60)
+    expect(d.floorMs).toBe(FLOOR)
+    expect(FLOOR).toBe(100)
     const took = detectionMs(d, r.now, r.lastHeard)
-    expect(took).toBeGreaterThan(60)
-    expect(took).toBeLessThanOrEqual(60 + 5)
+    expect(took).toBeGreaterThan(FLOOR)
+    expect(took).toBeLessThanOrEqual(FLOOR + 5)
   })
 
   it('never suspects a live peer whose heartbeats are jittered, with stalls of a few heartbeats', () => {
     const rnd = prng(7)
     const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 800 }, 0)
-    // messages 0 to 25 ms apart, and one gap in 100 a stall of 40 to 55 ms
-    const gap = () => (rnd() < 0.01 ? 40 + rnd() * 15 : rnd() * 25)
+    // messages 0 to 25 ms apart, and one gap in 100 a stall of 70 to 85 ms
+    const gap = () => (rnd() < 0.01 ? 70 + rnd() * 15 : rnd() * 25)
     const r = drive(d, 0, 10 * 60_000, gap)
     expect(r.suspected).toBe(false)
-    expect(d.state().longestMs).toBeGreaterThan(40)
+    expect(d.state().longestMs).toBeGreaterThan(70)
     expect(d.timeoutMs()).toBeGreaterThanOrEqual(1.5 * d.state().longestMs)
-    expect(d.timeoutMs()).toBeLessThan(100)
+    expect(d.timeoutMs()).toBeLessThan(150)
   })
 
   it('follows a peer whose stalls grow, and comes back down once they leave the history', () => {
     const rnd = prng(11)
     const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 800 }, 0)
     let r = drive(d, 0, 12_000, () => 20)
-    expect(d.timeoutMs()).toBe(60)
+    expect(d.timeoutMs()).toBe(FLOOR)
     // a heap that grows: every 50th gap a stall, growing from 40 to 300 ms over two minutes
     let now = r.now
     const start = now
@@ -108,7 +112,7 @@ describe('the failure detector', () => {
     // the stalls stop: after a minute and more of regular heartbeats they have aged out
     r = drive(d, r.now, r.now + 70_000, () => 20)
     expect(r.suspected).toBe(false)
-    expect(d.timeoutMs()).toBe(60)
+    expect(d.timeoutMs()).toBe(FLOOR)
   })
 
   it('never goes above its ceiling, however slow the peer has been', () => {
@@ -122,7 +126,7 @@ describe('the failure detector', () => {
   it('holds its judgement on a tick that came late, and does not learn the gap across its own pause', () => {
     const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 800 }, 0)
     const r = drive(d, 0, 12_000, () => 20)
-    expect(d.timeoutMs()).toBe(60)
+    expect(d.timeoutMs()).toBe(FLOOR)
     // this replica's event loop stalls 200 ms: the first tick after it sees a long silence, but the
     // peer's messages wait unread behind it
     const late = r.now + 200
@@ -158,15 +162,15 @@ describe('the failure detector', () => {
     r = drive(d, r.now, at120 + 10_000 + 65 + 60_000 + 5, () => 20)
     expect(d.ownPauseMs()).toBe(0)
     // reset (a new peer) forgets the peer's history, not this host's own pauses
-    d.tick(r.now + 45)
-    d.reset(r.now + 45)
-    expect(d.ownPauseMs()).toBeCloseTo(40, 0)
+    d.tick(r.now + 85)
+    d.reset(r.now + 85)
+    expect(d.ownPauseMs()).toBeCloseTo(80, 0)
   })
 
   it('starts over on reset: the ceiling until the new peer is learned', () => {
     const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 800 }, 0)
     drive(d, 0, 12_000, () => 20)
-    expect(d.timeoutMs()).toBe(60)
+    expect(d.timeoutMs()).toBe(FLOOR)
     d.reset(12_000)
     expect(d.timeoutMs()).toBe(800)
     expect(d.state()).toMatchObject({ windows: 0, by: 'learning', learnedForMs: 0 })
@@ -180,7 +184,7 @@ describe('the failure detector', () => {
     expect(d.timeoutMs()).toBeGreaterThan(700)
     d.peerReported({ longestMs: 4, forMs: 60_000 })
     // its pauses make silences shorter than the floor: the floor, at once
-    expect(d.timeoutMs()).toBe(60)
+    expect(d.timeoutMs()).toBe(FLOOR)
     expect(d.limitBy()).toBe('reported')
     expect(d.state().report).toEqual({ longestMs: 4, forMs: 60_000 })
     // a peer that paused 120 ms in its minute: TAIL_MARGIN times the silence that makes, a pause and a heartbeat
@@ -194,7 +198,7 @@ describe('the failure detector', () => {
     // once it has heard the peer for its whole learning time, what it heard rules alone, as without a report
     d.peerReported({ longestMs: 120, forMs: 60_000 })
     drive(d, r.now, learningMs(20) + 1_000, () => 20)
-    expect(d.timeoutMs()).toBe(60)
+    expect(d.timeoutMs()).toBe(FLOOR)
     expect(d.limitBy()).toBe('floor')
   })
 
@@ -209,14 +213,14 @@ describe('the failure detector', () => {
     expect(d.limitBy()).toBe('learning')
     // a peer that has run 1.6 s: the prior comes down as for 1.6 s heard, and the limit says how far each reaches
     d.peerReported({ longestMs: 0, forMs: 0.8 * learn })
-    expect(d.timeoutMs()).toBe(Math.ceil(800 - 740 * 0.8))
+    expect(d.timeoutMs()).toBe(Math.ceil(800 - (800 - FLOOR) * 0.8))
     expect(d.state()).toMatchObject({ by: 'learning', report: { forMs: 0.8 * learn } })
   })
 
   it('forgets the report on reset, and ignores one that is not two non-negative numbers', () => {
     const d = new FailureDetector({ heartbeatMs: 20, ceilingMs: 800 }, 0)
     d.peerReported({ longestMs: 0, forMs: 60_000 })
-    expect(d.timeoutMs()).toBe(60)
+    expect(d.timeoutMs()).toBe(FLOOR)
     d.reset(100)
     expect(d.timeoutMs()).toBe(800)
     expect(d.state().report).toBeNull()
@@ -263,15 +267,15 @@ describe('the replica core with its detector', () => {
       core.step({ t: 'tick', now })
     }
     expect(diskReqs(core.takeActions())).toEqual([])
-    expect(core.status().suspectAfterMs).toBe(60)
+    expect(core.status().suspectAfterMs).toBe(FLOOR)
     const lastHeard = 12_000
     let suspectedAt = -1
     for (; suspectedAt < 0 && now < 13_000; now += 5) {
       core.step({ t: 'tick', now })
       if (diskReqs(core.takeActions()).some((r) => r.op === 'tas')) suspectedAt = now
     }
-    expect(suspectedAt - lastHeard).toBeGreaterThan(60)
-    expect(suspectedAt - lastHeard).toBeLessThanOrEqual(65)
+    expect(suspectedAt - lastHeard).toBeGreaterThan(FLOOR)
+    expect(suspectedAt - lastHeard).toBeLessThanOrEqual(FLOOR + 5)
   })
   it('tells its peer its own pauses every REPORT_MS, also while entries keep the channel busy', () => {
     const { core } = makeCore('primary', { cfg: { heartbeatMs: 20, suspectMs: 800 } })
@@ -307,9 +311,9 @@ describe('the replica core with its detector', () => {
     }
     expect(core.status().suspectLimit).toMatchObject({ by: 'learning' })
     expect(core.status().suspectAfterMs).toBeGreaterThan(700)
-    core.step({ t: 'peer', now, msg: { t: 'heartbeat', gen: 1, from: 'a', last: 1, releasedThrough: 0, pauses: [30, 60_000] } })
-    expect(core.status().suspectAfterMs).toBe(Math.ceil(TAIL_MARGIN * (30 + 20)))
-    expect(core.status().suspectLimit).toMatchObject({ by: 'reported', report: { longestMs: 30, forMs: 60_000 } })
+    core.step({ t: 'peer', now, msg: { t: 'heartbeat', gen: 1, from: 'a', last: 1, releasedThrough: 0, pauses: [70, 60_000] } })
+    expect(core.status().suspectAfterMs).toBe(Math.ceil(TAIL_MARGIN * (70 + 20)))
+    expect(core.status().suspectLimit).toMatchObject({ by: 'reported', report: { longestMs: 70, forMs: 60_000 } })
     // a report from a replica that is not its peer is not taken
     const other = makeCore('backup', { cfg }).core
     for (const a of primary.core.takeActions()) if (a.t === 'send-peer') other.step({ t: 'peer', now: 0, msg: a.msg })

@@ -5,13 +5,16 @@
 import { describe, expect, it } from 'vitest'
 import { HEAP_BYTES_PER_MS, WORK_BYTES_PER_MS, WORK_WINDOW_MS } from '../../../agent/replica/core.js'
 import type { ReplicaCore } from '../../../agent/replica/core.js'
+import { FLOOR_HEARTBEATS } from '../../../agent/replica/detector.js'
 import type { Telemetry } from '../../../agent/replica/types.js'
 import { confirmedPrimary, deliver, diskReqs, ftreq, makeCore, telemetry } from './harness.js'
 
 const cfg = { heartbeatMs: 10, suspectMs: 2000 }
 const BIG = 256 * 1024
+/** the detector's floor with these heartbeats: where a quiet peer's limit settles */
+const FLOOR = FLOOR_HEARTBEATS * cfg.heartbeatMs
 
-/** The peer's heartbeats every 10 ms for 6 s: the detector comes down from the ceiling to its floor (30 ms). */
+/** The peer's heartbeats every 10 ms for 6 s: the detector comes down from the ceiling to its floor (FLOOR). */
 function learnQuietPeer(core: ReplicaCore, peer: 'a' | 'b', last: () => number, from = 0): number {
   let now = from
   for (; now < from + 6000; now += 10) {
@@ -39,14 +42,14 @@ describe('the work allowance of a large entry', () => {
     const p = confirmedPrimary({ cfg })
     const now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry)
     const learned = p.core.status().suspectAfterMs
-    expect(learned).toBe(30)
+    expect(learned).toBe(FLOOR)
     p.core.step({ t: 'input', now, input: { t: 'open', conn: 's:c1' } })
     p.core.step({ t: 'input', now, input: ftreq('c1', 1, 'SET', 'big', 'v'.repeat(BIG)) })
     p.core.takeActions()
     const allowance = Math.floor(BIG / WORK_BYTES_PER_MS)
     expect(p.core.status().suspectAfterMs).toBeGreaterThanOrEqual(learned + allowance)
     // the large entry's allowance, and the guest's growth by it (HEAP_BYTES_PER_MS: a few ms more)
-    expect(p.core.status().suspectLimit).toMatchObject({ by: 'large-entry', detectorMs: 30 })
+    expect(p.core.status().suspectLimit).toMatchObject({ by: 'large-entry', detectorMs: FLOOR })
     expect(p.core.status().suspectLimit.allowanceMs).toBeGreaterThanOrEqual(allowance)
     expect(p.core.status().suspectLimit.allowanceMs).toBeLessThan(allowance + BIG / HEAP_BYTES_PER_MS + 1)
     const limit = p.core.status().suspectAfterMs
@@ -62,15 +65,15 @@ describe('the work allowance of a large entry', () => {
     p.core.step({ t: 'input', now, input: { t: 'open', conn: 's:c1' } })
     p.core.step({ t: 'input', now, input: ftreq('c1', 1, 'SET', 'small', 'v'.repeat(40)) })
     p.core.takeActions()
-    expect(p.core.status().suspectAfterMs).toBe(30)
+    expect(p.core.status().suspectAfterMs).toBe(FLOOR)
     p.core.step({ t: 'input', now, input: ftreq('c1', 2, 'SET', 'big', 'v'.repeat(BIG)) })
     p.core.takeActions()
-    expect(p.core.status().suspectAfterMs).toBeGreaterThan(30 + 100)
+    expect(p.core.status().suspectAfterMs).toBeGreaterThan(FLOOR + 100)
     // the backup stays in touch (acking what it has) past the window: the allowance is gone
     const later = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
     expect(later - now).toBeGreaterThan(WORK_WINDOW_MS / 2)
     learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, later)
-    expect(p.core.status().suspectAfterMs).toBeLessThan(30 + 100)
+    expect(p.core.status().suspectAfterMs).toBeLessThan(FLOOR + 100)
   })
 
   it('a backup that received a 256 KiB entry waits for its primary that much longer', () => {
@@ -79,12 +82,12 @@ describe('the work allowance of a large entry', () => {
     b.core.takeActions()
     deliver(p.start, b.core, 0) // the boot entry: the backup holds state and may judge
     const now = learnQuietPeer(b.core, 'a', () => p.core.status().lastEntry)
-    expect(b.core.status().suspectAfterMs).toBe(30)
+    expect(b.core.status().suspectAfterMs).toBe(FLOOR)
     p.core.step({ t: 'input', now, input: { t: 'open', conn: 's:c1' } })
     p.core.step({ t: 'input', now, input: ftreq('c1', 1, 'SET', 'big', 'v'.repeat(BIG)) })
     deliver(p.core.takeActions(), b.core, now)
     const limit = b.core.status().suspectAfterMs
-    expect(limit).toBeGreaterThanOrEqual(30 + Math.floor(BIG / WORK_BYTES_PER_MS))
+    expect(limit).toBeGreaterThanOrEqual(FLOOR + Math.floor(BIG / WORK_BYTES_PER_MS))
     expect(suspectsBetween(b.core, now + 5, now + limit)).toBe(false)
     expect(suspectsBetween(b.core, now + limit + 5, now + limit + 20)).toBe(true)
   })
@@ -94,19 +97,19 @@ describe('the allowance of a growing guest', () => {
   it('a guest grown within the detector’s history allows its peer a garbage collection’s worth more silence, and a guest that kept its size none', () => {
     const p = confirmedPrimary({ cfg })
     let now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry)
-    expect(p.core.status().suspectAfterMs).toBe(30)
+    expect(p.core.status().suspectAfterMs).toBe(FLOOR)
     p.core.step({ t: 'input', now, input: { t: 'open', conn: 's:c1' } })
     p.core.step({ t: 'input', now, input: ftreq('c1', 1, 'SET', 'big', 'v'.repeat(100 * HEAP_BYTES_PER_MS)) })
     p.core.takeActions()
     // past the large entry's own allowance (WORK_WINDOW_MS), the guest's growth still counts
     now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
     now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
-    expect(p.core.status().suspectAfterMs).toBeGreaterThanOrEqual(30 + 100)
-    expect(p.core.status().suspectAfterMs).toBeLessThan(30 + 110)
+    expect(p.core.status().suspectAfterMs).toBeGreaterThanOrEqual(FLOOR + 100)
+    expect(p.core.status().suspectAfterMs).toBeLessThan(FLOOR + 110)
     expect(p.core.status().suspectLimit.by).toBe('guest-growth')
     // the history's span (30 s with 10 ms heartbeats) after the growth, the guest is as large but allows nothing
     for (let i = 0; i < 4; i++) now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
-    expect(p.core.status().suspectAfterMs).toBe(30)
+    expect(p.core.status().suspectAfterMs).toBe(FLOOR)
     expect(p.core.status().suspectLimit.by).toBe('floor')
   })
 })
@@ -117,7 +120,7 @@ describe('what a small allowance leaves said', () => {
     // past the history's span (30 s with 10 ms heartbeats): the guest's first growth allows nothing any more
     let now = 0
     for (let i = 0; i < 6; i++) now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
-    expect(p.core.status().suspectLimit).toMatchObject({ ms: 30, allowanceMs: 0, by: 'floor' })
+    expect(p.core.status().suspectLimit).toMatchObject({ ms: FLOOR, allowanceMs: 0, by: 'floor' })
     p.core.step({ t: 'input', now, input: { t: 'open', conn: 's:c1' } })
     p.core.step({ t: 'input', now, input: ftreq('c1', 1, 'SET', 'k', 'v'.repeat(5 * HEAP_BYTES_PER_MS)) })
     p.core.takeActions()
@@ -131,7 +134,7 @@ describe('what a small allowance leaves said', () => {
     const limit = p.core.status().suspectLimit
     expect(limit.allowanceMs).toBeGreaterThanOrEqual(5)
     expect(limit.allowanceMs).toBeLessThan(cfg.heartbeatMs)
-    expect(limit.ms).toBe(30 + limit.allowanceMs)
+    expect(limit.ms).toBe(FLOOR + limit.allowanceMs)
     expect(limit.by).toBe('floor')
   })
 })
@@ -140,19 +143,19 @@ describe('the allowance of this replica’s own pauses', () => {
   it('a replica whose own loop stalled allows its peer a silence of that stall and half again, for a minute', () => {
     const p = confirmedPrimary({ cfg })
     let now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry)
-    expect(p.core.status().suspectAfterMs).toBe(30)
+    expect(p.core.status().suspectAfterMs).toBe(FLOOR)
     // its own event loop stops for 100 ms (its ticks come every 10 ms, the last at now - 5): a collection of a large guest, say
     now += 105
     p.core.step({ t: 'tick', now })
     p.core.takeActions()
     expect(p.core.status().suspectAfterMs).toBe(150)
-    expect(p.core.status().suspectLimit).toMatchObject({ ms: 150, by: 'own-pause', detectorMs: 30 })
+    expect(p.core.status().suspectLimit).toMatchObject({ ms: 150, by: 'own-pause', detectorMs: FLOOR })
     expect(p.core.status().suspectLimit.ownPauseMs).toBeCloseTo(100, 0)
     // remembered for the span of the detector's history (600 windows of 5 heartbeats: 30 s at 10 ms), then gone
     now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
     expect(p.core.status().suspectAfterMs).toBe(150)
     for (let i = 0; i < 5; i++) now = learnQuietPeer(p.core, 'b', () => p.core.status().lastEntry, now)
-    expect(p.core.status().suspectAfterMs).toBe(30)
+    expect(p.core.status().suspectAfterMs).toBe(FLOOR)
   })
 
   it('both replicas stopped by the same collection: the one that resumes first does not suspect the other', () => {
@@ -178,7 +181,7 @@ describe('the allowance of this replica’s own pauses', () => {
     p.core.step({ t: 'peer', now: now + 1, msg: { t: 'heartbeat', gen: 1, from: 'b', last: p.core.status().lastEntry, releasedThrough: 0 } })
     p.core.step({ t: 'tick', now: now + 5 })
     p.core.takeActions()
-    expect(p.core.status().suspectAfterMs).toBe(30)
+    expect(p.core.status().suspectAfterMs).toBe(FLOOR)
   })
 })
 
