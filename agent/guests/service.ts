@@ -207,9 +207,17 @@ export function serviceLibrary(resp: RespLib): ServiceLib {
 
     /** Answer woken connections, write out the batch, then send its replies, or hold them until its writes are durable. */
     function settle(): void {
-      wakeAll()
-      const wrote = app.flush ? app.flush() === true : false
-      if (wrote && app.durable?.() === true) mem.set(LAST_SYNC, String(dev.disk.sync()))
+      let wrote: boolean
+      try {
+        wakeAll()
+        wrote = app.flush ? app.flush() === true : false
+        if (wrote && app.durable?.() === true) mem.set(LAST_SYNC, String(dev.disk.sync()))
+      } catch (e) {
+        // the VMM answers every client of this input with the fault: the replies queued for them must not follow with
+        // the next input's
+        outbox = []
+        throw e
+      }
       const out = outbox
       outbox = []
       // replies keep their order: while a barrier is pending, every reply waits for the newest one

@@ -45,6 +45,31 @@ const probe: GuestDefinition = {
   }
 }
 
+/** A service guest whose write-out throws while BOOM is set (a guest bug at the batch's end); CLEAR unsets it. */
+const faultyFlush: GuestDefinition = {
+  name: 'faulty-flush',
+  description: 'its flush fails while BOOM is set',
+  factory: function (dev, lib) {
+    const svc = lib.service.create(dev, {
+      name: 'faulty-flush',
+      ready: () => true,
+      command(_conn, args) {
+        const name = args[0].toUpperCase()
+        if (name === 'BOOM') dev.mem.set('boom', '1')
+        else if (name === 'CLEAR') dev.mem.delete('boom')
+        else if (name === 'SET') dev.mem.set('k:' + args[1], args[2])
+        else return null
+        return lib.resp.simple('OK')
+      },
+      flush() {
+        if (dev.mem.get('boom') === '1') throw new Error('flush failed')
+        return false
+      }
+    })
+    return { open: svc.open, data: svc.data, endInput: svc.endInput, close: svc.close }
+  }
+}
+
 describe("a 'batch' input", () => {
   it("is one kv batch: each client's replies, one log append, one barrier; the state of the same requests sent one by one", () => {
     const batched = new Rig('kv')
@@ -114,6 +139,29 @@ describe("a 'batch' input", () => {
     expect(text).toEqual([`t:1 -ERR guest fault: ${STACK_OVERFLOW_FAULT}\r\n`, 'close t:1', `t:2 -ERR guest fault: ${STACK_OVERFLOW_FAULT}\r\n`, 'close t:2'])
     expect(rig.primary.openConns()).toEqual([])
     expect(rig.checked).toBe(3)
+  })
+
+  it("a fault at the batch's end answers each client once, with the fault: none of the batch's own replies follow later", () => {
+    const rig = new Rig('faulty-flush', { definition: faultyFlush })
+    for (const c of ['t:1', 't:2', 't:3']) rig.step({ t: 'open', conn: c })
+    const r = rig.step(reads(['t:1', encodeCommand(['SET', 'a', '1'])], ['t:2', encodeCommand(['BOOM'])]))
+    expect(r.fault).toMatch(/endInput: flush failed/)
+    expect(repliesTo('t:1', r.outputs)).toBe('-ERR guest fault: flush failed\r\n')
+    expect(repliesTo('t:2', r.outputs)).toBe('-ERR guest fault: flush failed\r\n')
+    // the next input answers its own client only: the faulted batch's +OKs were dropped, not kept for it
+    const next = rig.step({ t: 'data', conn: 't:3', data: encodeCommand(['CLEAR']) })
+    expect(next.fault).toBeUndefined()
+    expect(next.outputs.filter((o) => o.t === 'reply').map((o) => (o.t === 'reply' ? `${o.conn} ${latin1(o.data)}` : ''))).toEqual(['t:3 +OK\r\n'])
+    // and a lone connection's data whose write-out fails: the same
+    rig.step({ t: 'data', conn: 't:1', data: encodeCommand(['BOOM']) })
+    const after = rig.step({
+      t: 'batch',
+      reads: [
+        { conn: 't:2', data: encodeCommand(['CLEAR']) },
+        { conn: 't:3', data: encodeCommand(['SET', 'b', '2']) }
+      ]
+    })
+    expect(after.outputs.filter((o) => o.t === 'reply').map((o) => (o.t === 'reply' ? o.conn : ''))).toEqual(['t:2', 't:3'])
   })
 
   it('refuses a malformed reads input before the guest sees it', () => {
