@@ -94,8 +94,7 @@ export class LabSession {
     return this.serially(async () => {
       if (this.current) return
       const lab = await this.openLocal(LOCAL_LAB_NAME, false).catch(() => null)
-      if (lab)
-        await this.adopt(lab, 'local', `reattached to lab '${LOCAL_LAB_NAME}' (running since ${new Date(lab.snapshot().createdAt).toLocaleTimeString()})`)
+      if (lab) await this.adopt(lab, 'local', `reattached to lab '${LOCAL_LAB_NAME}' (running since ${timeOfDay(lab.snapshot().createdAt)})`)
     })
   }
 
@@ -432,8 +431,7 @@ export class LabSession {
       this.hooks.onShells(null)
       this.hooks.prompts.withdrawAll()
       const next = replaced && cur.kind === 'local' ? await this.openLocal(cur.name, false).catch(() => null) : null
-      if (next)
-        await this.adopt(next, 'local', `following the new lab '${cur.name}' (running since ${new Date(next.snapshot().createdAt).toLocaleTimeString()})`)
+      if (next) await this.adopt(next, 'local', `following the new lab '${cur.name}' (running since ${timeOfDay(next.snapshot().createdAt)})`)
       else this.setIdle('stopped', cur.kind, cur.name, null)
     })
   }
@@ -529,3 +527,13 @@ function timingOf(p: LabStartParams): { heartbeatMs: number; suspectMs: number }
 const experimentsText = (p: LabStartParams): string => (p.experiments?.length ? `, EXPERIMENT ${p.experiments.join(', ')}` : '')
 
 const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err))
+
+/**
+ * A wall-clock time as the console's timeline shows it, 24-hour HH:MM:SS in local time (not the server's locale, which
+ * read "2:15:02 AM" beside the timeline's 02:15:18.888).
+ */
+export function timeOfDay(ms: number): string {
+  const d = new Date(ms)
+  const p = (n: number) => String(n).padStart(2, '0')
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`
+}

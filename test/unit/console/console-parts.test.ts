@@ -16,6 +16,7 @@ import { EventTranslator } from '../../../main/console/event-translator.js'
 import { Prompts, type SecretStore } from '../../../main/console/prompts.js'
 import { StatusPoller } from '../../../main/console/status-poller.js'
 import { Terminals, type ShellLike } from '../../../main/console/terminals.js'
+import { timeOfDay } from '../../../main/console/session.js'
 import type { HostStatusRow } from '../../../main/lab/lab.js'
 
 const cleanups: (() => unknown)[] = []
@@ -464,5 +465,12 @@ describe('session: one console, any lab', () => {
     const failed = b.events.since(0).events.flatMap((e) => (e.topic === 'deploy' && e.state === 'failed' ? [e.slot] : []))
     expect(failed.sort()).toEqual(['a', 'b', 'disk'])
     expect(await call(b, 'lab.status')).toMatchObject({ state: 'error', kind: 'remote', name: 'nowhere', error: expect.stringMatching(/not deployed/) })
+  })
+})
+
+describe('the time of day in a timeline message', () => {
+  it('reads as the timeline does, 24-hour with two digits each, whatever the locale', () => {
+    expect(timeOfDay(new Date(2026, 11, 4, 2, 5, 9, 700).getTime())).toBe('02:05:09')
+    expect(timeOfDay(new Date(2026, 11, 4, 14, 15, 2).getTime())).toBe('14:15:02')
   })
 })
