@@ -14,8 +14,8 @@ export const MAX_SUBSCRIBER_BACKLOG_BYTES = 8 * 1024 * 1024
 /**
  * Events of the ring replayed to a new subscriber per event-loop turn. The agent's loop also runs the replica: a console
  * that attached and asked for a full ring (10,000 events) held it 50 ms in one piece on an idle machine, longer on a
- * busy one, and the peer, whose learned silence limit was 96 ms, took the pause for a death (a false failover in CI
- * after the console detached and reopened a lab). A slice takes about a millisecond.
+ * busy one, which is most of a peer's silence limit on a quiet pair (the detector's floor). A slice takes about a
+ * millisecond.
  */
 export const REPLAY_SLICE_EVENTS = 200
 /** The replay waits for the subscriber to read while this much is still unsent, rather than buffer the whole ring. */
