@@ -623,6 +623,11 @@ export class ReplicaEdge {
 
   private onTelemetry(ev: Telemetry): void {
     if (ev.k === 'dropped' && ev.what.startsWith('restore redundancy onto')) this.restoreDropped = ev.why
+    // A suspicion and its test-and-set also go to the agent's log, which outlives the event ring and the console: a
+    // false failover in a test that tore its lab down left only the go-live there, not the silence and limit behind it.
+    if (ev.k === 'suspect')
+      this.ports.log.warn('suspect', { peer: ev.peer, silentMs: ev.silentMs, limitMs: ev.timeoutMs, by: ev.limit?.by, ownPauseMs: ev.limit?.ownPauseMs })
+    else if (ev.k === 'tas') this.ports.log.info('test-and-set', { gen: ev.gen, result: ev.result })
     if (ev.k === 'entry') this.telemetry.entry(ev.n, ev.bytes, ev.input)
     else if (ev.k === 'ack') this.telemetry.ack(ev.n)
     else this.ports.emit(ev.k, { ...ev })

@@ -2,7 +2,7 @@
 // going live, the clients following it, no acknowledged write lost, duplicates at cut-over
 // dropped; then restore redundancy and fail over the other way.
 // Fails (with the agent's stderr) when the agent bundle cannot start a replica: never skips.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -61,6 +61,15 @@ describe.each(['rsm', 'state-transfer'] as const)('local lab: failover in %s mod
     // a dies under load; b goes live
     const one = await loadThroughPowerCut(lab, 'a', 'r1-')
     await untilStatus(lab, 'b live alone', (rows) => rows.get('a')?.state === 'down' && role(rows, 'b') === 'live')
+    // the survivor's log keeps why it went live: the silence, the limit and what set it, and the test-and-set it won
+    const logOfB = readFileSync(join(home, 'labs', 'failover', 'b-1', 'agent.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.length > 0)
+      .map((l) => JSON.parse(l) as { msg: string; data?: Record<string, unknown> })
+    const suspicion = logOfB.find((l) => l.msg === 'suspect')
+    expect(suspicion?.data).toMatchObject({ peer: 'a', silentMs: expect.any(Number), limitMs: expect.any(Number), by: expect.any(String) })
+    expect(suspicion!.data!.silentMs as number).toBeGreaterThan(suspicion!.data!.limitMs as number)
+    expect(logOfB.find((l) => l.msg === 'test-and-set')?.data).toMatchObject({ gen: 1, result: 'won' })
     const s1 = one.result.summary
     expect(s1.failoversFollowed).toBeGreaterThanOrEqual(1)
     expect(answeredAfter(one.result.history, one.cutAt, bService)).toBeGreaterThan(0)
