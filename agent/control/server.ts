@@ -109,7 +109,7 @@ export class ControlServer {
     let pending: Buffer = Buffer.alloc(0)
     let refused = false
     const send = (m: ControlMessage) => {
-      if (!socket.destroyed) socket.write(JSON.stringify(m) + '\n')
+      if (!socket.destroyed) socket.write(line(m))
     }
     const authTimer = setTimeout(() => {
       this.opts.onProblem?.(`control connection from ${remote} did not authenticate in time`)
@@ -173,7 +173,7 @@ export class ControlServer {
         const ring = this.opts.ring
         const from = Math.max(since + 1, ring.firstSeq)
         send({ t: 'res', id, ok: true, result: { first: Math.min(from, ring.lastSeq + 1), last: ring.lastSeq, missed: from - (since + 1) } })
-        unsubscribe = this.stream(socket, remote, from - 1)
+        unsubscribe = this.stream(socket, send, remote, from - 1)
         return true
       }
       if (req.t === 'hello') {
@@ -237,7 +237,7 @@ export class ControlServer {
    * REPLAY_SLICE_EVENTS a turn, so the replica sharing this event loop keeps its heartbeats; events emitted meanwhile
    * are in the ring and follow in order. Returns what stops it.
    */
-  private stream(socket: Duplex, remote: string, cursor: number): () => void {
+  private stream(socket: Duplex, send: (m: ControlMessage) => void, remote: string, cursor: number): () => void {
     const ring = this.opts.ring
     let stopped = false
     let live: (() => void) | null = null
@@ -255,7 +255,7 @@ export class ControlServer {
       // the ring wrapped past the replay: what it lost cannot be sent in order
       if (missed > 0) return behind()
       if (events.length > 0) {
-        socket.write(events.map((ev) => JSON.stringify({ t: 'event', ev } satisfies ControlMessage) + '\n').join(''))
+        socket.write(events.map((ev) => line({ t: 'event', ev })).join(''))
         cursor = events[events.length - 1].seq
       }
       if (cursor < ring.lastSeq) {
@@ -264,7 +264,7 @@ export class ControlServer {
       }
       live = ring.subscribe((ev) => {
         if (socket.writableLength > MAX_SUBSCRIBER_BACKLOG_BYTES) return behind()
-        if (!socket.destroyed) socket.write(JSON.stringify({ t: 'event', ev } satisfies ControlMessage) + '\n')
+        send({ t: 'event', ev })
       })
     }
     pump()
@@ -273,6 +273,11 @@ export class ControlServer {
       live?.()
     }
   }
+}
+
+/** One message of the control protocol as it goes on the wire: a JSON line. */
+function line(m: ControlMessage): string {
+  return JSON.stringify(m) + '\n'
 }
 
 /** Hash first, so the constant-time compare works on equal lengths whatever was sent. */
